@@ -1,0 +1,5 @@
+// Placeholder until the owning capability lands.
+export async function run(_argv: string[]): Promise<number> {
+  process.stderr.write('nodewarden ctl: not implemented yet\n');
+  return 2;
+}

@@ -1,0 +1,45 @@
+/**
+ * `nodewarden <command>`: a thin dispatcher. Each command lives in its own
+ * module, loaded lazily so `nodewarden agent` never loads the engine.
+ */
+import { PoisonInputError, NodewardenError } from '../core/errors.js';
+
+type CommandModule = { run(argv: string[]): Promise<number> };
+
+const COMMANDS: Record<string, { load: () => Promise<CommandModule>; summary: string }> = {
+  agent: { load: () => import('./commands/agent.js'), summary: 'run the node agent (or --once: print one round of events as JSONL)' },
+  engine: { load: () => import('./commands/engine.js'), summary: 'run the rules engine service' },
+  replay: { load: () => import('./commands/replay.js'), summary: 'run the real engine over recorded events in virtual time' },
+  rules: { load: () => import('./commands/rules.js'), summary: 'rules check PATH | rules test FILE...' },
+  demo: { load: () => import('./commands/demo.js'), summary: 'the whole system in one process on embedded defaults' },
+  ctl: { load: () => import('./commands/ctl.js'), summary: 'operate a running engine through its control API' },
+};
+
+export function usage(): string {
+  const lines = Object.entries(COMMANDS).map(([k, v]) => `  ${k.padEnd(8)} ${v.summary}`);
+  return `usage: nodewarden <command> [options]\n\ncommands:\n${lines.join('\n')}\n\nRun 'nodewarden <command> --help' for a command's options.\n`;
+}
+
+export async function main(argv: string[]): Promise<number> {
+  const [cmd, ...rest] = argv;
+  if (!cmd || cmd === '--help' || cmd === '-h' || cmd === 'help') {
+    process.stdout.write(usage());
+    return cmd ? 0 : 2;
+  }
+  const entry = COMMANDS[cmd];
+  if (!entry) {
+    process.stderr.write(`nodewarden: unknown command "${cmd}"\n\n${usage()}`);
+    return 2;
+  }
+  try {
+    const mod = await entry.load();
+    return await mod.run(rest);
+  } catch (err) {
+    if (err instanceof PoisonInputError || (err instanceof NodewardenError && !err.retriable)) {
+      process.stderr.write(`nodewarden ${cmd}: ${err.message}\n`);
+      return 2;
+    }
+    process.stderr.write(`nodewarden ${cmd}: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+    return 1;
+  }
+}

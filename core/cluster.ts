@@ -1,0 +1,51 @@
+/**
+ * A read-only view of the cluster that the engine (group sizes, recent
+ * workload revisions) and the guard (real unavailable capacity) consult.
+ * Adapters: a simulated cluster built from `kubectl get -o yaml` dumps
+ * (replay, demo) and a live one kept in sync with the API by watch + reconcile.
+ */
+export interface NodeInfo {
+  name: string;
+  labels: Record<string, string>;
+  /** spec.unschedulable */
+  unschedulable: boolean;
+  /** Ready condition is True. */
+  ready: boolean;
+  /** True when nodewarden itself cordoned it (annotation `nodewarden.io/cordoned-by`). */
+  cordonedByNodewarden: boolean;
+}
+
+export interface WorkloadRef {
+  kind: 'DaemonSet' | 'Deployment';
+  namespace: string;
+  name: string;
+}
+
+export interface WorkloadRevision extends WorkloadRef {
+  revision: number;
+  /** When this revision was created (ms since epoch). */
+  createdAt: number;
+}
+
+export interface ClusterView {
+  /** Every node known right now. */
+  listNodes(): NodeInfo[];
+  getNode(name: string): NodeInfo | undefined;
+  /** Revisions of a workload, oldest first; empty when unknown. */
+  workloadRevisions(ref: WorkloadRef): WorkloadRevision[];
+}
+
+/** A node counts against the unavailable budget when it cannot take work, whoever made it so. */
+export function isUnavailable(n: NodeInfo): boolean {
+  return n.unschedulable || !n.ready;
+}
+
+/** Annotation and taint names nodewarden writes (one place, used by executors, views and tests). */
+export const NW = {
+  taintKey: 'nodewarden.io/unhealthy',
+  annCordonedBy: 'nodewarden.io/cordoned-by',
+  annRule: 'nodewarden.io/rule',
+  annReason: 'nodewarden.io/reason',
+  annTime: 'nodewarden.io/cordoned-at',
+  annDecision: 'nodewarden.io/decision-id',
+} as const;

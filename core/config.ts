@@ -1,0 +1,321 @@
+/**
+ * Configuration: shipped defaults <- file (YAML or JSON) <- environment <- flags.
+ * The merged result is validated against one JSON schema with
+ * additionalProperties=false, so a typo is an error naming the file and the
+ * field path, never a silently ignored setting. Secrets are never inline:
+ * they are read from files (mounted Kubernetes Secrets) or environment variables.
+ */
+import { readFileSync } from 'node:fs';
+import { Ajv } from 'ajv';
+import type { ErrorObject } from 'ajv';
+import { parse as parseYaml } from 'yaml';
+import { PoisonInputError } from './errors.js';
+import { isDuration } from './duration.js';
+
+export interface KafkaConfig {
+  brokers: string[];
+  clientId: string;
+  topics: { signals: string; deadLetter: string; ledger: string };
+  ssl: boolean;
+  sasl: { mechanism: 'plain' | 'scram-sha-256' | 'scram-sha-512'; usernameFile: string; passwordFile: string } | null;
+}
+
+export interface NodewardenConfig {
+  /** Node labels copied onto events and used for grouping. */
+  labels: { group: string; zone: string };
+  kafka: KafkaConfig;
+  redis: { url: string; keyPrefix: string; passwordFile: string | null };
+  agent: {
+    node: string;
+    hostRoot: string;
+    dcgmUrl: string;
+    containerdSocket: string;
+    kubeProxySelector: string;
+    kubeProxyHealthUrl: string;
+    intervals: { conntrack: string; dcgm: string; containerd: string; kubeProxyHealth: string; heartbeat: string; kmsgPoll: string };
+    containerdDeadline: string;
+    spool: { maxEvents: number };
+    http: { host: string; port: number };
+    publish: { batchSize: number; lingerMs: number };
+  };
+  engine: {
+    groupId: string;
+    rulesPath: string | null;
+    store: 'memory' | 'redis';
+    http: { host: string; port: number };
+    dedupeWindow: string;
+    watchedWorkloads: Array<{ kind: 'DaemonSet' | 'Deployment'; namespace: string; name: string }>;
+  };
+  guard: {
+    dryRun: boolean;
+    maxUnavailable: string;
+    maxUnavailablePerGroup: string;
+    rateLimits: Record<string, { count: number; per: string }>;
+    targetCooldown: string;
+    rollbackWindow: string;
+    circuitBreaker: { failures: number; window: string; openFor: string };
+    autoUncordon: boolean;
+  };
+  pager: {
+    pagerduty: { url: string; routingKeyFile: string | null; routingKeyEnv: string } | null;
+    slack: { webhookUrlFile: string | null; webhookUrlEnv: string; minIntervalMs: number } | null;
+  };
+  control: { tokensFile: string | null };
+}
+
+export const DEFAULT_CONFIG: NodewardenConfig = {
+  labels: { group: 'nodewarden.io/pool', zone: 'topology.kubernetes.io/zone' },
+  kafka: {
+    brokers: ['127.0.0.1:9092'],
+    clientId: 'nodewarden',
+    topics: { signals: 'nodewarden.signals', deadLetter: 'nodewarden.deadletter', ledger: 'nodewarden.ledger' },
+    ssl: false,
+    sasl: null,
+  },
+  redis: { url: 'redis://127.0.0.1:6379', keyPrefix: 'nw:', passwordFile: null },
+  agent: {
+    node: '',
+    hostRoot: '/',
+    dcgmUrl: 'http://127.0.0.1:9400/metrics',
+    containerdSocket: 'unix:///run/containerd/containerd.sock',
+    kubeProxySelector: 'k8s-app=kube-proxy',
+    kubeProxyHealthUrl: 'http://127.0.0.1:10256/healthz',
+    intervals: { conntrack: '15s', dcgm: '15s', containerd: '10s', kubeProxyHealth: '15s', heartbeat: '30s', kmsgPoll: '1s' },
+    containerdDeadline: '2s',
+    spool: { maxEvents: 10_000 },
+    http: { host: '0.0.0.0', port: 9101 },
+    publish: { batchSize: 500, lingerMs: 50 },
+  },
+  engine: {
+    groupId: 'nodewarden-engine',
+    rulesPath: null,
+    store: 'memory',
+    http: { host: '0.0.0.0', port: 9102 },
+    dedupeWindow: '1h',
+    watchedWorkloads: [{ kind: 'DaemonSet', namespace: 'gpu-operator', name: 'nvidia-driver-daemonset' }],
+  },
+  guard: {
+    dryRun: false,
+    maxUnavailable: '5%',
+    maxUnavailablePerGroup: '20%',
+    rateLimits: {
+      cordon: { count: 10, per: '10m' },
+      uncordon: { count: 10, per: '10m' },
+      rollback: { count: 1, per: '1h' },
+      page: { count: 60, per: '1m' },
+    },
+    targetCooldown: '10m',
+    rollbackWindow: '6h',
+    circuitBreaker: { failures: 5, window: '5m', openFor: '2m' },
+    autoUncordon: false,
+  },
+  pager: { pagerduty: null, slack: null },
+  control: { tokensFile: null },
+};
+
+const duration = { type: 'string', pattern: '^(0|(\\d+(\\.\\d+)?(ms|s|m|h|d))+)$' } as const;
+const budget = { type: 'string', pattern: '^(\\d+(\\.\\d+)?%|\\d+)$' } as const;
+const str = { type: 'string' } as const;
+const nstr = { type: ['string', 'null'] } as const;
+const port = { type: 'integer', minimum: 0, maximum: 65535 } as const;
+const obj = (properties: Record<string, unknown>, required = Object.keys(properties)) => ({
+  type: 'object',
+  additionalProperties: false,
+  properties,
+  required,
+});
+
+export const CONFIG_SCHEMA = obj({
+  labels: obj({ group: str, zone: str }),
+  kafka: obj({
+    brokers: { type: 'array', items: str, minItems: 1 },
+    clientId: str,
+    topics: obj({ signals: str, deadLetter: str, ledger: str }),
+    ssl: { type: 'boolean' },
+    sasl: {
+      anyOf: [{ type: 'null' }, obj({ mechanism: { enum: ['plain', 'scram-sha-256', 'scram-sha-512'] }, usernameFile: str, passwordFile: str })],
+    },
+  }),
+  redis: obj({ url: str, keyPrefix: str, passwordFile: nstr }),
+  agent: obj({
+    node: str,
+    hostRoot: str,
+    dcgmUrl: str,
+    containerdSocket: str,
+    kubeProxySelector: str,
+    kubeProxyHealthUrl: str,
+    intervals: obj({ conntrack: duration, dcgm: duration, containerd: duration, kubeProxyHealth: duration, heartbeat: duration, kmsgPoll: duration }),
+    containerdDeadline: duration,
+    spool: obj({ maxEvents: { type: 'integer', minimum: 1 } }),
+    http: obj({ host: str, port }),
+    publish: obj({ batchSize: { type: 'integer', minimum: 1 }, lingerMs: { type: 'integer', minimum: 0 } }),
+  }),
+  engine: obj({
+    groupId: str,
+    rulesPath: nstr,
+    store: { enum: ['memory', 'redis'] },
+    http: obj({ host: str, port }),
+    dedupeWindow: duration,
+    watchedWorkloads: { type: 'array', items: obj({ kind: { enum: ['DaemonSet', 'Deployment'] }, namespace: str, name: str }) },
+  }),
+  guard: obj({
+    dryRun: { type: 'boolean' },
+    maxUnavailable: budget,
+    maxUnavailablePerGroup: budget,
+    rateLimits: { type: 'object', additionalProperties: obj({ count: { type: 'integer', minimum: 0 }, per: duration }) },
+    targetCooldown: duration,
+    rollbackWindow: duration,
+    circuitBreaker: obj({ failures: { type: 'integer', minimum: 1 }, window: duration, openFor: duration }),
+    autoUncordon: { type: 'boolean' },
+  }),
+  pager: obj({
+    pagerduty: { anyOf: [{ type: 'null' }, obj({ url: str, routingKeyFile: nstr, routingKeyEnv: str })] },
+    slack: { anyOf: [{ type: 'null' }, obj({ webhookUrlFile: nstr, webhookUrlEnv: str, minIntervalMs: { type: 'integer', minimum: 0 } })] },
+  }),
+  control: obj({ tokensFile: nstr }),
+});
+
+/** Environment variables that override config paths. */
+export const ENV_OVERRIDES: ReadonlyArray<{ env: string; path: string; kind: 'string' | 'list' | 'int' | 'bool' }> = [
+  { env: 'NODEWARDEN_KAFKA_BROKERS', path: 'kafka.brokers', kind: 'list' },
+  { env: 'NODEWARDEN_REDIS_URL', path: 'redis.url', kind: 'string' },
+  { env: 'NODEWARDEN_NODE_NAME', path: 'agent.node', kind: 'string' },
+  { env: 'NODE_NAME', path: 'agent.node', kind: 'string' },
+  { env: 'NODEWARDEN_HOST_ROOT', path: 'agent.hostRoot', kind: 'string' },
+  { env: 'NODEWARDEN_DCGM_URL', path: 'agent.dcgmUrl', kind: 'string' },
+  { env: 'NODEWARDEN_AGENT_PORT', path: 'agent.http.port', kind: 'int' },
+  { env: 'NODEWARDEN_ENGINE_PORT', path: 'engine.http.port', kind: 'int' },
+  { env: 'NODEWARDEN_ENGINE_STORE', path: 'engine.store', kind: 'string' },
+  { env: 'NODEWARDEN_RULES', path: 'engine.rulesPath', kind: 'string' },
+  { env: 'NODEWARDEN_DRY_RUN', path: 'guard.dryRun', kind: 'bool' },
+  { env: 'NODEWARDEN_CONTROL_TOKENS_FILE', path: 'control.tokensFile', kind: 'string' },
+];
+
+export type Overrides = Record<string, unknown>;
+
+function isPlainObject(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+/** Deep merge: objects merge key by key; arrays and scalars replace. */
+export function deepMerge<T>(base: T, over: unknown): T {
+  if (!isPlainObject(base) || !isPlainObject(over)) return (over === undefined ? base : over) as T;
+  const out: Record<string, unknown> = { ...base };
+  for (const [k, v] of Object.entries(over)) {
+    const cur = out[k];
+    out[k] = isPlainObject(cur) && isPlainObject(v) ? deepMerge(cur, v) : v;
+  }
+  return out as T;
+}
+
+/** Sets a dotted path in a nested object, creating objects on the way. */
+export function setPath(target: Record<string, unknown>, path: string, value: unknown): void {
+  const parts = path.split('.');
+  let cur: Record<string, unknown> = target;
+  for (let i = 0; i < parts.length - 1; i++) {
+    const p = parts[i] as string;
+    const next = cur[p];
+    if (!isPlainObject(next)) cur[p] = {};
+    cur = cur[p] as Record<string, unknown>;
+  }
+  cur[parts[parts.length - 1] as string] = value;
+}
+
+function envValue(raw: string, kind: 'string' | 'list' | 'int' | 'bool', env: string): unknown {
+  switch (kind) {
+    case 'list':
+      return raw.split(',').map((s) => s.trim()).filter(Boolean);
+    case 'int': {
+      const n = Number(raw);
+      if (!Number.isInteger(n)) throw new PoisonInputError('CONFIG_INVALID', `env ${env}`, [{ path: '', message: `must be an integer, got "${raw}"` }]);
+      return n;
+    }
+    case 'bool':
+      if (!['true', 'false', '1', '0'].includes(raw))
+        throw new PoisonInputError('CONFIG_INVALID', `env ${env}`, [{ path: '', message: `must be true or false, got "${raw}"` }]);
+      return raw === 'true' || raw === '1';
+    default:
+      return raw;
+  }
+}
+
+const ajv = new Ajv({ allErrors: true, strict: false });
+const validateConfig = ajv.compile(CONFIG_SCHEMA);
+
+function ajvProblems(errors: ErrorObject[] | null | undefined): Array<{ path: string; message: string }> {
+  return (errors ?? []).map((e) => {
+    if (e.keyword === 'additionalProperties') {
+      const extra = (e.params as { additionalProperty?: string }).additionalProperty;
+      return { path: `${e.instancePath}/${extra ?? ''}`, message: 'unknown setting' };
+    }
+    if (e.keyword === 'pattern' && e.schemaPath.includes('duration')) return { path: e.instancePath, message: 'must be a duration like 30s, 15m, 2h' };
+    return { path: e.instancePath, message: e.message ?? 'invalid' };
+  });
+}
+
+/** Parses a config file's text (YAML is a superset of JSON). */
+export function parseConfigText(text: string, source: string): Overrides {
+  let doc: unknown;
+  try {
+    doc = parseYaml(text, { prettyErrors: true });
+  } catch (err) {
+    throw new PoisonInputError('CONFIG_INVALID', source, [{ path: '', message: (err as Error).message }], err);
+  }
+  if (doc === null || doc === undefined) return {};
+  if (!isPlainObject(doc)) throw new PoisonInputError('CONFIG_INVALID', source, [{ path: '', message: 'config must be a mapping' }]);
+  return doc;
+}
+
+export interface LoadConfigOptions {
+  file?: string | undefined;
+  env?: NodeJS.ProcessEnv;
+  /** Dotted-path overrides from command-line flags, applied last. */
+  flags?: Record<string, unknown>;
+}
+
+/** Loads, merges and validates the configuration; throws PoisonInputError with every problem. */
+export function loadConfig(opts: LoadConfigOptions = {}): NodewardenConfig {
+  let cfg: NodewardenConfig = structuredClone(DEFAULT_CONFIG);
+  let source = 'defaults';
+  if (opts.file) {
+    source = opts.file;
+    let text: string;
+    try {
+      text = readFileSync(opts.file, 'utf8');
+    } catch (err) {
+      throw new PoisonInputError('CONFIG_INVALID', opts.file, [{ path: '', message: `cannot read: ${(err as Error).message}` }], err);
+    }
+    cfg = deepMerge(cfg, parseConfigText(text, opts.file));
+  }
+  const env = opts.env ?? {};
+  const envOver: Record<string, unknown> = {};
+  for (const o of ENV_OVERRIDES) {
+    const raw = env[o.env];
+    if (raw !== undefined && raw !== '') setPath(envOver, o.path, envValue(raw, o.kind, o.env));
+  }
+  cfg = deepMerge(cfg, envOver);
+  const flagOver: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(opts.flags ?? {})) if (v !== undefined) setPath(flagOver, k, v);
+  cfg = deepMerge(cfg, flagOver);
+  if (!validateConfig(cfg)) throw new PoisonInputError('CONFIG_INVALID', source, ajvProblems(validateConfig.errors));
+  return cfg;
+}
+
+/** Reads a secret from a file (mounted Secret) or an environment variable; never from the config itself. */
+export function readSecret(file: string | null | undefined, envName: string | undefined, env: NodeJS.ProcessEnv = process.env): string | null {
+  if (file) return readFileSync(file, 'utf8').trim();
+  if (envName && env[envName]) return (env[envName] as string).trim();
+  return null;
+}
+
+/** `5%` of total, or an absolute count; floors, but a non-zero percentage allows at least 1 when total > 0. */
+export function budgetFor(spec: string, total: number): number {
+  if (spec.endsWith('%')) {
+    const pct = Number(spec.slice(0, -1));
+    if (total <= 0 || pct <= 0) return 0;
+    return Math.max(1, Math.floor((pct / 100) * total));
+  }
+  return Number(spec);
+}
+
+export { isDuration };

@@ -1,0 +1,57 @@
+/**
+ * Decisions and ledger records — the contract of brief §4. The engine turns
+ * rule firings into decisions; remediations pass each through the guard and an
+ * executor; every decision, executed or not, becomes one ledger record.
+ */
+export const ACTIONS = ['cordon', 'uncordon', 'rollback', 'page', 'resolve'] as const;
+export type ActionKind = (typeof ACTIONS)[number];
+
+export const OUTCOMES = ['executed', 'dry-run', 'denied', 'suppressed', 'failed'] as const;
+export type Outcome = (typeof OUTCOMES)[number];
+
+export const SEVERITIES = ['critical', 'error', 'warning', 'info'] as const;
+export type Severity = (typeof SEVERITIES)[number];
+
+export interface Target {
+  kind: 'Node' | 'DaemonSet' | 'Deployment' | 'Group' | 'Fleet';
+  name: string;
+  namespace?: string;
+}
+
+/** What a rule asks for. Produced by the pure engine; carries everything an executor needs. */
+export interface Decision {
+  /** Stable idempotency key: the same firing re-processed after a crash yields the same id. */
+  id: string;
+  /** Virtual or wall time of the decision, ms since epoch. */
+  at: number;
+  rule: string;
+  action: ActionKind;
+  target: Target;
+  reason: string;
+  severity?: Severity;
+  /** Pages and resolves: the stable PagerDuty/Slack dedup key. */
+  dedupKey?: string;
+  /** Action parameters from the rule (e.g. toRevision, taint, group label). */
+  params?: Record<string, unknown>;
+  /** Label values of the scope (pool, zone) for per-group guards and grouping. */
+  group?: Record<string, string>;
+  /** Evidence shown to humans (event ids, counts, windows). */
+  evidence?: Record<string, unknown>;
+}
+
+/** One line of the ledger (brief §4). Optional fields appear only when they apply. */
+export interface LedgerRecord {
+  ts: string;
+  rule: string;
+  action: ActionKind;
+  target: Target;
+  outcome: Outcome;
+  reason: string;
+  guard: string | null;
+  severity?: Severity;
+  dedupKey?: string;
+  toRevision?: number;
+  decisionId?: string;
+  error?: string;
+  details?: Record<string, unknown>;
+}

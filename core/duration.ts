@@ -1,0 +1,44 @@
+import { NodewardenError } from './errors.js';
+
+const UNIT_MS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };
+const DURATION_RE = /^(\d+(?:\.\d+)?)(ms|s|m|h|d)$/;
+
+/** Parses `250ms`, `60s`, `15m`, `2h`, `1d`, or compound `1h30m`. */
+export function parseDuration(text: string): number {
+  const s = text.trim();
+  if (s === '0') return 0;
+  let total = 0;
+  let rest = s;
+  const part = /^(\d+(?:\.\d+)?)(ms|s|m|h|d)/;
+  if (!rest) throw new NodewardenError('REQUEST_INVALID', `empty duration`);
+  while (rest.length > 0) {
+    const m = part.exec(rest);
+    if (!m || m[1] === undefined || m[2] === undefined) {
+      throw new NodewardenError('REQUEST_INVALID', `invalid duration "${text}" (expected e.g. 30s, 15m, 2h, 1h30m)`);
+    }
+    total += Number(m[1]) * (UNIT_MS[m[2]] ?? 0);
+    rest = rest.slice(m[0].length);
+  }
+  return Math.round(total);
+}
+
+export function isDuration(text: string): boolean {
+  if (text === '0') return true;
+  let rest = text.trim();
+  if (!rest) return false;
+  while (rest.length > 0) {
+    const m = /^(\d+(?:\.\d+)?)(ms|s|m|h|d)/.exec(rest);
+    if (!m) return false;
+    rest = rest.slice(m[0].length);
+  }
+  return true;
+}
+
+export function formatDuration(ms: number): string {
+  if (ms % 3_600_000 === 0 && ms >= 3_600_000) return `${ms / 3_600_000}h`;
+  if (ms % 60_000 === 0 && ms >= 60_000) return `${ms / 60_000}m`;
+  if (ms % 1000 === 0 && ms >= 1000) return `${ms / 1000}s`;
+  return `${ms}ms`;
+}
+
+export { DURATION_RE };
