@@ -1,0 +1,3 @@
+{{- define "nodewarden.image" -}}
+{{ .Values.image.repository }}:{{ .Values.image.tag }}
+{{- end -}}
