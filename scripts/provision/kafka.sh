@@ -30,6 +30,15 @@ command -v java >/dev/null || { echo "kafka.sh: java not found (need a JRE >= 11
 command -v mvn >/dev/null || { echo "kafka.sh: mvn not found (apt-get install -y maven)" >&2; exit 1; }
 
 mkdir -p "$BASE"
+# Serialise concurrent provisioning (parallel test processes); re-check after the lock.
+if command -v flock >/dev/null; then
+  exec 9>"$BASE/.lock"
+  flock 9
+  if [[ -f "$STAMP" && "$(cat "$STAMP")" == "$STAMP_CONTENT" ]]; then
+    echo "$LIBS"
+    exit 0
+  fi
+fi
 WORK="$(mktemp -d "$BASE/.work.XXXXXX")"
 trap 'rm -rf "$WORK"' EXIT
 
@@ -79,7 +88,7 @@ POM
 
 echo "kafka.sh: resolving Kafka $KAFKA_VERSION jars from Maven Central..." >&2
 mkdir -p "$WORK/libs"
-( cd "$WORK" && mvn -q -B -f pom.xml dependency:copy-dependencies \
+( cd "$WORK" && mvn -q -B -Dstyle.color=never -f pom.xml dependency:copy-dependencies \
     -DincludeScope=runtime -DoutputDirectory="$WORK/libs" ) >&2
 
 compgen -G "$WORK/libs/kafka_${SCALA_BINARY}-${KAFKA_VERSION}.jar" >/dev/null \

@@ -266,7 +266,7 @@ export async function waitUntil(check: () => Promise<boolean>, opts: WaitOptions
 function failureMessage(head: string, opts: WaitOptions, lastError: unknown): string {
   const parts = [head];
   if (lastError !== undefined) {
-    parts.push(`last check error: ${lastError instanceof Error ? lastError.message : String(lastError)}`);
+    parts.push(`last check error: ${lastError instanceof Error ? lastError.message : JSON.stringify(lastError)}`);
   }
   const files = [...(opts.proc ? [opts.proc.logFile] : []), ...(opts.logFiles ?? [])];
   for (const f of new Set(files)) {
