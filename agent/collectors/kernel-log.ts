@@ -178,8 +178,12 @@ export function createKernelLogCollector(ctx: CollectorContext, opts: KernelLogC
       else if (r.clock === 'monotonic' && r.tsMs !== undefined && this.bootMs !== undefined) t = this.bootMs + r.tsMs;
       if (t === undefined) return undefined;
       const now = ctx.clock.now();
-      // A stamp from a wrongly-guessed year or a stale boot time is worse than "now".
-      return t > now + 60_000 || t < now - 400 * 86_400_000 ? undefined : Math.round(t);
+      // A stamp in the future, or from a wrongly-guessed year (year-less syslog) or a
+      // stale boot time, is worse than "now". Stamps that carry their year (dmesg -T,
+      // RFC 3339) are kept however old: `--once` over an old log feeds replay.
+      const guessed = r.format === 'syslog' || r.clock === 'monotonic';
+      if (t > now + 60_000 || (guessed && t < now - 400 * 86_400_000)) return undefined;
+      return Math.round(t);
     }
   }
 
