@@ -1,5 +1,345 @@
-// Placeholder until the owning capability lands.
-export async function run(_argv: string[]): Promise<number> {
-  process.stderr.write('nodewarden engine: not implemented yet\n');
-  return 2;
+/**
+ * `nodewarden engine`: the composition root of the rules engine service.
+ *
+ * Wires the Kafka consumer (signals), the state store, toggles, dedupe and
+ * guard (Redis for production, memory for a single embedded replica), the
+ * cluster view (live API, or a simulated cluster file), executors and pagers,
+ * the remediator with its ledger sinks, and the HTTP endpoint with the
+ * control API. SIGTERM/SIGINT: finish the batch, commit, close everything.
+ */
+import { readFileSync } from 'node:fs';
+import kafkajs from 'kafkajs';
+import type { Kafka as KafkaClient, KafkaConfig, LogEntry, Producer } from 'kafkajs';
+import { Redis } from 'ioredis';
+import { parseFlags } from '../args.js';
+import { systemClock } from '../../core/clock.js';
+import type { ClusterView } from '../../core/cluster.js';
+import { loadConfig, readSecret } from '../../core/config.js';
+import type { NodewardenConfig } from '../../core/config.js';
+import { parseDuration } from '../../core/duration.js';
+import { errorMessage, PoisonInputError } from '../../core/errors.js';
+import { createLogger } from '../../core/logger.js';
+import type { Logger } from '../../core/logger.js';
+import { createRegistry } from '../../core/metrics.js';
+import { loadRules, defaultRulesPath } from '../../rules/language/load.js';
+import { createRuleEngine } from '../../rules/engine/engine.js';
+import type { StateStore } from '../../rules/store/state-store.js';
+import { MemoryStateStore } from '../../rules/store/memory-store.js';
+import { RedisStateStore } from '../../rules/store/redis-store.js';
+import { BatchProcessor } from '../../rules/service/batch-processor.js';
+import { KafkaDeadLetterSink } from '../../rules/service/dead-letter.js';
+import { MemoryDeduper, RedisDeduper } from '../../rules/service/dedupe.js';
+import { EngineService } from '../../rules/service/engine-service.js';
+import { engineServiceMetrics } from '../../rules/service/metrics.js';
+import type { EventDeduper } from '../../rules/service/ports.js';
+import { KafkaToggleAuditSink } from '../../rules/toggles/kafka-audit-sink.js';
+import { MemoryRuleToggles } from '../../rules/toggles/memory-toggles.js';
+import type { ClosableRuleToggles, ToggleAuditSink } from '../../rules/toggles/port.js';
+import { RedisRuleToggles } from '../../rules/toggles/redis-toggles.js';
+import { RedisToggleAuditSink } from '../../rules/toggles/redis-audit-sink.js';
+import { fanOutAudit, ToggleService } from '../../rules/toggles/toggle-service.js';
+import { createRemediator } from '../../remediations/remediator.js';
+import { createMemoryGuard } from '../../remediations/guard/memory-guard.js';
+import { createRedisGuard } from '../../remediations/guard/redis-guard.js';
+import { guardOptionsFromConfig } from '../../remediations/guard/policy.js';
+import { KafkaLedgerSink } from '../../remediations/ledger/kafka-ledger.js';
+import { RedisStreamLedger } from '../../remediations/ledger/redis-stream-ledger.js';
+import type { LedgerSink } from '../../remediations/ledger/sink.js';
+import { createPagersFromConfig } from '../../remediations/pager/from-config.js';
+import { createPagerExecutor } from '../../remediations/pager/pager-executor.js';
+import { createRecordingPager } from '../../remediations/pager/recording-pager.js';
+import type { ControllableGuard, Executor } from '../../remediations/ports.js';
+import { createSimulatedCluster, loadClusterFile } from '../../remediations/simulated/index.js';
+import { createControlBackend, MemoryLedgerReader } from '../../control/backend.js';
+import type { LedgerReader } from '../../control/backend.js';
+import { RedisLedgerReader } from '../../control/redis-ledger-reader.js';
+import { EngineHttpServer } from '../../control/server.js';
+import type { ReadinessReport } from '../../control/server.js';
+import { TokenFile } from '../../control/tokens.js';
+
+const { Kafka, logLevel } = kafkajs;
+
+const USAGE = `usage: nodewarden engine [options]
+
+  --config FILE          config file (YAML or JSON); defaults are built in
+  --rules PATH           rule file or directory (default: the shipped rule pack)
+  --store memory|redis   state, toggles, dedupe and guard backend (default: config engine.store)
+  --dry-run              shadow mode: decide and record, never act
+  --port N               HTTP port for /metrics, /healthz, /readyz and the control API (default 9102)
+  --host ADDR            HTTP bind address (default 0.0.0.0)
+  --cluster FILE         use a simulated cluster from a kubectl YAML dump instead of the live API
+  --session-timeout D    consumer session timeout, how fast a dead replica's partitions move (default 10s)
+  --tick D               tick period for time-driven rules (default 1s)
+
+Kubernetes credentials: in-cluster service account, else $KUBECONFIG or ~/.kube/config.
+`;
+
+const OPTIONS = {
+  config: { type: 'string' },
+  rules: { type: 'string' },
+  store: { type: 'string' },
+  'dry-run': { type: 'boolean' },
+  port: { type: 'string' },
+  host: { type: 'string' },
+  cluster: { type: 'string' },
+  'session-timeout': { type: 'string' },
+  tick: { type: 'string' },
+  help: { type: 'boolean', short: 'h' },
+} as const;
+
+function bad(message: string): PoisonInputError {
+  return new PoisonInputError('REQUEST_INVALID', 'nodewarden engine', [{ path: '', message }]);
+}
+
+function durationFlag(name: string, v: string | undefined, dflt: number): number {
+  if (v === undefined) return dflt;
+  try {
+    return parseDuration(v);
+  } catch {
+    throw bad(`--${name} must be a duration like 10s, got "${v}"`);
+  }
+}
+
+/** kafkajs logs through our logger (stdout stays clean). */
+function kafkaLogCreator(logger: Logger): KafkaConfig['logCreator'] {
+  return () => (entry: LogEntry) => {
+    const { message, ...extra } = entry.log;
+    const o = { kafka: entry.namespace, ...extra };
+    if (entry.level <= logLevel.ERROR) logger.error(o, message);
+    else if (entry.level === logLevel.WARN) logger.warn(o, message);
+    else logger.debug(o, message);
+  };
+}
+
+function kafkaClient(cfg: NodewardenConfig, logger: Logger): KafkaClient {
+  const k = cfg.kafka;
+  let sasl: KafkaConfig['sasl'];
+  if (k.sasl) {
+    const username = readFileSync(k.sasl.usernameFile, 'utf8').trim();
+    const password = readFileSync(k.sasl.passwordFile, 'utf8').trim();
+    sasl = k.sasl.mechanism === 'plain' ? { mechanism: 'plain', username, password } : k.sasl.mechanism === 'scram-sha-256' ? { mechanism: 'scram-sha-256', username, password } : { mechanism: 'scram-sha-512', username, password };
+  }
+  return new Kafka({
+    clientId: k.clientId,
+    brokers: k.brokers,
+    ssl: k.ssl,
+    ...(sasl ? { sasl } : {}),
+    logLevel: logLevel.WARN,
+    logCreator: kafkaLogCreator(logger.child({ component: 'kafka' })),
+    retry: { retries: 10, initialRetryTime: 300, maxRetryTime: 10_000 },
+  });
+}
+
+export async function run(argv: string[]): Promise<number> {
+  const { values } = parseFlags('engine', argv, OPTIONS, false);
+  if (values.help) {
+    process.stdout.write(USAGE);
+    return 0;
+  }
+  if (values.store !== undefined && values.store !== 'memory' && values.store !== 'redis') throw bad(`--store must be memory or redis, got "${values.store}"`);
+  let port: number | undefined;
+  if (values.port !== undefined) {
+    port = Number(values.port);
+    if (!Number.isInteger(port) || port < 0 || port > 65535) throw bad(`--port must be a port number, got "${values.port}"`);
+  }
+  const sessionTimeoutMs = durationFlag('session-timeout', values['session-timeout'], 10_000);
+  if (sessionTimeoutMs < 1000) throw bad('--session-timeout must be at least 1s');
+  const tickMs = durationFlag('tick', values.tick, 1000);
+
+  const config = loadConfig({
+    file: values.config,
+    env: process.env,
+    flags: {
+      'engine.rulesPath': values.rules,
+      'engine.store': values.store,
+      'guard.dryRun': values['dry-run'] ? true : undefined,
+      'engine.http.port': port,
+      'engine.http.host': values.host,
+    },
+  });
+  const logger = createLogger({ component: 'engine' });
+  const clock = systemClock;
+  const registry = createRegistry('engine', { defaultMetrics: true });
+  const rules = loadRules(config.engine.rulesPath ?? defaultRulesPath());
+  const useRedis = config.engine.store === 'redis';
+  const prefix = config.redis.keyPrefix;
+  const closers: Array<[string, () => unknown]> = [];
+
+  // --- Redis
+  let redis: Redis | undefined;
+  if (useRedis) {
+    const password = readSecret(config.redis.passwordFile, 'NODEWARDEN_REDIS_PASSWORD');
+    redis = new Redis(config.redis.url, { ...(password ? { password } : {}), maxRetriesPerRequest: 3, enableOfflineQueue: true });
+    redis.on('error', (err: unknown) => logger.warn({ err: errorMessage(err) }, 'redis connection error'));
+    await redis.ping();
+  }
+
+  // --- cluster view and executors
+  let cluster: ClusterView;
+  let kubeExecutor: Executor;
+  if (values.cluster) {
+    const sim = createSimulatedCluster(await loadClusterFile(values.cluster), { clock, logger });
+    cluster = sim;
+    kubeExecutor = sim.executor;
+    logger.info({ file: values.cluster, nodes: sim.listNodes().length }, 'using a simulated cluster');
+  } else {
+    // Loaded only here: the Kubernetes client is heavy and not needed with --cluster.
+    const [{ KubeConfig }, { createClientNodeKubeApi }, { createClientNodeListWatch }, { createKubeExecutor }, { createLiveCluster }] = await Promise.all([
+      import('@kubernetes/client-node'),
+      import('../../remediations/kube/client-node-api.js'),
+      import('../../remediations/kube/client-node-watch.js'),
+      import('../../remediations/kube/executors.js'),
+      import('../../remediations/kube/live-cluster.js'),
+    ]);
+    const kc = new KubeConfig();
+    kc.loadFromDefault();
+    const live = createLiveCluster({ source: createClientNodeListWatch(kc, { registry }), logger });
+    await live.start();
+    closers.push(['cluster view', () => live.stop()]);
+    cluster = live;
+    kubeExecutor = createKubeExecutor(createClientNodeKubeApi(kc, { registry }), { clock, logger });
+  }
+
+  // --- pagers, guard, ledger, remediator
+  let pagers = createPagersFromConfig(config, logger);
+  if (pagers.length === 0) {
+    logger.warn({}, 'no pager configured (pager.pagerduty / pager.slack): pages are only logged and recorded in the ledger');
+    const rec = createRecordingPager('log-only');
+    pagers = [{ name: rec.name, send: async (req) => { logger.info({ page: req }, 'page (no pager configured)'); await rec.send(req); } }];
+  }
+  const guardOptions = guardOptionsFromConfig(config);
+  const guard: ControllableGuard = redis
+    ? createRedisGuard({ redis, keyPrefix: prefix, view: cluster, options: guardOptions, clock })
+    : createMemoryGuard({ view: cluster, options: guardOptions, clock });
+  const kafka = kafkaClient(config, logger);
+  const ledgerSinks: LedgerSink[] = [new KafkaLedgerSink({ kafka, topic: config.kafka.topics.ledger })];
+  let ledgerReader: LedgerReader;
+  const memoryLedger = new MemoryLedgerReader(50_000);
+  if (redis) {
+    ledgerSinks.push(new RedisStreamLedger({ redis, keyPrefix: prefix }));
+    ledgerReader = new RedisLedgerReader(redis, prefix);
+  } else {
+    ledgerSinks.push({ name: 'memory', write: (rs) => memoryLedger.append(rs) });
+    ledgerReader = memoryLedger;
+  }
+  const remediator = createRemediator({
+    guard,
+    executors: [kubeExecutor, createPagerExecutor({ pagers, logger })],
+    ledger: ledgerSinks,
+    clock,
+    logger,
+    registry,
+    dryRun: config.guard.dryRun,
+  });
+
+  // --- state, toggles, dedupe, engine
+  const store: StateStore = redis ? new RedisStateStore({ client: redis }) : new MemoryStateStore();
+  const toggles: ClosableRuleToggles = redis ? new RedisRuleToggles({ redis, keyPrefix: prefix, clock, logger }) : new MemoryRuleToggles(clock);
+  await toggles.start();
+  const dedupeTimes = { windowMs: parseDuration(config.engine.dedupeWindow), claimTtlMs: Math.floor(sessionTimeoutMs / 2) };
+  const deduper: EventDeduper = redis ? new RedisDeduper(redis, prefix, dedupeTimes) : new MemoryDeduper(clock, dedupeTimes);
+  const engine = createRuleEngine({ rules, store, cluster, toggles, clock, logger, registry, config });
+
+  const producer: Producer = kafka.producer({ allowAutoTopicCreation: false, idempotent: false });
+  await producer.connect();
+  const metrics = engineServiceMetrics(registry);
+  const processor = new BatchProcessor({
+    engine,
+    remediator,
+    deduper,
+    deadLetters: new KafkaDeadLetterSink(producer, config.kafka.topics.deadLetter),
+    metrics,
+    clock,
+    logger,
+  });
+  const service = new EngineService({
+    kafka,
+    groupId: config.engine.groupId,
+    topic: config.kafka.topics.signals,
+    processor,
+    metrics,
+    clock,
+    logger,
+    tickMs,
+    sessionTimeoutMs,
+  });
+
+  // --- HTTP and control API
+  const auditSinks: ToggleAuditSink[] = [new KafkaToggleAuditSink(producer, config.kafka.topics.ledger)];
+  auditSinks.push(redis ? new RedisToggleAuditSink(redis, prefix) : { append: (rs) => memoryLedger.append(rs) });
+  const backend = createControlBackend({
+    rules: rules.rules,
+    toggles,
+    toggleService: new ToggleService(toggles, fanOutAudit(auditSinks), clock),
+    guard,
+    ledger: ledgerReader,
+    clock,
+  });
+  const tokensFile = config.control.tokensFile;
+  if (!tokensFile) logger.warn({}, 'control API disabled: set control.tokensFile (or NODEWARDEN_CONTROL_TOKENS_FILE)');
+  const tokens = tokensFile ? new TokenFile(tokensFile, (err) => logger.error({ err: errorMessage(err) }, 'tokens file reload failed; keeping the previous tokens')) : undefined;
+  const readiness = async (): Promise<ReadinessReport> => {
+    const checks: ReadinessReport['checks'] = {};
+    const st = service.status;
+    checks.consumer = st.joined ? { ok: true } : { ok: false, detail: st.crashed ?? 'not joined to the consumer group yet' };
+    if (redis) {
+      const r = redis;
+      checks.redis = await Promise.race([
+        r.ping().then(() => ({ ok: true })),
+        new Promise<{ ok: boolean; detail: string }>((resolve) => setTimeout(() => resolve({ ok: false, detail: 'PING timed out' }), 1000).unref()),
+      ]).catch((err: unknown) => ({ ok: false, detail: errorMessage(err) }));
+    }
+    return { ready: Object.values(checks).every((c) => c.ok), checks };
+  };
+  const http = new EngineHttpServer({
+    host: config.engine.http.host,
+    port: config.engine.http.port,
+    registry,
+    readiness,
+    ...(tokens ? { control: { backend, tokens } } : {}),
+    clock,
+    logger,
+  });
+  const addr = await http.listen();
+  logger.info({ host: addr.host, port: addr.port, store: config.engine.store, dryRun: config.guard.dryRun, rules: rules.rules.length }, 'engine http listening');
+
+  await service.start();
+  logger.info({ groupId: config.engine.groupId, topic: config.kafka.topics.signals }, 'engine consuming');
+
+  // --- graceful shutdown
+  return await new Promise<number>((resolve) => {
+    let stopping = false;
+    const shutdown = (signal: string): void => {
+      if (stopping) return;
+      stopping = true;
+      logger.info({ signal }, 'shutting down: finishing the batch in progress');
+      const steps: Array<[string, () => unknown]> = [
+        ['consumer', () => service.stop()],
+        ['remediator', () => remediator.close()],
+        ['http', () => http.close()],
+        ['producer', () => producer.disconnect()],
+        ...ledgerSinks.map((s): [string, () => unknown] => [`ledger ${s.name}`, () => s.close?.()]),
+        ['toggles', () => toggles.close()],
+        ['guard', () => guard.close?.()],
+        ['store', () => store.close()],
+        ...closers,
+        ['redis', () => redis?.quit()],
+      ];
+      void (async () => {
+        let code = 0;
+        for (const [name, step] of steps) {
+          try {
+            await step();
+          } catch (err) {
+            code = 1;
+            logger.warn({ step: name, err: errorMessage(err) }, 'shutdown step failed');
+          }
+        }
+        logger.info({}, 'engine stopped');
+        resolve(code);
+      })();
+    };
+    process.once('SIGTERM', () => shutdown('SIGTERM'));
+    process.once('SIGINT', () => shutdown('SIGINT'));
+  });
 }

@@ -27,10 +27,36 @@ export interface RuleToggles {
 export const fileOnlyToggles: RuleToggles = {
   isEnabled: (_rule, fileEnabled) => fileEnabled,
   list: () => [],
-  set: async () => {
-    throw new Error('toggles are read-only here');
-  },
-  clear: async () => {
-    throw new Error('toggles are read-only here');
-  },
+  set: () => Promise.reject(new Error('toggles are read-only here')),
+  clear: () => Promise.reject(new Error('toggles are read-only here')),
 };
+
+/**
+ * Audit record of one toggle change. It travels on the ledger topic (and the
+ * ledger stream) next to decision records, told apart by `kind`, because a
+ * `LedgerRecord.action` is limited to cordon/uncordon/rollback/page/resolve.
+ * `enabled: null` means the toggle was cleared (the rule is back to its file state).
+ */
+export interface ToggleAuditRecord {
+  ts: string;
+  kind: 'rule-toggle';
+  rule: string;
+  enabled: boolean | null;
+  reason: string;
+  by: string;
+  /** RFC 3339, or null for a toggle without TTL. */
+  expiresAt: string | null;
+}
+
+/** Where toggle audit records go (ledger topic, ledger stream, memory). */
+export interface ToggleAuditSink {
+  append(records: ToggleAuditRecord[]): Promise<void>;
+}
+
+/** A toggle store that holds resources (connections, timers). */
+export interface ClosableRuleToggles extends RuleToggles {
+  /** Loads the current toggles and starts following changes. Idempotent. */
+  start(): Promise<void>;
+  /** Stops timers and subscriptions. Idempotent. */
+  close(): Promise<void>;
+}

@@ -1,0 +1,82 @@
+/**
+ * kubectl-like rendering for `nodewarden ctl`: aligned tables with
+ * upper-case headers by default, or the server's JSON / YAML as is.
+ */
+import { stringify as toYaml } from 'yaml';
+import type { GuardStatus } from '../remediations/ports.js';
+import type { LedgerEntry, RuleView } from './api.js';
+
+export type OutputFormat = 'table' | 'json' | 'yaml';
+
+/** Columns padded to the widest cell, separated by three spaces (like kubectl). */
+export function table(headers: readonly string[], rows: ReadonlyArray<readonly string[]>): string {
+  const widths = headers.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
+  const line = (cells: readonly string[]): string =>
+    cells
+      .map((c, i) => (i === cells.length - 1 ? c : c.padEnd(widths[i] ?? 0)))
+      .join('   ')
+      .trimEnd();
+  return [line(headers), ...rows.map(line)].join('\n') + '\n';
+}
+
+export function structured(value: unknown, format: 'json' | 'yaml'): string {
+  return format === 'json' ? JSON.stringify(value, null, 2) + '\n' : toYaml(value);
+}
+
+/** `59m`, `2h5m`, `3d` — a compact, kubectl-AGE-like span. */
+export function span(ms: number): string {
+  const s = Math.max(0, Math.round(ms / 1000));
+  if (s < 60) return `${s}s`;
+  const m = Math.floor(s / 60);
+  if (m < 60) return s % 60 && m < 10 ? `${m}m${s % 60}s` : `${m}m`;
+  const h = Math.floor(m / 60);
+  if (h < 48) return m % 60 ? `${h}h${m % 60}m` : `${h}h`;
+  return `${Math.floor(h / 24)}d`;
+}
+
+export function renderRules(rules: readonly RuleView[], now: number): string {
+  const rows = rules.map((r) => [
+    r.id,
+    r.fileEnabled ? 'enabled' : 'disabled',
+    r.toggle ? (r.toggle.enabled ? 'enabled' : 'disabled') : '-',
+    r.effective ? 'enabled' : 'disabled',
+    r.toggle?.expiresAt ? span(r.toggle.expiresAt - now) : '-',
+    r.toggle ? r.toggle.by : '-',
+    r.toggle ? r.toggle.reason : '',
+  ]);
+  return table(['ID', 'FILE', 'RUNTIME', 'EFFECTIVE', 'EXPIRES', 'BY', 'REASON'], rows);
+}
+
+export function renderGuard(g: GuardStatus, now: number): string {
+  const out: string[] = [];
+  out.push(g.paused ? `PAUSED by ${g.paused.by} ${span(now - g.paused.at)} ago: ${g.paused.reason}\n\n` : 'ACTIVE (not paused)\n\n');
+  const budgets = [g.fleet, ...g.groups].map((b) => [b.scope, String(b.total), String(b.unavailable), String(b.reserved), String(b.limit), String(Math.max(0, b.limit - b.unavailable - b.reserved))]);
+  out.push(table(['SCOPE', 'NODES', 'UNAVAILABLE', 'RESERVED', 'LIMIT', 'HEADROOM'], budgets));
+  if (g.rateLimits.length > 0) {
+    out.push('\n');
+    out.push(table(['ACTION', 'USED', 'LIMIT', 'PER', 'REMAINING'], g.rateLimits.map((r) => [r.action, String(r.used), String(r.limit), span(r.windowMs), String(r.remaining)])));
+  }
+  if (g.breakers.length > 0) {
+    out.push('\n');
+    out.push(
+      table(
+        ['BREAKER', 'STATE', 'FAILURES', 'HALF-OPENS IN'],
+        g.breakers.map((b) => [b.action, b.state, String(b.failures), b.openUntil !== undefined && b.state === 'open' ? span(b.openUntil - now) : '-']),
+      ),
+    );
+  }
+  return out.join('');
+}
+
+export function renderLedger(entries: readonly LedgerEntry[]): string {
+  const rows = entries.map((e) => {
+    if ('kind' in e) {
+      const what = e.enabled === null ? 'toggle:clear' : e.enabled ? 'toggle:enable' : 'toggle:disable';
+      const until = e.expiresAt ? ` (until ${e.expiresAt})` : '';
+      return [e.ts, e.rule, what, `Rule/${e.rule}`, '-', '-', `${e.reason} [by ${e.by}]${until}`];
+    }
+    const target = `${e.target.kind}/${e.target.namespace ? `${e.target.namespace}/` : ''}${e.target.name}`;
+    return [e.ts, e.rule, e.action, target, e.outcome, e.guard ?? '-', e.reason];
+  });
+  return table(['TIME', 'RULE', 'ACTION', 'TARGET', 'OUTCOME', 'GUARD', 'REASON'], rows);
+}

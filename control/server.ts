@@ -1,0 +1,318 @@
+/**
+ * The engine's HTTP endpoint (node:http; a dozen routes need no framework):
+ *
+ *   GET  /metrics   the engine's private Prometheus registry
+ *   GET  /healthz   the process is alive
+ *   GET  /readyz    consumer joined and Redis reachable (503 otherwise)
+ *   /api/v1/...     the authenticated control API (docs/control-api.md)
+ *
+ * Every error is JSON `{error: {code, message, problems}}`: 400 for a
+ * malformed request, 401 without or with a bad token, 403 for a read-only
+ * token on a mutating call, 404/405 for unknown routes and methods.
+ */
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { Registry } from 'prom-client';
+import type { Clock } from '../core/clock.js';
+import type { ErrorCode, InputProblem } from '../core/errors.js';
+import { NodewardenError, errorMessage } from '../core/errors.js';
+import type { Logger } from '../core/logger.js';
+import type { ControlBackend } from './api.js';
+import { validateLedgerQuery, validatePauseBody, validateResumeBody, validateToggleBody } from './api.js';
+import type { Principal, TokenLookup } from './tokens.js';
+import { bearerToken } from './tokens.js';
+
+export interface ReadinessReport {
+  ready: boolean;
+  checks: Record<string, { ok: boolean; detail?: string }>;
+}
+
+export interface EngineHttpOptions {
+  host: string;
+  port: number;
+  registry: Registry;
+  readiness: () => Promise<ReadinessReport>;
+  /** Absent: the control API answers 503 (no tokens file configured). */
+  control?: { backend: ControlBackend; tokens: TokenLookup };
+  clock: Clock;
+  logger: Logger;
+  /** Largest accepted request body (default 64 KiB). */
+  maxBodyBytes?: number;
+}
+
+const STATUS: Record<ErrorCode, number> = {
+  CONFIG_INVALID: 500,
+  RULE_INVALID: 500,
+  EVENT_INVALID: 400,
+  REQUEST_INVALID: 400,
+  UNAUTHORIZED: 401,
+  FORBIDDEN: 403,
+  NOT_FOUND: 404,
+  CONFLICT: 409,
+  UNAVAILABLE: 503,
+  TIMEOUT: 504,
+  RATE_LIMITED: 429,
+  INTERNAL: 500,
+};
+
+/** An error answer the handlers throw; the server turns it into JSON. */
+export class HttpError extends NodewardenError {
+  constructor(
+    code: ErrorCode,
+    message: string,
+    readonly problems: InputProblem[] = [],
+    readonly status: number = STATUS[code],
+    readonly headers: Record<string, string> = {},
+  ) {
+    super(code, message);
+    this.name = 'HttpError';
+  }
+}
+
+function invalid(message: string, problems: InputProblem[]): HttpError {
+  return new HttpError('REQUEST_INVALID', message, problems);
+}
+
+interface Ctx {
+  req: http.IncomingMessage;
+  url: URL;
+  principal: Principal;
+  body: () => Promise<unknown>;
+}
+
+type Handler = (ctx: Ctx) => Promise<unknown>;
+interface Route {
+  method: 'GET' | 'POST';
+  pattern: RegExp;
+  mutating: boolean;
+  handler: (ctx: Ctx, params: string[]) => Promise<unknown>;
+}
+
+export class EngineHttpServer {
+  private readonly server: http.Server;
+  private readonly routes: Route[];
+  private readonly maxBody: number;
+
+  constructor(private readonly o: EngineHttpOptions) {
+    this.maxBody = o.maxBodyBytes ?? 64 * 1024;
+    this.routes = this.apiRoutes();
+    this.server = http.createServer((req, res) => {
+      this.handle(req, res).catch((err: unknown) => {
+        o.logger.error({ err: errorMessage(err) }, 'http handler failed');
+        if (!res.headersSent) sendJson(res, 500, { error: { code: 'INTERNAL', message: 'internal error', problems: [] } });
+        else res.destroy();
+      });
+    });
+    this.server.keepAliveTimeout = 5000;
+    this.server.requestTimeout = 30_000;
+  }
+
+  async listen(): Promise<{ host: string; port: number }> {
+    await new Promise<void>((resolve, reject) => {
+      this.server.once('error', reject);
+      this.server.listen(this.o.port, this.o.host, () => {
+        this.server.off('error', reject);
+        resolve();
+      });
+    });
+    const a = this.server.address() as AddressInfo;
+    return { host: a.address, port: a.port };
+  }
+
+  get port(): number {
+    return (this.server.address() as AddressInfo | null)?.port ?? 0;
+  }
+
+  async close(): Promise<void> {
+    if (!this.server.listening) return;
+    await new Promise<void>((resolve) => {
+      this.server.close(() => resolve());
+      this.server.closeIdleConnections();
+    });
+  }
+
+  private async handle(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
+    const url = new URL(req.url ?? '/', 'http://localhost');
+    const method = req.method ?? 'GET';
+    try {
+      if (url.pathname === '/metrics' || url.pathname === '/healthz' || url.pathname === '/readyz') {
+        if (method !== 'GET' && method !== 'HEAD') throw new HttpError('REQUEST_INVALID', `method ${method} not allowed on ${url.pathname}`, [], 405, { allow: 'GET, HEAD' });
+        await this.plain(url.pathname, res);
+        return;
+      }
+      if (url.pathname.startsWith('/api/')) {
+        const out = await this.api(req, url, method);
+        sendJson(res, out.status, out.body);
+        return;
+      }
+      throw new HttpError('NOT_FOUND', `no such endpoint: ${url.pathname}`);
+    } catch (err) {
+      if (err instanceof HttpError) {
+        for (const [k, v] of Object.entries(err.headers)) res.setHeader(k, v);
+        sendJson(res, err.status, { error: { code: err.code, message: err.message, problems: err.problems } });
+        return;
+      }
+      throw err;
+    }
+  }
+
+  private async plain(path: string, res: http.ServerResponse): Promise<void> {
+    if (path === '/metrics') {
+      const text = await this.o.registry.metrics();
+      res.writeHead(200, { 'content-type': this.o.registry.contentType });
+      res.end(text);
+    } else if (path === '/healthz') {
+      sendJson(res, 200, { status: 'ok' });
+    } else {
+      const r = await this.o.readiness().catch((err: unknown): ReadinessReport => ({
+        ready: false,
+        checks: { readiness: { ok: false, detail: errorMessage(err) } },
+      }));
+      sendJson(res, r.ready ? 200 : 503, { status: r.ready ? 'ready' : 'not ready', checks: r.checks });
+    }
+  }
+
+  private async api(req: http.IncomingMessage, url: URL, method: string): Promise<{ status: number; body: unknown }> {
+    const control = this.o.control;
+    if (!control) throw new HttpError('UNAVAILABLE', 'the control API is disabled: configure control.tokensFile to enable it');
+    // Authenticate before anything else, so an anonymous caller learns nothing about routes.
+    const token = bearerToken(req.headers.authorization);
+    if (token === null)
+      throw new HttpError('UNAUTHORIZED', 'missing bearer token (send "Authorization: Bearer <token>")', [], 401, { 'www-authenticate': 'Bearer realm="nodewarden"' });
+    const principal = control.tokens.lookup(token);
+    if (!principal) throw new HttpError('UNAUTHORIZED', 'invalid token', [], 401, { 'www-authenticate': 'Bearer realm="nodewarden", error="invalid_token"' });
+
+    const candidates = this.routes.filter((r) => r.pattern.test(url.pathname));
+    if (candidates.length === 0) throw new HttpError('NOT_FOUND', `no such endpoint: ${url.pathname}`);
+    const route = candidates.find((r) => r.method === method);
+    if (!route) throw new HttpError('REQUEST_INVALID', `method ${method} not allowed on ${url.pathname}`, [], 405, { allow: candidates.map((r) => r.method).join(', ') });
+    if (route.mutating && principal.role !== 'admin')
+      throw new HttpError('FORBIDDEN', `token "${principal.name}" has role ${principal.role}; ${method} ${url.pathname} needs admin`);
+    const params = (route.pattern.exec(url.pathname) ?? []).slice(1).map((p) => decodeURIComponent(p));
+    const ctx: Ctx = { req, url, principal, body: () => this.readBody(req) };
+    const body = await route.handler(ctx, params);
+    this.o.logger.info({ by: principal.name, method, path: url.pathname }, 'control api call');
+    return { status: 200, body };
+  }
+
+  private apiRoutes(): Route[] {
+    const backend = (): ControlBackend => {
+      if (!this.o.control) throw new HttpError('UNAVAILABLE', 'control API disabled');
+      return this.o.control.backend;
+    };
+    const noQuery = (ctx: Ctx): void => {
+      const keys = [...ctx.url.searchParams.keys()];
+      if (keys.length > 0) throw invalid('this endpoint takes no query parameters', keys.map((k) => ({ path: `?${k}`, message: 'unknown parameter' })));
+    };
+    const toggle = (enabled: boolean): Route['handler'] => async (ctx, [id]) => {
+      noQuery(ctx);
+      const v = validateToggleBody(await ctx.body());
+      if (!v.value) throw invalid('invalid request body', v.problems);
+      if (id === undefined || !backend().hasRule(id)) throw new HttpError('NOT_FOUND', `no rule with id "${id ?? ''}"`);
+      const t = await backend().setRule(id, enabled, { reason: v.value.reason, by: ctx.principal.name, ttlMs: v.value.ttlMs });
+      const rule = backend().listRules().find((r) => r.id === id);
+      return { toggle: t, rule };
+    };
+    const h = (fn: Handler): Route['handler'] => (ctx) => fn(ctx);
+    return [
+      {
+        method: 'GET',
+        pattern: /^\/api\/v1\/rules\/?$/,
+        mutating: false,
+        handler: h((ctx) => {
+          noQuery(ctx);
+          return Promise.resolve({ rules: backend().listRules() });
+        }),
+      },
+      { method: 'POST', pattern: /^\/api\/v1\/rules\/([^/]+)\/disable$/, mutating: true, handler: toggle(false) },
+      { method: 'POST', pattern: /^\/api\/v1\/rules\/([^/]+)\/enable$/, mutating: true, handler: toggle(true) },
+      {
+        method: 'POST',
+        pattern: /^\/api\/v1\/pause$/,
+        mutating: true,
+        handler: h(async (ctx) => {
+          noQuery(ctx);
+          const v = validatePauseBody(await ctx.body());
+          if (!v.value) throw invalid('invalid request body', v.problems);
+          await backend().pause(v.value.reason, ctx.principal.name);
+          return { paused: true, reason: v.value.reason, by: ctx.principal.name };
+        }),
+      },
+      {
+        method: 'POST',
+        pattern: /^\/api\/v1\/resume$/,
+        mutating: true,
+        handler: h(async (ctx) => {
+          noQuery(ctx);
+          const v = validateResumeBody(await ctx.body());
+          if (!v.value) throw invalid('invalid request body', v.problems);
+          await backend().resume(ctx.principal.name);
+          return { paused: false, by: ctx.principal.name };
+        }),
+      },
+      {
+        method: 'GET',
+        pattern: /^\/api\/v1\/guard$/,
+        mutating: false,
+        handler: h(async (ctx) => {
+          noQuery(ctx);
+          return await backend().guard();
+        }),
+      },
+      {
+        method: 'GET',
+        pattern: /^\/api\/v1\/ledger$/,
+        mutating: false,
+        handler: h(async (ctx) => {
+          const v = validateLedgerQuery(ctx.url.searchParams, this.o.clock.now());
+          if (!v.value) throw invalid('invalid query', v.problems);
+          return { records: await backend().ledger(v.value) };
+        }),
+      },
+    ];
+  }
+
+  /** JSON body, or undefined when empty. */
+  private readBody(req: http.IncomingMessage): Promise<unknown> {
+    return new Promise((resolve, reject) => {
+      const chunks: Buffer[] = [];
+      let size = 0;
+      let failed = false;
+      req.on('data', (c: Buffer) => {
+        if (failed) return;
+        size += c.length;
+        if (size > this.maxBody) {
+          failed = true;
+          reject(new HttpError('REQUEST_INVALID', `request body larger than ${this.maxBody} bytes`, [], 413));
+          return;
+        }
+        chunks.push(c);
+      });
+      req.on('error', reject);
+      req.on('end', () => {
+        if (failed) return;
+        const text = Buffer.concat(chunks).toString('utf8');
+        if (text.trim().length === 0) {
+          resolve(undefined);
+          return;
+        }
+        const ct = req.headers['content-type'];
+        if (ct !== undefined && !/^application\/(.+\+)?json\b/i.test(ct)) {
+          reject(invalid(`content-type must be application/json, got "${ct}"`, [{ path: '', message: 'not JSON' }]));
+          return;
+        }
+        try {
+          resolve(JSON.parse(text));
+        } catch (err) {
+          reject(invalid('request body is not valid JSON', [{ path: '', message: errorMessage(err) }]));
+        }
+      });
+    });
+  }
+}
+
+function sendJson(res: http.ServerResponse, status: number, body: unknown): void {
+  const text = JSON.stringify(body);
+  res.writeHead(status, { 'content-type': 'application/json; charset=utf-8', 'cache-control': 'no-store' });
+  res.end(text + '\n');
+}

@@ -1,0 +1,143 @@
+/**
+ * One batch of consumed messages, from raw bytes to durable decisions,
+ * independent of the Kafka client:
+ *
+ *   decode + validate → dead letters for the invalid ones
+ *   drop repeats inside the batch, then claim ids (dedupe across redeliveries)
+ *   evaluate the fresh events → decisions → remediator (guard, action, ledger)
+ *   dead letters durable → confirm the claimed ids
+ *
+ * Only when `process` resolves may the caller commit the batch's offsets. If
+ * anything fails, the claims are released and the error propagates, so the
+ * batch is redelivered and evaluated again (at-least-once; decisions carry a
+ * stable id, so the guard suppresses an action replayed after a crash).
+ */
+import type { Clock } from '../../core/clock.js';
+import type { LedgerSink } from '../../core/bus.js';
+import type { Decision, LedgerRecord } from '../../core/decision.js';
+import { decodeEnvelope } from '../../core/envelope.js';
+import type { EventEnvelope } from '../../core/envelope.js';
+import { PoisonInputError, errorMessage } from '../../core/errors.js';
+import type { Logger } from '../../core/logger.js';
+import type { Remediator } from '../../remediations/ports.js';
+import type { EngineServiceMetrics } from './metrics.js';
+import type { DeadLetterRecord, DeadLetterSink, DecisionEngine, EventDeduper, RawMessage } from './ports.js';
+import { SerialQueue } from './serial.js';
+
+export interface BatchProcessorOptions {
+  engine: DecisionEngine;
+  remediator: Remediator;
+  /** Extra sink for the ledger records, when the remediator does not write them itself. */
+  ledger?: LedgerSink;
+  deduper: EventDeduper;
+  deadLetters: DeadLetterSink;
+  metrics: EngineServiceMetrics;
+  clock: Clock;
+  logger: Logger;
+  /** Shared with the ticker so batches and ticks never interleave. */
+  queue?: SerialQueue;
+}
+
+export interface BatchResult {
+  consumed: number;
+  invalid: number;
+  duplicates: number;
+  processed: number;
+  decisions: Decision[];
+  records: LedgerRecord[];
+}
+
+export class BatchProcessor {
+  readonly queue: SerialQueue;
+  constructor(private readonly o: BatchProcessorOptions) {
+    this.queue = o.queue ?? new SerialQueue();
+  }
+
+  async process(messages: readonly RawMessage[]): Promise<BatchResult> {
+    const started = process.hrtime.bigint();
+    const { metrics } = this.o;
+    metrics.consumed.inc(messages.length);
+
+    const valid: EventEnvelope[] = [];
+    const dead: DeadLetterRecord[] = [];
+    const nowIso = new Date(this.o.clock.now()).toISOString();
+    for (const m of messages) {
+      const source = `${m.topic}/${m.partition}@${m.offset}`;
+      try {
+        if (m.value === null || m.value.length === 0) throw new PoisonInputError('EVENT_INVALID', source, [{ path: '', message: 'empty message' }]);
+        valid.push(decodeEnvelope(m.value, source));
+      } catch (err) {
+        const problems = err instanceof PoisonInputError ? err.problems : [{ path: '', message: errorMessage(err) }];
+        dead.push({
+          ts: nowIso,
+          reason: `invalid event: ${problems.map((p) => `${p.path || '/'}: ${p.message}`).join('; ')}`,
+          problems,
+          original: m.value,
+          topic: m.topic,
+          partition: m.partition,
+          offset: m.offset,
+          key: m.key,
+        });
+      }
+    }
+
+    // Repeats inside one batch never reach the store.
+    const firstSeen = new Map<string, EventEnvelope>();
+    for (const e of valid) if (!firstSeen.has(e.id)) firstSeen.set(e.id, e);
+    const unique = [...firstSeen.values()];
+    let duplicates = valid.length - unique.length;
+
+    const claims = await this.o.deduper.claim(unique.map((e) => e.id));
+    const fresh = unique.filter((_, i) => claims[i] === true);
+    duplicates += unique.length - fresh.length;
+    const claimedIds = fresh.map((e) => e.id);
+
+    let decisions: Decision[] = [];
+    let records: LedgerRecord[] = [];
+    try {
+      if (fresh.length > 0) {
+        [decisions, records] = await this.queue.run(async () => {
+          const ds = await this.o.engine.process(fresh);
+          const rs = ds.length > 0 ? await this.o.remediator.submit(ds) : [];
+          if (this.o.ledger && rs.length > 0) await this.o.ledger.append(rs);
+          return [ds, rs] as const;
+        });
+      }
+      if (dead.length > 0) await this.o.deadLetters.send(dead);
+      await this.o.deduper.confirm(claimedIds);
+    } catch (err) {
+      metrics.batchFailures.inc();
+      await this.o.deduper.release(claimedIds).catch((e: unknown) => this.o.logger.warn({ err: errorMessage(e) }, 'could not release dedupe claims'));
+      throw err;
+    }
+
+    for (const d of dead) this.o.logger.warn({ topic: d.topic, partition: d.partition, offset: d.offset, reason: d.reason }, 'event dead-lettered');
+    metrics.invalid.inc(dead.length);
+    metrics.duplicate.inc(duplicates);
+    metrics.processed.inc(fresh.length);
+    countRecords(metrics, records);
+    metrics.batchDuration.observe(Number(process.hrtime.bigint() - started) / 1e9);
+    return { consumed: messages.length, invalid: dead.length, duplicates, processed: fresh.length, decisions, records };
+  }
+
+  /** Time-driven rules (sustained, absent, window expiry). */
+  async tick(now: number): Promise<LedgerRecord[]> {
+    try {
+      return await this.queue.run(async () => {
+        const ds = await this.o.engine.tick(now);
+        if (ds.length === 0) return [];
+        const rs = await this.o.remediator.submit(ds);
+        if (this.o.ledger && rs.length > 0) await this.o.ledger.append(rs);
+        countRecords(this.o.metrics, rs);
+        return rs;
+      });
+    } catch (err) {
+      this.o.metrics.tickFailures.inc();
+      throw err;
+    }
+  }
+}
+
+function countRecords(metrics: EngineServiceMetrics, records: readonly LedgerRecord[]): void {
+  for (const r of records) metrics.decisions.inc({ rule: r.rule, action: r.action, outcome: r.outcome });
+}

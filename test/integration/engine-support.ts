@@ -1,0 +1,201 @@
+/**
+ * Support for the engine integration tests: runs `./bin/nodewarden engine`
+ * as a child process against the real broker and Redis (with a simulated
+ * cluster file), produces events, and follows the ledger and dead-letter
+ * topics.
+ */
+import { spawn } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
+import { createWriteStream, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import kafkajs from 'kafkajs';
+import type { Consumer } from 'kafkajs';
+import { freePort } from '../harness/ports.js';
+
+const { Kafka, logLevel, Partitioners } = kafkajs;
+
+export const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
+export const BIN = join(ROOT, 'bin', 'nodewarden');
+export const CLUSTER_FILE = join(ROOT, 'test', 'fixtures', 'cluster', 'fleet-100.yaml');
+export const RULES_FILE = join(ROOT, 'test', 'fixtures', 'engine', 'rules.yaml');
+
+export interface Topics {
+  signals: string;
+  deadLetter: string;
+  ledger: string;
+}
+
+export function uniqueTopics(tag: string): Topics {
+  const s = `${tag}-${process.pid}-${Date.now().toString(36)}`;
+  return { signals: `sig-${s}`, deadLetter: `dlq-${s}`, ledger: `ledger-${s}` };
+}
+
+export interface EngineProc {
+  port: number;
+  url: string;
+  proc: ChildProcess;
+  logFile: string;
+  exited: Promise<number | null>;
+  kill(signal: NodeJS.Signals): Promise<number | null>;
+  metric(name: string): Promise<number>;
+}
+
+export async function sleep(ms: number): Promise<void> {
+  await new Promise((r) => setTimeout(r, ms));
+}
+
+export async function waitFor<T>(what: string, fn: () => Promise<T | undefined | false> | T | undefined | false, timeoutMs: number, intervalMs = 50): Promise<T> {
+  const t0 = Date.now();
+  for (;;) {
+    const v = await fn();
+    if (v !== undefined && v !== false) return v;
+    if (Date.now() - t0 > timeoutMs) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await sleep(intervalMs);
+  }
+}
+
+export interface EngineConfig {
+  brokers: string[];
+  redisUrl: string;
+  keyPrefix: string;
+  groupId: string;
+  topics: Topics;
+  tokensFile?: string;
+}
+
+/** Writes a config file and starts `nodewarden engine`; resolves once /readyz answers 200. */
+export async function startEngine(cfg: EngineConfig, extraArgs: string[] = []): Promise<EngineProc> {
+  const dir = mkdtempSync(join(tmpdir(), 'nw-engine-'));
+  const configFile = join(dir, 'config.yaml');
+  writeFileSync(
+    configFile,
+    JSON.stringify({
+      kafka: { brokers: cfg.brokers, clientId: 'nw-test-engine', topics: cfg.topics },
+      redis: { url: cfg.redisUrl, keyPrefix: cfg.keyPrefix, passwordFile: null },
+      engine: { groupId: cfg.groupId, store: 'redis' },
+      control: { tokensFile: cfg.tokensFile ?? null },
+    }),
+  );
+  const port = await freePort();
+  const logFile = join(dir, 'engine.log');
+  const log = createWriteStream(logFile);
+  const proc = spawn(process.execPath, [BIN, 'engine', '--config', configFile, '--rules', RULES_FILE, '--cluster', CLUSTER_FILE, '--port', String(port), '--host', '127.0.0.1', '--session-timeout', '6s', ...extraArgs], {
+    cwd: ROOT,
+    env: { ...process.env, NODEWARDEN_LOG_LEVEL: process.env.NODEWARDEN_LOG_LEVEL ?? 'info' },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  proc.stdout?.pipe(log, { end: false });
+  proc.stderr?.pipe(log, { end: false });
+  const exited = new Promise<number | null>((resolve) => proc.once('exit', (code) => resolve(code)));
+  const url = `http://127.0.0.1:${port}`;
+  const e: EngineProc = {
+    port,
+    url,
+    proc,
+    logFile,
+    exited,
+    async kill(signal) {
+      if (proc.exitCode === null && proc.signalCode === null) proc.kill(signal);
+      return exited;
+    },
+    async metric(name) {
+      const text = await (await fetch(`${url}/metrics`)).text();
+      let sum = 0;
+      for (const line of text.split('\n')) if (line.startsWith(name) && (line[name.length] === ' ' || line[name.length] === '{')) sum += Number(line.split(' ').pop());
+      return sum;
+    },
+  };
+  let exitedEarly = false;
+  void exited.then(() => (exitedEarly = true));
+  try {
+    await waitFor(
+      `engine on port ${port} to be ready`,
+      async () => {
+        if (exitedEarly) throw new Error(`engine exited early:\n${readFileSync(logFile, 'utf8').slice(-4000)}`);
+        try {
+          return (await fetch(`${url}/readyz`)).status === 200;
+        } catch {
+          return false;
+        }
+      },
+      60_000,
+      100,
+    );
+  } catch (err) {
+    await e.kill('SIGKILL');
+    throw err;
+  }
+  return e;
+}
+
+export function engineLog(e: EngineProc): string {
+  return readFileSync(e.logFile, 'utf8');
+}
+
+let seq = 0;
+export function xid(node: string, code: number, id = `ev-${process.pid}-${Date.now()}-${seq++}`): Record<string, unknown> {
+  return {
+    v: 1,
+    id,
+    ts: new Date().toISOString(),
+    node,
+    type: 'gpu.xid',
+    source: 'kmsg',
+    labels: { pool: 'h100-train', zone: 'us-west-2a' },
+    data: { code, pci: '0000:3b:00', message: code === 79 ? 'GPU has fallen off the bus.' : 'Xid' },
+  };
+}
+
+/** Produces messages (objects are JSON-encoded, strings sent as is), key = node. */
+export async function produce(brokers: string[], topic: string, messages: Array<{ key: string; value: unknown }>): Promise<void> {
+  const producer = new Kafka({ clientId: 'nw-test-producer', brokers, logLevel: logLevel.NOTHING }).producer({ createPartitioner: Partitioners.DefaultPartitioner });
+  await producer.connect();
+  try {
+    await producer.send({ topic, acks: -1, messages: messages.map((m) => ({ key: m.key, value: typeof m.value === 'string' ? m.value : JSON.stringify(m.value) })) });
+  } finally {
+    await producer.disconnect();
+  }
+}
+
+/** Follows a topic from the beginning, keeping every JSON message. */
+export class TopicFollower {
+  readonly records: Array<Record<string, unknown>> = [];
+  private consumer: Consumer | undefined;
+  constructor(
+    private readonly brokers: string[],
+    private readonly topic: string,
+  ) {}
+  async start(): Promise<this> {
+    const c = new Kafka({ clientId: 'nw-test-follower', brokers: this.brokers, logLevel: logLevel.NOTHING }).consumer({ groupId: `follower-${this.topic}-${Date.now()}`, sessionTimeout: 6000, heartbeatInterval: 500 });
+    this.consumer = c;
+    await c.connect();
+    await c.subscribe({ topic: this.topic, fromBeginning: true });
+    let joined = false;
+    c.on(c.events.GROUP_JOIN, () => (joined = true));
+    await c.run({
+      eachMessage: ({ message }) => {
+        this.records.push(JSON.parse(message.value?.toString('utf8') ?? 'null') as Record<string, unknown>);
+        return Promise.resolve();
+      },
+    });
+    await waitFor(`follower of ${this.topic} to join`, () => joined, 30_000);
+    return this;
+  }
+  async stop(): Promise<void> {
+    await this.consumer?.disconnect();
+  }
+}
+
+/** Runs `nodewarden ctl ...` as a child process. */
+export async function ctl(args: string[], env: Record<string, string>): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return await new Promise((resolve) => {
+    const p = spawn(process.execPath, [BIN, 'ctl', ...args], { cwd: ROOT, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    p.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+    p.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    p.on('exit', (code) => resolve({ code, stdout, stderr }));
+  });
+}

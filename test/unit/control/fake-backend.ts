@@ -1,0 +1,49 @@
+/** A ControlBackend over memory toggles and a fake guard, for control API unit tests. */
+import type { Clock } from '../../../core/clock.js';
+import type { GuardControl, GuardStatus } from '../../../remediations/ports.js';
+import { createControlBackend, MemoryLedgerReader } from '../../../control/backend.js';
+import type { ControlBackend } from '../../../control/api.js';
+import { MemoryRuleToggles } from '../../../rules/toggles/memory-toggles.js';
+import { fanOutAudit, MemoryToggleAudit, ToggleService } from '../../../rules/toggles/toggle-service.js';
+
+export class FakeGuard implements GuardControl {
+  paused: { reason: string; by: string; at: number } | null = null;
+  constructor(private readonly clock: Clock) {}
+  pause(reason: string, by: string): Promise<void> {
+    this.paused = { reason, by, at: this.clock.now() };
+    return Promise.resolve();
+  }
+  resume(): Promise<void> {
+    this.paused = null;
+    return Promise.resolve();
+  }
+  status(): Promise<GuardStatus> {
+    return Promise.resolve({
+      at: this.clock.now(),
+      paused: this.paused,
+      fleet: { scope: 'fleet', total: 100, unavailable: 2, reserved: 1, limit: 5 },
+      groups: [{ scope: 'pool=h100-train', total: 40, unavailable: 2, reserved: 0, limit: 8 }],
+      rateLimits: [{ action: 'cordon', limit: 10, windowMs: 600_000, used: 3, remaining: 7 }],
+      breakers: [{ action: 'cordon', state: 'closed', failures: 0 }],
+    });
+  }
+}
+
+export function fakeBackend(clock: Clock): { backend: ControlBackend; guard: FakeGuard; audit: MemoryToggleAudit; ledger: MemoryLedgerReader; toggles: MemoryRuleToggles } {
+  const toggles = new MemoryRuleToggles(clock);
+  const audit = new MemoryToggleAudit();
+  const guard = new FakeGuard(clock);
+  const ledger = new MemoryLedgerReader();
+  const backend = createControlBackend({
+    rules: [
+      { id: 'gpu-xid-fatal', description: 'Hardware Xid', severity: 'critical', enabled: true, source: 'pack/gpu.yaml' },
+      { id: 'conntrack-full', description: 'conntrack near full', severity: 'warning', enabled: false, source: 'pack/net.yaml' },
+    ],
+    toggles,
+    toggleService: new ToggleService(toggles, fanOutAudit([audit, ledger]), clock),
+    guard,
+    ledger,
+    clock,
+  });
+  return { backend, guard, audit, ledger, toggles };
+}

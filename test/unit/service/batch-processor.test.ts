@@ -1,0 +1,137 @@
+import { expect } from 'chai';
+import { ManualClock } from '../../../core/clock.js';
+import type { Decision, LedgerRecord } from '../../../core/decision.js';
+import type { EventEnvelope } from '../../../core/envelope.js';
+import { silentLogger } from '../../../core/logger.js';
+import { createRegistry } from '../../../core/metrics.js';
+import type { Remediator } from '../../../remediations/ports.js';
+import { BatchProcessor } from '../../../rules/service/batch-processor.js';
+import { MemoryDeadLetterSink } from '../../../rules/service/dead-letter.js';
+import { MemoryDeduper } from '../../../rules/service/dedupe.js';
+import { engineServiceMetrics } from '../../../rules/service/metrics.js';
+import type { DecisionEngine, RawMessage } from '../../../rules/service/ports.js';
+
+const T0 = Date.parse('2026-11-21T10:00:00.000Z');
+
+function event(id: string, node = 'gpu-1'): EventEnvelope {
+  return {
+    v: 1,
+    id,
+    ts: new Date(T0).toISOString(),
+    node,
+    type: 'gpu.xid',
+    source: 'kmsg',
+    labels: { pool: 'p' },
+    data: { code: 79, pci: '0000:3b:00', message: 'GPU has fallen off the bus.' },
+  };
+}
+
+let offset = 0;
+function msg(value: string | null): RawMessage {
+  return { topic: 'signals', partition: 0, offset: String(offset++), key: 'gpu-1', value };
+}
+
+class FakeEngine implements DecisionEngine {
+  seen: string[] = [];
+  fail = false;
+  process(events: EventEnvelope[]): Promise<Decision[]> {
+    if (this.fail) return Promise.reject(new Error('store down'));
+    this.seen.push(...events.map((e) => e.id));
+    return Promise.resolve(events.map((e): Decision => ({ id: `d-${e.id}`, at: T0, rule: 'gpu-xid-fatal', action: 'cordon', target: { kind: 'Node', name: e.node }, reason: 'xid 79' })));
+  }
+  tick(): Promise<Decision[]> {
+    return Promise.resolve([]);
+  }
+}
+
+class FakeRemediator implements Remediator {
+  submitted: Decision[] = [];
+  submit(ds: readonly Decision[]): Promise<LedgerRecord[]> {
+    this.submitted.push(...ds);
+    return Promise.resolve(ds.map((d): LedgerRecord => ({ ts: new Date(d.at).toISOString(), rule: d.rule, action: d.action, target: d.target, outcome: 'executed', reason: d.reason, guard: null })));
+  }
+}
+
+function setup() {
+  const clock = new ManualClock(T0);
+  const registry = createRegistry('engine');
+  const engine = new FakeEngine();
+  const remediator = new FakeRemediator();
+  const deadLetters = new MemoryDeadLetterSink();
+  const deduper = new MemoryDeduper(clock, { windowMs: 3_600_000, claimTtlMs: 5000 });
+  const processor = new BatchProcessor({ engine, remediator, deduper, deadLetters, metrics: engineServiceMetrics(registry), clock, logger: silentLogger });
+  return { clock, registry, engine, remediator, deadLetters, deduper, processor };
+}
+
+async function metricValue(registry: ReturnType<typeof createRegistry>, name: string): Promise<number> {
+  const m = await registry.getSingleMetric(name)?.get();
+  return (m?.values ?? []).reduce((s, v) => s + v.value, 0);
+}
+
+describe('engine service: batch processor', () => {
+  it('dead-letters invalid messages with reason, problems and the raw original, and evaluates the valid ones', async () => {
+    const s = setup();
+    const bad = JSON.stringify({ ...event('e2'), ts: 'yesterday' });
+    const res = await s.processor.process([msg(JSON.stringify(event('e1'))), msg(bad), msg('{not json'), msg(null)]);
+    expect(res).to.include({ consumed: 4, invalid: 3, processed: 1, duplicates: 0 });
+    expect(s.engine.seen).to.deep.equal(['e1']);
+    expect(s.remediator.submitted.map((d) => d.id)).to.deep.equal(['d-e1']);
+    expect(s.deadLetters.records).to.have.length(3);
+    const [d0, d1, d2] = s.deadLetters.records;
+    expect(d0!.original).to.equal(bad);
+    expect(d0!.problems).to.deep.equal([{ path: '/ts', message: 'must be an RFC 3339 timestamp' }]);
+    expect(d0!.reason).to.contain('/ts');
+    expect(d0).to.include({ topic: 'signals', partition: 0, key: 'gpu-1' });
+    expect(d1!.reason).to.contain('not JSON');
+    expect(d2!.original).to.equal(null);
+    expect(await metricValue(s.registry, 'nodewarden_engine_events_invalid_total')).to.equal(3);
+    expect(await metricValue(s.registry, 'nodewarden_engine_events_consumed_total')).to.equal(4);
+  });
+
+  it('never evaluates a redelivered event twice, in one batch or across batches', async () => {
+    const s = setup();
+    await s.processor.process([msg(JSON.stringify(event('a'))), msg(JSON.stringify(event('a'))), msg(JSON.stringify(event('b')))]);
+    const res = await s.processor.process([msg(JSON.stringify(event('a'))), msg(JSON.stringify(event('c')))]);
+    expect(s.engine.seen).to.deep.equal(['a', 'b', 'c']);
+    expect(res.duplicates).to.equal(1);
+    expect(await metricValue(s.registry, 'nodewarden_engine_events_duplicate_total')).to.equal(2);
+    expect(await metricValue(s.registry, 'nodewarden_engine_events_processed_total')).to.equal(3);
+  });
+
+  it('a failed batch releases its claims, so its redelivery is evaluated (at-least-once)', async () => {
+    const s = setup();
+    s.engine.fail = true;
+    let failed = false;
+    try {
+      await s.processor.process([msg(JSON.stringify(event('x')))]);
+    } catch {
+      failed = true;
+    }
+    expect(failed).to.equal(true);
+    s.engine.fail = false;
+    await s.processor.process([msg(JSON.stringify(event('x')))]);
+    expect(s.engine.seen).to.deep.equal(['x']);
+    expect(await metricValue(s.registry, 'nodewarden_engine_batch_failures_total')).to.equal(1);
+  });
+
+  it('counts decisions by rule, action and outcome', async () => {
+    const s = setup();
+    await s.processor.process([msg(JSON.stringify(event('a', 'n1'))), msg(JSON.stringify(event('b', 'n2')))]);
+    const m = await s.registry.getSingleMetric('nodewarden_engine_service_decisions_total')!.get();
+    expect(m.values).to.deep.equal([{ value: 2, labels: { rule: 'gpu-xid-fatal', action: 'cordon', outcome: 'executed' } }]);
+  });
+});
+
+describe('engine service: memory deduper', () => {
+  it('an unconfirmed claim lapses after claimTtl; a confirmed one holds for the dedupe window', async () => {
+    const clock = new ManualClock(T0);
+    const d = new MemoryDeduper(clock, { windowMs: 60_000, claimTtlMs: 5000 });
+    expect(await d.claim(['a', 'b'])).to.deep.equal([true, true]);
+    await d.confirm(['a']);
+    expect(await d.claim(['a', 'b'])).to.deep.equal([false, false]);
+    clock.advance(5000);
+    expect(await d.claim(['a', 'b'])).to.deep.equal([false, true]);
+    clock.advance(60_000);
+    expect(await d.claim(['a'])).to.deep.equal([true]);
+  });
+});
