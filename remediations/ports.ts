@@ -14,6 +14,8 @@ export interface ExecutionResult {
   /** Human-readable detail for the ledger (what changed, or why nothing did). */
   detail?: string;
   error?: NodewardenError;
+  /** Set by the dry-run executor: nothing was changed, the ledger outcome is `dry-run`. */
+  dryRun?: boolean;
 }
 
 /** Carries out one kind of action. Implementations: Kubernetes, simulated cluster, pagers, dry-run. */
@@ -44,4 +46,65 @@ export interface Guard {
 /** Decision in, ledger record out — the only way the engine acts on the world. */
 export interface Remediator {
   submit(decisions: readonly Decision[]): Promise<LedgerRecord[]>;
+}
+
+/** Who paused the guard, why and when (ms since epoch). */
+export interface PauseState {
+  reason: string;
+  by: string;
+  at: number;
+}
+
+/** Unavailable capacity of one scope (the fleet, or one group such as `pool=h100-train`). */
+export interface BudgetStatus {
+  scope: string;
+  /** Nodes in the scope. */
+  total: number;
+  /** Unschedulable or NotReady nodes in the view, whoever made them so. */
+  unavailable: number;
+  /** In-flight or just-confirmed cordon reservations not yet visible in the view. */
+  reserved: number;
+  limit: number;
+}
+
+export interface RateLimitStatus {
+  action: string;
+  limit: number;
+  windowMs: number;
+  used: number;
+  remaining: number;
+}
+
+export type CircuitState = 'closed' | 'open' | 'half-open';
+
+export interface BreakerStatus {
+  action: string;
+  state: CircuitState;
+  /** Failures counted in the current window. */
+  failures: number;
+  /** While open: when it half-opens (ms since epoch). */
+  openUntil?: number;
+}
+
+/** Guard budgets right now, for the control API and metrics. */
+export interface GuardStatus {
+  at: number;
+  paused: PauseState | null;
+  fleet: BudgetStatus;
+  groups: BudgetStatus[];
+  rateLimits: RateLimitStatus[];
+  breakers: BreakerStatus[];
+}
+
+/** Operator controls of the guard, stored with the guard state so every replica honours them. */
+export interface GuardControl {
+  pause(reason: string, by: string): Promise<void>;
+  resume(): Promise<void>;
+  status(): Promise<GuardStatus>;
+}
+
+/** A guard the control API can operate. */
+export interface ControllableGuard extends Guard, GuardControl {
+  /** Releases connections it owns (idempotent). */
+  close?(): Promise<void>;
 }
