@@ -1,0 +1,166 @@
+--[[
+  authorize.lua — every guard check of one decision and, only if all pass,
+  every reservation, in one atomic step (so N engine replicas can never
+  together exceed a budget). Mirrors CHECKS in remediations/guard/memory-guard.ts;
+  the same order as the brief: paused → idempotency → circuit breaker →
+  cooldown → rate limit → rollback flapping/window → maxUnavailable.
+  Times come from ARGV (the caller's clock, virtual in replay), never TIME;
+  key TTLs only garbage-collect.
+
+  KEYS[1] paused           hash {reason, by, at}
+  KEYS[2] decision         string "reserved|<expiresAt>" / "executed|<expiresAt>"
+  KEYS[3] breaker          hash {openUntil, trial, trialExpires}
+  KEYS[4] breakerFailures  zset member=reservation score=time
+  KEYS[5] cooldown         string "<until>|<reservation>"
+  KEYS[6] rate             zset member=reservation score=time
+  KEYS[7] rollback         hash {at, from, to, res}
+  KEYS[8] rollbackAway     zset member=revision score=time
+  KEYS[9] reservations     hash node -> JSON {id, scopes[], exp}
+
+  ARGV[1] JSON AuthorizePlan (remediations/guard/policy.ts): now, decisionId,
+          action, target, reservation, pausable, idempotencyTtlMs,
+          breaker{failures,windowMs,openForMs,trialTtlMs}, cooldownMs,
+          rate{limit,windowMs}|null, rollback{workload,windowMs,from,to}|null,
+          budget{node,holdMs,scopes[{scope,limit,total,unavailable[]}]}|null
+
+  Returns {'allow'}
+       or {'deny', guard, outcome ('denied'|'suppressed'), a, b, c}
+          with guard-specific values a, b, c (see toVerdict in policy.ts).
+]]
+local p = cjson.decode(ARGV[1])
+local now = tonumber(p.now)
+local null = cjson.null
+
+local function fmt(n) return string.format('%.0f', tonumber(n)) end
+local function ttl(ms) return math.max(1, math.floor(tonumber(ms))) end
+local function present(v) return v ~= nil and v ~= null end
+local function deny(guard, a, b, c, outcome)
+  return { 'deny', guard, outcome or 'denied', tostring(a or ''), tostring(b or ''), tostring(c or '') }
+end
+
+-- 1. global pause (kill switch); pages and resolves are not pausable
+if p.pausable then
+  local pz = redis.call('HMGET', KEYS[1], 'reason', 'by', 'at')
+  if pz[1] then return deny('paused', pz[1], pz[2], pz[3]) end
+end
+
+-- 2. idempotency: the same decision id never acts twice
+local d = redis.call('GET', KEYS[2])
+if d then
+  local sep = string.find(d, '|', 1, true)
+  if tonumber(string.sub(d, sep + 1)) > now then
+    return deny('idempotency', string.sub(d, 1, sep - 1), '', '', 'suppressed')
+  end
+end
+
+-- 3. circuit breaker: open until openUntil, then half-open with one trial lease
+local trial = false
+local openUntil = redis.call('HGET', KEYS[3], 'openUntil')
+if openUntil then
+  openUntil = tonumber(openUntil)
+  if now < openUntil then return deny('circuitOpen', 'open', fmt(openUntil)) end
+  local t = redis.call('HMGET', KEYS[3], 'trial', 'trialExpires')
+  if t[1] and tonumber(t[2]) > now then return deny('circuitOpen', 'half-open', fmt(openUntil)) end
+  trial = true
+end
+
+-- 4. cooldown per action and target
+if tonumber(p.cooldownMs) > 0 then
+  local c = redis.call('GET', KEYS[5])
+  if c then
+    local untilMs = tonumber(string.sub(c, 1, string.find(c, '|', 1, true) - 1))
+    if untilMs > now then return deny('cooldown', fmt(untilMs), '', '', 'suppressed') end
+  end
+end
+
+-- 5. sliding-window rate limit per action kind
+if present(p.rate) then
+  redis.call('ZREMRANGEBYSCORE', KEYS[6], '-inf', fmt(now - p.rate.windowMs))
+  local used = redis.call('ZCARD', KEYS[6])
+  if used >= p.rate.limit then return deny('rateLimit', used, p.rate.limit) end
+end
+
+-- 6. rollback: one per workload per window, never back to a revision rolled away from
+if present(p.rollback) then
+  local since = now - p.rollback.windowMs
+  -- the more specific reason first: going back to a revision just left is a flap
+  if present(p.rollback.to) then
+    local awayAt = redis.call('ZSCORE', KEYS[8], fmt(p.rollback.to))
+    if awayAt and tonumber(awayAt) > since then return deny('rollbackFlapping', fmt(p.rollback.to), fmt(awayAt)) end
+  end
+  local lastAt = redis.call('HGET', KEYS[7], 'at')
+  if lastAt and tonumber(lastAt) > since then return deny('rollbackWindow', fmt(lastAt)) end
+end
+
+-- 7. maxUnavailable: (unavailable in the view ∪ live reservations) + this node ≤ limit, per scope
+local targetReserved = false
+if present(p.budget) then
+  local node = p.budget.node
+  local all = redis.call('HGETALL', KEYS[9])
+  local live = {}
+  for i = 1, #all, 2 do
+    local r = cjson.decode(all[i + 1])
+    if tonumber(r.exp) <= now then
+      redis.call('HDEL', KEYS[9], all[i])
+    else
+      live[all[i]] = r.scopes
+      if all[i] == node then targetReserved = true end
+    end
+  end
+  if not targetReserved then
+    for _, scope in ipairs(p.budget.scopes) do
+      local counted = {}
+      local n = 0
+      for _, u in ipairs(scope.unavailable) do
+        if not counted[u] then counted[u] = true; n = n + 1 end
+      end
+      if not counted[node] then
+        for rn, scopes in pairs(live) do
+          if not counted[rn] then
+            for _, s in ipairs(scopes) do
+              if s == scope.scope then counted[rn] = true; n = n + 1; break end
+            end
+          end
+        end
+        if n + 1 > scope.limit then
+          local g = 'maxUnavailablePerGroup'
+          if scope.scope == 'fleet' then g = 'maxUnavailable' end
+          return deny(g, scope.scope, n, scope.limit)
+        end
+      end
+    end
+  end
+end
+
+-- every check passed: reserve
+redis.call('SET', KEYS[2], 'reserved|' .. fmt(now + p.idempotencyTtlMs), 'PX', ttl(p.idempotencyTtlMs))
+if trial then
+  redis.call('HSET', KEYS[3], 'trial', p.decisionId, 'trialExpires', fmt(now + p.breaker.trialTtlMs))
+end
+if tonumber(p.cooldownMs) > 0 then
+  redis.call('SET', KEYS[5], fmt(now + p.cooldownMs) .. '|' .. p.reservation, 'PX', ttl(p.cooldownMs))
+end
+if present(p.rate) then
+  redis.call('ZADD', KEYS[6], fmt(now), p.reservation)
+  redis.call('PEXPIRE', KEYS[6], ttl(p.rate.windowMs))
+end
+if present(p.rollback) then
+  local from = ''
+  if present(p.rollback.from) then from = fmt(p.rollback.from) end
+  local to = ''
+  if present(p.rollback.to) then to = fmt(p.rollback.to) end
+  redis.call('DEL', KEYS[7])
+  redis.call('HSET', KEYS[7], 'at', fmt(now), 'from', from, 'to', to, 'res', p.reservation)
+  redis.call('PEXPIRE', KEYS[7], ttl(p.rollback.windowMs))
+  if from ~= '' then
+    redis.call('ZADD', KEYS[8], fmt(now), from)
+    redis.call('PEXPIRE', KEYS[8], ttl(p.rollback.windowMs))
+  end
+end
+if present(p.budget) and not targetReserved then
+  local scopes = {}
+  for i, s in ipairs(p.budget.scopes) do scopes[i] = s.scope end
+  redis.call('HSET', KEYS[9], p.budget.node, cjson.encode({ id = p.reservation, scopes = scopes, exp = now + p.budget.holdMs }))
+  redis.call('PEXPIRE', KEYS[9], ttl(p.budget.holdMs))
+end
+return { 'allow' }

@@ -1,0 +1,80 @@
+--[[
+  settle.lua — after the executor ran: confirm or release what authorize.lua
+  reserved, and feed the circuit breaker. Mirrors settleState in
+  remediations/guard/memory-guard.ts. Releases only what this reservation
+  holds (a newer reservation of the same target is left alone).
+
+  KEYS[1] decision         string "reserved|..."/"executed|<expiresAt>"
+  KEYS[2] breaker          hash {openUntil, trial, trialExpires}
+  KEYS[3] breakerFailures  zset member=reservation score=time
+  KEYS[4] cooldown         string "<until>|<reservation>"
+  KEYS[5] reservations     hash node -> JSON {id, scopes[], exp}
+  KEYS[6] rollback         hash {at, from, to, res}
+  KEYS[7] rollbackAway     zset member=revision score=time
+
+  ARGV[1] JSON SettlePlan (remediations/guard/policy.ts): now, decisionId,
+          action, target, reservation, ok, idempotencyTtlMs,
+          breaker{failures,windowMs,openForMs}, holdMs, cordonNode|null,
+          uncordonNode|null, rollback{workload,to}|null
+
+  Returns 'ok'.
+]]
+local p = cjson.decode(ARGV[1])
+local now = tonumber(p.now)
+local null = cjson.null
+
+local function fmt(n) return string.format('%.0f', tonumber(n)) end
+local function ttl(ms) return math.max(1, math.floor(tonumber(ms))) end
+local function present(v) return v ~= nil and v ~= null end
+
+local isTrial = redis.call('HGET', KEYS[2], 'trial') == p.decisionId
+
+if p.ok then
+  redis.call('SET', KEYS[1], 'executed|' .. fmt(now + p.idempotencyTtlMs), 'PX', ttl(p.idempotencyTtlMs))
+  if isTrial then redis.call('DEL', KEYS[2], KEYS[3]) end -- the trial succeeded: close
+  if present(p.cordonNode) then
+    local v = redis.call('HGET', KEYS[5], p.cordonNode)
+    if v then
+      local r = cjson.decode(v)
+      if r.id == p.reservation then
+        -- keep counting the node until the view shows it cordoned
+        r.exp = now + p.holdMs
+        redis.call('HSET', KEYS[5], p.cordonNode, cjson.encode(r))
+        redis.call('PEXPIRE', KEYS[5], ttl(p.holdMs))
+      end
+    end
+  end
+  if present(p.uncordonNode) then redis.call('HDEL', KEYS[5], p.uncordonNode) end
+  if present(p.rollback) and present(p.rollback.to) then
+    if redis.call('HGET', KEYS[6], 'res') == p.reservation then
+      redis.call('HSET', KEYS[6], 'to', fmt(p.rollback.to))
+    end
+  end
+  return 'ok'
+end
+
+-- failed: release this decision's holds so a redelivery may try again
+redis.call('DEL', KEYS[1])
+local c = redis.call('GET', KEYS[4])
+if c and string.sub(c, string.find(c, '|', 1, true) + 1) == p.reservation then redis.call('DEL', KEYS[4]) end
+if present(p.cordonNode) then
+  local v = redis.call('HGET', KEYS[5], p.cordonNode)
+  if v and cjson.decode(v).id == p.reservation then redis.call('HDEL', KEYS[5], p.cordonNode) end
+end
+if present(p.rollback) and redis.call('HGET', KEYS[6], 'res') == p.reservation then
+  local from = redis.call('HGET', KEYS[6], 'from')
+  redis.call('DEL', KEYS[6])
+  if from and from ~= '' then redis.call('ZREM', KEYS[7], from) end
+end
+
+-- feed the breaker
+redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', fmt(now - p.breaker.windowMs))
+redis.call('ZADD', KEYS[3], fmt(now), p.reservation)
+redis.call('PEXPIRE', KEYS[3], ttl(p.breaker.windowMs))
+if isTrial then
+  redis.call('HSET', KEYS[2], 'openUntil', fmt(now + p.breaker.openForMs)) -- the trial failed: open again
+  redis.call('HDEL', KEYS[2], 'trial', 'trialExpires')
+elseif not redis.call('HGET', KEYS[2], 'openUntil') and redis.call('ZCARD', KEYS[3]) >= p.breaker.failures then
+  redis.call('HSET', KEYS[2], 'openUntil', fmt(now + p.breaker.openForMs))
+end
+return 'ok'

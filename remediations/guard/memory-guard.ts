@@ -1,0 +1,263 @@
+/**
+ * In-memory guard (demo, replay, unit tests): the same checks in the same
+ * order as the Redis scripts, over plain maps. One process, synchronous state
+ * changes between awaits, so every operation is atomic here too.
+ */
+import { randomUUID } from 'node:crypto';
+import type { Clock } from '../../core/clock.js';
+import type { ClusterView } from '../../core/cluster.js';
+import type { Decision } from '../../core/decision.js';
+import type { ControllableGuard, ExecutionResult, GuardStatus, GuardVerdict } from '../ports.js';
+import type { AuthorizePlan, GuardOptions, RawStatus, RawVerdict, SettlePlan } from './policy.js';
+import { composeBreakers, composeBudgets, composeRates, planAuthorization, planSettle, precheck, STATUS_ACTIONS, toVerdict } from './policy.js';
+
+interface Breaker {
+  openUntil: number | null;
+  trial: string | null;
+  trialExpires: number;
+  failures: Array<{ t: number; id: string }>;
+}
+
+interface Reservation {
+  id: string;
+  scopes: string[];
+  exp: number;
+}
+
+/** The whole guard state; the Redis adapter keeps exactly these things under `keys.ts`. */
+export class MemoryGuardState {
+  paused: { reason: string; by: string; at: number } | null = null;
+  readonly decisions = new Map<string, { state: 'reserved' | 'executed'; exp: number }>();
+  readonly breakers = new Map<string, Breaker>();
+  readonly cooldowns = new Map<string, { until: number; res: string }>();
+  readonly rates = new Map<string, Array<{ t: number; res: string }>>();
+  readonly rollbacks = new Map<string, { at: number; from: number | null; to: number | null; res: string; exp: number }>();
+  readonly rolledAway = new Map<string, Map<number, number>>();
+  readonly reservations = new Map<string, Reservation>();
+
+  breaker(action: string): Breaker {
+    let b = this.breakers.get(action);
+    if (!b) {
+      b = { openUntil: null, trial: null, trialExpires: 0, failures: [] };
+      this.breakers.set(action, b);
+    }
+    return b;
+  }
+
+  private ops = 0;
+  /** Drops expired entries now and then, so a long-running demo stays bounded. */
+  maybePrune(now: number, opts: GuardOptions): void {
+    if (++this.ops % 1024 !== 0) return;
+    for (const [k, d] of this.decisions) if (d.exp <= now) this.decisions.delete(k);
+    for (const [k, c] of this.cooldowns) if (c.until <= now) this.cooldowns.delete(k);
+    for (const [k, r] of this.rollbacks) if (r.exp <= now) this.rollbacks.delete(k);
+    for (const [k, away] of this.rolledAway) {
+      for (const [rev, at] of away) if (at <= now - opts.rollbackWindowMs) away.delete(rev);
+      if (away.size === 0) this.rolledAway.delete(k);
+    }
+    for (const [k, entries] of this.rates) {
+      const w = opts.rateLimits[k]?.windowMs ?? 0;
+      const kept = entries.filter((e) => e.t > now - w);
+      if (kept.length === 0) this.rates.delete(k);
+      else this.rates.set(k, kept);
+    }
+    this.liveReservations(now);
+  }
+
+  liveReservations(now: number): Map<string, Reservation> {
+    for (const [node, r] of this.reservations) if (r.exp <= now) this.reservations.delete(node);
+    return this.reservations;
+  }
+}
+
+type Check = (s: MemoryGuardState, p: AuthorizePlan, ctx: { trial: boolean }) => RawVerdict | null;
+
+const deny = (guard: string, a: unknown = '', b: unknown = '', c: unknown = '', outcome: 'denied' | 'suppressed' = 'denied'): RawVerdict => ({
+  allowed: false,
+  guard,
+  outcome,
+  a: String(a),
+  b: String(b),
+  c: String(c),
+});
+
+/** Ordered predicates: the first denial wins. Mirrors lua/authorize.lua step by step. */
+const CHECKS: readonly Check[] = [
+  function paused(s, p) {
+    return p.pausable && s.paused ? deny('paused', s.paused.reason, s.paused.by, s.paused.at) : null;
+  },
+  function idempotency(s, p) {
+    const d = s.decisions.get(p.decisionId);
+    return d && d.exp > p.now ? deny('idempotency', d.state, '', '', 'suppressed') : null;
+  },
+  function circuit(s, p, ctx) {
+    const b = s.breakers.get(p.action);
+    if (!b || b.openUntil === null) return null;
+    if (p.now < b.openUntil) return deny('circuitOpen', 'open', b.openUntil);
+    if (b.trial !== null && b.trialExpires > p.now) return deny('circuitOpen', 'half-open', b.openUntil);
+    ctx.trial = true;
+    return null;
+  },
+  function cooldown(s, p) {
+    if (p.cooldownMs <= 0) return null;
+    const c = s.cooldowns.get(`${p.action}:${p.target}`);
+    return c && c.until > p.now ? deny('cooldown', c.until, '', '', 'suppressed') : null;
+  },
+  function rateLimit(s, p) {
+    if (!p.rate) return null;
+    const entries = (s.rates.get(p.action) ?? []).filter((e) => e.t > p.now - (p.rate?.windowMs ?? 0));
+    s.rates.set(p.action, entries);
+    return entries.length >= p.rate.limit ? deny('rateLimit', entries.length, p.rate.limit) : null;
+  },
+  function rollback(s, p) {
+    if (!p.rollback) return null;
+    const since = p.now - p.rollback.windowMs;
+    // the more specific reason first: going back to a revision just left is a flap
+    const awayAt = p.rollback.to === null ? undefined : s.rolledAway.get(p.rollback.workload)?.get(p.rollback.to);
+    if (awayAt !== undefined && awayAt > since) return deny('rollbackFlapping', p.rollback.to, awayAt);
+    const last = s.rollbacks.get(p.rollback.workload);
+    if (last && last.at > since) return deny('rollbackWindow', last.at);
+    return null;
+  },
+  function maxUnavailable(s, p) {
+    if (!p.budget) return null;
+    const res = s.liveReservations(p.now);
+    if (res.has(p.budget.node)) return null; // already counted
+    for (const scope of p.budget.scopes) {
+      const counted = new Set(scope.unavailable);
+      if (counted.has(p.budget.node)) continue; // already unavailable: cordoning it costs nothing
+      for (const [node, r] of res) if (r.scopes.includes(scope.scope)) counted.add(node);
+      if (counted.size + 1 > scope.limit) return deny(scope.scope === 'fleet' ? 'maxUnavailable' : 'maxUnavailablePerGroup', scope.scope, counted.size, scope.limit);
+    }
+    return null;
+  },
+];
+
+/** Pure state transition of authorize; exported for the contract tests. */
+export function authorizeState(s: MemoryGuardState, p: AuthorizePlan): RawVerdict {
+  const ctx = { trial: false };
+  for (const check of CHECKS) {
+    const v = check(s, p, ctx);
+    if (v) return v;
+  }
+  s.decisions.set(p.decisionId, { state: 'reserved', exp: p.now + p.idempotencyTtlMs });
+  if (ctx.trial) {
+    const b = s.breaker(p.action);
+    b.trial = p.decisionId;
+    b.trialExpires = p.now + p.breaker.trialTtlMs;
+  }
+  if (p.cooldownMs > 0) s.cooldowns.set(`${p.action}:${p.target}`, { until: p.now + p.cooldownMs, res: p.reservation });
+  if (p.rate) s.rates.set(p.action, [...(s.rates.get(p.action) ?? []), { t: p.now, res: p.reservation }]);
+  if (p.rollback) {
+    s.rollbacks.set(p.rollback.workload, { at: p.now, from: p.rollback.from, to: p.rollback.to, res: p.reservation, exp: p.now + p.rollback.windowMs });
+    if (p.rollback.from !== null) {
+      const away = s.rolledAway.get(p.rollback.workload) ?? new Map<number, number>();
+      away.set(p.rollback.from, p.now);
+      s.rolledAway.set(p.rollback.workload, away);
+    }
+  }
+  if (p.budget && !s.reservations.has(p.budget.node))
+    s.reservations.set(p.budget.node, { id: p.reservation, scopes: p.budget.scopes.map((x) => x.scope), exp: p.now + p.budget.holdMs });
+  return { allowed: true };
+}
+
+/** Pure state transition of settle; mirrors lua/settle.lua. */
+export function settleState(s: MemoryGuardState, p: SettlePlan): void {
+  const b = s.breakers.get(p.action);
+  if (p.ok) {
+    s.decisions.set(p.decisionId, { state: 'executed', exp: p.now + p.idempotencyTtlMs });
+    if (b && b.trial === p.decisionId) s.breakers.delete(p.action); // trial succeeded: close
+    if (p.cordonNode) {
+      const r = s.reservations.get(p.cordonNode);
+      if (r && r.id === p.reservation) r.exp = p.now + p.holdMs;
+    }
+    if (p.uncordonNode) s.reservations.delete(p.uncordonNode);
+    if (p.rollback && p.rollback.to !== null) {
+      const r = s.rollbacks.get(p.rollback.workload);
+      if (r && r.res === p.reservation) r.to = p.rollback.to;
+    }
+    return;
+  }
+  s.decisions.delete(p.decisionId);
+  const ck = `${p.action}:${p.target}`;
+  if (s.cooldowns.get(ck)?.res === p.reservation) s.cooldowns.delete(ck);
+  if (p.cordonNode && s.reservations.get(p.cordonNode)?.id === p.reservation) s.reservations.delete(p.cordonNode);
+  if (p.rollback) {
+    const r = s.rollbacks.get(p.rollback.workload);
+    if (r && r.res === p.reservation) {
+      s.rollbacks.delete(p.rollback.workload);
+      if (r.from !== null) s.rolledAway.get(p.rollback.workload)?.delete(r.from);
+    }
+  }
+  const br = s.breaker(p.action);
+  br.failures = br.failures.filter((f) => f.t > p.now - p.breaker.windowMs);
+  br.failures.push({ t: p.now, id: p.decisionId });
+  if (br.trial === p.decisionId) {
+    br.openUntil = p.now + p.breaker.openForMs; // the trial failed: open again
+    br.trial = null;
+  } else if (br.openUntil === null && br.failures.length >= p.breaker.failures) {
+    br.openUntil = p.now + p.breaker.openForMs;
+  }
+}
+
+export function rawStatusOf(s: MemoryGuardState, opts: GuardOptions, now: number): RawStatus {
+  const rateUsed: Record<string, number> = {};
+  for (const [action, rl] of Object.entries(opts.rateLimits)) rateUsed[action] = (s.rates.get(action) ?? []).filter((e) => e.t > now - rl.windowMs).length;
+  const breakers: RawStatus['breakers'] = {};
+  for (const action of STATUS_ACTIONS) {
+    const b = s.breakers.get(action);
+    breakers[action] = { openUntil: b?.openUntil ?? null, failures: (b?.failures ?? []).filter((f) => f.t > now - opts.breaker.windowMs).length };
+  }
+  return {
+    paused: s.paused ? { ...s.paused } : null,
+    reservations: [...s.liveReservations(now)].map(([node, r]) => ({ node, scopes: [...r.scopes] })),
+    rateUsed,
+    breakers,
+  };
+}
+
+export interface MemoryGuardOptions {
+  view: ClusterView;
+  options: GuardOptions;
+  clock: Clock;
+  /** Share one state between several guard objects (tests of replicas in one process). */
+  state?: MemoryGuardState;
+}
+
+export function createMemoryGuard(o: MemoryGuardOptions): ControllableGuard & { readonly state: MemoryGuardState } {
+  const state = o.state ?? new MemoryGuardState();
+  return {
+    state,
+    authorize(decision: Decision): Promise<GuardVerdict> {
+      const pre = precheck(decision, o.view);
+      if (pre) return Promise.resolve(toVerdict(pre, decision, null));
+      const plan = planAuthorization(decision, o.view, o.options, o.clock.now(), randomUUID());
+      state.maybePrune(plan.now, o.options);
+      return Promise.resolve(toVerdict(authorizeState(state, plan), decision, plan));
+    },
+    settle(decision: Decision, verdict: GuardVerdict, result: ExecutionResult): Promise<void> {
+      if (!verdict.allowed) return Promise.resolve();
+      settleState(state, planSettle(decision, o.options, o.clock.now(), verdict.reservation ?? '', result.ok, result.toRevision));
+      return Promise.resolve();
+    },
+    pause(reason: string, by: string): Promise<void> {
+      state.paused = { reason, by, at: o.clock.now() };
+      return Promise.resolve();
+    },
+    resume(): Promise<void> {
+      state.paused = null;
+      return Promise.resolve();
+    },
+    status(): Promise<GuardStatus> {
+      const now = o.clock.now();
+      const raw = rawStatusOf(state, o.options, now);
+      return Promise.resolve({
+        at: now,
+        paused: raw.paused,
+        ...composeBudgets(o.view, o.options, raw.reservations),
+        rateLimits: composeRates(o.options, raw.rateUsed),
+        breakers: composeBreakers(now, raw.breakers),
+      });
+    },
+  };
+}

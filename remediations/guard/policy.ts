@@ -1,0 +1,342 @@
+/**
+ * The guard's pure half: options, the per-decision plan both adapters execute,
+ * and the wording of every denial. Adapters (memory, Redis/Lua) hold state and
+ * run the same ordered checks over it:
+ *
+ *   paused → idempotency → circuit breaker → cooldown → rate limit →
+ *   rollback (one per window, never flapping) → maxUnavailable (fleet, groups)
+ *
+ * The first check that fails names the guard and the reason; nothing is
+ * reserved unless every check passes, so a denial leaves no trace in budgets.
+ */
+import type { ClusterView, NodeInfo } from '../../core/cluster.js';
+import { isUnavailable } from '../../core/cluster.js';
+import type { NodewardenConfig } from '../../core/config.js';
+import { budgetFor } from '../../core/config.js';
+import type { ActionKind, Decision, Target } from '../../core/decision.js';
+import { formatDuration, parseDuration } from '../../core/duration.js';
+import type { BreakerStatus, BudgetStatus, GuardVerdict, RateLimitStatus } from '../ports.js';
+
+export interface GuardOptions {
+  /** `5%` or an absolute count, over the whole fleet. */
+  maxUnavailable: string;
+  /** `20%` or an absolute count, over each group (pool, zone). */
+  maxUnavailablePerGroup: string;
+  /** Sliding-window limit per action kind; kinds without an entry are unlimited. */
+  rateLimits: Record<string, { count: number; windowMs: number }>;
+  /** Cordon/uncordon/rollback of one target at most once per this (duplicates are suppressed). */
+  targetCooldownMs: number;
+  rollbackWindowMs: number;
+  breaker: { failures: number; windowMs: number; openForMs: number };
+  /** Decision `group` key → node label name (e.g. pool → nodewarden.io/pool). */
+  groupLabels: Record<string, string>;
+  /** How long an executed/reserved decision id is remembered. */
+  idempotencyTtlMs: number;
+  /**
+   * How long a cordon reservation counts against the budget: the lease of an
+   * in-flight action (a crashed replica's reservation expires), and after a
+   * successful cordon the time for the cluster view to show the node.
+   */
+  reservationHoldMs: number;
+  /** Lease of the single half-open trial action of a breaker. */
+  trialTtlMs: number;
+}
+
+export const DEFAULT_IDEMPOTENCY_TTL_MS = 24 * 3_600_000;
+export const DEFAULT_RESERVATION_HOLD_MS = 5 * 60_000;
+export const DEFAULT_TRIAL_TTL_MS = 5 * 60_000;
+
+/** Guard options from the validated config (durations parsed once here). */
+export function guardOptionsFromConfig(cfg: NodewardenConfig, extra: Partial<GuardOptions> = {}): GuardOptions {
+  const g = cfg.guard;
+  const rateLimits: GuardOptions['rateLimits'] = {};
+  for (const [k, v] of Object.entries(g.rateLimits)) rateLimits[k] = { count: v.count, windowMs: parseDuration(v.per) };
+  return {
+    maxUnavailable: g.maxUnavailable,
+    maxUnavailablePerGroup: g.maxUnavailablePerGroup,
+    rateLimits,
+    targetCooldownMs: parseDuration(g.targetCooldown),
+    rollbackWindowMs: parseDuration(g.rollbackWindow),
+    breaker: {
+      failures: g.circuitBreaker.failures,
+      windowMs: parseDuration(g.circuitBreaker.window),
+      openForMs: parseDuration(g.circuitBreaker.openFor),
+    },
+    groupLabels: { pool: cfg.labels.group, zone: cfg.labels.zone },
+    idempotencyTtlMs: DEFAULT_IDEMPOTENCY_TTL_MS,
+    reservationHoldMs: DEFAULT_RESERVATION_HOLD_MS,
+    trialTtlMs: DEFAULT_TRIAL_TTL_MS,
+    ...extra,
+  };
+}
+
+/** Actions the kill switch stops. Pages and resolves keep flowing: humans must still hear. */
+const PAUSABLE: ReadonlySet<ActionKind> = new Set(['cordon', 'uncordon', 'rollback']);
+/** Actions with a per-target cooldown (pages dedupe by dedup key instead). */
+const COOLED: ReadonlySet<ActionKind> = new Set(['cordon', 'uncordon', 'rollback']);
+
+export function targetKey(t: Target): string {
+  return t.namespace ? `${t.kind}/${t.namespace}/${t.name}` : `${t.kind}/${t.name}`;
+}
+
+export interface BudgetScope {
+  /** `fleet` or `<dim>=<value>`, e.g. `pool=h100-train`. */
+  scope: string;
+  limit: number;
+  total: number;
+  /** Names of nodes in the scope that are unavailable in the view right now. */
+  unavailable: string[];
+}
+
+/** Everything one authorize call needs; serialised as-is into the Lua script's ARGV. */
+export interface AuthorizePlan {
+  now: number;
+  decisionId: string;
+  action: ActionKind;
+  target: string;
+  reservation: string;
+  pausable: boolean;
+  idempotencyTtlMs: number;
+  breaker: { failures: number; windowMs: number; openForMs: number; trialTtlMs: number };
+  /** 0 = no cooldown for this action. */
+  cooldownMs: number;
+  rate: { limit: number; windowMs: number } | null;
+  rollback: { workload: string; windowMs: number; from: number | null; to: number | null } | null;
+  budget: { node: string; holdMs: number; scopes: BudgetScope[] } | null;
+}
+
+/** What settle needs; derived from the decision alone so any replica can settle. */
+export interface SettlePlan {
+  now: number;
+  decisionId: string;
+  action: ActionKind;
+  target: string;
+  reservation: string;
+  ok: boolean;
+  idempotencyTtlMs: number;
+  breaker: { failures: number; windowMs: number; openForMs: number };
+  holdMs: number;
+  /** Cordon: the node whose reservation is confirmed (ok) or released (failed). */
+  cordonNode: string | null;
+  /** Uncordon: the node whose reservation is dropped on success. */
+  uncordonNode: string | null;
+  rollback: { workload: string; to: number | null } | null;
+}
+
+/**
+ * Raw result of the state check, identical from both adapters:
+ * `allow` or `deny` + guard + outcome + up to three guard-specific values.
+ */
+export type RawVerdict =
+  | { allowed: true }
+  | { allowed: false; guard: string; outcome: 'denied' | 'suppressed'; a: string; b: string; c: string };
+
+function workloadKey(t: Target): string {
+  return `${t.kind}/${t.namespace ?? 'default'}/${t.name}`;
+}
+
+function num(v: unknown): number | null {
+  if (typeof v === 'number' && Number.isFinite(v)) return v;
+  if (typeof v === 'string' && v.trim() !== '' && Number.isFinite(Number(v))) return Number(v);
+  return null;
+}
+
+/** Group scopes of a cordon: the decision's group labels, else the node's own pool/zone labels. */
+export function groupsOf(decision: Decision, node: NodeInfo | undefined, opts: GuardOptions): Array<{ dim: string; value: string; label: string }> {
+  const out: Array<{ dim: string; value: string; label: string }> = [];
+  if (decision.group && Object.keys(decision.group).length > 0) {
+    for (const [dim, value] of Object.entries(decision.group)) out.push({ dim, value, label: opts.groupLabels[dim] ?? dim });
+  } else if (node) {
+    for (const [dim, label] of Object.entries(opts.groupLabels)) {
+      const value = node.labels[label];
+      if (value !== undefined) out.push({ dim, value, label });
+    }
+  }
+  return out.sort((x, y) => x.dim.localeCompare(y.dim));
+}
+
+/** Stateless predicates that need only the view (run before the state check). */
+export function precheck(decision: Decision, view: ClusterView): RawVerdict | null {
+  if (decision.action === 'uncordon' && decision.target.kind === 'Node') {
+    const node = view.getNode(decision.target.name);
+    // Never undo a cordon a human made: only nodes nodewarden cordoned are released.
+    if (node && node.unschedulable && !node.cordonedByNodewarden)
+      return { allowed: false, guard: 'notOwned', outcome: 'suppressed', a: '', b: '', c: '' };
+  }
+  return null;
+}
+
+export function planAuthorization(decision: Decision, view: ClusterView, opts: GuardOptions, now: number, reservation: string): AuthorizePlan {
+  const action = decision.action;
+  const rl = opts.rateLimits[action];
+  let rollback: AuthorizePlan['rollback'] = null;
+  if (action === 'rollback' && (decision.target.kind === 'DaemonSet' || decision.target.kind === 'Deployment')) {
+    const revs = view.workloadRevisions({ kind: decision.target.kind, namespace: decision.target.namespace ?? 'default', name: decision.target.name });
+    const current = revs[revs.length - 1]?.revision ?? null;
+    const previous = revs[revs.length - 2]?.revision ?? null;
+    rollback = {
+      workload: workloadKey(decision.target),
+      windowMs: opts.rollbackWindowMs,
+      from: num(decision.params?.fromRevision) ?? current,
+      to: num(decision.params?.toRevision) ?? previous,
+    };
+  }
+  let budget: AuthorizePlan['budget'] = null;
+  if (action === 'cordon' && decision.target.kind === 'Node') {
+    const nodes = view.listNodes();
+    const target = view.getNode(decision.target.name);
+    const scopes: BudgetScope[] = [
+      {
+        scope: 'fleet',
+        limit: budgetFor(opts.maxUnavailable, nodes.length),
+        total: nodes.length,
+        unavailable: nodes.filter(isUnavailable).map((n) => n.name),
+      },
+    ];
+    for (const g of groupsOf(decision, target, opts)) {
+      const members = nodes.filter((n) => n.labels[g.label] === g.value);
+      scopes.push({
+        scope: `${g.dim}=${g.value}`,
+        limit: budgetFor(opts.maxUnavailablePerGroup, members.length),
+        total: members.length,
+        unavailable: members.filter(isUnavailable).map((n) => n.name),
+      });
+    }
+    budget = { node: decision.target.name, holdMs: opts.reservationHoldMs, scopes };
+  }
+  return {
+    now,
+    decisionId: decision.id,
+    action,
+    target: targetKey(decision.target),
+    reservation,
+    pausable: PAUSABLE.has(action),
+    idempotencyTtlMs: opts.idempotencyTtlMs,
+    breaker: { ...opts.breaker, trialTtlMs: opts.trialTtlMs },
+    cooldownMs: COOLED.has(action) ? opts.targetCooldownMs : 0,
+    rate: rl ? { limit: rl.count, windowMs: rl.windowMs } : null,
+    rollback,
+    budget,
+  };
+}
+
+export function planSettle(decision: Decision, opts: GuardOptions, now: number, reservation: string, ok: boolean, toRevision?: number): SettlePlan {
+  const isNode = decision.target.kind === 'Node';
+  return {
+    now,
+    decisionId: decision.id,
+    action: decision.action,
+    target: targetKey(decision.target),
+    reservation,
+    ok,
+    idempotencyTtlMs: opts.idempotencyTtlMs,
+    breaker: opts.breaker,
+    holdMs: opts.reservationHoldMs,
+    cordonNode: decision.action === 'cordon' && isNode ? decision.target.name : null,
+    uncordonNode: decision.action === 'uncordon' && isNode ? decision.target.name : null,
+    rollback: decision.action === 'rollback' ? { workload: workloadKey(decision.target), to: toRevision ?? null } : null,
+  };
+}
+
+function iso(ms: string | number): string {
+  const n = Number(ms);
+  return Number.isFinite(n) ? new Date(n).toISOString() : String(ms);
+}
+
+/** The same words from both adapters: the ledger and the grouped page show them. */
+export function toVerdict(raw: RawVerdict, decision: Decision, plan: AuthorizePlan | null): GuardVerdict {
+  if (raw.allowed) return { allowed: true, guard: null, reservation: plan?.reservation ?? '' };
+  const t = targetKey(decision.target);
+  const { a, b, c } = raw;
+  let reason: string;
+  switch (raw.guard) {
+    case 'paused':
+      reason = `remediation paused by ${b || 'unknown'}: ${a}`;
+      break;
+    case 'idempotency':
+      reason = `decision ${decision.id} already ${a}; not acting twice`;
+      break;
+    case 'circuitOpen':
+      reason =
+        a === 'half-open'
+          ? `circuit half-open for ${decision.action}: one trial action is in flight`
+          : `circuit open for ${decision.action} after repeated failures, half-opens at ${iso(b)}`;
+      break;
+    case 'cooldown':
+      reason = `${t} had a ${decision.action} within the cooldown of ${formatDuration(plan?.cooldownMs ?? 0)} (until ${iso(a)})`;
+      break;
+    case 'rateLimit':
+      reason = `rate limit: ${a} of ${b} ${decision.action} actions already taken in the last ${formatDuration(plan?.rate?.windowMs ?? 0)}`;
+      break;
+    case 'rollbackWindow':
+      reason = `${t} was already rolled back at ${iso(a)} (at most one rollback per ${formatDuration(plan?.rollback?.windowMs ?? 0)})`;
+      break;
+    case 'rollbackFlapping':
+      reason = `refusing to roll ${t} back to revision ${a}: it was rolled away from at ${iso(b)} (flapping)`;
+      break;
+    case 'maxUnavailable':
+    case 'maxUnavailablePerGroup': {
+      const scope = plan?.budget?.scopes.find((s) => s.scope === a);
+      reason = `cordoning ${decision.target.name} would make ${Number(b) + 1} nodes unavailable in ${a === 'fleet' ? 'the fleet' : a} (${scope?.total ?? '?'} nodes, limit ${c}; unavailable or reserved now: ${b})`;
+      break;
+    }
+    case 'notOwned':
+      reason = `${decision.target.name} was cordoned by someone else; nodewarden only uncordons nodes it cordoned`;
+      break;
+    default:
+      reason = `${raw.guard}: ${[a, b, c].filter(Boolean).join(' ')}`;
+  }
+  return { allowed: false, guard: raw.guard, outcome: raw.outcome, reason };
+}
+
+/** Raw counters of the state, from either adapter; the view supplies the rest. */
+export interface RawStatus {
+  paused: { reason: string; by: string; at: number } | null;
+  /** Reserved node -> its scopes (expired reservations already dropped). */
+  reservations: Array<{ node: string; scopes: string[] }>;
+  /** Per rate-limited action: entries in the window. */
+  rateUsed: Record<string, number>;
+  breakers: Record<string, { openUntil: number | null; failures: number }>;
+}
+
+/** Action kinds whose breaker and rate limit a status report lists. */
+export const STATUS_ACTIONS: readonly ActionKind[] = ['cordon', 'uncordon', 'rollback', 'page', 'resolve'];
+
+export function composeBudgets(view: ClusterView, opts: GuardOptions, reservations: RawStatus['reservations']): { fleet: BudgetStatus; groups: BudgetStatus[] } {
+  const nodes = view.listNodes();
+  const reserved = (scope: string, members: ReadonlySet<string>): number =>
+    reservations.filter((r) => r.scopes.includes(scope) && !members.has(r.node)).length;
+  const unavailFleet = new Set(nodes.filter(isUnavailable).map((n) => n.name));
+  const fleet: BudgetStatus = {
+    scope: 'fleet',
+    total: nodes.length,
+    unavailable: unavailFleet.size,
+    reserved: reserved('fleet', unavailFleet),
+    limit: budgetFor(opts.maxUnavailable, nodes.length),
+  };
+  const groups: BudgetStatus[] = [];
+  for (const [dim, label] of Object.entries(opts.groupLabels)) {
+    const values = [...new Set(nodes.map((n) => n.labels[label]).filter((v): v is string => v !== undefined))].sort();
+    for (const value of values) {
+      const members = nodes.filter((n) => n.labels[label] === value);
+      const un = new Set(members.filter(isUnavailable).map((n) => n.name));
+      const scope = `${dim}=${value}`;
+      groups.push({ scope, total: members.length, unavailable: un.size, reserved: reserved(scope, un), limit: budgetFor(opts.maxUnavailablePerGroup, members.length) });
+    }
+  }
+  return { fleet, groups };
+}
+
+export function composeRates(opts: GuardOptions, used: Record<string, number>): RateLimitStatus[] {
+  return Object.entries(opts.rateLimits)
+    .map(([action, rl]) => ({ action, limit: rl.count, windowMs: rl.windowMs, used: used[action] ?? 0, remaining: Math.max(0, rl.count - (used[action] ?? 0)) }))
+    .sort((x, y) => x.action.localeCompare(y.action));
+}
+
+export function composeBreakers(now: number, raw: RawStatus['breakers']): BreakerStatus[] {
+  return STATUS_ACTIONS.map((action) => {
+    const b = raw[action];
+    if (!b || b.openUntil === null) return { action, state: 'closed' as const, failures: b?.failures ?? 0 };
+    return { action, state: now < b.openUntil ? ('open' as const) : ('half-open' as const), failures: b.failures, openUntil: b.openUntil };
+  });
+}

@@ -1,0 +1,138 @@
+/**
+ * Redis guard (production): the state of every engine replica in one Redis,
+ * each read-modify-write one Lua script (lua/*.lua), so concurrent replicas
+ * can never together exceed a budget or act twice on one decision. Times come
+ * from the injected clock and are passed to the scripts.
+ */
+import { randomUUID } from 'node:crypto';
+import type { Redis } from 'ioredis';
+import type { Clock } from '../../core/clock.js';
+import type { ClusterView } from '../../core/cluster.js';
+import type { Decision } from '../../core/decision.js';
+import { errorMessage, NodewardenError } from '../../core/errors.js';
+import type { ControllableGuard, ExecutionResult, GuardStatus, GuardVerdict } from '../ports.js';
+import type { GuardKeys } from './keys.js';
+import { guardKeys } from './keys.js';
+import { LuaScript } from './lua-script.js';
+import type { GuardOptions, RawStatus, RawVerdict } from './policy.js';
+import { composeBreakers, composeBudgets, composeRates, planAuthorization, planSettle, precheck, STATUS_ACTIONS, targetKey } from './policy.js';
+import { toVerdict } from './policy.js';
+
+export interface RedisGuardOptions {
+  redis: Redis;
+  /** Config `redis.keyPrefix`. */
+  keyPrefix: string;
+  view: ClusterView;
+  options: GuardOptions;
+  clock: Clock;
+  /** Close the Redis connection in close() (only when the guard owns it). */
+  ownsConnection?: boolean;
+}
+
+let scripts: { authorize: LuaScript; settle: LuaScript; status: LuaScript } | undefined;
+function loadScripts(): NonNullable<typeof scripts> {
+  scripts ??= { authorize: new LuaScript('authorize'), settle: new LuaScript('settle'), status: new LuaScript('status') };
+  return scripts;
+}
+
+function unavailable(op: string, err: unknown): NodewardenError {
+  return new NodewardenError('UNAVAILABLE', `guard ${op}: redis: ${errorMessage(err)}`, { retriable: true, cause: err });
+}
+
+function parseRaw(reply: unknown): RawVerdict {
+  if (!Array.isArray(reply)) throw new NodewardenError('INTERNAL', `guard authorize: unexpected reply ${JSON.stringify(reply)}`);
+  const r = reply.map((x) => (typeof x === 'string' ? x : String(x)));
+  if (r[0] === 'allow') return { allowed: true };
+  return { allowed: false, guard: r[1] ?? 'unknown', outcome: r[2] === 'suppressed' ? 'suppressed' : 'denied', a: r[3] ?? '', b: r[4] ?? '', c: r[5] ?? '' };
+}
+
+interface StatusReply {
+  paused: { reason: string; by: string; at: number } | false;
+  reservations: Array<[string, string[]]> | Record<string, never>;
+  rate: Record<string, number> | never[];
+  breakers: Record<string, { openUntil: number | false; failures: number }>;
+}
+
+export function createRedisGuard(o: RedisGuardOptions): ControllableGuard & { readonly keys: GuardKeys } {
+  const k = guardKeys(o.keyPrefix);
+  const lua = loadScripts();
+
+  return {
+    keys: k,
+    async authorize(decision: Decision): Promise<GuardVerdict> {
+      const pre = precheck(decision, o.view);
+      if (pre) return toVerdict(pre, decision, null);
+      const plan = planAuthorization(decision, o.view, o.options, o.clock.now(), randomUUID());
+      const a = decision.action;
+      const wl = plan.rollback?.workload ?? '-';
+      const keys = [
+        k.paused,
+        k.decision(decision.id),
+        k.breaker(a),
+        k.breakerFailures(a),
+        k.cooldown(a, plan.target),
+        k.rate(a),
+        k.rollback(wl),
+        k.rollbackAway(wl),
+        k.reservations,
+      ];
+      let reply: unknown;
+      try {
+        reply = await lua.authorize.run(o.redis, keys, [JSON.stringify(plan)]);
+      } catch (err) {
+        throw unavailable('authorize', err);
+      }
+      return toVerdict(parseRaw(reply), decision, plan);
+    },
+
+    async settle(decision: Decision, verdict: GuardVerdict, result: ExecutionResult): Promise<void> {
+      if (!verdict.allowed) return;
+      const plan = planSettle(decision, o.options, o.clock.now(), verdict.reservation ?? '', result.ok, result.toRevision);
+      const a = decision.action;
+      const wl = plan.rollback?.workload ?? '-';
+      const keys = [k.decision(decision.id), k.breaker(a), k.breakerFailures(a), k.cooldown(a, targetKey(decision.target)), k.reservations, k.rollback(wl), k.rollbackAway(wl)];
+      try {
+        await lua.settle.run(o.redis, keys, [JSON.stringify(plan)]);
+      } catch (err) {
+        throw unavailable('settle', err);
+      }
+    },
+
+    async pause(reason: string, by: string): Promise<void> {
+      await o.redis.hset(k.paused, { reason, by, at: String(o.clock.now()) });
+    },
+
+    async resume(): Promise<void> {
+      await o.redis.del(k.paused);
+    },
+
+    async status(): Promise<GuardStatus> {
+      const now = o.clock.now();
+      const actions = STATUS_ACTIONS.map((action) => ({ action, rateWindowMs: o.options.rateLimits[action]?.windowMs ?? 0, breakerWindowMs: o.options.breaker.windowMs }));
+      const keys = [k.paused, k.reservations, ...actions.flatMap((x) => [k.rate(x.action), k.breaker(x.action), k.breakerFailures(x.action)])];
+      let text: unknown;
+      try {
+        text = await lua.status.run(o.redis, keys, [JSON.stringify({ now, actions })]);
+      } catch (err) {
+        throw unavailable('status', err);
+      }
+      const s = JSON.parse(String(text)) as StatusReply;
+      // cjson encodes an empty table as {}; normalise to arrays/records
+      const reservations = Array.isArray(s.reservations) ? s.reservations.map(([node, scopes]) => ({ node, scopes: Array.isArray(scopes) ? scopes : [] })) : [];
+      const rateUsed: Record<string, number> = Array.isArray(s.rate) ? {} : s.rate;
+      const breakers: RawStatus['breakers'] = {};
+      for (const [action, b] of Object.entries(s.breakers)) breakers[action] = { openUntil: b.openUntil === false ? null : b.openUntil, failures: b.failures };
+      return {
+        at: now,
+        paused: s.paused === false ? null : s.paused,
+        ...composeBudgets(o.view, o.options, reservations),
+        rateLimits: composeRates(o.options, rateUsed),
+        breakers: composeBreakers(now, breakers),
+      };
+    },
+
+    async close(): Promise<void> {
+      if (o.ownsConnection && o.redis.status !== 'end') await o.redis.quit().catch(() => undefined);
+    },
+  };
+}

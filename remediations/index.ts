@@ -1,0 +1,100 @@
+/**
+ * Remediations: everything the engine, the control API, replay and the demo
+ * need to act through the blast-radius guard and to record every decision.
+ */
+import type { Clock } from '../core/clock.js';
+import type { NodewardenConfig } from '../core/config.js';
+import type { Logger } from '../core/logger.js';
+import { silentLogger } from '../core/logger.js';
+import type { Registry } from 'prom-client';
+import type { GuardOptions } from './guard/policy.js';
+import { guardOptionsFromConfig } from './guard/policy.js';
+import { createMemoryGuard } from './guard/memory-guard.js';
+import type { MemoryGuardState } from './guard/memory-guard.js';
+import { MemoryLedger } from './ledger/memory-ledger.js';
+import type { LedgerSink } from './ledger/sink.js';
+import { createPagerExecutor } from './pager/pager-executor.js';
+import type { RecordingPager } from './pager/recording-pager.js';
+import { createRecordingPager } from './pager/recording-pager.js';
+import type { ControllableGuard } from './ports.js';
+import type { GuardedRemediator } from './remediator.js';
+import { createRemediator } from './remediator.js';
+import type { SimulatedCluster } from './simulated/index.js';
+
+export type * from './ports.js';
+export { createRemediator } from './remediator.js';
+export type { GuardedRemediator, RemediatorOptions } from './remediator.js';
+export { createDryRunExecutor } from './dry-run.js';
+
+export { createMemoryGuard, MemoryGuardState } from './guard/memory-guard.js';
+export type { MemoryGuardOptions } from './guard/memory-guard.js';
+export { createRedisGuard } from './guard/redis-guard.js';
+export type { RedisGuardOptions } from './guard/redis-guard.js';
+export { guardKeys } from './guard/keys.js';
+export type { GuardKeys } from './guard/keys.js';
+export { guardOptionsFromConfig, targetKey } from './guard/policy.js';
+export type { GuardOptions } from './guard/policy.js';
+
+export * from './pager/index.js';
+
+export { buildLedgerRecord } from './ledger/record.js';
+export { JsonlLedgerSink } from './ledger/jsonl-sink.js';
+export { MemoryLedger } from './ledger/memory-ledger.js';
+export { RedisStreamLedger, ledgerStreamKey } from './ledger/redis-stream-ledger.js';
+export type { RedisStreamLedgerOptions } from './ledger/redis-stream-ledger.js';
+export { KafkaLedgerSink } from './ledger/kafka-ledger.js';
+export type { KafkaLedgerOptions } from './ledger/kafka-ledger.js';
+export { matchesQuery } from './ledger/sink.js';
+export type { LedgerQuery, LedgerSink, QueryableLedger } from './ledger/sink.js';
+export { RemediationMetrics } from './ledger/metrics.js';
+
+export interface ReplayRemediatorOptions {
+  /** The simulated cluster (remediations/simulated): guard view and executors in one. */
+  cluster: SimulatedCluster;
+  config: NodewardenConfig;
+  clock: Clock;
+  dryRun?: boolean;
+  /** Where records go besides the returned array (e.g. a JsonlLedgerSink on stdout). Default: memory only. */
+  ledger?: LedgerSink[];
+  logger?: Logger;
+  registry?: Registry;
+  /** Guard option overrides (tests). */
+  guard?: Partial<GuardOptions>;
+  /** Denial grouping window in virtual time (default 30 s). */
+  denialWindowMs?: number;
+}
+
+export interface ReplayRemediator {
+  remediator: GuardedRemediator;
+  guard: ControllableGuard & { readonly state: MemoryGuardState };
+  /** Every page and resolve, recorded (no HTTP). */
+  pager: RecordingPager;
+  ledger: MemoryLedger;
+}
+
+/**
+ * Replay and demo wiring: the memory guard over the simulated cluster (so the
+ * guard sees its own cordons), the simulated cluster's executors, and a
+ * recording pager. Virtual time: no timers; call `remediator.flush()` at the
+ * end to send the denial pages still held in their grouping window.
+ */
+export function createReplayRemediator(o: ReplayRemediatorOptions): ReplayRemediator {
+  const logger = o.logger ?? silentLogger;
+  const dryRun = o.dryRun ?? o.config.guard.dryRun;
+  const guard = createMemoryGuard({ view: o.cluster, options: guardOptionsFromConfig(o.config, o.guard), clock: o.clock });
+  const pager = createRecordingPager('replay');
+  const ledger = new MemoryLedger();
+  const sim = o.cluster.executors;
+  const remediator = createRemediator({
+    guard,
+    executors: [sim.cordon, createPagerExecutor({ pagers: [pager], logger })],
+    ledger: [ledger, ...(o.ledger ?? [])],
+    clock: o.clock,
+    logger,
+    dryRun,
+    autoFlush: false,
+    ...(o.registry ? { registry: o.registry } : {}),
+    ...(o.denialWindowMs === undefined ? {} : { denialWindowMs: o.denialWindowMs }),
+  });
+  return { remediator, guard, pager, ledger };
+}

@@ -1,0 +1,56 @@
+/**
+ * Ledger records on the Kafka ledger topic (config `kafka.topics.ledger`),
+ * key = target name so one node's or workload's history stays in order on one
+ * partition. acks=all: a record is written once every in-sync replica has it.
+ */
+import kafkajs from 'kafkajs';
+import type { Kafka, Producer } from 'kafkajs';
+import type { LedgerRecord } from '../../core/decision.js';
+import { errorMessage, NodewardenError } from '../../core/errors.js';
+import type { LedgerSink } from './sink.js';
+
+const { Partitioners } = kafkajs;
+
+export interface KafkaLedgerOptions {
+  kafka: Kafka;
+  topic: string;
+}
+
+export class KafkaLedgerSink implements LedgerSink {
+  readonly name = 'kafka';
+  private readonly producer: Producer;
+  private connected: Promise<void> | undefined;
+  private closed = false;
+  constructor(private readonly o: KafkaLedgerOptions) {
+    this.producer = o.kafka.producer({ createPartitioner: Partitioners.DefaultPartitioner, allowAutoTopicCreation: false });
+  }
+
+  private connect(): Promise<void> {
+    this.connected ??= this.producer.connect().catch((err: unknown) => {
+      this.connected = undefined;
+      throw err;
+    });
+    return this.connected;
+  }
+
+  async write(records: readonly LedgerRecord[]): Promise<void> {
+    if (records.length === 0) return;
+    if (this.closed) throw new NodewardenError('UNAVAILABLE', 'ledger: kafka sink closed');
+    try {
+      await this.connect();
+      await this.producer.send({
+        topic: this.o.topic,
+        acks: -1,
+        messages: records.map((r) => ({ key: r.target.name, value: JSON.stringify(r), timestamp: String(Date.parse(r.ts)) })),
+      });
+    } catch (err) {
+      throw new NodewardenError('UNAVAILABLE', `ledger: kafka send to ${this.o.topic}: ${errorMessage(err)}`, { retriable: true, cause: err });
+    }
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    if (this.connected) await this.producer.disconnect().catch(() => undefined);
+  }
+}

@@ -1,0 +1,102 @@
+/**
+ * Remediation metrics on a registry passed in: counters fed from ledger
+ * records (so metrics and ledger can never disagree), an execution duration
+ * histogram, and gauges read from the guard's status at scrape time.
+ */
+import { Counter, Gauge, Histogram } from 'prom-client';
+import type { Registry } from 'prom-client';
+import type { LedgerRecord } from '../../core/decision.js';
+import type { Logger } from '../../core/logger.js';
+import { errorMessage } from '../../core/errors.js';
+import type { GuardControl } from '../ports.js';
+
+const CIRCUIT_VALUE = { closed: 0, 'half-open': 1, open: 2 } as const;
+
+export class RemediationMetrics {
+  readonly actions: Counter<'action' | 'outcome' | 'guard'>;
+  readonly denials: Counter<'guard'>;
+  readonly duration: Histogram<'action'>;
+  readonly ledgerErrors: Counter<'sink'>;
+
+  constructor(registry: Registry, opts: { guard?: GuardControl; logger?: Logger } = {}) {
+    this.actions = new Counter({
+      name: 'nodewarden_actions_total',
+      help: 'Decisions by action, outcome and the guard that denied (empty when none)',
+      labelNames: ['action', 'outcome', 'guard'],
+      registers: [registry],
+    });
+    this.denials = new Counter({
+      name: 'nodewarden_guard_denials_total',
+      help: 'Actions denied or suppressed, by guard',
+      labelNames: ['guard'],
+      registers: [registry],
+    });
+    this.duration = new Histogram({
+      name: 'nodewarden_action_duration_seconds',
+      help: 'Time to execute an action (guard + executor + settle)',
+      labelNames: ['action'],
+      buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
+      registers: [registry],
+    });
+    this.ledgerErrors = new Counter({
+      name: 'nodewarden_ledger_write_errors_total',
+      help: 'Ledger batches a sink failed to write',
+      labelNames: ['sink'],
+      registers: [registry],
+    });
+    const guard = opts.guard;
+    if (guard) {
+      const logger = opts.logger;
+      new Gauge({
+        name: 'nodewarden_circuit_state',
+        help: 'Circuit breaker per action kind: 0 closed, 1 half-open, 2 open',
+        labelNames: ['action'],
+        registers: [registry],
+        async collect() {
+          try {
+            const s = await guard.status();
+            this.reset();
+            for (const b of s.breakers) this.set({ action: b.action }, CIRCUIT_VALUE[b.state]);
+          } catch (err) {
+            logger?.warn({ err: errorMessage(err) }, 'guard status unavailable for metrics');
+          }
+        },
+      });
+      new Gauge({
+        name: 'nodewarden_unavailable_nodes',
+        help: 'Unschedulable or NotReady nodes plus in-flight cordon reservations, by scope (fleet, or group such as pool=h100)',
+        labelNames: ['scope'],
+        registers: [registry],
+        async collect() {
+          try {
+            const s = await guard.status();
+            this.reset();
+            for (const b of [s.fleet, ...s.groups]) this.set({ scope: b.scope }, b.unavailable + b.reserved);
+          } catch (err) {
+            logger?.warn({ err: errorMessage(err) }, 'guard status unavailable for metrics');
+          }
+        },
+      });
+      new Gauge({
+        name: 'nodewarden_unavailable_nodes_limit',
+        help: 'maxUnavailable budget by scope',
+        labelNames: ['scope'],
+        registers: [registry],
+        async collect() {
+          try {
+            const s = await guard.status();
+            this.reset();
+            for (const b of [s.fleet, ...s.groups]) this.set({ scope: b.scope }, b.limit);
+          } catch {
+            // reported by the gauge above
+          }
+        },
+      });
+    }
+  }
+
+  record(r: LedgerRecord): void {
+    this.actions.inc({ action: r.action, outcome: r.outcome, guard: r.guard ?? '' });
+    if (r.guard !== null && (r.outcome === 'denied' || r.outcome === 'suppressed')) this.denials.inc({ guard: r.guard });
+  }
+}

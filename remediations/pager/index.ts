@@ -1,0 +1,12 @@
+export type { PageRequest, Pager } from './pager.js';
+export { MAX_DEDUP_KEY, MAX_SUMMARY } from './pager.js';
+export { createPagerDutyPager, enqueueUrl, toPagerDutyEvent } from './pagerduty.js';
+export type { PagerDutyEvent, PagerDutyOptions } from './pagerduty.js';
+export { buildSlackMessage, createSlackPager } from './slack.js';
+export type { SlackMessage, SlackOptions, SlackPager } from './slack.js';
+export { createRecordingPager } from './recording-pager.js';
+export type { RecordingPager } from './recording-pager.js';
+export { boundedDedupKey, createPagerExecutor, groupLabel, pageRequestOf } from './pager-executor.js';
+export { DEFAULT_RETRY, parseRetryAfter } from './retry.js';
+export type { RetryPolicy } from './retry.js';
+export { createPagersFromConfig } from './from-config.js';

@@ -1,0 +1,176 @@
+/**
+ * Slack incoming webhook: Block Kit `blocks` plus a fallback `text`.
+ * A burst of pages within `groupWindowMs` becomes ONE message, and messages
+ * leave at most one per `minIntervalMs` (Slack allows about one per second per
+ * channel) from a single queue; a 429 is honoured with its Retry-After.
+ * The webhook URL is a secret (it is the credential): never logged.
+ */
+import axios from 'axios';
+import type { AxiosInstance } from 'axios';
+import type { Logger } from '../../core/logger.js';
+import { errorMessage, NodewardenError } from '../../core/errors.js';
+import type { PageRequest, Pager } from './pager.js';
+import { truncate } from './pager.js';
+import type { RetryPolicy, Sleep } from './retry.js';
+import { DEFAULT_RETRY, parseRetryAfter, realSleep, withRetry } from './retry.js';
+
+export interface SlackOptions {
+  webhookUrl: string;
+  logger: Logger;
+  http?: AxiosInstance;
+  /** Pages arriving within this window of the first one are grouped (default 2 s). */
+  groupWindowMs?: number;
+  /** At most one message per this interval (default 1000 ms). */
+  minIntervalMs?: number;
+  retry?: Partial<RetryPolicy>;
+  timeoutMs?: number;
+  sleep?: Sleep;
+  random?: () => number;
+  now?: () => number;
+}
+
+export interface SlackBlock {
+  type: string;
+  text?: { type: 'plain_text' | 'mrkdwn'; text: string };
+  elements?: Array<{ type: 'mrkdwn' | 'plain_text'; text: string }>;
+}
+
+export interface SlackMessage {
+  text: string;
+  blocks: SlackBlock[];
+}
+
+/** Items shown in full in one message; Block Kit allows 50 blocks (header + 2 per item + "more"). */
+const MAX_ITEMS = 20;
+const SEVERITY_ICON: Record<string, string> = { critical: ':red_circle:', error: ':large_orange_circle:', warning: ':warning:', info: ':information_source:' };
+
+export function buildSlackMessage(reqs: readonly PageRequest[]): SlackMessage {
+  const label = (r: PageRequest): string => (r.event === 'resolve' ? 'RESOLVED' : r.severity.toUpperCase());
+  const blocks: SlackBlock[] = [
+    { type: 'header', text: { type: 'plain_text', text: truncate(reqs.length === 1 ? `nodewarden: ${label(reqs[0] as PageRequest)}` : `nodewarden: ${reqs.length} alerts`, 150) } },
+  ];
+  for (const r of reqs.slice(0, MAX_ITEMS)) {
+    const icon = r.event === 'resolve' ? ':white_check_mark:' : (SEVERITY_ICON[r.severity] ?? '');
+    blocks.push({ type: 'section', text: { type: 'mrkdwn', text: truncate(`${icon} *${label(r)}* ${r.summary}`, 3000) } });
+    const ctx = [`rule \`${r.rule}\``, `source \`${r.source}\``, r.group ? `group \`${r.group}\`` : '', `key \`${r.dedupKey}\``].filter(Boolean).join(' · ');
+    blocks.push({ type: 'context', elements: [{ type: 'mrkdwn', text: truncate(ctx, 3000) }] });
+  }
+  if (reqs.length > MAX_ITEMS) blocks.push({ type: 'section', text: { type: 'mrkdwn', text: `…and ${reqs.length - MAX_ITEMS} more` } });
+  const text =
+    reqs.length === 1
+      ? `[${label(reqs[0] as PageRequest)}] ${(reqs[0] as PageRequest).summary}`
+      : `nodewarden: ${reqs.length} alerts: ${reqs.map((r) => `[${label(r)}] ${r.summary}`).join('; ')}`;
+  return { text: truncate(text, 3000), blocks };
+}
+
+interface Waiter {
+  req: PageRequest;
+  resolve: () => void;
+  reject: (err: Error) => void;
+}
+
+export interface SlackPager extends Pager {
+  /** Messages posted so far (for metrics and tests). */
+  readonly sentMessages: number;
+  flush(): Promise<void>;
+  close(): Promise<void>;
+}
+
+export function createSlackPager(o: SlackOptions): SlackPager {
+  const http = o.http ?? axios.create();
+  const groupWindowMs = o.groupWindowMs ?? 2000;
+  const minIntervalMs = o.minIntervalMs ?? 1000;
+  const policy = { ...DEFAULT_RETRY, ...o.retry };
+  const sleep = o.sleep ?? realSleep;
+  const now = o.now ?? Date.now;
+  let group: Waiter[] = [];
+  let groupTimer: NodeJS.Timeout | undefined;
+  const queue: Waiter[][] = [];
+  let pumping: Promise<void> | undefined;
+  let nextAllowedAt = 0;
+  let sent = 0;
+  let closed = false;
+
+  function closeGroup(): void {
+    if (groupTimer) clearTimeout(groupTimer);
+    groupTimer = undefined;
+    if (group.length === 0) return;
+    queue.push(group);
+    group = [];
+    pump();
+  }
+
+  function pump(): void {
+    pumping ??= (async () => {
+      try {
+        for (let batch = queue.shift(); batch; batch = queue.shift()) await deliver(batch);
+      } finally {
+        pumping = undefined;
+      }
+    })();
+  }
+
+  async function deliver(batch: Waiter[]): Promise<void> {
+    const msg = buildSlackMessage(batch.map((w) => w.req));
+    try {
+      await withRetry(
+        `slack message of ${batch.length} page(s)`,
+        async () => {
+          // the token bucket of one: a message leaves only when its slot has come
+          const wait = nextAllowedAt - now();
+          if (wait > 0) await sleep(wait);
+          nextAllowedAt = now() + minIntervalMs;
+          try {
+            return await http.post(o.webhookUrl, msg, { timeout: o.timeoutMs ?? 10_000, headers: { 'content-type': 'application/json' } });
+          } catch (err) {
+            const ra: unknown = axios.isAxiosError(err) ? err.response?.headers?.['retry-after'] : undefined;
+            const raMs = parseRetryAfter(ra);
+            if (raMs !== undefined) nextAllowedAt = Math.max(nextAllowedAt, now() + raMs);
+            throw err;
+          }
+        },
+        {
+          policy,
+          sleep,
+          random: o.random ?? Math.random,
+          onRetry: (f, waitMs, n) => o.logger.warn({ status: f.status, waitMs, attempt: n, pages: batch.length }, 'slack: retrying'),
+        },
+      );
+      sent++;
+      o.logger.info({ pages: batch.length }, 'slack: message sent');
+      for (const w of batch) w.resolve();
+    } catch (err) {
+      const e = err instanceof Error ? err : new NodewardenError('UNAVAILABLE', errorMessage(err));
+      o.logger.error({ err: e.message, pages: batch.length }, 'slack: message failed');
+      for (const w of batch) w.reject(e);
+    }
+  }
+
+  async function flush(): Promise<void> {
+    closeGroup();
+    while (pumping) await pumping;
+  }
+
+  return {
+    name: 'slack',
+    get sentMessages() {
+      return sent;
+    },
+    send(req: PageRequest): Promise<void> {
+      if (closed) return Promise.reject(new NodewardenError('UNAVAILABLE', 'slack pager closed'));
+      return new Promise<void>((resolve, reject) => {
+        group.push({ req, resolve, reject });
+        if (!groupTimer) {
+          groupTimer = setTimeout(closeGroup, groupWindowMs);
+          groupTimer.unref();
+        }
+      });
+    },
+    flush,
+    async close(): Promise<void> {
+      if (closed) return;
+      closed = true;
+      await flush();
+    },
+  };
+}

@@ -1,0 +1,338 @@
+/**
+ * The guard contract: one suite, run against every adapter (memory in
+ * test/unit, Redis in test/integration). Identical semantics means identical
+ * verdicts, guard names and reasons for the same sequence of calls.
+ */
+import { expect } from 'chai';
+import { ManualClock } from '../../core/clock.js';
+import type { Clock } from '../../core/clock.js';
+import type { ClusterView } from '../../core/cluster.js';
+import { DEFAULT_CONFIG } from '../../core/config.js';
+import type { Decision } from '../../core/decision.js';
+import type { GuardOptions } from '../../remediations/guard/policy.js';
+import { guardOptionsFromConfig } from '../../remediations/guard/policy.js';
+import type { ControllableGuard, ExecutionResult, GuardVerdict } from '../../remediations/ports.js';
+import { cordon, decision, FakeCluster, POOL_LABEL } from '../unit/remediations/fake-cluster.js';
+
+export interface GuardFixture {
+  guard: ControllableGuard;
+  /** Another guard object over the same shared state (a second engine replica). */
+  replica(): ControllableGuard;
+}
+
+export type GuardFactory = (view: ClusterView, options: GuardOptions, clock: Clock) => Promise<GuardFixture>;
+
+const T0 = Date.parse('2026-11-21T10:00:00Z');
+const OK: ExecutionResult = { ok: true };
+const FAIL: ExecutionResult = { ok: false };
+
+function opts(over: Partial<GuardOptions> = {}): GuardOptions {
+  return guardOptionsFromConfig(DEFAULT_CONFIG, over);
+}
+
+export function guardStoreContract(adapter: string, factory: GuardFactory): void {
+  describe(`guard contract: ${adapter}`, function () {
+    let clock: ManualClock;
+    beforeEach(() => {
+      clock = new ManualClock(T0);
+    });
+
+    async function run(g: ControllableGuard, d: Decision, result: ExecutionResult = OK): Promise<GuardVerdict> {
+      const v = await g.authorize(d);
+      if (v.allowed) await g.settle(d, v, result);
+      return v;
+    }
+
+    describe('maxUnavailable', () => {
+      it('allows 5 % of a 100-node fleet, then denies with the scope and numbers', async () => {
+        const view = FakeCluster.fleet(100, ['a', 'b', 'c', 'd']);
+        const { guard } = await factory(view, opts({ maxUnavailablePerGroup: '100%' }), clock);
+        for (let i = 0; i < 5; i++) expect((await run(guard, cordon(`gpu-00${i}`))).allowed, `cordon ${i}`).to.equal(true);
+        const v = await guard.authorize(cordon('gpu-010'));
+        expect(v).to.include({ allowed: false, guard: 'maxUnavailable', outcome: 'denied' });
+        expect(v.reason).to.match(/would make 6 nodes unavailable in the fleet \(100 nodes, limit 5; unavailable or reserved now: 5\)/);
+      });
+
+      it('counts nodes cordoned by people and NotReady nodes, whoever made them so', async () => {
+        const view = FakeCluster.fleet(100, ['a']);
+        view.cordon('gpu-090');
+        view.cordon('gpu-091');
+        view.notReady('gpu-092');
+        const { guard } = await factory(view, opts({ maxUnavailablePerGroup: '100%' }), clock);
+        expect((await run(guard, cordon('gpu-000'))).allowed).to.equal(true);
+        expect((await run(guard, cordon('gpu-001'))).allowed).to.equal(true);
+        expect(await guard.authorize(cordon('gpu-002'))).to.include({ allowed: false, guard: 'maxUnavailable' });
+      });
+
+      it('does not double-count a reservation the view already shows, and charges nothing for an already unavailable node', async () => {
+        const view = FakeCluster.fleet(40, ['a']); // limit 2
+        const { guard } = await factory(view, opts({ maxUnavailablePerGroup: '100%' }), clock);
+        expect((await run(guard, cordon('gpu-000'))).allowed).to.equal(true);
+        view.cordon('gpu-000', true); // the view catches up with our own cordon
+        expect((await run(guard, cordon('gpu-001'))).allowed).to.equal(true);
+        view.cordon('gpu-001', true);
+        expect(await guard.authorize(cordon('gpu-002'))).to.include({ guard: 'maxUnavailable' });
+        view.cordon('gpu-030'); // a human cordoned it: cordoning it too costs no capacity
+        view.uncordon('gpu-001');
+        // gpu-001 is still reserved (hold), so: gpu-000, gpu-001 (reserved), gpu-030 = 3 > 2 for a new node
+        expect(await guard.authorize(cordon('gpu-003'))).to.include({ guard: 'maxUnavailable' });
+        expect((await guard.authorize(cordon('gpu-030'))).allowed).to.equal(true);
+      });
+
+      it('enforces the per-group limit on the decision group (pool) and on the node labels when no group is given', async () => {
+        const view = FakeCluster.fleet(100, ['a', 'b']); // 50 per pool; 10 % → 5 per pool; fleet 20 %
+        const { guard } = await factory(view, opts({ maxUnavailable: '20%', maxUnavailablePerGroup: '10%' }), clock);
+        const inA = [...view.nodes.values()].filter((n) => n.labels[POOL_LABEL] === 'a').map((n) => n.name);
+        for (let i = 0; i < 5; i++) expect((await run(guard, cordon(inA[i] as string, { group: { pool: 'a' } }))).allowed).to.equal(true);
+        const v = await guard.authorize(cordon(inA[5] as string, { group: { pool: 'a' } }));
+        expect(v).to.include({ allowed: false, guard: 'maxUnavailablePerGroup' });
+        expect(v.reason).to.contain('pool=a');
+        // no group on the decision: the node's own pool label decides
+        expect(await guard.authorize(cordon(inA[6] as string))).to.include({ guard: 'maxUnavailablePerGroup' });
+        const inB = [...view.nodes.values()].filter((n) => n.labels[POOL_LABEL] === 'b').map((n) => n.name);
+        expect((await guard.authorize(cordon(inB[0] as string, { group: { pool: 'b' } }))).allowed).to.equal(true);
+      });
+
+      it('never denies an uncordon for budget, and an uncordon frees the reservation', async () => {
+        const view = FakeCluster.fleet(20, ['a']); // limit 1
+        const { guard } = await factory(view, opts({ maxUnavailablePerGroup: '100%' }), clock);
+        expect((await run(guard, cordon('gpu-000'))).allowed).to.equal(true);
+        view.cordon('gpu-000', true);
+        view.cordon('gpu-005'); // human; over budget now
+        expect(await guard.authorize(cordon('gpu-001'))).to.include({ guard: 'maxUnavailable' });
+        const un = await run(guard, decision({ action: 'uncordon', target: { kind: 'Node', name: 'gpu-000' } }));
+        expect(un.allowed).to.equal(true);
+        view.uncordon('gpu-000');
+        view.uncordon('gpu-005');
+        clock.advance(11 * 60_000); // past the cordon cooldown of gpu-000
+        expect((await guard.authorize(cordon('gpu-002'))).allowed).to.equal(true);
+      });
+
+      it('refuses to uncordon a node a human cordoned (suppressed, not paged)', async () => {
+        const view = FakeCluster.fleet(20, ['a']);
+        view.cordon('gpu-003');
+        const { guard } = await factory(view, opts(), clock);
+        expect(await guard.authorize(decision({ action: 'uncordon', target: { kind: 'Node', name: 'gpu-003' } }))).to.include({
+          allowed: false,
+          guard: 'notOwned',
+          outcome: 'suppressed',
+        });
+      });
+
+      it('releases the reservation when the cordon fails, and lets an unsettled reservation expire', async () => {
+        const view = FakeCluster.fleet(20, ['a']); // limit 1
+        const { guard } = await factory(view, opts({ maxUnavailablePerGroup: '100%', reservationHoldMs: 60_000 }), clock);
+        expect((await run(guard, cordon('gpu-000'), FAIL)).allowed).to.equal(true);
+        expect((await guard.authorize(cordon('gpu-001'))).allowed, 'after a failure the budget is free').to.equal(true);
+        // gpu-001 reserved and never settled (the replica crashed)
+        expect(await guard.authorize(cordon('gpu-002'))).to.include({ guard: 'maxUnavailable' });
+        clock.advance(60_001);
+        expect((await guard.authorize(cordon('gpu-002'))).allowed, 'the lease expired').to.equal(true);
+      });
+
+      it('is shared by replicas: a second guard object sees the first one’s reservations', async () => {
+        const view = FakeCluster.fleet(40, ['a']); // limit 2
+        const fx = await factory(view, opts({ maxUnavailablePerGroup: '100%' }), clock);
+        const other = fx.replica();
+        expect((await fx.guard.authorize(cordon('gpu-000'))).allowed).to.equal(true);
+        expect((await other.authorize(cordon('gpu-001'))).allowed).to.equal(true);
+        expect(await other.authorize(cordon('gpu-002'))).to.include({ guard: 'maxUnavailable' });
+        expect(await fx.guard.authorize(cordon('gpu-000'))).to.include({ guard: 'cooldown', outcome: 'suppressed' });
+      });
+    });
+
+    describe('idempotency', () => {
+      it('suppresses a decision id already reserved or executed, on any replica; a failed one may retry', async () => {
+        const view = FakeCluster.fleet(100, ['a']);
+        const fx = await factory(view, opts({ maxUnavailablePerGroup: '100%' }), clock);
+        const d = cordon('gpu-000', { id: 'firing-1' });
+        const v = await fx.guard.authorize(d);
+        expect(v.allowed).to.equal(true);
+        expect(await fx.replica().authorize(d)).to.deep.include({ allowed: false, guard: 'idempotency', outcome: 'suppressed' });
+        await fx.guard.settle(d, v, OK);
+        const again = await fx.guard.authorize(d);
+        expect(again).to.include({ guard: 'idempotency', outcome: 'suppressed' });
+        expect(again.reason).to.contain('already executed');
+        const p = decision({ id: 'page-1', action: 'page', dedupKey: 'k', severity: 'critical' });
+        const pv = await fx.guard.authorize(p);
+        await fx.guard.settle(p, pv, FAIL);
+        expect((await fx.guard.authorize(p)).allowed, 'retry after a failure').to.equal(true);
+      });
+    });
+
+    describe('cooldown', () => {
+      it('suppresses the same action on the same target within the cooldown, and allows it after', async () => {
+        const view = FakeCluster.fleet(100, ['a']);
+        const { guard } = await factory(view, opts({ targetCooldownMs: 10 * 60_000, maxUnavailablePerGroup: '100%' }), clock);
+        expect((await run(guard, cordon('gpu-000'))).allowed).to.equal(true);
+        clock.advance(5 * 60_000);
+        const v = await guard.authorize(cordon('gpu-000'));
+        expect(v).to.include({ allowed: false, guard: 'cooldown', outcome: 'suppressed' });
+        expect((await guard.authorize(decision({ action: 'uncordon', target: { kind: 'Node', name: 'gpu-000' } }))).allowed, 'other action kind').to.equal(true);
+        clock.advance(5 * 60_000 + 1);
+        expect((await guard.authorize(cordon('gpu-000'))).allowed).to.equal(true);
+      });
+    });
+
+    describe('rate limit', () => {
+      it('is a sliding window per action kind', async () => {
+        const view = FakeCluster.fleet(1000, ['a']);
+        const { guard } = await factory(view, opts({ rateLimits: { cordon: { count: 3, windowMs: 60_000 } }, maxUnavailablePerGroup: '100%' }), clock);
+        for (let i = 0; i < 3; i++) {
+          expect((await run(guard, cordon(`gpu-00${i}`))).allowed).to.equal(true);
+          clock.advance(10_000);
+        }
+        const v = await guard.authorize(cordon('gpu-010'));
+        expect(v).to.include({ allowed: false, guard: 'rateLimit', outcome: 'denied' });
+        expect(v.reason).to.contain('3 of 3 cordon actions already taken in the last 1m');
+        expect((await guard.authorize(decision({ action: 'page', dedupKey: 'p', severity: 'info' }))).allowed, 'pages have their own limit').to.equal(true);
+        clock.advance(30_001); // the first entry (t=0) leaves the window
+        expect((await guard.authorize(cordon('gpu-010'))).allowed).to.equal(true);
+        expect(await guard.authorize(cordon('gpu-011'))).to.include({ guard: 'rateLimit' });
+        const st = await guard.status();
+        expect(st.rateLimits.find((r) => r.action === 'cordon')).to.include({ limit: 3, used: 3, remaining: 0 });
+      });
+
+      it('limits pages by the page rate limit only (no budget, no pause)', async () => {
+        const view = FakeCluster.fleet(10, ['a']);
+        const { guard } = await factory(view, opts({ rateLimits: { page: { count: 2, windowMs: 60_000 } } }), clock);
+        await guard.pause('maintenance', 'alice');
+        const pg = (n: number): Decision => decision({ action: 'page', dedupKey: `k${n}`, severity: 'critical', target: { kind: 'Node', name: 'gpu-001' } });
+        expect((await run(guard, pg(1))).allowed).to.equal(true);
+        expect((await run(guard, pg(2))).allowed).to.equal(true);
+        expect(await guard.authorize(pg(3))).to.include({ guard: 'rateLimit' });
+      });
+    });
+
+    describe('circuit breaker', () => {
+      it('opens after N failures within W, half-opens after T with one trial; success closes', async () => {
+        const view = FakeCluster.fleet(1000, ['a']);
+        const o = opts({ breaker: { failures: 3, windowMs: 60_000, openForMs: 120_000 }, maxUnavailablePerGroup: '100%', targetCooldownMs: 0 });
+        const { guard } = await factory(view, o, clock);
+        for (let i = 0; i < 3; i++) {
+          expect((await run(guard, cordon(`gpu-00${i}`), FAIL)).allowed).to.equal(true);
+          clock.advance(1000);
+        }
+        const denied = await guard.authorize(cordon('gpu-100'));
+        expect(denied).to.include({ allowed: false, guard: 'circuitOpen', outcome: 'denied' });
+        expect(denied.reason).to.contain('circuit open for cordon');
+        expect((await guard.status()).breakers.find((b) => b.action === 'cordon')).to.include({ state: 'open', failures: 3 });
+        expect((await guard.authorize(decision({ action: 'page', dedupKey: 'x', severity: 'warning' }))).allowed, 'per action kind').to.equal(true);
+        clock.advance(120_000);
+        expect((await guard.status()).breakers.find((b) => b.action === 'cordon')?.state).to.equal('half-open');
+        const trial = cordon('gpu-101');
+        const tv = await guard.authorize(trial);
+        expect(tv.allowed, 'one trial').to.equal(true);
+        const second = await guard.authorize(cordon('gpu-102'));
+        expect(second).to.include({ guard: 'circuitOpen' });
+        expect(second.reason).to.contain('half-open');
+        await guard.settle(trial, tv, OK);
+        expect((await guard.status()).breakers.find((b) => b.action === 'cordon')).to.include({ state: 'closed', failures: 0 });
+        expect((await guard.authorize(cordon('gpu-102'))).allowed).to.equal(true);
+      });
+
+      it('re-opens when the trial fails, and failures outside W do not count', async () => {
+        const view = FakeCluster.fleet(1000, ['a']);
+        const o = opts({ breaker: { failures: 2, windowMs: 10_000, openForMs: 60_000 }, maxUnavailablePerGroup: '100%', targetCooldownMs: 0 });
+        const { guard } = await factory(view, o, clock);
+        await run(guard, cordon('gpu-000'), FAIL);
+        clock.advance(10_001);
+        await run(guard, cordon('gpu-001'), FAIL);
+        expect((await guard.authorize(cordon('gpu-002'))).allowed, 'only 1 failure in the window').to.equal(true);
+        await guard.settle(cordon('gpu-002'), { allowed: true, guard: null, reservation: 'r' }, FAIL);
+        expect(await guard.authorize(cordon('gpu-003'))).to.include({ guard: 'circuitOpen' });
+        clock.advance(60_000);
+        const trial = cordon('gpu-004');
+        const tv = await guard.authorize(trial);
+        expect(tv.allowed).to.equal(true);
+        await guard.settle(trial, tv, FAIL);
+        const st = (await guard.status()).breakers.find((b) => b.action === 'cordon');
+        expect(st).to.include({ state: 'open', openUntil: clock.now() + 60_000 });
+        expect(await guard.authorize(cordon('gpu-005'))).to.include({ guard: 'circuitOpen' });
+      });
+    });
+
+    describe('rollback', () => {
+      const ds = { kind: 'DaemonSet' as const, namespace: 'gpu-operator', name: 'nvidia-driver-daemonset' };
+      const rb = (over: Partial<Decision> = {}): Decision => decision({ action: 'rollback', target: ds, severity: 'critical', ...over });
+
+      it('allows one rollback per workload per window', async () => {
+        const view = FakeCluster.fleet(10);
+        view.setRevisions(ds, [1, 2, 3]);
+        const { guard } = await factory(view, opts({ rollbackWindowMs: 6 * 3_600_000, targetCooldownMs: 0, rateLimits: {} }), clock);
+        expect((await run(guard, rb(), { ok: true, toRevision: 2 })).allowed).to.equal(true);
+        clock.advance(3_600_000);
+        const v = await guard.authorize(rb());
+        expect(v).to.include({ allowed: false, guard: 'rollbackWindow', outcome: 'denied' });
+        expect(v.reason).to.contain('one rollback per 6h');
+        const other = decision({ action: 'rollback', target: { kind: 'Deployment', namespace: 'default', name: 'web' } });
+        expect((await guard.authorize(other)).allowed, 'another workload').to.equal(true);
+      });
+
+      it('never rolls back to a revision that was rolled away from within the window (flapping)', async () => {
+        const view = FakeCluster.fleet(10);
+        view.setRevisions(ds, [4, 5]);
+        const o = opts({ rollbackWindowMs: 60 * 60_000, targetCooldownMs: 0, rateLimits: {} });
+        const fx = await factory(view, o, clock);
+        // 5 -> 4 at t0: revision 5 was rolled away from
+        expect((await run(fx.guard, rb(), { ok: true, toRevision: 4 })).allowed).to.equal(true);
+        clock.advance(61 * 60_000); // the one-per-window rule is over...
+        // ...and 5 was rolled away from 61 min ago: outside the window, allowed
+        expect((await fx.guard.authorize(rb({ params: { fromRevision: 6, toRevision: 5 } }))).allowed).to.equal(true);
+      });
+
+      it('denies a flap back to the revision it just left, naming it (before the one-per-window rule)', async () => {
+        const view = FakeCluster.fleet(10);
+        view.setRevisions(ds, [4, 5]);
+        const fx = await factory(view, opts({ rollbackWindowMs: 60 * 60_000, targetCooldownMs: 0, rateLimits: {} }), clock);
+        expect((await run(fx.guard, rb({ params: { fromRevision: 5, toRevision: 4 } }), { ok: true, toRevision: 4 })).allowed).to.equal(true);
+        clock.advance(30 * 60_000);
+        const back = await fx.replica().authorize(rb({ params: { fromRevision: 4, toRevision: 5 } }));
+        expect(back).to.include({ allowed: false, guard: 'rollbackFlapping', outcome: 'denied' });
+        expect(back.reason).to.equal(`refusing to roll DaemonSet/gpu-operator/nvidia-driver-daemonset back to revision 5: it was rolled away from at ${new Date(T0).toISOString()} (flapping)`);
+        const elsewhere = await fx.guard.authorize(rb({ params: { fromRevision: 4, toRevision: 3 } }));
+        expect(elsewhere).to.include({ allowed: false, guard: 'rollbackWindow' });
+      });
+
+      it('releases the rollback record when the rollback fails', async () => {
+        const view = FakeCluster.fleet(10);
+        view.setRevisions(ds, [1, 2]);
+        const { guard } = await factory(view, opts({ targetCooldownMs: 0, rateLimits: {} }), clock);
+        expect((await run(guard, rb(), FAIL)).allowed).to.equal(true);
+        expect((await guard.authorize(rb())).allowed).to.equal(true);
+      });
+    });
+
+    describe('pause and status', () => {
+      it('pauses every remediation with a reason on every replica; resume lifts it', async () => {
+        const view = FakeCluster.fleet(100, ['a', 'b']);
+        const fx = await factory(view, opts(), clock);
+        await fx.guard.pause('driver upgrade in progress', 'alice');
+        for (const g of [fx.guard, fx.replica()]) {
+          const v = await g.authorize(cordon('gpu-000'));
+          expect(v).to.include({ allowed: false, guard: 'paused', outcome: 'denied' });
+          expect(v.reason).to.equal('remediation paused by alice: driver upgrade in progress');
+        }
+        expect((await fx.replica().status()).paused).to.deep.equal({ reason: 'driver upgrade in progress', by: 'alice', at: T0 });
+        await fx.replica().resume();
+        expect((await fx.guard.authorize(cordon('gpu-000'))).allowed).to.equal(true);
+        expect((await fx.guard.status()).paused).to.equal(null);
+      });
+
+      it('reports fleet and group budgets (view + reservations), rate limits and breakers', async () => {
+        const view = FakeCluster.fleet(100, ['a', 'b']);
+        view.cordon('gpu-001');
+        view.notReady('gpu-003');
+        const { guard } = await factory(view, opts({ maxUnavailablePerGroup: '10%' }), clock);
+        expect((await run(guard, cordon('gpu-000', { group: { pool: 'a' } }))).allowed).to.equal(true);
+        const st = await guard.status();
+        expect(st.at).to.equal(T0);
+        expect(st.fleet).to.deep.equal({ scope: 'fleet', total: 100, unavailable: 2, reserved: 1, limit: 5 });
+        expect(st.groups.find((g) => g.scope === 'pool=a')).to.deep.equal({ scope: 'pool=a', total: 50, unavailable: 0, reserved: 1, limit: 5 });
+        expect(st.groups.find((g) => g.scope === 'pool=b')).to.deep.equal({ scope: 'pool=b', total: 50, unavailable: 2, reserved: 0, limit: 5 });
+        expect(st.rateLimits.find((r) => r.action === 'cordon')).to.include({ limit: 10, used: 1, remaining: 9 });
+        expect(st.breakers.map((b) => b.state)).to.deep.equal(['closed', 'closed', 'closed', 'closed', 'closed']);
+      });
+    });
+  });
+}

@@ -1,0 +1,83 @@
+import { PassThrough } from 'node:stream';
+import { expect } from 'chai';
+import type { LedgerRecord } from '../../../core/decision.js';
+import { JsonlLedgerSink } from '../../../remediations/ledger/jsonl-sink.js';
+import { MemoryLedger } from '../../../remediations/ledger/memory-ledger.js';
+import { buildLedgerRecord } from '../../../remediations/ledger/record.js';
+import { cordon, decision } from './fake-cluster.js';
+
+const at = (s: number): number => Date.parse('2026-11-21T10:00:00Z') + s * 1000;
+
+function rec(s: number, over: Partial<LedgerRecord> = {}): LedgerRecord {
+  return { ts: new Date(at(s)).toISOString(), rule: 'r1', action: 'cordon', target: { kind: 'Node', name: 'gpu-1' }, outcome: 'executed', reason: 'x', guard: null, ...over };
+}
+
+describe('ledger', () => {
+  it('builds the brief §4 record: denied carries the guard and its reason', () => {
+    const r = buildLedgerRecord({
+      decision: cordon('gpu-worker-042', { id: 'd1', reason: 'Xid 79 (GPU has fallen off the bus) on gpu-worker-042' }),
+      outcome: 'denied',
+      now: Date.parse('2026-11-21T10:15:24.001Z'),
+      verdict: { allowed: false, guard: 'maxUnavailable', reason: 'would make 6 nodes unavailable' },
+    });
+    expect(r).to.deep.equal({
+      ts: '2026-11-21T10:15:24.001Z',
+      rule: 'gpu-xid-fatal',
+      action: 'cordon',
+      target: { kind: 'Node', name: 'gpu-worker-042' },
+      outcome: 'denied',
+      reason: 'Xid 79 (GPU has fallen off the bus) on gpu-worker-042',
+      guard: 'maxUnavailable',
+      decisionId: 'd1',
+      details: { guardReason: 'would make 6 nodes unavailable' },
+    });
+  });
+
+  it('adds severity/dedupKey to pages and namespace/toRevision (from the executor) to rollbacks', () => {
+    const p = buildLedgerRecord({ decision: decision({ action: 'page', dedupKey: 'k', severity: 'critical' }), outcome: 'executed', now: 0 });
+    expect(p).to.include({ severity: 'critical', dedupKey: 'k' });
+    const r = buildLedgerRecord({
+      decision: decision({ action: 'rollback', target: { kind: 'Deployment', name: 'web' }, params: { toRevision: 2 } }),
+      outcome: 'executed',
+      now: 0,
+      result: { ok: true, toRevision: 7 },
+    });
+    expect(r.toRevision).to.equal(7);
+    expect(r.target).to.deep.equal({ kind: 'Deployment', name: 'web', namespace: 'default' });
+    const f = buildLedgerRecord({ decision: cordon('n'), outcome: 'failed', now: 0, result: { ok: false, error: new Error('boom') as never } });
+    expect(f.error).to.equal('boom');
+  });
+
+  it('memory ledger answers queries by time range, rule, node and outcome, newest first, with a limit', async () => {
+    const l = new MemoryLedger();
+    await l.write([
+      rec(0),
+      rec(10, { rule: 'r2' }),
+      rec(20, { outcome: 'denied', guard: 'maxUnavailable', target: { kind: 'Node', name: 'gpu-2' } }),
+      rec(30, { target: { kind: 'Node', name: 'gpu-2' } }),
+      rec(40, { action: 'rollback', target: { kind: 'DaemonSet', namespace: 'ns', name: 'gpu-2' } }),
+    ]);
+    expect((await l.queryLedger({ node: 'gpu-2' })).map((r) => r.ts)).to.deep.equal([rec(30).ts, rec(20).ts]);
+    expect(await l.queryLedger({ outcome: 'denied' })).to.have.length(1);
+    expect((await l.queryLedger({ rule: 'r1', since: at(5), until: new Date(at(35)).toISOString() })).map((r) => r.ts)).to.deep.equal([rec(30).ts, rec(20).ts]);
+    expect((await l.queryLedger({ limit: 2 })).map((r) => r.ts)).to.deep.equal([rec(40).ts, rec(30).ts]);
+  });
+
+  it('memory ledger is bounded and counts what it dropped', async () => {
+    const l = new MemoryLedger(3);
+    await l.write([rec(1), rec(2), rec(3), rec(4), rec(5)]);
+    expect(l.records.map((r) => r.ts)).to.deep.equal([rec(3).ts, rec(4).ts, rec(5).ts]);
+    expect(l.dropped).to.equal(2);
+  });
+
+  it('JSONL sink writes one object per line', async () => {
+    const out = new PassThrough();
+    const chunks: string[] = [];
+    out.on('data', (c: Buffer) => chunks.push(c.toString()));
+    await new JsonlLedgerSink(out).write([rec(1), rec(2)]);
+    const lines = chunks.join('').split('\n');
+    expect(lines).to.have.length(3);
+    expect(lines[2]).to.equal('');
+    expect(JSON.parse(lines[0]!)).to.deep.equal(rec(1));
+  });
+});

@@ -1,0 +1,225 @@
+import { expect } from 'chai';
+import { ManualClock } from '../../../core/clock.js';
+import { DEFAULT_CONFIG } from '../../../core/config.js';
+import type { Decision } from '../../../core/decision.js';
+import { silentLogger } from '../../../core/logger.js';
+import { createRegistry } from '../../../core/metrics.js';
+import { createMemoryGuard } from '../../../remediations/guard/memory-guard.js';
+import { guardOptionsFromConfig } from '../../../remediations/guard/policy.js';
+import type { GuardOptions } from '../../../remediations/guard/policy.js';
+import { MemoryLedger } from '../../../remediations/ledger/memory-ledger.js';
+import { createPagerExecutor } from '../../../remediations/pager/pager-executor.js';
+import { createRecordingPager } from '../../../remediations/pager/recording-pager.js';
+import type { GuardedRemediator } from '../../../remediations/remediator.js';
+import { createRemediator } from '../../../remediations/remediator.js';
+import type { Guard } from '../../../remediations/ports.js';
+import { cordon, decision, FakeCluster, FakeClusterExecutor } from './fake-cluster.js';
+
+const T0 = Date.parse('2026-11-21T10:15:00Z');
+
+function setup(o: { nodes?: number; dryRun?: boolean; guard?: Partial<GuardOptions>; guardImpl?: Guard; denialWindowMs?: number } = {}) {
+  const clock = new ManualClock(T0);
+  const cluster = FakeCluster.fleet(o.nodes ?? 100, ['h100-train']);
+  const exec = new FakeClusterExecutor(cluster);
+  const pager = createRecordingPager();
+  const ledger = new MemoryLedger();
+  const registry = createRegistry('test');
+  const guard = o.guardImpl ?? createMemoryGuard({ view: cluster, options: guardOptionsFromConfig(DEFAULT_CONFIG, o.guard), clock });
+  const remediator = createRemediator({
+    guard,
+    executors: [exec, createPagerExecutor({ pagers: [pager], logger: silentLogger })],
+    ledger: [ledger],
+    clock,
+    logger: silentLogger,
+    registry,
+    dryRun: o.dryRun ?? false,
+    autoFlush: false,
+    denialWindowMs: o.denialWindowMs ?? 30_000,
+  });
+  return { clock, cluster, exec, pager, ledger, registry, remediator, guard };
+}
+
+/** A storm: Xid 79 on `count` distinct nodes, one cordon decision each, a second apart. */
+async function storm(r: GuardedRemediator, clock: ManualClock, nodes: string[]): Promise<void> {
+  for (const n of nodes) {
+    await r.submit([cordon(n, { id: `xid79:${n}`, rule: 'gpu-xid-fatal', group: { pool: 'h100-train' }, at: clock.now() })]);
+    clock.advance(1000);
+  }
+}
+
+const stormNodes = (from: number, count: number): string[] => Array.from({ length: count }, (_, i) => `gpu-${String(from + i).padStart(3, '0')}`);
+
+describe('remediator', () => {
+  describe('acceptance: Xid 79 storm on 20 of 100 nodes', () => {
+    it('cordons at most 5 and pages once about the rest', async () => {
+      const { clock, cluster, exec, pager, ledger, remediator } = setup();
+      await storm(remediator, clock, stormNodes(10, 20));
+      const flushed = await remediator.flush();
+      expect(exec.calls.filter((d) => d.action === 'cordon')).to.have.length(5);
+      expect(cluster.unavailableCount()).to.equal(5);
+      const cordons = ledger.records.filter((r) => r.action === 'cordon');
+      expect(cordons.filter((r) => r.outcome === 'executed')).to.have.length(5);
+      const denied = cordons.filter((r) => r.outcome === 'denied');
+      expect(denied).to.have.length(15);
+      expect(denied.every((r) => r.guard === 'maxUnavailable')).to.equal(true);
+      // exactly one page, about all 15 denied nodes
+      expect(pager.sent).to.have.length(1);
+      const page = pager.sent[0]!;
+      expect(page).to.include({ event: 'trigger', severity: 'critical', rule: 'gpu-xid-fatal', dedupKey: 'nodewarden:denied:maxUnavailable:gpu-xid-fatal:pool=h100-train' });
+      const listed = (page.details?.evidence as { denied: Array<{ target: string }> }).denied.map((d) => d.target);
+      expect(listed).to.deep.equal(denied.map((r) => `Node/${r.target.name}`));
+      expect(page.summary).to.contain('guard maxUnavailable stopped 15 cordon action(s) of rule gpu-xid-fatal in pool=h100-train');
+      expect(page.summary).to.contain('limit 5');
+      // the page is a ledger record too
+      expect(flushed).to.have.length(1);
+      expect(flushed[0]).to.include({ rule: 'gpu-xid-fatal', action: 'page', outcome: 'executed', severity: 'critical', guard: null });
+      expect(ledger.records.filter((r) => r.action === 'page')).to.have.length(1);
+    });
+
+    it('with 3 nodes already cordoned by people, cordons at most 2', async () => {
+      const { clock, cluster, exec, pager, remediator } = setup();
+      for (const n of ['gpu-090', 'gpu-091', 'gpu-092']) cluster.cordon(n, false);
+      await storm(remediator, clock, stormNodes(10, 20));
+      await remediator.flush();
+      expect(exec.calls).to.have.length(2);
+      expect(cluster.unavailableCount()).to.equal(5);
+      expect(pager.sent).to.have.length(1);
+      expect((pager.sent[0]!.details?.evidence as { denied: unknown[] }).denied).to.have.length(18);
+    });
+
+    it('in dry-run shows the same verdicts without touching the cluster or paging', async () => {
+      const { clock, cluster, exec, pager, ledger, remediator } = setup({ dryRun: true });
+      await storm(remediator, clock, stormNodes(10, 20));
+      const flushed = await remediator.flush();
+      expect(exec.calls).to.have.length(0);
+      expect(cluster.unavailableCount()).to.equal(0);
+      expect(pager.sent).to.have.length(0);
+      const cordons = ledger.records.filter((r) => r.action === 'cordon');
+      expect(cordons.filter((r) => r.outcome === 'dry-run')).to.have.length(5);
+      expect(cordons.filter((r) => r.outcome === 'denied' && r.guard === 'maxUnavailable')).to.have.length(15);
+      expect(flushed[0]).to.include({ action: 'page', outcome: 'dry-run' });
+    });
+  });
+
+  describe('denial pages', () => {
+    it('groups per guard+rule+group within the window; a later window pages again with the same dedup key', async () => {
+      const { clock, pager, remediator } = setup({ nodes: 20, denialWindowMs: 30_000 }); // limit 1
+      await remediator.submit([cordon('gpu-000', { group: { pool: 'h100-train' } })]);
+      await remediator.submit([cordon('gpu-001', { group: { pool: 'h100-train' } }), cordon('gpu-002', { group: { pool: 'h100-train' }, severity: 'warning' })]);
+      await remediator.submit([cordon('gpu-003', { rule: 'containerd-down', severity: 'warning', group: { pool: 'h100-train' } })]);
+      expect(pager.sent, 'held within the window').to.have.length(0);
+      clock.advance(30_000);
+      const recs = await remediator.submit([]);
+      expect(recs.map((r) => r.action)).to.deep.equal(['page', 'page']);
+      expect(pager.sent.map((p) => [p.dedupKey, p.severity])).to.deep.equal([
+        ['nodewarden:denied:maxUnavailable:gpu-xid-fatal:pool=h100-train', 'critical'],
+        ['nodewarden:denied:maxUnavailable:containerd-down:pool=h100-train', 'warning'],
+      ]);
+      clock.advance(60_000);
+      await remediator.submit([cordon('gpu-004', { group: { pool: 'h100-train' } })]);
+      await remediator.flush();
+      expect(pager.sent).to.have.length(3);
+      expect(pager.sent[2]!.dedupKey).to.equal(pager.sent[0]!.dedupKey);
+    });
+
+    it('does not page for suppressed duplicates (idempotency, cooldown)', async () => {
+      const { exec, pager, ledger, remediator } = setup();
+      const d = cordon('gpu-000', { id: 'same' });
+      await remediator.submit([d, d, cordon('gpu-000')]);
+      await remediator.flush();
+      expect(exec.calls).to.have.length(1);
+      expect(ledger.records.map((r) => [r.outcome, r.guard])).to.deep.equal([
+        ['executed', null],
+        ['suppressed', 'idempotency'],
+        ['suppressed', 'cooldown'],
+      ]);
+      expect(pager.sent).to.have.length(0);
+    });
+  });
+
+  describe('failures', () => {
+    it('records a failed executor with its error and opens the breaker after N failures', async () => {
+      const { exec, ledger, remediator, guard } = setup({ guard: { breaker: { failures: 3, windowMs: 60_000, openForMs: 60_000 } } });
+      exec.failNext = 3;
+      const recs = await remediator.submit(stormNodes(0, 4).map((n) => cordon(n)));
+      expect(recs.map((r) => r.outcome)).to.deep.equal(['failed', 'failed', 'failed', 'denied']);
+      expect(recs[0]!.error).to.equal('injected failure');
+      expect(recs[3]!.guard).to.equal('circuitOpen');
+      expect(exec.calls).to.have.length(3);
+      expect(ledger.records).to.have.length(4);
+      const st = await (guard as ReturnType<typeof createMemoryGuard>).status();
+      expect(st.breakers.find((b) => b.action === 'cordon')?.state).to.equal('open');
+    });
+
+    it('fails closed when the guard is unreachable: no action, a denial, a page attempt', async () => {
+      const broken: Guard = {
+        authorize: () => Promise.reject(new Error('ECONNREFUSED')),
+        settle: () => Promise.resolve(),
+      };
+      const { exec, pager, remediator } = setup({ guardImpl: broken });
+      const recs = await remediator.submit([cordon('gpu-000')]);
+      expect(recs[0]).to.include({ outcome: 'denied', guard: 'guardUnavailable' });
+      expect(recs[0]!.details?.guardReason).to.contain('ECONNREFUSED');
+      const pages = await remediator.flush();
+      expect(exec.calls).to.have.length(0);
+      expect(pages[0]).to.include({ action: 'page', outcome: 'denied', guard: 'guardUnavailable' });
+      expect(pager.sent).to.have.length(0);
+    });
+
+    it('records a decision with no executor as failed, without acting', async () => {
+      const clock = new ManualClock(T0);
+      const cluster = FakeCluster.fleet(10);
+      const r = createRemediator({
+        guard: createMemoryGuard({ view: cluster, options: guardOptionsFromConfig(DEFAULT_CONFIG), clock }),
+        executors: [],
+        ledger: [],
+        clock,
+        logger: silentLogger,
+        autoFlush: false,
+      });
+      const recs = await r.submit([decision({ action: 'rollback', target: { kind: 'Deployment', namespace: 'ml', name: 'web' } })]);
+      expect(recs[0]).to.include({ outcome: 'failed', error: 'no executor for action rollback' });
+    });
+  });
+
+  describe('ledger records (brief §4)', () => {
+    it('carries ts, rule, action, target, outcome, reason, guard; severity+dedupKey for pages; namespace+toRevision for rollbacks', async () => {
+      const { remediator } = setup();
+      const recs = await remediator.submit([
+        cordon('gpu-042', { rule: 'gpu-xid-fatal', reason: 'Xid 79 (GPU has fallen off the bus) on gpu-042' }),
+        decision({ action: 'page', rule: 'gpu-xid-fatal', severity: 'critical', dedupKey: 'gpu-xid-fatal:gpu-042', target: { kind: 'Node', name: 'gpu-042' } }),
+        decision({ action: 'rollback', rule: 'driver-rollout', target: { kind: 'DaemonSet', namespace: 'gpu-operator', name: 'nvidia-driver-daemonset' }, params: { toRevision: 3 } }),
+      ]);
+      expect(recs[0]).to.deep.include({
+        ts: '2026-11-21T10:15:00.000Z',
+        rule: 'gpu-xid-fatal',
+        action: 'cordon',
+        target: { kind: 'Node', name: 'gpu-042' },
+        outcome: 'executed',
+        reason: 'Xid 79 (GPU has fallen off the bus) on gpu-042',
+        guard: null,
+      });
+      expect(recs[1]).to.include({ action: 'page', severity: 'critical', dedupKey: 'gpu-xid-fatal:gpu-042', outcome: 'executed' });
+      expect(recs[2]).to.deep.include({ action: 'rollback', toRevision: 3, target: { kind: 'DaemonSet', namespace: 'gpu-operator', name: 'nvidia-driver-daemonset' } });
+    });
+  });
+
+  describe('metrics', () => {
+    it('counts actions by outcome and guard, denials by guard, and exposes budgets and breakers', async () => {
+      const { clock, registry, remediator } = setup();
+      await storm(remediator, clock, stormNodes(10, 7));
+      await remediator.flush();
+      const text = await registry.metrics();
+      expect(text).to.contain('nodewarden_actions_total{action="cordon",outcome="executed",guard="",component="test"} 5');
+      expect(text).to.contain('nodewarden_actions_total{action="cordon",outcome="denied",guard="maxUnavailable",component="test"} 2');
+      expect(text).to.contain('nodewarden_guard_denials_total{guard="maxUnavailable",component="test"} 2');
+      expect(text).to.contain('nodewarden_actions_total{action="page",outcome="executed",guard="",component="test"} 1');
+      expect(text).to.contain('nodewarden_circuit_state{action="cordon",component="test"} 0');
+      expect(text).to.contain('nodewarden_unavailable_nodes{scope="fleet",component="test"} 5');
+      expect(text).to.contain('nodewarden_unavailable_nodes{scope="pool=h100-train",component="test"} 5');
+      expect(text).to.match(/nodewarden_action_duration_seconds_count\{(component="test",action="cordon"|action="cordon",component="test")\} 5/);
+    });
+  });
+});
+
+export type { Decision };
