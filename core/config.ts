@@ -304,7 +304,8 @@ export function loadConfig(opts: LoadConfigOptions = {}): NodewardenConfig {
 /** Reads a secret from a file (mounted Secret) or an environment variable; never from the config itself. */
 export function readSecret(file: string | null | undefined, envName: string | undefined, env: NodeJS.ProcessEnv = process.env): string | null {
   if (file) return readFileSync(file, 'utf8').trim();
-  if (envName && env[envName]) return (env[envName] as string).trim();
+  const fromEnv = envName ? env[envName] : undefined;
+  if (fromEnv) return fromEnv.trim();
   return null;
 }
 

@@ -13,7 +13,7 @@
  * stable id, so the guard suppresses an action replayed after a crash).
  */
 import type { Clock } from '../../core/clock.js';
-import type { LedgerSink } from '../../core/bus.js';
+import type { LedgerSink } from '../../remediations/ledger/sink.js';
 import type { Decision, LedgerRecord } from '../../core/decision.js';
 import { decodeEnvelope } from '../../core/envelope.js';
 import type { EventEnvelope } from '../../core/envelope.js';
@@ -99,7 +99,7 @@ export class BatchProcessor {
         [decisions, records] = await this.queue.run(async () => {
           const ds = await this.o.engine.process(fresh);
           const rs = ds.length > 0 ? await this.o.remediator.submit(ds) : [];
-          if (this.o.ledger && rs.length > 0) await this.o.ledger.append(rs);
+          if (this.o.ledger && rs.length > 0) await this.o.ledger.write(rs);
           return [ds, rs] as const;
         });
       }
@@ -127,7 +127,7 @@ export class BatchProcessor {
         const ds = await this.o.engine.tick(now);
         if (ds.length === 0) return [];
         const rs = await this.o.remediator.submit(ds);
-        if (this.o.ledger && rs.length > 0) await this.o.ledger.append(rs);
+        if (this.o.ledger && rs.length > 0) await this.o.ledger.write(rs);
         countRecords(this.o.metrics, rs);
         return rs;
       });
