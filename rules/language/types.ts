@@ -1,0 +1,78 @@
+/**
+ * The compiled form of a rule file. Everything is resolved at load time
+ * (durations in ms, predicates as closures, templates as functions) so the
+ * engine's hot path only calls functions and compares numbers.
+ */
+import type { WorkloadRef } from '../../core/cluster.js';
+import type { Severity } from '../../core/decision.js';
+import type { EventEnvelope, EventType } from '../../core/envelope.js';
+import type { FieldGetter } from './fields.js';
+import type { Predicate } from './predicates.js';
+import type { Template } from './template.js';
+
+/** Which events a leaf listens to: per event type, the predicate those events must satisfy. */
+export interface Matcher {
+  readonly byType: ReadonlyMap<EventType, Predicate>;
+}
+
+export function matches(m: Matcher, e: EventEnvelope): boolean {
+  const p = m.byType.get(e.type);
+  return p !== undefined && p(e);
+}
+
+export type ScopeSpec =
+  | { kind: 'node'; by: FieldGetter[]; byRefs: string[] }
+  | { kind: 'group'; label: string }
+  | { kind: 'fleet' };
+
+/** Leaves carry a `slot`: their index inside the rule, used to name their state. */
+export type LeafCondition =
+  | { kind: 'count'; slot: number; match: Matcher; min: number; within: number }
+  | { kind: 'distinctNodes'; slot: number; match: Matcher; min: number | null; minPercent: number | null; within: number }
+  | { kind: 'increase' | 'rate'; slot: number; match: Matcher; counter: FieldGetter; counterRef: string; min: number; within: number }
+  | { kind: 'sustained'; slot: number; match: Matcher; holds: Predicate; forMs: number }
+  | { kind: 'absent'; slot: number; match: Matcher; forMs: number }
+  | { kind: 'sequence'; slot: number; steps: Matcher[]; within: number }
+  | { kind: 'changedWithin'; slot: number; match: Matcher | null; workloads: WorkloadRef[] | null; within: number };
+
+export type Condition = LeafCondition | { kind: 'allOf' | 'anyOf'; of: Condition[]; within: number };
+
+export type ClearSpec =
+  | { kind: 'none' }
+  | { kind: 'after'; ms: number }
+  | { kind: 'sustained'; slot: number; match: Matcher; holds: Predicate; forMs: number }
+  /** Absent rules: the signal coming back resolves. */
+  | { kind: 'onMatch' };
+
+export type CompiledAction =
+  | { type: 'cordon'; uncordonOnClear: boolean; summary: Template | null }
+  | { type: 'uncordon'; summary: Template | null }
+  | { type: 'rollback'; workload: WorkloadRef | null; summary: Template | null }
+  | { type: 'page'; severity: Severity; dedupKey: Template; summary: Template | null }
+  | { type: 'resolve'; dedupKey: Template; summary: Template | null };
+
+export interface CompiledRule {
+  id: string;
+  description: string;
+  severity: Severity;
+  /** As written in the file; runtime toggles may override. */
+  enabled: boolean;
+  runbook?: string;
+  /** File the rule came from. */
+  source: string;
+  scope: ScopeSpec;
+  condition: Condition;
+  clear: ClearSpec;
+  cooldownMs: number;
+  actions: CompiledAction[];
+  summary: Template;
+  /** Every leaf, in slot order. */
+  leaves: LeafCondition[];
+  /** Event types that can change this rule's state (index for the engine). */
+  eventTypes: ReadonlySet<EventType>;
+}
+
+export interface RuleSet {
+  rules: CompiledRule[];
+  byId: Map<string, CompiledRule>;
+}

@@ -1,0 +1,370 @@
+/**
+ * In-process StateStore (embedded engine, replay, demo, unit tests). Synchronous
+ * underneath (`execSync`) so the engine's memory path allocates no promise per
+ * event. Keys expire by op time (virtual in replay): a sweep drops keys whose
+ * TTL passed, so state for vanished nodes does not grow without bound.
+ */
+import type { StateStore, StoreOp, StoreResult } from './state-store.js';
+
+interface Series {
+  t: 'series';
+  exp: number;
+  ts: number[];
+  ids: string[];
+  vals: number[];
+}
+interface Distinct {
+  t: 'distinct';
+  exp: number;
+  m: Map<string, number>;
+}
+interface ZSet {
+  t: 'zset';
+  exp: number;
+  m: Map<string, number>;
+}
+interface Episode {
+  t: 'episode';
+  exp: number;
+  active: boolean;
+  firedAt: number;
+  lastMatch: number;
+  cooldownUntil: number;
+}
+interface Sustained {
+  t: 'sustained';
+  exp: number;
+  since: number | null;
+  last: number;
+}
+interface Sequence {
+  t: 'sequence';
+  exp: number;
+  chain: Array<number | null>;
+}
+interface Max {
+  t: 'max';
+  exp: number;
+  v: number;
+}
+type Entry = Series | Distinct | ZSet | Episode | Sustained | Sequence | Max;
+
+const SWEEP_EVERY = 65_536;
+
+/** First index with ts[i] > t (ts sorted ascending). */
+function upper(ts: number[], t: number): number {
+  let lo = 0;
+  let hi = ts.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    if ((ts[mid] as number) <= t) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo;
+}
+/** First index with ts[i] >= t. */
+function lower(ts: number[], t: number): number {
+  let lo = 0;
+  let hi = ts.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    if ((ts[mid] as number) < t) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo;
+}
+
+export function increaseOf(vals: readonly number[], from: number, to: number): number {
+  let inc = 0;
+  for (let i = from + 1; i < to; i++) {
+    const v = vals[i] as number;
+    const p = vals[i - 1] as number;
+    inc += v >= p ? v - p : v;
+  }
+  return inc;
+}
+
+/**
+ * One map of entries, each carrying its own expiry (op time): one lookup per op.
+ * A member is always added with the same ts (it is an event id), so duplicate
+ * detection only looks at entries with an equal ts.
+ */
+export class MemoryStateStore implements StateStore {
+  private readonly entries = new Map<string, Entry>();
+  private opsSinceSweep = 0;
+  private horizon = 0;
+
+  exec(ops: readonly StoreOp[]): Promise<StoreResult[]> {
+    try {
+      return Promise.resolve(this.execSync(ops));
+    } catch (err) {
+      return Promise.reject(err instanceof Error ? err : new Error(String(err)));
+    }
+  }
+
+  execSync(ops: readonly StoreOp[]): StoreResult[] {
+    const out: StoreResult[] = new Array<StoreResult>(ops.length);
+    for (let i = 0; i < ops.length; i++) out[i] = this.one(ops[i] as StoreOp);
+    this.opsSinceSweep += ops.length;
+    if (this.opsSinceSweep >= SWEEP_EVERY) this.sweep();
+    return out;
+  }
+
+  async close(): Promise<void> {}
+
+  /** Number of keys held (tests of bounded memory). */
+  size(): number {
+    return this.entries.size;
+  }
+
+  /** Drops every key whose TTL (in op time) has passed. */
+  sweep(): void {
+    this.opsSinceSweep = 0;
+    for (const [k, e] of this.entries) if (e.exp <= this.horizon) this.entries.delete(k);
+  }
+
+  private touch(e: Entry, now: number, ttlMs: number): void {
+    if (now > this.horizon) this.horizon = now;
+    const exp = now + ttlMs;
+    if (exp > e.exp) e.exp = exp;
+  }
+
+  private get<T extends Entry['t']>(key: string, t: T): Extract<Entry, { t: T }> | undefined {
+    const e = this.entries.get(key);
+    return e !== undefined && e.t === t ? (e as Extract<Entry, { t: T }>) : undefined;
+  }
+
+  private series(key: string): Series {
+    let s = this.get(key, 'series');
+    if (!s) {
+      s = { t: 'series', exp: 0, ts: [], ids: [], vals: [] };
+      this.entries.set(key, s);
+    }
+    return s;
+  }
+
+  private zset(key: string): ZSet {
+    let z = this.get(key, 'zset');
+    if (!z) {
+      z = { t: 'zset', exp: 0, m: new Map() };
+      this.entries.set(key, z);
+    }
+    return z;
+  }
+
+  private add(s: Series, member: string, ts: number, value: number, keepFrom: number): void {
+    const n = s.ts.length;
+    let at = n;
+    if (n > 0 && (s.ts[n - 1] as number) >= ts) {
+      // a duplicate has the same ts: look only at that run
+      at = upper(s.ts, ts);
+      let dup = false;
+      for (let i = at - 1; i >= 0 && s.ts[i] === ts; i--)
+        if (s.ids[i] === member) {
+          dup = true;
+          break;
+        }
+      if (dup) at = -1;
+    }
+    if (at === n) {
+      s.ts.push(ts);
+      s.ids.push(member);
+      s.vals.push(value);
+    } else if (at >= 0) {
+      s.ts.splice(at, 0, ts);
+      s.ids.splice(at, 0, member);
+      s.vals.splice(at, 0, value);
+    }
+    // Trim what no window ending at or after `keepFrom` can see again.
+    if (s.ts.length > 0 && (s.ts[0] as number) < keepFrom) {
+      const drop = lower(s.ts, keepFrom);
+      s.ts.splice(0, drop);
+      s.ids.splice(0, drop);
+      s.vals.splice(0, drop);
+    }
+  }
+
+  private one(op: StoreOp): StoreResult {
+    switch (op.op) {
+      case 'window.add': {
+        const s = this.series(op.key);
+        // keep (ts - window, ...]: an element at exactly ts - window is out
+        this.add(s, op.member, op.ts, 0, op.ts - op.windowMs + 1);
+        this.touch(s, op.ts, op.ttlMs);
+        const n = s.ts.length;
+        if ((s.ts[n - 1] as number) <= op.ts) return n - upper(s.ts, op.ts - op.windowMs);
+        return upper(s.ts, op.ts) - upper(s.ts, op.ts - op.windowMs);
+      }
+      case 'window.count': {
+        const s = this.get(op.key, 'series');
+        return s ? upper(s.ts, op.now) - upper(s.ts, op.now - op.windowMs) : 0;
+      }
+      case 'distinct.add': {
+        let d = this.get(op.key, 'distinct');
+        if (!d) {
+          d = { t: 'distinct', exp: 0, m: new Map() };
+          this.entries.set(op.key, d);
+        }
+        const prev = d.m.get(op.member);
+        if (prev === undefined || op.ts > prev) d.m.set(op.member, op.ts);
+        this.touch(d, op.ts, op.ttlMs);
+        return distinctCount(d.m, op.ts, op.windowMs, true);
+      }
+      case 'distinct.count': {
+        const d = this.get(op.key, 'distinct');
+        return d ? distinctCount(d.m, op.now, op.windowMs, false) : 0;
+      }
+      case 'distinct.members': {
+        const d = this.get(op.key, 'distinct');
+        if (!d) return [];
+        const from = op.now - op.windowMs;
+        const out: string[] = [];
+        for (const [m, t] of d.m) if (t > from && t <= op.now) out.push(m);
+        return out.sort();
+      }
+      case 'counter.add': {
+        const s = this.series(op.key);
+        this.add(s, op.member, op.ts, op.value, op.ts - op.windowMs);
+        this.touch(s, op.ts, op.ttlMs);
+        return increaseOf(s.vals, lower(s.ts, op.ts - op.windowMs), upper(s.ts, op.ts));
+      }
+      case 'counter.increase': {
+        const s = this.get(op.key, 'series');
+        return s ? increaseOf(s.vals, lower(s.ts, op.now - op.windowMs), upper(s.ts, op.now)) : 0;
+      }
+      case 'sustained.observe': {
+        let st = this.get(op.key, 'sustained');
+        if (!st) {
+          st = { t: 'sustained', exp: 0, since: null, last: -Infinity };
+          this.entries.set(op.key, st);
+        }
+        this.touch(st, op.ts, op.ttlMs);
+        if (op.ts < st.last) return st.since;
+        st.last = op.ts;
+        if (op.holds) {
+          if (st.since === null) {
+            st.since = op.ts;
+            const z = this.zset(op.index);
+            z.m.set(op.member, op.ts);
+            this.touch(z, op.ts, op.ttlMs);
+          }
+        } else if (st.since !== null) {
+          st.since = null;
+          this.get(op.index, 'zset')?.m.delete(op.member);
+        }
+        return st.since;
+      }
+      case 'sustained.get':
+        return this.get(op.key, 'sustained')?.since ?? null;
+      case 'due.pop': {
+        const z = this.get(op.index, 'zset');
+        if (!z) return [];
+        const out: string[] = [];
+        for (const [m, t] of z.m) if (t <= op.before) out.push(m);
+        for (const m of out) z.m.delete(m);
+        return out.sort();
+      }
+      case 'seen.touch': {
+        const z = this.zset(op.index);
+        const prev = z.m.get(op.member);
+        if (prev === undefined || op.ts > prev) z.m.set(op.member, op.ts);
+        this.touch(z, op.ts, op.ttlMs);
+        return prev ?? null;
+      }
+      case 'episode.fire': {
+        let e = this.get(op.key, 'episode');
+        if (e?.active && !(op.autoExpireMs >= 0 && op.now >= e.firedAt + op.autoExpireMs)) return null;
+        if (e && op.now < e.cooldownUntil) return null;
+        if (!e) {
+          e = { t: 'episode', exp: 0, active: true, firedAt: op.now, lastMatch: op.now, cooldownUntil: op.now + op.cooldownMs };
+          this.entries.set(op.key, e);
+        } else {
+          e.active = true;
+          e.firedAt = op.now;
+          e.lastMatch = op.now;
+          e.cooldownUntil = op.now + op.cooldownMs;
+        }
+        if (op.autoExpireMs < 0) {
+          const z = this.zset(op.index);
+          z.m.set(op.member, op.now);
+          this.touch(z, op.now, op.ttlMs);
+        }
+        this.touch(e, op.now, op.ttlMs);
+        return op.now;
+      }
+      case 'episode.touch': {
+        const e = this.get(op.key, 'episode');
+        if (e?.active && op.now > e.lastMatch) {
+          e.lastMatch = op.now;
+          const z = this.get(op.index, 'zset');
+          if (z?.m.has(op.member)) z.m.set(op.member, op.now);
+        }
+        return null;
+      }
+      case 'episode.clear': {
+        const e = this.get(op.key, 'episode');
+        if (!e?.active) return null;
+        if (op.quietBefore !== null && e.lastMatch > op.quietBefore) return null;
+        e.active = false;
+        this.get(op.index, 'zset')?.m.delete(op.member);
+        return e.firedAt;
+      }
+      case 'episode.quiet': {
+        const z = this.get(op.index, 'zset');
+        if (!z) return [];
+        const out: string[] = [];
+        for (const [m, t] of z.m) if (t <= op.before) out.push(m);
+        return out.sort();
+      }
+      case 'episode.get': {
+        const e = this.get(op.key, 'episode');
+        return e?.active ? e.firedAt : null;
+      }
+      case 'sequence.step': {
+        let sq = this.get(op.key, 'sequence');
+        if (!sq) {
+          sq = { t: 'sequence', exp: 0, chain: new Array<number | null>(op.steps).fill(null) };
+          this.entries.set(op.key, sq);
+        }
+        const chain = sq.chain;
+        this.touch(sq, op.ts, op.ttlMs);
+        if (op.step === 0) {
+          const cur = chain[0];
+          if (cur === null || cur === undefined || op.ts > cur) chain[0] = op.ts;
+          return false;
+        }
+        const start = chain[op.step - 1];
+        if (start === null || start === undefined || op.ts < start || op.ts - start > op.windowMs) return false;
+        if (op.step === op.steps - 1) {
+          chain.fill(null);
+          return true;
+        }
+        const cur = chain[op.step];
+        if (cur === null || cur === undefined || start > cur) chain[op.step] = start;
+        return false;
+      }
+      case 'max.set': {
+        let m = this.get(op.key, 'max');
+        if (!m) {
+          m = { t: 'max', exp: 0, v: op.value };
+          this.entries.set(op.key, m);
+        } else if (op.value > m.v) m.v = op.value;
+        this.touch(m, op.value, op.ttlMs);
+        return m.v;
+      }
+      case 'max.get':
+        return this.get(op.key, 'max')?.v ?? null;
+    }
+  }
+}
+
+function distinctCount(d: Map<string, number>, now: number, windowMs: number, trim: boolean): number {
+  const from = now - windowMs;
+  let n = 0;
+  for (const [m, t] of d) {
+    if (t <= from) {
+      if (trim) d.delete(m);
+    } else if (t <= now) n++;
+  }
+  return n;
+}

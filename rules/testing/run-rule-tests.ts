@@ -1,0 +1,319 @@
+/**
+ * Unit tests for rules, in the spirit of `promtool test rules`: a YAML file
+ * names rule files, an optional cluster, and test cases of input events (at
+ * offsets from a start time) with the ledger records expected by an eval
+ * time. Each case runs the real engine through replay (virtual time) with a
+ * fresh memory store.
+ *
+ * ```yaml
+ * rule_files: [../../rules/pack]      # default: the shipped pack
+ * start: 2026-11-21T10:00:00Z         # default 2026-01-01T00:00:00Z
+ * cluster:                            # optional (also per test)
+ *   file: cluster.yaml                # kubectl -o yaml dump, relative to this file
+ *   nodes: [{ name: n1, labels: { nodewarden.io/pool: a } }]
+ *   groups: { a: 10 }                 # 10 synthetic nodes in pool a
+ *   workloads: [{ kind: DaemonSet, namespace: ns, name: ds, revisions: [{ revision: 2, at: -30m }] }]
+ * tests:
+ *   - name: fatal xid cordons
+ *     config: { guard: { autoUncordon: true } }
+ *     disabled: [some-rule]
+ *     input_events:
+ *       - { at: +30s, node: n1, type: gpu.xid, labels: { pool: a }, data: { code: 79, ... } }
+ *       - { at: +0s, repeat: 5, every: 15s, node: n1, type: runtime.containerd, data: { state: timeout } }
+ *     eval_time: 10m
+ *     expected:
+ *       - { rule: gpu-xid-fatal, action: cordon, target: n1, outcome: executed, severity: critical, reason: "Xid 79" }
+ * ```
+ */
+import { readFileSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
+import { parse as parseYaml } from 'yaml';
+import type { NodeInfo, WorkloadRevision } from '../../core/cluster.js';
+import type { NodewardenConfig } from '../../core/config.js';
+import { DEFAULT_CONFIG, deepMerge } from '../../core/config.js';
+import type { LedgerRecord } from '../../core/decision.js';
+import { parseDuration } from '../../core/duration.js';
+import type { EventEnvelope } from '../../core/envelope.js';
+import { parseEnvelope } from '../../core/envelope.js';
+import type { InputProblem } from '../../core/errors.js';
+import { PoisonInputError } from '../../core/errors.js';
+import { defaultRulesPath, loadRules } from '../language/load.js';
+import type { RuleSet } from '../language/types.js';
+import { replay } from '../replay/replay.js';
+import type { StateStore } from '../store/state-store.js';
+import type { MutableClusterView } from '../replay/standin.js';
+import { createStandinRemediator, createStaticCluster, loadClusterFile } from '../replay/standin.js';
+
+type Obj = Record<string, unknown>;
+const isObj = (v: unknown): v is Obj => typeof v === 'object' && v !== null && !Array.isArray(v);
+const DEFAULT_START = '2026-01-01T00:00:00.000Z';
+
+export interface ExpectedRecord {
+  rule?: string;
+  action?: string;
+  target?: { kind?: string; name?: string; namespace?: string };
+  outcome?: string;
+  severity?: string;
+  dedupKey?: string;
+  toRevision?: number;
+  /** Regular expression the reason must match. */
+  reason?: RegExp;
+  /** Offset from start the record's ts must equal. */
+  at?: number;
+}
+
+export interface RuleTestCase {
+  file: string;
+  name: string;
+  rules: RuleSet;
+  start: number;
+  clusterSpec: unknown;
+  config: NodewardenConfig;
+  disabled: string[];
+  events: EventEnvelope[];
+  evalTime: number;
+  expected: ExpectedRecord[];
+  dryRun: boolean;
+}
+
+export interface RuleTestResult {
+  file: string;
+  name: string;
+  ok: boolean;
+  /** Diff lines: `- missing ...`, `+ unexpected ...`. */
+  diff: string[];
+  records: LedgerRecord[];
+}
+
+function offset(v: unknown, path: string, problems: InputProblem[]): number {
+  if (typeof v === 'number') return v;
+  if (typeof v !== 'string') {
+    problems.push({ path, message: 'must be an offset like +30s, 5m or -2h' });
+    return 0;
+  }
+  const s = v.trim();
+  const neg = s.startsWith('-');
+  try {
+    const ms = parseDuration(s.replace(/^[+-]/, ''));
+    return neg ? -ms : ms;
+  } catch {
+    problems.push({ path, message: `invalid offset "${v}" (expected e.g. +30s, 5m, -2h)` });
+    return 0;
+  }
+}
+
+function timeOrOffset(v: unknown, start: number, path: string, problems: InputProblem[]): number {
+  if (typeof v === 'string' && /^\d{4}-\d{2}-\d{2}T/.test(v)) return Date.parse(v);
+  return start + offset(v, path, problems);
+}
+
+function buildCluster(spec: unknown, file: string, start: number, config: NodewardenConfig, path: string, problems: InputProblem[]): MutableClusterView {
+  if (spec === undefined || spec === null) return createStaticCluster([], []);
+  if (!isObj(spec)) {
+    problems.push({ path, message: 'must be a mapping (file, nodes, groups, workloads)' });
+    return createStaticCluster([], []);
+  }
+  if (typeof spec.file === 'string') return loadClusterFile(resolve(dirname(file), spec.file));
+  const nodes: NodeInfo[] = [];
+  if (Array.isArray(spec.nodes))
+    spec.nodes.forEach((n, i) => {
+      if (!isObj(n) || typeof n.name !== 'string') problems.push({ path: `${path}/nodes/${i}`, message: 'needs a name' });
+      else
+        nodes.push({
+          name: n.name,
+          labels: (isObj(n.labels) ? n.labels : {}) as Record<string, string>,
+          unschedulable: n.unschedulable === true,
+          ready: n.ready !== false,
+          cordonedByNodewarden: n.cordonedByNodewarden === true,
+        });
+    });
+  if (isObj(spec.groups))
+    for (const [g, size] of Object.entries(spec.groups)) {
+      if (typeof size !== 'number') problems.push({ path: `${path}/groups/${g}`, message: 'must be a node count' });
+      else for (let i = 0; i < size; i++) nodes.push({ name: `${g}-node-${i}`, labels: { [config.labels.group]: g }, unschedulable: false, ready: true, cordonedByNodewarden: false });
+    }
+  const revisions: WorkloadRevision[] = [];
+  if (Array.isArray(spec.workloads))
+    spec.workloads.forEach((w, i) => {
+      const p = `${path}/workloads/${i}`;
+      if (!isObj(w) || (w.kind !== 'DaemonSet' && w.kind !== 'Deployment') || typeof w.namespace !== 'string' || typeof w.name !== 'string' || !Array.isArray(w.revisions)) {
+        problems.push({ path: p, message: 'needs kind (DaemonSet|Deployment), namespace, name, revisions' });
+        return;
+      }
+      const kind = w.kind;
+      const namespace = w.namespace;
+      const name = w.name;
+      w.revisions.forEach((r, j) => {
+        if (!isObj(r) || typeof r.revision !== 'number') problems.push({ path: `${p}/revisions/${j}`, message: 'needs revision and at' });
+        else revisions.push({ kind, namespace, name, revision: r.revision, createdAt: timeOrOffset(r.at ?? '-30d', start, `${p}/revisions/${j}/at`, problems) });
+      });
+    });
+  return createStaticCluster(nodes, revisions);
+}
+
+function parseExpected(raw: unknown, path: string, problems: InputProblem[], start: number): ExpectedRecord {
+  if (!isObj(raw)) {
+    problems.push({ path, message: 'must be a mapping of ledger fields' });
+    return {};
+  }
+  const e: ExpectedRecord = {};
+  for (const [k, v] of Object.entries(raw)) {
+    switch (k) {
+      case 'rule':
+      case 'action':
+      case 'outcome':
+      case 'severity':
+      case 'dedupKey':
+        if (typeof v !== 'string') problems.push({ path: `${path}/${k}`, message: 'must be a string' });
+        else e[k] = v;
+        break;
+      case 'toRevision':
+        if (typeof v !== 'number') problems.push({ path: `${path}/${k}`, message: 'must be a number' });
+        else e.toRevision = v;
+        break;
+      case 'target':
+        if (typeof v === 'string') e.target = { name: v };
+        else if (isObj(v)) e.target = v;
+        else problems.push({ path: `${path}/target`, message: 'must be a node name or {kind, name, namespace}' });
+        break;
+      case 'reason':
+        try {
+          e.reason = new RegExp(String(v));
+        } catch (err) {
+          problems.push({ path: `${path}/reason`, message: `invalid regular expression: ${(err as Error).message}` });
+        }
+        break;
+      case 'at':
+        e.at = timeOrOffset(v, start, `${path}/at`, problems);
+        break;
+      default:
+        problems.push({ path: `${path}/${k}`, message: 'unknown field (rule, action, target, outcome, severity, dedupKey, toRevision, reason, at)' });
+    }
+  }
+  return e;
+}
+
+/** Loads and validates a rule test file; throws PoisonInputError listing every problem. */
+export function loadRuleTestFile(file: string): RuleTestCase[] {
+  const problems: InputProblem[] = [];
+  let doc: unknown;
+  try {
+    doc = parseYaml(readFileSync(file, 'utf8'));
+  } catch (err) {
+    throw new PoisonInputError('REQUEST_INVALID', file, [{ path: '', message: (err as Error).message }], err);
+  }
+  if (!isObj(doc) || !Array.isArray(doc.tests)) throw new PoisonInputError('REQUEST_INVALID', file, [{ path: '/tests', message: 'a rule test file needs a list of tests' }]);
+  const ruleFiles = Array.isArray(doc.rule_files) ? doc.rule_files.map((f) => resolve(dirname(file), String(f))) : [defaultRulesPath()];
+  const rules = loadRules(ruleFiles);
+  const start = typeof doc.start === 'string' ? Date.parse(doc.start) : Date.parse(DEFAULT_START);
+  if (Number.isNaN(start)) problems.push({ path: '/start', message: 'must be an RFC 3339 time' });
+  const cases: RuleTestCase[] = [];
+  doc.tests.forEach((t, i) => {
+    const p = `/tests/${i}`;
+    if (!isObj(t) || typeof t.name !== 'string') {
+      problems.push({ path: `${p}/name`, message: 'each test needs a name' });
+      return;
+    }
+    const config = isObj(t.config) ? deepMerge(structuredClone(DEFAULT_CONFIG), t.config) : structuredClone(DEFAULT_CONFIG);
+    const events: EventEnvelope[] = [];
+    const inputs = Array.isArray(t.input_events) ? t.input_events : [];
+    inputs.forEach((raw, j) => {
+      const ep = `${p}/input_events/${j}`;
+      if (!isObj(raw)) {
+        problems.push({ path: ep, message: 'must be an event' });
+        return;
+      }
+      const repeat = typeof raw.repeat === 'number' ? raw.repeat : 1;
+      const every = raw.every === undefined ? 0 : offset(raw.every, `${ep}/every`, problems);
+      const at = raw.ts === undefined ? timeOrOffset(raw.at ?? 0, start, `${ep}/at`, problems) : Date.parse(typeof raw.ts === 'string' ? raw.ts : '');
+      for (let r = 0; r < repeat; r++) {
+        const { at: _a, repeat: _r, every: _e, ...rest } = raw;
+        const ev: Obj = {
+          v: 1,
+          id: `${t.name as string}#${j}.${r}`.replace(/\s+/g, '-').slice(0, 120),
+          source: 'rule-test',
+          labels: {},
+          data: {},
+          ...rest,
+          ts: new Date(at + r * every).toISOString(),
+        };
+        try {
+          events.push(parseEnvelope(ev, ep));
+        } catch (err) {
+          if (err instanceof PoisonInputError) for (const pr of err.problems) problems.push({ path: `${ep}${pr.path}`, message: pr.message });
+          else throw err;
+        }
+      }
+    });
+    events.sort((a, b) => Date.parse(a.ts) - Date.parse(b.ts));
+    const evalTime = t.eval_time === undefined ? Math.max(start, ...events.map((e) => Date.parse(e.ts))) : timeOrOffset(t.eval_time, start, `${p}/eval_time`, problems);
+    const expected = Array.isArray(t.expected) ? t.expected.map((x, k) => parseExpected(x, `${p}/expected/${k}`, problems, start)) : [];
+    const disabled = Array.isArray(t.disabled) ? t.disabled.map(String) : [];
+    for (const d of disabled) if (!rules.byId.has(d)) problems.push({ path: `${p}/disabled`, message: `unknown rule "${d}"` });
+    cases.push({ file, name: t.name, rules, start, clusterSpec: t.cluster ?? doc.cluster, config, disabled, events, evalTime, expected, dryRun: t.dry_run === true });
+  });
+  if (problems.length) throw new PoisonInputError('REQUEST_INVALID', file, problems);
+  return cases;
+}
+
+function matchesExpected(r: LedgerRecord, e: ExpectedRecord): boolean {
+  if (e.rule !== undefined && r.rule !== e.rule) return false;
+  if (e.action !== undefined && r.action !== e.action) return false;
+  if (e.outcome !== undefined && r.outcome !== e.outcome) return false;
+  if (e.severity !== undefined && r.severity !== e.severity) return false;
+  if (e.dedupKey !== undefined && r.dedupKey !== e.dedupKey) return false;
+  if (e.toRevision !== undefined && r.toRevision !== e.toRevision) return false;
+  if (e.target) {
+    if (e.target.kind !== undefined && r.target.kind !== e.target.kind) return false;
+    if (e.target.name !== undefined && r.target.name !== e.target.name) return false;
+    if (e.target.namespace !== undefined && r.target.namespace !== e.target.namespace) return false;
+  }
+  if (e.reason && !e.reason.test(r.reason)) return false;
+  if (e.at !== undefined && Date.parse(r.ts) !== e.at) return false;
+  return true;
+}
+
+function showExpected(e: ExpectedRecord): string {
+  const o: Obj = { ...e };
+  if (e.reason) o.reason = `/${e.reason.source}/`;
+  if (e.at !== undefined) o.at = new Date(e.at).toISOString();
+  return JSON.stringify(o);
+}
+
+/** Runs one case; `store` defaults to a fresh memory store (the Redis integration test passes a Redis one). */
+export async function runRuleTestCase(c: RuleTestCase, opts: { store?: StateStore } = {}): Promise<RuleTestResult> {
+  const problems: InputProblem[] = [];
+  const cluster = buildCluster(c.clusterSpec, c.file, c.start, c.config, '/cluster', problems);
+  if (problems.length) throw new PoisonInputError('REQUEST_INVALID', c.file, problems);
+  const records: LedgerRecord[] = [];
+  for await (const r of replay({
+    events: c.events,
+    rules: c.rules,
+    cluster,
+    remediator: createStandinRemediator({ cluster, dryRun: c.dryRun }),
+    config: c.config,
+    disabled: c.disabled,
+    until: c.evalTime,
+    ...(opts.store ? { store: opts.store } : {}),
+  }))
+    records.push(r);
+  // Only what happened by eval_time counts (like promtool's eval_time).
+  const seen = records.filter((r) => Date.parse(r.ts) <= c.evalTime);
+  const used = new Array<boolean>(seen.length).fill(false);
+  const diff: string[] = [];
+  for (const e of c.expected) {
+    const i = seen.findIndex((r, k) => !used[k] && matchesExpected(r, e));
+    if (i < 0) diff.push(`- missing:    ${showExpected(e)}`);
+    else used[i] = true;
+  }
+  seen.forEach((r, k) => {
+    if (!used[k]) diff.push(`+ unexpected: ${JSON.stringify({ ts: r.ts, rule: r.rule, action: r.action, target: r.target, outcome: r.outcome, severity: r.severity, reason: r.reason })}`);
+  });
+  return { file: c.file, name: c.name, ok: diff.length === 0, diff, records: seen };
+}
+
+export async function runRuleTestFiles(files: string[]): Promise<RuleTestResult[]> {
+  const out: RuleTestResult[] = [];
+  for (const f of files) for (const c of loadRuleTestFile(f)) out.push(await runRuleTestCase(c));
+  return out;
+}
