@@ -9,7 +9,7 @@
  * `nodewarden_agent_dcgm_scrape_failures_total` and keeps trying. Scrapes
  * never overlap.
  */
-import axios from 'axios';
+import { httpGetText } from './http-get.js';
 import { Counter } from 'prom-client';
 import type { Collector, CollectorContext, CollectResult, Emit } from '../collector.js';
 import type { EventEnvelope } from '../../core/envelope.js';
@@ -39,16 +39,9 @@ export function createDcgmCollector(ctx: CollectorContext, opts: DcgmCollectorOp
 
   async function fetchMetrics(): Promise<string> {
     scrapes.inc();
-    const res = await axios.get<string>(opts.url, {
-      timeout: opts.timeoutMs,
-      responseType: 'text',
-      transformResponse: (d: unknown) => d,
-      maxContentLength: MAX_BODY_BYTES,
-      headers: { accept: 'text/plain;version=0.0.4' },
-      validateStatus: (s) => s >= 200 && s < 300,
-      proxy: false,
-    });
-    return typeof res.data === 'string' ? res.data : String(res.data);
+    const res = await httpGetText(opts.url, { timeoutMs: opts.timeoutMs, maxBytes: MAX_BODY_BYTES, headers: { accept: 'text/plain;version=0.0.4' } });
+    if (res.status < 200 || res.status >= 300) throw new Error(`dcgm-exporter answered HTTP ${res.status}`);
+    return res.body;
   }
 
   function toEvents(body: string): EventEnvelope[] {

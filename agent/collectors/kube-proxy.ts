@@ -12,7 +12,7 @@
  * `kubeproxy.health`: GET kube-proxy's `/healthz` (port 10256), healthy or
  * not, and the age of its `lastUpdated` (how long since it last synced rules).
  */
-import http from 'node:http';
+import { httpGetText } from './http-get.js';
 import type { Collector, CollectorContext, CollectResult, Emit } from '../collector.js';
 import type { KubeProxyRestartData } from '../../core/envelope.js';
 import { errorMessage } from '../../core/errors.js';
@@ -307,24 +307,14 @@ export function parseKubeProxyHealthz(statusCode: number, body: string, url: str
 }
 
 /** One GET of the healthz URL; never rejects. `refused` tells "nothing listening" apart. */
-export function fetchKubeProxyHealth(url: string, timeoutMs: number, now: () => number = Date.now): Promise<{ data: KubeProxyHealthData; refused: boolean }> {
-  return new Promise((resolve) => {
-    const req = http.get(url, { timeout: timeoutMs, agent: false }, (res) => {
-      const chunks: Buffer[] = [];
-      let size = 0;
-      res.on('data', (c: Buffer) => {
-        size += c.length;
-        if (size <= 64 * 1024) chunks.push(c);
-      });
-      res.on('end', () => resolve({ data: parseKubeProxyHealthz(res.statusCode ?? 0, Buffer.concat(chunks).toString('utf8'), url, now()), refused: false }));
-      res.on('error', (err) => resolve({ data: { healthy: false, statusCode: res.statusCode ?? null, lastUpdatedAgeMs: null, lastUpdated: null, error: errorMessage(err), url }, refused: false }));
-    });
-    req.on('timeout', () => req.destroy(new Error(`no answer within ${timeoutMs} ms`)));
-    req.on('error', (err) => {
-      const refused = (err as NodeJS.ErrnoException).code === 'ECONNREFUSED';
-      resolve({ data: { healthy: false, statusCode: null, lastUpdatedAgeMs: null, lastUpdated: null, error: errorMessage(err), url }, refused });
-    });
-  });
+export async function fetchKubeProxyHealth(url: string, timeoutMs: number, now: () => number = Date.now): Promise<{ data: KubeProxyHealthData; refused: boolean }> {
+  try {
+    const res = await httpGetText(url, { timeoutMs, maxBytes: 64 * 1024 });
+    return { data: parseKubeProxyHealthz(res.status, res.body, url, now()), refused: false };
+  } catch (err) {
+    const refused = (err as NodeJS.ErrnoException).code === 'ECONNREFUSED';
+    return { data: { healthy: false, statusCode: null, lastUpdatedAgeMs: null, lastUpdated: null, error: errorMessage(err), url }, refused };
+  }
 }
 
 export interface KubeProxyHealthOptions {
