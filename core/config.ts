@@ -6,8 +6,8 @@
  * they are read from files (mounted Kubernetes Secrets) or environment variables.
  */
 import { readFileSync } from 'node:fs';
-import { Ajv } from 'ajv';
-import type { ErrorObject } from 'ajv';
+import { validateSchema } from './schema.js';
+import type { Schema } from './schema.js';
 import { parse as parseYaml } from 'yaml';
 import { PoisonInputError } from './errors.js';
 import { isDuration } from './duration.js';
@@ -61,6 +61,30 @@ export interface NodewardenConfig {
     slack: { webhookUrlFile: string | null; webhookUrlEnv: string; minIntervalMs: number } | null;
   };
   control: { tokensFile: string | null };
+  /** Scheduled operations jobs of the engine (control/jobs, docs/jobs.md). */
+  jobs: JobsConfig;
+}
+
+/** One scheduled job: a 5-field cron expression (6 with seconds) and a run timeout. */
+export interface JobScheduleConfig {
+  enabled: boolean;
+  schedule: string;
+  timeout: string;
+}
+
+export interface JobsConfig {
+  /** Master switch: false starts no job at all. */
+  enabled: boolean;
+  /** IANA time zone the cron expressions are read in (e.g. `Europe/Berlin`). */
+  timezone: string;
+  guardReconcile: JobScheduleConfig;
+  /** `minAge`: pages and cordons younger than this are left alone; `lookback`: how far back open pages are tracked. */
+  resolveCleared: JobScheduleConfig & { minAge: string; lookback: string };
+  expireToggles: JobScheduleConfig;
+  /** Ledger stream bounds enforced by the hourly trim (exact length and age). */
+  trimState: JobScheduleConfig & { ledgerMaxLen: number; ledgerMaxAge: string };
+  /** `window`: the span of ledger the digest covers, ending at the run. */
+  dailyDigest: JobScheduleConfig & { window: string };
 }
 
 export const DEFAULT_CONFIG: NodewardenConfig = {
@@ -111,14 +135,25 @@ export const DEFAULT_CONFIG: NodewardenConfig = {
   },
   pager: { pagerduty: null, slack: null },
   control: { tokensFile: null },
+  jobs: {
+    enabled: true,
+    timezone: 'UTC',
+    guardReconcile: { enabled: true, schedule: '* * * * *', timeout: '30s' },
+    resolveCleared: { enabled: true, schedule: '* * * * *', timeout: '30s', minAge: '5m', lookback: '7d' },
+    expireToggles: { enabled: true, schedule: '* * * * *', timeout: '30s' },
+    trimState: { enabled: true, schedule: '7 * * * *', timeout: '5m', ledgerMaxLen: 100_000, ledgerMaxAge: '30d' },
+    dailyDigest: { enabled: true, schedule: '0 9 * * *', timeout: '2m', window: '24h' },
+  },
 };
 
-const duration = { type: 'string', pattern: '^(0|(\\d+(\\.\\d+)?(ms|s|m|h|d))+)$' } as const;
-const budget = { type: 'string', pattern: '^(\\d+(\\.\\d+)?%|\\d+)$' } as const;
+const duration = { type: 'string', pattern: '^(0|(\\d+(\\.\\d+)?(ms|s|m|h|d))+)$', patternHint: 'must be a duration like 30s, 15m, 2h' } as const;
+const budget = { type: 'string', pattern: '^(\\d+(\\.\\d+)?%|\\d+)$', patternHint: 'must be a percentage like 5% or a count like 3' } as const;
 const str = { type: 'string' } as const;
 const nstr = { type: ['string', 'null'] } as const;
 const port = { type: 'integer', minimum: 0, maximum: 65535 } as const;
-const obj = (properties: Record<string, unknown>, required = Object.keys(properties)) => ({
+/** 5 or 6 cron fields (node-cron syntax); the job scheduler checks the fields themselves. */
+const cron = { type: 'string', pattern: '^\\S+(\\s+\\S+){4,5}$' } as const;
+const obj = (properties: Record<string, Schema>, required = Object.keys(properties)): Schema => ({
   type: 'object',
   additionalProperties: false,
   properties,
@@ -173,6 +208,15 @@ export const CONFIG_SCHEMA = obj({
     slack: { anyOf: [{ type: 'null' }, obj({ webhookUrlFile: nstr, webhookUrlEnv: str, minIntervalMs: { type: 'integer', minimum: 0 } })] },
   }),
   control: obj({ tokensFile: nstr }),
+  jobs: obj({
+    enabled: { type: 'boolean' },
+    timezone: { type: 'string', minLength: 1 },
+    guardReconcile: obj({ enabled: { type: 'boolean' }, schedule: cron, timeout: duration }),
+    resolveCleared: obj({ enabled: { type: 'boolean' }, schedule: cron, timeout: duration, minAge: duration, lookback: duration }),
+    expireToggles: obj({ enabled: { type: 'boolean' }, schedule: cron, timeout: duration }),
+    trimState: obj({ enabled: { type: 'boolean' }, schedule: cron, timeout: duration, ledgerMaxLen: { type: 'integer', minimum: 1000 }, ledgerMaxAge: duration }),
+    dailyDigest: obj({ enabled: { type: 'boolean' }, schedule: cron, timeout: duration, window: duration }),
+  }),
 });
 
 /** Environment variables that override config paths. */
@@ -239,20 +283,6 @@ function envValue(raw: string, kind: 'string' | 'list' | 'int' | 'bool', env: st
   }
 }
 
-const ajv = new Ajv({ allErrors: true, strict: false });
-const validateConfig = ajv.compile(CONFIG_SCHEMA);
-
-function ajvProblems(errors: ErrorObject[] | null | undefined): Array<{ path: string; message: string }> {
-  return (errors ?? []).map((e) => {
-    if (e.keyword === 'additionalProperties') {
-      const extra = (e.params as { additionalProperty?: string }).additionalProperty;
-      return { path: `${e.instancePath}/${extra ?? ''}`, message: 'unknown setting' };
-    }
-    if (e.keyword === 'pattern' && e.schemaPath.includes('duration')) return { path: e.instancePath, message: 'must be a duration like 30s, 15m, 2h' };
-    return { path: e.instancePath, message: e.message ?? 'invalid' };
-  });
-}
-
 /** Parses a config file's text (YAML is a superset of JSON). */
 export function parseConfigText(text: string, source: string): Overrides {
   let doc: unknown;
@@ -297,7 +327,8 @@ export function loadConfig(opts: LoadConfigOptions = {}): NodewardenConfig {
   const flagOver: Record<string, unknown> = {};
   for (const [k, v] of Object.entries(opts.flags ?? {})) if (v !== undefined) setPath(flagOver, k, v);
   cfg = deepMerge(cfg, flagOver);
-  if (!validateConfig(cfg)) throw new PoisonInputError('CONFIG_INVALID', source, ajvProblems(validateConfig.errors));
+  const problems = validateSchema(CONFIG_SCHEMA, cfg);
+  if (problems.length > 0) throw new PoisonInputError('CONFIG_INVALID', source, problems);
   return cfg;
 }
 
