@@ -14,6 +14,7 @@ import type { MemoryGuardState } from './guard/memory-guard.js';
 import { MemoryLedger } from './ledger/memory-ledger.js';
 import type { LedgerSink } from './ledger/sink.js';
 import { createPagerExecutor } from './pager/pager-executor.js';
+import type { Pager } from './pager/pager.js';
 import type { RecordingPager } from './pager/recording-pager.js';
 import { createRecordingPager } from './pager/recording-pager.js';
 import type { ControllableGuard } from './ports.js';
@@ -62,6 +63,8 @@ export interface ReplayRemediatorOptions {
   guard?: Partial<GuardOptions>;
   /** Denial grouping window in virtual time (default 30 s). */
   denialWindowMs?: number;
+  /** Pagers that deliver besides the recording one (the demo's opt-in real PagerDuty/Slack). Default: none. */
+  pagers?: readonly Pager[];
 }
 
 export interface ReplayRemediator {
@@ -87,7 +90,7 @@ export function createReplayRemediator(o: ReplayRemediatorOptions): ReplayRemedi
   const sim = o.cluster.executors;
   const remediator = createRemediator({
     guard,
-    executors: [sim.cordon, createPagerExecutor({ pagers: [pager], logger })],
+    executors: [sim.cordon, createPagerExecutor({ pagers: [pager, ...(o.pagers ?? [])], logger })],
     ledger: [ledger, ...(o.ledger ?? [])],
     clock: o.clock,
     logger,

@@ -1,0 +1,96 @@
+import { expect } from 'chai';
+import { loadConfig } from '../../../core/config.js';
+import type { LedgerRecord } from '../../../core/decision.js';
+import { silentLogger } from '../../../core/logger.js';
+import { createRegistry } from '../../../core/metrics.js';
+import { defaultRulesPath, loadRules } from '../../../rules/language/load.js';
+import { createDemoSystem, defaultStoryline, DRIVER_DS } from '../../../demo/system.js';
+import type { DemoSystem } from '../../../demo/system.js';
+import { summaryJson } from '../../../demo/render.js';
+
+const T0 = Date.parse('2026-03-01T00:00:00Z');
+const config = loadConfig({});
+const rules = loadRules(defaultRulesPath());
+
+function demo(seed: number, speed: number, records: LedgerRecord[]): DemoSystem {
+  return createDemoSystem({
+    config,
+    rules,
+    seed,
+    amplification: 400,
+    start: T0,
+    storyline: defaultStoryline(speed),
+    registry: createRegistry('demo-test'),
+    logger: silentLogger,
+    denialWindowMs: 3 * 60_000,
+    onRecord: (r) => records.push(r),
+  });
+}
+
+describe('demo system (real engine, guard and remediator in virtual time)', function () {
+  this.timeout(60_000);
+
+  it('storyline: cordons up to the budget, denies the rest with one grouped page, rolls the driver back once', async () => {
+    const records: LedgerRecord[] = [];
+    const sys = demo(7, 60, records);
+    await sys.advance(T0 + 40 * 60_000);
+    await sys.close();
+    const s = sys.stats();
+
+    const cordons = records.filter((r) => r.action === 'cordon');
+    expect(cordons.filter((r) => r.outcome === 'executed').length).to.be.greaterThan(0);
+    const denied = cordons.filter((r) => r.outcome === 'denied');
+    expect(denied.length).to.be.greaterThan(0);
+    expect(denied.every((r) => r.guard === 'maxUnavailable')).to.equal(true);
+
+    // the storm's denials: one page for the storm's pool and zone
+    const stormGroup = 'pool=h100-train,zone=us-west-2a';
+    const denialPages = records.filter((r) => r.action === 'page' && r.target.kind === 'Group' && r.target.name === stormGroup && r.reason.startsWith('guard maxUnavailable stopped'));
+    expect(denialPages).to.have.length(1);
+    expect(denialPages[0]?.outcome).to.equal('executed');
+    const stormDenied = denied.filter((r) => r.target.name.startsWith('h100-train-') && Date.parse(r.ts) < T0 + 28 * 60_000).length;
+    expect(denialPages[0]?.reason).to.include(`stopped ${stormDenied} cordon action(s)`);
+
+    const rollbacks = records.filter((r) => r.action === 'rollback');
+    expect(rollbacks).to.have.length(1);
+    expect(rollbacks[0]).to.include({ outcome: 'executed', toRevision: 3 });
+    expect(rollbacks[0]?.target).to.deep.equal(DRIVER_DS);
+    expect(s.rollbacks.executed).to.equal(1);
+    expect(s.driverImage).to.equal('nvcr.io/nvidia/driver:550.127.05-ubuntu22.04');
+
+    expect(s.maxCordonedByNodewarden).to.be.at.most(s.fleetLimit);
+    expect(s.maxUnavailable).to.be.at.most(s.fleetLimit);
+    expect(s.fleetLimit).to.equal(10);
+    expect(s.invalid, 'the malformed message was dead-lettered').to.equal(1);
+    expect(s.duplicates, 'redelivered storm messages were dropped').to.equal(5);
+    expect(s.nodewardenUncordons).to.equal(0);
+    const json = JSON.parse(summaryJson(s, { seed: 7, speed: 60, amplify: 400, wallMs: 0, localHost: 'n/a' })) as Record<string, unknown>;
+    expect(json).to.include({ kind: 'nodewarden.demo.summary', maxCordonedByNodewarden: s.maxCordonedByNodewarden, fleetLimit: 10 });
+  });
+
+  it('is deterministic for a seed', async () => {
+    const run = async (): Promise<string[]> => {
+      const records: LedgerRecord[] = [];
+      const sys = demo(11, 10, records);
+      await sys.advance(T0 + 12 * 60_000);
+      await sys.close();
+      return records.map((r) => `${r.ts} ${r.rule} ${r.action} ${r.target.name} ${r.outcome} ${r.guard ?? ''}`);
+    };
+    const a = await run();
+    expect(a.length).to.be.greaterThan(5);
+    expect(await run()).to.deep.equal(a);
+  });
+
+  it('over hours: humans uncordon repaired nodes, nodewarden never does, and the budget holds', async () => {
+    const records: LedgerRecord[] = [];
+    const sys = demo(3, 60, records);
+    await sys.advance(T0 + 3 * 3_600_000);
+    await sys.close();
+    const s = sys.stats();
+    expect(s.humanUncordons).to.be.greaterThan(0);
+    expect(records.filter((r) => r.action === 'uncordon')).to.have.length(0);
+    expect(s.maxCordonedByNodewarden).to.be.at.most(s.fleetLimit);
+    // budget the crew freed was used again: more cordons over the run than nodewarden ever held at once
+    expect(records.filter((r) => r.action === 'cordon' && r.outcome === 'executed').length).to.be.greaterThan(s.maxCordonedByNodewarden);
+  });
+});
