@@ -13,10 +13,15 @@
 # Progress goes to stderr; stdout gets "KUBECTL=<path>" and, as its last line,
 # the bin dir.
 #
+# Usage: kube.sh [--check]
+#   --check   build nothing; exit 3 (listing what is missing on stderr) unless
+#             every binary is already cached. Used by test/harness/kube.ts.
+#
 # Environment:
 #   NODEWARDEN_CACHE          cache root (default $HOME/.cache/nodewarden)
 #   NODEWARDEN_KUBE_VERSION   k8s.io/kubernetes version (default below)
 #   NODEWARDEN_BUILD_JOBS     go build -p / GOMAXPROCS (default 2)
+#   NODEWARDEN_KUBE_BUILD_KUBECTL=1  build kubectl even if one is installed
 set -euo pipefail
 
 KUBE_VERSION="${NODEWARDEN_KUBE_VERSION:-v1.33.13}"
@@ -28,15 +33,22 @@ BIN="$ROOT/bin"
 SRC="$CACHE/kube/src/$KUBE_VERSION"
 STAMP="$BIN/.stamp"
 
+CHECK_ONLY=0
+case "${1:-}" in
+  --check) CHECK_ONLY=1 ;;
+  "") ;;
+  *) echo "usage: $0 [--check]" >&2; exit 2 ;;
+esac
+
 log() { printf '[kube.sh %(%H:%M:%S)T] %s\n' -1 "$*" >&2; }
 die() { log "ERROR: $*"; exit 1; }
 
-command -v go >/dev/null 2>&1 || die "go is not installed (need Go >= 1.24)"
+[ "$CHECK_ONLY" = 1 ] || command -v go >/dev/null 2>&1 || die "go is not installed (need Go >= 1.24)"
 
 mkdir -p "$BIN" "$SRC"
 
 # One build at a time per cache (parallel test runs may all call us).
-if command -v flock >/dev/null 2>&1; then
+if [ "$CHECK_ONLY" = 0 ] && command -v flock >/dev/null 2>&1; then
   exec 9>"$ROOT/.lock"
   if ! flock -n 9; then
     log "another kube.sh holds $ROOT/.lock; waiting"
@@ -44,22 +56,31 @@ if command -v flock >/dev/null 2>&1; then
   fi
 fi
 
-touch "$STAMP"
+# Bump STAMP_REV when the way binaries are built changes: everything is
+# rebuilt (mostly relinked, thanks to the Go build cache).
+STAMP_REV=2
+if ! grep -qx "rev=$STAMP_REV" "$STAMP" 2>/dev/null; then
+  echo "rev=$STAMP_REV" >"$STAMP"
+fi
 stamped() { grep -qxF "$1" "$STAMP" && [ -x "$BIN/$1" ]; }
 stamp() { grep -qxF "$1" "$STAMP" || echo "$1" >>"$STAMP"; }
 
 export GOTOOLCHAIN=local GOFLAGS=-mod=mod GOMAXPROCS="$JOBS" CGO_ENABLED=0
-BUILD_FLAGS=(-p "$JOBS" -trimpath -buildvcs=false -ldflags="-s -w")
+BUILD_FLAGS=(-p "$JOBS" -trimpath -buildvcs=false)
 
 # kubectl: use an installed one if there is one (symlinked into the bin dir
 # so that "$BIN/kubectl" always works), else build it with the rest.
 SYS_KUBECTL=""
-for c in /usr/bin/kubectl /usr/local/bin/kubectl "$(command -v kubectl 2>/dev/null || true)"; do
-  if [ -n "$c" ] && [ -x "$c" ] && [ "$(readlink -f "$c")" != "$(readlink -f "$BIN/kubectl" 2>/dev/null || true)" ]; then
-    SYS_KUBECTL="$c"; break
-  fi
+kubectl_candidates=(/usr/bin/kubectl /usr/local/bin/kubectl "$(command -v kubectl 2>/dev/null || true)")
+if [ "${NODEWARDEN_KUBE_BUILD_KUBECTL:-0}" = 1 ]; then kubectl_candidates=(); fi
+for c in "${kubectl_candidates[@]}"; do
+  [ -n "$c" ] && [ -x "$c" ] || continue
+  # not one we built ourselves (when the bin dir is on PATH)
+  case "$c" in "$BIN"/*) continue ;; esac
+  case "$(readlink -f "$c")" in "$(readlink -f "$BIN")"/*) continue ;; esac
+  SYS_KUBECTL="$c"; break
 done
-if [ -n "$SYS_KUBECTL" ] && ! stamped kubectl; then
+if [ -n "$SYS_KUBECTL" ] && ! stamped kubectl && [ "$(readlink "$BIN/kubectl" 2>/dev/null || true)" != "$SYS_KUBECTL" ]; then
   ln -sfn "$SYS_KUBECTL" "$BIN/kubectl"
   log "using installed kubectl $SYS_KUBECTL"
 fi
@@ -73,11 +94,25 @@ fi
 need_etcd=1; stamped etcd && need_etcd=0
 need_helm=1; stamped helm && need_helm=0
 
+if [ "$CHECK_ONLY" = 1 ]; then
+  missing="${need_kube[*]:-}"
+  [ "$need_etcd" = 1 ] && missing="$missing etcd"
+  [ "$need_helm" = 1 ] && missing="$missing helm"
+  missing="${missing# }"
+  if [ -n "$missing" ]; then
+    log "not built yet in $BIN: $missing (run: bash $0)"
+    exit 3
+  fi
+  echo "KUBECTL=$BIN/kubectl"
+  echo "$BIN"
+  exit 0
+fi
+
 if [ "${#need_kube[@]}" -gt 0 ] || [ "$need_etcd" = 1 ]; then
   start=$SECONDS
   log "resolving k8s.io/kubernetes@$KUBE_VERSION"
   kmod="$(cd "$SRC" && GOFLAGS= go mod download -json "k8s.io/kubernetes@$KUBE_VERSION" \
-    | sed -n 's/^[[:space:]]*"GoMod": "\(.*\)",\{0,1\}$/\1/p')"
+    | sed -n 's/^[[:space:]]*"GoMod": "\(.*\)",\{0,1\}$/\1/p' || true)"
   [ -n "$kmod" ] && [ -f "$kmod" ] || die "could not download k8s.io/kubernetes@$KUBE_VERSION go.mod"
   staging_ver="v0.${KUBE_VERSION#v1.}"
   etcd_ver="$(awk '$1 == "go.etcd.io/etcd/server/v3" { print $2; exit }' "$kmod")"
@@ -112,13 +147,24 @@ if [ "${#need_kube[@]}" -gt 0 ] || [ "$need_etcd" = 1 ]; then
   [ -f "$SRC/main.go" ] || printf 'package main\n\nfunc main() {}\n' >"$SRC/main.go"
   log "build module $SRC: k8s $KUBE_VERSION, staging $staging_ver (${#staging[@]} modules), etcd $etcd_ver"
 
+  # Version stamping as in kubernetes' hack/lib/version.sh, so that the
+  # server reports v1.X.Y (clients such as helm parse it).
+  kinfo="${kmod%.mod}.info"
+  build_date="$(sed -n 's/.*"Time":"\([^"]*\)".*/\1/p' "$kinfo" 2>/dev/null | sed 's/\.[0-9]*Z$/Z/')"
+  minor="${KUBE_VERSION#v1.}"; minor="${minor%%.*}"
+  kldflags="-s -w"
+  for vp in k8s.io/client-go/pkg/version k8s.io/component-base/version; do
+    kldflags+=" -X $vp.gitVersion=$KUBE_VERSION -X $vp.gitMajor=1 -X $vp.gitMinor=$minor"
+    kldflags+=" -X $vp.gitTreeState=clean -X $vp.gitCommit= -X $vp.buildDate=${build_date:-1970-01-01T00:00:00Z}"
+  done
+
   pkgs=()
   for b in "${need_kube[@]}"; do pkgs+=("k8s.io/kubernetes/cmd/$b"); done
   if [ "$need_etcd" = 1 ]; then pkgs+=("go.etcd.io/etcd/server/v3"); fi
   tmpout="$(mktemp -d "$ROOT/.build.XXXXXX")"
   trap 'rm -rf "$tmpout"' EXIT
   log "go build (-p $JOBS): ${pkgs[*]}"
-  (cd "$SRC" && go build "${BUILD_FLAGS[@]}" -o "$tmpout/" "${pkgs[@]}") >&2 \
+  (cd "$SRC" && go build "${BUILD_FLAGS[@]}" -ldflags="$kldflags" -o "$tmpout/" "${pkgs[@]}") >&2 \
     || die "go build failed (see above)"
   for b in "${need_kube[@]}"; do
     mv -f "$tmpout/$b" "$BIN/$b"; stamp "$b"
@@ -140,7 +186,16 @@ if [ "$need_helm" = 1 ]; then
   log "go install helm.sh/helm/v3/cmd/helm@$HELM_VERSION"
   tmpout="$(mktemp -d "$ROOT/.build.XXXXXX")"
   trap 'rm -rf "$tmpout"' EXIT
-  (cd "$SRC/.." && GOFLAGS= GOBIN="$tmpout" go install "${BUILD_FLAGS[@]}" "helm.sh/helm/v3/cmd/helm@$HELM_VERSION") >&2 \
+  # As helm's Makefile does; its k8s client libraries are v0.33 for helm 3.18.
+  hminor="$(cd "$SRC/.." && GOFLAGS= go mod download -json "helm.sh/helm/v3@$HELM_VERSION" \
+    | sed -n 's/^[[:space:]]*"GoMod": "\(.*\)",\{0,1\}$/\1/p' | xargs awk '$1 == "k8s.io/client-go" { split($2, v, "."); print v[2]; exit }' || true)"
+  hldflags="-s -w -X helm.sh/helm/v3/internal/version.version=$HELM_VERSION -X helm.sh/helm/v3/internal/version.gitTreeState=clean"
+  if [ -n "$hminor" ]; then
+    for vp in helm.sh/helm/v3/pkg/lint/rules helm.sh/helm/v3/pkg/chartutil; do
+      hldflags+=" -X $vp.k8sVersionMajor=1 -X $vp.k8sVersionMinor=$hminor"
+    done
+  fi
+  (cd "$SRC/.." && GOFLAGS= GOBIN="$tmpout" go install "${BUILD_FLAGS[@]}" -ldflags="$hldflags" "helm.sh/helm/v3/cmd/helm@$HELM_VERSION") >&2 \
     || die "go install helm failed (see above)"
   mv -f "$tmpout/helm" "$BIN/helm"; stamp helm
   rm -rf "$tmpout"; trap - EXIT
