@@ -5,6 +5,8 @@
  * A denied action is never silent: denials of one guard, rule and group within
  * `denialWindowMs` become ONE page listing every denied target and the reason;
  * that page passes the guard too (page rate limit) and is a ledger record.
+ * While that page is recent, later denials of the same group are recorded as a
+ * suppressed page instead of paging again (one storm, one page).
  * Dry-run swaps every executor for the dry-run one at construction; the guard
  * still evaluates, so the ledger shows what would have been denied.
  */
@@ -36,6 +38,13 @@ export interface RemediatorOptions {
   dryRun?: boolean;
   /** Denials of one guard+rule+group within this window become one page (default 30 s). */
   denialWindowMs?: number;
+  /**
+   * After a denial page for a guard+rule+group, later denials of that group are
+   * not paged again for this long (default 1 h): the incident is open, the storm
+   * is one event for the human. They stay in the ledger, with a `suppressed`
+   * page record listing the targets. Per replica.
+   */
+  denialRenotifyMs?: number;
   /**
    * Send due denial pages from a wall-clock timer too (live engine; default true).
    * Replay turns it off and calls flush() at the end, since its clock is virtual.
@@ -84,6 +93,8 @@ export function createRemediator(o: RemediatorOptions): GuardedRemediator {
   const denialExecutor = (): Executor | undefined => (o.dryRun ? dryRunExecutor : denialPager);
 
   const denials = new Map<string, DenialGroup>();
+  const renotifyMs = o.denialRenotifyMs ?? 3_600_000;
+  const lastPaged = new Map<string, number>();
   let timer: NodeJS.Timeout | undefined;
   let closed = false;
   if (o.autoFlush ?? true) {
@@ -181,7 +192,15 @@ export function createRemediator(o: RemediatorOptions): GuardedRemediator {
   async function sendDenialPages(due: DenialGroup[], now: number): Promise<LedgerRecord[]> {
     const out: LedgerRecord[] = [];
     for (const g of due) {
-      const rec = await handle(denialPage(g, now), denialExecutor());
+      const page = denialPage(g, now);
+      const pagedAt = lastPaged.get(g.key);
+      if (pagedAt !== undefined && now - pagedAt < renotifyMs) {
+        const reason = `denial page for this group already sent ${Math.round((now - pagedAt) / 1000)}s ago; not paging again`;
+        out.push(buildLedgerRecord({ decision: page, outcome: 'suppressed', now, verdict: { allowed: false, guard: 'denialPageOpen', outcome: 'suppressed', reason } }));
+        continue;
+      }
+      const rec = await handle(page, denialExecutor());
+      if (rec.outcome === 'executed' || rec.outcome === 'dry-run') lastPaged.set(g.key, now);
       if (rec.outcome === 'denied') logger.error({ rule: g.rule, guard: g.guard, denied: g.items.length, pageGuard: rec.guard }, 'denial page itself denied');
       out.push(rec);
     }

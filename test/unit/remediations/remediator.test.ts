@@ -17,7 +17,7 @@ import { cordon, decision, FakeCluster, FakeClusterExecutor } from './fake-clust
 
 const T0 = Date.parse('2026-11-21T10:15:00Z');
 
-function setup(o: { nodes?: number; dryRun?: boolean; guard?: Partial<GuardOptions>; guardImpl?: Guard; denialWindowMs?: number } = {}) {
+function setup(o: { nodes?: number; dryRun?: boolean; guard?: Partial<GuardOptions>; guardImpl?: Guard; denialWindowMs?: number; denialRenotifyMs?: number } = {}) {
   const clock = new ManualClock(T0);
   const cluster = FakeCluster.fleet(o.nodes ?? 100, ['h100-train']);
   const exec = new FakeClusterExecutor(cluster);
@@ -35,6 +35,7 @@ function setup(o: { nodes?: number; dryRun?: boolean; guard?: Partial<GuardOptio
     dryRun: o.dryRun ?? false,
     autoFlush: false,
     denialWindowMs: o.denialWindowMs ?? 30_000,
+    ...(o.denialRenotifyMs === undefined ? {} : { denialRenotifyMs: o.denialRenotifyMs }),
   });
   return { clock, cluster, exec, pager, ledger, registry, remediator, guard };
 }
@@ -102,8 +103,8 @@ describe('remediator', () => {
   });
 
   describe('denial pages', () => {
-    it('groups per guard+rule+group within the window; a later window pages again with the same dedup key', async () => {
-      const { clock, pager, remediator } = setup({ nodes: 20, denialWindowMs: 30_000 }); // limit 1
+    it('groups per guard+rule+group within the window; later windows are recorded, and page again only after the renotify interval', async () => {
+      const { clock, pager, ledger, remediator } = setup({ nodes: 20, denialWindowMs: 30_000, denialRenotifyMs: 600_000 }); // limit 1
       await remediator.submit([cordon('gpu-000', { group: { pool: 'h100-train' } })]);
       await remediator.submit([cordon('gpu-001', { group: { pool: 'h100-train' } }), cordon('gpu-002', { group: { pool: 'h100-train' }, severity: 'warning' })]);
       await remediator.submit([cordon('gpu-003', { rule: 'containerd-down', severity: 'warning', group: { pool: 'h100-train' } })]);
@@ -117,6 +118,14 @@ describe('remediator', () => {
       ]);
       clock.advance(60_000);
       await remediator.submit([cordon('gpu-004', { group: { pool: 'h100-train' } })]);
+      await remediator.flush();
+      expect(pager.sent, 'the storm is one page while it is open').to.have.length(2);
+      const followUp = ledger.records.filter((r) => r.action === 'page' && r.outcome === 'suppressed');
+      expect(followUp).to.have.length(1);
+      expect(followUp[0]).to.include({ guard: 'denialPageOpen', dedupKey: pager.sent[0]!.dedupKey });
+      expect(followUp[0]!.reason).to.include('gpu-004');
+      clock.advance(600_000);
+      await remediator.submit([cordon('gpu-005', { group: { pool: 'h100-train' } })]);
       await remediator.flush();
       expect(pager.sent).to.have.length(3);
       expect(pager.sent[2]!.dedupKey).to.equal(pager.sent[0]!.dedupKey);
