@@ -152,7 +152,7 @@ const str = { type: 'string' } as const;
 const nstr = { type: ['string', 'null'] } as const;
 const port = { type: 'integer', minimum: 0, maximum: 65535 } as const;
 /** 5 or 6 cron fields (node-cron syntax); the job scheduler checks the fields themselves. */
-const cron = { type: 'string', pattern: '^\\S+(\\s+\\S+){4,5}$' } as const;
+const cron = { type: 'string', pattern: '^\\S+(\\s+\\S+){4,5}$', patternHint: 'must be a cron expression of 5 or 6 fields, like "0 9 * * *"' } as const;
 const obj = (properties: Record<string, Schema>, required = Object.keys(properties)): Schema => ({
   type: 'object',
   additionalProperties: false,

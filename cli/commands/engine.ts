@@ -56,6 +56,7 @@ import { RedisLedgerReader } from '../../control/redis-ledger-reader.js';
 import { EngineHttpServer } from '../../control/server.js';
 import type { ReadinessReport } from '../../control/server.js';
 import { TokenFile } from '../../control/tokens.js';
+import { createEngineJobs } from '../../control/jobs/engine-jobs.js';
 
 const { Kafka, logLevel } = kafkajs;
 
@@ -306,6 +307,24 @@ export async function run(argv: string[]): Promise<number> {
   await service.start();
   logger.info({ groupId: config.engine.groupId, topic: config.kafka.topics.signals }, 'engine consuming');
 
+  // --- scheduled operations jobs (control/jobs, docs/jobs.md)
+  const jobs = createEngineJobs({
+    config,
+    logger,
+    registry,
+    clock,
+    ...(redis ? { redis } : {}),
+    cluster,
+    guard,
+    remediator,
+    ledger: ledgerReader,
+    toggles,
+    toggleAudit: fanOutAudit(auditSinks),
+    rules: rules.rules,
+    store,
+  });
+  jobs.start();
+
   // --- graceful shutdown
   return await new Promise<number>((resolve) => {
     let stopping = false;
@@ -314,6 +333,7 @@ export async function run(argv: string[]): Promise<number> {
       stopping = true;
       logger.info({ signal }, 'shutting down: finishing the batch in progress');
       const steps: Array<[string, () => unknown]> = [
+        ['jobs', () => jobs.stop()],
         ['consumer', () => service.stop()],
         ['remediator', () => remediator.close()],
         ['http', () => http.close()],

@@ -1,0 +1,133 @@
+/**
+ * The engine's jobs from its config and parts: Redis leases and state when
+ * the engine runs on Redis (several replicas), memory when embedded. The
+ * engine command calls `createEngineJobs(...).start()` once it consumes and
+ * `stop()` first on shutdown.
+ */
+import type { Redis } from 'ioredis';
+import type { Clock } from '../../core/clock.js';
+import type { ClusterView } from '../../core/cluster.js';
+import type { NodewardenConfig } from '../../core/config.js';
+import { readSecret } from '../../core/config.js';
+import { parseDuration } from '../../core/duration.js';
+import type { Logger } from '../../core/logger.js';
+import type { Registry } from '../../core/metrics.js';
+import { MemoryGuardState } from '../../remediations/guard/memory-guard.js';
+import type { Remediator } from '../../remediations/ports.js';
+import { MemoryStateStore } from '../../rules/store/memory-store.js';
+import type { StateStore } from '../../rules/store/state-store.js';
+import type { RuleToggles, ToggleAuditSink } from '../../rules/toggles/port.js';
+import type { LedgerReader } from '../backend.js';
+import { createNodeCron } from './cron.js';
+import { dailyDigestJob } from './daily-digest.js';
+import type { DigestSender } from './daily-digest.js';
+import { expireTogglesJob } from './expire-toggles.js';
+import { guardReconcileJob } from './guard-reconcile.js';
+import type { ReconcilableView, ReservationPruner } from './guard-reconcile.js';
+import { MemoryJobState, RedisJobState } from './job-state.js';
+import { MemoryJobLock } from './lock.js';
+import { RedisJobLock } from './redis-lock.js';
+import { memoryReservationPruner, redisReservationPruner } from './reservation-pruners.js';
+import { resolveClearedJob } from './resolve-cleared.js';
+import type { RuleActivity } from './resolve-cleared.js';
+import { JobScheduler } from './scheduler.js';
+import type { CronPort } from './scheduler.js';
+import { createSlackDigestSender } from './slack-digest-sender.js';
+import { memoryToggleDropper, redisToggleDropper } from './toggle-droppers.js';
+import { memoryStoreTrimmer, redisEpisodeIndexTrimmer, redisLedgerTrimmer, trimStateJob } from './trim-state.js';
+import type { StateTrimmer } from './trim-state.js';
+
+export interface EngineJobsDeps {
+  config: NodewardenConfig;
+  logger: Logger;
+  registry?: Registry;
+  clock: Clock;
+  /** Present when the engine runs on Redis: leases, job state and trimming use it. */
+  redis?: Redis;
+  cluster: ClusterView;
+  /** The guard object (a memory guard exposes its state: stale reservations are released there). */
+  guard: object;
+  remediator: Remediator;
+  ledger: LedgerReader;
+  toggles: RuleToggles;
+  /** Where toggle audit records go (as for the control API's changes). */
+  toggleAudit: ToggleAuditSink;
+  rules: ReadonlyArray<{ id: string; enabled: boolean }>;
+  store: StateStore;
+  /** Overrides the Slack webhook sender of the digest (tests). */
+  digestSender?: DigestSender;
+  /** Overrides node-cron (tests). */
+  cron?: CronPort;
+  env?: NodeJS.ProcessEnv;
+}
+
+function isReconcilable(v: unknown): v is ReconcilableView {
+  return typeof (v as Partial<ReconcilableView>).reconcile === 'function';
+}
+
+/** Builds the scheduler with every enabled job registered (not started). Throws CONFIG_INVALID on a bad schedule. */
+export function createEngineJobs(d: EngineJobsDeps): JobScheduler {
+  const cfg = d.config.jobs;
+  const prefix = d.config.redis.keyPrefix;
+  const log = d.logger.child({ component: 'jobs' });
+  const scheduler = new JobScheduler({
+    lock: d.redis ? new RedisJobLock(d.redis, prefix) : new MemoryJobLock(d.clock),
+    cron: d.cron ?? createNodeCron(log),
+    clock: d.clock,
+    logger: d.logger,
+    ...(d.registry ? { registry: d.registry } : {}),
+    timezone: cfg.timezone,
+  });
+  if (!cfg.enabled) return scheduler;
+  const state = d.redis ? new RedisJobState(d.redis, prefix) : new MemoryJobState();
+  const add = (key: keyof Omit<NodewardenConfig['jobs'], 'enabled' | 'timezone'>, job: Parameters<JobScheduler['register']>[0]['job']): void => {
+    const c = cfg[key];
+    if (!c.enabled) return;
+    scheduler.register({ job, schedule: c.schedule, timeoutMs: parseDuration(c.timeout), configPath: `/jobs/${key}` });
+  };
+
+  let pruner: ReservationPruner | undefined;
+  if (d.redis) pruner = redisReservationPruner(d.redis, prefix);
+  else if ('state' in d.guard && d.guard.state instanceof MemoryGuardState) pruner = memoryReservationPruner(d.guard.state);
+  add('guardReconcile', guardReconcileJob({ view: d.cluster, ...(isReconcilable(d.cluster) ? { reconcilable: d.cluster } : {}), ...(pruner ? { pruner } : {}) }));
+
+  const byId = new Map(d.rules.map((r) => [r.id, r.enabled]));
+  const activity: RuleActivity = (rule, now) => {
+    const fileEnabled = byId.get(rule);
+    return fileEnabled === undefined ? undefined : d.toggles.isEnabled(rule, fileEnabled, now);
+  };
+  add(
+    'resolveCleared',
+    resolveClearedJob({
+      ledger: d.ledger,
+      remediator: d.remediator,
+      view: d.cluster,
+      activity,
+      state,
+      minAgeMs: parseDuration(cfg.resolveCleared.minAge),
+      lookbackMs: parseDuration(cfg.resolveCleared.lookback),
+    }),
+  );
+
+  add(
+    'expireToggles',
+    expireTogglesJob({ ledger: d.ledger, audit: d.toggleAudit, dropper: d.redis ? redisToggleDropper(d.redis, prefix) : memoryToggleDropper(d.toggles), state }),
+  );
+
+  const trimmers: StateTrimmer[] = [];
+  if (d.redis) {
+    trimmers.push(redisLedgerTrimmer(d.redis, prefix, { maxLen: cfg.trimState.ledgerMaxLen, maxAgeMs: parseDuration(cfg.trimState.ledgerMaxAge) }));
+    trimmers.push(redisEpisodeIndexTrimmer(d.redis, prefix, d.rules.map((r) => r.id)));
+  }
+  if (d.store instanceof MemoryStateStore) trimmers.push(memoryStoreTrimmer(d.store));
+  add('trimState', trimStateJob(trimmers));
+
+  let sender = d.digestSender;
+  if (!sender && d.config.pager.slack) {
+    const url = readSecret(d.config.pager.slack.webhookUrlFile, d.config.pager.slack.webhookUrlEnv, d.env ?? process.env);
+    if (url) sender = createSlackDigestSender({ webhookUrl: url, logger: log });
+  }
+  if (sender) add('dailyDigest', dailyDigestJob({ ledger: d.ledger, view: d.cluster, sender, timezone: cfg.timezone, windowMs: parseDuration(cfg.dailyDigest.window) }));
+  else if (cfg.dailyDigest.enabled) log.info({}, 'daily digest off: no Slack webhook configured (pager.slack)');
+  return scheduler;
+}

@@ -1,0 +1,58 @@
+/**
+ * `guard-reconcile` (every minute, on every replica): the guard counts real
+ * unavailable capacity from this replica's cluster view, so the view is
+ * re-listed in full (repairing anything a dropped watch event left stale),
+ * then cordon reservations that no longer mean anything are released: expired
+ * ones (a crashed replica's in-flight cordon), and those of nodes that left
+ * the cluster. Both would otherwise hold budget until the next authorize
+ * happens to prune them.
+ */
+import type { ClusterView } from '../../core/cluster.js';
+import { isUnavailable } from '../../core/cluster.js';
+import type { Job, JobSummary } from './job.js';
+import { checkAborted } from './job.js';
+
+/** A view that can re-list everything now (the live cluster view). */
+export interface ReconcilableView {
+  reconcile(): Promise<void>;
+}
+
+/** One cordon reservation as stored by a guard adapter. */
+export interface ReservationEntry {
+  node: string;
+  /** ms since epoch when it stops counting. */
+  exp: number;
+}
+
+/** Releases stale cordon reservations of a guard. Adapters: memory guard state, Redis hash. */
+export interface ReservationPruner {
+  /** Releases the reservations `isStale` picks; returns how many went. */
+  prune(isStale: (r: ReservationEntry) => boolean): Promise<number>;
+}
+
+/** Pure: a reservation is stale once expired, or when its node is gone from a view that knows nodes. */
+export function staleReservation(now: number, view: ClusterView): (r: ReservationEntry) => boolean {
+  const known = view.listNodes().length > 0;
+  return (r) => r.exp <= now || (known && view.getNode(r.node) === undefined);
+}
+
+export interface GuardReconcileDeps {
+  view: ClusterView;
+  /** Present when the view can re-list (live cluster); a simulated cluster is always current. */
+  reconcilable?: ReconcilableView;
+  pruner?: ReservationPruner;
+}
+
+export function guardReconcileJob(d: GuardReconcileDeps): Job {
+  return {
+    name: 'guard-reconcile',
+    scope: 'replica',
+    async run(ctx): Promise<JobSummary> {
+      if (d.reconcilable) await d.reconcilable.reconcile();
+      checkAborted(ctx.signal);
+      const released = d.pruner ? await d.pruner.prune(staleReservation(ctx.now, d.view)) : 0;
+      const nodes = d.view.listNodes();
+      return { relisted: d.reconcilable !== undefined, nodes: nodes.length, unavailable: nodes.filter(isUnavailable).length, reservationsReleased: released };
+    },
+  };
+}

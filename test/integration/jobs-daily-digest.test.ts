@@ -1,0 +1,133 @@
+/**
+ * The whole daily-digest job as the engine wires it (createEngineJobs:
+ * config `pager.slack`, webhook URL from the environment, Redis leases and
+ * ledger reader) against a real Redis ledger stream and the local Slack
+ * receiver that checks every request against the webhook contract.
+ */
+import { expect } from 'chai';
+import { Redis } from 'ioredis';
+import { ManualClock } from '../../core/clock.js';
+import { DEFAULT_CONFIG } from '../../core/config.js';
+import type { NodewardenConfig } from '../../core/config.js';
+import type { LedgerRecord } from '../../core/decision.js';
+import { MemoryLogger, silentLogger } from '../../core/logger.js';
+import { createRegistry } from '../../core/metrics.js';
+import { createEngineJobs } from '../../control/jobs/engine-jobs.js';
+import type { CronPort } from '../../control/jobs/scheduler.js';
+import { RedisLedgerReader } from '../../control/redis-ledger-reader.js';
+import { createMemoryGuard } from '../../remediations/guard/memory-guard.js';
+import { guardOptionsFromConfig } from '../../remediations/guard/policy.js';
+import { RedisStreamLedger } from '../../remediations/ledger/redis-stream-ledger.js';
+import { createRecordingPager } from '../../remediations/pager/recording-pager.js';
+import { createPagerExecutor } from '../../remediations/pager/pager-executor.js';
+import { createRemediator } from '../../remediations/remediator.js';
+import { createSimulatedCluster, loadClusterFile } from '../../remediations/simulated/index.js';
+import { MemoryStateStore } from '../../rules/store/memory-store.js';
+import { MemoryRuleToggles } from '../../rules/toggles/memory-toggles.js';
+import { RedisToggleAuditSink } from '../../rules/toggles/redis-audit-sink.js';
+import { startSlackReceiver } from '../receivers/slack.js';
+import type { SlackMessageBody, SlackReceiver } from '../receivers/slack.js';
+import { CLUSTER_FILE } from './engine-support.js';
+import { sharedRedis } from './servers.js';
+
+const noCron: CronPort = { validate: () => null, schedule: () => ({ stop: () => undefined }) };
+const HOUR = 3_600_000;
+
+function text(body: SlackMessageBody): string {
+  return (body.blocks ?? []).map((b) => [b.text?.text ?? '', ...(b.elements ?? []).map((e) => e.text)].join('\n')).join('\n');
+}
+
+describe('jobs: daily digest to Slack from the Redis ledger', function () {
+  this.timeout(60_000);
+  let redis: Redis;
+  let slack: SlackReceiver;
+  before(async () => {
+    redis = new Redis((await sharedRedis()).url);
+    slack = await startSlackReceiver({ minIntervalMs: 1000 });
+  });
+  after(async () => {
+    await slack.close();
+    await redis.quit();
+  });
+
+  it('posts one contract-valid Block Kit digest of the last 24 h, after a 429, elected once across two replicas', async () => {
+    const prefix = `jobs-digest-${process.pid}-${Date.now().toString(36)}:`;
+    const now = Date.now();
+    const clock = new ManualClock(now);
+    const cluster = createSimulatedCluster(await loadClusterFile(CLUSTER_FILE), { clock, logger: silentLogger });
+    const nodes = cluster.listNodes().map((n) => n.name);
+    const [a, b, c] = [nodes[10] as string, nodes[11] as string, nodes[12] as string];
+    // a and b are cordoned by nodewarden (the simulated executor changes the simulated cluster); c was uncordoned since
+    for (const n of [a, b]) await cluster.executor.execute({ id: `d-${n}`, at: now, rule: 'gpu-xid-fatal', action: 'cordon', target: { kind: 'Node', name: n }, reason: 'test' });
+    const at = (hoursAgo: number): string => new Date(now - hoursAgo * HOUR).toISOString();
+    const rec = (hoursAgo: number, over: Partial<LedgerRecord>): LedgerRecord => ({ ts: at(hoursAgo), rule: 'gpu-xid-fatal', action: 'cordon', target: { kind: 'Node', name: a }, outcome: 'executed', reason: 'Xid 79', guard: null, ...over });
+    await new RedisStreamLedger({ redis, keyPrefix: prefix }).write([
+      rec(30, { target: { kind: 'Node', name: nodes[20] as string } }), // before the window
+      rec(20, {}),
+      rec(20, { action: 'page', severity: 'critical', dedupKey: `nodewarden/gpu-xid-fatal/${a}` }),
+      rec(10, { target: { kind: 'Node', name: b } }),
+      rec(9, { target: { kind: 'Node', name: c }, rule: 'containerd-unresponsive' }),
+      rec(9, { target: { kind: 'Node', name: nodes[13] as string }, outcome: 'denied', guard: 'maxUnavailable' }),
+      rec(9, { target: { kind: 'Node', name: nodes[14] as string }, outcome: 'denied', guard: 'maxUnavailable' }),
+      rec(1, { target: { kind: 'Node', name: b }, outcome: 'suppressed', guard: 'cooldown' }),
+    ]);
+    await new RedisToggleAuditSink(redis, prefix).append([{ ts: at(2), kind: 'rule-toggle', rule: 'conntrack-dropping', enabled: false, reason: 'noisy', by: 'alice', expiresAt: null }]);
+
+    const config: NodewardenConfig = structuredClone(DEFAULT_CONFIG);
+    config.redis.keyPrefix = prefix;
+    config.pager.slack = { webhookUrlFile: null, webhookUrlEnv: 'NW_TEST_SLACK_WEBHOOK', minIntervalMs: 1000 };
+    config.jobs.timezone = 'Europe/Berlin';
+    const replica = (name: string) => {
+      const logger = new MemoryLogger();
+      const registry = createRegistry(name);
+      const toggles = new MemoryRuleToggles(clock);
+      const guard = createMemoryGuard({ view: cluster, options: guardOptionsFromConfig(config), clock });
+      const conn = redis.duplicate();
+      const jobs = createEngineJobs({
+        config,
+        logger,
+        registry,
+        clock,
+        redis: conn,
+        cluster,
+        guard,
+        remediator: createRemediator({ guard, executors: [createPagerExecutor({ pagers: [createRecordingPager()], logger })], ledger: [], clock, logger, autoFlush: false }),
+        ledger: new RedisLedgerReader(conn, prefix),
+        toggles,
+        toggleAudit: new RedisToggleAuditSink(conn, prefix),
+        rules: [{ id: 'gpu-xid-fatal', enabled: true }],
+        store: new MemoryStateStore(),
+        cron: noCron,
+        env: { NW_TEST_SLACK_WEBHOOK: slack.url },
+      });
+      return { jobs, logger, registry, conn };
+    };
+    const r1 = replica('engine-1');
+    const r2 = replica('engine-2');
+    expect(r1.jobs.names()).to.include('daily-digest');
+    slack.failNext(1, { status: 429, retryAfter: '1' });
+    const slot = Date.parse('2026-11-21T08:00:00Z');
+    const [x, y] = await Promise.all([r1.jobs.runNow('daily-digest', slot), r2.jobs.runNow('daily-digest', slot)]);
+    expect([x.result, y.result].sort()).to.deep.equal(['not_elected', 'success']);
+    expect(slack.rejected, JSON.stringify(slack.rejected)).to.deep.equal([]);
+    expect(slack.attempts).to.equal(2);
+    expect(slack.accepted).to.have.length(1);
+    const body = slack.accepted[0]?.body as SlackMessageBody;
+    const t = text(body);
+    expect(body.blocks?.[0]?.text?.text).to.match(/^nodewarden daily digest · \d{4}-\d{2}-\d{2}$/);
+    expect(t).to.include('(Europe/Berlin)');
+    expect(t).to.include('*7* decisions');
+    expect(t).to.include('*Actions taken*\n• cordon: *3*\n• page: *1*');
+    expect(t).to.include('*Denied by the guard* (2)\n• maxUnavailable: *2*');
+    expect(t).to.include('1. `gpu-xid-fatal`: 5\n2. `containerd-unresponsive`: 1');
+    expect(t).to.include('*Nodes cordoned*: 3, *still cordoned*: 2');
+    expect(t).to.include(`• \`${c}\`: uncordoned since`);
+    expect(t).to.include('rule toggle changes: 1');
+    expect(body.text).to.equal('nodewarden daily digest ' + (body.blocks?.[0]?.text?.text ?? '').slice('nodewarden daily digest · '.length) + ': 3 cordon, 1 page executed; 2 denied by the guard; 3 nodes cordoned, 2 still cordoned');
+    const metrics = (await r1.registry.metrics()) + (await r2.registry.metrics());
+    expect(metrics).to.match(/nodewarden_job_runs_total\{job="daily-digest",result="success",component="engine-\d"\} 1/);
+    expect(metrics).to.match(/nodewarden_job_runs_total\{job="daily-digest",result="not_elected",component="engine-\d"\} 1/);
+    await Promise.all([r1.jobs.stop(), r2.jobs.stop()]);
+    await Promise.all([r1.conn.quit(), r2.conn.quit()]);
+  });
+});
