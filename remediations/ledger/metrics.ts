@@ -12,6 +12,10 @@ import type { GuardControl } from '../ports.js';
 
 const CIRCUIT_VALUE = { closed: 0, 'half-open': 1, open: 2 } as const;
 
+/** Guards that deny (not the ones that only suppress duplicates); exported at 0 so increase() sees the first denial. */
+export const DENYING_GUARDS = ['paused', 'circuitOpen', 'rateLimit', 'rollbackWindow', 'rollbackFlapping', 'maxUnavailable', 'maxUnavailablePerGroup', 'guardUnavailable'] as const;
+const ACTION_KINDS = ['cordon', 'uncordon', 'rollback', 'page', 'resolve'] as const;
+
 export class RemediationMetrics {
   readonly actions: Counter<'action' | 'outcome' | 'guard'>;
   readonly denials: Counter<'guard'>;
@@ -27,10 +31,13 @@ export class RemediationMetrics {
     });
     this.denials = new Counter({
       name: 'nodewarden_guard_denials_total',
-      help: 'Actions denied or suppressed, by guard',
+      help: 'Actions denied by a guard (suppressed duplicates are not denials: see nodewarden_actions_total{outcome="suppressed"})',
       labelNames: ['guard'],
       registers: [registry],
     });
+    for (const guard of DENYING_GUARDS) this.denials.inc({ guard }, 0);
+    for (const action of ACTION_KINDS)
+      for (const outcome of ['executed', 'failed'] as const) this.actions.inc({ action, outcome, guard: '' }, 0);
     this.duration = new Histogram({
       name: 'nodewarden_action_duration_seconds',
       help: 'Time to execute an action (guard + executor + settle)',
@@ -97,6 +104,6 @@ export class RemediationMetrics {
 
   record(r: LedgerRecord): void {
     this.actions.inc({ action: r.action, outcome: r.outcome, guard: r.guard ?? '' });
-    if (r.guard !== null && (r.outcome === 'denied' || r.outcome === 'suppressed')) this.denials.inc({ guard: r.guard });
+    if (r.guard !== null && r.outcome === 'denied') this.denials.inc({ guard: r.guard });
   }
 }
