@@ -14,10 +14,15 @@ step "npm dependencies and build"
 if [ "${CI:-}" = "true" ] || [ ! -d node_modules ]; then npm ci --no-audit --no-fund; else npm run build; fi
 
 step "provision real servers"
-export NODEWARDEN_REDIS_SERVER="$(bash scripts/provision/redis.sh | tail -n 1)"
-export NODEWARDEN_PROMETHEUS="$(bash scripts/provision/prometheus.sh | tail -n 1)"
+eval "$(bash scripts/provision/redis.sh)"
+eval "$(bash scripts/provision/prometheus.sh)"
+export NODEWARDEN_REDIS_SERVER="$REDIS_SERVER_BIN" NODEWARDEN_PROMETHEUS="$PROMETHEUS_BIN"
+PATH="$(dirname "$PROMTOOL_BIN"):$PATH"
 export NODEWARDEN_KAFKA_LIBS="$(bash scripts/provision/kafka.sh | tail -n 1)"
 export NODEWARDEN_KUBE_BIN="$(bash scripts/provision/kube.sh | tail -n 1)"
+export NODEWARDEN_CRDS="$(bash scripts/provision/crds.sh | tail -n 1)"
+# the kubectl next to the control plane (the machine's own, or one built from source)
+PATH="$NODEWARDEN_KUBE_BIN:$PATH"
 
 step "lint, type and import-cycle checks"
 npm run lint
