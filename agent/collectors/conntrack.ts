@@ -11,6 +11,7 @@
 import { promises as fsp } from 'node:fs';
 import path from 'node:path';
 import { Counter } from 'prom-client';
+import { periodicCollector } from './periodic.js';
 import type { Collector, CollectorContext, CollectResult, Emit } from '../collector.js';
 import type { ConntrackData, EventEnvelope } from '../../core/envelope.js';
 import { errorMessage } from '../../core/errors.js';
@@ -64,13 +65,9 @@ export function createConntrackCollector(ctx: CollectorContext, opts: ConntrackC
     return { event: ctx.newEvent<ConntrackSampleData>('net.conntrack', 'procfs', data, ctx.clock.now()) };
   }
 
-  let timer: NodeJS.Timeout | undefined;
-  let busy = false;
   let lastSkip: string | undefined;
 
-  async function tick(emit: Emit): Promise<void> {
-    if (busy) return;
-    busy = true;
+  async function round(emit: Emit): Promise<void> {
     try {
       const r = await sample();
       if (r.event) {
@@ -84,27 +81,11 @@ export function createConntrackCollector(ctx: CollectorContext, opts: ConntrackC
       }
     } catch (err) {
       log.warn({ err: errorMessage(err) }, 'conntrack sample failed');
-    } finally {
-      busy = false;
     }
   }
 
-  return {
-    name: 'conntrack',
-    async start(emit: Emit): Promise<void> {
-      if (timer) return;
-      await tick(emit);
-      timer = setInterval(() => void tick(emit), opts.intervalMs);
-      timer.unref();
-    },
-    stop(): Promise<void> {
-      if (timer) clearInterval(timer);
-      timer = undefined;
-      return Promise.resolve();
-    },
-    async collectOnce(): Promise<CollectResult> {
-      const r = await sample();
-      return r.event ? { events: [r.event] } : { events: [], skipped: r.skipped ?? 'no conntrack data' };
-    },
-  };
+  return periodicCollector('conntrack', opts.intervalMs, round, async (): Promise<CollectResult> => {
+    const r = await sample();
+    return r.event ? { events: [r.event] } : { events: [], skipped: r.skipped ?? 'no conntrack data' };
+  });
 }

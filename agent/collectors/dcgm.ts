@@ -11,6 +11,7 @@
  */
 import { httpGetText } from './http-get.js';
 import { Counter } from 'prom-client';
+import { periodicCollector } from './periodic.js';
 import type { Collector, CollectorContext, CollectResult, Emit } from '../collector.js';
 import type { EventEnvelope } from '../../core/envelope.js';
 import { errorMessage } from '../../core/errors.js';
@@ -49,13 +50,9 @@ export function createDcgmCollector(ctx: CollectorContext, opts: DcgmCollectorOp
     return tracker.update(parseDcgmMetrics(body)).map((d) => ctx.newEvent<GpuHealthData>('gpu.health', 'dcgm-exporter', d, now));
   }
 
-  let timer: NodeJS.Timeout | undefined;
-  let busy = false;
   let down = false;
 
-  async function tick(emit: Emit): Promise<void> {
-    if (busy) return;
-    busy = true;
+  async function round(emit: Emit): Promise<void> {
     try {
       const body = await fetchMetrics();
       if (down) log.info({}, 'dcgm-exporter reachable again');
@@ -66,33 +63,17 @@ export function createDcgmCollector(ctx: CollectorContext, opts: DcgmCollectorOp
       failures.inc();
       if (!down) log.warn({ err: errorMessage(err) }, 'dcgm-exporter scrape failed; retrying every interval');
       down = true;
-    } finally {
-      busy = false;
     }
   }
 
-  return {
-    name: 'dcgm',
-    async start(emit: Emit): Promise<void> {
-      if (timer) return;
-      await tick(emit);
-      timer = setInterval(() => void tick(emit), opts.intervalMs);
-      timer.unref();
-    },
-    stop(): Promise<void> {
-      if (timer) clearInterval(timer);
-      timer = undefined;
-      return Promise.resolve();
-    },
-    async collectOnce(): Promise<CollectResult> {
-      let body: string;
-      try {
-        body = await fetchMetrics();
-      } catch (err) {
-        failures.inc();
-        return { events: [], skipped: `dcgm-exporter unreachable at ${opts.url} (${errorMessage(err)})` };
-      }
-      return { events: toEvents(body) };
-    },
-  };
+  return periodicCollector('dcgm', opts.intervalMs, round, async (): Promise<CollectResult> => {
+    let body: string;
+    try {
+      body = await fetchMetrics();
+    } catch (err) {
+      failures.inc();
+      return { events: [], skipped: `dcgm-exporter unreachable at ${opts.url} (${errorMessage(err)})` };
+    }
+    return { events: toEvents(body) };
+  });
 }

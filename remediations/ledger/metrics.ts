@@ -8,7 +8,7 @@ import type { Registry } from 'prom-client';
 import type { LedgerRecord } from '../../core/decision.js';
 import type { Logger } from '../../core/logger.js';
 import { errorMessage } from '../../core/errors.js';
-import type { GuardControl } from '../ports.js';
+import type { GuardControl, GuardStatus } from '../ports.js';
 
 const CIRCUIT_VALUE = { closed: 0, 'half-open': 1, open: 2 } as const;
 
@@ -54,50 +54,40 @@ export class RemediationMetrics {
     const guard = opts.guard;
     if (guard) {
       const logger = opts.logger;
-      new Gauge({
-        name: 'nodewarden_circuit_state',
-        help: 'Circuit breaker per action kind: 0 closed, 1 half-open, 2 open',
-        labelNames: ['action'],
-        registers: [registry],
-        async collect() {
-          try {
-            const s = await guard.status();
-            this.reset();
-            for (const b of s.breakers) this.set({ action: b.action }, CIRCUIT_VALUE[b.state]);
-          } catch (err) {
+      // One status read serves every guard gauge of a scrape (each read is a Lua call on Redis).
+      let pending: Promise<GuardStatus | undefined> | undefined;
+      const status = (): Promise<GuardStatus | undefined> => {
+        pending ??= guard
+          .status()
+          .catch((err: unknown) => {
             logger?.warn({ err: errorMessage(err) }, 'guard status unavailable for metrics');
-          }
-        },
-      });
-      new Gauge({
-        name: 'nodewarden_unavailable_nodes',
-        help: 'Unschedulable or NotReady nodes plus in-flight cordon reservations, by scope (fleet, or group such as pool=h100)',
-        labelNames: ['scope'],
-        registers: [registry],
-        async collect() {
-          try {
-            const s = await guard.status();
+            return undefined;
+          })
+          .finally(() => setImmediate(() => (pending = undefined)));
+        return pending;
+      };
+      const guardGauge = (name: string, help: string, label: string, fill: (s: GuardStatus, set: (l: string, v: number) => void) => void): void => {
+        new Gauge({
+          name,
+          help,
+          labelNames: [label],
+          registers: [registry],
+          async collect() {
+            const s = await status();
+            if (!s) return;
             this.reset();
-            for (const b of [s.fleet, ...s.groups]) this.set({ scope: b.scope }, b.unavailable + b.reserved);
-          } catch (err) {
-            logger?.warn({ err: errorMessage(err) }, 'guard status unavailable for metrics');
-          }
-        },
+            fill(s, (l, v) => this.set({ [label]: l }, v));
+          },
+        });
+      };
+      guardGauge('nodewarden_circuit_state', 'Circuit breaker per action kind: 0 closed, 1 half-open, 2 open', 'action', (s, set) => {
+        for (const b of s.breakers) set(b.action, CIRCUIT_VALUE[b.state]);
       });
-      new Gauge({
-        name: 'nodewarden_unavailable_nodes_limit',
-        help: 'maxUnavailable budget by scope',
-        labelNames: ['scope'],
-        registers: [registry],
-        async collect() {
-          try {
-            const s = await guard.status();
-            this.reset();
-            for (const b of [s.fleet, ...s.groups]) this.set({ scope: b.scope }, b.limit);
-          } catch {
-            // reported by the gauge above
-          }
-        },
+      guardGauge('nodewarden_unavailable_nodes', 'Unschedulable or NotReady nodes plus in-flight cordon reservations, by scope (fleet, or group such as pool=h100)', 'scope', (s, set) => {
+        for (const b of [s.fleet, ...s.groups]) set(b.scope, b.unavailable + b.reserved);
+      });
+      guardGauge('nodewarden_unavailable_nodes_limit', 'maxUnavailable budget by scope', 'scope', (s, set) => {
+        for (const b of [s.fleet, ...s.groups]) set(b.scope, b.limit);
       });
     }
   }
