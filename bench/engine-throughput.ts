@@ -1,8 +1,9 @@
 /**
  * Rule engine throughput on the default pack:
  *  - memory store (the embedded/replay path), events/s on one core;
- *  - Redis store (real redis-server from test/harness/redis.ts, one pipeline
- *    per batch phase);
+ *  - Redis store (real redis-server from test/harness/redis.ts, one Lua batch
+ *    script per batch phase): wall events/s, and CPU per event of the engine
+ *    process and of redis-server (INFO cpu), robust to other load on the box;
  *  - json-rules-engine evaluating the same per-event match conditions (type +
  *    data predicates, no windows or state) on the same events, for a ratio.
  * Several runs each; medians reported. Short on purpose (shared 2-core box).
@@ -149,18 +150,60 @@ async function main(): Promise<void> {
     try {
       const redisN = Math.min(N, 100_000);
       const red: number[] = [];
-      for (let r = 0; r < Math.min(RUNS, 3); r++) {
+      const perCpu: number[] = [];
+      const engUs: number[] = [];
+      const redUs: number[] = [];
+      const cmds: number[] = [];
+      for (let r = 0; r < Math.max(RUNS, 3); r++) {
         await client.flushdb();
+        await client.config('RESETSTAT');
+        const cpu0 = await redisCpuSeconds(client);
         const { rate, cpuRate } = await runEngine(events.slice(0, redisN), new RedisStateStore({ client }));
+        const redisCpu = (await redisCpuSeconds(client)) - cpu0;
+        const calls = await redisCalls(client);
+        const eng = 1e6 / cpuRate;
+        const rus = (redisCpu * 1e6) / redisN;
         red.push(rate);
-        console.log(`  redis run ${r + 1}: ${fmt(rate)} wall (engine process alone: ${fmt(cpuRate)} per CPU-second)`);
+        engUs.push(eng);
+        redUs.push(rus);
+        perCpu.push(1e6 / (eng + rus));
+        cmds.push(calls.all / redisN);
+        console.log(
+          `  redis run ${r + 1}: ${fmt(rate)} wall; engine ${eng.toFixed(1)} µs CPU/event, redis-server ${rus.toFixed(1)} µs CPU/event ` +
+            `(${fmt(1e6 / (eng + rus))} per CPU-second of both), ${calls.scripts} script calls, ${(calls.all / redisN).toFixed(2)} Redis commands/event (inside scripts included)`,
+        );
       }
-      console.log(`redis store (pipelined, Lua per op) median: ${fmt(median(red))} over ${redisN} events`);
+      console.log(
+        `redis store (one Lua batch script per phase) median: ${fmt(median(red))} wall over ${redisN} events; ` +
+          `engine ${median(engUs).toFixed(1)} + redis-server ${median(redUs).toFixed(1)} µs CPU/event = ${fmt(median(perCpu))} per CPU-second of both ` +
+          `(the engine awaits each batch, so on an idle box wall ≈ this); ${median(cmds).toFixed(2)} Redis commands/event`,
+      );
     } finally {
       client.disconnect();
       await server.stop();
     }
   }
+}
+
+/** CPU seconds (user + sys) the redis-server process has used, from INFO cpu. */
+async function redisCpuSeconds(client: Redis): Promise<number> {
+  const info = await client.info('cpu');
+  const f = (name: string): number => Number(new RegExp(`^${name}:([0-9.]+)`, 'm').exec(info)?.[1] ?? 0);
+  return f('used_cpu_user') + f('used_cpu_sys');
+}
+
+/** Since RESETSTAT (INFO commandstats): script calls (EVAL/EVALSHA) and every command, the ones run inside scripts included. */
+async function redisCalls(client: Redis): Promise<{ scripts: number; all: number }> {
+  const info = await client.info('commandstats');
+  let scripts = 0;
+  let all = 0;
+  for (const m of info.matchAll(/^cmdstat_([a-z|_-]+):calls=(\d+)/gm)) {
+    const n = Number(m[2]);
+    if (m[1] === 'info' || m[1] === 'config|resetstat') continue;
+    all += n;
+    if (m[1] === 'eval' || m[1] === 'evalsha') scripts += n;
+  }
+  return { scripts, all };
 }
 
 main().then(
