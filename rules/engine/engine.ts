@@ -25,6 +25,7 @@ import type { CompiledAction, CompiledRule, Condition, LeafCondition, RuleSet } 
 import type { TemplateContext } from '../language/template.js';
 import type { StateStore, StoreOp, StoreResult } from '../store/state-store.js';
 import { StoreKeys } from '../store/keys.js';
+import type { LeafKind } from '../store/keys.js';
 import { decodeScope, scopeKey, scopeLabel } from './scope.js';
 
 export interface RuleEngine {
@@ -57,7 +58,7 @@ interface RulePlan {
   index: number;
   /** Leaves whose matcher listens to each event type. */
   leavesByType: Map<EventType, LeafCondition[]>;
-  leafKeyKinds: Array<'w' | 'd' | 'c' | 's' | 'q' | null>;
+  leafKeyKinds: Array<LeafKind | null>;
   ttl: number;
   /** Top-level condition is a single leaf (fast path) or a combinator. */
   combinator: boolean;
@@ -415,7 +416,7 @@ export function createRuleEngine(opts: RuleEngineOptions): RuleEngine {
       const reason = (a.summary ?? rule.summary)(ctx);
       if (f.kind === 'clear') {
         if (a.type === 'page') {
-          const dec = base('resolve', idx, { kind: scopeKind(d), name: ctx.scope }, `resolved: ${reason}`);
+          const dec = base('resolve', idx, scopeTarget(d, ctx.scope), `resolved: ${reason}`);
           dec.dedupKey = a.dedupKey(ctx);
           dec.severity = a.severity;
           out.push(dec);
@@ -447,7 +448,7 @@ export function createRuleEngine(opts: RuleEngineOptions): RuleEngine {
           break;
         }
         case 'page': {
-          const dec = base('page', idx, { kind: scopeKind(d), name: ctx.scope }, reason);
+          const dec = base('page', idx, scopeTarget(d, ctx.scope), reason);
           dec.severity = a.severity;
           dec.dedupKey = a.dedupKey(ctx);
           if (rule.runbook) dec.params = { runbook: rule.runbook };
@@ -455,7 +456,7 @@ export function createRuleEngine(opts: RuleEngineOptions): RuleEngine {
           break;
         }
         case 'resolve': {
-          const dec = base('resolve', idx, { kind: scopeKind(d), name: ctx.scope }, reason);
+          const dec = base('resolve', idx, scopeTarget(d, ctx.scope), reason);
           dec.dedupKey = a.dedupKey(ctx);
           out.push(dec);
           break;
@@ -694,7 +695,7 @@ function slotsOf(rule: CompiledRule): number {
   return rule.leaves.length + (rule.clear.kind === 'sustained' ? 1 : 0);
 }
 
-function kindOf(l: LeafCondition): 'w' | 'd' | 'c' | 's' | 'q' | null {
+function kindOf(l: LeafCondition): LeafKind | null {
   switch (l.kind) {
     case 'count':
       return 'w';
@@ -702,7 +703,7 @@ function kindOf(l: LeafCondition): 'w' | 'd' | 'c' | 's' | 'q' | null {
       return 'd';
     case 'increase':
     case 'rate':
-      return 'c';
+      return 'cs';
     case 'sustained':
       return 's';
     case 'sequence':
@@ -712,10 +713,15 @@ function kindOf(l: LeafCondition): 'w' | 'd' | 'c' | 's' | 'q' | null {
   }
 }
 
-function scopeKind(d: ReturnType<typeof decodeScope>): Target['kind'] {
-  if (d.node !== null) return 'Node';
-  if (d.group !== null) return 'Group';
-  return 'Fleet';
+/**
+ * The target of a page/resolve: the node itself for node scopes (a sub-scope
+ * such as one GPU stays in the dedup key and the evidence — a ledger `Node`
+ * target always names a real node), else the group or the fleet.
+ */
+function scopeTarget(d: ReturnType<typeof decodeScope>, scope: string): Target {
+  if (d.node !== null) return { kind: 'Node', name: d.node };
+  if (d.group !== null) return { kind: 'Group', name: scope };
+  return { kind: 'Fleet', name: scope };
 }
 
 function metric(registry: Registry): Counter<'rule' | 'action'> {
