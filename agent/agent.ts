@@ -29,14 +29,7 @@ import type { KubeAccess } from './node-labels.js';
 import type { MessageProducer } from './publisher/producer.js';
 
 /** Builds the context every collector receives. */
-export function createCollectorContext(opts: {
-  node: string;
-  labels: EventLabels;
-  hostRoot: string;
-  clock: Clock;
-  logger: Logger;
-  registry: Registry;
-}): CollectorContext {
+export function createCollectorContext(opts: Omit<CollectorContext, 'newEvent'>): CollectorContext {
   const ids = new UlidFactory();
   const labels: EventLabels = {};
   for (const [k, v] of Object.entries(opts.labels)) if (typeof v === 'string') labels[k] = v;
