@@ -87,6 +87,8 @@ interface Pending {
   e: EventEnvelope | null;
   t: number;
   scope: string;
+  /** The episode key of this rule on this scope (cached with the scope's keys). */
+  ek: string;
   /** The batch's result-index array and this evaluation's base offset in it (one per slot, -1 = not fetched). */
   ri: number[];
   rb: number;
@@ -203,17 +205,21 @@ export function createRuleEngine(opts: RuleEngineOptions): RuleEngine {
     return { scope, k };
   }
 
+  // The node row of the event being evaluated (reset per event by process()).
+  let eventRow: Array<ScopeKeys | undefined> | undefined;
+
   /** The scope of an event for a rule, with its keys (cached), or null when the event has no such scope. */
   function scoped(p: RulePlan, e: EventEnvelope): ScopeKeys | null {
     const spec = p.rule.scope;
     if (spec.kind === 'node' && spec.by.length === 0) {
-      // one lookup per event node, shared by every node-scoped rule
-      let row = nodeCache.get(e.node);
+      // one lookup per event, shared by every node-scoped rule the event feeds
+      let row = eventRow ?? nodeCache.get(e.node);
       if (!row) {
         row = new Array<ScopeKeys | undefined>(plans.length);
         if (nodeCache.size >= SCOPE_CACHE_MAX) nodeCache.clear();
         nodeCache.set(e.node, row);
       }
+      eventRow = row;
       let sk = row[p.index];
       if (!sk) {
         sk = buildKeys(p, `n:${e.node}`);
@@ -472,10 +478,10 @@ export function createRuleEngine(opts: RuleEngineOptions): RuleEngine {
     return store.execSync ? store.execSync(ops) : store.exec(ops);
   }
 
-  function fireOp(p: RulePlan, scope: string, t: number): StoreOp {
+  function fireOp(p: RulePlan, scope: string, t: number, key = keys.episode(p.rule.id, scope)): StoreOp {
     return {
       op: 'episode.fire',
-      key: keys.episode(p.rule.id, scope),
+      key,
       index: p.episodeIndex,
       member: scope,
       now: t,
@@ -484,8 +490,8 @@ export function createRuleEngine(opts: RuleEngineOptions): RuleEngine {
       ttlMs: EPISODE_TTL + p.rule.cooldownMs,
     };
   }
-  function clearOp(p: RulePlan, scope: string, t: number, quietBefore: number | null): StoreOp {
-    return { op: 'episode.clear', key: keys.episode(p.rule.id, scope), index: p.episodeIndex, member: scope, now: t, quietBefore };
+  function clearOp(p: RulePlan, scope: string, t: number, quietBefore: number | null, key = keys.episode(p.rule.id, scope)): StoreOp {
+    return { op: 'episode.clear', key, index: p.episodeIndex, member: scope, now: t, quietBefore };
   }
   function membersOp(p: RulePlan, scope: string, t: number): StoreOp | null {
     const l = p.distinctLeaf;
@@ -526,6 +532,7 @@ export function createRuleEngine(opts: RuleEngineOptions): RuleEngine {
             ops.push({ op: 'max.set', key: keys.workloadChange({ kind: d.kind, namespace: d.namespace, name: d.name }), value: t, ttlMs: workloadTtl });
         }
         if (!list) continue;
+        eventRow = undefined;
         for (const p of list) {
           if (!enabled[p.index]) continue;
           const leaves = p.leavesByType.get(e.type);
@@ -550,7 +557,7 @@ export function createRuleEngine(opts: RuleEngineOptions): RuleEngine {
           const scope = sk.scope;
           const rb = resIdx.length;
           for (let i = 0; i < slotCount; i++) resIdx.push(-1);
-          const pe: Pending = { plan: p, e, t, scope, ri: resIdx, rb, groupSeenIdx: -1, clearIdx: -1, anyLeafMatched: matchedLeaves.length > 0, absentMatched: false };
+          const pe: Pending = { plan: p, e, t, scope, ek: sk.k[sk.k.length - 1] as string, ri: resIdx, rb, groupSeenIdx: -1, clearIdx: -1, anyLeafMatched: matchedLeaves.length > 0, absentMatched: false };
           if (matchedLeaves.length > 0) {
             for (const leaf of matchedLeaves) {
               if (leaf.kind === 'sequence') {
@@ -609,16 +616,16 @@ export function createRuleEngine(opts: RuleEngineOptions): RuleEngine {
         const p = pe.plan;
         const { t, scope } = pe;
         if (pe.anyLeafMatched) {
-          if (p.rule.clear.kind === 'after') ops2.push({ op: 'episode.touch', key: keys.episode(p.rule.id, scope), index: p.episodeIndex, member: scope, now: t });
+          if (p.rule.clear.kind === 'after') ops2.push({ op: 'episode.touch', key: pe.ek, index: p.episodeIndex, member: scope, now: t });
           if (pe.absentMatched && p.rule.clear.kind === 'onMatch') {
             firings.push({ plan: p, e: pe.e, t, scope, kind: 'clear', opIdx: ops2.length, membersIdx: -1, count: null, value: null });
-            ops2.push(clearOp(p, scope, t, null));
+            ops2.push(clearOp(p, scope, t, null, pe.ek));
           }
           vals.count = null;
           vals.value = null;
           if (evaluate(p, p.rule.condition, pe, results, vals)) {
             const f: Firing = { plan: p, e: pe.e, t, scope, kind: 'fire', opIdx: ops2.length, membersIdx: -1, count: vals.count, value: vals.value };
-            ops2.push(fireOp(p, scope, t));
+            ops2.push(fireOp(p, scope, t, pe.ek));
             if (p.needsMembers) {
               const m = membersOp(p, scope, t);
               if (m) {
@@ -634,7 +641,7 @@ export function createRuleEngine(opts: RuleEngineOptions): RuleEngine {
           const since = results[pe.clearIdx];
           if (typeof since === 'number' && t - since >= clear.forMs) {
             firings.push({ plan: p, e: pe.e, t, scope, kind: 'clear', opIdx: ops2.length, membersIdx: -1, count: null, value: null });
-            ops2.push(clearOp(p, scope, t, null));
+            ops2.push(clearOp(p, scope, t, null, pe.ek));
           }
         }
       }

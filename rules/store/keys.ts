@@ -5,10 +5,19 @@
  */
 import type { WorkloadRef } from '../../core/cluster.js';
 
+export type LeafKind = 'w' | 'd' | 'cs' | 's' | 'q';
+
 export class StoreKeys {
   constructor(readonly prefix: string = 'nw:') {}
-  /** count / sequence / sustained / counter / distinct state of one leaf of a rule on one scope. */
-  leaf(kind: 'w' | 'd' | 'c' | 's' | 'q', rule: string, slot: number, scope: string): string {
+  /**
+   * count (w) / distinct (d) / counter series (cs) / sustained (s) / sequence (q)
+   * state of one leaf of a rule on one scope. A kind names its encoding too:
+   * when an encoding changes, the kind changes (counters were sorted sets under
+   * `c`, now packed strings under `cs`), so replicas of two versions sharing
+   * one Redis during a rolling upgrade never read each other's format
+   * (WRONGTYPE would fail whole batches); the old keys expire by their TTL.
+   */
+  leaf(kind: LeafKind, rule: string, slot: number, scope: string): string {
     return `${this.prefix}rs:${kind}:${rule}:${slot}:${scope}`;
   }
   /** Sorted set of scopes with a pending sustained deadline (score = since). */

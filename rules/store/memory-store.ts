@@ -6,12 +6,27 @@
  */
 import type { StateStore, StoreOp, StoreResult } from './state-store.js';
 
+/** A count window: event times (sorted) and ids (duplicate detection). */
 interface Series {
   t: 'series';
   exp: number;
   ts: number[];
   ids: string[];
+}
+/**
+ * A cumulative counter's samples, sorted by ts (equal ts in arrival order),
+ * with prefix sums of the increase (`ps[i] = ps[i-1] + step(vals[i-1], vals[i])`,
+ * `ps[0] = 0` for the first sample ever kept): the increase over samples a..b
+ * is `ps[b] - ps[a]`, computed exactly as batch.lua does, so both adapters give
+ * bit-identical results (also for fractional values).
+ */
+interface CounterSeries {
+  t: 'counter';
+  exp: number;
+  ts: number[];
+  ids: string[];
   vals: number[];
+  ps: number[];
 }
 interface Distinct {
   t: 'distinct';
@@ -47,7 +62,7 @@ interface Max {
   exp: number;
   v: number;
 }
-type Entry = Series | Distinct | ZSet | Episode | Sustained | Sequence | Max;
+type Entry = Series | CounterSeries | Distinct | ZSet | Episode | Sustained | Sequence | Max;
 
 const SWEEP_EVERY = 65_536;
 
@@ -74,14 +89,16 @@ function lower(ts: number[], t: number): number {
   return lo;
 }
 
-export function increaseOf(vals: readonly number[], from: number, to: number): number {
-  let inc = 0;
-  for (let i = from + 1; i < to; i++) {
-    const v = vals[i] as number;
-    const p = vals[i - 1] as number;
-    inc += v >= p ? v - p : v;
-  }
-  return inc;
+/** Increase from sample `prev` to `v`: a lower value is a reset (the counter restarted from zero). */
+function step(prev: number, v: number): number {
+  return v >= prev ? v - prev : v;
+}
+
+/** Increase over the samples with ts in [from, to], from the prefix sums. */
+function counterIncrease(c: CounterSeries, from: number, to: number): number {
+  const a = lower(c.ts, from);
+  const b = upper(c.ts, to) - 1;
+  return b <= a ? 0 : (c.ps[b] as number) - (c.ps[a] as number);
 }
 
 /**
@@ -137,7 +154,7 @@ export class MemoryStateStore implements StateStore {
   private series(key: string): Series {
     let s = this.get(key, 'series');
     if (!s) {
-      s = { t: 'series', exp: 0, ts: [], ids: [], vals: [] };
+      s = { t: 'series', exp: 0, ts: [], ids: [] };
       this.entries.set(key, s);
     }
     return s;
@@ -152,7 +169,7 @@ export class MemoryStateStore implements StateStore {
     return z;
   }
 
-  private add(s: Series, member: string, ts: number, value: number, keepFrom: number): void {
+  private add(s: Series, member: string, ts: number, keepFrom: number): void {
     const n = s.ts.length;
     let at = n;
     if (n > 0 && (s.ts[n - 1] as number) >= ts) {
@@ -169,18 +186,52 @@ export class MemoryStateStore implements StateStore {
     if (at === n) {
       s.ts.push(ts);
       s.ids.push(member);
-      s.vals.push(value);
     } else if (at >= 0) {
       s.ts.splice(at, 0, ts);
       s.ids.splice(at, 0, member);
-      s.vals.splice(at, 0, value);
     }
     // Trim what no window ending at or after `keepFrom` can see again.
     if (s.ts.length > 0 && (s.ts[0] as number) < keepFrom) {
       const drop = lower(s.ts, keepFrom);
       s.ts.splice(0, drop);
       s.ids.splice(0, drop);
-      s.vals.splice(0, drop);
+    }
+  }
+
+  private counterAdd(c: CounterSeries, member: string, ts: number, value: number, keepFrom: number): void {
+    const n = c.ts.length;
+    let at = n;
+    let dup = false;
+    if (n > 0 && (c.ts[n - 1] as number) >= ts) {
+      if ((c.ts[n - 1] as number) > ts) at = upper(c.ts, ts);
+      for (let i = at - 1; i >= 0 && c.ts[i] === ts; i--)
+        if (c.ids[i] === member) {
+          dup = true;
+          break;
+        }
+    }
+    if (!dup) {
+      const p = at > 0 ? (c.ps[at - 1] as number) + step(c.vals[at - 1] as number, value) : 0;
+      if (at === n) {
+        c.ts.push(ts);
+        c.ids.push(member);
+        c.vals.push(value);
+        c.ps.push(p);
+      } else {
+        c.ts.splice(at, 0, ts);
+        c.ids.splice(at, 0, member);
+        c.vals.splice(at, 0, value);
+        c.ps.splice(at, 0, p);
+        // a late sample: the prefixes after it change
+        for (let j = at + 1; j <= n; j++) c.ps[j] = (c.ps[j - 1] as number) + step(c.vals[j - 1] as number, c.vals[j] as number);
+      }
+    }
+    if ((c.ts[0] as number) < keepFrom) {
+      const drop = lower(c.ts, keepFrom);
+      c.ts.splice(0, drop);
+      c.ids.splice(0, drop);
+      c.vals.splice(0, drop);
+      c.ps.splice(0, drop);
     }
   }
 
@@ -189,7 +240,7 @@ export class MemoryStateStore implements StateStore {
       case 'window.add': {
         const s = this.series(op.key);
         // keep (ts - window, ...]: an element at exactly ts - window is out
-        this.add(s, op.member, op.ts, 0, op.ts - op.windowMs + 1);
+        this.add(s, op.member, op.ts, op.ts - op.windowMs + 1);
         this.touch(s, op.ts, op.ttlMs);
         const n = s.ts.length;
         if ((s.ts[n - 1] as number) <= op.ts) return n - upper(s.ts, op.ts - op.windowMs);
@@ -223,14 +274,18 @@ export class MemoryStateStore implements StateStore {
         return out.sort();
       }
       case 'counter.add': {
-        const s = this.series(op.key);
-        this.add(s, op.member, op.ts, op.value, op.ts - op.windowMs);
-        this.touch(s, op.ts, op.ttlMs);
-        return increaseOf(s.vals, lower(s.ts, op.ts - op.windowMs), upper(s.ts, op.ts));
+        let c = this.get(op.key, 'counter');
+        if (!c) {
+          c = { t: 'counter', exp: 0, ts: [], ids: [], vals: [], ps: [] };
+          this.entries.set(op.key, c);
+        }
+        this.counterAdd(c, op.member, op.ts, op.value, op.ts - op.windowMs);
+        this.touch(c, op.ts, op.ttlMs);
+        return counterIncrease(c, op.ts - op.windowMs, op.ts);
       }
       case 'counter.increase': {
-        const s = this.get(op.key, 'series');
-        return s ? increaseOf(s.vals, lower(s.ts, op.now - op.windowMs), upper(s.ts, op.now)) : 0;
+        const c = this.get(op.key, 'counter');
+        return c ? counterIncrease(c, op.now - op.windowMs, op.now) : 0;
       }
       case 'sustained.observe': {
         let st = this.get(op.key, 'sustained');

@@ -1,41 +1,72 @@
 /**
  * Redis StateStore (production: shared by every engine replica). A batch of
- * ops is ONE pipeline; every read-modify-write op is one Lua script (in
- * rules/store/lua/, read at runtime relative to the package root and loaded
- * with ioredis `defineCommand`, i.e. EVALSHA with a NOSCRIPT fallback), so
- * each op is atomic across replicas. Every written key gets a TTL.
+ * ops is ONE Lua script call (rules/store/lua/batch.lua, an interpreter of the
+ * typed ops): the batch runs in order and atomically, so every op is atomic
+ * across replicas (two replicas never both fire an episode) and each op sees
+ * the effects of the ops before it. One call per batch instead of one EVALSHA
+ * per op (3.4 per event on the default pack) cut the engine's own CPU per event
+ * about fourfold: ioredis builds one command object, whatever the batch size.
+ * Inside the script, counters are lists of packed records with running sums
+ * (O(1) per in-order sample, not a read of the whole window), values Redis
+ * stores verbatim arrive as strings (no float formatting in Lua), and TTLs are
+ * refreshed once per key per batch or per period of sample time, not per op.
+ *
+ * Keys travel in KEYS (deduped; ops refer to them by position), the ops as one
+ * flat JSON array in ARGV[1]. The script is loaded with ioredis
+ * `defineCommand` (EVALSHA, EVAL on NOSCRIPT, e.g. after a server restart).
+ * Like any Redis script it is isolated but not rolled back: should a command
+ * fail mid-batch (e.g. OOM under maxmemory), the ops before it stay applied and
+ * the batch fails as retriable (windows and counters are idempotent per event
+ * id, so a retry never counts an event twice).
+ *
+ * Deployment: the engine's state Redis is ONE primary (standalone or
+ * Sentinel-managed), not Redis Cluster: a batch touches keys of many rules and
+ * scopes, which Cluster would require to share one hash slot.
  */
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import type { Redis, ChainableCommander } from 'ioredis';
+import type { Redis } from 'ioredis';
 import { NodewardenError } from '../../core/errors.js';
 import { packageRoot } from '../../core/paths.js';
 import type { StateStore, StoreOp, StoreResult } from './state-store.js';
-
-/** Script name → number of KEYS. File: rules/store/lua/<name>.lua */
-export const LUA_SCRIPTS = {
-  'window-add': 1,
-  'distinct-add': 1,
-  counter: 1,
-  'sustained-observe': 2,
-  'due-pop': 1,
-  'seen-touch': 1,
-  'episode-fire': 2,
-  'episode-touch': 2,
-  'episode-clear': 2,
-  'sequence-step': 1,
-  'max-set': 1,
-} as const;
-type ScriptName = keyof typeof LUA_SCRIPTS;
 
 export function luaPath(name: string): string {
   return join(packageRoot(), 'rules', 'store', 'lua', `${name}.lua`);
 }
 
-/** Command names are prefixed so they never clash with other users of the same client. */
-const cmd = (name: ScriptName): string => `nwRules_${name.replace(/-/g, '_')}`;
+/** The command name is prefixed so it never clashes with other users of the same client. */
+const BATCH_CMD = 'nwRules_batch';
 
-type Scripted = Record<string, (...args: Array<string | number>) => ChainableCommander>;
+/**
+ * Ops per script call. A larger batch is split into several calls sent in one
+ * pipeline: each call stays atomic and ordered after the previous one, but
+ * Redis is not blocked by one script for longer than a few milliseconds.
+ */
+export const MAX_OPS_PER_SCRIPT = 20_000;
+
+/** Opcodes of batch.lua (its header lists the fields of each). */
+const enum Code {
+  WindowAdd = 1,
+  ZCount = 2,
+  DistinctAdd = 3,
+  DistinctMembers = 4,
+  CounterAdd = 5,
+  CounterIncrease = 6,
+  SustainedObserve = 7,
+  SustainedGet = 8,
+  DuePop = 9,
+  SeenTouch = 10,
+  EpisodeFire = 11,
+  EpisodeTouch = 12,
+  EpisodeClear = 13,
+  EpisodeQuiet = 14,
+  EpisodeGet = 15,
+  SequenceStep = 16,
+  MaxSet = 17,
+  MaxGet = 18,
+}
+
+type BatchFn = (numKeys: number, keys: string[], args: string) => Promise<unknown>;
 
 export interface RedisStateStoreOptions {
   /** An ioredis client; the store does not own it unless `ownsClient`. */
@@ -49,130 +80,167 @@ function toNum(v: unknown): number | null {
   return Number.isFinite(n) ? n : null;
 }
 
+/**
+ * 53-bit hash of an event id (two FNV-1a variants), exact as a double: a
+ * counter series stores it instead of the id, so a record has a fixed size.
+ * It is compared only among samples of the same millisecond, so a collision
+ * (odds ~2^-53 per pair) is not a practical concern.
+ */
+export function idHash(id: string): number {
+  let h1 = 0x811c9dc5;
+  let h2 = 0x5bd1e995;
+  for (let i = 0; i < id.length; i++) {
+    const c = id.charCodeAt(i);
+    h1 = Math.imul(h1 ^ c, 0x01000193);
+    h2 = Math.imul(h2 ^ c, 0x5bd1e995) ^ (h2 >>> 15);
+  }
+  return (h2 >>> 11) * 4294967296 + (h1 >>> 0);
+}
+
+/** Encodes ops for batch.lua: deduped KEYS and the flat argument array. */
+export function encodeBatch(ops: readonly StoreOp[], from = 0, to = ops.length): { keys: string[]; args: Array<string | number | null> } {
+  const keys: string[] = [];
+  const pos = new Map<string, number>();
+  const k = (key: string): number => {
+    let i = pos.get(key);
+    if (i === undefined) {
+      keys.push(key);
+      i = keys.length;
+      pos.set(key, i);
+    }
+    return i;
+  };
+  const a: Array<string | number | null> = [];
+  // Values Redis takes verbatim travel as decimal strings (batch.lua header).
+  const str = (n: number): string => String(n);
+  const ms = (n: number): string => String(Math.max(1, Math.ceil(n)));
+  for (let j = from; j < to; j++) {
+    const op = ops[j] as StoreOp;
+    switch (op.op) {
+      case 'window.add':
+      case 'distinct.add': {
+        const lo = str(op.ts - op.windowMs);
+        a.push(op.op === 'window.add' ? Code.WindowAdd : Code.DistinctAdd, k(op.key), op.member, str(op.ts), lo, `(${lo}`, ms(op.ttlMs));
+        break;
+      }
+      case 'window.count':
+      case 'distinct.count':
+        a.push(Code.ZCount, k(op.key), `(${str(op.now - op.windowMs)}`, str(op.now));
+        break;
+      case 'distinct.members':
+        a.push(Code.DistinctMembers, k(op.key), `(${str(op.now - op.windowMs)}`, str(op.now));
+        break;
+      case 'counter.add':
+        // refresh the TTL at least every (ttl - window) / 2 of sample time: the key outlives its window
+        a.push(Code.CounterAdd, k(op.key), op.value, idHash(op.member), op.ts, op.ts - op.windowMs, ms(op.ttlMs), Math.max(0, (op.ttlMs - op.windowMs) / 2));
+        break;
+      case 'counter.increase':
+        a.push(Code.CounterIncrease, k(op.key), op.now - op.windowMs, op.now);
+        break;
+      case 'sustained.observe':
+        a.push(Code.SustainedObserve, k(op.key), k(op.index), op.member, str(op.ts), op.holds ? 1 : 0, ms(op.ttlMs), op.ttlMs / 4);
+        break;
+      case 'sustained.get':
+        a.push(Code.SustainedGet, k(op.key));
+        break;
+      case 'due.pop':
+        a.push(Code.DuePop, k(op.index), str(op.before));
+        break;
+      case 'seen.touch':
+        a.push(Code.SeenTouch, k(op.index), op.member, str(op.ts), ms(op.ttlMs));
+        break;
+      case 'episode.fire':
+        a.push(Code.EpisodeFire, k(op.key), k(op.index), op.member, op.now, op.cooldownMs, op.autoExpireMs, op.ttlMs);
+        break;
+      case 'episode.touch':
+        a.push(Code.EpisodeTouch, k(op.key), k(op.index), op.member, op.now);
+        break;
+      case 'episode.clear':
+        a.push(Code.EpisodeClear, k(op.key), k(op.index), op.member, op.now, op.quietBefore);
+        break;
+      case 'episode.quiet':
+        a.push(Code.EpisodeQuiet, k(op.index), str(op.before));
+        break;
+      case 'episode.get':
+        a.push(Code.EpisodeGet, k(op.key));
+        break;
+      case 'sequence.step':
+        a.push(Code.SequenceStep, k(op.key), op.step, op.steps, op.ts, op.windowMs, op.ttlMs);
+        break;
+      case 'max.set':
+        a.push(Code.MaxSet, k(op.key), op.value, op.ttlMs);
+        break;
+      case 'max.get':
+        a.push(Code.MaxGet, k(op.key));
+        break;
+    }
+  }
+  return { keys, args: a };
+}
+
 export class RedisStateStore implements StateStore {
   private readonly client: Redis;
   private readonly ownsClient: boolean;
+  private readonly batch: BatchFn;
 
   constructor(opts: RedisStateStoreOptions) {
     this.client = opts.client;
     this.ownsClient = opts.ownsClient ?? false;
-    for (const [name, numberOfKeys] of Object.entries(LUA_SCRIPTS)) {
-      const c = cmd(name as ScriptName);
-      if (!(c in this.client)) this.client.defineCommand(c, { numberOfKeys, lua: readFileSync(luaPath(name), 'utf8') });
-    }
+    // numberOfKeys omitted: the first argument of each call says how many KEYS follow.
+    if (!(BATCH_CMD in this.client)) this.client.defineCommand(BATCH_CMD, { lua: readFileSync(luaPath('batch'), 'utf8') });
+    const fn = (this.client as unknown as Record<string, BatchFn>)[BATCH_CMD] as BatchFn;
+    this.batch = fn.bind(this.client);
   }
 
   async exec(ops: readonly StoreOp[]): Promise<StoreResult[]> {
     if (ops.length === 0) return [];
-    const p = this.client.pipeline();
-    const s = p as unknown as Scripted;
-    const call = (name: ScriptName, ...args: Array<string | number>): void => {
-      (s[cmd(name)] as (...a: Array<string | number>) => ChainableCommander).apply(p, args);
-    };
-    for (const op of ops) {
-      switch (op.op) {
-        case 'window.add':
-          call('window-add', op.key, op.member, op.ts, op.windowMs, op.ttlMs);
-          break;
-        case 'window.count':
-          p.zcount(op.key, `(${op.now - op.windowMs}`, op.now);
-          break;
-        case 'distinct.add':
-          call('distinct-add', op.key, op.member, op.ts, op.windowMs, op.ttlMs);
-          break;
-        case 'distinct.count':
-          p.zcount(op.key, `(${op.now - op.windowMs}`, op.now);
-          break;
-        case 'distinct.members':
-          p.zrangebyscore(op.key, `(${op.now - op.windowMs}`, op.now);
-          break;
-        case 'counter.add':
-          call('counter', op.key, 'add', op.ts, op.windowMs, `${op.member}|${op.value}`, op.ttlMs);
-          break;
-        case 'counter.increase':
-          call('counter', op.key, 'query', op.now, op.windowMs, '', 0);
-          break;
-        case 'sustained.observe':
-          call('sustained-observe', op.key, op.index, op.member, op.ts, op.holds ? '1' : '0', op.ttlMs);
-          break;
-        case 'sustained.get':
-          p.hget(op.key, 'since');
-          break;
-        case 'due.pop':
-          call('due-pop', op.index, op.before);
-          break;
-        case 'seen.touch':
-          call('seen-touch', op.index, op.member, op.ts, op.ttlMs);
-          break;
-        case 'episode.fire':
-          call('episode-fire', op.key, op.index, op.member, op.now, op.cooldownMs, op.autoExpireMs, op.ttlMs);
-          break;
-        case 'episode.touch':
-          call('episode-touch', op.key, op.index, op.member, op.now);
-          break;
-        case 'episode.clear':
-          call('episode-clear', op.key, op.index, op.member, op.now, op.quietBefore === null ? '' : op.quietBefore);
-          break;
-        case 'episode.quiet':
-          p.zrangebyscore(op.index, '-inf', op.before);
-          break;
-        case 'episode.get':
-          p.hmget(op.key, 'active', 'firedAt');
-          break;
-        case 'sequence.step':
-          call('sequence-step', op.key, op.step, op.steps, op.ts, op.windowMs, op.ttlMs);
-          break;
-        case 'max.set':
-          call('max-set', op.key, op.value, op.ttlMs);
-          break;
-        case 'max.get':
-          p.get(op.key);
-          break;
-      }
+    const calls: Array<Promise<unknown>> = [];
+    // Sent back to back on one connection: Redis runs them in this order.
+    for (let from = 0; from < ops.length; from += MAX_OPS_PER_SCRIPT) {
+      const { keys, args } = encodeBatch(ops, from, Math.min(ops.length, from + MAX_OPS_PER_SCRIPT));
+      calls.push(this.batch(keys.length, keys, JSON.stringify(args)));
     }
-    let replies: Array<[Error | null, unknown]> | null;
+    let replies: unknown[];
     try {
-      replies = await p.exec();
+      replies = await Promise.all(calls);
     } catch (err) {
       throw new NodewardenError('UNAVAILABLE', `redis state store: ${(err as Error).message}`, { retriable: true, cause: err });
     }
-    if (!replies) throw new NodewardenError('UNAVAILABLE', 'redis state store: pipeline aborted', { retriable: true });
     const out: StoreResult[] = new Array<StoreResult>(ops.length);
-    for (let i = 0; i < ops.length; i++) {
-      const [err, v] = replies[i] ?? [new Error('missing reply'), null];
-      if (err) throw new NodewardenError('UNAVAILABLE', `redis state store: ${ops[i]?.op}: ${err.message}`, { retriable: true, cause: err });
-      out[i] = this.decode(ops[i] as StoreOp, v);
+    for (let c = 0; c < replies.length; c++) {
+      const reply = replies[c];
+      const base = c * MAX_OPS_PER_SCRIPT;
+      const n = Math.min(MAX_OPS_PER_SCRIPT, ops.length - base);
+      if (!Array.isArray(reply) || reply.length !== n)
+        throw new NodewardenError('UNAVAILABLE', `redis state store: batch reply has ${Array.isArray(reply) ? reply.length : typeof reply} results for ${n} ops`, { retriable: true });
+      for (let i = 0; i < n; i++) out[base + i] = decode(ops[base + i] as StoreOp, reply[i]);
     }
     return out;
   }
 
-  private decode(op: StoreOp, v: unknown): StoreResult {
-    switch (op.op) {
-      case 'window.add':
-      case 'window.count':
-      case 'distinct.add':
-      case 'distinct.count':
-      case 'counter.add':
-      case 'counter.increase':
-        return toNum(v) ?? 0;
-      case 'distinct.members':
-      case 'due.pop':
-      case 'episode.quiet':
-        return Array.isArray(v) ? (v as string[]).slice().sort() : [];
-      case 'episode.get': {
-        const a = v as Array<string | null>;
-        return a[0] === '1' ? toNum(a[1]) : null;
-      }
-      case 'sequence.step':
-        return toNum(v) === 1;
-      case 'episode.touch':
-        return null;
-      default:
-        return toNum(v);
-    }
-  }
-
   async close(): Promise<void> {
     if (this.ownsClient) await this.client.quit().catch(() => this.client.disconnect());
+  }
+}
+
+function decode(op: StoreOp, v: unknown): StoreResult {
+  switch (op.op) {
+    case 'window.add':
+    case 'window.count':
+    case 'distinct.add':
+    case 'distinct.count':
+    case 'counter.add':
+    case 'counter.increase':
+      return toNum(v) ?? 0;
+    case 'distinct.members':
+    case 'due.pop':
+    case 'episode.quiet':
+      return Array.isArray(v) ? (v as string[]).slice().sort() : [];
+    case 'sequence.step':
+      return v === 1;
+    case 'episode.touch':
+      return null;
+    default:
+      return toNum(v);
   }
 }

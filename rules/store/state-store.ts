@@ -1,10 +1,11 @@
 /**
  * The rule engine's state, behind one port. Operations are BATCHED: the engine
  * collects the operations of a whole batch of events and sends them at once,
- * so the Redis adapter runs them as one pipeline (each read-modify-write is one
- * Lua script, atomic across engine replicas) and the memory adapter runs them
- * synchronously with no promise per event. Results come back in op order and
- * each op sees the effects of the ops before it.
+ * so the Redis adapter runs them as ONE Lua script call (rules/store/lua/
+ * batch.lua: every op, and the batch as a whole, atomic across engine
+ * replicas) and the memory adapter runs them synchronously with no promise per
+ * event. Results come back in op order and each op sees the effects of the ops
+ * before it.
  *
  * Times are milliseconds (event time in replay, clock time live). `member`
  * values make additions idempotent: re-processing an event after a crash
@@ -21,8 +22,12 @@ export interface DistinctCountOp { op: 'distinct.count'; key: string; now: numbe
 export interface DistinctMembersOp { op: 'distinct.members'; key: string; now: number; windowMs: number }
 /**
  * A sample of a cumulative counter. Returns the increase over the samples in
- * `[ts - windowMs, ts]`: the sum over consecutive samples of `v - prev`, or of
- * `v` when `v < prev` (a reset: the counter restarted from zero).
+ * `[ts - windowMs, ts]`: the sum over consecutive samples (by ts, then arrival)
+ * of `v - prev`, or of `v` when `v < prev` (a reset: the counter restarted from
+ * zero). Samples older than `ts - windowMs` are dropped for good. Both adapters
+ * keep running sums of those steps and answer with a difference of two of
+ * them, so they agree to the bit, fractions included (integers are exact up to
+ * 2^53 of accumulated increase).
  */
 export interface CounterAddOp { op: 'counter.add'; key: string; member: string; ts: number; value: number; windowMs: number; ttlMs: number }
 export interface CounterIncreaseOp { op: 'counter.increase'; key: string; now: number; windowMs: number }

@@ -52,7 +52,7 @@ export function stateStoreContract(name: string, factory: () => Promise<StoreUnd
     });
 
     it('counter.add returns the increase over [ts - window, ts] with resets counted from the new value', async function () {
-      const key = k.leaf('c', 'r', 0, 'n:a');
+      const key = k.leaf('cs', 'r', 0, 'n:a');
       const add = (member: string, ts: number, value: number): StoreOp => ({ op: 'counter.add', key, member, ts, value, windowMs: 60_000, ttlMs: 120_000 });
       const r = await run([add('s1', 0, 100), add('s2', 15_000, 130), add('s3', 30_000, 5), add('s3', 30_000, 5), add('s4', 45_000, 20)]);
       expect(r).to.deep.equal([0, 30, 35, 35, 50]);
@@ -61,7 +61,7 @@ export function stateStoreContract(name: string, factory: () => Promise<StoreUnd
     });
 
     it('counter values keep fractions', async function () {
-      const key = k.leaf('c', 'r', 1, 'n:a');
+      const key = k.leaf('cs', 'r', 1, 'n:a');
       const r = await run([
         { op: 'counter.add', key, member: 'a', ts: 0, value: 1.5, windowMs: 60_000, ttlMs: 120_000 },
         { op: 'counter.add', key, member: 'b', ts: 1, value: 2.75, windowMs: 60_000, ttlMs: 120_000 },
@@ -144,6 +144,115 @@ export function stateStoreContract(name: string, factory: () => Promise<StoreUnd
       }
     });
 
+    it('a batch equals the same ops run one call at a time (many rules, scopes and kinds mixed)', async function () {
+      // a deterministic mix over 3 scopes and 2 rules, with repeats on the same keys
+      const mk = (kk: StoreKeys): StoreOp[] => {
+        const ops: StoreOp[] = [];
+        let seed = 7;
+        const rnd = (n: number): number => (seed = (seed * 1103515245 + 12345) % 2147483648) % n;
+        for (let i = 0; i < 300; i++) {
+          const scope = `n:node-${rnd(3)}`;
+          const rule = rnd(2) === 0 ? 'ra' : 'rb';
+          const ts = 1_000_000 + i * 700 - rnd(3) * 900; // mostly in order, some late
+          switch (rnd(7)) {
+            case 0:
+              ops.push({ op: 'window.add', key: kk.leaf('w', rule, 0, scope), member: `e${rnd(250)}`, ts, windowMs: 20_000, ttlMs: 60_000 });
+              break;
+            case 1:
+              ops.push({ op: 'counter.add', key: kk.leaf('cs', rule, 1, scope), member: `e${i}`, ts, value: rnd(4) === 0 ? rnd(5) : 10 + i, windowMs: 30_000, ttlMs: 90_000 });
+              break;
+            case 2:
+              ops.push({ op: 'sustained.observe', key: kk.leaf('s', rule, 2, scope), index: kk.sustainedIndex(rule, 2), member: scope, ts, holds: rnd(3) !== 0, ttlMs: 60_000 });
+              break;
+            case 3:
+              ops.push({ op: 'distinct.add', key: kk.leaf('d', rule, 3, 'g:pool=a'), member: scope, ts, windowMs: 15_000, ttlMs: 60_000 });
+              break;
+            case 4:
+              ops.push({ op: 'seen.touch', index: kk.seenIndex(rule, 4), member: scope, ts, ttlMs: 60_000 });
+              break;
+            case 5:
+              ops.push({ op: 'episode.fire', key: kk.episode(rule, scope), index: kk.episodeIndex(rule), member: scope, now: ts, cooldownMs: 5000, autoExpireMs: -1, ttlMs: 60_000 });
+              break;
+            default:
+              ops.push(
+                { op: 'episode.clear', key: kk.episode(rule, scope), index: kk.episodeIndex(rule), member: scope, now: ts, quietBefore: null },
+                { op: 'counter.increase', key: kk.leaf('cs', rule, 1, scope), now: ts, windowMs: 10_000 },
+                { op: 'window.count', key: kk.leaf('w', rule, 0, scope), now: ts, windowMs: 20_000 },
+              );
+          }
+        }
+        ops.push({ op: 'due.pop', index: kk.sustainedIndex('ra', 2), before: 2_000_000 }, { op: 'distinct.members', key: kk.leaf('d', 'rb', 3, 'g:pool=a'), now: 1_200_000, windowMs: 15_000 });
+        return ops;
+      };
+      const batched = await run(mk(k));
+      const k2 = new StoreKeys(`${k.prefix}one:`);
+      const single: StoreResult[] = [];
+      for (const op of mk(k2)) single.push(await one(op));
+      expect(batched).to.deep.equal(single);
+      expect(batched.filter((r) => r !== null && r !== 0).length).to.be.above(100); // the mix really exercised state
+    });
+
+    it('a batch with many ops on one key: every op sees the ones before it', async function () {
+      const c = k.leaf('cs', 'r', 0, 'n:a');
+      const w = k.leaf('w', 'r', 1, 'n:a');
+      const ops: StoreOp[] = [];
+      for (let i = 0; i < 400; i++) {
+        ops.push({ op: 'counter.add', key: c, member: `e${i}`, ts: i * 100, value: i * 2, windowMs: 10_000, ttlMs: 60_000 });
+        ops.push({ op: 'counter.add', key: c, member: `e${i}`, ts: i * 100, value: i * 2, windowMs: 10_000, ttlMs: 60_000 }); // redelivered
+        ops.push({ op: 'window.add', key: w, member: `e${i % 150}`, ts: i * 100, windowMs: 5_000, ttlMs: 60_000 });
+      }
+      const r = await run(ops);
+      for (let i = 0; i < 400; i++) {
+        // samples in [ts - 10s, ts]: 101 of them once full, each +2
+        const inc = 2 * Math.min(i, 100);
+        expect(r[3 * i], `counter ${i}`).to.equal(inc);
+        expect(r[3 * i + 1], `redelivered ${i}`).to.equal(inc);
+        // window (ts - 5s, ts]: 50 once full; ids repeat every 150, far outside the window
+        expect(r[3 * i + 2], `window ${i}`).to.equal(Math.min(i + 1, 50));
+      }
+    });
+
+    it('counters: late and same-millisecond samples, redeliveries and resets match a brute-force oracle', async function () {
+      const key = k.leaf('cs', 'r', 5, 'n:a');
+      const W = 10_000;
+      // [id, ts, value]; ts out of order, several samples in one ms, resets, redeliveries
+      const samples: Array<[string, number, number]> = [
+        ['a', 1000, 5], ['b', 3000, 9], ['c', 2000, 7], ['d', 3000, 12], ['b', 3000, 9], ['e', 3000, 4], ['f', 9000, 20],
+        ['g', 8000, 2], ['c', 2000, 7], ['h', 12_500, 25], ['i', 12_500, 25], ['j', 11_000, 30], ['k', 30_000, 1], ['l', 29_000, 40], ['m', 31_000, 3],
+      ];
+      // oracle: the samples held (an add drops those older than its ts - W for good), by ts then arrival
+      let held: Array<{ id: string; ts: number; v: number; seq: number }> = [];
+      const ops: StoreOp[] = [];
+      const want: number[] = [];
+      samples.forEach(([id, ts, v], seq) => {
+        if (!held.some((x) => x.id === id)) held.push({ id, ts, v, seq });
+        held = held.filter((x) => x.ts >= ts - W);
+        ops.push({ op: 'counter.add', key, member: id, ts, value: v, windowMs: W, ttlMs: 60_000 });
+        const cs = held.filter((x) => x.ts <= ts).sort((p, q) => p.ts - q.ts || p.seq - q.seq).map((x) => x.v);
+        let o = 0;
+        for (let i = 1; i < cs.length; i++) o += cs[i]! >= cs[i - 1]! ? cs[i]! - cs[i - 1]! : cs[i]!;
+        want.push(o);
+      });
+      expect(await run(ops)).to.deep.equal(want);
+      // reads over a shorter window, and at a time before the newest sample
+      expect(await run([
+        { op: 'counter.increase', key, now: 31_000, windowMs: 1500 },
+        { op: 'counter.increase', key, now: 30_500, windowMs: 2000 },
+        { op: 'counter.increase', key, now: 29_500, windowMs: 100 },
+      ])).to.deep.equal([2, 1, 0]);
+    });
+
+    it('a batch larger than one script call stays ordered', async function () {
+      const key = k.leaf('w', 'r', 6, 'n:a');
+      const ops: StoreOp[] = [];
+      for (let i = 0; i < 25_000; i++) ops.push({ op: 'window.add', key, member: `e${i}`, ts: i, windowMs: 1_000_000, ttlMs: 60_000 });
+      ops.push({ op: 'window.count', key, now: 25_000, windowMs: 1_000_000 });
+      const r = await run(ops);
+      expect(r[19_999]).to.equal(20_000);
+      expect(r[20_000]).to.equal(20_001);
+      expect(r[25_000]).to.equal(25_000);
+    });
+
     it('every written key carries a TTL', async function () {
       if (!sut.ttlOf) return; // adapters without wall-clock TTLs (memory expires by op time; covered in its own test)
       const w = k.leaf('w', 'r', 0, 'n:a');
@@ -154,7 +263,7 @@ export function stateStoreContract(name: string, factory: () => Promise<StoreUnd
       const a = k.seenIndex('r', 0);
       const q = k.leaf('q', 'r', 0, 'n:a');
       const m = k.workloadChange({ kind: 'Deployment', namespace: 'x', name: 'y' });
-      const c = k.leaf('c', 'r', 0, 'n:a');
+      const c = k.leaf('cs', 'r', 0, 'n:a');
       const d = k.leaf('d', 'r', 0, 'n:a');
       await run([
         { op: 'window.add', key: w, member: 'e', ts: 1, windowMs: 1000, ttlMs: 30_000 },

@@ -11,6 +11,8 @@ import { Redis } from 'ioredis';
 import { startRedis } from '../harness/redis.js';
 import type { RedisServer } from '../harness/redis.js';
 import { RedisStateStore } from '../../rules/store/redis-store.js';
+import { MemoryStateStore } from '../../rules/store/memory-store.js';
+import type { StoreOp } from '../../rules/store/state-store.js';
 import { StoreKeys } from '../../rules/store/keys.js';
 import { stateStoreContract } from '../contract/state-store.js';
 import { packageRoot } from '../../core/paths.js';
@@ -59,6 +61,59 @@ describe('Redis state store (real redis-server)', function () {
       ),
     );
     expect(results.filter((r) => r[0] === 1000)).to.have.length(1);
+  });
+
+  it('gives bit-identical results to the memory store on a random mix (fractional counters, late samples, many keys)', async function () {
+    const keys = new StoreKeys('twin:');
+    let seed = 99;
+    const rnd = (): number => (seed = (seed * 1103515245 + 12345) % 2147483648) / 2147483648;
+    const batches: StoreOp[][] = [];
+    let t = 1_700_000_000_000;
+    for (let b = 0; b < 20; b++) {
+      const ops: StoreOp[] = [];
+      for (let i = 0; i < 200; i++) {
+        t += Math.floor(rnd() * 400);
+        const scope = `n:w-${Math.floor(rnd() * 8)}`;
+        const ts = t - (rnd() < 0.1 ? Math.floor(rnd() * 5000) : 0);
+        const r = rnd();
+        if (r < 0.45) ops.push({ op: 'counter.add', key: keys.leaf('cs', 'r', 0, scope), member: `m${b}-${i}`, ts, value: rnd() < 0.05 ? rnd() * 3 : (t % 100_000) / 7 + rnd(), windowMs: 20_000, ttlMs: 60_000 });
+        else if (r < 0.55) ops.push({ op: 'counter.increase', key: keys.leaf('cs', 'r', 0, scope), now: ts, windowMs: 1000 + Math.floor(rnd() * 20_000) });
+        else if (r < 0.75) ops.push({ op: 'sustained.observe', key: keys.leaf('s', 'r', 1, scope), index: keys.sustainedIndex('r', 1), member: scope, ts, holds: rnd() < 0.7, ttlMs: 60_000 });
+        else if (r < 0.85) ops.push({ op: 'window.add', key: keys.leaf('w', 'r', 2, scope), member: `m${Math.floor(rnd() * 2000)}`, ts, windowMs: 10_000, ttlMs: 60_000 });
+        else if (r < 0.95) ops.push({ op: 'seen.touch', index: keys.seenIndex('r', 3), member: scope, ts, ttlMs: 60_000 });
+        else ops.push({ op: 'due.pop', index: keys.sustainedIndex('r', 1), before: ts - 3000 });
+      }
+      batches.push(ops);
+    }
+    const mem = new MemoryStateStore();
+    const red = new RedisStateStore({ client: client() });
+    for (const ops of batches) expect(await red.exec(ops)).to.deep.equal(mem.execSync(ops));
+  });
+
+  it('keys in continuous use keep their TTL (refreshed by sample time, not per op)', async function () {
+    this.timeout(20_000);
+    const c = client();
+    const s = new RedisStateStore({ client: c });
+    const keys = new StoreKeys('ttl:');
+    const ck = keys.leaf('cs', 'r', 0, 'n:a');
+    const sk = keys.leaf('s', 'r', 1, 'n:a');
+    // TTL 1.5 s, refresh every 0.5 s (counter: (ttl - window) / 2) and 0.375 s (sustained: ttl / 4) of sample time
+    const t0 = Date.now();
+    for (let i = 0; Date.now() - t0 < 4000; i++) {
+      const ts = Date.now();
+      await s.exec([
+        { op: 'counter.add', key: ck, member: `e${i}`, ts, value: i, windowMs: 500, ttlMs: 1500 },
+        { op: 'sustained.observe', key: sk, index: keys.sustainedIndex('r', 1), member: 'n:a', ts, holds: true, ttlMs: 1500 },
+      ]);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    for (const key of [ck, sk]) {
+      const ttl = await c.pttl(key);
+      expect(ttl, key).to.be.within(1, 1500);
+    }
+    // and they still expire once the samples stop
+    await new Promise((r) => setTimeout(r, 1700));
+    expect(await c.exists(ck, sk)).to.equal(0);
   });
 
   it('reloads its scripts after a server restart (NOSCRIPT)', async function () {
