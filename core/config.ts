@@ -115,7 +115,7 @@ export const DEFAULT_CONFIG: NodewardenConfig = {
     rulesPath: null,
     store: 'memory',
     http: { host: '0.0.0.0', port: 9102 },
-    dedupeWindow: '1h',
+    dedupeWindow: '10m',
     watchedWorkloads: [{ kind: 'DaemonSet', namespace: 'gpu-operator', name: 'nvidia-driver-daemonset' }],
   },
   guard: {

@@ -1,7 +1,18 @@
 /**
  * The only way the engine acts on the world. For each decision, in order:
- * guard.authorize → the executor for its action → guard.settle → one ledger
- * record. A failed executor becomes outcome `failed` and feeds the breaker.
+ * guard.authorize → the executor for its action → one ledger record; once the
+ * records of a submit are durable in EVERY ledger sink, guard.settle marks the
+ * decisions `done` (ledger before settle: no decision is ever settled without
+ * its record, so one whose ledger write failed is acted on again, idempotently,
+ * and recorded when it is retried). A failed executor is settled at once
+ * (outcome `failed`, feeds the breaker, frees its holds).
+ *
+ * A decision the guard reports in flight elsewhere (`inFlight`) is not an
+ * outcome: it comes back as a record with guard `inFlight` that is NOT written
+ * to the ledger, and the caller retries it later (`isRetryLater`). A ledger
+ * write that fails makes submit throw (retriable); records the caller cannot
+ * regenerate (ticks, denial pages; `redeliverable: false`) are kept and
+ * written before anything else at the next submit or flush.
  * A denied action is never silent: denials of one guard, rule and group within
  * `denialWindowMs` become ONE page listing every denied target and the reason;
  * that page passes the guard too (page rate limit) and is a ledger record.
@@ -17,7 +28,7 @@ import type { Logger } from '../core/logger.js';
 import type { Registry } from 'prom-client';
 import type { ExecutionResult, Executor, Guard, GuardControl, GuardVerdict, Remediator } from './ports.js';
 import { createDryRunExecutor } from './dry-run.js';
-import { targetKey } from './guard/policy.js';
+import { DEFAULT_ACTION_TIMEOUT_MS, IN_FLIGHT_GUARD, targetKey } from './guard/policy.js';
 import { buildLedgerRecord } from './ledger/record.js';
 import type { LedgerSink } from './ledger/sink.js';
 import { RemediationMetrics } from './ledger/metrics.js';
@@ -46,13 +57,35 @@ export interface RemediatorOptions {
    */
   denialRenotifyMs?: number;
   /**
+   * Bound on one executor call and on one ledger write (default 30 s); keep the
+   * guard's `inFlightTtlMs` at 2× this. An executor that times out is `failed`.
+   */
+  actionTimeoutMs?: number;
+  /**
    * Send due denial pages from a wall-clock timer too (live engine; default true).
    * Replay turns it off and calls flush() at the end, since its clock is virtual.
    */
   autoFlush?: boolean;
 }
 
+/** How the caller can recover the decisions of one submit if it fails. */
+export interface SubmitOptions {
+  /**
+   * True when the caller regenerates these decisions if submit throws (a Kafka
+   * batch is redelivered): their records are then not kept for a later write.
+   * False (default: ticks, tests) keeps the unwritten records and writes them
+   * first at the next submit or flush.
+   */
+  redeliverable?: boolean;
+}
+
+/** A record submit returns for a decision in flight elsewhere: not written, retry the decision later. */
+export function isRetryLater(r: LedgerRecord): boolean {
+  return r.guard === IN_FLIGHT_GUARD;
+}
+
 export interface GuardedRemediator extends Remediator {
+  submit(decisions: readonly Decision[], options?: SubmitOptions): Promise<LedgerRecord[]>;
   /** Sends every held denial page now; returns (and writes) their ledger records. */
   flush(): Promise<LedgerRecord[]>;
   /** Flushes and stops the timer (idempotent). */
@@ -80,9 +113,32 @@ interface DenialGroup {
 /** Pages and resolves are not paged about when denied: that would loop. */
 const PAGE_ACTIONS: ReadonlySet<ActionKind> = new Set(['page', 'resolve']);
 
+/** One handled decision: its record, and the settle to run once that record is durable. */
+interface Handled {
+  rec: LedgerRecord;
+  settle: (() => Promise<void>) | null;
+}
+
+/** Records not yet durable in every sink, with the settles waiting for them. */
+interface Owed {
+  records: LedgerRecord[];
+  settles: Array<() => Promise<void>>;
+}
+
+function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new NodewardenError('TIMEOUT', `${what} timed out after ${ms} ms`, { retriable: true })), ms);
+    timer.unref();
+  });
+  return Promise.race([p, timeout]).finally(() => clearTimeout(timer));
+}
+
 export function createRemediator(o: RemediatorOptions): GuardedRemediator {
   const logger = o.logger.child({ component: 'remediator' });
   const windowMs = o.denialWindowMs ?? 30_000;
+  const actionTimeoutMs = o.actionTimeoutMs ?? DEFAULT_ACTION_TIMEOUT_MS;
+  let owed: Owed = { records: [], settles: [] };
   const metrics = o.registry ? new RemediationMetrics(o.registry, { guard: o.guard.status ? (o.guard as GuardControl) : undefined, logger }) : undefined;
   const dryRunExecutor = createDryRunExecutor({ logger });
   const byAction = new Map<ActionKind, Executor>();
@@ -104,7 +160,7 @@ export function createRemediator(o: RemediatorOptions): GuardedRemediator {
     timer.unref();
   }
 
-  async function handle(d: Decision, executor: Executor | undefined): Promise<LedgerRecord> {
+  async function handle(d: Decision, executor: Executor | undefined): Promise<Handled> {
     const started = performance.now();
     let verdict: GuardVerdict;
     try {
@@ -115,31 +171,51 @@ export function createRemediator(o: RemediatorOptions): GuardedRemediator {
     }
     if (!verdict.allowed) {
       const rec = buildLedgerRecord({ decision: d, outcome: verdict.outcome ?? 'denied', now: o.clock.now(), verdict });
+      if (verdict.guard === IN_FLIGHT_GUARD) {
+        logger.info({ decisionId: d.id, rule: d.rule, action: d.action, target: d.target, reason: verdict.reason }, `${d.action} in flight elsewhere: retry later`);
+        return { rec, settle: null };
+      }
       logger.warn({ decisionId: d.id, rule: d.rule, action: d.action, target: d.target, guard: verdict.guard, reason: verdict.reason }, `${d.action} ${rec.outcome}`);
-      return rec;
+      const v = verdict;
+      const settleDenial = async (): Promise<void> => {
+        try {
+          await o.guard.settle(d, v, { ok: false });
+        } catch (err) {
+          // not remembered: a redelivery decides it again (no action was taken)
+          logger.warn({ decisionId: d.id, err: errorMessage(err) }, 'guard could not record the denial');
+        }
+      };
+      return { rec, settle: settleDenial };
     }
     let result: ExecutionResult;
     if (!executor) {
       result = { ok: false, error: new NodewardenError('NOT_FOUND', `no executor for action ${d.action}`) };
     } else {
       try {
-        result = await executor.execute(d);
+        result = await withTimeout(executor.execute(d), actionTimeoutMs, `${d.action} of ${targetKey(d.target)}`);
       } catch (err) {
         result = { ok: false, error: err instanceof NodewardenError ? err : new NodewardenError('INTERNAL', errorMessage(err), { cause: err }) };
       }
-    }
-    try {
-      await o.guard.settle(d, verdict, result);
-    } catch (err) {
-      // reservations expire by themselves; the action already happened (or not)
-      logger.error({ decisionId: d.id, err: errorMessage(err) }, 'guard settle failed');
     }
     const outcome: Outcome = !result.ok ? 'failed' : result.dryRun ? 'dry-run' : 'executed';
     const rec = buildLedgerRecord({ decision: d, outcome, now: o.clock.now(), verdict, result });
     metrics?.duration.observe({ action: d.action }, (performance.now() - started) / 1000);
     if (outcome === 'failed') logger.error({ decisionId: d.id, rule: d.rule, action: d.action, target: d.target, err: rec.error }, `${d.action} failed`);
     else logger.info({ decisionId: d.id, rule: d.rule, action: d.action, target: d.target, outcome }, `${d.action} ${outcome}`);
-    return rec;
+    const settle = async (): Promise<void> => {
+      try {
+        await o.guard.settle(d, verdict, result);
+      } catch (err) {
+        // an unsettled success stays in flight until its lease lapses; failures' holds expire by themselves
+        logger.error({ decisionId: d.id, err: errorMessage(err) }, 'guard settle failed');
+      }
+    };
+    if (!result.ok) {
+      // a failure changed nothing: free its holds and feed the breaker now, so later decisions see it
+      await settle();
+      return { rec, settle: null };
+    }
+    return { rec, settle };
   }
 
   function noteDenial(d: Decision, rec: LedgerRecord, now: number): void {
@@ -152,6 +228,7 @@ export function createRemediator(o: RemediatorOptions): GuardedRemediator {
       denials.set(key, g);
     }
     if (d.severity === 'critical') g.severity = 'critical';
+    if (g.items.some((i) => i.decisionId === d.id)) return; // a redelivered decision, denied again
     g.items.push({ decisionId: d.id, action: d.action, target: targetKey(d.target), reason: typeof rec.details?.guardReason === 'string' ? rec.details.guardReason : '' });
   }
 
@@ -174,35 +251,69 @@ export function createRemediator(o: RemediatorOptions): GuardedRemediator {
     };
   }
 
+  /** Writes to every sink (each bounded by the action timeout); throws if any failed. */
   async function writeLedger(records: readonly LedgerRecord[]): Promise<void> {
     if (records.length === 0) return;
+    const results = await Promise.allSettled(o.ledger.map((sink) => withTimeout(sink.write(records), actionTimeoutMs, `ledger write to ${sink.name}`)));
+    let first: unknown;
+    results.forEach((r, i) => {
+      if (r.status === 'fulfilled') return;
+      const sink = o.ledger[i];
+      metrics?.ledgerErrors.inc({ sink: sink?.name ?? '?' });
+      logger.error({ sink: sink?.name, records: records.length, err: errorMessage(r.reason) }, 'ledger write failed');
+      first ??= r.reason;
+    });
+    if (first !== undefined) throw new NodewardenError('UNAVAILABLE', `ledger write failed: ${errorMessage(first)}`, { retriable: true, cause: first });
     for (const r of records) metrics?.record(r);
-    await Promise.all(
-      o.ledger.map(async (sink) => {
-        try {
-          await sink.write(records);
-        } catch (err) {
-          metrics?.ledgerErrors.inc({ sink: sink.name });
-          logger.error({ sink: sink.name, records: records.length, err: errorMessage(err) }, 'ledger write failed');
-        }
-      }),
-    );
   }
 
-  async function sendDenialPages(due: DenialGroup[], now: number): Promise<LedgerRecord[]> {
-    const out: LedgerRecord[] = [];
+  /** Writes the records, then runs their settles; on failure keeps what `keep` selects for the next write. */
+  async function commit(handled: readonly Handled[], keep: (h: Handled) => boolean): Promise<void> {
+    const records = handled.filter((h) => !isRetryLater(h.rec)).map((h) => h.rec);
+    try {
+      await writeLedger(records);
+    } catch (err) {
+      const kept = handled.filter((h) => !isRetryLater(h.rec) && keep(h));
+      owed = {
+        records: [...owed.records, ...kept.map((h) => h.rec)],
+        settles: [...owed.settles, ...kept.flatMap((h) => (h.settle ? [h.settle] : []))],
+      };
+      throw err;
+    }
+    for (const h of handled) if (h.settle) await h.settle();
+  }
+
+  /** Writes (and settles) records a failed write left behind; throws while the ledger still fails. */
+  async function payOwed(): Promise<LedgerRecord[]> {
+    if (owed.records.length === 0) return [];
+    const due = owed;
+    owed = { records: [], settles: [] };
+    try {
+      await writeLedger(due.records);
+    } catch (err) {
+      owed = { records: [...due.records, ...owed.records], settles: [...due.settles, ...owed.settles] };
+      throw err;
+    }
+    for (const settle of due.settles) await settle();
+    logger.info({ records: due.records.length }, 'ledger records of an earlier failed write are now durable');
+    return due.records;
+  }
+
+  async function sendDenialPages(due: DenialGroup[], now: number): Promise<Handled[]> {
+    const out: Handled[] = [];
     for (const g of due) {
       const page = denialPage(g, now);
       const pagedAt = lastPaged.get(g.key);
       if (pagedAt !== undefined && now - pagedAt < renotifyMs) {
         const reason = `denial page for this group already sent ${Math.round((now - pagedAt) / 1000)}s ago; not paging again`;
-        out.push(buildLedgerRecord({ decision: page, outcome: 'suppressed', now, verdict: { allowed: false, guard: 'denialPageOpen', outcome: 'suppressed', reason } }));
+        out.push({ rec: buildLedgerRecord({ decision: page, outcome: 'suppressed', now, verdict: { allowed: false, guard: 'denialPageOpen', outcome: 'suppressed', reason } }), settle: null });
         continue;
       }
-      const rec = await handle(page, denialExecutor());
+      const h = await handle(page, denialExecutor());
+      const rec = h.rec;
       if (rec.outcome === 'executed' || rec.outcome === 'dry-run') lastPaged.set(g.key, now);
       if (rec.outcome === 'denied') logger.error({ rule: g.rule, guard: g.guard, denied: g.items.length, pageGuard: rec.guard }, 'denial page itself denied');
-      out.push(rec);
+      out.push(h);
     }
     return out;
   }
@@ -219,30 +330,46 @@ export function createRemediator(o: RemediatorOptions): GuardedRemediator {
   }
 
   async function flushDue(now: number): Promise<LedgerRecord[]> {
-    const recs = await sendDenialPages(takeDue(now, false), now);
-    await writeLedger(recs);
-    return recs;
+    const paid = await payOwed();
+    const hs = await sendDenialPages(takeDue(now, false), now);
+    await commit(hs, () => true);
+    return [...paid, ...hs.map((h) => h.rec)];
   }
+
+  /** Denial pages are never regenerated by a redelivery: their records are always kept. */
+  const isDenialPage = (h: Handled): boolean => h.rec.decisionId?.startsWith('denial:') === true;
 
   return {
     metrics,
-    async submit(decisions: readonly Decision[]): Promise<LedgerRecord[]> {
-      const out: LedgerRecord[] = [];
+    async submit(decisions: readonly Decision[], options: SubmitOptions = {}): Promise<LedgerRecord[]> {
+      // an earlier write still owed goes first: while the ledger fails, nothing new is acted on
+      await payOwed();
+      const out: Handled[] = [];
       out.push(...(await sendDenialPages(takeDue(o.clock.now(), false), o.clock.now())));
+      // the same decision twice in one submit: its first record is not durable (nor settled) yet
+      const seen = new Map<string, LedgerRecord>();
       for (const d of decisions) {
-        const rec = await handle(d, executorFor(d.action));
-        noteDenial(d, rec, o.clock.now());
-        out.push(rec);
+        const prev = seen.get(d.id);
+        if (prev && !isRetryLater(prev)) {
+          const reason = `decision ${d.id} already ${prev.outcome}; not acting twice`;
+          out.push({ rec: buildLedgerRecord({ decision: d, outcome: 'suppressed', now: o.clock.now(), verdict: { allowed: false, guard: 'idempotency', outcome: 'suppressed', reason } }), settle: null });
+          continue;
+        }
+        const h = await handle(d, executorFor(d.action));
+        seen.set(d.id, h.rec);
+        noteDenial(d, h.rec, o.clock.now());
+        out.push(h);
       }
       out.push(...(await sendDenialPages(takeDue(o.clock.now(), false), o.clock.now())));
-      await writeLedger(out);
-      return out;
+      await commit(out, options.redeliverable === true ? isDenialPage : () => true);
+      return out.map((h) => h.rec);
     },
     async flush(): Promise<LedgerRecord[]> {
       const now = o.clock.now();
-      const recs = await sendDenialPages(takeDue(now, true), now);
-      await writeLedger(recs);
-      return recs;
+      const paid = await payOwed();
+      const hs = await sendDenialPages(takeDue(now, true), now);
+      await commit(hs, () => true);
+      return [...paid, ...hs.map((h) => h.rec)];
     },
     async close(): Promise<void> {
       if (closed) return;

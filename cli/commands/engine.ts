@@ -30,6 +30,8 @@ import { BatchProcessor } from '../../rules/service/batch-processor.js';
 import { KafkaDeadLetterSink } from '../../rules/service/dead-letter.js';
 import { MemoryDeduper, RedisDeduper } from '../../rules/service/dedupe.js';
 import { EngineService } from '../../rules/service/engine-service.js';
+import { RefiringStateStore } from '../../rules/service/refire-store.js';
+import { RedisWatermarkBoard } from '../../rules/service/watermark.js';
 import { engineServiceMetrics } from '../../rules/service/metrics.js';
 import type { EventDeduper } from '../../rules/service/ports.js';
 import { KafkaToggleAuditSink } from '../../rules/toggles/kafka-audit-sink.js';
@@ -234,14 +236,16 @@ export async function run(argv: string[]): Promise<number> {
   });
 
   // --- state, toggles, dedupe, engine
-  const store: StateStore = redis ? new RedisStateStore({ client: redis }) : new MemoryStateStore();
+  // Refiring: a redelivered event re-derives the decisions of the episode it fired (refire-store.ts).
+  const store: StateStore = new RefiringStateStore(redis ? new RedisStateStore({ client: redis }) : new MemoryStateStore());
   const toggles: ClosableRuleToggles = redis ? new RedisRuleToggles({ redis, keyPrefix: prefix, clock, logger }) : new MemoryRuleToggles(clock);
   await toggles.start();
   const dedupeTimes = { windowMs: parseDuration(config.engine.dedupeWindow), claimTtlMs: Math.floor(sessionTimeoutMs / 2) };
   const deduper: EventDeduper = redis ? new RedisDeduper(redis, prefix, dedupeTimes) : new MemoryDeduper(clock, dedupeTimes);
   const engine = createRuleEngine({ rules, store, cluster, toggles, clock, logger, registry, config });
 
-  const producer: Producer = kafka.producer({ allowAutoTopicCreation: false, idempotent: false });
+  // Idempotent: a send retried after NOT_LEADER (broker restart) is not written twice (dead letters, audit).
+  const producer: Producer = kafka.producer({ allowAutoTopicCreation: false, idempotent: true, maxInFlightRequests: 1 });
   await producer.connect();
   const metrics = engineServiceMetrics(registry);
   const processor = new BatchProcessor({
@@ -263,6 +267,7 @@ export async function run(argv: string[]): Promise<number> {
     logger,
     tickMs,
     sessionTimeoutMs,
+    ...(redis ? { watermarks: new RedisWatermarkBoard(redis, prefix, config.engine.groupId, config.kafka.topics.signals, Math.max(30_000, 3 * sessionTimeoutMs)) } : {}),
   });
 
   // --- HTTP and control API
@@ -356,6 +361,11 @@ export async function run(argv: string[]): Promise<number> {
           }
         }
         logger.info({}, 'engine stopped');
+        // Everything was closed; a client library that still holds a socket must not keep the process alive.
+        setTimeout(() => {
+          logger.warn({}, 'handles still open after shutdown: exiting');
+          process.exit(code);
+        }, 3000).unref();
         resolve(code);
       })();
     };

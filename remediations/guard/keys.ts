@@ -6,7 +6,11 @@
 export interface GuardKeys {
   /** Hash {reason, by, at}: the global kill switch. No TTL: stays until resumed. */
   paused: string;
-  /** String `state|expiresAt` per decision id: idempotency. TTL = idempotency TTL. */
+  /**
+   * String per decision id: idempotency. `in-flight|<leaseEnd>|<reservation>`
+   * from authorize, `done|<suppressedUntil>|<outcome>` from settle (policy.ts).
+   * TTL = idempotency TTL.
+   */
   decision(id: string): string;
   /** Hash {openUntil, trial, trialExpires} per action kind. */
   breaker(action: string): string;

@@ -9,7 +9,7 @@ import type { ClusterView } from '../../core/cluster.js';
 import type { Decision } from '../../core/decision.js';
 import type { ControllableGuard, ExecutionResult, GuardStatus, GuardVerdict } from '../ports.js';
 import type { AuthorizePlan, GuardOptions, RawStatus, RawVerdict, SettlePlan } from './policy.js';
-import { composeBreakers, composeBudgets, composeRates, planAuthorization, planSettle, precheck, STATUS_ACTIONS, toVerdict } from './policy.js';
+import { composeBreakers, composeBudgets, composeRates, deniedOutcome, IN_FLIGHT_GUARD, planAuthorization, planSettle, precheck, STATUS_ACTIONS, toVerdict } from './policy.js';
 
 interface Breaker {
   openUntil: number | null;
@@ -27,7 +27,12 @@ interface Reservation {
 /** The whole guard state; the Redis adapter keeps exactly these things under `keys.ts`. */
 export class MemoryGuardState {
   paused: { reason: string; by: string; at: number } | null = null;
-  readonly decisions = new Map<string, { state: 'reserved' | 'executed'; exp: number }>();
+  /**
+   * Decision id → `in-flight` (until = lease end, extra = reservation) or
+   * `done` (until = end of suppression, extra = outcome); `keep` = when the
+   * entry is forgotten (the Redis key's TTL).
+   */
+  readonly decisions = new Map<string, { state: 'in-flight' | 'done'; until: number; extra: string; keep: number }>();
   readonly breakers = new Map<string, Breaker>();
   readonly cooldowns = new Map<string, { until: number; res: string }>();
   readonly rates = new Map<string, Array<{ t: number; res: string }>>();
@@ -48,7 +53,7 @@ export class MemoryGuardState {
   /** Drops expired entries now and then, so a long-running demo stays bounded. */
   maybePrune(now: number, opts: GuardOptions): void {
     if (++this.ops % 1024 !== 0) return;
-    for (const [k, d] of this.decisions) if (d.exp <= now) this.decisions.delete(k);
+    for (const [k, d] of this.decisions) if (d.keep <= now) this.decisions.delete(k);
     for (const [k, c] of this.cooldowns) if (c.until <= now) this.cooldowns.delete(k);
     for (const [k, r] of this.rollbacks) if (r.exp <= now) this.rollbacks.delete(k);
     for (const [k, away] of this.rolledAway) {
@@ -70,7 +75,14 @@ export class MemoryGuardState {
   }
 }
 
-type Check = (s: MemoryGuardState, p: AuthorizePlan, ctx: { trial: boolean }) => RawVerdict | null;
+/** Per-call scratch: `res` is the reservation written (a taken-over one when `own`). */
+interface Ctx {
+  trial: boolean;
+  res: string;
+  own: boolean;
+}
+
+type Check = (s: MemoryGuardState, p: AuthorizePlan, ctx: Ctx) => RawVerdict | null;
 
 const deny = (guard: string, a: unknown = '', b: unknown = '', c: unknown = '', outcome: 'denied' | 'suppressed' = 'denied'): RawVerdict => ({
   allowed: false,
@@ -86,31 +98,43 @@ const CHECKS: readonly Check[] = [
   function paused(s, p) {
     return p.pausable && s.paused ? deny('paused', s.paused.reason, s.paused.by, s.paused.at) : null;
   },
-  function idempotency(s, p) {
+  function idempotency(s, p, ctx) {
     const d = s.decisions.get(p.decisionId);
-    return d && d.exp > p.now ? deny('idempotency', d.state, '', '', 'suppressed') : null;
+    if (!d || d.keep <= p.now) return null;
+    if (d.state === 'done') return d.until > p.now ? deny('idempotency', d.extra, '', '', 'suppressed') : null;
+    // in flight elsewhere: not an outcome, the caller retries once the lease lapses
+    if (d.until > p.now) return deny(IN_FLIGHT_GUARD, d.until, '', '', 'suppressed');
+    // the lease lapsed (its replica died before settling): take its holds over
+    if (d.extra !== '') {
+      ctx.res = d.extra;
+      ctx.own = true;
+    }
+    return null;
   },
   function circuit(s, p, ctx) {
     const b = s.breakers.get(p.action);
     if (!b || b.openUntil === null) return null;
     if (p.now < b.openUntil) return deny('circuitOpen', 'open', b.openUntil);
-    if (b.trial !== null && b.trialExpires > p.now) return deny('circuitOpen', 'half-open', b.openUntil);
+    if (b.trial !== null && b.trial !== p.decisionId && b.trialExpires > p.now) return deny('circuitOpen', 'half-open', b.openUntil);
     ctx.trial = true;
     return null;
   },
-  function cooldown(s, p) {
+  function cooldown(s, p, ctx) {
     if (p.cooldownMs <= 0) return null;
     const c = s.cooldowns.get(`${p.action}:${p.target}`);
+    if (ctx.own && c?.res === ctx.res) return null;
     return c && c.until > p.now ? deny('cooldown', c.until, '', '', 'suppressed') : null;
   },
-  function rateLimit(s, p) {
+  function rateLimit(s, p, ctx) {
     if (!p.rate) return null;
     const entries = (s.rates.get(p.action) ?? []).filter((e) => e.t > p.now - (p.rate?.windowMs ?? 0));
     s.rates.set(p.action, entries);
+    if (ctx.own && entries.some((e) => e.res === ctx.res)) return null;
     return entries.length >= p.rate.limit ? deny('rateLimit', entries.length, p.rate.limit) : null;
   },
-  function rollback(s, p) {
+  function rollback(s, p, ctx) {
     if (!p.rollback) return null;
+    if (ctx.own && s.rollbacks.get(p.rollback.workload)?.res === ctx.res) return null;
     const since = p.now - p.rollback.windowMs;
     // the more specific reason first: going back to a revision just left is a flap
     const awayAt = p.rollback.to === null ? undefined : s.rolledAway.get(p.rollback.workload)?.get(p.rollback.to);
@@ -135,21 +159,22 @@ const CHECKS: readonly Check[] = [
 
 /** Pure state transition of authorize; exported for the contract tests. */
 export function authorizeState(s: MemoryGuardState, p: AuthorizePlan): RawVerdict {
-  const ctx = { trial: false };
+  const ctx: Ctx = { trial: false, res: p.reservation, own: false };
   for (const check of CHECKS) {
     const v = check(s, p, ctx);
     if (v) return v;
   }
-  s.decisions.set(p.decisionId, { state: 'reserved', exp: p.now + p.idempotencyTtlMs });
+  const res = ctx.res;
+  s.decisions.set(p.decisionId, { state: 'in-flight', until: p.now + p.inFlightTtlMs, extra: res, keep: p.now + Math.max(p.idempotencyTtlMs, p.inFlightTtlMs) });
   if (ctx.trial) {
     const b = s.breaker(p.action);
     b.trial = p.decisionId;
     b.trialExpires = p.now + p.breaker.trialTtlMs;
   }
-  if (p.cooldownMs > 0) s.cooldowns.set(`${p.action}:${p.target}`, { until: p.now + p.cooldownMs, res: p.reservation });
-  if (p.rate) s.rates.set(p.action, [...(s.rates.get(p.action) ?? []), { t: p.now, res: p.reservation }]);
+  if (p.cooldownMs > 0) s.cooldowns.set(`${p.action}:${p.target}`, { until: p.now + p.cooldownMs, res });
+  if (p.rate) s.rates.set(p.action, [...(s.rates.get(p.action) ?? []).filter((e) => e.res !== res), { t: p.now, res }]);
   if (p.rollback) {
-    s.rollbacks.set(p.rollback.workload, { at: p.now, from: p.rollback.from, to: p.rollback.to, res: p.reservation, exp: p.now + p.rollback.windowMs });
+    s.rollbacks.set(p.rollback.workload, { at: p.now, from: p.rollback.from, to: p.rollback.to, res, exp: p.now + p.rollback.windowMs });
     if (p.rollback.from !== null) {
       const away = s.rolledAway.get(p.rollback.workload) ?? new Map<number, number>();
       away.set(p.rollback.from, p.now);
@@ -157,15 +182,22 @@ export function authorizeState(s: MemoryGuardState, p: AuthorizePlan): RawVerdic
     }
   }
   if (p.budget && !s.reservations.has(p.budget.node))
-    s.reservations.set(p.budget.node, { id: p.reservation, scopes: p.budget.scopes.map((x) => x.scope), exp: p.now + p.budget.holdMs });
-  return { allowed: true };
+    s.reservations.set(p.budget.node, { id: res, scopes: p.budget.scopes.map((x) => x.scope), exp: p.now + p.budget.holdMs });
+  return ctx.own ? { allowed: true, reservation: res } : { allowed: true };
+}
+
+/** A settled denial: the same decision replayed is suppressed, not decided again. Mirrors RedisGuard (SET NX). */
+export function recordDenialState(s: MemoryGuardState, decisionId: string, outcome: 'denied' | 'suppressed', now: number, ttlMs: number): void {
+  const d = s.decisions.get(decisionId);
+  if (d && d.keep > now) return;
+  s.decisions.set(decisionId, { state: 'done', until: now + ttlMs, extra: outcome, keep: now + ttlMs });
 }
 
 /** Pure state transition of settle; mirrors lua/settle.lua. */
 export function settleState(s: MemoryGuardState, p: SettlePlan): void {
   const b = s.breakers.get(p.action);
   if (p.ok) {
-    s.decisions.set(p.decisionId, { state: 'executed', exp: p.now + p.idempotencyTtlMs });
+    s.decisions.set(p.decisionId, { state: 'done', until: p.now + p.idempotencyTtlMs, extra: p.outcome, keep: p.now + p.idempotencyTtlMs });
     if (b && b.trial === p.decisionId) s.breakers.delete(p.action); // trial succeeded: close
     if (p.cordonNode) {
       const r = s.reservations.get(p.cordonNode);
@@ -236,8 +268,12 @@ export function createMemoryGuard(o: MemoryGuardOptions): ControllableGuard & { 
       return Promise.resolve(toVerdict(authorizeState(state, plan), decision, plan));
     },
     settle(decision: Decision, verdict: GuardVerdict, result: ExecutionResult): Promise<void> {
-      if (!verdict.allowed) return Promise.resolve();
-      settleState(state, planSettle(decision, o.options, o.clock.now(), verdict.reservation ?? '', result.ok, result.toRevision));
+      if (!verdict.allowed) {
+        const outcome = deniedOutcome(verdict);
+        if (outcome) recordDenialState(state, decision.id, outcome, o.clock.now(), o.options.idempotencyTtlMs);
+        return Promise.resolve();
+      }
+      settleState(state, planSettle(decision, o.options, o.clock.now(), verdict.reservation ?? '', result.ok, result.toRevision, result.dryRun === true));
       return Promise.resolve();
     },
     pause(reason: string, by: string): Promise<void> {

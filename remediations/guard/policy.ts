@@ -8,6 +8,17 @@
  *
  * The first check that fails names the guard and the reason; nothing is
  * reserved unless every check passes, so a denial leaves no trace in budgets.
+ *
+ * Idempotency has two states per decision id. `in-flight` is written by
+ * authorize with a short lease (`inFlightTtlMs`, 2× the action timeout): while
+ * it runs, the same decision elsewhere gets the `inFlight` verdict, which is
+ * NOT a final outcome — the caller retries later (the batch is redelivered).
+ * Once the lease has lapsed (the replica died between authorize and settle),
+ * the next authorize of that decision takes its holds over (same reservation:
+ * its own cooldown, rate entry, rollback record and budget reservation do not
+ * deny it) and acts again; executors are idempotent per decision id. `done`
+ * is written by settle, after the decision's ledger record is durable, with
+ * the outcome, for `idempotencyTtlMs`: the same decision is then `suppressed`.
  */
 import type { ClusterView, NodeInfo } from '../../core/cluster.js';
 import { isUnavailable } from '../../core/cluster.js';
@@ -30,8 +41,14 @@ export interface GuardOptions {
   breaker: { failures: number; windowMs: number; openForMs: number };
   /** Decision `group` key → node label name (e.g. pool → nodewarden.io/pool). */
   groupLabels: Record<string, string>;
-  /** How long an executed/reserved decision id is remembered. */
+  /** How long a settled (`done`) decision id is remembered: replays are suppressed. */
   idempotencyTtlMs: number;
+  /**
+   * Lease of an `in-flight` decision (authorized, not yet settled): while it
+   * runs, replays are retried later; after it, a replay takes the decision over.
+   * Must exceed the time from authorize to settle (action + ledger write).
+   */
+  inFlightTtlMs: number;
   /**
    * How long a cordon reservation counts against the budget: the lease of an
    * in-flight action (a crashed replica's reservation expires), and after a
@@ -43,6 +60,12 @@ export interface GuardOptions {
 }
 
 export const DEFAULT_IDEMPOTENCY_TTL_MS = 24 * 3_600_000;
+/** Bound on one executor call and on one ledger write (the remediator enforces it). */
+export const DEFAULT_ACTION_TIMEOUT_MS = 30_000;
+/** Authorize → execute → ledger → settle takes at most 2 action timeouts. */
+export const DEFAULT_IN_FLIGHT_TTL_MS = 2 * DEFAULT_ACTION_TIMEOUT_MS;
+/** Guard name of the verdict for a decision in flight elsewhere: retry later, not an outcome. */
+export const IN_FLIGHT_GUARD = 'inFlight';
 export const DEFAULT_RESERVATION_HOLD_MS = 5 * 60_000;
 export const DEFAULT_TRIAL_TTL_MS = 5 * 60_000;
 
@@ -64,6 +87,7 @@ export function guardOptionsFromConfig(cfg: NodewardenConfig, extra: Partial<Gua
     },
     groupLabels: { pool: cfg.labels.group, zone: cfg.labels.zone },
     idempotencyTtlMs: DEFAULT_IDEMPOTENCY_TTL_MS,
+    inFlightTtlMs: DEFAULT_IN_FLIGHT_TTL_MS,
     reservationHoldMs: DEFAULT_RESERVATION_HOLD_MS,
     trialTtlMs: DEFAULT_TRIAL_TTL_MS,
     ...extra,
@@ -97,6 +121,7 @@ export interface AuthorizePlan {
   reservation: string;
   pausable: boolean;
   idempotencyTtlMs: number;
+  inFlightTtlMs: number;
   breaker: { failures: number; windowMs: number; openForMs: number; trialTtlMs: number };
   /** 0 = no cooldown for this action. */
   cooldownMs: number;
@@ -113,6 +138,8 @@ export interface SettlePlan {
   target: string;
   reservation: string;
   ok: boolean;
+  /** Recorded in the `done` state: `executed` or `dry-run`. */
+  outcome: 'executed' | 'dry-run';
   idempotencyTtlMs: number;
   breaker: { failures: number; windowMs: number; openForMs: number };
   holdMs: number;
@@ -128,7 +155,8 @@ export interface SettlePlan {
  * `allow` or `deny` + guard + outcome + up to three guard-specific values.
  */
 export type RawVerdict =
-  | { allowed: true }
+  /** `reservation`: the holds' id when a lapsed in-flight decision was taken over. */
+  | { allowed: true; reservation?: string }
   | { allowed: false; guard: string; outcome: 'denied' | 'suppressed'; a: string; b: string; c: string };
 
 function workloadKey(t: Target): string {
@@ -212,6 +240,7 @@ export function planAuthorization(decision: Decision, view: ClusterView, opts: G
     reservation,
     pausable: PAUSABLE.has(action),
     idempotencyTtlMs: opts.idempotencyTtlMs,
+    inFlightTtlMs: opts.inFlightTtlMs,
     breaker: { ...opts.breaker, trialTtlMs: opts.trialTtlMs },
     cooldownMs: COOLED.has(action) ? opts.targetCooldownMs : 0,
     rate: rl ? { limit: rl.count, windowMs: rl.windowMs } : null,
@@ -220,7 +249,7 @@ export function planAuthorization(decision: Decision, view: ClusterView, opts: G
   };
 }
 
-export function planSettle(decision: Decision, opts: GuardOptions, now: number, reservation: string, ok: boolean, toRevision?: number): SettlePlan {
+export function planSettle(decision: Decision, opts: GuardOptions, now: number, reservation: string, ok: boolean, toRevision?: number, dryRun = false): SettlePlan {
   const isNode = decision.target.kind === 'Node';
   return {
     now,
@@ -229,6 +258,7 @@ export function planSettle(decision: Decision, opts: GuardOptions, now: number, 
     target: targetKey(decision.target),
     reservation,
     ok,
+    outcome: dryRun ? 'dry-run' : 'executed',
     idempotencyTtlMs: opts.idempotencyTtlMs,
     breaker: opts.breaker,
     holdMs: opts.reservationHoldMs,
@@ -245,7 +275,7 @@ function iso(ms: string | number): string {
 
 /** The same words from both adapters: the ledger and the grouped page show them. */
 export function toVerdict(raw: RawVerdict, decision: Decision, plan: AuthorizePlan | null): GuardVerdict {
-  if (raw.allowed) return { allowed: true, guard: null, reservation: plan?.reservation ?? '' };
+  if (raw.allowed) return { allowed: true, guard: null, reservation: raw.reservation ?? plan?.reservation ?? '' };
   const t = targetKey(decision.target);
   const { a, b, c } = raw;
   let reason: string;
@@ -255,6 +285,9 @@ export function toVerdict(raw: RawVerdict, decision: Decision, plan: AuthorizePl
       break;
     case 'idempotency':
       reason = `decision ${decision.id} already ${a}; not acting twice`;
+      break;
+    case IN_FLIGHT_GUARD:
+      reason = `decision ${decision.id} is in flight elsewhere (lease until ${iso(a)}); retry later`;
       break;
     case 'circuitOpen':
       reason =
@@ -339,4 +372,27 @@ export function composeBreakers(now: number, raw: RawStatus['breakers']): Breake
     if (!b || b.openUntil === null) return { action, state: 'closed' as const, failures: b?.failures ?? 0 };
     return { action, state: now < b.openUntil ? ('open' as const) : ('half-open' as const), failures: b.failures, openUntil: b.openUntil };
   });
+}
+
+/**
+ * The `done` record a settle writes for a verdict that was not allowed, or
+ * null when nothing is recorded: an in-flight or already-done decision keeps
+ * its record, and a guard that could not answer decided nothing.
+ */
+export function deniedOutcome(verdict: GuardVerdict): 'denied' | 'suppressed' | null {
+  if (verdict.allowed) return null;
+  if (verdict.guard === IN_FLIGHT_GUARD || verdict.guard === 'idempotency' || verdict.guard === 'guardUnavailable' || verdict.guard === null) return null;
+  return verdict.outcome ?? 'denied';
+}
+
+/** A decision record of either adapter: `<state>|<until>|<extra>` (extra: reservation or outcome). */
+export interface DecisionRecord {
+  state: 'in-flight' | 'done';
+  until: number;
+  /** in-flight: the reservation of its holds; done: the outcome. */
+  extra: string;
+}
+
+export function formatDecisionRecord(r: DecisionRecord): string {
+  return `${r.state}|${Math.round(r.until)}|${r.extra}`;
 }

@@ -15,7 +15,7 @@ import type { GuardKeys } from './keys.js';
 import { guardKeys } from './keys.js';
 import { LuaScript } from './lua-script.js';
 import type { GuardOptions, RawStatus, RawVerdict } from './policy.js';
-import { composeBreakers, composeBudgets, composeRates, planAuthorization, planSettle, precheck, STATUS_ACTIONS, targetKey } from './policy.js';
+import { composeBreakers, composeBudgets, composeRates, deniedOutcome, formatDecisionRecord, planAuthorization, planSettle, precheck, STATUS_ACTIONS, targetKey } from './policy.js';
 import { toVerdict } from './policy.js';
 
 export interface RedisGuardOptions {
@@ -42,7 +42,7 @@ function unavailable(op: string, err: unknown): NodewardenError {
 function parseRaw(reply: unknown): RawVerdict {
   if (!Array.isArray(reply)) throw new NodewardenError('INTERNAL', `guard authorize: unexpected reply ${JSON.stringify(reply)}`);
   const r = reply.map((x) => (typeof x === 'string' ? x : String(x)));
-  if (r[0] === 'allow') return { allowed: true };
+  if (r[0] === 'allow') return r[1] ? { allowed: true, reservation: r[1] } : { allowed: true };
   return { allowed: false, guard: r[1] ?? 'unknown', outcome: r[2] === 'suppressed' ? 'suppressed' : 'denied', a: r[3] ?? '', b: r[4] ?? '', c: r[5] ?? '' };
 }
 
@@ -86,8 +86,21 @@ export function createRedisGuard(o: RedisGuardOptions): ControllableGuard & { re
     },
 
     async settle(decision: Decision, verdict: GuardVerdict, result: ExecutionResult): Promise<void> {
-      if (!verdict.allowed) return;
-      const plan = planSettle(decision, o.options, o.clock.now(), verdict.reservation ?? '', result.ok, result.toRevision);
+      if (!verdict.allowed) {
+        // A settled denial: the same decision replayed is suppressed. NX: never
+        // overwrite a record another replica holds (in flight, or done).
+        const outcome = deniedOutcome(verdict);
+        if (!outcome) return;
+        const now = o.clock.now();
+        const ttl = Math.max(1, Math.floor(o.options.idempotencyTtlMs));
+        try {
+          await o.redis.set(k.decision(decision.id), formatDecisionRecord({ state: 'done', until: now + ttl, extra: outcome }), 'PX', ttl, 'NX');
+        } catch (err) {
+          throw unavailable('settle', err);
+        }
+        return;
+      }
+      const plan = planSettle(decision, o.options, o.clock.now(), verdict.reservation ?? '', result.ok, result.toRevision, result.dryRun === true);
       const a = decision.action;
       const wl = plan.rollback?.workload ?? '-';
       const keys = [k.decision(decision.id), k.breaker(a), k.breakerFailures(a), k.cooldown(a, targetKey(decision.target)), k.reservations, k.rollback(wl), k.rollbackAway(wl)];

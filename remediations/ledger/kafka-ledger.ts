@@ -2,6 +2,8 @@
  * Ledger records on the Kafka ledger topic (config `kafka.topics.ledger`),
  * key = target name so one node's or workload's history stays in order on one
  * partition. acks=all: a record is written once every in-sync replica has it.
+ * Idempotent producer: a send retried after a broker restart (the broker wrote
+ * it, the ack was lost) is not written twice.
  */
 import kafkajs from 'kafkajs';
 import type { Kafka, Producer } from 'kafkajs';
@@ -22,7 +24,7 @@ export class KafkaLedgerSink implements LedgerSink {
   private connected: Promise<void> | undefined;
   private closed = false;
   constructor(private readonly o: KafkaLedgerOptions) {
-    this.producer = o.kafka.producer({ createPartitioner: Partitioners.DefaultPartitioner, allowAutoTopicCreation: false });
+    this.producer = o.kafka.producer({ createPartitioner: Partitioners.DefaultPartitioner, allowAutoTopicCreation: false, idempotent: true, maxInFlightRequests: 1 });
   }
 
   private connect(): Promise<void> {

@@ -3,7 +3,8 @@
  * independent of the Kafka client:
  *
  *   decode + validate → dead letters for the invalid ones
- *   drop repeats inside the batch, then claim ids (dedupe across redeliveries)
+ *   drop repeats inside the batch, then claim ids (dedupe across redeliveries;
+ *   ids another batch is still working on make this one retry later)
  *   evaluate the fresh events → decisions → remediator (guard, action, ledger)
  *   dead letters durable → confirm the claimed ids
  *
@@ -11,22 +12,44 @@
  * anything fails, the claims are released and the error propagates, so the
  * batch is redelivered and evaluated again (at-least-once; decisions carry a
  * stable id, so the guard suppresses an action replayed after a crash).
+ *
+ * A batch also fails (retriably) when
+ *  - a ledger write failed: the remediator settles nothing whose record is not
+ *    durable, so the redelivery acts again (idempotently) and records it;
+ *  - a decision is in flight on another replica, or on one that died between
+ *    guard and settle (`RetryLaterError`): it must not be dropped, so the batch
+ *    is redelivered after Kafka's back-off until the decision is done there
+ *    (then suppressed here) or its lease lapsed (then taken over here).
  */
 import type { Clock } from '../../core/clock.js';
 import type { LedgerSink } from '../../remediations/ledger/sink.js';
 import type { Decision, LedgerRecord } from '../../core/decision.js';
 import { decodeEnvelope } from '../../core/envelope.js';
 import type { EventEnvelope } from '../../core/envelope.js';
-import { PoisonInputError, errorMessage } from '../../core/errors.js';
+import { NodewardenError, PoisonInputError, errorMessage } from '../../core/errors.js';
 import type { Logger } from '../../core/logger.js';
-import type { Remediator } from '../../remediations/ports.js';
+import type { SubmitOptions } from '../../remediations/remediator.js';
+import { isRetryLater } from '../../remediations/remediator.js';
 import type { EngineServiceMetrics } from './metrics.js';
 import type { DeadLetterRecord, DeadLetterSink, DecisionEngine, EventDeduper, RawMessage } from './ports.js';
 import { SerialQueue } from './serial.js';
 
+/** The remediator as the processor uses it (remediations/remediator.ts; a plain `Remediator` fits too). */
+export interface BatchRemediator {
+  submit(decisions: readonly Decision[], options?: SubmitOptions): Promise<LedgerRecord[]>;
+}
+
+/** Some decisions of the batch are in flight elsewhere: redeliver the batch later. */
+export class RetryLaterError extends NodewardenError {
+  constructor(readonly decisionIds: string[]) {
+    super('CONFLICT', `${decisionIds.length} decision(s) in flight elsewhere, batch to be redelivered: ${decisionIds.slice(0, 5).join(', ')}`, { retriable: true });
+    this.name = 'RetryLaterError';
+  }
+}
+
 export interface BatchProcessorOptions {
   engine: DecisionEngine;
-  remediator: Remediator;
+  remediator: BatchRemediator;
   /** Extra sink for the ledger records, when the remediator does not write them itself. */
   ledger?: LedgerSink;
   deduper: EventDeduper;
@@ -45,6 +68,8 @@ export interface BatchResult {
   processed: number;
   decisions: Decision[];
   records: LedgerRecord[];
+  /** Latest event time (ms) among the valid events, or null: the partition's event-time watermark. */
+  maxEventTs: number | null;
 }
 
 export class BatchProcessor {
@@ -85,12 +110,27 @@ export class BatchProcessor {
     const firstSeen = new Map<string, EventEnvelope>();
     for (const e of valid) if (!firstSeen.has(e.id)) firstSeen.set(e.id, e);
     const unique = [...firstSeen.values()];
+    let maxEventTs: number | null = null;
+    for (const e of unique) {
+      const t = Date.parse(e.ts);
+      if (Number.isFinite(t) && (maxEventTs === null || t > maxEventTs)) maxEventTs = t;
+    }
     let duplicates = valid.length - unique.length;
 
     const claims = await this.o.deduper.claim(unique.map((e) => e.id));
-    const fresh = unique.filter((_, i) => claims[i] === true);
-    duplicates += unique.length - fresh.length;
+    const fresh = unique.filter((_, i) => claims[i] === 'claimed');
     const claimedIds = fresh.map((e) => e.id);
+    const pending = unique.filter((_, i) => claims[i] === 'pending').map((e) => e.id);
+    if (pending.length > 0) {
+      // Another batch (a replica that lost this partition in a rebalance but is
+      // still working on it) holds these ids: skipping them could lose them if it
+      // fails. Nothing is evaluated; the batch comes back once that claim is done or lapsed.
+      metrics.batchFailures.inc();
+      await this.o.deduper.release(claimedIds).catch((e: unknown) => this.o.logger.warn({ err: errorMessage(e) }, 'could not release dedupe claims'));
+      this.o.logger.info({ events: pending.length, first: pending[0] }, 'events claimed by another batch in progress: the batch will be redelivered');
+      throw new NodewardenError('CONFLICT', `${pending.length} event(s) claimed by another batch in progress (first: ${pending[0] ?? ''})`, { retriable: true });
+    }
+    duplicates += unique.length - fresh.length;
 
     let decisions: Decision[] = [];
     let records: LedgerRecord[] = [];
@@ -98,8 +138,14 @@ export class BatchProcessor {
       if (fresh.length > 0) {
         [decisions, records] = await this.queue.run(async () => {
           const ds = await this.o.engine.process(fresh);
-          const rs = ds.length > 0 ? await this.o.remediator.submit(ds) : [];
+          const all = ds.length > 0 ? await this.o.remediator.submit(ds, { redeliverable: true }) : [];
+          const rs = all.filter((r) => !isRetryLater(r));
           if (this.o.ledger && rs.length > 0) await this.o.ledger.write(rs);
+          const later = all.filter(isRetryLater);
+          if (later.length > 0) {
+            countRecords(metrics, rs);
+            throw new RetryLaterError(later.map((r) => r.decisionId ?? '?'));
+          }
           return [ds, rs] as const;
         });
       }
@@ -107,6 +153,7 @@ export class BatchProcessor {
       await this.o.deduper.confirm(claimedIds);
     } catch (err) {
       metrics.batchFailures.inc();
+      if (err instanceof RetryLaterError) this.o.logger.info({ decisions: err.decisionIds }, 'decisions in flight elsewhere: the batch will be redelivered');
       await this.o.deduper.release(claimedIds).catch((e: unknown) => this.o.logger.warn({ err: errorMessage(e) }, 'could not release dedupe claims'));
       throw err;
     }
@@ -117,7 +164,7 @@ export class BatchProcessor {
     metrics.processed.inc(fresh.length);
     countRecords(metrics, records);
     metrics.batchDuration.observe(Number(process.hrtime.bigint() - started) / 1e9);
-    return { consumed: messages.length, invalid: dead.length, duplicates, processed: fresh.length, decisions, records };
+    return { consumed: messages.length, invalid: dead.length, duplicates, processed: fresh.length, decisions, records, maxEventTs };
   }
 
   /** Time-driven rules (sustained, absent, window expiry). */
@@ -126,7 +173,10 @@ export class BatchProcessor {
       return await this.queue.run(async () => {
         const ds = await this.o.engine.tick(now);
         if (ds.length === 0) return [];
-        const rs = await this.o.remediator.submit(ds);
+        // a tick is not redelivered: the remediator keeps records it could not write
+        const all = await this.o.remediator.submit(ds, { redeliverable: false });
+        const rs = all.filter((r) => !isRetryLater(r));
+        if (all.length > rs.length) this.o.logger.warn({ decisions: all.filter(isRetryLater).map((r) => r.decisionId) }, 'tick decisions in flight elsewhere: left to that replica');
         if (this.o.ledger && rs.length > 0) await this.o.ledger.write(rs);
         countRecords(this.o.metrics, rs);
         return rs;

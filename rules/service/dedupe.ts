@@ -1,13 +1,14 @@
 /**
  * Event-id dedupe adapters. Keys: `<prefix>dedupe:<event id>`.
  * A claim is `SET key pending NX PX <claimTtl>`; confirm overwrites it with
- * `done` for the dedupe window; all calls of a batch go in one pipeline (one
+ * `done` for the dedupe window; a refused claim is read back to tell `done`
+ * (a duplicate) from another batch's `pending` (retry later); all calls of a batch go in one pipeline (one
  * round trip), which is as fast as a batched Lua script and simpler to reason about.
  */
 import type { Redis } from 'ioredis';
 import type { Clock } from '../../core/clock.js';
 import { NodewardenError } from '../../core/errors.js';
-import type { EventDeduper } from './ports.js';
+import type { ClaimResult, EventDeduper } from './ports.js';
 
 export interface DedupeTimes {
   /** How long a confirmed id is remembered (config `engine.dedupeWindow`). */
@@ -17,30 +18,30 @@ export interface DedupeTimes {
 }
 
 export class MemoryDeduper implements EventDeduper {
-  /** id → expiry (ms). */
-  private readonly seen = new Map<string, number>();
+  /** id → expiry (ms) and whether it is confirmed. */
+  private readonly seen = new Map<string, { until: number; done: boolean }>();
   private lastSweep = 0;
   constructor(
     private readonly clock: Clock,
     private readonly times: DedupeTimes,
   ) {}
 
-  claim(ids: readonly string[]): Promise<boolean[]> {
+  claim(ids: readonly string[]): Promise<ClaimResult[]> {
     const now = this.clock.now();
     this.sweep(now);
     return Promise.resolve(
-      ids.map((id) => {
-        const until = this.seen.get(id);
-        if (until !== undefined && until > now) return false;
-        this.seen.set(id, now + this.times.claimTtlMs);
-        return true;
+      ids.map((id): ClaimResult => {
+        const s = this.seen.get(id);
+        if (s !== undefined && s.until > now) return s.done ? 'duplicate' : 'pending';
+        this.seen.set(id, { until: now + this.times.claimTtlMs, done: false });
+        return 'claimed';
       }),
     );
   }
 
   confirm(ids: readonly string[]): Promise<void> {
     const until = this.clock.now() + this.times.windowMs;
-    for (const id of ids) this.seen.set(id, until);
+    for (const id of ids) this.seen.set(id, { until, done: true });
     return Promise.resolve();
   }
 
@@ -53,7 +54,7 @@ export class MemoryDeduper implements EventDeduper {
   private sweep(now: number): void {
     if (now - this.lastSweep < 1000) return;
     this.lastSweep = now;
-    for (const [id, until] of this.seen) if (until <= now) this.seen.delete(id);
+    for (const [id, s] of this.seen) if (s.until <= now) this.seen.delete(id);
   }
 
   get size(): number {
@@ -72,16 +73,22 @@ export class RedisDeduper implements EventDeduper {
     return `${this.keyPrefix}dedupe:${id}`;
   }
 
-  async claim(ids: readonly string[]): Promise<boolean[]> {
+  async claim(ids: readonly string[]): Promise<ClaimResult[]> {
     if (ids.length === 0) return [];
     const p = this.redis.pipeline();
     for (const id of ids) p.set(this.key(id), 'pending', 'PX', this.times.claimTtlMs, 'NX');
-    const res = await p.exec();
-    if (!res) throw new NodewardenError('UNAVAILABLE', 'redis dedupe: pipeline aborted', { retriable: true });
-    return res.map(([err, v]) => {
-      if (err) throw new NodewardenError('UNAVAILABLE', `redis dedupe: ${err.message}`, { retriable: true, cause: err });
-      return v === 'OK';
+    const out: ClaimResult[] = check(await p.exec()).map((v) => (v === 'OK' ? 'claimed' : 'duplicate'));
+    // Refused claims are rare (redeliveries): one more round trip tells done from someone else's pending.
+    const refused = ids.filter((_, i) => out[i] !== 'claimed');
+    if (refused.length === 0) return out;
+    const q = this.redis.pipeline();
+    for (const id of refused) q.get(this.key(id));
+    const states = check(await q.exec());
+    let j = 0;
+    ids.forEach((_, i) => {
+      if (out[i] !== 'claimed') out[i] = states[j++] === 'pending' ? 'pending' : 'duplicate';
     });
+    return out;
   }
 
   async confirm(ids: readonly string[]): Promise<void> {
@@ -95,4 +102,12 @@ export class RedisDeduper implements EventDeduper {
     if (ids.length === 0) return;
     await this.redis.del(...ids.map((id) => this.key(id)));
   }
+}
+
+function check(res: Array<[Error | null, unknown]> | null): unknown[] {
+  if (!res) throw new NodewardenError('UNAVAILABLE', 'redis dedupe: pipeline aborted', { retriable: true });
+  return res.map(([err, v]) => {
+    if (err) throw new NodewardenError('UNAVAILABLE', `redis dedupe: ${err.message}`, { retriable: true, cause: err });
+    return v;
+  });
 }

@@ -6,6 +6,10 @@
  * Offsets are committed by hand, only after `BatchProcessor.process` has made
  * the batch's decisions durable (at-least-once). Large batches are cut into
  * chunks, each committed on its own, with a heartbeat between chunks.
+ *
+ * The tick for time-driven rules runs in event time while the group lags
+ * (watermark.ts): after an outage the backlog's heartbeats are evaluated
+ * before any `absent` rule can see them missing.
  */
 import type { Consumer, EachBatchPayload, Kafka } from 'kafkajs';
 import type { Clock } from '../../core/clock.js';
@@ -14,6 +18,8 @@ import type { Logger } from '../../core/logger.js';
 import type { BatchProcessor } from './batch-processor.js';
 import type { EngineServiceMetrics } from './metrics.js';
 import type { RawMessage } from './ports.js';
+import type { WatermarkBoard } from './watermark.js';
+import { LocalWatermarkBoard, PartitionWatermarks } from './watermark.js';
 
 export interface EngineServiceOptions {
   kafka: Kafka;
@@ -29,6 +35,10 @@ export interface EngineServiceOptions {
   sessionTimeoutMs?: number;
   /** Messages per committed chunk (default 500). */
   chunkSize?: number;
+  /** Shares event-time watermarks between replicas (default: this replica's own only). */
+  watermarks?: WatermarkBoard;
+  /** A partition with no batch for this long is idle and follows wall time (default 10 s). */
+  idleMs?: number;
 }
 
 export class EngineService {
@@ -39,9 +49,13 @@ export class EngineService {
   private crashed: string | null = null;
   private stopping: Promise<void> | undefined;
   private readonly chunkSize: number;
+  private readonly marks: PartitionWatermarks;
+  private readonly board: WatermarkBoard;
 
   constructor(private readonly o: EngineServiceOptions) {
     this.chunkSize = o.chunkSize ?? 500;
+    this.marks = new PartitionWatermarks(o.clock, o.idleMs ?? 10_000);
+    this.board = o.watermarks ?? new LocalWatermarkBoard();
   }
 
   /** Joined the group and not crashed. */
@@ -67,6 +81,7 @@ export class EngineService {
     consumer.on(GROUP_JOIN, (e) => {
       this.joined = true;
       this.crashed = null;
+      this.marks.assign(e.payload.memberAssignment[this.o.topic] ?? []);
       this.o.logger.info({ memberId: e.payload.memberId, assignment: e.payload.memberAssignment }, 'joined consumer group');
     });
     consumer.on(REBALANCING, () => {
@@ -110,7 +125,7 @@ export class EngineService {
         key: m.key ? m.key.toString('utf8') : null,
         value: m.value ? m.value.toString('utf8') : null,
       }));
-      await this.o.processor.process(raw);
+      const res = await this.o.processor.process(raw);
       const last = chunk[chunk.length - 1];
       if (!last) continue;
       p.resolveOffset(last.offset);
@@ -118,6 +133,7 @@ export class EngineService {
       await p.commitOffsetsIfNecessary({ topics: [{ topic: batch.topic, partitions: [{ partition: batch.partition, offset: next }] }] });
       const lag = BigInt(batch.highWatermark) - BigInt(next);
       this.o.metrics.lag.set({ topic: batch.topic, partition: String(batch.partition) }, Number(lag > 0n ? lag : 0n));
+      this.marks.observe(batch.partition, res.maxEventTs, Number(lag));
       await p.heartbeat();
     }
   }
@@ -125,12 +141,20 @@ export class EngineService {
   private tick(): void {
     if (this.ticking || this.stopping) return;
     this.ticking = true;
-    this.o.processor
-      .tick(this.o.clock.now())
+    this.tickTime()
+      .then((t) => (t === null ? [] : this.o.processor.tick(t)))
       .catch((err: unknown) => this.o.logger.warn({ err: errorMessage(err) }, 'engine tick failed'))
       .finally(() => {
         this.ticking = false;
       });
+  }
+
+  /** Event time while lagging, wall time once caught up; null holds the tick (a partition not yet read). */
+  private async tickTime(): Promise<number | null> {
+    const now = this.o.clock.now();
+    const t = await this.board.exchange(this.marks.marks(), now);
+    this.o.metrics.tickDelay.set(t === null ? -1 : (now - t) / 1000);
+    return t === null ? null : Math.min(t, now);
   }
 
   /** Finishes the running batch, commits it, leaves the group. Idempotent. */

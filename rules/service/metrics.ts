@@ -21,6 +21,8 @@ export interface EngineServiceMetrics {
   decisions: Counter<'rule' | 'action' | 'outcome'>;
   batchFailures: Counter<string>;
   tickFailures: Counter<string>;
+  /** How far the tick runs behind wall time (event time while lagging); -1 while held. */
+  tickDelay: Gauge<string>;
 }
 
 export function engineServiceMetrics(registry: Registry): EngineServiceMetrics {
@@ -62,6 +64,13 @@ export function engineServiceMetrics(registry: Registry): EngineServiceMetrics {
     ),
     tickFailures: reuse(registry, 'nodewarden_engine_tick_failures_total', () =>
       new Counter({ name: 'nodewarden_engine_tick_failures_total', help: 'Periodic ticks that failed.', registers }),
+    ),
+    tickDelay: reuse(registry, 'nodewarden_engine_tick_delay_seconds', () =>
+      new Gauge({
+        name: 'nodewarden_engine_tick_delay_seconds',
+        help: 'Wall time minus the tick time of time-driven rules (event time while the consumer lags); -1 while the tick is held.',
+        registers,
+      }),
     ),
   };
 }

@@ -21,9 +21,17 @@ export interface DecisionEngine {
  * window once the batch's decisions are durable, `release` forgets claims of
  * a batch that failed so its redelivery is evaluated.
  */
+/**
+ * `claimed`: this caller evaluates it; `duplicate`: already evaluated (done);
+ * `pending`: another batch holds an unconfirmed claim on it right now (a
+ * replica still working on it after a rebalance) — neither evaluate it nor
+ * skip it: retry the batch once that claim is confirmed or has lapsed.
+ */
+export type ClaimResult = 'claimed' | 'duplicate' | 'pending';
+
 export interface EventDeduper {
-  /** For each id, true when this caller claimed it (not seen before), false for a duplicate. */
-  claim(ids: readonly string[]): Promise<boolean[]>;
+  /** For each id, whether this caller claimed it. */
+  claim(ids: readonly string[]): Promise<ClaimResult[]>;
   confirm(ids: readonly string[]): Promise<void>;
   release(ids: readonly string[]): Promise<void>;
 }

@@ -142,21 +142,70 @@ export function guardStoreContract(adapter: string, factory: GuardFactory): void
     });
 
     describe('idempotency', () => {
-      it('suppresses a decision id already reserved or executed, on any replica; a failed one may retry', async () => {
+      it('a done decision is suppressed on any replica; one in flight is "retry later" (not an outcome); a failed one may retry', async () => {
         const view = FakeCluster.fleet(100, ['a']);
         const fx = await factory(view, opts({ maxUnavailablePerGroup: '100%' }), clock);
         const d = cordon('gpu-000', { id: 'firing-1' });
         const v = await fx.guard.authorize(d);
         expect(v.allowed).to.equal(true);
-        expect(await fx.replica().authorize(d)).to.deep.include({ allowed: false, guard: 'idempotency', outcome: 'suppressed' });
+        const busy = await fx.replica().authorize(d);
+        expect(busy).to.deep.include({ allowed: false, guard: 'inFlight', outcome: 'suppressed' });
+        expect(busy.reason).to.equal(`decision firing-1 is in flight elsewhere (lease until ${new Date(T0 + 60_000).toISOString()}); retry later`);
         await fx.guard.settle(d, v, OK);
-        const again = await fx.guard.authorize(d);
+        const again = await fx.replica().authorize(d);
         expect(again).to.include({ guard: 'idempotency', outcome: 'suppressed' });
         expect(again.reason).to.contain('already executed');
         const p = decision({ id: 'page-1', action: 'page', dedupKey: 'k', severity: 'critical' });
         const pv = await fx.guard.authorize(p);
         await fx.guard.settle(p, pv, FAIL);
         expect((await fx.guard.authorize(p)).allowed, 'retry after a failure').to.equal(true);
+      });
+
+      it('takes over a decision whose in-flight lease lapsed (its replica died before settle): its own holds do not deny it', async () => {
+        const view = FakeCluster.fleet(40, ['a']); // fleet limit 2
+        const o = opts({ maxUnavailablePerGroup: '100%', rateLimits: { cordon: { count: 1, windowMs: 3_600_000 } }, inFlightTtlMs: 60_000 });
+        const fx = await factory(view, o, clock);
+        const d = cordon('gpu-000', { id: 'firing-2' });
+        const first = await fx.guard.authorize(d); // reserves budget, cooldown and the only rate slot; then the replica dies
+        expect(first.allowed).to.equal(true);
+        clock.advance(59_999);
+        expect(await fx.replica().authorize(d)).to.include({ guard: 'inFlight' });
+        clock.advance(1);
+        const taken = await fx.replica().authorize(d);
+        expect(taken.allowed, 'lease lapsed: taken over despite its own cooldown and rate entry').to.equal(true);
+        expect(taken.reservation, 'the same holds').to.equal(first.reservation);
+        expect(await fx.guard.authorize(d), 'the new lease holds').to.include({ guard: 'inFlight' });
+        // still one cordon of the rate limit and one reservation of the budget
+        expect(await fx.guard.authorize(cordon('gpu-001'))).to.include({ guard: 'rateLimit' });
+        const st = await fx.guard.status();
+        expect(st.fleet.reserved).to.equal(1);
+        expect(st.rateLimits.find((r) => r.action === 'cordon')).to.include({ used: 1 });
+        await fx.replica().settle(d, taken, OK);
+        expect(await fx.guard.authorize(d)).to.include({ guard: 'idempotency', outcome: 'suppressed' });
+        // other decisions for the same target are still held off by the cooldown
+        expect(await fx.guard.authorize(cordon('gpu-000', { id: 'firing-3' }))).to.include({ guard: 'cooldown' });
+      });
+
+      it('a settled denial is remembered: the same decision replayed is suppressed, not decided again', async () => {
+        const view = FakeCluster.fleet(20, ['a']); // fleet limit 1
+        const fx = await factory(view, opts({ maxUnavailablePerGroup: '100%' }), clock);
+        expect((await run(fx.guard, cordon('gpu-000'))).allowed).to.equal(true);
+        const d = cordon('gpu-001', { id: 'firing-4' });
+        const denied = await fx.guard.authorize(d);
+        expect(denied).to.include({ allowed: false, guard: 'maxUnavailable', outcome: 'denied' });
+        expect((await fx.guard.authorize(d)).guard, 'not settled yet: decided again').to.equal('maxUnavailable');
+        await fx.guard.settle(d, denied, FAIL);
+        const replay = await fx.replica().authorize(d);
+        expect(replay).to.include({ allowed: false, guard: 'idempotency', outcome: 'suppressed' });
+        expect(replay.reason).to.equal('decision firing-4 already denied; not acting twice');
+        // an in-flight verdict is not an outcome: settling it records nothing
+        const e = cordon('gpu-005', { id: 'firing-5' });
+        const ev = await fx.guard.authorize(decision({ id: 'firing-5', action: 'page', dedupKey: 'x', severity: 'info' }));
+        expect(ev.allowed).to.equal(true);
+        const busy = await fx.replica().authorize(decision({ id: 'firing-5', action: 'page', dedupKey: 'x', severity: 'info' }));
+        expect(busy.guard).to.equal('inFlight');
+        await fx.replica().settle(e, busy, FAIL);
+        expect((await fx.replica().authorize(decision({ id: 'firing-5', action: 'page', dedupKey: 'x', severity: 'info' }))).guard).to.equal('inFlight');
       });
     });
 

@@ -17,10 +17,17 @@
  * decision that executed or was denied by the budget, exactly K executed,
  * no decision id and no node executed twice, and the fleet budget was never
  * exceeded.
+ *
+ * The ledger is read by offset (partition@offset → record): a test consumer
+ * that re-reads messages after the broker restart (its own offset commit lost)
+ * must not look like a second ledger record. Duplicates the engine really
+ * wrote (two offsets) still count.
  */
 import { expect } from 'chai';
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
+import kafkajs from 'kafkajs';
+import type { Consumer } from 'kafkajs';
 import { startKafka } from '../harness/kafka.js';
 import type { KafkaBroker } from '../harness/kafka.js';
 import { sharedRedis } from './servers.js';
@@ -78,13 +85,55 @@ function mix(bg: Ev[], faults: Ev[]): Ev[] {
   return out;
 }
 
+/** Follows a topic from the beginning, keeping each record once per partition@offset. */
+class OffsetFollower {
+  private readonly byOffset = new Map<string, Record<string, unknown>>();
+  /** How many messages arrived again at an offset already read (consumer re-reads). */
+  rereads = 0;
+  private consumer: Consumer | undefined;
+  constructor(
+    private readonly brokers: string[],
+    private readonly topic: string,
+  ) {}
+  get records(): Array<Record<string, unknown> & { _at: string }> {
+    return [...this.byOffset].map(([at, r]) => ({ ...r, _at: at }));
+  }
+  async start(): Promise<this> {
+    const c = new kafkajs.Kafka({ clientId: 'nw-test-ledger', brokers: this.brokers, logLevel: kafkajs.logLevel.NOTHING }).consumer({
+      groupId: `follower-${this.topic}-${Date.now()}`,
+      sessionTimeout: 6000,
+      heartbeatInterval: 500,
+    });
+    this.consumer = c;
+    let joined = false;
+    c.on(c.events.GROUP_JOIN, () => (joined = true));
+    await c.connect();
+    await c.subscribe({ topic: this.topic, fromBeginning: true });
+    await c.run({
+      eachMessage: ({ partition, message }) => {
+        const at = `${partition}@${message.offset}`;
+        if (this.byOffset.has(at)) this.rereads++;
+        else this.byOffset.set(at, JSON.parse(message.value?.toString('utf8') ?? 'null') as Record<string, unknown>);
+        return Promise.resolve();
+      },
+    });
+    await waitFor(`follower of ${this.topic} to join`, () => joined || undefined, 30_000);
+    return this;
+  }
+  async stop(): Promise<void> {
+    await this.consumer?.disconnect();
+  }
+}
+
 interface LedgerRec {
   rule: string;
   action: string;
   outcome: string;
   guard: string | null;
   decisionId?: string;
+  ts?: string;
   target: { kind: string; name: string };
+  _at?: string;
 }
 
 describe('resilience: broker restart + engine SIGKILL, two replicas, real Kafka and Redis', function () {
@@ -95,7 +144,7 @@ describe('resilience: broker restart + engine SIGKILL, two replicas, real Kafka 
   const topics = uniqueTopics('res');
   const keyPrefix = `nwres${process.pid}:`;
   const groupId = `engine-${topics.signals}`;
-  let ledger: TopicFollower | undefined;
+  let ledger: OffsetFollower | undefined;
   let dlq: TopicFollower | undefined;
   const produced: string[] = [];
 
@@ -123,7 +172,7 @@ describe('resilience: broker restart + engine SIGKILL, two replicas, real Kafka 
       },
     };
     engines.push(await spawnEngine(common), await spawnEngine(common));
-    ledger = await new TopicFollower(kafka.brokers, topics.ledger).start();
+    ledger = await new OffsetFollower(kafka.brokers, topics.ledger).start();
     dlq = await new TopicFollower(kafka.brokers, topics.deadLetter).start();
   });
 
@@ -204,7 +253,11 @@ describe('resilience: broker restart + engine SIGKILL, two replicas, real Kafka 
     const recs = cordons();
     const byOutcome = new Map<string, number>();
     for (const r of recs) byOutcome.set(`${r.outcome}${r.guard ? `/${r.guard}` : ''}`, (byOutcome.get(`${r.outcome}${r.guard ? `/${r.guard}` : ''}`) ?? 0) + 1);
-    console.log(`      cordon ledger records: ${JSON.stringify(Object.fromEntries(byOutcome))}; survivor processed ${await survivor.metric('nodewarden_engine_events_processed_total')}, duplicates skipped ${await survivor.metric('nodewarden_engine_events_duplicate_total')}`);
+    console.log(
+      `      cordon ledger records: ${JSON.stringify(Object.fromEntries(byOutcome))}; ledger messages re-read by the test consumer: ${ledger?.rereads ?? 0}; ` +
+        `survivor processed ${await survivor.metric('nodewarden_engine_events_processed_total')}, duplicates skipped ${await survivor.metric('nodewarden_engine_events_duplicate_total')}, ` +
+        `batches redelivered ${await survivor.metric('nodewarden_engine_batch_failures_total')}`,
+    );
 
     // Exactly one effective cordon decision (executed, or denied by the budget) per fault node.
     const effective = recs.filter((r) => r.outcome === 'executed' || (r.outcome === 'denied' && r.guard === 'maxUnavailable'));
@@ -212,6 +265,15 @@ describe('resilience: broker restart + engine SIGKILL, two replicas, real Kafka 
     for (const r of effective) perNode.set(r.target.name, (perNode.get(r.target.name) ?? 0) + 1);
     expect([...perNode.keys()].sort()).to.deep.equal(faultNodes.map(nodeName).sort());
     const twice = [...perNode.entries()].filter(([, n]) => n !== 1).map(([name]) => name);
+    if (twice.length > 0) {
+      // diagnosis: the same decision written twice (a ledger duplicate) or two decisions (a duplicate action)?
+      for (const name of twice) {
+        const mine = effective.filter((r) => r.target.name === name);
+        const ids = new Set(mine.map((r) => r.decisionId));
+        console.log(`      ${name}: ${mine.length} effective records, ${ids.size} decision id(s): ${mine.map((r) => `${r.decisionId} ${r.outcome}/${r.guard ?? '-'} at ${r._at ?? '?'} ${r.ts ?? ''}`).join('; ')}`);
+      }
+      console.log(`      engine logs: ${engines.map((e) => e.logFile).join(' ')}`);
+    }
     expect(twice, `nodes with more than one effective cordon decision: ${JSON.stringify(recs.filter((r) => twice.includes(r.target.name)))}`).to.deep.equal([]);
 
     const executed = recs.filter((r) => r.outcome === 'executed');

@@ -8,7 +8,8 @@
   key TTLs only garbage-collect.
 
   KEYS[1] paused           hash {reason, by, at}
-  KEYS[2] decision         string "reserved|<expiresAt>" / "executed|<expiresAt>"
+  KEYS[2] decision         string "in-flight|<leaseEnd>|<reservation>" /
+                           "done|<suppressedUntil>|<outcome>"
   KEYS[3] breaker          hash {openUntil, trial, trialExpires}
   KEYS[4] breakerFailures  zset member=reservation score=time
   KEYS[5] cooldown         string "<until>|<reservation>"
@@ -18,14 +19,16 @@
   KEYS[9] reservations     hash node -> JSON {id, scopes[], exp}
 
   ARGV[1] JSON AuthorizePlan (remediations/guard/policy.ts): now, decisionId,
-          action, target, reservation, pausable, idempotencyTtlMs,
+          action, target, reservation, pausable, idempotencyTtlMs, inFlightTtlMs,
           breaker{failures,windowMs,openForMs,trialTtlMs}, cooldownMs,
           rate{limit,windowMs}|null, rollback{workload,windowMs,from,to}|null,
           budget{node,holdMs,scopes[{scope,limit,total,unavailable[]}]}|null
 
-  Returns {'allow'}
+  Returns {'allow', reservation}  (the reservation written: a taken-over one
+          when a lapsed in-flight record of this decision was found)
        or {'deny', guard, outcome ('denied'|'suppressed'), a, b, c}
-          with guard-specific values a, b, c (see toVerdict in policy.ts).
+          with guard-specific values a, b, c (see toVerdict in policy.ts);
+          guard 'inFlight' (a = lease end) is not an outcome: retry later.
 ]]
 local p = cjson.decode(ARGV[1])
 local now = tonumber(p.now)
@@ -44,12 +47,26 @@ if p.pausable then
   if pz[1] then return deny('paused', pz[1], pz[2], pz[3]) end
 end
 
--- 2. idempotency: the same decision id never acts twice
+-- 2. idempotency: the same decision id never acts twice. done → suppressed;
+-- in-flight within its lease → retry later; a lapsed lease (its replica died
+-- between authorize and settle) is taken over with the same reservation, so
+-- the holds it left (cooldown, rate entry, rollback, budget) do not deny it.
+local res = p.reservation
+local own = false
 local d = redis.call('GET', KEYS[2])
 if d then
-  local sep = string.find(d, '|', 1, true)
-  if tonumber(string.sub(d, sep + 1)) > now then
-    return deny('idempotency', string.sub(d, 1, sep - 1), '', '', 'suppressed')
+  local s1 = string.find(d, '|', 1, true)
+  local s2 = string.find(d, '|', s1 + 1, true)
+  local state = string.sub(d, 1, s1 - 1)
+  local untilMs = tonumber(string.sub(d, s1 + 1, (s2 or 0) - 1))
+  local extra = ''
+  if s2 then extra = string.sub(d, s2 + 1) end
+  if state == 'done' or state == 'executed' then -- 'executed|<until>': written by older versions
+    if extra == '' then extra = state end
+    if untilMs > now then return deny('idempotency', extra, '', '', 'suppressed') end
+  else
+    if untilMs > now then return deny('inFlight', fmt(untilMs), '', '', 'suppressed') end
+    if extra ~= '' then res = extra; own = true end
   end
 end
 
@@ -60,7 +77,7 @@ if openUntil then
   openUntil = tonumber(openUntil)
   if now < openUntil then return deny('circuitOpen', 'open', fmt(openUntil)) end
   local t = redis.call('HMGET', KEYS[3], 'trial', 'trialExpires')
-  if t[1] and tonumber(t[2]) > now then return deny('circuitOpen', 'half-open', fmt(openUntil)) end
+  if t[1] and t[1] ~= p.decisionId and tonumber(t[2]) > now then return deny('circuitOpen', 'half-open', fmt(openUntil)) end
   trial = true
 end
 
@@ -68,8 +85,10 @@ end
 if tonumber(p.cooldownMs) > 0 then
   local c = redis.call('GET', KEYS[5])
   if c then
-    local untilMs = tonumber(string.sub(c, 1, string.find(c, '|', 1, true) - 1))
-    if untilMs > now then return deny('cooldown', fmt(untilMs), '', '', 'suppressed') end
+    local sep = string.find(c, '|', 1, true)
+    local untilMs = tonumber(string.sub(c, 1, sep - 1))
+    local mine = own and string.sub(c, sep + 1) == res
+    if untilMs > now and not mine then return deny('cooldown', fmt(untilMs), '', '', 'suppressed') end
   end
 end
 
@@ -77,11 +96,12 @@ end
 if present(p.rate) then
   redis.call('ZREMRANGEBYSCORE', KEYS[6], '-inf', fmt(now - p.rate.windowMs))
   local used = redis.call('ZCARD', KEYS[6])
-  if used >= p.rate.limit then return deny('rateLimit', used, p.rate.limit) end
+  local counted = own and redis.call('ZSCORE', KEYS[6], res)
+  if used >= p.rate.limit and not counted then return deny('rateLimit', used, p.rate.limit) end
 end
 
 -- 6. rollback: one per workload per window, never back to a revision rolled away from
-if present(p.rollback) then
+if present(p.rollback) and not (own and redis.call('HGET', KEYS[7], 'res') == res) then
   local since = now - p.rollback.windowMs
   -- the more specific reason first: going back to a revision just left is a flap
   if present(p.rollback.to) then
@@ -133,15 +153,16 @@ if present(p.budget) then
 end
 
 -- every check passed: reserve
-redis.call('SET', KEYS[2], 'reserved|' .. fmt(now + p.idempotencyTtlMs), 'PX', ttl(p.idempotencyTtlMs))
+-- the key outlives the lease so a lapsed lease can still be taken over
+redis.call('SET', KEYS[2], 'in-flight|' .. fmt(now + p.inFlightTtlMs) .. '|' .. res, 'PX', ttl(math.max(p.idempotencyTtlMs, p.inFlightTtlMs)))
 if trial then
   redis.call('HSET', KEYS[3], 'trial', p.decisionId, 'trialExpires', fmt(now + p.breaker.trialTtlMs))
 end
 if tonumber(p.cooldownMs) > 0 then
-  redis.call('SET', KEYS[5], fmt(now + p.cooldownMs) .. '|' .. p.reservation, 'PX', ttl(p.cooldownMs))
+  redis.call('SET', KEYS[5], fmt(now + p.cooldownMs) .. '|' .. res, 'PX', ttl(p.cooldownMs))
 end
 if present(p.rate) then
-  redis.call('ZADD', KEYS[6], fmt(now), p.reservation)
+  redis.call('ZADD', KEYS[6], fmt(now), res)
   redis.call('PEXPIRE', KEYS[6], ttl(p.rate.windowMs))
 end
 if present(p.rollback) then
@@ -150,7 +171,7 @@ if present(p.rollback) then
   local to = ''
   if present(p.rollback.to) then to = fmt(p.rollback.to) end
   redis.call('DEL', KEYS[7])
-  redis.call('HSET', KEYS[7], 'at', fmt(now), 'from', from, 'to', to, 'res', p.reservation)
+  redis.call('HSET', KEYS[7], 'at', fmt(now), 'from', from, 'to', to, 'res', res)
   redis.call('PEXPIRE', KEYS[7], ttl(p.rollback.windowMs))
   if from ~= '' then
     redis.call('ZADD', KEYS[8], fmt(now), from)
@@ -160,7 +181,7 @@ end
 if present(p.budget) and not targetReserved then
   local scopes = {}
   for i, s in ipairs(p.budget.scopes) do scopes[i] = s.scope end
-  redis.call('HSET', KEYS[9], p.budget.node, cjson.encode({ id = p.reservation, scopes = scopes, exp = now + p.budget.holdMs }))
+  redis.call('HSET', KEYS[9], p.budget.node, cjson.encode({ id = res, scopes = scopes, exp = now + p.budget.holdMs }))
   redis.call('PEXPIRE', KEYS[9], ttl(p.budget.holdMs))
 end
-return { 'allow' }
+return { 'allow', res }

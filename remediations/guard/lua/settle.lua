@@ -4,7 +4,7 @@
   remediations/guard/memory-guard.ts. Releases only what this reservation
   holds (a newer reservation of the same target is left alone).
 
-  KEYS[1] decision         string "reserved|..."/"executed|<expiresAt>"
+  KEYS[1] decision         string "in-flight|..." / "done|<suppressedUntil>|<outcome>"
   KEYS[2] breaker          hash {openUntil, trial, trialExpires}
   KEYS[3] breakerFailures  zset member=reservation score=time
   KEYS[4] cooldown         string "<until>|<reservation>"
@@ -13,7 +13,7 @@
   KEYS[7] rollbackAway     zset member=revision score=time
 
   ARGV[1] JSON SettlePlan (remediations/guard/policy.ts): now, decisionId,
-          action, target, reservation, ok, idempotencyTtlMs,
+          action, target, reservation, ok, outcome, idempotencyTtlMs,
           breaker{failures,windowMs,openForMs}, holdMs, cordonNode|null,
           uncordonNode|null, rollback{workload,to}|null
 
@@ -30,7 +30,7 @@ local function present(v) return v ~= nil and v ~= null end
 local isTrial = redis.call('HGET', KEYS[2], 'trial') == p.decisionId
 
 if p.ok then
-  redis.call('SET', KEYS[1], 'executed|' .. fmt(now + p.idempotencyTtlMs), 'PX', ttl(p.idempotencyTtlMs))
+  redis.call('SET', KEYS[1], 'done|' .. fmt(now + p.idempotencyTtlMs) .. '|' .. p.outcome, 'PX', ttl(p.idempotencyTtlMs))
   if isTrial then redis.call('DEL', KEYS[2], KEYS[3]) end -- the trial succeeded: close
   if present(p.cordonNode) then
     local v = redis.call('HGET', KEYS[5], p.cordonNode)

@@ -1,5 +1,6 @@
 import { expect } from 'chai';
 import { ManualClock } from '../../../core/clock.js';
+import { NodewardenError } from '../../../core/errors.js';
 import type { Decision, LedgerRecord } from '../../../core/decision.js';
 import type { EventEnvelope } from '../../../core/envelope.js';
 import { silentLogger } from '../../../core/logger.js';
@@ -122,16 +123,34 @@ describe('engine service: batch processor', () => {
   });
 });
 
+describe('engine service: events another batch is working on', () => {
+  it('are neither evaluated nor skipped: the batch is retried once that claim is confirmed or lapsed', async () => {
+    const s = setup();
+    await s.deduper.claim(['busy']); // a replica that lost the partition is still evaluating it
+    let err: unknown;
+    await s.processor.process([msg(JSON.stringify(event('busy'))), msg(JSON.stringify(event('free', 'gpu-2')))]).catch((e: unknown) => (err = e));
+    expect(err).to.be.instanceOf(NodewardenError);
+    expect((err as NodewardenError).retriable).to.equal(true);
+    expect(s.engine.seen, 'nothing evaluated').to.deep.equal([]);
+    expect(await s.deduper.claim(['free']), 'its own claims were released').to.deep.equal(['claimed']);
+    await s.deduper.release(['free']);
+    s.clock.advance(5000); // the other batch died: its claim lapsed
+    const res = await s.processor.process([msg(JSON.stringify(event('busy'))), msg(JSON.stringify(event('free', 'gpu-2')))]);
+    expect(res.processed).to.equal(2);
+    expect(s.engine.seen).to.deep.equal(['busy', 'free']);
+  });
+});
+
 describe('engine service: memory deduper', () => {
   it('an unconfirmed claim lapses after claimTtl; a confirmed one holds for the dedupe window', async () => {
     const clock = new ManualClock(T0);
     const d = new MemoryDeduper(clock, { windowMs: 60_000, claimTtlMs: 5000 });
-    expect(await d.claim(['a', 'b'])).to.deep.equal([true, true]);
+    expect(await d.claim(['a', 'b'])).to.deep.equal(['claimed', 'claimed']);
     await d.confirm(['a']);
-    expect(await d.claim(['a', 'b'])).to.deep.equal([false, false]);
+    expect(await d.claim(['a', 'b'])).to.deep.equal(['duplicate', 'pending']);
     clock.advance(5000);
-    expect(await d.claim(['a', 'b'])).to.deep.equal([false, true]);
+    expect(await d.claim(['a', 'b'])).to.deep.equal(['duplicate', 'claimed']);
     clock.advance(60_000);
-    expect(await d.claim(['a'])).to.deep.equal([true]);
+    expect(await d.claim(['a'])).to.deep.equal(['claimed']);
   });
 });
