@@ -4,11 +4,9 @@
  * holder). Slot claims are never released; they expire.
  */
 import { randomUUID } from 'node:crypto';
-import { join } from 'node:path';
 import type { Redis } from 'ioredis';
 import { errorMessage, NodewardenError } from '../../core/errors.js';
-import { packageRoot } from '../../core/paths.js';
-import { LuaScript } from '../../remediations/guard/lua-script.js';
+import { LuaScript } from '../../core/lua-script.js';
 import type { JobLock } from './lock.js';
 import { jobKeys } from './keys.js';
 import type { JobKeys } from './keys.js';
@@ -17,7 +15,7 @@ let releaseScript: LuaScript | undefined;
 
 /** Lua scripts of the jobs (control/jobs/lua), loaded once. */
 export function jobLua(name: string): LuaScript {
-  return new LuaScript(name, join(packageRoot(), 'control', 'jobs', 'lua'));
+  return new LuaScript(name, 'control/jobs/lua');
 }
 
 function unavailable(op: string, err: unknown): NodewardenError {

@@ -4,17 +4,15 @@
  * delete time, so a toggle re-set meanwhile survives). Memory: reading the
  * toggles at `now` drops the expired ones (MemoryRuleToggles judges on read).
  */
-import { join } from 'node:path';
 import type { Redis } from 'ioredis';
 import { errorMessage, NodewardenError } from '../../core/errors.js';
-import { packageRoot } from '../../core/paths.js';
-import { LuaScript } from '../../remediations/guard/lua-script.js';
+import { LuaScript } from '../../core/lua-script.js';
 import { toggleKeys } from '../../rules/toggles/keys.js';
 import type { RuleToggles } from '../../rules/toggles/port.js';
 import type { ExpiredToggleDropper } from './expire-toggles.js';
 
 export function redisToggleDropper(redis: Redis, keyPrefix: string): ExpiredToggleDropper {
-  const script = new LuaScript('prune-toggles', join(packageRoot(), 'rules', 'toggles', 'lua'));
+  const script = new LuaScript('prune-toggles', 'rules/toggles/lua');
   const key = toggleKeys(keyPrefix).hash;
   return {
     async dropExpired(now: number): Promise<number> {

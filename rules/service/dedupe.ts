@@ -8,10 +8,8 @@
  */
 import type { Redis } from 'ioredis';
 import type { Clock } from '../../core/clock.js';
-import { join } from 'node:path';
 import { errorMessage, NodewardenError } from '../../core/errors.js';
-import { packageRoot } from '../../core/paths.js';
-import { LuaScript } from '../../remediations/guard/lua-script.js';
+import { LuaScript } from '../../core/lua-script.js';
 import type { ClaimResult, EventDeduper } from './ports.js';
 
 export interface DedupeTimes {
@@ -66,9 +64,8 @@ export class MemoryDeduper implements EventDeduper {
   }
 }
 
-const LUA_DIR = join(packageRoot(), 'rules', 'service', 'lua');
-const CLAIM = new LuaScript('dedupe-claim', LUA_DIR);
-const CONFIRM = new LuaScript('dedupe-confirm', LUA_DIR);
+const CLAIM = new LuaScript('dedupe-claim', 'rules/service/lua');
+const CONFIRM = new LuaScript('dedupe-confirm', 'rules/service/lua');
 
 export class RedisDeduper implements EventDeduper {
   constructor(

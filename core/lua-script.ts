@@ -1,19 +1,22 @@
 /**
- * A Lua script file under remediations/guard/lua/, read at runtime relative to
- * the package root (the .lua files ship beside the sources, not in dist/), run
- * by EVALSHA with a fallback to EVAL when the server's script cache is empty
- * (first use, or after a Redis restart).
+ * A Redis Lua script file (every read-modify-write of nodewarden's Redis state
+ * is one), read at runtime relative to the package root — the .lua files ship
+ * beside the sources, not in dist/ — and run by EVALSHA with a fallback to EVAL
+ * when the server's script cache is empty (first use, or after a restart).
+ * Only a type import of ioredis: the client is the caller's.
  */
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Redis } from 'ioredis';
-import { packageRoot } from '../../core/paths.js';
+import { packageRoot } from './paths.js';
 
 export class LuaScript {
   readonly source: string;
   readonly sha: string;
-  constructor(readonly name: string, dir = join(packageRoot(), 'remediations', 'guard', 'lua')) {
+  /** `folder` is relative to the package root, e.g. `remediations/guard/lua`. */
+  constructor(readonly name: string, folder: string) {
+    const dir = join(packageRoot(), folder);
     this.source = readFileSync(join(dir, `${name}.lua`), 'utf8');
     this.sha = createHash('sha1').update(this.source).digest('hex');
   }
