@@ -33,12 +33,13 @@ describe('nodewarden demo (integration: the real CLI, nothing else)', function (
       child.stdout.on('data', (b: Buffer) => {
         out += b.toString();
         const m = /metrics:\s+(http:\/\/127\.0\.0\.1:\d+)\/metrics/.exec(out);
-        if (m?.[1] && base === null) {
+        // the URL and the token lines may arrive in different chunks: wait for both
+        if (m?.[1] && base === null && /token \(admin, this run only\): \S+\s/.test(out)) {
           base = m[1];
           resolve(base);
         }
       });
-      child.once('exit', () => reject(new Error(`demo exited before printing its URL:\n${out}\n${err}`)));
+      child.once('exit', () => reject(new Error(`demo exited before printing its URL and token:\n${out}\n${err}`)));
     });
     const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
 
