@@ -40,7 +40,8 @@ export interface NodewardenConfig {
   };
   engine: {
     groupId: string;
-    rulesPath: string | null;
+    /** Rule files or directories to load; null = the shipped pack. List the pack too to add site rules to it. */
+    rulesPath: string | string[] | null;
     store: 'memory' | 'redis';
     http: { host: string; port: number };
     dedupeWindow: string;
@@ -187,7 +188,7 @@ export const CONFIG_SCHEMA = obj({
   }),
   engine: obj({
     groupId: str,
-    rulesPath: nstr,
+    rulesPath: { anyOf: [{ type: 'null' }, { type: 'string', minLength: 1 }, { type: 'array', items: { type: 'string', minLength: 1 }, minItems: 1 }] },
     store: { enum: ['memory', 'redis'] },
     http: obj({ host: str, port }),
     dedupeWindow: duration,

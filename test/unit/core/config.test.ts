@@ -71,6 +71,12 @@ describe('config loading', () => {
     expect(problemsOf(() => loadConfig({ file: '/nonexistent/nodewarden.yaml' }))[0]?.message).to.match(/cannot read/);
   });
 
+  it('takes rule paths as one path or a list (the pack plus site rules), never an empty list', () => {
+    expect(loadConfig({ file: file('engine:\n  rulesPath: [/app/rules/pack, /etc/nodewarden/rules]\n') }).engine.rulesPath).to.deep.equal(['/app/rules/pack', '/etc/nodewarden/rules']);
+    expect(loadConfig({ file: file('engine:\n  rulesPath: /etc/rules\n') }).engine.rulesPath).to.equal('/etc/rules');
+    expect(problemsOf(() => loadConfig({ file: file('engine:\n  rulesPath: []\n') }))[0]?.path).to.equal('/engine/rulesPath');
+  });
+
   it('rejects malformed environment values instead of guessing', () => {
     expect(problemsOf(() => loadConfig({ env: { NODEWARDEN_DRY_RUN: 'yes' } }))[0]?.message).to.match(/true or false/);
     expect(problemsOf(() => loadConfig({ env: { NODEWARDEN_AGENT_PORT: '9x' } }))[0]?.message).to.match(/integer/);
