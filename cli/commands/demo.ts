@@ -191,7 +191,7 @@ export async function run(argv: string[]): Promise<number> {
   }
 
   const header = [
-    `nodewarden demo: ${system.nodes.length} simulated GPU nodes in 4 pools, ${rules.rules.length} rules from ${config.engine.rulesPath ?? 'the shipped pack'}, seed ${seed} (rerun: --seed ${seed})`,
+    `nodewarden demo: ${system.nodes.length} simulated GPU nodes in 4 pools, ${rules.rules.length} rules from ${config.engine.rulesPath === null ? 'the shipped pack' : [config.engine.rulesPath].flat().join(', ')}, seed ${seed} (rerun: --seed ${seed})`,
     `  virtual time ×${speed} (1 s of wall time = ${speed >= 60 ? `${Math.round((speed / 60) * 10) / 10} simulated min` : `${speed} simulated s`}), Llama 3 fault rates ×${amplify}${config.guard.dryRun ? ', DRY-RUN' : ''}`,
     `  metrics:  ${metricsUrl}   health: ${base}/healthz   ready: ${base}/readyz`,
     `  control API token (admin, this run only): ${token}`,
