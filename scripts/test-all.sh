@@ -15,12 +15,13 @@ step() { printf '\n==> %s\n' "$*" >&2; }
 RESULTS="$(mktemp -d)"
 summary() {
   local code=$? passed=0 failed=0 n
+  set +e
   for f in "$RESULTS"/*.out; do
     [ -f "$f" ] || continue
     n=$(sed 's/\x1b\[[0-9;]*m//g' "$f" | grep -Eo '^ +[0-9]+ passing' | grep -Eo '[0-9]+' | tail -n 1); passed=$((passed + ${n:-0}))
     n=$(sed 's/\x1b\[[0-9;]*m//g' "$f" | grep -Eo '^ +[0-9]+ failing' | grep -Eo '[0-9]+' | tail -n 1); failed=$((failed + ${n:-0}))
   done
-  [ "$code" -ne 0 ] && [ "$failed" -eq 0 ] && failed=1
+  if [ "$code" -ne 0 ] && [ "$failed" -eq 0 ]; then failed=1; fi
   printf '\ntests: %d passed, %d failed\n' "$passed" "$failed"
   rm -rf "$RESULTS"
   exit "$code"
