@@ -23,9 +23,9 @@ export class RedisLedgerReader implements LedgerReader {
 
   async query(q: LedgerQuery): Promise<LedgerEntry[]> {
     const out: LedgerEntry[] = [];
-    // Stream ids start with the append time in ms: skip what was appended well after `until`
-    // (a minute of slack for records appended a little after their `ts`).
-    let end = q.until !== undefined ? `(${q.until + 60_000}` : '+';
+    // Always from the newest entry: a record's `ts` need not be its append time
+    // (backfills, replays), so stream ids cannot bound `until`; MAXLEN bounds the scan.
+    let end = '+';
     for (;;) {
       const page = await this.redis.xrevrange(this.key, end, '-', 'COUNT', this.pageSize);
       const entries: LedgerEntry[] = [];

@@ -45,8 +45,7 @@ export { RedisStreamLedger, ledgerStreamKey } from './ledger/redis-stream-ledger
 export type { RedisStreamLedgerOptions } from './ledger/redis-stream-ledger.js';
 export { KafkaLedgerSink } from './ledger/kafka-ledger.js';
 export type { KafkaLedgerOptions } from './ledger/kafka-ledger.js';
-export { matchesQuery } from './ledger/sink.js';
-export type { LedgerQuery, LedgerSink, QueryableLedger } from './ledger/sink.js';
+export type { LedgerSink } from './ledger/sink.js';
 export { RemediationMetrics } from './ledger/metrics.js';
 
 export interface ReplayRemediatorOptions {

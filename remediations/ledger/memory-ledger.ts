@@ -1,9 +1,8 @@
-/** In-memory ledger (demo, replay, tests): bounded, queryable. */
+/** In-memory ledger (replay, tests): bounded. Queries are the control API's (control/backend.ts). */
 import type { LedgerRecord } from '../../core/decision.js';
-import type { LedgerQuery, QueryableLedger } from './sink.js';
-import { matchesQuery, queryBounds } from './sink.js';
+import type { LedgerSink } from './sink.js';
 
-export class MemoryLedger implements QueryableLedger {
+export class MemoryLedger implements LedgerSink {
   readonly name = 'memory';
   readonly records: LedgerRecord[] = [];
   /** Records dropped because the bound was reached (oldest first). */
@@ -18,15 +17,5 @@ export class MemoryLedger implements QueryableLedger {
       this.dropped += over;
     }
     return Promise.resolve();
-  }
-
-  queryLedger(q: LedgerQuery): Promise<LedgerRecord[]> {
-    const b = queryBounds(q);
-    const out: LedgerRecord[] = [];
-    for (let i = this.records.length - 1; i >= 0 && out.length < b.limit; i--) {
-      const r = this.records[i];
-      if (r && matchesQuery(r, q, b)) out.push(r);
-    }
-    return Promise.resolve(out);
   }
 }

@@ -1,8 +1,9 @@
-/** The Redis stream ledger against a real Redis: XADD with MAXLEN ~, queries for the control API. */
+/** The Redis stream ledger against a real Redis: XADD with MAXLEN ~, read back by the control API's reader. */
 import { expect } from 'chai';
 import { Redis } from 'ioredis';
 import type { LedgerRecord } from '../../core/decision.js';
 import { RedisStreamLedger } from '../../remediations/ledger/redis-stream-ledger.js';
+import { RedisLedgerReader } from '../../control/redis-ledger-reader.js';
 import { sharedRedis } from './servers.js';
 
 const at = (s: number): string => new Date(Date.parse('2026-11-21T10:00:00Z') + s * 1000).toISOString();
@@ -28,16 +29,17 @@ describe('ledger: Redis stream', function () {
   });
 
   it('appends records and queries them by time, rule, node and outcome, newest first, across pages', async () => {
-    const ledger = new RedisStreamLedger({ redis, keyPrefix: 'ledgertest1:', pageSize: 16 });
+    const ledger = new RedisStreamLedger({ redis, keyPrefix: 'ledgertest1:' });
+    const reader = new RedisLedgerReader(redis, 'ledgertest1:', 16);
     const all = Array.from({ length: 200 }, (_, i) => rec(i, i % 10 === 0 ? { rule: 'containerd-down' } : {}));
     await ledger.write(all.slice(0, 120));
     await ledger.write(all.slice(120));
     expect(await redis.xlen(ledger.key)).to.equal(200);
-    const q1 = await ledger.queryLedger({ node: 'gpu-3', outcome: 'denied', limit: 1000 });
+    const q1 = await reader.query({ node: 'gpu-3', outcome: 'denied', limit: 1000 });
     expect(q1.map((r) => r.reason)).to.deep.equal(all.filter((r) => r.target.name === 'gpu-3' && r.outcome === 'denied').reverse().map((r) => r.reason));
-    const q2 = await ledger.queryLedger({ rule: 'containerd-down', since: at(50), until: at(150) });
+    const q2 = await reader.query({ rule: 'containerd-down', since: Date.parse(at(50)), until: Date.parse(at(151)), limit: 100 });
     expect(q2.map((r) => r.reason)).to.deep.equal(['r150', 'r140', 'r130', 'r120', 'r110', 'r100', 'r90', 'r80', 'r70', 'r60', 'r50']);
-    const q3 = await ledger.queryLedger({ limit: 3 });
+    const q3 = await reader.query({ limit: 3 });
     expect(q3.map((r) => r.reason)).to.deep.equal(['r199', 'r198', 'r197']);
     expect(q3[0]).to.deep.equal(all[199]);
   });
@@ -48,7 +50,7 @@ describe('ledger: Redis stream', function () {
     const len = await redis.xlen(ledger.key);
     expect(len).to.be.at.least(100);
     expect(len).to.be.below(300); // approximate trimming: whole macro nodes
-    const newest = await ledger.queryLedger({ limit: 1 });
+    const newest = await new RedisLedgerReader(redis, 'ledgertest2:').query({ limit: 1 });
     expect(newest[0]!.reason).to.equal('r999');
   });
 });
