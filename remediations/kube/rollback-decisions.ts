@@ -133,17 +133,25 @@ export function pickDeploymentRevision(
   return { rs: previous.rs, revision: previous.v, current: latest?.v };
 }
 
+/** What every rollback plan checks first: already done by this decision? a valid requested revision? */
+function beginRollback(kind: string, o: WireDeployment | WireDaemonSet, decision: Decision): { plan: RollbackPlan<never> } | { id: string; wanted: number | undefined } {
+  const id = `${kind} ${o.metadata?.namespace ?? ''}/${o.metadata?.name ?? ''}`;
+  const done = alreadyDone(o, decision);
+  if (done) return { plan: done };
+  const wanted = requestedRevision(decision);
+  if (Number.isNaN(wanted)) return { plan: { type: 'refuse', code: 'REQUEST_INVALID', detail: `${id}: params.toRevision must be a positive integer` } };
+  return { id, wanted };
+}
+
 export function planDeploymentRollback(
   deploy: WireDeployment,
   replicaSets: readonly WireReplicaSet[],
   decision: Decision,
   now: number,
 ): RollbackPlan<JsonPatchOp[]> {
-  const id = `deployment ${deploy.metadata?.namespace ?? ''}/${deploy.metadata?.name ?? ''}`;
-  const done = alreadyDone(deploy, decision);
-  if (done) return done;
-  const wanted = requestedRevision(decision);
-  if (Number.isNaN(wanted)) return { type: 'refuse', code: 'REQUEST_INVALID', detail: `${id}: params.toRevision must be a positive integer` };
+  const start = beginRollback('deployment', deploy, decision);
+  if ('plan' in start) return start.plan;
+  const { id, wanted } = start;
   const pick = pickDeploymentRevision(deploy, replicaSets, wanted);
   if ('error' in pick) return { type: 'refuse', code: 'NOT_FOUND', detail: `${id}: ${pick.error}; refusing to roll back` };
   if (deploy.spec?.paused === true) {
@@ -223,11 +231,9 @@ export function planDaemonSetRollback(
   decision: Decision,
   now: number,
 ): RollbackPlan<StrategicMergePatch> {
-  const id = `daemonset ${ds.metadata?.namespace ?? ''}/${ds.metadata?.name ?? ''}`;
-  const done = alreadyDone(ds, decision);
-  if (done) return done;
-  const wanted = requestedRevision(decision);
-  if (Number.isNaN(wanted)) return { type: 'refuse', code: 'REQUEST_INVALID', detail: `${id}: params.toRevision must be a positive integer` };
+  const start = beginRollback('daemonset', ds, decision);
+  if ('plan' in start) return start.plan;
+  const { id, wanted } = start;
   const pick = pickDaemonSetRevision(ds, revisions, wanted);
   if ('error' in pick) return { type: 'refuse', code: 'NOT_FOUND', detail: `${id}: ${pick.error}; refusing to roll back` };
   const data = revisionData(pick.cr);
