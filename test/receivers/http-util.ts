@@ -1,4 +1,5 @@
 import type http from 'node:http';
+import type { ValidateFunction } from 'ajv';
 import type { AddressInfo } from 'node:net';
 
 export function readBody(req: http.IncomingMessage, max = 1 << 20): Promise<string> {
@@ -36,4 +37,17 @@ export interface Failure {
   status: 429 | 500 | 502 | 503;
   /** Retry-After header value (seconds), if any. */
   retryAfter?: string;
+}
+
+/** Parses a request body as JSON and checks it against a published schema; every problem as text. */
+export function checkJsonBody(text: string, validate: ValidateFunction, errors: string[]): unknown {
+  let body: unknown;
+  try {
+    body = JSON.parse(text);
+  } catch {
+    errors.push('body is not JSON');
+    return undefined;
+  }
+  if (!validate(body)) for (const e of validate.errors ?? []) errors.push(`${e.instancePath || '/'} ${e.message ?? 'invalid'}`);
+  return body;
 }

@@ -10,7 +10,7 @@ import http from 'node:http';
 import type { ValidateFunction } from 'ajv';
 import { pagerDutyRequestValidator } from './contract.js';
 import type { Failure } from './http-util.js';
-import { closeServer, listenLoopback, readBody } from './http-util.js';
+import { checkJsonBody, closeServer, listenLoopback, readBody } from './http-util.js';
 
 export interface PdEventBody {
   routing_key: string;
@@ -65,13 +65,7 @@ export async function startPagerDutyReceiver(): Promise<PagerDutyReceiver> {
       }
       const errors: string[] = [];
       if (!(req.headers['content-type'] ?? '').startsWith('application/json')) errors.push('content-type must be application/json');
-      let body: unknown;
-      try {
-        body = JSON.parse(text);
-      } catch {
-        errors.push('body is not JSON');
-      }
-      if (body !== undefined && !validate(body)) for (const e of validate.errors ?? []) errors.push(`${e.instancePath || '/'} ${e.message ?? 'invalid'}`);
+      const body = checkJsonBody(text, validate, errors);
       const ev = body as PdEventBody | undefined;
       if (ev && typeof ev === 'object') {
         if (typeof ev.routing_key === 'string' && ev.routing_key.length !== 32) errors.push('routing_key must be 32 characters');

@@ -9,7 +9,7 @@
 import http from 'node:http';
 import { slackRequestValidator } from './contract.js';
 import type { Failure } from './http-util.js';
-import { closeServer, listenLoopback, readBody } from './http-util.js';
+import { checkJsonBody, closeServer, listenLoopback, readBody } from './http-util.js';
 
 export interface SlackMessageBody {
   text?: string;
@@ -54,13 +54,7 @@ export async function startSlackReceiver(opts: { minIntervalMs?: number } = {}):
         return;
       }
       const errors: string[] = [];
-      let body: unknown;
-      try {
-        body = JSON.parse(text);
-      } catch {
-        errors.push('body is not JSON');
-      }
-      if (body !== undefined && !validate(body)) for (const e of validate.errors ?? []) errors.push(`${e.instancePath || '/'} ${e.message ?? 'invalid'}`);
+      const body = checkJsonBody(text, validate, errors);
       if (errors.length > 0) {
         rejected.push({ body: text, errors });
         res.writeHead(400, { 'content-type': 'text/plain' });
