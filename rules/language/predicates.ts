@@ -6,6 +6,7 @@
 import type { EventEnvelope } from '../../core/envelope.js';
 import type { InputProblem } from '../../core/errors.js';
 import { compileField, fieldProblem } from './fields.js';
+import { compileSafeRegex, isSafeRegex } from './regex.js';
 
 export type Predicate = (e: EventEnvelope) => boolean;
 
@@ -102,11 +103,9 @@ function compileOp(op: string, arg: unknown, path: string, problems: InputProble
         problems.push({ path, message: 'must be a regular expression string' });
         return null;
       }
-      let re: RegExp;
-      try {
-        re = new RegExp(arg);
-      } catch (err) {
-        problems.push({ path, message: `invalid regular expression: ${(err as Error).message}` });
+      const re = compileSafeRegex(arg);
+      if (!isSafeRegex(re)) {
+        problems.push({ path, message: re.error });
         return null;
       }
       return (v) => typeof v === 'string' && re.test(v);

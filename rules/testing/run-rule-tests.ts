@@ -38,6 +38,8 @@ import { parseEnvelope } from '../../core/envelope.js';
 import type { InputProblem } from '../../core/errors.js';
 import { PoisonInputError } from '../../core/errors.js';
 import { defaultRulesPath, loadRules } from '../language/load.js';
+import type { SafeRegex } from '../language/regex.js';
+import { compileSafeRegex, isSafeRegex } from '../language/regex.js';
 import type { RuleSet } from '../language/types.js';
 import { replay } from '../replay/replay.js';
 import type { StateStore } from '../store/state-store.js';
@@ -57,7 +59,7 @@ export interface ExpectedRecord {
   dedupKey?: string;
   toRevision?: number;
   /** Regular expression the reason must match. */
-  reason?: RegExp;
+  reason?: SafeRegex;
   /** Offset from start the record's ts must equal. */
   at?: number;
 }
@@ -177,10 +179,10 @@ function parseExpected(raw: unknown, path: string, problems: InputProblem[], sta
         else problems.push({ path: `${path}/target`, message: 'must be a node name or {kind, name, namespace}' });
         break;
       case 'reason':
-        try {
-          e.reason = new RegExp(String(v));
-        } catch (err) {
-          problems.push({ path: `${path}/reason`, message: `invalid regular expression: ${(err as Error).message}` });
+        {
+          const re = typeof v === 'string' ? compileSafeRegex(v) : { error: 'must be a regular expression string' };
+          if (isSafeRegex(re)) e.reason = re;
+          else problems.push({ path: `${path}/reason`, message: re.error });
         }
         break;
       case 'at':
