@@ -8,8 +8,9 @@
 import { readFileSync } from 'node:fs';
 import { validateSchema } from './schema.js';
 import type { Schema } from './schema.js';
-import { parse as parseYaml } from 'yaml';
 import { PoisonInputError } from './errors.js';
+import type { InputProblem } from './errors.js';
+import { parseYamlDocuments } from './yaml.js';
 import { isDuration } from './duration.js';
 
 export interface KafkaConfig {
@@ -286,13 +287,12 @@ function envValue(raw: string, kind: 'string' | 'list' | 'int' | 'bool', env: st
 
 /** Parses a config file's text (YAML is a superset of JSON). */
 export function parseConfigText(text: string, source: string): Overrides {
-  let doc: unknown;
-  try {
-    doc = parseYaml(text, { prettyErrors: true });
-  } catch (err) {
-    throw new PoisonInputError('CONFIG_INVALID', source, [{ path: '', message: (err as Error).message }], err);
-  }
-  if (doc === null || doc === undefined) return {};
+  const problems: InputProblem[] = [];
+  const docs = parseYamlDocuments(text, problems);
+  if (problems.length > 0) throw new PoisonInputError('CONFIG_INVALID', source, problems);
+  if (docs.length > 1) throw new PoisonInputError('CONFIG_INVALID', source, [{ path: '/', message: 'config must be one YAML document' }]);
+  const doc = docs[0];
+  if (doc === undefined) return {};
   if (!isPlainObject(doc)) throw new PoisonInputError('CONFIG_INVALID', source, [{ path: '', message: 'config must be a mapping' }]);
   return doc;
 }

@@ -187,7 +187,7 @@ export async function run(argv: string[]): Promise<number> {
     logger.info({ file: values.cluster, nodes: sim.listNodes().length }, 'using a simulated cluster');
   } else {
     // Loaded only here: the Kubernetes client is heavy and not needed with --cluster.
-    const [{ KubeConfig }, { createClientNodeKubeApi }, { createClientNodeListWatch }, { createKubeExecutor }, { createLiveCluster }] = await Promise.all([
+    const [{ KubeConfig }, { createClientNodeKubeApi, loadDefaultKubeConfig }, { createClientNodeListWatch }, { createKubeExecutor }, { createLiveCluster }] = await Promise.all([
       import('@kubernetes/client-node'),
       import('../../remediations/kube/client-node-api.js'),
       import('../../remediations/kube/client-node-watch.js'),
@@ -195,7 +195,7 @@ export async function run(argv: string[]): Promise<number> {
       import('../../remediations/kube/live-cluster.js'),
     ]);
     const kc = new KubeConfig();
-    kc.loadFromDefault();
+    loadDefaultKubeConfig(kc);
     const live = createLiveCluster({ source: createClientNodeListWatch(kc, { registry }), logger });
     await live.start();
     closers.push(['cluster view', () => live.stop()]);

@@ -6,12 +6,13 @@
  * ledger record per line on stdout. Invalid lines are reported on stderr with
  * their line number and skipped. Output is byte-identical across runs.
  */
-import { createReadStream } from 'node:fs';
+import { accessSync, constants, createReadStream } from 'node:fs';
 import { createInterface } from 'node:readline';
 import { loadConfig } from '../../core/config.js';
 import type { EventEnvelope } from '../../core/envelope.js';
 import { decodeEnvelope } from '../../core/envelope.js';
-import { PoisonInputError } from '../../core/errors.js';
+import { PoisonInputError, errorMessage } from '../../core/errors.js';
+import { escapeControl } from '../../core/text.js';
 import { parseFlags } from '../args.js';
 import { defaultRulesPath, loadRules } from '../../rules/language/load.js';
 import { ManualClock } from '../../core/clock.js';
@@ -64,6 +65,11 @@ export async function run(argv: string[]): Promise<number> {
     return 2;
   }
   const file = positionals[0] as string;
+  try {
+    accessSync(file, constants.R_OK);
+  } catch (err) {
+    throw new PoisonInputError('REQUEST_INVALID', file, [{ path: '/', message: `cannot read: ${errorMessage(err)}` }], err);
+  }
   const config = loadConfig({ file: values.config });
   const rules = loadRules(values.rules ?? config.engine.rulesPath ?? defaultRulesPath());
   for (const id of values.disable ?? [])
@@ -81,7 +87,8 @@ export async function run(argv: string[]): Promise<number> {
   let bad = 0;
   const events = readEventsFile(file, (line, message) => {
     bad++;
-    process.stderr.write(`${file}:${line}: skipped invalid event: ${message}\n`);
+    // A bad line may carry anything: never echo its raw control bytes to a terminal.
+    process.stderr.write(`${file}:${line}: skipped invalid event: ${escapeControl(message.length > 500 ? `${message.slice(0, 500)}… (truncated)` : message)}\n`);
   });
   const out: string[] = [];
   const flushOut = (): void => {

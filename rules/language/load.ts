@@ -5,10 +5,10 @@
  */
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { parseAllDocuments } from 'yaml';
 import type { InputProblem } from '../../core/errors.js';
 import { PoisonInputError } from '../../core/errors.js';
 import { packageRoot } from '../../core/paths.js';
+import { parseYamlDocuments } from '../../core/yaml.js';
 import { compileDocument } from './compile.js';
 import type { CompiledRule, RuleSet } from './types.js';
 
@@ -42,18 +42,8 @@ export function ruleFiles(pathOrPaths: string | string[], problems: InputProblem
 }
 
 function parseInto(text: string, source: string, problems: InputProblem[]): CompiledRule[] {
-  const docs = parseAllDocuments(text, { prettyErrors: true });
-  const list = Array.isArray(docs) ? docs : [docs];
   const out: CompiledRule[] = [];
-  for (const d of list) {
-    if (d.errors.length > 0) {
-      for (const e of d.errors) problems.push({ path: `${source}#`, message: `YAML: ${e.message}` });
-      continue;
-    }
-    const js: unknown = d.toJS();
-    if (js === null || js === undefined) continue;
-    out.push(...compileDocument(js, source, problems));
-  }
+  for (const js of parseYamlDocuments(text, problems, { pathOf: () => `${source}#` })) out.push(...compileDocument(js, source, problems));
   return out;
 }
 

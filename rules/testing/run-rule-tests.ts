@@ -27,7 +27,6 @@
  */
 import { readFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
-import { parse as parseYaml } from 'yaml';
 import type { NodeInfo, WorkloadRevision } from '../../core/cluster.js';
 import type { NodewardenConfig } from '../../core/config.js';
 import { DEFAULT_CONFIG, deepMerge } from '../../core/config.js';
@@ -37,6 +36,7 @@ import type { EventEnvelope } from '../../core/envelope.js';
 import { parseEnvelope } from '../../core/envelope.js';
 import type { InputProblem } from '../../core/errors.js';
 import { PoisonInputError } from '../../core/errors.js';
+import { parseYamlDocuments } from '../../core/yaml.js';
 import { defaultRulesPath, loadRules } from '../language/load.js';
 import type { SafeRegex } from '../language/regex.js';
 import { compileSafeRegex, isSafeRegex } from '../language/regex.js';
@@ -198,12 +198,16 @@ function parseExpected(raw: unknown, path: string, problems: InputProblem[], sta
 /** Loads and validates a rule test file; throws PoisonInputError listing every problem. */
 export function loadRuleTestFile(file: string): RuleTestCase[] {
   const problems: InputProblem[] = [];
-  let doc: unknown;
+  let text: string;
   try {
-    doc = parseYaml(readFileSync(file, 'utf8'));
+    text = readFileSync(file, 'utf8');
   } catch (err) {
-    throw new PoisonInputError('REQUEST_INVALID', file, [{ path: '', message: (err as Error).message }], err);
+    throw new PoisonInputError('REQUEST_INVALID', file, [{ path: '/', message: `cannot read: ${(err as Error).message}` }], err);
   }
+  const yamlProblems: InputProblem[] = [];
+  const docs = parseYamlDocuments(text, yamlProblems);
+  if (yamlProblems.length > 0) throw new PoisonInputError('REQUEST_INVALID', file, yamlProblems);
+  const doc = docs[0];
   if (!isObj(doc) || !Array.isArray(doc.tests)) throw new PoisonInputError('REQUEST_INVALID', file, [{ path: '/tests', message: 'a rule test file needs a list of tests' }]);
   const ruleFiles = Array.isArray(doc.rule_files) ? doc.rule_files.map((f) => resolve(dirname(file), String(f))) : [defaultRulesPath()];
   const rules = loadRules(ruleFiles);
