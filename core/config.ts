@@ -11,7 +11,7 @@ import type { Schema } from './schema.js';
 import { PoisonInputError } from './errors.js';
 import type { InputProblem } from './errors.js';
 import { parseYamlDocuments } from './yaml.js';
-import { isDuration } from './duration.js';
+import { formatDuration, isDuration, parseDuration } from './duration.js';
 
 export interface KafkaConfig {
   brokers: string[];
@@ -46,6 +46,12 @@ export interface NodewardenConfig {
     store: 'memory' | 'redis';
     http: { host: string; port: number };
     dedupeWindow: string;
+    /**
+     * Event time is bounded against the time an event is read (design brief §8):
+     * an event whose `ts` is more than `maxFuture` ahead, or more than `maxPast`
+     * behind, is a dead letter and never moves any window or watermark.
+     */
+    eventTime: { maxFuture: string; maxPast: string };
     watchedWorkloads: Array<{ kind: 'DaemonSet' | 'Deployment'; namespace: string; name: string }>;
   };
   guard: {
@@ -118,6 +124,7 @@ export const DEFAULT_CONFIG: NodewardenConfig = {
     store: 'memory',
     http: { host: '0.0.0.0', port: 9102 },
     dedupeWindow: '10m',
+    eventTime: { maxFuture: '5m', maxPast: '7d' },
     watchedWorkloads: [{ kind: 'DaemonSet', namespace: 'gpu-operator', name: 'nvidia-driver-daemonset' }],
   },
   guard: {
@@ -149,7 +156,11 @@ export const DEFAULT_CONFIG: NodewardenConfig = {
 };
 
 const duration = { type: 'string', pattern: '^(0|(\\d+(\\.\\d+)?(ms|s|m|h|d))+)$', patternHint: 'must be a duration like 30s, 15m, 2h' } as const;
-const budget = { type: 'string', pattern: '^(\\d+(\\.\\d+)?%|\\d+)$', patternHint: 'must be a percentage like 5% or a count like 3' } as const;
+const budget = {
+  type: 'string',
+  pattern: '^((100(\\.0+)?|\\d{1,2}(\\.\\d+)?)%|\\d{1,7})$',
+  patternHint: 'must be a percentage from 0% to 100% like 5%, or a count of nodes like 3',
+} as const;
 const str = { type: 'string' } as const;
 const nstr = { type: ['string', 'null'] } as const;
 const port = { type: 'integer', minimum: 0, maximum: 65535 } as const;
@@ -183,9 +194,9 @@ export const CONFIG_SCHEMA = obj({
     kubeProxyHealthUrl: str,
     intervals: obj({ conntrack: duration, dcgm: duration, containerd: duration, kubeProxyHealth: duration, heartbeat: duration, kmsgPoll: duration }),
     containerdDeadline: duration,
-    spool: obj({ maxEvents: { type: 'integer', minimum: 1 } }),
+    spool: obj({ maxEvents: { type: 'integer', minimum: 1, maximum: 10_000_000 } }),
     http: obj({ host: str, port }),
-    publish: obj({ batchSize: { type: 'integer', minimum: 1 }, lingerMs: { type: 'integer', minimum: 0 } }),
+    publish: obj({ batchSize: { type: 'integer', minimum: 1, maximum: 100_000 }, lingerMs: { type: 'integer', minimum: 0, maximum: 60_000 } }),
   }),
   engine: obj({
     groupId: str,
@@ -193,21 +204,22 @@ export const CONFIG_SCHEMA = obj({
     store: { enum: ['memory', 'redis'] },
     http: obj({ host: str, port }),
     dedupeWindow: duration,
+    eventTime: obj({ maxFuture: duration, maxPast: duration }),
     watchedWorkloads: { type: 'array', items: obj({ kind: { enum: ['DaemonSet', 'Deployment'] }, namespace: str, name: str }) },
   }),
   guard: obj({
     dryRun: { type: 'boolean' },
     maxUnavailable: budget,
     maxUnavailablePerGroup: budget,
-    rateLimits: { type: 'object', additionalProperties: obj({ count: { type: 'integer', minimum: 0 }, per: duration }) },
+    rateLimits: { type: 'object', additionalProperties: obj({ count: { type: 'integer', minimum: 0, maximum: 1_000_000 }, per: duration }) },
     targetCooldown: duration,
     rollbackWindow: duration,
-    circuitBreaker: obj({ failures: { type: 'integer', minimum: 1 }, window: duration, openFor: duration }),
+    circuitBreaker: obj({ failures: { type: 'integer', minimum: 1, maximum: 10_000 }, window: duration, openFor: duration }),
     autoUncordon: { type: 'boolean' },
   }),
   pager: obj({
     pagerduty: { anyOf: [{ type: 'null' }, obj({ url: str, routingKeyFile: nstr, routingKeyEnv: str })] },
-    slack: { anyOf: [{ type: 'null' }, obj({ webhookUrlFile: nstr, webhookUrlEnv: str, minIntervalMs: { type: 'integer', minimum: 0 } })] },
+    slack: { anyOf: [{ type: 'null' }, obj({ webhookUrlFile: nstr, webhookUrlEnv: str, minIntervalMs: { type: 'integer', minimum: 0, maximum: 60_000 } })] },
   }),
   control: obj({ tokensFile: nstr }),
   jobs: obj({
@@ -216,10 +228,84 @@ export const CONFIG_SCHEMA = obj({
     guardReconcile: obj({ enabled: { type: 'boolean' }, schedule: cron, timeout: duration }),
     resolveCleared: obj({ enabled: { type: 'boolean' }, schedule: cron, timeout: duration, minAge: duration, lookback: duration }),
     expireToggles: obj({ enabled: { type: 'boolean' }, schedule: cron, timeout: duration }),
-    trimState: obj({ enabled: { type: 'boolean' }, schedule: cron, timeout: duration, ledgerMaxLen: { type: 'integer', minimum: 1000 }, ledgerMaxAge: duration }),
+    trimState: obj({ enabled: { type: 'boolean' }, schedule: cron, timeout: duration, ledgerMaxLen: { type: 'integer', minimum: 1000, maximum: 100_000_000 }, ledgerMaxAge: duration }),
     dailyDigest: obj({ enabled: { type: 'boolean' }, schedule: cron, timeout: duration, window: duration }),
   }),
 });
+
+const S = 1000;
+const MIN = 60 * S;
+const H = 60 * MIN;
+const D = 24 * H;
+/**
+ * Bounds of every duration setting ([min, max] in ms; `*` matches one key).
+ * Minimums keep loops from spinning (`intervals.conntrack: 0s` would be a hot
+ * loop), maximums keep a typo (`300d`) from switching a safety off.
+ */
+export const DURATION_BOUNDS: ReadonlyArray<readonly [string, number, number]> = [
+  ['/agent/intervals/conntrack', 1 * S, 1 * H],
+  ['/agent/intervals/dcgm', 1 * S, 1 * H],
+  ['/agent/intervals/containerd', 1 * S, 1 * H],
+  ['/agent/intervals/kubeProxyHealth', 1 * S, 1 * H],
+  ['/agent/intervals/heartbeat', 1 * S, 1 * H],
+  ['/agent/intervals/kmsgPoll', 100, 1 * MIN],
+  ['/agent/containerdDeadline', 100, 1 * MIN],
+  ['/engine/dedupeWindow', 1 * MIN, 1 * D],
+  ['/engine/eventTime/maxFuture', 1 * S, 1 * D],
+  ['/engine/eventTime/maxPast', 1 * MIN, 30 * D],
+  ['/guard/rateLimits/*/per', 1 * S, 7 * D],
+  ['/guard/targetCooldown', 0, 30 * D],
+  ['/guard/rollbackWindow', 1 * MIN, 30 * D],
+  ['/guard/circuitBreaker/window', 1 * S, 1 * D],
+  ['/guard/circuitBreaker/openFor', 1 * S, 1 * D],
+  ['/jobs/*/timeout', 1 * S, 1 * H],
+  ['/jobs/resolveCleared/minAge', 0, 7 * D],
+  ['/jobs/resolveCleared/lookback', 1 * MIN, 90 * D],
+  ['/jobs/trimState/ledgerMaxAge', 1 * H, 3650 * D],
+  ['/jobs/dailyDigest/window', 1 * H, 31 * D],
+];
+
+function valuesAt(root: unknown, path: string): Array<[string, unknown]> {
+  let cur: Array<[string, unknown]> = [['', root]];
+  for (const part of path.split('/').slice(1)) {
+    const next: Array<[string, unknown]> = [];
+    for (const [p, v] of cur) {
+      if (!isPlainObject(v)) continue;
+      if (part === '*') for (const [k, c] of Object.entries(v)) next.push([`${p}/${k}`, c]);
+      else if (part in v) next.push([`${p}/${part}`, v[part]]);
+    }
+    cur = next;
+  }
+  return cur;
+}
+
+/** Problems the schema cannot express: duration bounds and IANA time zones. Runs on a schema-valid config. */
+export function configBoundProblems(cfg: NodewardenConfig): InputProblem[] {
+  const problems: InputProblem[] = [];
+  for (const [path, min, max] of DURATION_BOUNDS)
+    for (const [p, v] of valuesAt(cfg, path)) {
+      if (typeof v !== 'string' || !isDuration(v)) continue;
+      const ms = parseDuration(v);
+      if (ms < min || ms > max) problems.push({ path: p, message: `must be between ${formatDuration(min)} and ${formatDuration(max)}, got ${v}` });
+    }
+  try {
+    new Intl.DateTimeFormat('en-US', { timeZone: cfg.jobs.timezone });
+  } catch {
+    problems.push({ path: '/jobs/timezone', message: `unknown time zone "${cfg.jobs.timezone}" (use an IANA name like UTC or Europe/Berlin)` });
+  }
+  return problems;
+}
+
+/** The documented count form `maxUnavailable: 3` is a YAML number: read it as the count it is. */
+function normalizeBudgets(cfg: NodewardenConfig): NodewardenConfig {
+  const g = cfg.guard as unknown as Record<string, unknown> | undefined;
+  if (!isPlainObject(g)) return cfg;
+  for (const k of ['maxUnavailable', 'maxUnavailablePerGroup']) {
+    const v = g[k];
+    if (typeof v === 'number' && Number.isInteger(v) && v >= 0) g[k] = String(v);
+  }
+  return cfg;
+}
 
 /** Environment variables that override config paths. */
 export const ENV_OVERRIDES: ReadonlyArray<{ env: string; path: string; kind: 'string' | 'list' | 'int' | 'bool' }> = [
@@ -328,7 +414,9 @@ export function loadConfig(opts: LoadConfigOptions = {}): NodewardenConfig {
   const flagOver: Record<string, unknown> = {};
   for (const [k, v] of Object.entries(opts.flags ?? {})) if (v !== undefined) setPath(flagOver, k, v);
   cfg = deepMerge(cfg, flagOver);
+  cfg = normalizeBudgets(cfg);
   const problems = validateSchema(CONFIG_SCHEMA, cfg);
+  if (problems.length === 0) problems.push(...configBoundProblems(cfg));
   if (problems.length > 0) throw new PoisonInputError('CONFIG_INVALID', source, problems);
   return cfg;
 }
