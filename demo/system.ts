@@ -11,6 +11,7 @@
  * The CLI (`cli/commands/demo.ts`) maps wall time to virtual time and adds
  * the HTTP endpoint, the local host's conntrack collector and the terminal.
  */
+import { eventTimeBounds } from '../core/event-time.js';
 import { ManualClock } from '../core/clock.js';
 import type { Clock } from '../core/clock.js';
 import { MemoryEventBus } from '../core/bus.js';
@@ -318,6 +319,7 @@ export function createDemoSystem(o: DemoSystemOptions): DemoSystem {
     deadLetters,
     metrics,
     clock,
+    eventTime: eventTimeBounds(o.config),
     logger: o.logger,
   });
   const control = createControlBackend({

@@ -7,6 +7,7 @@
  * the remediator with its ledger sinks, and the HTTP endpoint with the
  * control API. SIGTERM/SIGINT: finish the batch, commit, close everything.
  */
+import { eventTimeBounds } from '../../core/event-time.js';
 import { readFileSync } from 'node:fs';
 import kafkajs from 'kafkajs';
 import type { Kafka as KafkaClient, KafkaConfig, LogEntry, Producer } from 'kafkajs';
@@ -255,6 +256,7 @@ export async function run(argv: string[]): Promise<number> {
     deadLetters: new KafkaDeadLetterSink(producer, config.kafka.topics.deadLetter),
     metrics,
     clock,
+    eventTime: eventTimeBounds(config),
     logger,
   });
   const service = new EngineService({

@@ -85,6 +85,7 @@ export async function run(argv: string[]): Promise<number> {
   const cluster = createSimulatedCluster(values.cluster ? await loadClusterFile(values.cluster) : [], { clock, logger: silentLogger });
   const { remediator } = createReplayRemediator({ cluster, config, clock, dryRun: values['dry-run'] === true || config.guard.dryRun });
   let bad = 0;
+  let duplicates = 0;
   const events = readEventsFile(file, (line, message) => {
     bad++;
     // A bad line may carry anything: never echo its raw control bytes to a terminal.
@@ -104,6 +105,13 @@ export async function run(argv: string[]): Promise<number> {
     clock,
     finish: () => remediator.flush(),
     disabled: values.disable ?? [],
+    onRejected: (e, reason, kind) => {
+      if (kind === 'duplicate') duplicates++;
+      else {
+        bad++;
+        process.stderr.write(`${file}: skipped event ${escapeControl(JSON.stringify(e.id))} (node ${escapeControl(JSON.stringify(e.node))}): ${escapeControl(reason)}\n`);
+      }
+    },
     ...(until !== undefined ? { until } : {}),
   })) {
     out.push(`${JSON.stringify(rec)}\n`);
@@ -111,5 +119,6 @@ export async function run(argv: string[]): Promise<number> {
   }
   flushOut();
   if (bad > 0) process.stderr.write(`nodewarden replay: ${bad} invalid line(s) skipped\n`);
+  if (duplicates > 0) process.stderr.write(`nodewarden replay: ${duplicates} event(s) with an already seen id skipped\n`);
   return 0;
 }
