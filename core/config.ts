@@ -307,6 +307,14 @@ function normalizeBudgets(cfg: NodewardenConfig): NodewardenConfig {
   return cfg;
 }
 
+/** Every problem of a merged config (schema, then bounds); normalizes the count form of budgets in place. */
+export function configProblems(cfg: NodewardenConfig): InputProblem[] {
+  normalizeBudgets(cfg);
+  const problems = validateSchema(CONFIG_SCHEMA, cfg);
+  if (problems.length === 0) problems.push(...configBoundProblems(cfg));
+  return problems;
+}
+
 /** Environment variables that override config paths. */
 export const ENV_OVERRIDES: ReadonlyArray<{ env: string; path: string; kind: 'string' | 'list' | 'int' | 'bool' }> = [
   { env: 'NODEWARDEN_KAFKA_BROKERS', path: 'kafka.brokers', kind: 'list' },
@@ -414,9 +422,7 @@ export function loadConfig(opts: LoadConfigOptions = {}): NodewardenConfig {
   const flagOver: Record<string, unknown> = {};
   for (const [k, v] of Object.entries(opts.flags ?? {})) if (v !== undefined) setPath(flagOver, k, v);
   cfg = deepMerge(cfg, flagOver);
-  cfg = normalizeBudgets(cfg);
-  const problems = validateSchema(CONFIG_SCHEMA, cfg);
-  if (problems.length === 0) problems.push(...configBoundProblems(cfg));
+  const problems = configProblems(cfg);
   if (problems.length > 0) throw new PoisonInputError('CONFIG_INVALID', source, problems);
   return cfg;
 }

@@ -29,7 +29,7 @@ import { readFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import type { NodeInfo, WorkloadRevision } from '../../core/cluster.js';
 import type { NodewardenConfig } from '../../core/config.js';
-import { DEFAULT_CONFIG, deepMerge } from '../../core/config.js';
+import { DEFAULT_CONFIG, configProblems, deepMerge } from '../../core/config.js';
 import type { LedgerRecord } from '../../core/decision.js';
 import { parseDuration } from '../../core/duration.js';
 import type { EventEnvelope } from '../../core/envelope.js';
@@ -195,6 +195,17 @@ function parseExpected(raw: unknown, path: string, problems: InputProblem[], sta
   return e;
 }
 
+/** Bounds: one input event repeats at most this often, and a file expands to at most this many events. */
+export const MAX_REPEAT = 10_000;
+export const MAX_EVENTS_PER_FILE = 100_000;
+const FILE_KEYS = ['rule_files', 'start', 'cluster', 'tests'];
+const TEST_KEYS = ['name', 'config', 'disabled', 'cluster', 'input_events', 'eval_time', 'expected', 'dry_run'];
+const INPUT_EVENT_KEYS = ['at', 'ts', 'repeat', 'every', 'v', 'id', 'node', 'type', 'source', 'labels', 'data'];
+
+function unknownKeys(o: Obj, allowed: readonly string[], path: string, problems: InputProblem[]): void {
+  for (const k of Object.keys(o)) if (!allowed.includes(k)) problems.push({ path: `${path}/${k}`, message: `unknown key (expected one of ${allowed.join(', ')})` });
+}
+
 /** Loads and validates a rule test file; throws PoisonInputError listing every problem. */
 export function loadRuleTestFile(file: string): RuleTestCase[] {
   const problems: InputProblem[] = [];
@@ -208,7 +219,13 @@ export function loadRuleTestFile(file: string): RuleTestCase[] {
   const docs = parseYamlDocuments(text, yamlProblems);
   if (yamlProblems.length > 0) throw new PoisonInputError('REQUEST_INVALID', file, yamlProblems);
   const doc = docs[0];
+  if (docs.length > 1) throw new PoisonInputError('REQUEST_INVALID', file, [{ path: '/', message: 'a rule test file is one YAML document' }]);
   if (!isObj(doc) || !Array.isArray(doc.tests)) throw new PoisonInputError('REQUEST_INVALID', file, [{ path: '/tests', message: 'a rule test file needs a list of tests' }]);
+  unknownKeys(doc, FILE_KEYS, '', problems);
+  if (doc.rule_files !== undefined && (!Array.isArray(doc.rule_files) || !doc.rule_files.every((f) => typeof f === 'string')))
+    throw new PoisonInputError('REQUEST_INVALID', file, [{ path: '/rule_files', message: 'must be a list of paths' }]);
+  if (doc.start !== undefined && typeof doc.start !== 'string' && !(doc.start instanceof Date)) problems.push({ path: '/start', message: 'must be an RFC 3339 time' });
+  let totalEvents = 0;
   const ruleFiles = Array.isArray(doc.rule_files) ? doc.rule_files.map((f) => resolve(dirname(file), String(f))) : [defaultRulesPath()];
   const rules = loadRules(ruleFiles);
   const start = typeof doc.start === 'string' ? Date.parse(doc.start) : Date.parse(DEFAULT_START);
@@ -220,7 +237,14 @@ export function loadRuleTestFile(file: string): RuleTestCase[] {
       problems.push({ path: `${p}/name`, message: 'each test needs a name' });
       return;
     }
+    unknownKeys(t, TEST_KEYS, p, problems);
+    if (t.config !== undefined && !isObj(t.config)) problems.push({ path: `${p}/config`, message: 'must be a mapping of config overrides' });
     const config = isObj(t.config) ? deepMerge(structuredClone(DEFAULT_CONFIG), t.config) : structuredClone(DEFAULT_CONFIG);
+    if (isObj(t.config)) for (const pr of configProblems(config)) problems.push({ path: `${p}/config${pr.path}`, message: pr.message });
+    for (const k of ['input_events', 'expected', 'disabled'] as const)
+      if (t[k] !== undefined && !Array.isArray(t[k])) problems.push({ path: `${p}/${k}`, message: 'must be a list' });
+    if (Array.isArray(t.disabled) && !t.disabled.every((d) => typeof d === 'string')) problems.push({ path: `${p}/disabled`, message: 'must be a list of rule ids' });
+    if (t.dry_run !== undefined && typeof t.dry_run !== 'boolean') problems.push({ path: `${p}/dry_run`, message: 'must be true or false' });
     const events: EventEnvelope[] = [];
     const inputs = Array.isArray(t.input_events) ? t.input_events : [];
     inputs.forEach((raw, j) => {
@@ -229,7 +253,17 @@ export function loadRuleTestFile(file: string): RuleTestCase[] {
         problems.push({ path: ep, message: 'must be an event' });
         return;
       }
+      unknownKeys(raw, INPUT_EVENT_KEYS, ep, problems);
+      if (raw.repeat !== undefined && (typeof raw.repeat !== 'number' || !Number.isInteger(raw.repeat) || raw.repeat < 1 || raw.repeat > MAX_REPEAT)) {
+        problems.push({ path: `${ep}/repeat`, message: `must be a whole number from 1 to ${MAX_REPEAT}` });
+        return;
+      }
       const repeat = typeof raw.repeat === 'number' ? raw.repeat : 1;
+      totalEvents += repeat;
+      if (totalEvents > MAX_EVENTS_PER_FILE) {
+        if (totalEvents - repeat <= MAX_EVENTS_PER_FILE) problems.push({ path: `${ep}/repeat`, message: `the file expands to more than ${MAX_EVENTS_PER_FILE} input events` });
+        return;
+      }
       const every = raw.every === undefined ? 0 : offset(raw.every, `${ep}/every`, problems);
       const at = raw.ts === undefined ? timeOrOffset(raw.at ?? 0, start, `${ep}/at`, problems) : Date.parse(typeof raw.ts === 'string' ? raw.ts : '');
       for (let r = 0; r < repeat; r++) {
