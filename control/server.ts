@@ -10,6 +10,7 @@
  * malformed request, 401 without or with a bad token, 403 for a read-only
  * token on a mutating call, 404/405 for unknown routes and methods.
  */
+import { controlCharProblem } from '../core/text.js';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Registry } from 'prom-client';
@@ -188,7 +189,7 @@ export class EngineHttpServer {
     if (!route) throw new HttpError('REQUEST_INVALID', `method ${method} not allowed on ${url.pathname}`, [], 405, { allow: candidates.map((r) => r.method).join(', ') });
     if (route.mutating && principal.role !== 'admin')
       throw new HttpError('FORBIDDEN', `token "${principal.name}" has role ${principal.role}; ${method} ${url.pathname} needs admin`);
-    const params = (route.pattern.exec(url.pathname) ?? []).slice(1).map((p) => decodeURIComponent(p));
+    const params = (route.pattern.exec(url.pathname) ?? []).slice(1).map(pathParam);
     const ctx: Ctx = { req, url, principal, body: () => this.readBody(req) };
     const body = await route.handler(ctx, params);
     this.o.logger.info({ by: principal.name, method, path: url.pathname }, 'control api call');
@@ -315,4 +316,18 @@ function sendJson(res: http.ServerResponse, status: number, body: unknown): void
   const text = JSON.stringify(body);
   res.writeHead(status, { 'content-type': 'application/json; charset=utf-8', 'cache-control': 'no-store' });
   res.end(text + '\n');
+}
+
+/** A decoded path segment (a rule id): malformed escapes and control characters are a 400, not a 500 or a forged log line. */
+function pathParam(raw: string): string {
+  let v: string;
+  try {
+    v = decodeURIComponent(raw);
+  } catch {
+    throw new HttpError('REQUEST_INVALID', 'malformed percent-encoding in the path', [{ path: 'path', message: 'malformed percent-encoding' }]);
+  }
+  const bad = controlCharProblem(v);
+  if (bad) throw new HttpError('REQUEST_INVALID', `invalid path parameter: ${bad}`, [{ path: 'path', message: bad }]);
+  if (v.length > 253) throw new HttpError('REQUEST_INVALID', 'path parameter longer than 253 characters', [{ path: 'path', message: 'too long' }]);
+  return v;
 }
