@@ -460,9 +460,11 @@ function sourceOf(r: KernelLogRecord): string {
       return 'kmsg';
     case 'dmesg':
     case 'dmesg-T':
+    case 'dmesg-iso':
       return 'dmesg';
     case 'syslog':
     case 'rfc3339':
+    case 'rfc5424':
       return 'syslog';
     default:
       return 'kernel-log';
