@@ -49,6 +49,11 @@ npm run lint
 step "unit tests"
 mocha_step test:unit
 
+step "fuzzing (100k cases per target, seeds in test/unit/fuzz/fuzz-support.ts)"
+fuzz_start=$SECONDS
+mocha_step test:fuzz
+printf 'fuzzing took %ds\n' "$((SECONDS - fuzz_start))" >&2
+
 step "integration tests (real servers)"
 mocha_step test:integration
 
