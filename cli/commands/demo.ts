@@ -294,7 +294,8 @@ export async function run(argv: string[]): Promise<number> {
   out(finalSummary(stats, extra, color));
   out(summaryJson(stats, extra));
   if (failure !== undefined) {
-    process.stderr.write(`nodewarden demo: stopped by an error: ${failure instanceof Error ? (failure.stack ?? failure.message) : errorMessage(failure)}\n`);
+    process.stderr.write(`nodewarden demo: stopped by an error: ${errorMessage(failure).split('\n')[0] ?? ''}\n`);
+    if (process.env.NODEWARDEN_DEBUG === '1' && failure instanceof Error && failure.stack) process.stderr.write(`${failure.stack}\n`);
     return 1;
   }
   return 0;
