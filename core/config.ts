@@ -10,7 +10,7 @@ import { validateSchema } from './schema.js';
 import type { Schema } from './schema.js';
 import { PoisonInputError } from './errors.js';
 import type { InputProblem } from './errors.js';
-import { parseYamlDocuments } from './yaml.js';
+import { parseYamlDocuments, readTextFile } from './yaml.js';
 import { formatDuration, isDuration, parseDuration } from './duration.js';
 
 export interface KafkaConfig {
@@ -406,7 +406,7 @@ export function loadConfig(opts: LoadConfigOptions = {}): NodewardenConfig {
     source = opts.file;
     let text: string;
     try {
-      text = readFileSync(opts.file, 'utf8');
+      text = readTextFile(opts.file);
     } catch (err) {
       throw new PoisonInputError('CONFIG_INVALID', opts.file, [{ path: '', message: `cannot read: ${(err as Error).message}` }], err);
     }

@@ -3,12 +3,12 @@
  * validated before anything is returned. One problem anywhere fails the whole
  * load (a bad file never half-loads), and the error lists every problem.
  */
-import { readdirSync, readFileSync, statSync } from 'node:fs';
+import { readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import type { InputProblem } from '../../core/errors.js';
 import { PoisonInputError } from '../../core/errors.js';
 import { packageRoot } from '../../core/paths.js';
-import { parseYamlDocuments } from '../../core/yaml.js';
+import { parseYamlDocuments, readTextFile } from '../../core/yaml.js';
 import { compileDocument } from './compile.js';
 import type { CompiledRule, RuleSet } from './types.js';
 
@@ -72,7 +72,7 @@ export function loadRules(pathOrPaths: string | string[]): RuleSet {
   for (const f of files) {
     let text: string;
     try {
-      text = readFileSync(f, 'utf8');
+      text = readTextFile(f);
     } catch (err) {
       problems.push({ path: f, message: `cannot read: ${(err as Error).message}` });
       continue;

@@ -10,13 +10,12 @@
  * Swap point: `createStandinRemediator` / `createStaticCluster` in
  * rules/testing/run-rule-tests.ts.
  */
-import { readFileSync } from 'node:fs';
 import type { ClusterView, NodeInfo, WorkloadRef, WorkloadRevision } from '../../core/cluster.js';
 import { NW } from '../../core/cluster.js';
 import type { Decision, LedgerRecord } from '../../core/decision.js';
 import { PoisonInputError } from '../../core/errors.js';
 import type { InputProblem } from '../../core/errors.js';
-import { CLUSTER_DUMP_MAX_BYTES, parseYamlDocuments } from '../../core/yaml.js';
+import { CLUSTER_DUMP_MAX_BYTES, parseYamlDocuments, readTextFile } from '../../core/yaml.js';
 import type { Remediator } from '../../remediations/ports.js';
 
 type Obj = Record<string, unknown>;
@@ -105,7 +104,7 @@ export function parseClusterText(text: string, source: string): MutableClusterVi
 export function loadClusterFile(path: string): MutableClusterView {
   let text: string;
   try {
-    text = readFileSync(path, 'utf8');
+    text = readTextFile(path, CLUSTER_DUMP_MAX_BYTES);
   } catch (err) {
     throw new PoisonInputError('REQUEST_INVALID', path, [{ path: '', message: `cannot read: ${(err as Error).message}` }], err);
   }

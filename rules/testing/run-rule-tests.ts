@@ -25,7 +25,6 @@
  *       - { rule: gpu-xid-fatal, action: cordon, target: n1, outcome: executed, severity: critical, reason: "Xid 79" }
  * ```
  */
-import { readFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import type { NodeInfo, WorkloadRevision } from '../../core/cluster.js';
 import type { NodewardenConfig } from '../../core/config.js';
@@ -36,7 +35,7 @@ import type { EventEnvelope } from '../../core/envelope.js';
 import { parseEnvelope } from '../../core/envelope.js';
 import type { InputProblem } from '../../core/errors.js';
 import { PoisonInputError } from '../../core/errors.js';
-import { parseYamlDocuments } from '../../core/yaml.js';
+import { parseYamlDocuments, readTextFile } from '../../core/yaml.js';
 import { defaultRulesPath, loadRules } from '../language/load.js';
 import type { SafeRegex } from '../language/regex.js';
 import { compileSafeRegex, isSafeRegex } from '../language/regex.js';
@@ -211,7 +210,7 @@ export function loadRuleTestFile(file: string): RuleTestCase[] {
   const problems: InputProblem[] = [];
   let text: string;
   try {
-    text = readFileSync(file, 'utf8');
+    text = readTextFile(file);
   } catch (err) {
     throw new PoisonInputError('REQUEST_INVALID', file, [{ path: '/', message: `cannot read: ${(err as Error).message}` }], err);
   }

@@ -5,7 +5,7 @@ import { expect } from 'chai';
 import type { EventEnvelope } from '../../../core/envelope.js';
 import { PoisonInputError } from '../../../core/errors.js';
 import type { InputProblem } from '../../../core/errors.js';
-import { parseRules } from '../../../rules/language/load.js';
+import { loadRules, parseRules } from '../../../rules/language/load.js';
 import { compileWhere } from '../../../rules/language/predicates.js';
 import { loadRuleTestFile } from '../../../rules/testing/run-rule-tests.js';
 
@@ -50,6 +50,12 @@ describe('hostile rules: regular expressions run in linear time (RE2)', function
       expect(p.path).to.equal('evil.yaml#evil/match/where/data.message/regex');
       expect(p.message).to.match(/RE2/);
     }
+  });
+
+  it('refuses a rule file over 4 MiB before reading it', function () {
+    const f = join(mkdtempSync(join(tmpdir(), 'nw-big-rules-')), 'big.yaml');
+    writeFileSync(f, `# ${'x'.repeat(5 * 1024 * 1024)}\n`);
+    expect(() => loadRules(f)).to.throw(PoisonInputError, /big\.yaml: cannot read: file is \d+ bytes; the limit is 4194304/);
   });
 
   it('rejects an overlong pattern at load', function () {
