@@ -10,7 +10,6 @@ import { validateSchema } from './schema.js';
 import type { Schema } from './schema.js';
 import { parse as parseYaml } from 'yaml';
 import { PoisonInputError } from './errors.js';
-import { isDuration } from './duration.js';
 
 export interface KafkaConfig {
   brokers: string[];
@@ -350,5 +349,3 @@ export function budgetFor(spec: string, total: number): number {
   }
   return Number(spec);
 }
-
-export { isDuration };

@@ -1,7 +1,6 @@
 import { NodewardenError } from './errors.js';
 
 const UNIT_MS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };
-const DURATION_RE = /^(\d+(?:\.\d+)?)(ms|s|m|h|d)$/;
 
 /** Parses `250ms`, `60s`, `15m`, `2h`, `1d`, or compound `1h30m`. */
 export function parseDuration(text: string): number {
@@ -40,5 +39,3 @@ export function formatDuration(ms: number): string {
   if (ms % 1000 === 0 && ms >= 1000) return `${ms / 1000}s`;
   return `${ms}ms`;
 }
-
-export { DURATION_RE };

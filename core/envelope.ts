@@ -55,15 +55,6 @@ export interface KubeProxyRestartData {
   exitCode?: number | null;
 }
 
-/** A workload (DaemonSet/Deployment) got a new revision: used for change correlation. */
-export interface WorkloadRevisionData {
-  kind: 'DaemonSet' | 'Deployment';
-  namespace: string;
-  name: string;
-  revision: number;
-  previousRevision?: number | null;
-}
-
 export interface EventLabels {
   pool?: string;
   zone?: string;
@@ -174,9 +165,4 @@ export function decodeEnvelope(text: string, source?: string): EventEnvelope {
     throw new PoisonInputError('EVENT_INVALID', source, [{ path: '', message: `not JSON: ${(err as Error).message}` }], err);
   }
   return parseEnvelope(raw, source);
-}
-
-/** Millisecond timestamp of an envelope. */
-export function eventTime(e: EventEnvelope): number {
-  return Date.parse(e.ts);
 }

@@ -11,7 +11,7 @@ import { EVENT_TYPES } from '../../core/envelope.js';
 import type { EventType } from '../../core/envelope.js';
 import type { InputProblem } from '../../core/errors.js';
 import { compileField, fieldProblem } from './fields.js';
-import { compileWhere, TRUE } from './predicates.js';
+import { compileWhere } from './predicates.js';
 import type { Predicate } from './predicates.js';
 import { compileTemplate } from './template.js';
 import type { ClearSpec, CompiledAction, CompiledRule, Condition, LeafCondition, Matcher, ScopeSpec } from './types.js';
@@ -382,5 +382,3 @@ export function compileDocument(doc: unknown, file: string, problems: InputProbl
   });
   return out;
 }
-
-export { TRUE };

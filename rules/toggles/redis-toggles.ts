@@ -174,10 +174,3 @@ function parseToggle(rule: string, json: string): RuleToggle | null {
     return null;
   }
 }
-
-/** Convenience: a started Redis toggles instance. */
-export async function createRedisRuleToggles(opts: RedisRuleTogglesOptions): Promise<RedisRuleToggles> {
-  const t = new RedisRuleToggles(opts);
-  await t.start();
-  return t;
-}
