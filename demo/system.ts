@@ -13,10 +13,9 @@
  */
 import { ManualClock } from '../core/clock.js';
 import type { Clock } from '../core/clock.js';
-import { MemoryEventBus } from '../core/bus.js';
+import { MemoryEventBus } from './memory-bus.js';
 import { isUnavailable } from '../core/cluster.js';
 import type { NodewardenConfig } from '../core/config.js';
-import { budgetFor } from '../core/config.js';
 import type { ActionKind, LedgerRecord, Outcome } from '../core/decision.js';
 import { ACTIONS, OUTCOMES } from '../core/decision.js';
 import { parseDuration } from '../core/duration.js';
@@ -38,6 +37,7 @@ import { ToggleService } from '../rules/toggles/toggle-service.js';
 import { createReplayRemediator } from '../remediations/index.js';
 import type { Pager, PageRequest, ReplayRemediator } from '../remediations/index.js';
 import type { GuardStatus } from '../remediations/ports.js';
+import { budgetFor } from '../remediations/guard/policy.js';
 import { createSimulatedCluster, parseClusterYaml } from '../remediations/simulated/index.js';
 import type { SimulatedCluster } from '../remediations/simulated/index.js';
 import type { PodTemplate, WireDaemonSet, WireNode } from '../remediations/kube/wire.js';

@@ -14,7 +14,7 @@ import { Redis } from 'ioredis';
 import { parseFlags } from '../args.js';
 import { systemClock } from '../../core/clock.js';
 import type { ClusterView } from '../../core/cluster.js';
-import { loadConfig, readSecret } from '../../core/config.js';
+import { loadConfig, readSecret } from '../../adapters/config-file.js';
 import type { NodewardenConfig } from '../../core/config.js';
 import { parseDuration } from '../../core/duration.js';
 import { errorMessage, PoisonInputError } from '../../core/errors.js';

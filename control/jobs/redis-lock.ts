@@ -6,7 +6,7 @@
 import { randomUUID } from 'node:crypto';
 import type { Redis } from 'ioredis';
 import { errorMessage, NodewardenError } from '../../core/errors.js';
-import { LuaScript } from '../../core/lua-script.js';
+import { LuaScript } from '../../adapters/redis/lua-script.js';
 import type { JobLock } from './lock.js';
 import { jobKeys } from './keys.js';
 import type { JobKeys } from './keys.js';

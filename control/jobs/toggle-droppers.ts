@@ -6,7 +6,7 @@
  */
 import type { Redis } from 'ioredis';
 import { errorMessage, NodewardenError } from '../../core/errors.js';
-import { LuaScript } from '../../core/lua-script.js';
+import { LuaScript } from '../../adapters/redis/lua-script.js';
 import { toggleKeys } from '../../rules/toggles/keys.js';
 import type { RuleToggles } from '../../rules/toggles/port.js';
 import type { ExpiredToggleDropper } from './expire-toggles.js';

@@ -13,7 +13,7 @@ import { errorMessage, NodewardenError } from '../../core/errors.js';
 import type { ControllableGuard, ExecutionResult, GuardStatus, GuardVerdict } from '../ports.js';
 import type { GuardKeys } from './keys.js';
 import { guardKeys } from './keys.js';
-import { LuaScript } from '../../core/lua-script.js';
+import { LuaScript } from '../../adapters/redis/lua-script.js';
 import type { GuardOptions, RawStatus, RawVerdict } from './policy.js';
 import { composeBreakers, composeBudgets, composeRates, deniedOutcome, formatDecisionRecord, planAuthorization, planSettle, precheck, STATUS_ACTIONS, targetKey } from './policy.js';
 import { toVerdict } from './policy.js';

@@ -9,7 +9,7 @@
 import type { Redis } from 'ioredis';
 import type { Clock } from '../../core/clock.js';
 import { errorMessage, NodewardenError } from '../../core/errors.js';
-import { LuaScript } from '../../core/lua-script.js';
+import { LuaScript } from '../../adapters/redis/lua-script.js';
 import type { ClaimResult, EventDeduper } from './ports.js';
 
 export interface DedupeTimes {
