@@ -31,6 +31,7 @@ import { BatchProcessor } from '../rules/service/batch-processor.js';
 import { MemoryDeadLetterSink } from '../rules/service/dead-letter.js';
 import { MemoryDeduper } from '../rules/service/dedupe.js';
 import { engineServiceMetrics } from '../rules/service/metrics.js';
+import { ruleEngineMetrics } from '../rules/service/engine-metrics.js';
 import type { RawMessage } from '../rules/service/ports.js';
 import { MemoryRuleToggles } from '../rules/toggles/memory-toggles.js';
 import { ToggleService } from '../rules/toggles/toggle-service.js';
@@ -308,7 +309,7 @@ export function createDemoSystem(o: DemoSystemOptions): DemoSystem {
   });
   const store = new MemoryStateStore();
   const toggles = new MemoryRuleToggles(clock);
-  const engine = createRuleEngine({ rules: o.rules, store, cluster, toggles, clock, logger: o.logger, registry: o.registry, config: o.config });
+  const engine = createRuleEngine({ rules: o.rules, store, cluster, toggles, clock, logger: o.logger, metrics: ruleEngineMetrics(o.registry), config: o.config });
   const deadLetters = new MemoryDeadLetterSink();
   const metrics = engineServiceMetrics(o.registry);
   const processor = new BatchProcessor({
