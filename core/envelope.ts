@@ -5,6 +5,7 @@
  */
 import type { InputProblem } from './errors.js';
 import { PoisonInputError } from './errors.js';
+import { isRecord } from './records.js';
 
 export const EVENT_TYPES = [
   'gpu.xid',
@@ -77,10 +78,6 @@ const TYPE_SET: ReadonlySet<string> = new Set(EVENT_TYPES);
 const RFC3339 = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,9})?(Z|[+-]\d{2}:\d{2})$/;
 const MAX_ID = 128;
 const MAX_NODE = 253;
-
-function isRecord(v: unknown): v is Record<string, unknown> {
-  return typeof v === 'object' && v !== null && !Array.isArray(v);
-}
 
 /** Returns every problem found (empty = valid). Pure and allocation-light: it is on the engine's hot path. */
 export function envelopeProblems(v: unknown): InputProblem[] {
