@@ -21,16 +21,14 @@ export function parseDuration(text: string): number {
   return Math.round(total);
 }
 
+/** Whether `parseDuration` accepts `text` (a padded ` 0` excepted, as ever). */
 export function isDuration(text: string): boolean {
-  if (text === '0') return true;
-  let rest = text.trim();
-  if (!rest) return false;
-  while (rest.length > 0) {
-    const m = /^(\d+(?:\.\d+)?)(ms|s|m|h|d)/.exec(rest);
-    if (!m) return false;
-    rest = rest.slice(m[0].length);
+  try {
+    parseDuration(text);
+  } catch {
+    return false;
   }
-  return true;
+  return text === '0' || text.trim() !== '0';
 }
 
 export function formatDuration(ms: number): string {
