@@ -4,7 +4,6 @@
  * alias expansion so a "billion laughs" file is a clear error, never a stack
  * trace or an exhausted heap.
  */
-import { readFileSync, statSync } from 'node:fs';
 import { parseAllDocuments } from 'yaml';
 import type { InputProblem } from './errors.js';
 
@@ -59,9 +58,3 @@ export function oneLine(s: string): string {
   return s.split(/\r?\n/)[0]!.trim();
 }
 
-/** Reads a user's text file, refusing one over `maxBytes` before reading it (a multi-GiB file never reaches memory). */
-export function readTextFile(file: string, maxBytes = YAML_MAX_BYTES): string {
-  const size = statSync(file).size;
-  if (size > maxBytes) throw new Error(`file is ${size} bytes; the limit is ${maxBytes}`);
-  return readFileSync(file, 'utf8');
-}

@@ -8,7 +8,7 @@ import { createRequire } from 'node:module';
 import kafkajs from 'kafkajs';
 import type { KafkaConfig as KafkajsConfig, LogEntry, Producer, SASLOptions } from 'kafkajs';
 import type { KafkaConfig } from '../../core/config.js';
-import { readSecret } from '../../core/config.js';
+import { readSecret } from '../../adapters/config-file.js';
 import type { Logger } from '../../core/logger.js';
 import type { MessageProducer, ProducerMessage } from './producer.js';
 

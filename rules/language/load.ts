@@ -8,11 +8,12 @@ import { join } from 'node:path';
 import type { InputProblem } from '../../core/errors.js';
 import { PoisonInputError } from '../../core/errors.js';
 import { packageRoot } from '../../core/paths.js';
-import { parseYamlDocuments, readTextFile } from '../../core/yaml.js';
+import { parseYamlDocuments } from '../../core/yaml.js';
+import { readTextFile } from '../../adapters/text-file.js';
 import { compileDocument } from './compile.js';
 import type { CompiledRule, RuleSet } from './types.js';
 
-export type { RuleSet, CompiledRule } from './types.js';
+export type { RuleSet } from './types.js';
 
 /** The shipped default rule pack. */
 export function defaultRulesPath(): string {

@@ -15,7 +15,8 @@ import { NW } from '../../core/cluster.js';
 import type { Decision, LedgerRecord } from '../../core/decision.js';
 import { PoisonInputError } from '../../core/errors.js';
 import type { InputProblem } from '../../core/errors.js';
-import { CLUSTER_DUMP_MAX_BYTES, parseYamlDocuments, readTextFile } from '../../core/yaml.js';
+import { CLUSTER_DUMP_MAX_BYTES, parseYamlDocuments } from '../../core/yaml.js';
+import { readTextFile } from '../../adapters/text-file.js';
 import type { Remediator } from '../../remediations/ports.js';
 
 type Obj = Record<string, unknown>;
@@ -111,7 +112,6 @@ export function loadClusterFile(path: string): MutableClusterView {
   return parseClusterText(text, path);
 }
 
-export const emptyCluster = (): MutableClusterView => createStaticCluster([], []);
 
 /** One ledger record per decision, fields in a fixed order (byte-identical output). */
 export function ledgerRecord(d: Decision, outcome: LedgerRecord['outcome'], extra: Partial<LedgerRecord> = {}): LedgerRecord {

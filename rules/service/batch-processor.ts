@@ -31,7 +31,8 @@ import type { Logger } from '../../core/logger.js';
 import type { SubmitOptions } from '../../remediations/remediator.js';
 import { isRetryLater } from '../../remediations/remediator.js';
 import type { EngineServiceMetrics } from './metrics.js';
-import type { DeadLetterRecord, DeadLetterSink, DecisionEngine, EventDeduper, RawMessage } from './ports.js';
+import type { RuleEngine } from '../engine/engine.js';
+import type { DeadLetterRecord, DeadLetterSink, EventDeduper, RawMessage } from './ports.js';
 import { SerialQueue } from './serial.js';
 import { DEFAULT_CONFIG } from '../../core/config.js';
 import type { EventTimeBounds } from '../../core/event-time.js';
@@ -53,7 +54,7 @@ export class RetryLaterError extends NodewardenError {
 }
 
 export interface BatchProcessorOptions {
-  engine: DecisionEngine;
+  engine: RuleEngine;
   remediator: BatchRemediator;
   /** Extra sink for the ledger records, when the remediator does not write them itself. */
   ledger?: LedgerSink;

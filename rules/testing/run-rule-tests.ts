@@ -35,7 +35,8 @@ import type { EventEnvelope } from '../../core/envelope.js';
 import { parseEnvelope } from '../../core/envelope.js';
 import type { InputProblem } from '../../core/errors.js';
 import { PoisonInputError } from '../../core/errors.js';
-import { parseYamlDocuments, readTextFile } from '../../core/yaml.js';
+import { parseYamlDocuments } from '../../core/yaml.js';
+import { readTextFile } from '../../adapters/text-file.js';
 import { defaultRulesPath, loadRules } from '../language/load.js';
 import type { SafeRegex } from '../language/regex.js';
 import { compileSafeRegex, isSafeRegex } from '../language/regex.js';
@@ -349,10 +350,4 @@ export async function runRuleTestCase(c: RuleTestCase, opts: { store?: StateStor
     if (!used[k]) diff.push(`+ unexpected: ${JSON.stringify({ ts: r.ts, rule: r.rule, action: r.action, target: r.target, outcome: r.outcome, severity: r.severity, reason: r.reason })}`);
   });
   return { file: c.file, name: c.name, ok: diff.length === 0, diff, records: seen };
-}
-
-export async function runRuleTestFiles(files: string[]): Promise<RuleTestResult[]> {
-  const out: RuleTestResult[] = [];
-  for (const f of files) for (const c of loadRuleTestFile(f)) out.push(await runRuleTestCase(c));
-  return out;
 }

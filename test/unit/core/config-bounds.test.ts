@@ -2,7 +2,9 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { expect } from 'chai';
-import { DURATION_BOUNDS, budgetFor, loadConfig } from '../../../core/config.js';
+import { loadConfig } from '../../../adapters/config-file.js';
+import { DURATION_BOUNDS } from '../../../core/config.js';
+import { budgetFor } from '../../../remediations/guard/policy.js';
 import { PoisonInputError } from '../../../core/errors.js';
 
 function file(text: string): string {

@@ -17,7 +17,8 @@ import { BatchProcessor } from '../../../rules/service/batch-processor.js';
 import { MemoryDeadLetterSink } from '../../../rules/service/dead-letter.js';
 import { MemoryDeduper } from '../../../rules/service/dedupe.js';
 import { engineServiceMetrics } from '../../../rules/service/metrics.js';
-import type { DecisionEngine, RawMessage } from '../../../rules/service/ports.js';
+import type { RuleEngine } from '../../../rules/engine/engine.js';
+import type { RawMessage } from '../../../rules/service/ports.js';
 
 const T0 = Date.parse('2026-11-21T10:00:00.000Z');
 const FAR_FUTURE = '9999-12-31T23:59:59.000Z';
@@ -36,7 +37,7 @@ function xid(id: string, node: string, ts: string | number, code = 79): EventEnv
 }
 
 describe('event time is bounded against read time: live engine (batch processor)', function () {
-  class SeeingEngine implements DecisionEngine {
+  class SeeingEngine implements RuleEngine {
     seen: string[] = [];
     process(events: EventEnvelope[]): Promise<Decision[]> {
       this.seen.push(...events.map((e) => e.id));
