@@ -163,6 +163,9 @@ export async function run(argv: string[]): Promise<number> {
   }
   const base = `http://127.0.0.1:${addr.port}`;
   const metricsUrl = `${base}/metrics`;
+  // The console's URL comes first: a newcomer opens it and watches the storyline there (docs/console.md).
+  const consoleUrl = `${base}/`;
+  out(`nodewarden console: ${consoleUrl}  (open it in a browser; sign in with the control API token printed below)`);
 
   // --- the local host's real conntrack table, as one more node on the same bus
   const localName = hostname();
@@ -250,6 +253,7 @@ export async function run(argv: string[]): Promise<number> {
       eventsPerSec,
       lagMs: Math.max(0, start + (now - startWall) * speed - stats.now),
       metricsUrl,
+      consoleUrl,
       token,
       local: localText,
       width: process.stdout.columns ?? 120,
