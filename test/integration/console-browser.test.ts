@@ -136,8 +136,13 @@ describe('operator console in a real browser (Chromium + playwright-core)', func
       console.log(`      console: ${assets.reduce((a, b) => a + b, 0)} bytes (${assets.join(' + ')}), login form after ${loginMs} ms, first data render ${firstDataMs} ms after sign-in`);
       expect(await page.locator('#strip .cell').count(), 'one cell per simulated node').to.equal(200);
       // within the first minute of the demo's wall time
-      const deadline = startedAt + 60_000 - Date.now();
-      await page.waitForFunction("document.querySelectorAll('.cell.s-cordoned-by-nodewarden').length > 0 && document.querySelectorAll('.cell.s-denied').length > 0", undefined, { timeout: Math.max(1000, deadline), polling: 500 });
+      // (polled through locators: the page's CSP rightly forbids the string eval waitForFunction would use)
+      const count = (sel: string): Promise<number> => page.locator(sel).count();
+      while ((await count('#strip .cell.s-cordoned-by-nodewarden')) === 0 || (await count('#strip .cell.s-denied')) === 0) {
+        if (Date.now() > startedAt + 60_000) throw new Error('no cordoned and denied nodes on the fleet strip within the first minute of the demo');
+        await page.waitForTimeout(500);
+      }
+      console.log(`      storm visible ${Math.round((Date.now() - startedAt) / 1000)} s after the demo started`);
       const cordoned = await page.locator('#strip .cell.s-cordoned-by-nodewarden').count();
       const denied = await page.locator('#strip .cell.s-denied').count();
       expect(cordoned).to.be.greaterThan(0).and.at.most(10);
