@@ -18,7 +18,7 @@ const STATES = [
 const OUTCOMES = [
   { id: 'executed', glyph: '✔' },
   { id: 'dry-run', glyph: '◌' },
-  { id: 'denied', glyph: '⛔' },
+  { id: 'denied', glyph: '⊘' },
   { id: 'suppressed', glyph: '–' },
   { id: 'failed', glyph: '✖' },
 ];
@@ -285,10 +285,12 @@ function renderRules(rules) {
     row.querySelector('.rule-sev').textContent = ` ${r.severity}`;
     const t = r.toggle;
     const st = row.querySelector('.rule-state');
-    st.replaceChildren(
-      h('span', { class: `pill ${r.effective ? 'pill-on' : 'pill-off'}` }, r.effective ? '● on' : '○ off'),
-      t ? h('span', { class: 'toggle-note' }, ` ${t.enabled ? 'enabled' : 'disabled'} by ${t.by}: ${t.reason}${t.expiresAt ? ` — until ${fmtDate(t.expiresAt)}` : ' — no expiry'}`) : r.fileEnabled ? null : h('span', { class: 'toggle-note' }, ' off in the rule file'),
-    );
+    const note = t
+      ? h('span', { class: 'toggle-note' }, ` ${t.enabled ? 'enabled' : 'disabled'} by ${t.by}: ${t.reason}${t.expiresAt ? ` — until ${fmtDate(t.expiresAt)}` : ' — no expiry'}`)
+      : r.fileEnabled
+        ? null
+        : h('span', { class: 'toggle-note' }, ' off in the rule file');
+    st.replaceChildren(...[h('span', { class: `pill ${r.effective ? 'pill-on' : 'pill-off'}` }, r.effective ? '● on' : '○ off'), note].filter(Boolean));
     btn.textContent = r.effective ? 'Disable…' : 'Enable…';
     btn.setAttribute('aria-label', `${r.effective ? 'Disable' : 'Enable'} rule ${r.id}`);
     row.querySelector('.admin-col').hidden = !admin;
@@ -352,7 +354,11 @@ function renderIncidents(list, source) {
         { class: `incident ${members.length > 1 ? 'incident-group' : ''}` },
         h('p', { class: 'title', title: i.title ?? i.summary ?? '' }, i.severity ? h('span', { class: 'pill pill-sev' }, i.severity) : null, ' ', h('strong', {}, i.title ?? i.summary ?? i.key ?? i.id ?? i.dedupKey)),
         h('p', { class: 'note' }, `${i.key ?? i.dedupKey ?? i.id ?? ''}${i.since ?? i.openedAt ? ` — open since ${fmtTime(i.since ?? i.openedAt)}` : ''}`),
-        members.length ? h('details', {}, h('summary', {}, `${members.length} member${members.length === 1 ? '' : 's'}`), h('ul', { class: 'members' }, ...members.map((m) => h('li', {}, m)))) : null,
+        members.length > 1
+          ? h('details', {}, h('summary', {}, `${members.length} members`), h('ul', { class: 'members' }, ...members.map((m) => h('li', {}, m))))
+          : members.length === 1
+            ? h('p', { class: 'note' }, `member: ${members[0]}`)
+            : null,
       );
     }),
   );
