@@ -68,7 +68,7 @@ async function api(path, init = {}) {
   const headers = { accept: 'application/json', authorization: `Bearer ${state.token ?? ''}` };
   if (init.body !== undefined) headers['content-type'] = 'application/json';
   const res = await fetch(path, { ...init, headers, cache: 'no-store', credentials: 'omit', referrerPolicy: 'no-referrer' });
-  let body = null;
+  let body;
   try {
     body = await res.json();
   } catch {

@@ -256,7 +256,7 @@ describe('operator console in a real browser (Chromium + playwright-core)', func
       expect(await page.locator('#rule-rows tr').count()).to.be.greaterThan(0);
       expect(await page.locator('#strip .cell.s-cordoned-by-nodewarden').count()).to.be.greaterThan(0);
       // the only buttons a reader can press: sign out and the node cells (which only show details)
-      const visible = await page.locator('button:visible').evaluateAll((bs) => bs.filter((b) => !b.classList.contains('cell')).map((b) => b.textContent?.trim()));
+      const visible = (await page.locator('button:not(.cell):visible').allTextContents()).map((t) => t.trim());
       expect(visible).to.deep.equal(['Sign out']);
       expect(await page.locator('#pause-form').isVisible()).to.equal(false);
       await page.screenshot({ path: join(SHOTS, 'console-readonly.png'), fullPage: false });
