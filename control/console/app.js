@@ -340,7 +340,11 @@ function renderIncidents(list, source) {
   $('incidents-source').textContent = source;
   $('incidents-h').textContent = `Open incidents (${list.length})`;
   // Incidents spanning several targets (a group, a denial batch) first.
-  list = [...list].sort((a, b) => (Array.isArray(b.members) ? b.members.length : 0) - (Array.isArray(a.members) ? a.members.length : 0));
+  const weight = (i) => {
+    const ms = Array.isArray(i.members) ? i.members.map(memberText) : [];
+    return ms.length + (ms.some((m) => /^(Group|Fleet)\//.test(m)) ? 1000 : 0);
+  };
+  list = [...list].sort((a, b) => weight(b) - weight(a));
   const ul = $('incident-list');
   if (list.length === 0) {
     ul.replaceChildren(h('li', { class: 'note' }, 'none open'));
@@ -351,7 +355,7 @@ function renderIncidents(list, source) {
       const members = Array.isArray(i.members) ? i.members.map(memberText) : [];
       return h(
         'li',
-        { class: `incident ${members.length > 1 ? 'incident-group' : ''}` },
+        { class: `incident ${weight(i) > 1 ? 'incident-group' : ''}` },
         h('p', { class: 'title', title: i.title ?? i.summary ?? '' }, i.severity ? h('span', { class: 'pill pill-sev' }, i.severity) : null, ' ', h('strong', {}, i.title ?? i.summary ?? i.key ?? i.id ?? i.dedupKey)),
         h('p', { class: 'note' }, `${i.key ?? i.dedupKey ?? i.id ?? ''}${i.since ?? i.openedAt ? ` — open since ${fmtTime(i.since ?? i.openedAt)}` : ''}`),
         members.length > 1
