@@ -22,9 +22,8 @@ import { createRegistry } from '../../core/metrics.js';
 import { defaultRulesPath, loadRules } from '../../rules/language/load.js';
 import { createDemoSystem, defaultStoryline } from '../../demo/system.js';
 import type { DemoSystem } from '../../demo/system.js';
-import { EngineHttpServer } from '../../control/server.js';
-import { parseTokens } from '../../control/tokens.js';
-import { ConsoleAssets } from '../../control/console-assets.js';
+import type { EngineHttpServer } from '../../control/server.js';
+import { startControlServer } from '../harness/control-server.js';
 
 const CHROMIUM = process.env.NODEWARDEN_CHROMIUM ?? '/usr/bin/chromium';
 const SHOTS = join(process.cwd(), 'docs', 'img');
@@ -55,6 +54,15 @@ async function newPage(ctx: BrowserContext, errors: string[]): Promise<Page> {
 async function signIn(page: Page, token: string): Promise<void> {
   await page.locator('#token').fill(token);
   await page.locator('#login-form button[type=submit]').click();
+}
+
+/** A new tab on the console, signed in, with its first data rendered. */
+async function openSignedIn(browser: BrowserContext, base: string, token: string, errors: string[]): Promise<Page> {
+  const page = await newPage(browser, errors);
+  await page.goto(`${base}/`);
+  await signIn(page, token);
+  await page.locator('body[data-loaded=true]').waitFor();
+  return page;
 }
 
 /** Nothing secret in the address bar or the document. */
@@ -163,10 +171,7 @@ describe('operator console in a real browser (Chromium + playwright-core)', func
 
     it('an admin pause from the page stops actions and shows up in the ledger', async () => {
       const errors: string[] = [];
-      const page = await newPage(browser, errors);
-      await page.goto(`${base}/`);
-      await signIn(page, token);
-      await page.locator('body[data-loaded=true]').waitFor();
+      const page = await openSignedIn(browser, base, token, errors);
       expect(await page.locator('#resume').isVisible()).to.equal(false);
       await page.locator('#pause-reason').fill('console test: stop everything');
       await page.locator('#pause-form button[type=submit]').click();
@@ -229,18 +234,7 @@ describe('operator console in a real browser (Chromium + playwright-core)', func
         logger: createLogger({ component: 'console-test', level: 'silent' }),
       });
       await system.advance(start + 40 * 60_000);
-      http = new EngineHttpServer({
-        host: '127.0.0.1',
-        port: 0,
-        registry: createRegistry('http'),
-        readiness: () => Promise.resolve({ ready: true, checks: {} }),
-        control: { backend: system.control, tokens: parseTokens(`${ADMIN} admin alice\n${READER} read-only viewer\n`, 'test tokens') },
-        clock: system.clock,
-        logger: createLogger({ component: 'console-test', level: 'silent' }),
-        console: new ConsoleAssets(),
-      });
-      const a = await http.listen();
-      base = `http://127.0.0.1:${a.port}`;
+      ({ server: http, base } = await startControlServer(system.control, `${ADMIN} admin alice\n${READER} read-only viewer\n`, system.clock));
     });
     after(async () => {
       await http?.close();
@@ -249,10 +243,7 @@ describe('operator console in a real browser (Chromium + playwright-core)', func
 
     it('a read-only token sees everything and no button that changes anything', async () => {
       const errors: string[] = [];
-      const page = await newPage(browser, errors);
-      await page.goto(`${base}/`);
-      await signIn(page, READER);
-      await page.locator('body[data-loaded=true]').waitFor();
+      const page = await openSignedIn(browser, base, READER, errors);
       expect(await page.locator('#who').textContent()).to.include('viewer (read-only)');
       expect(await page.locator('#rule-rows tr').count()).to.be.greaterThan(0);
       expect(await page.locator('#strip .cell.s-cordoned-by-nodewarden').count()).to.be.greaterThan(0);

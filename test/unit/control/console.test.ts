@@ -2,16 +2,14 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { expect } from 'chai';
 import { ManualClock } from '../../../core/clock.js';
-import { silentLogger } from '../../../core/logger.js';
-import { createRegistry } from '../../../core/metrics.js';
 import type { LedgerRecord } from '../../../core/decision.js';
 import type { LedgerEntry } from '../../../control/api.js';
-import { EngineHttpServer } from '../../../control/server.js';
-import { parseTokens } from '../../../control/tokens.js';
+import type { EngineHttpServer } from '../../../control/server.js';
 import { consoleDir, CONSOLE_CSP } from '../../../control/console-assets.js';
 import { nodeViews } from '../../../control/nodes.js';
 import { renderLedger } from '../../../control/render.js';
 import { createControlBackend, MemoryLedgerReader } from '../../../control/backend.js';
+import { startControlServer } from '../../harness/control-server.js';
 import { FakeGuard, FAKE_NODES, fakeBackend } from './fake-backend.js';
 import { MemoryRuleToggles } from '../../../rules/toggles/memory-toggles.js';
 import { MemoryToggleAudit, ToggleService } from '../../../rules/toggles/toggle-service.js';
@@ -66,16 +64,7 @@ describe('control: the operator console', () => {
 
     before(async () => {
       fb = fakeBackend(clock);
-      server = new EngineHttpServer({
-        host: '127.0.0.1',
-        port: 0,
-        registry: createRegistry('engine'),
-        readiness: () => Promise.resolve({ ready: true, checks: {} }),
-        control: { backend: fb.backend, tokens: parseTokens(`${ADMIN} admin alice\n${READER} read-only grafana\n`, 'tokens') },
-        clock,
-        logger: silentLogger,
-      });
-      base = `http://127.0.0.1:${(await server.listen()).port}`;
+      ({ server, base } = await startControlServer(fb.backend, `${ADMIN} admin alice\n${READER} read-only grafana\n`, clock));
     });
     after(() => server.close());
 
@@ -154,16 +143,7 @@ describe('control: the operator console', () => {
     it('without a cluster view, /api/v1/nodes is 404 and whoami says so', async () => {
       const toggles = new MemoryRuleToggles(clock);
       const backend = createControlBackend({ rules: [], toggles, toggleService: new ToggleService(toggles, new MemoryToggleAudit(), clock), guard: new FakeGuard(clock), ledger: new MemoryLedgerReader(), clock });
-      const s = new EngineHttpServer({
-        host: '127.0.0.1',
-        port: 0,
-        registry: createRegistry('engine'),
-        readiness: () => Promise.resolve({ ready: true, checks: {} }),
-        control: { backend, tokens: parseTokens(`${READER} read-only grafana\n`, 'tokens') },
-        clock,
-        logger: silentLogger,
-      });
-      const b = `http://127.0.0.1:${(await s.listen()).port}`;
+      const { server: s, base: b } = await startControlServer(backend, `${READER} read-only grafana\n`, clock);
       try {
         const h = { authorization: `Bearer ${READER}` };
         expect((await fetch(`${b}/api/v1/nodes`, { headers: h })).status).to.equal(404);
