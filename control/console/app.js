@@ -302,7 +302,7 @@ function outcomeCell(o) {
   return h('td', { class: `outcome o-${o}` }, h('span', { 'aria-hidden': 'true' }, g ? `${g.glyph} ` : ''), o);
 }
 
-function renderLedger(records) {
+function renderLedger(records, problem) {
   const rows = records.map((e) => {
     if (e.kind) {
       // a toggle or pause audit record
@@ -310,7 +310,7 @@ function renderLedger(records) {
     }
     return h('tr', { class: `r-${e.outcome}` }, h('td', {}, fmtTime(e.ts)), outcomeCell(e.outcome), h('td', {}, e.action), h('td', { class: 'target' }, targetText(e.target)), h('td', {}, e.rule), h('td', {}, e.guard ?? ''), h('td', { class: 'reason' }, e.reason));
   });
-  if (rows.length === 0) rows.push(h('tr', {}, h('td', { colspan: '7', class: 'note' }, 'no ledger records match')));
+  if (rows.length === 0) rows.push(h('tr', {}, h('td', { colspan: '7', class: problem ? 'error' : 'note' }, problem ? `the filter was refused: ${problem}` : 'no ledger records match')));
   $('ledger-rows').replaceChildren(...rows);
 }
 
@@ -408,7 +408,7 @@ async function refresh() {
     renderGuard(guard);
     renderNodes(nodes.nodes, guard);
     renderRules(rules.rules);
-    renderLedger(ledger.records);
+    renderLedger(ledger.records, ledger.problem);
     renderIncidents(inc.list, inc.source);
     $('conn').textContent = `live — updated ${new Date().toLocaleTimeString()}`;
     $('conn').classList.remove('stale');
