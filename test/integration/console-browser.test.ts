@@ -6,7 +6,8 @@
  * minute, an admin pause from the page stops actions and lands in the ledger.
  * Against an in-process engine HTTP server over the demo system: a read-only
  * token sees no buttons, a wrong token gets the login again. No token ever
- * appears in a URL or the page. Screenshots go to docs/img/console-*.png.
+ * appears in a URL or the page. Screenshots: console-*.png in a temporary
+ * directory, or in docs/img with NODEWARDEN_CONSOLE_SHOTS=docs/img.
  */
 import { spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
@@ -26,7 +27,8 @@ import type { EngineHttpServer } from '../../control/server.js';
 import { startControlServer } from '../harness/control-server.js';
 
 const CHROMIUM = process.env.NODEWARDEN_CHROMIUM ?? '/usr/bin/chromium';
-const SHOTS = join(process.cwd(), 'docs', 'img');
+/** Where screenshots go: a temporary directory, or docs/img to refresh the documentation's (NODEWARDEN_CONSOLE_SHOTS=docs/img). */
+const SHOTS = process.env.NODEWARDEN_CONSOLE_SHOTS ?? join(tmpdir(), 'nodewarden-console-shots');
 const ADMIN = 'console-admin-token-0123456789abcdef';
 const READER = 'console-reader-token-0123456789abcdef';
 
