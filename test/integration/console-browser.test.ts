@@ -17,7 +17,7 @@ import { join } from 'node:path';
 import { expect } from 'chai';
 import { chromium } from 'playwright-core';
 import type { BrowserContext, Page } from 'playwright-core';
-import { loadConfig } from '../../core/config.js';
+import { loadConfig } from '../../adapters/config-file.js';
 import { createLogger } from '../../core/logger.js';
 import { createRegistry } from '../../core/metrics.js';
 import { defaultRulesPath, loadRules } from '../../rules/language/load.js';
