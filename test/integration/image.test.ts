@@ -210,11 +210,16 @@ describe('image: the OCI archive run with runc (read-only root, non-root)', func
     expect(JSON.parse(res.stdout)).to.deep.equal([]);
   });
 
-  it('nodewarden --help and `rules check /app/rules/pack` succeed as 65532 on the read-only root', async function () {
+  it('nodewarden --help, both roles\' --help and `rules check /app/rules/pack` succeed as 65532 on the read-only root', async function () {
     const help = await run(['--help']);
     expect(help.code, help.stderr).to.equal(0);
     expect(help.stdout).to.match(/^usage: nodewarden <command>/);
     expect(help.stdout).to.match(/\bagent\b/).and.to.match(/\bengine\b/);
+    for (const role of ['agent', 'engine']) {
+      const roleHelp = await run([role, '--help']);
+      expect(roleHelp.code, roleHelp.stderr).to.equal(0);
+      expect(roleHelp.stdout).to.match(new RegExp(`^usage: nodewarden ${role}\\b`));
+    }
 
     const check = await run(['rules', 'check', '/app/rules/pack']);
     expect(check.code, check.stderr).to.equal(0);
