@@ -145,10 +145,16 @@ bah() { buildah --root "$STORE" --runroot "$RUNROOT" --storage-driver vfs "$@"; 
 # A previous run may have been killed half-way: drop its temporary files and
 # working containers; if the storage itself no longer opens, start it afresh
 # (the expensive parts, the rootfs tarball and the archives, live outside it).
+# A RUN step's runc container killed with us stays in runc's state list.
+if command -v runc >/dev/null 2>&1; then
+  runc list 2>/dev/null | awk -v d="$DIR/tmp/" 'index($4, d) == 1 { print $1 }' | while read -r id; do
+    log "removing the stale RUN container $id"; runc delete --force "$id" >&2 || true
+  done
+fi
 rm -rf "$DIR/tmp" "$DIR"/base/*.tmp "$OUT"/*.tmp
 mkdir -p "$DIR/tmp"
-if ! bah images >/dev/null 2>&1 || ! bah rm --all >/dev/null 2>&1; then
-  log "buildah storage in $STORE is unusable; recreating it"
+if ! err="$( { bah images >/dev/null && bah rm --all >/dev/null; } 2>&1)"; then
+  log "buildah storage in $STORE is unusable (${err##*$'\n'}); recreating it"
   rm -rf "$STORE" "$RUNROOT"
   bah images >/dev/null || die "buildah cannot open a fresh storage in $STORE"
 fi
