@@ -194,6 +194,27 @@ describe('image: the OCI archive run with runc (read-only root, non-root)', func
     expect(offenders.slice(0, 10)).to.deep.equal([]);
   });
 
+  it('ships every runtime data file of the source folders (rule pack, Lua scripts, protos, console assets)', function () {
+    const folders = fs
+      .readFileSync(path.join(ROOT, '.dockerignore'), 'utf8')
+      .split('\n')
+      .filter((l) => l.startsWith('!'))
+      .map((l) => l.slice(1))
+      .filter((f) => f !== 'bin' && fs.statSync(path.join(ROOT, f)).isDirectory());
+    expect(folders).to.include.members(['core', 'rules', 'control']);
+    const data: string[] = [];
+    const walk = (dir: string): void => {
+      for (const e of fs.readdirSync(path.join(ROOT, dir), { withFileTypes: true })) {
+        const rel = path.join(dir, e.name);
+        if (e.isDirectory()) walk(rel);
+        else if (!e.name.endsWith('.ts')) data.push(rel);
+      }
+    };
+    for (const f of folders) walk(f);
+    expect(data).to.include.members(['rules/pack/gpu-xid.yaml', 'control/console/index.html']);
+    expect(data.filter((f) => !fs.existsSync(path.join(rootfs, 'app', f)))).to.deep.equal([]);
+  });
+
   it('every production dependency and every CLI command module loads from the stripped node_modules', async function () {
     const script = [
       "import fs from 'node:fs';",
