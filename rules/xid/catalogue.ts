@@ -118,6 +118,12 @@ function parseSources(raw: unknown, base: string, problems: InputProblem[]): Map
   return out;
 }
 
+/** `nvidia` is one of NVIDIA's actions and `source` names a declared source. */
+function actionAndSource(raw: Record<string, unknown>, p: string, sources: ReadonlyMap<string, XidSource>, problems: InputProblem[]): void {
+  if (!oneOf(NVIDIA_ACTIONS, raw.nvidia)) problems.push({ path: `${p}/nvidia`, message: `must be one of ${NVIDIA_ACTIONS.join(', ')}` });
+  if (typeof raw.source !== 'string' || !sources.has(raw.source)) problems.push({ path: `${p}/source`, message: `must name one of the sources (${[...sources.keys()].join(', ')})` });
+}
+
 function parseEntry(raw: unknown, p: string, sources: ReadonlyMap<string, XidSource>, problems: InputProblem[]): XidEntry | null {
   if (!isRecord(raw)) {
     problems.push({ path: p, message: 'must be a mapping {code, mnemonic, name, nvidia, class, source}' });
@@ -129,7 +135,7 @@ function parseEntry(raw: unknown, p: string, sources: ReadonlyMap<string, XidSou
   if (typeof code !== 'number' || !Number.isInteger(code) || code < 1 || code > 999) problems.push({ path: `${p}/code`, message: 'must be an integer Xid code 1-999' });
   if (typeof raw.mnemonic !== 'string' || !MNEMONIC_RE.test(raw.mnemonic)) problems.push({ path: `${p}/mnemonic`, message: "must be NVIDIA's mnemonic (A-Z, 0-9, _, space, /; at most 80)" });
   const name = text(raw.name, `${p}/name`, problems);
-  if (!oneOf(NVIDIA_ACTIONS, raw.nvidia)) problems.push({ path: `${p}/nvidia`, message: `must be one of ${NVIDIA_ACTIONS.join(', ')}` });
+  actionAndSource(raw, p, sources, problems);
   const cls = raw.class;
   if (!oneOf([...XID_CLASSES, 'decoded'], cls)) problems.push({ path: `${p}/class`, message: `must be one of ${XID_CLASSES.join(', ')}, decoded` });
   let decoder: XidDecoder | null = null;
@@ -137,7 +143,6 @@ function parseEntry(raw: unknown, p: string, sources: ReadonlyMap<string, XidSou
     if (!oneOf(XID_DECODERS, raw.decoder)) problems.push({ path: `${p}/decoder`, message: `a decoded entry needs decoder: one of ${XID_DECODERS.join(', ')}` });
     else decoder = raw.decoder;
   } else if (raw.decoder !== undefined) problems.push({ path: `${p}/decoder`, message: 'only a class: decoded entry has a decoder' });
-  if (typeof raw.source !== 'string' || !sources.has(raw.source)) problems.push({ path: `${p}/source`, message: `must name one of the sources (${[...sources.keys()].join(', ')})` });
   const note = text(raw.note, `${p}/note`, problems, true);
   if (problems.length > before || name === null) return null;
   return {
@@ -169,9 +174,8 @@ function parseMessage(raw: unknown, p: string, sources: ReadonlyMap<string, XidS
     }
   }
   const name = text(raw.name, `${p}/name`, problems);
-  if (!oneOf(NVIDIA_ACTIONS, raw.nvidia)) problems.push({ path: `${p}/nvidia`, message: `must be one of ${NVIDIA_ACTIONS.join(', ')}` });
+  actionAndSource(raw, p, sources, problems);
   if (!oneOf(XID_CLASSES, raw.class)) problems.push({ path: `${p}/class`, message: `must be one of ${XID_CLASSES.join(', ')}` });
-  if (typeof raw.source !== 'string' || !sources.has(raw.source)) problems.push({ path: `${p}/source`, message: `must name one of the sources (${[...sources.keys()].join(', ')})` });
   if (problems.length > before || pattern === null || name === null) return null;
   return { id: raw.id as string, pattern, name, nvidia: raw.nvidia as NvidiaAction, class: raw.class as XidClass, source: raw.source as string };
 }

@@ -43,10 +43,14 @@ export const RECOVERY_ACTION_REQUIRED_PATTERN = `GPU recovery action changed fro
 export const RECOVERY_ACTION_NOT_REQUIRED_PATTERN = `^(?![\\s\\S]*${RECOVERY_ACTION_REQUIRED_PATTERN})`;
 const REQUIRED_RE = new RegExp(RECOVERY_ACTION_REQUIRED_PATTERN);
 
+/** The first MAX_TEXT characters of a string, matched; null for anything else. */
+function execBounded(re: RegExp, text: unknown): RegExpExecArray | null {
+  return typeof text === 'string' ? re.exec(text.slice(0, MAX_TEXT)) : null;
+}
+
 /** Parses Xid 154's text; null when the text does not have that shape. */
 export function parseRecoveryAction(text: unknown): RecoveryActionChange | null {
-  if (typeof text !== 'string') return null;
-  const m = CHANGE_RE.exec(text.slice(0, MAX_TEXT));
+  const m = execBounded(CHANGE_RE, text);
   if (!m) return null;
   const from = parseInt(m[1] ?? '0', 16);
   const to = parseInt(m[3] ?? '0', 16);
@@ -83,8 +87,7 @@ const NONFATAL_RE = new RegExp(NVLINK_NONFATAL_PATTERN);
 
 /** Decodes an Xid 144-150 text; null when it does not have the driver's shape. */
 export function parseNvlinkError(text: unknown): NvlinkDecode | null {
-  if (typeof text !== 'string') return null;
-  const m = NVL_RE.exec(text.slice(0, MAX_TEXT));
+  const m = execBounded(NVL_RE, text);
   if (!m) return null;
   const hex = (s: string | undefined): number | null => (s === undefined ? null : parseInt(s, 16));
   return {
