@@ -265,6 +265,8 @@ export async function run(argv: string[]): Promise<number> {
     metrics,
     clock,
     logger,
+    // Redis down: pages still go out from replica-local state (remediation fails closed)
+    ...(redis ? { degraded: { engine: createRuleEngine({ rules, store: new MemoryStateStore(), cluster, toggles, clock, logger, config }), deduper: new MemoryDeduper(clock, dedupeTimes) } } : {}),
   });
   const service = new EngineService({
     kafka,
