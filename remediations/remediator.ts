@@ -7,6 +7,8 @@
  * and recorded when it is retried). A failed executor is settled at once
  * (outcome `failed`, feeds the breaker, frees its holds).
  *
+ * A decision the guard reports already done (`idempotency`: a redelivery) is
+ * returned as `suppressed` but not written: its record is already durable.
  * A decision the guard reports in flight elsewhere (`inFlight`) is not an
  * outcome: it comes back as a record with guard `inFlight` that is NOT written
  * to the ledger, and the caller retries it later (`isRetryLater`). A ledger
@@ -91,6 +93,15 @@ export interface SubmitOptions {
 /** A record submit returns for a decision in flight elsewhere: not written, retry the decision later. */
 export function isRetryLater(r: LedgerRecord): boolean {
   return r.guard === IN_FLIGHT_GUARD;
+}
+
+/**
+ * A record submit returns for a decision that was already carried out or
+ * decided (the guard's idempotency record, or the same decision twice in one
+ * submit): not written again, one decision attempt has one ledger record.
+ */
+export function isReplayed(r: LedgerRecord): boolean {
+  return r.guard === 'idempotency';
 }
 
 export interface GuardedRemediator extends Remediator {
@@ -369,11 +380,12 @@ export function createRemediator(o: RemediatorOptions): GuardedRemediator {
 
   /** Writes the records, then runs their settles; on failure keeps what `keep` selects for the next write. */
   async function commit(handled: readonly Handled[], keep: (h: Handled) => boolean): Promise<void> {
-    const records = handled.filter((h) => !isRetryLater(h.rec)).map((h) => h.rec);
+    // a replayed decision (already done: its record is durable, ledger before settle) is not recorded again
+    const records = handled.filter((h) => !isRetryLater(h.rec) && !isReplayed(h.rec)).map((h) => h.rec);
     try {
       await writeLedger(records);
     } catch (err) {
-      const kept = handled.filter((h) => !isRetryLater(h.rec) && keep(h));
+      const kept = handled.filter((h) => !isRetryLater(h.rec) && !isReplayed(h.rec) && keep(h));
       owed = {
         records: [...owed.records, ...kept.map((h) => h.rec)],
         settles: [...owed.settles, ...kept.flatMap((h) => (h.settle ? [h.settle] : []))],

@@ -137,9 +137,9 @@ describe('remediator', () => {
       await remediator.submit([d, d, cordon('gpu-000')]);
       await remediator.flush();
       expect(exec.calls).to.have.length(1);
+      // one decision, one ledger record: the replay of `same` is returned as suppressed but not written again
       expect(ledger.records.map((r) => [r.outcome, r.guard])).to.deep.equal([
         ['executed', null],
-        ['suppressed', 'idempotency'],
         ['suppressed', 'cooldown'],
       ]);
       expect(pager.sent).to.have.length(0);
