@@ -31,6 +31,16 @@ export interface StartupStatus {
   done: boolean;
   /** The step being attempted and why its last attempt failed. */
   failing: { step: string; attempts: number; error: string; nextRetryMs: number } | null;
+  /** The step now running and since when (ms), while start-up is not done. */
+  current?: { step: string; since: number };
+}
+
+/** One line for readiness: what start-up waits for. */
+export function describeStartup(s: StartupStatus, now: number): string {
+  if (s.done) return 'started';
+  if (s.failing) return `waiting for ${s.failing.step} (attempt ${s.failing.attempts}): ${s.failing.error}`;
+  if (s.current) return `waiting for ${s.current.step} (attempt 1, ${Math.round((now - s.current.since) / 1000)} s so far)`;
+  return 'starting';
 }
 
 /**
@@ -62,6 +72,7 @@ export class StartupRunner {
     for (const step of steps) {
       for (let attempt = 1; ; attempt++) {
         if (this.stopRequested) return false;
+        this.st = { ...this.st, current: { step: step.name, since: Date.now() } };
         try {
           await step.run();
           if (attempt > 1) this.o.logger.info({ step: step.name, attempts: attempt }, `${step.name} is up`);
@@ -70,7 +81,7 @@ export class StartupRunner {
         } catch (err) {
           const wait = backoffDelay(attempt, policy);
           const error = errorMessage(err);
-          this.st = { done: false, failing: { step: step.name, attempts: attempt, error, nextRetryMs: wait } };
+          this.st = { done: false, failing: { step: step.name, attempts: attempt, error, nextRetryMs: wait }, current: { step: step.name, since: Date.now() } };
           this.o.logger.warn({ step: step.name, attempt, retryInMs: wait, err: error }, `waiting for ${step.name}: ${error}`);
           await this.sleep(wait);
         }

@@ -12,7 +12,7 @@ import kafkajs from 'kafkajs';
 import type { Kafka as KafkaClient, KafkaConfig, LogEntry, Producer } from 'kafkajs';
 import { Redis } from 'ioredis';
 import { parseFlags } from '../args.js';
-import { StartupRunner } from '../../core/backoff.js';
+import { describeStartup, StartupRunner } from '../../core/backoff.js';
 import type { StartupStep } from '../../core/backoff.js';
 import { systemClock } from '../../core/clock.js';
 import type { ClusterView } from '../../core/cluster.js';
@@ -117,7 +117,7 @@ function kafkaLogCreator(logger: Logger): KafkaConfig['logCreator'] {
   };
 }
 
-function kafkaClient(cfg: NodewardenConfig, logger: Logger): KafkaClient {
+function kafkaClient(cfg: NodewardenConfig, logger: Logger, retry: KafkaConfig['retry'] = { retries: 10, initialRetryTime: 300, maxRetryTime: 10_000 }): KafkaClient {
   const k = cfg.kafka;
   let sasl: KafkaConfig['sasl'];
   if (k.sasl) {
@@ -132,7 +132,7 @@ function kafkaClient(cfg: NodewardenConfig, logger: Logger): KafkaClient {
     ...(sasl ? { sasl } : {}),
     logLevel: logLevel.WARN,
     logCreator: kafkaLogCreator(logger.child({ component: 'kafka' })),
-    retry: { retries: 10, initialRetryTime: 300, maxRetryTime: 10_000 },
+    retry,
   });
 }
 
@@ -255,6 +255,19 @@ export async function run(argv: string[]): Promise<number> {
 
   // Idempotent: a send retried after NOT_LEADER (broker restart) is not written twice (dead letters, audit).
   const producer: Producer = kafka.producer({ allowAutoTopicCreation: false, idempotent: true, maxInFlightRequests: 1 });
+  // One quick probe per start-up attempt (the client's own retries would hold one attempt for ~55 s);
+  // the start-up runner owns the back-off, so /readyz and the log tell each attempt.
+  steps.push({
+    name: 'kafka broker',
+    run: async () => {
+      const probe = kafkaClient(config, logger.child({ probe: true }), { retries: 0 }).admin();
+      try {
+        await probe.connect();
+      } finally {
+        await probe.disconnect().catch(() => undefined);
+      }
+    },
+  });
   steps.push({ name: 'kafka producer', run: () => producer.connect() });
   const metrics = engineServiceMetrics(registry);
   const processor = new BatchProcessor({
@@ -303,7 +316,7 @@ export async function run(argv: string[]): Promise<number> {
   const readiness = async (): Promise<ReadinessReport> => {
     const checks: ReadinessReport['checks'] = {};
     const up = startup.status;
-    checks.startup = up.done ? { ok: true } : { ok: false, detail: up.failing ? `waiting for ${up.failing.step} (attempt ${up.failing.attempts}): ${up.failing.error}` : 'starting' };
+    checks.startup = up.done ? { ok: true } : { ok: false, detail: describeStartup(up, clock.now()) };
     const problem = service.status.problem;
     checks.consumer = problem === null ? { ok: true } : { ok: false, detail: up.done ? problem : 'not started' };
     if (redis) {
