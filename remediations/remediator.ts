@@ -153,6 +153,8 @@ interface PendingRetry {
 interface Handled {
   rec: LedgerRecord;
   settle: (() => Promise<void>) | null;
+  /** A failed action whose error may pass by itself (5xx, timeout, conflict): worth retrying. */
+  retriable?: boolean;
 }
 
 /** Records not yet durable in every sink, with the settles waiting for them. */
@@ -254,7 +256,7 @@ export function createRemediator(o: RemediatorOptions): GuardedRemediator {
     if (!result.ok) {
       // a failure changed nothing: free its holds and feed the breaker now, so later decisions see it
       await settle();
-      return { rec, settle: null };
+      return { rec, settle: null, retriable: result.error?.retriable ?? true };
     }
     return { rec, settle };
   }
@@ -293,7 +295,7 @@ export function createRemediator(o: RemediatorOptions): GuardedRemediator {
   }
 
   /** After a failed attempt (or an open breaker): schedule the next one, or page that it could not be done. */
-  function noteFailure(d: Decision, rec: LedgerRecord, now: number, attempts: number): void {
+  function noteFailure(d: Decision, rec: LedgerRecord, now: number, attempts: number, retriable = true): void {
     if (PAGE_ACTIONS.has(d.action) || o.dryRun) return;
     const failed = rec.outcome === 'failed';
     const breaker = rec.outcome === 'denied' && rec.guard !== null && RETRIED_GUARDS.has(rec.guard);
@@ -302,7 +304,8 @@ export function createRemediator(o: RemediatorOptions): GuardedRemediator {
       return;
     }
     const lastError = rec.error ?? (typeof rec.details?.guardReason === 'string' ? rec.details.guardReason : rec.outcome);
-    if (attempts < retryPolicy.maxAttempts && (retries.has(d.id) || retries.size < retryPolicy.maxPending)) {
+    // a refusal (403, a workload that must not be rolled back) is final: page at once
+    if (retriable && attempts < retryPolicy.maxAttempts && (retries.has(d.id) || retries.size < retryPolicy.maxPending)) {
       const dueAt = now + backoffDelay(attempts, retryPolicy);
       retries.set(d.id, { decision: d, attempts, dueAt, lastError });
       logger.warn({ decisionId: d.id, action: d.action, target: d.target, attempts, retryAt: new Date(dueAt).toISOString(), err: lastError }, `${d.action} will be retried`);
@@ -330,7 +333,7 @@ export function createRemediator(o: RemediatorOptions): GuardedRemediator {
           continue;
         }
         await commit([h], () => true);
-        noteFailure(r.decision, h.rec, o.clock.now(), r.attempts + 1);
+        noteFailure(r.decision, h.rec, o.clock.now(), r.attempts + 1, h.retriable);
         out.push(h.rec);
       }
     } finally {
@@ -474,7 +477,7 @@ export function createRemediator(o: RemediatorOptions): GuardedRemediator {
         }
         const h = await handle(d, executorFor(d.action));
         seen.set(d.id, h.rec);
-        if (!isRetryLater(h.rec)) noteFailure(d, h.rec, o.clock.now(), (retries.get(d.id)?.attempts ?? 0) + 1);
+        if (!isRetryLater(h.rec)) noteFailure(d, h.rec, o.clock.now(), (retries.get(d.id)?.attempts ?? 0) + 1, h.retriable);
         noteDenial(d, h.rec, o.clock.now());
         out.push(h);
       }
