@@ -124,6 +124,8 @@ export class EngineService {
       sessionTimeout,
       rebalanceTimeout: Math.max(sessionTimeout, 10_000),
       heartbeatInterval: Math.max(100, Math.floor(sessionTimeout / 10)),
+      // heartbeats go out between fetches: an idle fetch must return well within the session
+      maxWaitTimeInMs: Math.min(5000, Math.floor(sessionTimeout / 3)),
       retry: { retries: Number.MAX_SAFE_INTEGER, initialRetryTime: 300, maxRetryTime: 10_000 },
     });
     this.consumer = consumer;

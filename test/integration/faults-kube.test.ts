@@ -32,10 +32,24 @@ import { createPagerExecutor } from '../../remediations/pager/pager-executor.js'
 import { createRecordingPager } from '../../remediations/pager/recording-pager.js';
 import { createRemediator } from '../../remediations/remediator.js';
 import type { GuardedRemediator } from '../../remediations/remediator.js';
+import type { Executor } from '../../remediations/ports.js';
 import { startFaultProxy } from '../harness/fault-proxy.js';
 import type { FaultProxy } from '../harness/fault-proxy.js';
 import type { KubeCluster } from '../harness/kube.js';
-import { sharedKube } from './servers.js';
+import { PassThrough } from 'node:stream';
+import kafkajs from 'kafkajs';
+import { createLogger } from '../../core/logger.js';
+import { createRuleEngine } from '../../rules/engine/engine.js';
+import { loadRules } from '../../rules/language/load.js';
+import { BatchProcessor } from '../../rules/service/batch-processor.js';
+import { MemoryDeadLetterSink } from '../../rules/service/dead-letter.js';
+import { MemoryDeduper } from '../../rules/service/dedupe.js';
+import { EngineService } from '../../rules/service/engine-service.js';
+import { engineServiceMetrics } from '../../rules/service/metrics.js';
+import { MemoryStateStore } from '../../rules/store/memory-store.js';
+import { MemoryRuleToggles } from '../../rules/toggles/memory-toggles.js';
+import { produce, RULES_FILE, uniqueTopics, xid } from './engine-support.js';
+import { sharedKafka, sharedKube } from './servers.js';
 
 const RUN = randomBytes(3).toString('hex');
 const node = (i: number): string => `nw-fault-${RUN}-${i}`;
@@ -64,11 +78,13 @@ describe('Kubernetes API faults (real apiserver behind a fault-injecting proxy)'
   let view: LiveCluster;
   let remediator: GuardedRemediator;
   let ledger: MemoryLedger;
+  let guard: ReturnType<typeof createMemoryGuard>;
+  let executors: Executor[];
   const pager = createRecordingPager();
 
   before(async () => {
     kube = await sharedKube();
-    const nodes = Array.from({ length: 40 }, (_, i) => `apiVersion: v1\nkind: Node\nmetadata:\n  name: ${node(i)}\n  labels:\n    nodewarden.io/pool: h100-train\n`).join('---\n');
+    const nodes = Array.from({ length: 40 }, (_, i) => `apiVersion: v1\nkind: Node\nmetadata:\n  name: ${node(i)}\n  labels:\n    nodewarden.io/pool: h100-train\n    topology.kubernetes.io/zone: us-west-2a\n`).join('---\n');
     const r = await kube.kubectl(['apply', '-f', '-'], { input: nodes });
     if (r.code !== 0) throw new Error(`creating nodes: ${r.stderr}`);
     proxy = await startFaultProxy(kube.server);
@@ -91,9 +107,11 @@ describe('Kubernetes API faults (real apiserver behind a fault-injecting proxy)'
       targetCooldownMs: 0,
     });
     ledger = new MemoryLedger();
+    guard = createMemoryGuard({ view, options, clock: systemClock });
+    executors = [createKubeExecutor(createClientNodeKubeApi(viaProxy, { registry: createRegistry('faults') }), { clock: systemClock, logger: silentLogger, recordEvents: false }), createPagerExecutor({ pagers: [pager], logger: silentLogger })];
     remediator = createRemediator({
-      guard: createMemoryGuard({ view, options, clock: systemClock }),
-      executors: [createKubeExecutor(createClientNodeKubeApi(viaProxy, { registry: createRegistry('faults') }), { clock: systemClock, logger: silentLogger, recordEvents: false }), createPagerExecutor({ pagers: [pager], logger: silentLogger })],
+      guard,
+      executors,
       ledger: [ledger],
       clock: systemClock,
       logger: silentLogger,
@@ -162,6 +180,51 @@ describe('Kubernetes API faults (real apiserver behind a fault-injecting proxy)'
     await until('both cordoned', () => unschedulable(conflicted) && unschedulable(slow), 15_000);
     expect(patches(conflicted)).to.equal(1);
     expect(patches(slow)).to.equal(1);
+  });
+
+  it('a slow API call (2.5x the session timeout): the replica stays in the group and readiness reports the stall while it runs', async () => {
+    const broker = await sharedKafka();
+    const topics = uniqueTopics('fault-hang');
+    await broker.createTopics([topics.signals], 2);
+    const lines: string[] = [];
+    const out = new PassThrough();
+    out.on('data', (b: Buffer) => lines.push(...b.toString('utf8').split('\n').filter((l) => l.length > 0)));
+    const logger = createLogger({ component: 'engine', level: 'info', destination: out });
+    const clock = systemClock;
+    const registry = createRegistry('engine-hang');
+    const metrics = engineServiceMetrics(registry);
+    const engine = createRuleEngine({ rules: loadRules(RULES_FILE), store: new MemoryStateStore(), cluster: view, toggles: new MemoryRuleToggles(clock), clock, logger, config: DEFAULT_CONFIG });
+    // production action timeout (30 s): one call may outlast the session timeout several times
+    const slowRemediator = createRemediator({ guard, executors, ledger: [new MemoryLedger()], clock, logger, autoFlush: false });
+    const processor = new BatchProcessor({ engine, remediator: slowRemediator, deduper: new MemoryDeduper(clock, { windowMs: 600_000, claimTtlMs: 1500 }), deadLetters: new MemoryDeadLetterSink(), metrics, clock, logger });
+    const kafka = new kafkajs.Kafka({ clientId: 'fault-hang', brokers: broker.brokers, logLevel: kafkajs.logLevel.NOTHING });
+    const service = new EngineService({ kafka, groupId: `fault-hang-${RUN}`, topic: topics.signals, processor, metrics, clock, logger, tickMs: 0, sessionTimeoutMs: 6000, stallMs: 8000 });
+    const slowNode = node(35);
+    try {
+      await service.start();
+      await until('joined', () => service.ready, 60_000).catch((err: unknown) => {
+        throw new Error(`${String(err)}: ${service.status.problem ?? ''}\n${lines.slice(-10).join('\n')}`);
+      });
+      // the cordon's PATCH takes 15 s: 2.5 session timeouts, well within the 30 s action timeout
+      proxy.setRules([{ method: 'PATCH', path: new RegExp(`/api/v1/nodes/${slowNode}`), fault: { kind: 'delay', ms: 15_000 } }]);
+      const t0 = Date.now();
+      await produce(broker.brokers, topics.signals, [{ key: slowNode, value: xid(slowNode, 79) }]);
+      let sawStall = false;
+      await until('the slow cordon', async () => {
+        if (service.status.problem?.startsWith('consumer stalled')) sawStall = true;
+        return unschedulable(slowNode);
+      }, 60_000).catch((err: unknown) => {
+        throw new Error(`${String(err)}: ${service.status.problem ?? ''}\n${lines.slice(-12).join('\n')}`);
+      });
+      figure('kube_slow_action_batch_ms', Date.now() - t0);
+      await until('ready again', () => service.ready, 30_000);
+      expect(lines.filter((l) => l.includes('joined consumer group')), 'never evicted: one join only').to.have.length(1);
+      expect(lines.filter((l) => l.includes('consumer crashed'))).to.have.length(0);
+      expect(sawStall, 'readiness reports the stalled batch while it runs').to.equal(true);
+    } finally {
+      proxy.setRules([]);
+      await service.stop();
+    }
   });
 
   it('403 is final at once: no retry, one page saying the action could not be carried out', async () => {
