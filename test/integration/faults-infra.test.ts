@@ -112,7 +112,7 @@ describe('infrastructure faults (real Kafka and Redis)', function () {
     engines.push(e);
     const ledger = await new TopicFollower(kafka.brokers, topics.ledger).start();
     followers.push(ledger);
-    const recs = (): Rec[] => ledger.records as Rec[];
+    const recs = (): Rec[] => ledger.records;
     const of = (node: string, action: string): Rec[] => recs().filter((x) => x.target?.name === node && x.action === action);
 
     await produce(kafka.brokers, topics.signals, [{ key: 'gpu-node-021', value: xid('gpu-node-021', 79) }]);

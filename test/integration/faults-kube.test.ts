@@ -210,7 +210,7 @@ describe('Kubernetes API faults (real apiserver behind a fault-injecting proxy)'
       const t0 = Date.now();
       await produce(broker.brokers, topics.signals, [{ key: slowNode, value: xid(slowNode, 79) }]);
       let sawStall = false;
-      await until('the slow cordon', async () => {
+      await until('the slow cordon', () => {
         if (service.status.problem?.startsWith('consumer stalled')) sawStall = true;
         return unschedulable(slowNode);
       }, 60_000).catch((err: unknown) => {
