@@ -10,7 +10,7 @@ import { randomUUID } from 'node:crypto';
 import type { Redis } from 'ioredis';
 import type { LedgerRecord } from '../../core/decision.js';
 import { errorMessage, NodewardenError } from '../../core/errors.js';
-import { LuaScript } from '../../core/lua-script.js';
+import { redisScript } from '../../adapters/redis/scripts.js';
 import { ledgerKey } from './record.js';
 import type { LedgerSink } from './sink.js';
 
@@ -24,7 +24,6 @@ export interface RedisStreamLedgerOptions {
   seenTtlMs?: number;
 }
 
-const APPEND = new LuaScript('append', 'remediations/ledger/lua');
 
 export function ledgerStreamKey(prefix: string): string {
   return `${prefix}ledger`;
@@ -44,7 +43,7 @@ export class RedisStreamLedger implements LedgerSink {
     // a record without a key (none today: remediator records all carry a decision id) gets a fresh one: always appended
     const seenKeys = records.map((r) => `${this.key}:seen:${ledgerKey(r) ?? `nokey:${randomUUID()}`}`);
     try {
-      await APPEND.run(this.o.redis, [this.key, ...seenKeys], [this.maxLen, this.o.seenTtlMs ?? 86_400_000, ...records.map((r) => JSON.stringify(r))]);
+      await redisScript('ledger.append').run(this.o.redis, [this.key, ...seenKeys], [this.maxLen, this.o.seenTtlMs ?? 86_400_000, ...records.map((r) => JSON.stringify(r))]);
     } catch (err) {
       throw new NodewardenError('UNAVAILABLE', `ledger: redis append: ${errorMessage(err)}`, { retriable: true, cause: err });
     }

@@ -67,7 +67,7 @@ export interface BatchProcessorOptions {
    * either); the remediator sends them marked degraded. The batch still fails
    * and is redelivered once the store is back, so nothing is lost.
    */
-  degraded?: { engine: DecisionEngine; deduper: EventDeduper };
+  degraded?: { engine: RuleEngine; deduper: EventDeduper };
 }
 
 /** Decisions a degraded evaluation may submit: telling a human, never touching the cluster. */
