@@ -21,6 +21,7 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { registerSecret } from './secrets.js';
 
 export interface ExecResult {
   code: number;
@@ -532,7 +533,7 @@ export async function startKube(opts: StartKubeOptions = {}): Promise<KubeCluste
         if (r.status !== 201 || typeof token !== 'string') {
           throw new Error(`TokenRequest for ${namespace}/${serviceAccount} failed: HTTP ${r.status} ${r.body}`);
         }
-        return token;
+        return registerSecret(`ServiceAccount token ${namespace}/${serviceAccount}`, token);
       },
       async kubeconfigFor(token: string): Promise<string> {
         kubeconfigCounter += 1;
