@@ -7,20 +7,20 @@
  * the remediator with its ledger sinks, and the HTTP endpoint with the
  * control API. SIGTERM/SIGINT: finish the batch, commit, close everything.
  */
-import { readFileSync } from 'node:fs';
 import kafkajs from 'kafkajs';
 import type { Kafka as KafkaClient, KafkaConfig, LogEntry, Producer } from 'kafkajs';
 import { Redis } from 'ioredis';
 import { parseFlags } from '../args.js';
 import { systemClock } from '../../core/clock.js';
 import type { ClusterView } from '../../core/cluster.js';
-import { loadConfig, readSecret } from '../../core/config.js';
+import { loadConfig } from '../../core/config.js';
 import type { NodewardenConfig } from '../../core/config.js';
 import { parseDuration } from '../../core/duration.js';
 import { errorMessage, PoisonInputError } from '../../core/errors.js';
 import { createLogger } from '../../core/logger.js';
 import type { Logger } from '../../core/logger.js';
 import { createRegistry } from '../../core/metrics.js';
+import { kafkaTransport, redisTransport } from '../../core/transport-security.js';
 import { loadRules, defaultRulesPath } from '../../rules/language/load.js';
 import { createRuleEngine } from '../../rules/engine/engine.js';
 import type { StateStore } from '../../rules/store/state-store.js';
@@ -116,16 +116,11 @@ function kafkaLogCreator(logger: Logger): KafkaConfig['logCreator'] {
 
 function kafkaClient(cfg: NodewardenConfig, logger: Logger): KafkaClient {
   const k = cfg.kafka;
-  let sasl: KafkaConfig['sasl'];
-  if (k.sasl) {
-    const username = readFileSync(k.sasl.usernameFile, 'utf8').trim();
-    const password = readFileSync(k.sasl.passwordFile, 'utf8').trim();
-    sasl = k.sasl.mechanism === 'plain' ? { mechanism: 'plain', username, password } : k.sasl.mechanism === 'scram-sha-256' ? { mechanism: 'scram-sha-256', username, password } : { mechanism: 'scram-sha-512', username, password };
-  }
+  const { ssl, sasl } = kafkaTransport(k);
   return new Kafka({
     clientId: k.clientId,
     brokers: k.brokers,
-    ssl: k.ssl,
+    ssl,
     ...(sasl ? { sasl } : {}),
     logLevel: logLevel.WARN,
     logCreator: kafkaLogCreator(logger.child({ component: 'kafka' })),
@@ -171,8 +166,7 @@ export async function run(argv: string[]): Promise<number> {
   // --- Redis
   let redis: Redis | undefined;
   if (useRedis) {
-    const password = readSecret(config.redis.passwordFile, 'NODEWARDEN_REDIS_PASSWORD');
-    redis = new Redis(config.redis.url, { ...(password ? { password } : {}), maxRetriesPerRequest: 3, enableOfflineQueue: true });
+    redis = new Redis(config.redis.url, { ...redisTransport(config.redis), maxRetriesPerRequest: 3, enableOfflineQueue: true });
     redis.on('error', (err: unknown) => logger.warn({ err: errorMessage(err) }, 'redis connection error'));
     await redis.ping();
   }

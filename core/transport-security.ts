@@ -1,0 +1,70 @@
+/**
+ * TLS and credentials for the Kafka and Redis clients, from the config: CA
+ * bundles and passwords are read from files (mounted Secrets) or, for the Redis
+ * password, `$NODEWARDEN_REDIS_PASSWORD` — never from the config itself. The
+ * result is plain options the kafkajs and ioredis adapters pass through.
+ */
+import { readFileSync } from 'node:fs';
+import type { KafkaConfig, NodewardenConfig } from './config.js';
+import { readSecret } from './config.js';
+import { PoisonInputError } from './errors.js';
+
+export interface TlsClientOptions {
+  ca: string[];
+  rejectUnauthorized: true;
+}
+
+interface Credentials {
+  username: string;
+  password: string;
+}
+/** One member per mechanism, as kafkajs types it. */
+export type SaslOptions = ({ mechanism: 'plain' } & Credentials) | ({ mechanism: 'scram-sha-256' } & Credentials) | ({ mechanism: 'scram-sha-512' } & Credentials);
+
+export interface KafkaTransport {
+  ssl: boolean | TlsClientOptions;
+  sasl?: SaslOptions;
+}
+
+export interface RedisTransport {
+  password?: string;
+  tls?: TlsClientOptions;
+}
+
+/** Reads one secret file; a missing or empty file is a one-line config error naming the setting. */
+function secretFile(file: string, setting: string): string {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8').trim();
+  } catch (err) {
+    throw new PoisonInputError('CONFIG_INVALID', setting, [{ path: '', message: `cannot read ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}` }], err);
+  }
+  if (text.length === 0) throw new PoisonInputError('CONFIG_INVALID', setting, [{ path: '', message: `${file} is empty` }]);
+  return text;
+}
+
+function tls(caFile: string | null, setting: string): TlsClientOptions | undefined {
+  return caFile === null ? undefined : { ca: [secretFile(caFile, setting)], rejectUnauthorized: true };
+}
+
+export function kafkaTransport(k: KafkaConfig): KafkaTransport {
+  const out: KafkaTransport = { ssl: k.ssl ? (tls(k.caFile, 'kafka.caFile') ?? true) : false };
+  if (k.sasl) {
+    const c: Credentials = {
+      username: secretFile(k.sasl.usernameFile, 'kafka.sasl.usernameFile'),
+      password: secretFile(k.sasl.passwordFile, 'kafka.sasl.passwordFile'),
+    };
+    const m = k.sasl.mechanism;
+    out.sasl = m === 'plain' ? { mechanism: m, ...c } : m === 'scram-sha-256' ? { mechanism: m, ...c } : { mechanism: m, ...c };
+  }
+  return out;
+}
+
+export function redisTransport(r: NodewardenConfig['redis'], env: NodeJS.ProcessEnv = process.env): RedisTransport {
+  const out: RedisTransport = {};
+  const password = r.passwordFile !== null ? secretFile(r.passwordFile, 'redis.passwordFile') : readSecret(null, 'NODEWARDEN_REDIS_PASSWORD', env);
+  if (password) out.password = password;
+  const t = tls(r.caFile, 'redis.caFile');
+  if (t) out.tls = t;
+  return out;
+}
