@@ -27,8 +27,9 @@ export interface KafkaTransport {
 }
 
 export interface RedisTransport {
-  password?: string;
-  tls?: TlsClientOptions;
+  /** The configured URL without its user part (ioredis would let the URL's empty password win over `password`). */
+  url: string;
+  options: { username?: string; password?: string; tls?: TlsClientOptions };
 }
 
 /** Reads one secret file; a missing or empty file is a one-line config error naming the setting. */
@@ -60,11 +61,21 @@ export function kafkaTransport(k: KafkaConfig): KafkaTransport {
   return out;
 }
 
+/** How to reach Redis: `new Redis(t.url, t.options)`. The ACL user comes from the URL (`rediss://user@host:port`). */
 export function redisTransport(r: NodewardenConfig['redis'], env: NodeJS.ProcessEnv = process.env): RedisTransport {
-  const out: RedisTransport = {};
+  let url: URL;
+  try {
+    url = new URL(r.url);
+  } catch {
+    throw new PoisonInputError('CONFIG_INVALID', 'redis.url', [{ path: '', message: 'must be a URL like redis://host:6379 or rediss://user@host:6380' }]);
+  }
+  const options: RedisTransport['options'] = {};
+  if (url.username) options.username = decodeURIComponent(url.username);
+  url.username = '';
+  url.password = '';
   const password = r.passwordFile !== null ? secretFile(r.passwordFile, 'redis.passwordFile') : readSecret(null, 'NODEWARDEN_REDIS_PASSWORD', env);
-  if (password) out.password = password;
+  if (password) options.password = password;
   const t = tls(r.caFile, 'redis.caFile');
-  if (t) out.tls = t;
-  return out;
+  if (t) options.tls = t;
+  return { url: url.toString(), options };
 }

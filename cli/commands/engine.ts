@@ -166,7 +166,8 @@ export async function run(argv: string[]): Promise<number> {
   // --- Redis
   let redis: Redis | undefined;
   if (useRedis) {
-    redis = new Redis(config.redis.url, { ...redisTransport(config.redis), maxRetriesPerRequest: 3, enableOfflineQueue: true });
+    const t = redisTransport(config.redis);
+    redis = new Redis(t.url, { ...t.options, maxRetriesPerRequest: 3, enableOfflineQueue: true });
     redis.on('error', (err: unknown) => logger.warn({ err: errorMessage(err) }, 'redis connection error'));
     await redis.ping();
   }

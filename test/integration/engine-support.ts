@@ -128,7 +128,7 @@ export async function startEngine(cfg: EngineConfig, extraArgs: string[] = []): 
     );
   } catch (err) {
     await e.kill('SIGKILL');
-    throw err;
+    throw new Error(`${(err as Error).message}\n--- engine log tail ---\n${readFileSync(logFile, 'utf8').slice(-3000)}`, { cause: err });
   }
   return e;
 }
