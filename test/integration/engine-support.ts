@@ -66,6 +66,8 @@ export interface EngineConfig {
   /** Extra `kafka` / `redis` config settings (ssl, caFile, sasl, passwordFile), merged over the defaults above. */
   kafkaExtra?: Record<string, unknown>;
   redisExtra?: Record<string, unknown>;
+  /** How long to wait for /readyz (default 60 s). */
+  readyTimeoutMs?: number;
 }
 
 /** Writes a config file and starts `nodewarden engine`; resolves once /readyz answers 200. */
@@ -123,7 +125,7 @@ export async function startEngine(cfg: EngineConfig, extraArgs: string[] = []): 
           return false;
         }
       },
-      60_000,
+      cfg.readyTimeoutMs ?? 60_000,
       100,
     );
   } catch (err) {

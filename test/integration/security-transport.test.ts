@@ -53,6 +53,7 @@ describe('security: Kafka SASL_SSL (SCRAM-SHA-512) and Redis TLS + ACL, end to e
   /** Writes a secret file the way a mounted Secret looks (0400 in a 0700 dir). */
   const file = (name: string, content: string): string => {
     const p = path.join(secrets, name);
+    fs.rmSync(p, { force: true });
     fs.writeFileSync(p, `${content}\n`, { mode: 0o400 });
     return p;
   };
@@ -150,6 +151,28 @@ describe('security: Kafka SASL_SSL (SCRAM-SHA-512) and Redis TLS + ACL, end to e
       .split('\n')
       .filter((l) => /"level":"(error|warn)"/.test(l) && /sasl|ssl|tls|certificate|auth|noperm|wrongpass/i.test(l));
     expect(authTrouble, 'authentication, TLS or ACL warnings of the engine').to.deep.equal([]);
+  });
+
+  it('an engine with a wrong Kafka or Redis password never gets ready, says why, and logs no password', async () => {
+    const WRONG = secret('a wrong password');
+    const base = { brokers: kafka.brokers, redisUrl: redis.url, keyPrefix: PREFIX, groupId: `engine-bad-${topics.signals}`, topics, readyTimeoutMs: 8000 };
+    const fails = async (kafkaExtra: Record<string, unknown>, redisExtra: Record<string, unknown>): Promise<string> => {
+      const e = await startEngine({ ...base, kafkaExtra, redisExtra }).then(
+        async (ok) => {
+          await ok.kill('SIGKILL');
+          return null;
+        },
+        (err: Error) => err,
+      );
+      expect(e, 'the engine got ready with a wrong password').to.be.instanceOf(Error);
+      return e!.message;
+    };
+    const goodRedis = { passwordFile: file('redis-password-2', REDIS_PW), caFile: redis.caFile };
+    const badKafka = await fails(kafkaSettings('nodewarden-engine', WRONG), goodRedis);
+    expect(badKafka).to.match(/SASL SCRAM SHA512 authentication failed/);
+    const badRedis = await fails(kafkaSettings('nodewarden-engine', ENGINE_PW), { passwordFile: file('redis-password-wrong', WRONG), caFile: redis.caFile });
+    expect(badRedis).to.match(/WRONGPASS/);
+    for (const text of [badKafka, badRedis]) for (const pw of [WRONG, ENGINE_PW, REDIS_PW]) expect(text).not.to.contain(pw);
   });
 
   it('Kafka refuses plaintext, TLS without SASL, and a wrong SCRAM password', async () => {
