@@ -26,7 +26,7 @@ async function openssl(args: string[], cwd: string): Promise<void> {
     await execFileP('openssl', args, { cwd, timeout: 30_000 });
   } catch (err) {
     const e = err as { message?: string; stderr?: string };
-    throw new Error(`openssl ${args[0] ?? ''} failed: ${e.message ?? String(err)} ${e.stderr ?? ''}`, { cause: err });
+    throw new Error(`openssl ${args[0] ?? ''} failed (install it: scripts/provision/apt-package.sh openssl - - openssl): ${e.message ?? String(err)} ${e.stderr ?? ''}`, { cause: err });
   }
 }
 

@@ -60,7 +60,7 @@ describe('logger: secrets are redacted at any depth', () => {
     const { lines, logger } = capture();
     logger.warn({ target: WEBHOOK, url: `redis://nodewarden:${PASSWORD}@redis:6379/0`, hdr: `Bearer ${TOKEN}` }, 'strings');
     logger.error({ err: new kafkajs.KafkaJSConnectionError(`SASL SCRAM SHA512 authentication failed for ${WEBHOOK}`) }, 'kafka');
-    logger.error({ err: new ReplyError(`WRONGPASS invalid username-password pair (url redis://u:${PASSWORD}@h)`) }, 'redis');
+    logger.error({ err: new (ReplyError as unknown as new (message: string) => Error)(`WRONGPASS invalid username-password pair (url redis://u:${PASSWORD}@h)`) }, 'redis');
     expectClean(lines);
     expect(lines[0]).to.contain('redis://[redacted]@redis:6379/0');
     expect(JSON.parse(lines[1] ?? '{}')).to.deep.include({ msg: 'kafka' });
