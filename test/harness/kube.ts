@@ -362,7 +362,8 @@ export async function startKube(opts: StartKubeOptions = {}): Promise<KubeCluste
     } catch {
       /* gone */
     }
-    await rm(dir, { recursive: true, force: true });
+    // Under a per-run dir (test/harness/secrets.ts) the logs stay for the end-of-run secret scan; the run dir goes at exit.
+    if (!process.env['NODEWARDEN_TEST_RUN_DIR']) await rm(dir, { recursive: true, force: true });
   };
 
   const startProcess = async (name: string, bin: string, args: string[]): Promise<ManagedProcess> => {
