@@ -35,7 +35,16 @@ export interface KafkaOptions {
    * the harness's admin identity. The KRaft controller listener stays plaintext
    * on loopback (no client can produce or fetch there).
    */
-  saslSsl?: { users: Array<{ username: string; password: string }> };
+  saslSsl?: {
+    users: Array<{ username: string; password: string }>;
+    /**
+     * Turn on the KRaft StandardAuthorizer: nothing is allowed without an ACL
+     * (`allow.everyone.if.no.acl.found=false`) except to the first user, a super
+     * user. ANONYMOUS is a super user too: it is the principal of the plaintext
+     * controller listener (the broker's own registration), which no client uses.
+     */
+    authorizer?: boolean;
+  };
 }
 
 /** How a client reaches a SASL_SSL broker: kafkajs `ssl` and `sasl` options. */
@@ -278,6 +287,9 @@ export async function startKafka(opts: KafkaOptions = {}): Promise<KafkaBroker> 
       'ssl.keystore.location': pki.keystoreFile,
       'ssl.truststore.type': 'PEM',
       'ssl.truststore.location': pki.caFile,
+      ...(opts.saslSsl.authorizer
+        ? { 'authorizer.class.name': 'org.apache.kafka.metadata.authorizer.StandardAuthorizer', 'super.users': `User:${first.username};User:ANONYMOUS`, 'allow.everyone.if.no.acl.found': false }
+        : {}),
     };
     for (const u of opts.saslSsl.users) scramArgs.push('--add-scram', `SCRAM-SHA-512=[name=${u.username},password=${u.password}]`);
     security = {

@@ -68,11 +68,39 @@ describe('security: Kafka SASL_SSL (SCRAM-SHA-512) and Redis TLS + ACL, end to e
             { username: 'nodewarden-agent', password: AGENT_PW },
             { username: 'nodewarden-engine', password: ENGINE_PW },
           ],
+          authorizer: true,
         },
       }),
       startRedis({ tlsAcl: { users: [{ username: 'nodewarden', password: REDIS_PW, rules: `~${PREFIX}* &* +@all -@dangerous +info` }] } }),
     ]);
     await kafka.createTopics([topics.signals, topics.deadLetter, topics.ledger], 2);
+    // Least privilege on the bus (docs/security.md): the agent only writes signals; the engine reads
+    // signals in its own consumer groups and writes the dead letters and the ledger.
+    const { AclOperationTypes: Op, AclPermissionTypes, AclResourceTypes: Res, ResourcePatternTypes } = kafkajs;
+    const allow = (user: string, resourceType: kafkajs.AclResourceTypes, resourceName: string, operation: kafkajs.AclOperationTypes, pattern = ResourcePatternTypes.LITERAL): kafkajs.AclEntry => ({
+      principal: `User:${user}`,
+      host: '*',
+      operation,
+      permissionType: AclPermissionTypes.ALLOW,
+      resourceType,
+      resourceName,
+      resourcePatternType: pattern,
+    });
+    const admin = new Kafka({ clientId: 'nw-sec-acl', brokers: kafka.brokers, ...kafka.security!.admin, logLevel: logLevel.NOTHING }).admin();
+    await admin.connect();
+    try {
+      await admin.createAcls({
+        acl: [
+          allow('nodewarden-agent', Res.TOPIC, topics.signals, Op.WRITE),
+          allow('nodewarden-engine', Res.TOPIC, topics.signals, Op.READ),
+          allow('nodewarden-engine', Res.GROUP, 'engine-', Op.READ, ResourcePatternTypes.PREFIXED),
+          allow('nodewarden-engine', Res.TOPIC, topics.deadLetter, Op.WRITE),
+          allow('nodewarden-engine', Res.TOPIC, topics.ledger, Op.WRITE),
+        ],
+      });
+    } finally {
+      await admin.disconnect();
+    }
     secrets = makeTempDir('secrets');
     fs.chmodSync(secrets, 0o700);
   });
@@ -194,6 +222,38 @@ describe('security: Kafka SASL_SSL (SCRAM-SHA-512) and Redis TLS + ACL, end to e
     expect(await attempt({ ssl: ca, sasl: { mechanism: 'scram-sha-512', username: 'nodewarden-agent', password: 'wrong-password-123' } }), 'wrong password').to.match(/SASL SCRAM SHA512 authentication failed/i);
     expect(await attempt({ ssl: true, sasl: { mechanism: 'scram-sha-512', username: 'nodewarden-agent', password: AGENT_PW } }), 'an untrusted CA').to.match(/self[- ]signed|unable to verify|certificate/i);
     expect(await attempt({ ssl: ca, sasl: { mechanism: 'scram-sha-512', username: 'nodewarden-agent', password: AGENT_PW } }), 'the agent itself').to.equal('accepted');
+  });
+
+  it('Kafka ACLs: the agent identity can neither forge ledger records nor read the bus', async () => {
+    const agent = new Kafka({
+      clientId: 'nw-sec-agent-probe',
+      brokers: kafka.brokers,
+      ssl: kafka.security!.admin.ssl,
+      sasl: { mechanism: 'scram-sha-512', username: 'nodewarden-agent', password: AGENT_PW },
+      logLevel: logLevel.NOTHING,
+      retry: { retries: 0 },
+    });
+    const producer = agent.producer({ retry: { retries: 0 } });
+    await producer.connect();
+    try {
+      const forged = await producer.send({ topic: topics.ledger, acks: -1, messages: [{ key: 'x', value: '{"outcome":"executed"}' }] }).then(() => 'accepted', (e: Error) => e.message);
+      expect(forged, 'write to the ledger topic').to.match(/not authorized/i);
+      const ok = await producer.send({ topic: topics.signals, acks: -1, messages: [{ key: 'gpu-node-099', value: '{}' }] }).then(() => 'accepted', (e: Error) => e.message);
+      expect(ok, 'write to the signals topic').to.equal('accepted');
+    } finally {
+      await producer.disconnect();
+    }
+    const consumer = agent.consumer({ groupId: 'engine-agent-probe', retry: { retries: 0 } });
+    await consumer.connect();
+    try {
+      const read = await consumer.subscribe({ topic: topics.ledger, fromBeginning: true }).then(() => consumer.run({ eachMessage: () => Promise.resolve() })).then(
+        () => 'accepted',
+        (e: Error) => e.message,
+      );
+      expect(read, 'read the ledger topic').to.match(/not authorized/i);
+    } finally {
+      await consumer.disconnect();
+    }
   });
 
   it('Redis refuses plaintext, no AUTH, and a wrong password', async () => {
