@@ -54,7 +54,6 @@ export function scrubRecord(v: unknown, depth = 0, seen: WeakSet<object> = new W
   if (typeof v !== 'object' || v === null) return v;
   if (seen.has(v)) return '[circular]';
   if (depth >= MAX_DEPTH) return '[truncated]';
-  seen.add(v);
   if (v instanceof Error) {
     const e = v as Error & { code?: unknown; status?: unknown; response?: { status?: unknown } };
     const out: Record<string, unknown> = { type: e.name, message: scrubString(e.message) };
@@ -63,10 +62,16 @@ export function scrubRecord(v: unknown, depth = 0, seen: WeakSet<object> = new W
     if (typeof status === 'number') out.status = status;
     return out;
   }
-  if (Array.isArray(v)) return v.map((x) => scrubRecord(x, depth + 1, seen));
-  if (Buffer.isBuffer(v)) return `[${v.length} bytes]`;
-  const out: Record<string, unknown> = {};
-  for (const [k, x] of Object.entries(v)) out[k] = SECRET_KEYS.has(k.toLowerCase().replace(/[-_]/g, '')) && x !== null && x !== undefined ? '[redacted]' : scrubRecord(x, depth + 1, seen);
+  seen.add(v);
+  let out: unknown;
+  if (Array.isArray(v)) out = v.map((x) => scrubRecord(x, depth + 1, seen));
+  else if (Buffer.isBuffer(v)) out = `[${v.length} bytes]`;
+  else {
+    const o: Record<string, unknown> = {};
+    for (const [k, x] of Object.entries(v)) o[k] = SECRET_KEYS.has(k.toLowerCase().replace(/[-_]/g, '')) && x !== null && x !== undefined ? '[redacted]' : scrubRecord(x, depth + 1, seen);
+    out = o;
+  }
+  seen.delete(v); // `seen` holds the ancestors only: an object met twice side by side is not a cycle
   return out;
 }
 

@@ -56,6 +56,15 @@ describe('logger: secrets are redacted at any depth', () => {
     expect(lines[1]).to.contain('"brokers":["b:9093"]');
   });
 
+  it('keeps shared (non-cyclic) objects and cuts cycles', () => {
+    const { lines, logger } = capture();
+    const shared = { node: 'gpu-1' };
+    const cyclic: Record<string, unknown> = { a: 1 };
+    cyclic.self = cyclic;
+    logger.info({ first: shared, second: shared, cyclic }, 'shapes');
+    expect(JSON.parse(lines[0] ?? '{}')).to.deep.include({ first: { node: 'gpu-1' }, second: { node: 'gpu-1' }, cyclic: { a: 1, self: '[circular]' } });
+  });
+
   it('credential-shaped strings under innocent keys and in messages of kafkajs and ioredis errors', () => {
     const { lines, logger } = capture();
     logger.warn({ target: WEBHOOK, url: `redis://nodewarden:${PASSWORD}@redis:6379/0`, hdr: `Bearer ${TOKEN}` }, 'strings');
