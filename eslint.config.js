@@ -2,6 +2,16 @@
 import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 
+// Modules that do I/O (files, sockets, brokers, clusters, metrics and log sinks).
+const IO_MODULES = [
+  'fs', 'fs/*', 'node:fs', 'node:fs/*', 'net', 'node:net', 'http', 'node:http', 'https', 'node:https', 'http2', 'node:http2',
+  'child_process', 'node:child_process', 'dgram', 'node:dgram', 'tls', 'node:tls',
+  'kafkajs', 'ioredis', '@kubernetes/client-node', 'axios', 'prom-client', 'pino', '@grpc/*', 'node-cron',
+];
+const PURE_FILES = ['core/**/*.ts', 'rules/language/**/*.ts', 'rules/engine/**/*.ts', 'agent/parsers/**/*.ts', 'remediations/guard/policy.ts'];
+// Loaders and sinks that still sit in a pure folder (each is the one reader of its files).
+const PURE_EXCEPTIONS = ['rules/language/load.ts', 'core/logger.ts', 'core/metrics.ts', 'core/paths.ts'];
+
 export default tseslint.config(
   { ignores: ['dist/**', 'node_modules/**', 'deploy/**', 'docs/**', '**/*.js', '!eslint.config.js'] },
   js.configs.recommended,
@@ -16,6 +26,16 @@ export default tseslint.config(
       '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_', varsIgnorePattern: '^_' }],
       '@typescript-eslint/consistent-type-imports': 'error',
       'no-console': 'off',
+    },
+  },
+  // Pure folders: types, parsing and decisions only. I/O lives in adapters
+  // (adapters/, the *-store/*-guard/*-sink files, cli/, control/, agent/collectors).
+  // docs/architecture.md ("Pure folders") lists the folders and why.
+  {
+    files: PURE_FILES,
+    ignores: PURE_EXCEPTIONS,
+    rules: {
+      'no-restricted-imports': ['error', { patterns: [{ group: IO_MODULES, message: 'I/O module in a pure folder: put it behind a port in an adapter (docs/architecture.md, "Pure folders").' }] }],
     },
   },
   {

@@ -39,6 +39,3 @@ export interface Collector {
   /** Reads everything available once (kmsg from the start of the file), for `--once`. */
   collectOnce(): Promise<CollectResult>;
 }
-
-/** A factory builds a collector from the context and the agent config section. */
-export type CollectorFactory = (ctx: CollectorContext) => Collector;

@@ -30,6 +30,7 @@ import { defaultRulesPath, loadRules } from '../rules/language/load.js';
 import { BatchProcessor } from '../rules/service/batch-processor.js';
 import { MemoryDeduper } from '../rules/service/dedupe.js';
 import { engineServiceMetrics } from '../rules/service/metrics.js';
+import { ruleEngineMetrics } from '../rules/service/engine-metrics.js';
 import type { RawMessage } from '../rules/service/ports.js';
 import { MemoryStateStore } from '../rules/store/memory-store.js';
 import { MemoryRuleToggles } from '../rules/toggles/memory-toggles.js';
@@ -74,7 +75,7 @@ async function main(): Promise<void> {
   const registry = createRegistry('engine');
   const store = new MemoryStateStore();
   const rules = loadRules(defaultRulesPath());
-  const engine = createRuleEngine({ rules, store, cluster, toggles: new MemoryRuleToggles(clock), clock, logger: silentLogger, registry, config });
+  const engine = createRuleEngine({ rules, store, cluster, toggles: new MemoryRuleToggles(clock), clock, logger: silentLogger, metrics: ruleEngineMetrics(registry), config });
   const ledger = { records: 0, byOutcome: new Map<string, number>() };
   const remediator = createRemediator({
     guard: createMemoryGuard({ view: cluster, options: guardOptionsFromConfig(config), clock }),

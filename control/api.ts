@@ -10,6 +10,7 @@ import type { InputProblem } from '../core/errors.js';
 import { parseDuration, isDuration } from '../core/duration.js';
 import type { GuardStatus } from '../remediations/ports.js';
 import type { RuleToggle, ToggleAuditRecord } from '../rules/toggles/port.js';
+import { isRecord } from '../core/records.js';
 
 /** One rule as the API shows it. */
 export interface RuleView {
@@ -53,10 +54,6 @@ export const MAX_TTL_MS = 30 * 86_400_000;
 export const MAX_REASON = 1000;
 export const DEFAULT_LEDGER_LIMIT = 100;
 export const MAX_LEDGER_LIMIT = 1000;
-
-function isRecord(v: unknown): v is Record<string, unknown> {
-  return typeof v === 'object' && v !== null && !Array.isArray(v);
-}
 
 function unknownFields(body: Record<string, unknown>, allowed: readonly string[], problems: InputProblem[]): void {
   for (const k of Object.keys(body)) if (!allowed.includes(k)) problems.push({ path: `/${k}`, message: 'unknown field' });

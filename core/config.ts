@@ -5,13 +5,11 @@
  * field path, never a silently ignored setting. Secrets are never inline:
  * they are read from files (mounted Kubernetes Secrets) or environment variables.
  */
-import { readFileSync } from 'node:fs';
 import { validateSchema } from './schema.js';
 import type { Schema } from './schema.js';
 import { parse as parseYaml } from 'yaml';
 import { PoisonInputError } from './errors.js';
 import type { InputProblem } from './errors.js';
-import { isDuration } from './duration.js';
 
 export interface KafkaConfig {
   brokers: string[];
@@ -304,7 +302,10 @@ export function parseConfigText(text: string, source: string): Overrides {
 }
 
 export interface LoadConfigOptions {
+  /** Where `text` came from (named in errors); the file itself is read by adapters/config-file.ts. */
   file?: string | undefined;
+  /** The config file's text. */
+  text?: string | undefined;
   env?: NodeJS.ProcessEnv;
   /** Dotted-path overrides from command-line flags, applied last. */
   flags?: Record<string, unknown>;
@@ -340,19 +341,13 @@ export function literalSecretProblems(doc: unknown, path = ''): InputProblem[] {
   return out;
 }
 
-/** Loads, merges and validates the configuration; throws PoisonInputError with every problem. */
-export function loadConfig(opts: LoadConfigOptions = {}): NodewardenConfig {
+/** Merges and validates the configuration; throws PoisonInputError with every problem. */
+export function resolveConfig(opts: LoadConfigOptions = {}): NodewardenConfig {
   let cfg: NodewardenConfig = structuredClone(DEFAULT_CONFIG);
   let source = 'defaults';
-  if (opts.file) {
-    source = opts.file;
-    let text: string;
-    try {
-      text = readFileSync(opts.file, 'utf8');
-    } catch (err) {
-      throw new PoisonInputError('CONFIG_INVALID', opts.file, [{ path: '', message: `cannot read: ${(err as Error).message}` }], err);
-    }
-    cfg = deepMerge(cfg, parseConfigText(text, opts.file));
+  if (opts.text !== undefined) {
+    source = opts.file ?? 'config';
+    cfg = deepMerge(cfg, parseConfigText(opts.text, source));
   }
   const env = opts.env ?? {};
   const envOver: Record<string, unknown> = {};
@@ -372,23 +367,3 @@ export function loadConfig(opts: LoadConfigOptions = {}): NodewardenConfig {
   if (problems.length > 0) throw new PoisonInputError('CONFIG_INVALID', source, problems);
   return cfg;
 }
-
-/** Reads a secret from a file (mounted Secret) or an environment variable; never from the config itself. */
-export function readSecret(file: string | null | undefined, envName: string | undefined, env: NodeJS.ProcessEnv = process.env): string | null {
-  if (file) return readFileSync(file, 'utf8').trim();
-  const fromEnv = envName ? env[envName] : undefined;
-  if (fromEnv) return fromEnv.trim();
-  return null;
-}
-
-/** `5%` of total, or an absolute count; floors, but a non-zero percentage allows at least 1 when total > 0. */
-export function budgetFor(spec: string, total: number): number {
-  if (spec.endsWith('%')) {
-    const pct = Number(spec.slice(0, -1));
-    if (total <= 0 || pct <= 0) return 0;
-    return Math.max(1, Math.floor((pct / 100) * total));
-  }
-  return Number(spec);
-}
-
-export { isDuration };

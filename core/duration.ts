@@ -1,7 +1,6 @@
 import { NodewardenError } from './errors.js';
 
 const UNIT_MS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };
-const DURATION_RE = /^(\d+(?:\.\d+)?)(ms|s|m|h|d)$/;
 
 /** Parses `250ms`, `60s`, `15m`, `2h`, `1d`, or compound `1h30m`. */
 export function parseDuration(text: string): number {
@@ -22,16 +21,14 @@ export function parseDuration(text: string): number {
   return Math.round(total);
 }
 
+/** Whether `parseDuration` accepts `text` (a padded ` 0` excepted, as ever). */
 export function isDuration(text: string): boolean {
-  if (text === '0') return true;
-  let rest = text.trim();
-  if (!rest) return false;
-  while (rest.length > 0) {
-    const m = /^(\d+(?:\.\d+)?)(ms|s|m|h|d)/.exec(rest);
-    if (!m) return false;
-    rest = rest.slice(m[0].length);
+  try {
+    parseDuration(text);
+  } catch {
+    return false;
   }
-  return true;
+  return text === '0' || text.trim() !== '0';
 }
 
 export function formatDuration(ms: number): string {
@@ -40,5 +37,3 @@ export function formatDuration(ms: number): string {
   if (ms % 1000 === 0 && ms >= 1000) return `${ms / 1000}s`;
   return `${ms}ms`;
 }
-
-export { DURATION_RE };

@@ -5,6 +5,7 @@
  */
 import type { InputProblem } from './errors.js';
 import { PoisonInputError } from './errors.js';
+import { isRecord } from './records.js';
 
 export const EVENT_TYPES = [
   'gpu.xid',
@@ -55,15 +56,6 @@ export interface KubeProxyRestartData {
   exitCode?: number | null;
 }
 
-/** A workload (DaemonSet/Deployment) got a new revision: used for change correlation. */
-export interface WorkloadRevisionData {
-  kind: 'DaemonSet' | 'Deployment';
-  namespace: string;
-  name: string;
-  revision: number;
-  previousRevision?: number | null;
-}
-
 export interface EventLabels {
   pool?: string;
   zone?: string;
@@ -86,10 +78,6 @@ const TYPE_SET: ReadonlySet<string> = new Set(EVENT_TYPES);
 const RFC3339 = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,9})?(Z|[+-]\d{2}:\d{2})$/;
 const MAX_ID = 128;
 const MAX_NODE = 253;
-
-function isRecord(v: unknown): v is Record<string, unknown> {
-  return typeof v === 'object' && v !== null && !Array.isArray(v);
-}
 
 /** Returns every problem found (empty = valid). Pure and allocation-light: it is on the engine's hot path. */
 export function envelopeProblems(v: unknown): InputProblem[] {
@@ -174,9 +162,4 @@ export function decodeEnvelope(text: string, source?: string): EventEnvelope {
     throw new PoisonInputError('EVENT_INVALID', source, [{ path: '', message: `not JSON: ${(err as Error).message}` }], err);
   }
   return parseEnvelope(raw, source);
-}
-
-/** Millisecond timestamp of an envelope. */
-export function eventTime(e: EventEnvelope): number {
-  return Date.parse(e.ts);
 }

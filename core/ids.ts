@@ -43,8 +43,3 @@ function encodeTime(ms: number): string {
   }
   return out;
 }
-
-const shared = new UlidFactory();
-export function ulid(timeMs?: number): string {
-  return shared.next(timeMs);
-}

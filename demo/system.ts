@@ -13,10 +13,9 @@
  */
 import { ManualClock } from '../core/clock.js';
 import type { Clock } from '../core/clock.js';
-import { MemoryEventBus } from '../core/bus.js';
+import { MemoryEventBus } from './memory-bus.js';
 import { isUnavailable } from '../core/cluster.js';
 import type { NodewardenConfig } from '../core/config.js';
-import { budgetFor } from '../core/config.js';
 import type { ActionKind, LedgerRecord, Outcome } from '../core/decision.js';
 import { ACTIONS, OUTCOMES } from '../core/decision.js';
 import { parseDuration } from '../core/duration.js';
@@ -32,12 +31,14 @@ import { BatchProcessor } from '../rules/service/batch-processor.js';
 import { MemoryDeadLetterSink } from '../rules/service/dead-letter.js';
 import { MemoryDeduper } from '../rules/service/dedupe.js';
 import { engineServiceMetrics } from '../rules/service/metrics.js';
+import { ruleEngineMetrics } from '../rules/service/engine-metrics.js';
 import type { RawMessage } from '../rules/service/ports.js';
 import { MemoryRuleToggles } from '../rules/toggles/memory-toggles.js';
 import { ToggleService } from '../rules/toggles/toggle-service.js';
 import { createReplayRemediator } from '../remediations/index.js';
 import type { Pager, PageRequest, ReplayRemediator } from '../remediations/index.js';
 import type { GuardStatus } from '../remediations/ports.js';
+import { budgetFor } from '../remediations/guard/policy.js';
 import { createSimulatedCluster, parseClusterYaml } from '../remediations/simulated/index.js';
 import type { SimulatedCluster } from '../remediations/simulated/index.js';
 import type { PodTemplate, WireDaemonSet, WireNode } from '../remediations/kube/wire.js';
@@ -308,7 +309,7 @@ export function createDemoSystem(o: DemoSystemOptions): DemoSystem {
   });
   const store = new MemoryStateStore();
   const toggles = new MemoryRuleToggles(clock);
-  const engine = createRuleEngine({ rules: o.rules, store, cluster, toggles, clock, logger: o.logger, registry: o.registry, config: o.config });
+  const engine = createRuleEngine({ rules: o.rules, store, cluster, toggles, clock, logger: o.logger, metrics: ruleEngineMetrics(o.registry), config: o.config });
   const deadLetters = new MemoryDeadLetterSink();
   const metrics = engineServiceMetrics(o.registry);
   const processor = new BatchProcessor({

@@ -23,30 +23,7 @@ import { createRemediator } from './remediator.js';
 import type { SimulatedCluster } from './simulated/index.js';
 
 export type * from './ports.js';
-export { createRemediator } from './remediator.js';
-export type { GuardedRemediator, RemediatorOptions } from './remediator.js';
-export { createDryRunExecutor } from './dry-run.js';
-
-export { createMemoryGuard, MemoryGuardState } from './guard/memory-guard.js';
-export type { MemoryGuardOptions } from './guard/memory-guard.js';
-export { createRedisGuard } from './guard/redis-guard.js';
-export type { RedisGuardOptions } from './guard/redis-guard.js';
-export { guardKeys } from './guard/keys.js';
-export type { GuardKeys } from './guard/keys.js';
-export { guardOptionsFromConfig, targetKey } from './guard/policy.js';
-export type { GuardOptions } from './guard/policy.js';
-
-export * from './pager/index.js';
-
-export { buildLedgerRecord } from './ledger/record.js';
-export { JsonlLedgerSink } from './ledger/jsonl-sink.js';
-export { MemoryLedger } from './ledger/memory-ledger.js';
-export { RedisStreamLedger, ledgerStreamKey } from './ledger/redis-stream-ledger.js';
-export type { RedisStreamLedgerOptions } from './ledger/redis-stream-ledger.js';
-export { KafkaLedgerSink } from './ledger/kafka-ledger.js';
-export type { KafkaLedgerOptions } from './ledger/kafka-ledger.js';
-export type { LedgerSink } from './ledger/sink.js';
-export { RemediationMetrics } from './ledger/metrics.js';
+export type { PageRequest, Pager } from './pager/pager.js';
 
 export interface ReplayRemediatorOptions {
   /** The simulated cluster (remediations/simulated): guard view and executors in one. */

@@ -8,7 +8,7 @@ import { createRequire } from 'node:module';
 import kafkajs from 'kafkajs';
 import type { KafkaConfig as KafkajsConfig, LogEntry, Producer } from 'kafkajs';
 import type { KafkaConfig } from '../../core/config.js';
-import { kafkaTransport } from '../../core/transport-security.js';
+import { kafkaTransport } from '../../adapters/transport-security.js';
 import type { Logger } from '../../core/logger.js';
 import type { MessageProducer, ProducerMessage } from './producer.js';
 

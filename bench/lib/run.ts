@@ -29,13 +29,6 @@ export function boolFlag(name: string): boolean {
   return process.argv.includes(`--${name}`);
 }
 
-/** Runs `fn` `runs` times in sequence (never in parallel: the box is shared). */
-export async function runTimes<T>(runs: number, fn: (run: number) => Promise<T>): Promise<T[]> {
-  const out: T[] = [];
-  for (let r = 0; r < runs; r++) out.push(await fn(r));
-  return out;
-}
-
 export interface MachineInfo {
   cpus: number;
   cpuModel: string;

@@ -4,7 +4,7 @@
  * envelope-v1 JSONL on stdout (notes on stderr; no Kafka, no cluster).
  */
 import { parseFlags } from '../args.js';
-import { loadConfig } from '../../core/config.js';
+import { loadConfig } from '../../adapters/config-file.js';
 import { parseEnvelope } from '../../core/envelope.js';
 import { PoisonInputError } from '../../core/errors.js';
 import { createLogger } from '../../core/logger.js';

@@ -11,7 +11,7 @@
 import { randomBytes, randomInt } from 'node:crypto';
 import { hostname } from 'node:os';
 import { parseFlags } from '../args.js';
-import { loadConfig } from '../../core/config.js';
+import { loadConfig } from '../../adapters/config-file.js';
 import { parseDuration } from '../../core/duration.js';
 import type { EventEnvelope } from '../../core/envelope.js';
 import { errorMessage, NodewardenError, PoisonInputError } from '../../core/errors.js';

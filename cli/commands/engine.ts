@@ -13,14 +13,14 @@ import { Redis } from 'ioredis';
 import { parseFlags } from '../args.js';
 import { systemClock } from '../../core/clock.js';
 import type { ClusterView } from '../../core/cluster.js';
-import { loadConfig } from '../../core/config.js';
+import { loadConfig } from '../../adapters/config-file.js';
 import type { NodewardenConfig } from '../../core/config.js';
 import { parseDuration } from '../../core/duration.js';
 import { errorMessage, PoisonInputError } from '../../core/errors.js';
 import { createLogger } from '../../core/logger.js';
 import type { Logger } from '../../core/logger.js';
 import { createRegistry } from '../../core/metrics.js';
-import { kafkaTransport, redisTransport } from '../../core/transport-security.js';
+import { kafkaTransport, redisTransport } from '../../adapters/transport-security.js';
 import { loadRules, defaultRulesPath } from '../../rules/language/load.js';
 import { createRuleEngine } from '../../rules/engine/engine.js';
 import type { StateStore } from '../../rules/store/state-store.js';
@@ -33,6 +33,7 @@ import { EngineService } from '../../rules/service/engine-service.js';
 import { RefiringStateStore } from '../../rules/service/refire-store.js';
 import { RedisWatermarkBoard } from '../../rules/service/watermark.js';
 import { engineServiceMetrics } from '../../rules/service/metrics.js';
+import { ruleEngineMetrics } from '../../rules/service/engine-metrics.js';
 import type { EventDeduper } from '../../rules/service/ports.js';
 import { KafkaToggleAuditSink } from '../../rules/toggles/kafka-audit-sink.js';
 import { MemoryRuleToggles } from '../../rules/toggles/memory-toggles.js';
@@ -237,7 +238,7 @@ export async function run(argv: string[]): Promise<number> {
   await toggles.start();
   const dedupeTimes = { windowMs: parseDuration(config.engine.dedupeWindow), claimTtlMs: Math.floor(sessionTimeoutMs / 2) };
   const deduper: EventDeduper = redis ? new RedisDeduper(redis, prefix, dedupeTimes) : new MemoryDeduper(clock, dedupeTimes);
-  const engine = createRuleEngine({ rules, store, cluster, toggles, clock, logger, registry, config });
+  const engine = createRuleEngine({ rules, store, cluster, toggles, clock, logger, metrics: ruleEngineMetrics(registry), config });
 
   // Idempotent: a send retried after NOT_LEADER (broker restart) is not written twice (dead letters, audit).
   const producer: Producer = kafka.producer({ allowAutoTopicCreation: false, idempotent: true, maxInFlightRequests: 1 });

@@ -8,7 +8,7 @@
  */
 import { createReadStream } from 'node:fs';
 import { createInterface } from 'node:readline';
-import { loadConfig } from '../../core/config.js';
+import { loadConfig } from '../../adapters/config-file.js';
 import type { EventEnvelope } from '../../core/envelope.js';
 import { decodeEnvelope } from '../../core/envelope.js';
 import { PoisonInputError } from '../../core/errors.js';

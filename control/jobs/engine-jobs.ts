@@ -8,7 +8,7 @@ import type { Redis } from 'ioredis';
 import type { Clock } from '../../core/clock.js';
 import type { ClusterView } from '../../core/cluster.js';
 import type { NodewardenConfig } from '../../core/config.js';
-import { readSecret } from '../../core/config.js';
+import { readSecret } from '../../adapters/config-file.js';
 import { parseDuration } from '../../core/duration.js';
 import type { Logger } from '../../core/logger.js';
 import type { Registry } from '../../core/metrics.js';

@@ -6,17 +6,11 @@
 import { randomUUID } from 'node:crypto';
 import type { Redis } from 'ioredis';
 import { errorMessage, NodewardenError } from '../../core/errors.js';
-import { LuaScript } from '../../core/lua-script.js';
+import { redisScript } from '../../adapters/redis/scripts.js';
 import type { JobLock } from './lock.js';
 import { jobKeys } from './keys.js';
 import type { JobKeys } from './keys.js';
 
-let releaseScript: LuaScript | undefined;
-
-/** Lua scripts of the jobs (control/jobs/lua), loaded once. */
-export function jobLua(name: string): LuaScript {
-  return new LuaScript(name, 'control/jobs/lua');
-}
 
 function unavailable(op: string, err: unknown): NodewardenError {
   return new NodewardenError('UNAVAILABLE', `job lock ${op}: redis: ${errorMessage(err)}`, { retriable: true, cause: err });
@@ -44,7 +38,7 @@ export class RedisJobLock implements JobLock {
   }
 
   async release(job: string, token: string): Promise<void> {
-    releaseScript ??= jobLua('release-lock');
+    const releaseScript = redisScript('jobs.release-lock');
     try {
       await releaseScript.run(this.redis, [this.keys.running(job)], [token]);
     } catch (err) {

@@ -8,7 +8,7 @@ import { errorMessage, NodewardenError } from '../../core/errors.js';
 import { guardKeys } from '../../remediations/guard/keys.js';
 import type { MemoryGuardState } from '../../remediations/guard/memory-guard.js';
 import type { ReservationEntry, ReservationPruner } from './guard-reconcile.js';
-import { jobLua } from './redis-lock.js';
+import { redisScript } from '../../adapters/redis/scripts.js';
 
 export function memoryReservationPruner(state: MemoryGuardState): ReservationPruner {
   return {
@@ -38,7 +38,7 @@ export function parseReservation(node: string, json: string): ReservationEntry |
 
 export function redisReservationPruner(redis: Redis, keyPrefix: string): ReservationPruner {
   const key = guardKeys(keyPrefix).reservations;
-  const script = jobLua('hdel-if-equal');
+  const script = redisScript('jobs.hdel-if-equal');
   return {
     async prune(isStale): Promise<number> {
       try {

@@ -6,13 +6,13 @@
  */
 import type { Redis } from 'ioredis';
 import { errorMessage, NodewardenError } from '../../core/errors.js';
-import { LuaScript } from '../../core/lua-script.js';
+import { redisScript } from '../../adapters/redis/scripts.js';
 import { toggleKeys } from '../../rules/toggles/keys.js';
 import type { RuleToggles } from '../../rules/toggles/port.js';
 import type { ExpiredToggleDropper } from './expire-toggles.js';
 
 export function redisToggleDropper(redis: Redis, keyPrefix: string): ExpiredToggleDropper {
-  const script = new LuaScript('prune-toggles', 'rules/toggles/lua');
+  const script = redisScript('toggles.prune');
   const key = toggleKeys(keyPrefix).hash;
   return {
     async dropExpired(now: number): Promise<number> {

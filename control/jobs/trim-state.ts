@@ -19,7 +19,7 @@ import { ledgerStreamKey } from '../../remediations/ledger/redis-stream-ledger.j
 import { StoreKeys } from '../../rules/store/keys.js';
 import type { Job, JobSummary } from './job.js';
 import { checkAborted } from './job.js';
-import { jobLua } from './redis-lock.js';
+import { redisScript } from '../../adapters/redis/scripts.js';
 
 /** One kind of state to bound. */
 export interface StateTrimmer {
@@ -68,7 +68,7 @@ export function redisLedgerTrimmer(redis: Redis, keyPrefix: string, o: { maxLen:
 /** Members of each rule's active-episode index whose episode is no longer active (atomic per chunk). */
 export function redisEpisodeIndexTrimmer(redis: Redis, keyPrefix: string, ruleIds: readonly string[], chunk = 200): StateTrimmer {
   const keys = new StoreKeys(keyPrefix);
-  const script = jobLua('trim-episode-index');
+  const script = redisScript('jobs.trim-episode-index');
   return {
     name: 'episodeIndexes',
     async trim(_now, signal): Promise<number> {

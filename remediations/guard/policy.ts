@@ -23,7 +23,6 @@
 import type { ClusterView, NodeInfo } from '../../core/cluster.js';
 import { isUnavailable } from '../../core/cluster.js';
 import type { NodewardenConfig } from '../../core/config.js';
-import { budgetFor } from '../../core/config.js';
 import type { ActionKind, Decision, Target } from '../../core/decision.js';
 import { formatDuration, parseDuration } from '../../core/duration.js';
 import type { BreakerStatus, BudgetStatus, GuardVerdict, RateLimitStatus } from '../ports.js';
@@ -395,4 +394,14 @@ export interface DecisionRecord {
 
 export function formatDecisionRecord(r: DecisionRecord): string {
   return `${r.state}|${Math.round(r.until)}|${r.extra}`;
+}
+
+/** The guard's arithmetic: `5%` of total, or an absolute count; floors, but a non-zero percentage allows at least 1 when total > 0. */
+export function budgetFor(spec: string, total: number): number {
+  if (spec.endsWith('%')) {
+    const pct = Number(spec.slice(0, -1));
+    if (total <= 0 || pct <= 0) return 0;
+    return Math.max(1, Math.floor((pct / 100) * total));
+  }
+  return Number(spec);
 }

@@ -13,7 +13,8 @@ import { errorMessage, NodewardenError } from '../../core/errors.js';
 import type { ControllableGuard, ExecutionResult, GuardStatus, GuardVerdict } from '../ports.js';
 import type { GuardKeys } from './keys.js';
 import { guardKeys } from './keys.js';
-import { LuaScript } from '../../core/lua-script.js';
+import type { LuaScript } from '../../adapters/redis/lua-script.js';
+import { redisScript } from '../../adapters/redis/scripts.js';
 import type { GuardOptions, RawStatus, RawVerdict } from './policy.js';
 import { composeBreakers, composeBudgets, composeRates, deniedOutcome, formatDecisionRecord, planAuthorization, planSettle, precheck, STATUS_ACTIONS, targetKey } from './policy.js';
 import { toVerdict } from './policy.js';
@@ -29,11 +30,8 @@ export interface RedisGuardOptions {
   ownsConnection?: boolean;
 }
 
-const GUARD_LUA = 'remediations/guard/lua';
-let scripts: { authorize: LuaScript; settle: LuaScript; status: LuaScript } | undefined;
-function loadScripts(): NonNullable<typeof scripts> {
-  scripts ??= { authorize: new LuaScript('authorize', GUARD_LUA), settle: new LuaScript('settle', GUARD_LUA), status: new LuaScript('status', GUARD_LUA) };
-  return scripts;
+function loadScripts(): { authorize: LuaScript; settle: LuaScript; status: LuaScript } {
+  return { authorize: redisScript('guard.authorize'), settle: redisScript('guard.settle'), status: redisScript('guard.status') };
 }
 
 function unavailable(op: string, err: unknown): NodewardenError {

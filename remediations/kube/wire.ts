@@ -6,6 +6,7 @@
  * kubectl dump. Only the fields nodewarden reads are typed; everything else is
  * carried through untouched.
  */
+import { isRecord } from '../../core/records.js';
 
 export interface ObjectMeta {
   name?: string;
@@ -167,6 +168,4 @@ export function clone<T>(v: T): T {
   return structuredClone(v);
 }
 
-export function isRecord(v: unknown): v is Record<string, unknown> {
-  return typeof v === 'object' && v !== null && !Array.isArray(v);
-}
+export { isRecord };

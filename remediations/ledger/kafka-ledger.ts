@@ -9,6 +9,7 @@ import kafkajs from 'kafkajs';
 import type { Kafka, Producer } from 'kafkajs';
 import type { LedgerRecord } from '../../core/decision.js';
 import { errorMessage, NodewardenError } from '../../core/errors.js';
+import { sendJsonRecords } from '../../adapters/kafka/json-records.js';
 import type { LedgerSink } from './sink.js';
 
 const { Partitioners } = kafkajs;
@@ -40,11 +41,7 @@ export class KafkaLedgerSink implements LedgerSink {
     if (this.closed) throw new NodewardenError('UNAVAILABLE', 'ledger: kafka sink closed');
     try {
       await this.connect();
-      await this.producer.send({
-        topic: this.o.topic,
-        acks: -1,
-        messages: records.map((r) => ({ key: r.target.name, value: JSON.stringify(r), timestamp: String(Date.parse(r.ts)) })),
-      });
+      await sendJsonRecords(this.producer, this.o.topic, records, (r) => ({ key: r.target.name, timestamp: String(Date.parse(r.ts)) }));
     } catch (err) {
       throw new NodewardenError('UNAVAILABLE', `ledger: kafka send to ${this.o.topic}: ${errorMessage(err)}`, { retriable: true, cause: err });
     }

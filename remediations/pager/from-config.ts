@@ -1,6 +1,6 @@
 /** Pagers from the config; secrets read from files or env (never from the config itself). */
 import type { NodewardenConfig } from '../../core/config.js';
-import { readSecret } from '../../core/config.js';
+import { readSecret } from '../../adapters/config-file.js';
 import { NodewardenError } from '../../core/errors.js';
 import type { Logger } from '../../core/logger.js';
 import type { Pager } from './pager.js';

@@ -1,7 +1,7 @@
 /**
  * PagerDuty Events API v2 (contract: ../shared/contracts/pagerduty-events-v2.openapi.json):
  * POST {base}/v2/enqueue, trigger and resolve one alert by a stable dedup_key.
- * The routing key comes from a file or the environment (core/config readSecret)
+ * The routing key comes from a file or the environment (adapters/config-file readSecret)
  * and never reaches a log line or an error message.
  */
 import axios from 'axios';

@@ -1,4 +1,3 @@
 /** Simulated cluster for replay and demo: kubectl dumps in, ClusterView + executors out. */
-export { loadClusterFile, parseClusterYaml, SIMULATED_KINDS, type SimulatedKind } from './parse.js';
-export { createSimulatedCluster, SimulatedApi, SimulatedCluster, type SimulatedClusterOptions } from './simulated-cluster.js';
-export { applyJsonPatch, applyMergePatch, labelSelectorMatcher } from './patch.js';
+export { loadClusterFile, parseClusterYaml } from './parse.js';
+export { createSimulatedCluster, SimulatedCluster } from './simulated-cluster.js';

@@ -11,7 +11,6 @@ import { PoisonInputError, errorMessage, type InputProblem } from '../../core/er
 import { isRecord, type KubeObject } from '../kube/wire.js';
 
 export const SIMULATED_KINDS = ['Node', 'DaemonSet', 'Deployment', 'ControllerRevision', 'ReplicaSet'] as const;
-export type SimulatedKind = (typeof SIMULATED_KINDS)[number];
 
 function checkObject(o: Record<string, unknown>, path: string, problems: InputProblem[]): KubeObject | undefined {
   const kind = o.kind;

@@ -12,13 +12,10 @@
 import { createHash } from 'node:crypto';
 import type { Clock } from '../../core/clock.js';
 import type { ClusterView, WorkloadRef } from '../../core/cluster.js';
-import type { NodewardenConfig } from '../../core/config.js';
 import type { Decision, Target } from '../../core/decision.js';
 import type { EventEnvelope, EventType } from '../../core/envelope.js';
 import { formatDuration } from '../../core/duration.js';
 import type { Logger } from '../../core/logger.js';
-import type { Registry } from '../../core/metrics.js';
-import { Counter } from 'prom-client';
 import type { RuleToggles } from '../toggles/port.js';
 import { matches } from '../language/types.js';
 import type { CompiledAction, CompiledRule, Condition, LeafCondition, RuleSet } from '../language/types.js';
@@ -35,6 +32,19 @@ export interface RuleEngine {
   tick(now: number): Promise<Decision[]>;
 }
 
+/** The part of the configuration the engine reads (a NodewardenConfig is one). */
+export interface RuleEngineSettings {
+  redis: { keyPrefix: string };
+  engine: { watchedWorkloads: readonly WorkloadRef[] };
+  labels: { group: string; zone: string };
+  guard: { autoUncordon: boolean };
+}
+
+/** Where the engine reports what it decided (rules/service/engine-metrics.ts: Prometheus). */
+export interface RuleEngineMetrics {
+  decided(rule: string, action: string): void;
+}
+
 export interface RuleEngineOptions {
   rules: RuleSet;
   store: StateStore;
@@ -42,8 +52,8 @@ export interface RuleEngineOptions {
   toggles: RuleToggles;
   clock: Clock;
   logger: Logger;
-  registry?: Registry;
-  config: NodewardenConfig;
+  metrics?: RuleEngineMetrics;
+  config: RuleEngineSettings;
   /** Key prefix for state (default: config.redis.keyPrefix). */
   keyPrefix?: string;
 }
@@ -116,9 +126,9 @@ export function createRuleEngine(opts: RuleEngineOptions): RuleEngine {
   const { store, cluster, toggles, clock, config } = opts;
   const keys = new StoreKeys(opts.keyPrefix ?? config.redis.keyPrefix);
   const log = opts.logger.child({ component: 'rules-engine' });
-  const watched: WorkloadRef[] = config.engine.watchedWorkloads;
+  const watched: readonly WorkloadRef[] = config.engine.watchedWorkloads;
 
-  const decisionsTotal = opts.registry ? metric(opts.registry) : null;
+  const metrics = opts.metrics;
 
   const plans: RulePlan[] = opts.rules.rules.map((rule, index) => {
     const leavesByType = new Map<EventType, LeafCondition[]>();
@@ -469,7 +479,7 @@ export function createRuleEngine(opts: RuleEngineOptions): RuleEngine {
         }
       }
     });
-    if (decisionsTotal) for (const dec of out) decisionsTotal.inc({ rule: dec.rule, action: dec.action });
+    if (metrics) for (const dec of out) metrics.decided(dec.rule, dec.action);
     return out;
   }
 
@@ -729,11 +739,4 @@ function scopeTarget(d: ReturnType<typeof decodeScope>, scope: string): Target {
   if (d.node !== null) return { kind: 'Node', name: d.node };
   if (d.group !== null) return { kind: 'Group', name: scope };
   return { kind: 'Fleet', name: scope };
-}
-
-function metric(registry: Registry): Counter<'rule' | 'action'> {
-  const name = 'nodewarden_rules_decisions_total';
-  const existing = registry.getSingleMetric(name);
-  if (existing) return existing as Counter<'rule' | 'action'>;
-  return new Counter({ name, help: 'Decisions produced by the rule engine, by rule and action', labelNames: ['rule', 'action'], registers: [registry] });
 }

@@ -11,15 +11,15 @@ import { EVENT_TYPES } from '../../core/envelope.js';
 import type { EventType } from '../../core/envelope.js';
 import type { InputProblem } from '../../core/errors.js';
 import { compileField, fieldProblem } from './fields.js';
-import { compileWhere, TRUE } from './predicates.js';
+import { compileWhere } from './predicates.js';
 import type { Predicate } from './predicates.js';
 import { compileTemplate } from './template.js';
 import type { ClearSpec, CompiledAction, CompiledRule, Condition, LeafCondition, Matcher, ScopeSpec } from './types.js';
+import { isRecord } from '../../core/records.js';
 
 export const API_VERSION = 'nodewarden.io/v1';
 const ID_RE = /^[a-z0-9][a-z0-9-]{0,62}$/;
 const TYPE_SET: ReadonlySet<string> = new Set(EVENT_TYPES);
-const isRecord = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
 
 const RULE_KEYS = ['id', 'description', 'severity', 'enabled', 'runbook', 'match', 'scope', 'condition', 'clear', 'cooldown', 'actions', 'summary'];
 const CONDITION_KINDS = ['count', 'distinctNodes', 'increase', 'rate', 'sustained', 'absent', 'allOf', 'anyOf', 'sequence', 'changedWithin'];
@@ -382,5 +382,3 @@ export function compileDocument(doc: unknown, file: string, problems: InputProbl
   });
   return out;
 }
-
-export { TRUE };

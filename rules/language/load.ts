@@ -12,7 +12,7 @@ import { packageRoot } from '../../core/paths.js';
 import { compileDocument } from './compile.js';
 import type { CompiledRule, RuleSet } from './types.js';
 
-export type { RuleSet, CompiledRule } from './types.js';
+export type { RuleSet } from './types.js';
 
 /** The shipped default rule pack. */
 export function defaultRulesPath(): string {

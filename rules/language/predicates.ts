@@ -6,6 +6,7 @@
 import type { EventEnvelope } from '../../core/envelope.js';
 import type { InputProblem } from '../../core/errors.js';
 import { compileField, fieldProblem } from './fields.js';
+import { isRecord } from '../../core/records.js';
 
 export type Predicate = (e: EventEnvelope) => boolean;
 
@@ -14,7 +15,6 @@ const OP_SET: ReadonlySet<string> = new Set(OPERATORS);
 
 type Scalar = string | number | boolean | null;
 const isScalar = (v: unknown): v is Scalar => v === null || ['string', 'number', 'boolean'].includes(typeof v);
-const isRecord = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
 
 export const TRUE: Predicate = () => true;
 

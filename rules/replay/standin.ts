@@ -116,7 +116,6 @@ export function loadClusterFile(path: string): MutableClusterView {
   return parseClusterText(text, path);
 }
 
-export const emptyCluster = (): MutableClusterView => createStaticCluster([], []);
 
 /** One ledger record per decision, fields in a fixed order (byte-identical output). */
 export function ledgerRecord(d: Decision, outcome: LedgerRecord['outcome'], extra: Partial<LedgerRecord> = {}): LedgerRecord {

@@ -31,7 +31,8 @@ import type { Logger } from '../../core/logger.js';
 import type { SubmitOptions } from '../../remediations/remediator.js';
 import { isRetryLater } from '../../remediations/remediator.js';
 import type { EngineServiceMetrics } from './metrics.js';
-import type { DeadLetterRecord, DeadLetterSink, DecisionEngine, EventDeduper, RawMessage } from './ports.js';
+import type { RuleEngine } from '../engine/engine.js';
+import type { DeadLetterRecord, DeadLetterSink, EventDeduper, RawMessage } from './ports.js';
 import { SerialQueue } from './serial.js';
 
 /** The remediator as the processor uses it (remediations/remediator.ts; a plain `Remediator` fits too). */
@@ -48,7 +49,7 @@ export class RetryLaterError extends NodewardenError {
 }
 
 export interface BatchProcessorOptions {
-  engine: DecisionEngine;
+  engine: RuleEngine;
   remediator: BatchRemediator;
   /** Extra sink for the ledger records, when the remediator does not write them itself. */
   ledger?: LedgerSink;

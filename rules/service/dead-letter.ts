@@ -4,6 +4,7 @@
  * batch's offsets are committed.
  */
 import type { Producer } from 'kafkajs';
+import { sendJsonRecords } from '../../adapters/kafka/json-records.js';
 import type { DeadLetterRecord, DeadLetterSink } from './ports.js';
 
 export class KafkaDeadLetterSink implements DeadLetterSink {
@@ -12,13 +13,8 @@ export class KafkaDeadLetterSink implements DeadLetterSink {
     private readonly topic: string,
   ) {}
 
-  async send(records: DeadLetterRecord[]): Promise<void> {
-    if (records.length === 0) return;
-    await this.producer.send({
-      topic: this.topic,
-      acks: -1,
-      messages: records.map((r) => ({ key: r.key, value: JSON.stringify(r) })),
-    });
+  send(records: DeadLetterRecord[]): Promise<void> {
+    return sendJsonRecords(this.producer, this.topic, records, (r) => ({ key: r.key }));
   }
 }
 

@@ -9,7 +9,8 @@
 import type { Redis } from 'ioredis';
 import type { Clock } from '../../core/clock.js';
 import { errorMessage, NodewardenError } from '../../core/errors.js';
-import { LuaScript } from '../../core/lua-script.js';
+import type { LuaScript } from '../../adapters/redis/lua-script.js';
+import { redisScript } from '../../adapters/redis/scripts.js';
 import type { ClaimResult, EventDeduper } from './ports.js';
 
 export interface DedupeTimes {
@@ -64,8 +65,8 @@ export class MemoryDeduper implements EventDeduper {
   }
 }
 
-const CLAIM = new LuaScript('dedupe-claim', 'rules/service/lua');
-const CONFIRM = new LuaScript('dedupe-confirm', 'rules/service/lua');
+const CLAIM = redisScript('dedupe.claim');
+const CONFIRM = redisScript('dedupe.confirm');
 
 export class RedisDeduper implements EventDeduper {
   constructor(

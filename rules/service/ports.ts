@@ -1,17 +1,10 @@
 /**
- * Ports of the engine service: what it needs from the rule engine, the
- * dedupe store and the dead-letter topic. Adapters live next to them
- * (memory for embedded use and tests, Redis/Kafka for production).
+ * Ports of the engine service: what it needs from the dedupe store and the
+ * dead-letter topic (the rule engine is `RuleEngine`, rules/engine/engine.ts).
+ * Adapters live next to them (memory for embedded use and tests, Redis/Kafka
+ * for production).
  */
-import type { Decision } from '../../core/decision.js';
-import type { EventEnvelope } from '../../core/envelope.js';
 import type { InputProblem } from '../../core/errors.js';
-
-/** The pure rule engine as the service sees it (rules/engine/engine.ts `createRuleEngine`). */
-export interface DecisionEngine {
-  process(events: EventEnvelope[]): Promise<Decision[]>;
-  tick(now: number): Promise<Decision[]>;
-}
 
 /**
  * Remembers which event ids were evaluated, so a redelivered event is not

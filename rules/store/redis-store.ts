@@ -12,8 +12,8 @@
  * refreshed once per key per batch or per period of sample time, not per op.
  *
  * Keys travel in KEYS (deduped; ops refer to them by position), the ops as one
- * flat JSON array in ARGV[1]. The script is loaded with ioredis
- * `defineCommand` (EVALSHA, EVAL on NOSCRIPT, e.g. after a server restart).
+ * flat JSON array in ARGV[1]. The script runs as every nodewarden script does
+ * (adapters/redis/scripts.ts: EVALSHA, EVAL on NOSCRIPT, e.g. after a server restart).
  * Like any Redis script it is isolated but not rolled back: should a command
  * fail mid-batch (e.g. OOM under maxmemory), the ops before it stay applied and
  * the batch fails as retriable (windows and counters are idempotent per event
@@ -23,19 +23,11 @@
  * Sentinel-managed), not Redis Cluster: a batch touches keys of many rules and
  * scopes, which Cluster would require to share one hash slot.
  */
-import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
 import type { Redis } from 'ioredis';
+import type { LuaScript } from '../../adapters/redis/lua-script.js';
+import { redisScript } from '../../adapters/redis/scripts.js';
 import { NodewardenError } from '../../core/errors.js';
-import { packageRoot } from '../../core/paths.js';
 import type { StateStore, StoreOp, StoreResult } from './state-store.js';
-
-export function luaPath(name: string): string {
-  return join(packageRoot(), 'rules', 'store', 'lua', `${name}.lua`);
-}
-
-/** The command name is prefixed so it never clashes with other users of the same client. */
-const BATCH_CMD = 'nwRules_batch';
 
 /**
  * Ops per script call. A larger batch is split into several calls sent in one
@@ -65,8 +57,6 @@ const enum Code {
   MaxSet = 17,
   MaxGet = 18,
 }
-
-type BatchFn = (numKeys: number, keys: string[], args: string) => Promise<unknown>;
 
 export interface RedisStateStoreOptions {
   /** An ioredis client; the store does not own it unless `ownsClient`. */
@@ -181,15 +171,11 @@ export function encodeBatch(ops: readonly StoreOp[], from = 0, to = ops.length):
 export class RedisStateStore implements StateStore {
   private readonly client: Redis;
   private readonly ownsClient: boolean;
-  private readonly batch: BatchFn;
+  private readonly script: LuaScript = redisScript('rules.batch');
 
   constructor(opts: RedisStateStoreOptions) {
     this.client = opts.client;
     this.ownsClient = opts.ownsClient ?? false;
-    // numberOfKeys omitted: the first argument of each call says how many KEYS follow.
-    if (!(BATCH_CMD in this.client)) this.client.defineCommand(BATCH_CMD, { lua: readFileSync(luaPath('batch'), 'utf8') });
-    const fn = (this.client as unknown as Record<string, BatchFn>)[BATCH_CMD] as BatchFn;
-    this.batch = fn.bind(this.client);
   }
 
   async exec(ops: readonly StoreOp[]): Promise<StoreResult[]> {
@@ -198,7 +184,7 @@ export class RedisStateStore implements StateStore {
     // Sent back to back on one connection: Redis runs them in this order.
     for (let from = 0; from < ops.length; from += MAX_OPS_PER_SCRIPT) {
       const { keys, args } = encodeBatch(ops, from, Math.min(ops.length, from + MAX_OPS_PER_SCRIPT));
-      calls.push(this.batch(keys.length, keys, JSON.stringify(args)));
+      calls.push(this.script.run(this.client, keys, [JSON.stringify(args)]));
     }
     let replies: unknown[];
     try {

@@ -311,9 +311,3 @@ export async function runRuleTestCase(c: RuleTestCase, opts: { store?: StateStor
   });
   return { file: c.file, name: c.name, ok: diff.length === 0, diff, records: seen };
 }
-
-export async function runRuleTestFiles(files: string[]): Promise<RuleTestResult[]> {
-  const out: RuleTestResult[] = [];
-  for (const f of files) for (const c of loadRuleTestFile(f)) out.push(await runRuleTestCase(c));
-  return out;
-}

@@ -4,6 +4,7 @@
  * record is durable when `append` resolves.
  */
 import type { Producer } from 'kafkajs';
+import { sendJsonRecords } from '../../adapters/kafka/json-records.js';
 import type { ToggleAuditRecord, ToggleAuditSink } from './port.js';
 
 export class KafkaToggleAuditSink implements ToggleAuditSink {
@@ -12,12 +13,7 @@ export class KafkaToggleAuditSink implements ToggleAuditSink {
     private readonly topic: string,
   ) {}
 
-  async append(records: ToggleAuditRecord[]): Promise<void> {
-    if (records.length === 0) return;
-    await this.producer.send({
-      topic: this.topic,
-      acks: -1,
-      messages: records.map((r) => ({ key: `rule-toggle:${r.rule}`, value: JSON.stringify(r), headers: { 'nodewarden-kind': 'rule-toggle' } })),
-    });
+  append(records: ToggleAuditRecord[]): Promise<void> {
+    return sendJsonRecords(this.producer, this.topic, records, (r) => ({ key: `rule-toggle:${r.rule}`, headers: { 'nodewarden-kind': 'rule-toggle' } }));
   }
 }

@@ -8,13 +8,11 @@
  * read against the caller's `now`; the poll also prunes expired fields with an
  * atomic Lua script, so expired toggles vanish from Redis by themselves.
  */
-import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
 import type { Redis } from 'ioredis';
 import type { Clock } from '../../core/clock.js';
 import type { Logger } from '../../core/logger.js';
 import { errorMessage } from '../../core/errors.js';
-import { packageRoot } from '../../core/paths.js';
+import { redisScript } from '../../adapters/redis/scripts.js';
 import { toggleKeys } from './keys.js';
 import type { ToggleKeys } from './keys.js';
 import { isExpired } from './memory-toggles.js';
@@ -29,12 +27,6 @@ export interface RedisRuleTogglesOptions {
   logger: Logger;
   /** Safety-net poll interval; must stay ≤ 1 s for the one-second promise. Default 500 ms. */
   pollMs?: number;
-}
-
-let pruneScript: string | undefined;
-function pruneLua(): string {
-  pruneScript ??= readFileSync(join(packageRoot(), 'rules', 'toggles', 'lua', 'prune-toggles.lua'), 'utf8');
-  return pruneScript;
 }
 
 export class RedisRuleToggles implements ClosableRuleToggles {
@@ -140,8 +132,8 @@ export class RedisRuleToggles implements ClosableRuleToggles {
 
   private prune(): void {
     if (this.closed) return;
-    this.opts.redis
-      .eval(pruneLua(), 1, this.keys.hash, String(this.opts.clock.now()))
+    redisScript('toggles.prune')
+      .run(this.opts.redis, [this.keys.hash], [String(this.opts.clock.now())])
       .catch((err: unknown) => this.opts.logger.debug({ err: errorMessage(err) }, 'toggles prune failed'));
   }
 
@@ -173,11 +165,4 @@ function parseToggle(rule: string, json: string): RuleToggle | null {
   } catch {
     return null;
   }
-}
-
-/** Convenience: a started Redis toggles instance. */
-export async function createRedisRuleToggles(opts: RedisRuleTogglesOptions): Promise<RedisRuleToggles> {
-  const t = new RedisRuleToggles(opts);
-  await t.start();
-  return t;
 }

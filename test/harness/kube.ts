@@ -14,7 +14,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { generateKeyPairSync, randomBytes } from 'node:crypto';
 import { closeSync, existsSync, openSync, readFileSync, rmSync } from 'node:fs';
-import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import https from 'node:https';
 import http from 'node:http';
 import net from 'node:net';
@@ -564,9 +564,4 @@ async function stopProcess(p: ManagedProcess): Promise<void> {
   }, 5_000);
   await gone;
   clearTimeout(timer);
-}
-
-/** Read a process log of a running cluster (for debugging failed tests). */
-export async function readLog(cluster: KubeCluster, name: 'etcd' | 'kube-apiserver' | 'kube-controller-manager'): Promise<string> {
-  return readFile(path.join(cluster.dir, `${name}.log`), 'utf8');
 }

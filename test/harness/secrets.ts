@@ -134,11 +134,3 @@ export function scanForSecrets(dir: string, secrets: readonly Secret[]): { leaks
 export function formatLeaks(leaks: readonly Leak[]): string {
   return leaks.map((l) => `${l.file}:${l.line}: ${l.label} in: ${l.excerpt}`).join('\n');
 }
-
-/** Asserts that in-memory log records (MemoryLogger) hold no registered secret; throws naming the record. */
-export function assertNoSecretInRecords(records: readonly unknown[], secrets: readonly Secret[] = registeredSecrets()): void {
-  records.forEach((r, i) => {
-    const text = JSON.stringify(r);
-    for (const s of secrets) if (text.includes(s.value)) throw new Error(`log record ${i} contains ${s.label}: ${redact(text, secrets)}`);
-  });
-}

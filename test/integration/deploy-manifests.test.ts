@@ -12,7 +12,8 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { parseAllDocuments, stringify } from 'yaml';
 import { sharedKube } from './servers.js';
-import { literalSecretProblems, loadConfig, parseConfigText } from '../../core/config.js';
+import { literalSecretProblems, parseConfigText } from '../../core/config.js';
+import { loadConfig } from '../../adapters/config-file.js';
 import type { NodewardenConfig } from '../../core/config.js';
 import type { KubeCluster } from '../harness/kube.js';
 

@@ -11,7 +11,7 @@ import { fileURLToPath } from 'node:url';
 import { expect } from 'chai';
 import fc from 'fast-check';
 import { Redis } from 'ioredis';
-import { budgetFor } from '../../core/config.js';
+import { budgetFor } from '../../remediations/guard/policy.js';
 import type { Decision } from '../../core/decision.js';
 import { sharedRedis } from './servers.js';
 import type { FromWorker, StormSpec, ToWorker } from './guard-race-worker.js';

@@ -3,8 +3,8 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { expect } from 'chai';
-import { loadConfig } from '../../../core/config.js';
-import { kafkaTransport, redisTransport } from '../../../core/transport-security.js';
+import { loadConfig } from '../../../adapters/config-file.js';
+import { kafkaTransport, redisTransport } from '../../../adapters/transport-security.js';
 
 describe('config: secrets only from files (mounted Secrets) or the environment', () => {
   let dir: string;

@@ -2,7 +2,9 @@ import { expect } from 'chai';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { budgetFor, DEFAULT_CONFIG, loadConfig, readSecret } from '../../../core/config.js';
+import { DEFAULT_CONFIG } from '../../../core/config.js';
+import { budgetFor } from '../../../remediations/guard/policy.js';
+import { loadConfig, readSecret } from '../../../adapters/config-file.js';
 import { PoisonInputError } from '../../../core/errors.js';
 
 function file(text: string): string {

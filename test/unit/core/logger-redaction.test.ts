@@ -8,7 +8,7 @@ import { expect } from 'chai';
 import { AxiosError, AxiosHeaders } from 'axios';
 import kafkajs from 'kafkajs';
 import { ReplyError } from 'ioredis';
-import { loadConfig } from '../../../core/config.js';
+import { loadConfig } from '../../../adapters/config-file.js';
 import { createLogger } from '../../../core/logger.js';
 
 const TOKEN = 'ctl-admin-token-5f0c0b2d9a7e4410';

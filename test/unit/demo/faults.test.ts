@@ -1,6 +1,6 @@
 import { expect } from 'chai';
 import { ManualClock } from '../../../core/clock.js';
-import { loadConfig } from '../../../core/config.js';
+import { loadConfig } from '../../../adapters/config-file.js';
 import type { Decision } from '../../../core/decision.js';
 import { silentLogger } from '../../../core/logger.js';
 import { createRuleEngine } from '../../../rules/engine/engine.js';

@@ -1,5 +1,5 @@
 import { expect } from 'chai';
-import { loadConfig } from '../../../core/config.js';
+import { loadConfig } from '../../../adapters/config-file.js';
 import type { LedgerRecord } from '../../../core/decision.js';
 import { silentLogger } from '../../../core/logger.js';
 import { createRegistry } from '../../../core/metrics.js';

@@ -9,7 +9,7 @@ import { NodewardenError } from '../../../core/errors.js';
 import type { ExecutionResult, Executor } from '../../../remediations/ports.js';
 
 export const POOL_LABEL = 'nodewarden.io/pool';
-export const ZONE_LABEL = 'topology.kubernetes.io/zone';
+const ZONE_LABEL = 'topology.kubernetes.io/zone';
 
 export class FakeCluster implements ClusterView {
   readonly nodes = new Map<string, NodeInfo>();

@@ -12,6 +12,7 @@ import { MemoryStateStore } from '../../../rules/store/memory-store.js';
 import type { RuleToggles } from '../../../rules/toggles/port.js';
 import type { StateStore } from '../../../rules/store/state-store.js';
 import { fileOnlyToggles } from '../../../rules/toggles/port.js';
+import { ruleEngineMetrics } from '../../../rules/service/engine-metrics.js';
 
 const T0 = Date.parse('2026-11-21T10:00:00.000Z');
 const xid = (id: string, node: string, dt: number, code = 79): EventEnvelope => ({
@@ -86,7 +87,7 @@ describe('rules engine', function () {
   it('live ticks fire sustained rules on the injected clock and decisions carry evidence', async function () {
     const clock = new ManualClock(T0);
     const registry = createRegistry('engine-test');
-    const { engine } = make({ clock, registry });
+    const { engine } = make({ clock, metrics: ruleEngineMetrics(registry) });
     expect(await engine.process([containerd('c1', 'n7', 0, 'unreachable')])).to.deep.equal([]);
     clock.set(T0 + 59_000);
     expect(await engine.tick(clock.now())).to.deep.equal([]);
@@ -100,7 +101,7 @@ describe('rules engine', function () {
     const text = await registry.metrics();
     expect(text).to.match(/nodewarden_rules_decisions_total\{rule="containerd-unresponsive",action="cordon",component="engine-test"\} 1/);
     // a second engine on the same registry reuses the metric
-    make({ registry });
+    make({ metrics: ruleEngineMetrics(registry) });
   });
 
   it('group decisions carry the group labels; rollback targets the watched DaemonSet and its previous revision', async function () {

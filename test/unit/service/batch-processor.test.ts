@@ -10,7 +10,8 @@ import { BatchProcessor } from '../../../rules/service/batch-processor.js';
 import { MemoryDeadLetterSink } from '../../../rules/service/dead-letter.js';
 import { MemoryDeduper } from '../../../rules/service/dedupe.js';
 import { engineServiceMetrics } from '../../../rules/service/metrics.js';
-import type { DecisionEngine, RawMessage } from '../../../rules/service/ports.js';
+import type { RuleEngine } from '../../../rules/engine/engine.js';
+import type { RawMessage } from '../../../rules/service/ports.js';
 
 const T0 = Date.parse('2026-11-21T10:00:00.000Z');
 
@@ -32,7 +33,7 @@ function msg(value: string | null): RawMessage {
   return { topic: 'signals', partition: 0, offset: String(offset++), key: 'gpu-1', value };
 }
 
-class FakeEngine implements DecisionEngine {
+class FakeEngine implements RuleEngine {
   seen: string[] = [];
   fail = false;
   process(events: EventEnvelope[]): Promise<Decision[]> {

@@ -5,9 +5,9 @@
  * result is plain options the kafkajs and ioredis adapters pass through.
  */
 import { readFileSync } from 'node:fs';
-import type { KafkaConfig, NodewardenConfig } from './config.js';
-import { readSecret } from './config.js';
-import { PoisonInputError } from './errors.js';
+import type { KafkaConfig, NodewardenConfig } from '../core/config.js';
+import { readSecret } from './config-file.js';
+import { PoisonInputError } from '../core/errors.js';
 
 export interface TlsClientOptions {
   ca: string[];

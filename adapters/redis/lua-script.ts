@@ -9,7 +9,7 @@ import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Redis } from 'ioredis';
-import { packageRoot } from './paths.js';
+import { packageRoot } from '../../core/paths.js';
 
 export class LuaScript {
   readonly source: string;
@@ -21,11 +21,17 @@ export class LuaScript {
     this.sha = createHash('sha1').update(this.source).digest('hex');
   }
 
+  /**
+   * KEYS then ARGV as one flat array (no spread: a rules batch carries tens of
+   * thousands of keys). Calls made back to back on one connection run in order,
+   * their NOSCRIPT fallbacks too.
+   */
   async run(redis: Redis, keys: readonly string[], args: ReadonlyArray<string | number>): Promise<unknown> {
+    const argv = keys.concat(args.map(String));
     try {
-      return await redis.evalsha(this.sha, keys.length, ...keys, ...args);
+      return await redis.evalsha(this.sha, keys.length, argv);
     } catch (err) {
-      if (err instanceof Error && err.message.startsWith('NOSCRIPT')) return redis.eval(this.source, keys.length, ...keys, ...args);
+      if (err instanceof Error && err.message.startsWith('NOSCRIPT')) return redis.eval(this.source, keys.length, argv);
       throw err;
     }
   }

@@ -1,0 +1,39 @@
+/**
+ * The one registry of nodewarden's Redis Lua scripts, all run the one way
+ * (LuaScript: EVALSHA, EVAL on NOSCRIPT). Each .lua file stays next to the
+ * module that owns the keys it touches; this table says where. A script is
+ * read from disk on first use, once per process.
+ */
+import { LuaScript } from './lua-script.js';
+
+const SCRIPTS = {
+  /** The rule state store's batch interpreter (keys: rules/store/keys.ts). */
+  'rules.batch': ['batch', 'rules/store/lua'],
+  /** Event dedupe (keys: rules/service/dedupe.ts). */
+  'dedupe.claim': ['dedupe-claim', 'rules/service/lua'],
+  'dedupe.confirm': ['dedupe-confirm', 'rules/service/lua'],
+  /** Rule toggles (keys: rules/toggles/keys.ts). */
+  'toggles.prune': ['prune-toggles', 'rules/toggles/lua'],
+  /** The blast-radius guard (keys: remediations/guard/keys.ts). */
+  'guard.authorize': ['authorize', 'remediations/guard/lua'],
+  'guard.settle': ['settle', 'remediations/guard/lua'],
+  'guard.status': ['status', 'remediations/guard/lua'],
+  /** Scheduled jobs (keys: control/jobs/keys.ts). */
+  'jobs.release-lock': ['release-lock', 'control/jobs/lua'],
+  'jobs.hdel-if-equal': ['hdel-if-equal', 'control/jobs/lua'],
+  'jobs.trim-episode-index': ['trim-episode-index', 'control/jobs/lua'],
+} as const satisfies Record<string, readonly [string, string]>;
+
+export type RedisScriptName = keyof typeof SCRIPTS;
+
+const loaded = new Map<RedisScriptName, LuaScript>();
+
+export function redisScript(name: RedisScriptName): LuaScript {
+  let s = loaded.get(name);
+  if (!s) {
+    const [file, folder] = SCRIPTS[name];
+    s = new LuaScript(file, folder);
+    loaded.set(name, s);
+  }
+  return s;
+}
