@@ -13,7 +13,7 @@ const PURE_FILES = ['core/**/*.ts', 'rules/language/**/*.ts', 'rules/engine/**/*
 const PURE_EXCEPTIONS = ['rules/language/load.ts', 'core/logger.ts', 'core/metrics.ts', 'core/paths.ts'];
 
 export default tseslint.config(
-  { ignores: ['dist/**', 'node_modules/**', 'deploy/**', 'docs/**', '**/*.js', '!eslint.config.js'] },
+  { ignores: ['dist/**', 'node_modules/**', 'deploy/**', 'docs/**', '**/*.js', '!eslint.config.js', '!control/console/*.js'] },
   js.configs.recommended,
   ...tseslint.configs.recommendedTypeChecked,
   {
@@ -36,6 +36,17 @@ export default tseslint.config(
     ignores: PURE_EXCEPTIONS,
     rules: {
       'no-restricted-imports': ['error', { patterns: [{ group: IO_MODULES, message: 'I/O module in a pure folder: put it behind a port in an adapter (docs/architecture.md, "Pure folders").' }] }],
+    },
+  },
+  {
+    // The console's browser script: plain JavaScript shipped as is (no build step), linted without types.
+    files: ['control/console/*.js'],
+    extends: [tseslint.configs.disableTypeChecked],
+    languageOptions: {
+      sourceType: 'module',
+      globals: Object.fromEntries(
+        ['window', 'document', 'sessionStorage', 'fetch', 'URLSearchParams', 'Node', 'setTimeout', 'clearTimeout', 'console'].map((g) => [g, 'readonly']),
+      ),
     },
   },
   {

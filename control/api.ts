@@ -9,8 +9,9 @@ import type { LedgerRecord, Outcome, Severity } from '../core/decision.js';
 import type { InputProblem } from '../core/errors.js';
 import { parseDuration, isDuration } from '../core/duration.js';
 import type { GuardStatus } from '../remediations/ports.js';
-import type { RuleToggle, ToggleAuditRecord } from '../rules/toggles/port.js';
+import type { AuditRecord, RuleToggle } from '../rules/toggles/port.js';
 import { isRecord } from '../core/records.js';
+import type { NodeView } from './nodes.js';
 
 /** One rule as the API shows it. */
 export interface RuleView {
@@ -37,7 +38,8 @@ export interface LedgerQuery {
   limit: number;
 }
 
-export type LedgerEntry = LedgerRecord | ToggleAuditRecord;
+/** A decision, or an operator's audited change (rule toggle, pause, resume). */
+export type LedgerEntry = LedgerRecord | AuditRecord;
 
 /** What the control API operates; the engine command wires it to toggles, guard and ledger. */
 export interface ControlBackend {
@@ -45,9 +47,13 @@ export interface ControlBackend {
   hasRule(id: string): boolean;
   setRule(id: string, enabled: boolean, change: { reason: string; by: string; ttlMs: number | null }): Promise<RuleToggle>;
   pause(reason: string, by: string): Promise<void>;
-  resume(by: string): Promise<void>;
+  resume(by: string, reason?: string | null): Promise<void>;
   guard(): Promise<GuardStatus>;
   ledger(q: LedgerQuery): Promise<LedgerEntry[]>;
+  /** Every node with its state and last decision (the console's fleet strip); absent: GET /api/v1/nodes answers 404. */
+  nodes?(): Promise<NodeView[]>;
+  /** The engine decides and records but never acts (`guard.dryRun`); shown by GET /api/v1/guard. */
+  dryRun?: boolean;
 }
 
 export const MAX_TTL_MS = 30 * 86_400_000;

@@ -4,11 +4,14 @@
  * ToggleService), the guard's operator controls and a ledger reader.
  */
 import type { Clock } from '../core/clock.js';
+import type { ClusterView } from '../core/cluster.js';
 import type { Severity } from '../core/decision.js';
 import type { GuardControl, GuardStatus } from '../remediations/ports.js';
-import type { RuleToggle, RuleToggles } from '../rules/toggles/port.js';
+import type { RuleToggle, RuleToggles, ToggleAuditSink } from '../rules/toggles/port.js';
 import type { ToggleService } from '../rules/toggles/toggle-service.js';
 import type { ControlBackend, LedgerEntry, LedgerQuery, RuleView } from './api.js';
+import { MAX_LEDGER_LIMIT } from './api.js';
+import { nodeViews } from './nodes.js';
 
 /** What the backend needs to know of a rule (a CompiledRule has all of it). */
 export interface RuleInfo {
@@ -31,9 +34,16 @@ export interface ControlBackendOptions {
   guard: GuardControl;
   ledger: LedgerReader;
   clock: Clock;
+  /** With a cluster view, GET /api/v1/nodes lists its nodes grouped by `groupLabel`. */
+  cluster?: ClusterView;
+  groupLabel?: string;
+  /** Where pause and resume are recorded (the same sink as the toggles' audit); absent: not recorded. */
+  audit?: ToggleAuditSink;
+  dryRun?: boolean;
 }
 
 export function createControlBackend(o: ControlBackendOptions): ControlBackend {
+  const cluster = o.cluster;
   const byId = new Map(o.rules.map((r) => [r.id, r]));
   return {
     listRules(): RuleView[] {
@@ -54,10 +64,18 @@ export function createControlBackend(o: ControlBackendOptions): ControlBackend {
       const c = { rule: id, reason: change.reason, by: change.by, ttlMs: change.ttlMs };
       return enabled ? o.toggleService.enable(c) : o.toggleService.disable(c);
     },
-    pause: (reason, by) => o.guard.pause(reason, by),
-    resume: () => o.guard.resume(),
+    async pause(reason, by) {
+      await o.guard.pause(reason, by);
+      await o.audit?.append([{ ts: new Date(o.clock.now()).toISOString(), kind: 'guard-pause', reason, by }]);
+    },
+    async resume(by, reason) {
+      await o.guard.resume();
+      await o.audit?.append([{ ts: new Date(o.clock.now()).toISOString(), kind: 'guard-resume', reason: reason ?? null, by }]);
+    },
     guard: (): Promise<GuardStatus> => o.guard.status(),
     ledger: (q) => o.ledger.query(q),
+    ...(cluster ? { nodes: async () => nodeViews(cluster.listNodes(), await o.ledger.query({ limit: MAX_LEDGER_LIMIT }), o.groupLabel ?? 'nodewarden.io/pool') } : {}),
+    ...(o.dryRun === undefined ? {} : { dryRun: o.dryRun }),
   };
 }
 
@@ -68,9 +86,9 @@ export function filterLedger(entries: Iterable<LedgerEntry>, q: LedgerQuery): Le
     const t = Date.parse(e.ts);
     if (q.since !== undefined && t < q.since) continue;
     if (q.until !== undefined && t >= q.until) continue;
-    if (q.rule !== undefined && e.rule !== q.rule) continue;
+    if (q.rule !== undefined && (!('rule' in e) || e.rule !== q.rule)) continue;
     if ('kind' in e) {
-      // Toggle audits have no node and no outcome.
+      // Operator audits have no node and no outcome.
       if (q.node !== undefined || q.outcome !== undefined) continue;
     } else {
       if (q.node !== undefined && !(e.target.kind === 'Node' && e.target.name === q.node)) continue;

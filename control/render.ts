@@ -70,6 +70,7 @@ export function renderGuard(g: GuardStatus, now: number): string {
 
 export function renderLedger(entries: readonly LedgerEntry[]): string {
   const rows = entries.map((e) => {
+    if ('kind' in e && e.kind !== 'rule-toggle') return [e.ts, '-', e.kind === 'guard-pause' ? 'pause' : 'resume', 'Guard', '-', '-', `${e.reason ?? ''} [by ${e.by}]`];
     if ('kind' in e) {
       const what = e.enabled === null ? 'toggle:clear' : e.enabled ? 'toggle:enable' : 'toggle:disable';
       const until = e.expiresAt ? ` (until ${e.expiresAt})` : '';

@@ -5,6 +5,8 @@
  *   GET  /healthz   the process is alive
  *   GET  /readyz    consumer joined and Redis reachable (503 otherwise)
  *   /api/v1/...     the authenticated control API (docs/control-api.md)
+ *   GET  /          the operator's console (docs/console.md): static files
+ *                   that read the control API with the operator's token
  *
  * Every error is JSON `{error: {code, message, problems}}`: 400 for a
  * malformed request, 401 without or with a bad token, 403 for a read-only
@@ -21,6 +23,7 @@ import type { ControlBackend } from './api.js';
 import { validateLedgerQuery, validatePauseBody, validateResumeBody, validateToggleBody } from './api.js';
 import type { Principal, TokenLookup } from './tokens.js';
 import { bearerToken } from './tokens.js';
+import { ConsoleAssets, CONSOLE_HEADERS, isConsolePath } from './console-assets.js';
 
 export interface ReadinessReport {
   ready: boolean;
@@ -38,6 +41,8 @@ export interface EngineHttpOptions {
   logger: Logger;
   /** Largest accepted request body (default 64 KiB). */
   maxBodyBytes?: number;
+  /** The console's files (default: the ones shipped in control/console/). */
+  console?: ConsoleAssets;
 }
 
 const STATUS: Record<ErrorCode, number> = {
@@ -99,9 +104,11 @@ export class EngineHttpServer {
   private readonly server: http.Server;
   private readonly routes: Route[];
   private readonly maxBody: number;
+  private readonly console: ConsoleAssets;
 
   constructor(private readonly o: EngineHttpOptions) {
     this.maxBody = o.maxBodyBytes ?? 64 * 1024;
+    this.console = o.console ?? new ConsoleAssets();
     this.routes = this.apiRoutes();
     this.server = http.createServer((req, res) => {
       this.handle(req, res).catch((err: unknown) => {
@@ -152,6 +159,11 @@ export class EngineHttpServer {
         await this.plain(url.pathname, res);
         return;
       }
+      if (isConsolePath(url.pathname)) {
+        if (method !== 'GET' && method !== 'HEAD') throw new HttpError('REQUEST_INVALID', `method ${method} not allowed on ${url.pathname}`, [], 405, { allow: 'GET, HEAD' });
+        this.asset(req, url.pathname, method, res);
+        return;
+      }
       if (url.pathname.startsWith('/api/')) {
         const out = await this.api(req, url, method);
         sendJson(res, out.status, out.body);
@@ -166,6 +178,19 @@ export class EngineHttpServer {
       }
       throw err;
     }
+  }
+
+  private asset(req: http.IncomingMessage, path: string, method: string, res: http.ServerResponse): void {
+    const a = this.console.get(path);
+    if (!a) throw new HttpError('NOT_FOUND', `no such endpoint: ${path}`);
+    const headers = { ...CONSOLE_HEADERS, 'content-type': a.type, etag: a.etag };
+    if (req.headers['if-none-match'] === a.etag) {
+      res.writeHead(304, headers);
+      res.end();
+      return;
+    }
+    res.writeHead(200, { ...headers, 'content-length': String(a.body.length) });
+    res.end(method === 'HEAD' ? undefined : a.body);
   }
 
   private async plain(path: string, res: http.ServerResponse): Promise<void> {
@@ -261,7 +286,7 @@ export class EngineHttpServer {
           noQuery(ctx);
           const v = validateResumeBody(await ctx.body());
           if (!v.value) throw invalid('invalid request body', v.problems);
-          await backend().resume(ctx.principal.name);
+          await backend().resume(ctx.principal.name, v.value.reason);
           return { paused: false, by: ctx.principal.name };
         }),
       },
@@ -272,7 +297,33 @@ export class EngineHttpServer {
         example: '/api/v1/guard',
         handler: h(async (ctx) => {
           noQuery(ctx);
-          return await backend().guard();
+          return { ...(await backend().guard()), dryRun: backend().dryRun ?? false };
+        }),
+      },
+      {
+        method: 'GET',
+        pattern: /^\/api\/v1\/whoami$/,
+        mutating: false,
+        handler: h((ctx) => {
+          noQuery(ctx);
+          // What this engine's API offers, so the console asks only for what exists.
+          const has = (path: string): boolean => this.routes.some((r) => r.method === 'GET' && r.pattern.test(path));
+          return Promise.resolve({
+            name: ctx.principal.name,
+            role: ctx.principal.role,
+            features: { nodes: backend().nodes !== undefined, incidents: has('/api/v1/incidents') },
+          });
+        }),
+      },
+      {
+        method: 'GET',
+        pattern: /^\/api\/v1\/nodes$/,
+        mutating: false,
+        handler: h(async (ctx) => {
+          noQuery(ctx);
+          const b = backend();
+          if (!b.nodes) throw new HttpError('NOT_FOUND', 'this engine has no cluster view to list nodes from');
+          return { nodes: await b.nodes() };
         }),
       },
       {

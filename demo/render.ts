@@ -84,6 +84,8 @@ export interface FrameView {
   /** Virtual ms the simulation is behind wall time × speed (slow host). */
   lagMs: number;
   metricsUrl: string;
+  /** The operator's console, shown first. */
+  consoleUrl?: string;
   token: string;
   local: string;
   width: number;
@@ -119,6 +121,7 @@ export function renderFrame(v: FrameView): string {
   const pools = v.guard.groups.filter((g) => g.scope.startsWith('pool='));
   const open = v.guard.breakers.filter((b) => b.state !== 'closed');
   const lines: string[] = [];
+  if (v.consoleUrl) lines.push(paint(c, 'bold', `console: ${v.consoleUrl}   (open it in a browser; sign in with the token below)`));
   lines.push(paint(c, 'bold', `nodewarden demo — ${s.nodes} simulated GPU nodes, real engine + guard + remediator, in-memory everything`));
   lines.push(
     `virtual ${clockText(s.now - s.start)} (${new Date(s.now).toISOString().slice(0, 16)}Z)  ×${v.speed}  faults ×${v.amplify}  seed ${v.seed}  wall ${clockText(v.wallMs)}${v.lagMs > 5000 ? paint(c, 'failed', `  behind by ${clockText(v.lagMs)}`) : ''}`,

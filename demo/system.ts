@@ -43,7 +43,7 @@ import { createSimulatedCluster, parseClusterYaml } from '../remediations/simula
 import type { SimulatedCluster } from '../remediations/simulated/index.js';
 import type { PodTemplate, WireDaemonSet, WireNode } from '../remediations/kube/wire.js';
 import { createControlBackend, MemoryLedgerReader } from '../control/backend.js';
-import type { ControlBackend } from '../control/api.js';
+import type { ControlBackend, LedgerEntry } from '../control/api.js';
 import { FaultInjector, LLAMA3_CAUSES } from './faults.js';
 import type { CauseSignal } from './faults.js';
 import { buildFleet, DEFAULT_FLEET, driverVersion, fleetObjects, rng } from './fleet.js';
@@ -321,13 +321,18 @@ export function createDemoSystem(o: DemoSystemOptions): DemoSystem {
     clock,
     logger: o.logger,
   });
+  const operatorAudit = { append: (rs: LedgerEntry[]) => ledgerReader.append(rs) };
   const control = createControlBackend({
     rules: o.rules.rules,
     toggles,
-    toggleService: new ToggleService(toggles, { append: (rs) => ledgerReader.append(rs) }, clock),
+    toggleService: new ToggleService(toggles, operatorAudit, clock),
+    audit: operatorAudit,
     guard: remediation.guard,
     ledger: ledgerReader,
     clock,
+    cluster,
+    groupLabel: o.config.labels.group,
+    dryRun: o.dryRun ?? o.config.guard.dryRun,
   });
 
   function onRecords(rs: readonly LedgerRecord[]): Promise<void> {

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite, from a fresh clone: installs dependencies, provisions
 # the real servers (Kafka KRaft, Redis, kube-apiserver + etcd +
-# kube-controller-manager, Prometheus, helm), then lint, unit and integration
+# kube-controller-manager, Prometheus, helm) and Debian's Chromium, then lint, unit and integration
 # tests. Heavy builds are cached under ${NODEWARDEN_CACHE:-~/.cache/nodewarden}.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -42,6 +42,9 @@ PATH="$(dirname "$PROMTOOL_BIN"):$PATH"
 export NODEWARDEN_KAFKA_LIBS="$(bash scripts/provision/kafka.sh | tail -n 1)"
 export NODEWARDEN_KUBE_BIN="$(bash scripts/provision/kube.sh | tail -n 1)"
 export NODEWARDEN_CRDS="$(bash scripts/provision/crds.sh | tail -n 1)"
+# Debian's Chromium for the console's browser test (driven by playwright-core; nothing downloaded by npm)
+eval "$(bash scripts/provision/chromium.sh)"
+export NODEWARDEN_CHROMIUM="$CHROMIUM_BIN"
 # the kubectl next to the control plane (the machine's own, or one built from source)
 PATH="$NODEWARDEN_KUBE_BIN:$PATH"
 

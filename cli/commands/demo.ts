@@ -41,7 +41,7 @@ simulated cluster, recording pagers. No Kafka, Redis, cluster or network.
   --amplify N      multiply the Llama 3 fault rates (default 400: a fault every few seconds at ×60)
   --seed N         random seed; the same seed replays the same faults (default: random, printed)
   --duration D     stop after D of wall time, e.g. 40s (default: until Ctrl-C)
-  --port N         HTTP port on 127.0.0.1 for /metrics, /healthz, /readyz, control API (default 9102; 0 = any)
+  --port N         HTTP port on 127.0.0.1 for the console (/), /metrics, /healthz, /readyz, control API (default 9102; 0 = any)
   --no-tui         plain line output (also when stdout is not a terminal)
   --no-storyline   background faults only (no scripted rollout and storm)
   --no-local       do not read this host's conntrack table
@@ -163,6 +163,9 @@ export async function run(argv: string[]): Promise<number> {
   }
   const base = `http://127.0.0.1:${addr.port}`;
   const metricsUrl = `${base}/metrics`;
+  // The console's URL comes first: a newcomer opens it and watches the storyline there (docs/console.md).
+  const consoleUrl = `${base}/`;
+  out(`nodewarden console: ${consoleUrl}  (open it in a browser; sign in with the control API token printed below)`);
 
   // --- the local host's real conntrack table, as one more node on the same bus
   const localName = hostname();
@@ -250,6 +253,7 @@ export async function run(argv: string[]): Promise<number> {
       eventsPerSec,
       lagMs: Math.max(0, start + (now - startWall) * speed - stats.now),
       metricsUrl,
+      consoleUrl,
       token,
       local: localText,
       width: process.stdout.columns ?? 120,

@@ -269,13 +269,18 @@ export async function run(argv: string[]): Promise<number> {
   // --- HTTP and control API
   const auditSinks: ToggleAuditSink[] = [new KafkaToggleAuditSink(producer, config.kafka.topics.ledger)];
   auditSinks.push(redis ? new RedisToggleAuditSink(redis, prefix) : { append: (rs) => memoryLedger.append(rs) });
+  const operatorAudit = fanOutAudit(auditSinks);
   const backend = createControlBackend({
     rules: rules.rules,
     toggles,
-    toggleService: new ToggleService(toggles, fanOutAudit(auditSinks), clock),
+    toggleService: new ToggleService(toggles, operatorAudit, clock),
+    audit: operatorAudit,
     guard,
     ledger: ledgerReader,
     clock,
+    cluster,
+    groupLabel: config.labels.group,
+    dryRun: config.guard.dryRun,
   });
   const tokensFile = config.control.tokensFile;
   if (!tokensFile) logger.warn({}, 'control API disabled: set control.tokensFile (or NODEWARDEN_CONTROL_TOKENS_FILE)');

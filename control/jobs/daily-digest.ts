@@ -97,6 +97,7 @@ export function buildDigest(entries: readonly LedgerEntry[], o: { from: number; 
       d.toggleChanges++;
       continue;
     }
+    if ('kind' in e) continue; // a pause or resume audit: not a decision
     d.decisions++;
     if (e.outcome === 'suppressed') {
       d.suppressed++;

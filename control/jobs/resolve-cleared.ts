@@ -24,7 +24,7 @@ import type { LedgerReader } from '../backend.js';
 import type { Job, JobSummary } from './job.js';
 import { checkAborted } from './job.js';
 import type { JobStateStore } from './job-state.js';
-import { isToggleAudit, readLedgerWindow, windowStart } from './ledger-window.js';
+import { readLedgerWindow, windowStart } from './ledger-window.js';
 
 export const RESOLVE_CLEARED = 'resolve-cleared';
 /** A cordon belongs to a page's firing when it is this close to the page (the engine emits both at once). */
@@ -68,7 +68,7 @@ export function targetNode(t: Target): string | null {
  */
 export function applyLedger(s: ResolveClearedState, entries: readonly LedgerEntry[]): void {
   for (const e of entries) {
-    if (isToggleAudit(e)) continue;
+    if ('kind' in e) continue; // operator audits (toggles, pause, resume)
     const r: LedgerRecord = e;
     if (r.outcome !== 'executed') continue;
     const t = Date.parse(r.ts);

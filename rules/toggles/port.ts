@@ -48,9 +48,20 @@ export interface ToggleAuditRecord {
   expiresAt: string | null;
 }
 
-/** Where toggle audit records go (ledger topic, ledger stream, memory). */
+/** An operator paused or resumed the guard (the kill switch): recorded in the ledger like a toggle. */
+export interface GuardAuditRecord {
+  ts: string;
+  kind: 'guard-pause' | 'guard-resume';
+  reason: string | null;
+  by: string;
+}
+
+/** What an operator did through the control API, as the ledger records it. */
+export type AuditRecord = ToggleAuditRecord | GuardAuditRecord;
+
+/** Where operator audit records go (ledger topic, ledger stream, memory): toggles and pause/resume. */
 export interface ToggleAuditSink {
-  append(records: ToggleAuditRecord[]): Promise<void>;
+  append(records: AuditRecord[]): Promise<void>;
 }
 
 /** A toggle store that holds resources (connections, timers). */

@@ -5,7 +5,7 @@
  */
 import type { Redis } from 'ioredis';
 import { ledgerStreamKey } from '../../remediations/ledger/redis-stream-ledger.js';
-import type { ToggleAuditRecord, ToggleAuditSink } from './port.js';
+import type { AuditRecord, ToggleAuditSink } from './port.js';
 
 export const AUDIT_FIELD = 'audit';
 
@@ -19,7 +19,7 @@ export class RedisToggleAuditSink implements ToggleAuditSink {
     this.key = ledgerStreamKey(keyPrefix);
   }
 
-  async append(records: ToggleAuditRecord[]): Promise<void> {
+  async append(records: AuditRecord[]): Promise<void> {
     if (records.length === 0) return;
     const p = this.redis.pipeline();
     for (const r of records) p.xadd(this.key, 'MAXLEN', '~', this.maxLen, '*', AUDIT_FIELD, JSON.stringify(r));

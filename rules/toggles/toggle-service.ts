@@ -5,7 +5,7 @@
  * audit write is reported to the caller as an error after the change.
  */
 import type { Clock } from '../../core/clock.js';
-import type { RuleToggle, RuleToggles, ToggleAuditRecord, ToggleAuditSink } from './port.js';
+import type { AuditRecord, RuleToggle, RuleToggles, ToggleAuditRecord, ToggleAuditSink } from './port.js';
 
 export interface ToggleChange {
   rule: string;
@@ -61,8 +61,8 @@ export function toAudit(t: RuleToggle): ToggleAuditRecord {
 }
 
 export class MemoryToggleAudit implements ToggleAuditSink {
-  readonly records: ToggleAuditRecord[] = [];
-  append(records: ToggleAuditRecord[]): Promise<void> {
+  readonly records: AuditRecord[] = [];
+  append(records: AuditRecord[]): Promise<void> {
     this.records.push(...records);
     return Promise.resolve();
   }

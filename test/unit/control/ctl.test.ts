@@ -1,12 +1,10 @@
 import { expect } from 'chai';
 import { ManualClock } from '../../../core/clock.js';
-import { silentLogger } from '../../../core/logger.js';
-import { createRegistry } from '../../../core/metrics.js';
-import { EngineHttpServer } from '../../../control/server.js';
-import { parseTokens } from '../../../control/tokens.js';
+import type { EngineHttpServer } from '../../../control/server.js';
 import { renderGuard, renderLedger, renderRules, span, table } from '../../../control/render.js';
 import { run } from '../../../cli/commands/ctl.js';
 import { freePort } from '../../harness/ports.js';
+import { startControlServer } from '../../harness/control-server.js';
 import { fakeBackend } from './fake-backend.js';
 
 const ADMIN = 'adm1n-t0ken-0123456789abcdef';
@@ -67,16 +65,7 @@ describe('ctl: against a control API server', () => {
 
   before(async () => {
     fb = fakeBackend(clock);
-    server = new EngineHttpServer({
-      host: '127.0.0.1',
-      port: 0,
-      registry: createRegistry('engine'),
-      readiness: () => Promise.resolve({ ready: true, checks: {} }),
-      control: { backend: fb.backend, tokens: parseTokens(`${ADMIN} admin alice\n${READER} read-only grafana\n`, 'tokens') },
-      clock,
-      logger: silentLogger,
-    });
-    base = `http://127.0.0.1:${(await server.listen()).port}`;
+    ({ server, base } = await startControlServer(fb.backend, `${ADMIN} admin alice\n${READER} read-only grafana\n`, clock));
   });
   after(() => server.close());
 

@@ -1,5 +1,6 @@
 /** A ControlBackend over memory toggles and a fake guard, for control API unit tests. */
 import type { Clock } from '../../../core/clock.js';
+import type { ClusterView, NodeInfo } from '../../../core/cluster.js';
 import type { GuardControl, GuardStatus } from '../../../remediations/ports.js';
 import { createControlBackend, MemoryLedgerReader } from '../../../control/backend.js';
 import type { ControlBackend } from '../../../control/api.js';
@@ -29,6 +30,20 @@ export class FakeGuard implements GuardControl {
   }
 }
 
+/** Four nodes of two pools: healthy, cordoned by nodewarden, cordoned by a person, NotReady. */
+export const FAKE_NODES: NodeInfo[] = [
+  { name: 'n1', labels: { 'nodewarden.io/pool': 'h100-train' }, unschedulable: false, ready: true, cordonedByNodewarden: false },
+  { name: 'n2', labels: { 'nodewarden.io/pool': 'h100-train' }, unschedulable: true, ready: true, cordonedByNodewarden: true },
+  { name: 'n3', labels: { 'nodewarden.io/pool': 'a100-train' }, unschedulable: true, ready: true, cordonedByNodewarden: false },
+  { name: 'n4', labels: {}, unschedulable: false, ready: false, cordonedByNodewarden: false },
+];
+
+export const fakeCluster: ClusterView = {
+  listNodes: () => FAKE_NODES,
+  getNode: (name) => FAKE_NODES.find((n) => n.name === name),
+  workloadRevisions: () => [],
+};
+
 export function fakeBackend(clock: Clock): { backend: ControlBackend; guard: FakeGuard; audit: MemoryToggleAudit; ledger: MemoryLedgerReader; toggles: MemoryRuleToggles } {
   const toggles = new MemoryRuleToggles(clock);
   const audit = new MemoryToggleAudit();
@@ -41,9 +56,12 @@ export function fakeBackend(clock: Clock): { backend: ControlBackend; guard: Fak
     ],
     toggles,
     toggleService: new ToggleService(toggles, fanOutAudit([audit, ledger]), clock),
+    audit: fanOutAudit([audit, ledger]),
     guard,
     ledger,
     clock,
+    cluster: fakeCluster,
+    groupLabel: 'nodewarden.io/pool',
   });
   return { backend, guard, audit, ledger, toggles };
 }

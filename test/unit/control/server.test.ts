@@ -167,10 +167,13 @@ describe('control: engine HTTP server', () => {
       { ts: '2026-11-21T10:00:03.000Z', kind: 'rule-toggle', rule: 'gpu-xid-fatal', enabled: false, reason: 'z', by: 'alice', expiresAt: null },
     ]);
     const all = await call('GET', '/api/v1/ledger?since=2026-11-21T10:00:01Z&until=2026-11-21T10:00:04Z', { token: READER });
-    expect((all.json as unknown as { records: Array<{ ts: string }> }).records.map((r) => r.ts)).to.deep.equal([
-      '2026-11-21T10:00:03.000Z',
-      '2026-11-21T10:00:02.000Z',
-      '2026-11-21T10:00:01.000Z',
+    // the pause and resume of the test above are audited at 10:00:02 too
+    expect((all.json as unknown as { records: Array<{ ts: string; kind?: string; outcome?: string }> }).records.map((r) => `${r.ts} ${r.kind ?? r.outcome ?? ''}`)).to.deep.equal([
+      '2026-11-21T10:00:03.000Z rule-toggle',
+      '2026-11-21T10:00:02.000Z guard-pause',
+      '2026-11-21T10:00:02.000Z guard-resume',
+      '2026-11-21T10:00:02.000Z denied',
+      '2026-11-21T10:00:01.000Z executed',
     ]);
     const denied = await call('GET', '/api/v1/ledger?outcome=denied&node=n2', { token: READER });
     expect((denied.json as unknown as { records: Array<{ guard: string }> }).records).to.have.length(1);

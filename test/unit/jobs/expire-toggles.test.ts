@@ -7,7 +7,7 @@ import { MemoryJobState } from '../../../control/jobs/job-state.js';
 import type { JobContext } from '../../../control/jobs/job.js';
 import { memoryToggleDropper } from '../../../control/jobs/toggle-droppers.js';
 import { MemoryRuleToggles } from '../../../rules/toggles/memory-toggles.js';
-import type { ToggleAuditRecord } from '../../../rules/toggles/port.js';
+import type { AuditRecord, ToggleAuditRecord } from '../../../rules/toggles/port.js';
 import { fanOutAudit, MemoryToggleAudit, ToggleService } from '../../../rules/toggles/toggle-service.js';
 
 const T0 = Date.parse('2026-11-21T10:00:00Z');
@@ -103,7 +103,7 @@ describe('jobs: expire-toggles (job over memory toggles and ledger)', () => {
     const ledger = new MemoryLedgerReader();
     await ledger.append([audit('r', T0, false, MIN)]);
     let fail = true;
-    const written: ToggleAuditRecord[] = [];
+    const written: AuditRecord[] = [];
     const job = expireTogglesJob({
       ledger,
       audit: { append: (rs) => (fail ? Promise.reject(new Error('kafka down')) : (written.push(...rs), Promise.resolve())) },
@@ -121,6 +121,6 @@ describe('jobs: expire-toggles (job over memory toggles and ledger)', () => {
     fail = false;
     clock.set(T0 + 3 * MIN);
     expect(await job.run(ctx())).to.deep.include({ expired: 1 });
-    expect(written.map((w) => w.rule)).to.deep.equal(['r']);
+    expect(written.map((w) => ('rule' in w ? w.rule : null))).to.deep.equal(['r']);
   });
 });

@@ -1,0 +1,22 @@
+/** An engine HTTP server on a free loopback port over a given control backend (tests only). */
+import type { Clock } from '../../core/clock.js';
+import { silentLogger } from '../../core/logger.js';
+import { createRegistry } from '../../core/metrics.js';
+import type { ControlBackend } from '../../control/api.js';
+import { EngineHttpServer } from '../../control/server.js';
+import { parseTokens } from '../../control/tokens.js';
+
+/** `tokens`: lines of a tokens file (`<token> <role> <name>`). */
+export async function startControlServer(backend: ControlBackend, tokens: string, clock: Clock): Promise<{ server: EngineHttpServer; base: string }> {
+  const server = new EngineHttpServer({
+    host: '127.0.0.1',
+    port: 0,
+    registry: createRegistry('engine'),
+    readiness: () => Promise.resolve({ ready: true, checks: {} }),
+    control: { backend, tokens: parseTokens(tokens, 'test tokens') },
+    clock,
+    logger: silentLogger,
+  });
+  const a = await server.listen();
+  return { server, base: `http://127.0.0.1:${a.port}` };
+}
