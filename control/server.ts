@@ -304,6 +304,7 @@ export class EngineHttpServer {
         method: 'GET',
         pattern: /^\/api\/v1\/whoami$/,
         mutating: false,
+        example: '/api/v1/whoami',
         handler: h((ctx) => {
           noQuery(ctx);
           // What this engine's API offers, so the console asks only for what exists.
@@ -319,6 +320,7 @@ export class EngineHttpServer {
         method: 'GET',
         pattern: /^\/api\/v1\/nodes$/,
         mutating: false,
+        example: '/api/v1/nodes',
         handler: h(async (ctx) => {
           noQuery(ctx);
           const b = backend();
