@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The whole test suite, from a fresh clone: installs dependencies, provisions
 # the real servers (Kafka KRaft, Redis, kube-apiserver + etcd +
-# kube-controller-manager, Prometheus, helm) and Debian's Chromium, then lint, unit and integration
+# kube-controller-manager, Prometheus, helm), Debian's Chromium and the nodewarden
+# image (buildah), then lint, unit and integration
 # tests. Heavy builds are cached under ${NODEWARDEN_CACHE:-~/.cache/nodewarden}.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -47,6 +48,8 @@ eval "$(bash scripts/provision/chromium.sh)"
 export NODEWARDEN_CHROMIUM="$CHROMIUM_BIN"
 # the kubectl next to the control plane (the machine's own, or one built from source)
 PATH="$NODEWARDEN_KUBE_BIN:$PATH"
+# the nodewarden image (deploy/Dockerfile, built with buildah; cached by source hash)
+export NODEWARDEN_IMAGE_ARCHIVE="$(bash scripts/provision/image.sh | tail -n 1)"
 
 step "lint, type and import-cycle checks"
 npm run lint
