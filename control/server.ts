@@ -87,10 +87,17 @@ interface Ctx {
 }
 
 type Handler = (ctx: Ctx) => Promise<unknown>;
-interface Route {
+
+/** What a control API route is, without its handler: the security tests enumerate these. */
+export interface RouteInfo {
   method: 'GET' | 'POST';
   pattern: RegExp;
+  /** Mutating routes need an admin token. */
   mutating: boolean;
+  /** A concrete path the pattern matches (for tests and docs), e.g. /api/v1/rules/my-rule/disable. */
+  example: string;
+}
+interface Route extends RouteInfo {
   handler: (ctx: Ctx, params: string[]) => Promise<unknown>;
 }
 
@@ -125,6 +132,11 @@ export class EngineHttpServer {
     });
     const a = this.server.address() as AddressInfo;
     return { host: a.address, port: a.port };
+  }
+
+  /** Every control API route (method, pattern, role needed, an example path). */
+  routeTable(): RouteInfo[] {
+    return this.routes.map(({ method, pattern, mutating, example }) => ({ method, pattern, mutating, example }));
   }
 
   get port(): number {
@@ -245,17 +257,19 @@ export class EngineHttpServer {
         method: 'GET',
         pattern: /^\/api\/v1\/rules\/?$/,
         mutating: false,
+        example: '/api/v1/rules',
         handler: h((ctx) => {
           noQuery(ctx);
           return Promise.resolve({ rules: backend().listRules() });
         }),
       },
-      { method: 'POST', pattern: /^\/api\/v1\/rules\/([^/]+)\/disable$/, mutating: true, handler: toggle(false) },
-      { method: 'POST', pattern: /^\/api\/v1\/rules\/([^/]+)\/enable$/, mutating: true, handler: toggle(true) },
+      { method: 'POST', pattern: /^\/api\/v1\/rules\/([^/]+)\/disable$/, mutating: true, example: '/api/v1/rules/{id}/disable', handler: toggle(false) },
+      { method: 'POST', pattern: /^\/api\/v1\/rules\/([^/]+)\/enable$/, mutating: true, example: '/api/v1/rules/{id}/enable', handler: toggle(true) },
       {
         method: 'POST',
         pattern: /^\/api\/v1\/pause$/,
         mutating: true,
+        example: '/api/v1/pause',
         handler: h(async (ctx) => {
           noQuery(ctx);
           const v = validatePauseBody(await ctx.body());
@@ -268,6 +282,7 @@ export class EngineHttpServer {
         method: 'POST',
         pattern: /^\/api\/v1\/resume$/,
         mutating: true,
+        example: '/api/v1/resume',
         handler: h(async (ctx) => {
           noQuery(ctx);
           const v = validateResumeBody(await ctx.body());
@@ -280,6 +295,7 @@ export class EngineHttpServer {
         method: 'GET',
         pattern: /^\/api\/v1\/guard$/,
         mutating: false,
+        example: '/api/v1/guard',
         handler: h(async (ctx) => {
           noQuery(ctx);
           return { ...(await backend().guard()), dryRun: backend().dryRun ?? false };
@@ -289,6 +305,7 @@ export class EngineHttpServer {
         method: 'GET',
         pattern: /^\/api\/v1\/whoami$/,
         mutating: false,
+        example: '/api/v1/whoami',
         handler: h((ctx) => {
           noQuery(ctx);
           // What this engine's API offers, so the console asks only for what exists.
@@ -304,6 +321,7 @@ export class EngineHttpServer {
         method: 'GET',
         pattern: /^\/api\/v1\/nodes$/,
         mutating: false,
+        example: '/api/v1/nodes',
         handler: h(async (ctx) => {
           noQuery(ctx);
           const b = backend();
@@ -315,6 +333,7 @@ export class EngineHttpServer {
         method: 'GET',
         pattern: /^\/api\/v1\/ledger$/,
         mutating: false,
+        example: '/api/v1/ledger',
         handler: h(async (ctx) => {
           const v = validateLedgerQuery(ctx.url.searchParams, this.o.clock.now());
           if (!v.value) throw invalid('invalid query', v.problems);

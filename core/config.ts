@@ -17,6 +17,8 @@ export interface KafkaConfig {
   clientId: string;
   topics: { signals: string; deadLetter: string; ledger: string };
   ssl: boolean;
+  /** PEM CA bundle the brokers' certificates must chain to (a mounted Secret); null = the system CAs. Needs ssl. */
+  caFile: string | null;
   sasl: { mechanism: 'plain' | 'scram-sha-256' | 'scram-sha-512'; usernameFile: string; passwordFile: string } | null;
 }
 
@@ -24,7 +26,8 @@ export interface NodewardenConfig {
   /** Node labels copied onto events and used for grouping. */
   labels: { group: string; zone: string };
   kafka: KafkaConfig;
-  redis: { url: string; keyPrefix: string; passwordFile: string | null };
+  /** `rediss://` URLs use TLS (`caFile`: PEM CA bundle); an ACL user goes in the URL (`rediss://nodewarden@host:6380`), its password in `passwordFile`. */
+  redis: { url: string; keyPrefix: string; passwordFile: string | null; caFile: string | null };
   agent: {
     node: string;
     hostRoot: string;
@@ -101,9 +104,10 @@ export const DEFAULT_CONFIG: NodewardenConfig = {
     clientId: 'nodewarden',
     topics: { signals: 'nodewarden.signals', deadLetter: 'nodewarden.deadletter', ledger: 'nodewarden.ledger' },
     ssl: false,
+    caFile: null,
     sasl: null,
   },
-  redis: { url: 'redis://127.0.0.1:6379', keyPrefix: 'nw:', passwordFile: null },
+  redis: { url: 'redis://127.0.0.1:6379', keyPrefix: 'nw:', passwordFile: null, caFile: null },
   agent: {
     node: '',
     hostRoot: '/',
@@ -179,11 +183,12 @@ export const CONFIG_SCHEMA = obj({
     clientId: str,
     topics: obj({ signals: str, deadLetter: str, ledger: str }),
     ssl: { type: 'boolean' },
+    caFile: nstr,
     sasl: {
       anyOf: [{ type: 'null' }, obj({ mechanism: { enum: ['plain', 'scram-sha-256', 'scram-sha-512'] }, usernameFile: str, passwordFile: str })],
     },
   }),
-  redis: obj({ url: str, keyPrefix: str, passwordFile: nstr }),
+  redis: obj({ url: str, keyPrefix: str, passwordFile: nstr, caFile: nstr }),
   agent: obj({
     node: str,
     hostRoot: str,
@@ -400,6 +405,36 @@ export interface LoadConfigOptions {
   flags?: Record<string, unknown>;
 }
 
+/** Keys that would hold a secret value; each has a `...File` (and for pagers `...Env`) form instead. */
+const SECRET_KEYS = /^(password|passwd|token|tokens|secret|webhookurl|routingkey|routing_key|apikey|api_key|username|sasl_password)$/i;
+/** Secret-bearing URLs recognised by their shape, wherever they are written. */
+const SECRET_URLS: ReadonlyArray<[RegExp, string]> = [
+  [/^https:\/\/hooks\.slack\.com\//i, 'a Slack webhook URL is a credential: put it in the file named by pager.slack.webhookUrlFile (a mounted Secret) or in $NODEWARDEN_SLACK_WEBHOOK_URL'],
+  [/^[a-z][a-z0-9+.-]*:\/\/[^/@\s]*:[^/@\s]+@/i, 'a URL must not carry a password: use the matching ...File setting (a mounted Secret)'],
+];
+
+/**
+ * Literal secrets written into a config file (or an env/flag override): every
+ * one is a problem with a message naming the file-based form. A config file is
+ * a ConfigMap, readable by anyone who can read the namespace's config.
+ */
+export function literalSecretProblems(doc: unknown, path = ''): InputProblem[] {
+  const out: InputProblem[] = [];
+  if (typeof doc === 'string') {
+    for (const [re, message] of SECRET_URLS) if (re.test(doc)) out.push({ path, message });
+  } else if (Array.isArray(doc)) {
+    doc.forEach((v, i) => out.push(...literalSecretProblems(v, `${path}/${i}`)));
+  } else if (isPlainObject(doc)) {
+    for (const [k, v] of Object.entries(doc)) {
+      const p = `${path}/${k}`;
+      if (SECRET_KEYS.test(k) && v !== null && typeof v !== 'object')
+        out.push({ path: p, message: `secrets are never read from the config file: use ${k}File (a mounted Secret)${k === 'webhookUrl' || k === 'routingKey' ? ` or ${k}Env` : ''} instead` });
+      else out.push(...literalSecretProblems(v, p));
+    }
+  }
+  return out;
+}
+
 /** Merges and validates the configuration; throws PoisonInputError with every problem. */
 export function resolveConfig(opts: LoadConfigOptions = {}): NodewardenConfig {
   let cfg: NodewardenConfig = structuredClone(DEFAULT_CONFIG);
@@ -418,7 +453,11 @@ export function resolveConfig(opts: LoadConfigOptions = {}): NodewardenConfig {
   const flagOver: Record<string, unknown> = {};
   for (const [k, v] of Object.entries(opts.flags ?? {})) if (v !== undefined) setPath(flagOver, k, v);
   cfg = deepMerge(cfg, flagOver);
+  const secrets = literalSecretProblems(cfg);
+  if (secrets.length > 0) throw new PoisonInputError('CONFIG_INVALID', source, secrets);
   const problems = configProblems(cfg);
+  if (cfg.kafka.caFile !== null && cfg.kafka.ssl !== true) problems.push({ path: '/kafka/caFile', message: 'needs kafka.ssl: true' });
+  if (cfg.redis.caFile !== null && !/^rediss:\/\//i.test(cfg.redis.url)) problems.push({ path: '/redis/caFile', message: 'needs a rediss:// url (TLS)' });
   if (problems.length > 0) throw new PoisonInputError('CONFIG_INVALID', source, problems);
   return cfg;
 }

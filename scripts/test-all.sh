@@ -36,6 +36,8 @@ if [ "${CI:-}" = "true" ] || [ ! -d node_modules ]; then npm ci --no-audit --no-
 step "provision real servers"
 eval "$(bash scripts/provision/redis.sh)"
 eval "$(bash scripts/provision/prometheus.sh)"
+# openssl makes the throw-away CA of the TLS tests (test/harness/tls.ts); no service ("-").
+eval "$(bash scripts/provision/apt-package.sh openssl - - openssl)"
 export NODEWARDEN_REDIS_SERVER="$REDIS_SERVER_BIN" NODEWARDEN_PROMETHEUS="$PROMETHEUS_BIN"
 PATH="$(dirname "$PROMTOOL_BIN"):$PATH"
 export NODEWARDEN_KAFKA_LIBS="$(bash scripts/provision/kafka.sh | tail -n 1)"

@@ -8,7 +8,6 @@
  * control API. SIGTERM/SIGINT: finish the batch, commit, close everything.
  */
 import { eventTimeBounds } from '../../core/event-time.js';
-import { readFileSync } from 'node:fs';
 import kafkajs from 'kafkajs';
 import type { Kafka as KafkaClient, KafkaConfig, LogEntry, Producer } from 'kafkajs';
 import { Redis } from 'ioredis';
@@ -17,13 +16,14 @@ import { describeStartup, StartupRunner } from '../../core/backoff.js';
 import type { StartupStep } from '../../core/backoff.js';
 import { systemClock } from '../../core/clock.js';
 import type { ClusterView } from '../../core/cluster.js';
-import { loadConfig, readSecret } from '../../adapters/config-file.js';
+import { loadConfig } from '../../adapters/config-file.js';
 import type { NodewardenConfig } from '../../core/config.js';
 import { parseDuration } from '../../core/duration.js';
 import { errorMessage, PoisonInputError } from '../../core/errors.js';
 import { createLogger } from '../../core/logger.js';
 import type { Logger } from '../../core/logger.js';
 import { createRegistry } from '../../core/metrics.js';
+import { kafkaTransport, redisTransport } from '../../adapters/transport-security.js';
 import { loadRules, defaultRulesPath } from '../../rules/language/load.js';
 import { createRuleEngine } from '../../rules/engine/engine.js';
 import type { StateStore } from '../../rules/store/state-store.js';
@@ -120,16 +120,11 @@ function kafkaLogCreator(logger: Logger): KafkaConfig['logCreator'] {
 
 function kafkaClient(cfg: NodewardenConfig, logger: Logger, retry: KafkaConfig['retry'] = { retries: 10, initialRetryTime: 300, maxRetryTime: 10_000 }): KafkaClient {
   const k = cfg.kafka;
-  let sasl: KafkaConfig['sasl'];
-  if (k.sasl) {
-    const username = readFileSync(k.sasl.usernameFile, 'utf8').trim();
-    const password = readFileSync(k.sasl.passwordFile, 'utf8').trim();
-    sasl = k.sasl.mechanism === 'plain' ? { mechanism: 'plain', username, password } : k.sasl.mechanism === 'scram-sha-256' ? { mechanism: 'scram-sha-256', username, password } : { mechanism: 'scram-sha-512', username, password };
-  }
+  const { ssl, sasl } = kafkaTransport(k);
   return new Kafka({
     clientId: k.clientId,
     brokers: k.brokers,
-    ssl: k.ssl,
+    ssl,
     ...(sasl ? { sasl } : {}),
     logLevel: logLevel.WARN,
     logCreator: kafkaLogCreator(logger.child({ component: 'kafka' })),
@@ -175,8 +170,8 @@ export async function run(argv: string[]): Promise<number> {
   // --- Redis
   let redis: Redis | undefined;
   if (useRedis) {
-    const password = readSecret(config.redis.passwordFile, 'NODEWARDEN_REDIS_PASSWORD');
-    redis = new Redis(config.redis.url, { ...(password ? { password } : {}), maxRetriesPerRequest: 3, enableOfflineQueue: true });
+    const t = redisTransport(config.redis);
+    redis = new Redis(t.url, { ...t.options, maxRetriesPerRequest: 3, enableOfflineQueue: true });
     redis.on('error', (err: unknown) => logger.warn({ err: errorMessage(err) }, 'redis connection error'));
   }
   // Dependencies are waited for after HTTP is up (/healthz answers, /readyz names what is missing).
