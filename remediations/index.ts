@@ -21,9 +21,25 @@ import type { ControllableGuard } from './ports.js';
 import type { GuardedRemediator } from './remediator.js';
 import { createRemediator } from './remediator.js';
 import type { SimulatedCluster } from './simulated/index.js';
+import { MemoryDocStore } from './incidents/doc-store.js';
+import type { DocStore } from './incidents/doc-store.js';
+import { incidentPagingFromConfig } from './incidents/from-config.js';
+import type { IncidentPaging } from './incidents/incident-paging.js';
+import type { Silences } from './silences/silence.js';
 
 export type * from './ports.js';
 export type { PageRequest, Pager } from './pager/pager.js';
+
+export { MemoryDocStore, updateDoc } from './incidents/doc-store.js';
+export type { DocStore, Versioned } from './incidents/doc-store.js';
+export { RedisDocStore, pagingKeys } from './incidents/redis-doc-store.js';
+export { createIncidentPaging, incidentDecision, pageLabels } from './incidents/incident-paging.js';
+export type { IncidentPaging, Routed } from './incidents/incident-paging.js';
+export { DEFAULT_GROUPING, incidentGroupOf, memberOf } from './incidents/incident.js';
+export type { GroupingOptions, Incident } from './incidents/incident.js';
+export { groupingOptionsFromConfig, incidentPagingFromConfig } from './incidents/from-config.js';
+export { Silences, parseMatcher, matches } from './silences/silence.js';
+export type { Matcher, Silence } from './silences/silence.js';
 
 export interface ReplayRemediatorOptions {
   /** The simulated cluster (remediations/simulated): guard view and executors in one. */
@@ -49,6 +65,10 @@ export interface ReplayRemediator {
   /** Every page and resolve, recorded (no HTTP). */
   pager: RecordingPager;
   ledger: MemoryLedger;
+  /** Incidents (absent when `incidents.enabled` is false) and silences, in memory. */
+  incidents: IncidentPaging | undefined;
+  silences: Silences;
+  store: DocStore;
 }
 
 /**
@@ -64,6 +84,8 @@ export function createReplayRemediator(o: ReplayRemediatorOptions): ReplayRemedi
   const pager = createRecordingPager('replay');
   const ledger = new MemoryLedger();
   const sim = o.cluster.executors;
+  const store = new MemoryDocStore(o.clock);
+  const { incidents, silences } = incidentPagingFromConfig(o.config, store, o.clock);
   const remediator = createRemediator({
     guard,
     executors: [sim.cordon, createPagerExecutor({ pagers: [pager, ...(o.pagers ?? [])], logger })],
@@ -74,6 +96,7 @@ export function createReplayRemediator(o: ReplayRemediatorOptions): ReplayRemedi
     autoFlush: false,
     ...(o.registry ? { registry: o.registry } : {}),
     ...(o.denialWindowMs === undefined ? {} : { denialWindowMs: o.denialWindowMs }),
+    ...(incidents ? { incidents } : {}),
   });
-  return { remediator, guard, pager, ledger };
+  return { remediator, guard, pager, ledger, incidents, silences, store };
 }

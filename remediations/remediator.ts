@@ -20,6 +20,13 @@
  * suppressed page instead of paging again (one storm, one page).
  * Dry-run swaps every executor for the dry-run one at construction; the guard
  * still evaluates, so the ledger shows what would have been denied.
+ *
+ * With `incidents` (remediations/incidents), pages are grouped into incidents:
+ * a page joins its group's incident (the opener is the trigger, the others are
+ * `suppressed` with the incident's dedupKey and go out as grouped updates), a
+ * resolve clears its member (the last one resolves the incident), a denial
+ * page joins the open incident of its group as an immediate update, and an
+ * acknowledged incident holds the actions of its group (`incidentAcknowledged`).
  */
 import type { Clock } from '../core/clock.js';
 import type { ActionKind, Decision, LedgerRecord, Outcome, Severity } from '../core/decision.js';
@@ -34,6 +41,8 @@ import type { LedgerSink } from './ledger/sink.js';
 import { RemediationMetrics } from './ledger/metrics.js';
 import type { Pager } from './pager/pager.js';
 import { boundedDedupKey, createPagerExecutor, groupLabel } from './pager/pager-executor.js';
+import type { IncidentPaging, Routed } from './incidents/incident-paging.js';
+import { memberOf } from './incidents/incident.js';
 
 export interface RemediatorOptions {
   guard: Guard & Partial<GuardControl>;
@@ -66,6 +75,8 @@ export interface RemediatorOptions {
    * Replay turns it off and calls flush() at the end, since its clock is virtual.
    */
   autoFlush?: boolean;
+  /** Group pages into incidents (remediations/incidents); absent: every page is sent as it comes. */
+  incidents?: IncidentPaging;
 }
 
 /** How the caller can recover the decisions of one submit if it fails. */
@@ -251,6 +262,35 @@ export function createRemediator(o: RemediatorOptions): GuardedRemediator {
     };
   }
 
+  /** Sends or records a page/resolve the incident layer routed. */
+  async function sendRouted(r: Routed, d: Decision): Promise<Handled> {
+    const inc = o.incidents as IncidentPaging;
+    if (r.kind === 'suppressed') {
+      const verdict: GuardVerdict = { allowed: false, guard: r.guard, outcome: 'suppressed', reason: r.reason };
+      const rec = buildLedgerRecord({ decision: { ...d, dedupKey: r.dedupKey }, outcome: 'suppressed', now: o.clock.now(), verdict, ...(r.nodes ? { details: { nodes: r.nodes } } : {}) });
+      logger.info({ decisionId: d.id, rule: d.rule, dedupKey: r.dedupKey, guard: r.guard }, `${d.action} suppressed`);
+      return { rec, settle: null };
+    }
+    const h = await handle(r.decision, executorFor(r.decision.action));
+    h.rec.details = { ...h.rec.details, incident: { event: r.event, seq: r.seq }, nodes: r.nodes };
+    if (r.event !== 'resolve' || r.seq > 0) {
+      const delivered = h.rec.outcome === 'executed' || h.rec.outcome === 'dry-run';
+      await inc.settleSend(r.dedupKey, r.seq, delivered).catch((err: unknown) => logger.error({ dedupKey: r.dedupKey, err: errorMessage(err) }, 'incident send not settled'));
+    }
+    return h;
+  }
+
+  /** Incident triggers/updates due now (group-wait, group-interval, repeat-interval). */
+  async function sendDueIncidents(): Promise<Handled[]> {
+    if (!o.incidents) return [];
+    const out: Handled[] = [];
+    for (const r of await o.incidents.due()) out.push(await sendRouted(r, r.decision));
+    return out;
+  }
+
+  /** Facts for the incident: `cordon executed`, `cordon denied by maxUnavailable`. */
+  const factOf = (rec: LedgerRecord): string => `${rec.action} ${rec.outcome}${rec.guard ? ` by ${rec.guard}` : ''}`;
+
   /** Writes to every sink (each bounded by the action timeout); throws if any failed. */
   async function writeLedger(records: readonly LedgerRecord[]): Promise<void> {
     if (records.length === 0) return;
@@ -309,7 +349,8 @@ export function createRemediator(o: RemediatorOptions): GuardedRemediator {
         out.push({ rec: buildLedgerRecord({ decision: page, outcome: 'suppressed', now, verdict: { allowed: false, guard: 'denialPageOpen', outcome: 'suppressed', reason } }), settle: null });
         continue;
       }
-      const h = await handle(page, denialExecutor());
+      const routed = o.incidents ? await o.incidents.routeDenial(page) : null;
+      const h = routed ? await sendRouted(routed, page) : await handle(page, denialExecutor());
       const rec = h.rec;
       if (rec.outcome === 'executed' || rec.outcome === 'dry-run') lastPaged.set(g.key, now);
       if (rec.outcome === 'denied') logger.error({ rule: g.rule, guard: g.guard, denied: g.items.length, pageGuard: rec.guard }, 'denial page itself denied');
@@ -331,13 +372,13 @@ export function createRemediator(o: RemediatorOptions): GuardedRemediator {
 
   async function flushDue(now: number): Promise<LedgerRecord[]> {
     const paid = await payOwed();
-    const hs = await sendDenialPages(takeDue(now, false), now);
+    const hs = [...(await sendDenialPages(takeDue(now, false), now)), ...(await sendDueIncidents())];
     await commit(hs, () => true);
     return [...paid, ...hs.map((h) => h.rec)];
   }
 
   /** Denial pages are never regenerated by a redelivery: their records are always kept. */
-  const isDenialPage = (h: Handled): boolean => h.rec.decisionId?.startsWith('denial:') === true;
+  const isDenialPage = (h: Handled): boolean => h.rec.decisionId?.startsWith('denial:') === true || h.rec.decisionId?.startsWith('incident:') === true;
 
   return {
     metrics,
@@ -348,6 +389,9 @@ export function createRemediator(o: RemediatorOptions): GuardedRemediator {
       out.push(...(await sendDenialPages(takeDue(o.clock.now(), false), o.clock.now())));
       // the same decision twice in one submit: its first record is not durable (nor settled) yet
       const seen = new Map<string, LedgerRecord>();
+      // what this submit did to each member, for the page of the same firing that follows
+      const facts = new Map<string, string[]>();
+      const factKey = (d: Decision): string => `${d.rule}|${memberOf(d)}`;
       for (const d of decisions) {
         const prev = seen.get(d.id);
         if (prev && !isRetryLater(prev)) {
@@ -355,19 +399,34 @@ export function createRemediator(o: RemediatorOptions): GuardedRemediator {
           out.push({ rec: buildLedgerRecord({ decision: d, outcome: 'suppressed', now: o.clock.now(), verdict: { allowed: false, guard: 'idempotency', outcome: 'suppressed', reason } }), settle: null });
           continue;
         }
-        const h = await handle(d, executorFor(d.action));
+        let h: Handled;
+        if (o.incidents && PAGE_ACTIONS.has(d.action)) {
+          h = await sendRouted(await o.incidents.route(d, facts.get(factKey(d)) ?? []), d);
+        } else {
+          const held = o.incidents ? await o.incidents.heldBy(d) : null;
+          if (held?.ack) {
+            const reason = `incident ${held.dedupKey} acknowledged by ${held.ack.by} (${held.ack.via}): automated actions on its group are held`;
+            h = { rec: buildLedgerRecord({ decision: d, outcome: 'suppressed', now: o.clock.now(), verdict: { allowed: false, guard: 'incidentAcknowledged', outcome: 'suppressed', reason } }), settle: null };
+          } else h = await handle(d, executorFor(d.action));
+          if (o.incidents && !isRetryLater(h.rec)) {
+            const f = factOf(h.rec);
+            facts.set(factKey(d), [...(facts.get(factKey(d)) ?? []), f]);
+            await o.incidents.noteFacts(d, [f]).catch((err: unknown) => logger.warn({ decisionId: d.id, err: errorMessage(err) }, 'incident facts not recorded'));
+          }
+        }
         seen.set(d.id, h.rec);
         noteDenial(d, h.rec, o.clock.now());
         out.push(h);
       }
       out.push(...(await sendDenialPages(takeDue(o.clock.now(), false), o.clock.now())));
+      out.push(...(await sendDueIncidents()));
       await commit(out, options.redeliverable === true ? isDenialPage : () => true);
       return out.map((h) => h.rec);
     },
     async flush(): Promise<LedgerRecord[]> {
       const now = o.clock.now();
       const paid = await payOwed();
-      const hs = await sendDenialPages(takeDue(now, true), now);
+      const hs = [...(await sendDenialPages(takeDue(now, true), now)), ...(await sendDueIncidents())];
       await commit(hs, () => true);
       return [...paid, ...hs.map((h) => h.rec)];
     },
