@@ -344,13 +344,21 @@ export function createRemediator(o: RemediatorOptions): GuardedRemediator {
     for (const g of due) {
       const page = denialPage(g, now);
       const pagedAt = lastPaged.get(g.key);
-      if (pagedAt !== undefined && now - pagedAt < renotifyMs) {
+      const recent = pagedAt !== undefined && now - pagedAt < renotifyMs;
+      const routed = o.incidents ? await o.incidents.routeDenial(page, !recent) : null;
+      if (routed) {
+        // the denial joins its group's open incident: an update, or a suppressed record that names the targets
+        const h = await sendRouted(routed, page);
+        if (h.rec.outcome === 'executed' || h.rec.outcome === 'dry-run') lastPaged.set(g.key, now);
+        out.push(h);
+        continue;
+      }
+      if (recent) {
         const reason = `denial page for this group already sent ${Math.round((now - pagedAt) / 1000)}s ago; not paging again`;
         out.push({ rec: buildLedgerRecord({ decision: page, outcome: 'suppressed', now, verdict: { allowed: false, guard: 'denialPageOpen', outcome: 'suppressed', reason } }), settle: null });
         continue;
       }
-      const routed = o.incidents ? await o.incidents.routeDenial(page) : null;
-      const h = routed ? await sendRouted(routed, page) : await handle(page, denialExecutor());
+      const h = await handle(page, denialExecutor());
       const rec = h.rec;
       if (rec.outcome === 'executed' || rec.outcome === 'dry-run') lastPaged.set(g.key, now);
       if (rec.outcome === 'denied') logger.error({ rule: g.rule, guard: g.guard, denied: g.items.length, pageGuard: rec.guard }, 'denial page itself denied');

@@ -35,8 +35,12 @@ export type Routed =
 export interface IncidentPaging {
   readonly options: GroupingOptions;
   route(d: Decision, facts?: readonly string[]): Promise<Routed>;
-  /** A guard denial page: joins the group's open incident as a note and forces an update; null when none is open. */
-  routeDenial(d: Decision): Promise<Routed | null>;
+  /**
+   * A guard denial page: joins the group's open incident as a note; `urgent`
+   * (the first denial page of a storm) sends the update at once, otherwise it
+   * waits for the group interval. Null when no incident of its group is open.
+   */
+  routeDenial(d: Decision, urgent: boolean): Promise<Routed | null>;
   /** What was done about a member (executed cordon, denied by a guard): shown in the next update. */
   noteFacts(d: Decision, facts: readonly string[]): Promise<void>;
   /** The acknowledged open incident that holds actions of this decision, if any. */
@@ -72,7 +76,12 @@ export function incidentDecision(i: Incident, event: SendKind, seq: number, now:
   const lbl = groupLabel(i.labels);
   const nodes = nodesOf(i);
   const firing = firingCount(i);
-  const head = event === 'trigger' && nodes.length <= 1 ? i.summary : `${i.rule === '*' ? 'nodewarden' : i.rule}${lbl ? ` in ${lbl}` : ''}: ${firing} firing of ${nodes.length + i.moreMembers} — ${nodes.slice(0, 10).join(', ')}${nodes.length > 10 ? ', …' : ''}. First: ${i.summary}`;
+  const head =
+    base && event === 'update'
+      ? `${base.reason} [incident ${i.dedupKey}: ${firing} firing of ${nodes.length + i.moreMembers}]`
+      : event === 'trigger' && nodes.length <= 1
+        ? i.summary
+        : `${i.rule === '*' ? 'nodewarden' : i.rule}${lbl ? ` in ${lbl}` : ''}: ${firing} firing of ${nodes.length + i.moreMembers} — ${nodes.slice(0, 10).join(', ')}${nodes.length > 10 ? ', …' : ''}. First: ${i.summary}`;
   return {
     id: base?.id ?? `incident:${i.dedupKey}:${seq}`,
     at: now,
@@ -145,7 +154,7 @@ export function createIncidentPaging(o: IncidentPagingOptions): IncidentPaging {
       const n = j.doc ? Object.keys(j.doc.members).length : 0;
       return { kind: 'suppressed', dedupKey: g.dedupKey, guard: 'incidentOpen', reason: `joined open incident ${g.dedupKey} (${n} node(s)${j.result.newMember ? '' : `; ${member} already in it`}); humans hear it in the next update`, nodes: [member] };
     },
-    async routeDenial(d: Decision): Promise<Routed | null> {
+    async routeDenial(d: Decision, urgent: boolean): Promise<Routed | null> {
       const g = incidentGroupOf(d, opts.by);
       const cur = await store.read<Incident>(INCIDENT_NS, g.dedupKey);
       if (cur?.doc.status !== 'open') return null;
@@ -153,9 +162,10 @@ export function createIncidentPaging(o: IncidentPagingOptions): IncidentPaging {
       if (s) return { kind: 'suppressed', dedupKey: g.dedupKey, guard: 'silenced', reason: `silenced by ${s.id} (${s.reason})` };
       const t = now();
       await updateDoc(store, INCIDENT_NS, g.dedupKey, (c: Incident | null) => (c?.status === 'open' ? join(c, { group: g, severity: d.severity ?? 'warning', summary: d.reason, note: truncate(d.reason, 500) }, t) : { doc: null, result: null }), keep);
-      // humans must hear at once that automation stopped: no group-interval wait
-      const sent = await claim(g.dedupKey, true, { ...d, target: d.target });
-      return sent ?? { kind: 'suppressed', dedupKey: g.dedupKey, guard: 'incidentOpen', reason: `guard denial joined incident ${g.dedupKey}; another replica is sending its update` };
+      // humans must hear at once that automation stopped: no group-interval wait for the first
+      const sent = await claim(g.dedupKey, urgent, d);
+      const denied = Array.isArray(d.evidence?.denied) ? (d.evidence.denied as Array<{ target?: unknown }>).map((x) => String(x.target ?? '').replace(/^Node\//, '')) : [];
+      return sent ?? { kind: 'suppressed', dedupKey: g.dedupKey, guard: 'incidentOpen', reason: `guard denial joined open incident ${g.dedupKey}; humans hear it in the next update`, nodes: denied };
     },
     async noteFacts(d: Decision, facts: readonly string[]): Promise<void> {
       if (facts.length === 0) return;
