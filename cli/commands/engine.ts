@@ -53,6 +53,13 @@ import { createPagerExecutor } from '../../remediations/pager/pager-executor.js'
 import { createRecordingPager } from '../../remediations/pager/recording-pager.js';
 import type { ControllableGuard, Executor } from '../../remediations/ports.js';
 import { createSimulatedCluster, loadClusterFile } from '../../remediations/simulated/index.js';
+import { MemoryDocStore } from '../../remediations/incidents/doc-store.js';
+import { RedisDocStore } from '../../remediations/incidents/redis-doc-store.js';
+import { incidentPagingFromConfig } from '../../remediations/incidents/from-config.js';
+import { createPagerDutyWebhook } from '../../remediations/webhooks/pagerduty-webhook.js';
+import { webhookMetrics } from '../../remediations/webhooks/metrics.js';
+import type { WebhookHandler } from '../../control/server.js';
+import { pagingRoutes } from '../../control/paging-routes.js';
 import { createControlBackend, MemoryLedgerReader } from '../../control/backend.js';
 import type { LedgerReader } from '../../control/backend.js';
 import { RedisLedgerReader } from '../../control/redis-ledger-reader.js';
@@ -226,6 +233,9 @@ export async function run(argv: string[]): Promise<number> {
     ledgerSinks.push({ name: 'memory', write: (rs) => memoryLedger.append(rs) });
     ledgerReader = memoryLedger;
   }
+  // paging state (incidents, silences, webhook event ids): shared by every replica through Redis
+  const pagingStore = redis ? new RedisDocStore(redis, prefix) : new MemoryDocStore(clock);
+  const { incidents, silences } = incidentPagingFromConfig(config, pagingStore, clock);
   const remediator = createRemediator({
     guard,
     executors: [kubeExecutor, createPagerExecutor({ pagers, logger })],
@@ -234,7 +244,29 @@ export async function run(argv: string[]): Promise<number> {
     logger,
     registry,
     dryRun: config.guard.dryRun,
+    ...(incidents ? { incidents } : {}),
   });
+  const webhooks: Record<string, WebhookHandler> = {};
+  const pdHook = config.incidents.pagerdutyWebhook;
+  if (pdHook && incidents) {
+    const raw = readSecret(pdHook.secretFile, pdHook.secretEnv);
+    if (!raw) throw new PoisonInputError('CONFIG_INVALID', 'incidents.pagerdutyWebhook', [{ path: '/incidents/pagerdutyWebhook', message: `no signing secret (set secretFile or $${pdHook.secretEnv})` }]);
+    // one secret per line: during a rotation both are accepted
+    const secrets = raw.split(/\r?\n/).map((l) => l.trim()).filter(Boolean);
+    const hook = createPagerDutyWebhook({
+      secrets,
+      incidents,
+      store: pagingStore,
+      record: async (rs) => {
+        await Promise.all(ledgerSinks.map((sink) => sink.write(rs)));
+      },
+      clock,
+      logger,
+      metrics: webhookMetrics(registry),
+      maxAgeMs: parseDuration(pdHook.maxAge),
+    });
+    webhooks.pagerduty = (body, headers) => hook.handle(body, headers);
+  }
 
   // --- state, toggles, dedupe, engine
   // Refiring: a redelivered event re-derives the decisions of the episode it fired (refire-store.ts).
@@ -309,6 +341,8 @@ export async function run(argv: string[]): Promise<number> {
     registry,
     readiness,
     ...(tokens ? { control: { backend, tokens } } : {}),
+    webhooks,
+    extraRoutes: pagingRoutes({ ...(incidents ? { incidents } : {}), silences }),
     clock,
     logger,
   });
