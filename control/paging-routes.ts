@@ -1,17 +1,20 @@
 /**
  * Control API routes of paging (docs/control-api.md): incidents (read),
- * silences (list, create, expire). Mounted by the engine's HTTP server next
+ * silences (list, create, expire), approvals (list, approve, deny). An
+ * approval decided here is executed by the next flush of any replica. Mounted by the engine's HTTP server next
  * to the core routes, with the same bearer-token authentication and roles.
  */
 import { parseDuration } from '../core/duration.js';
 import type { IncidentPaging } from '../remediations/incidents/incident-paging.js';
 import type { Silences } from '../remediations/silences/silence.js';
+import type { Approvals } from '../remediations/approvals/approvals.js';
 import type { Route, RouteHelpers } from './server.js';
 import { HttpError } from './server.js';
 
 export interface PagingControl {
   incidents?: IncidentPaging;
   silences: Silences;
+  approvals?: Approvals;
 }
 
 function silenceBody(b: unknown, h: RouteHelpers): { matchers: string[]; ttlMs: number; reason: string } {
@@ -20,18 +23,33 @@ function silenceBody(b: unknown, h: RouteHelpers): { matchers: string[]; ttlMs: 
   const extra = Object.keys(o).filter((k) => !['matchers', 'ttl', 'reason'].includes(k));
   if (extra.length) throw h.invalid('invalid request body', extra.map((k) => ({ path: `/${k}`, message: 'unknown field (matchers, ttl, reason)' })));
   if (!Array.isArray(o.matchers) || !o.matchers.every((m) => typeof m === 'string')) throw h.invalid('invalid request body', [{ path: '/matchers', message: 'must be a list of matchers like "pool=h100-train"' }]);
-  let ttlMs = NaN;
+  let ttlMs: number;
   try {
     ttlMs = typeof o.ttl === 'string' ? parseDuration(o.ttl) : NaN;
   } catch {
     ttlMs = NaN;
   }
   if (!Number.isFinite(ttlMs)) throw h.invalid('invalid request body', [{ path: '/ttl', message: 'must be a duration like 2h' }]);
-  return { matchers: o.matchers as string[], ttlMs, reason: typeof o.reason === 'string' ? o.reason : '' };
+  return { matchers: o.matchers, ttlMs, reason: typeof o.reason === 'string' ? o.reason : '' };
 }
 
 export function pagingRoutes(p: PagingControl): (h: RouteHelpers) => Route[] {
+  const decide = (verdict: 'approved' | 'denied'): Route['handler'] => async (ctx, [id]) => {
+    if (!p.approvals) throw new HttpError('UNAVAILABLE', 'approvals are not configured');
+    const r = await p.approvals.decide(id ?? '', verdict, ctx.principal.name, 'api');
+    if (!r.approval) throw new HttpError('NOT_FOUND', `no approval with id "${id ?? ''}"`);
+    if (!r.changed) throw new HttpError('CONFLICT', `approval ${id ?? ''} is already ${r.approval.state}${r.approval.by ? ` (by ${r.approval.by})` : ''}`);
+    return { approval: r.approval };
+  };
   return (h) => [
+    {
+      method: 'GET',
+      pattern: /^\/api\/v1\/approvals\/?$/,
+      mutating: false,
+      handler: async () => ({ approvals: p.approvals ? await p.approvals.list() : [] }),
+    },
+    { method: 'POST', pattern: /^\/api\/v1\/approvals\/([^/]+)\/approve$/, mutating: true, handler: decide('approved') },
+    { method: 'POST', pattern: /^\/api\/v1\/approvals\/([^/]+)\/deny$/, mutating: true, handler: decide('denied') },
     {
       method: 'GET',
       pattern: /^\/api\/v1\/incidents\/?$/,

@@ -79,6 +79,10 @@ export interface IncidentsConfig {
   keepResolved: string;
   /** PagerDuty v3 webhooks (acknowledge/resolve), verified with the subscription's signing secret. */
   pagerdutyWebhook: { secretFile: string | null; secretEnv: string; maxAge: string } | null;
+  /** Actions a person approves first (remediations/approvals). */
+  approvals: { requiredFor: Array<'cordon' | 'uncordon' | 'rollback'>; timeout: string; onTimeout: 'deny' | 'approve' };
+  /** Slack interactivity (Approve/Deny buttons), verified with the app's signing secret. */
+  slackInteractivity: { signingSecretFile: string | null; signingSecretEnv: string } | null;
 }
 
 /** One scheduled job: a 5-field cron expression (6 with seconds) and a run timeout. */
@@ -160,6 +164,8 @@ export const DEFAULT_CONFIG: NodewardenConfig = {
     holdOnAck: true,
     keepResolved: '7d',
     pagerdutyWebhook: null,
+    approvals: { requiredFor: ['rollback'], timeout: '15m', onTimeout: 'deny' },
+    slackInteractivity: null,
   },
   jobs: {
     enabled: true,
@@ -243,6 +249,8 @@ export const CONFIG_SCHEMA = obj({
     holdOnAck: { type: 'boolean' },
     keepResolved: duration,
     pagerdutyWebhook: { anyOf: [{ type: 'null' }, obj({ secretFile: nstr, secretEnv: str, maxAge: duration })] },
+    approvals: obj({ requiredFor: { type: 'array', items: { enum: ['cordon', 'uncordon', 'rollback'] } }, timeout: duration, onTimeout: { enum: ['deny', 'approve'] } }),
+    slackInteractivity: { anyOf: [{ type: 'null' }, obj({ signingSecretFile: nstr, signingSecretEnv: str })] },
   }),
   jobs: obj({
     enabled: { type: 'boolean' },

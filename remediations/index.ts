@@ -26,6 +26,7 @@ import type { DocStore } from './incidents/doc-store.js';
 import { incidentPagingFromConfig } from './incidents/from-config.js';
 import type { IncidentPaging } from './incidents/incident-paging.js';
 import type { Silences } from './silences/silence.js';
+import type { Approvals } from './approvals/approvals.js';
 
 export type * from './ports.js';
 export type { PageRequest, Pager } from './pager/pager.js';
@@ -39,6 +40,8 @@ export { DEFAULT_GROUPING, incidentGroupOf, memberOf } from './incidents/inciden
 export type { GroupingOptions, Incident } from './incidents/incident.js';
 export { groupingOptionsFromConfig, incidentPagingFromConfig } from './incidents/from-config.js';
 export { Silences, parseMatcher, matches } from './silences/silence.js';
+export { Approvals, DEFAULT_APPROVALS } from './approvals/approvals.js';
+export type { Approval, ApprovalOptions, ApprovalState } from './approvals/approvals.js';
 export type { Matcher, Silence } from './silences/silence.js';
 
 export interface ReplayRemediatorOptions {
@@ -68,6 +71,7 @@ export interface ReplayRemediator {
   /** Incidents (absent when `incidents.enabled` is false) and silences, in memory. */
   incidents: IncidentPaging | undefined;
   silences: Silences;
+  approvals: Approvals;
   store: DocStore;
 }
 
@@ -85,7 +89,7 @@ export function createReplayRemediator(o: ReplayRemediatorOptions): ReplayRemedi
   const ledger = new MemoryLedger();
   const sim = o.cluster.executors;
   const store = new MemoryDocStore(o.clock);
-  const { incidents, silences } = incidentPagingFromConfig(o.config, store, o.clock);
+  const { incidents, silences, approvals } = incidentPagingFromConfig(o.config, store, o.clock);
   const remediator = createRemediator({
     guard,
     executors: [sim.cordon, createPagerExecutor({ pagers: [pager, ...(o.pagers ?? [])], logger })],
@@ -97,6 +101,7 @@ export function createReplayRemediator(o: ReplayRemediatorOptions): ReplayRemedi
     ...(o.registry ? { registry: o.registry } : {}),
     ...(o.denialWindowMs === undefined ? {} : { denialWindowMs: o.denialWindowMs }),
     ...(incidents ? { incidents } : {}),
+    approvals,
   });
-  return { remediator, guard, pager, ledger, incidents, silences, store };
+  return { remediator, guard, pager, ledger, incidents, silences, approvals, store };
 }

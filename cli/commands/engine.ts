@@ -235,7 +235,7 @@ export async function run(argv: string[]): Promise<number> {
   }
   // paging state (incidents, silences, webhook event ids): shared by every replica through Redis
   const pagingStore = redis ? new RedisDocStore(redis, prefix) : new MemoryDocStore(clock);
-  const { incidents, silences } = incidentPagingFromConfig(config, pagingStore, clock);
+  const { incidents, silences, approvals } = incidentPagingFromConfig(config, pagingStore, clock);
   const remediator = createRemediator({
     guard,
     executors: [kubeExecutor, createPagerExecutor({ pagers, logger })],
@@ -245,6 +245,7 @@ export async function run(argv: string[]): Promise<number> {
     registry,
     dryRun: config.guard.dryRun,
     ...(incidents ? { incidents } : {}),
+    approvals,
   });
   const webhooks: Record<string, WebhookHandler> = {};
   const pdHook = config.incidents.pagerdutyWebhook;
@@ -342,7 +343,7 @@ export async function run(argv: string[]): Promise<number> {
     readiness,
     ...(tokens ? { control: { backend, tokens } } : {}),
     webhooks,
-    extraRoutes: pagingRoutes({ ...(incidents ? { incidents } : {}), silences }),
+    extraRoutes: pagingRoutes({ ...(incidents ? { incidents } : {}), silences, approvals }),
     clock,
     logger,
   });

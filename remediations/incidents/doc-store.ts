@@ -94,7 +94,7 @@ export class MemoryDocStore implements DocStore {
     if ((s?.version ?? 0) !== expected) return Promise.resolve(0);
     const version = expected + 1;
     let m = this.data.get(ns);
-    if (!m) this.data.set(ns, (m = new Map()));
+    if (!m) this.data.set(ns, (m = new Map<string, Slot>()));
     m.set(id, { json: JSON.stringify(doc), version, expiresAt: ttlMs > 0 ? this.clock.now() + ttlMs : 0 });
     return Promise.resolve(version);
   }

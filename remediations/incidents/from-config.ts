@@ -3,6 +3,7 @@ import type { Clock } from '../../core/clock.js';
 import type { NodewardenConfig } from '../../core/config.js';
 import { parseDuration } from '../../core/duration.js';
 import { Silences } from '../silences/silence.js';
+import { Approvals } from '../approvals/approvals.js';
 import type { DocStore } from './doc-store.js';
 import type { GroupingOptions } from './incident.js';
 import type { IncidentPaging } from './incident-paging.js';
@@ -20,9 +21,18 @@ export function groupingOptionsFromConfig(cfg: NodewardenConfig): GroupingOption
   };
 }
 
-/** The incident layer and the silences over one store; no incident layer when `incidents.enabled` is false. */
-export function incidentPagingFromConfig(cfg: NodewardenConfig, store: DocStore, clock: Clock): { incidents: IncidentPaging | undefined; silences: Silences } {
+export interface PagingState {
+  /** Absent when `incidents.enabled` is false. */
+  incidents: IncidentPaging | undefined;
+  silences: Silences;
+  approvals: Approvals;
+}
+
+/** The incident layer, silences and approvals over one store. */
+export function incidentPagingFromConfig(cfg: NodewardenConfig, store: DocStore, clock: Clock): PagingState {
   const silences = new Silences(store, clock);
-  if (!cfg.incidents.enabled) return { incidents: undefined, silences };
-  return { incidents: createIncidentPaging({ store, clock, options: groupingOptionsFromConfig(cfg), silences }), silences };
+  const a = cfg.incidents.approvals;
+  const approvals = new Approvals(store, clock, { requiredFor: a.requiredFor, timeoutMs: parseDuration(a.timeout), onTimeout: a.onTimeout });
+  const incidents = cfg.incidents.enabled ? createIncidentPaging({ store, clock, options: groupingOptionsFromConfig(cfg), silences }) : undefined;
+  return { incidents, silences, approvals };
 }

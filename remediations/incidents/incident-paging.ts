@@ -164,7 +164,7 @@ export function createIncidentPaging(o: IncidentPagingOptions): IncidentPaging {
       await updateDoc(store, INCIDENT_NS, g.dedupKey, (c: Incident | null) => (c?.status === 'open' ? join(c, { group: g, severity: d.severity ?? 'warning', summary: d.reason, note: truncate(d.reason, 500) }, t) : { doc: null, result: null }), keep);
       // humans must hear at once that automation stopped: no group-interval wait for the first
       const sent = await claim(g.dedupKey, urgent, d);
-      const denied = Array.isArray(d.evidence?.denied) ? (d.evidence.denied as Array<{ target?: unknown }>).map((x) => String(x.target ?? '').replace(/^Node\//, '')) : [];
+      const denied = Array.isArray(d.evidence?.denied) ? (d.evidence.denied as Array<{ target?: unknown }>).map((x) => (typeof x.target === 'string' ? x.target.replace(/^Node\//, '') : '')) : [];
       return sent ?? { kind: 'suppressed', dedupKey: g.dedupKey, guard: 'incidentOpen', reason: `guard denial joined open incident ${g.dedupKey}; humans hear it in the next update`, nodes: denied };
     },
     async noteFacts(d: Decision, facts: readonly string[]): Promise<void> {
