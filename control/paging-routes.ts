@@ -5,6 +5,7 @@
  * to the core routes, with the same bearer-token authentication and roles.
  */
 import { parseDuration } from '../core/duration.js';
+import { PoisonInputError } from '../core/errors.js';
 import type { IncidentPaging } from '../remediations/incidents/incident-paging.js';
 import type { Silences } from '../remediations/silences/silence.js';
 import type { Approvals } from '../remediations/approvals/approvals.js';
@@ -68,7 +69,12 @@ export function pagingRoutes(p: PagingControl): (h: RouteHelpers) => Route[] {
       mutating: true,
       handler: async (ctx) => {
         const b = silenceBody(await ctx.body(), h);
-        return { silence: await p.silences.create({ ...b, by: ctx.principal.name }) };
+        try {
+          return { silence: await p.silences.create({ ...b, by: ctx.principal.name }) };
+        } catch (err) {
+          if (err instanceof PoisonInputError) throw h.invalid('invalid silence', err.problems);
+          throw err;
+        }
       },
     },
     {

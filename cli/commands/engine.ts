@@ -57,6 +57,7 @@ import { MemoryDocStore } from '../../remediations/incidents/doc-store.js';
 import { RedisDocStore } from '../../remediations/incidents/redis-doc-store.js';
 import { incidentPagingFromConfig } from '../../remediations/incidents/from-config.js';
 import { createPagerDutyWebhook } from '../../remediations/webhooks/pagerduty-webhook.js';
+import { createSlackInteractivity } from '../../remediations/webhooks/slack-interactivity.js';
 import { webhookMetrics } from '../../remediations/webhooks/metrics.js';
 import type { WebhookHandler } from '../../control/server.js';
 import { pagingRoutes } from '../../control/paging-routes.js';
@@ -248,6 +249,7 @@ export async function run(argv: string[]): Promise<number> {
     approvals,
   });
   const webhooks: Record<string, WebhookHandler> = {};
+  const hookMetrics = webhookMetrics(registry);
   const pdHook = config.incidents.pagerdutyWebhook;
   if (pdHook && incidents) {
     const raw = readSecret(pdHook.secretFile, pdHook.secretEnv);
@@ -263,10 +265,17 @@ export async function run(argv: string[]): Promise<number> {
       },
       clock,
       logger,
-      metrics: webhookMetrics(registry),
+      metrics: hookMetrics,
       maxAgeMs: parseDuration(pdHook.maxAge),
     });
     webhooks.pagerduty = (body, headers) => hook.handle(body, headers);
+  }
+  const slackHook = config.incidents.slackInteractivity;
+  if (slackHook) {
+    const signingSecret = readSecret(slackHook.signingSecretFile, slackHook.signingSecretEnv);
+    if (!signingSecret) throw new PoisonInputError('CONFIG_INVALID', 'incidents.slackInteractivity', [{ path: '/incidents/slackInteractivity', message: `no signing secret (set signingSecretFile or $${slackHook.signingSecretEnv})` }]);
+    const hook = createSlackInteractivity({ signingSecret, approvals, store: pagingStore, clock, logger, metrics: hookMetrics });
+    webhooks.slack = (body, headers) => hook.handle(body, headers);
   }
 
   // --- state, toggles, dedupe, engine
