@@ -9,7 +9,7 @@
  *
  * --no-incidents: `incidents.enabled: false`, the behaviour before incidents.
  */
-import { loadConfig } from '../core/config.js';
+import { loadConfig } from '../adapters/config-file.js';
 import { silentLogger } from '../core/logger.js';
 import { createRegistry } from '../core/metrics.js';
 import { defaultRulesPath, loadRules } from '../rules/language/load.js';

@@ -18,6 +18,8 @@ const SCRIPTS = {
   'guard.authorize': ['authorize', 'remediations/guard/lua'],
   'guard.settle': ['settle', 'remediations/guard/lua'],
   'guard.status': ['status', 'remediations/guard/lua'],
+  /** Paging state: incidents, approvals, silences (keys: remediations/incidents/redis-doc-store.ts). */
+  'paging.cas-write': ['cas-write', 'remediations/incidents/lua'],
   /** Scheduled jobs (keys: control/jobs/keys.ts). */
   'jobs.release-lock': ['release-lock', 'control/jobs/lua'],
   'jobs.hdel-if-equal': ['hdel-if-equal', 'control/jobs/lua'],

@@ -5,10 +5,9 @@
  * Keys share the hash tag `{paging}` (one slot on Redis Cluster).
  */
 import type { Redis } from 'ioredis';
-import { LuaScript } from '../../core/lua-script.js';
+import { redisScript } from '../../adapters/redis/scripts.js';
 import type { DocStore, Versioned } from './doc-store.js';
 
-const CAS = new LuaScript('cas-write', 'remediations/incidents/lua');
 
 export function pagingKeys(prefix: string): { doc: (ns: string, id: string) => string; index: (ns: string) => string; claim: (ns: string, id: string) => string; base: string } {
   const base = `${prefix}{paging}:`;
@@ -36,11 +35,11 @@ export class RedisDocStore implements DocStore {
   }
 
   async write<T>(ns: string, id: string, doc: T, expected: number, ttlMs = 0): Promise<number> {
-    return Number(await CAS.run(this.redis, [this.keys.doc(ns, id), this.keys.index(ns)], [expected, JSON.stringify(doc), Math.max(0, Math.floor(ttlMs)), id]));
+    return Number(await redisScript('paging.cas-write').run(this.redis, [this.keys.doc(ns, id), this.keys.index(ns)], [expected, JSON.stringify(doc), Math.max(0, Math.floor(ttlMs)), id]));
   }
 
   async remove(ns: string, id: string, expected: number): Promise<boolean> {
-    return Number(await CAS.run(this.redis, [this.keys.doc(ns, id), this.keys.index(ns)], [expected, '', 0, id])) === 1;
+    return Number(await redisScript('paging.cas-write').run(this.redis, [this.keys.doc(ns, id), this.keys.index(ns)], [expected, '', 0, id])) === 1;
   }
 
   async ids(ns: string): Promise<string[]> {

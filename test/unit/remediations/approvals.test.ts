@@ -133,7 +133,7 @@ describe('approvals', () => {
     expect(records.some((x) => x.action === 'page' && x.outcome === 'executed' && x.reason.includes('approval'))).to.equal(true);
   });
 
-  it('`approval: none` on the rule action skips it; `approval: required` asks for any action', async () => {
+  it('`approval: none` on the rule action skips it; `approval: required` asks for any action', () => {
     const approvals = new Approvals(store, clock);
     expect(approvals.required({ ...rollback(), params: { approval: 'none' } })).to.equal(false);
     expect(approvals.required({ ...rollback(), action: 'cordon', params: { approval: 'required' } })).to.equal(true);
