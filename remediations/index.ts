@@ -31,19 +31,6 @@ import type { Approvals } from './approvals/approvals.js';
 export type * from './ports.js';
 export type { PageRequest, Pager } from './pager/pager.js';
 
-export { MemoryDocStore, updateDoc } from './incidents/doc-store.js';
-export type { DocStore, Versioned } from './incidents/doc-store.js';
-export { RedisDocStore, pagingKeys } from './incidents/redis-doc-store.js';
-export { createIncidentPaging, incidentDecision, pageLabels } from './incidents/incident-paging.js';
-export type { IncidentPaging, Routed } from './incidents/incident-paging.js';
-export { DEFAULT_GROUPING, incidentGroupOf, memberOf } from './incidents/incident.js';
-export type { GroupingOptions, Incident } from './incidents/incident.js';
-export { groupingOptionsFromConfig, incidentPagingFromConfig } from './incidents/from-config.js';
-export { Silences, parseMatcher, matches } from './silences/silence.js';
-export { Approvals, DEFAULT_APPROVALS } from './approvals/approvals.js';
-export type { Approval, ApprovalOptions, ApprovalState } from './approvals/approvals.js';
-export type { Matcher, Silence } from './silences/silence.js';
-
 export interface ReplayRemediatorOptions {
   /** The simulated cluster (remediations/simulated): guard view and executors in one. */
   cluster: SimulatedCluster;
@@ -68,7 +55,7 @@ export interface ReplayRemediator {
   /** Every page and resolve, recorded (no HTTP). */
   pager: RecordingPager;
   ledger: MemoryLedger;
-  /** Incidents (absent when `incidents.enabled` is false) and silences, in memory. */
+  /** Incidents (absent when `incidents.enabled` is false), silences and approvals, in memory. */
   incidents: IncidentPaging | undefined;
   silences: Silences;
   approvals: Approvals;

@@ -21,11 +21,6 @@ function sameHex(a: string, b: string): boolean {
   return x.length === y.length && timingSafeEqual(x, y);
 }
 
-/** `v1=…,v1=…` signed with each secret (what PagerDuty sends; used by the local receivers too). */
-export function signPagerDuty(body: Buffer | string, secrets: readonly string[]): string {
-  return secrets.map((s) => `v1=${hmacHex(s, body)}`).join(',');
-}
-
 /** True when any `v1=` signature of the header matches the body under any configured secret. */
 export function verifyPagerDuty(body: Buffer, header: string | undefined, secrets: readonly string[]): boolean {
   if (!header || header.length > 4096 || secrets.length === 0) return false;
@@ -40,10 +35,6 @@ export function verifyPagerDuty(body: Buffer, header: string | undefined, secret
   // every comparison runs, so timing does not tell which one matched
   for (const sig of sigs) for (const e of expected) if (sameHex(sig, e)) ok = true;
   return ok;
-}
-
-export function signSlack(body: Buffer | string, timestampSec: number, secret: string): string {
-  return `v0=${hmacHex(secret, `v0:${timestampSec}:${typeof body === 'string' ? body : body.toString('utf8')}`)}`;
 }
 
 export type SlackVerdict = 'ok' | 'bad_signature' | 'stale' | 'malformed';
