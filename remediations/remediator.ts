@@ -474,7 +474,7 @@ export function createRemediator(o: RemediatorOptions): GuardedRemediator {
         if (held?.ack) {
           const reason = `incident ${held.dedupKey} acknowledged by ${held.ack.by} (${held.ack.via}): automated actions on its group are held`;
           h = { rec: buildLedgerRecord({ decision: d, outcome: 'suppressed', now: o.clock.now(), verdict: { allowed: false, guard: 'incidentAcknowledged', outcome: 'suppressed', reason } }), settle: null };
-        } else if (o.approvals?.required(d)) h = await gated(d, o.approvals);
+        } else if (o.approvals?.required(d) && !o.dryRun) h = await gated(d, o.approvals); // shadow mode asks nobody
         else h = await handle(d, executorFor(d.action));
         if (o.incidents && !isRetryLater(h.rec)) {
           const f = factOf(h.rec);
