@@ -63,6 +63,8 @@ export interface EngineConfig {
   groupId: string;
   topics: Topics;
   tokensFile?: string;
+  /** More config, merged over the above (e.g. `incidents`). */
+  extraConfig?: Record<string, unknown>;
 }
 
 /** Writes a config file and starts `nodewarden engine`; resolves once /readyz answers 200. */
@@ -76,6 +78,7 @@ export async function startEngine(cfg: EngineConfig, extraArgs: string[] = []): 
       redis: { url: cfg.redisUrl, keyPrefix: cfg.keyPrefix, passwordFile: null },
       engine: { groupId: cfg.groupId, store: 'redis' },
       control: { tokensFile: cfg.tokensFile ?? null },
+      ...cfg.extraConfig,
     }),
   );
   const port = await freePort();
