@@ -7,9 +7,9 @@
  */
 import { createHmac, randomUUID } from 'node:crypto';
 import { expect } from 'chai';
-import { sharedKafka, sharedRedis } from './servers.js';
 import type { EngineProc } from './engine-support.js';
-import { produce, startEngine, TopicFollower, uniqueTopics, waitFor, xid } from './engine-support.js';
+import { produce, startReplicaPair, uniqueTopics, waitFor, xid } from './engine-support.js';
+import type { TopicFollower } from './engine-support.js';
 
 const SECRET = 'pd-webhook-secret-for-the-test';
 const INCIDENT = 'nodewarden/incident/test-xid-fatal/pool=h100-train';
@@ -22,21 +22,11 @@ describe('paging across two engine replicas (Kafka + Redis)', function () {
   let ledger: TopicFollower;
 
   before(async () => {
-    const [kafka, redis] = await Promise.all([sharedKafka(), sharedRedis()]);
-    brokers = kafka.brokers;
-    await kafka.createTopics([topics.signals, topics.deadLetter, topics.ledger], 4);
     process.env.NODEWARDEN_PAGERDUTY_WEBHOOK_SECRET = SECRET;
-    const cfg = {
-      brokers,
-      redisUrl: redis.url,
-      keyPrefix: `nwpag${process.pid}:`,
-      groupId: `engine-${topics.signals}`,
-      topics,
-      extraConfig: { incidents: { pagerdutyWebhook: { secretFile: null, secretEnv: 'NODEWARDEN_PAGERDUTY_WEBHOOK_SECRET', maxAge: '10m' } } },
-    };
-    engines.push(await startEngine(cfg));
-    engines.push(await startEngine(cfg));
-    ledger = await new TopicFollower(brokers, topics.ledger).start();
+    const pair = await startReplicaPair(topics, `nwpag${process.pid}:`, { incidents: { pagerdutyWebhook: { secretFile: null, secretEnv: 'NODEWARDEN_PAGERDUTY_WEBHOOK_SECRET', maxAge: '10m' } } });
+    brokers = pair.brokers;
+    engines.push(...pair.engines);
+    ledger = pair.ledger;
     // warm up until the group has settled with partitions on both replicas (one Xid 13 per node never pages)
     let round = 0;
     await waitFor('both replicas consuming', async () => {
