@@ -6,6 +6,7 @@
 import type { Clock } from '../core/clock.js';
 import type { ClusterView } from '../core/cluster.js';
 import type { Severity } from '../core/decision.js';
+import { SeenLedgerKeys } from '../remediations/ledger/record.js';
 import type { GuardControl, GuardStatus } from '../remediations/ports.js';
 import type { RuleToggle, RuleToggles, ToggleAuditSink } from '../rules/toggles/port.js';
 import type { ToggleService } from '../rules/toggles/toggle-service.js';
@@ -103,10 +104,14 @@ export function filterLedger(entries: Iterable<LedgerEntry>, q: LedgerQuery): Le
 /** A ledger reader over records kept in memory (demo, embedded engine, tests). */
 export class MemoryLedgerReader implements LedgerReader {
   readonly entries: LedgerEntry[] = [];
+  private readonly seen: SeenLedgerKeys;
   /** Keeps the newest `maxEntries` (memory stays bounded in a long-running embedded engine). */
-  constructor(private readonly maxEntries = 100_000) {}
+  constructor(private readonly maxEntries = 100_000) {
+    this.seen = new SeenLedgerKeys(maxEntries);
+  }
+  /** Idempotent per decision attempt, like every ledger sink (remediations/ledger/record.ts `ledgerKey`). */
   append(records: readonly LedgerEntry[]): Promise<void> {
-    this.entries.push(...records);
+    this.entries.push(...this.seen.fresh(records));
     if (this.entries.length > this.maxEntries) this.entries.splice(0, this.entries.length - this.maxEntries);
     return Promise.resolve();
   }

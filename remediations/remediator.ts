@@ -7,6 +7,8 @@
  * and recorded when it is retried). A failed executor is settled at once
  * (outcome `failed`, feeds the breaker, frees its holds).
  *
+ * A decision the guard reports already done (`idempotency`: a redelivery) is
+ * returned as `suppressed` but not written: its record is already durable.
  * A decision the guard reports in flight elsewhere (`inFlight`) is not an
  * outcome: it comes back as a record with guard `inFlight` that is NOT written
  * to the ledger, and the caller retries it later (`isRetryLater`). A ledger
@@ -30,6 +32,7 @@
  */
 import type { Clock } from '../core/clock.js';
 import type { ActionKind, Decision, LedgerRecord, Outcome, Severity } from '../core/decision.js';
+import { backoffDelay } from '../core/backoff.js';
 import { errorMessage, NodewardenError } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
 import type { Registry } from 'prom-client';
@@ -76,6 +79,14 @@ export interface RemediatorOptions {
    * Replay turns it off and calls flush() at the end, since its clock is virtual.
    */
   autoFlush?: boolean;
+  /**
+   * Retry of a cordon/uncordon/rollback that failed (or was stopped by an open
+   * breaker): same decision id, after back-off, off the caller's path (the
+   * flush timer runs them). When attempts are exhausted, one page per rule and
+   * group says the action could not be carried out. Default 5 attempts in all,
+   * back-off from 5 s to 60 s (about 75 s at most); `maxAttempts: 1` disables.
+   */
+  actionRetry?: { maxAttempts: number; baseMs: number; maxMs: number; maxPending?: number };
   /** Group pages into incidents (remediations/incidents); absent: every page is sent as it comes. */
   incidents?: IncidentPaging;
   /** Actions that need a person's approval (remediations/approvals); absent: none do. */
@@ -100,6 +111,15 @@ export function isRetryLater(r: LedgerRecord): boolean {
   return r.guard === IN_FLIGHT_GUARD;
 }
 
+/**
+ * A record submit returns for a decision that was already carried out or
+ * decided (the guard's idempotency record, or the same decision twice in one
+ * submit): not written again, one decision attempt has one ledger record.
+ */
+export function isReplayed(r: LedgerRecord): boolean {
+  return r.guard === 'idempotency';
+}
+
 export interface GuardedRemediator extends Remediator {
   submit(decisions: readonly Decision[], options?: SubmitOptions): Promise<LedgerRecord[]>;
   /** Sends every held denial page now; returns (and writes) their ledger records. */
@@ -107,6 +127,8 @@ export interface GuardedRemediator extends Remediator {
   /** Flushes and stops the timer (idempotent). */
   close(): Promise<void>;
   readonly metrics: RemediationMetrics | undefined;
+  /** Failed actions waiting for their next attempt. */
+  readonly pendingRetries: number;
 }
 
 interface Denied {
@@ -118,6 +140,8 @@ interface Denied {
 
 interface DenialGroup {
   key: string;
+  /** `denied`: a guard stopped the actions; `failed`: they were tried and could not be carried out. */
+  kind: 'denied' | 'failed';
   guard: string;
   rule: string;
   group: Record<string, string> | undefined;
@@ -129,10 +153,24 @@ interface DenialGroup {
 /** Pages and resolves are not paged about when denied: that would loop. */
 const PAGE_ACTIONS: ReadonlySet<ActionKind> = new Set(['page', 'resolve']);
 
+/** Guard verdicts that pass by themselves (the breaker half-opens), so the action is retried. */
+const RETRIED_GUARDS: ReadonlySet<string> = new Set(['circuitOpen']);
+
+/** A failed action waiting for its next attempt. */
+interface PendingRetry {
+  decision: Decision;
+  /** Attempts made so far. */
+  attempts: number;
+  dueAt: number;
+  lastError: string;
+}
+
 /** One handled decision: its record, and the settle to run once that record is durable. */
 interface Handled {
   rec: LedgerRecord;
   settle: (() => Promise<void>) | null;
+  /** A failed action whose error may pass by itself (5xx, timeout, conflict): worth retrying. */
+  retriable?: boolean;
 }
 
 /** Records not yet durable in every sink, with the settles waiting for them. */
@@ -169,6 +207,9 @@ export function createRemediator(o: RemediatorOptions): GuardedRemediator {
   const lastPaged = new Map<string, number>();
   let timer: NodeJS.Timeout | undefined;
   let closed = false;
+  const retryPolicy = { maxAttempts: 5, baseMs: 5000, maxMs: 60_000, maxPending: 10_000, ...o.actionRetry };
+  const retries = new Map<string, PendingRetry>();
+  let retrying = false;
   if (o.autoFlush ?? true) {
     timer = setInterval(() => {
       void flushDue(o.clock.now()).catch((err: unknown) => logger.error({ err: errorMessage(err) }, 'denial page flush failed'));
@@ -182,8 +223,10 @@ export function createRemediator(o: RemediatorOptions): GuardedRemediator {
     try {
       verdict = await o.guard.authorize(d);
     } catch (err) {
-      // fail closed: no guard answer, no action
+      // fail closed: no guard answer, no action — except a page, which goes out marked degraded
+      // (a human must hear about a hardware fault even while the guard's store is down)
       verdict = { allowed: false, guard: 'guardUnavailable', outcome: 'denied', reason: `guard unavailable: ${errorMessage(err)}` };
+      if (PAGE_ACTIONS.has(d.action) && executor) return await degradedPage(d, executor, verdict.reason ?? 'guard unavailable');
     }
     if (!verdict.allowed) {
       const rec = buildLedgerRecord({ decision: d, outcome: verdict.outcome ?? 'denied', now: o.clock.now(), verdict });
@@ -229,23 +272,90 @@ export function createRemediator(o: RemediatorOptions): GuardedRemediator {
     if (!result.ok) {
       // a failure changed nothing: free its holds and feed the breaker now, so later decisions see it
       await settle();
-      return { rec, settle: null };
+      return { rec, settle: null, retriable: result.error?.retriable ?? true };
     }
     return { rec, settle };
   }
 
+  /** A page sent without the guard (its store is down): no rate limit, marked degraded in the page and the ledger. */
+  async function degradedPage(d: Decision, executor: Executor, why: string): Promise<Handled> {
+    const marked: Decision = { ...d, reason: `[degraded: ${why}] ${d.reason}`, evidence: { ...d.evidence, degraded: why } };
+    let result: ExecutionResult;
+    try {
+      result = await withTimeout(executor.execute(marked), actionTimeoutMs, `${d.action} of ${targetKey(d.target)}`);
+    } catch (err) {
+      result = { ok: false, error: err instanceof NodewardenError ? err : new NodewardenError('INTERNAL', errorMessage(err), { cause: err }) };
+    }
+    const outcome: Outcome = !result.ok ? 'failed' : result.dryRun ? 'dry-run' : 'executed';
+    logger.warn({ decisionId: d.id, rule: d.rule, action: d.action, outcome, why }, `${d.action} sent degraded (guard unavailable)`);
+    return { rec: buildLedgerRecord({ decision: d, outcome, now: o.clock.now(), result, details: { degraded: why } }), settle: null };
+  }
+
   function noteDenial(d: Decision, rec: LedgerRecord, now: number): void {
     if (rec.outcome !== 'denied' || rec.guard === null || PAGE_ACTIONS.has(d.action)) return;
+    if (RETRIED_GUARDS.has(rec.guard) && retries.has(d.id)) return; // paged about when its retries run out
+    addToGroup('denied', rec.guard, d, typeof rec.details?.guardReason === 'string' ? rec.details.guardReason : '', now);
+  }
+
+  function addToGroup(kind: DenialGroup['kind'], guard: string, d: Decision, reason: string, now: number): void {
     const gl = groupLabel(d.group) ?? 'fleet';
-    const key = `${rec.guard}|${d.rule}|${gl}`;
+    const key = `${kind === 'failed' ? 'failed:' : ''}${guard}|${d.rule}|${gl}`;
     let g = denials.get(key);
     if (!g) {
-      g = { key, guard: rec.guard, rule: d.rule, group: d.group, firstAt: now, severity: 'warning', items: [] };
+      g = { key, kind, guard, rule: d.rule, group: d.group, firstAt: now, severity: 'warning', items: [] };
       denials.set(key, g);
     }
-    if (d.severity === 'critical') g.severity = 'critical';
+    if (d.severity === 'critical' || kind === 'failed') g.severity = 'critical';
     if (g.items.some((i) => i.decisionId === d.id)) return; // a redelivered decision, denied again
-    g.items.push({ decisionId: d.id, action: d.action, target: targetKey(d.target), reason: typeof rec.details?.guardReason === 'string' ? rec.details.guardReason : '' });
+    g.items.push({ decisionId: d.id, action: d.action, target: targetKey(d.target), reason });
+  }
+
+  /** After a failed attempt (or an open breaker): schedule the next one, or page that it could not be done. */
+  function noteFailure(d: Decision, rec: LedgerRecord, now: number, attempts: number, retriable = true): void {
+    if (PAGE_ACTIONS.has(d.action) || o.dryRun) return;
+    const failed = rec.outcome === 'failed';
+    const breaker = rec.outcome === 'denied' && rec.guard !== null && RETRIED_GUARDS.has(rec.guard);
+    if (!failed && !breaker) {
+      retries.delete(d.id);
+      return;
+    }
+    const lastError = rec.error ?? (typeof rec.details?.guardReason === 'string' ? rec.details.guardReason : rec.outcome);
+    // a refusal (403, a workload that must not be rolled back) is final: page at once
+    if (retriable && attempts < retryPolicy.maxAttempts && (retries.has(d.id) || retries.size < retryPolicy.maxPending)) {
+      const dueAt = now + backoffDelay(attempts, retryPolicy);
+      retries.set(d.id, { decision: d, attempts, dueAt, lastError });
+      logger.warn({ decisionId: d.id, action: d.action, target: d.target, attempts, retryAt: new Date(dueAt).toISOString(), err: lastError }, `${d.action} will be retried`);
+      return;
+    }
+    retries.delete(d.id);
+    addToGroup('failed', 'actionFailed', d, `${attempts} attempt(s), last: ${lastError}`, now);
+    logger.error({ decisionId: d.id, action: d.action, target: d.target, attempts, err: lastError }, `${d.action} could not be carried out`);
+  }
+
+  /** Runs the retries that are due (one at a time: bounded concurrency, never on the consumer's path). */
+  async function runRetries(now: number): Promise<LedgerRecord[]> {
+    if (retrying) return [];
+    retrying = true;
+    const out: LedgerRecord[] = [];
+    try {
+      const due = [...retries.values()].filter((r) => r.dueAt <= now);
+      for (const r of due) {
+        if (closed && !retries.has(r.decision.id)) continue;
+        const h = await handle(r.decision, executorFor(r.decision.action));
+        h.rec.details = { ...h.rec.details, attempt: r.attempts + 1 };
+        if (isRetryLater(h.rec)) {
+          // another replica holds it now: leave it to that one
+          retries.delete(r.decision.id);
+          continue;
+        }
+        await commit([h], () => true);
+        noteFailure(r.decision, h.rec, o.clock.now(), r.attempts + 1, h.retriable);
+        out.push(h.rec);
+      }
+    } finally {
+      retrying = false;
+    }
+    return out;
   }
 
   function denialPage(g: DenialGroup, now: number): Decision {
@@ -253,15 +363,19 @@ export function createRemediator(o: RemediatorOptions): GuardedRemediator {
     const actions = [...new Set(g.items.map((i) => i.action))].join('/');
     const targets = g.items.map((i) => i.target.replace(/^Node\//, ''));
     const shown = targets.slice(0, 20).join(', ') + (targets.length > 20 ? `, … (${targets.length} in all)` : '');
+    const what =
+      g.kind === 'failed'
+        ? `${g.items.length} ${actions} action(s) of rule ${g.rule}${gl ? ` in ${gl}` : ''} could not be carried out`
+        : `guard ${g.guard} stopped ${g.items.length} ${actions} action(s) of rule ${g.rule}${gl ? ` in ${gl}` : ''}`;
     return {
       id: `denial:${g.key}:${g.firstAt}`,
       at: now,
       rule: g.rule,
       action: 'page',
       target: gl ? { kind: 'Group', name: gl } : { kind: 'Fleet', name: 'fleet' },
-      reason: `guard ${g.guard} stopped ${g.items.length} ${actions} action(s) of rule ${g.rule}${gl ? ` in ${gl}` : ''}: ${shown}. ${g.items[0]?.reason ?? ''}`,
+      reason: `${what}: ${shown}. ${g.items[0]?.reason ?? ''}`,
       severity: g.severity,
-      dedupKey: boundedDedupKey(`nodewarden:denied:${g.guard}:${g.rule}:${gl ?? 'fleet'}`),
+      dedupKey: boundedDedupKey(`nodewarden:${g.kind}:${g.guard}:${g.rule}:${gl ?? 'fleet'}`),
       ...(g.group ? { group: g.group } : {}),
       evidence: { guard: g.guard, denied: g.items },
     };
@@ -342,11 +456,12 @@ export function createRemediator(o: RemediatorOptions): GuardedRemediator {
 
   /** Writes the records, then runs their settles; on failure keeps what `keep` selects for the next write. */
   async function commit(handled: readonly Handled[], keep: (h: Handled) => boolean): Promise<void> {
-    const records = handled.filter((h) => !isRetryLater(h.rec)).map((h) => h.rec);
+    // a replayed decision (already done: its record is durable, ledger before settle) is not recorded again
+    const records = handled.filter((h) => !isRetryLater(h.rec) && !isReplayed(h.rec)).map((h) => h.rec);
     try {
       await writeLedger(records);
     } catch (err) {
-      const kept = handled.filter((h) => !isRetryLater(h.rec) && keep(h));
+      const kept = handled.filter((h) => !isRetryLater(h.rec) && !isReplayed(h.rec) && keep(h));
       owed = {
         records: [...owed.records, ...kept.map((h) => h.rec)],
         settles: [...owed.settles, ...kept.flatMap((h) => (h.settle ? [h.settle] : []))],
@@ -413,6 +528,8 @@ export function createRemediator(o: RemediatorOptions): GuardedRemediator {
 
   async function flushDue(now: number): Promise<LedgerRecord[]> {
     const paid = await payOwed();
+    const retried = await runRetries(now);
+    if (retried.length > 0) paid.push(...retried);
     const approved = await submitApprovalsDue();
     const hs = [...(await sendDenialPages(takeDue(now, false), now)), ...(await sendDueIncidents())];
     await commit(hs, () => true);
@@ -431,12 +548,21 @@ export function createRemediator(o: RemediatorOptions): GuardedRemediator {
 
   return {
     metrics,
+    get pendingRetries(): number {
+      return retries.size;
+    },
     submit,
     async flush(): Promise<LedgerRecord[]> {
       // approvals first: a denial they record is paged by this same flush
       const approved = await submitApprovalsDue();
       const now = o.clock.now();
       const paid = await payOwed();
+      paid.push(...(await runRetries(now)));
+      if (closed) {
+        // stopping: what is still waiting for a retry will not be tried by this replica; say so
+        for (const r of retries.values()) addToGroup('failed', 'actionFailed', r.decision, `${r.attempts} attempt(s), engine stopping before the next; last: ${r.lastError}`, now);
+        retries.clear();
+      }
       const hs = [...(await sendDenialPages(takeDue(now, true), now)), ...(await sendDueIncidents())];
       await commit(hs, () => true);
       return [...approved, ...paid, ...hs.map((h) => h.rec)];
@@ -483,6 +609,7 @@ export function createRemediator(o: RemediatorOptions): GuardedRemediator {
         }
       }
       seen.set(d.id, h.rec);
+      if (!isRetryLater(h.rec)) noteFailure(d, h.rec, o.clock.now(), (retries.get(d.id)?.attempts ?? 0) + 1, h.retriable);
       noteDenial(d, h.rec, o.clock.now());
       out.push(h);
     }

@@ -2,36 +2,41 @@
  * The shape shared by collectors that sample on an interval (conntrack,
  * dcgm): one round at start, then every interval on an unref'd timer; a slow
  * round is never overlapped by the next; a round's error is the round's to
- * report (it must not throw).
+ * report (it must not throw). `stop()` waits for a round in flight, and nothing
+ * a round emits after stop was called reaches the sink.
  */
 import type { CollectResult, Collector, Emit } from '../collector.js';
 
 export function periodicCollector(name: string, intervalMs: number, round: (emit: Emit) => Promise<void>, collectOnce: () => Promise<CollectResult>): Collector {
   let timer: NodeJS.Timeout | undefined;
-  let busy = false;
+  let inFlight: Promise<void> | undefined;
+  let running = false;
 
-  async function tick(emit: Emit): Promise<void> {
-    if (busy) return;
-    busy = true;
-    try {
-      await round(emit);
-    } finally {
-      busy = false;
-    }
+  function tick(emit: Emit): Promise<void> {
+    if (inFlight) return inFlight;
+    const gated: Emit = (events) => {
+      if (running) emit(events);
+    };
+    inFlight = round(gated).finally(() => {
+      inFlight = undefined;
+    });
+    return inFlight;
   }
 
   return {
     name,
     async start(emit: Emit): Promise<void> {
       if (timer) return;
+      running = true;
       await tick(emit);
       timer = setInterval(() => void tick(emit), intervalMs);
       timer.unref();
     },
-    stop(): Promise<void> {
+    async stop(): Promise<void> {
+      running = false;
       if (timer) clearInterval(timer);
       timer = undefined;
-      return Promise.resolve();
+      await inFlight?.catch(() => undefined);
     },
     collectOnce,
   };

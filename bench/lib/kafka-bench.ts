@@ -115,6 +115,8 @@ export interface EngineChildOptions {
   /** NODEWARDEN_LOG_LEVEL (default info, as in production). */
   logLevel?: string;
   readyTimeoutMs?: number;
+  /** Resolve once /readyz says ready (default), or as soon as HTTP answers /healthz (dependencies may be down). */
+  waitFor?: 'ready' | 'listening';
 }
 
 export interface EngineChild {
@@ -201,7 +203,7 @@ export async function spawnEngine(o: EngineChildOptions): Promise<EngineChild> {
   for (;;) {
     if (gone) throw new Error(`engine exited early:\n${child.log().slice(-4000)}`);
     try {
-      if ((await fetch(`${url}/readyz`)).status === 200) return child;
+      if ((await fetch(`${url}${o.waitFor === 'listening' ? '/healthz' : '/readyz'}`)).status === 200) return child;
     } catch {
       // not listening yet
     }

@@ -12,6 +12,8 @@ import kafkajs from 'kafkajs';
 import type { Kafka as KafkaClient, KafkaConfig, LogEntry, Producer } from 'kafkajs';
 import { Redis } from 'ioredis';
 import { parseFlags } from '../args.js';
+import { describeStartup, StartupRunner } from '../../core/backoff.js';
+import type { StartupStep } from '../../core/backoff.js';
 import { systemClock } from '../../core/clock.js';
 import type { ClusterView } from '../../core/cluster.js';
 import { loadConfig, readSecret } from '../../adapters/config-file.js';
@@ -123,7 +125,7 @@ function kafkaLogCreator(logger: Logger): KafkaConfig['logCreator'] {
   };
 }
 
-function kafkaClient(cfg: NodewardenConfig, logger: Logger): KafkaClient {
+function kafkaClient(cfg: NodewardenConfig, logger: Logger, retry: KafkaConfig['retry'] = { retries: 10, initialRetryTime: 300, maxRetryTime: 10_000 }): KafkaClient {
   const k = cfg.kafka;
   let sasl: KafkaConfig['sasl'];
   if (k.sasl) {
@@ -138,7 +140,7 @@ function kafkaClient(cfg: NodewardenConfig, logger: Logger): KafkaClient {
     ...(sasl ? { sasl } : {}),
     logLevel: logLevel.WARN,
     logCreator: kafkaLogCreator(logger.child({ component: 'kafka' })),
-    retry: { retries: 10, initialRetryTime: 300, maxRetryTime: 10_000 },
+    retry,
   });
 }
 
@@ -183,7 +185,13 @@ export async function run(argv: string[]): Promise<number> {
     const password = readSecret(config.redis.passwordFile, 'NODEWARDEN_REDIS_PASSWORD');
     redis = new Redis(config.redis.url, { ...(password ? { password } : {}), maxRetriesPerRequest: 3, enableOfflineQueue: true });
     redis.on('error', (err: unknown) => logger.warn({ err: errorMessage(err) }, 'redis connection error'));
-    await redis.ping();
+  }
+  // Dependencies are waited for after HTTP is up (/healthz answers, /readyz names what is missing).
+  const startup = new StartupRunner({ logger });
+  const steps: StartupStep[] = [];
+  if (redis) {
+    const r = redis;
+    steps.push({ name: 'redis', run: () => r.ping() });
   }
 
   // --- cluster view and executors
@@ -206,7 +214,7 @@ export async function run(argv: string[]): Promise<number> {
     const kc = new KubeConfig();
     kc.loadFromDefault();
     const live = createLiveCluster({ source: createClientNodeListWatch(kc, { registry }), logger });
-    await live.start();
+    steps.push({ name: 'kubernetes api (cluster view)', run: () => live.start() });
     closers.push(['cluster view', () => live.stop()]);
     cluster = live;
     kubeExecutor = createKubeExecutor(createClientNodeKubeApi(kc, { registry }), { clock, logger });
@@ -282,14 +290,27 @@ export async function run(argv: string[]): Promise<number> {
   // Refiring: a redelivered event re-derives the decisions of the episode it fired (refire-store.ts).
   const store: StateStore = new RefiringStateStore(redis ? new RedisStateStore({ client: redis }) : new MemoryStateStore());
   const toggles: ClosableRuleToggles = redis ? new RedisRuleToggles({ redis, keyPrefix: prefix, clock, logger }) : new MemoryRuleToggles(clock);
-  await toggles.start();
+  steps.push({ name: 'rule toggles', run: () => toggles.start() });
   const dedupeTimes = { windowMs: parseDuration(config.engine.dedupeWindow), claimTtlMs: Math.floor(sessionTimeoutMs / 2) };
   const deduper: EventDeduper = redis ? new RedisDeduper(redis, prefix, dedupeTimes) : new MemoryDeduper(clock, dedupeTimes);
   const engine = createRuleEngine({ rules, store, cluster, toggles, clock, logger, metrics: ruleEngineMetrics(registry), config });
 
   // Idempotent: a send retried after NOT_LEADER (broker restart) is not written twice (dead letters, audit).
   const producer: Producer = kafka.producer({ allowAutoTopicCreation: false, idempotent: true, maxInFlightRequests: 1 });
-  await producer.connect();
+  // One quick probe per start-up attempt (the client's own retries would hold one attempt for ~55 s);
+  // the start-up runner owns the back-off, so /readyz and the log tell each attempt.
+  steps.push({
+    name: 'kafka broker',
+    run: async () => {
+      const probe = kafkaClient(config, logger.child({ probe: true }), { retries: 0 }).admin();
+      try {
+        await probe.connect();
+      } finally {
+        await probe.disconnect().catch(() => undefined);
+      }
+    },
+  });
+  steps.push({ name: 'kafka producer', run: () => producer.connect() });
   const metrics = engineServiceMetrics(registry);
   const processor = new BatchProcessor({
     engine,
@@ -299,6 +320,8 @@ export async function run(argv: string[]): Promise<number> {
     metrics,
     clock,
     logger,
+    // Redis down: pages still go out from replica-local state (remediation fails closed)
+    ...(redis ? { degraded: { engine: createRuleEngine({ rules, store: new MemoryStateStore(), cluster, toggles, clock, logger, config }), deduper: new MemoryDeduper(clock, dedupeTimes) } } : {}),
   });
   const service = new EngineService({
     kafka,
@@ -334,8 +357,10 @@ export async function run(argv: string[]): Promise<number> {
   const tokens = tokensFile ? new TokenFile(tokensFile, (err) => logger.error({ err: errorMessage(err) }, 'tokens file reload failed; keeping the previous tokens')) : undefined;
   const readiness = async (): Promise<ReadinessReport> => {
     const checks: ReadinessReport['checks'] = {};
-    const st = service.status;
-    checks.consumer = st.joined ? { ok: true } : { ok: false, detail: st.crashed ?? 'not joined to the consumer group yet' };
+    const up = startup.status;
+    checks.startup = up.done ? { ok: true } : { ok: false, detail: describeStartup(up, clock.now()) };
+    const problem = service.status.problem;
+    checks.consumer = problem === null ? { ok: true } : { ok: false, detail: up.done ? problem : 'not started' };
     if (redis) {
       const r = redis;
       checks.redis = await Promise.race([
@@ -359,8 +384,7 @@ export async function run(argv: string[]): Promise<number> {
   const addr = await http.listen();
   logger.info({ host: addr.host, port: addr.port, store: config.engine.store, dryRun: config.guard.dryRun, rules: rules.rules.length }, 'engine http listening');
 
-  await service.start();
-  logger.info({ groupId: config.engine.groupId, topic: config.kafka.topics.signals }, 'engine consuming');
+  steps.push({ name: 'kafka consumer group', run: () => service.start() });
 
   // --- scheduled operations jobs (control/jobs, docs/jobs.md)
   const jobs = createEngineJobs({
@@ -378,7 +402,6 @@ export async function run(argv: string[]): Promise<number> {
     rules: rules.rules,
     store,
   });
-  jobs.start();
 
   // --- graceful shutdown
   return await new Promise<number>((resolve) => {
@@ -386,6 +409,7 @@ export async function run(argv: string[]): Promise<number> {
     const shutdown = (signal: string): void => {
       if (stopping) return;
       stopping = true;
+      startup.stop();
       logger.info({ signal }, 'shutting down: finishing the batch in progress');
       const steps: Array<[string, () => unknown]> = [
         ['jobs', () => jobs.stop()],
@@ -421,5 +445,10 @@ export async function run(argv: string[]): Promise<number> {
     };
     process.once('SIGTERM', () => shutdown('SIGTERM'));
     process.once('SIGINT', () => shutdown('SIGINT'));
+    void startup.run(steps).then((started) => {
+      if (!started) return;
+      jobs.start();
+      logger.info({ groupId: config.engine.groupId, topic: config.kafka.topics.signals }, 'engine consuming');
+    });
   });
 }

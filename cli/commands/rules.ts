@@ -22,7 +22,8 @@ function check(paths: string[]): number {
   for (const f of files) {
     try {
       const rs = loadRules(f);
-      process.stdout.write(`OK    ${f} (${rs.rules.length} rule${rs.rules.length === 1 ? '' : 's'})\n`);
+      const cat = rs.xidCatalogue === undefined ? '' : `, Xid catalogue: ${rs.xidCatalogue.entries.size} Xids`;
+      process.stdout.write(`OK    ${f} (${rs.rules.length} rule${rs.rules.length === 1 ? '' : 's'}${cat})\n`);
     } catch (err) {
       if (!(err instanceof PoisonInputError)) throw err;
       bad++;

@@ -376,11 +376,12 @@ export function composeBreakers(now: number, raw: RawStatus['breakers']): Breake
 /**
  * The `done` record a settle writes for a verdict that was not allowed, or
  * null when nothing is recorded: an in-flight or already-done decision keeps
- * its record, and a guard that could not answer decided nothing.
+ * its record, a guard that could not answer decided nothing, and an open
+ * breaker is not final (the remediator retries the decision once it half-opens).
  */
 export function deniedOutcome(verdict: GuardVerdict): 'denied' | 'suppressed' | null {
   if (verdict.allowed) return null;
-  if (verdict.guard === IN_FLIGHT_GUARD || verdict.guard === 'idempotency' || verdict.guard === 'guardUnavailable' || verdict.guard === null) return null;
+  if (verdict.guard === IN_FLIGHT_GUARD || verdict.guard === 'idempotency' || verdict.guard === 'guardUnavailable' || verdict.guard === 'circuitOpen' || verdict.guard === null) return null;
   return verdict.outcome ?? 'denied';
 }
 

@@ -22,7 +22,7 @@ export class RemediationMetrics {
   readonly duration: Histogram<'action'>;
   readonly ledgerErrors: Counter<'sink'>;
 
-  constructor(registry: Registry, opts: { guard?: GuardControl; logger?: Logger } = {}) {
+  constructor(registry: Registry, opts: { guard?: GuardControl; logger?: Logger; statusTimeoutMs?: number } = {}) {
     this.actions = new Counter({
       name: 'nodewarden_actions_total',
       help: 'Decisions by action, outcome and the guard that denied (empty when none)',
@@ -55,16 +55,26 @@ export class RemediationMetrics {
     if (guard) {
       const logger = opts.logger;
       // One status read serves every guard gauge of a scrape (each read is a Lua call on Redis).
+      // A scrape never waits on a slow or unreachable Redis: after `statusTimeoutMs` the gauges
+      // keep their last values (the read goes on in the background and refreshes the cache).
+      const timeoutMs = opts.statusTimeoutMs ?? 500;
       let pending: Promise<GuardStatus | undefined> | undefined;
+      let last: GuardStatus | undefined;
       const status = (): Promise<GuardStatus | undefined> => {
         pending ??= guard
           .status()
+          .then((s) => (last = s))
           .catch((err: unknown) => {
             logger?.warn({ err: errorMessage(err) }, 'guard status unavailable for metrics');
             return undefined;
           })
           .finally(() => setImmediate(() => (pending = undefined)));
-        return pending;
+        let timer: NodeJS.Timeout | undefined;
+        const late = new Promise<GuardStatus | undefined>((resolve) => {
+          timer = setTimeout(() => resolve(last), timeoutMs);
+          timer.unref();
+        });
+        return Promise.race([pending, late]).finally(() => clearTimeout(timer));
       };
       const guardGauge = (name: string, help: string, label: string, fill: (s: GuardStatus, set: (l: string, v: number) => void) => void): void => {
         new Gauge({

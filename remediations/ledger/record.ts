@@ -44,3 +44,37 @@ export function buildLedgerRecord(i: RecordInput): LedgerRecord {
   if (Object.keys(details).length > 0) rec.details = details;
   return rec;
 }
+
+/**
+ * The idempotency key of a record: one decision attempt (a retried action's
+ * attempts are distinct, a degraded page is distinct from the guarded one
+ * that follows), or null for a record without a decision id (always written).
+ * Sinks append a record at most once per key.
+ */
+export function ledgerKey(r: Partial<LedgerRecord>): string | null {
+  if (r.decisionId === undefined) return null;
+  const attempt = typeof r.details?.attempt === 'number' ? r.details.attempt : 1;
+  return `${r.decisionId}#${attempt}${r.details?.degraded === undefined ? '' : '#degraded'}`;
+}
+
+/** Remembers the keys of the newest `max` records appended by a memory sink: the same key is appended once. */
+export class SeenLedgerKeys {
+  private readonly seen = new Set<string>();
+  constructor(private readonly max = 100_000) {}
+
+  /** The records whose key was not seen yet (records without a key always pass); remembers them. */
+  fresh<T extends object>(records: readonly T[]): T[] {
+    const out: T[] = [];
+    for (const r of records) {
+      const k = 'decisionId' in r ? ledgerKey(r as Partial<LedgerRecord>) : null;
+      if (k !== null) {
+        if (this.seen.has(k)) continue;
+        this.seen.add(k);
+        // a Set iterates in insertion order: the first key is the oldest
+        if (this.seen.size > this.max) for (const old of this.seen) { this.seen.delete(old); break; }
+      }
+      out.push(r);
+    }
+    return out;
+  }
+}

@@ -2,10 +2,16 @@
  * Ledger in a Redis stream shared by every engine replica: XADD with an
  * approximate MAXLEN bound (old records fall off, memory stays bounded), read
  * back newest first by the control API (control/redis-ledger-reader.ts).
+ * Idempotent: a record whose key (record.ts `ledgerKey`: decision id and
+ * attempt) was appended within `seenTtlMs` is not appended again, in the same
+ * atomic script (lua/append.lua), so readers need no dedupe.
  */
+import { randomUUID } from 'node:crypto';
 import type { Redis } from 'ioredis';
 import type { LedgerRecord } from '../../core/decision.js';
 import { errorMessage, NodewardenError } from '../../core/errors.js';
+import { redisScript } from '../../adapters/redis/scripts.js';
+import { ledgerKey } from './record.js';
 import type { LedgerSink } from './sink.js';
 
 export interface RedisStreamLedgerOptions {
@@ -14,7 +20,10 @@ export interface RedisStreamLedgerOptions {
   keyPrefix: string;
   /** Approximate bound on the stream length (default 100,000). */
   maxLen?: number;
+  /** How long a record's key is remembered (default 24 h, the guard's idempotency TTL). */
+  seenTtlMs?: number;
 }
+
 
 export function ledgerStreamKey(prefix: string): string {
   return `${prefix}ledger`;
@@ -31,15 +40,12 @@ export class RedisStreamLedger implements LedgerSink {
 
   async write(records: readonly LedgerRecord[]): Promise<void> {
     if (records.length === 0) return;
-    const p = this.o.redis.pipeline();
-    for (const r of records) p.xadd(this.key, 'MAXLEN', '~', this.maxLen, '*', 'rec', JSON.stringify(r));
-    let res: Array<[Error | null, unknown]> | null;
+    // a record without a key (none today: remediator records all carry a decision id) gets a fresh one: always appended
+    const seenKeys = records.map((r) => `${this.key}:seen:${ledgerKey(r) ?? `nokey:${randomUUID()}`}`);
     try {
-      res = await p.exec();
+      await redisScript('ledger.append').run(this.o.redis, [this.key, ...seenKeys], [this.maxLen, this.o.seenTtlMs ?? 86_400_000, ...records.map((r) => JSON.stringify(r))]);
     } catch (err) {
-      throw new NodewardenError('UNAVAILABLE', `ledger: redis XADD: ${errorMessage(err)}`, { retriable: true, cause: err });
+      throw new NodewardenError('UNAVAILABLE', `ledger: redis append: ${errorMessage(err)}`, { retriable: true, cause: err });
     }
-    const failed = (res ?? []).find(([e]) => e !== null);
-    if (failed?.[0]) throw new NodewardenError('UNAVAILABLE', `ledger: redis XADD: ${failed[0].message}`, { retriable: true, cause: failed[0] });
   }
 }

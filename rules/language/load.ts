@@ -9,7 +9,10 @@ import { parseAllDocuments } from 'yaml';
 import type { InputProblem } from '../../core/errors.js';
 import { PoisonInputError } from '../../core/errors.js';
 import { packageRoot } from '../../core/paths.js';
-import { compileDocument } from './compile.js';
+import { isRecord } from '../../core/records.js';
+import type { XidCatalogue } from '../xid/catalogue.js';
+import { XID_CATALOGUE_KIND, parseXidCatalogue } from '../xid/catalogue.js';
+import { API_VERSION, compileDocument } from './compile.js';
 import type { CompiledRule, RuleSet } from './types.js';
 
 export type { RuleSet } from './types.js';
@@ -41,7 +44,8 @@ export function ruleFiles(pathOrPaths: string | string[], problems: InputProblem
   return out;
 }
 
-function parseInto(text: string, source: string, problems: InputProblem[]): CompiledRule[] {
+/** A pack file may also hold the Xid catalogue (`kind: XidCatalogue`, at most one per load). */
+function parseInto(text: string, source: string, problems: InputProblem[], catalogues: XidCatalogue[]): CompiledRule[] {
   const docs = parseAllDocuments(text, { prettyErrors: true });
   const list = Array.isArray(docs) ? docs : [docs];
   const out: CompiledRule[] = [];
@@ -52,26 +56,35 @@ function parseInto(text: string, source: string, problems: InputProblem[]): Comp
     }
     const js: unknown = d.toJS();
     if (js === null || js === undefined) continue;
+    if (isRecord(js) && js.kind === XID_CATALOGUE_KIND) {
+      if (js.apiVersion !== API_VERSION) problems.push({ path: `${source}#/apiVersion`, message: `must be ${API_VERSION}` });
+      const cat = parseXidCatalogue(js, source, problems);
+      if (cat !== null) catalogues.push(cat);
+      continue;
+    }
     out.push(...compileDocument(js, source, problems));
   }
   return out;
 }
 
-function build(rules: CompiledRule[], problems: InputProblem[], where: string): RuleSet {
+function build(rules: CompiledRule[], catalogues: XidCatalogue[], problems: InputProblem[], where: string): RuleSet {
   const byId = new Map<string, CompiledRule>();
   for (const r of rules) {
     const prev = byId.get(r.id);
     if (prev) problems.push({ path: `${r.source}#${r.id}/id`, message: `duplicate rule id (also in ${prev.source})` });
     else byId.set(r.id, r);
   }
+  if (catalogues.length > 1) problems.push({ path: where, message: `${catalogues.length} Xid catalogues loaded; at most one is allowed` });
   if (problems.length > 0) throw new PoisonInputError('RULE_INVALID', where, problems);
-  return { rules, byId };
+  const xidCatalogue = catalogues[0];
+  return xidCatalogue === undefined ? { rules, byId } : { rules, byId, xidCatalogue };
 }
 
 /** Parses rule text (one or more YAML documents). Throws PoisonInputError(RULE_INVALID) listing every problem. */
 export function parseRules(text: string, source: string): RuleSet {
   const problems: InputProblem[] = [];
-  return build(parseInto(text, source, problems), problems, source);
+  const catalogues: XidCatalogue[] = [];
+  return build(parseInto(text, source, problems, catalogues), catalogues, problems, source);
 }
 
 /** Loads a file, a directory of rule files, or a list of either; all or nothing. */
@@ -79,6 +92,7 @@ export function loadRules(pathOrPaths: string | string[]): RuleSet {
   const problems: InputProblem[] = [];
   const files = ruleFiles(pathOrPaths, problems);
   const rules: CompiledRule[] = [];
+  const catalogues: XidCatalogue[] = [];
   for (const f of files) {
     let text: string;
     try {
@@ -87,7 +101,7 @@ export function loadRules(pathOrPaths: string | string[]): RuleSet {
       problems.push({ path: f, message: `cannot read: ${(err as Error).message}` });
       continue;
     }
-    rules.push(...parseInto(text, f, problems));
+    rules.push(...parseInto(text, f, problems, catalogues));
   }
-  return build(rules, problems, Array.isArray(pathOrPaths) ? pathOrPaths.join(', ') : pathOrPaths);
+  return build(rules, catalogues, problems, Array.isArray(pathOrPaths) ? pathOrPaths.join(', ') : pathOrPaths);
 }

@@ -9,6 +9,7 @@ import type { EventEnvelope, EventType } from '../../core/envelope.js';
 import type { FieldGetter } from './fields.js';
 import type { Predicate } from './predicates.js';
 import type { Template } from './template.js';
+import type { XidCatalogue } from '../xid/catalogue.js';
 
 /** Which events a leaf listens to: per event type, the predicate those events must satisfy. */
 export interface Matcher {
@@ -78,4 +79,6 @@ export interface CompiledRule {
 export interface RuleSet {
   rules: CompiledRule[];
   byId: Map<string, CompiledRule>;
+  /** The Xid catalogue, when one of the loaded files holds it (the shipped pack does). */
+  xidCatalogue?: XidCatalogue;
 }

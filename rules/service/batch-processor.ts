@@ -60,7 +60,18 @@ export interface BatchProcessorOptions {
   logger: Logger;
   /** Shared with the ticker so batches and ticks never interleave. */
   queue?: SerialQueue;
+  /**
+   * Evaluation while the shared state store (Redis) is unreachable: the same
+   * rules over this replica's own memory state and dedupe. Only its pages and
+   * resolves are submitted (remediation fails closed: the guard cannot answer
+   * either); the remediator sends them marked degraded. The batch still fails
+   * and is redelivered once the store is back, so nothing is lost.
+   */
+  degraded?: { engine: RuleEngine; deduper: EventDeduper };
 }
+
+/** Decisions a degraded evaluation may submit: telling a human, never touching the cluster. */
+const DEGRADED_ACTIONS = new Set(['page', 'resolve']);
 
 export interface BatchResult {
   consumed: number;
@@ -118,7 +129,14 @@ export class BatchProcessor {
     }
     let duplicates = valid.length - unique.length;
 
-    const claims = await this.o.deduper.claim(unique.map((e) => e.id));
+    let claims: Awaited<ReturnType<EventDeduper['claim']>>;
+    try {
+      claims = await this.o.deduper.claim(unique.map((e) => e.id));
+    } catch (err) {
+      metrics.batchFailures.inc();
+      await this.evaluateDegraded(unique, err);
+      throw err;
+    }
     const fresh = unique.filter((_, i) => claims[i] === 'claimed');
     const claimedIds = fresh.map((e) => e.id);
     const pending = unique.filter((_, i) => claims[i] === 'pending').map((e) => e.id);
@@ -135,10 +153,14 @@ export class BatchProcessor {
 
     let decisions: Decision[] = [];
     let records: LedgerRecord[] = [];
+    let storeDown: unknown;
     try {
       if (fresh.length > 0) {
         [decisions, records] = await this.queue.run(async () => {
-          const ds = await this.o.engine.process(fresh);
+          const ds = await this.o.engine.process(fresh).catch((err: unknown) => {
+            storeDown = err;
+            throw err;
+          });
           const all = ds.length > 0 ? await this.o.remediator.submit(ds, { redeliverable: true }) : [];
           const rs = all.filter((r) => !isRetryLater(r));
           if (this.o.ledger && rs.length > 0) await this.o.ledger.write(rs);
@@ -156,6 +178,7 @@ export class BatchProcessor {
       metrics.batchFailures.inc();
       if (err instanceof RetryLaterError) this.o.logger.info({ decisions: err.decisionIds }, 'decisions in flight elsewhere: the batch will be redelivered');
       await this.o.deduper.release(claimedIds).catch((e: unknown) => this.o.logger.warn({ err: errorMessage(e) }, 'could not release dedupe claims'));
+      if (storeDown !== undefined) await this.evaluateDegraded(fresh, storeDown);
       throw err;
     }
 
@@ -166,6 +189,34 @@ export class BatchProcessor {
     countRecords(metrics, records);
     metrics.batchDuration.observe(Number(process.hrtime.bigint() - started) / 1e9);
     return { consumed: messages.length, invalid: dead.length, duplicates, processed: fresh.length, decisions, records, maxEventTs };
+  }
+
+  /**
+   * The shared store failed: evaluate on this replica's memory state so pages
+   * still go out (each event once per replica), then let the batch fail as it
+   * would have. Never throws: the original error is what the caller sees.
+   */
+  private async evaluateDegraded(events: readonly EventEnvelope[], cause: unknown): Promise<void> {
+    const dg = this.o.degraded;
+    if (!dg || events.length === 0 || !isUnavailable(cause)) return;
+    try {
+      const claims = await dg.deduper.claim(events.map((e) => e.id));
+      const fresh = events.filter((_, i) => claims[i] === 'claimed');
+      if (fresh.length === 0) return;
+      this.o.metrics.degraded.inc(fresh.length);
+      const pages = await this.queue.run(async () => (await dg.engine.process(fresh)).filter((d) => DEGRADED_ACTIONS.has(d.action)));
+      await dg.deduper.confirm(fresh.map((e) => e.id));
+      this.o.logger.warn({ events: fresh.length, pages: pages.length, err: errorMessage(cause) }, 'state store unavailable: evaluated in degraded mode (pages only, no remediation)');
+      if (pages.length === 0) return;
+      const rs = await this.o.remediator.submit(pages, { redeliverable: true }).catch((err: unknown) => {
+        // the ledger shares the outage; the pages themselves were sent
+        this.o.logger.warn({ err: errorMessage(err) }, 'degraded pages: ledger write failed');
+        return [];
+      });
+      countRecords(this.o.metrics, rs);
+    } catch (err) {
+      this.o.logger.error({ err: errorMessage(err) }, 'degraded evaluation failed');
+    }
   }
 
   /** Time-driven rules (sustained, absent, window expiry). */
@@ -187,6 +238,13 @@ export class BatchProcessor {
       throw err;
     }
   }
+}
+
+/** An outage of a dependency (retriable UNAVAILABLE/TIMEOUT), not a bad batch. */
+function isUnavailable(err: unknown): boolean {
+  if (err instanceof NodewardenError) return err.retriable && (err.code === 'UNAVAILABLE' || err.code === 'TIMEOUT');
+  // client errors from ioredis (connection closed, max retries) are not wrapped by every adapter
+  return err instanceof Error;
 }
 
 function countRecords(metrics: EngineServiceMetrics, records: readonly LedgerRecord[]): void {

@@ -13,7 +13,7 @@
  */
 import type { Consumer, EachBatchPayload, Kafka } from 'kafkajs';
 import type { Clock } from '../../core/clock.js';
-import { errorMessage } from '../../core/errors.js';
+import { errorMessage, NodewardenError } from '../../core/errors.js';
 import type { Logger } from '../../core/logger.js';
 import type { BatchProcessor } from './batch-processor.js';
 import type { EngineServiceMetrics } from './metrics.js';
@@ -39,6 +39,16 @@ export interface EngineServiceOptions {
   watermarks?: WatermarkBoard;
   /** A partition with no batch for this long is idle and follows wall time (default 10 s). */
   idleMs?: number;
+  /** A batch running longer than this makes the replica not ready (default 60 s: 2× the action timeout). */
+  stallMs?: number;
+}
+
+/** What readiness needs to know about the consumer. */
+export interface ConsumerStatus {
+  joined: boolean;
+  crashed: string | null;
+  /** Why the consumer is not doing its job right now, or null when it is. */
+  problem: string | null;
 }
 
 export class EngineService {
@@ -51,35 +61,81 @@ export class EngineService {
   private readonly chunkSize: number;
   private readonly marks: PartitionWatermarks;
   private readonly board: WatermarkBoard;
+  private readonly sessionTimeoutMs: number;
+  /** When the running batch started (ms), or null between batches. */
+  private batchStartedAt: number | null = null;
+  /** Last successful heartbeat or batch (ms): a silent broker shows as its age. */
+  private lastContact = 0;
+  /** First failure of the current run of failed batches, and the last error. */
+  private failing: { since: number; error: string; count: number } | null = null;
 
   constructor(private readonly o: EngineServiceOptions) {
     this.chunkSize = o.chunkSize ?? 500;
     this.marks = new PartitionWatermarks(o.clock, o.idleMs ?? 10_000);
     this.board = o.watermarks ?? new LocalWatermarkBoard();
+    this.sessionTimeoutMs = o.sessionTimeoutMs ?? 10_000;
   }
 
-  /** Joined the group and not crashed. */
+  /** Joined the group, not crashed, not stalled, batches not failing. */
   get ready(): boolean {
-    return this.joined && this.crashed === null;
+    return this.status.problem === null;
   }
 
-  get status(): { joined: boolean; crashed: string | null } {
-    return { joined: this.joined, crashed: this.crashed };
+  get status(): ConsumerStatus {
+    return { joined: this.joined, crashed: this.crashed, problem: this.problem() };
+  }
+
+  private problem(): string | null {
+    const now = this.o.clock.now();
+    if (this.crashed !== null) return `consumer crashed: ${this.crashed}`;
+    if (!this.joined) return 'not a member of the consumer group (joining, rebalancing or broker unreachable)';
+    if (this.batchStartedAt !== null && now - this.batchStartedAt > (this.o.stallMs ?? 60_000)) {
+      return `consumer stalled: one batch has been running for ${Math.round((now - this.batchStartedAt) / 1000)} s`;
+    }
+    // heartbeats run every session/10 while the group is healthy; none for a whole session means the coordinator is gone
+    if (this.lastContact > 0 && now - this.lastContact > this.sessionTimeoutMs) {
+      return `no heartbeat for ${Math.round((now - this.lastContact) / 1000)} s: broker unreachable or consumer evicted`;
+    }
+    if (this.failing !== null) return `${this.failing.count} batch(es) failed in a row since ${new Date(this.failing.since).toISOString()}: ${this.failing.error}`;
+    return null;
   }
 
   async start(): Promise<void> {
-    const sessionTimeout = this.o.sessionTimeoutMs ?? 10_000;
+    try {
+      await this.connect();
+    } catch (err) {
+      // a retried start must not leave a half-connected consumer behind
+      const c = this.consumer;
+      this.consumer = undefined;
+      await c?.disconnect().catch(() => undefined);
+      throw err;
+    }
+    const tickMs = this.o.tickMs ?? 1000;
+    if (tickMs > 0) {
+      this.tickTimer = setInterval(() => this.tick(), tickMs);
+      this.tickTimer.unref();
+    }
+  }
+
+  private async connect(): Promise<void> {
+    const sessionTimeout = this.sessionTimeoutMs;
     const consumer = this.o.kafka.consumer({
       groupId: this.o.groupId,
       sessionTimeout,
       rebalanceTimeout: Math.max(sessionTimeout, 10_000),
       heartbeatInterval: Math.max(100, Math.floor(sessionTimeout / 10)),
+      // heartbeats go out between fetches: an idle fetch must return well within the session
+      maxWaitTimeInMs: Math.min(5000, Math.floor(sessionTimeout / 3)),
       retry: { retries: Number.MAX_SAFE_INTEGER, initialRetryTime: 300, maxRetryTime: 10_000 },
     });
     this.consumer = consumer;
-    const { GROUP_JOIN, CRASH, REBALANCING, STOP } = consumer.events;
+    const { GROUP_JOIN, CRASH, REBALANCING, STOP, HEARTBEAT } = consumer.events;
+    consumer.on(HEARTBEAT, () => {
+      this.lastContact = this.o.clock.now();
+    });
     consumer.on(GROUP_JOIN, (e) => {
       this.joined = true;
+      this.lastContact = this.o.clock.now();
       this.crashed = null;
       this.marks.assign(e.payload.memberAssignment[this.o.topic] ?? []);
       this.o.logger.info({ memberId: e.payload.memberId, assignment: e.payload.memberAssignment }, 'joined consumer group');
@@ -105,10 +161,41 @@ export class EngineService {
       partitionsConsumedConcurrently: 1,
       eachBatch: (payload) => this.eachBatch(payload),
     });
-    const tickMs = this.o.tickMs ?? 1000;
-    if (tickMs > 0) {
-      this.tickTimer = setInterval(() => this.tick(), tickMs);
-      this.tickTimer.unref();
+  }
+
+  /**
+   * Processes one chunk while heartbeating on a timer: a slow action (up to the
+   * 30 s action timeout) must not get this replica evicted from the group
+   * (session timeout 10 s), which would stall every partition it holds.
+   */
+  private async processChunk(p: EachBatchPayload, raw: RawMessage[]): Promise<Awaited<ReturnType<BatchProcessor['process']>>> {
+    const every = Math.max(100, Math.floor(this.sessionTimeoutMs / 5));
+    const hb = setInterval(() => {
+      p.heartbeat().catch((err: unknown) => this.o.logger.warn({ err: errorMessage(err) }, 'heartbeat during a batch failed'));
+    }, every);
+    this.batchStartedAt = this.o.clock.now();
+    try {
+      const res = await this.o.processor.process(raw);
+      this.failing = null;
+      this.lastContact = this.o.clock.now();
+      return res;
+    } catch (err) {
+      const code = err instanceof NodewardenError ? err.code : 'INTERNAL';
+      // another replica's work in flight is normal hand-over, not a failing consumer
+      if (code !== 'CONFLICT') {
+        const now = this.o.clock.now();
+        this.failing = { since: this.failing?.since ?? now, error: errorMessage(err), count: (this.failing?.count ?? 0) + 1 };
+      }
+      // lag keeps growing while batches fail: show it
+      const first = raw[0];
+      if (first) {
+        const lag = BigInt(p.batch.highWatermark) - BigInt(first.offset);
+        this.o.metrics.lag.set({ topic: p.batch.topic, partition: String(p.batch.partition) }, Number(lag > 0n ? lag : 0n));
+      }
+      throw err;
+    } finally {
+      clearInterval(hb);
+      this.batchStartedAt = null;
     }
   }
 
@@ -125,7 +212,7 @@ export class EngineService {
         key: m.key ? m.key.toString('utf8') : null,
         value: m.value ? m.value.toString('utf8') : null,
       }));
-      const res = await this.o.processor.process(raw);
+      const res = await this.processChunk(p, raw);
       const last = chunk[chunk.length - 1];
       if (!last) continue;
       p.resolveOffset(last.offset);

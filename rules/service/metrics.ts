@@ -21,6 +21,8 @@ export interface EngineServiceMetrics {
   decisions: Counter<'rule' | 'action' | 'outcome'>;
   batchFailures: Counter<string>;
   tickFailures: Counter<string>;
+  /** Events evaluated on replica-local state because the shared store was unreachable. */
+  degraded: Counter<string>;
   /** How far the tick runs behind wall time (event time while lagging); -1 while held. */
   tickDelay: Gauge<string>;
 }
@@ -64,6 +66,13 @@ export function engineServiceMetrics(registry: Registry): EngineServiceMetrics {
     ),
     tickFailures: reuse(registry, 'nodewarden_engine_tick_failures_total', () =>
       new Counter({ name: 'nodewarden_engine_tick_failures_total', help: 'Periodic ticks that failed.', registers }),
+    ),
+    degraded: reuse(registry, 'nodewarden_engine_degraded_events_total', () =>
+      new Counter({
+        name: 'nodewarden_engine_degraded_events_total',
+        help: 'Events evaluated in degraded mode (shared state store unreachable): pages only, no remediation; the batch is redelivered.',
+        registers,
+      }),
     ),
     tickDelay: reuse(registry, 'nodewarden_engine_tick_delay_seconds', () =>
       new Gauge({

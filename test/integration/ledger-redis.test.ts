@@ -53,4 +53,19 @@ describe('ledger: Redis stream', function () {
     const newest = await new RedisLedgerReader(redis, 'ledgertest2:').query({ limit: 1 });
     expect(newest[0]!.reason).to.equal('r999');
   });
+
+  it('is idempotent per decision attempt: a redelivered or retried write appends nothing new (one decision, one record)', async () => {
+    const ledger = new RedisStreamLedger({ redis, keyPrefix: 'ledgertest3:' });
+    const d1 = rec(1, { decisionId: 'd1', outcome: 'failed', guard: null });
+    const d1retry = rec(2, { decisionId: 'd1', outcome: 'executed', guard: null, details: { attempt: 2 } });
+    const d2 = rec(3, { decisionId: 'd2' });
+    const noId = rec(4);
+    await ledger.write([d1, d2]);
+    await ledger.write([d1, d2]); // a batch redelivered after its commit was lost
+    await ledger.write([d1, d1retry, d2, noId]);
+    await ledger.write([d1retry, noId]);
+    const all = (await new RedisLedgerReader(redis, 'ledgertest3:').query({ limit: 100 })) as LedgerRecord[];
+    expect(all.map((r) => `${r.decisionId ?? '-'}:${r.outcome}`).sort()).to.deep.equal(['-:executed', '-:executed', 'd1:executed', 'd1:failed', 'd2:denied']);
+    expect(await redis.xlen(ledger.key)).to.equal(5);
+  });
 });

@@ -3,6 +3,7 @@ import { expect } from 'chai';
 import type { LedgerRecord } from '../../../core/decision.js';
 import { JsonlLedgerSink } from '../../../remediations/ledger/jsonl-sink.js';
 import { MemoryLedger } from '../../../remediations/ledger/memory-ledger.js';
+import { MemoryLedgerReader } from '../../../control/backend.js';
 import { buildLedgerRecord } from '../../../remediations/ledger/record.js';
 import { cordon, decision } from './fake-cluster.js';
 
@@ -64,5 +65,22 @@ describe('ledger', () => {
     expect(lines).to.have.length(3);
     expect(lines[2]).to.equal('');
     expect(JSON.parse(lines[0]!)).to.deep.equal(rec(1));
+  });
+});
+
+describe('ledger idempotency (one decision attempt, one record)', () => {
+  it('memory sinks append a record once per decision id and attempt; records without a decision id always', async () => {
+    const base = { ts: '2026-11-21T10:00:00.000Z', rule: 'r', action: 'cordon' as const, target: { kind: 'Node' as const, name: 'n1' }, reason: 'x', guard: null };
+    const a = { ...base, outcome: 'failed' as const, decisionId: 'd1' };
+    const retry = { ...base, outcome: 'executed' as const, decisionId: 'd1', details: { attempt: 2 } };
+    const noId = { ...base, outcome: 'executed' as const };
+    const mem = new MemoryLedger();
+    await mem.write([a, a]);
+    await mem.write([a, retry, retry, noId, noId]);
+    expect(mem.records.map((r) => r.outcome)).to.deep.equal(['failed', 'executed', 'executed', 'executed']);
+    const reader = new MemoryLedgerReader();
+    await reader.append([a, retry]);
+    await reader.append([a, retry]);
+    expect(reader.entries).to.have.length(2);
   });
 });

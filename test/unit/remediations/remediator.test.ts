@@ -137,9 +137,9 @@ describe('remediator', () => {
       await remediator.submit([d, d, cordon('gpu-000')]);
       await remediator.flush();
       expect(exec.calls).to.have.length(1);
+      // one decision, one ledger record: the replay of `same` is returned as suppressed but not written again
       expect(ledger.records.map((r) => [r.outcome, r.guard])).to.deep.equal([
         ['executed', null],
-        ['suppressed', 'idempotency'],
         ['suppressed', 'cooldown'],
       ]);
       expect(pager.sent).to.have.length(0);
@@ -160,7 +160,7 @@ describe('remediator', () => {
       expect(st.breakers.find((b) => b.action === 'cordon')?.state).to.equal('open');
     });
 
-    it('fails closed when the guard is unreachable: no action, a denial, a page attempt', async () => {
+    it('fails closed when the guard is unreachable: no action, a denial, and the denial page goes out marked degraded', async () => {
       const broken: Guard = {
         authorize: () => Promise.reject(new Error('ECONNREFUSED')),
         settle: () => Promise.resolve(),
@@ -171,8 +171,68 @@ describe('remediator', () => {
       expect(recs[0]!.details?.guardReason).to.contain('ECONNREFUSED');
       const pages = await remediator.flush();
       expect(exec.calls).to.have.length(0);
-      expect(pages[0]).to.include({ action: 'page', outcome: 'denied', guard: 'guardUnavailable' });
+      expect(pages[0]).to.include({ action: 'page', outcome: 'executed', guard: null });
+      expect(pages[0]!.details?.degraded).to.contain('ECONNREFUSED');
+      expect(pager.sent).to.have.length(1);
+      expect(pager.sent[0]!.summary).to.match(/^\[degraded: guard unavailable: ECONNREFUSED\]/);
+    });
+
+    it('pages of a rule still go out, marked degraded, while the guard is unreachable; remediation stays off', async () => {
+      const broken: Guard = { authorize: () => Promise.reject(new Error('redis down')), settle: () => Promise.resolve() };
+      const { exec, pager, remediator } = setup({ guardImpl: broken });
+      const recs = await remediator.submit([
+        cordon('gpu-001'),
+        decision({ action: 'page', rule: 'gpu-xid-fatal', severity: 'critical', dedupKey: 'gpu-xid-fatal:gpu-001', target: { kind: 'Node', name: 'gpu-001' } }),
+      ]);
+      expect(recs.map((r) => [r.action, r.outcome])).to.deep.equal([
+        ['cordon', 'denied'],
+        ['page', 'executed'],
+      ]);
+      expect(recs[1]!.details?.degraded).to.contain('redis down');
+      expect(exec.calls).to.have.length(0);
+      expect(pager.sent.map((p) => p.dedupKey)).to.deep.equal(['gpu-xid-fatal:gpu-001']);
+      expect(pager.sent[0]!.summary).to.contain('[degraded: guard unavailable: redis down]');
+    });
+
+    it('retries a failed cordon with back-off until it is carried out, once (same decision id)', async () => {
+      const { clock, exec, cluster, ledger, pager, remediator } = setup();
+      exec.failNext = 2;
+      const first = await remediator.submit([cordon('gpu-007', { id: 'xid79:gpu-007', group: { pool: 'h100-train' } })]);
+      expect(first[0]).to.include({ outcome: 'failed' });
+      expect(remediator.pendingRetries).to.equal(1);
+      // not due yet
+      expect(await remediator.flush()).to.deep.equal([]);
+      for (let i = 0; i < 4 && remediator.pendingRetries > 0; i++) {
+        clock.advance(60_000);
+        await remediator.flush();
+      }
+      expect(remediator.pendingRetries).to.equal(0);
+      expect(cluster.unavailableCount()).to.equal(1);
+      expect(exec.calls.map((d) => d.id)).to.deep.equal(['xid79:gpu-007', 'xid79:gpu-007', 'xid79:gpu-007']);
+      expect(ledger.records.map((r) => r.outcome)).to.deep.equal(['failed', 'failed', 'executed']);
+      expect(ledger.records.map((r) => r.details?.attempt ?? 1)).to.deep.equal([1, 2, 3]);
       expect(pager.sent).to.have.length(0);
+    });
+
+    it('pages once that an action could not be carried out when its retries run out', async () => {
+      const { clock, exec, cluster, ledger, pager, remediator } = setup();
+      exec.failNext = 1000;
+      await remediator.submit([cordon('gpu-008', { id: 'a', group: { pool: 'h100-train' } }), cordon('gpu-009', { id: 'b', group: { pool: 'h100-train' } })]);
+      for (let i = 0; i < 10; i++) {
+        clock.advance(61_000);
+        await remediator.flush();
+      }
+      expect(remediator.pendingRetries).to.equal(0);
+      expect(cluster.unavailableCount()).to.equal(0);
+      // 5 attempts each, then the breaker (3 failures) stops some of them: never more than 5 calls per decision
+      const perDecision = (id: string): number => exec.calls.filter((d) => d.id === id).length;
+      expect(perDecision('a')).to.be.within(1, 5);
+      expect(perDecision('b')).to.be.within(1, 5);
+      const pages = ledger.records.filter((r) => r.action === 'page');
+      expect(pages).to.have.length(1);
+      expect(pager.sent).to.have.length(1);
+      expect(pager.sent[0]!.summary).to.contain('2 cordon action(s) of rule gpu-xid-fatal in pool=h100-train could not be carried out: gpu-008, gpu-009');
+      expect(pager.sent[0]!.severity).to.equal('critical');
     });
 
     it('records a decision with no executor as failed, without acting', async () => {

@@ -127,11 +127,14 @@ describe('crash recovery: no lost and no duplicate actions', () => {
     expect(cordons(bLedger.records).map((r) => r.outcome)).to.deep.equal(['executed']);
     expect(s.cluster.getNode('gpu-007')?.unschedulable).to.equal(true);
 
-    // a further redelivery (the commit was lost) is suppressed: never twice
-    await s.deduper.release(['e-1']);
-    await b.processor.process(batch);
+    // further redeliveries (the commit was lost) are suppressed: never acted twice, never recorded twice
+    for (let i = 0; i < 3; i++) {
+      await s.deduper.release(['e-1']);
+      const again = await b.processor.process(batch);
+      expect(again.records.filter((r) => r.action === 'cordon').map((r) => r.guard)).to.deep.equal(['idempotency']);
+    }
     expect(bExec.calls).to.have.length(1);
-    expect(cordons(bLedger.records).map((r) => `${r.outcome}/${r.guard ?? '-'}`)).to.deep.equal(['executed/-', 'suppressed/idempotency']);
+    expect(cordons(bLedger.records).map((r) => `${r.outcome}/${r.guard ?? '-'}`)).to.deep.equal(['executed/-']);
   });
 
   it('a ledger write that fails fails the batch; the redelivery acts again idempotently and the record reaches the ledger exactly once', async () => {
@@ -171,8 +174,8 @@ describe('crash recovery: no lost and no duplicate actions', () => {
     sink.failing = false;
     await r.processor.process(batch);
     await s.deduper.release(['g-1']);
-    await r.processor.process(batch); // once more after the ledger is fine: suppressed, not denied again
-    expect(cordons(sink.records).map((x) => `${x.outcome}/${x.guard ?? '-'}`)).to.deep.equal(['denied/maxUnavailable', 'suppressed/idempotency']);
+    await r.processor.process(batch); // once more after the ledger is fine: suppressed, not denied again, not recorded again
+    expect(cordons(sink.records).map((x) => `${x.outcome}/${x.guard ?? '-'}`)).to.deep.equal(['denied/maxUnavailable']);
   });
 
   it('records a tick (not redelivered) could not write are kept and written first at the next submit', async () => {
