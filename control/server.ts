@@ -7,6 +7,9 @@
  *   /api/v1/...     the authenticated control API (docs/control-api.md)
  *   GET  /          the operator's console (docs/console.md): static files
  *                   that read the control API with the operator's token
+ *   POST /webhooks/<name>  signed callbacks (PagerDuty v3 webhooks, Slack
+ *                   interactivity): no bearer token, each handler verifies
+ *                   its own signature over the raw body (docs/paging.md)
  *
  * Every error is JSON `{error: {code, message, problems}}`: 400 for a
  * malformed request, 401 without or with a bad token, 403 for a read-only
@@ -44,6 +47,17 @@ export interface EngineHttpOptions {
   maxBodyBytes?: number;
   /** The console's files (default: the ones shipped in control/console/). */
   console?: ConsoleAssets;
+  /** Signed callbacks by name (`/webhooks/<name>`): raw body and headers in, JSON out. */
+  webhooks?: Record<string, WebhookHandler>;
+  /** More authenticated control API routes (control/paging-routes.ts). */
+  extraRoutes?: (h: RouteHelpers) => Route[];
+}
+
+export type WebhookHandler = (body: Buffer, headers: http.IncomingHttpHeaders) => Promise<{ status: number; body: unknown }>;
+
+/** What extra routes get from the server: the error for a bad request. */
+export interface RouteHelpers {
+  invalid: (message: string, problems: InputProblem[]) => HttpError;
 }
 
 const STATUS: Record<ErrorCode, number> = {
@@ -79,7 +93,7 @@ function invalid(message: string, problems: InputProblem[]): HttpError {
   return new HttpError('REQUEST_INVALID', message, problems);
 }
 
-interface Ctx {
+export interface Ctx {
   req: http.IncomingMessage;
   url: URL;
   principal: Principal;
@@ -97,7 +111,7 @@ export interface RouteInfo {
   /** A concrete path the pattern matches (for tests and docs), e.g. /api/v1/rules/my-rule/disable. */
   example: string;
 }
-interface Route extends RouteInfo {
+export interface Route extends RouteInfo {
   handler: (ctx: Ctx, params: string[]) => Promise<unknown>;
 }
 
@@ -110,7 +124,7 @@ export class EngineHttpServer {
   constructor(private readonly o: EngineHttpOptions) {
     this.maxBody = o.maxBodyBytes ?? 64 * 1024;
     this.console = o.console ?? new ConsoleAssets();
-    this.routes = this.apiRoutes();
+    this.routes = [...this.apiRoutes(), ...(o.extraRoutes?.({ invalid }) ?? [])];
     this.server = http.createServer((req, res) => {
       this.handle(req, res).catch((err: unknown) => {
         o.logger.error({ err: errorMessage(err) }, 'http handler failed');
@@ -163,6 +177,14 @@ export class EngineHttpServer {
       if (isConsolePath(url.pathname)) {
         if (method !== 'GET' && method !== 'HEAD') throw new HttpError('REQUEST_INVALID', `method ${method} not allowed on ${url.pathname}`, [], 405, { allow: 'GET, HEAD' });
         this.asset(req, url.pathname, method, res);
+        return;
+      }
+      if (url.pathname.startsWith('/webhooks/')) {
+        const hook = this.o.webhooks?.[url.pathname.slice('/webhooks/'.length)];
+        if (!hook) throw new HttpError('NOT_FOUND', `no such endpoint: ${url.pathname}`);
+        if (method !== 'POST') throw new HttpError('REQUEST_INVALID', `method ${method} not allowed on ${url.pathname}`, [], 405, { allow: 'POST' });
+        const out = await hook(await this.readRaw(req), req.headers);
+        sendJson(res, out.status, out.body);
         return;
       }
       if (url.pathname.startsWith('/api/')) {
@@ -344,7 +366,20 @@ export class EngineHttpServer {
   }
 
   /** JSON body, or undefined when empty. */
-  private readBody(req: http.IncomingMessage): Promise<unknown> {
+  private async readBody(req: http.IncomingMessage): Promise<unknown> {
+    const text = (await this.readRaw(req)).toString('utf8');
+    if (text.trim().length === 0) return undefined;
+    const ct = req.headers['content-type'];
+    if (ct !== undefined && !/^application\/(.+\+)?json\b/i.test(ct)) throw invalid(`content-type must be application/json, got "${ct}"`, [{ path: '', message: 'not JSON' }]);
+    try {
+      return JSON.parse(text);
+    } catch (err) {
+      throw invalid('request body is not valid JSON', [{ path: '', message: errorMessage(err) }]);
+    }
+  }
+
+  /** The raw body (signatures are over these exact bytes), bounded by maxBodyBytes. */
+  private readRaw(req: http.IncomingMessage): Promise<Buffer> {
     return new Promise((resolve, reject) => {
       const chunks: Buffer[] = [];
       let size = 0;
@@ -361,22 +396,7 @@ export class EngineHttpServer {
       });
       req.on('error', reject);
       req.on('end', () => {
-        if (failed) return;
-        const text = Buffer.concat(chunks).toString('utf8');
-        if (text.trim().length === 0) {
-          resolve(undefined);
-          return;
-        }
-        const ct = req.headers['content-type'];
-        if (ct !== undefined && !/^application\/(.+\+)?json\b/i.test(ct)) {
-          reject(invalid(`content-type must be application/json, got "${ct}"`, [{ path: '', message: 'not JSON' }]));
-          return;
-        }
-        try {
-          resolve(JSON.parse(text));
-        } catch (err) {
-          reject(invalid('request body is not valid JSON', [{ path: '', message: errorMessage(err) }]));
-        }
+        if (!failed) resolve(Buffer.concat(chunks));
       });
     });
   }

@@ -71,8 +71,29 @@ export interface NodewardenConfig {
     slack: { webhookUrlFile: string | null; webhookUrlEnv: string; minIntervalMs: number } | null;
   };
   control: { tokensFile: string | null };
+  /** Paging as incidents (remediations/incidents, docs/paging.md). */
+  incidents: IncidentsConfig;
   /** Scheduled operations jobs of the engine (control/jobs, docs/jobs.md). */
   jobs: JobsConfig;
+}
+
+export interface IncidentsConfig {
+  /** Group pages into incidents (default true); false: every page is sent as it comes. */
+  enabled: boolean;
+  /** Grouping labels; `rule` is the rule id (default [rule, pool]). */
+  groupBy: string[];
+  groupWait: string;
+  groupInterval: string;
+  repeatInterval: string;
+  /** An acknowledged incident holds further automated actions on its group. */
+  holdOnAck: boolean;
+  keepResolved: string;
+  /** PagerDuty v3 webhooks (acknowledge/resolve), verified with the subscription's signing secret. */
+  pagerdutyWebhook: { secretFile: string | null; secretEnv: string; maxAge: string } | null;
+  /** Actions a person approves first (remediations/approvals). */
+  approvals: { requiredFor: Array<'cordon' | 'uncordon' | 'rollback'>; timeout: string; onTimeout: 'deny' | 'approve' };
+  /** Slack interactivity (Approve/Deny buttons), verified with the app's signing secret. */
+  slackInteractivity: { signingSecretFile: string | null; signingSecretEnv: string } | null;
 }
 
 /** One scheduled job: a 5-field cron expression (6 with seconds) and a run timeout. */
@@ -147,6 +168,18 @@ export const DEFAULT_CONFIG: NodewardenConfig = {
   },
   pager: { pagerduty: null, slack: null },
   control: { tokensFile: null },
+  incidents: {
+    enabled: true,
+    groupBy: ['rule', 'pool'],
+    groupWait: '0s',
+    groupInterval: '1m',
+    repeatInterval: '4h',
+    holdOnAck: true,
+    keepResolved: '7d',
+    pagerdutyWebhook: null,
+    approvals: { requiredFor: ['rollback'], timeout: '15m', onTimeout: 'deny' },
+    slackInteractivity: null,
+  },
   jobs: {
     enabled: true,
     timezone: 'UTC',
@@ -226,6 +259,18 @@ export const CONFIG_SCHEMA = obj({
     slack: { anyOf: [{ type: 'null' }, obj({ webhookUrlFile: nstr, webhookUrlEnv: str, minIntervalMs: { type: 'integer', minimum: 0, maximum: 60_000 } })] },
   }),
   control: obj({ tokensFile: nstr }),
+  incidents: obj({
+    enabled: { type: 'boolean' },
+    groupBy: { type: 'array', minItems: 1, items: { type: 'string', minLength: 1 } },
+    groupWait: duration,
+    groupInterval: duration,
+    repeatInterval: duration,
+    holdOnAck: { type: 'boolean' },
+    keepResolved: duration,
+    pagerdutyWebhook: { anyOf: [{ type: 'null' }, obj({ secretFile: nstr, secretEnv: str, maxAge: duration })] },
+    approvals: obj({ requiredFor: { type: 'array', items: { enum: ['cordon', 'uncordon', 'rollback'] } }, timeout: duration, onTimeout: { enum: ['deny', 'approve'] } }),
+    slackInteractivity: { anyOf: [{ type: 'null' }, obj({ signingSecretFile: nstr, signingSecretEnv: str })] },
+  }),
   jobs: obj({
     enabled: { type: 'boolean' },
     timezone: { type: 'string', minLength: 1 },

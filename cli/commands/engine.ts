@@ -16,7 +16,7 @@ import { describeStartup, StartupRunner } from '../../core/backoff.js';
 import type { StartupStep } from '../../core/backoff.js';
 import { systemClock } from '../../core/clock.js';
 import type { ClusterView } from '../../core/cluster.js';
-import { loadConfig } from '../../adapters/config-file.js';
+import { loadConfig, readSecret } from '../../adapters/config-file.js';
 import type { NodewardenConfig } from '../../core/config.js';
 import { parseDuration } from '../../core/duration.js';
 import { errorMessage, PoisonInputError } from '../../core/errors.js';
@@ -56,6 +56,14 @@ import { createPagerExecutor } from '../../remediations/pager/pager-executor.js'
 import { createRecordingPager } from '../../remediations/pager/recording-pager.js';
 import type { ControllableGuard, Executor } from '../../remediations/ports.js';
 import { createSimulatedCluster, loadClusterFile } from '../../remediations/simulated/index.js';
+import { MemoryDocStore } from '../../remediations/incidents/doc-store.js';
+import { RedisDocStore } from '../../remediations/incidents/redis-doc-store.js';
+import { incidentPagingFromConfig } from '../../remediations/incidents/from-config.js';
+import { createPagerDutyWebhook } from '../../remediations/webhooks/pagerduty-webhook.js';
+import { createSlackInteractivity } from '../../remediations/webhooks/slack-interactivity.js';
+import { webhookMetrics } from '../../remediations/webhooks/metrics.js';
+import type { WebhookHandler } from '../../control/server.js';
+import { pagingRoutes } from '../../control/paging-routes.js';
 import { createControlBackend, MemoryLedgerReader } from '../../control/backend.js';
 import type { LedgerReader } from '../../control/backend.js';
 import { RedisLedgerReader } from '../../control/redis-ledger-reader.js';
@@ -230,6 +238,9 @@ export async function run(argv: string[]): Promise<number> {
     ledgerSinks.push({ name: 'memory', write: (rs) => memoryLedger.append(rs) });
     ledgerReader = memoryLedger;
   }
+  // paging state (incidents, silences, webhook event ids): shared by every replica through Redis
+  const pagingStore = redis ? new RedisDocStore(redis, prefix) : new MemoryDocStore(clock);
+  const { incidents, silences, approvals } = incidentPagingFromConfig(config, pagingStore, clock);
   const remediator = createRemediator({
     guard,
     executors: [kubeExecutor, createPagerExecutor({ pagers, logger })],
@@ -238,7 +249,38 @@ export async function run(argv: string[]): Promise<number> {
     logger,
     registry,
     dryRun: config.guard.dryRun,
+    ...(incidents ? { incidents } : {}),
+    approvals,
   });
+  const webhooks: Record<string, WebhookHandler> = {};
+  const hookMetrics = webhookMetrics(registry);
+  const pdHook = config.incidents.pagerdutyWebhook;
+  if (pdHook && incidents) {
+    const raw = readSecret(pdHook.secretFile, pdHook.secretEnv);
+    if (!raw) throw new PoisonInputError('CONFIG_INVALID', 'incidents.pagerdutyWebhook', [{ path: '/incidents/pagerdutyWebhook', message: `no signing secret (set secretFile or $${pdHook.secretEnv})` }]);
+    // one secret per line: during a rotation both are accepted
+    const secrets = raw.split(/\r?\n/).map((l) => l.trim()).filter(Boolean);
+    const hook = createPagerDutyWebhook({
+      secrets,
+      incidents,
+      store: pagingStore,
+      record: async (rs) => {
+        await Promise.all(ledgerSinks.map((sink) => sink.write(rs)));
+      },
+      clock,
+      logger,
+      metrics: hookMetrics,
+      maxAgeMs: parseDuration(pdHook.maxAge),
+    });
+    webhooks.pagerduty = (body, headers) => hook.handle(body, headers);
+  }
+  const slackHook = config.incidents.slackInteractivity;
+  if (slackHook) {
+    const signingSecret = readSecret(slackHook.signingSecretFile, slackHook.signingSecretEnv);
+    if (!signingSecret) throw new PoisonInputError('CONFIG_INVALID', 'incidents.slackInteractivity', [{ path: '/incidents/slackInteractivity', message: `no signing secret (set signingSecretFile or $${slackHook.signingSecretEnv})` }]);
+    const hook = createSlackInteractivity({ signingSecret, approvals, store: pagingStore, clock, logger, metrics: hookMetrics });
+    webhooks.slack = (body, headers) => hook.handle(body, headers);
+  }
 
   // --- state, toggles, dedupe, engine
   // Refiring: a redelivered event re-derives the decisions of the episode it fired (refire-store.ts).
@@ -331,6 +373,8 @@ export async function run(argv: string[]): Promise<number> {
     registry,
     readiness,
     ...(tokens ? { control: { backend, tokens } } : {}),
+    webhooks,
+    extraRoutes: pagingRoutes({ ...(incidents ? { incidents } : {}), silences, approvals }),
     clock,
     logger,
   });

@@ -13,6 +13,7 @@ import { fileURLToPath } from 'node:url';
 import kafkajs from 'kafkajs';
 import type { Consumer, KafkaConfig } from 'kafkajs';
 import { freePort } from '../harness/ports.js';
+import { sharedKafka, sharedRedis } from './servers.js';
 
 const { Kafka, logLevel, Partitioners } = kafkajs;
 
@@ -68,6 +69,8 @@ export interface EngineConfig {
   redisExtra?: Record<string, unknown>;
   /** How long to wait for /readyz (default 60 s). */
   readyTimeoutMs?: number;
+  /** More config, merged over the above (e.g. `incidents`). */
+  extraConfig?: Record<string, unknown>;
 }
 
 /** Writes a config file and starts `nodewarden engine`; resolves once /readyz answers 200. */
@@ -81,6 +84,7 @@ export async function startEngine(cfg: EngineConfig, extraArgs: string[] = []): 
       redis: { url: cfg.redisUrl, keyPrefix: cfg.keyPrefix, passwordFile: null, ...cfg.redisExtra },
       engine: { groupId: cfg.groupId, store: 'redis' },
       control: { tokensFile: cfg.tokensFile ?? null },
+      ...cfg.extraConfig,
     }),
   );
   const port = await freePort();
@@ -205,4 +209,13 @@ export async function ctl(args: string[], env: Record<string, string>): Promise<
     p.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
     p.on('exit', (code) => resolve({ code, stdout, stderr }));
   });
+}
+
+/** Two engine replicas in one consumer group on the shared broker and Redis (4 partitions), and a follower of their ledger topic. */
+export async function startReplicaPair(topics: Topics, keyPrefix: string, extraConfig?: Record<string, unknown>): Promise<{ brokers: string[]; engines: EngineProc[]; ledger: TopicFollower }> {
+  const [kafka, redis] = await Promise.all([sharedKafka(), sharedRedis()]);
+  await kafka.createTopics([topics.signals, topics.deadLetter, topics.ledger], 4);
+  const cfg: EngineConfig = { brokers: kafka.brokers, redisUrl: redis.url, keyPrefix, groupId: `engine-${topics.signals}`, topics, ...(extraConfig ? { extraConfig } : {}) };
+  const engines = [await startEngine(cfg), await startEngine(cfg)];
+  return { brokers: kafka.brokers, engines, ledger: await new TopicFollower(kafka.brokers, topics.ledger).start() };
 }
