@@ -1,7 +1,7 @@
 /**
  * User-supplied regular expressions (rule `regex` predicates, `reason` in rule
  * tests) run on RE2 semantics: matching is linear in the input, so a pattern
- * such as `(a+)+$` cannot hang evaluation (ADR 0014). Constructs RE2 cannot run
+ * such as `(a+)+$` cannot hang evaluation (ADR 0015). Constructs RE2 cannot run
  * in linear time (backreferences, lookaround) are rejected at load with the
  * field's path, like any other invalid pattern.
  */

@@ -33,7 +33,7 @@ const HEX = '[0-9A-Fa-f]{1,8}';
 const LABEL = `[^()]{0,${MAX_LABEL}}`;
 const CHANGE_RE = new RegExp(`GPU recovery action changed from 0x(${HEX}) \\((${LABEL})\\) to 0x(${HEX}) \\((${LABEL})\\)`);
 
-/** A 1-8 digit hex number that is not zero, spelled without lookahead (rule patterns run on RE2, ADR 0014). */
+/** A 1-8 digit hex number that is not zero, spelled without lookahead (rule patterns run on RE2, ADR 0015). */
 const NONZERO_HEX = `(?:${Array.from({ length: 8 }, (_, k) => `0{0,${7 - k}}[1-9A-Fa-f]${k > 0 ? `[0-9A-Fa-f]{${k}}` : ''}`).join('|')})`;
 /**
  * Xid 154 text whose new recovery action is not None (0): the GPU needs a reset,
