@@ -9,9 +9,9 @@
  * containerd accepts the connection and never answers — the failure that
  * kubelet reports as "PLEG is not healthy" minutes later).
  *
- * Every probe opens a fresh channel and closes it: grpc-js would otherwise
- * apply its reconnect back-off to a channel that saw a refused connection and
- * report a recovered containerd as unreachable for up to two minutes.
+ * Every probe opens a fresh HTTP/2 connection and closes it, so a recovered
+ * containerd is seen at the next probe. The gRPC client is the minimal one in
+ * `grpc-unary.ts` (node:http2, hand-decoded protobuf), not grpc-js: see ADR 0010.
  */
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
@@ -19,7 +19,7 @@ import type { Collector, CollectorContext, CollectResult, Emit } from '../collec
 import type { ContainerdData, ContainerdState } from '../../core/envelope.js';
 import { packageRoot } from '../../core/paths.js';
 import { errorMessage } from '../../core/errors.js';
-import type * as GrpcJs from '@grpc/grpc-js';
+import { GrpcCode, GrpcError, openUnaryChannel, protoFields } from './grpc-unary.js';
 
 export const DEFAULT_CONTAINERD_SOCKET = 'unix:///run/containerd/containerd.sock';
 
@@ -55,63 +55,19 @@ export function resolveContainerdTarget(socket: string, hostRoot: string): { tar
 
 // ------------------------------------------------------------- gRPC plumbing
 
-type GrpcModule = typeof GrpcJs;
-
-interface Method {
-  path: string;
-  requestSerialize: (v: unknown) => Buffer;
-  responseDeserialize: (b: Buffer) => unknown;
-}
-interface Loaded {
-  grpc: GrpcModule;
-  healthCheck: Method;
-  criStatus: Method;
-}
-
-let loaded: Promise<Loaded> | undefined;
-
-/** The proto folder: .proto files are not compiled by tsc, so they are read from the source tree. */
+/** The proto folder (the wire contract this probe hand-decodes; the test server loads it). */
 export function protoDir(): string {
   return join(packageRoot(), 'agent', 'proto');
 }
 
-/** Loads grpc-js and the two protos once per process, lazily: an agent without containerd never pays for them. */
-function loadGrpc(): Promise<Loaded> {
-  loaded ??= (async () => {
-    const [grpc, protoLoader] = await Promise.all([import('@grpc/grpc-js'), import('@grpc/proto-loader')]);
-    const dir = protoDir();
-    const def = protoLoader.loadSync([join(dir, 'health.proto'), join(dir, 'cri-api.proto')], {
-      keepCase: false,
-      enums: String,
-      defaults: true,
-      longs: Number,
-    });
-    const method = (service: string, name: string): Method => {
-      const svc = def[service] as unknown as Record<string, Method> | undefined;
-      const m = svc?.[name];
-      if (!m) throw new Error(`containerd collector: ${service}/${name} missing from ${dir}`);
-      return m;
-    };
-    return { grpc, healthCheck: method('grpc.health.v1.Health', 'Check'), criStatus: method('runtime.v1.RuntimeService', 'Status') };
-  })();
-  loaded.catch(() => {
-    loaded = undefined;
-  });
-  return loaded;
-}
+const HEALTH_CHECK = '/grpc.health.v1.Health/Check';
+const CRI_STATUS = '/runtime.v1.RuntimeService/Status';
+/** HealthCheckResponse.ServingStatus. */
+const SERVING_STATUS = ['UNKNOWN', 'SERVING', 'NOT_SERVING', 'SERVICE_UNKNOWN'];
 
 interface GrpcFailure {
-  code: GrpcJs.status;
+  code: number;
   details: string;
-}
-
-function unary(client: GrpcJs.Client, m: Method, req: unknown, deadline: Date): Promise<unknown> {
-  return new Promise((resolve, reject) => {
-    client.makeUnaryRequest(m.path, m.requestSerialize, m.responseDeserialize, req, { deadline }, (err, value) => {
-      if (err) reject(err);
-      else resolve(value);
-    });
-  });
 }
 
 interface CriCondition {
@@ -119,6 +75,36 @@ interface CriCondition {
   status?: boolean;
   reason?: string;
   message?: string;
+}
+
+/** HealthCheckResponse { ServingStatus status = 1; } → the enum name. */
+export function decodeHealthCheckResponse(buf: Buffer): string {
+  let status = 0;
+  for (const f of protoFields(buf)) if (f.no === 1 && f.varint !== null) status = f.varint;
+  return SERVING_STATUS[status] ?? String(status);
+}
+
+/** StatusResponse { RuntimeStatus status = 1; } → RuntimeStatus { repeated RuntimeCondition conditions = 1; }. */
+export function decodeCriStatusResponse(buf: Buffer): CriCondition[] {
+  const conds: CriCondition[] = [];
+  for (const f of protoFields(buf)) {
+    if (f.no !== 1 || f.bytes === null) continue;
+    for (const g of protoFields(f.bytes)) {
+      if (g.no !== 1 || g.bytes === null) continue;
+      const c: CriCondition = { status: false };
+      for (const h of protoFields(g.bytes)) {
+        if (h.no === 2 && h.varint !== null) c.status = h.varint !== 0;
+        else if (h.bytes !== null) {
+          const text = h.bytes.toString('utf8');
+          if (h.no === 1) c.type = text;
+          else if (h.no === 3) c.reason = text;
+          else if (h.no === 4) c.message = text;
+        }
+      }
+      conds.push(c);
+    }
+  }
+  return conds;
 }
 
 /**
@@ -129,25 +115,21 @@ export async function probeContainerd(target: string, socketPath: string | null,
   if (socketPath !== null && !existsSync(socketPath)) {
     return { state: 'unreachable', socket: target, runtimeReady: null, networkReady: null, error: `no socket at ${socketPath}` };
   }
-  const { grpc, healthCheck, criStatus } = await loadGrpc();
   const started = now();
-  const deadline = new Date(Date.now() + deadlineMs);
-  const client = new grpc.Client(target, grpc.credentials.createInsecure(), {
-    // One attempt per probe; the probe interval is the retry policy.
-    'grpc.enable_retries': 0,
-    'grpc.initial_reconnect_backoff_ms': 100,
-  });
+  // One attempt per probe on a fresh connection; the probe interval is the retry policy.
+  const channel = openUnaryChannel(target, Date.now() + deadlineMs);
+  const empty = new Uint8Array(0); // HealthCheckRequest{service:""} and StatusRequest{verbose:false} encode to nothing
   try {
     const [health, status] = await Promise.allSettled([
-      unary(client, healthCheck, { service: '' }, deadline),
-      unary(client, criStatus, { verbose: false }, deadline),
+      channel.call(HEALTH_CHECK, empty).then(decodeHealthCheckResponse),
+      channel.call(CRI_STATUS, empty).then(decodeCriStatusResponse),
     ]);
     const latencyMs = now() - started;
-    const codes = grpc.status;
     const failureOf = (r: PromiseSettledResult<unknown>): GrpcFailure | null =>
-      r.status === 'rejected' ? { code: (r.reason as { code?: GrpcJs.status }).code ?? codes.UNKNOWN, details: errorMessage(r.reason) } : null;
+      r.status === 'rejected' ? { code: r.reason instanceof GrpcError ? r.reason.code : GrpcCode.UNKNOWN, details: errorMessage(r.reason) } : null;
     const hf = failureOf(health);
     const sf = failureOf(status);
+    const codes = GrpcCode;
 
     // A deadline on either call means the runtime is wedged, whatever the other said.
     const timedOut = [hf, sf].find((f) => f?.code === codes.DEADLINE_EXCEEDED);
@@ -159,8 +141,7 @@ export async function probeContainerd(target: string, socketPath: string | null,
     let networkReady: boolean | null = null;
     let runtimeWhy = '';
     if (status.status === 'fulfilled') {
-      const conds = ((status.value as { status?: { conditions?: CriCondition[] } }).status?.conditions ?? []);
-      for (const c of conds) {
+      for (const c of status.value) {
         if (c.type === 'RuntimeReady') {
           runtimeReady = c.status === true;
           if (!runtimeReady) runtimeWhy = [c.reason, c.message].filter(Boolean).join(': ');
@@ -171,9 +152,9 @@ export async function probeContainerd(target: string, socketPath: string | null,
     let state: ContainerdState;
     let error: string | undefined;
     if (health.status === 'fulfilled') {
-      const hs = (health.value as { status?: string }).status;
+      const hs = health.value;
       state = hs === 'SERVING' ? 'serving' : 'not_serving';
-      if (state === 'not_serving') error = `health status ${hs ?? 'UNKNOWN'}`;
+      if (state === 'not_serving') error = `health status ${hs}`;
     } else if (hf?.code === codes.UNIMPLEMENTED && status.status === 'fulfilled') {
       // Runtimes without the health service: the CRI answer alone decides.
       state = 'serving';
@@ -190,7 +171,7 @@ export async function probeContainerd(target: string, socketPath: string | null,
     if (error !== undefined) out.error = error;
     return out;
   } finally {
-    client.close();
+    channel.close();
   }
 }
 
@@ -237,11 +218,11 @@ export function createContainerdCollector(ctx: CollectorContext, opts: Container
 
   return {
     name: 'runtime.containerd',
-    async start(emit: Emit): Promise<void> {
-      if (!stopped) return;
+    start(emit: Emit): Promise<void> {
+      if (!stopped) return Promise.resolve();
       stopped = false;
-      await loadGrpc();
       schedule(emit, 0);
+      return Promise.resolve();
     },
     stop(): Promise<void> {
       stopped = true;

@@ -1,7 +1,7 @@
 /**
  * The collector registry: name → factory, built from the `agent.*` config.
  * Factories load their module lazily, so a collector that is not used costs
- * no memory (grpc-js and client-node are the heavy ones). One collector
+ * no memory. One collector
  * failing to build or start is logged and counted in
  * `nodewarden_agent_collector_errors_total{collector}`; the others run on.
  */

@@ -35,10 +35,11 @@ function loadServices(): { health: grpc.ServiceDefinition; cri: grpc.ServiceDefi
   return { health: pkg.grpc.health.v1.Health.service, cri: pkg.runtime.v1.RuntimeService.service };
 }
 
-async function startFakeContainerd(sock: string, rt: FakeRuntime): Promise<grpc.Server> {
+async function startFakeContainerd(sock: string, rt: FakeRuntime, opts: { withHealth?: boolean } = {}): Promise<grpc.Server> {
   const { health, cri } = loadServices();
   const server = new grpc.Server();
-  server.addService(health, {
+  if (opts.withHealth !== false)
+    server.addService(health, {
     Check: (_call: grpc.ServerUnaryCall<unknown, unknown>, cb: grpc.sendUnaryData<unknown>) => cb(null, { status: rt.health }),
   });
   server.addService(cri, {
@@ -96,6 +97,19 @@ describe('agent/collectors/containerd (real gRPC server on a unix socket)', func
     expect(p.latencyMs).to.be.a('number').and.lessThan(2000);
     expect(p.error).to.equal(undefined);
     expect(rt.statusCalls).to.equal(1);
+  });
+
+  it('a runtime without the health service (UNIMPLEMENTED): the CRI answer alone decides', async () => {
+    const rt: FakeRuntime = { health: 'SERVING', runtimeReady: true, networkReady: true, statusCalls: 0 };
+    server = await startFakeContainerd(sock, rt, { withHealth: false });
+    const p = await probeContainerd(`unix://${sock}`, sock, 2000);
+    expect(p.state).to.equal('serving');
+    expect(p.runtimeReady).to.equal(true);
+    expect(p.error).to.equal(undefined);
+    rt.runtimeReady = false;
+    const q = await probeContainerd(`unix://${sock}`, sock, 2000);
+    expect(q.state).to.equal('not_serving');
+    expect(q.error).to.match(/RuntimeReady=false/);
   });
 
   it('not_serving: health NOT_SERVING', async () => {
