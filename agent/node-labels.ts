@@ -61,13 +61,9 @@ export function detectKubeAccess(env: NodeJS.ProcessEnv = process.env): KubeAcce
   return null;
 }
 
-/** Reads the Node's labels from the API (client-node loaded lazily). */
+/** Reads the Node's labels from the API (the agent's lean client, `kube-api.ts`). */
 export async function readNodeLabels(node: string, access: KubeAccess): Promise<Record<string, string>> {
-  const k8s = await import('@kubernetes/client-node');
-  const kc = new k8s.KubeConfig();
-  if (access.kubeconfigPath) kc.loadFromFile(access.kubeconfigPath);
-  else kc.loadFromCluster();
-  const api = kc.makeApiClient(k8s.CoreV1Api);
-  const n = await api.readNode({ name: node });
-  return n.metadata?.labels ?? {};
+  const { kubeGet, targetFor } = await import('./kube-api.js');
+  const n = (await kubeGet(await targetFor(access), `/api/v1/nodes/${encodeURIComponent(node)}`)) as { metadata?: { labels?: Record<string, string> } } | null;
+  return n?.metadata?.labels ?? {};
 }

@@ -115,26 +115,27 @@ export interface PodSource {
   ): Promise<{ abort(): void }>;
 }
 
-/** A PodSource over @kubernetes/client-node v2 (loaded lazily: the agent without a cluster never pays for it). */
+/**
+ * A PodSource over the agent's lean API client (`agent/kube-api.ts`, loaded
+ * lazily): list and watch `/api/v1/pods` with this node's field selector.
+ * No kubeconfig path: the in-cluster ServiceAccount.
+ */
 export async function kubePodSource(opts: { kubeconfigPath?: string | undefined; node: string; labelSelector: string }): Promise<PodSource> {
-  const k8s = await import('@kubernetes/client-node');
-  const kc = new k8s.KubeConfig();
-  if (opts.kubeconfigPath) kc.loadFromFile(opts.kubeconfigPath);
-  else kc.loadFromDefault();
-  const api = kc.makeApiClient(k8s.CoreV1Api);
-  const watcher = new k8s.Watch(kc);
-  const fieldSelector = `spec.nodeName=${opts.node}`;
+  const { kubeGet, kubeWatch, targetFor } = await import('../kube-api.js');
+  const target = await targetFor({ kubeconfigPath: opts.kubeconfigPath });
+  const selectors = `fieldSelector=${encodeURIComponent(`spec.nodeName=${opts.node}`)}&labelSelector=${encodeURIComponent(opts.labelSelector)}`;
   return {
     async list() {
-      const res = await api.listPodForAllNamespaces({ fieldSelector, labelSelector: opts.labelSelector });
-      const pods = res.items.map((p) => podView(p)).filter((p): p is PodRestartView => p !== null);
-      return { pods, resourceVersion: res.metadata?.resourceVersion ?? '' };
+      const res = (await kubeGet(target, `/api/v1/pods?${selectors}`)) as { items?: unknown[]; metadata?: { resourceVersion?: string } } | null;
+      const pods = (res?.items ?? []).map((p) => podView(p)).filter((p): p is PodRestartView => p !== null);
+      return { pods, resourceVersion: res?.metadata?.resourceVersion ?? '' };
     },
-    async watch(resourceVersion, onEvent, onDone) {
-      const ctl = await watcher.watch(
-        '/api/v1/pods',
-        { fieldSelector, labelSelector: opts.labelSelector, resourceVersion, allowWatchBookmarks: true },
-        (phase: string, obj: unknown) => {
+    watch(resourceVersion, onEvent, onDone) {
+      const path = `/api/v1/pods?watch=1&allowWatchBookmarks=true&${selectors}&resourceVersion=${encodeURIComponent(resourceVersion)}`;
+      const ctl = kubeWatch(
+        target,
+        path,
+        (phase, obj) => {
           const o = obj as { metadata?: { resourceVersion?: string }; code?: number } | null;
           const type = phase as WatchEventType;
           const rv = o?.metadata?.resourceVersion ?? null;
@@ -144,7 +145,7 @@ export async function kubePodSource(opts: { kubeconfigPath?: string | undefined;
         },
         onDone,
       );
-      return { abort: () => ctl.abort() };
+      return Promise.resolve(ctl);
     },
   };
 }
