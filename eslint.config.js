@@ -38,6 +38,23 @@ export default tseslint.config(
       'no-restricted-imports': ['error', { patterns: [{ group: IO_MODULES, message: 'I/O module in a pure folder: put it behind a port in an adapter (docs/architecture.md, "Pure folders").' }] }],
     },
   },
+  // The agent's memory budget (ADR 0004, 0010): no heavy clients, nothing of the engine.
+  // agent/parsers/ is covered by the pure-folder rule above (which bans these too).
+  {
+    files: ['agent/**/*.ts'],
+    ignores: ['agent/parsers/**'],
+    rules: {
+      'no-restricted-imports': [
+        'error',
+        {
+          patterns: [
+            { group: ['@kubernetes/client-node', '@grpc/*', 'axios', 'ajv', 'ioredis'], message: 'Too heavy for the agent\'s memory budget: see ADR 0010 (agent/kube-api.ts, agent/collectors/grpc-unary.ts).' },
+            { group: ['**/rules/**', '**/remediations/**', '**/control/**', '**/demo/**'], message: 'The agent must not load the engine, remediations or control plane (memory budget, ADR 0010).' },
+          ],
+        },
+      ],
+    },
+  },
   {
     // The console's browser script: plain JavaScript shipped as is (no build step), linted without types.
     files: ['control/console/*.js'],
