@@ -48,8 +48,8 @@ export default tseslint.config(
         'error',
         {
           patterns: [
-            { group: ['@kubernetes/client-node', '@grpc/*', 'axios', 'ajv', 'ioredis'], message: 'Too heavy for the agent\'s memory budget: see ADR 0010 (agent/kube-api.ts, agent/collectors/grpc-unary.ts).' },
-            { group: ['**/rules/**', '**/remediations/**', '**/control/**', '**/demo/**'], message: 'The agent must not load the engine, remediations or control plane (memory budget, ADR 0010).' },
+            { group: ['@kubernetes/client-node', '@grpc/*', 'axios', 'ajv', 'ioredis'], message: 'Too heavy for the agent\'s memory budget: see ADR 0016 (agent/kube-api.ts, agent/collectors/grpc-unary.ts).' },
+            { group: ['**/rules/**', '**/remediations/**', '**/control/**', '**/demo/**'], message: 'The agent must not load the engine, remediations or control plane (memory budget, ADR 0016).' },
           ],
         },
       ],

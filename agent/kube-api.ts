@@ -5,7 +5,7 @@
  *
  * Why not @kubernetes/client-node: importing it costs ~60 MiB RSS, and the
  * agent asks the API two things only (its Node's labels, its kube-proxy pods).
- * The engine keeps client-node. ADR 0010.
+ * The engine keeps client-node. ADR 0016.
  */
 import { readFileSync } from 'node:fs';
 import http from 'node:http';

@@ -11,7 +11,7 @@
  *
  * Every probe opens a fresh HTTP/2 connection and closes it, so a recovered
  * containerd is seen at the next probe. The gRPC client is the minimal one in
- * `grpc-unary.ts` (node:http2, hand-decoded protobuf), not grpc-js: see ADR 0010.
+ * `grpc-unary.ts` (node:http2, hand-decoded protobuf), not grpc-js: see ADR 0016.
  */
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';

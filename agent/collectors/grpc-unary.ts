@@ -5,7 +5,7 @@
  *
  * Why not @grpc/grpc-js + @grpc/proto-loader: loading them (and protobufjs
  * behind them, ~110 modules) cost the agent ~7 MiB RSS at steady state, more
- * than its whole remaining margin (ADR 0010). The probe sends two empty
+ * than its whole remaining margin (ADR 0016). The probe sends two empty
  * requests and reads an enum and a list of conditions; that is ~150 lines.
  *
  * Wire format (grpc/PROTOCOL-HTTP2.md): POST /<service>/<method>,
