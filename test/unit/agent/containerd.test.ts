@@ -11,7 +11,7 @@ import os from 'node:os';
 import path from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
-import { createContainerdCollector, probeContainerd, protoDir, resolveContainerdTarget } from '../../../agent/collectors/containerd.js';
+import { createContainerdCollector, decodeCriStatusResponse, decodeHealthCheckResponse, probeContainerd, protoDir, resolveContainerdTarget } from '../../../agent/collectors/containerd.js';
 import { createCollectorContext } from '../../../agent/agent.js';
 import type { EventEnvelope } from '../../../core/envelope.js';
 import { envelopeProblems } from '../../../core/envelope.js';
@@ -203,6 +203,18 @@ describe('agent/collectors/containerd (real gRPC server on a unix socket)', func
     } finally {
       await c.stop();
     }
+  });
+
+  it('decodes the two answers by hand, skips unknown fields, and refuses truncated input', () => {
+    expect(decodeHealthCheckResponse(Buffer.from([0x08, 0x02]))).to.equal('NOT_SERVING');
+    expect(decodeHealthCheckResponse(Buffer.alloc(0))).to.equal('UNKNOWN'); // proto3 default
+    // StatusResponse{status{conditions[{type:"RuntimeReady",status:true}]}, info{…} as an unknown-to-us field 2}
+    const cond = Buffer.concat([Buffer.from([0x0a, 12]), Buffer.from('RuntimeReady'), Buffer.from([0x10, 0x01])]);
+    const rs = Buffer.concat([Buffer.from([0x0a, cond.length]), cond]);
+    const msg = Buffer.concat([Buffer.from([0x0a, rs.length]), rs, Buffer.from([0x12, 0x02, 0x0a, 0x00, 0x1d, 1, 2, 3, 4])]);
+    expect(decodeCriStatusResponse(msg)).to.deep.equal([{ type: 'RuntimeReady', status: true }]);
+    expect(() => decodeCriStatusResponse(Buffer.from([0x0a, 0x05, 0x0a]))).to.throw(/truncated/);
+    expect(() => decodeHealthCheckResponse(Buffer.from([0x08, 0x80]))).to.throw(/truncated varint/);
   });
 
   it('resolves the default socket under the host root, explicit sockets as given', () => {
