@@ -330,6 +330,22 @@ function openPagesFromLedger(records) {
   return [...open.values()].reverse().map((i) => ({ ...i, members: [...i.members] }));
 }
 
+/**
+ * An incident's members as display lines: the ledger-derived list is an array;
+ * GET /api/v1/incidents gives a map keyed by node ({state, since, facts}).
+ */
+function memberList(members) {
+  if (Array.isArray(members)) return members.map(memberText);
+  if (members && typeof members === 'object') {
+    return Object.entries(members).map(([node, m]) => {
+      const facts = m && Array.isArray(m.facts) && m.facts.length > 0 ? `: ${m.facts.join('; ')}` : '';
+      const st = m && typeof m.state === 'string' ? ` (${m.state})` : '';
+      return `${node}${st}${facts}`;
+    });
+  }
+  return [];
+}
+
 function memberText(m) {
   if (typeof m === 'string') return m;
   if (m && typeof m === 'object') return m.target ? targetText(m.target) : (m.name ?? m.node ?? JSON.stringify(m));
@@ -341,7 +357,7 @@ function renderIncidents(list, source) {
   $('incidents-h').textContent = `Open incidents (${list.length})`;
   // Incidents spanning several targets (a group, a denial batch) first.
   const weight = (i) => {
-    const ms = Array.isArray(i.members) ? i.members.map(memberText) : [];
+    const ms = memberList(i.members);
     return ms.length + (ms.some((m) => /^(Group|Fleet)\//.test(m)) ? 1000 : 0);
   };
   list = [...list].sort((a, b) => weight(b) - weight(a));
@@ -352,7 +368,7 @@ function renderIncidents(list, source) {
   }
   ul.replaceChildren(
     ...list.map((i) => {
-      const members = Array.isArray(i.members) ? i.members.map(memberText) : [];
+      const members = memberList(i.members);
       return h(
         'li',
         { class: `incident ${weight(i) > 1 ? 'incident-group' : ''}` },

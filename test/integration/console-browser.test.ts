@@ -160,6 +160,15 @@ describe('operator console in a real browser (Chromium + playwright-core)', func
       expect(denied).to.be.greaterThan(0);
       const title = await page.locator('#strip .cell.s-denied').first().getAttribute('title');
       expect(title).to.match(/denied by the guard\. last decision: denied cordon by rule \S+ \(guard: maxUnavailable/);
+      // the storm's incident, from GET /api/v1/incidents, lists its member nodes (a map keyed by node in the API)
+      expect(await page.locator('#incidents-source').textContent()).to.equal('from GET /api/v1/incidents');
+      const members = page.locator('#incident-list li.incident details summary', { hasText: /^\d+ members$/ });
+      for (let i = 0; (await members.count()) === 0; i++) {
+        if (i > 30) throw new Error(`no incident with several members in the panel: ${await page.locator('#incident-list').textContent()}`);
+        await page.waitForTimeout(500);
+      }
+      expect(Number((await members.first().textContent())?.split(' ')[0])).to.be.greaterThan(1);
+      expect(await page.locator('#incident-list li.incident ul.members li').first().textContent({ timeout: 5000 })).to.match(/^\S+ \((firing|cleared)\)/);
       // keyboard: focusing a cell tells its last decision in the live region
       await page.locator('#strip .cell.s-cordoned-by-nodewarden').first().focus();
       expect(await page.locator('#node-detail').textContent()).to.match(/cordoned by nodewarden\. last decision: executed cordon/);
