@@ -27,6 +27,11 @@ export interface KafkaOptions {
   properties?: Record<string, string | number | boolean>;
   /** JVM options (default: -Xms256m -Xmx512m plus fast-startup flags, or $NODEWARDEN_KAFKA_JVM_OPTS). */
   jvmOpts?: string[];
+  /**
+   * Address the client listener binds to and advertises (default 127.0.0.1).
+   * The node harness passes its bridge address so that pods reach the broker.
+   */
+  host?: string;
 }
 
 export interface KafkaBroker {
@@ -116,6 +121,7 @@ function randomClusterId(): string {
 
 function serverProperties(
   dir: string,
+  host: string,
   port: number,
   controllerPort: number,
   numPartitions: number,
@@ -125,8 +131,8 @@ function serverProperties(
     'process.roles': 'broker,controller',
     'node.id': 1,
     'controller.quorum.voters': `1@127.0.0.1:${controllerPort}`,
-    listeners: `PLAINTEXT://127.0.0.1:${port},CONTROLLER://127.0.0.1:${controllerPort}`,
-    'advertised.listeners': `PLAINTEXT://127.0.0.1:${port}`,
+    listeners: `PLAINTEXT://${host}:${port},CONTROLLER://127.0.0.1:${controllerPort}`,
+    'advertised.listeners': `PLAINTEXT://${host}:${port}`,
     'controller.listener.names': 'CONTROLLER',
     'inter.broker.listener.name': 'PLAINTEXT',
     'listener.security.protocol.map': 'PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT',
@@ -235,12 +241,13 @@ export async function startKafka(opts: KafkaOptions = {}): Promise<KafkaBroker> 
   const dir = makeTempDir('kafka');
   const port = await freePort();
   const controllerPort = await freePort();
-  const brokers = [`127.0.0.1:${port}`];
+  const host = opts.host ?? '127.0.0.1';
+  const brokers = [`${host}:${port}`];
   const propsFile = path.join(dir, 'server.properties');
   const log4jFile = path.join(dir, 'log4j.properties');
   const logFile = path.join(dir, 'broker.log');
   const stdoutFile = path.join(dir, 'stdout.log');
-  fs.writeFileSync(propsFile, serverProperties(dir, port, controllerPort, numPartitions, opts.properties ?? {}));
+  fs.writeFileSync(propsFile, serverProperties(dir, host, port, controllerPort, numPartitions, opts.properties ?? {}));
   fs.writeFileSync(log4jFile, log4jProperties(logFile));
   const log4jOpt = `-Dlog4j.configuration=file:${log4jFile}`;
   const toolsLog4jFile = path.join(dir, 'tools-log4j.properties');

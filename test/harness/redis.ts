@@ -8,7 +8,7 @@ import { freePort } from './ports.js';
 import { makeTempDir, resolveBinary, spawnLogged, waitUntil, type ManagedProcess } from './proc.js';
 
 export interface RedisServer {
-  /** e.g. redis://127.0.0.1:40123 */
+  /** e.g. redis://127.0.0.1:40123 (the host is opts.host when given) */
   readonly url: string;
   readonly port: number;
   readonly logFile: string;
@@ -18,9 +18,9 @@ export interface RedisServer {
 }
 
 /** Send PING over a raw socket; true on +PONG. */
-function ping(port: number): Promise<boolean> {
+function ping(host: string, port: number): Promise<boolean> {
   return new Promise((resolve) => {
-    const sock = net.connect({ host: '127.0.0.1', port });
+    const sock = net.connect({ host, port });
     let buf = '';
     const done = (ok: boolean): void => {
       sock.destroy();
@@ -36,7 +36,9 @@ function ping(port: number): Promise<boolean> {
   });
 }
 
-export async function startRedis(opts: { startTimeoutMs?: number } = {}): Promise<RedisServer> {
+/** opts.host: the address to bind (default 127.0.0.1; the node harness passes its bridge address). */
+export async function startRedis(opts: { startTimeoutMs?: number; host?: string } = {}): Promise<RedisServer> {
+  const host = opts.host ?? '127.0.0.1';
   const bin = resolveBinary(
     'NODEWARDEN_REDIS_SERVER',
     'redis-server',
@@ -50,13 +52,13 @@ export async function startRedis(opts: { startTimeoutMs?: number } = {}): Promis
   async function launch(): Promise<void> {
     const p = spawnLogged(
       bin,
-      ['--save', '', '--appendonly', 'no', '--port', String(port), '--bind', '127.0.0.1', '--daemonize', 'no', '--dir', dir, '--logfile', ''],
+      ['--save', '', '--appendonly', 'no', '--port', String(port), '--bind', host, '--protected-mode', 'no', '--daemonize', 'no', '--dir', dir, '--logfile', ''],
       { name: 'redis', logFile, cwd: dir },
     );
     proc = p;
     try {
-      await waitUntil(() => ping(port), {
-        what: `redis-server on 127.0.0.1:${port} (PING)`,
+      await waitUntil(() => ping(host, port), {
+        what: `redis-server on ${host}:${port} (PING)`,
         timeoutMs: opts.startTimeoutMs ?? 20_000,
         intervalMs: 50,
         proc: p,
@@ -73,7 +75,7 @@ export async function startRedis(opts: { startTimeoutMs?: number } = {}): Promis
 
   await launch();
   return {
-    url: `redis://127.0.0.1:${port}`,
+    url: `redis://${host}:${port}`,
     port,
     logFile,
     stop,
