@@ -1,0 +1,207 @@
+/**
+ * nodewarden as a user installs it: `helm install` of deploy/helm/nodewarden
+ * onto the real single-node cluster (test/harness/node-cluster.ts), the image
+ * imported into containerd (no pull), Kafka/Redis/receivers on the node's
+ * bridge address. Then the end-to-end scenarios on the real node, each
+ * asserting the ledger, the Node object and the pages at the receivers, and
+ * printing its signal-to-action time.
+ *
+ * Values changed from the chart's defaults, and why (docs/operations.md,
+ * "Try it on a single-node cluster"): kafka/redis/pager endpoints (the test's
+ * servers); engine.replicas 1 (the engine's required anti-affinity allows one
+ * replica per node); guard.dryRun false (the scenarios assert actions);
+ * guard.maxUnavailable 50% (5% of one node is 0); guard.targetCooldown 20s
+ * (the scenarios cordon the same node several times within minutes).
+ * No rule window is shortened.
+ */
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import path from 'node:path';
+import { stringify } from 'yaml';
+import type { NodeCluster } from '../harness/node-cluster.js';
+import type { PrometheusServer } from '../harness/prometheus.js';
+import { sharedNode } from './shared.js';
+import {
+  NAMESPACE,
+  createSecret,
+  eventually,
+  getNode,
+  installCrds,
+  isCordoned,
+  nodewardenImageArchive,
+  readLedger,
+
+  startBackends,
+  startClusterPrometheus,
+  uncordon,
+  waitBothPodsReady,
+  writeKmsg,
+  xidLine,
+  type Backends,
+} from './install.js';
+
+const figures: string[] = [];
+function figure(s: string): void {
+  figures.push(s);
+  process.stdout.write(`      [figure] ${s}\n`);
+}
+
+describe('nodewarden installed with helm on a real node', function () {
+  this.timeout(900_000);
+  let node: NodeCluster;
+  let b: Backends;
+  let prom: PrometheusServer | undefined;
+
+  before(async () => {
+    node = await sharedNode();
+    const image = await nodewardenImageArchive();
+    const t0 = Date.now();
+    await node.importImage(image.archive);
+    figure(`image import into containerd: ${Date.now() - t0} ms (${(fs.statSync(image.archive).size / 1048576).toFixed(1)} MiB archive)`);
+    b = await startBackends();
+    await installCrds(node.kube);
+    await createSecret(node.kube, b);
+
+    const [repository, tag] = [image.ref.slice(0, image.ref.lastIndexOf(':')), image.ref.slice(image.ref.lastIndexOf(':') + 1)];
+    const values = {
+      image: { repository, tag },
+      kafka: { brokers: b.kafka.brokers },
+      redis: { url: b.redis.url },
+      pager: { pagerdutyUrl: `${b.pd.url}/v2/enqueue` },
+      guard: { dryRun: false, maxUnavailable: '50%', maxUnavailablePerGroup: '100%', targetCooldown: '20s' },
+      engine: { replicas: 1 },
+    };
+    const valuesFile = path.join(node.dir, 'values.yaml');
+    fs.writeFileSync(valuesFile, stringify(values));
+    const helm = path.join(node.kube.binDir, 'helm');
+    const t1 = Date.now();
+    const { run } = await import('../harness/kube.js');
+    const r = await run(helm, ['install', 'nodewarden', 'deploy/helm/nodewarden', '-n', NAMESPACE, '--kubeconfig', node.kube.kubeconfigPath, '-f', valuesFile], {
+      timeoutMs: 120_000,
+    });
+    assert.equal(r.code, 0, `helm install failed: ${r.stderr}`);
+    const waited = await waitBothPodsReady(node);
+    figure(`helm install -> agent and engine pods Ready: ${Date.now() - t1} ms (waiting ${waited} ms of it)`);
+  });
+
+  after(async () => {
+    if (figures.length > 0) process.stdout.write(`\n  node figures:\n${figures.map((f) => `    ${f}`).join('\n')}\n`);
+    await prom?.stop();
+    await b?.stop();
+  });
+
+  it('runs the agent as the DaemonSet pod with the chart mounts and the engine with its ServiceAccount', async () => {
+    const agent = await node.kube.kubectl(['-n', NAMESPACE, 'get', 'pods', '-l', 'app.kubernetes.io/name=nodewarden-agent', '-o', 'json']);
+    const pods = (JSON.parse(agent.stdout) as { items: Array<{ spec: { nodeName: string; volumes: Array<{ name: string; hostPath?: { path: string } }> } }> }).items;
+    assert.equal(pods.length, 1);
+    assert.equal(pods[0]?.spec.nodeName, node.nodeName);
+    const hostPaths = (pods[0]?.spec.volumes ?? []).flatMap((v) => (v.hostPath ? [v.hostPath.path] : [])).sort();
+    assert.deepEqual(hostPaths, ['/dev/kmsg', '/proc', '/run/containerd']);
+    const engine = await node.kube.kubectl(['-n', NAMESPACE, 'get', 'pods', '-l', 'app.kubernetes.io/name=nodewarden-engine', '-o', 'jsonpath={.items[0].spec.serviceAccountName}']);
+    assert.equal(engine.stdout.trim(), 'nodewarden-engine');
+  });
+
+  it('is discovered and scraped by Prometheus through kubernetes_sd (the ServiceMonitor, translated)', async () => {
+    prom = await startClusterPrometheus(node);
+    await prom.waitForTarget('nodewarden-engine', 60_000);
+    await prom.waitForTarget('nodewarden-agent', 60_000);
+    const up = await prom.queryVector('up{job=~"nodewarden-(agent|engine)"}');
+    assert.deepEqual(up.map((s) => `${s.metric['job']}=${s.value[1]}`).sort(), ['nodewarden-agent=1', 'nodewarden-engine=1']);
+    const agentMetrics = await eventually('an agent metric in Prometheus', 30_000, async () => {
+      const v = await prom?.queryVector('count({job="nodewarden-agent",__name__=~"nodewarden_agent_.+"})');
+      return v !== undefined && v.length > 0 && Number(v[0]?.value[1]) > 0 ? v : undefined;
+    });
+    assert.ok(agentMetrics.length > 0);
+  });
+
+  it('Xid 79 in the real kernel log -> the real node is cordoned (taint, annotations, Event) and a critical page goes out', async () => {
+    const t0 = Date.now();
+    writeKmsg(xidLine(79));
+    const cordoned = await eventually('node cordoned', 90_000, async () => {
+      const n = await getNode(node.kube, node.nodeName);
+      return isCordoned(n) ? n : undefined;
+    });
+    const cordonMs = Date.now() - t0;
+    const annotations = Object.keys(cordoned.metadata.annotations ?? {}).filter((k) => k.startsWith('nodewarden.io/'));
+    assert.ok(annotations.length > 0, `no nodewarden.io annotations on ${node.nodeName}`);
+    const page = await eventually('critical page', 60_000, async () =>
+      b.pd.accepted.find((e) => e.event_action === 'trigger' && e.dedup_key === `nodewarden/gpu-xid-fatal/${node.nodeName}`),
+    );
+    const pageMs = Date.now() - t0;
+    assert.equal(page.payload?.severity, 'critical');
+    const events = await node.kube.kubectl(['get', 'events', '-A', '--field-selector', `involvedObject.kind=Node,involvedObject.name=${node.nodeName}`, '-o', 'jsonpath={range .items[*]}{.reason}{"\\n"}{end}']);
+    assert.match(events.stdout, /nodewarden|Cordon/i, `no cordon Event for ${node.nodeName}: ${events.stdout}`);
+    const ledger = await readLedger(b.redis.url);
+    const rec = ledger.find((l) => l.rule === 'gpu-xid-fatal' && l.action === 'cordon' && l.target.name === node.nodeName);
+    assert.equal(rec?.outcome, 'executed', JSON.stringify(ledger.filter((l) => l.rule === 'gpu-xid-fatal')));
+    figure(`Xid 79 in /dev/kmsg -> node cordoned: ${cordonMs} ms; -> critical page: ${pageMs} ms`);
+    await uncordon(node.kube, node.nodeName);
+  });
+
+  it('kube-proxy pod killed 3 times -> a warning page, no cordon', async () => {
+    const restarts = async (): Promise<number> => {
+      const r = await node.kube.kubectl(['-n', 'kube-system', 'get', 'pods', '-l', 'k8s-app=kube-proxy', '-o', 'jsonpath={.items[0].status.containerStatuses[0].restartCount}']);
+      return Number(r.stdout.trim() || '0');
+    };
+    const running = async (): Promise<boolean> => {
+      const r = await node.kube.kubectl(['-n', 'kube-system', 'get', 'pods', '-l', 'k8s-app=kube-proxy', '-o', 'jsonpath={.items[0].status.containerStatuses[0].state.running.startedAt}']);
+      return r.stdout.trim() !== '';
+    };
+    const before = await restarts();
+    let t0 = 0;
+    for (let i = 1; i <= 3; i++) {
+      await eventually('kube-proxy running', 120_000, async () => ((await running()) ? true : undefined));
+      const pid = kubeProxyPid();
+      assert.ok(pid !== undefined, 'kube-proxy process not found');
+      process.kill(pid, 'SIGKILL');
+      t0 = Date.now();
+      await eventually(`kube-proxy restart ${i}`, 120_000, async () => ((await restarts()) >= before + i ? true : undefined));
+    }
+    const page = await eventually('warning page for the kube-proxy restart loop', 120_000, async () =>
+      b.pd.accepted.find((e) => e.event_action === 'trigger' && e.dedup_key === `nodewarden/kubeproxy-restart-loop/${node.nodeName}`),
+    );
+    figure(`3rd kube-proxy restart recorded -> warning page: ${Date.now() - t0} ms`);
+    assert.equal(page.payload?.severity, 'warning');
+    assert.equal(isCordoned(await getNode(node.kube, node.nodeName)), false, 'a kube-proxy restart loop must not cordon');
+    const ledger = await readLedger(b.redis.url);
+    assert.ok(ledger.some((l) => l.rule === 'kubeproxy-restart-loop' && l.action === 'page'), 'no ledger record of the page');
+    assert.ok(!ledger.some((l) => l.rule === 'kubeproxy-restart-loop' && l.action === 'cordon'));
+  });
+
+  it('containerd frozen (SIGSTOP) past the rule window -> cordon + critical page; SIGCONT -> the page resolves', async () => {
+    const dedup = `nodewarden/containerd-unresponsive/${node.nodeName}`;
+    const t0 = Date.now();
+    process.kill(node.containerd.pid, 'SIGSTOP');
+    let cordonMs = 0;
+    try {
+      await eventually('node cordoned for containerd', 180_000, async () => (isCordoned(await getNode(node.kube, node.nodeName)) ? true : undefined));
+      cordonMs = Date.now() - t0;
+      const page = await eventually('critical containerd page', 60_000, async () => b.pd.accepted.find((e) => e.event_action === 'trigger' && e.dedup_key === dedup));
+      assert.equal(page.payload?.severity, 'critical');
+    } finally {
+      process.kill(node.containerd.pid, 'SIGCONT');
+    }
+    const t1 = Date.now();
+    await eventually('the containerd page resolves', 180_000, async () => (b.pd.alerts.get(dedup) === 'resolved' ? true : undefined));
+    figure(`containerd SIGSTOP -> cordon: ${cordonMs} ms (rule window 60s); SIGCONT -> page resolved: ${Date.now() - t1} ms (clear window 30s)`);
+    const ledger = await readLedger(b.redis.url);
+    assert.ok(ledger.some((l) => l.rule === 'containerd-unresponsive' && l.action === 'cordon' && l.outcome === 'executed'));
+    await uncordon(node.kube, node.nodeName);
+  });
+});
+
+/** PID of the kube-proxy process of the static pod (host PID namespace view). */
+function kubeProxyPid(): number | undefined {
+  for (const d of fs.readdirSync('/proc')) {
+    if (!/^\d+$/.test(d)) continue;
+    try {
+      const cmd = fs.readFileSync(`/proc/${d}/cmdline`, 'utf8').split('\0');
+      if (cmd[0] === '/usr/local/bin/kube-proxy' && cmd.includes('--config=/etc/kube-proxy/config.json')) return Number(d);
+    } catch {
+      /* gone */
+    }
+  }
+  return undefined;
+}
+
+
