@@ -20,11 +20,13 @@ import path from 'node:path';
 import { stringify } from 'yaml';
 import type { NodeCluster } from '../harness/node-cluster.js';
 import type { PrometheusServer } from '../harness/prometheus.js';
-import { sharedNode } from './shared.js';
+import { FakeFleet } from './fleet.js';
+import { POOL, sharedNode } from './shared.js';
 import {
   NAMESPACE,
   createSecret,
   eventually,
+  sleep,
   getNode,
   installCrds,
   isCordoned,
@@ -51,6 +53,7 @@ describe('nodewarden installed with helm on a real node', function () {
   let node: NodeCluster;
   let b: Backends;
   let prom: PrometheusServer | undefined;
+  let fleet: FakeFleet | undefined;
 
   before(async () => {
     node = await sharedNode();
@@ -86,7 +89,14 @@ describe('nodewarden installed with helm on a real node', function () {
 
   after(async () => {
     if (figures.length > 0) process.stdout.write(`\n  node figures:\n${figures.map((f) => `    ${f}`).join('\n')}\n`);
+    await fleet?.stop();
     await prom?.stop();
+    if (node !== undefined) {
+      const { run } = await import('../harness/kube.js');
+      await run(path.join(node.kube.binDir, 'helm'), ['uninstall', 'nodewarden', '-n', NAMESPACE, '--kubeconfig', node.kube.kubeconfigPath, '--wait', '--timeout', '120s'], { timeoutMs: 150_000 });
+      await node.kube.kubectl(['delete', 'namespace', NAMESPACE, 'gpu-operator', '--wait=true', '--timeout=120s'], { timeoutMs: 150_000 });
+      await node.kube.kubectl(['delete', 'nodes', '-l', 'nodewarden.io/fake=true']);
+    }
     await b?.stop();
   });
 
@@ -187,6 +197,111 @@ describe('nodewarden installed with helm on a real node', function () {
     const ledger = await readLedger(b.redis.url);
     assert.ok(ledger.some((l) => l.rule === 'containerd-unresponsive' && l.action === 'cordon' && l.outcome === 'executed'));
     await uncordon(node.kube, node.nodeName);
+  });
+
+  it('driver DaemonSet rolled, then Xids on 3 nodes of its pool -> the engine rolls it back and the old pod comes back', async () => {
+    fleet = new FakeFleet(node.kube, node.dir, b.kafka.brokers);
+    const ds = {
+      apiVersion: 'apps/v1',
+      kind: 'DaemonSet',
+      metadata: { name: 'nvidia-driver-daemonset', namespace: 'gpu-operator' },
+      spec: {
+        selector: { matchLabels: { app: 'nvidia-driver' } },
+        template: {
+          metadata: { labels: { app: 'nvidia-driver' } },
+          spec: {
+            // the real node only: the extra Nodes have no kubelet
+            nodeSelector: { 'kubernetes.io/hostname': node.nodeName },
+            terminationGracePeriodSeconds: 1,
+            automountServiceAccountToken: false,
+            containers: [
+              {
+                name: 'driver',
+                image: node.images.proxy,
+                imagePullPolicy: 'Never',
+                command: ['/bin/busybox', 'sh', '-c', 'trap "exit 0" TERM; while true; do sleep 1; done'],
+                env: [{ name: 'DRIVER_VERSION', value: '550.54.15' }],
+              },
+            ],
+          },
+        },
+      },
+    };
+    await node.kube.kubectl(['create', 'namespace', 'gpu-operator']);
+    const applied = await node.kube.kubectl(['apply', '-f', '-'], { input: JSON.stringify(ds) });
+    assert.equal(applied.code, 0, applied.stderr);
+    const rs = (args: string[]): Promise<unknown> => node.kube.kubectl(['-n', 'gpu-operator', 'rollout', 'status', 'ds/nvidia-driver-daemonset', '--timeout=180s', ...args], { timeoutMs: 190_000 });
+    await rs([]);
+    const oldPod = (await node.kube.kubectl(['-n', 'gpu-operator', 'get', 'pods', '-l', 'app=nvidia-driver', '-o', 'jsonpath={.items[0].metadata.name}'])).stdout.trim();
+    // the new revision, as an operator rolls it
+    const set = await node.kube.kubectl(['-n', 'gpu-operator', 'set', 'env', 'ds/nvidia-driver-daemonset', 'DRIVER_VERSION=560.28.03']);
+    assert.equal(set.code, 0, set.stderr);
+    await rs([]);
+    const newPod = (await node.kube.kubectl(['-n', 'gpu-operator', 'get', 'pods', '-l', 'app=nvidia-driver', '-o', 'jsonpath={.items[0].metadata.name}'])).stdout.trim();
+    assert.notEqual(newPod, oldPod);
+
+    const f1 = await fleet.add('nw-fake-1', { 'nodewarden.io/pool': POOL });
+    const f2 = await fleet.add('nw-fake-2', { 'nodewarden.io/pool': POOL });
+    await sleep(3000); // the engine's cluster view sees the new nodes
+    writeKmsg(xidLine(79, '0000:18:00'));
+    f1.kmsg(xidLine(48, '0000:18:00'));
+    f2.kmsg(xidLine(79, '0000:3b:00'));
+    const t0 = Date.now();
+    const envNow = async (): Promise<string> =>
+      (await node.kube.kubectl(['-n', 'gpu-operator', 'get', 'ds', 'nvidia-driver-daemonset', '-o', 'jsonpath={.spec.template.spec.containers[0].env[0].value}'])).stdout.trim();
+    await eventually('DaemonSet rolled back to the old driver', 120_000, async () => ((await envNow()) === '550.54.15' ? true : undefined));
+    const rollbackMs = Date.now() - t0;
+    await rs([]);
+    const backMs = Date.now() - t0;
+    const podEnv = (await node.kube.kubectl(['-n', 'gpu-operator', 'get', 'pods', '-l', 'app=nvidia-driver', '-o', 'jsonpath={.items[0].spec.containers[0].env[0].value} {.items[0].status.phase}'])).stdout.trim();
+    assert.equal(podEnv, '550.54.15 Running', 'the kubelet runs the old revision\'s pod again');
+    const page = await eventually('rollback page', 60_000, async () =>
+      b.pd.accepted.find((e) => e.event_action === 'trigger' && e.dedup_key === `nodewarden/gpu-driver-rollout-regression/${POOL}`),
+    );
+    assert.equal(page.payload?.severity, 'critical');
+    assert.match(page.payload?.summary ?? '', /rollout|driver/i);
+    const ledger = await readLedger(b.redis.url);
+    const rec = ledger.find((l) => l.rule === 'gpu-driver-rollout-regression' && l.action === 'rollback');
+    assert.equal(rec?.outcome, 'executed', JSON.stringify(ledger.filter((l) => l.action === 'rollback')));
+    figure(`Xids on 3 nodes of ${POOL} -> DaemonSet template rolled back: ${rollbackMs} ms; -> old revision's pod Running: ${backMs} ms`);
+  });
+
+  it('a storm larger than the budget -> the guard holds at maxUnavailable, counting nodes unavailable for other reasons', async () => {
+    assert.ok(fleet !== undefined, 'needs the fleet of the previous test');
+    const f = fleet;
+    const storm = [];
+    for (let i = 1; i <= 5; i++) storm.push(await f.add(`nw-storm-${i}`, { 'nodewarden.io/pool': 'gpu-storm' }));
+    // unavailable for another reason: an operator cordoned it
+    await f.add('nw-maintenance', { 'nodewarden.io/pool': 'gpu-storm' });
+    await node.kube.kubectl(['cordon', 'nw-maintenance']);
+    await sleep(3000);
+    const unavailable = async (): Promise<string[]> => {
+      const r = await node.kube.request('GET', '/api/v1/nodes');
+      const items = (r.json as { items: Array<{ metadata: { name: string }; spec?: { unschedulable?: boolean }; status?: { conditions?: Array<{ type: string; status: string }> } }> }).items;
+      return items
+        .filter((n) => n.spec?.unschedulable === true || !(n.status?.conditions ?? []).some((c) => c.type === 'Ready' && c.status === 'True'))
+        .map((n) => n.metadata.name);
+    };
+    const total = (await node.kube.request('GET', '/api/v1/nodes')).json as { items: unknown[] };
+    const limit = Math.max(1, Math.floor(0.5 * total.items.length));
+    const before = await unavailable();
+    assert.ok(before.includes('nw-maintenance'));
+    const t0 = Date.now();
+    for (const n of storm) n.kmsg(xidLine(79));
+    const denied = await eventually('maxUnavailable denials', 120_000, async () => {
+      const l = (await readLedger(b.redis.url)).filter((r) => r.rule === 'gpu-xid-fatal' && r.target.name.startsWith('nw-storm-'));
+      const decided = new Set(l.filter((r) => r.outcome === 'executed' || r.outcome === 'denied').map((r) => r.target.name));
+      return decided.size === storm.length ? l : undefined;
+    });
+    const holdMs = Date.now() - t0;
+    const after = await unavailable();
+    const executed = denied.filter((r) => r.action === 'cordon' && r.outcome === 'executed');
+    const refused = denied.filter((r) => r.action === 'cordon' && r.outcome === 'denied');
+    assert.equal(after.length, limit, `unavailable after the storm: ${after.join(',')} (limit ${limit}, before ${before.join(',')})`);
+    assert.equal(executed.length, limit - before.length);
+    assert.equal(refused.length, storm.length - executed.length);
+    assert.ok(refused.every((r) => r.guard === 'maxUnavailable'), JSON.stringify(refused.map((r) => r.guard)));
+    figure(`storm of ${storm.length} Xids (${total.items.length} nodes, limit ${limit}, ${before.length} already unavailable) -> ${executed.length} cordoned, ${refused.length} denied, all decided in ${holdMs} ms`);
   });
 });
 
