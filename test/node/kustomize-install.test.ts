@@ -13,7 +13,6 @@ import type { NodeCluster } from '../harness/node-cluster.js';
 import { repoRoot } from '../harness/kube.js';
 import { sharedNode } from './shared.js';
 import {
-  NAMESPACE,
   createSecret,
   eventually,
   getNode,
