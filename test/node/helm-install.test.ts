@@ -16,27 +16,23 @@
  */
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
-import path from 'node:path';
-import { stringify } from 'yaml';
 import type { NodeCluster } from '../harness/node-cluster.js';
 import type { PrometheusServer } from '../harness/prometheus.js';
 import { FakeFleet } from './fleet.js';
 import { POOL, sharedNode } from './shared.js';
 import {
   NAMESPACE,
-  createSecret,
   eventually,
   sleep,
   getNode,
-  installCrds,
+  helmInstall,
+  helmUninstall,
   isCordoned,
-  nodewardenImageArchive,
   readLedger,
 
   startBackends,
   startClusterPrometheus,
   uncordon,
-  waitBothPodsReady,
   writeKmsg,
   xidLine,
   type Backends,
@@ -57,34 +53,10 @@ describe('nodewarden installed with helm on a real node', function () {
 
   before(async () => {
     node = await sharedNode();
-    const image = await nodewardenImageArchive();
-    const t0 = Date.now();
-    await node.importImage(image.archive);
-    figure(`image import into containerd: ${Date.now() - t0} ms (${(fs.statSync(image.archive).size / 1048576).toFixed(1)} MiB archive)`);
     b = await startBackends();
-    await installCrds(node.kube);
-    await createSecret(node.kube, b);
-
-    const [repository, tag] = [image.ref.slice(0, image.ref.lastIndexOf(':')), image.ref.slice(image.ref.lastIndexOf(':') + 1)];
-    const values = {
-      image: { repository, tag },
-      kafka: { brokers: b.kafka.brokers },
-      redis: { url: b.redis.url },
-      pager: { pagerdutyUrl: `${b.pd.url}/v2/enqueue` },
-      guard: { dryRun: false, maxUnavailable: '50%', maxUnavailablePerGroup: '100%', targetCooldown: '20s' },
-      engine: { replicas: 1 },
-    };
-    const valuesFile = path.join(node.dir, 'values.yaml');
-    fs.writeFileSync(valuesFile, stringify(values));
-    const helm = path.join(node.kube.binDir, 'helm');
-    const t1 = Date.now();
-    const { run } = await import('../harness/kube.js');
-    const r = await run(helm, ['install', 'nodewarden', 'deploy/helm/nodewarden', '-n', NAMESPACE, '--kubeconfig', node.kube.kubeconfigPath, '-f', valuesFile], {
-      timeoutMs: 120_000,
-    });
-    assert.equal(r.code, 0, `helm install failed: ${r.stderr}`);
-    const waited = await waitBothPodsReady(node);
-    figure(`helm install -> agent and engine pods Ready: ${Date.now() - t1} ms (waiting ${waited} ms of it)`);
+    const r = await helmInstall(node, b, node.dir);
+    figure(`image import into containerd: ${r.importMs} ms (${r.archiveMiB.toFixed(1)} MiB archive)`);
+    figure(`helm install -> agent and engine pods Ready: ${r.readyMs} ms`);
   });
 
   after(async () => {
@@ -92,8 +64,7 @@ describe('nodewarden installed with helm on a real node', function () {
     await fleet?.stop();
     await prom?.stop();
     if (node !== undefined) {
-      const { run } = await import('../harness/kube.js');
-      await run(path.join(node.kube.binDir, 'helm'), ['uninstall', 'nodewarden', '-n', NAMESPACE, '--kubeconfig', node.kube.kubeconfigPath, '--wait', '--timeout', '120s'], { timeoutMs: 150_000 });
+      await helmUninstall(node);
       await node.kube.kubectl(['delete', 'namespace', NAMESPACE, 'gpu-operator', '--wait=true', '--timeout=120s'], { timeoutMs: 150_000 });
       await node.kube.kubectl(['delete', 'nodes', '-l', 'nodewarden.io/fake=true']);
     }

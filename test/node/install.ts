@@ -10,6 +10,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { Redis } from 'ioredis';
+import { stringify } from 'yaml';
 import type { LedgerRecord } from '../../core/decision.js';
 import { startKafka, type KafkaBroker } from '../harness/kafka.js';
 import { repoRoot, run, type KubeCluster } from '../harness/kube.js';
@@ -222,4 +223,42 @@ export async function eventually<T>(what: string, timeoutMs: number, check: () =
     if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${last ? ` (last error: ${last})` : ''}`);
     await sleep(500);
   }
+}
+
+/**
+ * `helm install nodewarden deploy/helm/nodewarden` with the values a user of a
+ * single-node cluster sets (docs/operations.md): the test's endpoints, one
+ * engine replica (required anti-affinity: one per node), actions on, a budget
+ * that lets one node of a small cluster be cordoned, a short target cooldown.
+ * Imports the image first (no pull). Returns ms from `helm install` to both pods Ready.
+ */
+export async function helmInstall(node: NodeCluster, b: Backends, dir: string): Promise<{ readyMs: number; importMs: number; archiveMiB: number }> {
+  const image = await nodewardenImageArchive();
+  const t0 = Date.now();
+  await node.importImage(image.archive);
+  const importMs = Date.now() - t0;
+  await installCrds(node.kube);
+  await createSecret(node.kube, b);
+  const cut = image.ref.lastIndexOf(':');
+  const values = {
+    image: { repository: image.ref.slice(0, cut), tag: image.ref.slice(cut + 1) },
+    kafka: { brokers: b.kafka.brokers },
+    redis: { url: b.redis.url },
+    pager: { pagerdutyUrl: `${b.pd.url}/v2/enqueue` },
+    guard: { dryRun: false, maxUnavailable: '50%', maxUnavailablePerGroup: '100%', targetCooldown: '20s' },
+    engine: { replicas: 1 },
+  };
+  const valuesFile = path.join(dir, 'values.yaml');
+  fs.writeFileSync(valuesFile, stringify(values));
+  const t1 = Date.now();
+  const r = await run(path.join(node.kube.binDir, 'helm'), ['install', 'nodewarden', path.join(repoRoot(), 'deploy', 'helm', 'nodewarden'), '-n', NAMESPACE, '--kubeconfig', node.kube.kubeconfigPath, '-f', valuesFile], {
+    timeoutMs: 120_000,
+  });
+  if (r.code !== 0) throw new Error(`helm install failed: ${r.stderr.trim()}`);
+  await waitBothPodsReady(node);
+  return { readyMs: Date.now() - t1, importMs, archiveMiB: fs.statSync(image.archive).size / 1048576 };
+}
+
+export async function helmUninstall(node: NodeCluster): Promise<void> {
+  await run(path.join(node.kube.binDir, 'helm'), ['uninstall', 'nodewarden', '-n', NAMESPACE, '--kubeconfig', node.kube.kubeconfigPath, '--wait', '--timeout', '120s'], { timeoutMs: 150_000 });
 }
