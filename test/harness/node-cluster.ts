@@ -188,7 +188,7 @@ async function cleanIptables(): Promise<void> {
 
 /** Unmount everything at or under any of `prefixes` (deepest first). */
 function unmountUnder(prefixes: string[]): void {
-  let info = '';
+  let info: string;
   try {
     info = fs.readFileSync('/proc/self/mountinfo', 'utf8');
   } catch {
@@ -226,14 +226,14 @@ function shimPids(): number[] {
 /** Remove cgroups the kubelet created (cgroupfs driver), deepest first. */
 function removeKubeCgroups(): void {
   const root = '/sys/fs/cgroup';
-  let controllers: string[] = [];
+  let controllers: string[];
   try {
     controllers = fs.readdirSync(root);
   } catch {
     return;
   }
   const rmTree = (p: string): void => {
-    let entries: fs.Dirent[] = [];
+    let entries: fs.Dirent[];
     try {
       entries = fs.readdirSync(p, { withFileTypes: true });
     } catch {

@@ -91,7 +91,7 @@ describe('real node cluster (kubelet + containerd + kube-proxy)', function () {
     assert.notEqual(clusterIp, '');
     // kube-proxy programs the rule within its sync period
     const deadline = Date.now() + 60_000;
-    let last = '';
+    let last: string;
     for (;;) {
       try {
         const r = await get(`http://${clusterIp}/`);

@@ -105,7 +105,7 @@ describe('nodewarden installed with helm on a real node', function () {
     const cordonMs = Date.now() - t0;
     const annotations = Object.keys(cordoned.metadata.annotations ?? {}).filter((k) => k.startsWith('nodewarden.io/'));
     assert.ok(annotations.length > 0, `no nodewarden.io annotations on ${node.nodeName}`);
-    const page = await eventually('critical page', 60_000, async () =>
+    const page = await eventually('critical page', 60_000, () =>
       b.pd.accepted.find((e) => e.event_action === 'trigger' && e.dedup_key === `nodewarden/gpu-xid-fatal/${node.nodeName}`),
     );
     const pageMs = Date.now() - t0;
@@ -138,7 +138,7 @@ describe('nodewarden installed with helm on a real node', function () {
       t0 = Date.now();
       await eventually(`kube-proxy restart ${i}`, 120_000, async () => ((await restarts()) >= before + i ? true : undefined));
     }
-    const page = await eventually('warning page for the kube-proxy restart loop', 120_000, async () =>
+    const page = await eventually('warning page for the kube-proxy restart loop', 120_000, () =>
       b.pd.accepted.find((e) => e.event_action === 'trigger' && e.dedup_key === `nodewarden/kubeproxy-restart-loop/${node.nodeName}`),
     );
     figure(`3rd kube-proxy restart recorded -> warning page: ${Date.now() - t0} ms`);
@@ -153,17 +153,17 @@ describe('nodewarden installed with helm on a real node', function () {
     const dedup = `nodewarden/containerd-unresponsive/${node.nodeName}`;
     const t0 = Date.now();
     process.kill(node.containerd.pid, 'SIGSTOP');
-    let cordonMs = 0;
+    let cordonMs: number;
     try {
       await eventually('node cordoned for containerd', 180_000, async () => (isCordoned(await getNode(node.kube, node.nodeName)) ? true : undefined));
       cordonMs = Date.now() - t0;
-      const page = await eventually('critical containerd page', 60_000, async () => b.pd.accepted.find((e) => e.event_action === 'trigger' && e.dedup_key === dedup));
+      const page = await eventually('critical containerd page', 60_000, () => b.pd.accepted.find((e) => e.event_action === 'trigger' && e.dedup_key === dedup));
       assert.equal(page.payload?.severity, 'critical');
     } finally {
       process.kill(node.containerd.pid, 'SIGCONT');
     }
     const t1 = Date.now();
-    await eventually('the containerd page resolves', 180_000, async () => (b.pd.alerts.get(dedup) === 'resolved' ? true : undefined));
+    await eventually('the containerd page resolves', 180_000, () => (b.pd.alerts.get(dedup) === 'resolved' ? true : undefined));
     figure(`containerd SIGSTOP -> cordon: ${cordonMs} ms (rule window 60s); SIGCONT -> page resolved: ${Date.now() - t1} ms (clear window 30s)`);
     const ledger = await readLedger(b.redis.url);
     assert.ok(ledger.some((l) => l.rule === 'containerd-unresponsive' && l.action === 'cordon' && l.outcome === 'executed'));
@@ -226,7 +226,7 @@ describe('nodewarden installed with helm on a real node', function () {
     const backMs = Date.now() - t0;
     const podEnv = (await node.kube.kubectl(['-n', 'gpu-operator', 'get', 'pods', '-l', 'app=nvidia-driver', '-o', 'jsonpath={.items[0].spec.containers[0].env[0].value} {.items[0].status.phase}'])).stdout.trim();
     assert.equal(podEnv, '550.54.15 Running', 'the kubelet runs the old revision\'s pod again');
-    const page = await eventually('rollback page', 60_000, async () =>
+    const page = await eventually('rollback page', 60_000, () =>
       b.pd.accepted.find((e) => e.event_action === 'trigger' && e.dedup_key === `nodewarden/gpu-driver-rollout-regression/${POOL}`),
     );
     assert.equal(page.payload?.severity, 'critical');

@@ -210,7 +210,7 @@ export function xidLine(code: number, pci = '0000:3b:00'): string {
 export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 /** Poll until `check` returns a value (not undefined); throws with `what` after timeoutMs. */
-export async function eventually<T>(what: string, timeoutMs: number, check: () => Promise<T | undefined>): Promise<T> {
+export async function eventually<T>(what: string, timeoutMs: number, check: () => Promise<T | undefined> | T | undefined): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   let last = '';
   for (;;) {

@@ -86,7 +86,7 @@ describe('nodewarden installed with kubectl apply -k on a real node', function (
     const t0 = Date.now();
     writeKmsg(xidLine(95, '0000:af:00'));
     await eventually('node cordoned', 90_000, async () => (isCordoned(await getNode(node.kube, node.nodeName)) ? true : undefined));
-    const page = await eventually('critical page', 60_000, async () =>
+    const page = await eventually('critical page', 60_000, () =>
       b.pd.accepted.find((e) => e.event_action === 'trigger' && e.dedup_key === `nodewarden/gpu-xid-fatal/${node.nodeName}`),
     );
     assert.equal(page.payload?.severity, 'critical');
