@@ -12,8 +12,9 @@
  * Network: everything stays on this machine. The harness owns a Linux bridge
  * (`nwbr0`, 10.217.0.1/24) and the pod CIDR 10.217.0.0/24 behind it; pods live
  * in network namespaces made by the CNI bridge plugin, with no masquerading
- * and IP forwarding left as it is (off here): nothing from a pod is routed off
- * the machine. The bridge address doubles as the node's InternalIP and the
+ * and a FORWARD rule that drops anything from the bridge to another
+ * interface (the bridge plugin turns IP forwarding on; it is restored on
+ * stop); pods get no nameserver. Nothing from a pod is routed off the machine. The bridge address doubles as the node's InternalIP and the
  * address kube-apiserver binds to, so pods reach the apiserver through the
  * `kubernetes` Service (10.218.0.1) and the servers a test binds to it (Kafka,
  * Redis, receivers). Services: 10.218.0.0/24.
@@ -45,6 +46,8 @@ export const CONTAINERD_SOCKET = '/run/containerd/containerd.sock';
 const CNI_NETWORK = 'nodewarden-test';
 const LOCK = '/run/nodewarden-node-cluster.lock';
 const RUNC = '/usr/sbin/runc';
+const ISOLATE_RULE = ['-i', BRIDGE, '!', '-o', BRIDGE, '-m', 'comment', '--comment', 'nodewarden test node: pods stay on this machine', '-j', 'DROP'];
+const IP_FORWARD = '/proc/sys/net/ipv4/ip_forward';
 
 export interface NodeClusterOptions {
   /** Name of the real node (default nw-node-1). */
@@ -288,6 +291,9 @@ async function cleanHost(dirs: string[]): Promise<void> {
   unmountUnder(['/run/netns']);
   await quiet('ip', ['link', 'delete', BRIDGE]);
   await cleanIptables();
+  for (let i = 0; i < 10 && (await quiet('iptables', ['-D', 'FORWARD', ...ISOLATE_RULE])).code === 0; i++) {
+    /* remove every copy */
+  }
   for (const d of ['/var/lib/cni/results', '/var/lib/cni/networks/' + CNI_NETWORK]) {
     try {
       if (d.endsWith(CNI_NETWORK)) fs.rmSync(d, { recursive: true, force: true });
@@ -387,7 +393,8 @@ function kubeletConfig(dir: string, staticDir: string, healthzPort: number): str
     staticPodPath: staticDir,
     podCIDR: POD_CIDR,
     clusterDomain: 'cluster.local',
-    resolvConf: '/etc/resolv.conf',
+    // no nameserver in pods: nothing they resolve could leave the machine
+    resolvConf: '',
     maxPods: 40,
     serializeImagePulls: false,
     // A shared build machine: keep the kubelet from evicting or collecting
@@ -464,6 +471,7 @@ export async function startNodeCluster(opts: NodeClusterOptions = {}): Promise<N
   const { binDir, images } = await resolvePrereqs();
   takeLock();
   await cleanHost([]);
+  const ipForward = fs.readFileSync(IP_FORWARD, 'utf8').trim();
 
   const dir = await mkdtemp(path.join(os.tmpdir(), 'nodewarden-node-'));
   const procs: ManagedProcess[] = [];
@@ -500,6 +508,11 @@ export async function startNodeCluster(opts: NodeClusterOptions = {}): Promise<N
     }
     if (kube !== undefined) await kube.stop();
     await cleanHost([dir]);
+    try {
+      fs.writeFileSync(IP_FORWARD, ipForward);
+    } catch {
+      /* read-only /proc/sys: nothing was changed there either */
+    }
     fs.rmSync(dir, { recursive: true, force: true });
     try {
       if (fs.readFileSync(LOCK, 'utf8').trim() === String(process.pid)) fs.rmSync(LOCK);
@@ -513,6 +526,9 @@ export async function startNodeCluster(opts: NodeClusterOptions = {}): Promise<N
     await must('ip', ['link', 'add', BRIDGE, 'type', 'bridge']);
     await must('ip', ['addr', 'add', `${HOST_IP}/24`, 'dev', BRIDGE]);
     await must('ip', ['link', 'set', BRIDGE, 'up']);
+    // The bridge CNI plugin (isGateway) turns IP forwarding on: nothing from
+    // the pods may be forwarded anywhere but back onto the bridge.
+    await must('iptables', ['-I', 'FORWARD', '1', ...ISOLATE_RULE]);
     // Service IPs route to the bridge too: should a ClusterIP ever miss
     // kube-proxy's DNAT, the packet still stays on this machine.
     await must('ip', ['route', 'add', SERVICE_CIDR, 'dev', BRIDGE, 'src', HOST_IP]);
