@@ -233,12 +233,7 @@ export async function eventually<T>(what: string, timeoutMs: number, check: () =
  * Imports the image first (no pull). Returns ms from `helm install` to both pods Ready.
  */
 export async function helmInstall(node: NodeCluster, b: Backends, dir: string): Promise<{ readyMs: number; importMs: number; archiveMiB: number }> {
-  const image = await nodewardenImageArchive();
-  const t0 = Date.now();
-  await node.importImage(image.archive);
-  const importMs = Date.now() - t0;
-  await installCrds(node.kube);
-  await createSecret(node.kube, b);
+  const { image, importMs, archiveMiB } = await prepareInstall(node, b);
   const cut = image.ref.lastIndexOf(':');
   const values = {
     image: { repository: image.ref.slice(0, cut), tag: image.ref.slice(cut + 1) },
@@ -256,7 +251,18 @@ export async function helmInstall(node: NodeCluster, b: Backends, dir: string): 
   });
   if (r.code !== 0) throw new Error(`helm install failed: ${r.stderr.trim()}`);
   await waitBothPodsReady(node);
-  return { readyMs: Date.now() - t1, importMs, archiveMiB: fs.statSync(image.archive).size / 1048576 };
+  return { readyMs: Date.now() - t1, importMs, archiveMiB };
+}
+
+/** What precedes either install: the image imported (no pull), the operator CRDs, the namespace and Secret. */
+export async function prepareInstall(node: NodeCluster, b: Backends): Promise<{ image: { archive: string; ref: string }; importMs: number; archiveMiB: number }> {
+  const image = await nodewardenImageArchive();
+  const t0 = Date.now();
+  await node.importImage(image.archive);
+  const importMs = Date.now() - t0;
+  await installCrds(node.kube);
+  await createSecret(node.kube, b);
+  return { image, importMs, archiveMiB: fs.statSync(image.archive).size / 1048576 };
 }
 
 export async function helmUninstall(node: NodeCluster): Promise<void> {

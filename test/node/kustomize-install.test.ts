@@ -13,12 +13,10 @@ import type { NodeCluster } from '../harness/node-cluster.js';
 import { repoRoot } from '../harness/kube.js';
 import { sharedNode } from './shared.js';
 import {
-  createSecret,
   eventually,
   getNode,
-  installCrds,
   isCordoned,
-  nodewardenImageArchive,
+  prepareInstall,
   readLedger,
   startBackends,
   uncordon,
@@ -36,11 +34,8 @@ describe('nodewarden installed with kubectl apply -k on a real node', function (
 
   before(async () => {
     node = await sharedNode();
-    const image = await nodewardenImageArchive();
-    await node.importImage(image.archive);
     b = await startBackends();
-    await installCrds(node.kube);
-    await createSecret(node.kube, b);
+    const { image } = await prepareInstall(node, b);
 
     // The overlay a user writes: the base's config with their endpoints.
     const baseConfig = parse(fs.readFileSync(path.join(repoRoot(), 'deploy', 'base', 'config.yaml'), 'utf8').split(/^---$/m)[0] ?? '') as {
