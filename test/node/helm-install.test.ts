@@ -64,9 +64,10 @@ describe('nodewarden installed with helm on a real node', function () {
     await fleet?.stop();
     await prom?.stop();
     if (node !== undefined) {
+      // nodes without a kubelet first: the pod GC then removes their pods at once
+      await node.kube.kubectl(['delete', 'nodes', '-l', 'nodewarden.io/fake=true']);
       await helmUninstall(node);
       await node.kube.kubectl(['delete', 'namespace', NAMESPACE, 'gpu-operator', '--wait=true', '--timeout=120s'], { timeoutMs: 150_000 });
-      await node.kube.kubectl(['delete', 'nodes', '-l', 'nodewarden.io/fake=true']);
     }
     await b?.stop();
   });
