@@ -22,7 +22,7 @@ import { FakeFleet } from './fleet.js';
 import { POOL, sharedNode } from './shared.js';
 import {
   NAMESPACE,
-  eventually,
+  eventuallyOnNode,
   sleep,
   getNode,
   helmInstall,
@@ -89,7 +89,7 @@ describe('nodewarden installed with helm on a real node', function () {
     await prom.waitForTarget('nodewarden-agent', 60_000);
     const up = await prom.queryVector('up{job=~"nodewarden-(agent|engine)"}');
     assert.deepEqual(up.map((s) => `${s.metric['job']}=${s.value[1]}`).sort(), ['nodewarden-agent=1', 'nodewarden-engine=1']);
-    const agentMetrics = await eventually('an agent metric in Prometheus', 30_000, async () => {
+    const agentMetrics = await eventuallyOnNode(node, 'an agent metric in Prometheus', 30_000, async () => {
       const v = await prom?.queryVector('count({job="nodewarden-agent",__name__=~"nodewarden_agent_.+"})');
       return v !== undefined && v.length > 0 && Number(v[0]?.value[1]) > 0 ? v : undefined;
     });
@@ -99,14 +99,14 @@ describe('nodewarden installed with helm on a real node', function () {
   it('Xid 79 in the real kernel log -> the real node is cordoned (taint, annotations, Event) and a critical page goes out', async () => {
     const t0 = Date.now();
     writeKmsg(xidLine(79));
-    const cordoned = await eventually('node cordoned', 90_000, async () => {
+    const cordoned = await eventuallyOnNode(node, 'node cordoned', 90_000, async () => {
       const n = await getNode(node.kube, node.nodeName);
       return isCordoned(n) ? n : undefined;
     });
     const cordonMs = Date.now() - t0;
     const annotations = Object.keys(cordoned.metadata.annotations ?? {}).filter((k) => k.startsWith('nodewarden.io/'));
     assert.ok(annotations.length > 0, `no nodewarden.io annotations on ${node.nodeName}`);
-    const page = await eventually('critical page', 60_000, () =>
+    const page = await eventuallyOnNode(node, 'critical page', 60_000, () =>
       b.pd.accepted.find((e) => e.event_action === 'trigger' && e.dedup_key === `nodewarden/gpu-xid-fatal/${node.nodeName}`),
     );
     const pageMs = Date.now() - t0;
@@ -132,14 +132,14 @@ describe('nodewarden installed with helm on a real node', function () {
     const before = await restarts();
     let t0 = 0;
     for (let i = 1; i <= 3; i++) {
-      await eventually('kube-proxy running', 120_000, async () => ((await running()) ? true : undefined));
+      await eventuallyOnNode(node, 'kube-proxy running', 120_000, async () => ((await running()) ? true : undefined));
       const pid = kubeProxyPid();
       assert.ok(pid !== undefined, 'kube-proxy process not found');
       process.kill(pid, 'SIGKILL');
       t0 = Date.now();
-      await eventually(`kube-proxy restart ${i}`, 120_000, async () => ((await restarts()) >= before + i ? true : undefined));
+      await eventuallyOnNode(node, `kube-proxy restart ${i}`, 120_000, async () => ((await restarts()) >= before + i ? true : undefined));
     }
-    const page = await eventually('warning page for the kube-proxy restart loop', 120_000, () =>
+    const page = await eventuallyOnNode(node, 'warning page for the kube-proxy restart loop', 120_000, () =>
       b.pd.accepted.find((e) => e.event_action === 'trigger' && e.dedup_key === `nodewarden/kubeproxy-restart-loop/${node.nodeName}`),
     );
     figure(`3rd kube-proxy restart recorded -> warning page: ${Date.now() - t0} ms`);
@@ -156,15 +156,15 @@ describe('nodewarden installed with helm on a real node', function () {
     process.kill(node.containerd.pid, 'SIGSTOP');
     let cordonMs: number;
     try {
-      await eventually('node cordoned for containerd', 180_000, async () => (isCordoned(await getNode(node.kube, node.nodeName)) ? true : undefined));
+      await eventuallyOnNode(node, 'node cordoned for containerd', 180_000, async () => (isCordoned(await getNode(node.kube, node.nodeName)) ? true : undefined));
       cordonMs = Date.now() - t0;
-      const page = await eventually('critical containerd page', 60_000, () => b.pd.accepted.find((e) => e.event_action === 'trigger' && e.dedup_key === dedup));
+      const page = await eventuallyOnNode(node, 'critical containerd page', 60_000, () => b.pd.accepted.find((e) => e.event_action === 'trigger' && e.dedup_key === dedup));
       assert.equal(page.payload?.severity, 'critical');
     } finally {
       process.kill(node.containerd.pid, 'SIGCONT');
     }
     const t1 = Date.now();
-    await eventually('the containerd page resolves', 180_000, () => (b.pd.alerts.get(dedup) === 'resolved' ? true : undefined));
+    await eventuallyOnNode(node, 'the containerd page resolves', 180_000, () => (b.pd.alerts.get(dedup) === 'resolved' ? true : undefined));
     figure(`containerd SIGSTOP -> cordon: ${cordonMs} ms (rule window 60s); SIGCONT -> page resolved: ${Date.now() - t1} ms (clear window 30s)`);
     const ledger = await readLedger(b.redis.url);
     assert.ok(ledger.some((l) => l.rule === 'containerd-unresponsive' && l.action === 'cordon' && l.outcome === 'executed'));
@@ -221,13 +221,13 @@ describe('nodewarden installed with helm on a real node', function () {
     const t0 = Date.now();
     const envNow = async (): Promise<string> =>
       (await node.kube.kubectl(['-n', 'gpu-operator', 'get', 'ds', 'nvidia-driver-daemonset', '-o', 'jsonpath={.spec.template.spec.containers[0].env[0].value}'])).stdout.trim();
-    await eventually('DaemonSet rolled back to the old driver', 120_000, async () => ((await envNow()) === '550.54.15' ? true : undefined));
+    await eventuallyOnNode(node, 'DaemonSet rolled back to the old driver', 120_000, async () => ((await envNow()) === '550.54.15' ? true : undefined));
     const rollbackMs = Date.now() - t0;
     await rs([]);
     const backMs = Date.now() - t0;
     const podEnv = (await node.kube.kubectl(['-n', 'gpu-operator', 'get', 'pods', '-l', 'app=nvidia-driver', '-o', 'jsonpath={.items[0].spec.containers[0].env[0].value} {.items[0].status.phase}'])).stdout.trim();
     assert.equal(podEnv, '550.54.15 Running', 'the kubelet runs the old revision\'s pod again');
-    const page = await eventually('rollback page', 60_000, () =>
+    const page = await eventuallyOnNode(node, 'rollback page', 60_000, () =>
       b.pd.accepted.find((e) => e.event_action === 'trigger' && e.dedup_key === `nodewarden/gpu-driver-rollout-regression/${POOL}`),
     );
     assert.equal(page.payload?.severity, 'critical');
@@ -260,7 +260,7 @@ describe('nodewarden installed with helm on a real node', function () {
     assert.ok(before.includes('nw-maintenance'));
     const t0 = Date.now();
     for (const n of storm) n.kmsg(xidLine(79));
-    const denied = await eventually('maxUnavailable denials', 120_000, async () => {
+    const denied = await eventuallyOnNode(node, 'maxUnavailable denials', 120_000, async () => {
       const l = (await readLedger(b.redis.url)).filter((r) => r.rule === 'gpu-xid-fatal' && r.target.name.startsWith('nw-storm-'));
       const decided = new Set(l.filter((r) => r.outcome === 'executed' || r.outcome === 'denied').map((r) => r.target.name));
       return decided.size === storm.length ? l : undefined;

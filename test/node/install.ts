@@ -268,3 +268,22 @@ export async function prepareInstall(node: NodeCluster, b: Backends): Promise<{ 
 export async function helmUninstall(node: NodeCluster): Promise<void> {
   await run(path.join(node.kube.binDir, 'helm'), ['uninstall', 'nodewarden', '-n', NAMESPACE, '--kubeconfig', node.kube.kubeconfigPath, '--wait', '--timeout', '120s'], { timeoutMs: 150_000 });
 }
+
+/** The agent's and engine's recent logs, for failure messages. */
+export async function podLogs(node: NodeCluster, lines = 40): Promise<string> {
+  const out: string[] = [];
+  for (const name of ['nodewarden-agent', 'nodewarden-engine']) {
+    const r = await node.kube.kubectl(['-n', NAMESPACE, 'logs', '-l', `app.kubernetes.io/name=${name}`, `--tail=${lines}`]);
+    out.push(`--- ${name} ---\n${r.stdout}${r.stderr}`);
+  }
+  return out.join('\n');
+}
+
+/** `eventually`, with the pods' logs appended to the error. */
+export async function eventuallyOnNode<T>(node: NodeCluster, what: string, timeoutMs: number, check: () => Promise<T | undefined> | T | undefined): Promise<T> {
+  try {
+    return await eventually(what, timeoutMs, check);
+  } catch (e) {
+    throw new Error(`${e instanceof Error ? e.message : String(e)}\n${await podLogs(node)}`, { cause: e });
+  }
+}

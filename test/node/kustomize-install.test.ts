@@ -13,7 +13,7 @@ import type { NodeCluster } from '../harness/node-cluster.js';
 import { repoRoot } from '../harness/kube.js';
 import { sharedNode } from './shared.js';
 import {
-  eventually,
+  eventuallyOnNode,
   getNode,
   isCordoned,
   prepareInstall,
@@ -80,8 +80,8 @@ describe('nodewarden installed with kubectl apply -k on a real node', function (
   it('cordons the real node on an Xid in its kernel log and pages', async () => {
     const t0 = Date.now();
     writeKmsg(xidLine(95, '0000:af:00'));
-    await eventually('node cordoned', 90_000, async () => (isCordoned(await getNode(node.kube, node.nodeName)) ? true : undefined));
-    const page = await eventually('critical page', 60_000, () =>
+    await eventuallyOnNode(node, 'node cordoned', 90_000, async () => (isCordoned(await getNode(node.kube, node.nodeName)) ? true : undefined));
+    const page = await eventuallyOnNode(node, 'critical page', 60_000, () =>
       b.pd.accepted.find((e) => e.event_action === 'trigger' && e.dedup_key === `nodewarden/gpu-xid-fatal/${node.nodeName}`),
     );
     assert.equal(page.payload?.severity, 'critical');
