@@ -546,7 +546,8 @@ export async function startNodeCluster(opts: NodeClusterOptions = {}): Promise<N
       address: HOST_IP,
       serviceClusterIpRange: SERVICE_CIDR,
       controllers: ['*'],
-      apiserverArgs: ['--endpoint-reconciler-type=lease'],
+      // the node's name does not resolve: reach the kubelet (logs, stats) by its InternalIP
+      apiserverArgs: ['--endpoint-reconciler-type=lease', '--kubelet-preferred-address-types=InternalIP'],
       timeoutMs: Math.min(timeoutMs, 150_000),
     });
     const k = kube;
