@@ -102,9 +102,9 @@ export async function startPrometheus(
    * config: a whole prometheus.yml used instead of one rendered from
    * `targets` (e.g. kubernetes_sd_configs against a real apiserver).
    */
-  opts: { startTimeoutMs?: number; config?: string } = {},
+  opts: { startTimeoutMs?: number; config?: string; bin?: string } = {},
 ): Promise<PrometheusServer> {
-  const bin = resolveBinary(
+  const bin = opts.bin ?? resolveBinary(
     'NODEWARDEN_PROMETHEUS',
     'prometheus',
     'Install it with scripts/provision/prometheus.sh (Debian: apt-get install -y prometheus).',

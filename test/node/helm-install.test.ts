@@ -145,8 +145,10 @@ describe('nodewarden installed with helm on a real node', function () {
     figure(`3rd kube-proxy restart recorded -> warning page: ${Date.now() - t0} ms`);
     assert.equal(page.payload?.severity, 'warning');
     assert.equal(isCordoned(await getNode(node.kube, node.nodeName)), false, 'a kube-proxy restart loop must not cordon');
-    const ledger = await readLedger(b.redis.url);
-    assert.ok(ledger.some((l) => l.rule === 'kubeproxy-restart-loop' && l.action === 'page'), 'no ledger record of the page');
+    const ledger = await eventuallyOnNode(node, 'the page in the ledger', 30_000, async () => {
+      const l = await readLedger(b.redis.url);
+      return l.some((r) => r.rule === 'kubeproxy-restart-loop' && r.action === 'page') ? l : undefined;
+    });
     assert.ok(!ledger.some((l) => l.rule === 'kubeproxy-restart-loop' && l.action === 'cordon'));
   });
 
@@ -269,7 +271,7 @@ describe('nodewarden installed with helm on a real node', function () {
     const after = await unavailable();
     const executed = denied.filter((r) => r.action === 'cordon' && r.outcome === 'executed');
     const refused = denied.filter((r) => r.action === 'cordon' && r.outcome === 'denied');
-    assert.equal(after.length, limit, `unavailable after the storm: ${after.join(',')} (limit ${limit}, before ${before.join(',')})`);
+    assert.equal(after.length, limit, `unavailable after the storm: ${after.join(',')} (limit ${limit}, before ${before.join(',')}); ledger: ${JSON.stringify(denied.map((r) => [r.target.name, r.action, r.outcome, r.guard, r.reason]))}`);
     assert.equal(executed.length, limit - before.length);
     assert.equal(refused.length, storm.length - executed.length);
     assert.ok(refused.every((r) => r.guard === 'maxUnavailable'), JSON.stringify(refused.map((r) => r.guard)));

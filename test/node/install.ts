@@ -161,7 +161,15 @@ export function serviceMonitorScrapeConfig(kube: KubeCluster, tokenFile: string)
 export async function startClusterPrometheus(node: NodeCluster): Promise<PrometheusServer> {
   const tokenFile = path.join(node.dir, 'prometheus.token');
   fs.writeFileSync(tokenFile, node.kube.adminToken, { mode: 0o600 });
-  return startPrometheus([], { config: serviceMonitorScrapeConfig(node.kube, tokenFile) });
+  // Debian's prometheus is built without Kubernetes service discovery:
+  // scripts/provision/prometheus-k8s.sh builds one with it.
+  let bin = process.env['NODEWARDEN_PROMETHEUS_K8S'] ?? '';
+  if (bin === '') {
+    const r = await run('bash', [path.join(repoRoot(), 'scripts', 'provision', 'prometheus-k8s.sh'), '--check']);
+    bin = r.stdout.trim().split('\n').pop()?.trim() ?? '';
+    if (r.code !== 0 || bin === '') throw new Error(`no Prometheus with Kubernetes SD: run bash scripts/provision/prometheus-k8s.sh\n${r.stderr.trim()}`);
+  }
+  return startPrometheus([], { config: serviceMonitorScrapeConfig(node.kube, tokenFile), bin });
 }
 
 /** Every ledger record the engines wrote to Redis (stream `nw:ledger`), oldest first. */
