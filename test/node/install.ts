@@ -99,8 +99,11 @@ export async function installCrds(kube: KubeCluster): Promise<void> {
   if (dir === '' || !fs.existsSync(dir)) throw new Error('Prometheus Operator CRDs not found: run bash scripts/provision/crds.sh (or set NODEWARDEN_CRDS)');
   const r = await kube.kubectl(['apply', '--server-side', '-f', dir], { timeoutMs: 120_000 });
   if (r.code !== 0) throw new Error(`apply CRDs: ${r.stderr}`);
-  const w = await kube.kubectl(['wait', '--for=condition=Established', 'crd/servicemonitors.monitoring.coreos.com', 'crd/prometheusrules.monitoring.coreos.com', '--timeout=60s']);
-  if (w.code !== 0) throw new Error(`CRDs not established: ${w.stderr}`);
+  // right after creation a CRD has no conditions yet, and `kubectl wait` errors on that
+  await eventually('CRDs Established', 60_000, async () => {
+    const w = await kube.kubectl(['wait', '--for=condition=Established', 'crd/servicemonitors.monitoring.coreos.com', 'crd/prometheusrules.monitoring.coreos.com', '--timeout=20s']);
+    return w.code === 0 ? true : undefined;
+  });
 }
 
 /** Wait until the agent DaemonSet pod and the engine Deployment pod are Ready; returns ms waited. */
