@@ -28,6 +28,7 @@ import {
   helmInstall,
   helmUninstall,
   isCordoned,
+  ledgerRecord,
   readLedger,
 
   startBackends,
@@ -113,9 +114,8 @@ describe('nodewarden installed with helm on a real node', function () {
     assert.equal(page.payload?.severity, 'critical');
     const events = await node.kube.kubectl(['get', 'events', '-A', '--field-selector', `involvedObject.kind=Node,involvedObject.name=${node.nodeName}`, '-o', 'jsonpath={range .items[*]}{.reason}{"\\n"}{end}']);
     assert.match(events.stdout, /nodewarden|Cordon/i, `no cordon Event for ${node.nodeName}: ${events.stdout}`);
-    const ledger = await readLedger(b.redis.url);
-    const rec = ledger.find((l) => l.rule === 'gpu-xid-fatal' && l.action === 'cordon' && l.target.name === node.nodeName);
-    assert.equal(rec?.outcome, 'executed', JSON.stringify(ledger.filter((l) => l.rule === 'gpu-xid-fatal')));
+    const rec = await ledgerRecord(node, b.redis.url, 'gpu-xid-fatal cordon', (l) => l.rule === 'gpu-xid-fatal' && l.action === 'cordon' && l.target.name === node.nodeName);
+    assert.equal(rec.outcome, 'executed', JSON.stringify(rec));
     figure(`Xid 79 in /dev/kmsg -> node cordoned: ${cordonMs} ms; -> critical page: ${pageMs} ms`);
     await uncordon(node.kube, node.nodeName);
   });
@@ -154,13 +154,14 @@ describe('nodewarden installed with helm on a real node', function () {
 
   it('containerd frozen (SIGSTOP) past the rule window -> cordon + critical page; SIGCONT -> the page resolves', async () => {
     const dedup = `nodewarden/containerd-unresponsive/${node.nodeName}`;
+    assert.equal(isCordoned(await getNode(node.kube, node.nodeName)), false, 'the node must start uncordoned');
     const t0 = Date.now();
     process.kill(node.containerd.pid, 'SIGSTOP');
     let cordonMs: number;
     try {
       await eventuallyOnNode(node, 'node cordoned for containerd', 180_000, async () => (isCordoned(await getNode(node.kube, node.nodeName)) ? true : undefined));
       cordonMs = Date.now() - t0;
-      const page = await eventuallyOnNode(node, 'critical containerd page', 60_000, () => b.pd.accepted.find((e) => e.event_action === 'trigger' && e.dedup_key === dedup));
+      const page = await eventuallyOnNode(node, 'critical containerd page', 120_000, () => b.pd.accepted.find((e) => e.event_action === 'trigger' && e.dedup_key === dedup));
       assert.equal(page.payload?.severity, 'critical');
     } finally {
       process.kill(node.containerd.pid, 'SIGCONT');
@@ -168,8 +169,7 @@ describe('nodewarden installed with helm on a real node', function () {
     const t1 = Date.now();
     await eventuallyOnNode(node, 'the containerd page resolves', 180_000, () => (b.pd.alerts.get(dedup) === 'resolved' ? true : undefined));
     figure(`containerd SIGSTOP -> cordon: ${cordonMs} ms (rule window 60s); SIGCONT -> page resolved: ${Date.now() - t1} ms (clear window 30s)`);
-    const ledger = await readLedger(b.redis.url);
-    assert.ok(ledger.some((l) => l.rule === 'containerd-unresponsive' && l.action === 'cordon' && l.outcome === 'executed'));
+    await ledgerRecord(node, b.redis.url, 'containerd-unresponsive cordon', (l) => l.rule === 'containerd-unresponsive' && l.action === 'cordon' && l.outcome === 'executed');
     await uncordon(node.kube, node.nodeName);
   });
 
@@ -211,7 +211,11 @@ describe('nodewarden installed with helm on a real node', function () {
     const set = await node.kube.kubectl(['-n', 'gpu-operator', 'set', 'env', 'ds/nvidia-driver-daemonset', 'DRIVER_VERSION=560.28.03']);
     assert.equal(set.code, 0, set.stderr);
     await rs([]);
-    const newPod = (await node.kube.kubectl(['-n', 'gpu-operator', 'get', 'pods', '-l', 'app=nvidia-driver', '-o', 'jsonpath={.items[0].metadata.name}'])).stdout.trim();
+    const running = async (version: string): Promise<string | undefined> => {
+      const r = await node.kube.kubectl(['-n', 'gpu-operator', 'get', 'pods', '-l', 'app=nvidia-driver', '-o', 'jsonpath={range .items[*]}{.metadata.name} {.spec.containers[0].env[0].value} {.status.phase}{"\\n"}{end}']);
+      return r.stdout.split('\n').find((l) => l.endsWith(` ${version} Running`))?.split(' ')[0];
+    };
+    const newPod = await eventuallyOnNode(node, 'the new revision\'s pod Running', 120_000, () => running('560.28.03'));
     assert.notEqual(newPod, oldPod);
 
     const f1 = await fleet.add('nw-fake-1', { 'nodewarden.io/pool': POOL });
@@ -225,18 +229,17 @@ describe('nodewarden installed with helm on a real node', function () {
       (await node.kube.kubectl(['-n', 'gpu-operator', 'get', 'ds', 'nvidia-driver-daemonset', '-o', 'jsonpath={.spec.template.spec.containers[0].env[0].value}'])).stdout.trim();
     await eventuallyOnNode(node, 'DaemonSet rolled back to the old driver', 120_000, async () => ((await envNow()) === '550.54.15' ? true : undefined));
     const rollbackMs = Date.now() - t0;
-    await rs([]);
+    // the real DaemonSet controller and kubelet bring the old revision's pod back
+    const backPod = await eventuallyOnNode(node, 'the old revision\'s pod Running again', 180_000, () => running('550.54.15'));
     const backMs = Date.now() - t0;
-    const podEnv = (await node.kube.kubectl(['-n', 'gpu-operator', 'get', 'pods', '-l', 'app=nvidia-driver', '-o', 'jsonpath={.items[0].spec.containers[0].env[0].value} {.items[0].status.phase}'])).stdout.trim();
-    assert.equal(podEnv, '550.54.15 Running', 'the kubelet runs the old revision\'s pod again');
+    assert.notEqual(backPod, oldPod);
     const page = await eventuallyOnNode(node, 'rollback page', 60_000, () =>
       b.pd.accepted.find((e) => e.event_action === 'trigger' && e.dedup_key === `nodewarden/gpu-driver-rollout-regression/${POOL}`),
     );
     assert.equal(page.payload?.severity, 'critical');
     assert.match(page.payload?.summary ?? '', /rollout|driver/i);
-    const ledger = await readLedger(b.redis.url);
-    const rec = ledger.find((l) => l.rule === 'gpu-driver-rollout-regression' && l.action === 'rollback');
-    assert.equal(rec?.outcome, 'executed', JSON.stringify(ledger.filter((l) => l.action === 'rollback')));
+    const rec = await ledgerRecord(node, b.redis.url, 'rollback', (l) => l.rule === 'gpu-driver-rollout-regression' && l.action === 'rollback');
+    assert.equal(rec.outcome, 'executed', JSON.stringify(rec));
     figure(`Xids on 3 nodes of ${POOL} -> DaemonSet template rolled back: ${rollbackMs} ms; -> old revision's pod Running: ${backMs} ms`);
   });
 

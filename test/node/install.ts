@@ -298,3 +298,8 @@ export async function eventuallyOnNode<T>(node: NodeCluster, what: string, timeo
     throw new Error(`${e instanceof Error ? e.message : String(e)}\n${await podLogs(node)}`, { cause: e });
   }
 }
+
+/** The first ledger record matching `pred`, waiting for it: the engine writes the ledger after it acts. */
+export async function ledgerRecord(node: NodeCluster, redisUrl: string, what: string, pred: (r: LedgerRecord) => boolean): Promise<LedgerRecord> {
+  return eventuallyOnNode(node, `ledger record: ${what}`, 30_000, async () => (await readLedger(redisUrl)).find(pred));
+}

@@ -17,7 +17,7 @@ import {
   getNode,
   isCordoned,
   prepareInstall,
-  readLedger,
+  ledgerRecord,
   startBackends,
   uncordon,
   waitBothPodsReady,
@@ -85,8 +85,7 @@ describe('nodewarden installed with kubectl apply -k on a real node', function (
       b.pd.accepted.find((e) => e.event_action === 'trigger' && e.dedup_key === `nodewarden/gpu-xid-fatal/${node.nodeName}`),
     );
     assert.equal(page.payload?.severity, 'critical');
-    const ledger = await readLedger(b.redis.url);
-    assert.ok(ledger.some((l) => l.rule === 'gpu-xid-fatal' && l.action === 'cordon' && l.outcome === 'executed'));
+    await ledgerRecord(node, b.redis.url, 'gpu-xid-fatal cordon', (l) => l.rule === 'gpu-xid-fatal' && l.action === 'cordon' && l.outcome === 'executed');
     process.stdout.write(`      [figure] (kustomize) Xid 95 -> cordon + page: ${Date.now() - t0} ms\n`);
     await uncordon(node.kube, node.nodeName);
   });
