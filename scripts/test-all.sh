@@ -47,6 +47,8 @@ eval "$(bash scripts/provision/chromium.sh)"
 export NODEWARDEN_CHROMIUM="$CHROMIUM_BIN"
 # the real node (kubelet, containerd, kube-proxy pod): packages and images
 eval "$(bash scripts/provision/node.sh)"
+# Debian's prometheus has no Kubernetes service discovery; the node suite needs it
+export NODEWARDEN_PROMETHEUS_K8S="$(bash scripts/provision/prometheus-k8s.sh | tail -n 1)"
 # the kubectl next to the control plane (the machine's own, or one built from source)
 PATH="$NODEWARDEN_KUBE_BIN:$PATH"
 # the nodewarden image (deploy/Dockerfile, built with buildah; cached by source hash)
