@@ -6,6 +6,7 @@
  * `--node NAME`, reading a kernel log file the test appends Xids to.
  */
 import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import type { KubeCluster } from '../harness/kube.js';
 import { freePort } from '../harness/ports.js';
@@ -84,8 +85,8 @@ export class FakeFleet {
     const node: FakeNode = {
       name,
       agent,
-      // kmsg record format: "priority,seq,usec,flags;message"
-      kmsg: (line: string) => fs.appendFileSync(kmsgFile, `12,${seq++},${Math.round(process.uptime() * 1e6)},-;${line}\n`),
+      // kmsg record format: "priority,seq,usec,flags;message", usec since boot (the agent dates records by it)
+      kmsg: (line: string) => fs.appendFileSync(kmsgFile, `12,${seq++},${Math.round(os.uptime() * 1e6)},-;${line}\n`),
     };
     this.nodes.push(node);
     return node;
