@@ -69,21 +69,12 @@ else
   mkdir -p "$OUT"
   exec 9>"$CACHE/node/.lock"
   flock 9
-  miss="$(missing_pkgs | tr '\n' ' ')"
-  if [ -n "${miss// /}" ]; then
-    export DEBIAN_FRONTEND=noninteractive
-    log "apt-get update"
-    apt-get -o DPkg::Lock::Timeout=600 update >&2
-    POLICY=/usr/sbin/policy-rc.d
-    if [ ! -e "$POLICY" ]; then
-      printf '#!/bin/sh\n# temporary, from nodewarden scripts/provision\nexit 101\n' >"$POLICY"
-      chmod 755 "$POLICY"
-      trap 'rm -f "$POLICY"' EXIT
-    fi
-    log "apt-get install $miss"
-    # shellcheck disable=SC2086
-    apt-get -o DPkg::Lock::Timeout=600 install -y --no-install-recommends $miss >&2
-  fi
+  # one apt-package.sh call per package (no distro service is left running);
+  # "-" as service: the harness's own containerd must never be taken for one
+  for spec in containerd:containerd runc:runc containernetworking-plugins:bridge iptables:iptables \
+    conntrack:conntrack buildah:buildah mmdebstrap:mmdebstrap gcc:gcc libc6-dev:gencat; do
+    PATH="/usr/lib/cni:$PATH" bash "$HERE/apt-package.sh" "${spec%%:*}" - - "${spec#*:}" >/dev/null
+  done
   # apt may have started the distro containerd where an init system runs:
   # the harness runs its own.
   if pgrep -x containerd >/dev/null 2>&1 && [ -d /run/systemd/system ]; then
