@@ -6,13 +6,14 @@ import { readFileSync } from 'node:fs';
 import type { LoadConfigOptions, NodewardenConfig } from '../core/config.js';
 import { resolveConfig } from '../core/config.js';
 import { PoisonInputError } from '../core/errors.js';
+import { readTextFile } from './text-file.js';
 
 /** Loads, merges and validates the configuration; throws PoisonInputError with every problem. */
 export function loadConfig(opts: Omit<LoadConfigOptions, 'text'> = {}): NodewardenConfig {
   if (!opts.file) return resolveConfig(opts);
   let text: string;
   try {
-    text = readFileSync(opts.file, 'utf8');
+    text = readTextFile(opts.file);
   } catch (err) {
     throw new PoisonInputError('CONFIG_INVALID', opts.file, [{ path: '', message: `cannot read: ${(err as Error).message}` }], err);
   }

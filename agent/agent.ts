@@ -6,6 +6,7 @@
  * Every event a collector emits is validated against envelope v1 before it
  * is published: a collector bug becomes a counted drop, not poison on the bus.
  */
+import { boundEventData } from './bounds.js';
 import { hostname } from 'node:os';
 import { Counter, collectDefaultMetrics } from 'prom-client';
 import type { CollectorContext, Emit } from './collector.js';
@@ -50,7 +51,7 @@ export function createCollectorContext(opts: Omit<CollectorContext, 'newEvent'>)
         type,
         source,
         labels: { ...labels },
-        data: data as unknown as Record<string, unknown>,
+        data: boundEventData(data) as unknown as Record<string, unknown>,
       };
     },
   };

@@ -3,6 +3,7 @@
  * module, loaded lazily so `nodewarden agent` never loads the engine.
  */
 import { PoisonInputError, NodewardenError } from '../core/errors.js';
+import { escapeControl } from '../core/text.js';
 
 type CommandModule = { run(argv: string[]): Promise<number> };
 
@@ -35,11 +36,18 @@ export async function main(argv: string[]): Promise<number> {
     const mod = await entry.load();
     return await mod.run(rest);
   } catch (err) {
-    if (err instanceof PoisonInputError || (err instanceof NodewardenError && !err.retriable)) {
-      process.stderr.write(`nodewarden ${cmd}: ${err.message}\n`);
-      return 2;
-    }
-    process.stderr.write(`nodewarden ${cmd}: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
-    return 1;
+    // One line on stderr, never a stack trace (NODEWARDEN_DEBUG=1 adds it for developers).
+    const bad = err instanceof PoisonInputError || (err instanceof NodewardenError && !err.retriable);
+    process.stderr.write(`nodewarden ${cmd}: ${oneLineError(err)}\n`);
+    if (process.env.NODEWARDEN_DEBUG === '1' && err instanceof Error && err.stack) process.stderr.write(`${err.stack}\n`);
+    return bad ? 2 : 1;
   }
+}
+
+/** An error as one printable line: control characters escaped, newlines folded. */
+export function oneLineError(err: unknown): string {
+  let msg = (err instanceof Error ? err.message || err.name : String(err)).replace(/\s*\r?\n\s*/g, ' ').trim();
+  // PoisonInputErrors raised by a command name it ("nodewarden ctl: /: ..."): main already does.
+  msg = msg.replace(/^nodewarden [a-z]+(?: --once)?: (?:\/: )?/, '');
+  return escapeControl(msg.length > 2000 ? `${msg.slice(0, 2000)}… (truncated)` : msg);
 }

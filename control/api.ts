@@ -4,6 +4,7 @@
  * Validation reports every problem with its field path, so a malformed
  * request gets one precise 400 answer.
  */
+import { controlCharProblem } from '../core/text.js';
 import { OUTCOMES } from '../core/decision.js';
 import type { LedgerRecord, Outcome, Severity } from '../core/decision.js';
 import type { InputProblem } from '../core/errors.js';
@@ -73,6 +74,7 @@ function reasonOf(body: Record<string, unknown>, problems: InputProblem[], requi
   }
   if (typeof r !== 'string' || r.trim().length === 0) problems.push({ path: '/reason', message: 'must be a non-empty string' });
   else if (r.length > MAX_REASON) problems.push({ path: '/reason', message: `must be at most ${MAX_REASON} characters` });
+  else if (controlCharProblem(r.trim())) problems.push({ path: '/reason', message: controlCharProblem(r.trim()) ?? '' });
   else return r.trim();
   return undefined;
 }
@@ -148,6 +150,7 @@ export function validateLedgerQuery(params: URLSearchParams, now: number): { val
     const v = params.get(k);
     if (v !== null) {
       if (v.length === 0 || v.length > 253) problems.push({ path: `?${k}`, message: 'must be a non-empty name' });
+      else if (controlCharProblem(v)) problems.push({ path: `?${k}`, message: controlCharProblem(v) ?? '' });
       else q[k] = v;
     }
   }

@@ -64,6 +64,31 @@ export class ControlClient {
     return this.call('GET', '/api/v1/guard');
   }
 
+  /** Paging (control/paging-routes.ts): approvals, silences, incidents. Shapes as in docs/control-api.md. */
+  approvals(): Promise<{ approvals: Array<Record<string, unknown>> }> {
+    return this.call('GET', '/api/v1/approvals');
+  }
+
+  decideApproval(id: string, verdict: 'approve' | 'deny'): Promise<{ approval: Record<string, unknown> }> {
+    return this.call('POST', `/api/v1/approvals/${encodeURIComponent(id)}/${verdict}`, {});
+  }
+
+  silences(): Promise<{ silences: Array<Record<string, unknown>> }> {
+    return this.call('GET', '/api/v1/silences');
+  }
+
+  createSilence(body: { matchers: string[]; ttl: string; reason: string }): Promise<{ silence: Record<string, unknown> }> {
+    return this.call('POST', '/api/v1/silences', body);
+  }
+
+  expireSilence(id: string): Promise<{ expired: string }> {
+    return this.call('POST', `/api/v1/silences/${encodeURIComponent(id)}/expire`, {});
+  }
+
+  incidents(): Promise<{ incidents: Array<Record<string, unknown>> }> {
+    return this.call('GET', '/api/v1/incidents');
+  }
+
   ledger(p: LedgerParams): Promise<{ records: LedgerEntry[] }> {
     const qs = new URLSearchParams();
     for (const [k, v] of Object.entries(p)) if (v !== undefined) qs.set(k, String(v));

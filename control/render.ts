@@ -3,13 +3,19 @@
  * upper-case headers by default, or the server's JSON / YAML as is.
  */
 import { stringify as toYaml } from 'yaml';
+import { escapeControl } from '../core/text.js';
 import type { GuardStatus } from '../remediations/ports.js';
 import type { LedgerEntry, RuleView } from './api.js';
 
 export type OutputFormat = 'table' | 'json' | 'yaml';
 
-/** Columns padded to the widest cell, separated by three spaces (like kubectl). */
-export function table(headers: readonly string[], rows: ReadonlyArray<readonly string[]>): string {
+/**
+ * Columns padded to the widest cell, separated by three spaces (like kubectl).
+ * Cells are escaped: a reason or name holding ESC or a newline (stored before
+ * the API refused them, or from another writer of the ledger) never reaches the terminal raw.
+ */
+export function table(headers: readonly string[], rawRows: ReadonlyArray<readonly string[]>): string {
+  const rows = rawRows.map((r) => r.map(escapeControl));
   const widths = headers.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
   const line = (cells: readonly string[]): string =>
     cells
@@ -49,7 +55,7 @@ export function renderRules(rules: readonly RuleView[], now: number): string {
 
 export function renderGuard(g: GuardStatus, now: number): string {
   const out: string[] = [];
-  out.push(g.paused ? `PAUSED by ${g.paused.by} ${span(now - g.paused.at)} ago: ${g.paused.reason}\n\n` : 'ACTIVE (not paused)\n\n');
+  out.push(g.paused ? `PAUSED by ${escapeControl(g.paused.by)} ${span(now - g.paused.at)} ago: ${escapeControl(g.paused.reason)}\n\n` : 'ACTIVE (not paused)\n\n');
   const budgets = [g.fleet, ...g.groups].map((b) => [b.scope, String(b.total), String(b.unavailable), String(b.reserved), String(b.limit), String(Math.max(0, b.limit - b.unavailable - b.reserved))]);
   out.push(table(['SCOPE', 'NODES', 'UNAVAILABLE', 'RESERVED', 'LIMIT', 'HEADROOM'], budgets));
   if (g.rateLimits.length > 0) {

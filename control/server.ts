@@ -7,11 +7,15 @@
  *   /api/v1/...     the authenticated control API (docs/control-api.md)
  *   GET  /          the operator's console (docs/console.md): static files
  *                   that read the control API with the operator's token
+ *   POST /webhooks/<name>  signed callbacks (PagerDuty v3 webhooks, Slack
+ *                   interactivity): no bearer token, each handler verifies
+ *                   its own signature over the raw body (docs/paging.md)
  *
  * Every error is JSON `{error: {code, message, problems}}`: 400 for a
  * malformed request, 401 without or with a bad token, 403 for a read-only
  * token on a mutating call, 404/405 for unknown routes and methods.
  */
+import { controlCharProblem } from '../core/text.js';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Registry } from 'prom-client';
@@ -43,6 +47,17 @@ export interface EngineHttpOptions {
   maxBodyBytes?: number;
   /** The console's files (default: the ones shipped in control/console/). */
   console?: ConsoleAssets;
+  /** Signed callbacks by name (`/webhooks/<name>`): raw body and headers in, JSON out. */
+  webhooks?: Record<string, WebhookHandler>;
+  /** More authenticated control API routes (control/paging-routes.ts). */
+  extraRoutes?: (h: RouteHelpers) => Route[];
+}
+
+export type WebhookHandler = (body: Buffer, headers: http.IncomingHttpHeaders) => Promise<{ status: number; body: unknown }>;
+
+/** What extra routes get from the server: the error for a bad request. */
+export interface RouteHelpers {
+  invalid: (message: string, problems: InputProblem[]) => HttpError;
 }
 
 const STATUS: Record<ErrorCode, number> = {
@@ -78,7 +93,7 @@ function invalid(message: string, problems: InputProblem[]): HttpError {
   return new HttpError('REQUEST_INVALID', message, problems);
 }
 
-interface Ctx {
+export interface Ctx {
   req: http.IncomingMessage;
   url: URL;
   principal: Principal;
@@ -86,10 +101,17 @@ interface Ctx {
 }
 
 type Handler = (ctx: Ctx) => Promise<unknown>;
-interface Route {
+
+/** What a control API route is, without its handler: the security tests enumerate these. */
+export interface RouteInfo {
   method: 'GET' | 'POST';
   pattern: RegExp;
+  /** Mutating routes need an admin token. */
   mutating: boolean;
+  /** A concrete path the pattern matches (for tests and docs), e.g. /api/v1/rules/my-rule/disable. */
+  example: string;
+}
+export interface Route extends RouteInfo {
   handler: (ctx: Ctx, params: string[]) => Promise<unknown>;
 }
 
@@ -102,7 +124,7 @@ export class EngineHttpServer {
   constructor(private readonly o: EngineHttpOptions) {
     this.maxBody = o.maxBodyBytes ?? 64 * 1024;
     this.console = o.console ?? new ConsoleAssets();
-    this.routes = this.apiRoutes();
+    this.routes = [...this.apiRoutes(), ...(o.extraRoutes?.({ invalid }) ?? [])];
     this.server = http.createServer((req, res) => {
       this.handle(req, res).catch((err: unknown) => {
         o.logger.error({ err: errorMessage(err) }, 'http handler failed');
@@ -124,6 +146,11 @@ export class EngineHttpServer {
     });
     const a = this.server.address() as AddressInfo;
     return { host: a.address, port: a.port };
+  }
+
+  /** Every control API route (method, pattern, role needed, an example path). */
+  routeTable(): RouteInfo[] {
+    return this.routes.map(({ method, pattern, mutating, example }) => ({ method, pattern, mutating, example }));
   }
 
   get port(): number {
@@ -150,6 +177,14 @@ export class EngineHttpServer {
       if (isConsolePath(url.pathname)) {
         if (method !== 'GET' && method !== 'HEAD') throw new HttpError('REQUEST_INVALID', `method ${method} not allowed on ${url.pathname}`, [], 405, { allow: 'GET, HEAD' });
         this.asset(req, url.pathname, method, res);
+        return;
+      }
+      if (url.pathname.startsWith('/webhooks/')) {
+        const hook = this.o.webhooks?.[url.pathname.slice('/webhooks/'.length)];
+        if (!hook) throw new HttpError('NOT_FOUND', `no such endpoint: ${url.pathname}`);
+        if (method !== 'POST') throw new HttpError('REQUEST_INVALID', `method ${method} not allowed on ${url.pathname}`, [], 405, { allow: 'POST' });
+        const out = await hook(await this.readRaw(req), req.headers);
+        sendJson(res, out.status, out.body);
         return;
       }
       if (url.pathname.startsWith('/api/')) {
@@ -213,7 +248,7 @@ export class EngineHttpServer {
     if (!route) throw new HttpError('REQUEST_INVALID', `method ${method} not allowed on ${url.pathname}`, [], 405, { allow: candidates.map((r) => r.method).join(', ') });
     if (route.mutating && principal.role !== 'admin')
       throw new HttpError('FORBIDDEN', `token "${principal.name}" has role ${principal.role}; ${method} ${url.pathname} needs admin`);
-    const params = (route.pattern.exec(url.pathname) ?? []).slice(1).map((p) => decodeURIComponent(p));
+    const params = (route.pattern.exec(url.pathname) ?? []).slice(1).map(pathParam);
     const ctx: Ctx = { req, url, principal, body: () => this.readBody(req) };
     const body = await route.handler(ctx, params);
     this.o.logger.info({ by: principal.name, method, path: url.pathname }, 'control api call');
@@ -244,17 +279,19 @@ export class EngineHttpServer {
         method: 'GET',
         pattern: /^\/api\/v1\/rules\/?$/,
         mutating: false,
+        example: '/api/v1/rules',
         handler: h((ctx) => {
           noQuery(ctx);
           return Promise.resolve({ rules: backend().listRules() });
         }),
       },
-      { method: 'POST', pattern: /^\/api\/v1\/rules\/([^/]+)\/disable$/, mutating: true, handler: toggle(false) },
-      { method: 'POST', pattern: /^\/api\/v1\/rules\/([^/]+)\/enable$/, mutating: true, handler: toggle(true) },
+      { method: 'POST', pattern: /^\/api\/v1\/rules\/([^/]+)\/disable$/, mutating: true, example: '/api/v1/rules/{id}/disable', handler: toggle(false) },
+      { method: 'POST', pattern: /^\/api\/v1\/rules\/([^/]+)\/enable$/, mutating: true, example: '/api/v1/rules/{id}/enable', handler: toggle(true) },
       {
         method: 'POST',
         pattern: /^\/api\/v1\/pause$/,
         mutating: true,
+        example: '/api/v1/pause',
         handler: h(async (ctx) => {
           noQuery(ctx);
           const v = validatePauseBody(await ctx.body());
@@ -267,6 +304,7 @@ export class EngineHttpServer {
         method: 'POST',
         pattern: /^\/api\/v1\/resume$/,
         mutating: true,
+        example: '/api/v1/resume',
         handler: h(async (ctx) => {
           noQuery(ctx);
           const v = validateResumeBody(await ctx.body());
@@ -279,6 +317,7 @@ export class EngineHttpServer {
         method: 'GET',
         pattern: /^\/api\/v1\/guard$/,
         mutating: false,
+        example: '/api/v1/guard',
         handler: h(async (ctx) => {
           noQuery(ctx);
           return { ...(await backend().guard()), dryRun: backend().dryRun ?? false };
@@ -288,6 +327,7 @@ export class EngineHttpServer {
         method: 'GET',
         pattern: /^\/api\/v1\/whoami$/,
         mutating: false,
+        example: '/api/v1/whoami',
         handler: h((ctx) => {
           noQuery(ctx);
           // What this engine's API offers, so the console asks only for what exists.
@@ -303,6 +343,7 @@ export class EngineHttpServer {
         method: 'GET',
         pattern: /^\/api\/v1\/nodes$/,
         mutating: false,
+        example: '/api/v1/nodes',
         handler: h(async (ctx) => {
           noQuery(ctx);
           const b = backend();
@@ -314,6 +355,7 @@ export class EngineHttpServer {
         method: 'GET',
         pattern: /^\/api\/v1\/ledger$/,
         mutating: false,
+        example: '/api/v1/ledger',
         handler: h(async (ctx) => {
           const v = validateLedgerQuery(ctx.url.searchParams, this.o.clock.now());
           if (!v.value) throw invalid('invalid query', v.problems);
@@ -324,7 +366,20 @@ export class EngineHttpServer {
   }
 
   /** JSON body, or undefined when empty. */
-  private readBody(req: http.IncomingMessage): Promise<unknown> {
+  private async readBody(req: http.IncomingMessage): Promise<unknown> {
+    const text = (await this.readRaw(req)).toString('utf8');
+    if (text.trim().length === 0) return undefined;
+    const ct = req.headers['content-type'];
+    if (ct !== undefined && !/^application\/(.+\+)?json\b/i.test(ct)) throw invalid(`content-type must be application/json, got "${ct}"`, [{ path: '', message: 'not JSON' }]);
+    try {
+      return JSON.parse(text);
+    } catch (err) {
+      throw invalid('request body is not valid JSON', [{ path: '', message: errorMessage(err) }]);
+    }
+  }
+
+  /** The raw body (signatures are over these exact bytes), bounded by maxBodyBytes. */
+  private readRaw(req: http.IncomingMessage): Promise<Buffer> {
     return new Promise((resolve, reject) => {
       const chunks: Buffer[] = [];
       let size = 0;
@@ -341,22 +396,7 @@ export class EngineHttpServer {
       });
       req.on('error', reject);
       req.on('end', () => {
-        if (failed) return;
-        const text = Buffer.concat(chunks).toString('utf8');
-        if (text.trim().length === 0) {
-          resolve(undefined);
-          return;
-        }
-        const ct = req.headers['content-type'];
-        if (ct !== undefined && !/^application\/(.+\+)?json\b/i.test(ct)) {
-          reject(invalid(`content-type must be application/json, got "${ct}"`, [{ path: '', message: 'not JSON' }]));
-          return;
-        }
-        try {
-          resolve(JSON.parse(text));
-        } catch (err) {
-          reject(invalid('request body is not valid JSON', [{ path: '', message: errorMessage(err) }]));
-        }
+        if (!failed) resolve(Buffer.concat(chunks));
       });
     });
   }
@@ -366,4 +406,18 @@ function sendJson(res: http.ServerResponse, status: number, body: unknown): void
   const text = JSON.stringify(body);
   res.writeHead(status, { 'content-type': 'application/json; charset=utf-8', 'cache-control': 'no-store' });
   res.end(text + '\n');
+}
+
+/** A decoded path segment (a rule id): malformed escapes and control characters are a 400, not a 500 or a forged log line. */
+function pathParam(raw: string): string {
+  let v: string;
+  try {
+    v = decodeURIComponent(raw);
+  } catch {
+    throw new HttpError('REQUEST_INVALID', 'malformed percent-encoding in the path', [{ path: 'path', message: 'malformed percent-encoding' }]);
+  }
+  const bad = controlCharProblem(v);
+  if (bad) throw new HttpError('REQUEST_INVALID', `invalid path parameter: ${bad}`, [{ path: 'path', message: bad }]);
+  if (v.length > 253) throw new HttpError('REQUEST_INVALID', 'path parameter longer than 253 characters', [{ path: 'path', message: 'too long' }]);
+  return v;
 }

@@ -7,14 +7,18 @@
  */
 import { validateSchema } from './schema.js';
 import type { Schema } from './schema.js';
-import { parse as parseYaml } from 'yaml';
 import { PoisonInputError } from './errors.js';
+import type { InputProblem } from './errors.js';
+import { parseYamlDocuments } from './yaml.js';
+import { formatDuration, isDuration, parseDuration } from './duration.js';
 
 export interface KafkaConfig {
   brokers: string[];
   clientId: string;
   topics: { signals: string; deadLetter: string; ledger: string };
   ssl: boolean;
+  /** PEM CA bundle the brokers' certificates must chain to (a mounted Secret); null = the system CAs. Needs ssl. */
+  caFile: string | null;
   sasl: { mechanism: 'plain' | 'scram-sha-256' | 'scram-sha-512'; usernameFile: string; passwordFile: string } | null;
 }
 
@@ -22,7 +26,8 @@ export interface NodewardenConfig {
   /** Node labels copied onto events and used for grouping. */
   labels: { group: string; zone: string };
   kafka: KafkaConfig;
-  redis: { url: string; keyPrefix: string; passwordFile: string | null };
+  /** `rediss://` URLs use TLS (`caFile`: PEM CA bundle); an ACL user goes in the URL (`rediss://nodewarden@host:6380`), its password in `passwordFile`. */
+  redis: { url: string; keyPrefix: string; passwordFile: string | null; caFile: string | null };
   agent: {
     node: string;
     hostRoot: string;
@@ -43,6 +48,12 @@ export interface NodewardenConfig {
     store: 'memory' | 'redis';
     http: { host: string; port: number };
     dedupeWindow: string;
+    /**
+     * Event time is bounded against the time an event is read (design brief §8):
+     * an event whose `ts` is more than `maxFuture` ahead, or more than `maxPast`
+     * behind, is a dead letter and never moves any window or watermark.
+     */
+    eventTime: { maxFuture: string; maxPast: string };
     watchedWorkloads: Array<{ kind: 'DaemonSet' | 'Deployment'; namespace: string; name: string }>;
   };
   guard: {
@@ -60,8 +71,29 @@ export interface NodewardenConfig {
     slack: { webhookUrlFile: string | null; webhookUrlEnv: string; minIntervalMs: number } | null;
   };
   control: { tokensFile: string | null };
+  /** Paging as incidents (remediations/incidents, docs/paging.md). */
+  incidents: IncidentsConfig;
   /** Scheduled operations jobs of the engine (control/jobs, docs/jobs.md). */
   jobs: JobsConfig;
+}
+
+export interface IncidentsConfig {
+  /** Group pages into incidents (default true); false: every page is sent as it comes. */
+  enabled: boolean;
+  /** Grouping labels; `rule` is the rule id (default [rule, pool]). */
+  groupBy: string[];
+  groupWait: string;
+  groupInterval: string;
+  repeatInterval: string;
+  /** An acknowledged incident holds further automated actions on its group. */
+  holdOnAck: boolean;
+  keepResolved: string;
+  /** PagerDuty v3 webhooks (acknowledge/resolve), verified with the subscription's signing secret. */
+  pagerdutyWebhook: { secretFile: string | null; secretEnv: string; maxAge: string } | null;
+  /** Actions a person approves first (remediations/approvals). */
+  approvals: { requiredFor: Array<'cordon' | 'uncordon' | 'rollback'>; timeout: string; onTimeout: 'deny' | 'approve' };
+  /** Slack interactivity (Approve/Deny buttons), verified with the app's signing secret. */
+  slackInteractivity: { signingSecretFile: string | null; signingSecretEnv: string } | null;
 }
 
 /** One scheduled job: a 5-field cron expression (6 with seconds) and a run timeout. */
@@ -93,9 +125,10 @@ export const DEFAULT_CONFIG: NodewardenConfig = {
     clientId: 'nodewarden',
     topics: { signals: 'nodewarden.signals', deadLetter: 'nodewarden.deadletter', ledger: 'nodewarden.ledger' },
     ssl: false,
+    caFile: null,
     sasl: null,
   },
-  redis: { url: 'redis://127.0.0.1:6379', keyPrefix: 'nw:', passwordFile: null },
+  redis: { url: 'redis://127.0.0.1:6379', keyPrefix: 'nw:', passwordFile: null, caFile: null },
   agent: {
     node: '',
     hostRoot: '/',
@@ -115,6 +148,7 @@ export const DEFAULT_CONFIG: NodewardenConfig = {
     store: 'memory',
     http: { host: '0.0.0.0', port: 9102 },
     dedupeWindow: '10m',
+    eventTime: { maxFuture: '5m', maxPast: '7d' },
     watchedWorkloads: [{ kind: 'DaemonSet', namespace: 'gpu-operator', name: 'nvidia-driver-daemonset' }],
   },
   guard: {
@@ -134,6 +168,18 @@ export const DEFAULT_CONFIG: NodewardenConfig = {
   },
   pager: { pagerduty: null, slack: null },
   control: { tokensFile: null },
+  incidents: {
+    enabled: true,
+    groupBy: ['rule', 'pool'],
+    groupWait: '0s',
+    groupInterval: '1m',
+    repeatInterval: '4h',
+    holdOnAck: true,
+    keepResolved: '7d',
+    pagerdutyWebhook: null,
+    approvals: { requiredFor: ['rollback'], timeout: '15m', onTimeout: 'deny' },
+    slackInteractivity: null,
+  },
   jobs: {
     enabled: true,
     timezone: 'UTC',
@@ -146,7 +192,11 @@ export const DEFAULT_CONFIG: NodewardenConfig = {
 };
 
 const duration = { type: 'string', pattern: '^(0|(\\d+(\\.\\d+)?(ms|s|m|h|d))+)$', patternHint: 'must be a duration like 30s, 15m, 2h' } as const;
-const budget = { type: 'string', pattern: '^(\\d+(\\.\\d+)?%|\\d+)$', patternHint: 'must be a percentage like 5% or a count like 3' } as const;
+const budget = {
+  type: 'string',
+  pattern: '^((100(\\.0+)?|\\d{1,2}(\\.\\d+)?)%|\\d{1,7})$',
+  patternHint: 'must be a percentage from 0% to 100% like 5%, or a count of nodes like 3',
+} as const;
 const str = { type: 'string' } as const;
 const nstr = { type: ['string', 'null'] } as const;
 const port = { type: 'integer', minimum: 0, maximum: 65535 } as const;
@@ -166,11 +216,12 @@ export const CONFIG_SCHEMA = obj({
     clientId: str,
     topics: obj({ signals: str, deadLetter: str, ledger: str }),
     ssl: { type: 'boolean' },
+    caFile: nstr,
     sasl: {
       anyOf: [{ type: 'null' }, obj({ mechanism: { enum: ['plain', 'scram-sha-256', 'scram-sha-512'] }, usernameFile: str, passwordFile: str })],
     },
   }),
-  redis: obj({ url: str, keyPrefix: str, passwordFile: nstr }),
+  redis: obj({ url: str, keyPrefix: str, passwordFile: nstr, caFile: nstr }),
   agent: obj({
     node: str,
     hostRoot: str,
@@ -180,9 +231,9 @@ export const CONFIG_SCHEMA = obj({
     kubeProxyHealthUrl: str,
     intervals: obj({ conntrack: duration, dcgm: duration, containerd: duration, kubeProxyHealth: duration, heartbeat: duration, kmsgPoll: duration }),
     containerdDeadline: duration,
-    spool: obj({ maxEvents: { type: 'integer', minimum: 1 } }),
+    spool: obj({ maxEvents: { type: 'integer', minimum: 1, maximum: 10_000_000 } }),
     http: obj({ host: str, port }),
-    publish: obj({ batchSize: { type: 'integer', minimum: 1 }, lingerMs: { type: 'integer', minimum: 0 } }),
+    publish: obj({ batchSize: { type: 'integer', minimum: 1, maximum: 100_000 }, lingerMs: { type: 'integer', minimum: 0, maximum: 60_000 } }),
   }),
   engine: obj({
     groupId: str,
@@ -190,33 +241,128 @@ export const CONFIG_SCHEMA = obj({
     store: { enum: ['memory', 'redis'] },
     http: obj({ host: str, port }),
     dedupeWindow: duration,
+    eventTime: obj({ maxFuture: duration, maxPast: duration }),
     watchedWorkloads: { type: 'array', items: obj({ kind: { enum: ['DaemonSet', 'Deployment'] }, namespace: str, name: str }) },
   }),
   guard: obj({
     dryRun: { type: 'boolean' },
     maxUnavailable: budget,
     maxUnavailablePerGroup: budget,
-    rateLimits: { type: 'object', additionalProperties: obj({ count: { type: 'integer', minimum: 0 }, per: duration }) },
+    rateLimits: { type: 'object', additionalProperties: obj({ count: { type: 'integer', minimum: 0, maximum: 1_000_000 }, per: duration }) },
     targetCooldown: duration,
     rollbackWindow: duration,
-    circuitBreaker: obj({ failures: { type: 'integer', minimum: 1 }, window: duration, openFor: duration }),
+    circuitBreaker: obj({ failures: { type: 'integer', minimum: 1, maximum: 10_000 }, window: duration, openFor: duration }),
     autoUncordon: { type: 'boolean' },
   }),
   pager: obj({
     pagerduty: { anyOf: [{ type: 'null' }, obj({ url: str, routingKeyFile: nstr, routingKeyEnv: str })] },
-    slack: { anyOf: [{ type: 'null' }, obj({ webhookUrlFile: nstr, webhookUrlEnv: str, minIntervalMs: { type: 'integer', minimum: 0 } })] },
+    slack: { anyOf: [{ type: 'null' }, obj({ webhookUrlFile: nstr, webhookUrlEnv: str, minIntervalMs: { type: 'integer', minimum: 0, maximum: 60_000 } })] },
   }),
   control: obj({ tokensFile: nstr }),
+  incidents: obj({
+    enabled: { type: 'boolean' },
+    groupBy: { type: 'array', minItems: 1, items: { type: 'string', minLength: 1 } },
+    groupWait: duration,
+    groupInterval: duration,
+    repeatInterval: duration,
+    holdOnAck: { type: 'boolean' },
+    keepResolved: duration,
+    pagerdutyWebhook: { anyOf: [{ type: 'null' }, obj({ secretFile: nstr, secretEnv: str, maxAge: duration })] },
+    approvals: obj({ requiredFor: { type: 'array', items: { enum: ['cordon', 'uncordon', 'rollback'] } }, timeout: duration, onTimeout: { enum: ['deny', 'approve'] } }),
+    slackInteractivity: { anyOf: [{ type: 'null' }, obj({ signingSecretFile: nstr, signingSecretEnv: str })] },
+  }),
   jobs: obj({
     enabled: { type: 'boolean' },
     timezone: { type: 'string', minLength: 1 },
     guardReconcile: obj({ enabled: { type: 'boolean' }, schedule: cron, timeout: duration }),
     resolveCleared: obj({ enabled: { type: 'boolean' }, schedule: cron, timeout: duration, minAge: duration, lookback: duration }),
     expireToggles: obj({ enabled: { type: 'boolean' }, schedule: cron, timeout: duration }),
-    trimState: obj({ enabled: { type: 'boolean' }, schedule: cron, timeout: duration, ledgerMaxLen: { type: 'integer', minimum: 1000 }, ledgerMaxAge: duration }),
+    trimState: obj({ enabled: { type: 'boolean' }, schedule: cron, timeout: duration, ledgerMaxLen: { type: 'integer', minimum: 1000, maximum: 100_000_000 }, ledgerMaxAge: duration }),
     dailyDigest: obj({ enabled: { type: 'boolean' }, schedule: cron, timeout: duration, window: duration }),
   }),
 });
+
+const S = 1000;
+const MIN = 60 * S;
+const H = 60 * MIN;
+const D = 24 * H;
+/**
+ * Bounds of every duration setting ([min, max] in ms; `*` matches one key).
+ * Minimums keep loops from spinning (`intervals.conntrack: 0s` would be a hot
+ * loop), maximums keep a typo (`300d`) from switching a safety off.
+ */
+export const DURATION_BOUNDS: ReadonlyArray<readonly [string, number, number]> = [
+  ['/agent/intervals/conntrack', 1 * S, 1 * H],
+  ['/agent/intervals/dcgm', 1 * S, 1 * H],
+  ['/agent/intervals/containerd', 1 * S, 1 * H],
+  ['/agent/intervals/kubeProxyHealth', 1 * S, 1 * H],
+  ['/agent/intervals/heartbeat', 1 * S, 1 * H],
+  ['/agent/intervals/kmsgPoll', 100, 1 * MIN],
+  ['/agent/containerdDeadline', 100, 1 * MIN],
+  ['/engine/dedupeWindow', 1 * MIN, 1 * D],
+  ['/engine/eventTime/maxFuture', 1 * S, 1 * D],
+  ['/engine/eventTime/maxPast', 1 * MIN, 30 * D],
+  ['/guard/rateLimits/*/per', 1 * S, 7 * D],
+  ['/guard/targetCooldown', 0, 30 * D],
+  ['/guard/rollbackWindow', 1 * MIN, 30 * D],
+  ['/guard/circuitBreaker/window', 1 * S, 1 * D],
+  ['/guard/circuitBreaker/openFor', 1 * S, 1 * D],
+  ['/jobs/*/timeout', 1 * S, 1 * H],
+  ['/jobs/resolveCleared/minAge', 0, 7 * D],
+  ['/jobs/resolveCleared/lookback', 1 * MIN, 90 * D],
+  ['/jobs/trimState/ledgerMaxAge', 1 * H, 3650 * D],
+  ['/jobs/dailyDigest/window', 1 * H, 31 * D],
+];
+
+function valuesAt(root: unknown, path: string): Array<[string, unknown]> {
+  let cur: Array<[string, unknown]> = [['', root]];
+  for (const part of path.split('/').slice(1)) {
+    const next: Array<[string, unknown]> = [];
+    for (const [p, v] of cur) {
+      if (!isPlainObject(v)) continue;
+      if (part === '*') for (const [k, c] of Object.entries(v)) next.push([`${p}/${k}`, c]);
+      else if (part in v) next.push([`${p}/${part}`, v[part]]);
+    }
+    cur = next;
+  }
+  return cur;
+}
+
+/** Problems the schema cannot express: duration bounds and IANA time zones. Runs on a schema-valid config. */
+export function configBoundProblems(cfg: NodewardenConfig): InputProblem[] {
+  const problems: InputProblem[] = [];
+  for (const [path, min, max] of DURATION_BOUNDS)
+    for (const [p, v] of valuesAt(cfg, path)) {
+      if (typeof v !== 'string' || !isDuration(v)) continue;
+      const ms = parseDuration(v);
+      if (ms < min || ms > max) problems.push({ path: p, message: `must be between ${formatDuration(min)} and ${formatDuration(max)}, got ${v}` });
+    }
+  try {
+    new Intl.DateTimeFormat('en-US', { timeZone: cfg.jobs.timezone });
+  } catch {
+    problems.push({ path: '/jobs/timezone', message: `unknown time zone "${cfg.jobs.timezone}" (use an IANA name like UTC or Europe/Berlin)` });
+  }
+  return problems;
+}
+
+/** The documented count form `maxUnavailable: 3` is a YAML number: read it as the count it is. */
+function normalizeBudgets(cfg: NodewardenConfig): NodewardenConfig {
+  const g = cfg.guard as unknown as Record<string, unknown> | undefined;
+  if (!isPlainObject(g)) return cfg;
+  for (const k of ['maxUnavailable', 'maxUnavailablePerGroup']) {
+    const v = g[k];
+    if (typeof v === 'number' && Number.isInteger(v) && v >= 0) g[k] = String(v);
+  }
+  return cfg;
+}
+
+/** Every problem of a merged config (schema, then bounds); normalizes the count form of budgets in place. */
+export function configProblems(cfg: NodewardenConfig): InputProblem[] {
+  normalizeBudgets(cfg);
+  const problems = validateSchema(CONFIG_SCHEMA, cfg);
+  if (problems.length === 0) problems.push(...configBoundProblems(cfg));
+  return problems;
+}
 
 /** Environment variables that override config paths. */
 export const ENV_OVERRIDES: ReadonlyArray<{ env: string; path: string; kind: 'string' | 'list' | 'int' | 'bool' }> = [
@@ -284,13 +430,12 @@ function envValue(raw: string, kind: 'string' | 'list' | 'int' | 'bool', env: st
 
 /** Parses a config file's text (YAML is a superset of JSON). */
 export function parseConfigText(text: string, source: string): Overrides {
-  let doc: unknown;
-  try {
-    doc = parseYaml(text, { prettyErrors: true });
-  } catch (err) {
-    throw new PoisonInputError('CONFIG_INVALID', source, [{ path: '', message: (err as Error).message }], err);
-  }
-  if (doc === null || doc === undefined) return {};
+  const problems: InputProblem[] = [];
+  const docs = parseYamlDocuments(text, problems);
+  if (problems.length > 0) throw new PoisonInputError('CONFIG_INVALID', source, problems);
+  if (docs.length > 1) throw new PoisonInputError('CONFIG_INVALID', source, [{ path: '/', message: 'config must be one YAML document' }]);
+  const doc = docs[0];
+  if (doc === undefined) return {};
   if (!isPlainObject(doc)) throw new PoisonInputError('CONFIG_INVALID', source, [{ path: '', message: 'config must be a mapping' }]);
   return doc;
 }
@@ -303,6 +448,36 @@ export interface LoadConfigOptions {
   env?: NodeJS.ProcessEnv;
   /** Dotted-path overrides from command-line flags, applied last. */
   flags?: Record<string, unknown>;
+}
+
+/** Keys that would hold a secret value; each has a `...File` (and for pagers `...Env`) form instead. */
+const SECRET_KEYS = /^(password|passwd|token|tokens|secret|webhookurl|routingkey|routing_key|apikey|api_key|username|sasl_password)$/i;
+/** Secret-bearing URLs recognised by their shape, wherever they are written. */
+const SECRET_URLS: ReadonlyArray<[RegExp, string]> = [
+  [/^https:\/\/hooks\.slack\.com\//i, 'a Slack webhook URL is a credential: put it in the file named by pager.slack.webhookUrlFile (a mounted Secret) or in $NODEWARDEN_SLACK_WEBHOOK_URL'],
+  [/^[a-z][a-z0-9+.-]*:\/\/[^/@\s]*:[^/@\s]+@/i, 'a URL must not carry a password: use the matching ...File setting (a mounted Secret)'],
+];
+
+/**
+ * Literal secrets written into a config file (or an env/flag override): every
+ * one is a problem with a message naming the file-based form. A config file is
+ * a ConfigMap, readable by anyone who can read the namespace's config.
+ */
+export function literalSecretProblems(doc: unknown, path = ''): InputProblem[] {
+  const out: InputProblem[] = [];
+  if (typeof doc === 'string') {
+    for (const [re, message] of SECRET_URLS) if (re.test(doc)) out.push({ path, message });
+  } else if (Array.isArray(doc)) {
+    doc.forEach((v, i) => out.push(...literalSecretProblems(v, `${path}/${i}`)));
+  } else if (isPlainObject(doc)) {
+    for (const [k, v] of Object.entries(doc)) {
+      const p = `${path}/${k}`;
+      if (SECRET_KEYS.test(k) && v !== null && typeof v !== 'object')
+        out.push({ path: p, message: `secrets are never read from the config file: use ${k}File (a mounted Secret)${k === 'webhookUrl' || k === 'routingKey' ? ` or ${k}Env` : ''} instead` });
+      else out.push(...literalSecretProblems(v, p));
+    }
+  }
+  return out;
 }
 
 /** Merges and validates the configuration; throws PoisonInputError with every problem. */
@@ -323,7 +498,11 @@ export function resolveConfig(opts: LoadConfigOptions = {}): NodewardenConfig {
   const flagOver: Record<string, unknown> = {};
   for (const [k, v] of Object.entries(opts.flags ?? {})) if (v !== undefined) setPath(flagOver, k, v);
   cfg = deepMerge(cfg, flagOver);
-  const problems = validateSchema(CONFIG_SCHEMA, cfg);
+  const secrets = literalSecretProblems(cfg);
+  if (secrets.length > 0) throw new PoisonInputError('CONFIG_INVALID', source, secrets);
+  const problems = configProblems(cfg);
+  if (cfg.kafka.caFile !== null && cfg.kafka.ssl !== true) problems.push({ path: '/kafka/caFile', message: 'needs kafka.ssl: true' });
+  if (cfg.redis.caFile !== null && !/^rediss:\/\//i.test(cfg.redis.url)) problems.push({ path: '/redis/caFile', message: 'needs a rediss:// url (TLS)' });
   if (problems.length > 0) throw new PoisonInputError('CONFIG_INVALID', source, problems);
   return cfg;
 }

@@ -6,7 +6,8 @@
 export const ACTIONS = ['cordon', 'uncordon', 'rollback', 'page', 'resolve'] as const;
 export type ActionKind = (typeof ACTIONS)[number];
 
-export const OUTCOMES = ['executed', 'dry-run', 'denied', 'suppressed', 'failed'] as const;
+/** `pending-approval` (brief §8): the action waits for a person (remediations/approvals). */
+export const OUTCOMES = ['executed', 'dry-run', 'denied', 'suppressed', 'failed', 'pending-approval'] as const;
 export type Outcome = (typeof OUTCOMES)[number];
 
 export const SEVERITIES = ['critical', 'error', 'warning', 'info'] as const;

@@ -31,6 +31,50 @@ export const REDACT_PATHS = [
   '*.sasl',
 ];
 
+/** Keys whose values are never logged, at any depth (compared lower-case, without - and _). */
+const SECRET_KEYS = new Set(['token', 'accesstoken', 'authorization', 'proxyauthorization', 'cookie', 'setcookie', 'routingkey', 'webhookurl', 'password', 'passwd', 'sasl', 'auth', 'xapikey', 'apikey', 'secret']);
+/** Values that are credentials whatever their key: Slack webhook URLs, URLs with a password, bearer tokens. */
+const SECRET_VALUES: RegExp[] = [/https?:\/\/hooks\.slack\.com\/\S*/gi, /\b([a-z][a-z0-9+.-]*:\/\/)[^\s/@:]*:[^\s/@]+@/gi, /\bBearer\s+[A-Za-z0-9._~+/=-]{8,}/g];
+const MAX_DEPTH = 8;
+
+function scrubString(v: string): string {
+  let out = v;
+  for (const re of SECRET_VALUES) out = out.replace(re, (m, scheme: string | undefined) => (typeof scheme === 'string' && m.includes('@') ? `${scheme}[redacted]@` : '[redacted]'));
+  return out;
+}
+
+/**
+ * A copy of a log record with every secret-named key censored at any depth,
+ * credential-shaped strings scrubbed, and Errors reduced to name, message, code
+ * and status: an axios error carries its request config (URL, headers, body
+ * with the routing key), a kafkajs or ioredis error its connection options.
+ */
+export function scrubRecord(v: unknown, depth = 0, seen: WeakSet<object> = new WeakSet()): unknown {
+  if (typeof v === 'string') return scrubString(v);
+  if (typeof v !== 'object' || v === null) return v;
+  if (seen.has(v)) return '[circular]';
+  if (depth >= MAX_DEPTH) return '[truncated]';
+  if (v instanceof Error) {
+    const e = v as Error & { code?: unknown; status?: unknown; response?: { status?: unknown } };
+    const out: Record<string, unknown> = { type: e.name, message: scrubString(e.message) };
+    if (typeof e.code === 'string' || typeof e.code === 'number') out.code = e.code;
+    const status = e.status ?? e.response?.status;
+    if (typeof status === 'number') out.status = status;
+    return out;
+  }
+  seen.add(v);
+  let out: unknown;
+  if (Array.isArray(v)) out = v.map((x) => scrubRecord(x, depth + 1, seen));
+  else if (Buffer.isBuffer(v)) out = `[${v.length} bytes]`;
+  else {
+    const o: Record<string, unknown> = {};
+    for (const [k, x] of Object.entries(v)) o[k] = SECRET_KEYS.has(k.toLowerCase().replace(/[-_]/g, '')) && x !== null && x !== undefined ? '[redacted]' : scrubRecord(x, depth + 1, seen);
+    out = o;
+  }
+  seen.delete(v); // `seen` holds the ancestors only: an object met twice side by side is not a cycle
+  return out;
+}
+
 export type LogLevel = 'debug' | 'info' | 'warn' | 'error' | 'silent';
 
 export function createLogger(opts: { component: string; level?: LogLevel; destination?: NodeJS.WritableStream | number } = { component: 'nodewarden' }): Logger {
@@ -41,8 +85,10 @@ export function createLogger(opts: { component: string; level?: LogLevel; destin
       level: opts.level ?? ((process.env.NODEWARDEN_LOG_LEVEL as LogLevel | undefined) ?? 'info'),
       base: { component: opts.component },
       redact: { paths: REDACT_PATHS, censor: '[redacted]' },
+      // Errors are reduced by scrubRecord (formatters.log runs first); pino's err serializer would re-expand them.
+      serializers: { err: (v: unknown) => v },
       timestamp: pino.stdTimeFunctions.isoTime,
-      formatters: { level: (label) => ({ level: label }) },
+      formatters: { level: (label) => ({ level: label }), log: (o) => scrubRecord(o) as Record<string, unknown> },
     },
     stream,
   );

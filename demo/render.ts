@@ -15,6 +15,7 @@ const COLORS: Record<Outcome | 'dim' | 'bold' | 'note', string> = {
   suppressed: '33',
   failed: '35',
   'dry-run': '36',
+  'pending-approval': '93',
   dim: '2',
   bold: '1',
   note: '34',

@@ -11,6 +11,7 @@
  * The CLI (`cli/commands/demo.ts`) maps wall time to virtual time and adds
  * the HTTP endpoint, the local host's conntrack collector and the terminal.
  */
+import { eventTimeBounds } from '../core/event-time.js';
 import { ManualClock } from '../core/clock.js';
 import type { Clock } from '../core/clock.js';
 import { MemoryEventBus } from './memory-bus.js';
@@ -50,6 +51,8 @@ import { buildFleet, DEFAULT_FLEET, driverVersion, fleetObjects, rng } from './f
 import type { FleetNode } from './fleet.js';
 
 export const DRIVER_DS = { kind: 'DaemonSet' as const, namespace: 'gpu-operator', name: 'nvidia-driver-daemonset' };
+/** The simulated on-call answers an approval request (Slack Approve button) after this much virtual time. */
+const ONCALL_APPROVES_AFTER_MS = 2 * 60_000;
 /** Revisions the fleet's driver DaemonSet has at start; the storyline rolls out the next one. */
 const INITIAL_DRIVER_REVISIONS = 3;
 
@@ -319,6 +322,7 @@ export function createDemoSystem(o: DemoSystemOptions): DemoSystem {
     deadLetters,
     metrics,
     clock,
+    eventTime: eventTimeBounds(o.config),
     logger: o.logger,
   });
   const operatorAudit = { append: (rs: LedgerEntry[]) => ledgerReader.append(rs) };
@@ -509,7 +513,11 @@ export function createDemoSystem(o: DemoSystemOptions): DemoSystem {
       if (raws.length) await deliver(raws.map((d) => ({ topic: o.config.kafka.topics.signals, partition: 0, offset: String(offset++), key: d.key ?? null, value: d.raw ?? null })));
     }
     await processor.tick(t);
-    // sends grouped denial pages whose window has passed (virtual time: no timers)
+    // the simulated on-call approves what waits for approval (the driver rollback) after a while
+    for (const a of await remediation.approvals.list('pending'))
+      if (t - a.requestedAt >= ONCALL_APPROVES_AFTER_MS && (await remediation.approvals.decide(a.id, 'approved', 'on-call (simulated)', 'demo')).changed)
+        note('crew', `the on-call approves the ${a.decision.action} of ${a.decision.target.name} (it waited for approval ${Math.round((t - a.requestedAt) / 60_000)} min)`);
+    // sends grouped denial pages whose window has passed, runs approved actions (virtual time: no timers)
     await remediation.remediator.submit([]);
     countPages();
     track();

@@ -21,6 +21,12 @@ import type { ControllableGuard } from './ports.js';
 import type { GuardedRemediator } from './remediator.js';
 import { createRemediator } from './remediator.js';
 import type { SimulatedCluster } from './simulated/index.js';
+import { MemoryDocStore } from './incidents/doc-store.js';
+import type { DocStore } from './incidents/doc-store.js';
+import { incidentPagingFromConfig } from './incidents/from-config.js';
+import type { IncidentPaging } from './incidents/incident-paging.js';
+import type { Silences } from './silences/silence.js';
+import type { Approvals } from './approvals/approvals.js';
 
 export type * from './ports.js';
 export type { PageRequest, Pager } from './pager/pager.js';
@@ -49,6 +55,11 @@ export interface ReplayRemediator {
   /** Every page and resolve, recorded (no HTTP). */
   pager: RecordingPager;
   ledger: MemoryLedger;
+  /** Incidents (absent when `incidents.enabled` is false), silences and approvals, in memory. */
+  incidents: IncidentPaging | undefined;
+  silences: Silences;
+  approvals: Approvals;
+  store: DocStore;
 }
 
 /**
@@ -64,6 +75,8 @@ export function createReplayRemediator(o: ReplayRemediatorOptions): ReplayRemedi
   const pager = createRecordingPager('replay');
   const ledger = new MemoryLedger();
   const sim = o.cluster.executors;
+  const store = new MemoryDocStore(o.clock);
+  const { incidents, silences, approvals } = incidentPagingFromConfig(o.config, store, o.clock);
   const remediator = createRemediator({
     guard,
     executors: [sim.cordon, createPagerExecutor({ pagers: [pager, ...(o.pagers ?? [])], logger })],
@@ -74,6 +87,8 @@ export function createReplayRemediator(o: ReplayRemediatorOptions): ReplayRemedi
     autoFlush: false,
     ...(o.registry ? { registry: o.registry } : {}),
     ...(o.denialWindowMs === undefined ? {} : { denialWindowMs: o.denialWindowMs }),
+    ...(incidents ? { incidents } : {}),
+    approvals,
   });
-  return { remediator, guard, pager, ledger };
+  return { remediator, guard, pager, ledger, incidents, silences, approvals, store };
 }

@@ -22,6 +22,13 @@
  * suppressed page instead of paging again (one storm, one page).
  * Dry-run swaps every executor for the dry-run one at construction; the guard
  * still evaluates, so the ledger shows what would have been denied.
+ *
+ * With `incidents` (remediations/incidents), pages are grouped into incidents:
+ * a page joins its group's incident (the opener is the trigger, the others are
+ * `suppressed` with the incident's dedupKey and go out as grouped updates), a
+ * resolve clears its member (the last one resolves the incident), a denial
+ * page joins the open incident of its group as an immediate update, and an
+ * acknowledged incident holds the actions of its group (`incidentAcknowledged`).
  */
 import type { Clock } from '../core/clock.js';
 import type { ActionKind, Decision, LedgerRecord, Outcome, Severity } from '../core/decision.js';
@@ -37,6 +44,9 @@ import type { LedgerSink } from './ledger/sink.js';
 import { RemediationMetrics } from './ledger/metrics.js';
 import type { Pager } from './pager/pager.js';
 import { boundedDedupKey, createPagerExecutor, groupLabel } from './pager/pager-executor.js';
+import type { IncidentPaging, Routed } from './incidents/incident-paging.js';
+import { memberOf } from './incidents/incident.js';
+import type { Approval, Approvals } from './approvals/approvals.js';
 
 export interface RemediatorOptions {
   guard: Guard & Partial<GuardControl>;
@@ -77,6 +87,12 @@ export interface RemediatorOptions {
    * back-off from 5 s to 60 s (about 75 s at most); `maxAttempts: 1` disables.
    */
   actionRetry?: { maxAttempts: number; baseMs: number; maxMs: number; maxPending?: number };
+  /** Group pages into incidents (remediations/incidents); absent: every page is sent as it comes. */
+  incidents?: IncidentPaging;
+  /** Actions that need a person's approval (remediations/approvals); absent: none do. */
+  approvals?: Approvals;
+  /** Called once when an approval is requested (the interactive Slack message); errors are logged. */
+  onApprovalRequested?: (a: Approval) => Promise<void>;
 }
 
 /** How the caller can recover the decisions of one submit if it fails. */
@@ -365,6 +381,63 @@ export function createRemediator(o: RemediatorOptions): GuardedRemediator {
     };
   }
 
+  /** Sends or records a page/resolve the incident layer routed. */
+  async function sendRouted(r: Routed, d: Decision): Promise<Handled> {
+    const inc = o.incidents as IncidentPaging;
+    if (r.kind === 'suppressed') {
+      const verdict: GuardVerdict = { allowed: false, guard: r.guard, outcome: 'suppressed', reason: r.reason };
+      const rec = buildLedgerRecord({ decision: { ...d, dedupKey: r.dedupKey }, outcome: 'suppressed', now: o.clock.now(), verdict, ...(r.nodes ? { details: { nodes: r.nodes } } : {}) });
+      logger.info({ decisionId: d.id, rule: d.rule, dedupKey: r.dedupKey, guard: r.guard }, `${d.action} suppressed`);
+      return { rec, settle: null };
+    }
+    const h = await handle(r.decision, executorFor(r.decision.action));
+    h.rec.details = { ...h.rec.details, incident: { event: r.event, seq: r.seq }, nodes: r.nodes };
+    if (r.event !== 'resolve' || r.seq > 0) {
+      const delivered = h.rec.outcome === 'executed' || h.rec.outcome === 'dry-run';
+      await inc.settleSend(r.dedupKey, r.seq, delivered).catch((err: unknown) => logger.error({ dedupKey: r.dedupKey, err: errorMessage(err) }, 'incident send not settled'));
+    }
+    return h;
+  }
+
+  /** An action that needs approval: asks for it, or runs / denies it as a person (or the timeout) decided. */
+  async function gated(d: Decision, approvals: Approvals): Promise<Handled> {
+    const g = await approvals.gate(d);
+    const a = g.approval;
+    const now = o.clock.now();
+    if (g.kind === 'run') {
+      const h = await handle(d, executorFor(d.action));
+      h.rec.details = { ...h.rec.details, approval: { by: a.by, via: a.via } };
+      return h;
+    }
+    if (g.kind === 'pending') {
+      const reason = `waiting for approval until ${new Date(a.deadline).toISOString()} (approve: nodewarden ctl approve ${d.id})`;
+      if (g.created && o.onApprovalRequested)
+        await o.onApprovalRequested(a).catch((err: unknown) => logger.error({ decisionId: d.id, err: errorMessage(err) }, 'approval request not delivered'));
+      const rec = buildLedgerRecord({ decision: d, outcome: 'pending-approval', now, details: { guardReason: reason } });
+      logger.info({ decisionId: d.id, rule: d.rule, action: d.action, target: d.target }, `${d.action} pending approval`);
+      return { rec, settle: null };
+    }
+    if (g.kind === 'done') {
+      const reason = `decision ${d.id} already ${a.state === 'executed' ? 'approved and run' : 'denied'}; not acting twice`;
+      return { rec: buildLedgerRecord({ decision: d, outcome: 'suppressed', now, verdict: { allowed: false, guard: 'idempotency', outcome: 'suppressed', reason } }), settle: null };
+    }
+    const timedOut = a.state === 'expired';
+    const reason = timedOut ? `no approval within the timeout (requested ${new Date(a.requestedAt).toISOString()})` : `denied by ${a.by ?? '?'} via ${a.via ?? '?'}`;
+    const rec = buildLedgerRecord({ decision: d, outcome: 'denied', now, verdict: { allowed: false, guard: timedOut ? 'approvalTimeout' : 'approvalDenied', outcome: 'denied', reason }, details: { approval: { by: a.by, via: a.via } } });
+    return { rec, settle: null };
+  }
+
+  /** Incident triggers/updates due now (group-wait, group-interval, repeat-interval). */
+  async function sendDueIncidents(): Promise<Handled[]> {
+    if (!o.incidents) return [];
+    const out: Handled[] = [];
+    for (const r of await o.incidents.due()) out.push(await sendRouted(r, r.decision));
+    return out;
+  }
+
+  /** Facts for the incident: `cordon executed`, `cordon denied by maxUnavailable`. */
+  const factOf = (rec: LedgerRecord): string => `${rec.action} ${rec.outcome}${rec.guard ? ` by ${rec.guard}` : ''}`;
+
   /** Writes to every sink (each bounded by the action timeout); throws if any failed. */
   async function writeLedger(records: readonly LedgerRecord[]): Promise<void> {
     if (records.length === 0) return;
@@ -419,7 +492,16 @@ export function createRemediator(o: RemediatorOptions): GuardedRemediator {
     for (const g of due) {
       const page = denialPage(g, now);
       const pagedAt = lastPaged.get(g.key);
-      if (pagedAt !== undefined && now - pagedAt < renotifyMs) {
+      const recent = pagedAt !== undefined && now - pagedAt < renotifyMs;
+      const routed = o.incidents ? await o.incidents.routeDenial(page, !recent) : null;
+      if (routed) {
+        // the denial joins its group's open incident: an update, or a suppressed record that names the targets
+        const h = await sendRouted(routed, page);
+        if (h.rec.outcome === 'executed' || h.rec.outcome === 'dry-run') lastPaged.set(g.key, now);
+        out.push(h);
+        continue;
+      }
+      if (recent) {
         const reason = `denial page for this group already sent ${Math.round((now - pagedAt) / 1000)}s ago; not paging again`;
         out.push({ rec: buildLedgerRecord({ decision: page, outcome: 'suppressed', now, verdict: { allowed: false, guard: 'denialPageOpen', outcome: 'suppressed', reason } }), settle: null });
         continue;
@@ -448,44 +530,31 @@ export function createRemediator(o: RemediatorOptions): GuardedRemediator {
     const paid = await payOwed();
     const retried = await runRetries(now);
     if (retried.length > 0) paid.push(...retried);
-    const hs = await sendDenialPages(takeDue(now, false), now);
+    const approved = await submitApprovalsDue();
+    const hs = [...(await sendDenialPages(takeDue(now, false), now)), ...(await sendDueIncidents())];
     await commit(hs, () => true);
-    return [...paid, ...hs.map((h) => h.rec)];
+    return [...paid, ...approved, ...hs.map((h) => h.rec)];
   }
 
   /** Denial pages are never regenerated by a redelivery: their records are always kept. */
-  const isDenialPage = (h: Handled): boolean => h.rec.decisionId?.startsWith('denial:') === true;
+  const isDenialPage = (h: Handled): boolean => h.rec.decisionId?.startsWith('denial:') === true || h.rec.decisionId?.startsWith('incident:') === true;
+
+  /** Decisions a person (or the timeout) decided since, on any replica: run or denied now. */
+  async function submitApprovalsDue(): Promise<LedgerRecord[]> {
+    if (!o.approvals) return [];
+    const due = await o.approvals.due();
+    return due.length ? submit(due) : [];
+  }
 
   return {
     metrics,
     get pendingRetries(): number {
       return retries.size;
     },
-    async submit(decisions: readonly Decision[], options: SubmitOptions = {}): Promise<LedgerRecord[]> {
-      // an earlier write still owed goes first: while the ledger fails, nothing new is acted on
-      await payOwed();
-      const out: Handled[] = [];
-      out.push(...(await sendDenialPages(takeDue(o.clock.now(), false), o.clock.now())));
-      // the same decision twice in one submit: its first record is not durable (nor settled) yet
-      const seen = new Map<string, LedgerRecord>();
-      for (const d of decisions) {
-        const prev = seen.get(d.id);
-        if (prev && !isRetryLater(prev)) {
-          const reason = `decision ${d.id} already ${prev.outcome}; not acting twice`;
-          out.push({ rec: buildLedgerRecord({ decision: d, outcome: 'suppressed', now: o.clock.now(), verdict: { allowed: false, guard: 'idempotency', outcome: 'suppressed', reason } }), settle: null });
-          continue;
-        }
-        const h = await handle(d, executorFor(d.action));
-        seen.set(d.id, h.rec);
-        if (!isRetryLater(h.rec)) noteFailure(d, h.rec, o.clock.now(), (retries.get(d.id)?.attempts ?? 0) + 1, h.retriable);
-        noteDenial(d, h.rec, o.clock.now());
-        out.push(h);
-      }
-      out.push(...(await sendDenialPages(takeDue(o.clock.now(), false), o.clock.now())));
-      await commit(out, options.redeliverable === true ? isDenialPage : () => true);
-      return out.map((h) => h.rec);
-    },
+    submit,
     async flush(): Promise<LedgerRecord[]> {
+      // approvals first: a denial they record is paged by this same flush
+      const approved = await submitApprovalsDue();
       const now = o.clock.now();
       const paid = await payOwed();
       paid.push(...(await runRetries(now)));
@@ -494,9 +563,9 @@ export function createRemediator(o: RemediatorOptions): GuardedRemediator {
         for (const r of retries.values()) addToGroup('failed', 'actionFailed', r.decision, `${r.attempts} attempt(s), engine stopping before the next; last: ${r.lastError}`, now);
         retries.clear();
       }
-      const hs = await sendDenialPages(takeDue(now, true), now);
+      const hs = [...(await sendDenialPages(takeDue(now, true), now)), ...(await sendDueIncidents())];
       await commit(hs, () => true);
-      return [...paid, ...hs.map((h) => h.rec)];
+      return [...approved, ...paid, ...hs.map((h) => h.rec)];
     },
     async close(): Promise<void> {
       if (closed) return;
@@ -505,4 +574,50 @@ export function createRemediator(o: RemediatorOptions): GuardedRemediator {
       await this.flush();
     },
   };
+
+  async function submit(decisions: readonly Decision[], options: SubmitOptions = {}): Promise<LedgerRecord[]> {
+    // an earlier write still owed goes first: while the ledger fails, nothing new is acted on
+    await payOwed();
+    const out: Handled[] = [];
+    out.push(...(await sendDenialPages(takeDue(o.clock.now(), false), o.clock.now())));
+    // the same decision twice in one submit: its first record is not durable (nor settled) yet
+    const seen = new Map<string, LedgerRecord>();
+    // what this submit did to each member, for the page of the same firing that follows
+    const facts = new Map<string, string[]>();
+    const factKey = (d: Decision): string => `${d.rule}|${memberOf(d)}`;
+    for (const d of decisions) {
+      const prev = seen.get(d.id);
+      if (prev && !isRetryLater(prev)) {
+        const reason = `decision ${d.id} already ${prev.outcome}; not acting twice`;
+        out.push({ rec: buildLedgerRecord({ decision: d, outcome: 'suppressed', now: o.clock.now(), verdict: { allowed: false, guard: 'idempotency', outcome: 'suppressed', reason } }), settle: null });
+        continue;
+      }
+      let h: Handled;
+      if (o.incidents && PAGE_ACTIONS.has(d.action)) {
+        h = await sendRouted(await o.incidents.route(d, facts.get(factKey(d)) ?? []), d);
+      } else {
+        const held = o.incidents ? await o.incidents.heldBy(d) : null;
+        if (held?.ack) {
+          const reason = `incident ${held.dedupKey} acknowledged by ${held.ack.by} (${held.ack.via}): automated actions on its group are held`;
+          h = { rec: buildLedgerRecord({ decision: d, outcome: 'suppressed', now: o.clock.now(), verdict: { allowed: false, guard: 'incidentAcknowledged', outcome: 'suppressed', reason } }), settle: null };
+        } else if (o.approvals?.required(d) && !o.dryRun) h = await gated(d, o.approvals); // shadow mode asks nobody
+        else h = await handle(d, executorFor(d.action));
+        if (o.incidents && !isRetryLater(h.rec)) {
+          const f = factOf(h.rec);
+          facts.set(factKey(d), [...(facts.get(factKey(d)) ?? []), f]);
+          await o.incidents.noteFacts(d, [f]).catch((err: unknown) => logger.warn({ decisionId: d.id, err: errorMessage(err) }, 'incident facts not recorded'));
+        }
+      }
+      seen.set(d.id, h.rec);
+      if (!isRetryLater(h.rec)) noteFailure(d, h.rec, o.clock.now(), (retries.get(d.id)?.attempts ?? 0) + 1, h.retriable);
+      noteDenial(d, h.rec, o.clock.now());
+      out.push(h);
+    }
+    out.push(...(await sendDenialPages(takeDue(o.clock.now(), false), o.clock.now())));
+    out.push(...(await sendDueIncidents()));
+    await commit(out, options.redeliverable === true ? isDenialPage : () => true);
+    // an empty submit is a tick (engine, replay, demo): approvals decided since run or are denied now
+    if (decisions.length === 0 && o.approvals) return [...out.map((h) => h.rec), ...(await submitApprovalsDue())];
+    return out.map((h) => h.rec);
+  }
 }

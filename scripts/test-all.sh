@@ -37,6 +37,8 @@ if [ "${CI:-}" = "true" ] || [ ! -d node_modules ]; then npm ci --no-audit --no-
 step "provision real servers"
 eval "$(bash scripts/provision/redis.sh)"
 eval "$(bash scripts/provision/prometheus.sh)"
+# openssl makes the throw-away CA of the TLS tests (test/harness/tls.ts); no service ("-").
+eval "$(bash scripts/provision/apt-package.sh openssl - - openssl)"
 export NODEWARDEN_REDIS_SERVER="$REDIS_SERVER_BIN" NODEWARDEN_PROMETHEUS="$PROMETHEUS_BIN"
 PATH="$(dirname "$PROMTOOL_BIN"):$PATH"
 export NODEWARDEN_KAFKA_LIBS="$(bash scripts/provision/kafka.sh | tail -n 1)"
@@ -59,6 +61,11 @@ npm run lint
 
 step "unit tests"
 mocha_step test:unit
+
+step "fuzzing (100k cases per target, seeds in test/unit/fuzz/fuzz-support.ts)"
+fuzz_start=$SECONDS
+mocha_step test:fuzz
+printf 'fuzzing took %ds\n' "$((SECONDS - fuzz_start))" >&2
 
 step "integration tests (real servers)"
 mocha_step test:integration

@@ -18,6 +18,8 @@ const SCRIPTS = {
   'guard.authorize': ['authorize', 'remediations/guard/lua'],
   'guard.settle': ['settle', 'remediations/guard/lua'],
   'guard.status': ['status', 'remediations/guard/lua'],
+  /** Paging state: incidents, approvals, silences (keys: remediations/incidents/redis-doc-store.ts). */
+  'paging.cas-write': ['cas-write', 'remediations/incidents/lua'],
   /** Idempotent ledger append (keys: remediations/ledger/redis-stream-ledger.ts). */
   'ledger.append': ['append', 'remediations/ledger/lua'],
   /** Scheduled jobs (keys: control/jobs/keys.ts). */

@@ -8,7 +8,7 @@
  * the nf_conntrack module has none of these files: that is "no data", never
  * an error. Counters are cumulative; the engine computes increases.
  */
-import { promises as fsp } from 'node:fs';
+import { readFileBounded } from '../bounds.js';
 import path from 'node:path';
 import { Counter } from 'prom-client';
 import { periodicCollector } from './periodic.js';
@@ -31,7 +31,7 @@ export interface ConntrackSampleData extends ConntrackData {
 
 async function readText(file: string): Promise<string | null> {
   try {
-    return await fsp.readFile(file, 'utf8');
+    return (await readFileBounded(file)).text;
   } catch {
     return null;
   }

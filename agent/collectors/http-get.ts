@@ -39,6 +39,10 @@ export function httpGetText(url: string, opts: HttpGetOptions): Promise<HttpGetR
       res.on('error', reject);
     });
     req.on('timeout', () => req.destroy(Object.assign(new Error(`no answer from ${url} within ${opts.timeoutMs} ms`), { code: 'ETIMEDOUT' })));
+    // The socket timeout is per idle period: a server dripping one byte at a time would never trip it.
+    const total = setTimeout(() => req.destroy(Object.assign(new Error(`response from ${url} not complete within ${opts.timeoutMs} ms`), { code: 'ETIMEDOUT' })), opts.timeoutMs);
+    total.unref();
+    req.on('close', () => clearTimeout(total));
     req.on('error', reject);
   });
 }

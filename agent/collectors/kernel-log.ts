@@ -28,6 +28,7 @@
  * Nothing here throws into the agent: read errors are logged, counted and
  * retried at the next poll.
  */
+import { MAX_LINE_CHARS, ONCE_MAX_BYTES, ONCE_MAX_MS, POLL_MAX_BYTES, readFileBounded } from '../bounds.js';
 import { constants as fsc, promises as fsp } from 'node:fs';
 import type { FileHandle } from 'node:fs/promises';
 import path from 'node:path';
@@ -90,10 +91,12 @@ export async function readKmsgRecords(
   fh: KmsgReadable,
   state: { lastSeq: number },
   onOverrun: (err: unknown) => void,
+  maxBytes = POLL_MAX_BYTES,
 ): Promise<{ text: string; eof: boolean }> {
   const buf = Buffer.allocUnsafe(KMSG_RECORD_BUF);
   const parts: string[] = [];
-  for (let n = 0; n < KMSG_MAX_PER_DRAIN; n += 1) {
+  let total = 0;
+  for (let n = 0; n < KMSG_MAX_PER_DRAIN && total < maxBytes; n += 1) {
     let bytes: number;
     try {
       ({ bytesRead: bytes } = await fh.read(buf, 0, buf.length, null));
@@ -107,6 +110,7 @@ export async function readKmsgRecords(
       throw err;
     }
     if (bytes === 0) return { text: parts.join(''), eof: true };
+    total += bytes;
     const rec = buf.toString('utf8', 0, bytes);
     const seq = Number(/^\d+,(\d+),/.exec(rec)?.[1] ?? NaN);
     if (Number.isFinite(seq)) {
@@ -189,7 +193,7 @@ export function createKernelLogCollector(ctx: CollectorContext, opts: KernelLogC
 
   async function readBootMs(): Promise<number | undefined> {
     try {
-      const up = await fsp.readFile(path.join(ctx.hostRoot, 'proc', 'uptime'), 'utf8');
+      const up = (await readFileBounded(path.join(ctx.hostRoot, 'proc', 'uptime'), 4096)).text;
       const secs = Number(up.trim().split(/\s+/)[0]);
       return Number.isFinite(secs) ? ctx.clock.now() - secs * 1000 : undefined;
     } catch {
@@ -197,11 +201,16 @@ export function createKernelLogCollector(ctx: CollectorContext, opts: KernelLogC
     }
   }
 
-  const drainKmsg = (fh: KmsgReadable, state: { lastSeq: number }) =>
-    readKmsgRecords(fh, state, (err) => {
-      overruns.inc();
-      log.warn({ err: errorMessage(err) }, 'kmsg ring buffer overrun: some kernel records were lost; reading on');
-    });
+  const drainKmsg = (fh: KmsgReadable, state: { lastSeq: number }, maxBytes?: number) =>
+    readKmsgRecords(
+      fh,
+      state,
+      (err) => {
+        overruns.inc();
+        log.warn({ err: errorMessage(err) }, 'kmsg ring buffer overrun: some kernel records were lost; reading on');
+      },
+      maxBytes,
+    );
 
   async function readAll(fh: FileHandle, from: number, to: number): Promise<Buffer> {
     const chunks: Buffer[] = [];
@@ -242,10 +251,11 @@ export function createKernelLogCollector(ctx: CollectorContext, opts: KernelLogC
     const all = partial + text;
     const cut = all.lastIndexOf('\n');
     if (cut < 0) {
-      partial = all;
+      // A line that never ends is kept only up to MAX_LINE_CHARS (the parser truncates fields further).
+      partial = all.length > MAX_LINE_CHARS ? all.slice(0, MAX_LINE_CHARS) : all;
       return '';
     }
-    partial = all.slice(cut + 1);
+    partial = all.slice(cut + 1, cut + 1 + MAX_LINE_CHARS);
     return all.slice(0, cut + 1);
   }
 
@@ -315,7 +325,7 @@ export function createKernelLogCollector(ctx: CollectorContext, opts: KernelLogC
     if (st.ino !== ino) {
       // Rotated: finish the old file through the handle we hold, then start the new one from 0.
       const old = await fh.stat();
-      if (old.size > offset) emitEvents(pipe.process(completeLines((await readAll(fh, offset, old.size)).toString('utf8'))));
+      if (old.size > offset) emitEvents(pipe.process(completeLines((await readAll(fh, offset, Math.min(old.size, offset + POLL_MAX_BYTES))).toString('utf8'))));
       if (partial.length > 0) emitEvents(pipe.process(`${partial}\n`));
       reopens.inc({ reason: 'rotation' });
       log.info({}, 'kernel log rotated; reading the new file from the start');
@@ -330,7 +340,8 @@ export function createKernelLogCollector(ctx: CollectorContext, opts: KernelLogC
       partial = '';
     }
     if (st.size > offset) {
-      const b = await readAll(fh, offset, st.size);
+      // A file that grew by a GiB is read POLL_MAX_BYTES at a time, one slice per poll.
+      const b = await readAll(fh, offset, Math.min(st.size, offset + POLL_MAX_BYTES));
       offset += b.length;
       emitEvents(pipe.process(completeLines(b.toString('utf8'))));
     }
@@ -408,19 +419,30 @@ export function createKernelLogCollector(ctx: CollectorContext, opts: KernelLogC
         if (st.isCharacterDevice()) {
           const h = await fsp.open(file, fsc.O_RDONLY | fsc.O_NONBLOCK);
           try {
+            // A device that keeps returning data (a wrong mount, /dev/zero) must not keep --once alive:
+            // stop after ONCE_MAX_BYTES or ONCE_MAX_MS, whichever comes first.
             const parts: string[] = [];
             const s = { lastSeq: -1 };
+            const deadline = ctx.clock.now() + ONCE_MAX_MS;
+            let bytes = 0;
             for (;;) {
-              const r = await drainKmsg(h, s);
+              const r = await drainKmsg(h, s, Math.min(POLL_MAX_BYTES, ONCE_MAX_BYTES - bytes));
               parts.push(r.text);
+              bytes += Buffer.byteLength(r.text);
               if (r.eof) break;
+              if (bytes >= ONCE_MAX_BYTES || ctx.clock.now() >= deadline) {
+                log.warn({ bytes, limitBytes: ONCE_MAX_BYTES, limitMs: ONCE_MAX_MS }, 'kernel log device keeps returning data: --once stops here');
+                break;
+              }
             }
             text = parts.join('');
           } finally {
             await h.close();
           }
         } else {
-          text = await fsp.readFile(file, 'utf8');
+          const r = await readFileBounded(file, ONCE_MAX_BYTES);
+          if (r.truncated) log.warn({ limitBytes: ONCE_MAX_BYTES }, 'kernel log larger than the --once limit: only its start is read');
+          text = r.text.slice(0, r.truncated ? r.text.lastIndexOf('\n') + 1 : undefined);
         }
       } catch (err) {
         readErrors.inc();
@@ -438,9 +460,11 @@ function sourceOf(r: KernelLogRecord): string {
       return 'kmsg';
     case 'dmesg':
     case 'dmesg-T':
+    case 'dmesg-iso':
       return 'dmesg';
     case 'syslog':
     case 'rfc3339':
+    case 'rfc5424':
       return 'syslog';
     default:
       return 'kernel-log';

@@ -72,6 +72,9 @@ export function parseConntrackStat(text: string): ConntrackStat | null {
     });
   }
   if (cpus === 0) return null;
+  // A sum past 2^53 cannot be sent exactly (it would read as 1e+19): such a counter is left out.
+  for (const [k, v] of Object.entries(raw)) if (!Number.isSafeInteger(v)) delete raw[k];
+  if (entries !== null && !Number.isSafeInteger(entries)) entries = null;
   const counters: Record<string, number> = {};
   for (const [k, v] of Object.entries(raw)) counters[CONNTRACK_COLUMN_ALIASES[k] ?? k] = v;
   return { columns, entries, counters, raw, cpus, skippedLines };
@@ -80,7 +83,7 @@ export function parseConntrackStat(text: string): ConntrackStat | null {
 /** Parses `nf_conntrack_count` / `nf_conntrack_max` (a decimal number and a newline). */
 export function parseCount(text: string): number | null {
   const t = text.trim();
-  if (!/^\d+$/.test(t)) return null;
+  if (!/^\d{1,15}$/.test(t)) return null;
   return Number(t);
 }
 

@@ -18,7 +18,7 @@
  * containers log in UTC in practice, and a wrong zone only shifts `ts`.
  */
 
-export type KernelLogFormat = 'kmsg' | 'dmesg' | 'dmesg-T' | 'syslog' | 'rfc3339' | 'raw';
+export type KernelLogFormat = 'kmsg' | 'dmesg' | 'dmesg-T' | 'dmesg-iso' | 'syslog' | 'rfc3339' | 'rfc5424' | 'raw';
 
 export interface KernelLogRecord {
   /** kmsg sequence number, when the source is /dev/kmsg. */
@@ -52,15 +52,48 @@ export interface KernelLogParseOptions {
   nowMs?: number | (() => number);
 }
 
-const MONTHS: Record<string, number> = {
-  Jan: 0, Feb: 1, Mar: 2, Apr: 3, May: 4, Jun: 5, Jul: 6, Aug: 7, Sep: 8, Oct: 9, Nov: 10, Dec: 11,
-};
+/**
+ * Abbreviated month names as `strftime("%b")` prints them in the C/English,
+ * German, French, Spanish, Italian and Portuguese locales (glibc `abmon`),
+ * lower-cased without a trailing dot. No two locales give one name two months.
+ * docs/kernel-log-grammar.md lists them.
+ */
+const MONTH_NAMES: ReadonlyArray<readonly string[]> = [
+  ['jan', 'janv', 'ene', 'gen', 'januar', 'january', 'janvier', 'enero'],
+  ['feb', 'févr', 'fevr', 'fév', 'fev'],
+  ['mar', 'mär', 'mrz', 'mars'],
+  ['apr', 'avr', 'avril', 'abr'],
+  ['may', 'mai', 'mag'],
+  ['jun', 'juin', 'giu'],
+  ['jul', 'juil', 'lug'],
+  ['aug', 'août', 'aout', 'ago'],
+  ['sep', 'sept', 'set'],
+  ['oct', 'okt', 'ott', 'out'],
+  ['nov'],
+  ['dec', 'dez', 'déc', 'dic'],
+];
+const MONTHS: ReadonlyMap<string, number> = new Map(MONTH_NAMES.flatMap((names, i) => names.map((n) => [n, i] as const)));
 
+/** Month number of a (possibly localized, possibly dotted) month name. */
+export function monthOf(name: string): number | undefined {
+  return MONTHS.get(name.toLowerCase().replace(/\.$/, ''));
+}
+
+// A month or weekday token: letters (any script) and an optional trailing dot.
+const MON = '(\\p{L}{3,9}\\.?)';
 const KMSG_RE = /^(\d+),(\d+),(\d+),([^;,]*)(?:,[^;]*)?;(.*)$/;
-const DMESG_RE = /^\[\s*(\d+)\.(\d+)\]\s?(.*)$/;
-const DMESG_T_RE = /^\[(?:[A-Z][a-z]{2}) ([A-Z][a-z]{2}) +(\d{1,2}) (\d{2}):(\d{2}):(\d{2}) (\d{4})\]\s?(.*)$/;
-const SYSLOG_RE = /^([A-Z][a-z]{2}) +(\d{1,2}) (\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,9}))? (\S+) ([^\s:[]+)(?:\[(\d+)\])?:\s?(.*)$/;
-const RFC3339_RE = /^(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d{1,9})?)(Z|[+-]\d{2}:?\d{2}) (\S+) ([^\s:[]+)(?:\[(\d+)\])?:\s?(.*)$/;
+/** `dmesg`, `dmesg -r` (`<6>[...]`), `dmesg -x` (`kern  :info  : [...]`), and a `kernel:` tag after the stamp. */
+const DMESG_RE = /^(?:<(\d{1,3})>|[a-z]{2,8} *:[a-z]{3,6} *: )?\[\s*(\d+)\.(\d+)\]\s?(?:kernel: )?(.*)$/;
+/** `dmesg -T` / `--ctime`: `[Fri Aug 30 11:43:09 2024] msg`, weekday and month as the locale prints them. */
+const DMESG_T_RE = new RegExp(`^\\[\\p{L}{2,9}\\.?,? ${MON} +(\\d{1,2}) (\\d{2}):(\\d{2}):(\\d{2}) (\\d{4})\\]\\s?(.*)$`, 'u');
+/** RFC 3164 syslog / journalctl short and short-precise, with or without `<PRI>` and hostname. */
+const SYSLOG_RE = new RegExp(`^(?:<\\d{1,3}>)?${MON} +(\\d{1,2}) (\\d{2}):(\\d{2}):(\\d{2})(?:\\.(\\d{1,9}))? (?:(\\S*[^\\s:]) )?([^\\s:[]+)(?:\\[(\\d+)\\])?:\\s?(.*)$`, 'u');
+/** RFC 3339 prefix (rsyslog, journalctl short-iso[-precise]), with or without hostname. */
+const RFC3339_RE = /^(?:<\d{1,3}>)?(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d{1,9})?)(Z|[+-]\d{2}:?\d{2}) (?:(\S*[^\s:]) )?([^\s:[]+)(?:\[(\d+)\])?:\s?(.*)$/;
+/** RFC 5424: `<PRI>1 TIMESTAMP HOST APP PROCID MSGID SD MSG`. */
+const RFC5424_RE = /^<(\d{1,3})>1 (\S+) (\S+) (\S+) (\S+) (\S+) (-|(?:\[(?:[^\]\\"]|\\.|"(?:[^"\\]|\\.)*")*\])+)(?: (.*))?$/;
+/** `dmesg --time-format iso`: `2023-12-22T12:26:24,559615-08:00 msg` (no host, no tag). */
+const DMESG_ISO_RE = /^(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}),(\d{1,9})(Z|[+-]\d{2}:?\d{2}) (.*)$/;
 const INNER_MONO_RE = /^\[\s*(\d+)\.(\d+)\]\s?(.*)$/;
 
 /** `1234` + `567890` (fraction digits) → milliseconds. */
@@ -75,8 +108,17 @@ export function unescapeKmsg(text: string): string {
   return text.replace(/\\x([0-9a-fA-F]{2})/g, (_m, hex: string) => String.fromCharCode(parseInt(hex, 16)));
 }
 
-function isoToMs(stamp: string, zone: string): number | undefined {
+function isoToMs(stampIn: string, zone: string): number | undefined {
   let z = zone;
+  // `dmesg --time-format iso` writes a comma before the fraction.
+  let stamp = stampIn.replace(',', '.');
+  if (z === '') {
+    // RFC 5424 carries its zone inside the stamp.
+    const zm = /(Z|[+-]\d{2}:?\d{2})$/.exec(stamp);
+    if (!zm) return undefined;
+    z = zm[1] ?? 'Z';
+    stamp = stamp.slice(0, -z.length);
+  }
   if (/^[+-]\d{4}$/.test(z)) z = `${z.slice(0, 3)}:${z.slice(3)}`;
   // Date.parse keeps only milliseconds; trim longer fractions first.
   const s = stamp.replace(/(\.\d{3})\d+$/, '$1');
@@ -148,7 +190,7 @@ export class KernelLogParser {
     }
     m = DMESG_T_RE.exec(line);
     if (m) {
-      const month = MONTHS[m[1] ?? ''];
+      const month = monthOf(m[1] ?? '');
       if (month !== undefined) {
         const tsMs = Date.UTC(Number(m[6]), month, Number(m[2]), Number(m[3]), Number(m[4]), Number(m[5]));
         this.emitLines({ tsMs, clock: 'wall', format: 'dmesg-T' }, m[7] ?? '', out);
@@ -157,28 +199,60 @@ export class KernelLogParser {
     }
     m = DMESG_RE.exec(line);
     if (m) {
-      this.emitLines({ tsMs: secFracToMs(m[1] ?? '0', m[2] ?? '0'), clock: 'monotonic', format: 'dmesg' }, m[3] ?? '', out);
+      const base: Omit<KernelLogRecord, 'message'> = { tsMs: secFracToMs(m[2] ?? '0', m[3] ?? '0'), clock: 'monotonic', format: 'dmesg' };
+      if (m[1] !== undefined) {
+        base.facility = Number(m[1]) >> 3;
+        base.level = Number(m[1]) & 7;
+      }
+      this.emitLines(base, m[4] ?? '', out);
+      return;
+    }
+    m = RFC5424_RE.exec(line);
+    if (m) {
+      const tsMs = m[2] === '-' ? undefined : isoToMs(m[2] ?? '', '');
+      const base: Omit<KernelLogRecord, 'message'> = { format: 'rfc5424', facility: Number(m[1]) >> 3, level: Number(m[1]) & 7, tag: m[4] === '-' ? undefined : m[4] };
+      if (m[3] !== undefined && m[3] !== '-') base.host = m[3];
+      if (tsMs !== undefined) {
+        base.tsMs = tsMs;
+        base.clock = 'wall';
+      }
+      // The message may start with a UTF-8 BOM (RFC 5424 §6.4).
+      this.emitWithInnerMono(base, (m[8] ?? '').replace(/^\uFEFF/, ''), out);
       return;
     }
     m = SYSLOG_RE.exec(line);
     if (m) {
-      const month = MONTHS[m[1] ?? ''];
+      const month = monthOf(m[1] ?? '');
       if (month !== undefined) {
         const ms = m[6] === undefined ? 0 : Math.floor(Number(`0.${m[6]}`) * 1000);
         const tsMs = this.syslogTime(month, Number(m[2]), Number(m[3]), Number(m[4]), Number(m[5]), ms);
-        this.emitWithInnerMono({ tsMs, clock: 'wall', format: 'syslog', host: m[7], tag: m[8] }, m[10] ?? '', out);
+        const base: Omit<KernelLogRecord, 'message'> = { tsMs, clock: 'wall', format: 'syslog', tag: m[8] };
+        if (m[7] !== undefined) base.host = m[7];
+        this.emitWithInnerMono(base, m[10] ?? '', out);
         return;
       }
     }
     m = RFC3339_RE.exec(line);
     if (m) {
       const tsMs = isoToMs(m[1] ?? '', m[2] ?? 'Z');
-      const base: Omit<KernelLogRecord, 'message'> = { format: 'rfc3339', host: m[3], tag: m[4] };
+      const base: Omit<KernelLogRecord, 'message'> = { format: 'rfc3339', tag: m[4] };
+      if (m[3] !== undefined) base.host = m[3];
       if (tsMs !== undefined) {
         base.tsMs = tsMs;
         base.clock = 'wall';
       }
       this.emitWithInnerMono(base, m[6] ?? '', out);
+      return;
+    }
+    m = DMESG_ISO_RE.exec(line);
+    if (m) {
+      const tsMs = isoToMs(`${m[1] ?? ''}${m[2] === undefined ? '' : `.${m[2]}`}`, m[3] ?? 'Z');
+      const base: Omit<KernelLogRecord, 'message'> = { format: 'dmesg-iso' };
+      if (tsMs !== undefined) {
+        base.tsMs = tsMs;
+        base.clock = 'wall';
+      }
+      this.emitLines(base, m[4] ?? '', out);
       return;
     }
     this.emit({ message: line, format: 'raw' }, out);

@@ -23,6 +23,7 @@
  *
  * Stateful (UUID map, pending multi-line message) but pure: no I/O, no clock.
  */
+import { boundedInt, truncateField } from '../bounds.js';
 import type { GpuXidData } from '../../core/envelope.js';
 import type { KernelLogRecord } from './kernel-log.js';
 
@@ -63,17 +64,17 @@ function splitProcess(rest: string): { pid: number | null; process: string | nul
   const pm = /^pid=('?<unknown>'?|\d+)(?:,\s*|$)/.exec(s);
   if (pm) {
     const v = pm[1] ?? '';
-    pid = /^\d+$/.test(v) ? Number(v) : null;
+    pid = /^\d+$/.test(v) ? boundedInt(v, 0, PID_MAX_LIMIT) : null;
     s = s.slice(pm[0].length);
     // name= runs to the next ", " (process names like `nvc:[driver]` hold colons and brackets).
     const nm = /^name=(.*?)(?:,\s+|,$|$)/.exec(s);
     if (nm) {
       const n = (nm[1] ?? '').trim();
-      process = n === '' || n === '<unknown>' ? null : n;
+      process = n === '' || n === '<unknown>' ? null : truncateField(n, 256);
       s = s.slice(nm[0].length);
     }
   }
-  return { pid, process, message: s.trim() };
+  return { pid, process, message: truncateField(s.trim()) };
 }
 
 interface PendingMulti {
@@ -88,6 +89,13 @@ interface FallenMark {
   tsMs: number | undefined;
   fromXid: boolean;
 }
+
+/** Largest Xid code accepted (drivers print codes below 200 today). */
+const MAX_XID_CODE = 65_535;
+/** Linux PID_MAX_LIMIT. */
+const PID_MAX_LIMIT = 4_194_304;
+/** PCI → UUID entries kept (a node has at most a few dozen GPUs). */
+const MAX_GPUS = 256;
 
 export class XidParser {
   private readonly uuids = new Map<string, string>();
@@ -114,7 +122,12 @@ export class XidParser {
       this.pending = undefined;
       const pci = normalizePci(xm[1] ?? '');
       const attrs = xm[2] ?? '';
-      const code = Number(xm[3]);
+      const code = boundedInt(xm[3] ?? '', 0, MAX_XID_CODE);
+      // A code no driver prints (24 digits would become 1e+23) is not an Xid.
+      if (code === null) {
+        this.agePending();
+        return [];
+      }
       const { pid, process, message } = splitProcess(xm[4] ?? '');
       if (code === 79 && pci !== null && this.isCompanion(pci, record, false)) return [];
       const gi = GPU_I_RE.exec(attrs);
@@ -127,8 +140,8 @@ export class XidParser {
         process,
         message,
       };
-      if (gi) ev.gpuInstance = Number(gi[1]);
-      if (ci) ev.computeInstance = Number(ci[1]);
+      if (gi) ev.gpuInstance = boundedInt(gi[1] ?? '', 0, 1024);
+      if (ci) ev.computeInstance = boundedInt(ci[1] ?? '', 0, 1024);
       if (code === 79 && pci !== null) this.markFallen(pci, record, true);
       return [ev];
     }
@@ -136,7 +149,11 @@ export class XidParser {
     const um = GPU_AT_UUID_RE.exec(msg);
     if (um) {
       const pci = normalizePci(um[1] ?? '');
-      if (pci !== null) this.uuids.set(pci, um[2] ?? '');
+      if (pci !== null) {
+        // A node has a handful of GPUs: a flood of distinct PCI ids must not grow the map without end.
+        if (this.uuids.size >= MAX_GPUS && !this.uuids.has(pci)) this.uuids.delete(this.uuids.keys().next().value as string);
+        this.uuids.set(pci, truncateField(um[2] ?? '', 128));
+      }
       this.agePending();
       return [];
     }
@@ -186,6 +203,7 @@ export class XidParser {
   }
 
   private markFallen(pci: string, record: KernelLogRecord, fromXid: boolean): void {
+    if (this.fallen.size >= MAX_GPUS && !this.fallen.has(pci)) this.fallen.delete(this.fallen.keys().next().value as string);
     this.fallen.set(pci, { index: this.index, tsMs: record.tsMs, fromXid });
   }
 

@@ -6,9 +6,9 @@
  */
 import { createRequire } from 'node:module';
 import kafkajs from 'kafkajs';
-import type { KafkaConfig as KafkajsConfig, LogEntry, Producer, SASLOptions } from 'kafkajs';
+import type { KafkaConfig as KafkajsConfig, LogEntry, Producer } from 'kafkajs';
 import type { KafkaConfig } from '../../core/config.js';
-import { readSecret } from '../../adapters/config-file.js';
+import { kafkaTransport } from '../../adapters/transport-security.js';
 import type { Logger } from '../../core/logger.js';
 import type { MessageProducer, ProducerMessage } from './producer.js';
 
@@ -63,20 +63,14 @@ export interface KafkaProducerOptions {
   sendTimeoutMs?: number;
 }
 
-function sasl(cfg: KafkaConfig): SASLOptions | undefined {
-  if (!cfg.sasl) return undefined;
-  const username = readSecret(cfg.sasl.usernameFile, undefined) ?? '';
-  const password = readSecret(cfg.sasl.passwordFile, undefined) ?? '';
-  return { mechanism: cfg.sasl.mechanism, username, password };
-}
-
 export function createKafkaProducer(opts: KafkaProducerOptions): MessageProducer {
   const log = opts.logger.child({ component: 'kafkajs' });
   if (!patchKafkajsIdleLoop()) log.warn({}, 'kafkajs idle timer-loop fix not applied (unexpected kafkajs layout): expect extra idle CPU');
+  const transport = kafkaTransport(opts.kafka);
   const config: KafkajsConfig = {
     clientId: opts.clientIdSuffix ? `${opts.kafka.clientId}-agent-${opts.clientIdSuffix}` : `${opts.kafka.clientId}-agent`,
     brokers: opts.kafka.brokers,
-    ssl: opts.kafka.ssl,
+    ssl: transport.ssl,
     connectionTimeout: opts.connectionTimeoutMs ?? 3000,
     requestTimeout: opts.requestTimeoutMs ?? 10_000,
     // kafkajs enforces request timeouts with a 100 ms setInterval per broker
@@ -89,8 +83,7 @@ export function createKafkaProducer(opts: KafkaProducerOptions): MessageProducer
     logLevel: logLevel.WARN,
     logCreator: () => (entry: LogEntry) => log.debug({ ns: entry.namespace, ...entry.log }, entry.log.message),
   };
-  const s = sasl(opts.kafka);
-  if (s) config.sasl = s;
+  if (transport.sasl) config.sasl = transport.sasl;
   const kafka = new Kafka(config);
   let producer: Producer | null = null;
   let connected = false;

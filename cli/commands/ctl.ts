@@ -8,6 +8,10 @@
  *   ctl resume
  *   ctl guard
  *   ctl ledger [--since 1h] [--until T] [--rule X] [--node N] [--outcome denied] [--limit 50]
+ *   ctl approvals | ctl approve <id> | ctl deny <id>
+ *   ctl silence add --matcher pool=h100-train [--matcher …] --ttl 2h --reason TEXT
+ *   ctl silence list | ctl silence expire <id>
+ *   ctl incidents
  *
  * Global: --server URL (env NODEWARDEN_SERVER, default http://127.0.0.1:9102),
  * --token-file FILE (env NODEWARDEN_TOKEN_FILE) or env NODEWARDEN_TOKEN, -o table|json|yaml.
@@ -30,6 +34,12 @@ commands:
   resume                                         lift the pause
   guard                                          guard budgets right now
   ledger [--since 1h] [--until T] [--rule X] [--node N] [--outcome O] [--limit 50]
+  approvals                                      actions waiting for (or decided by) a person
+  approve <id> | deny <id>                       decide an approval (id = the decision id in the ledger)
+  silence add --matcher M [--matcher M]... --ttl 2h --reason TEXT
+                                                 suppress matching pages (never the ledger); M like pool=h100-train, rule=~gpu-.*
+  silence list | silence expire <id>             active silences; end one now
+  incidents                                      open and recently resolved incidents
 
 environment: NODEWARDEN_SERVER, NODEWARDEN_TOKEN, NODEWARDEN_TOKEN_FILE
 `;
@@ -46,6 +56,7 @@ const OPTIONS = {
   node: { type: 'string' },
   outcome: { type: 'string' },
   limit: { type: 'string' },
+  matcher: { type: 'string', multiple: true },
   help: { type: 'boolean', short: 'h' },
 } as const;
 
@@ -165,6 +176,59 @@ export async function run(argv: string[], io: CtlIo = defaultIo()): Promise<numb
         }
         const res = await client.ledger(p);
         show(res, () => renderLedger(res.records));
+        return 0;
+      }
+      case 'approvals': {
+        noMore(1, 'approvals');
+        only(values, 'approvals', []);
+        const res = await client.approvals();
+        show(res, () => res.approvals.map((a) => `${String(a.id)}  ${String(a.state)}  ${String((a.decision as { action?: string } | undefined)?.action ?? '')} ${String((a.decision as { target?: { name?: string } } | undefined)?.target?.name ?? '')}${typeof a.by === 'string' ? `  by ${a.by}` : ''}\n`).join('') || 'no approvals\n');
+        return 0;
+      }
+      case 'approve':
+      case 'deny': {
+        const id = verb;
+        if (!id) throw bad(`ctl ${group} needs an approval id (ctl approvals lists them)`);
+        noMore(2, `${group} ${id}`);
+        only(values, group, []);
+        const res = await client.decideApproval(id, group);
+        show(res, () => `${id} ${String(res.approval.state)} (by ${String(res.approval.by)})\n`);
+        return 0;
+      }
+      case 'silence': {
+        if (verb === 'add') {
+          noMore(2, 'silence add');
+          only(values, 'silence add', ['matcher', 'ttl', 'reason']);
+          if (!values.matcher?.length) throw bad('ctl silence add needs at least one --matcher like pool=h100-train');
+          if (!values.ttl) throw bad('ctl silence add needs --ttl, e.g. 2h');
+          if (!values.reason) throw bad('ctl silence add needs --reason "why"');
+          const res = await client.createSilence({ matchers: values.matcher, ttl: values.ttl, reason: values.reason });
+          show(res, () => `silence ${String(res.silence.id)} until ${new Date(Number(res.silence.endsAt)).toISOString()}\n`);
+          return 0;
+        }
+        if (verb === 'list' || verb === undefined) {
+          noMore(2, 'silence list');
+          only(values, 'silence list', []);
+          const res = await client.silences();
+          show(res, () => res.silences.map((x) => `${String(x.id)}  until ${new Date(Number(x.endsAt)).toISOString()}  ${JSON.stringify(x.matchers)}  by ${String(x.createdBy)}: ${String(x.reason)}\n`).join('') || 'no active silences\n');
+          return 0;
+        }
+        if (verb === 'expire') {
+          const id = rest[0];
+          if (!id) throw bad('ctl silence expire needs a silence id');
+          noMore(3, `silence expire ${id}`);
+          only(values, 'silence expire', []);
+          const res = await client.expireSilence(id);
+          show(res, () => `silence ${res.expired} expired\n`);
+          return 0;
+        }
+        throw bad(`unknown command "ctl silence ${verb}" (expected add, list, expire)`);
+      }
+      case 'incidents': {
+        noMore(1, 'incidents');
+        only(values, 'incidents', []);
+        const res = await client.incidents();
+        show(res, () => res.incidents.map((i) => `${String(i.dedupKey)}  ${String(i.status)}${i.ack ? ' (acknowledged)' : ''}  ${Object.keys((i.members as Record<string, unknown> | undefined) ?? {}).length} node(s)\n`).join('') || 'no incidents\n');
         return 0;
       }
       default:

@@ -23,6 +23,7 @@ import { defaultRulesPath, loadRules } from '../../rules/language/load.js';
 import { createPagersFromConfig } from '../../remediations/pager/from-config.js';
 import type { Pager } from '../../remediations/pager/pager.js';
 import { EngineHttpServer } from '../../control/server.js';
+import { pagingRoutes } from '../../control/paging-routes.js';
 import { parseTokens } from '../../control/tokens.js';
 import { createCollectorContext } from '../../agent/agent.js';
 import { createConntrackCollector } from '../../agent/collectors/conntrack.js';
@@ -151,6 +152,7 @@ export async function run(argv: string[]): Promise<number> {
     registry,
     readiness: () => Promise.resolve({ ready: running, checks: { demo: running ? { ok: true } : { ok: false, detail: 'stopping' } } }),
     control: { backend: system.control, tokens: parseTokens(`${token} admin demo-admin\n`, 'demo token') },
+    extraRoutes: pagingRoutes({ ...(system.remediation.incidents ? { incidents: system.remediation.incidents } : {}), silences: system.remediation.silences, approvals: system.remediation.approvals }),
     clock: system.clock,
     logger,
   });
@@ -298,7 +300,8 @@ export async function run(argv: string[]): Promise<number> {
   out(finalSummary(stats, extra, color));
   out(summaryJson(stats, extra));
   if (failure !== undefined) {
-    process.stderr.write(`nodewarden demo: stopped by an error: ${failure instanceof Error ? (failure.stack ?? failure.message) : errorMessage(failure)}\n`);
+    process.stderr.write(`nodewarden demo: stopped by an error: ${errorMessage(failure).split('\n')[0] ?? ''}\n`);
+    if (process.env.NODEWARDEN_DEBUG === '1' && failure instanceof Error && failure.stack) process.stderr.write(`${failure.stack}\n`);
     return 1;
   }
   return 0;

@@ -7,7 +7,7 @@
  * the remediator with its ledger sinks, and the HTTP endpoint with the
  * control API. SIGTERM/SIGINT: finish the batch, commit, close everything.
  */
-import { readFileSync } from 'node:fs';
+import { eventTimeBounds } from '../../core/event-time.js';
 import kafkajs from 'kafkajs';
 import type { Kafka as KafkaClient, KafkaConfig, LogEntry, Producer } from 'kafkajs';
 import { Redis } from 'ioredis';
@@ -23,6 +23,7 @@ import { errorMessage, PoisonInputError } from '../../core/errors.js';
 import { createLogger } from '../../core/logger.js';
 import type { Logger } from '../../core/logger.js';
 import { createRegistry } from '../../core/metrics.js';
+import { kafkaTransport, redisTransport } from '../../adapters/transport-security.js';
 import { loadRules, defaultRulesPath } from '../../rules/language/load.js';
 import { createRuleEngine } from '../../rules/engine/engine.js';
 import type { StateStore } from '../../rules/store/state-store.js';
@@ -55,6 +56,14 @@ import { createPagerExecutor } from '../../remediations/pager/pager-executor.js'
 import { createRecordingPager } from '../../remediations/pager/recording-pager.js';
 import type { ControllableGuard, Executor } from '../../remediations/ports.js';
 import { createSimulatedCluster, loadClusterFile } from '../../remediations/simulated/index.js';
+import { MemoryDocStore } from '../../remediations/incidents/doc-store.js';
+import { RedisDocStore } from '../../remediations/incidents/redis-doc-store.js';
+import { incidentPagingFromConfig } from '../../remediations/incidents/from-config.js';
+import { createPagerDutyWebhook } from '../../remediations/webhooks/pagerduty-webhook.js';
+import { createSlackInteractivity } from '../../remediations/webhooks/slack-interactivity.js';
+import { webhookMetrics } from '../../remediations/webhooks/metrics.js';
+import type { WebhookHandler } from '../../control/server.js';
+import { pagingRoutes } from '../../control/paging-routes.js';
 import { createControlBackend, MemoryLedgerReader } from '../../control/backend.js';
 import type { LedgerReader } from '../../control/backend.js';
 import { RedisLedgerReader } from '../../control/redis-ledger-reader.js';
@@ -119,16 +128,11 @@ function kafkaLogCreator(logger: Logger): KafkaConfig['logCreator'] {
 
 function kafkaClient(cfg: NodewardenConfig, logger: Logger, retry: KafkaConfig['retry'] = { retries: 10, initialRetryTime: 300, maxRetryTime: 10_000 }): KafkaClient {
   const k = cfg.kafka;
-  let sasl: KafkaConfig['sasl'];
-  if (k.sasl) {
-    const username = readFileSync(k.sasl.usernameFile, 'utf8').trim();
-    const password = readFileSync(k.sasl.passwordFile, 'utf8').trim();
-    sasl = k.sasl.mechanism === 'plain' ? { mechanism: 'plain', username, password } : k.sasl.mechanism === 'scram-sha-256' ? { mechanism: 'scram-sha-256', username, password } : { mechanism: 'scram-sha-512', username, password };
-  }
+  const { ssl, sasl } = kafkaTransport(k);
   return new Kafka({
     clientId: k.clientId,
     brokers: k.brokers,
-    ssl: k.ssl,
+    ssl,
     ...(sasl ? { sasl } : {}),
     logLevel: logLevel.WARN,
     logCreator: kafkaLogCreator(logger.child({ component: 'kafka' })),
@@ -174,8 +178,8 @@ export async function run(argv: string[]): Promise<number> {
   // --- Redis
   let redis: Redis | undefined;
   if (useRedis) {
-    const password = readSecret(config.redis.passwordFile, 'NODEWARDEN_REDIS_PASSWORD');
-    redis = new Redis(config.redis.url, { ...(password ? { password } : {}), maxRetriesPerRequest: 3, enableOfflineQueue: true });
+    const t = redisTransport(config.redis);
+    redis = new Redis(t.url, { ...t.options, maxRetriesPerRequest: 3, enableOfflineQueue: true });
     redis.on('error', (err: unknown) => logger.warn({ err: errorMessage(err) }, 'redis connection error'));
   }
   // Dependencies are waited for after HTTP is up (/healthz answers, /readyz names what is missing).
@@ -196,7 +200,7 @@ export async function run(argv: string[]): Promise<number> {
     logger.info({ file: values.cluster, nodes: sim.listNodes().length }, 'using a simulated cluster');
   } else {
     // Loaded only here: the Kubernetes client is heavy and not needed with --cluster.
-    const [{ KubeConfig }, { createClientNodeKubeApi }, { createClientNodeListWatch }, { createKubeExecutor }, { createLiveCluster }] = await Promise.all([
+    const [{ KubeConfig }, { createClientNodeKubeApi, loadDefaultKubeConfig }, { createClientNodeListWatch }, { createKubeExecutor }, { createLiveCluster }] = await Promise.all([
       import('@kubernetes/client-node'),
       import('../../remediations/kube/client-node-api.js'),
       import('../../remediations/kube/client-node-watch.js'),
@@ -204,7 +208,7 @@ export async function run(argv: string[]): Promise<number> {
       import('../../remediations/kube/live-cluster.js'),
     ]);
     const kc = new KubeConfig();
-    kc.loadFromDefault();
+    loadDefaultKubeConfig(kc);
     const live = createLiveCluster({ source: createClientNodeListWatch(kc, { registry }), logger });
     steps.push({ name: 'kubernetes api (cluster view)', run: () => live.start() });
     closers.push(['cluster view', () => live.stop()]);
@@ -234,6 +238,9 @@ export async function run(argv: string[]): Promise<number> {
     ledgerSinks.push({ name: 'memory', write: (rs) => memoryLedger.append(rs) });
     ledgerReader = memoryLedger;
   }
+  // paging state (incidents, silences, webhook event ids): shared by every replica through Redis
+  const pagingStore = redis ? new RedisDocStore(redis, prefix) : new MemoryDocStore(clock);
+  const { incidents, silences, approvals } = incidentPagingFromConfig(config, pagingStore, clock);
   const remediator = createRemediator({
     guard,
     executors: [kubeExecutor, createPagerExecutor({ pagers, logger })],
@@ -242,7 +249,38 @@ export async function run(argv: string[]): Promise<number> {
     logger,
     registry,
     dryRun: config.guard.dryRun,
+    ...(incidents ? { incidents } : {}),
+    approvals,
   });
+  const webhooks: Record<string, WebhookHandler> = {};
+  const hookMetrics = webhookMetrics(registry);
+  const pdHook = config.incidents.pagerdutyWebhook;
+  if (pdHook && incidents) {
+    const raw = readSecret(pdHook.secretFile, pdHook.secretEnv);
+    if (!raw) throw new PoisonInputError('CONFIG_INVALID', 'incidents.pagerdutyWebhook', [{ path: '/incidents/pagerdutyWebhook', message: `no signing secret (set secretFile or $${pdHook.secretEnv})` }]);
+    // one secret per line: during a rotation both are accepted
+    const secrets = raw.split(/\r?\n/).map((l) => l.trim()).filter(Boolean);
+    const hook = createPagerDutyWebhook({
+      secrets,
+      incidents,
+      store: pagingStore,
+      record: async (rs) => {
+        await Promise.all(ledgerSinks.map((sink) => sink.write(rs)));
+      },
+      clock,
+      logger,
+      metrics: hookMetrics,
+      maxAgeMs: parseDuration(pdHook.maxAge),
+    });
+    webhooks.pagerduty = (body, headers) => hook.handle(body, headers);
+  }
+  const slackHook = config.incidents.slackInteractivity;
+  if (slackHook) {
+    const signingSecret = readSecret(slackHook.signingSecretFile, slackHook.signingSecretEnv);
+    if (!signingSecret) throw new PoisonInputError('CONFIG_INVALID', 'incidents.slackInteractivity', [{ path: '/incidents/slackInteractivity', message: `no signing secret (set signingSecretFile or $${slackHook.signingSecretEnv})` }]);
+    const hook = createSlackInteractivity({ signingSecret, approvals, store: pagingStore, clock, logger, metrics: hookMetrics });
+    webhooks.slack = (body, headers) => hook.handle(body, headers);
+  }
 
   // --- state, toggles, dedupe, engine
   // Refiring: a redelivered event re-derives the decisions of the episode it fired (refire-store.ts).
@@ -277,6 +315,7 @@ export async function run(argv: string[]): Promise<number> {
     deadLetters: new KafkaDeadLetterSink(producer, config.kafka.topics.deadLetter),
     metrics,
     clock,
+    eventTime: eventTimeBounds(config),
     logger,
     // Redis down: pages still go out from replica-local state (remediation fails closed)
     ...(redis ? { degraded: { engine: createRuleEngine({ rules, store: new MemoryStateStore(), cluster, toggles, clock, logger, config }), deduper: new MemoryDeduper(clock, dedupeTimes) } } : {}),
@@ -334,6 +373,8 @@ export async function run(argv: string[]): Promise<number> {
     registry,
     readiness,
     ...(tokens ? { control: { backend, tokens } } : {}),
+    webhooks,
+    extraRoutes: pagingRoutes({ ...(incidents ? { incidents } : {}), silences, approvals }),
     clock,
     logger,
   });

@@ -6,12 +6,13 @@
  * ledger record per line on stdout. Invalid lines are reported on stderr with
  * their line number and skipped. Output is byte-identical across runs.
  */
-import { createReadStream } from 'node:fs';
+import { accessSync, constants, createReadStream } from 'node:fs';
 import { createInterface } from 'node:readline';
 import { loadConfig } from '../../adapters/config-file.js';
 import type { EventEnvelope } from '../../core/envelope.js';
 import { decodeEnvelope } from '../../core/envelope.js';
-import { PoisonInputError } from '../../core/errors.js';
+import { PoisonInputError, errorMessage } from '../../core/errors.js';
+import { escapeControl } from '../../core/text.js';
 import { parseFlags } from '../args.js';
 import { defaultRulesPath, loadRules } from '../../rules/language/load.js';
 import { ManualClock } from '../../core/clock.js';
@@ -64,6 +65,11 @@ export async function run(argv: string[]): Promise<number> {
     return 2;
   }
   const file = positionals[0] as string;
+  try {
+    accessSync(file, constants.R_OK);
+  } catch (err) {
+    throw new PoisonInputError('REQUEST_INVALID', file, [{ path: '/', message: `cannot read: ${errorMessage(err)}` }], err);
+  }
   const config = loadConfig({ file: values.config });
   const rules = loadRules(values.rules ?? config.engine.rulesPath ?? defaultRulesPath());
   for (const id of values.disable ?? [])
@@ -79,9 +85,11 @@ export async function run(argv: string[]): Promise<number> {
   const cluster = createSimulatedCluster(values.cluster ? await loadClusterFile(values.cluster) : [], { clock, logger: silentLogger });
   const { remediator } = createReplayRemediator({ cluster, config, clock, dryRun: values['dry-run'] === true || config.guard.dryRun });
   let bad = 0;
+  let duplicates = 0;
   const events = readEventsFile(file, (line, message) => {
     bad++;
-    process.stderr.write(`${file}:${line}: skipped invalid event: ${message}\n`);
+    // A bad line may carry anything: never echo its raw control bytes to a terminal.
+    process.stderr.write(`${file}:${line}: skipped invalid event: ${escapeControl(message.length > 500 ? `${message.slice(0, 500)}… (truncated)` : message)}\n`);
   });
   const out: string[] = [];
   const flushOut = (): void => {
@@ -97,6 +105,13 @@ export async function run(argv: string[]): Promise<number> {
     clock,
     finish: () => remediator.flush(),
     disabled: values.disable ?? [],
+    onRejected: (e, reason, kind) => {
+      if (kind === 'duplicate') duplicates++;
+      else {
+        bad++;
+        process.stderr.write(`${file}: skipped event ${escapeControl(JSON.stringify(e.id))} (node ${escapeControl(JSON.stringify(e.node))}): ${escapeControl(reason)}\n`);
+      }
+    },
     ...(until !== undefined ? { until } : {}),
   })) {
     out.push(`${JSON.stringify(rec)}\n`);
@@ -104,5 +119,6 @@ export async function run(argv: string[]): Promise<number> {
   }
   flushOut();
   if (bad > 0) process.stderr.write(`nodewarden replay: ${bad} invalid line(s) skipped\n`);
+  if (duplicates > 0) process.stderr.write(`nodewarden replay: ${duplicates} event(s) with an already seen id skipped\n`);
   return 0;
 }

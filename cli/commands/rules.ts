@@ -4,6 +4,7 @@
  * `nodewarden rules test FILE...`: runs rule unit tests; prints pass/fail per
  * test with a diff; exit 1 on a failure (2 on an invalid test file).
  */
+import { escapeControl } from '../../core/text.js';
 import { parseFlags } from '../args.js';
 import { PoisonInputError } from '../../core/errors.js';
 import type { InputProblem } from '../../core/errors.js';
@@ -18,7 +19,7 @@ function check(paths: string[]): number {
   const listProblems: InputProblem[] = [];
   const files = ruleFiles(paths, listProblems);
   let bad = listProblems.length;
-  for (const p of listProblems) process.stdout.write(`ERROR ${p.path}: ${p.message}\n`);
+  for (const p of listProblems) process.stdout.write(`ERROR ${escapeControl(p.path)}: ${escapeControl(p.message)}\n`);
   for (const f of files) {
     try {
       const rs = loadRules(f);
@@ -28,7 +29,7 @@ function check(paths: string[]): number {
       if (!(err instanceof PoisonInputError)) throw err;
       bad++;
       process.stdout.write(`FAIL  ${f}\n`);
-      for (const p of err.problems) process.stdout.write(`  ${p.path}: ${p.message}\n`);
+      for (const p of err.problems) process.stdout.write(`  ${escapeControl(p.path)}: ${escapeControl(p.message)}\n`);
     }
   }
   // Cross-file problems (duplicate ids) only show when loading everything together.
@@ -38,7 +39,7 @@ function check(paths: string[]): number {
     } catch (err) {
       if (!(err instanceof PoisonInputError)) throw err;
       bad++;
-      for (const p of err.problems) process.stdout.write(`ERROR ${p.path}: ${p.message}\n`);
+      for (const p of err.problems) process.stdout.write(`ERROR ${escapeControl(p.path)}: ${escapeControl(p.message)}\n`);
     }
   }
   return bad > 0 ? 2 : 0;
@@ -56,18 +57,18 @@ async function test(files: string[]): Promise<number> {
       if (!(err instanceof PoisonInputError)) throw err;
       invalid++;
       process.stdout.write(`INVALID ${f}\n`);
-      for (const p of err.problems) process.stdout.write(`  ${p.path || '/'}: ${p.message}\n`);
+      for (const p of err.problems) process.stdout.write(`  ${escapeControl(p.path || '/')}: ${escapeControl(p.message)}\n`);
       continue;
     }
     for (const c of cases) {
       const r = await runRuleTestCase(c);
       if (r.ok) {
         passed++;
-        process.stdout.write(`PASS  ${f}: ${r.name}\n`);
+        process.stdout.write(`PASS  ${f}: ${escapeControl(r.name)}\n`);
       } else {
         failed++;
-        process.stdout.write(`FAIL  ${f}: ${r.name}\n`);
-        for (const d of r.diff) process.stdout.write(`    ${d}\n`);
+        process.stdout.write(`FAIL  ${f}: ${escapeControl(r.name)}\n`);
+        for (const d of r.diff) process.stdout.write(`    ${escapeControl(d)}\n`);
       }
     }
   }

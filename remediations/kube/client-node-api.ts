@@ -18,6 +18,7 @@ import {
 } from '@kubernetes/client-node';
 import { Counter, type Registry } from 'prom-client';
 import type { NodewardenError } from '../../core/errors.js';
+import { NodewardenError as NodewardenErrorClass } from '../../core/errors.js';
 import { errorForStatus, networkError } from './errors.js';
 import type { JsonPatchOp, KubeApi, MergePatch, StrategicMergePatch } from './kube-api.js';
 import { FIELD_MANAGER } from './node-decisions.js';
@@ -144,3 +145,26 @@ export function createClientNodeKubeApi(kc: KubeConfig, opts: ClientNodeKubeApiO
   };
 }
 
+
+/**
+ * Loads the kubeconfig the usual way (KUBECONFIG, ~/.kube/config, in-cluster
+ * service account) or explains in one line why there is none. client-node would
+ * otherwise throw a raw ENOENT or silently fall back to http://localhost:8080.
+ */
+export function loadDefaultKubeConfig(kc: KubeConfig): void {
+  const hint = 'set KUBECONFIG, provide ~/.kube/config, run in a pod with a service account, or pass --cluster FILE';
+  try {
+    kc.loadFromDefault();
+  } catch (err) {
+    throw new NodewardenConfigError(`cannot load the kubeconfig: ${(err as Error).message.split('\n')[0]} (${hint})`, err);
+  }
+  const cluster = kc.getCurrentCluster();
+  if (!cluster || (cluster.name === 'cluster' && cluster.server === 'http://localhost:8080' && kc.getContexts().length <= 1 && !process.env.KUBECONFIG))
+    throw new NodewardenConfigError(`no kubeconfig found (${hint})`);
+}
+
+class NodewardenConfigError extends NodewardenErrorClass {
+  constructor(message: string, cause?: unknown) {
+    super('CONFIG_INVALID', message, { retriable: false, cause });
+  }
+}

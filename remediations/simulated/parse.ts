@@ -6,8 +6,8 @@
  * A malformed file is rejected whole, with every problem and where it is.
  */
 import { readFile } from 'node:fs/promises';
-import { parseAllDocuments } from 'yaml';
 import { PoisonInputError, errorMessage, type InputProblem } from '../../core/errors.js';
+import { CLUSTER_DUMP_MAX_BYTES, parseYamlDocuments } from '../../core/yaml.js';
 import { isRecord, type KubeObject } from '../kube/wire.js';
 
 export const SIMULATED_KINDS = ['Node', 'DaemonSet', 'Deployment', 'ControllerRevision', 'ReplicaSet'] as const;
@@ -64,27 +64,18 @@ function collect(doc: unknown, path: string, out: KubeObject[], problems: InputP
 export function parseClusterYaml(text: string, source?: string): KubeObject[] {
   const problems: InputProblem[] = [];
   const out: KubeObject[] = [];
-  const docs = parseAllDocuments(text);
-  const list = Array.isArray(docs) ? docs : [docs];
-  list.forEach((d, i) => {
-    const base = list.length > 1 ? `/${i}` : '';
-    if (d.errors.length > 0) {
-      for (const e of d.errors) problems.push({ path: base || '/', message: `YAML: ${e.message}` });
-      return;
-    }
-    let js: unknown;
-    try {
-      js = d.toJS({ maxAliasCount: 1000 });
-    } catch (err) {
-      problems.push({ path: base || '/', message: errorMessage(err) });
-      return;
-    }
-    collect(js, base, out, problems);
-  });
+  const docs = parseYamlDocuments(text, problems, { maxBytes: CLUSTER_DUMP_MAX_BYTES, maxAliasCount: 1000 });
+  docs.forEach((js, i) => collect(js, docs.length > 1 ? `/${i}` : '', out, problems));
   if (problems.length > 0) throw new PoisonInputError('CONFIG_INVALID', source, problems);
   return out;
 }
 
 export async function loadClusterFile(path: string): Promise<KubeObject[]> {
-  return parseClusterYaml(await readFile(path, 'utf8'), path);
+  let text: string;
+  try {
+    text = await readFile(path, 'utf8');
+  } catch (err) {
+    throw new PoisonInputError('CONFIG_INVALID', path, [{ path: '/', message: `cannot read: ${errorMessage(err)}` }], err);
+  }
+  return parseClusterYaml(text, path);
 }

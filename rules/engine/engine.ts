@@ -449,6 +449,7 @@ export function createRuleEngine(opts: RuleEngineOptions): RuleEngine {
           for (const n of nodeTargets()) {
             const dec = base(a.type, idx, { kind: 'Node', name: n }, reason);
             if (a.type === 'uncordon') dec.params = { onlyIfCordonedByNodewarden: true };
+            if (a.approval) dec.params = { ...dec.params, approval: a.approval };
             out.push(dec);
           }
           break;
@@ -459,7 +460,7 @@ export function createRuleEngine(opts: RuleEngineOptions): RuleEngine {
             break;
           }
           const dec = base('rollback', idx, { kind: rt.ref.kind, name: rt.ref.name, namespace: rt.ref.namespace }, reason);
-          dec.params = { ...(rt.to !== null ? { toRevision: rt.to } : {}), ...(rt.from !== null ? { fromRevision: rt.from } : {}) };
+          dec.params = { ...(rt.to !== null ? { toRevision: rt.to } : {}), ...(rt.from !== null ? { fromRevision: rt.from } : {}), ...(a.approval ? { approval: a.approval } : {}) };
           out.push(dec);
           break;
         }

@@ -283,20 +283,25 @@ function compileActions(ctx: Ctx, raw: unknown, severity: Severity, scope: Scope
       if (a.dedupKey !== undefined && typeof a.dedupKey !== 'string') ctx.err(`${p}/dedupKey`, 'must be a string template');
       return compileTemplate(typeof a.dedupKey === 'string' ? a.dedupKey : 'nodewarden/{{rule}}/{{scope}}', `${ctx.base}${p}/dedupKey`, ctx.sink());
     };
+    const approval = (): { approval?: 'required' | 'none' } => {
+      if (a.approval === undefined) return {};
+      if (a.approval !== 'required' && a.approval !== 'none') ctx.err(`${p}/approval`, 'must be required or none');
+      return a.approval === 'required' || a.approval === 'none' ? { approval: a.approval } : {};
+    };
     switch (a.type) {
       case 'cordon':
-        unknownKeys(ctx, a, ['type', 'summary', 'uncordonOnClear'], p);
+        unknownKeys(ctx, a, ['type', 'summary', 'uncordonOnClear', 'approval'], p);
         if (a.uncordonOnClear !== undefined && typeof a.uncordonOnClear !== 'boolean') ctx.err(`${p}/uncordonOnClear`, 'must be true or false');
         if (scope.kind === 'fleet') ctx.err(p, 'cordon needs a node or group scope (a fleet-wide cordon is never safe)');
-        out.push({ type: 'cordon', uncordonOnClear: a.uncordonOnClear === true, summary });
+        out.push({ type: 'cordon', uncordonOnClear: a.uncordonOnClear === true, summary, ...approval() });
         break;
       case 'uncordon':
-        unknownKeys(ctx, a, ['type', 'summary'], p);
-        out.push({ type: 'uncordon', summary });
+        unknownKeys(ctx, a, ['type', 'summary', 'approval'], p);
+        out.push({ type: 'uncordon', summary, ...approval() });
         break;
       case 'rollback':
-        unknownKeys(ctx, a, ['type', 'summary', 'workload'], p);
-        out.push({ type: 'rollback', workload: a.workload === undefined ? null : workloadRef(ctx, a.workload, `${p}/workload`), summary });
+        unknownKeys(ctx, a, ['type', 'summary', 'workload', 'approval'], p);
+        out.push({ type: 'rollback', workload: a.workload === undefined ? null : workloadRef(ctx, a.workload, `${p}/workload`), summary, ...approval() });
         break;
       case 'page': {
         unknownKeys(ctx, a, ['type', 'summary', 'severity', 'dedupKey'], p);

@@ -3,12 +3,13 @@
  * validated before anything is returned. One problem anywhere fails the whole
  * load (a bad file never half-loads), and the error lists every problem.
  */
-import { readdirSync, readFileSync, statSync } from 'node:fs';
+import { readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { parseAllDocuments } from 'yaml';
 import type { InputProblem } from '../../core/errors.js';
 import { PoisonInputError } from '../../core/errors.js';
 import { packageRoot } from '../../core/paths.js';
+import { parseYamlDocuments } from '../../core/yaml.js';
+import { readTextFile } from '../../adapters/text-file.js';
 import { isRecord } from '../../core/records.js';
 import type { XidCatalogue } from '../xid/catalogue.js';
 import { XID_CATALOGUE_KIND, parseXidCatalogue } from '../xid/catalogue.js';
@@ -46,16 +47,8 @@ export function ruleFiles(pathOrPaths: string | string[], problems: InputProblem
 
 /** A pack file may also hold the Xid catalogue (`kind: XidCatalogue`, at most one per load). */
 function parseInto(text: string, source: string, problems: InputProblem[], catalogues: XidCatalogue[]): CompiledRule[] {
-  const docs = parseAllDocuments(text, { prettyErrors: true });
-  const list = Array.isArray(docs) ? docs : [docs];
   const out: CompiledRule[] = [];
-  for (const d of list) {
-    if (d.errors.length > 0) {
-      for (const e of d.errors) problems.push({ path: `${source}#`, message: `YAML: ${e.message}` });
-      continue;
-    }
-    const js: unknown = d.toJS();
-    if (js === null || js === undefined) continue;
+  for (const js of parseYamlDocuments(text, problems, { pathOf: () => `${source}#` })) {
     if (isRecord(js) && js.kind === XID_CATALOGUE_KIND) {
       if (js.apiVersion !== API_VERSION) problems.push({ path: `${source}#/apiVersion`, message: `must be ${API_VERSION}` });
       const cat = parseXidCatalogue(js, source, problems);
@@ -96,7 +89,7 @@ export function loadRules(pathOrPaths: string | string[]): RuleSet {
   for (const f of files) {
     let text: string;
     try {
-      text = readFileSync(f, 'utf8');
+      text = readTextFile(f);
     } catch (err) {
       problems.push({ path: f, message: `cannot read: ${(err as Error).message}` });
       continue;

@@ -7,10 +7,11 @@ import type { EventEnvelope } from '../../core/envelope.js';
 import type { InputProblem } from '../../core/errors.js';
 import { compileField, fieldProblem } from './fields.js';
 import { isRecord } from '../../core/records.js';
+import { compileSafeRegex, isSafeRegex } from './regex.js';
 
 export type Predicate = (e: EventEnvelope) => boolean;
 
-export const OPERATORS = ['eq', 'ne', 'in', 'notIn', 'gt', 'gte', 'lt', 'lte', 'regex', 'exists'] as const;
+export const OPERATORS = ['eq', 'ne', 'in', 'notIn', 'gt', 'gte', 'lt', 'lte', 'regex', 'notRegex', 'exists'] as const;
 const OP_SET: ReadonlySet<string> = new Set(OPERATORS);
 
 type Scalar = string | number | boolean | null;
@@ -97,19 +98,19 @@ function compileOp(op: string, arg: unknown, path: string, problems: InputProble
       if (op === 'lt') return (v) => typeof v === 'number' && v < n;
       return (v) => typeof v === 'number' && v <= n;
     }
-    case 'regex': {
+    case 'regex':
+    case 'notRegex': {
       if (typeof arg !== 'string') {
         problems.push({ path, message: 'must be a regular expression string' });
         return null;
       }
-      let re: RegExp;
-      try {
-        re = new RegExp(arg);
-      } catch (err) {
-        problems.push({ path, message: `invalid regular expression: ${(err as Error).message}` });
+      const re = compileSafeRegex(arg);
+      if (!isSafeRegex(re)) {
+        problems.push({ path, message: re.error });
         return null;
       }
-      return (v) => typeof v === 'string' && re.test(v);
+      // notRegex: a string the pattern does not match (RE2 has no negative lookahead).
+      return op === 'regex' ? (v) => typeof v === 'string' && re.test(v) : (v) => typeof v === 'string' && !re.test(v);
     }
     default: {
       // exists

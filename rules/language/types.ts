@@ -45,10 +45,13 @@ export type ClearSpec =
   /** Absent rules: the signal coming back resolves. */
   | { kind: 'onMatch' };
 
+/** `required`: a person approves before it runs (remediations/approvals); `none`: never asks. Absent: the config's default. */
+export type Approval = 'required' | 'none';
+
 export type CompiledAction =
-  | { type: 'cordon'; uncordonOnClear: boolean; summary: Template | null }
-  | { type: 'uncordon'; summary: Template | null }
-  | { type: 'rollback'; workload: WorkloadRef | null; summary: Template | null }
+  | { type: 'cordon'; uncordonOnClear: boolean; summary: Template | null; approval?: Approval }
+  | { type: 'uncordon'; summary: Template | null; approval?: Approval }
+  | { type: 'rollback'; workload: WorkloadRef | null; summary: Template | null; approval?: Approval }
   | { type: 'page'; severity: Severity; dedupKey: Template; summary: Template | null }
   | { type: 'resolve'; dedupKey: Template; summary: Template | null };
 

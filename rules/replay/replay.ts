@@ -17,6 +17,9 @@ import type { RuleToggles } from '../toggles/port.js';
 import { createRuleEngine } from '../engine/engine.js';
 import type { RuleSet } from '../language/types.js';
 import { MemoryStateStore } from '../store/memory-store.js';
+import { MemoryDeduper } from '../service/dedupe.js';
+import { eventTimeBounds, eventTimeProblem } from '../../core/event-time.js';
+import { parseDuration } from '../../core/duration.js';
 import type { StateStore } from '../store/state-store.js';
 
 export interface ReplayOptions {
@@ -39,6 +42,14 @@ export interface ReplayOptions {
   clock?: ManualClock;
   /** Called once at the end (virtual time = the last tick): e.g. the remediator's flush of held denial pages. */
   finish?: () => Promise<LedgerRecord[]>;
+  /**
+   * An event set aside, with the reason: its time is out of bounds
+   * (config `engine.eventTime`, the live engine's dead letters), or its `id`
+   * was seen within `engine.dedupeWindow` (the live engine's dedupe).
+   */
+  onRejected?: (e: EventEnvelope, reason: string, kind: 'event-time' | 'duplicate') => void;
+  /** The read time of the future bound (default the wall clock: no recorded event lies in the future). */
+  readNow?: () => number;
 }
 
 const MAX_BATCH = 1000;
@@ -68,6 +79,10 @@ export async function* replay(opts: ReplayOptions): AsyncGenerator<LedgerRecord>
     config: opts.config,
   });
   const tickMs = opts.tickMs ?? 1000;
+  const bounds = eventTimeBounds(opts.config);
+  const readNow = opts.readNow ?? Date.now;
+  // The live engine's dedupe, on virtual time: an id is remembered for engine.dedupeWindow.
+  const deduper = new MemoryDeduper(clock, { windowMs: parseDuration(opts.config.engine.dedupeWindow), claimTtlMs: 0 });
   let nextTick = -1;
   let batch: EventEnvelope[] = [];
 
@@ -96,12 +111,24 @@ export async function* replay(opts: ReplayOptions): AsyncGenerator<LedgerRecord>
 
   for await (const e of opts.events) {
     const t = Date.parse(e.ts);
+    // Before the first accepted event there is no virtual time: only the future bound applies.
+    const late = eventTimeProblem(t, bounds, { future: readNow(), past: nextTick < 0 ? t : clock.now() });
+    if (late) {
+      opts.onRejected?.(e, late, 'event-time');
+      continue;
+    }
     if (nextTick < 0) nextTick = Math.ceil(t / tickMs) * tickMs;
     if (nextTick < t) {
       yield* await flush();
       yield* ticksUpTo(t, false);
     }
     if (t > clock.now()) clock.set(t);
+    const [claim] = await deduper.claim([e.id]);
+    if (claim !== 'claimed') {
+      opts.onRejected?.(e, `duplicate event id ${JSON.stringify(e.id)}`, 'duplicate');
+      continue;
+    }
+    await deduper.confirm([e.id]);
     batch.push(e);
     if (batch.length >= MAX_BATCH) yield* await flush();
   }

@@ -10,12 +10,13 @@
  * Swap point: `createStandinRemediator` / `createStaticCluster` in
  * rules/testing/run-rule-tests.ts.
  */
-import { readFileSync } from 'node:fs';
-import { parseAllDocuments } from 'yaml';
 import type { ClusterView, NodeInfo, WorkloadRef, WorkloadRevision } from '../../core/cluster.js';
 import { NW } from '../../core/cluster.js';
 import type { Decision, LedgerRecord } from '../../core/decision.js';
 import { PoisonInputError } from '../../core/errors.js';
+import type { InputProblem } from '../../core/errors.js';
+import { CLUSTER_DUMP_MAX_BYTES, parseYamlDocuments } from '../../core/yaml.js';
+import { readTextFile } from '../../adapters/text-file.js';
 import type { Remediator } from '../../remediations/ports.js';
 
 type Obj = Record<string, unknown>;
@@ -95,21 +96,16 @@ export function clusterFromObjects(objects: unknown[]): MutableClusterView {
 
 /** Parses the text of a kubectl YAML dump. */
 export function parseClusterText(text: string, source: string): MutableClusterView {
-  const docs = parseAllDocuments(text);
-  const list = Array.isArray(docs) ? docs : [docs];
-  const objects: unknown[] = [];
-  for (const d of list) {
-    if (d.errors.length) throw new PoisonInputError('REQUEST_INVALID', source, d.errors.map((e) => ({ path: '', message: `YAML: ${e.message}` })));
-    const js: unknown = d.toJS();
-    if (js !== null && js !== undefined) objects.push(js);
-  }
+  const problems: InputProblem[] = [];
+  const objects = parseYamlDocuments(text, problems, { maxBytes: CLUSTER_DUMP_MAX_BYTES, maxAliasCount: 1000 });
+  if (problems.length > 0) throw new PoisonInputError('REQUEST_INVALID', source, problems);
   return clusterFromObjects(objects);
 }
 
 export function loadClusterFile(path: string): MutableClusterView {
   let text: string;
   try {
-    text = readFileSync(path, 'utf8');
+    text = readTextFile(path, CLUSTER_DUMP_MAX_BYTES);
   } catch (err) {
     throw new PoisonInputError('REQUEST_INVALID', path, [{ path: '', message: `cannot read: ${(err as Error).message}` }], err);
   }

@@ -34,6 +34,11 @@ import type { EngineServiceMetrics } from './metrics.js';
 import type { RuleEngine } from '../engine/engine.js';
 import type { DeadLetterRecord, DeadLetterSink, EventDeduper, RawMessage } from './ports.js';
 import { SerialQueue } from './serial.js';
+import { DEFAULT_CONFIG } from '../../core/config.js';
+import type { EventTimeBounds } from '../../core/event-time.js';
+import { eventTimeBounds, eventTimeProblem } from '../../core/event-time.js';
+
+const DEFAULT_EVENT_TIME = eventTimeBounds(DEFAULT_CONFIG);
 
 /** The remediator as the processor uses it (remediations/remediator.ts; a plain `Remediator` fits too). */
 export interface BatchRemediator {
@@ -60,6 +65,8 @@ export interface BatchProcessorOptions {
   logger: Logger;
   /** Shared with the ticker so batches and ticks never interleave. */
   queue?: SerialQueue;
+  /** Bounds of event time against the clock (config `engine.eventTime`; default the shipped 5m/7d). */
+  eventTime?: EventTimeBounds;
   /**
    * Evaluation while the shared state store (Redis) is unreachable: the same
    * rules over this replica's own memory state and dedupe. Only its pages and
@@ -97,12 +104,17 @@ export class BatchProcessor {
 
     const valid: EventEnvelope[] = [];
     const dead: DeadLetterRecord[] = [];
-    const nowIso = new Date(this.o.clock.now()).toISOString();
+    const now = this.o.clock.now();
+    const nowIso = new Date(now).toISOString();
+    const bounds = this.o.eventTime ?? DEFAULT_EVENT_TIME;
     for (const m of messages) {
       const source = `${m.topic}/${m.partition}@${m.offset}`;
       try {
         if (m.value === null || m.value.length === 0) throw new PoisonInputError('EVENT_INVALID', source, [{ path: '', message: 'empty message' }]);
-        valid.push(decodeEnvelope(m.value, source));
+        const e = decodeEnvelope(m.value, source);
+        const late = eventTimeProblem(Date.parse(e.ts), bounds, { future: now, past: now });
+        if (late) throw new PoisonInputError('EVENT_INVALID', source, [{ path: '/ts', message: late }]);
+        valid.push(e);
       } catch (err) {
         const problems = err instanceof PoisonInputError ? err.problems : [{ path: '', message: errorMessage(err) }];
         dead.push({

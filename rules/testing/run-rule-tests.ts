@@ -25,19 +25,21 @@
  *       - { rule: gpu-xid-fatal, action: cordon, target: n1, outcome: executed, severity: critical, reason: "Xid 79" }
  * ```
  */
-import { readFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
-import { parse as parseYaml } from 'yaml';
 import type { NodeInfo, WorkloadRevision } from '../../core/cluster.js';
 import type { NodewardenConfig } from '../../core/config.js';
-import { DEFAULT_CONFIG, deepMerge } from '../../core/config.js';
+import { DEFAULT_CONFIG, configProblems, deepMerge } from '../../core/config.js';
 import type { LedgerRecord } from '../../core/decision.js';
 import { parseDuration } from '../../core/duration.js';
 import type { EventEnvelope } from '../../core/envelope.js';
 import { parseEnvelope } from '../../core/envelope.js';
 import type { InputProblem } from '../../core/errors.js';
 import { PoisonInputError } from '../../core/errors.js';
+import { parseYamlDocuments } from '../../core/yaml.js';
+import { readTextFile } from '../../adapters/text-file.js';
 import { defaultRulesPath, loadRules } from '../language/load.js';
+import type { SafeRegex } from '../language/regex.js';
+import { compileSafeRegex, isSafeRegex } from '../language/regex.js';
 import type { RuleSet } from '../language/types.js';
 import { replay } from '../replay/replay.js';
 import type { StateStore } from '../store/state-store.js';
@@ -57,7 +59,7 @@ export interface ExpectedRecord {
   dedupKey?: string;
   toRevision?: number;
   /** Regular expression the reason must match. */
-  reason?: RegExp;
+  reason?: SafeRegex;
   /** Offset from start the record's ts must equal. */
   at?: number;
 }
@@ -177,10 +179,10 @@ function parseExpected(raw: unknown, path: string, problems: InputProblem[], sta
         else problems.push({ path: `${path}/target`, message: 'must be a node name or {kind, name, namespace}' });
         break;
       case 'reason':
-        try {
-          e.reason = new RegExp(String(v));
-        } catch (err) {
-          problems.push({ path: `${path}/reason`, message: `invalid regular expression: ${(err as Error).message}` });
+        {
+          const re = typeof v === 'string' ? compileSafeRegex(v) : { error: 'must be a regular expression string' };
+          if (isSafeRegex(re)) e.reason = re;
+          else problems.push({ path: `${path}/reason`, message: re.error });
         }
         break;
       case 'at':
@@ -193,16 +195,37 @@ function parseExpected(raw: unknown, path: string, problems: InputProblem[], sta
   return e;
 }
 
+/** Bounds: one input event repeats at most this often, and a file expands to at most this many events. */
+export const MAX_REPEAT = 10_000;
+export const MAX_EVENTS_PER_FILE = 100_000;
+const FILE_KEYS = ['rule_files', 'start', 'cluster', 'tests'];
+const TEST_KEYS = ['name', 'config', 'disabled', 'cluster', 'input_events', 'eval_time', 'expected', 'dry_run'];
+const INPUT_EVENT_KEYS = ['at', 'ts', 'repeat', 'every', 'v', 'id', 'node', 'type', 'source', 'labels', 'data'];
+
+function unknownKeys(o: Obj, allowed: readonly string[], path: string, problems: InputProblem[]): void {
+  for (const k of Object.keys(o)) if (!allowed.includes(k)) problems.push({ path: `${path}/${k}`, message: `unknown key (expected one of ${allowed.join(', ')})` });
+}
+
 /** Loads and validates a rule test file; throws PoisonInputError listing every problem. */
 export function loadRuleTestFile(file: string): RuleTestCase[] {
   const problems: InputProblem[] = [];
-  let doc: unknown;
+  let text: string;
   try {
-    doc = parseYaml(readFileSync(file, 'utf8'));
+    text = readTextFile(file);
   } catch (err) {
-    throw new PoisonInputError('REQUEST_INVALID', file, [{ path: '', message: (err as Error).message }], err);
+    throw new PoisonInputError('REQUEST_INVALID', file, [{ path: '/', message: `cannot read: ${(err as Error).message}` }], err);
   }
+  const yamlProblems: InputProblem[] = [];
+  const docs = parseYamlDocuments(text, yamlProblems);
+  if (yamlProblems.length > 0) throw new PoisonInputError('REQUEST_INVALID', file, yamlProblems);
+  const doc = docs[0];
+  if (docs.length > 1) throw new PoisonInputError('REQUEST_INVALID', file, [{ path: '/', message: 'a rule test file is one YAML document' }]);
   if (!isObj(doc) || !Array.isArray(doc.tests)) throw new PoisonInputError('REQUEST_INVALID', file, [{ path: '/tests', message: 'a rule test file needs a list of tests' }]);
+  unknownKeys(doc, FILE_KEYS, '', problems);
+  if (doc.rule_files !== undefined && (!Array.isArray(doc.rule_files) || !doc.rule_files.every((f) => typeof f === 'string')))
+    throw new PoisonInputError('REQUEST_INVALID', file, [{ path: '/rule_files', message: 'must be a list of paths' }]);
+  if (doc.start !== undefined && typeof doc.start !== 'string' && !(doc.start instanceof Date)) problems.push({ path: '/start', message: 'must be an RFC 3339 time' });
+  let totalEvents = 0;
   const ruleFiles = Array.isArray(doc.rule_files) ? doc.rule_files.map((f) => resolve(dirname(file), String(f))) : [defaultRulesPath()];
   const rules = loadRules(ruleFiles);
   const start = typeof doc.start === 'string' ? Date.parse(doc.start) : Date.parse(DEFAULT_START);
@@ -214,7 +237,14 @@ export function loadRuleTestFile(file: string): RuleTestCase[] {
       problems.push({ path: `${p}/name`, message: 'each test needs a name' });
       return;
     }
+    unknownKeys(t, TEST_KEYS, p, problems);
+    if (t.config !== undefined && !isObj(t.config)) problems.push({ path: `${p}/config`, message: 'must be a mapping of config overrides' });
     const config = isObj(t.config) ? deepMerge(structuredClone(DEFAULT_CONFIG), t.config) : structuredClone(DEFAULT_CONFIG);
+    if (isObj(t.config)) for (const pr of configProblems(config)) problems.push({ path: `${p}/config${pr.path}`, message: pr.message });
+    for (const k of ['input_events', 'expected', 'disabled'] as const)
+      if (t[k] !== undefined && !Array.isArray(t[k])) problems.push({ path: `${p}/${k}`, message: 'must be a list' });
+    if (Array.isArray(t.disabled) && !t.disabled.every((d) => typeof d === 'string')) problems.push({ path: `${p}/disabled`, message: 'must be a list of rule ids' });
+    if (t.dry_run !== undefined && typeof t.dry_run !== 'boolean') problems.push({ path: `${p}/dry_run`, message: 'must be true or false' });
     const events: EventEnvelope[] = [];
     const inputs = Array.isArray(t.input_events) ? t.input_events : [];
     inputs.forEach((raw, j) => {
@@ -223,7 +253,17 @@ export function loadRuleTestFile(file: string): RuleTestCase[] {
         problems.push({ path: ep, message: 'must be an event' });
         return;
       }
+      unknownKeys(raw, INPUT_EVENT_KEYS, ep, problems);
+      if (raw.repeat !== undefined && (typeof raw.repeat !== 'number' || !Number.isInteger(raw.repeat) || raw.repeat < 1 || raw.repeat > MAX_REPEAT)) {
+        problems.push({ path: `${ep}/repeat`, message: `must be a whole number from 1 to ${MAX_REPEAT}` });
+        return;
+      }
       const repeat = typeof raw.repeat === 'number' ? raw.repeat : 1;
+      totalEvents += repeat;
+      if (totalEvents > MAX_EVENTS_PER_FILE) {
+        if (totalEvents - repeat <= MAX_EVENTS_PER_FILE) problems.push({ path: `${ep}/repeat`, message: `the file expands to more than ${MAX_EVENTS_PER_FILE} input events` });
+        return;
+      }
       const every = raw.every === undefined ? 0 : offset(raw.every, `${ep}/every`, problems);
       const at = raw.ts === undefined ? timeOrOffset(raw.at ?? 0, start, `${ep}/at`, problems) : Date.parse(typeof raw.ts === 'string' ? raw.ts : '');
       for (let r = 0; r < repeat; r++) {

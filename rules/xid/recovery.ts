@@ -33,14 +33,14 @@ const HEX = '[0-9A-Fa-f]{1,8}';
 const LABEL = `[^()]{0,${MAX_LABEL}}`;
 const CHANGE_RE = new RegExp(`GPU recovery action changed from 0x(${HEX}) \\((${LABEL})\\) to 0x(${HEX}) \\((${LABEL})\\)`);
 
+/** A 1-8 digit hex number that is not zero, spelled without lookahead (rule patterns run on RE2, ADR 0015). */
+const NONZERO_HEX = `(?:${Array.from({ length: 8 }, (_, k) => `0{0,${7 - k}}[1-9A-Fa-f]${k > 0 ? `[0-9A-Fa-f]{${k}}` : ''}`).join('|')})`;
 /**
  * Xid 154 text whose new recovery action is not None (0): the GPU needs a reset,
- * a reboot or a drain before it can be trusted again. The lookahead keeps the
- * shape identical to parseRecoveryAction's.
+ * a reboot or a drain before it can be trusted again. Same shape as
+ * parseRecoveryAction's; its complement is the rule language's `notRegex`.
  */
-export const RECOVERY_ACTION_REQUIRED_PATTERN = `GPU recovery action changed from 0x${HEX} \\(${LABEL}\\) to 0x(?=${HEX} \\(${LABEL}\\))0{0,7}[1-9A-Fa-f]`;
-/** Its complement: Xid 154 text that names no action (None, or a text we cannot read). */
-export const RECOVERY_ACTION_NOT_REQUIRED_PATTERN = `^(?![\\s\\S]*${RECOVERY_ACTION_REQUIRED_PATTERN})`;
+export const RECOVERY_ACTION_REQUIRED_PATTERN = `GPU recovery action changed from 0x${HEX} \\(${LABEL}\\) to 0x${NONZERO_HEX} \\(${LABEL}\\)`;
 const REQUIRED_RE = new RegExp(RECOVERY_ACTION_REQUIRED_PATTERN);
 
 /** The first MAX_TEXT characters of a string, matched; null for anything else. */
@@ -81,8 +81,7 @@ const NVL_RE = new RegExp(`${NVL_HEAD}(?: {1,8}\\(0x(${HEX})(?: 0x(${HEX}))?)?`)
 
 /** NVLink5 text the driver marks Nonfatal (NVIDIA's decode sheet: IGNORE or "evaluate the Xid 154 that follows"). */
 export const NVLINK_NONFATAL_PATTERN = 'Nonfatal {1,8}XC\\d{1,3} {1,8}i\\d{1,3} {1,8}Link';
-/** Its complement: marked Fatal, or a text we cannot read (the safe side: isolate). */
-export const NVLINK_NOT_NONFATAL_PATTERN = `^(?![\\s\\S]*${NVLINK_NONFATAL_PATTERN})`;
+// Its complement (marked Fatal, or a text we cannot read: the safe side, isolate) is `notRegex` in the pack.
 const NONFATAL_RE = new RegExp(NVLINK_NONFATAL_PATTERN);
 
 /** Decodes an Xid 144-150 text; null when it does not have the driver's shape. */

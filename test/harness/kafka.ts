@@ -11,6 +11,7 @@ import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import kafkajs from 'kafkajs';
 import { freePort } from './ports.js';
+import { makeTestPki } from './tls.js';
 import { makeTempDir, spawnLogged, waitUntil, type ManagedProcess } from './proc.js';
 
 const { Kafka, logLevel } = kafkajs;
@@ -28,10 +29,33 @@ export interface KafkaOptions {
   /** JVM options (default: -Xms256m -Xmx512m plus fast-startup flags, or $NODEWARDEN_KAFKA_JVM_OPTS). */
   jvmOpts?: string[];
   /**
-   * Address the client listener binds to and advertises (default 127.0.0.1).
-   * The node harness passes its bridge address so that pods reach the broker.
+   * Address the client listener binds to and advertises (default 127.0.0.1;
+   * PLAINTEXT only). The node harness passes its bridge address so pods reach it.
    */
   host?: string;
+  /**
+   * SASL_SSL instead of PLAINTEXT on the client listener: TLS with a throw-away
+   * CA (test/harness/tls.ts) and SCRAM-SHA-512 users created at storage format
+   * time (`--add-scram`). The first user is the broker's own (inter-broker) and
+   * the harness's admin identity. The KRaft controller listener stays plaintext
+   * on loopback (no client can produce or fetch there).
+   */
+  saslSsl?: {
+    users: Array<{ username: string; password: string }>;
+    /**
+     * Turn on the KRaft StandardAuthorizer: nothing is allowed without an ACL
+     * (`allow.everyone.if.no.acl.found=false`) except to the first user, a super
+     * user. ANONYMOUS is a super user too: it is the principal of the plaintext
+     * controller listener (the broker's own registration), which no client uses.
+     */
+    authorizer?: boolean;
+  };
+}
+
+/** How a client reaches a SASL_SSL broker: kafkajs `ssl` and `sasl` options. */
+export interface KafkaClientSecurity {
+  ssl: { ca: string[]; rejectUnauthorized: true };
+  sasl: { mechanism: 'scram-sha-512'; username: string; password: string };
 }
 
 export interface KafkaBroker {
@@ -41,6 +65,8 @@ export interface KafkaBroker {
   readonly dir: string;
   /** Broker log (log4j) file. */
   readonly logFile: string;
+  /** With saslSsl: the CA file clients must trust, and the admin client's options. */
+  readonly security?: { caFile: string; admin: KafkaClientSecurity };
   /** Create topics (waits for leaders). Existing topics are left alone. */
   createTopics(names: string[], partitions?: number): Promise<void>;
   /** SIGTERM, wait, SIGKILL fallback. Data is kept, so restart() works afterwards. */
@@ -184,8 +210,8 @@ function log4jProperties(logFile: string): string {
  * so the first consumer group in a test does not log "group coordinator is not
  * available" while it waits.
  */
-async function warmUpGroupCoordinator(brokers: string[]): Promise<void> {
-  const admin = new Kafka({ clientId: 'nodewarden-harness-warmup', brokers, logLevel: logLevel.NOTHING }).admin();
+async function warmUpGroupCoordinator(brokers: string[], security: KafkaClientSecurity | undefined): Promise<void> {
+  const admin = new Kafka({ clientId: 'nodewarden-harness-warmup', brokers, ...security, logLevel: logLevel.NOTHING }).admin();
   try {
     await admin.connect();
     await admin.describeGroups(['nodewarden-harness-warmup']);
@@ -201,10 +227,11 @@ async function warmUpGroupCoordinator(brokers: string[]): Promise<void> {
  * leadership of its partitions, and a produce in that window fails with
  * NOT_LEADER (which kafkajs retries by resending the whole batch: duplicates).
  */
-async function isReady(brokers: string[]): Promise<boolean> {
+async function isReady(brokers: string[], security: KafkaClientSecurity | undefined): Promise<boolean> {
   const admin = new Kafka({
     clientId: 'nodewarden-harness-probe',
     brokers,
+    ...security,
     logLevel: logLevel.NOTHING,
     connectionTimeout: 1000,
     requestTimeout: 2000,
@@ -247,7 +274,37 @@ export async function startKafka(opts: KafkaOptions = {}): Promise<KafkaBroker> 
   const log4jFile = path.join(dir, 'log4j.properties');
   const logFile = path.join(dir, 'broker.log');
   const stdoutFile = path.join(dir, 'stdout.log');
-  fs.writeFileSync(propsFile, serverProperties(dir, host, port, controllerPort, numPartitions, opts.properties ?? {}));
+  let security: { caFile: string; admin: KafkaClientSecurity } | undefined;
+  let extra: Record<string, string | number | boolean> = {};
+  const scramArgs: string[] = [];
+  if (opts.saslSsl) {
+    const [first] = opts.saslSsl.users;
+    if (!first) throw new Error('kafka harness: saslSsl needs at least one user');
+    const pki = await makeTestPki(path.join(dir, 'pki'));
+    const jaas = `org.apache.kafka.common.security.scram.ScramLoginModule required username="${first.username}" password="${first.password}";`;
+    extra = {
+      listeners: `SASL_SSL://127.0.0.1:${port},CONTROLLER://127.0.0.1:${controllerPort}`,
+      'advertised.listeners': `SASL_SSL://127.0.0.1:${port}`,
+      'inter.broker.listener.name': 'SASL_SSL',
+      'listener.security.protocol.map': 'SASL_SSL:SASL_SSL,CONTROLLER:PLAINTEXT',
+      'sasl.enabled.mechanisms': 'SCRAM-SHA-512',
+      'sasl.mechanism.inter.broker.protocol': 'SCRAM-SHA-512',
+      'listener.name.sasl_ssl.scram-sha-512.sasl.jaas.config': jaas,
+      'ssl.keystore.type': 'PEM',
+      'ssl.keystore.location': pki.keystoreFile,
+      'ssl.truststore.type': 'PEM',
+      'ssl.truststore.location': pki.caFile,
+      ...(opts.saslSsl.authorizer
+        ? { 'authorizer.class.name': 'org.apache.kafka.metadata.authorizer.StandardAuthorizer', 'super.users': `User:${first.username};User:ANONYMOUS`, 'allow.everyone.if.no.acl.found': false }
+        : {}),
+    };
+    for (const u of opts.saslSsl.users) scramArgs.push('--add-scram', `SCRAM-SHA-512=[name=${u.username},password=${u.password}]`);
+    security = {
+      caFile: pki.caFile,
+      admin: { ssl: { ca: [fs.readFileSync(pki.caFile, 'utf8')], rejectUnauthorized: true }, sasl: { mechanism: 'scram-sha-512', username: first.username, password: first.password } },
+    };
+  }
+  fs.writeFileSync(propsFile, serverProperties(dir, host, port, controllerPort, numPartitions, { ...extra, ...opts.properties }));
   fs.writeFileSync(log4jFile, log4jProperties(logFile));
   const log4jOpt = `-Dlog4j.configuration=file:${log4jFile}`;
   const toolsLog4jFile = path.join(dir, 'tools-log4j.properties');
@@ -268,7 +325,7 @@ export async function startKafka(opts: KafkaOptions = {}): Promise<KafkaBroker> 
   try {
     await execFileP(
       javaBin(),
-      ['-Xmx256m', '-XX:TieredStopAtLevel=1', `-Dlog4j.configuration=file:${toolsLog4jFile}`, '-cp', classpath, 'kafka.tools.StorageTool', 'format', '-t', clusterId, '-c', propsFile],
+      ['-Xmx256m', '-XX:TieredStopAtLevel=1', `-Dlog4j.configuration=file:${toolsLog4jFile}`, '-cp', classpath, 'kafka.tools.StorageTool', 'format', '-t', clusterId, '-c', propsFile, ...scramArgs],
       { timeout: 60_000 },
     );
   } catch (err) {
@@ -288,7 +345,7 @@ export async function startKafka(opts: KafkaOptions = {}): Promise<KafkaBroker> 
     });
     proc = p;
     try {
-      await waitUntil(() => isReady(brokers), {
+      await waitUntil(() => isReady(brokers, security?.admin), {
         what: `kafka broker ${brokers[0] ?? ''} (describeCluster + partition leaders)`,
         timeoutMs: startTimeoutMs,
         intervalMs: 200,
@@ -309,14 +366,15 @@ export async function startKafka(opts: KafkaOptions = {}): Promise<KafkaBroker> 
   }
 
   await launch();
-  await warmUpGroupCoordinator(brokers).catch(() => undefined);
+  await warmUpGroupCoordinator(brokers, security?.admin).catch(() => undefined);
 
   return {
     brokers,
     dir,
     logFile,
+    ...(security ? { security } : {}),
     async createTopics(names: string[], partitions = numPartitions): Promise<void> {
-      const admin = new Kafka({ clientId: 'nodewarden-harness-admin', brokers, logLevel: logLevel.ERROR }).admin();
+      const admin = new Kafka({ clientId: 'nodewarden-harness-admin', brokers, ...security?.admin, logLevel: logLevel.ERROR }).admin();
       await admin.connect();
       try {
         await admin.createTopics({

@@ -21,6 +21,7 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { registerSecret } from './secrets.js';
 
 export interface ExecResult {
   code: number;
@@ -367,7 +368,8 @@ export async function startKube(opts: StartKubeOptions = {}): Promise<KubeCluste
     } catch {
       /* gone */
     }
-    await rm(dir, { recursive: true, force: true });
+    // Under a per-run dir (test/harness/secrets.ts) the logs stay for the end-of-run secret scan; the run dir goes at exit.
+    if (!process.env['NODEWARDEN_TEST_RUN_DIR']) await rm(dir, { recursive: true, force: true });
   };
 
   const startProcess = async (name: string, bin: string, args: string[]): Promise<ManagedProcess> => {
@@ -539,7 +541,7 @@ export async function startKube(opts: StartKubeOptions = {}): Promise<KubeCluste
         if (r.status !== 201 || typeof token !== 'string') {
           throw new Error(`TokenRequest for ${namespace}/${serviceAccount} failed: HTTP ${r.status} ${r.body}`);
         }
-        return token;
+        return registerSecret(`ServiceAccount token ${namespace}/${serviceAccount}`, token);
       },
       async kubeconfigFor(token: string): Promise<string> {
         kubeconfigCounter += 1;

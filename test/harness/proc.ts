@@ -82,10 +82,11 @@ export function onExit(fn: () => void): void {
 
 // ---------------------------------------------------------------- files
 
-/** A fresh temp dir, removed when the process exits unless NODEWARDEN_KEEP_TMP is set. */
+/** A fresh temp dir, removed when the process exits unless NODEWARDEN_KEEP_TMP is set (or a per-run dir owns it). */
 export function makeTempDir(prefix: string): string {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), `nodewarden-${prefix}-`));
-  if (!process.env['NODEWARDEN_KEEP_TMP']) {
+  // Under a per-run dir (test/harness/secrets.ts), whoever owns the run dir removes it after scanning the logs.
+  if (!process.env['NODEWARDEN_KEEP_TMP'] && !process.env['NODEWARDEN_TEST_RUN_DIR']) {
     onExit(() => fs.rmSync(dir, { recursive: true, force: true }));
   }
   return dir;

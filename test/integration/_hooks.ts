@@ -1,5 +1,31 @@
-/** Mocha global teardown for integration runs: stop the shared real servers. */
+/**
+ * Mocha root hooks for integration runs:
+ * - before any test module runs, every temp dir and log of the run goes under
+ *   one per-run directory (test/harness/secrets.ts);
+ * - after the last test, every log of the run is scanned for every secret the
+ *   tests registered (a leak fails the run with file and line, redacted);
+ * - the global teardown stops the shared real servers.
+ */
+import fs from 'node:fs';
+import { onExit } from '../harness/proc.js';
+import { formatLeaks, registeredSecrets, scanForSecrets, useRunDir } from '../harness/secrets.js';
 import { stopSharedServers } from './servers.js';
+
+const ownRunDir = process.env['NODEWARDEN_TEST_RUN_DIR'] === undefined;
+const runDir = useRunDir();
+let leaked = false;
+if (ownRunDir && !process.env['NODEWARDEN_KEEP_TMP']) onExit(() => leaked || fs.rmSync(runDir, { recursive: true, force: true }));
+
+export const mochaHooks = {
+  afterAll(this: Mocha.Context): void {
+    this.timeout(120_000);
+    const secrets = registeredSecrets();
+    const { leaks, filesScanned, bytesScanned } = scanForSecrets(runDir, secrets);
+    process.stderr.write(`secret scan: ${secrets.length} registered secrets, ${filesScanned} log files (${(bytesScanned / 1048576).toFixed(1)} MiB) under ${runDir}, ${leaks.length} leaks\n`);
+    leaked = leaks.length > 0;
+    if (leaked) throw new Error(`secrets found in logs of this run (kept in ${runDir}):\n${formatLeaks(leaks)}`);
+  },
+};
 
 export async function mochaGlobalTeardown(): Promise<void> {
   await stopSharedServers();

@@ -4,17 +4,26 @@
  * comes back by itself; `ctl pause` turns every action into a denied ledger
  * record (guard `paused`) until `ctl resume`.
  */
+import { randomBytes } from 'node:crypto';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { expect } from 'chai';
+import { systemClock } from '../../core/clock.js';
+import { silentLogger } from '../../core/logger.js';
+import { createRegistry } from '../../core/metrics.js';
+import { EngineHttpServer } from '../../control/server.js';
+import type { RouteInfo } from '../../control/server.js';
 import { freePort } from '../harness/ports.js';
+import { registerSecret } from '../harness/secrets.js';
 import { sharedKafka, sharedRedis } from './servers.js';
 import type { EngineProc } from './engine-support.js';
 import { ctl, produce, sleep, startEngine, TopicFollower, uniqueTopics, waitFor, xid } from './engine-support.js';
 
-const ADMIN = 'itest-admin-token-0123456789abcdef';
-const READER = 'itest-reader-token-0123456789abcdef';
+const ADMIN = registerSecret('control admin token', `itest-admin-${randomBytes(16).toString('hex')}`);
+const READER = registerSecret('control read-only token', `itest-reader-${randomBytes(16).toString('hex')}`);
+/** Valid, but in nobody's tokens file. */
+const STRANGER = registerSecret('unknown control token', `itest-stranger-${randomBytes(16).toString('hex')}`);
 
 describe('control API: ctl against a running engine', function () {
   this.timeout(180_000);
@@ -44,12 +53,12 @@ describe('control API: ctl against a running engine', function () {
   const recordsFor = (node: string) => ledger.records.filter((r) => (r.target as { name?: string } | undefined)?.name === node);
 
   it('ctl rules disable --ttl takes effect at once and expires by itself', async () => {
-    const d = await ctl(['rules', 'disable', 'test-xid-fatal', '--reason', 'firmware rollout', '--ttl', '3s'], env);
+    const d = await ctl(['rules', 'disable', 'test-xid-fatal', '--reason', 'firmware rollout', '--ttl', '15s'], env);
     expect(d.stderr).to.equal('');
     expect(d.code).to.equal(0);
     expect(d.stdout).to.match(/^rule test-xid-fatal disabled until .* \(by alice: firmware rollout\)\n$/);
     const list = await ctl(['rules', 'list'], { ...env, NODEWARDEN_TOKEN: READER });
-    expect(list.stdout.split('\n').find((l) => l.startsWith('test-xid-fatal '))).to.match(/enabled\s+disabled\s+disabled\s+\ds\s+alice\s+firmware rollout/);
+    expect(list.stdout.split('\n').find((l) => l.startsWith('test-xid-fatal '))).to.match(/enabled\s+disabled\s+disabled\s+\d+s\s+alice\s+firmware rollout/);
 
     await produce(brokers, topics.signals, [{ key: 'gpu-node-010', value: xid('gpu-node-010', 79) }]);
     await waitFor('the event to be processed', async () => (await engine!.metric('nodewarden_engine_events_processed_total')) >= 1, 30_000);
@@ -63,7 +72,7 @@ describe('control API: ctl against a running engine', function () {
       const l = await ctl(['rules', 'list', '-o', 'json'], env);
       const r = (JSON.parse(l.stdout) as { rules: Array<{ id: string; effective: boolean; toggle: unknown }> }).rules.find((x) => x.id === 'test-xid-fatal');
       return r?.effective === true && r.toggle === null;
-    }, 10_000, 200);
+    }, 30_000, 200);
     await produce(brokers, topics.signals, [{ key: 'gpu-node-011', value: xid('gpu-node-011', 79) }]);
     const cordon = await waitFor('a cordon of gpu-node-011', () => recordsFor('gpu-node-011').find((r) => r.action === 'cordon'), 30_000);
     expect(cordon).to.include({ outcome: 'executed' });
@@ -96,5 +105,63 @@ describe('control API: ctl against a running engine', function () {
     const res = await ctl(['guard', '--server', `http://127.0.0.1:${port}`], env);
     expect(res.code).to.equal(1);
     expect(res.stderr).to.equal(`nodewarden ctl: cannot connect to http://127.0.0.1:${port}: connection refused (is the engine running? set --server or NODEWARDEN_SERVER)\n`);
+  });
+
+  /**
+   * Every route of the server's own table (so a new route cannot be left out),
+   * against the running engine: no token and an unknown token get 401 with a
+   * WWW-Authenticate challenge and say nothing about the route; a read-only
+   * token gets 403 on every mutating route and 200 on every reading one; an
+   * admin token gets 200 everywhere (with a valid body).
+   */
+  it('401/403 matrix: every control API route, every kind of caller', async () => {
+    const routes = new EngineHttpServer({
+      host: '127.0.0.1',
+      port: 0,
+      registry: createRegistry('engine', { defaultMetrics: false }),
+      readiness: () => Promise.resolve({ ready: true, checks: {} }),
+      clock: systemClock,
+      logger: silentLogger,
+    }).routeTable();
+    // An admin request that succeeds, per route. A route missing here fails the test: add its example.
+    const adminBody: Record<string, unknown> = {
+      'POST /api/v1/rules/{id}/disable': { reason: 'auth matrix', ttl: '1s' },
+      'POST /api/v1/rules/{id}/enable': { reason: 'auth matrix' },
+      'POST /api/v1/pause': { reason: 'auth matrix' },
+      'POST /api/v1/resume': {},
+    };
+    const call = async (r: RouteInfo, token: string | null, body?: unknown): Promise<Response> => {
+      const headers: Record<string, string> = { 'content-type': 'application/json' };
+      if (token !== null) headers.authorization = `Bearer ${token}`;
+      const path = r.example.replace('{id}', 'test-xid-fatal');
+      return await fetch(`${engine!.url}${path}`, { method: r.method, headers, ...(r.method === 'POST' ? { body: JSON.stringify(body ?? { reason: 'auth matrix' }) } : {}) });
+    };
+    expect(routes.length, 'the route table').to.be.at.least(7);
+    const seen: string[] = [];
+    for (const r of routes) {
+      const name = `${r.method} ${r.example}`;
+      expect(r.pattern.test(r.example.replace('{id}', 'x')), `${name}: example matches its pattern`).to.equal(true);
+      for (const [who, token] of [['no token', null], ['unknown token', STRANGER], ['malformed header', 'a b']] as const) {
+        const res = await call(r, token);
+        expect(res.status, `${name} with ${who}`).to.equal(401);
+        expect(res.headers.get('www-authenticate'), `${name} with ${who}`).to.match(/^Bearer realm="nodewarden"/);
+        const text = await res.text();
+        expect(text, `${name} with ${who} reveals nothing`).not.to.match(/rule|guard|ledger|paused/i);
+      }
+      const ro = await call(r, READER, adminBody[name]);
+      expect(ro.status, `${name} with the read-only token`).to.equal(r.mutating ? 403 : 200);
+      if (r.mutating) expect(((await ro.json()) as { error: { code: string } }).error.code).to.equal('FORBIDDEN');
+      expect(name in adminBody || !r.mutating, `${name}: add an admin request body to this test`).to.equal(true);
+      const admin = await call(r, ADMIN, adminBody[name]);
+      expect(admin.status, `${name} with the admin token: ${await admin.clone().text()}`).to.equal(200);
+      seen.push(name);
+    }
+    // Paths that match no route are authenticated first too (an anonymous caller learns nothing).
+    for (const path of ['/api/v1/secrets', '/api/v2/rules', '/api/']) {
+      const res = await fetch(`${engine!.url}${path}`);
+      expect(res.status, path).to.equal(401);
+    }
+    expect(seen).to.include.members(['GET /api/v1/rules', 'POST /api/v1/pause', 'GET /api/v1/ledger']);
+    expect((await ctl(['guard', '-o', 'json'], env)).stdout, 'the matrix left the engine resumed').to.match(/"paused":\s*null/);
   });
 });

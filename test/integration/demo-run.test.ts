@@ -6,6 +6,7 @@
 import { spawn, execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { expect } from 'chai';
+import { registerSecret } from '../harness/secrets.js';
 
 const run = promisify(execFile);
 
@@ -46,6 +47,7 @@ describe('nodewarden demo (integration: the real CLI, nothing else)', function (
     const url = await baseFound;
     const token = /token \(admin, this run only\): (\S+)/.exec(out)?.[1];
     expect(token, 'the admin token is printed').to.be.a('string');
+    registerSecret('demo admin token', token!);
     // let the storyline get going, then look at it from outside
     await new Promise((r) => setTimeout(r, 30_000));
     const metrics = await fetch(`${url}/metrics`);

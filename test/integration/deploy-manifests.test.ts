@@ -12,9 +12,33 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { parseAllDocuments, stringify } from 'yaml';
 import { sharedKube } from './servers.js';
+import { literalSecretProblems, parseConfigText } from '../../core/config.js';
+import { loadConfig } from '../../adapters/config-file.js';
+import type { NodewardenConfig } from '../../core/config.js';
 import type { KubeCluster } from '../harness/kube.js';
 
 const exec = promisify(execFile);
+
+/** Helm values that switch on Kafka SASL_SSL and Redis TLS + ACL password (docs/security.md). */
+const SECURED_VALUES = [
+  'kafka.tls.enabled=true',
+  'kafka.tls.caSecret=kafka-ca',
+  'kafka.sasl.enabled=true',
+  'redis.url=rediss://nodewarden@redis.nodewarden.svc:6380',
+  'redis.passwordSecret=redis-password',
+  'redis.tls.caSecret=redis-ca',
+];
+
+interface PodSpec {
+  containers: Array<{ env?: Array<{ name: string; value?: string }>; volumeMounts?: Array<{ name: string; mountPath: string; readOnly?: boolean }> }>;
+  volumes: Array<{ name: string; secret?: unknown }>;
+}
+
+function loadConfigFromText(text: string): NodewardenConfig {
+  const dir = mkdtempSync(join(tmpdir(), 'nw-cm-'));
+  writeFileSync(join(dir, 'config.yaml'), text);
+  return loadConfig({ file: join(dir, 'config.yaml'), env: {} });
+}
 const ROOT = process.cwd();
 
 interface K8sObject {
@@ -56,6 +80,8 @@ describe('deploy manifests (Kustomize, Helm, real apiserver, promtool)', functio
   let helm: string;
   let kustomized: K8sObject[];
   let helmed: K8sObject[];
+  /** The chart with Kafka SASL_SSL and Redis TLS + ACL password switched on (values only). */
+  let secured: K8sObject[];
   let work: string;
 
   before(async function () {
@@ -69,6 +95,56 @@ describe('deploy manifests (Kustomize, Helm, real apiserver, promtool)', functio
     kustomized = parseObjects(k.stdout);
     // namespace.create=true: the base creates its namespace; helm installs into an existing one
     helmed = parseObjects(await run(helm, ['template', 'nodewarden', 'deploy/helm/nodewarden', '--namespace', 'nodewarden', '--set', 'namespace.create=true']));
+    secured = parseObjects(await run(helm, ['template', 'nodewarden', 'deploy/helm/nodewarden', '--namespace', 'nodewarden', '--set', SECURED_VALUES.join(',')]));
+  });
+
+  it('with TLS/SASL values: credentials and CAs come from Secrets mounted read-only, the ConfigMap names only files', function () {
+    const cm = secured.find((o) => o.kind === 'ConfigMap' && o.metadata.name === 'nodewarden-config') as unknown as { data: Record<string, string> };
+    const text = cm.data['config.yaml'] ?? '';
+    const doc = parseConfigText(text, 'nodewarden-config');
+    expect(literalSecretProblems(doc), 'no literal secret in the ConfigMap').to.deep.equal([]);
+    const cfg = loadConfigFromText(text);
+    expect(cfg.kafka).to.deep.include({
+      ssl: true,
+      caFile: '/var/run/secrets/nodewarden/kafka-ca/ca.crt',
+      sasl: { mechanism: 'scram-sha-512', usernameFile: '/var/run/secrets/nodewarden/kafka/username', passwordFile: '/var/run/secrets/nodewarden/kafka/password' },
+    });
+    expect(cfg.redis).to.deep.include({ url: 'rediss://nodewarden@redis.nodewarden.svc:6380', passwordFile: '/var/run/secrets/nodewarden/redis/password', caFile: '/var/run/secrets/nodewarden/redis-ca/ca.crt' });
+
+    const podOf = (kind: string): PodSpec => (secured.find((o) => o.kind === kind)?.spec as { template: { spec: PodSpec } }).template.spec;
+    const expectSecretMounts = (kind: string, want: Record<string, [string, string]>, absent: string[]): void => {
+      const pod = podOf(kind);
+      const mounts = pod.containers.flatMap((c) => c.volumeMounts ?? []);
+      for (const [volume, [mountPath, secretName]] of Object.entries(want)) {
+        expect(pod.volumes.find((v) => v.name === volume)?.secret, `${kind} volume ${volume}`).to.deep.equal({ secretName, defaultMode: 0o400 });
+        expect(mounts.find((m) => m.name === volume), `${kind} mount ${volume}`).to.deep.equal({ name: volume, mountPath, readOnly: true });
+      }
+      for (const volume of absent) expect(pod.volumes.map((v) => v.name), `${kind} has no ${volume}`).not.to.include(volume);
+      // Nothing secret as an env literal: only fieldRefs and secretKeyRefs may carry such names.
+      for (const e of pod.containers.flatMap((c) => c.env ?? []))
+        if (/pass|token|secret|key|webhook|sasl/i.test(e.name)) expect(e.value, `${kind} env ${e.name} is a literal`).to.equal(undefined);
+      // Every file the config names is under one of this pod's read-only mounts (or not used by this component).
+      for (const f of [cfg.kafka.caFile, cfg.kafka.sasl?.usernameFile, cfg.kafka.sasl?.passwordFile])
+        expect(mounts.some((m) => m.readOnly === true && f?.startsWith(`${m.mountPath}/`)), `${kind}: ${f ?? ''} is mounted`).to.equal(true);
+    };
+    expectSecretMounts(
+      'Deployment',
+      {
+        'kafka-credentials': ['/var/run/secrets/nodewarden/kafka', 'nodewarden-kafka-engine'],
+        'kafka-ca': ['/var/run/secrets/nodewarden/kafka-ca', 'kafka-ca'],
+        'redis-password': ['/var/run/secrets/nodewarden/redis', 'redis-password'],
+        'redis-ca': ['/var/run/secrets/nodewarden/redis-ca', 'redis-ca'],
+      },
+      [],
+    );
+    // The agent gets its own Kafka identity and no Redis credentials at all.
+    expectSecretMounts(
+      'DaemonSet',
+      { 'kafka-credentials': ['/var/run/secrets/nodewarden/kafka', 'nodewarden-kafka-agent'], 'kafka-ca': ['/var/run/secrets/nodewarden/kafka-ca', 'kafka-ca'] },
+      ['redis-password', 'redis-ca'],
+    );
+    // No Secret object is rendered: credentials are created by the operator, never from values.
+    expect(secured.filter((o) => o.kind === 'Secret')).to.deep.equal([]);
   });
 
   it('helm lint passes', async function () {
@@ -122,7 +198,7 @@ describe('deploy manifests (Kustomize, Helm, real apiserver, promtool)', functio
     // Namespaced dry-runs need the namespace to exist for real.
     const ns = await kube.kubectl(['create', 'namespace', 'nodewarden']);
     expect(ns.code === 0 || /AlreadyExists/.test(ns.stderr), ns.stderr).to.equal(true);
-    for (const [name, objs] of [['kustomize', kustomized], ['helm', helmed]] as const) {
+    for (const [name, objs] of [['kustomize', kustomized], ['helm', helmed], ['helm-tls-sasl', secured]] as const) {
       const file = join(work, `${name}.yaml`);
       writeFileSync(file, objs.map((o) => stringify(o)).join('---\n'));
       const r = await kube.kubectl(['apply', '--dry-run=server', '-f', file]);

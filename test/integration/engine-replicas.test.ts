@@ -6,9 +6,9 @@
  * both replicas.
  */
 import { expect } from 'chai';
-import { sharedKafka, sharedRedis } from './servers.js';
 import type { EngineProc } from './engine-support.js';
-import { engineLog, produce, startEngine, TopicFollower, uniqueTopics, waitFor, xid } from './engine-support.js';
+import { engineLog, produce, startReplicaPair, uniqueTopics, waitFor, xid } from './engine-support.js';
+import type { TopicFollower } from './engine-support.js';
 
 describe('engine replicas: shared partitions and state, SIGKILL of one', function () {
   this.timeout(180_000);
@@ -18,13 +18,10 @@ describe('engine replicas: shared partitions and state, SIGKILL of one', functio
   let ledger: TopicFollower;
 
   before(async () => {
-    const [kafka, redis] = await Promise.all([sharedKafka(), sharedRedis()]);
-    brokers = kafka.brokers;
-    await kafka.createTopics([topics.signals, topics.deadLetter, topics.ledger], 4);
-    const cfg = { brokers, redisUrl: redis.url, keyPrefix: `nwrep${process.pid}:`, groupId: `engine-${topics.signals}`, topics };
-    engines.push(await startEngine(cfg));
-    engines.push(await startEngine(cfg));
-    ledger = await new TopicFollower(brokers, topics.ledger).start();
+    const pair = await startReplicaPair(topics, `nwrep${process.pid}:`);
+    brokers = pair.brokers;
+    engines.push(...pair.engines);
+    ledger = pair.ledger;
   });
 
   after(async () => {

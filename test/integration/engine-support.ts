@@ -11,8 +11,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import kafkajs from 'kafkajs';
-import type { Consumer } from 'kafkajs';
+import type { Consumer, KafkaConfig } from 'kafkajs';
 import { freePort } from '../harness/ports.js';
+import { sharedKafka, sharedRedis } from './servers.js';
 
 const { Kafka, logLevel, Partitioners } = kafkajs;
 
@@ -63,6 +64,13 @@ export interface EngineConfig {
   groupId: string;
   topics: Topics;
   tokensFile?: string;
+  /** Extra `kafka` / `redis` config settings (ssl, caFile, sasl, passwordFile), merged over the defaults above. */
+  kafkaExtra?: Record<string, unknown>;
+  redisExtra?: Record<string, unknown>;
+  /** How long to wait for /readyz (default 60 s). */
+  readyTimeoutMs?: number;
+  /** More config, merged over the above (e.g. `incidents`). */
+  extraConfig?: Record<string, unknown>;
 }
 
 /** Writes a config file and starts `nodewarden engine`; resolves once /readyz answers 200. */
@@ -72,10 +80,11 @@ export async function startEngine(cfg: EngineConfig, extraArgs: string[] = []): 
   writeFileSync(
     configFile,
     JSON.stringify({
-      kafka: { brokers: cfg.brokers, clientId: 'nw-test-engine', topics: cfg.topics },
-      redis: { url: cfg.redisUrl, keyPrefix: cfg.keyPrefix, passwordFile: null },
+      kafka: { brokers: cfg.brokers, clientId: 'nw-test-engine', topics: cfg.topics, ...cfg.kafkaExtra },
+      redis: { url: cfg.redisUrl, keyPrefix: cfg.keyPrefix, passwordFile: null, ...cfg.redisExtra },
       engine: { groupId: cfg.groupId, store: 'redis' },
       control: { tokensFile: cfg.tokensFile ?? null },
+      ...cfg.extraConfig,
     }),
   );
   const port = await freePort();
@@ -120,12 +129,12 @@ export async function startEngine(cfg: EngineConfig, extraArgs: string[] = []): 
           return false;
         }
       },
-      60_000,
+      cfg.readyTimeoutMs ?? 60_000,
       100,
     );
   } catch (err) {
     await e.kill('SIGKILL');
-    throw err;
+    throw new Error(`${(err as Error).message}\n--- engine log tail ---\n${readFileSync(logFile, 'utf8').slice(-3000)}`, { cause: err });
   }
   return e;
 }
@@ -166,9 +175,11 @@ export class TopicFollower {
   constructor(
     private readonly brokers: string[],
     private readonly topic: string,
+    /** kafkajs `ssl`/`sasl` options for a secured broker. */
+    private readonly security: Partial<KafkaConfig> = {},
   ) {}
   async start(): Promise<this> {
-    const c = new Kafka({ clientId: 'nw-test-follower', brokers: this.brokers, logLevel: logLevel.NOTHING }).consumer({ groupId: `follower-${this.topic}-${Date.now()}`, sessionTimeout: 6000, heartbeatInterval: 500 });
+    const c = new Kafka({ clientId: 'nw-test-follower', brokers: this.brokers, ...this.security, logLevel: logLevel.NOTHING }).consumer({ groupId: `follower-${this.topic}-${Date.now()}`, sessionTimeout: 6000, heartbeatInterval: 500 });
     this.consumer = c;
     await c.connect();
     await c.subscribe({ topic: this.topic, fromBeginning: true });
@@ -198,4 +209,13 @@ export async function ctl(args: string[], env: Record<string, string>): Promise<
     p.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
     p.on('exit', (code) => resolve({ code, stdout, stderr }));
   });
+}
+
+/** Two engine replicas in one consumer group on the shared broker and Redis (4 partitions), and a follower of their ledger topic. */
+export async function startReplicaPair(topics: Topics, keyPrefix: string, extraConfig?: Record<string, unknown>): Promise<{ brokers: string[]; engines: EngineProc[]; ledger: TopicFollower }> {
+  const [kafka, redis] = await Promise.all([sharedKafka(), sharedRedis()]);
+  await kafka.createTopics([topics.signals, topics.deadLetter, topics.ledger], 4);
+  const cfg: EngineConfig = { brokers: kafka.brokers, redisUrl: redis.url, keyPrefix, groupId: `engine-${topics.signals}`, topics, ...(extraConfig ? { extraConfig } : {}) };
+  const engines = [await startEngine(cfg), await startEngine(cfg)];
+  return { brokers: kafka.brokers, engines, ledger: await new TopicFollower(kafka.brokers, topics.ledger).start() };
 }

@@ -10,8 +10,9 @@ import { createPagerDutyPager } from '../../remediations/pager/pagerduty.js';
 import { createPagerExecutor } from '../../remediations/pager/pager-executor.js';
 import type { PagerDutyReceiver } from '../receivers/pagerduty.js';
 import { startPagerDutyReceiver } from '../receivers/pagerduty.js';
+import { registerSecret } from '../harness/secrets.js';
 
-const KEY = 'R0UT1NGK3Y0123456789abcdefABCDEF'; // 32 chars
+const KEY = registerSecret('pagerduty routing key', 'R0UT1NGK3Y0123456789abcdefABCDEF'); // 32 chars
 const fast = { baseMs: 20, maxMs: 2000, maxAttempts: 5 };
 
 function page(over: Partial<Decision> = {}): Decision {

@@ -9,6 +9,7 @@ import type { PageRequest } from '../../remediations/pager/pager.js';
 import { createSlackPager } from '../../remediations/pager/slack.js';
 import type { SlackReceiver } from '../receivers/slack.js';
 import { startSlackReceiver } from '../receivers/slack.js';
+import { registerSecret } from '../harness/secrets.js';
 
 const req = (n: number, over: Partial<PageRequest> = {}): PageRequest => ({
   event: 'trigger',
@@ -26,6 +27,7 @@ describe('pager: Slack incoming webhook against the receiver', function () {
   let logger: MemoryLogger;
   beforeEach(async () => {
     rx = await startSlackReceiver();
+    registerSecret('slack webhook URL', rx.url);
     logger = new MemoryLogger();
   });
   afterEach(async () => {

@@ -1,7 +1,9 @@
+import http from 'node:http';
 import { expect } from 'chai';
 import { ManualClock } from '../../../core/clock.js';
 import { silentLogger } from '../../../core/logger.js';
 import { createRegistry } from '../../../core/metrics.js';
+import { isConsolePath } from '../../../control/console-assets.js';
 import { EngineHttpServer } from '../../../control/server.js';
 import { parseTokens } from '../../../control/tokens.js';
 import { fakeBackend } from './fake-backend.js';
@@ -61,6 +63,38 @@ describe('control: engine HTTP server', () => {
     ready = true;
     expect(r.status).to.equal(503);
     expect(r.json).to.deep.include({ status: 'not ready' });
+  });
+
+  it('nothing but /metrics, /healthz, /readyz and the console\'s static files answers without a token, whatever the path or method', async () => {
+    // Raw requests: fetch would normalise dot segments and double slashes away.
+    const raw = (method: string, path: string): Promise<number> =>
+      new Promise((resolve, reject) => {
+        const req = http.request(`${base}/`, { method, path }, (res) => {
+          res.resume();
+          resolve(res.statusCode ?? 0);
+        });
+        req.on('error', reject);
+        req.end();
+      });
+    const examples = server.routeTable().map((r) => r.example.replace('{id}', 'test-xid-fatal'));
+    const paths = [
+      ...examples,
+      ...examples.map((e) => `${e}?x=1`),
+      '/', '/debug', '/admin', '/api', '/api/', '/api/v2/rules', '/API/v1/rules', '//api/v1/rules', '/api/v1/../v1/pause',
+      '/metrics/../api/v1/pause', '/healthz/../api/v1/resume', '/api/v1/rules/%2e%2e/pause', '/api/v1/rules/..%2fpause/disable', '/%61pi/v1/rules',
+    ];
+    const open: string[] = [];
+    for (const path of paths)
+      for (const method of ['GET', 'POST', 'PUT', 'DELETE', 'PATCH', 'HEAD', 'OPTIONS']) {
+        const status = await raw(method, path);
+        // The console's files (HTML, script, style) hold no data: the page asks for a token and calls the API with it.
+        const publicFile = isConsolePath(new URL(path, 'http://x').pathname) && (method === 'GET' || method === 'HEAD');
+        if (status !== 401 && status !== 404 && status !== 405 && !publicFile) open.push(`${method} ${path}: ${status}`);
+        if (path.startsWith('/api/') && status !== 401) open.push(`${method} ${path}: ${status} (not authenticated first)`);
+      }
+    expect(open).to.deep.equal([]);
+    expect(fb.guard.paused, 'no unauthenticated pause got through').to.equal(null);
+    expect(fb.audit.records, 'no unauthenticated toggle got through').to.deep.equal([]);
   });
 
   it('401 without a token or with a bad one; 403 for read-only on mutating calls', async () => {

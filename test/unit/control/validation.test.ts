@@ -36,7 +36,7 @@ describe('control: request validation', () => {
       { path: '?foo', message: 'unknown parameter' },
       { path: '?rule', message: 'given more than once' },
       { path: '?since', message: 'must be a duration back from now (e.g. 1h) or an RFC 3339 timestamp' },
-      { path: '?outcome', message: 'must be one of executed, dry-run, denied, suppressed, failed' },
+      { path: '?outcome', message: 'must be one of executed, dry-run, denied, suppressed, failed, pending-approval' },
       { path: '?limit', message: 'must be an integer from 1 to 1000' },
     ]);
     expect(validateLedgerQuery(new URLSearchParams('since=10m&until=1h'), now).problems).to.deep.equal([{ path: '?since', message: 'must not be after until' }]);

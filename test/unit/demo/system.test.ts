@@ -47,12 +47,23 @@ describe('demo system (real engine, guard and remediator in virtual time)', func
     const stormGroup = 'pool=h100-train,zone=us-west-2a';
     const denialPages = records.filter((r) => r.action === 'page' && r.target.kind === 'Group' && r.target.name === stormGroup && r.reason.startsWith('guard maxUnavailable stopped'));
     expect(denialPages).to.have.length(1);
+    // ... as an update of the storm's ONE incident (brief §8): one trigger, every node's page joins it
+    const stormIncident = 'nodewarden/incident/gpu-xid-fatal/pool=h100-train';
+    expect(denialPages[0]?.dedupKey).to.equal(stormIncident);
+    const stormPages = records.filter((r) => r.action === 'page' && r.rule === 'gpu-xid-fatal' && r.target.name.startsWith('h100-train') && Date.parse(r.ts) < T0 + 28 * 60_000);
+    expect(new Set(stormPages.map((r) => r.dedupKey))).to.deep.equal(new Set([stormIncident]));
+    expect(stormPages.filter((r) => r.outcome === 'executed' && (r.details?.incident as { event?: string } | undefined)?.event === 'trigger')).to.have.length(1);
+    expect(stormPages.filter((r) => r.outcome === 'suppressed' && r.guard === 'incidentOpen').length).to.be.greaterThan(5);
     expect(denialPages[0]?.outcome).to.equal('executed');
     const stormDenied = denied.filter((r) => r.target.name.startsWith('h100-train-') && Date.parse(r.ts) < T0 + 28 * 60_000).length;
     expect(denialPages[0]?.reason).to.include(`stopped ${stormDenied} cordon action(s)`);
 
+    // a rollback waits for approval (the default); the simulated on-call approves it, and it runs once
     const rollbacks = records.filter((r) => r.action === 'rollback');
-    expect(rollbacks).to.have.length(1);
+    expect(rollbacks.map((r) => r.outcome)).to.deep.equal(['pending-approval', 'executed']);
+    expect(rollbacks[1]?.decisionId).to.equal(rollbacks[0]?.decisionId);
+    expect(rollbacks[1]?.details?.approval).to.deep.equal({ by: 'on-call (simulated)', via: 'demo' });
+    rollbacks.shift();
     expect(rollbacks[0]).to.include({ outcome: 'executed', toRevision: 3 });
     expect(rollbacks[0]?.target).to.deep.equal(DRIVER_DS);
     expect(s.rollbacks.executed).to.equal(1);

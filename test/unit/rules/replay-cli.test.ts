@@ -31,8 +31,13 @@ describe('nodewarden replay (CLI)', function () {
     expect(a.stdout).to.equal(expected);
     expect(b.stdout).to.equal(a.stdout);
     const recs = a.stdout.trim().split('\n').map((l) => JSON.parse(l) as { rule: string; action: string; outcome: string; guard: string | null; toRevision?: number; target: { name: string } });
-    const rb = recs.find((r) => r.action === 'rollback');
-    expect(rb).to.include({ rule: 'gpu-driver-rollout-regression', toRevision: 5, outcome: 'executed' });
+    // rollbacks need a person's approval by default: with nobody in a replay it waits, then the timeout denies it (and pages)
+    const rbs = recs.filter((r) => r.action === 'rollback');
+    expect(rbs.map((r) => [r.outcome, r.guard])).to.deep.equal([
+      ['pending-approval', null],
+      ['denied', 'approvalTimeout'],
+    ]);
+    expect(rbs[0]).to.include({ rule: 'gpu-driver-rollout-regression', toRevision: 5 });
     // the real guard runs over the simulated cluster: 5 % of 60 nodes = 3 cordons, the 4th is denied
     const cordons = recs.filter((r) => r.action === 'cordon');
     expect(cordons.map((r) => `${r.target.name}:${r.outcome}`)).to.deep.equal([

@@ -1,0 +1,81 @@
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { expect } from 'chai';
+import { loadConfig } from '../../../adapters/config-file.js';
+import { DURATION_BOUNDS } from '../../../core/config.js';
+import { budgetFor } from '../../../remediations/guard/policy.js';
+import { PoisonInputError } from '../../../core/errors.js';
+
+function file(text: string): string {
+  const p = join(mkdtempSync(join(tmpdir(), 'nw-cfg-bounds-')), 'config.yaml');
+  writeFileSync(p, text);
+  return p;
+}
+
+function failure(text: string): PoisonInputError {
+  const p = file(text);
+  try {
+    loadConfig({ file: p });
+  } catch (err) {
+    expect(err).to.be.instanceOf(PoisonInputError);
+    expect((err as PoisonInputError).message).to.contain(p);
+    return err as PoisonInputError;
+  }
+  throw new Error(`expected ${JSON.stringify(text)} to be rejected`);
+}
+
+describe('config: values that would switch safety off are rejected, naming file and field', function () {
+  it('rejects maxUnavailable: 150% (and per group)', function () {
+    const e = failure('guard:\n  maxUnavailable: "150%"\n  maxUnavailablePerGroup: "101%"\n');
+    expect(e.problems.map((p) => p.path)).to.deep.equal(['/guard/maxUnavailable', '/guard/maxUnavailablePerGroup']);
+    expect(e.problems[0]!.message).to.match(/0% to 100%/);
+  });
+
+  it('accepts the documented count form maxUnavailable: 3 (a YAML number) and 100%', function () {
+    const cfg = loadConfig({ file: file('guard:\n  maxUnavailable: 3\n  maxUnavailablePerGroup: "100%"\n') });
+    expect(cfg.guard.maxUnavailable).to.equal('3');
+    expect(budgetFor(cfg.guard.maxUnavailable, 1000)).to.equal(3);
+    expect(budgetFor(cfg.guard.maxUnavailablePerGroup, 40)).to.equal(40);
+  });
+
+  it('rejects a negative or fractional count', function () {
+    expect(failure('guard:\n  maxUnavailable: -1\n').problems[0]!.path).to.equal('/guard/maxUnavailable');
+    expect(failure('guard:\n  maxUnavailable: 2.5\n').problems[0]!.path).to.equal('/guard/maxUnavailable');
+  });
+
+  it('rejects an unknown time zone like Mars/Olympus', function () {
+    const e = failure('jobs:\n  timezone: Mars/Olympus\n');
+    expect(e.problems).to.deep.equal([{ path: '/jobs/timezone', message: 'unknown time zone "Mars/Olympus" (use an IANA name like UTC or Europe/Berlin)' }]);
+  });
+
+  it('rejects intervals.conntrack: 0s (a hot loop) and every interval below its minimum', function () {
+    const e = failure('agent:\n  intervals:\n    conntrack: 0s\n    kmsgPoll: 1ms\n');
+    expect(e.problems.map((p) => p.path)).to.deep.equal(['/agent/intervals/conntrack', '/agent/intervals/kmsgPoll']);
+    expect(e.problems[0]!.message).to.equal('must be between 1s and 1h, got 0s');
+  });
+
+  it('bounds every duration setting on both sides', function () {
+    for (const [path, min, max] of DURATION_BOUNDS) {
+      const concrete = path.replace('/guard/rateLimits/*', '/guard/rateLimits/cordon').replace('/jobs/*', '/jobs/guardReconcile');
+      const parts = concrete.split('/').slice(1);
+      const yamlAt = (v: string): string => parts.map((p, i) => `${'  '.repeat(i)}${p}:${i === parts.length - 1 ? ` "${v}"` : ''}`).join('\n') + '\n';
+      expect(failure(yamlAt(`${max + 1}ms`)).problems[0]!.path, `${concrete} above max`).to.equal(concrete);
+      if (min > 0) expect(failure(yamlAt(`${min - 1}ms`)).problems[0]!.path, `${concrete} below min`).to.equal(concrete);
+      expect(() => loadConfig({ file: file(yamlAt(`${min}ms`)) }), `${concrete} at min`).to.not.throw();
+    }
+  });
+
+  it('bounds numeric settings', function () {
+    for (const [yaml, path] of [
+      ['agent:\n  spool:\n    maxEvents: 100000000\n', '/agent/spool/maxEvents'],
+      ['agent:\n  publish:\n    batchSize: 0\n', '/agent/publish/batchSize'],
+      ['agent:\n  publish:\n    lingerMs: 600000\n', '/agent/publish/lingerMs'],
+      ['agent:\n  http:\n    port: 70000\n', '/agent/http/port'],
+      ['guard:\n  circuitBreaker:\n    failures: 0\n', '/guard/circuitBreaker/failures'],
+      ['guard:\n  rateLimits:\n    cordon: { count: -1, per: 1m }\n', '/guard/rateLimits/cordon/count'],
+      ['jobs:\n  trimState:\n    ledgerMaxLen: 10\n', '/jobs/trimState/ledgerMaxLen'],
+    ] as const)
+      expect(failure(yaml).problems.map((p) => p.path), yaml).to.include(path);
+  });
+});
