@@ -2,8 +2,9 @@
 # The whole test suite, from a fresh clone: installs dependencies, provisions
 # the real servers (Kafka KRaft, Redis, kube-apiserver + etcd +
 # kube-controller-manager, Prometheus, helm), Debian's Chromium and the nodewarden
-# image (buildah), then lint, unit and integration
-# tests. Heavy builds are cached under ${NODEWARDEN_CACHE:-~/.cache/nodewarden}.
+# image (buildah); kubelet, kube-scheduler, kube-proxy and containerd for the
+# real-node suite; then lint, unit, integration and node tests. Heavy builds are
+# cached under ${NODEWARDEN_CACHE:-~/.cache/nodewarden}.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export NODEWARDEN_CACHE="${NODEWARDEN_CACHE:-$HOME/.cache/nodewarden}"
@@ -46,6 +47,10 @@ export NODEWARDEN_CRDS="$(bash scripts/provision/crds.sh | tail -n 1)"
 # Debian's Chromium for the console's browser test (driven by playwright-core; nothing downloaded by npm)
 eval "$(bash scripts/provision/chromium.sh)"
 export NODEWARDEN_CHROMIUM="$CHROMIUM_BIN"
+# the real node (kubelet, containerd, kube-proxy pod): packages and images
+eval "$(bash scripts/provision/node.sh)"
+# Debian's prometheus has no Kubernetes service discovery; the node suite needs it
+export NODEWARDEN_PROMETHEUS_K8S="$(bash scripts/provision/prometheus-k8s.sh | tail -n 1)"
 # the kubectl next to the control plane (the machine's own, or one built from source)
 PATH="$NODEWARDEN_KUBE_BIN:$PATH"
 # the nodewarden image (deploy/Dockerfile, built with buildah; cached by source hash)
@@ -65,3 +70,5 @@ printf 'fuzzing took %ds\n' "$((SECONDS - fuzz_start))" >&2
 step "integration tests (real servers)"
 mocha_step test:integration
 
+step "node tests (a real single-node cluster, nodewarden installed with helm and kubectl -k)"
+mocha_step test:node

@@ -3,6 +3,7 @@
 #
 # Everything is compiled from the Go module proxy (no other download source):
 #   kube-apiserver, kube-controller-manager (+ kubectl if none is installed)
+#     and the node components kube-scheduler, kubelet, kube-proxy
 #     from k8s.io/kubernetes, through a throwaway build module whose replace
 #     directives pin every k8s.io staging module to its published v0.X.Y;
 #   etcd from go.etcd.io/etcd/server/v3 (the version k8s.io/kubernetes pins);
@@ -13,9 +14,12 @@
 # Progress goes to stderr; stdout gets "KUBECTL=<path>" and, as its last line,
 # the bin dir.
 #
-# Usage: kube.sh [--check]
+# Usage: kube.sh [--check] [--node]
 #   --check   build nothing; exit 3 (listing what is missing on stderr) unless
-#             every binary is already cached. Used by test/harness/kube.ts.
+#             every control-plane binary is already cached. Used by
+#             test/harness/kube.ts.
+#   --node    with --check: also require kube-scheduler, kubelet, kube-proxy
+#             (test/harness/node-cluster.ts). A build always builds them.
 #
 # Environment:
 #   NODEWARDEN_CACHE          cache root (default $HOME/.cache/nodewarden)
@@ -34,11 +38,14 @@ SRC="$CACHE/kube/src/$KUBE_VERSION"
 STAMP="$BIN/.stamp"
 
 CHECK_ONLY=0
-case "${1:-}" in
-  --check) CHECK_ONLY=1 ;;
-  "") ;;
-  *) echo "usage: $0 [--check]" >&2; exit 2 ;;
-esac
+CHECK_NODE=0
+for arg in "$@"; do
+  case "$arg" in
+    --check) CHECK_ONLY=1 ;;
+    --node) CHECK_NODE=1 ;;
+    *) echo "usage: $0 [--check] [--node]" >&2; exit 2 ;;
+  esac
+done
 
 log() { printf '[kube.sh %(%H:%M:%S)T] %s\n' -1 "$*" >&2; }
 die() { log "ERROR: $*"; exit 1; }
@@ -88,6 +95,12 @@ fi
 need_kube=()
 stamped kube-apiserver || need_kube+=(kube-apiserver)
 stamped kube-controller-manager || need_kube+=(kube-controller-manager)
+# Node components (test/harness/node-cluster.ts). --check without --node does
+# not ask for them, so control-plane-only tests run on an older cache.
+NODE_BINS=(kube-scheduler kubelet kube-proxy)
+need_node=()
+for b in "${NODE_BINS[@]}"; do stamped "$b" || need_node+=("$b"); done
+if [ "$CHECK_ONLY" = 0 ] || [ "$CHECK_NODE" = 1 ]; then need_kube+=("${need_node[@]}"); fi
 if ! stamped kubectl && { [ -z "$SYS_KUBECTL" ] || [ ! -x "$BIN/kubectl" ]; }; then
   need_kube+=(kubectl)
 fi
@@ -202,7 +215,7 @@ if [ "$need_helm" = 1 ]; then
   log "helm built in $((SECONDS - start))s"
 fi
 
-for b in etcd kube-apiserver kube-controller-manager helm kubectl; do
+for b in etcd kube-apiserver kube-controller-manager helm kubectl "${NODE_BINS[@]}"; do
   [ -x "$BIN/$b" ] || die "missing $BIN/$b after build"
 done
 {

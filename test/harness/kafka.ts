@@ -29,6 +29,11 @@ export interface KafkaOptions {
   /** JVM options (default: -Xms256m -Xmx512m plus fast-startup flags, or $NODEWARDEN_KAFKA_JVM_OPTS). */
   jvmOpts?: string[];
   /**
+   * Address the client listener binds to and advertises (default 127.0.0.1;
+   * PLAINTEXT only). The node harness passes its bridge address so pods reach it.
+   */
+  host?: string;
+  /**
    * SASL_SSL instead of PLAINTEXT on the client listener: TLS with a throw-away
    * CA (test/harness/tls.ts) and SCRAM-SHA-512 users created at storage format
    * time (`--add-scram`). The first user is the broker's own (inter-broker) and
@@ -142,6 +147,7 @@ function randomClusterId(): string {
 
 function serverProperties(
   dir: string,
+  host: string,
   port: number,
   controllerPort: number,
   numPartitions: number,
@@ -151,8 +157,8 @@ function serverProperties(
     'process.roles': 'broker,controller',
     'node.id': 1,
     'controller.quorum.voters': `1@127.0.0.1:${controllerPort}`,
-    listeners: `PLAINTEXT://127.0.0.1:${port},CONTROLLER://127.0.0.1:${controllerPort}`,
-    'advertised.listeners': `PLAINTEXT://127.0.0.1:${port}`,
+    listeners: `PLAINTEXT://${host}:${port},CONTROLLER://127.0.0.1:${controllerPort}`,
+    'advertised.listeners': `PLAINTEXT://${host}:${port}`,
     'controller.listener.names': 'CONTROLLER',
     'inter.broker.listener.name': 'PLAINTEXT',
     'listener.security.protocol.map': 'PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT',
@@ -262,7 +268,8 @@ export async function startKafka(opts: KafkaOptions = {}): Promise<KafkaBroker> 
   const dir = makeTempDir('kafka');
   const port = await freePort();
   const controllerPort = await freePort();
-  const brokers = [`127.0.0.1:${port}`];
+  const host = opts.host ?? '127.0.0.1';
+  const brokers = [`${host}:${port}`];
   const propsFile = path.join(dir, 'server.properties');
   const log4jFile = path.join(dir, 'log4j.properties');
   const logFile = path.join(dir, 'broker.log');
@@ -297,7 +304,7 @@ export async function startKafka(opts: KafkaOptions = {}): Promise<KafkaBroker> 
       admin: { ssl: { ca: [fs.readFileSync(pki.caFile, 'utf8')], rejectUnauthorized: true }, sasl: { mechanism: 'scram-sha-512', username: first.username, password: first.password } },
     };
   }
-  fs.writeFileSync(propsFile, serverProperties(dir, port, controllerPort, numPartitions, { ...extra, ...opts.properties }));
+  fs.writeFileSync(propsFile, serverProperties(dir, host, port, controllerPort, numPartitions, { ...extra, ...opts.properties }));
   fs.writeFileSync(log4jFile, log4jProperties(logFile));
   const log4jOpt = `-Dlog4j.configuration=file:${log4jFile}`;
   const toolsLog4jFile = path.join(dir, 'tools-log4j.properties');

@@ -88,6 +88,12 @@ export interface StartKubeOptions {
   controllerManagerArgs?: string[];
   /** --service-cluster-ip-range (default 10.96.0.0/16). */
   serviceClusterIpRange?: string;
+  /**
+   * Address kube-apiserver binds to and advertises (default 127.0.0.1). The
+   * node harness uses its bridge address so that pods reach the apiserver
+   * through the `kubernetes` Service.
+   */
+  address?: string;
 }
 
 interface ManagedProcess {
@@ -211,7 +217,7 @@ function tail(file: string, lines = 40): string {
   }
 }
 
-function repoRoot(): string {
+export function repoRoot(): string {
   let dir = path.dirname(fileURLToPath(import.meta.url));
   for (;;) {
     if (existsSync(path.join(dir, 'scripts', 'provision', 'kube.sh'))) return dir;
@@ -426,7 +432,8 @@ export async function startKube(opts: StartKubeOptions = {}): Promise<KubeCluste
     const tokenFile = path.join(pki, 'tokens.csv');
     await writeFile(tokenFile, `${adminToken},nodewarden-admin,nodewarden-admin-uid,"system:masters"\n`, { mode: 0o600 });
 
-    const server = `https://127.0.0.1:${apiPort}`;
+    const address = opts.address ?? '127.0.0.1';
+    const server = `https://${address}:${apiPort}`;
     const kubeconfigPath = path.join(dir, 'admin.kubeconfig');
     await writeFile(kubeconfigPath, kubeconfigYaml(server, 'nodewarden-admin', adminToken), { mode: 0o600 });
 
@@ -453,8 +460,8 @@ export async function startKube(opts: StartKubeOptions = {}): Promise<KubeCluste
     // --- kube-apiserver ---------------------------------------------------
     const apiserver = await startProcess('kube-apiserver', 'kube-apiserver', [
       `--etcd-servers=${etcdUrl}`,
-      '--bind-address=127.0.0.1',
-      '--advertise-address=127.0.0.1',
+      `--bind-address=${address}`,
+      `--advertise-address=${address}`,
       `--secure-port=${apiPort}`,
       `--cert-dir=${path.join(dir, 'apiserver-certs')}`,
       '--authorization-mode=Node,RBAC',

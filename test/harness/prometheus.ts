@@ -98,9 +98,13 @@ async function getJson<T>(url: string): Promise<T> {
 
 export async function startPrometheus(
   targets: ScrapeTarget[],
-  opts: { startTimeoutMs?: number } = {},
+  /**
+   * config: a whole prometheus.yml used instead of one rendered from
+   * `targets` (e.g. kubernetes_sd_configs against a real apiserver).
+   */
+  opts: { startTimeoutMs?: number; config?: string; bin?: string } = {},
 ): Promise<PrometheusServer> {
-  const bin = resolveBinary(
+  const bin = opts.bin ?? resolveBinary(
     'NODEWARDEN_PROMETHEUS',
     'prometheus',
     'Install it with scripts/provision/prometheus.sh (Debian: apt-get install -y prometheus).',
@@ -110,7 +114,7 @@ export async function startPrometheus(
   const base = `http://127.0.0.1:${port}`;
   const configFile = path.join(dir, 'prometheus.yml');
   const logFile = path.join(dir, 'prometheus.log');
-  fs.writeFileSync(configFile, renderConfig(targets));
+  fs.writeFileSync(configFile, opts.config ?? renderConfig(targets));
   fs.mkdirSync(path.join(dir, 'data'));
 
   const proc = spawnLogged(

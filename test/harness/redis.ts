@@ -39,14 +39,16 @@ export interface RedisOptions {
    * harness's own; `url` names it (`rediss://<user>@127.0.0.1:<port>`).
    */
   tlsAcl?: { users: RedisUser[] };
+  /** Address to bind (default 127.0.0.1; plaintext only). The node harness passes its bridge address. */
+  host?: string;
 }
 
 /** Send PING (after AUTH when given) over a raw or TLS socket; true on +PONG. */
-function ping(port: number, secure?: { pki: TestPki; user: RedisUser }): Promise<boolean> {
+function ping(port: number, secure?: { pki: TestPki; user: RedisUser }, host?: string): Promise<boolean> {
   return new Promise((resolve) => {
     const sock = secure
       ? tls.connect({ host: '127.0.0.1', port, ca: fs.readFileSync(secure.pki.caFile), servername: 'localhost' })
-      : net.connect({ host: '127.0.0.1', port });
+      : net.connect({ host: host ?? '127.0.0.1', port });
     const hello = secure ? `AUTH ${secure.user.username} ${secure.user.password}\r\nPING\r\n` : 'PING\r\n';
     let buf = '';
     const done = (ok: boolean): void => {
@@ -74,7 +76,7 @@ export async function startRedis(opts: RedisOptions = {}): Promise<RedisServer> 
   const port = await freePort();
   const logFile = path.join(dir, 'redis.log');
   let proc: ManagedProcess | undefined;
-  const args = ['--save', '', '--appendonly', 'no', '--port', String(port), '--bind', '127.0.0.1', '--daemonize', 'no', '--dir', dir, '--logfile', ''];
+  const args = ['--save', '', '--appendonly', 'no', '--port', String(port), '--bind', opts.host ?? '127.0.0.1', ...(opts.host ? ['--protected-mode', 'no'] : []), '--daemonize', 'no', '--dir', dir, '--logfile', ''];
   let secure: { pki: TestPki; user: RedisUser } | undefined;
   if (opts.tlsAcl) {
     const [user] = opts.tlsAcl.users;
@@ -102,8 +104,8 @@ export async function startRedis(opts: RedisOptions = {}): Promise<RedisServer> 
     const p = spawnLogged(bin, args, { name: 'redis', logFile, cwd: dir });
     proc = p;
     try {
-      await waitUntil(() => ping(port, secure), {
-        what: `redis-server on 127.0.0.1:${port} (PING)`,
+      await waitUntil(() => ping(port, secure, opts.host), {
+        what: `redis-server on ${opts.host ?? '127.0.0.1'}:${port} (PING)`,
         timeoutMs: opts.startTimeoutMs ?? 20_000,
         intervalMs: 50,
         proc: p,
@@ -120,7 +122,7 @@ export async function startRedis(opts: RedisOptions = {}): Promise<RedisServer> 
 
   await launch();
   return {
-    url: secure ? `rediss://${secure.user.username}@127.0.0.1:${port}` : `redis://127.0.0.1:${port}`,
+    url: secure ? `rediss://${secure.user.username}@127.0.0.1:${port}` : `redis://${opts.host ?? '127.0.0.1'}:${port}`,
     port,
     logFile,
     ...(secure ? { caFile: secure.pki.caFile } : {}),

@@ -93,7 +93,8 @@ describe('deploy manifests (Kustomize, Helm, real apiserver, promtool)', functio
     const k = await kube.kubectl(['kustomize', 'deploy/']);
     expect(k.code, k.stderr).to.equal(0);
     kustomized = parseObjects(k.stdout);
-    helmed = parseObjects(await run(helm, ['template', 'nodewarden', 'deploy/helm/nodewarden', '--namespace', 'nodewarden']));
+    // namespace.create=true: the base creates its namespace; helm installs into an existing one
+    helmed = parseObjects(await run(helm, ['template', 'nodewarden', 'deploy/helm/nodewarden', '--namespace', 'nodewarden', '--set', 'namespace.create=true']));
     secured = parseObjects(await run(helm, ['template', 'nodewarden', 'deploy/helm/nodewarden', '--namespace', 'nodewarden', '--set', SECURED_VALUES.join(',')]));
   });
 
@@ -149,6 +150,12 @@ describe('deploy manifests (Kustomize, Helm, real apiserver, promtool)', functio
   it('helm lint passes', async function () {
     const out = await run(helm, ['lint', 'deploy/helm/nodewarden', '--namespace', 'nodewarden', '--strict']);
     expect(out).to.match(/1 chart\(s\) linted, 0 chart\(s\) failed/);
+  });
+
+  it('by default the Helm chart does not render the release Namespace (helm cannot adopt the one the Secret lives in)', async function () {
+    const objs = parseObjects(await run(helm, ['template', 'nodewarden', 'deploy/helm/nodewarden', '--namespace', 'nodewarden']));
+    expect(objs.filter((o) => o.kind === 'Namespace')).to.deep.equal([]);
+    expect(objs.length).to.equal(helmed.length - 1);
   });
 
   it('the Helm chart renders exactly the objects of the Kustomize base', function () {

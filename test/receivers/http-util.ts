@@ -18,11 +18,11 @@ export function readBody(req: http.IncomingMessage, max = 1 << 20): Promise<stri
   });
 }
 
-/** Listens on a free loopback port (port 0: the kernel picks). */
-export async function listenLoopback(server: http.Server): Promise<number> {
+/** Listens on a free port of `host` (default loopback; port 0: the kernel picks). */
+export async function listenLoopback(server: http.Server, host = '127.0.0.1'): Promise<number> {
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => resolve());
+    server.listen(0, host, () => resolve());
   });
   return (server.address() as AddressInfo).port;
 }

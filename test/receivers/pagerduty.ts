@@ -36,7 +36,9 @@ export interface PagerDutyReceiver {
   close(): Promise<void>;
 }
 
-export async function startPagerDutyReceiver(): Promise<PagerDutyReceiver> {
+/** opts.host: address to listen on (default loopback; the node tests pass the harness bridge address). */
+export async function startPagerDutyReceiver(opts: { host?: string } = {}): Promise<PagerDutyReceiver> {
+  const host = opts.host ?? '127.0.0.1';
   const validate: ValidateFunction = pagerDutyRequestValidator();
   const accepted: PdEventBody[] = [];
   const rejected: Array<{ body: string; errors: string[] }> = [];
@@ -84,9 +86,9 @@ export async function startPagerDutyReceiver(): Promise<PagerDutyReceiver> {
       reply(res, 202, { status: 'success', message: 'Event processed', dedup_key: key });
     })().catch(() => reply(res, 500, { status: 'error', message: 'receiver error' }));
   });
-  const port = await listenLoopback(server);
+  const port = await listenLoopback(server, host);
   return {
-    url: `http://127.0.0.1:${port}`,
+    url: `http://${host}:${port}`,
     accepted,
     rejected,
     alerts,

@@ -28,7 +28,8 @@ export interface SlackReceiver {
   close(): Promise<void>;
 }
 
-export async function startSlackReceiver(opts: { minIntervalMs?: number } = {}): Promise<SlackReceiver> {
+export async function startSlackReceiver(opts: { minIntervalMs?: number; host?: string } = {}): Promise<SlackReceiver> {
+  const host = opts.host ?? '127.0.0.1';
   const validate = slackRequestValidator();
   const minInterval = opts.minIntervalMs ?? 1000;
   const accepted: Array<{ at: number; body: SlackMessageBody }> = [];
@@ -73,9 +74,9 @@ export async function startSlackReceiver(opts: { minIntervalMs?: number } = {}):
       res.end('receiver_error');
     });
   });
-  const port = await listenLoopback(server);
+  const port = await listenLoopback(server, host);
   return {
-    url: `http://127.0.0.1:${port}${path}`,
+    url: `http://${host}:${port}${path}`,
     accepted,
     rejected,
     get attempts() {
