@@ -3,7 +3,9 @@
  * who set it. A page whose labels match an active silence is not sent — its
  * ledger record says `suppressed` by `silenced` (silences never touch the
  * ledger otherwise, nor any action). Stored in the paging DocStore, so every
- * replica honours them and they survive restarts; each expires by itself.
+ * replica honours them and they survive restarts; each expires by itself
+ * and is kept KEEP_ENDED_MS more (inactive) so the daily digest can list the
+ * silences that ended in its window.
  */
 import { randomUUID } from 'node:crypto';
 import type { Clock } from '../../core/clock.js';
@@ -33,6 +35,8 @@ export type PageLabels = Record<string, string>;
 
 const NS = 'silence';
 export const MAX_SILENCE_TTL_MS = 30 * 24 * 3_600_000;
+/** An ended silence stays readable (by `history()` only) this long: the daily digest's window. */
+export const KEEP_ENDED_MS = 48 * 3_600_000;
 const MATCHER = /^([a-zA-Z_][a-zA-Z0-9_]*)\s*(=~|!~|!=|=)\s*"?(.*?)"?$/;
 
 /** `pool=h100-train`, `rule=~gpu-.*`, `node!=gpu-1` → a matcher; throws a one-line error otherwise. */
@@ -92,24 +96,36 @@ export class Silences {
     const matchers = validateNewSilence(n);
     const now = this.clock.now();
     const s: Silence = { id: randomUUID(), matchers, startsAt: now, endsAt: now + n.ttlMs, reason: n.reason.trim(), createdBy: n.by };
-    await this.store.write(NS, s.id, s, 0, n.ttlMs);
+    await this.store.write(NS, s.id, s, 0, n.ttlMs + KEEP_ENDED_MS);
     return s;
   }
 
   /** Active silences, soonest-ending first. */
   async list(): Promise<Silence[]> {
     const now = this.clock.now();
+    return (await this.history()).filter((s) => s.endsAt > now);
+  }
+
+  /** Active silences and those ended within KEEP_ENDED_MS, soonest-ending first (the digest). */
+  async history(): Promise<Silence[]> {
     const out: Silence[] = [];
     for (const id of await this.store.ids(NS)) {
       const s = await this.store.read<Silence>(NS, id);
-      if (s && s.doc.endsAt > now) out.push(s.doc);
+      if (s) out.push(s.doc);
     }
     return out.sort((a, b) => a.endsAt - b.endsAt);
   }
 
-  /** Ends a silence now; false when there is none by that id. */
+  /** Ends an active silence now (kept KEEP_ENDED_MS for the digest); false when there is no active one by that id. */
   async expire(id: string): Promise<boolean> {
-    const r = await updateDoc<Silence, boolean>(this.store, NS, id, (cur) => (cur ? { doc: 'delete', result: true } : { doc: null, result: false }));
+    const now = this.clock.now();
+    const r = await updateDoc<Silence, boolean>(
+      this.store,
+      NS,
+      id,
+      (cur) => (cur && cur.endsAt > now ? { doc: { ...cur, endsAt: now }, result: true } : { doc: null, result: false }),
+      KEEP_ENDED_MS,
+    );
     return r.result;
   }
 
