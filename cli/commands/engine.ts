@@ -52,6 +52,7 @@ import { KafkaLedgerSink } from '../../remediations/ledger/kafka-ledger.js';
 import { RedisStreamLedger } from '../../remediations/ledger/redis-stream-ledger.js';
 import type { LedgerSink } from '../../remediations/ledger/sink.js';
 import { createPagersFromConfig } from '../../remediations/pager/from-config.js';
+import { createSlackLimiter } from '../../remediations/pager/slack-limiter.js';
 import { createPagerExecutor } from '../../remediations/pager/pager-executor.js';
 import { createRecordingPager } from '../../remediations/pager/recording-pager.js';
 import type { ControllableGuard, Executor } from '../../remediations/ports.js';
@@ -217,7 +218,9 @@ export async function run(argv: string[]): Promise<number> {
   }
 
   // --- pagers, guard, ledger, remediator
-  let pagers = createPagersFromConfig(config, logger);
+  // one Slack slot for the pager and the daily digest (Slack: ~1 message/s per webhook)
+  const slackLimiter = createSlackLimiter({ minIntervalMs: config.pager.slack?.minIntervalMs ?? 1000 });
+  let pagers = createPagersFromConfig(config, logger, process.env, slackLimiter);
   if (pagers.length === 0) {
     logger.warn({}, 'no pager configured (pager.pagerduty / pager.slack): pages are only logged and recorded in the ledger');
     const rec = createRecordingPager('log-only');
@@ -398,6 +401,8 @@ export async function run(argv: string[]): Promise<number> {
     toggleAudit: fanOutAudit(auditSinks),
     rules: rules.rules,
     store,
+    slackLimiter,
+    paging: { ...(incidents ? { incidents } : {}), silences },
   });
 
   // --- graceful shutdown

@@ -14,6 +14,9 @@ import type { Logger } from '../../core/logger.js';
 import type { Registry } from '../../core/metrics.js';
 import { MemoryGuardState } from '../../remediations/guard/memory-guard.js';
 import type { Remediator } from '../../remediations/ports.js';
+import type { Incident } from '../../remediations/incidents/incident.js';
+import type { SlackLimiter } from '../../remediations/pager/slack-limiter.js';
+import type { Silence } from '../../remediations/silences/silence.js';
 import { MemoryStateStore } from '../../rules/store/memory-store.js';
 import type { StateStore } from '../../rules/store/state-store.js';
 import type { RuleToggles, ToggleAuditSink } from '../../rules/toggles/port.js';
@@ -54,6 +57,10 @@ export interface EngineJobsDeps {
   toggleAudit: ToggleAuditSink;
   rules: ReadonlyArray<{ id: string; enabled: boolean }>;
   store: StateStore;
+  /** The Slack pager's limiter: the digest posts in its slots (same webhook). */
+  slackLimiter?: SlackLimiter;
+  /** Incidents and silences for the digest (the paging store). */
+  paging?: { incidents?: { list(): Promise<Incident[]> }; silences?: { history(): Promise<Silence[]> } };
   /** Overrides the Slack webhook sender of the digest (tests). */
   digestSender?: DigestSender;
   /** Overrides node-cron (tests). */
@@ -125,9 +132,21 @@ export function createEngineJobs(d: EngineJobsDeps): JobScheduler {
   let sender = d.digestSender;
   if (!sender && d.config.pager.slack) {
     const url = readSecret(d.config.pager.slack.webhookUrlFile, d.config.pager.slack.webhookUrlEnv, d.env ?? process.env);
-    if (url) sender = createSlackDigestSender({ webhookUrl: url, logger: log });
+    if (url) sender = createSlackDigestSender({ webhookUrl: url, logger: log, minIntervalMs: d.config.pager.slack.minIntervalMs, ...(d.slackLimiter ? { limiter: d.slackLimiter } : {}) });
   }
-  if (sender) add('dailyDigest', dailyDigestJob({ ledger: d.ledger, view: d.cluster, sender, timezone: cfg.timezone, windowMs: parseDuration(cfg.dailyDigest.window) }));
+  if (sender)
+    add(
+      'dailyDigest',
+      dailyDigestJob({
+        ledger: d.ledger,
+        view: d.cluster,
+        sender,
+        timezone: cfg.timezone,
+        windowMs: parseDuration(cfg.dailyDigest.window),
+        ...(d.paging?.incidents ? { incidents: d.paging.incidents } : {}),
+        ...(d.paging?.silences ? { silences: d.paging.silences } : {}),
+      }),
+    );
   else if (cfg.dailyDigest.enabled) log.info({}, 'daily digest off: no Slack webhook configured (pager.slack)');
   return scheduler;
 }

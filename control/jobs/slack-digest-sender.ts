@@ -1,8 +1,9 @@
 /**
  * DigestSender over a Slack incoming webhook (the same webhook as the Slack
  * pager, config `pager.slack`): one POST with retries on 429/5xx honouring
- * Retry-After (remediations/pager/retry.ts). The webhook URL is the
- * credential: it is never logged.
+ * Retry-After (remediations/pager/retry.ts), in a slot of the limiter the
+ * Slack pager uses, so pages and the digest together keep Slack's one
+ * message per second. The webhook URL is the credential: it is never logged.
  */
 import axios from 'axios';
 import type { AxiosInstance } from 'axios';
@@ -10,6 +11,8 @@ import type { Logger } from '../../core/logger.js';
 import type { SlackMessage } from '../../remediations/pager/slack.js';
 import type { RetryPolicy, Sleep } from '../../remediations/pager/retry.js';
 import { DEFAULT_RETRY, realSleep, withRetry } from '../../remediations/pager/retry.js';
+import type { SlackLimiter } from '../../remediations/pager/slack-limiter.js';
+import { createSlackLimiter, postInSlot } from '../../remediations/pager/slack-limiter.js';
 import type { DigestSender } from './daily-digest.js';
 
 export interface SlackDigestSenderOptions {
@@ -20,16 +23,20 @@ export interface SlackDigestSenderOptions {
   timeoutMs?: number;
   sleep?: Sleep;
   random?: () => number;
+  /** The Slack pager's limiter (same webhook); default: its own at `minIntervalMs`. */
+  limiter?: SlackLimiter;
+  minIntervalMs?: number;
 }
 
 export function createSlackDigestSender(o: SlackDigestSenderOptions): DigestSender {
   const http = o.http ?? axios.create();
   const policy = { ...DEFAULT_RETRY, ...o.retry };
+  const limiter = o.limiter ?? createSlackLimiter({ minIntervalMs: o.minIntervalMs ?? 1000, ...(o.sleep ? { sleep: o.sleep } : {}) });
   return {
     async send(message: SlackMessage): Promise<void> {
       await withRetry(
         'slack digest',
-        () => http.post(o.webhookUrl, message, { timeout: o.timeoutMs ?? 10_000, headers: { 'content-type': 'application/json' } }),
+        () => postInSlot(http, o.webhookUrl, message, limiter, o.timeoutMs ?? 10_000),
         {
           policy,
           sleep: o.sleep ?? realSleep,

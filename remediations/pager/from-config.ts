@@ -6,8 +6,10 @@ import type { Logger } from '../../core/logger.js';
 import type { Pager } from './pager.js';
 import { createPagerDutyPager } from './pagerduty.js';
 import { createSlackPager } from './slack.js';
+import type { SlackLimiter } from './slack-limiter.js';
 
-export function createPagersFromConfig(cfg: NodewardenConfig, logger: Logger, env: NodeJS.ProcessEnv = process.env): Pager[] {
+/** `slackLimiter`: the slot the daily digest shares with the Slack pager (same webhook). */
+export function createPagersFromConfig(cfg: NodewardenConfig, logger: Logger, env: NodeJS.ProcessEnv = process.env, slackLimiter?: SlackLimiter): Pager[] {
   const pagers: Pager[] = [];
   const pd = cfg.pager.pagerduty;
   if (pd) {
@@ -20,7 +22,7 @@ export function createPagersFromConfig(cfg: NodewardenConfig, logger: Logger, en
   if (sl) {
     const webhookUrl = readSecret(sl.webhookUrlFile, sl.webhookUrlEnv, env);
     if (!webhookUrl) throw new NodewardenError('CONFIG_INVALID', `pager.slack: no webhook URL (set pager.slack.webhookUrlFile or $${sl.webhookUrlEnv})`);
-    pagers.push(createSlackPager({ webhookUrl, minIntervalMs: sl.minIntervalMs, logger: logger.child({ pager: 'slack' }) }));
+    pagers.push(createSlackPager({ webhookUrl, minIntervalMs: sl.minIntervalMs, logger: logger.child({ pager: 'slack' }), ...(slackLimiter ? { limiter: slackLimiter } : {}) }));
   }
   return pagers;
 }

@@ -12,7 +12,9 @@ import { errorMessage, NodewardenError } from '../../core/errors.js';
 import type { PageRequest, Pager } from './pager.js';
 import { truncate } from './pager.js';
 import type { RetryPolicy, Sleep } from './retry.js';
-import { DEFAULT_RETRY, parseRetryAfter, realSleep, withRetry } from './retry.js';
+import { DEFAULT_RETRY, realSleep, withRetry } from './retry.js';
+import type { SlackLimiter } from './slack-limiter.js';
+import { createSlackLimiter, postInSlot } from './slack-limiter.js';
 
 export interface SlackOptions {
   webhookUrl: string;
@@ -27,6 +29,8 @@ export interface SlackOptions {
   sleep?: Sleep;
   random?: () => number;
   now?: () => number;
+  /** The slot shared with every other sender to this webhook (the daily digest); default: its own. */
+  limiter?: SlackLimiter;
 }
 
 export interface SlackBlock {
@@ -87,7 +91,7 @@ export function createSlackPager(o: SlackOptions): SlackPager {
   let groupTimer: NodeJS.Timeout | undefined;
   const queue: Waiter[][] = [];
   let pumping: Promise<void> | undefined;
-  let nextAllowedAt = 0;
+  const limiter = o.limiter ?? createSlackLimiter({ minIntervalMs, now, sleep });
   let sent = 0;
   let closed = false;
 
@@ -115,20 +119,8 @@ export function createSlackPager(o: SlackOptions): SlackPager {
     try {
       await withRetry(
         `slack message of ${batch.length} page(s)`,
-        async () => {
-          // the token bucket of one: a message leaves only when its slot has come
-          const wait = nextAllowedAt - now();
-          if (wait > 0) await sleep(wait);
-          nextAllowedAt = now() + minIntervalMs;
-          try {
-            return await http.post(o.webhookUrl, msg, { timeout: o.timeoutMs ?? 10_000, headers: { 'content-type': 'application/json' } });
-          } catch (err) {
-            const ra: unknown = axios.isAxiosError(err) ? err.response?.headers?.['retry-after'] : undefined;
-            const raMs = parseRetryAfter(ra);
-            if (raMs !== undefined) nextAllowedAt = Math.max(nextAllowedAt, now() + raMs);
-            throw err;
-          }
-        },
+        // a message leaves only when its slot (shared with the digest) has come
+        () => postInSlot(http, o.webhookUrl, msg, limiter, o.timeoutMs ?? 10_000),
         {
           policy,
           sleep,
