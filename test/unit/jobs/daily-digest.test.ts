@@ -57,13 +57,14 @@ describe('jobs: daily digest builder', () => {
     ]);
   });
 
-  it('ranks the top rules (suppressed duplicates not counted), at most five', () => {
-    expect(d.topRules).to.deep.equal([
-      { rule: 'gpu-xid-fatal', count: 10 },
-      { rule: 'containerd-unresponsive', count: 4 },
-      { rule: 'gpu-driver-rollout-regression', count: 2 },
-      { rule: 'kubeproxy-restart-loop', count: 2 },
+  it('ranks the top rules by pages then decisions (suppressed duplicates not counted), at most five', () => {
+    expect(d.topRules.map((r) => [r.rule, r.pages, r.count, r.suppressed])).to.deep.equal([
+      ['gpu-xid-fatal', 3, 10, 1],
+      ['containerd-unresponsive', 1, 4, 0],
+      ['gpu-driver-rollout-regression', 1, 2, 0],
+      ['kubeproxy-restart-loop', 1, 2, 0],
     ]);
+    expect(d.quietedRules.map((r) => [r.rule, r.suppressed, r.silenced])).to.deep.equal([['gpu-xid-fatal', 1, 0]]);
   });
 
   it('lists nodes cordoned in the window with whether they are still cordoned now', () => {
@@ -85,7 +86,10 @@ describe('jobs: daily digest builder', () => {
     expect(text).to.include('*Actions taken*\n• cordon: *4*\n• uncordon: *1*\n• rollback: *1*\n• page: *6*\n• resolve: *1*');
     expect(text).to.include('failed: page: *1*');
     expect(text).to.include('*Denied by the guard* (3)\n• maxUnavailable: *2*\n• rateLimit: *1*');
-    expect(text).to.include('*Top rules*\n1. `gpu-xid-fatal`: 10\n2. `containerd-unresponsive`: 4');
+    expect(text).to.include('*Top rules* (pages · decisions)\n1. `gpu-xid-fatal`: 3 · 10\n2. `containerd-unresponsive`: 1 · 4');
+    expect(text).to.include('*Most held back* (suppressed · silenced)\n1. `gpu-xid-fatal`: 1 · 0');
+    expect(text).to.include('• `gpu-node-013`: uncordoned by nodewarden since');
+    expect(text).not.to.include('*Incidents*'); // no incident store given
     expect(text).to.include('*Nodes cordoned*: 4, *still cordoned*: 2');
     expect(text).to.include('• `gpu-node-042`: *still cordoned* (by `gpu-xid-fatal` at 2026-11-20 10:15)');
     expect(text).to.include('• `gpu-node-051`: no longer in the cluster');
