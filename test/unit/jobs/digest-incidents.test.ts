@@ -3,7 +3,10 @@ import type { LedgerEntry } from '../../../control/api.js';
 import { buildDigest, renderDigest } from '../../../control/jobs/daily-digest.js';
 import { humanDuration, MAX_LISTED, median, SKEW_MS, summariseIncidents, summariseSilences } from '../../../control/jobs/digest-incidents.js';
 import type { Incident } from '../../../remediations/incidents/incident.js';
+import { ManualClock } from '../../../core/clock.js';
+import { MemoryDocStore } from '../../../remediations/incidents/doc-store.js';
 import type { Silence } from '../../../remediations/silences/silence.js';
+import { KEEP_ENDED_MS, Silences } from '../../../remediations/silences/silence.js';
 import { slackRequestValidator } from '../../receivers/contract.js';
 import { FakeCluster } from '../remediations/fake-cluster.js';
 
@@ -177,5 +180,28 @@ describe('jobs: daily digest noisy rules and undone cordons', () => {
     expect(text).to.include('*Silences*: active *30*, expired in the window *0*');
     expect(text).to.include('• active until 2026-11-21 10:00: `pool=h100-train` (maintenance, by alice)');
     expect(m.text).to.include('; incidents: 41 opened, 1 resolved, 40 open');
+  });
+});
+
+describe('silences: ended ones stay readable for the digest', () => {
+  it('expire ends a silence now; list() drops it, history() keeps it KEEP_ENDED_MS, then it is gone', async () => {
+    const clock = new ManualClock(TO);
+    const s = new Silences(new MemoryDocStore(clock), clock);
+    const a = await s.create({ matchers: ['pool=h100-train'], ttlMs: H, reason: 'maintenance', by: 'alice' });
+    const b = await s.create({ matchers: ['rule=gpu-xid-fatal'], ttlMs: 2 * H, reason: 'flaky', by: 'bob' });
+    clock.advance(10 * 60_000);
+    expect(await s.expire(a.id)).to.equal(true);
+    expect(await s.expire(a.id)).to.equal(false); // no longer active
+    expect((await s.list()).map((x) => x.id)).to.deep.equal([b.id]);
+    expect((await s.history()).map((x) => [x.id, x.endsAt])).to.deep.equal([
+      [a.id, TO + 10 * 60_000],
+      [b.id, TO + 2 * H],
+    ]);
+    expect(await s.match({ pool: 'h100-train' })).to.equal(null);
+    clock.advance(3 * H); // b ended by itself
+    expect(await s.list()).to.deep.equal([]);
+    expect((await s.history()).map((x) => x.id)).to.deep.equal([a.id, b.id]);
+    clock.advance(KEEP_ENDED_MS);
+    expect(await s.history()).to.deep.equal([]);
   });
 });
