@@ -1,8 +1,10 @@
 /**
  * The whole daily-digest job as the engine wires it (createEngineJobs:
  * config `pager.slack`, webhook URL from the environment, Redis leases and
- * ledger reader) against a real Redis ledger stream and the local Slack
- * receiver that checks every request against the webhook contract.
+ * ledger reader, incidents and silences in the Redis paging store) against a
+ * real Redis ledger stream and the local Slack receiver that checks every
+ * request against the webhook contract — while the Slack pager posts to the
+ * same webhook through the same rate limiter.
  */
 import { expect } from 'chai';
 import { Redis } from 'ioredis';
@@ -25,6 +27,10 @@ import { createSimulatedCluster, loadClusterFile } from '../../remediations/simu
 import { MemoryStateStore } from '../../rules/store/memory-store.js';
 import { MemoryRuleToggles } from '../../rules/toggles/memory-toggles.js';
 import { RedisToggleAuditSink } from '../../rules/toggles/redis-audit-sink.js';
+import { RedisDocStore } from '../../remediations/incidents/redis-doc-store.js';
+import { incidentPagingFromConfig } from '../../remediations/incidents/from-config.js';
+import { createSlackPager } from '../../remediations/pager/slack.js';
+import { createSlackLimiter } from '../../remediations/pager/slack-limiter.js';
 import { startSlackReceiver } from '../receivers/slack.js';
 import type { SlackMessageBody, SlackReceiver } from '../receivers/slack.js';
 import { CLUSTER_FILE } from './engine-support.js';
@@ -77,6 +83,28 @@ describe('jobs: daily digest to Slack from the Redis ledger', function () {
     config.redis.keyPrefix = prefix;
     config.pager.slack = { webhookUrlFile: null, webhookUrlEnv: 'NW_TEST_SLACK_WEBHOOK', minIntervalMs: 1000 };
     config.jobs.timezone = 'Europe/Berlin';
+    // incidents and silences as the remediator and the control API leave them in the Redis paging store
+    const pagingClock = new ManualClock(now - 24 * HOUR); // moves forward through the day below
+    const paging = incidentPagingFromConfig(config, new RedisDocStore(redis, prefix), pagingClock);
+    const incidents = paging.incidents;
+    if (!incidents) throw new Error('incidents are off in DEFAULT_CONFIG');
+    const page = async (hoursAgo: number, rule: string, node: string) => {
+      pagingClock.set(now - hoursAgo * HOUR);
+      const r = await incidents.route({ id: `p-${rule}-${node}`, at: clock.now(), rule, action: 'page', target: { kind: 'Node', name: node }, reason: `${rule} on ${node}`, severity: 'critical', group: { pool: 'h100-train' } });
+      if (r.kind === 'send') await incidents.settleSend(r.dedupKey, r.seq, true); // the trigger went out
+    };
+    const resolve = (hoursAgo: number, rule: string, node: string) => {
+      pagingClock.set(now - hoursAgo * HOUR);
+      return incidents.route({ id: `r-${rule}-${node}`, at: clock.now(), rule, action: 'resolve', target: { kind: 'Node', name: node }, reason: 'cleared', severity: 'critical', group: { pool: 'h100-train' } });
+    };
+    await page(20, 'gpu-xid-fatal', a); // resolved after 2 h
+    await resolve(18, 'gpu-xid-fatal', a);
+    await page(6, 'containerd-unresponsive', c); // still open, acknowledged
+    await incidents.acknowledge((await incidents.list())[0]?.dedupKey ?? '', 'bob@example.com', 'pagerduty');
+    pagingClock.set(now - 3 * HOUR);
+    await paging.silences.create({ matchers: ['pool=h100-train', 'rule=~conntrack-.*'], ttlMs: 6 * HOUR, reason: 'switch firmware upgrade', by: 'alice' });
+    pagingClock.set(now);
+    const limiter = createSlackLimiter({ minIntervalMs: 1000 });
     const replica = (name: string) => {
       const logger = new MemoryLogger();
       const registry = createRegistry(name);
@@ -99,6 +127,8 @@ describe('jobs: daily digest to Slack from the Redis ledger', function () {
         store: new MemoryStateStore(),
         cron: noCron,
         env: { NW_TEST_SLACK_WEBHOOK: slack.url },
+        slackLimiter: limiter,
+        paging: { incidents, silences: paging.silences },
       });
       return { jobs, logger, registry, conn };
     };
@@ -107,23 +137,35 @@ describe('jobs: daily digest to Slack from the Redis ledger', function () {
     expect(r1.jobs.names()).to.include('daily-digest');
     slack.failNext(1, { status: 429, retryAfter: '1' });
     const slot = Date.parse('2026-11-21T08:00:00Z');
+    // the Slack pager posts to the same webhook at the same moment, through the same limiter
+    const pager = createSlackPager({ webhookUrl: slack.url, logger: silentLogger, limiter, groupWindowMs: 10 });
+    const paged = pager.send({ event: 'trigger', dedupKey: 'k', summary: 'gpu-1 Xid 79', severity: 'critical', source: 'gpu-1', rule: 'gpu-xid-fatal' });
     const [x, y] = await Promise.all([r1.jobs.runNow('daily-digest', slot), r2.jobs.runNow('daily-digest', slot)]);
+    await paged;
+    await pager.close();
     expect([x.result, y.result].sort()).to.deep.equal(['not_elected', 'success']);
     expect(slack.rejected, JSON.stringify(slack.rejected)).to.deep.equal([]);
-    expect(slack.attempts).to.equal(2);
-    expect(slack.accepted).to.have.length(1);
-    const body = slack.accepted[0]?.body as SlackMessageBody;
+    expect(slack.attempts).to.equal(3);
+    expect(slack.accepted).to.have.length(2);
+    expect(slack.tooFast, 'messages less than 1 s apart').to.equal(0);
+    const body = slack.accepted.find((m) => m.body.text?.startsWith('nodewarden daily digest'))?.body as SlackMessageBody;
     const t = text(body);
     expect(body.blocks?.[0]?.text?.text).to.match(/^nodewarden daily digest · \d{4}-\d{2}-\d{2}$/);
     expect(t).to.include('(Europe/Berlin)');
     expect(t).to.include('*7* decisions');
     expect(t).to.include('*Actions taken*\n• cordon: *3*\n• page: *1*');
     expect(t).to.include('*Denied by the guard* (2)\n• maxUnavailable: *2*');
-    expect(t).to.include('1. `gpu-xid-fatal`: 5\n2. `containerd-unresponsive`: 1');
+    expect(t).to.include('*Top rules* (pages · decisions)\n1. `gpu-xid-fatal`: 1 · 5\n2. `containerd-unresponsive`: 0 · 1 — *1* cordon(s) undone outside nodewarden');
     expect(t).to.include('*Nodes cordoned*: 3, *still cordoned*: 2');
-    expect(t).to.include(`• \`${c}\`: uncordoned since`);
+    expect(t).to.include(`• \`${c}\`: *uncordoned outside nodewarden* since`);
+    expect(t).to.include('*Incidents*: opened *2*, resolved *1*, still open *1*\nMTTR: mean *2h 00m*, median *2h 00m* over 1 resolved');
+    expect(t).to.include('Longest open: `nodewarden/incident/containerd-unresponsive/pool=h100-train` (`containerd-unresponsive`) for *6h 00m*');
+    expect(t).to.include('• open: `nodewarden/incident/containerd-unresponsive/pool=h100-train` critical, 1 member(s), 1 page(s), acknowledged by bob@example.com');
+    expect(t).to.include('• acknowledged: `nodewarden/incident/containerd-unresponsive/pool=h100-train` by *bob@example.com* via pagerduty');
+    expect(t).to.include('*Silences*: active *1*, expired in the window *0*\n• active until ');
+    expect(t).to.include(': `pool=h100-train, rule=~conntrack-.*` (switch firmware upgrade, by alice)');
     expect(t).to.include('rule toggle changes: 1');
-    expect(body.text).to.equal('nodewarden daily digest ' + (body.blocks?.[0]?.text?.text ?? '').slice('nodewarden daily digest · '.length) + ': 3 cordon, 1 page executed; 2 denied by the guard; 3 nodes cordoned, 2 still cordoned');
+    expect(body.text).to.equal('nodewarden daily digest ' + (body.blocks?.[0]?.text?.text ?? '').slice('nodewarden daily digest · '.length) + ': 3 cordon, 1 page executed; 2 denied by the guard; 3 nodes cordoned, 2 still cordoned; incidents: 2 opened, 1 resolved, 1 open');
     const metrics = (await r1.registry.metrics()) + (await r2.registry.metrics());
     expect(metrics).to.match(/nodewarden_job_runs_total\{job="daily-digest",result="success",component="engine-\d"\} 1/);
     expect(metrics).to.match(/nodewarden_job_runs_total\{job="daily-digest",result="not_elected",component="engine-\d"\} 1/);
