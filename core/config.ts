@@ -69,6 +69,8 @@ export interface NodewardenConfig {
   pager: {
     pagerduty: { url: string; routingKeyFile: string | null; routingKeyEnv: string } | null;
     slack: { webhookUrlFile: string | null; webhookUrlEnv: string; minIntervalMs: number } | null;
+    /** Slack Web API with a bot token: one message per incident, edited; approval buttons (docs/paging.md). */
+    slackApi: { channel: string; url?: string; tokenFile?: string | null; tokenEnv?: string; minIntervalMs?: number; approvals?: boolean } | null;
   };
   control: { tokensFile: string | null };
   /** Paging as incidents (remediations/incidents, docs/paging.md). */
@@ -166,7 +168,7 @@ export const DEFAULT_CONFIG: NodewardenConfig = {
     circuitBreaker: { failures: 5, window: '5m', openFor: '2m' },
     autoUncordon: false,
   },
-  pager: { pagerduty: null, slack: null },
+  pager: { pagerduty: null, slack: null, slackApi: null },
   control: { tokensFile: null },
   incidents: {
     enabled: true,
@@ -257,6 +259,12 @@ export const CONFIG_SCHEMA = obj({
   pager: obj({
     pagerduty: { anyOf: [{ type: 'null' }, obj({ url: str, routingKeyFile: nstr, routingKeyEnv: str })] },
     slack: { anyOf: [{ type: 'null' }, obj({ webhookUrlFile: nstr, webhookUrlEnv: str, minIntervalMs: { type: 'integer', minimum: 0, maximum: 60_000 } })] },
+    slackApi: {
+      anyOf: [
+        { type: 'null' },
+        obj({ url: str, channel: { type: 'string', minLength: 1 }, tokenFile: nstr, tokenEnv: str, minIntervalMs: { type: 'integer', minimum: 0, maximum: 60_000 }, approvals: { type: 'boolean' } }, ['channel']),
+      ],
+    },
   }),
   control: obj({ tokensFile: nstr }),
   incidents: obj({
@@ -454,6 +462,7 @@ export interface LoadConfigOptions {
 const SECRET_KEYS = /^(password|passwd|token|tokens|secret|webhookurl|routingkey|routing_key|apikey|api_key|username|sasl_password)$/i;
 /** Secret-bearing URLs recognised by their shape, wherever they are written. */
 const SECRET_URLS: ReadonlyArray<[RegExp, string]> = [
+  [/^xox[abpre]-/i, 'a Slack token is a credential: put it in the file named by pager.slackApi.tokenFile (a mounted Secret) or in $NODEWARDEN_SLACK_BOT_TOKEN'],
   [/^https:\/\/hooks\.slack\.com\//i, 'a Slack webhook URL is a credential: put it in the file named by pager.slack.webhookUrlFile (a mounted Secret) or in $NODEWARDEN_SLACK_WEBHOOK_URL'],
   [/^[a-z][a-z0-9+.-]*:\/\/[^/@\s]*:[^/@\s]+@/i, 'a URL must not carry a password: use the matching ...File setting (a mounted Secret)'],
 ];

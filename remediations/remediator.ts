@@ -93,6 +93,8 @@ export interface RemediatorOptions {
   approvals?: Approvals;
   /** Called once when an approval is requested (the interactive Slack message); errors are logged. */
   onApprovalRequested?: (a: Approval) => Promise<void>;
+  /** Called once (on one replica) when an approval's outcome is acted on: run, denied or timed out. */
+  onApprovalDecided?: (a: Approval) => Promise<void>;
 }
 
 /** How the caller can recover the decisions of one submit if it fails. */
@@ -404,6 +406,8 @@ export function createRemediator(o: RemediatorOptions): GuardedRemediator {
     const g = await approvals.gate(d);
     const a = g.approval;
     const now = o.clock.now();
+    if ((g.kind === 'run' || g.kind === 'denied') && o.onApprovalDecided)
+      await o.onApprovalDecided(a).catch((err: unknown) => logger.error({ decisionId: d.id, err: errorMessage(err) }, 'approval outcome not delivered'));
     if (g.kind === 'run') {
       const h = await handle(d, executorFor(d.action));
       h.rec.details = { ...h.rec.details, approval: { by: a.by, via: a.via } };

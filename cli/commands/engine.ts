@@ -51,7 +51,8 @@ import { guardOptionsFromConfig } from '../../remediations/guard/policy.js';
 import { KafkaLedgerSink } from '../../remediations/ledger/kafka-ledger.js';
 import { RedisStreamLedger } from '../../remediations/ledger/redis-stream-ledger.js';
 import type { LedgerSink } from '../../remediations/ledger/sink.js';
-import { createPagersFromConfig } from '../../remediations/pager/from-config.js';
+import type { Approval } from '../../remediations/approvals/approvals.js';
+import { createPagersFromConfig, slackApiFromConfig } from '../../remediations/pager/from-config.js';
 import { createSlackLimiter } from '../../remediations/pager/slack-limiter.js';
 import { createPagerExecutor } from '../../remediations/pager/pager-executor.js';
 import { createRecordingPager } from '../../remediations/pager/recording-pager.js';
@@ -221,11 +222,6 @@ export async function run(argv: string[]): Promise<number> {
   // one Slack slot for the pager and the daily digest (Slack: ~1 message/s per webhook)
   const slackLimiter = createSlackLimiter({ minIntervalMs: config.pager.slack?.minIntervalMs ?? 1000 });
   let pagers = createPagersFromConfig(config, logger, process.env, slackLimiter);
-  if (pagers.length === 0) {
-    logger.warn({}, 'no pager configured (pager.pagerduty / pager.slack): pages are only logged and recorded in the ledger');
-    const rec = createRecordingPager('log-only');
-    pagers = [{ name: rec.name, send: async (req) => { logger.info({ page: req }, 'page (no pager configured)'); await rec.send(req); } }];
-  }
   const guardOptions = guardOptionsFromConfig(config);
   const guard: ControllableGuard = redis
     ? createRedisGuard({ redis, keyPrefix: prefix, view: cluster, options: guardOptions, clock })
@@ -244,6 +240,14 @@ export async function run(argv: string[]): Promise<number> {
   // paging state (incidents, silences, webhook event ids): shared by every replica through Redis
   const pagingStore = redis ? new RedisDocStore(redis, prefix) : new MemoryDocStore(clock);
   const { incidents, silences, approvals } = incidentPagingFromConfig(config, pagingStore, clock);
+  const slackApi = slackApiFromConfig(config, pagingStore, logger);
+  if (slackApi) pagers.push(slackApi.pager);
+  if (pagers.length === 0) {
+    logger.warn({}, 'no pager configured (pager.pagerduty / pager.slack / pager.slackApi): pages are only logged and recorded in the ledger');
+    const rec = createRecordingPager('log-only');
+    pagers = [{ name: rec.name, send: async (req) => { logger.info({ page: req }, 'page (no pager configured)'); await rec.send(req); } }];
+  }
+  const slackApprovals = slackApi?.approvals;
   const remediator = createRemediator({
     guard,
     executors: [kubeExecutor, createPagerExecutor({ pagers, logger })],
@@ -254,6 +258,7 @@ export async function run(argv: string[]): Promise<number> {
     dryRun: config.guard.dryRun,
     ...(incidents ? { incidents } : {}),
     approvals,
+    ...(slackApprovals ? { onApprovalRequested: (a: Approval) => slackApprovals.requested(a), onApprovalDecided: (a: Approval) => slackApprovals.decided(a) } : {}),
   });
   const webhooks: Record<string, WebhookHandler> = {};
   const hookMetrics = webhookMetrics(registry);

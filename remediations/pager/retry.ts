@@ -5,6 +5,7 @@
  */
 import { isAxiosError } from 'axios';
 import { NodewardenError } from '../../core/errors.js';
+import type { ErrorCode } from '../../core/errors.js';
 
 export interface RetryPolicy {
   /** Total attempts including the first (default 5). */
@@ -35,10 +36,20 @@ export interface Failure {
   retryAfterMs?: number;
   retriable: boolean;
   message: string;
+  /** The error code when the API said more than its HTTP status (Slack's `ok:false`). */
+  code?: ErrorCode;
+}
+
+/** An attempt that failed in a way the API told in its body (HTTP 200 with an error): classified as given. */
+export class AttemptFailure extends Error {
+  constructor(readonly failure: Failure) {
+    super(failure.message);
+  }
 }
 
 /** Classifies an axios error without keeping the request (whose body may hold a secret). */
 export function classify(err: unknown): Failure {
+  if (err instanceof AttemptFailure) return err.failure;
   if (isAxiosError(err)) {
     const status = err.response?.status;
     if (status === undefined) return { retriable: true, message: `network error ${err.code ?? ''}`.trim() };
@@ -70,7 +81,7 @@ export async function withRetry<T>(
     } catch (err) {
       const f = classify(err);
       if (!f.retriable || n + 1 >= o.policy.maxAttempts) {
-        const code = f.status === 429 ? 'RATE_LIMITED' : f.status !== undefined && f.status < 500 ? 'REQUEST_INVALID' : 'UNAVAILABLE';
+        const code = f.code ?? (f.status === 429 ? 'RATE_LIMITED' : f.status !== undefined && f.status < 500 ? 'REQUEST_INVALID' : 'UNAVAILABLE');
         // cause carries the status only: the axios error holds the request body (routing key, webhook URL)
         throw new NodewardenError(code, `${what}: ${f.message}${f.retriable ? ` after ${n + 1} attempts` : ' (not retried)'}`, {
           retriable: f.retriable,

@@ -36,7 +36,16 @@ export interface SlackOptions {
 export interface SlackBlock {
   type: string;
   text?: { type: 'plain_text' | 'mrkdwn'; text: string };
-  elements?: Array<{ type: 'mrkdwn' | 'plain_text'; text: string }>;
+  elements?: Array<{ type: 'mrkdwn' | 'plain_text'; text: string } | SlackButton>;
+}
+
+/** A Block Kit button (in an `actions` block). */
+export interface SlackButton {
+  type: 'button';
+  action_id: string;
+  value: string;
+  text: { type: 'plain_text'; text: string };
+  style?: 'primary' | 'danger';
 }
 
 export interface SlackMessage {
