@@ -84,11 +84,15 @@ export function createSlackApiClient(o: SlackApiOptions): SlackApiClient {
   const policy = { ...DEFAULT_RETRY, ...o.retry };
   const sleep = o.sleep ?? realSleep;
   const now = o.now ?? Date.now;
+  // one limiter per channel; the configured name and the ID Slack answers with are the same channel
   const limiters = new Map<string, SlackLimiter>();
   const limiterOf = (channel: string): SlackLimiter => {
     let l = limiters.get(channel);
     if (!l) limiters.set(channel, (l = createSlackLimiter({ minIntervalMs: o.minIntervalMs ?? 1000, sleep, now })));
     return l;
+  };
+  const alias = (id: string): void => {
+    if (id !== o.channel && !limiters.has(id)) limiters.set(id, limiterOf(o.channel));
   };
 
   async function call(method: 'chat.postMessage' | 'chat.update', channel: string, body: Record<string, unknown>): Promise<SlackApiAnswer> {
@@ -123,6 +127,7 @@ export function createSlackApiClient(o: SlackApiOptions): SlackApiClient {
     async post(body) {
       const a = await call('chat.postMessage', o.channel, { channel: o.channel, ...body });
       if (typeof a.channel !== 'string' || typeof a.ts !== 'string') throw new AttemptFailure({ retriable: false, message: 'slack chat.postMessage: answer without channel/ts', code: 'UNAVAILABLE' });
+      alias(a.channel);
       return { channel: a.channel, ts: a.ts };
     },
     async update(ref, body) {

@@ -75,6 +75,57 @@ export const SLACK_WEBHOOK_SCHEMA = {
   not: { anyOf: [{ required: ['channel'] }, { required: ['username'] }, { required: ['icon_emoji'] }, { required: ['icon_url'] }] },
 } as const;
 
+/** Block Kit `actions` block with buttons: action_id ≤ 255, value ≤ 2000, button text plain_text ≤ 75, ≤ 25 elements. */
+const ACTIONS_BLOCK = {
+  if: { properties: { type: { const: 'actions' } } },
+  then: {
+    required: ['elements'],
+    properties: {
+      elements: {
+        type: 'array',
+        minItems: 1,
+        maxItems: 25,
+        items: {
+          type: 'object',
+          required: ['type', 'action_id', 'text'],
+          properties: {
+            type: { const: 'button' },
+            action_id: { type: 'string', minLength: 1, maxLength: 255 },
+            value: { type: 'string', maxLength: 2000 },
+            style: { enum: ['primary', 'danger'] },
+            text: { type: 'object', required: ['type', 'text'], properties: { type: { const: 'plain_text' }, text: { type: 'string', minLength: 1, maxLength: 75 } } },
+          },
+        },
+      },
+    },
+  },
+} as const;
+
+const BLOCKS = { ...SLACK_WEBHOOK_SCHEMA.properties.blocks, items: { ...SLACK_WEBHOOK_SCHEMA.properties.blocks.items, allOf: [...SLACK_WEBHOOK_SCHEMA.properties.blocks.items.allOf, ACTIONS_BLOCK] } };
+
+/**
+ * Slack Web API bodies as JSON (docs.slack.dev, chat.postMessage / chat.update):
+ * `channel` (chat.update: the channel ID), `ts` of the message to edit (chat.update),
+ * `text` and/or `blocks`; `thread_ts` for a threaded reply. Unknown fields are not
+ * rejected by Slack, but nodewarden sends only these.
+ */
+export function slackApiRequestValidator(method: 'chat.postMessage' | 'chat.update'): ValidateFunction {
+  const props: Record<string, unknown> = {
+    channel: { type: 'string', minLength: 1, maxLength: 80 },
+    text: { type: 'string', minLength: 1, maxLength: 40000 },
+    blocks: BLOCKS,
+  };
+  if (method === 'chat.update') props.ts = { type: 'string', pattern: '^\\d+\\.\\d+$' };
+  else props.thread_ts = { type: 'string', pattern: '^\\d+\\.\\d+$' };
+  return newAjv().compile({
+    type: 'object',
+    additionalProperties: false,
+    properties: props,
+    required: method === 'chat.update' ? ['channel', 'ts'] : ['channel'],
+    anyOf: [{ required: ['text'] }, { required: ['blocks'] }],
+  });
+}
+
 export function slackRequestValidator(): ValidateFunction {
   return newAjv().compile(SLACK_WEBHOOK_SCHEMA);
 }
