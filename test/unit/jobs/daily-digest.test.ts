@@ -28,7 +28,7 @@ function fleet(): FakeCluster {
 }
 
 function allText(m: SlackMessage): string {
-  return m.blocks.map((b) => [b.text?.text ?? '', ...(b.elements ?? []).map((e) => e.text)].join('\n')).join('\n');
+  return m.blocks.map((b) => [b.text?.text ?? '', ...(b.elements ?? []).map((e) => (e.type === 'button' ? e.text.text : e.text))].join('\n')).join('\n');
 }
 
 describe('jobs: daily digest builder', () => {
