@@ -1,0 +1,71 @@
+/**
+ * The Slack Web API pager in two REAL engine processes (Kafka + Redis)
+ * against the local contract-checking Slack receiver: a storm split across
+ * both replicas is ONE Slack message (one chat.postMessage), and the
+ * incident's later updates edit that same message (chat.update with its
+ * channel ID and ts, read from Redis by whichever replica sends), every call
+ * with the bot token as `Authorization: Bearer` and a body Slack accepts.
+ */
+import { expect } from 'chai';
+import type { EngineProc, TopicFollower } from './engine-support.js';
+import { produce, startReplicaPair, uniqueTopics, waitFor, xid } from './engine-support.js';
+import type { SlackApiReceiver } from '../receivers/slack-api.js';
+import { startSlackApiReceiver } from '../receivers/slack-api.js';
+
+const TOKEN = 'xoxb-integration-test-token';
+
+describe('Slack Web API pager across two engine replicas (Kafka + Redis)', function () {
+  this.timeout(180_000);
+  const topics = uniqueTopics('slk');
+  let brokers: string[];
+  const engines: EngineProc[] = [];
+  let ledger: TopicFollower;
+  let rx: SlackApiReceiver;
+
+  before(async () => {
+    rx = await startSlackApiReceiver({ token: TOKEN, minIntervalMs: 1000 });
+    process.env.NODEWARDEN_SLACK_BOT_TOKEN = TOKEN;
+    const pair = await startReplicaPair(topics, `nwslk${process.pid}:`, {
+      pager: { slackApi: { channel: '#alerts', url: rx.url } },
+      incidents: { groupInterval: '3s' },
+    });
+    delete process.env.NODEWARDEN_SLACK_BOT_TOKEN;
+    brokers = pair.brokers;
+    engines.push(...pair.engines);
+    ledger = pair.ledger;
+    let round = 0;
+    await waitFor('both replicas consuming', async () => {
+      const keys = Array.from({ length: 20 }, (_, i) => `warm-${round}-${i}`);
+      round++;
+      await produce(brokers, topics.signals, keys.map((k) => ({ key: k, value: xid(k, 13) })));
+      const c = await Promise.all(engines.map((e) => e.metric('nodewarden_engine_events_processed_total')));
+      return c.every((n) => n > 0);
+    }, 90_000, 2000);
+  });
+
+  after(async () => {
+    for (const e of engines) await e.kill('SIGTERM');
+    await ledger?.stop();
+    await rx?.close();
+  });
+
+  it('a storm split across both replicas is one message; its updates edit that message', async () => {
+    const nodes = Array.from({ length: 12 }, (_, i) => `gpu-node-0${30 + i}`);
+    await produce(brokers, topics.signals, nodes.map((n) => ({ key: n, value: xid(n, 79) })));
+    await waitFor('the incident message', () => rx.calls.some((c) => c.method === 'chat.postMessage'), 90_000);
+    const later = Array.from({ length: 4 }, (_, i) => `gpu-node-0${60 + i}`);
+    await produce(brokers, topics.signals, later.map((n) => ({ key: n, value: xid(n, 79) })));
+    await waitFor('an update naming a later node', () => rx.calls.some((c) => c.method === 'chat.update' && JSON.stringify(c.body).includes(later[0] as string)), 90_000);
+    expect(rx.rejected, JSON.stringify(rx.rejected)).to.deep.equal([]);
+    const posts = rx.calls.filter((c) => c.method === 'chat.postMessage');
+    expect(posts, JSON.stringify(rx.calls.map((c) => c.method))).to.have.length(1);
+    expect(rx.messages.size).to.equal(1);
+    const [m] = [...rx.messages.values()];
+    const updates = rx.calls.filter((c) => c.method === 'chat.update');
+    expect(updates.length).to.be.at.least(1);
+    expect(updates.every((u) => u.body.ts === m?.ts && u.body.channel === rx.channelId)).to.equal(true);
+    expect(rx.tooFast, 'calls closer than one second in the channel').to.equal(0);
+    const executedPages = ledger.records.filter((r) => r.action === 'page' && r.outcome === 'executed' && r.rule === 'test-xid-fatal');
+    expect(executedPages.length).to.equal(1 + updates.length);
+  });
+});
