@@ -6,13 +6,16 @@
  * channel ID and ts, read from Redis by whichever replica sends), every call
  * with the bot token as `Authorization: Bearer` and a body Slack accepts.
  */
+import { randomBytes } from 'node:crypto';
 import { expect } from 'chai';
+import { registerSecret } from '../harness/secrets.js';
 import type { EngineProc, TopicFollower } from './engine-support.js';
 import { produce, startReplicaPair, uniqueTopics, waitFor, xid } from './engine-support.js';
 import type { SlackApiReceiver } from '../receivers/slack-api.js';
 import { startSlackApiReceiver } from '../receivers/slack-api.js';
 
-const TOKEN = 'xoxb-integration-test-token';
+// registered: the run's secret scan fails the suite if the token reaches any engine log
+const TOKEN = registerSecret('slack bot token', `xoxb-itest-${randomBytes(16).toString('hex')}`);
 
 describe('Slack Web API pager across two engine replicas (Kafka + Redis)', function () {
   this.timeout(180_000);

@@ -41,6 +41,8 @@ describe('config: secrets only from files (mounted Secrets) or the environment',
     expect(load('redis:\n  url: redis://:hunter2@redis:6379\n')).to.contain('/redis/url: a URL must not carry a password');
     expect(load('', { NODEWARDEN_REDIS_URL: 'rediss://nodewarden:hunter2@redis:6380' })).to.contain('/redis/url: a URL must not carry a password');
     expect(load('pager:\n  pagerduty:\n    url: https://hooks.slack.com/services/T/B/X\n    routingKeyFile: /x\n    routingKeyEnv: E\n')).to.contain('a Slack webhook URL is a credential');
+    expect(load('pager:\n  slackApi:\n    channel: xoxb-1234-5678-abcdef\n')).to.contain('a Slack token is a credential');
+    expect(load('pager:\n  slackApi:\n    channel: C0123ABCD\n    tokenFile: /etc/nodewarden/secrets/slack-bot-token\n')).to.equal('accepted');
     // A user name alone is not a secret (Redis ACL user).
     expect(load('redis:\n  url: rediss://nodewarden@redis:6380\n')).to.equal('accepted');
   });
