@@ -219,3 +219,15 @@ export async function startReplicaPair(topics: Topics, keyPrefix: string, extraC
   const engines = [await startEngine(cfg), await startEngine(cfg)];
   return { brokers: kafka.brokers, engines, ledger: await new TopicFollower(kafka.brokers, topics.ledger).start() };
 }
+
+/** Warms up until the group has settled with partitions on every replica (one Xid 13 per node never pages). */
+export async function untilAllConsuming(brokers: string[], topic: string, engines: readonly EngineProc[]): Promise<void> {
+  let round = 0;
+  await waitFor('every replica consuming', async () => {
+    const keys = Array.from({ length: 20 }, (_, i) => `warm-${round}-${i}`);
+    round++;
+    await produce(brokers, topic, keys.map((k) => ({ key: k, value: xid(k, 13) })));
+    const c = await Promise.all(engines.map((e) => e.metric('nodewarden_engine_events_processed_total')));
+    return c.every((n) => n > 0);
+  }, 90_000, 2000);
+}

@@ -8,7 +8,7 @@
 import { createHmac, randomUUID } from 'node:crypto';
 import { expect } from 'chai';
 import type { EngineProc } from './engine-support.js';
-import { produce, startReplicaPair, uniqueTopics, waitFor, xid } from './engine-support.js';
+import { produce, startReplicaPair, uniqueTopics, untilAllConsuming, waitFor, xid } from './engine-support.js';
 import type { TopicFollower } from './engine-support.js';
 
 const SECRET = 'pd-webhook-secret-for-the-test';
@@ -27,15 +27,7 @@ describe('paging across two engine replicas (Kafka + Redis)', function () {
     brokers = pair.brokers;
     engines.push(...pair.engines);
     ledger = pair.ledger;
-    // warm up until the group has settled with partitions on both replicas (one Xid 13 per node never pages)
-    let round = 0;
-    await waitFor('both replicas consuming', async () => {
-      const keys = Array.from({ length: 20 }, (_, i) => `warm-${round}-${i}`);
-      round++;
-      await produce(brokers, topics.signals, keys.map((k) => ({ key: k, value: xid(k, 13) })));
-      const c = await Promise.all(engines.map((e) => e.metric('nodewarden_engine_events_processed_total')));
-      return c.every((n) => n > 0);
-    }, 90_000, 2000);
+    await untilAllConsuming(brokers, topics.signals, engines);
   });
 
   after(async () => {

@@ -10,7 +10,7 @@ import { randomBytes } from 'node:crypto';
 import { expect } from 'chai';
 import { registerSecret } from '../harness/secrets.js';
 import type { EngineProc, TopicFollower } from './engine-support.js';
-import { produce, startReplicaPair, uniqueTopics, waitFor, xid } from './engine-support.js';
+import { produce, startReplicaPair, uniqueTopics, untilAllConsuming, waitFor, xid } from './engine-support.js';
 import type { SlackApiReceiver } from '../receivers/slack-api.js';
 import { startSlackApiReceiver } from '../receivers/slack-api.js';
 
@@ -36,14 +36,7 @@ describe('Slack Web API pager across two engine replicas (Kafka + Redis)', funct
     brokers = pair.brokers;
     engines.push(...pair.engines);
     ledger = pair.ledger;
-    let round = 0;
-    await waitFor('both replicas consuming', async () => {
-      const keys = Array.from({ length: 20 }, (_, i) => `warm-${round}-${i}`);
-      round++;
-      await produce(brokers, topics.signals, keys.map((k) => ({ key: k, value: xid(k, 13) })));
-      const c = await Promise.all(engines.map((e) => e.metric('nodewarden_engine_events_processed_total')));
-      return c.every((n) => n > 0);
-    }, 90_000, 2000);
+    await untilAllConsuming(brokers, topics.signals, engines);
   });
 
   after(async () => {
