@@ -221,6 +221,39 @@ export async function startReplicaPair(topics: Topics, keyPrefix: string, extraC
 }
 
 /** Warms up until the group has settled with partitions on every replica (one Xid 13 per node never pages). */
+export interface ReplicaPairSuite {
+  topics: Topics;
+  brokers: string[];
+  engines: EngineProc[];
+  ledger: TopicFollower;
+}
+
+/**
+ * Registers mocha hooks for a suite over two engine replicas sharing the real
+ * broker and Redis: `before` runs `setup` (which returns extra engine config),
+ * starts the pair, runs `afterStart`, and (unless `consuming: false`) waits
+ * until both replicas consume; `after` stops both, the ledger follower and
+ * runs `teardown`. The returned object is filled in by `before`.
+ */
+export function replicaPairSuite(tag: string, o: { setup?: () => Promise<Record<string, unknown> | undefined> | Record<string, unknown> | undefined; afterStart?: () => void; teardown?: () => Promise<void>; consuming?: boolean } = {}): ReplicaPairSuite {
+  const rp = { topics: uniqueTopics(tag), brokers: [], engines: [], ledger: undefined } as unknown as ReplicaPairSuite;
+  before(async () => {
+    const extra = await o.setup?.();
+    const pair = await startReplicaPair(rp.topics, `nw${tag}${process.pid}:`, extra);
+    o.afterStart?.();
+    rp.brokers = pair.brokers;
+    rp.engines.push(...pair.engines);
+    rp.ledger = pair.ledger;
+    if (o.consuming !== false) await untilAllConsuming(rp.brokers, rp.topics.signals, rp.engines);
+  });
+  after(async () => {
+    for (const e of rp.engines) await e.kill('SIGTERM');
+    await (rp.ledger as TopicFollower | undefined)?.stop();
+    await o.teardown?.();
+  });
+  return rp;
+}
+
 export async function untilAllConsuming(brokers: string[], topic: string, engines: readonly EngineProc[]): Promise<void> {
   let round = 0;
   await waitFor('every replica consuming', async () => {

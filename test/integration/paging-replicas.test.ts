@@ -7,42 +7,28 @@
  */
 import { createHmac, randomUUID } from 'node:crypto';
 import { expect } from 'chai';
-import type { EngineProc } from './engine-support.js';
-import { produce, startReplicaPair, uniqueTopics, untilAllConsuming, waitFor, xid } from './engine-support.js';
-import type { TopicFollower } from './engine-support.js';
+import { produce, replicaPairSuite, waitFor, xid } from './engine-support.js';
 
 const SECRET = 'pd-webhook-secret-for-the-test';
 const INCIDENT = 'nodewarden/incident/test-xid-fatal/pool=h100-train';
 
 describe('paging across two engine replicas (Kafka + Redis)', function () {
   this.timeout(180_000);
-  const topics = uniqueTopics('pag');
-  let brokers: string[];
-  const engines: EngineProc[] = [];
-  let ledger: TopicFollower;
-
-  before(async () => {
-    process.env.NODEWARDEN_PAGERDUTY_WEBHOOK_SECRET = SECRET;
-    const pair = await startReplicaPair(topics, `nwpag${process.pid}:`, { incidents: { pagerdutyWebhook: { secretFile: null, secretEnv: 'NODEWARDEN_PAGERDUTY_WEBHOOK_SECRET', maxAge: '10m' } } });
-    brokers = pair.brokers;
-    engines.push(...pair.engines);
-    ledger = pair.ledger;
-    await untilAllConsuming(brokers, topics.signals, engines);
+  const rp = replicaPairSuite('pag', {
+    setup: () => {
+      process.env.NODEWARDEN_PAGERDUTY_WEBHOOK_SECRET = SECRET;
+      return { incidents: { pagerdutyWebhook: { secretFile: null, secretEnv: 'NODEWARDEN_PAGERDUTY_WEBHOOK_SECRET', maxAge: '10m' } } };
+    },
   });
 
-  after(async () => {
-    for (const e of engines) await e.kill('SIGTERM');
-    await ledger?.stop();
-  });
-
-  const pages = (): Array<Record<string, unknown>> => ledger.records.filter((r) => r.action === 'page' && r.rule === 'test-xid-fatal');
+  const pages = (): Array<Record<string, unknown>> => rp.ledger.records.filter((r) => r.action === 'page' && r.rule === 'test-xid-fatal');
 
   it('a storm split across both replicas is one incident: one trigger, the rest join it', async () => {
     const nodes = Array.from({ length: 12 }, (_, i) => `gpu-node-0${30 + i}`);
-    const before = await Promise.all(engines.map((e) => e.metric('nodewarden_engine_events_processed_total')));
-    await produce(brokers, topics.signals, nodes.map((n) => ({ key: n, value: xid(n, 79) })));
+    const before = await Promise.all(rp.engines.map((e) => e.metric('nodewarden_engine_events_processed_total')));
+    await produce(rp.brokers, rp.topics.signals, nodes.map((n) => ({ key: n, value: xid(n, 79) })));
     await waitFor('a page record for every node', () => pages().filter((r) => (r.target as { kind: string }).kind === 'Node').length >= nodes.length, 90_000);
-    const after = await Promise.all(engines.map((e) => e.metric('nodewarden_engine_events_processed_total')));
+    const after = await Promise.all(rp.engines.map((e) => e.metric('nodewarden_engine_events_processed_total')));
     expect(after.map((n, i) => n - (before[i] ?? 0)).every((n) => n > 0), `storm events per replica: ${after.map((n, i) => n - (before[i] ?? 0)).join(', ')}`).to.equal(true);
     const nodePages = pages().filter((r) => (r.target as { kind: string }).kind === 'Node');
     const triggers = nodePages.filter((r) => r.outcome === 'executed');
@@ -56,14 +42,14 @@ describe('paging across two engine replicas (Kafka + Redis)', function () {
       event: { id: randomUUID(), event_type: 'incident.acknowledged', resource_type: 'incident', occurred_at: new Date().toISOString(), agent: { id: 'PLH1HKV', summary: 'Tenex Engineer', type: 'user_reference' }, client: { name: 'PagerDuty' }, data: { id: 'PGR0VU2', type: 'incident', incident_key: INCIDENT, status: 'acknowledged' } },
     });
     const sig = `v1=${createHmac('sha256', SECRET).update(body).digest('hex')}`;
-    const res = await fetch(`${engines[0]!.url}/webhooks/pagerduty`, { method: 'POST', headers: { 'content-type': 'application/json', 'x-pagerduty-signature': sig }, body });
+    const res = await fetch(`${rp.engines[0]!.url}/webhooks/pagerduty`, { method: 'POST', headers: { 'content-type': 'application/json', 'x-pagerduty-signature': sig }, body });
     expect(res.status, await res.clone().text()).to.equal(200);
-    const again = await fetch(`${engines[1]!.url}/webhooks/pagerduty`, { method: 'POST', headers: { 'content-type': 'application/json', 'x-pagerduty-signature': sig }, body });
+    const again = await fetch(`${rp.engines[1]!.url}/webhooks/pagerduty`, { method: 'POST', headers: { 'content-type': 'application/json', 'x-pagerduty-signature': sig }, body });
     expect(again.status, 'the same event on the other replica is a replay').to.equal(409);
-    await waitFor('the acknowledgement in the ledger', () => ledger.records.some((r) => r.guard === 'incidentAcknowledged' && (r.details as { by?: string } | undefined)?.by === 'Tenex Engineer'), 30_000);
+    await waitFor('the acknowledgement in the ledger', () => rp.ledger.records.some((r) => r.guard === 'incidentAcknowledged' && (r.details as { by?: string } | undefined)?.by === 'Tenex Engineer'), 30_000);
     const later = Array.from({ length: 8 }, (_, i) => `gpu-node-0${60 + i}`);
-    await produce(brokers, topics.signals, later.map((n) => ({ key: n, value: xid(n, 79) })));
-    const cordons = (): Array<Record<string, unknown>> => ledger.records.filter((r) => r.action === 'cordon' && later.includes((r.target as { name: string }).name));
+    await produce(rp.brokers, rp.topics.signals, later.map((n) => ({ key: n, value: xid(n, 79) })));
+    const cordons = (): Array<Record<string, unknown>> => rp.ledger.records.filter((r) => r.action === 'cordon' && later.includes((r.target as { name: string }).name));
     await waitFor('a cordon record for every later node', () => cordons().length >= later.length, 90_000);
     expect(cordons().map((r) => r.guard)).to.deep.equal(later.map(() => 'incidentAcknowledged'));
   });

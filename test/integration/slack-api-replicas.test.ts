@@ -9,8 +9,7 @@
 import { randomBytes } from 'node:crypto';
 import { expect } from 'chai';
 import { registerSecret } from '../harness/secrets.js';
-import type { EngineProc, TopicFollower } from './engine-support.js';
-import { produce, startReplicaPair, uniqueTopics, untilAllConsuming, waitFor, xid } from './engine-support.js';
+import { produce, replicaPairSuite, waitFor, xid } from './engine-support.js';
 import type { SlackApiReceiver } from '../receivers/slack-api.js';
 import { startSlackApiReceiver } from '../receivers/slack-api.js';
 
@@ -19,38 +18,27 @@ const TOKEN = registerSecret('slack bot token', `xoxb-itest-${randomBytes(16).to
 
 describe('Slack Web API pager across two engine replicas (Kafka + Redis)', function () {
   this.timeout(180_000);
-  const topics = uniqueTopics('slk');
-  let brokers: string[];
-  const engines: EngineProc[] = [];
-  let ledger: TopicFollower;
   let rx: SlackApiReceiver;
-
-  before(async () => {
-    rx = await startSlackApiReceiver({ token: TOKEN, minIntervalMs: 1000 });
-    process.env.NODEWARDEN_SLACK_BOT_TOKEN = TOKEN;
-    const pair = await startReplicaPair(topics, `nwslk${process.pid}:`, {
-      pager: { slackApi: { channel: '#alerts', url: rx.url } },
-      incidents: { groupInterval: '3s' },
-    });
-    delete process.env.NODEWARDEN_SLACK_BOT_TOKEN;
-    brokers = pair.brokers;
-    engines.push(...pair.engines);
-    ledger = pair.ledger;
-    await untilAllConsuming(brokers, topics.signals, engines);
-  });
-
-  after(async () => {
-    for (const e of engines) await e.kill('SIGTERM');
-    await ledger?.stop();
-    await rx?.close();
+  const rp = replicaPairSuite('slk', {
+    setup: async () => {
+      rx = await startSlackApiReceiver({ token: TOKEN, minIntervalMs: 1000 });
+      process.env.NODEWARDEN_SLACK_BOT_TOKEN = TOKEN;
+      return { pager: { slackApi: { channel: '#alerts', url: rx.url } }, incidents: { groupInterval: '3s' } };
+    },
+    afterStart: () => {
+      delete process.env.NODEWARDEN_SLACK_BOT_TOKEN;
+    },
+    teardown: async () => {
+      await rx?.close();
+    },
   });
 
   it('a storm split across both replicas is one message; its updates edit that message', async () => {
     const nodes = Array.from({ length: 12 }, (_, i) => `gpu-node-0${30 + i}`);
-    await produce(brokers, topics.signals, nodes.map((n) => ({ key: n, value: xid(n, 79) })));
+    await produce(rp.brokers, rp.topics.signals, nodes.map((n) => ({ key: n, value: xid(n, 79) })));
     await waitFor('the incident message', () => rx.calls.some((c) => c.method === 'chat.postMessage'), 90_000);
     const later = Array.from({ length: 4 }, (_, i) => `gpu-node-0${60 + i}`);
-    await produce(brokers, topics.signals, later.map((n) => ({ key: n, value: xid(n, 79) })));
+    await produce(rp.brokers, rp.topics.signals, later.map((n) => ({ key: n, value: xid(n, 79) })));
     await waitFor('an update naming a later node', () => rx.calls.some((c) => c.method === 'chat.update' && JSON.stringify(c.body).includes(later[0] as string)), 90_000);
     expect(rx.rejected, JSON.stringify(rx.rejected)).to.deep.equal([]);
     const posts = rx.calls.filter((c) => c.method === 'chat.postMessage');
@@ -62,7 +50,7 @@ describe('Slack Web API pager across two engine replicas (Kafka + Redis)', funct
     expect(updates.every((u) => u.body.ts === m?.ts && u.body.channel === rx.channelId)).to.equal(true);
     expect(rx.tooFast, 'calls closer than one second in the channel').to.equal(0);
     // every Slack call is one executed page in the ledger (the ledger follower may lag the receiver)
-    const executedPages = (): number => ledger.records.filter((r) => r.action === 'page' && r.outcome === 'executed' && r.rule === 'test-xid-fatal').length;
+    const executedPages = (): number => rp.ledger.records.filter((r) => r.action === 'page' && r.outcome === 'executed' && r.rule === 'test-xid-fatal').length;
     await waitFor('a ledger record per Slack call', () => executedPages() === rx.calls.length, 30_000);
   });
 });
