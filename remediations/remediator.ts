@@ -106,6 +106,12 @@ export interface SubmitOptions {
    * first at the next submit or flush.
    */
   redeliverable?: boolean;
+  /**
+   * The shared store (guard, incidents) is known to be down (the engine's
+   * degraded evaluation): pages go out as they come, without incident grouping,
+   * instead of waiting on the store once more for each.
+   */
+  storeDown?: boolean;
 }
 
 /** A record submit returns for a decision in flight elsewhere: not written, retry the decision later. */
@@ -431,12 +437,23 @@ export function createRemediator(o: RemediatorOptions): GuardedRemediator {
     return { rec, settle: null };
   }
 
-  /** Incident triggers/updates due now (group-wait, group-interval, repeat-interval). */
+  /** Incident triggers/updates due now (group-wait, group-interval, repeat-interval); none while the incident store is down. */
   async function sendDueIncidents(): Promise<Handled[]> {
     if (!o.incidents) return [];
+    const due = await o.incidents.due().catch((err: unknown) => {
+      logger.warn({ err: errorMessage(err) }, 'incident store unavailable: due incident updates wait for it');
+      return [];
+    });
     const out: Handled[] = [];
-    for (const r of await o.incidents.due()) out.push(await sendRouted(r, r.decision));
+    for (const r of due) out.push(await sendRouted(r, r.decision));
     return out;
+  }
+
+  /** The incident store failed routing a page: the reason, logged; the caller sends the page as it comes. */
+  function incidentStoreDown(d: Decision, err: unknown): string {
+    const why = `incident store unavailable: ${errorMessage(err)}`;
+    logger.warn({ decisionId: d.id, rule: d.rule, action: d.action, err: errorMessage(err) }, `${d.action} sent without incident grouping`);
+    return why;
   }
 
   /** Facts for the incident: `cordon executed`, `cordon denied by maxUnavailable`. */
@@ -497,7 +514,7 @@ export function createRemediator(o: RemediatorOptions): GuardedRemediator {
       const page = denialPage(g, now);
       const pagedAt = lastPaged.get(g.key);
       const recent = pagedAt !== undefined && now - pagedAt < renotifyMs;
-      const routed = o.incidents ? await o.incidents.routeDenial(page, !recent) : null;
+      const routed = o.incidents ? await o.incidents.routeDenial(page, !recent).catch((err: unknown) => (incidentStoreDown(page, err), null)) : null;
       if (routed) {
         // the denial joins its group's open incident: an update, or a suppressed record that names the targets
         const h = await sendRouted(routed, page);
@@ -598,7 +615,13 @@ export function createRemediator(o: RemediatorOptions): GuardedRemediator {
       }
       let h: Handled;
       if (o.incidents && PAGE_ACTIONS.has(d.action)) {
-        h = await sendRouted(await o.incidents.route(d, facts.get(factKey(d)) ?? []), d);
+        // the incident store is the guard's (Redis): while it is down the page goes out as it comes
+        // (degraded when the guard is down too), a human must hear it; the incident resumes with the store
+        const routed = options.storeDown
+          ? 'incident store unavailable (degraded evaluation)'
+          : await o.incidents.route(d, facts.get(factKey(d)) ?? []).catch((err: unknown) => incidentStoreDown(d, err));
+        h = typeof routed === 'string' ? await handle(d, executorFor(d.action)) : await sendRouted(routed, d);
+        if (typeof routed === 'string') h.rec.details = { ...h.rec.details, incidentUnavailable: routed };
       } else {
         const held = o.incidents ? await o.incidents.heldBy(d) : null;
         if (held?.ack) {
@@ -618,7 +641,7 @@ export function createRemediator(o: RemediatorOptions): GuardedRemediator {
       out.push(h);
     }
     out.push(...(await sendDenialPages(takeDue(o.clock.now(), false), o.clock.now())));
-    out.push(...(await sendDueIncidents()));
+    if (!options.storeDown) out.push(...(await sendDueIncidents()));
     await commit(out, options.redeliverable === true ? isDenialPage : () => true);
     // an empty submit is a tick (engine, replay, demo): approvals decided since run or are denied now
     if (decisions.length === 0 && o.approvals) return [...out.map((h) => h.rec), ...(await submitApprovalsDue())];

@@ -220,7 +220,7 @@ export class BatchProcessor {
       await dg.deduper.confirm(fresh.map((e) => e.id));
       this.o.logger.warn({ events: fresh.length, pages: pages.length, err: errorMessage(cause) }, 'state store unavailable: evaluated in degraded mode (pages only, no remediation)');
       if (pages.length === 0) return;
-      const rs = await this.o.remediator.submit(pages, { redeliverable: true }).catch((err: unknown) => {
+      const rs = await this.o.remediator.submit(pages, { redeliverable: true, storeDown: true }).catch((err: unknown) => {
         // the ledger shares the outage; the pages themselves were sent
         this.o.logger.warn({ err: errorMessage(err) }, 'degraded pages: ledger write failed');
         return [];

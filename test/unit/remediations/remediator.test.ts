@@ -13,6 +13,8 @@ import { createRecordingPager } from '../../../remediations/pager/recording-page
 import type { GuardedRemediator } from '../../../remediations/remediator.js';
 import { createRemediator } from '../../../remediations/remediator.js';
 import type { Guard } from '../../../remediations/ports.js';
+import type { DocStore } from '../../../remediations/incidents/doc-store.js';
+import { createIncidentPaging } from '../../../remediations/incidents/incident-paging.js';
 import { cordon, decision, FakeCluster, FakeClusterExecutor } from './fake-cluster.js';
 
 const T0 = Date.parse('2026-11-21T10:15:00Z');
@@ -192,6 +194,41 @@ describe('remediator', () => {
       expect(exec.calls).to.have.length(0);
       expect(pager.sent.map((p) => p.dedupKey)).to.deep.equal(['gpu-xid-fatal:gpu-001']);
       expect(pager.sent[0]!.summary).to.contain('[degraded: guard unavailable: redis down]');
+    });
+
+    it('pages still go out, marked degraded, when incident grouping shares the outage (its store down too)', async () => {
+      const clock = new ManualClock(T0);
+      const cluster = FakeCluster.fleet(10, ['h100-train']);
+      const exec = new FakeClusterExecutor(cluster);
+      const pager = createRecordingPager();
+      let storeCalls = 0;
+      const down = (): Promise<never> => Promise.reject(new Error('redis down'));
+      const storeDown = (): Promise<never> => (storeCalls++, down());
+      const store: DocStore = { read: storeDown, write: storeDown, remove: storeDown, ids: storeDown, claimOnce: storeDown };
+      const remediator = createRemediator({
+        guard: { authorize: down, settle: () => Promise.resolve() },
+        executors: [exec, createPagerExecutor({ pagers: [pager], logger: silentLogger })],
+        ledger: [new MemoryLedger()],
+        clock,
+        logger: silentLogger,
+        registry: createRegistry('test'),
+        autoFlush: false,
+        incidents: createIncidentPaging({ store, clock }),
+      });
+      // the engine's degraded evaluation submits only pages and resolves (rules/service/batch-processor.ts)
+      const recs = await remediator.submit([decision({ action: 'page', rule: 'gpu-xid-fatal', severity: 'critical', dedupKey: 'gpu-xid-fatal:gpu-001', target: { kind: 'Node', name: 'gpu-001' } })]);
+      expect(recs.map((r) => [r.action, r.outcome])).to.deep.equal([['page', 'executed']]);
+      expect(recs[0]!.details?.degraded).to.contain('redis down');
+      expect(recs[0]!.details?.incidentUnavailable).to.contain('redis down');
+      expect(exec.calls).to.have.length(0);
+      expect(pager.sent.map((p) => p.summary)).to.have.length(1);
+      expect(pager.sent[0]!.summary).to.contain('[degraded: guard unavailable: redis down]');
+      // the engine's degraded evaluation says the store is down: no further wait on it for grouping
+      const before = storeCalls;
+      const again = await remediator.submit([decision({ id: 'p2', action: 'page', rule: 'gpu-xid-fatal', severity: 'critical', dedupKey: 'gpu-xid-fatal:gpu-002', target: { kind: 'Node', name: 'gpu-002' } })], { redeliverable: true, storeDown: true });
+      expect(again.map((r) => [r.action, r.outcome])).to.deep.equal([['page', 'executed']]);
+      expect(storeCalls - before, 'incident store calls while known down').to.equal(0);
+      expect(pager.sent).to.have.length(2);
     });
 
     it('retries a failed cordon with back-off until it is carried out, once (same decision id)', async () => {
