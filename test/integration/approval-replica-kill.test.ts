@@ -17,8 +17,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { expect } from 'chai';
 import { registerSecret } from '../harness/secrets.js';
-import type { EngineProc, TopicFollower } from './engine-support.js';
-import { engineLog, produce, ROOT, sleep, startReplicaPair, uniqueTopics, untilAllConsuming, waitFor } from './engine-support.js';
+import type { EngineProc } from './engine-support.js';
+import { engineLog, produce, ROOT, sleep, startReplicaPair, stopReplicaPair, uniqueTopics, untilAllConsuming, waitFor } from './engine-support.js';
 
 const ADMIN = registerSecret('control admin token', `itest-admin-${randomBytes(16).toString('hex')}`);
 const RULE = 'gpu-driver-rollout-regression';
@@ -59,9 +59,7 @@ function appliedRollbacks(e: EngineProc, decisionId: string): number {
 describe('approval after a replica is SIGKILLed (Kafka + Redis, two engines)', function () {
   this.timeout(180_000);
   const topics = uniqueTopics('apk');
-  let brokers: string[];
-  const engines: EngineProc[] = [];
-  let ledger: TopicFollower;
+  let pair: Awaited<ReturnType<typeof startReplicaPair>> | undefined;
 
   before(async () => {
     const dir = mkdtempSync(join(tmpdir(), 'nw-apk-'));
@@ -74,21 +72,16 @@ describe('approval after a replica is SIGKILLed (Kafka + Redis, two engines)', f
     writeFileSync(rulesFile, RULES);
     const tokensFile = join(dir, 'tokens');
     writeFileSync(tokensFile, `${ADMIN} admin alice\n`);
-    const pair = await startReplicaPair(topics, `nwapk${process.pid}:`, undefined, { tokensFile, extraArgs: ['--rules', rulesFile, '--cluster', clusterFile] });
-    brokers = pair.brokers;
-    engines.push(...pair.engines);
-    ledger = pair.ledger;
-    await untilAllConsuming(brokers, topics.signals, engines);
+    pair = await startReplicaPair(topics, `nwapk${process.pid}:`, undefined, { tokensFile, extraArgs: ['--rules', rulesFile, '--cluster', clusterFile] });
+    await untilAllConsuming(pair.brokers, topics.signals, pair.engines);
   });
 
-  after(async () => {
-    for (const e of engines) await e.kill('SIGTERM');
-    await ledger?.stop();
-  });
+  after(() => stopReplicaPair(pair));
 
   const approve = (e: EngineProc, id: string): Promise<Response> => fetch(`${e.url}/api/v1/approvals/${id}/approve`, { method: 'POST', headers: { authorization: `Bearer ${ADMIN}` } });
 
   it('is honoured exactly once by the survivor', async () => {
+    const { brokers, engines, ledger } = pair!;
     const now = Date.now();
     // One key, so one replica evaluates the three in order: this test is about the approval, not about a
     // group window fed by two replicas at once.

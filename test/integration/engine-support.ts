@@ -226,6 +226,12 @@ export async function startReplicaPair(
   return { brokers: kafka.brokers, engines, ledger: await new TopicFollower(kafka.brokers, topics.ledger).start() };
 }
 
+/** Stops what `startReplicaPair` started (the engines with SIGTERM; one already killed just resolves). */
+export async function stopReplicaPair(pair: { engines: readonly EngineProc[]; ledger: TopicFollower } | undefined): Promise<void> {
+  for (const e of pair?.engines ?? []) await e.kill('SIGTERM');
+  await pair?.ledger.stop();
+}
+
 /** Warms up until the group has settled with partitions on every replica (one Xid 13 per node never pages). */
 export interface ReplicaPairSuite {
   topics: Topics;
