@@ -18,7 +18,7 @@ import { join } from 'node:path';
 import { expect } from 'chai';
 import { registerSecret } from '../harness/secrets.js';
 import type { EngineProc } from './engine-support.js';
-import { engineLog, produce, ROOT, sleep, startReplicaPair, stopReplicaPair, uniqueTopics, untilAllConsuming, waitFor } from './engine-support.js';
+import { engineLog, produce, replicaPairSuite, ROOT, sleep, waitFor } from './engine-support.js';
 
 const ADMIN = registerSecret('control admin token', `itest-admin-${randomBytes(16).toString('hex')}`);
 const RULE = 'gpu-driver-rollout-regression';
@@ -58,30 +58,29 @@ function appliedRollbacks(e: EngineProc, decisionId: string): number {
 
 describe('approval after a replica is SIGKILLed (Kafka + Redis, two engines)', function () {
   this.timeout(180_000);
-  const topics = uniqueTopics('apk');
-  let pair: Awaited<ReturnType<typeof startReplicaPair>> | undefined;
-
-  before(async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'nw-apk-'));
-    // The fixture's driver DaemonSet, its newest ControllerRevision made 10 minutes ago (changedWithin 2h).
-    const fixture = readFileSync(join(ROOT, 'test', 'fixtures', 'incidents', 'driver-rollout-regression.cluster.yaml'), 'utf8');
-    expect(fixture).to.contain('"2026-11-21T09:30:00Z"');
-    const clusterFile = join(dir, 'cluster.yaml');
-    writeFileSync(clusterFile, fixture.replace('"2026-11-21T09:30:00Z"', JSON.stringify(new Date(Date.now() - 10 * 60_000).toISOString())));
-    const rulesFile = join(dir, 'rules.yaml');
-    writeFileSync(rulesFile, RULES);
-    const tokensFile = join(dir, 'tokens');
-    writeFileSync(tokensFile, `${ADMIN} admin alice\n`);
-    pair = await startReplicaPair(topics, `nwapk${process.pid}:`, undefined, { tokensFile, extraArgs: ['--rules', rulesFile, '--cluster', clusterFile] });
-    await untilAllConsuming(pair.brokers, topics.signals, pair.engines);
+  const engineArgs: { tokensFile?: string; extraArgs?: string[] } = {};
+  const pair = replicaPairSuite('apk', {
+    setup: () => {
+      const dir = mkdtempSync(join(tmpdir(), 'nw-apk-'));
+      // The fixture's driver DaemonSet, its newest ControllerRevision made 10 minutes ago (changedWithin 2h).
+      const fixture = readFileSync(join(ROOT, 'test', 'fixtures', 'incidents', 'driver-rollout-regression.cluster.yaml'), 'utf8');
+      expect(fixture).to.contain('"2026-11-21T09:30:00Z"');
+      const clusterFile = join(dir, 'cluster.yaml');
+      writeFileSync(clusterFile, fixture.replace('"2026-11-21T09:30:00Z"', JSON.stringify(new Date(Date.now() - 10 * 60_000).toISOString())));
+      const rulesFile = join(dir, 'rules.yaml');
+      writeFileSync(rulesFile, RULES);
+      engineArgs.tokensFile = join(dir, 'tokens');
+      writeFileSync(engineArgs.tokensFile, `${ADMIN} admin alice\n`);
+      engineArgs.extraArgs = ['--rules', rulesFile, '--cluster', clusterFile];
+      return undefined;
+    },
+    engine: () => engineArgs,
   });
-
-  after(() => stopReplicaPair(pair));
 
   const approve = (e: EngineProc, id: string): Promise<Response> => fetch(`${e.url}/api/v1/approvals/${id}/approve`, { method: 'POST', headers: { authorization: `Bearer ${ADMIN}` } });
 
   it('is honoured exactly once by the survivor', async () => {
-    const { brokers, engines, ledger } = pair!;
+    const { brokers, topics, engines, ledger } = pair;
     const now = Date.now();
     // One key, so one replica evaluates the three in order: this test is about the approval, not about a
     // group window fed by two replicas at once.

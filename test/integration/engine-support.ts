@@ -226,12 +226,6 @@ export async function startReplicaPair(
   return { brokers: kafka.brokers, engines, ledger: await new TopicFollower(kafka.brokers, topics.ledger).start() };
 }
 
-/** Stops what `startReplicaPair` started (the engines with SIGTERM; one already killed just resolves). */
-export async function stopReplicaPair(pair: { engines: readonly EngineProc[]; ledger: TopicFollower } | undefined): Promise<void> {
-  for (const e of pair?.engines ?? []) await e.kill('SIGTERM');
-  await pair?.ledger.stop();
-}
-
 /** Warms up until the group has settled with partitions on every replica (one Xid 13 per node never pages). */
 export interface ReplicaPairSuite {
   topics: Topics;
@@ -245,13 +239,17 @@ export interface ReplicaPairSuite {
  * broker and Redis: `before` runs `setup` (which returns extra engine config),
  * starts the pair, runs `afterStart`, and (unless `consuming: false`) waits
  * until both replicas consume; `after` stops both, the ledger follower and
- * runs `teardown`. The returned object is filled in by `before`.
+ * runs `teardown`. `engine` (read after `setup`) gives a control tokens file
+ * and more engine flags. The returned object is filled in by `before`.
  */
-export function replicaPairSuite(tag: string, o: { setup?: () => Promise<Record<string, unknown> | undefined> | Record<string, unknown> | undefined; afterStart?: () => void; teardown?: () => Promise<void>; consuming?: boolean } = {}): ReplicaPairSuite {
+export function replicaPairSuite(
+  tag: string,
+  o: { setup?: () => Promise<Record<string, unknown> | undefined> | Record<string, unknown> | undefined; engine?: () => { tokensFile?: string; extraArgs?: string[] }; afterStart?: () => void; teardown?: () => Promise<void>; consuming?: boolean } = {},
+): ReplicaPairSuite {
   const rp = { topics: uniqueTopics(tag), brokers: [], engines: [], ledger: undefined } as unknown as ReplicaPairSuite;
   before(async () => {
     const extra = await o.setup?.();
-    const pair = await startReplicaPair(rp.topics, `nw${tag}${process.pid}:`, extra);
+    const pair = await startReplicaPair(rp.topics, `nw${tag}${process.pid}:`, extra, o.engine?.());
     o.afterStart?.();
     rp.brokers = pair.brokers;
     rp.engines.push(...pair.engines);
