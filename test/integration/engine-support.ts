@@ -212,11 +212,17 @@ export async function ctl(args: string[], env: Record<string, string>): Promise<
 }
 
 /** Two engine replicas in one consumer group on the shared broker and Redis (4 partitions), and a follower of their ledger topic. */
-export async function startReplicaPair(topics: Topics, keyPrefix: string, extraConfig?: Record<string, unknown>): Promise<{ brokers: string[]; engines: EngineProc[]; ledger: TopicFollower }> {
+export async function startReplicaPair(
+  topics: Topics,
+  keyPrefix: string,
+  extraConfig?: Record<string, unknown>,
+  /** A control tokens file, and more engine flags (a later `--rules` / `--cluster` overrides the default). */
+  opts: { tokensFile?: string; extraArgs?: string[] } = {},
+): Promise<{ brokers: string[]; engines: EngineProc[]; ledger: TopicFollower }> {
   const [kafka, redis] = await Promise.all([sharedKafka(), sharedRedis()]);
   await kafka.createTopics([topics.signals, topics.deadLetter, topics.ledger], 4);
-  const cfg: EngineConfig = { brokers: kafka.brokers, redisUrl: redis.url, keyPrefix, groupId: `engine-${topics.signals}`, topics, ...(extraConfig ? { extraConfig } : {}) };
-  const engines = [await startEngine(cfg), await startEngine(cfg)];
+  const cfg: EngineConfig = { brokers: kafka.brokers, redisUrl: redis.url, keyPrefix, groupId: `engine-${topics.signals}`, topics, ...(extraConfig ? { extraConfig } : {}), ...(opts.tokensFile ? { tokensFile: opts.tokensFile } : {}) };
+  const engines = [await startEngine(cfg, opts.extraArgs), await startEngine(cfg, opts.extraArgs)];
   return { brokers: kafka.brokers, engines, ledger: await new TopicFollower(kafka.brokers, topics.ledger).start() };
 }
 
@@ -233,13 +239,17 @@ export interface ReplicaPairSuite {
  * broker and Redis: `before` runs `setup` (which returns extra engine config),
  * starts the pair, runs `afterStart`, and (unless `consuming: false`) waits
  * until both replicas consume; `after` stops both, the ledger follower and
- * runs `teardown`. The returned object is filled in by `before`.
+ * runs `teardown`. `engine` (read after `setup`) gives a control tokens file
+ * and more engine flags. The returned object is filled in by `before`.
  */
-export function replicaPairSuite(tag: string, o: { setup?: () => Promise<Record<string, unknown> | undefined> | Record<string, unknown> | undefined; afterStart?: () => void; teardown?: () => Promise<void>; consuming?: boolean } = {}): ReplicaPairSuite {
+export function replicaPairSuite(
+  tag: string,
+  o: { setup?: () => Promise<Record<string, unknown> | undefined> | Record<string, unknown> | undefined; engine?: () => { tokensFile?: string; extraArgs?: string[] }; afterStart?: () => void; teardown?: () => Promise<void>; consuming?: boolean } = {},
+): ReplicaPairSuite {
   const rp = { topics: uniqueTopics(tag), brokers: [], engines: [], ledger: undefined } as unknown as ReplicaPairSuite;
   before(async () => {
     const extra = await o.setup?.();
-    const pair = await startReplicaPair(rp.topics, `nw${tag}${process.pid}:`, extra);
+    const pair = await startReplicaPair(rp.topics, `nw${tag}${process.pid}:`, extra, o.engine?.());
     o.afterStart?.();
     rp.brokers = pair.brokers;
     rp.engines.push(...pair.engines);
