@@ -20,10 +20,13 @@ import type { NodeCluster } from '../harness/node-cluster.js';
 import type { PrometheusServer } from '../harness/prometheus.js';
 import { FakeFleet } from './fleet.js';
 import { POOL, sharedNode } from './shared.js';
+import { ControlClient } from '../../control/client.js';
 import {
+  CONTROL_TOKEN,
   NAMESPACE,
+  enginePodIp,
+  ledgerRecordWithin,
   eventuallyOnNode,
-  sleep,
   getNode,
   helmInstall,
   helmUninstall,
@@ -222,15 +225,36 @@ describe('nodewarden installed with helm on a real node', function () {
 
     const f1 = await fleet.add('nw-fake-1', { 'nodewarden.io/pool': POOL });
     const f2 = await fleet.add('nw-fake-2', { 'nodewarden.io/pool': POOL });
-    await sleep(3000); // the engine's cluster view sees the new nodes
+    // the engine's cluster view (what its guard counts) lists the new nodes in the pool
+    const engineApi = `http://${await enginePodIp(node)}:9102`;
+    const ctl = new ControlClient({ server: engineApi, token: CONTROL_TOKEN });
+    await engineSeesNodes(node, engineApi, [f1.name, f2.name]);
     writeKmsg(xidLine(79, '0000:18:00'));
     f1.kmsg(xidLine(48, '0000:18:00'));
     f2.kmsg(xidLine(79, '0000:3b:00'));
     const t0 = Date.now();
     const envNow = async (): Promise<string> =>
       (await node.kube.kubectl(['-n', 'gpu-operator', 'get', 'ds', 'nvidia-driver-daemonset', '-o', 'jsonpath={.spec.template.spec.containers[0].env[0].value}'])).stdout.trim();
+    // main's default incidents.approvals.requiredFor is [rollback]: the engine
+    // records the rollback as pending-approval and changes nothing until a
+    // person approves it. The chart keeps that default, so the test does what
+    // the on-call does (docs/paging.md): approve it through the control API
+    // with the admin token of the Secret, and asserts the DaemonSet was NOT
+    // touched before the approval.
+    const pending = await ledgerRecordWithin(node, b.redis.url, 'rollback pending approval', 120_000, (l) => l.rule === 'gpu-driver-rollout-regression' && l.action === 'rollback' && l.outcome === 'pending-approval');
+    const pendingMs = Date.now() - t0;
+    assert.equal(await envNow(), '560.28.03', 'the rollback ran before it was approved');
+    const approvals = await ctl.approvals();
+    const decisionId = pending.decisionId ?? '';
+    assert.notEqual(decisionId, '', JSON.stringify(pending));
+    const approval = approvals.approvals.find((a) => a['id'] === decisionId);
+    assert.equal(approval?.['state'], 'pending', JSON.stringify(approvals));
+    const tApprove = Date.now();
+    const decided = await ctl.decideApproval(decisionId, 'approve');
+    assert.equal(decided.approval['state'], 'approved', JSON.stringify(decided));
     await eventuallyOnNode(node, 'DaemonSet rolled back to the old driver', 120_000, async () => ((await envNow()) === '550.54.15' ? true : undefined));
     const rollbackMs = Date.now() - t0;
+    const approvedToRollbackMs = Date.now() - tApprove;
     // the real DaemonSet controller and kubelet bring the old revision's pod back
     const backPod = await eventuallyOnNode(node, 'the old revision\'s pod Running again', 180_000, () => running('550.54.15'));
     const backMs = Date.now() - t0;
@@ -240,9 +264,11 @@ describe('nodewarden installed with helm on a real node', function () {
     );
     assert.equal(page.payload?.severity, 'critical');
     assert.match(page.payload?.summary ?? '', /rollout|driver/i);
-    const rec = await ledgerRecord(node, b.redis.url, 'rollback', (l) => l.rule === 'gpu-driver-rollout-regression' && l.action === 'rollback');
-    assert.equal(rec.outcome, 'executed', JSON.stringify(rec));
-    figure(`Xids on 3 nodes of ${POOL} -> DaemonSet template rolled back: ${rollbackMs} ms; -> old revision's pod Running: ${backMs} ms`);
+    const rec = await ledgerRecord(node, b.redis.url, 'rollback executed', (l) => l.rule === 'gpu-driver-rollout-regression' && l.action === 'rollback' && l.outcome === 'executed');
+    assert.equal(rec.decisionId, decisionId, 'the approved decision is the one executed');
+    figure(
+      `Xids on 3 nodes of ${POOL} -> rollback pending approval: ${pendingMs} ms; approve -> DaemonSet template rolled back: ${approvedToRollbackMs} ms (Xids -> rolled back ${rollbackMs} ms); -> old revision's pod Running: ${backMs} ms`,
+    );
   });
 
   it('a storm larger than the budget -> the guard holds at maxUnavailable, counting nodes unavailable for other reasons', async () => {
@@ -253,7 +279,7 @@ describe('nodewarden installed with helm on a real node', function () {
     // unavailable for another reason: an operator cordoned it
     await f.add('nw-maintenance', { 'nodewarden.io/pool': 'gpu-storm' });
     await node.kube.kubectl(['cordon', 'nw-maintenance']);
-    await sleep(3000);
+    await engineSeesNodes(node, `http://${await enginePodIp(node)}:9102`, [...storm.map((n) => n.name), 'nw-maintenance'], ['nw-maintenance']);
     const unavailable = async (): Promise<string[]> => {
       const r = await node.kube.request('GET', '/api/v1/nodes');
       const items = (r.json as { items: Array<{ metadata: { name: string }; spec?: { unschedulable?: boolean }; status?: { conditions?: Array<{ type: string; status: string }> } }> }).items;
@@ -288,6 +314,22 @@ describe('nodewarden installed with helm on a real node', function () {
     figure(`storm of ${storm.length} Xids (${total.items.length} nodes, limit ${limit}, ${before.length} already unavailable) -> ${executed.length} cordoned, ${refused.length} denied, all decided in ${holdMs} ms`);
   });
 });
+
+/** Waits until the engine's cluster view (GET /api/v1/nodes) lists `names`, and `cordoned` as unschedulable. */
+async function engineSeesNodes(node: NodeCluster, engineApi: string, names: string[], cordoned: string[] = []): Promise<void> {
+  await eventuallyOnNode(node, `the engine's cluster view lists ${names.join(', ')}`, 60_000, async () => {
+    const r = await fetchNodes(engineApi);
+    const seen = new Map(r.map((n) => [n.name, n]));
+    return names.every((n) => seen.has(n)) && cordoned.every((n) => seen.get(n)?.unschedulable === true) ? true : undefined;
+  });
+}
+
+/** GET /api/v1/nodes of the engine (the ControlClient has no call for it: the console reads it). */
+async function fetchNodes(engineApi: string): Promise<Array<{ name: string; unschedulable: boolean }>> {
+  const res = await fetch(`${engineApi}/api/v1/nodes`, { headers: { authorization: `Bearer ${CONTROL_TOKEN}` }, signal: AbortSignal.timeout(5000) });
+  if (!res.ok) throw new Error(`GET /api/v1/nodes: HTTP ${res.status}`);
+  return ((await res.json()) as { nodes: Array<{ name: string; unschedulable: boolean }> }).nodes;
+}
 
 /** PID of the kube-proxy process of the static pod (host PID namespace view). */
 function kubeProxyPid(): number | undefined {

@@ -301,5 +301,18 @@ export async function eventuallyOnNode<T>(node: NodeCluster, what: string, timeo
 
 /** The first ledger record matching `pred`, waiting for it: the engine writes the ledger after it acts. */
 export async function ledgerRecord(node: NodeCluster, redisUrl: string, what: string, pred: (r: LedgerRecord) => boolean): Promise<LedgerRecord> {
-  return eventuallyOnNode(node, `ledger record: ${what}`, 30_000, async () => (await readLedger(redisUrl)).find(pred));
+  return ledgerRecordWithin(node, redisUrl, what, 30_000, pred);
+}
+
+/** `ledgerRecord` with its own timeout (a decision that follows a rule window). */
+export async function ledgerRecordWithin(node: NodeCluster, redisUrl: string, what: string, timeoutMs: number, pred: (r: LedgerRecord) => boolean): Promise<LedgerRecord> {
+  return eventuallyOnNode(node, `ledger record: ${what}`, timeoutMs, async () => (await readLedger(redisUrl)).find(pred));
+}
+
+/** The engine pod's IP on the node's bridge (reachable from the test): its control API listens on the `http` port. */
+export async function enginePodIp(node: NodeCluster): Promise<string> {
+  const r = await node.kube.kubectl(['-n', NAMESPACE, 'get', 'pods', '-l', 'app.kubernetes.io/name=nodewarden-engine', '-o', 'jsonpath={.items[0].status.podIP}']);
+  const ip = r.stdout.trim();
+  if (ip === '') throw new Error(`no engine pod IP: ${r.stderr.trim()}`);
+  return ip;
 }
