@@ -48,13 +48,15 @@ export function buildLedgerRecord(i: RecordInput): LedgerRecord {
 /**
  * The idempotency key of a record: one decision attempt (a retried action's
  * attempts are distinct, a degraded page is distinct from the guarded one
- * that follows), or null for a record without a decision id (always written).
+ * that follows, a decision's `pending-approval` record is distinct from the
+ * outcome it gets once a person decides: the same decision id carries both),
+ * or null for a record without a decision id (always written).
  * Sinks append a record at most once per key.
  */
 export function ledgerKey(r: Partial<LedgerRecord>): string | null {
   if (r.decisionId === undefined) return null;
   const attempt = typeof r.details?.attempt === 'number' ? r.details.attempt : 1;
-  return `${r.decisionId}#${attempt}${r.details?.degraded === undefined ? '' : '#degraded'}`;
+  return `${r.decisionId}#${attempt}${r.details?.degraded === undefined ? '' : '#degraded'}${r.outcome === 'pending-approval' ? '#pending' : ''}`;
 }
 
 /** Remembers the keys of the newest `max` records appended by a memory sink: the same key is appended once. */

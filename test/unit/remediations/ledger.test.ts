@@ -83,4 +83,19 @@ describe('ledger idempotency (one decision attempt, one record)', () => {
     await reader.append([a, retry]);
     expect(reader.entries).to.have.length(2);
   });
+
+  it('an approved decision keeps both records: pending-approval, then its outcome (same decision id), each once', async () => {
+    // found by the node suite: the executed record of an approved rollback was dropped as a duplicate of its pending-approval record
+    const base = { ts: '2026-11-21T10:00:00.000Z', rule: 'r', action: 'rollback' as const, target: { kind: 'DaemonSet' as const, name: 'ds', namespace: 'ns' }, reason: 'x', guard: null, decisionId: 'd1' };
+    const pending = { ...base, outcome: 'pending-approval' as const };
+    const done = { ...base, outcome: 'executed' as const, details: { approval: { by: 'alice', via: 'api' } } };
+    const mem = new MemoryLedger();
+    await mem.write([pending, pending]);
+    await mem.write([done, done, pending]);
+    expect(mem.records.map((r) => r.outcome)).to.deep.equal(['pending-approval', 'executed']);
+    const reader = new MemoryLedgerReader();
+    await reader.append([pending, done]);
+    await reader.append([pending, done]);
+    expect(reader.entries.map((e) => ('outcome' in e ? e.outcome : null))).to.deep.equal(['pending-approval', 'executed']);
+  });
 });
