@@ -3,7 +3,7 @@
  * approximate MAXLEN bound (old records fall off, memory stays bounded), read
  * back newest first by the control API (control/redis-ledger-reader.ts).
  * Idempotent: a record whose key (record.ts `ledgerKey`: decision id and
- * attempt) was appended within `seenTtlMs` is not appended again, in the same
+ * attempt, pending-approval apart) was appended within `seenTtlMs` is not appended again, in the same
  * atomic script (lua/append.lua), so readers need no dedupe.
  */
 import { randomUUID } from 'node:crypto';
