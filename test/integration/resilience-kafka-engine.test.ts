@@ -20,8 +20,13 @@
  *
  * The ledger is read by offset (partition@offset → record): a test consumer
  * that re-reads messages after the broker restart (its own offset commit lost)
- * must not look like a second ledger record. Duplicates the engine really
- * wrote (two offsets) still count.
+ * must not look like a second ledger record. Records the engine wrote twice
+ * under the same idempotency key (record.ts `ledgerKey`: a replica killed after
+ * its ledger write but before the guard's settle; the survivor takes the lapsed
+ * lease over and writes the same decision attempt again) are folded by key, as
+ * every ledger consumer does (the topic is keyed and compacted,
+ * docs/operations.md); their number is printed. Two keys for one node still
+ * count as two decisions.
  */
 import { expect } from 'chai';
 import { join } from 'node:path';
@@ -34,6 +39,8 @@ import { sharedRedis } from './servers.js';
 import { produce, sleep, TopicFollower, uniqueTopics, waitFor } from './engine-support.js';
 import { admin, committed, ROOT, spawnEngine, topicEnd } from '../../bench/lib/kafka-bench.js';
 import type { EngineChild } from '../../bench/lib/kafka-bench.js';
+import type { LedgerRecord } from '../../core/decision.js';
+import { ledgerKey } from '../../remediations/ledger/record.js';
 
 const CLUSTER_FILE = join(ROOT, 'test', 'fixtures', 'cluster', 'fleet-100.yaml');
 const HUMAN_CORDONED = new Set([7, 52, 91]);
@@ -239,7 +246,16 @@ describe('resilience: broker restart + engine SIGKILL, two replicas, real Kafka 
     } finally {
       await b.disconnect();
     }
-    const cordons = (): LedgerRec[] => (ledger?.records ?? []).map((r) => r as unknown as LedgerRec).filter((r) => r.rule === 'gpu-xid-fatal' && r.action === 'cordon');
+    const rawCordons = (): LedgerRec[] => (ledger?.records ?? []).map((r) => r as unknown as LedgerRec).filter((r) => r.rule === 'gpu-xid-fatal' && r.action === 'cordon');
+    /** Folded by idempotency key as a ledger consumer does (the first record of a key wins). */
+    const cordons = (): LedgerRec[] => {
+      const byKey = new Map<string, LedgerRec>();
+      for (const r of rawCordons()) {
+        const k = ledgerKey(r as unknown as Partial<LedgerRecord>) ?? r._at ?? '';
+        if (!byKey.has(k)) byKey.set(k, r);
+      }
+      return [...byKey.values()];
+    };
     await waitFor('a cordon decision for every fault node', () => new Set(cordons().map((r) => r.target.name)).size >= K + M || undefined, 60_000, 200);
     await sleep(3000); // late duplicates, if any, would land now
 
@@ -254,7 +270,7 @@ describe('resilience: broker restart + engine SIGKILL, two replicas, real Kafka 
     const byOutcome = new Map<string, number>();
     for (const r of recs) byOutcome.set(`${r.outcome}${r.guard ? `/${r.guard}` : ''}`, (byOutcome.get(`${r.outcome}${r.guard ? `/${r.guard}` : ''}`) ?? 0) + 1);
     console.log(
-      `      cordon ledger records: ${JSON.stringify(Object.fromEntries(byOutcome))}; ledger messages re-read by the test consumer: ${ledger?.rereads ?? 0}; ` +
+      `      cordon ledger records: ${JSON.stringify(Object.fromEntries(byOutcome))}; same-key records folded: ${rawCordons().length - recs.length}; ledger messages re-read by the test consumer: ${ledger?.rereads ?? 0}; ` +
         `survivor processed ${await survivor.metric('nodewarden_engine_events_processed_total')}, duplicates skipped ${await survivor.metric('nodewarden_engine_events_duplicate_total')}, ` +
         `batches redelivered ${await survivor.metric('nodewarden_engine_batch_failures_total')}`,
     );
