@@ -104,6 +104,16 @@ export function pagingStoreContract(name: string, factory: PagingStoreFactory): 
       const rest = await Promise.all(['n1', 'n2', 'n3'].map((n, i) => (i % 2 ? b : a).route(nodePage(n))));
       expect(first).to.include({ kind: 'send', event: 'trigger', dedupKey: key });
       for (const r of rest) expect(r).to.include({ kind: 'suppressed', guard: 'incidentOpen', dedupKey: key });
+      // ... or after them: then it is sent at once as an update of their incident (news: the diagnosis)
+      const other = { ...rollout, id: 'later', group: { pool: 'b200' } };
+      const nodesFirst = await Promise.all(['m1', 'm2'].map((n) => a.route(nodePage(n, { group: { pool: 'b200' } }))));
+      const trigger = nodesFirst.find((r) => r.kind === 'send');
+      expect(nodesFirst.filter((r) => r.kind === 'send')).to.have.length(1);
+      if (trigger?.kind === 'send') await a.settleSend(trigger.dedupKey, trigger.seq, true);
+      const joined = await b.route(other);
+      expect(joined).to.include({ kind: 'send', event: 'update', dedupKey: 'nodewarden/incident/gpu-xid-fatal/pool=b200' });
+      expect(joined.kind === 'send' && joined.decision.rule).to.equal('gpu-driver-rollout-regression');
+      expect(await a.route({ ...other, id: 'again' }), 'the same rule again waits for the group interval').to.include({ kind: 'suppressed', guard: 'incidentOpen' });
       expect(Object.keys((await a.get(key))?.members ?? {}).sort()).to.deep.equal(['Rule/gpu-driver-rollout-regression', 'n1', 'n2', 'n3']);
       // another pool's storm is another incident; without `incident` the rule keeps its own
       expect(await a.route({ ...rollout, id: 'other-pool', group: { pool: 'a100-infer' } })).to.include({ kind: 'send', dedupKey: 'nodewarden/incident/gpu-xid-fatal/pool=a100-infer' });

@@ -40,15 +40,30 @@ describe('driver-rollout rule across two engine replicas (Kafka + Redis, shipped
 
   const processed = async (): Promise<number[]> => Promise.all(rp.engines.map((e: EngineProc) => e.metric('nodewarden_engine_events_processed_total')));
 
+  /** The replicas' processed counts once nothing moved for 600 ms (the warm-up's events are all in). */
+  async function quiet(): Promise<number[]> {
+    let last = await processed();
+    return waitFor('the replicas to be idle', async () => {
+      await new Promise((r) => setTimeout(r, 600));
+      const now = await processed();
+      const same = now.every((n, i) => n === last[i]);
+      last = now;
+      return same ? now : undefined;
+    }, 30_000, 0);
+  }
+
   /** Produces one event and waits until a replica processed it; returns that replica's index. */
   async function send(key: string, value: Record<string, unknown>): Promise<number> {
-    const before = await processed();
+    const before = await quiet();
     await produce(rp.brokers, rp.topics.signals, [{ key, value }]);
-    return waitFor(`${key}'s event processed`, async () => {
+    const i = await waitFor(`${key}'s event processed`, async () => {
       const now = await processed();
-      const i = now.findIndex((n, k) => n > (before[k] ?? 0));
-      return i >= 0 ? i : undefined;
+      const j = now.findIndex((n, k) => n > (before[k] ?? 0));
+      return j >= 0 ? j : undefined;
     }, 30_000);
+    const after = await quiet();
+    expect(after.map((n, k) => n - (before[k] ?? 0)), `events processed per replica for ${key}'s one event`).to.deep.equal(i === 0 ? [1, 0] : [0, 1]);
+    return i;
   }
 
   const rolloutOf = (pool: string, action: string): Array<Record<string, unknown>> =>

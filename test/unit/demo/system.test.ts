@@ -64,8 +64,9 @@ describe('demo system (real engine, guard and remediator in virtual time)', func
     const sent = records.filter((r) => r.action === 'page' && r.outcome === 'executed' && Date.parse(r.ts) >= from && Date.parse(r.ts) <= to);
     expect(sent.length, 'the incident is updated during the storm').to.be.greaterThan(1);
     expect(new Set(sent.map((r) => r.dedupKey)), JSON.stringify(sent.map((r) => [r.rule, r.dedupKey]))).to.deep.equal(new Set([stormIncident]));
+    // the rollout rule's page is an immediate update of that incident (the rollback waits for approval)
     const rolloutPages = records.filter((r) => r.action === 'page' && r.rule === 'gpu-driver-rollout-regression');
-    expect(rolloutPages.map((r) => [r.outcome, r.guard, r.dedupKey])).to.deep.equal([['suppressed', 'incidentOpen', stormIncident]]);
+    expect(rolloutPages.map((r) => [r.outcome, r.dedupKey, (r.details?.incident as { event?: string } | undefined)?.event])).to.deep.equal([['executed', stormIncident, 'update']]);
     const stormDenied = denied.filter((r) => r.target.name.startsWith('h100-train-') && Date.parse(r.ts) < T0 + 28 * 60_000).length;
     expect(denialPages[0]?.reason).to.include(`stopped ${stormDenied} cordon action(s)`);
 
