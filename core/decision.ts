@@ -36,6 +36,12 @@ export interface Decision {
   params?: Record<string, unknown>;
   /** Label values of the scope (pool, zone) for per-group guards and grouping. */
   group?: Record<string, string>;
+  /**
+   * The incident its pages join in place of the rule's own (the rule's
+   * `incident:`, e.g. the rollout rule's pages join the node-fault storm's
+   * incident of the same pool; ADR 0020). Absent: the rule id.
+   */
+  incident?: string;
   /** Evidence shown to humans (event ids, counts, windows). */
   evidence?: Record<string, unknown>;
 }

@@ -152,6 +152,8 @@ interface DenialGroup {
   kind: 'denied' | 'failed';
   guard: string;
   rule: string;
+  /** The incident the denied decisions' pages join (their rule's `incident:`). */
+  incident: string | undefined;
   group: Record<string, string> | undefined;
   firstAt: number;
   severity: Severity;
@@ -310,7 +312,7 @@ export function createRemediator(o: RemediatorOptions): GuardedRemediator {
     const key = `${kind === 'failed' ? 'failed:' : ''}${guard}|${d.rule}|${gl}`;
     let g = denials.get(key);
     if (!g) {
-      g = { key, kind, guard, rule: d.rule, group: d.group, firstAt: now, severity: 'warning', items: [] };
+      g = { key, kind, guard, rule: d.rule, incident: d.incident, group: d.group, firstAt: now, severity: 'warning', items: [] };
       denials.set(key, g);
     }
     if (d.severity === 'critical' || kind === 'failed') g.severity = 'critical';
@@ -385,6 +387,7 @@ export function createRemediator(o: RemediatorOptions): GuardedRemediator {
       severity: g.severity,
       dedupKey: boundedDedupKey(`nodewarden:${g.kind}:${g.guard}:${g.rule}:${gl ?? 'fleet'}`),
       ...(g.group ? { group: g.group } : {}),
+      ...(g.incident ? { incident: g.incident } : {}),
       evidence: { guard: g.guard, denied: g.items },
     };
   }

@@ -7,7 +7,9 @@
  * - route(page): the page joins its group's incident. The page that opens it
  *   becomes the incident's trigger (when group-wait is 0), carrying the
  *   incident's dedupKey; the others are `suppressed` with that dedupKey and
- *   reach humans as the next update.
+ *   reach humans as the next update — but the first page of a rule that
+ *   joins another rule's incident (`incident:`, ADR 0020) is sent as an
+ *   update at once, like the first guard denial.
  * - route(resolve): the member clears; the last member to clear sends the
  *   incident's resolve, earlier ones are `suppressed` (still firing).
  * - due(): trigger/updates whose group-wait / group-interval / repeat-interval
@@ -150,6 +152,12 @@ export function createIncidentPaging(o: IncidentPagingOptions): IncidentPaging {
         const sent = await claim(g.dedupKey, false, d);
         if (sent) return sent;
         return { kind: 'suppressed', dedupKey: g.dedupKey, guard: 'incidentOpen', reason: `opened incident ${g.dedupKey}; its trigger goes out after group-wait`, nodes: [member] };
+      }
+      if (j.result.newMember && d.incident !== undefined && d.incident !== d.rule) {
+        // another rule's diagnosis of the same storm (the rollout rule: "roll back the driver,
+        // approval pending") is news humans act on: its update goes out now, not after group-interval
+        const sent = await claim(g.dedupKey, true, d);
+        if (sent) return sent;
       }
       const n = j.doc ? Object.keys(j.doc.members).length : 0;
       return { kind: 'suppressed', dedupKey: g.dedupKey, guard: 'incidentOpen', reason: `joined open incident ${g.dedupKey} (${n} node(s)${j.result.newMember ? '' : `; ${member} already in it`}); humans hear it in the next update`, nodes: [member] };

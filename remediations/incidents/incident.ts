@@ -83,8 +83,11 @@ export interface IncidentGroup {
 
 const SEVERITY_RANK: Record<Severity, number> = { info: 0, warning: 1, error: 2, critical: 3 };
 
-/** The incident a decision belongs to: rule and the grouping labels of its group. */
-export function incidentGroupOf(d: Pick<Decision, 'rule' | 'group'>, by: readonly string[]): IncidentGroup {
+/**
+ * The incident a decision belongs to: its rule (or the incident its rule
+ * names, `incident:` — ADR 0020) and the grouping labels of its group.
+ */
+export function incidentGroupOf(d: Pick<Decision, 'rule' | 'group' | 'incident'>, by: readonly string[]): IncidentGroup {
   const labels: Record<string, string> = {};
   for (const l of by) {
     if (l === 'rule') continue;
@@ -95,13 +98,20 @@ export function incidentGroupOf(d: Pick<Decision, 'rule' | 'group'>, by: readonl
     .sort(([a], [b]) => a.localeCompare(b))
     .map(([k, v]) => `${k}=${v}`)
     .join(',');
-  const rule = by.includes('rule') ? d.rule : '*';
+  const rule = by.includes('rule') ? (d.incident ?? d.rule) : '*';
   return { dedupKey: boundedDedupKey(`nodewarden/incident/${rule}/${lbl || 'fleet'}`), rule, labels };
 }
 
-/** The member a decision is about: a node by name, anything else as Kind/name. */
-export function memberOf(d: Pick<Decision, 'target'>): string {
-  return d.target.kind === 'Node' ? d.target.name : `${d.target.kind}/${d.target.namespace ? `${d.target.namespace}/` : ''}${d.target.name}`;
+/**
+ * The member a decision is about: a node by name, anything else as Kind/name;
+ * a non-node decision of a rule that joins another rule's incident (the
+ * rollout rule's page and rollback) is one member, `Rule/<id>`, so what it
+ * did shows in the incident (`rollback executed`) and its clear is matched.
+ */
+export function memberOf(d: Pick<Decision, 'target' | 'rule' | 'incident'>): string {
+  if (d.target.kind === 'Node') return d.target.name;
+  if (d.incident !== undefined && d.incident !== d.rule) return `Rule/${d.rule}`;
+  return `${d.target.kind}/${d.target.namespace ? `${d.target.namespace}/` : ''}${d.target.name}`;
 }
 
 function fresh(g: IncidentGroup, severity: Severity, summary: string, now: number): Incident {

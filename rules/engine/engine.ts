@@ -425,6 +425,7 @@ export function createRuleEngine(opts: RuleEngineOptions): RuleEngine {
         evidence,
       };
       if (group) dec.group = group;
+      if (rule.incident) dec.incident = rule.incident;
       return dec;
     };
     const nodeTargets = (): string[] => (d.node !== null ? [d.node] : members);

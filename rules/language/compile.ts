@@ -21,7 +21,7 @@ export const API_VERSION = 'nodewarden.io/v1';
 const ID_RE = /^[a-z0-9][a-z0-9-]{0,62}$/;
 const TYPE_SET: ReadonlySet<string> = new Set(EVENT_TYPES);
 
-const RULE_KEYS = ['id', 'description', 'severity', 'enabled', 'runbook', 'match', 'scope', 'condition', 'clear', 'cooldown', 'actions', 'summary'];
+const RULE_KEYS = ['id', 'description', 'severity', 'enabled', 'runbook', 'incident', 'match', 'scope', 'condition', 'clear', 'cooldown', 'actions', 'summary'];
 const CONDITION_KINDS = ['count', 'distinctNodes', 'increase', 'rate', 'sustained', 'absent', 'allOf', 'anyOf', 'sequence', 'changedWithin'];
 const ACTION_TYPES = ['cordon', 'uncordon', 'rollback', 'page', 'resolve'];
 const DEFAULT_COOLDOWN = 10 * 60_000;
@@ -332,6 +332,8 @@ export function compileRule(raw: unknown, i: number, file: string, problems: Inp
   if (!SEVERITIES.includes(raw.severity as Severity)) ctx.err('/severity', `must be one of ${SEVERITIES.join(', ')}`);
   if (raw.enabled !== undefined && typeof raw.enabled !== 'boolean') ctx.err('/enabled', 'must be true or false');
   if (raw.runbook !== undefined && (typeof raw.runbook !== 'string' || !raw.runbook)) ctx.err('/runbook', 'must be a path or URL');
+  if (raw.incident !== undefined && (typeof raw.incident !== 'string' || !ID_RE.test(raw.incident)))
+    ctx.err('/incident', 'must name the incident group its pages join (usually another rule id): lower-case letters, digits and dashes, at most 63 characters');
   const severity = (SEVERITIES.includes(raw.severity as Severity) ? raw.severity : 'warning') as Severity;
   const ruleMatch = raw.match === undefined ? null : compileMatcher(ctx, raw.match, '/match');
   const scope = compileScope(ctx, raw.scope);
@@ -355,6 +357,7 @@ export function compileRule(raw: unknown, i: number, file: string, problems: Inp
     severity,
     enabled: raw.enabled !== false,
     ...(typeof raw.runbook === 'string' ? { runbook: raw.runbook } : {}),
+    ...(typeof raw.incident === 'string' && raw.incident !== raw.id ? { incident: raw.incident } : {}),
     source: file,
     scope,
     condition,

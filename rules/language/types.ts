@@ -62,6 +62,8 @@ export interface CompiledRule {
   /** As written in the file; runtime toggles may override. */
   enabled: boolean;
   runbook?: string;
+  /** Pages of this rule join the incidents of this name (another rule's id) instead of the rule's own (ADR 0020). */
+  incident?: string;
   /** File the rule came from. */
   source: string;
   scope: ScopeSpec;

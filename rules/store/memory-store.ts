@@ -259,7 +259,8 @@ export class MemoryStateStore implements StateStore {
         const prev = d.m.get(op.member);
         if (prev === undefined || op.ts > prev) d.m.set(op.member, op.ts);
         this.touch(d, op.ts, op.ttlMs);
-        return distinctCount(d.m, op.ts, op.windowMs, true);
+        distinctCount(d.m, op.ts, op.windowMs, true);
+        return distinctBest(d.m, op.ts, op.windowMs).count;
       }
       case 'distinct.count': {
         const d = this.get(op.key, 'distinct');
@@ -268,9 +269,10 @@ export class MemoryStateStore implements StateStore {
       case 'distinct.members': {
         const d = this.get(op.key, 'distinct');
         if (!d) return [];
-        const from = op.now - op.windowMs;
+        const end = distinctBest(d.m, op.now, op.windowMs).end;
+        const from = end - op.windowMs;
         const out: string[] = [];
-        for (const [m, t] of d.m) if (t > from && t <= op.now) out.push(m);
+        for (const [m, t] of d.m) if (t > from && t <= end) out.push(m);
         return out.sort();
       }
       case 'counter.add': {
@@ -412,6 +414,25 @@ export class MemoryStateStore implements StateStore {
     }
   }
 }
+
+/**
+ * The window a (possibly late) distinctNodes event counts in: of the windows
+ * of length windowMs that hold `now` — ending at it, or at a newer member
+ * before now + windowMs — the one with the most members, the earliest on a
+ * tie (in order: the window ending at now). Replicas add to one group's set
+ * from different partitions, so a newer member can be there first; see
+ * distinctBest in lua/batch.lua, which this mirrors (at most MAX_LATER tried).
+ */
+function distinctBest(d: Map<string, number>, now: number, windowMs: number): { count: number; end: number } {
+  let best = { count: distinctCount(d, now, windowMs, false), end: now };
+  const later = [...d.values()].filter((t) => t > now && t < now + windowMs).sort((x, y) => x - y).slice(0, MAX_LATER);
+  for (const end of later) {
+    const count = distinctCount(d, end, windowMs, false);
+    if (count > best.count) best = { count, end };
+  }
+  return best;
+}
+const MAX_LATER = 1024;
 
 function distinctCount(d: Map<string, number>, now: number, windowMs: number, trim: boolean): number {
   const from = now - windowMs;

@@ -118,7 +118,7 @@ export function encodeBatch(ops: readonly StoreOp[], from = 0, to = ops.length):
         a.push(Code.ZCount, k(op.key), `(${str(op.now - op.windowMs)}`, str(op.now));
         break;
       case 'distinct.members':
-        a.push(Code.DistinctMembers, k(op.key), `(${str(op.now - op.windowMs)}`, str(op.now));
+        a.push(Code.DistinctMembers, k(op.key), `(${str(op.now - op.windowMs)}`, str(op.now), op.windowMs);
         break;
       case 'counter.add':
         // refresh the TTL at least every (ttl - window) / 2 of sample time: the key outlives its window

@@ -94,6 +94,33 @@ export function pagingStoreContract(name: string, factory: PagingStoreFactory): 
       expect(inc?.members['h100-003']?.facts).to.deep.equal(['cordon executed']);
     });
 
+    it('a rule naming the incident (the rollout rule) joins the storm’s ONE incident, whichever replica and order', async () => {
+      const a = paging(f.store);
+      const b = paging(f.replica());
+      const key = 'nodewarden/incident/gpu-xid-fatal/pool=h100-train';
+      const rollout = nodePage('x', { rule: 'gpu-driver-rollout-regression', incident: 'gpu-xid-fatal', target: { kind: 'Group', name: 'pool=h100-train' }, dedupKey: 'nodewarden/gpu-driver-rollout-regression/h100-train' });
+      // the group rule's page can be routed before the node pages (another replica was faster)
+      const first = await b.route(rollout);
+      const rest = await Promise.all(['n1', 'n2', 'n3'].map((n, i) => (i % 2 ? b : a).route(nodePage(n))));
+      expect(first).to.include({ kind: 'send', event: 'trigger', dedupKey: key });
+      for (const r of rest) expect(r).to.include({ kind: 'suppressed', guard: 'incidentOpen', dedupKey: key });
+      // ... or after them: then it is sent at once as an update of their incident (news: the diagnosis)
+      const other = { ...rollout, id: 'later', group: { pool: 'b200' } };
+      const nodesFirst = await Promise.all(['m1', 'm2'].map((n) => a.route(nodePage(n, { group: { pool: 'b200' } }))));
+      const trigger = nodesFirst.find((r) => r.kind === 'send');
+      expect(nodesFirst.filter((r) => r.kind === 'send')).to.have.length(1);
+      if (trigger?.kind === 'send') await a.settleSend(trigger.dedupKey, trigger.seq, true);
+      const joined = await b.route(other);
+      expect(joined).to.include({ kind: 'send', event: 'update', dedupKey: 'nodewarden/incident/gpu-xid-fatal/pool=b200' });
+      expect(joined.kind === 'send' && joined.decision.rule).to.equal('gpu-driver-rollout-regression');
+      expect(await a.route({ ...other, id: 'again' }), 'the same rule again waits for the group interval').to.include({ kind: 'suppressed', guard: 'incidentOpen' });
+      expect(Object.keys((await a.get(key))?.members ?? {}).sort()).to.deep.equal(['Rule/gpu-driver-rollout-regression', 'n1', 'n2', 'n3']);
+      // another pool's storm is another incident; without `incident` the rule keeps its own
+      expect(await a.route({ ...rollout, id: 'other-pool', group: { pool: 'a100-infer' } })).to.include({ kind: 'send', dedupKey: 'nodewarden/incident/gpu-xid-fatal/pool=a100-infer' });
+      const { incident: _, ...own } = rollout;
+      expect(await a.route({ ...own, id: 'own' })).to.include({ kind: 'send', dedupKey: 'nodewarden/incident/gpu-driver-rollout-regression/pool=h100-train' });
+    });
+
     it('the last member to clear resolves the incident, exactly once across replicas', async () => {
       const a = paging(f.store);
       const b = paging(f.replica());

@@ -51,6 +51,23 @@ export function stateStoreContract(name: string, factory: () => Promise<StoreUnd
       expect(await one(add('n1', 12_500))).to.equal(2);
     });
 
+    it('distinct.add: a late member counts in the fullest window that holds it, up to a newer member (replicas feed one group out of order)', async function () {
+      const key = k.leaf('d', 'r', 0, 'g:pool=late');
+      const add = (member: string, ts: number): StoreOp => ({ op: 'distinct.add', key, member, ts, windowMs: 15_000, ttlMs: 60_000 });
+      // replica A adds a (t=0); replica B adds c (t=10s) first; A's b (t=5s) comes last: (-5s, 10s] holds all three
+      expect(await run([add('a', 0), add('c', 10_000)])).to.deep.equal([1, 2]);
+      expect(await one(add('b', 5_000))).to.equal(3);
+      expect(await one({ op: 'distinct.members', key, now: 5_000, windowMs: 15_000 }), 'the nodes of the window that counted').to.deep.equal(['a', 'b', 'c']);
+      // in order nothing changes: the window ends at the event
+      expect(await one({ op: 'distinct.members', key, now: 10_000, windowMs: 15_000 })).to.deep.equal(['a', 'b', 'c']);
+      // a newer member a whole window away (q) is in no window that holds the late one (r)
+      const k2 = k.leaf('d', 'r', 0, 'g:pool=far');
+      const add2 = (member: string, ts: number): StoreOp => ({ op: 'distinct.add', key: k2, member, ts, windowMs: 15_000, ttlMs: 60_000 });
+      expect(await run([add2('p', 2_000), add2('q', 16_000), add2('r', 1_000)])).to.deep.equal([1, 2, 2]);
+      expect(await one({ op: 'distinct.members', key: k2, now: 1_000, windowMs: 15_000 })).to.deep.equal(['p', 'r']);
+      expect(await run([add2('s', 30_000)])).to.deep.equal([2]);
+    });
+
     it('counter.add returns the increase over [ts - window, ts] with resets counted from the new value', async function () {
       const key = k.leaf('cs', 'r', 0, 'n:a');
       const add = (member: string, ts: number, value: number): StoreOp => ({ op: 'counter.add', key, member, ts, value, windowMs: 60_000, ttlMs: 120_000 });

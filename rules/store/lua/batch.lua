@@ -18,8 +18,8 @@
 --          numbers. ( = exclusive bound "(<n>", as ZCOUNT takes it.
 --           1 window.add        k member ts from (from ttlMs        from = ts - windowMs
 --           2 window.count      k (from now                         (also distinct.count)
---           3 distinct.add      k member ts from (from ttlMs
---           4 distinct.members  k (from now
+--           3 distinct.add      k member ts from (from ttlMs       count: distinctBest
+--           4 distinct.members  k (from now windowMs            members: distinctBest's window
 --           5 counter.add       k value idHash ts from ttlMs refreshMs   (numbers but ttlMs)
 --                               idHash: 53-bit hash of the event id (dedupe)
 --           6 counter.increase  k from now                          (numbers)
@@ -187,6 +187,28 @@ local function counterAdd(k, ts, v, h, from, ttlMs, every)
   end
 end
 
+-- distinctNodes across replicas: each replica adds the nodes of its own
+-- partitions to a group's set, so an event can be evaluated AFTER a newer
+-- member of its group was added (one replica lags). Counting only (ts - win,
+-- ts] then misses the newer members, and if the newest member was counted
+-- before this one arrived, no evaluation ever sees them all. Of the windows
+-- of length win that hold ts — ending at ts, or at a newer member before
+-- ts + win — the one with the most members counts (the earliest on a tie);
+-- in order (nothing newer) that is (ts - win, ts], as always. At most
+-- MAX_LATER newer members are tried. Returns the count and the window's end.
+local MAX_LATER = '1024'
+local function distinctBest(key, tsS, fromX, win)
+  local best, bestS = call('ZCOUNT', key, fromX, tsS), tsS
+  local ts = tonumber(tsS)
+  local later = call('ZRANGEBYSCORE', key, '(' .. tsS, '(' .. fmt('%.17g', ts + win), 'WITHSCORES', 'LIMIT', '0', MAX_LATER)
+  for i = 2, #later, 2 do
+    local eS = later[i]
+    local c = call('ZCOUNT', key, '(' .. fmt('%.17g', tonumber(eS) - win), eS)
+    if c > best then best, bestS = c, eS end
+  end
+  return best, bestS
+end
+
 local p = 1
 local n = 0
 local len = #a
@@ -211,11 +233,17 @@ while p <= len do
     call('ZADD', key, 'GT', ts, a[p + 2])
     call('ZREMRANGEBYSCORE', key, '-inf', a[p + 4])
     keep(k, a[p + 6])
-    r = call('ZCOUNT', key, a[p + 5], ts)
+    r = distinctBest(key, ts, a[p + 5], tonumber(ts) - tonumber(a[p + 4]))
     p = p + 7
   elseif op == 4 then -- distinct.members
-    r = call('ZRANGEBYSCORE', KEYS[a[p + 1]], a[p + 2], a[p + 3])
-    p = p + 4
+    local key, nowS, win = KEYS[a[p + 1]], a[p + 3], a[p + 4]
+    local _, endS = distinctBest(key, nowS, a[p + 2], win)
+    if endS == nowS then
+      r = call('ZRANGEBYSCORE', key, a[p + 2], nowS)
+    else
+      r = call('ZRANGEBYSCORE', key, '(' .. fmt('%.17g', tonumber(endS) - win), endS)
+    end
+    p = p + 5
   elseif op == 5 then -- counter.add
     r = ret(counterAdd(a[p + 1], a[p + 4], a[p + 2], a[p + 3], a[p + 5], a[p + 6], a[p + 7]))
     p = p + 8

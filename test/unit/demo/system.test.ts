@@ -55,6 +55,18 @@ describe('demo system (real engine, guard and remediator in virtual time)', func
     expect(stormPages.filter((r) => r.outcome === 'executed' && (r.details?.incident as { event?: string } | undefined)?.event === 'trigger')).to.have.length(1);
     expect(stormPages.filter((r) => r.outcome === 'suppressed' && r.guard === 'incidentOpen').length).to.be.greaterThan(5);
     expect(denialPages[0]?.outcome).to.equal('executed');
+    // the whole storm is ONE PagerDuty incident (issue 12; ADR 0020): every page that went out from the storm's
+    // start to five minutes after its last node — node faults, the rollout rule's page, the denial — has one key
+    // (before ADR 0020 the rollout rule opened an incident of its own: 2; before incidents: 26)
+    const story = defaultStoryline(60);
+    const from = T0 + story.stormAfterMs;
+    const to = from + story.stormNodes * story.stormSpacingMs + 5 * 60_000;
+    const sent = records.filter((r) => r.action === 'page' && r.outcome === 'executed' && Date.parse(r.ts) >= from && Date.parse(r.ts) <= to);
+    expect(sent.length, 'the incident is updated during the storm').to.be.greaterThan(1);
+    expect(new Set(sent.map((r) => r.dedupKey)), JSON.stringify(sent.map((r) => [r.rule, r.dedupKey]))).to.deep.equal(new Set([stormIncident]));
+    // the rollout rule's page is an immediate update of that incident (the rollback waits for approval)
+    const rolloutPages = records.filter((r) => r.action === 'page' && r.rule === 'gpu-driver-rollout-regression');
+    expect(rolloutPages.map((r) => [r.outcome, r.dedupKey, (r.details?.incident as { event?: string } | undefined)?.event])).to.deep.equal([['executed', stormIncident, 'update']]);
     const stormDenied = denied.filter((r) => r.target.name.startsWith('h100-train-') && Date.parse(r.ts) < T0 + 28 * 60_000).length;
     expect(denialPages[0]?.reason).to.include(`stopped ${stormDenied} cordon action(s)`);
 

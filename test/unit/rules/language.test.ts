@@ -53,6 +53,15 @@ describe('rules language: loading and validation', function () {
       expect(rs.byId.get(id)!.actions.map((a) => a.type)).to.not.include('cordon');
   });
 
+  it('incident: names the incident a rule\'s pages join (the shipped rollout rule joins the node-fault storm)', function () {
+    expect(loadRules(defaultRulesPath()).byId.get('gpu-driver-rollout-regression')?.incident).to.equal('gpu-xid-fatal');
+    expect(parseRules(GOOD.replace('severity: warning', 'severity: warning\n    incident: gpu-xid-fatal'), 'i.yaml').rules[0]?.incident).to.equal('gpu-xid-fatal');
+    // its own id is the default: not recorded
+    expect(parseRules(GOOD.replace('severity: warning', 'severity: warning\n    incident: ok-rule'), 'i.yaml').rules[0]?.incident).to.equal(undefined);
+    for (const bad of ['Not_An_Id', '""', '[a]'])
+      expect(problemsOf(() => parseRules(GOOD.replace('severity: warning', `severity: warning\n    incident: ${bad}`), 'i.yaml')).map((p) => p.path)).to.deep.equal(['i.yaml#ok-rule/incident']);
+  });
+
   it('reports EVERY problem with <file>#<rule id>/<field path>', function () {
     const text = `${HEAD}  - id: bad-one
     description: several mistakes
