@@ -260,7 +260,8 @@ describe('nodewarden installed with helm on a real node', function () {
     const backMs = Date.now() - t0;
     assert.notEqual(backPod, oldPod);
     const page = await eventuallyOnNode(node, 'rollback page', 60_000, () =>
-      b.pd.accepted.find((e) => e.event_action === 'trigger' && (e.dedup_key ?? '').includes('gpu-driver-rollout-regression')),
+      // the rollout rule's page joins the storm's incident (ADR 0020): an update of the gpu-xid-fatal incident of the pool
+      b.pd.accepted.find((e) => e.event_action === 'trigger' && e.dedup_key === `nodewarden/incident/gpu-xid-fatal/pool=${POOL}` && /rollout|driver/i.test(e.payload?.summary ?? '')),
     );
     assert.equal(page.payload?.severity, 'critical');
     assert.match(page.payload?.summary ?? '', /rollout|driver/i);
