@@ -221,7 +221,7 @@ export async function startAgent(opts: AgentOptions): Promise<RunningAgent> {
   const errors = collectorErrors(registry);
   let stopping = false;
 
-  const emit: Emit = (events) => {
+  const emit: Emit = (events, onSettled) => {
     const valid: EventEnvelope[] = [];
     for (const e of events) {
       const problems = envelopeProblems(e);
@@ -231,8 +231,9 @@ export async function startAgent(opts: AgentOptions): Promise<RunningAgent> {
         log.error({ type: e.type, problems }, 'collector produced an invalid event; dropped');
       }
     }
-    if (valid.length > 0)
-      sink.publish(valid).catch((err: unknown) => {
+    if (valid.length === 0) onSettled?.();
+    else
+      sink.publish(valid, onSettled).catch((err: unknown) => {
         errors.inc({ collector: 'publisher' });
         log.error({ err: errorMessage(err) }, 'publish failed');
       });

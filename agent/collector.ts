@@ -8,8 +8,13 @@ import type { EventEnvelope, EventLabels, EventType } from '../core/envelope.js'
 import type { Logger } from '../core/logger.js';
 import type { Registry } from '../core/metrics.js';
 
-/** Receives events as a collector produces them. Never throws. */
-export type Emit = (events: EventEnvelope[]) => void;
+/**
+ * Receives events as a collector produces them. Never throws. `onSettled`,
+ * when given, is called once every event was delivered to Kafka or dropped
+ * (invalid, spool full, shutdown): a collector that keeps a resume position
+ * moves it only then.
+ */
+export type Emit = (events: EventEnvelope[], onSettled?: () => void) => void;
 
 /** Everything a collector needs from its host; injected, never global. */
 export interface CollectorContext {

@@ -7,7 +7,12 @@ import type { EventEnvelope } from './envelope.js';
 
 /** Where the agent sends events. `publish` may buffer; `flush` waits until everything accepted is delivered or spooled. */
 export interface EventSink {
-  publish(events: EventEnvelope[]): Promise<void>;
+  /**
+   * `onSettled`, when given, is called once after every one of `events` was
+   * delivered or dropped (and counted): the agent moves its kernel-log resume
+   * cursor only then. A sink that cannot tell calls it when it has delivered.
+   */
+  publish(events: EventEnvelope[], onSettled?: () => void): Promise<void>;
   flush(): Promise<void>;
   shutdown(): Promise<void>;
 }

@@ -31,6 +31,8 @@ export interface NodewardenConfig {
   agent: {
     node: string;
     hostRoot: string;
+    /** Where the agent keeps its resume position (kernel-log cursor); '' = none (restart tails from the end). */
+    stateDir: string;
     dcgmUrl: string;
     containerdSocket: string;
     kubeProxySelector: string;
@@ -134,6 +136,7 @@ export const DEFAULT_CONFIG: NodewardenConfig = {
   agent: {
     node: '',
     hostRoot: '/',
+    stateDir: '',
     dcgmUrl: 'http://127.0.0.1:9400/metrics',
     containerdSocket: 'unix:///run/containerd/containerd.sock',
     kubeProxySelector: 'k8s-app=kube-proxy',
@@ -227,6 +230,7 @@ export const CONFIG_SCHEMA = obj({
   agent: obj({
     node: str,
     hostRoot: str,
+    stateDir: str,
     dcgmUrl: str,
     containerdSocket: str,
     kubeProxySelector: str,
@@ -379,6 +383,7 @@ export const ENV_OVERRIDES: ReadonlyArray<{ env: string; path: string; kind: 'st
   { env: 'NODEWARDEN_NODE_NAME', path: 'agent.node', kind: 'string' },
   { env: 'NODE_NAME', path: 'agent.node', kind: 'string' },
   { env: 'NODEWARDEN_HOST_ROOT', path: 'agent.hostRoot', kind: 'string' },
+  { env: 'NODEWARDEN_AGENT_STATE_DIR', path: 'agent.stateDir', kind: 'string' },
   { env: 'NODEWARDEN_DCGM_URL', path: 'agent.dcgmUrl', kind: 'string' },
   { env: 'NODEWARDEN_AGENT_PORT', path: 'agent.http.port', kind: 'int' },
   { env: 'NODEWARDEN_ENGINE_PORT', path: 'engine.http.port', kind: 'int' },

@@ -7,8 +7,9 @@ export class MemoryEventBus implements EventSink {
   subscribe(fn: (events: EventEnvelope[]) => void | Promise<void>): void {
     this.subscribers.push(fn);
   }
-  async publish(events: EventEnvelope[]): Promise<void> {
+  async publish(events: EventEnvelope[], onSettled?: () => void): Promise<void> {
     for (const s of this.subscribers) await s(events);
+    onSettled?.();
   }
   async flush(): Promise<void> {}
   async shutdown(): Promise<void> {}

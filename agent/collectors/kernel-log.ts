@@ -21,6 +21,16 @@
  *   reopens the new one from the start; a smaller size (truncation) reopens
  *   from the start.
  *
+ * Resume after a restart (`cursor`, agent.stateDir): the position after the
+ * last record whose events Kafka acknowledged (or that had none) is saved;
+ * a restarted agent primes on what came before it and emits what came after,
+ * so Xids logged while it was down are reported (kernel-log-cursor.ts). Event
+ * ids are derived from the record (boot id + SEQ on a device, device:inode +
+ * stamp + text in a file), so a record read again after a kill is the same
+ * event and the engine's dedupe-by-id drops it: at-least-once on the wire,
+ * exactly once downstream. Without a boot id ids stay random (SEQs restart
+ * at every boot and would collide).
+ *
  * Trust: syslog/journal lines tagged by a user-space program (`systemd[1]:`)
  * are ignored; kmsg records written by user space (facility 1) are accepted,
  * since /dev/kmsg is root-writable only and fault injectors use it.
@@ -29,6 +39,7 @@
  * retried at the next poll.
  */
 import { MAX_LINE_CHARS, ONCE_MAX_BYTES, ONCE_MAX_MS, POLL_MAX_BYTES, readFileBounded } from '../bounds.js';
+import { createHash } from 'node:crypto';
 import { constants as fsc, promises as fsp } from 'node:fs';
 import type { FileHandle } from 'node:fs/promises';
 import path from 'node:path';
@@ -41,6 +52,7 @@ import type { KernelLogRecord } from '../parsers/kernel-log.js';
 import { KernelLogParser } from '../parsers/kernel-log.js';
 import { parseConntrackTableFull } from '../parsers/conntrack.js';
 import { XidParser } from '../parsers/xid.js';
+import type { CursorStore, KernelLogCursor } from './kernel-log-cursor.js';
 
 export interface KernelLogCollectorOptions {
   /** Default `<hostRoot>/dev/kmsg`. */
@@ -49,6 +61,8 @@ export interface KernelLogCollectorOptions {
   pollMs: number;
   /** "table full" lines within this much time fold into one event (default 10 s). */
   tableFullCoalesceMs?: number;
+  /** Keeps the resume position across restarts (agent.stateDir); none = tail from the end. */
+  cursor?: CursorStore;
 }
 
 /** Bytes of an existing regular file read at start to learn PCI → UUID. */
@@ -122,6 +136,21 @@ export async function readKmsgRecords(
   return { text: parts.join(''), eof: false };
 }
 
+/** A resume position and how many emitted batches before it have not settled yet. */
+interface Checkpoint {
+  outstanding: number;
+  pos?: KernelLogCursor;
+}
+
+/**
+ * The id of the k-th event from one record: the same record read again (after
+ * a restart) gives the same id. 32 hex chars of SHA-256 after a `k` prefix.
+ */
+export function recordEventId(node: string, stream: string, r: KernelLogRecord, k: number): string {
+  const rec = r.seq !== undefined ? `s${r.seq}` : `t${r.tsMs ?? ''}|${r.format}|${r.message}`;
+  return `k${createHash('sha256').update(`${node}\n${stream}\n${rec}\n${k}`).digest('hex').slice(0, 32)}`;
+}
+
 export function createKernelLogCollector(ctx: CollectorContext, opts: KernelLogCollectorOptions): Collector {
   const file = opts.path ?? path.join(ctx.hostRoot, 'dev', 'kmsg');
   const coalesceMs = opts.tableFullCoalesceMs ?? 10_000;
@@ -136,6 +165,8 @@ export function createKernelLogCollector(ctx: CollectorContext, opts: KernelLogC
     readonly parser = new KernelLogParser({ nowMs: () => ctx.clock.now() });
     readonly xid = new XidParser();
     bootMs: number | undefined;
+    /** Identity of the stream being read (boot id, device:inode); undefined = random event ids. */
+    stream: string | undefined;
     /** "table full" lines come in floods (net_ratelimit): one event per window, the rest counted. */
     private lastFullAt: number | undefined;
     private foldedFull = 0;
@@ -150,7 +181,13 @@ export function createKernelLogCollector(ctx: CollectorContext, opts: KernelLogC
         if (r.tag !== undefined && r.tag !== 'kernel') continue;
         const xids = this.xid.feed(r);
         if (prime) continue;
-        for (const x of xids) out.push(ctx.newEvent<GpuXidData>('gpu.xid', sourceOf(r), x, this.observedAt(r)));
+        let k = 0;
+        const ided = (e: EventEnvelope): EventEnvelope => {
+          if (this.stream !== undefined) e.id = recordEventId(ctx.node, this.stream, r, k);
+          k += 1;
+          return e;
+        };
+        for (const x of xids) out.push(ided(ctx.newEvent<GpuXidData>('gpu.xid', sourceOf(r), x, this.observedAt(r))));
         const full = parseConntrackTableFull(r.message);
         if (full) {
           const at = this.observedAt(r) ?? ctx.clock.now();
@@ -169,7 +206,7 @@ export function createKernelLogCollector(ctx: CollectorContext, opts: KernelLogC
           };
           this.lastFullAt = at;
           this.foldedFull = 0;
-          out.push(ctx.newEvent<ConntrackTableFullData>('net.conntrack', sourceOf(r), data, this.observedAt(r)));
+          out.push(ided(ctx.newEvent<ConntrackTableFullData>('net.conntrack', sourceOf(r), data, this.observedAt(r))));
         }
       }
       return out;
@@ -196,6 +233,15 @@ export function createKernelLogCollector(ctx: CollectorContext, opts: KernelLogC
       const up = (await readFileBounded(path.join(ctx.hostRoot, 'proc', 'uptime'), 4096)).text;
       const secs = Number(up.trim().split(/\s+/)[0]);
       return Number.isFinite(secs) ? ctx.clock.now() - secs * 1000 : undefined;
+    } catch {
+      return undefined;
+    }
+  }
+
+  async function readBootId(): Promise<string | undefined> {
+    try {
+      const id = (await readFileBounded(path.join(ctx.hostRoot, 'proc', 'sys', 'kernel', 'random', 'boot_id'), 256)).text.trim();
+      return /^[0-9a-f-]{8,64}$/i.test(id) ? id : undefined;
     } catch {
       return undefined;
     }
@@ -237,13 +283,89 @@ export function createKernelLogCollector(ctx: CollectorContext, opts: KernelLogC
   let ino = 0;
   let offset = 0;
   let partial = '';
+  /** Bytes of the unterminated tail before it was cut to MAX_LINE_CHARS: the resume offset is `offset - partialBytes`. */
+  let partialBytes = 0;
   const kstate = { lastSeq: -1 };
+  let bootId: string | undefined;
+  let fileId = '';
+  /** The cursor saved by the previous run, used at the first open only. */
+  let resume: KernelLogCursor | undefined;
+  /**
+   * Resume positions waiting for their events to settle (delivered or dropped), oldest first.
+   * Each holds at least one unsettled event, so there are never more than the publisher's
+   * spool holds; a poll that emitted nothing moves the newest one on instead of adding one.
+   */
+  const checkpoints: Checkpoint[] = [];
+  /** Events of the current poll, before its position is known. */
+  let current: Checkpoint = { outstanding: 0 };
+  let savedPos: string | undefined;
+  let wantPos: KernelLogCursor | undefined;
+  let saving: Promise<void> | undefined;
   let pipe: Pipeline | undefined;
   let emitFn: Emit | undefined;
   let missingWarned = false;
 
   function emitEvents(events: EventEnvelope[]): void {
-    if (events.length > 0 && emitFn) emitFn(events);
+    if (events.length === 0 || !emitFn) return;
+    if (!opts.cursor) return emitFn(events);
+    const cp = current;
+    cp.outstanding += 1;
+    emitFn(events, () => {
+      cp.outstanding -= 1;
+      advance();
+    });
+  }
+
+  /** The position after everything read so far, or undefined when it cannot be resumed from. */
+  function position(): KernelLogCursor | undefined {
+    if (mode === 'device') return bootId !== undefined && kstate.lastSeq >= 0 ? { kind: 'kmsg', boot: bootId, seq: kstate.lastSeq } : undefined;
+    if (mode === 'file') return { kind: 'file', file: fileId, offset: Math.max(0, offset - partialBytes) };
+    return undefined;
+  }
+
+  /** Ends a read: its events (if any) settle before the cursor may pass its position. */
+  function mark(): void {
+    if (!opts.cursor) return;
+    const pos = position();
+    const cp = current;
+    current = { outstanding: 0 };
+    if (!pos) return;
+    if (cp.outstanding > 0) {
+      cp.pos = pos;
+      checkpoints.push(cp);
+    } else {
+      const tail = checkpoints[checkpoints.length - 1];
+      if (tail) tail.pos = pos;
+      else wantPos = pos;
+    }
+    advance();
+  }
+
+  /** Moves the saved cursor to the newest position whose events (and all before) settled. */
+  function advance(): void {
+    for (let head = checkpoints[0]; head && head.outstanding <= 0; head = checkpoints[0]) {
+      checkpoints.shift();
+      wantPos = head.pos;
+    }
+    if (!wantPos || saving) return;
+    const pos = wantPos;
+    const key = JSON.stringify(pos);
+    if (key === savedPos) return;
+    saving = (opts.cursor as CursorStore)
+      .save(pos)
+      .then(
+        () => {
+          savedPos = key;
+        },
+        (err: unknown) => {
+          readErrors.inc();
+          log.warn({ err: errorMessage(err) }, 'cannot save the kernel-log cursor; a restart may read some records again');
+        },
+      )
+      .finally(() => {
+        saving = undefined;
+        if (wantPos && JSON.stringify(wantPos) !== key) advance();
+      });
   }
 
   /** Splits off complete lines; keeps the unterminated tail for the next read. */
@@ -252,9 +374,11 @@ export function createKernelLogCollector(ctx: CollectorContext, opts: KernelLogC
     const cut = all.lastIndexOf('\n');
     if (cut < 0) {
       // A line that never ends is kept only up to MAX_LINE_CHARS (the parser truncates fields further).
+      partialBytes += Buffer.byteLength(text);
       partial = all.length > MAX_LINE_CHARS ? all.slice(0, MAX_LINE_CHARS) : all;
       return '';
     }
+    partialBytes = Buffer.byteLength(all.slice(cut + 1));
     partial = all.slice(cut + 1, cut + 1 + MAX_LINE_CHARS);
     return all.slice(0, cut + 1);
   }
@@ -290,24 +414,41 @@ export function createKernelLogCollector(ctx: CollectorContext, opts: KernelLogC
       mode = 'device';
       const first = !opened;
       opened = true;
+      pipe.stream = bootId;
       const { text } = await drainKmsg(fh, kstate);
-      // First open: the backlog only teaches the UUID map. Reopen: records after lastSeq are new.
-      if (first) pipe.process(text, true);
+      // First open: the backlog only teaches the UUID map, unless a saved cursor of this boot says
+      // where the last run stopped. Reopen: records after lastSeq are new.
+      const r = first && resume?.kind === 'kmsg' && resume.boot === bootId && resume.seq <= kstate.lastSeq ? resume : undefined;
+      if (r) {
+        const { before, after, firstAfter } = splitKmsgAt(text, r.seq);
+        pipe.process(before, true);
+        if (firstAfter !== undefined && firstAfter > r.seq + 1) log.warn({ lost: firstAfter - r.seq - 1 }, 'kmsg records overwritten while the agent was down');
+        log.info({ seq: r.seq }, 'kernel log: resuming after the saved cursor');
+        emitEvents(pipe.process(after));
+      } else if (first) pipe.process(text, true);
       else emitEvents(pipe.process(text));
       return true;
     }
     fh = await fsp.open(file, 'r');
     mode = 'file';
+    fileId = `${st.dev}:${st.ino}`;
+    pipe.stream = fileId;
     if (!opened) {
-      const from = Math.max(0, st.size - PRIME_BYTES);
-      const head = (await readAll(fh, from, st.size)).toString('utf8');
+      // A saved cursor of this very file (same inode, not shorter): resume there; else tail from the end.
+      const r = resume?.kind === 'file' && resume.file === fileId && resume.offset <= st.size ? resume.offset : undefined;
+      if (r !== undefined) log.info({ offset: r, size: st.size }, 'kernel log: resuming after the saved cursor');
+      const end = r ?? st.size;
+      const from = Math.max(0, end - PRIME_BYTES);
+      const head = (await readAll(fh, from, end)).toString('utf8');
       const text = from > 0 ? head.slice(head.indexOf('\n') + 1) : head;
       pipe.process(text.slice(0, text.lastIndexOf('\n') + 1), true);
-      offset = st.size;
+      offset = end;
       partial = '';
+      partialBytes = 0;
     } else if (st.ino !== ino || st.size < offset) {
       offset = 0;
       partial = '';
+      partialBytes = 0;
     }
     opened = true;
     ino = st.ino;
@@ -338,6 +479,7 @@ export function createKernelLogCollector(ctx: CollectorContext, opts: KernelLogC
       log.info({ size: st.size, offset }, 'kernel log truncated; reading from the start');
       offset = 0;
       partial = '';
+      partialBytes = 0;
     }
     if (st.size > offset) {
       // A file that grew by a GiB is read POLL_MAX_BYTES at a time, one slice per poll.
@@ -358,6 +500,7 @@ export function createKernelLogCollector(ctx: CollectorContext, opts: KernelLogC
       } else if (mode === 'file') {
         await pollFile();
       }
+      mark();
     } catch (err) {
       readErrors.inc();
       log.warn({ err: errorMessage(err) }, 'kernel log read failed; reopening at the next poll');
@@ -386,8 +529,11 @@ export function createKernelLogCollector(ctx: CollectorContext, opts: KernelLogC
       emitFn = emit;
       pipe = new Pipeline();
       pipe.bootMs = await readBootMs();
+      bootId = await readBootId();
+      resume = await opts.cursor?.load();
       try {
         await open();
+        mark();
       } catch (err) {
         readErrors.inc();
         log.warn({ err: errorMessage(err) }, 'kernel log open failed; retrying at the next poll');
@@ -414,6 +560,7 @@ export function createKernelLogCollector(ctx: CollectorContext, opts: KernelLogC
       }
       const p = new Pipeline();
       p.bootMs = await readBootMs();
+      p.stream = st.isCharacterDevice() ? await readBootId() : `${st.dev}:${st.ino}`;
       let text: string;
       try {
         if (st.isCharacterDevice()) {
@@ -452,6 +599,23 @@ export function createKernelLogCollector(ctx: CollectorContext, opts: KernelLogC
       return { events: p.process(text) };
     },
   };
+}
+
+/** Splits drained kmsg text at a SEQ: records up to it, records after it, and the first SEQ after it. */
+function splitKmsgAt(text: string, seq: number): { before: string; after: string; firstAfter: number | undefined } {
+  const lines = text.split('\n');
+  let cut = lines.length;
+  let firstAfter: number | undefined;
+  for (let i = 0; i < lines.length; i++) {
+    const m = /^\d+,(\d+),/.exec(lines[i] as string);
+    if (m && Number(m[1]) > seq) {
+      cut = i;
+      firstAfter = Number(m[1]);
+      break;
+    }
+  }
+  const before = lines.slice(0, cut).join('\n');
+  return { before: before.length > 0 ? `${before}\n` : '', after: lines.slice(cut).join('\n'), firstAfter };
 }
 
 function sourceOf(r: KernelLogRecord): string {

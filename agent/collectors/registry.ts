@@ -35,7 +35,12 @@ export const COLLECTOR_FACTORIES: ReadonlyMap<string, CollectorFactory> = new Ma
     'kernel-log',
     async (ctx, { config }) => {
       const { createKernelLogCollector } = await import('./kernel-log.js');
-      return createKernelLogCollector(ctx, { pollMs: ms(config.agent.intervals.kmsgPoll) });
+      const stateDir = config.agent.stateDir;
+      if (stateDir === '') return createKernelLogCollector(ctx, { pollMs: ms(config.agent.intervals.kmsgPoll) });
+      const { fileCursorStore } = await import('./kernel-log-cursor.js');
+      const log = ctx.logger.child({ collector: 'kernel-log' });
+      const cursor = fileCursorStore(stateDir, (why) => log.warn({ stateDir }, why));
+      return createKernelLogCollector(ctx, { pollMs: ms(config.agent.intervals.kmsgPoll), cursor });
     },
   ],
   [

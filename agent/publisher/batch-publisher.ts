@@ -118,6 +118,8 @@ export class BatchPublisher implements EventSink {
   private outage = false;
   private closed = false;
   private shutdownPromise: Promise<void> | null = null;
+  /** Per-event settle hooks of `publish(events, onSettled)`: fired when the event is delivered or dropped. */
+  private readonly settleHooks = new WeakMap<EventEnvelope, () => void>();
   /** Resolved whenever a pump round ends, so flush() can re-check. */
   private waiters: Array<() => void> = [];
 
@@ -137,9 +139,18 @@ export class BatchPublisher implements EventSink {
     return this.spool.depth;
   }
 
-  /** Never rejects and never waits for the broker. */
-  publish(events: EventEnvelope[]): Promise<void> {
+  /** Never rejects and never waits for the broker. `onSettled`: once all of `events` are delivered or dropped. */
+  publish(events: EventEnvelope[], onSettled?: () => void): Promise<void> {
     const now = this.clock.now();
+    if (onSettled) {
+      let left = events.length;
+      const one = (): void => {
+        left -= 1;
+        if (left === 0) onSettled();
+      };
+      if (left === 0) onSettled();
+      for (const e of events) this.settleHooks.set(e, one);
+    }
     for (const e of events) {
       if (this.closed) {
         this.countDrop(e, 'shutdown');
@@ -179,6 +190,15 @@ export class BatchPublisher implements EventSink {
 
   private countDrop(e: EventEnvelope, reason: string): void {
     this.metrics.dropped.inc({ type: e.type, reason });
+    this.settled(e);
+  }
+
+  private settled(e: EventEnvelope): void {
+    const hook = this.settleHooks.get(e);
+    if (hook) {
+      this.settleHooks.delete(e);
+      hook();
+    }
   }
 
   private defaultOnError(err: unknown): void {
@@ -261,6 +281,7 @@ export class BatchPublisher implements EventSink {
     for (const b of batch) {
       this.metrics.published.inc({ type: b.event.type });
       this.metrics.latency.observe(Math.max(0, now - b.enqueuedAt) / 1000);
+      this.settled(b.event);
     }
     if (this.outage) {
       this.outage = false;
