@@ -297,7 +297,7 @@ export async function run(argv: string[]): Promise<number> {
   steps.push({ name: 'rule toggles', run: () => toggles.start() });
   const dedupeTimes = { windowMs: parseDuration(config.engine.dedupeWindow), claimTtlMs: Math.floor(sessionTimeoutMs / 2) };
   const deduper: EventDeduper = redis ? new RedisDeduper(redis, prefix, dedupeTimes) : new MemoryDeduper(clock, dedupeTimes);
-  const engine = createRuleEngine({ rules, store, cluster, toggles, clock, logger, metrics: ruleEngineMetrics(registry), config });
+  const engine = createRuleEngine({ rules, store, cluster, toggles, clock, logger, metrics: ruleEngineMetrics(registry), config, tickOutbox: true });
 
   // Idempotent: a send retried after NOT_LEADER (broker restart) is not written twice (dead letters, audit).
   const producer: Producer = kafka.producer({ allowAutoTopicCreation: false, idempotent: true, maxInFlightRequests: 1 });

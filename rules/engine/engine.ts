@@ -56,6 +56,13 @@ export interface RuleEngineOptions {
   config: RuleEngineSettings;
   /** Key prefix for state (default: config.redis.keyPrefix). */
   keyPrefix?: string;
+  /**
+   * Record tick firings in the shared outbox and re-derive the ones a dead
+   * replica left (see OUTBOX_MS). For the live engine, whose decisions go
+   * through the guard's idempotency; off in replay and embedded use, where a
+   * re-derived decision would count twice.
+   */
+  tickOutbox?: boolean;
 }
 
 /** Extra lifetime of state beyond the longest window that reads it. */
@@ -119,6 +126,24 @@ interface Firing {
   count: number | null;
   value: number | null;
 }
+
+/**
+ * Tick outbox. A tick pops due scopes and opens their episodes in one store
+ * batch, then hands the decisions to the guard: a replica killed between the
+ * two lost them for good (the due entry is gone, the episode is active, no
+ * event will come to re-derive them). So the same store batch also records
+ * each firing in the outbox, and every tick re-derives the decisions of
+ * firings older than {@link OUTBOX_GRACE_MS} whose episode is still the one
+ * they opened (same start: same decision ids). The guard makes that exactly
+ * once: a decision already done comes back `suppressed` (not written again),
+ * one in flight on a live replica is retried later, one that never reached the
+ * guard, or whose in-flight lease lapsed, is carried out now. Each replica
+ * re-checks a firing at most every {@link OUTBOX_RECHECK_MS}; firings leave
+ * the outbox after {@link OUTBOX_MS} (longer than the in-flight lease).
+ */
+const OUTBOX_MS = 10 * 60_000;
+const OUTBOX_GRACE_MS = 5_000;
+const OUTBOX_RECHECK_MS = 15_000;
 
 const hash = (s: string): string => createHash('sha256').update(s).digest('hex').slice(0, 24);
 
@@ -512,6 +537,43 @@ export function createRuleEngine(opts: RuleEngineOptions): RuleEngine {
   }
 
   /** Phase 2: runs fire/clear ops and turns successes into decisions. */
+  const outbox = opts.tickOutbox === true;
+  const planById = new Map(plans.map((p) => [p.rule.id, p]));
+  /** Outbox member → when this replica last re-derived it (wall clock). Bounded by the outbox. */
+  const outboxChecked = new Map<string, number>();
+
+  /** Decisions of tick firings another replica may have lost (see OUTBOX_MS). */
+  async function recoverOutbox(members: readonly string[], now: number, enabled: readonly boolean[]): Promise<Decision[]> {
+    const live = new Set(members);
+    for (const m of outboxChecked.keys()) if (!live.has(m)) outboxChecked.delete(m);
+    const wall = clock.now();
+    const due: Array<{ member: string; plan: RulePlan; scope: string; t: number }> = [];
+    for (const member of members) {
+      if ((outboxChecked.get(member) ?? -Infinity) + OUTBOX_RECHECK_MS > wall) continue;
+      let v: unknown;
+      try {
+        v = JSON.parse(member);
+      } catch {
+        continue;
+      }
+      if (!Array.isArray(v) || typeof v[0] !== 'string' || typeof v[1] !== 'string' || typeof v[2] !== 'number') continue;
+      const plan = planById.get(v[0]);
+      if (!plan || !enabled[plan.index] || now - v[2] < OUTBOX_GRACE_MS) continue;
+      due.push({ member, plan, scope: v[1], t: v[2] });
+    }
+    if (due.length === 0) return [];
+    const starts = await run(due.map((d) => ({ op: 'episode.get', key: keys.episode(d.plan.rule.id, d.scope) })));
+    const out: Decision[] = [];
+    due.forEach((d, i) => {
+      outboxChecked.set(d.member, wall);
+      // Only the episode that firing opened: a cleared or later episode has decisions of its own.
+      if (starts[i] !== d.t) return;
+      out.push(...decisionsFor({ plan: d.plan, e: null, t: d.t, scope: d.scope, kind: 'fire', opIdx: -1, membersIdx: -1, count: null, value: null }, d.t, []));
+    });
+    if (out.length > 0) log.debug({ decisions: out.map((d) => d.id) }, 'tick outbox: decisions re-derived for the guard');
+    return out;
+  }
+
   async function settle(ops: StoreOp[], firings: Firing[]): Promise<Decision[]> {
     const results = await run(ops);
     const out: Decision[] = [];
@@ -665,7 +727,7 @@ export function createRuleEngine(opts: RuleEngineOptions): RuleEngine {
       groupSizes = null;
       const enabled = enabledMask(clock.now());
       type Probe = { plan: RulePlan; kind: 'fire' | 'clear-quiet' | 'clear' ; idx: number };
-      const ops: StoreOp[] = [];
+      const ops: StoreOp[] = outbox ? [{ op: 'distinct.members', key: keys.tickOutbox(), now, windowMs: OUTBOX_MS }] : [];
       const probes: Probe[] = [];
       for (const p of plans) {
         if (!enabled[p.index]) continue;
@@ -687,6 +749,7 @@ export function createRuleEngine(opts: RuleEngineOptions): RuleEngine {
         }
       }
       const results = await run(ops);
+      const recovered = outbox ? await recoverOutbox((results[0] as string[] | undefined) ?? [], now, enabled) : [];
       const ops2: StoreOp[] = [];
       const firings: Firing[] = [];
       for (const pr of probes) {
@@ -696,6 +759,11 @@ export function createRuleEngine(opts: RuleEngineOptions): RuleEngine {
           const f: Firing = { plan: p, e: null, t: now, scope, kind: pr.kind === 'fire' ? 'fire' : 'clear', opIdx: ops2.length, membersIdx: -1, count: null, value: null };
           if (pr.kind === 'fire') {
             ops2.push(fireOp(p, scope, now));
+            if (outbox) {
+              const member = JSON.stringify([p.rule.id, scope, now]);
+              outboxChecked.set(member, clock.now());
+              ops2.push({ op: 'distinct.add', key: keys.tickOutbox(), member, ts: now, windowMs: OUTBOX_MS, ttlMs: OUTBOX_MS });
+            }
           } else {
             const cl = p.rule.clear;
             ops2.push(clearOp(p, scope, now, pr.kind === 'clear-quiet' && cl.kind === 'after' ? now - cl.ms : null));
@@ -703,8 +771,8 @@ export function createRuleEngine(opts: RuleEngineOptions): RuleEngine {
           firings.push(f);
         }
       }
-      if (ops2.length === 0) return [];
-      return settle(ops2, firings);
+      if (ops2.length === 0) return recovered;
+      return [...recovered, ...(await settle(ops2, firings))];
     },
   };
 }

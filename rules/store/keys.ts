@@ -35,6 +35,15 @@ export class StoreKeys {
   episodeIndex(rule: string): string {
     return `${this.prefix}rs:ei:${rule}`;
   }
+  /**
+   * Firings of the tick (time-driven rules), written atomically with the
+   * episode they open (a distinct set, member = JSON [rule, scope, firedAt]):
+   * any replica re-derives their decisions when the one that fired died
+   * before the guard saw them (rules/engine/engine.ts, tick outbox).
+   */
+  tickOutbox(): string {
+    return `${this.prefix}rs:to`;
+  }
   /** Last time a workload got a new revision (from workload.revision events). */
   workloadChange(ref: WorkloadRef): string {
     return `${this.prefix}rs:wl:${ref.kind}:${ref.namespace}:${ref.name}`;
