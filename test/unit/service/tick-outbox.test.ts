@@ -11,7 +11,7 @@
 import { expect } from 'chai';
 import { ManualClock } from '../../../core/clock.js';
 import { DEFAULT_CONFIG } from '../../../core/config.js';
-import type { LedgerRecord } from '../../../core/decision.js';
+import type { Decision, LedgerRecord } from '../../../core/decision.js';
 import type { EventEnvelope } from '../../../core/envelope.js';
 import { silentLogger } from '../../../core/logger.js';
 import { createRegistry } from '../../../core/metrics.js';
@@ -38,6 +38,16 @@ function unreachable(id: string, node: string, ts: number): EventEnvelope {
   return { v: 1, id, ts: new Date(ts).toISOString(), node, type: 'runtime.containerd', source: 'cri', labels: { pool: 'pool-a' }, data: { state: 'unreachable', latencyMs: null, runtimeReady: null, networkReady: null } };
 }
 
+/** Records the pages it is asked to send. */
+class PageRecorder implements Executor {
+  readonly actions = ['page'] as const;
+  readonly calls: Decision[] = [];
+  execute(d: Decision): Promise<ExecutionResult> {
+    this.calls.push(d);
+    return Promise.resolve({ ok: true, detail: 'paged' });
+  }
+}
+
 class DyingExecutor implements Executor {
   readonly actions = ['cordon', 'uncordon', 'rollback'] as const;
   calls = 0;
@@ -52,10 +62,10 @@ function shared() {
   return { clock, cluster: FakeCluster.fleet(20), store: new RefiringStateStore(new MemoryStateStore()), guardState: new MemoryGuardState(), deduper: new MemoryDeduper(clock, { windowMs: 600_000, claimTtlMs: 5000 }) };
 }
 
-function replica(s: ReturnType<typeof shared>, executor: Executor, tickOutbox = true) {
+function replica(s: ReturnType<typeof shared>, executor: Executor, tickOutbox = true, pager: Executor = new PageRecorder()) {
   const ledger = new MemoryLedger();
   const guard = createMemoryGuard({ view: s.cluster, options: guardOptionsFromConfig(DEFAULT_CONFIG, { maxUnavailable: '50%' }), clock: s.clock, state: s.guardState });
-  const remediator = createRemediator({ guard, executors: [executor], ledger: [ledger], clock: s.clock, logger: silentLogger, autoFlush: false });
+  const remediator = createRemediator({ guard, executors: [executor, pager], ledger: [ledger], clock: s.clock, logger: silentLogger, autoFlush: false });
   const engine = createRuleEngine({ rules: RULES, store: s.store, cluster: s.cluster, toggles: new MemoryRuleToggles(s.clock), clock: s.clock, logger: silentLogger, config: DEFAULT_CONFIG, tickOutbox });
   const processor = new BatchProcessor({ engine, remediator, deduper: s.deduper, deadLetters: new MemoryDeadLetterSink(), metrics: engineServiceMetrics(createRegistry('engine')), clock: s.clock, logger: silentLogger });
   return { engine, processor, ledger };
@@ -80,7 +90,8 @@ describe('tick-fired decision in flight during a replica kill', () => {
       // ...and replica A dies right here: its decisions never reach the guard.
 
       const bExec = new FakeClusterExecutor(s.cluster);
-      const b = replica(s, bExec, outbox);
+      const pages = new PageRecorder();
+      const b = replica(s, bExec, outbox, pages);
       let firstAt: number | undefined;
       for (let t = T0 + 62_000; t <= T0 + 180_000; t += 1000) {
         s.clock.set(t);
@@ -96,6 +107,9 @@ describe('tick-fired decision in flight during a replica kill', () => {
       expect(bExec.calls.map((d) => `${d.action} ${d.target.name} ${d.id}`)).to.deep.equal([`cordon gpu-004 ${fired[0]?.id}`]);
       expect(cordons(b.ledger.records), 'one decision, one ledger record').to.deep.equal(['gpu-004 executed/-']);
       expect(s.cluster.getNode('gpu-004')?.unschedulable).to.equal(true);
+      expect(pages.calls.map((d) => `${d.action} ${d.target.name}`), 'paged once').to.deep.equal(['page gpu-004']);
+      const ids = b.ledger.records.map((r) => r.decisionId);
+      expect(new Set(ids).size, 'no decision recorded twice').to.equal(ids.length);
     }
   });
 
@@ -120,5 +134,23 @@ describe('tick-fired decision in flight during a replica kill', () => {
     // the lease (2 × the 30 s action timeout) plus at most one outbox re-check period (15 s)
     expect(takenOverAfter).to.be.within(60_000, 76_000);
     console.log(`      FAULT-FIGURE tick_kill_after_authorize_takeover_ms=${takenOverAfter}`);
+  });
+
+  it('with nobody killed, two replicas ticking on the same store act once and record once (re-checks are suppressed, not written)', async () => {
+    const s = shared();
+    const exec = new FakeClusterExecutor(s.cluster);
+    const pages = new PageRecorder();
+    const a = replica(s, exec, true, pages);
+    const b = replica(s, exec, true, pages);
+    await feed(a.engine);
+    for (let t = T0 + 55_000; t <= T0 + 240_000; t += 1000) {
+      s.clock.set(t);
+      await a.processor.tick(t);
+      await b.processor.tick(t);
+    }
+    expect(exec.calls.map((d) => `${d.action} ${d.target.name}`)).to.deep.equal(['cordon gpu-004']);
+    expect(pages.calls).to.have.length(1);
+    const recs = [...a.ledger.records, ...b.ledger.records];
+    expect(recs.map((r) => `${r.action} ${r.outcome}`).sort()).to.deep.equal(['cordon executed', 'page executed']);
   });
 });
