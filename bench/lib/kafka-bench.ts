@@ -103,7 +103,10 @@ export interface EngineChildOptions {
   keyPrefix: string;
   groupId: string;
   topics: { signals: string; deadLetter: string; ledger: string };
-  clusterFile: string;
+  /** A simulated cluster (`--cluster`); with `kubeconfig` instead, the live API. */
+  clusterFile?: string;
+  /** The live cluster's kubeconfig (KUBECONFIG of the engine) when there is no `clusterFile`. */
+  kubeconfig?: string;
   dryRun?: boolean;
   rulesPath?: string;
   /** Merged over the generated config (e.g. guard budgets). */
@@ -159,8 +162,7 @@ export async function spawnEngine(o: EngineChildOptions): Promise<EngineChild> {
     configFile,
     '--store',
     'redis',
-    '--cluster',
-    o.clusterFile,
+    ...(o.clusterFile !== undefined ? ['--cluster', o.clusterFile] : []),
     '--port',
     String(port),
     '--host',
@@ -172,7 +174,7 @@ export async function spawnEngine(o: EngineChildOptions): Promise<EngineChild> {
   // Logs straight into a file descriptor: the parent never copies them.
   const proc = spawn(process.execPath, args, {
     cwd: ROOT,
-    env: { ...process.env, NODEWARDEN_LOG_LEVEL: o.logLevel ?? 'info' },
+    env: { ...process.env, NODEWARDEN_LOG_LEVEL: o.logLevel ?? 'info', ...(o.kubeconfig !== undefined ? { KUBECONFIG: o.kubeconfig } : {}) },
     stdio: ['ignore', fd, fd],
   });
   closeSync(fd);
