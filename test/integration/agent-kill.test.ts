@@ -18,7 +18,7 @@
 import { expect } from 'chai';
 import { spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
-import { appendFileSync, createWriteStream, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { appendFileSync, closeSync, mkdirSync, mkdtempSync, openSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import kafkajs from 'kafkajs';
@@ -73,20 +73,18 @@ describe('agent kill -9 and restart: no Xid lost, none duplicated (real agent, r
         },
       }),
     );
-    const log = createWriteStream(join(dir, `agent-${run}.log`));
-    const proc = spawn(process.execPath, [BIN, 'agent', '--config', configFile, '--host-root', hostRoot, '--node', 'gpu-node-kill'], {
-      cwd: ROOT,
-      env: { ...process.env, HOME: dir, KUBECONFIG: '', KUBERNETES_SERVICE_HOST: '', NODEWARDEN_LOG_LEVEL: 'info' },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    proc.stdout?.pipe(log, { end: false });
-    proc.stderr?.pipe(log, { end: false });
+    const logPath = join(dir, `agent-${run}.log`);
+    const fd = openSync(logPath, 'a');
+    // No Kubernetes here (no kubeconfig to find); logs go straight to a file.
+    const env = { ...process.env, HOME: dir, KUBECONFIG: '', KUBERNETES_SERVICE_HOST: '', NODEWARDEN_LOG_LEVEL: 'info' };
+    const proc = spawn(process.execPath, [BIN, 'agent', '--config', configFile, '--host-root', hostRoot, '--node', 'gpu-node-kill'], { cwd: ROOT, env, stdio: ['ignore', fd, fd] });
+    closeSync(fd);
     const exited = new Promise<number | null>((resolve) => proc.once('exit', (code) => resolve(code)));
     const url = `http://127.0.0.1:${port}`;
     await waitFor(
       'agent /healthz',
       async () => {
-        if (proc.exitCode !== null) throw new Error(`agent exited early:\n${readFileSync(join(dir, `agent-${run}.log`), 'utf8').slice(-3000)}`);
+        if (proc.exitCode !== null) throw new Error(`agent exited early:\n${readFileSync(logPath, 'utf8').slice(-3000)}`);
         return fetch(`${url}/healthz`).then(
           (r) => r.ok,
           () => false,

@@ -70,24 +70,10 @@ describe('engine SIGKILL mid-batch, two replicas, real apiserver: actions counte
     const nodes = Array.from({ length: N }, (_, i) => `apiVersion: v1\nkind: Node\nmetadata:\n  name: ${nodeName(i)}\n  labels:\n    nodewarden.io/pool: h100-train\n    topology.kubernetes.io/zone: us-west-2a\n`).join('---\n');
     const res = await kube.kubectl(['apply', '-f', '-'], { input: nodes });
     if (res.code !== 0) throw new Error(`creating nodes: ${res.stderr}`);
-    const kubeconfig = kube.kubeconfigPath;
-    const common = {
-      brokers,
-      redisUrl: r.url,
-      keyPrefix,
-      groupId,
-      topics,
-      kubeconfig,
-      args: ['--session-timeout', '6s'],
-      extraConfig: {
-        guard: {
-          // Nodes without a kubelet are NotReady: the budget is not what this test is about.
-          maxUnavailable: '100%',
-          maxUnavailablePerGroup: '100%',
-          rateLimits: { cordon: { count: 1000, per: '10m' }, uncordon: { count: 10, per: '10m' }, rollback: { count: 1, per: '1h' }, page: { count: 10_000, per: '1m' } },
-        },
-      },
-    };
+    // Nodes without a kubelet are NotReady: the fleet budget is not what this test is about.
+    const budget = { maxUnavailable: '100%', maxUnavailablePerGroup: '100%' };
+    const limits = { cordon: { count: 1000, per: '10m' }, page: { count: 10_000, per: '1m' } };
+    const common = { brokers, redisUrl: r.url, keyPrefix, groupId, topics, kubeconfig: kube.kubeconfigPath, args: ['--session-timeout', '6s'], extraConfig: { guard: { ...budget, rateLimits: limits } } };
     engines.push(await spawnEngine(common), await spawnEngine(common));
     ledger = await new TopicFollower(brokers, topics.ledger).start();
   });
@@ -111,18 +97,14 @@ describe('engine SIGKILL mid-batch, two replicas, real apiserver: actions counte
       first.push(background(k % N, k));
       if (k % 500 === 250 && k / 500 < N / 2) first.push(xid79(Math.floor(k / 500)));
     }
-    const before = await Promise.all(engines.map((e) => e.metric('nodewarden_engine_events_processed_total')));
+    const processed = (): Promise<number[]> => Promise.all(engines.map((e) => e.metric('nodewarden_engine_events_processed_total').catch(() => 0)));
+    const base = await processed();
+    const busy = async (): Promise<number | undefined> => {
+      const i = (await processed()).findIndex((n, k) => n - (base[k] ?? 0) >= 300);
+      return i >= 0 ? i : undefined;
+    };
     const sending = send(first);
-    const victimIdx = await waitFor(
-      'a replica processing the stream',
-      async () => {
-        const now = await Promise.all(engines.map((e) => e.metric('nodewarden_engine_events_processed_total').catch(() => 0)));
-        const i = now.findIndex((n, k) => n - (before[k] ?? 0) >= 300);
-        return i >= 0 ? i : undefined;
-      },
-      90_000,
-      20,
-    );
+    const victimIdx = await waitFor('a replica processing the stream', busy, 90_000, 20);
     const victim = engines[victimIdx] as EngineChild;
     await victim.kill('SIGKILL');
     expect(victim.proc.signalCode).to.equal('SIGKILL');
@@ -137,14 +119,10 @@ describe('engine SIGKILL mid-batch, two replicas, real apiserver: actions counte
     }
     await send([...second, ...again]);
 
-    const b = admin(brokers);
-    await b.connect();
-    try {
-      const end = await topicEnd(b, topics.signals);
-      await waitFor('the group to commit every offset', async () => (await committed(b, groupId, topics.signals)) >= end || undefined, 150_000, 200);
-    } finally {
-      await b.disconnect();
-    }
+    const ka = admin(brokers);
+    await ka.connect();
+    const allCommitted = async (): Promise<true | undefined> => ((await committed(ka, groupId, topics.signals)) >= (await topicEnd(ka, topics.signals)) ? true : undefined);
+    await waitFor('every offset committed by the group', allCommitted, 150_000, 200).finally(() => ka.disconnect());
     const recs = (): LedgerRec[] => (ledger?.records ?? []).map((r) => r as unknown as LedgerRec).filter((r) => r.rule === 'gpu-xid-fatal');
     const executedCordons = (): LedgerRec[] => recs().filter((r) => r.action === 'cordon' && r.outcome === 'executed');
     // A cordon authorized by the victim but never settled is taken over when its in-flight lease lapses (60 s).

@@ -9,27 +9,27 @@
  * reach the guard, or an executor that never returns.
  */
 import { expect } from 'chai';
-import { ManualClock } from '../../../core/clock.js';
-import { DEFAULT_CONFIG } from '../../../core/config.js';
-import type { Decision, LedgerRecord } from '../../../core/decision.js';
-import type { EventEnvelope } from '../../../core/envelope.js';
-import { silentLogger } from '../../../core/logger.js';
-import { createRegistry } from '../../../core/metrics.js';
-import { createMemoryGuard, MemoryGuardState } from '../../../remediations/guard/memory-guard.js';
-import { guardOptionsFromConfig } from '../../../remediations/guard/policy.js';
-import { MemoryLedger } from '../../../remediations/ledger/memory-ledger.js';
-import type { ExecutionResult, Executor } from '../../../remediations/ports.js';
-import { createRemediator } from '../../../remediations/remediator.js';
-import { createRuleEngine } from '../../../rules/engine/engine.js';
 import { defaultRulesPath, loadRules } from '../../../rules/language/load.js';
-import { BatchProcessor } from '../../../rules/service/batch-processor.js';
-import { MemoryDeadLetterSink } from '../../../rules/service/dead-letter.js';
+import { createMemoryGuard, MemoryGuardState } from '../../../remediations/guard/memory-guard.js';
+import { createRuleEngine } from '../../../rules/engine/engine.js';
+import type { EventEnvelope } from '../../../core/envelope.js';
 import { MemoryDeduper } from '../../../rules/service/dedupe.js';
-import { engineServiceMetrics } from '../../../rules/service/metrics.js';
 import { RefiringStateStore } from '../../../rules/service/refire-store.js';
 import { MemoryStateStore } from '../../../rules/store/memory-store.js';
-import { MemoryRuleToggles } from '../../../rules/toggles/memory-toggles.js';
+import { DEFAULT_CONFIG } from '../../../core/config.js';
+import { ManualClock } from '../../../core/clock.js';
+import type { Decision, LedgerRecord } from '../../../core/decision.js';
+import { MemoryLedger } from '../../../remediations/ledger/memory-ledger.js';
+import { silentLogger } from '../../../core/logger.js';
 import { FakeCluster, FakeClusterExecutor } from '../remediations/fake-cluster.js';
+import { MemoryDeadLetterSink } from '../../../rules/service/dead-letter.js';
+import { BatchProcessor } from '../../../rules/service/batch-processor.js';
+import { createRemediator } from '../../../remediations/remediator.js';
+import { engineServiceMetrics } from '../../../rules/service/metrics.js';
+import { createRegistry } from '../../../core/metrics.js';
+import { MemoryRuleToggles } from '../../../rules/toggles/memory-toggles.js';
+import type { ExecutionResult, Executor } from '../../../remediations/ports.js';
+import { guardOptionsFromConfig } from '../../../remediations/guard/policy.js';
 
 const T0 = Date.parse('2026-11-21T10:00:00.000Z');
 const RULES = loadRules(defaultRulesPath());
@@ -48,14 +48,8 @@ class PageRecorder implements Executor {
   }
 }
 
-class DyingExecutor implements Executor {
-  readonly actions = ['cordon', 'uncordon', 'rollback'] as const;
-  calls = 0;
-  execute(): Promise<ExecutionResult> {
-    this.calls++;
-    return new Promise<ExecutionResult>(() => undefined);
-  }
-}
+/** The executor of a replica that dies inside the action: the call never returns. */
+const dying = (): Executor => ({ actions: ['cordon', 'uncordon', 'rollback'], execute: () => new Promise<ExecutionResult>(() => undefined) });
 
 function shared() {
   const clock = new ManualClock(T0);
@@ -104,6 +98,7 @@ describe('tick-fired decision in flight during a replica kill', () => {
         continue;
       }
       expect(firstAt, 'taken over within grace + one tick').to.be.at.most(6000);
+      console.log(`      FAULT-FIGURE tick_kill_before_guard_takeover_ms=${firstAt}`);
       expect(bExec.calls.map((d) => `${d.action} ${d.target.name} ${d.id}`)).to.deep.equal([`cordon gpu-004 ${fired[0]?.id}`]);
       expect(cordons(b.ledger.records), 'one decision, one ledger record').to.deep.equal(['gpu-004 executed/-']);
       expect(s.cluster.getNode('gpu-004')?.unschedulable).to.equal(true);
@@ -115,7 +110,7 @@ describe('tick-fired decision in flight during a replica kill', () => {
 
   it('killed between authorize and settle: the other replica takes it over once the in-flight lease lapses, exactly once', async () => {
     const s = shared();
-    const a = replica(s, new DyingExecutor());
+    const a = replica(s, dying());
     await feed(a.engine);
     s.clock.set(T0 + 61_000);
     void a.processor.tick(T0 + 61_000); // authorized, the cordon never returns: A died in it
