@@ -246,6 +246,24 @@ describe('agent/publisher: BatchPublisher over a fake producer', () => {
     await pub.shutdown();
   });
 
+  it('onSettled fires once every event of a publish is delivered or dropped, never before (the kernel-log cursor waits on it)', async () => {
+    const p = new FakeProducer();
+    p.up = false;
+    const { pub } = make(p, { maxEvents: 4 });
+    const settled: string[] = [];
+    await pub.publish([ev('gpu.xid'), ev('gpu.xid')], () => settled.push('alarms'));
+    await pub.publish([ev('agent.heartbeat'), ev('agent.heartbeat')], () => settled.push('routine'));
+    await pub.publish([], () => settled.push('empty'));
+    expect(settled, 'nothing delivered while the broker is down').to.deep.equal(['empty']);
+    // Two more alarms evict the two routine samples: dropped and counted is settled too.
+    await pub.publish([ev('gpu.xid'), ev('gpu.xid')], () => settled.push('late alarms'));
+    expect(settled).to.deep.equal(['empty', 'routine']);
+    p.up = true;
+    await waitFor(() => settled.length === 4, 'the alarms delivered');
+    expect(settled).to.deep.equal(['empty', 'routine', 'alarms', 'late alarms']);
+    await pub.shutdown();
+  });
+
   it('events arriving during a send go out after it, in order', async () => {
     const p = new FakeProducer();
     let release = () => undefined as void;
