@@ -137,7 +137,7 @@ export interface EngineChild {
 }
 
 /**
- * Starts `nodewarden engine --store redis --cluster FILE [--dry-run]` with a
+ * Starts `nodewarden engine --store redis [--cluster FILE] [--dry-run]` with a
  * generated config; resolves once /readyz says the consumer joined.
  */
 export async function spawnEngine(o: EngineChildOptions): Promise<EngineChild> {
