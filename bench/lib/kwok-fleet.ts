@@ -1,0 +1,522 @@
+/**
+ * A GPU fleet of KWOK Nodes on a real kube-apiserver + etcd (test/harness/kube.ts
+ * with the node lifecycle controller on, test/harness/kwok.ts keeping the Nodes
+ * Ready), the real engine (`nodewarden engine`, live API as its own
+ * ServiceAccount, real Kafka and Redis), and the measurements of issue 13:
+ * start-up to /readyz and RSS with the full node informer, a Xid storm's cordon
+ * latency and guard outcome, apiserver requests by verb/resource (the
+ * apiserver's own apiserver_request_total, and the audit log for the engine's
+ * user alone), memory over a soak. Shared by test/integration/kwok-fleet.test.ts
+ * (2,000 nodes) and bench/kwok-fleet.ts (10,000).
+ */
+import { randomBytes } from 'node:crypto';
+import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import https from 'node:https';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Redis } from 'ioredis';
+import { fleetObjects } from '../../demo/fleet.js';
+import type { FleetNode } from '../../demo/fleet.js';
+import { ledgerStreamKey } from '../../remediations/ledger/redis-stream-ledger.js';
+import type { KafkaBroker } from '../../test/harness/kafka.js';
+import { startKube } from '../../test/harness/kube.js';
+import type { KubeCluster } from '../../test/harness/kube.js';
+import { KWOK_ANNOTATION, kwokKubeOptions, startKwok } from '../../test/harness/kwok.js';
+import type { KwokProcess } from '../../test/harness/kwok.js';
+import { benchFleet, GROUP_LABEL } from './fleet-traffic.js';
+import { createTopics, produceAll, ROOT, spawnEngine } from './kafka-bench.js';
+import type { EngineChild } from './kafka-bench.js';
+import { linearFit, quantile } from './stats.js';
+
+export const ENGINE_USER = 'system:serviceaccount:nodewarden:nodewarden-engine';
+
+// ---------------------------------------------------------------------------
+// apiserver client (keep-alive, admin token)
+// ---------------------------------------------------------------------------
+
+export interface ApiClient {
+  request(method: string, path: string, body?: unknown): Promise<{ status: number; text: string }>;
+  close(): void;
+}
+
+export function apiClient(kube: KubeCluster, maxSockets = 8): ApiClient {
+  const agent = new https.Agent({ keepAlive: true, maxSockets, rejectUnauthorized: false });
+  const base = new URL(kube.server);
+  return {
+    request(method, path, body) {
+      const payload = body === undefined ? undefined : JSON.stringify(body);
+      return new Promise((resolve, reject) => {
+        const req = https.request(
+          { host: base.hostname, port: base.port, path, method, agent, timeout: 60_000, headers: { Authorization: `Bearer ${kube.adminToken}`, Accept: 'application/json', ...(payload ? { 'Content-Type': 'application/json' } : {}) } },
+          (res) => {
+            const chunks: Buffer[] = [];
+            res.on('data', (c: Buffer) => chunks.push(c));
+            res.on('end', () => resolve({ status: res.statusCode ?? 0, text: Buffer.concat(chunks).toString('utf8') }));
+            res.on('error', reject);
+          },
+        );
+        req.on('timeout', () => req.destroy(new Error(`${method} ${path} timed out`)));
+        req.on('error', reject);
+        req.end(payload);
+      });
+    },
+    close: () => agent.destroy(),
+  };
+}
+
+// ---------------------------------------------------------------------------
+// the cluster: control plane with audit log, KWOK, N GPU Nodes
+// ---------------------------------------------------------------------------
+
+export interface KwokCluster {
+  kube: KubeCluster;
+  kwok: KwokProcess;
+  api: ApiClient;
+  auditLog: string;
+  fleet: FleetNode[];
+  /** Kubeconfig of the engine's ServiceAccount (deploy/base/rbac-engine.yaml). */
+  engineKubeconfig: string;
+  /** Seconds from the first Node POST until every Node was Ready. */
+  fleetReadySeconds: number;
+  stop(): Promise<void>;
+}
+
+const AUDIT_POLICY = `apiVersion: audit.k8s.io/v1
+kind: Policy
+omitStages: [RequestReceived]
+rules:
+  - level: Metadata
+    users: ["${ENGINE_USER}"]
+  - level: None
+`;
+
+function nodeBody(o: Record<string, unknown>): Record<string, unknown> {
+  const meta = o['metadata'] as { name: string; labels: Record<string, string> };
+  const status = o['status'] as { capacity?: Record<string, string> };
+  const capacity = { cpu: '192', memory: '2Ti', pods: '110', ...status.capacity };
+  return {
+    apiVersion: 'v1',
+    kind: 'Node',
+    metadata: { name: meta.name, labels: { ...meta.labels, 'type': 'kwok' }, annotations: { [KWOK_ANNOTATION]: 'fake' } },
+    spec: o['spec'],
+    status: { capacity, allocatable: capacity },
+  };
+}
+
+async function pool<T>(items: readonly T[], concurrency: number, fn: (t: T) => Promise<void>): Promise<void> {
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: concurrency }, async () => {
+      while (next < items.length) await fn(items[next++] as T);
+    }),
+  );
+}
+
+/** Counts Ready Nodes (paged LIST as admin; used only outside measured windows). */
+export async function countNodes(api: ApiClient): Promise<{ total: number; ready: number; unschedulable: string[]; tainted: string[] }> {
+  let cont = '';
+  const out = { total: 0, ready: 0, unschedulable: [] as string[], tainted: [] as string[] };
+  do {
+    const r = await api.request('GET', `/api/v1/nodes?limit=1000${cont ? `&continue=${encodeURIComponent(cont)}` : ''}`);
+    if (r.status !== 200) throw new Error(`list nodes: HTTP ${r.status} ${r.text.slice(0, 200)}`);
+    const body = JSON.parse(r.text) as { items: Array<{ metadata: { name: string }; spec?: { unschedulable?: boolean; taints?: Array<{ key: string }> }; status?: { conditions?: Array<{ type: string; status: string }> } }>; metadata: { continue?: string } };
+    for (const n of body.items) {
+      out.total++;
+      if (n.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True')) out.ready++;
+      if (n.spec?.unschedulable === true) out.unschedulable.push(n.metadata.name);
+      if (n.spec?.taints?.some((t) => t.key.startsWith('nodewarden.io/'))) out.tainted.push(n.metadata.name);
+    }
+    cont = body.metadata.continue ?? '';
+  } while (cont);
+  return out;
+}
+
+export async function startKwokCluster(nodes: number, log: (s: string) => void = () => {}): Promise<KwokCluster> {
+  const dir = mkdtempSync(join(tmpdir(), 'nw-kwok-'));
+  const policy = join(dir, 'audit-policy.yaml');
+  const auditLog = join(dir, 'audit.log');
+  writeFileSync(policy, AUDIT_POLICY);
+  const base = kwokKubeOptions();
+  const kube = await startKube({ ...base, apiserverArgs: [`--audit-policy-file=${policy}`, `--audit-log-path=${auditLog}`, '--audit-log-format=json', '--audit-log-maxsize=0'] });
+  let kwok: KwokProcess | undefined;
+  const api = apiClient(kube, 16);
+  try {
+    kwok = await startKwok(kube);
+    for (const f of ['deploy/base/namespace.yaml', 'deploy/base/rbac-engine.yaml']) {
+      const r = await kube.kubectl(['apply', '-f', join(ROOT, f)]);
+      if (r.code !== 0) throw new Error(`kubectl apply ${f}: ${r.stderr}`);
+    }
+    const engineKubeconfig = await kube.kubeconfigFor(await kube.tokenFor('nodewarden', 'nodewarden-engine', 24 * 3600));
+    const fleet = benchFleet(nodes);
+    const objects = ((fleetObjects(fleet, { now: Date.now(), groupLabel: GROUP_LABEL, driverRevisions: 3 }) as { items: unknown[] }).items as Array<Record<string, unknown>>).filter((o) => (o as { kind?: string }).kind === 'Node');
+    const t0 = Date.now();
+    await pool(objects, 16, async (o) => {
+      const r = await api.request('POST', '/api/v1/nodes', nodeBody(o));
+      if (r.status !== 201) throw new Error(`create node: HTTP ${r.status} ${r.text.slice(0, 200)}`);
+    });
+    log(`created ${objects.length} Nodes in ${((Date.now() - t0) / 1000).toFixed(1)} s; waiting for KWOK to make them Ready`);
+    for (;;) {
+      const c = await countNodes(api);
+      if (c.ready >= nodes) break;
+      if (Date.now() - t0 > Math.max(180_000, nodes * 60)) throw new Error(`only ${c.ready}/${nodes} Nodes Ready after ${Date.now() - t0} ms; kwok log:\n${readFileSync(kwok.logPath, 'utf8').slice(-2000)}`);
+      await new Promise((r) => setTimeout(r, 2000));
+    }
+    const fleetReadySeconds = (Date.now() - t0) / 1000;
+    log(`${nodes} Nodes Ready ${fleetReadySeconds.toFixed(1)} s after the first POST`);
+    const k = kwok;
+    return {
+      kube,
+      kwok,
+      api,
+      auditLog,
+      fleet,
+      engineKubeconfig,
+      fleetReadySeconds,
+      async stop() {
+        api.close();
+        await k.stop();
+        await kube.stop();
+      },
+    };
+  } catch (err) {
+    api.close();
+    await kwok?.stop();
+    await kube.stop();
+    throw err;
+  }
+}
+
+// ---------------------------------------------------------------------------
+// request counts
+// ---------------------------------------------------------------------------
+
+export type RequestCounts = Map<string, number>;
+
+/** apiserver_request_total summed by "VERB resource[/subresource]" (all clients). */
+export async function apiserverRequests(api: ApiClient): Promise<RequestCounts> {
+  const r = await api.request('GET', '/metrics');
+  if (r.status !== 200) throw new Error(`apiserver /metrics: HTTP ${r.status}`);
+  const out: RequestCounts = new Map();
+  for (const line of r.text.split('\n')) {
+    if (!line.startsWith('apiserver_request_total{')) continue;
+    const labels = Object.fromEntries([...line.matchAll(/(\w+)="([^"]*)"/g)].map((m) => [m[1], m[2]]));
+    const key = `${labels['verb'] ?? '?'} ${labels['resource'] ?? '?'}${labels['subresource'] ? `/${labels['subresource']}` : ''}`;
+    out.set(key, (out.get(key) ?? 0) + Number(line.slice(line.lastIndexOf(' ') + 1)));
+  }
+  return out;
+}
+
+export function diffCounts(before: RequestCounts, after: RequestCounts): RequestCounts {
+  const out: RequestCounts = new Map();
+  for (const [k, v] of after) {
+    const d = v - (before.get(k) ?? 0);
+    if (d > 0) out.set(k, d);
+  }
+  return out;
+}
+
+/** Requests by the engine's user in the audit log between two times: "VERB resource[/sub]" → count (one per request; Kubernetes verbs in capitals: GET, LIST, WATCH, PATCH, CREATE). */
+export function engineRequests(auditLog: string, fromMs: number, toMs: number): RequestCounts {
+  const out: RequestCounts = new Map();
+  if (!existsSync(auditLog)) return out;
+  const seen = new Set<string>();
+  for (const line of readFileSync(auditLog, 'utf8').split('\n')) {
+    if (!line.includes(ENGINE_USER)) continue;
+    const e = JSON.parse(line) as { auditID: string; verb: string; user?: { username?: string }; objectRef?: { resource?: string; subresource?: string }; requestReceivedTimestamp: string };
+    if (e.user?.username !== ENGINE_USER || seen.has(e.auditID)) continue;
+    const t = Date.parse(e.requestReceivedTimestamp);
+    if (t < fromMs || t > toMs) continue;
+    seen.add(e.auditID);
+    const key = `${e.verb.toUpperCase()} ${e.objectRef?.resource ?? '?'}${e.objectRef?.subresource ? `/${e.objectRef.subresource}` : ''}`;
+    out.set(key, (out.get(key) ?? 0) + 1);
+  }
+  return out;
+}
+
+export function formatCounts(c: RequestCounts): string {
+  return [...c].sort((a, b) => b[1] - a[1]).map(([k, v]) => `${k}=${v}`).join(', ') || '(none)';
+}
+
+export function sumWhere(c: RequestCounts, pred: (key: string) => boolean): number {
+  let n = 0;
+  for (const [k, v] of c) if (pred(k)) n += v;
+  return n;
+}
+
+// ---------------------------------------------------------------------------
+// the engine against the fleet
+// ---------------------------------------------------------------------------
+
+export interface FleetEngine {
+  engine: EngineChild;
+  redis: Redis;
+  keyPrefix: string;
+  topics: { signals: string; deadLetter: string; ledger: string };
+  /** ms from spawn to /readyz 200 (the initial paged LIST of every Node done). */
+  startMs: number;
+  controlToken: string;
+  stop(): Promise<void>;
+}
+
+export interface FleetEngineOptions {
+  cluster: KwokCluster;
+  kafka: KafkaBroker;
+  redisUrl: string;
+  /** guard.maxUnavailable (a count of nodes). */
+  maxUnavailable: number;
+  tag: string;
+}
+
+export function rssMiB(pid: number): number {
+  const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+  return m ? Number(m[1]) / 1024 : NaN;
+}
+
+export async function startFleetEngine(o: FleetEngineOptions): Promise<FleetEngine> {
+  const s = `${o.tag}-${process.pid}-${Date.now().toString(36)}`;
+  const topics = { signals: `sig-${s}`, deadLetter: `dlq-${s}`, ledger: `ledger-${s}` };
+  await createTopics(o.kafka, [topics.signals, topics.deadLetter, topics.ledger], 6);
+  const keyPrefix = `nw${s}:`;
+  const dir = mkdtempSync(join(tmpdir(), 'nw-kwok-engine-'));
+  const controlToken = `kwok-admin-${randomBytes(12).toString('hex')}`;
+  const tokensFile = join(dir, 'tokens');
+  writeFileSync(tokensFile, `${controlToken} admin bench\n`, { mode: 0o600 });
+  const t0 = Date.now();
+  const engine = await spawnEngine({
+    brokers: o.kafka.brokers,
+    redisUrl: o.redisUrl,
+    keyPrefix,
+    groupId: `engine-${s}`,
+    topics,
+    env: { KUBECONFIG: o.cluster.engineKubeconfig },
+    readyTimeoutMs: 180_000,
+    extraConfig: {
+      control: { tokensFile },
+      guard: {
+        maxUnavailable: String(o.maxUnavailable),
+        maxUnavailablePerGroup: '100%',
+        rateLimits: { cordon: { count: 100_000, per: '10m' }, uncordon: { count: 10, per: '10m' }, rollback: { count: 1, per: '1h' }, page: { count: 100_000, per: '1m' } },
+      },
+    },
+    args: ['--session-timeout', '10s'],
+  });
+  const startMs = Date.now() - t0;
+  const redis = new Redis(o.redisUrl, { lazyConnect: false, maxRetriesPerRequest: 3 });
+  return {
+    engine,
+    redis,
+    keyPrefix,
+    topics,
+    startMs,
+    controlToken,
+    async stop() {
+      await engine.kill('SIGTERM');
+      redis.disconnect();
+    },
+  };
+}
+
+export interface LedgerEntry {
+  ts: string;
+  rule: string;
+  action: string;
+  outcome: string;
+  guard: string | null;
+  target: { kind: string; name: string };
+}
+
+export async function readLedger(fe: FleetEngine): Promise<LedgerEntry[]> {
+  const rows = await fe.redis.xrange(ledgerStreamKey(fe.keyPrefix), '-', '+');
+  return rows.map(([, fields]) => JSON.parse(fields[fields.indexOf('rec') + 1] ?? 'null') as LedgerEntry);
+}
+
+export function xidEvent(n: FleetNode, ts: number, seq: number): { key: string; value: string } {
+  const pci = n.gpus[0]?.pci ?? '0000:18:00';
+  return {
+    key: n.name,
+    value: JSON.stringify({ v: 1, id: `storm-${n.name}-${ts}-${seq}`, ts: new Date(ts).toISOString(), node: n.name, type: 'gpu.xid', source: 'kmsg', labels: { pool: n.pool, zone: n.zone }, data: { code: 79, pci, message: 'GPU has fallen off the bus.' } }),
+  };
+}
+
+export function heartbeatEvent(n: FleetNode, ts: number, seq: number): { key: string; value: string } {
+  return { key: n.name, value: JSON.stringify({ v: 1, id: `hb-${n.name}-${ts}-${seq}`, ts: new Date(ts).toISOString(), node: n.name, type: 'agent.heartbeat', source: 'agent', labels: { pool: n.pool, zone: n.zone }, data: { version: '0.1.0' } }) };
+}
+
+export interface StormResult {
+  stormNodes: number;
+  maxUnavailable: number;
+  /** Cordons the ledger says were executed / denied (and by which guard). */
+  executed: number;
+  denied: number;
+  deniedBy: Record<string, number>;
+  /** Nodes the cluster shows unschedulable / with the nodewarden taint after the storm. */
+  unschedulable: number;
+  tainted: number;
+  /** Event publish → Node seen unschedulable+tainted through a watch, ms, over the executed cordons. */
+  latencyMs: number[];
+  p50: number;
+  p99: number;
+  /** Seconds from the first event to the last cordon decision in the ledger. */
+  drainSeconds: number;
+  /** apiserver_request_total deltas over the storm (all clients) and the engine's own requests (audit). */
+  allRequests: RequestCounts;
+  engineRequests: RequestCounts;
+  /** Engine requests per cordon decision (executed + denied). */
+  engineRequestsPerDecision: number;
+  engineListsDuringStorm: number;
+  incidents: Array<{ dedupKey?: string; members?: unknown[] }>;
+}
+
+interface WatchedNode {
+  unschedulable: boolean;
+  tainted: boolean;
+}
+
+/** A raw watch on Nodes (from `rv`): calls `on` for each MODIFIED object. */
+function watchNodes(cluster: KwokCluster, rv: string, on: (name: string, n: WatchedNode) => void): { stop(): void } {
+  const base = new URL(cluster.kube.server);
+  const req = https.request({ host: base.hostname, port: base.port, path: `/api/v1/nodes?watch=1&resourceVersion=${rv}&allowWatchBookmarks=false`, method: 'GET', rejectUnauthorized: false, headers: { Authorization: `Bearer ${cluster.kube.adminToken}` } }, (res) => {
+    let buf = '';
+    res.setEncoding('utf8');
+    res.on('data', (chunk: string) => {
+      buf += chunk;
+      let i;
+      while ((i = buf.indexOf('\n')) >= 0) {
+        const line = buf.slice(0, i);
+        buf = buf.slice(i + 1);
+        if (!line.trim()) continue;
+        const ev = JSON.parse(line) as { type: string; object: { metadata: { name: string }; spec?: { unschedulable?: boolean; taints?: Array<{ key: string }> } } };
+        if (ev.type !== 'MODIFIED' && ev.type !== 'ADDED') continue;
+        on(ev.object.metadata.name, { unschedulable: ev.object.spec?.unschedulable === true, tainted: ev.object.spec?.taints?.some((t) => t.key.startsWith('nodewarden.io/')) === true });
+      }
+    });
+    res.on('error', () => {});
+  });
+  req.on('error', () => {});
+  req.end();
+  return { stop: () => req.destroy() };
+}
+
+/** One Xid 79 on each of `stormNodes` nodes, published at once through Kafka; waits for every cordon decision. */
+export async function runStorm(cluster: KwokCluster, fe: FleetEngine, kafka: KafkaBroker, stormNodes: number, maxUnavailable: number, timeoutMs = 120_000): Promise<StormResult> {
+  const targets = cluster.fleet.filter((_, i) => i % Math.max(1, Math.floor(cluster.fleet.length / stormNodes)) === 0).slice(0, stormNodes);
+  const rvRes = await cluster.api.request('GET', '/api/v1/nodes?limit=1');
+  const rv = (JSON.parse(rvRes.text) as { metadata: { resourceVersion: string } }).metadata.resourceVersion;
+  const seenAt = new Map<string, number>();
+  const w = watchNodes(cluster, rv, (name, n) => {
+    if (n.unschedulable && n.tainted && !seenAt.has(name)) seenAt.set(name, Date.now());
+  });
+  await new Promise((r) => setTimeout(r, 500));
+  const before = await apiserverRequests(cluster.api);
+  const t0 = Date.now();
+  await produceAll(kafka.brokers, fe.topics.signals, targets.map((n, i) => xidEvent(n, t0, i)), 500, 2);
+  const targetNames = new Set(targets.map((n) => n.name));
+  let cordons: LedgerEntry[] = [];
+  for (;;) {
+    cordons = (await readLedger(fe)).filter((r) => r.action === 'cordon' && targetNames.has(r.target.name));
+    if (cordons.length >= stormNodes) break;
+    if (Date.now() - t0 > timeoutMs) throw new Error(`storm: only ${cordons.length}/${stormNodes} cordon decisions after ${timeoutMs} ms\n${fe.engine.log().slice(-3000)}`);
+    await new Promise((r) => setTimeout(r, 250));
+  }
+  const lastDecision = Math.max(...cordons.map((r) => Date.parse(r.ts)));
+  // let the watch catch up with the last patch
+  await new Promise((r) => setTimeout(r, 1500));
+  const tEnd = Date.now();
+  const after = await apiserverRequests(cluster.api);
+  w.stop();
+  const executed = cordons.filter((r) => r.outcome === 'executed');
+  const denied = cordons.filter((r) => r.outcome === 'denied');
+  const deniedBy: Record<string, number> = {};
+  for (const r of denied) deniedBy[r.guard ?? '?'] = (deniedBy[r.guard ?? '?'] ?? 0) + 1;
+  const latencyMs = executed.map((r) => (seenAt.get(r.target.name) ?? NaN) - t0).sort((a, b) => a - b);
+  const nodes = await countNodes(cluster.api);
+  const eng = engineRequests(cluster.auditLog, t0 - 200, tEnd);
+  const inc = await fetch(`${fe.engine.url}/api/v1/incidents`, { headers: { Authorization: `Bearer ${fe.controlToken}` } });
+  const incidents = inc.status === 200 ? ((await inc.json()) as { incidents: StormResult['incidents'] }).incidents : [];
+  return {
+    stormNodes,
+    maxUnavailable,
+    executed: executed.length,
+    denied: denied.length,
+    deniedBy,
+    unschedulable: nodes.unschedulable.length,
+    tainted: nodes.tainted.length,
+    latencyMs,
+    p50: quantile(latencyMs, 0.5),
+    p99: quantile(latencyMs, 0.99),
+    drainSeconds: (lastDecision - t0) / 1000,
+    allRequests: diffCounts(before, after),
+    engineRequests: eng,
+    engineRequestsPerDecision: sumWhere(eng, () => true) / cordons.length,
+    engineListsDuringStorm: sumWhere(eng, (k) => k.startsWith('LIST ')),
+    incidents,
+  };
+}
+
+export interface SoakResult {
+  seconds: number;
+  events: number;
+  /** [seconds since start, heap used MiB, RSS MiB] every sample. */
+  samples: Array<[number, number, number]>;
+  /** Heap growth over the second half, MiB per minute (least squares). */
+  heapSlopeMiBPerMin: number;
+  rssFirstMiB: number;
+  rssLastMiB: number;
+  churnedNodes: number;
+}
+
+/**
+ * Heartbeats from every node at `eventsPerSecond` total for `seconds`, plus node
+ * churn (a batch of fresh Nodes created and deleted each round: new names, as a
+ * fleet that autoscales has), sampling the engine's heap and RSS.
+ */
+export async function runSoak(cluster: KwokCluster, fe: FleetEngine, kafka: KafkaBroker, seconds: number, eventsPerSecond: number, churnPerRound = 50): Promise<SoakResult> {
+  const heapOf = async (): Promise<number> => (await fe.engine.metric('nodewarden_nodejs_heap_size_used_bytes')) / 2 ** 20;
+  const t0 = Date.now();
+  const samples: Array<[number, number, number]> = [];
+  let events = 0;
+  let seq = 0;
+  let churned = 0;
+  let round = 0;
+  while (Date.now() - t0 < seconds * 1000) {
+    const roundStart = Date.now();
+    const batch: Array<{ key: string; value: string }> = [];
+    for (let i = 0; i < eventsPerSecond * 5; i++) {
+      const n = cluster.fleet[(seq + i) % cluster.fleet.length] as FleetNode;
+      batch.push(heartbeatEvent(n, Date.now(), seq + i));
+    }
+    seq += batch.length;
+    await produceAll(kafka.brokers, fe.topics.signals, batch, 1000, 2);
+    events += batch.length;
+    // churn: create fresh nodes, delete the previous round's
+    const names = Array.from({ length: churnPerRound }, (_, i) => `churn-${round}-${i}`);
+    await pool(names, 8, async (name) => {
+      const r = await cluster.api.request('POST', '/api/v1/nodes', { apiVersion: 'v1', kind: 'Node', metadata: { name, labels: { [GROUP_LABEL]: 'churn' }, annotations: { [KWOK_ANNOTATION]: 'fake' } } });
+      if (r.status !== 201) throw new Error(`create ${name}: HTTP ${r.status}`);
+    });
+    if (round > 0) {
+      await pool(Array.from({ length: churnPerRound }, (_, i) => `churn-${round - 1}-${i}`), 8, async (name) => {
+        await cluster.api.request('DELETE', `/api/v1/nodes/${name}`);
+      });
+    }
+    churned += churnPerRound;
+    round++;
+    samples.push([(Date.now() - t0) / 1000, await heapOf(), rssMiB(fe.engine.pid)]);
+    const wait = 5000 - (Date.now() - roundStart);
+    if (wait > 0) await new Promise((r) => setTimeout(r, wait));
+  }
+  await pool(Array.from({ length: churnPerRound }, (_, i) => `churn-${round - 1}-${i}`), 8, async (name) => {
+    await cluster.api.request('DELETE', `/api/v1/nodes/${name}`);
+  });
+  const half = samples.slice(Math.floor(samples.length / 2)).map(([t, h]) => [t, h] as const);
+  const slope = half.length >= 2 ? linearFit(half).slope : NaN;
+  return {
+    seconds: (Date.now() - t0) / 1000,
+    events,
+    samples,
+    heapSlopeMiBPerMin: slope * 60,
+    rssFirstMiB: samples[0]?.[2] ?? NaN,
+    rssLastMiB: samples[samples.length - 1]?.[2] ?? NaN,
+    churnedNodes: churned,
+  };
+}
