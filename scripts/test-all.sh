@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite, from a fresh clone: installs dependencies, provisions
 # the real servers (Kafka KRaft, Redis, kube-apiserver + etcd +
-# kube-controller-manager, Prometheus, helm), Debian's Chromium and the nodewarden
+# kube-controller-manager, Prometheus, helm, KWOK), Debian's Chromium and the nodewarden
 # image (buildah); kubelet, kube-scheduler, kube-proxy and containerd for the
 # real-node suite; then lint, unit, integration and node tests. Heavy builds are
 # cached under ${NODEWARDEN_CACHE:-~/.cache/nodewarden}.
@@ -44,6 +44,9 @@ PATH="$(dirname "$PROMTOOL_BIN"):$PATH"
 export NODEWARDEN_KAFKA_LIBS="$(bash scripts/provision/kafka.sh | tail -n 1)"
 export NODEWARDEN_KUBE_BIN="$(bash scripts/provision/kube.sh | tail -n 1)"
 export NODEWARDEN_CRDS="$(bash scripts/provision/crds.sh | tail -n 1)"
+# KWOK keeps the simulated GPU Nodes of the fleet-scale test Ready (built from the Go module proxy, ~2 min once)
+eval "$(bash scripts/provision/kwok.sh | grep '^KWOK_')"
+export NODEWARDEN_KWOK_BIN="$KWOK_BIN" NODEWARDEN_KWOK_STAGES="$KWOK_STAGES"
 # Debian's Chromium for the console's browser test (driven by playwright-core; nothing downloaded by npm)
 eval "$(bash scripts/provision/chromium.sh)"
 export NODEWARDEN_CHROMIUM="$CHROMIUM_BIN"

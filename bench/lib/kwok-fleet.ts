@@ -26,7 +26,7 @@ import type { KwokProcess } from '../../test/harness/kwok.js';
 import { benchFleet, GROUP_LABEL } from './fleet-traffic.js';
 import { createTopics, produceAll, ROOT, spawnEngine } from './kafka-bench.js';
 import type { EngineChild } from './kafka-bench.js';
-import { linearFit, quantile } from './stats.js';
+import { quantile } from './stats.js';
 
 export const ENGINE_USER = 'system:serviceaccount:nodewarden:nodewarden-engine';
 
@@ -47,7 +47,7 @@ export function apiClient(kube: KubeCluster, maxSockets = 8): ApiClient {
       const payload = body === undefined ? undefined : JSON.stringify(body);
       return new Promise((resolve, reject) => {
         const req = https.request(
-          { host: base.hostname, port: base.port, path, method, agent, timeout: 60_000, headers: { Authorization: `Bearer ${kube.adminToken}`, Accept: 'application/json', ...(payload ? { 'Content-Type': 'application/json' } : {}) } },
+          { host: base.hostname, port: base.port, path, method, agent, timeout: 60_000, headers: { Authorization: `Bearer ${kube.adminToken}`, Accept: 'application/json', ...(payload ? { 'Content-Type': method === 'PATCH' ? 'application/merge-patch+json' : 'application/json' } : {}) } },
           (res) => {
             const chunks: Buffer[] = [];
             res.on('data', (c: Buffer) => chunks.push(c));
@@ -456,67 +456,98 @@ export async function runStorm(cluster: KwokCluster, fe: FleetEngine, kafka: Kaf
 export interface SoakResult {
   seconds: number;
   events: number;
-  /** [seconds since start, heap used MiB, RSS MiB] every sample. */
+  /** [seconds since start, heap used MiB, RSS MiB], one a second. */
   samples: Array<[number, number, number]>;
-  /** Heap growth over the second half, MiB per minute (least squares). */
-  heapSlopeMiBPerMin: number;
+  /** Lowest heap used (MiB) in each quarter of the run: the post-GC floors, what is actually retained. */
+  heapFloorsMiB: number[];
+  /** Floor of the last quarter minus the floor of the second (the first is warm-up), MiB. */
+  heapFloorGrowthMiB: number;
+  /** Heap used (MiB) at the first sample after each major (mark-sweep) GC: what survives a full collection. */
+  afterMajorGcMiB: number[];
   rssFirstMiB: number;
   rssLastMiB: number;
   churnedNodes: number;
+  /** Nodes in the engine's view (guard fleet total) at the end. */
+  viewNodesAtEnd: number;
+}
+
+async function guardFleetTotal(fe: FleetEngine): Promise<number> {
+  const r = await fetch(`${fe.engine.url}/api/v1/guard`, { headers: { Authorization: `Bearer ${fe.controlToken}` } });
+  return ((await r.json()) as { fleet?: { total?: number } }).fleet?.total ?? NaN;
 }
 
 /**
  * Heartbeats from every node at `eventsPerSecond` total for `seconds`, plus node
- * churn (a batch of fresh Nodes created and deleted each round: new names, as a
- * fleet that autoscales has), sampling the engine's heap and RSS.
+ * churn (a batch of fresh Nodes created and the previous batch deleted every
+ * 5 s: new names each time, as an autoscaled fleet has), sampling the engine's
+ * heap and RSS every second.
  */
 export async function runSoak(cluster: KwokCluster, fe: FleetEngine, kafka: KafkaBroker, seconds: number, eventsPerSecond: number, churnPerRound = 50): Promise<SoakResult> {
   const heapOf = async (): Promise<number> => (await fe.engine.metric('nodewarden_nodejs_heap_size_used_bytes')) / 2 ** 20;
   const t0 = Date.now();
   const samples: Array<[number, number, number]> = [];
+  const afterMajorGcMiB: number[] = [];
+  const majors = (): Promise<number> => fe.engine.metric('nodewarden_nodejs_gc_duration_seconds_count{kind="major"}');
+  let lastMajors = await majors();
+  let sampling = true;
+  const sampler = (async () => {
+    while (sampling) {
+      const heap = await heapOf();
+      samples.push([(Date.now() - t0) / 1000, heap, rssMiB(fe.engine.pid)]);
+      const m = await majors();
+      if (m > lastMajors) afterMajorGcMiB.push(heap);
+      lastMajors = m;
+      await new Promise((r) => setTimeout(r, 1000));
+    }
+  })();
   let events = 0;
   let seq = 0;
   let churned = 0;
   let round = 0;
+  const churnName = (r: number, i: number): string => `churn-${r}-${i}`;
+  const deleteRound = (r: number): Promise<void> =>
+    pool(Array.from({ length: churnPerRound }, (_, i) => churnName(r, i)), 8, async (name) => {
+      await cluster.api.request('DELETE', `/api/v1/nodes/${name}`);
+    });
   while (Date.now() - t0 < seconds * 1000) {
     const roundStart = Date.now();
     const batch: Array<{ key: string; value: string }> = [];
-    for (let i = 0; i < eventsPerSecond * 5; i++) {
-      const n = cluster.fleet[(seq + i) % cluster.fleet.length] as FleetNode;
-      batch.push(heartbeatEvent(n, Date.now(), seq + i));
-    }
+    for (let i = 0; i < eventsPerSecond * 5; i++) batch.push(heartbeatEvent(cluster.fleet[(seq + i) % cluster.fleet.length] as FleetNode, Date.now(), seq + i));
     seq += batch.length;
     await produceAll(kafka.brokers, fe.topics.signals, batch, 1000, 2);
     events += batch.length;
-    // churn: create fresh nodes, delete the previous round's
-    const names = Array.from({ length: churnPerRound }, (_, i) => `churn-${round}-${i}`);
-    await pool(names, 8, async (name) => {
+    await pool(Array.from({ length: churnPerRound }, (_, i) => churnName(round, i)), 8, async (name) => {
       const r = await cluster.api.request('POST', '/api/v1/nodes', { apiVersion: 'v1', kind: 'Node', metadata: { name, labels: { [GROUP_LABEL]: 'churn' }, annotations: { [KWOK_ANNOTATION]: 'fake' } } });
       if (r.status !== 201) throw new Error(`create ${name}: HTTP ${r.status}`);
     });
-    if (round > 0) {
-      await pool(Array.from({ length: churnPerRound }, (_, i) => `churn-${round - 1}-${i}`), 8, async (name) => {
-        await cluster.api.request('DELETE', `/api/v1/nodes/${name}`);
-      });
-    }
+    if (round > 0) await deleteRound(round - 1);
     churned += churnPerRound;
     round++;
-    samples.push([(Date.now() - t0) / 1000, await heapOf(), rssMiB(fe.engine.pid)]);
     const wait = 5000 - (Date.now() - roundStart);
     if (wait > 0) await new Promise((r) => setTimeout(r, wait));
   }
-  await pool(Array.from({ length: churnPerRound }, (_, i) => `churn-${round - 1}-${i}`), 8, async (name) => {
-    await cluster.api.request('DELETE', `/api/v1/nodes/${name}`);
-  });
-  const half = samples.slice(Math.floor(samples.length / 2)).map(([t, h]) => [t, h] as const);
-  const slope = half.length >= 2 ? linearFit(half).slope : NaN;
+  sampling = false;
+  await sampler;
+  await deleteRound(round - 1);
+  const end = (Date.now() - t0) / 1000;
+  const quarter = (q: number): number[] => samples.filter(([t]) => t >= (end * q) / 4 && t < (end * (q + 1)) / 4).map(([, h]) => h);
+  const heapFloorsMiB = [0, 1, 2, 3].map((q) => Math.min(...quarter(q)));
+  let viewNodesAtEnd = NaN;
+  for (let i = 0; i < 20; i++) {
+    viewNodesAtEnd = await guardFleetTotal(fe);
+    if (viewNodesAtEnd === cluster.fleet.length) break;
+    await new Promise((r) => setTimeout(r, 500));
+  }
   return {
-    seconds: (Date.now() - t0) / 1000,
+    seconds: end,
     events,
     samples,
-    heapSlopeMiBPerMin: slope * 60,
+    heapFloorsMiB,
+    heapFloorGrowthMiB: (heapFloorsMiB[3] ?? NaN) - (heapFloorsMiB[1] ?? NaN),
+    afterMajorGcMiB,
     rssFirstMiB: samples[0]?.[2] ?? NaN,
     rssLastMiB: samples[samples.length - 1]?.[2] ?? NaN,
     churnedNodes: churned,
+    viewNodesAtEnd,
   };
 }
