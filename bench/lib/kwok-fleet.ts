@@ -19,7 +19,7 @@ import { fleetObjects } from '../../demo/fleet.js';
 import type { FleetNode } from '../../demo/fleet.js';
 import { ledgerStreamKey } from '../../remediations/ledger/redis-stream-ledger.js';
 import type { KafkaBroker } from '../../test/harness/kafka.js';
-import { startKube } from '../../test/harness/kube.js';
+import { run, startKube } from '../../test/harness/kube.js';
 import type { KubeCluster } from '../../test/harness/kube.js';
 import { KWOK_ANNOTATION, kwokKubeOptions, startKwok } from '../../test/harness/kwok.js';
 import type { KwokProcess } from '../../test/harness/kwok.js';
@@ -272,6 +272,26 @@ export function rssMiB(pid: number): number {
   return m ? Number(m[1]) / 1024 : NaN;
 }
 
+/**
+ * A full GC in the engine through its inspector (the engine runs with
+ * `--inspect=127.0.0.1:0`), then its heap used, MiB: what the process retains.
+ * A helper `node --experimental-websocket` speaks the DevTools protocol
+ * (HeapProfiler.collectGarbage, then process.memoryUsage()).
+ */
+const GC_CLIENT = `const ws = new WebSocket(process.argv[1]); let id = 0;
+const send = (method, params = {}) => new Promise((res) => { const i = ++id; const h = (ev) => { const m = JSON.parse(ev.data); if (m.id === i) { ws.removeEventListener('message', h); res(m); } }; ws.addEventListener('message', h); ws.send(JSON.stringify({ id: i, method, params })); });
+ws.onopen = async () => { await send('HeapProfiler.collectGarbage'); const r = await send('Runtime.evaluate', { expression: 'process.memoryUsage().heapUsed', returnByValue: true }); console.log(r.result.result.value); ws.close(); process.exit(0); };
+ws.onerror = () => { console.error('cannot reach the inspector at ' + process.argv[1]); process.exit(1); };`;
+
+export async function heapAfterFullGc(fe: FleetEngine): Promise<number> {
+  const url = /Debugger listening on (ws:\/\/\S+)/.exec(fe.engine.log())?.[1];
+  if (url === undefined) throw new Error('the engine has no inspector (start it with --inspect=127.0.0.1:0)');
+  const r = await run(process.execPath, ['--experimental-websocket', '-e', GC_CLIENT, url], { timeoutMs: 30_000 });
+  const bytes = Number(r.stdout.trim());
+  if (r.code !== 0 || !Number.isFinite(bytes)) throw new Error(`forced GC failed (${r.code}): ${r.stderr.trim().slice(0, 300)}`);
+  return bytes / 2 ** 20;
+}
+
 export async function startFleetEngine(o: FleetEngineOptions): Promise<FleetEngine> {
   const s = `${o.tag}-${process.pid}-${Date.now().toString(36)}`;
   const topics = { signals: `sig-${s}`, deadLetter: `dlq-${s}`, ledger: `ledger-${s}` };
@@ -299,6 +319,8 @@ export async function startFleetEngine(o: FleetEngineOptions): Promise<FleetEngi
       },
     },
     args: ['--session-timeout', '10s'],
+    // for heapAfterFullGc (loopback only)
+    nodeArgs: ['--inspect=127.0.0.1:0'],
   });
   const startMs = Date.now() - t0;
   const redis = new Redis(o.redisUrl, { lazyConnect: false, maxRetriesPerRequest: 3 });
@@ -462,8 +484,10 @@ export interface SoakResult {
   heapFloorsMiB: number[];
   /** Floor of the last quarter minus the floor of the second (the first is warm-up), MiB. */
   heapFloorGrowthMiB: number;
-  /** Heap used (MiB) at the first sample after each major (mark-sweep) GC: what survives a full collection. */
-  afterMajorGcMiB: number[];
+  /** [seconds, heap used MiB] right after a full GC forced through the engine's inspector, every 10 s: what is retained. */
+  afterFullGcMiB: Array<[number, number]>;
+  /** Retained heap at the end minus at 10 s (after warm-up), MiB. */
+  retainedGrowthMiB: number;
   rssFirstMiB: number;
   rssLastMiB: number;
   churnedNodes: number;
@@ -486,17 +510,17 @@ export async function runSoak(cluster: KwokCluster, fe: FleetEngine, kafka: Kafk
   const heapOf = async (): Promise<number> => (await fe.engine.metric('nodewarden_nodejs_heap_size_used_bytes')) / 2 ** 20;
   const t0 = Date.now();
   const samples: Array<[number, number, number]> = [];
-  const afterMajorGcMiB: number[] = [];
-  const majors = (): Promise<number> => fe.engine.metric('nodewarden_nodejs_gc_duration_seconds_count{kind="major"}');
-  let lastMajors = await majors();
+  const afterFullGcMiB: Array<[number, number]> = [];
+  let nextGc = 0;
   let sampling = true;
   const sampler = (async () => {
     while (sampling) {
       const heap = await heapOf();
       samples.push([(Date.now() - t0) / 1000, heap, rssMiB(fe.engine.pid)]);
-      const m = await majors();
-      if (m > lastMajors) afterMajorGcMiB.push(heap);
-      lastMajors = m;
+      if (Date.now() - t0 >= nextGc) {
+        afterFullGcMiB.push([(Date.now() - t0) / 1000, await heapAfterFullGc(fe)]);
+        nextGc += 10_000;
+      }
       await new Promise((r) => setTimeout(r, 1000));
     }
   })();
@@ -544,7 +568,8 @@ export async function runSoak(cluster: KwokCluster, fe: FleetEngine, kafka: Kafk
     samples,
     heapFloorsMiB,
     heapFloorGrowthMiB: (heapFloorsMiB[3] ?? NaN) - (heapFloorsMiB[1] ?? NaN),
-    afterMajorGcMiB,
+    afterFullGcMiB,
+    retainedGrowthMiB: (afterFullGcMiB[afterFullGcMiB.length - 1]?.[1] ?? NaN) - (afterFullGcMiB[1]?.[1] ?? NaN),
     rssFirstMiB: samples[0]?.[2] ?? NaN,
     rssLastMiB: samples[samples.length - 1]?.[2] ?? NaN,
     churnedNodes: churned,
