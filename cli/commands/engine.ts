@@ -211,7 +211,7 @@ export async function run(argv: string[]): Promise<number> {
     ]);
     const kc = new KubeConfig();
     loadDefaultKubeConfig(kc);
-    const live = createLiveCluster({ source: createClientNodeListWatch(kc, { registry }), logger });
+    const live = createLiveCluster({ source: createClientNodeListWatch(kc, { registry }), logger, now: () => clock.now() });
     steps.push({ name: 'kubernetes api (cluster view)', run: () => live.start() });
     closers.push(['cluster view', () => live.stop()]);
     cluster = live;

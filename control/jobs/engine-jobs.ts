@@ -69,7 +69,7 @@ export interface EngineJobsDeps {
 }
 
 function isReconcilable(v: unknown): v is ReconcilableView {
-  return typeof (v as Partial<ReconcilableView>).reconcile === 'function';
+  return typeof (v as Partial<ReconcilableView>).reconcile === 'function' && typeof (v as Partial<ReconcilableView>).listedAt === 'function';
 }
 
 /** Builds the scheduler with every enabled job registered (not started). Throws CONFIG_INVALID on a bad schedule. */

@@ -1,8 +1,11 @@
 /**
  * `guard-reconcile` (every minute, on every replica): the guard counts real
- * unavailable capacity from this replica's cluster view, so the view is
- * re-listed in full (repairing anything a dropped watch event left stale),
- * then cordon reservations that no longer mean anything are released: expired
+ * unavailable capacity from this replica's cluster view, which the watch keeps
+ * current; the view is re-listed in full (repairing anything a dropped watch
+ * event left stale) only when its last full list is older than `maxViewAgeMs`
+ * (default 5 min): at 10,000 nodes a LIST of every Node each minute on every
+ * replica was the largest apiserver load the engine made (issue 13). Then
+ * cordon reservations that no longer mean anything are released: expired
  * ones (a crashed replica's in-flight cordon), and those of nodes that left
  * the cluster. Both would otherwise hold budget until the next authorize
  * happens to prune them.
@@ -15,7 +18,12 @@ import { checkAborted } from './job.js';
 /** A view that can re-list everything now (the live cluster view). */
 export interface ReconcilableView {
   reconcile(): Promise<void>;
+  /** ms since epoch of the oldest of its last full lists (0: never listed). */
+  listedAt(): number;
 }
+
+/** Default age of the view's last full list past which the job re-lists it. */
+export const DEFAULT_MAX_VIEW_AGE_MS = 5 * 60_000;
 
 /** One cordon reservation as stored by a guard adapter. */
 export interface ReservationEntry {
@@ -41,6 +49,8 @@ export interface GuardReconcileDeps {
   /** Present when the view can re-list (live cluster); a simulated cluster is always current. */
   reconcilable?: ReconcilableView;
   pruner?: ReservationPruner;
+  /** Re-list only when the last full list is at least this old (default 5 min). */
+  maxViewAgeMs?: number;
 }
 
 export function guardReconcileJob(d: GuardReconcileDeps): Job {
@@ -48,11 +58,12 @@ export function guardReconcileJob(d: GuardReconcileDeps): Job {
     name: 'guard-reconcile',
     scope: 'replica',
     async run(ctx): Promise<JobSummary> {
-      if (d.reconcilable) await d.reconcilable.reconcile();
+      const relist = d.reconcilable !== undefined && ctx.now - d.reconcilable.listedAt() >= (d.maxViewAgeMs ?? DEFAULT_MAX_VIEW_AGE_MS);
+      if (relist) await d.reconcilable?.reconcile();
       checkAborted(ctx.signal);
       const released = d.pruner ? await d.pruner.prune(staleReservation(ctx.now, d.view)) : 0;
       const nodes = d.view.listNodes();
-      return { relisted: d.reconcilable !== undefined, nodes: nodes.length, unavailable: nodes.filter(isUnavailable).length, reservationsReleased: released };
+      return { relisted: relist, nodes: nodes.length, unavailable: nodes.filter(isUnavailable).length, reservationsReleased: released };
     },
   };
 }

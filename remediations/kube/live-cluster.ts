@@ -44,6 +44,8 @@ export interface LiveClusterOptions {
   watchWorkloads?: boolean;
   /** First re-watch delay after a failure; doubles up to 30 s. Default 500 ms. */
   retryDelayMs?: number;
+  /** Wall clock for `listedAt` (default Date.now). */
+  now?: () => number;
 }
 
 interface Sink {
@@ -64,6 +66,8 @@ class Reflector {
   private timer: NodeJS.Timeout | undefined;
   lists = 0;
   watchEvents = 0;
+  /** ms since epoch of the last successful full list (0: never). */
+  listedAt = 0;
 
   constructor(
     readonly resource: WatchedResource,
@@ -71,6 +75,7 @@ class Reflector {
     private readonly sink: Sink,
     private readonly log: Logger,
     private readonly baseDelay: number,
+    private readonly now: () => number,
   ) {
     this.delay = baseDelay;
   }
@@ -80,6 +85,7 @@ class Reflector {
     const { items, resourceVersion } = await this.source.list(this.resource);
     if (this.stopped) return;
     this.lists++;
+    this.listedAt = this.now();
     this.sink.replace(items);
     this.rv = resourceVersion;
     await this.restartWatch();
@@ -180,10 +186,11 @@ export class LiveCluster implements ClusterView {
     this.log = opts.logger ?? silentLogger;
     this.reconcileMs = opts.reconcileIntervalMs ?? 300_000;
     const delay = opts.retryDelayMs ?? 500;
-    this.reflectors.push(new Reflector('nodes', opts.source, this.nodeSink(), this.log, delay));
+    const now = opts.now ?? Date.now;
+    this.reflectors.push(new Reflector('nodes', opts.source, this.nodeSink(), this.log, delay, now));
     if (opts.watchWorkloads ?? true) {
-      this.reflectors.push(new Reflector('replicasets', opts.source, this.revisionSink('ReplicaSet'), this.log, delay));
-      this.reflectors.push(new Reflector('controllerrevisions', opts.source, this.revisionSink('ControllerRevision'), this.log, delay));
+      this.reflectors.push(new Reflector('replicasets', opts.source, this.revisionSink('ReplicaSet'), this.log, delay, now));
+      this.reflectors.push(new Reflector('controllerrevisions', opts.source, this.revisionSink('ControllerRevision'), this.log, delay, now));
     }
   }
 
@@ -201,6 +208,11 @@ export class LiveCluster implements ClusterView {
   /** Full re-list of every resource now. */
   async reconcile(): Promise<void> {
     await Promise.all(this.reflectors.map((r) => r.relist()));
+  }
+
+  /** ms since epoch of the oldest reflector's last full list (0 until every resource was listed once). */
+  listedAt(): number {
+    return Math.min(...this.reflectors.map((r) => r.listedAt));
   }
 
   stop(): void {

@@ -46,7 +46,7 @@ describe('jobs: guard-reconcile', () => {
     const r002 = guard.state.reservations.get('gpu-002');
     if (r002) r002.exp = T0 + 1000;
     let relisted = 0;
-    const job = guardReconcileJob({ view, reconcilable: { reconcile: () => Promise.resolve(void relisted++) }, pruner: memoryReservationPruner(guard.state) });
+    const job = guardReconcileJob({ view, reconcilable: { reconcile: () => Promise.resolve(void relisted++), listedAt: () => 0 }, pruner: memoryReservationPruner(guard.state) });
     clock.set(T0 + 2000);
     const summary = await job.run(ctx(clock.now()));
     expect(relisted).to.equal(1);
@@ -55,12 +55,27 @@ describe('jobs: guard-reconcile', () => {
     expect((await guard.authorize(cordonDecision('gpu-003', 'd-again'))).allowed).to.equal(true);
   });
 
+  it('re-lists only a view whose last full list is older than maxViewAgeMs: no LIST of every Node each minute (issue 13)', async () => {
+    let relisted = 0;
+    let listedAt = T0 - 60_000;
+    const view = FakeCluster.fleet(3);
+    const job = guardReconcileJob({ view, reconcilable: { reconcile: () => Promise.resolve(void (relisted++, (listedAt = T0 + 360_000))), listedAt: () => listedAt }, maxViewAgeMs: 300_000 });
+    // a minute after the last list (the watch keeps the view current): no re-list
+    expect(await job.run(ctx(T0))).to.deep.include({ relisted: false, nodes: 3 });
+    expect(await job.run(ctx(T0 + 239_999))).to.deep.include({ relisted: false });
+    expect(relisted).to.equal(0);
+    // five minutes after it: one re-list, and the next minute none again
+    expect(await job.run(ctx(T0 + 240_000))).to.deep.include({ relisted: true });
+    expect(await job.run(ctx(T0 + 420_000))).to.deep.include({ relisted: false });
+    expect(relisted).to.equal(1);
+  });
+
   it('is replica-scoped: every replica refreshes its own view', () => {
     expect(guardReconcileJob({ view: new FakeCluster() }).scope).to.equal('replica');
   });
 
   it('a failing re-list fails the run (the scheduler logs and counts it)', async () => {
-    const job = guardReconcileJob({ view: new FakeCluster(), reconcilable: { reconcile: () => Promise.reject(new Error('apiserver 503')) } });
+    const job = guardReconcileJob({ view: new FakeCluster(), reconcilable: { reconcile: () => Promise.reject(new Error('apiserver 503')), listedAt: () => 0 } });
     let err: unknown;
     try {
       await job.run(ctx(T0));
