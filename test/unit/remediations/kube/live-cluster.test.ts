@@ -67,6 +67,19 @@ describe('kube/live-cluster (reflectors over a ListWatchSource)', () => {
     expect(view.getNode('a')).to.deep.include({ unschedulable: true, cordonedByNodewarden: true });
   });
 
+  it('listedAt: 0 until every resource was listed, then the oldest full list; watch events do not move it', async () => {
+    let now = 1_000;
+    view = new LiveCluster({ source: src, reconcileIntervalMs: 0, retryDelayMs: 1, now: () => now });
+    expect(view.listedAt()).to.equal(0);
+    await view.start();
+    expect(view.listedAt()).to.equal(1_000);
+    now = 5_000;
+    src.open('nodes').onEvent('ADDED', node('x', { rv: '11' }));
+    expect(view.listedAt()).to.equal(1_000);
+    await view.reconcile();
+    expect(view.listedAt()).to.equal(5_000);
+  });
+
   it('re-watches from the last resourceVersion when the watch ends, and re-lists on 410 Gone', async () => {
     src.state.nodes = [node('a')];
     view = new LiveCluster({ source: src, reconcileIntervalMs: 0, retryDelayMs: 1, watchWorkloads: false });
