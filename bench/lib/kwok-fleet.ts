@@ -199,7 +199,8 @@ export async function apiserverRequests(api: ApiClient): Promise<RequestCounts> 
   const out: RequestCounts = new Map();
   for (const line of r.text.split('\n')) {
     if (!line.startsWith('apiserver_request_total{')) continue;
-    const labels = Object.fromEntries([...line.matchAll(/(\w+)="([^"]*)"/g)].map((m) => [m[1], m[2]]));
+    const labels: Record<string, string> = {};
+    for (const m of line.matchAll(/(\w+)="([^"]*)"/g)) labels[m[1] as string] = m[2] as string;
     const key = `${labels['verb'] ?? '?'} ${labels['resource'] ?? '?'}${labels['subresource'] ? `/${labels['subresource']}` : ''}`;
     out.set(key, (out.get(key) ?? 0) + Number(line.slice(line.lastIndexOf(' ') + 1)));
   }
@@ -433,7 +434,7 @@ export async function runStorm(cluster: KwokCluster, fe: FleetEngine, kafka: Kaf
   const t0 = Date.now();
   await produceAll(kafka.brokers, fe.topics.signals, targets.map((n, i) => xidEvent(n, t0, i)), 500, 2);
   const targetNames = new Set(targets.map((n) => n.name));
-  let cordons: LedgerEntry[] = [];
+  let cordons: LedgerEntry[];
   for (;;) {
     cordons = (await readLedger(fe)).filter((r) => r.action === 'cordon' && targetNames.has(r.target.name));
     if (cordons.length >= stormNodes) break;
