@@ -69,6 +69,8 @@ export async function startKwok(cluster: KubeCluster): Promise<KwokProcess> {
       `--manage-nodes-with-annotation-selector=${KWOK_ANNOTATION}=fake`,
       `--node-lease-duration-seconds=${KWOK_LEASE_SECONDS}`,
       '--node-ip=10.0.0.1',
+      // one INFO line per node patch and lease costs CPU that the engine should have
+      '--v=WARN',
     ],
     { stdio: ['ignore', fd, fd], cwd: cluster.dir },
   );
