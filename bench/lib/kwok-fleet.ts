@@ -158,7 +158,7 @@ export async function startKwokCluster(nodes: number, log: (s: string) => void =
     for (;;) {
       const c = await countNodes(api);
       if (c.ready >= nodes) break;
-      if (Date.now() - t0 > Math.max(180_000, nodes * 60)) throw new Error(`only ${c.ready}/${nodes} Nodes Ready after ${Date.now() - t0} ms; kwok log:\n${readFileSync(kwok.logPath, 'utf8').slice(-2000)}`);
+      if (Date.now() - t0 > Math.max(180_000, nodes * 120)) throw new Error(`only ${c.ready}/${nodes} Nodes Ready after ${Date.now() - t0} ms; kwok log:\n${readFileSync(kwok.logPath, 'utf8').slice(-2000)}`);
       await new Promise((r) => setTimeout(r, 2000));
     }
     const fleetReadySeconds = (Date.now() - t0) / 1000;
