@@ -309,7 +309,7 @@ export async function startFleetEngine(o: FleetEngineOptions): Promise<FleetEngi
     keyPrefix,
     groupId: `engine-${s}`,
     topics,
-    env: { KUBECONFIG: o.cluster.engineKubeconfig },
+    kubeconfig: o.cluster.engineKubeconfig,
     readyTimeoutMs: 180_000,
     extraConfig: {
       control: { tokensFile },
