@@ -35,7 +35,7 @@ import { mkdtemp, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { startKube, repoRoot, run, type ExecResult, type KubeCluster } from './kube.js';
-import { freePort } from './ports.js';
+import { assertPortFree, freePort } from './ports.js';
 import { spawnLogged, tailFile, waitUntil, type ManagedProcess } from './proc.js';
 
 export const BRIDGE = 'nwbr0';
@@ -443,6 +443,14 @@ function kubeProxyManifest(image: string, confDir: string, nodeName: string): st
   });
 }
 
+/**
+ * kube-proxy's healthz port as Kubernetes defaults it (10256): the agent's
+ * default `kubeProxyHealthUrl` and what the node suite checks the DaemonSet
+ * pod reads. Bound to loopback only (the strictest setting a cluster uses;
+ * the default 0.0.0.0 is a superset), which only a host-network agent reaches.
+ */
+export const KUBE_PROXY_HEALTHZ_PORT = 10256;
+
 function kubeProxyConfig(healthzPort: number, metricsPort: number): string {
   return JSON.stringify({
     apiVersion: 'kubeproxy.config.k8s.io/v1alpha1',
@@ -598,7 +606,8 @@ export async function startNodeCluster(opts: NodeClusterOptions = {}): Promise<N
     // --- kube-proxy static pod ------------------------------------------
     const proxyConf = path.join(dir, 'kube-proxy');
     await writeFile(path.join(proxyConf, 'kubeconfig'), fs.readFileSync(k.kubeconfigPath));
-    await writeFile(path.join(proxyConf, 'config.json'), kubeProxyConfig(await freePort(), await freePort()));
+    await assertPortFree(KUBE_PROXY_HEALTHZ_PORT, 'kube-proxy healthz');
+    await writeFile(path.join(proxyConf, 'config.json'), kubeProxyConfig(KUBE_PROXY_HEALTHZ_PORT, await freePort()));
     await writeFile(path.join(dir, 'manifests', 'kube-proxy.json'), kubeProxyManifest(images.proxy, proxyConf, nodeName));
 
     // --- kubelet ----------------------------------------------------------

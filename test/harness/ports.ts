@@ -30,3 +30,13 @@ export async function freePort(host = '127.0.0.1'): Promise<number> {
   }
   throw new Error('freePort: could not find an unused port after 20 attempts');
 }
+
+/** Throws a one-line error if `port` cannot be bound on `host` right now (a fixed port a harness needs). */
+export function assertPortFree(port: number, what: string, host = '127.0.0.1'): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const srv = net.createServer();
+    srv.unref();
+    srv.once('error', (e: NodeJS.ErrnoException) => reject(new Error(`${what}: port ${host}:${port} is taken (${e.code ?? e.message}); stop what holds it`)));
+    srv.listen({ host, port, exclusive: true }, () => srv.close(() => resolve()));
+  });
+}

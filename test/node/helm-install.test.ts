@@ -31,6 +31,7 @@ import {
   helmInstall,
   helmUninstall,
   isCordoned,
+  kubeProxyHealthFromAgent,
   ledgerRecord,
   readLedger,
 
@@ -85,6 +86,14 @@ describe('nodewarden installed with helm on a real node', function () {
     assert.deepEqual(hostPaths, ['/dev/kmsg', '/proc', '/run/containerd']);
     const engine = await node.kube.kubectl(['-n', NAMESPACE, 'get', 'pods', '-l', 'app.kubernetes.io/name=nodewarden-engine', '-o', 'jsonpath={.items[0].spec.serviceAccountName}']);
     assert.equal(engine.stdout.trim(), 'nodewarden-engine');
+  });
+
+  it("reads kube-proxy's /healthz from the DaemonSet pod (the node's network namespace, default kubeProxyHealthUrl)", async () => {
+    const t0 = Date.now();
+    const e = await kubeProxyHealthFromAgent(node, b);
+    assert.equal(e.data['url'], 'http://127.0.0.1:10256/healthz');
+    assert.equal(typeof e.data['lastUpdatedAgeMs'], 'number', JSON.stringify(e.data));
+    figure(`kube-proxy health read by the agent pod: healthy, HTTP 200 (found ${Date.now() - t0} ms after the test started)`);
   });
 
   it('is discovered and scraped by Prometheus through kubernetes_sd (the ServiceMonitor, translated)', async () => {

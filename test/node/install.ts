@@ -10,8 +10,10 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { Redis } from 'ioredis';
+import kafkajs from 'kafkajs';
 import { stringify } from 'yaml';
 import type { LedgerRecord } from '../../core/decision.js';
+import { decodeEnvelope, type EventEnvelope } from '../../core/envelope.js';
 import { startKafka, type KafkaBroker } from '../harness/kafka.js';
 import { repoRoot, run, type KubeCluster } from '../harness/kube.js';
 import { HOST_IP, type NodeCluster } from '../harness/node-cluster.js';
@@ -315,4 +317,42 @@ export async function enginePodIp(node: NodeCluster): Promise<string> {
   const ip = r.stdout.trim();
   if (ip === '') throw new Error(`no engine pod IP: ${r.stderr.trim()}`);
   return ip;
+}
+
+/**
+ * The first `kubeproxy.health` signal the agent pod of `nodeName` published
+ * with `healthy: true` (HTTP 200 from kube-proxy's /healthz at the agent's
+ * default URL), read from the signals topic; throws with the unhealthy ones
+ * seen (e.g. ECONNREFUSED from a pod's own network namespace) after timeoutMs.
+ */
+export async function kubeProxyHealthFromAgent(node: NodeCluster, b: Backends, timeoutMs = 60_000): Promise<EventEnvelope> {
+  const kafka = new kafkajs.Kafka({ clientId: 'nw-node-test-signals', brokers: b.kafka.brokers, logLevel: kafkajs.logLevel.NOTHING });
+  const consumer = kafka.consumer({ groupId: `nw-node-test-kubeproxy-${Date.now()}`, maxWaitTimeInMs: 200 });
+  const seen: EventEnvelope[] = [];
+  let found: EventEnvelope | undefined;
+  await consumer.connect();
+  try {
+    await consumer.subscribe({ topic: 'nodewarden.signals', fromBeginning: true });
+    await consumer.run({
+      eachMessage: ({ message }) => {
+        try {
+          const e = decodeEnvelope(message.value?.toString('utf8') ?? '');
+          if (e.type !== 'kubeproxy.health' || e.node !== node.nodeName) return Promise.resolve();
+          seen.push(e);
+          if (e.data['healthy'] === true && e.data['statusCode'] === 200) found ??= e;
+        } catch {
+          // not an envelope: not ours to judge here
+        }
+        return Promise.resolve();
+      },
+    });
+    return await eventuallyOnNode(node, `a healthy kubeproxy.health signal from the agent pod on ${node.nodeName}`, timeoutMs, () => {
+      if (found !== undefined) return found;
+      const last = seen.at(-1);
+      if (last !== undefined) throw new Error(`last kubeproxy.health: ${JSON.stringify(last.data)}`);
+      return undefined;
+    });
+  } finally {
+    await consumer.disconnect();
+  }
 }

@@ -16,6 +16,7 @@ import {
   eventuallyOnNode,
   getNode,
   isCordoned,
+  kubeProxyHealthFromAgent,
   prepareInstall,
   ledgerRecord,
   startBackends,
@@ -75,6 +76,11 @@ describe('nodewarden installed with kubectl apply -k on a real node', function (
   after(async () => {
     if (overlay !== undefined) await node?.kube.kubectl(['delete', '-k', overlay, '--wait=true', '--timeout=120s'], { timeoutMs: 150_000 });
     await b?.stop();
+  });
+
+  it("reads kube-proxy's /healthz from the DaemonSet pod", async () => {
+    const e = await kubeProxyHealthFromAgent(node, b);
+    assert.equal(e.data['healthy'], true);
   });
 
   it('cordons the real node on an Xid in its kernel log and pages', async () => {
