@@ -13,6 +13,8 @@
  * Needs root and the provisioned node (scripts/provision/kube.sh, node.sh,
  * image.sh), like `npm run test:node`.
  */
+import fs from 'node:fs';
+import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { startNodeCluster } from '../test/harness/node-cluster.js';
 import { NAMESPACE, helmInstall, startBackends } from '../test/node/install.js';
@@ -37,7 +39,7 @@ for (const [k, v] of [['seconds', seconds], ['interval', interval], ['warmup', w
 }
 
 interface SummaryPod {
-  podRef: { name: string; namespace: string };
+  podRef: { name: string; namespace: string; uid?: string };
   cpu?: { usageNanoCores?: number; usageCoreNanoSeconds?: number };
   memory?: { workingSetBytes?: number };
   containers?: Array<{ name: string; cpu?: { usageCoreNanoSeconds?: number }; memory?: { workingSetBytes?: number } }>;
@@ -47,6 +49,82 @@ interface Sample {
   at: number;
   ws: number;
   cpuNs: number;
+  /** What the working set is made of (cgroup v1 memory.stat and the process's status), bytes; undefined where unreadable. */
+  parts?: MemoryParts;
+}
+
+/** The working set (usage - inactive_file, as cAdvisor computes it on cgroup v1) broken down. */
+interface MemoryParts {
+  /** anonymous memory of the cgroup (heap, stacks: memory.stat total_rss) */
+  anon: number;
+  /** file pages in the active LRU (counted in the working set), of which the mapped ones (the node binary's text) */
+  activeFile: number;
+  mappedFile: number;
+  /** kernel memory charged to the cgroup (memory.kmem.usage_in_bytes: page tables, slab, socket buffers) */
+  kmem: number;
+  /** the process's own view: VmRSS of the container's main process */
+  processRss: number;
+}
+
+const MEMCG = '/sys/fs/cgroup/memory/kubepods';
+
+/** The memory cgroup directory of the pod's container whose process runs `needle`, searched under the kubepods hierarchy (cgroupfs driver). */
+function containerCgroup(podUid: string, needle: string): { dir: string; pid: number } | undefined {
+  const podDirs: string[] = [];
+  const walk = (d: string, depth: number): void => {
+    if (depth > 2) return;
+    for (const e of fs.readdirSync(d, { withFileTypes: true })) {
+      if (!e.isDirectory()) continue;
+      const full = path.join(d, e.name);
+      if (e.name === `pod${podUid}`) podDirs.push(full);
+      else walk(full, depth + 1);
+    }
+  };
+  try {
+    walk(MEMCG, 0);
+  } catch {
+    return undefined;
+  }
+  for (const pod of podDirs) {
+    for (const e of fs.readdirSync(pod, { withFileTypes: true })) {
+      if (!e.isDirectory()) continue;
+      const dir = path.join(pod, e.name);
+      for (const pidText of fs.readFileSync(path.join(dir, 'cgroup.procs'), 'utf8').split('\n').filter(Boolean)) {
+        try {
+          if (fs.readFileSync(`/proc/${pidText}/cmdline`, 'utf8').includes(needle)) return { dir, pid: Number(pidText) };
+        } catch {
+          /* exited */
+        }
+      }
+    }
+  }
+  return undefined;
+}
+
+function memoryParts(podUid: string | undefined): MemoryParts | undefined {
+  if (podUid === undefined) return undefined;
+  try {
+    const cg = containerCgroup(podUid, 'nodewarden');
+    if (cg === undefined) return undefined;
+    const stat = new Map(
+      fs
+        .readFileSync(path.join(cg.dir, 'memory.stat'), 'utf8')
+        .split('\n')
+        .map((l) => l.split(' '))
+        .map(([k, v]) => [k ?? '', Number(v)] as const),
+    );
+    const kmem = Number(fs.readFileSync(path.join(cg.dir, 'memory.kmem.usage_in_bytes'), 'utf8').trim());
+    const rssKb = /VmRSS:\s+(\d+) kB/.exec(fs.readFileSync(`/proc/${cg.pid}/status`, 'utf8'))?.[1];
+    return {
+      anon: stat.get('total_rss') ?? NaN,
+      activeFile: stat.get('total_active_file') ?? NaN,
+      mappedFile: stat.get('total_mapped_file') ?? NaN,
+      kmem,
+      processRss: rssKb === undefined ? NaN : Number(rssKb) * 1024,
+    };
+  } catch {
+    return undefined;
+  }
 }
 
 function median(xs: number[]): number {
@@ -71,6 +149,8 @@ async function main(): Promise<void> {
         const role = p.podRef.name.startsWith('nodewarden-agent') ? 'agent' : p.podRef.name.startsWith('nodewarden-engine') ? 'engine' : p.podRef.name;
         const c = p.containers?.[0];
         const s: Sample = { at: Date.now(), ws: c?.memory?.workingSetBytes ?? 0, cpuNs: c?.cpu?.usageCoreNanoSeconds ?? 0 };
+        const parts = memoryParts(p.podRef.uid);
+        if (parts !== undefined) s.parts = parts;
         const arr = series.get(role) ?? [];
         arr.push(s);
         series.set(role, arr);
@@ -87,6 +167,13 @@ async function main(): Promise<void> {
       const line = `${role}: working set median ${median(ws).toFixed(1)} MiB, max ${Math.max(...ws).toFixed(1)} MiB; CPU ${cpuPct.toFixed(2)} % of one core over ${((last.at - first.at) / 1000).toFixed(0)} s (${s.length} samples)`;
       const verdict = role === 'agent' ? (Math.max(...ws) <= BAR.wsMiB && cpuPct <= BAR.cpuPct ? ' [within the bar]' : ' [OVER the bar]') : '';
       lines.push(line + verdict);
+      const parts = s.flatMap((x) => (x.parts ? [x.parts] : []));
+      if (parts.length > 0) {
+        const m = (k: keyof MemoryParts): string => median(parts.map((x) => x[k] / 1048576)).toFixed(1);
+        lines.push(
+          `  ${role} working set made of (medians, MiB): anon ${m('anon')} + active file ${m('activeFile')} (mapped ${m('mappedFile')}) + kernel ${m('kmem')}; process VmRSS ${m('processRss')}`,
+        );
+      }
     }
     process.stdout.write(`${lines.join('\n')}\n`);
   } finally {
