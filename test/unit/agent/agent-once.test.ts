@@ -10,7 +10,7 @@ import { expect } from 'chai';
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import http from 'node:http';
-import type { AddressInfo } from 'node:net';
+import net, { type AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import * as grpc from '@grpc/grpc-js';
@@ -68,6 +68,18 @@ function runCli(args: string[], timeoutMs = 30_000): Promise<RunResult> {
 
 const ofType = (r: RunResult, t: string) => r.events.filter((e) => e.type === t);
 
+/** A loopback port nothing listens on (bound once to find it, then closed): connecting is refused. */
+function closedPort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = net.createServer();
+    srv.once('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const port = (srv.address() as AddressInfo).port;
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
 describe('nodewarden agent --once (spawned CLI)', function () {
   this.timeout(60_000);
 
@@ -107,7 +119,15 @@ describe('nodewarden agent --once (spawned CLI)', function () {
   });
 
   it('empty host root: only the heartbeat, every other collector skipped with a note, exit 0', async () => {
-    const r = await runCli(['agent', '--once', '--host-root', path.join(HOSTROOTS, 'empty'), '--node', 'n0']);
+    // Nothing may listen at the network endpoints either: the defaults
+    // (127.0.0.1:10256, :9400) are whatever this machine runs there (a node
+    // test's kube-proxy serves 127.0.0.1:10256), so point them at a closed port.
+    const closed = await closedPort();
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'nw-empty-'));
+    const configFile = path.join(dir, 'agent.yaml');
+    fs.writeFileSync(configFile, `agent:\n  kubeProxyHealthUrl: http://127.0.0.1:${closed}/healthz\n`);
+    const r = await runCli(['agent', '--once', '--config', configFile, '--host-root', path.join(HOSTROOTS, 'empty'), '--node', 'n0', '--dcgm-url', `http://127.0.0.1:${closed}/metrics`]);
+    fs.rmSync(dir, { recursive: true, force: true });
     expect(r.code, r.stderr).to.equal(0);
     expect(r.events.map((e) => e.type)).to.deep.equal(['agent.heartbeat']);
     for (const c of ['kernel-log', 'conntrack', 'containerd', 'kubeproxy-restart', 'dcgm']) expect(r.stderr).to.match(new RegExp(`${c}: skipped`));
