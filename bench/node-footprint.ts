@@ -62,8 +62,10 @@ interface MemoryParts {
   mappedFile: number;
   /** kernel memory charged to the cgroup (memory.kmem.usage_in_bytes: page tables, slab, socket buffers) */
   kmem: number;
-  /** the process's own view: VmRSS of the container's main process */
+  /** the process's own view: VmRSS of the container's main process, = RssAnon + RssFile (+ RssShmem) */
   processRss: number;
+  /** file-backed resident pages (the node binary's text): in the pod's working set only if its cgroup faulted them in first */
+  rssFile: number;
 }
 
 const MEMCG = '/sys/fs/cgroup/memory/kubepods';
@@ -114,13 +116,18 @@ function memoryParts(podUid: string | undefined): MemoryParts | undefined {
         .map(([k, v]) => [k ?? '', Number(v)] as const),
     );
     const kmem = Number(fs.readFileSync(path.join(cg.dir, 'memory.kmem.usage_in_bytes'), 'utf8').trim());
-    const rssKb = /VmRSS:\s+(\d+) kB/.exec(fs.readFileSync(`/proc/${cg.pid}/status`, 'utf8'))?.[1];
+    const status = fs.readFileSync(`/proc/${cg.pid}/status`, 'utf8');
+    const kb = (field: string): number => {
+      const v = new RegExp(`${field}:\\s+(\\d+) kB`).exec(status)?.[1];
+      return v === undefined ? NaN : Number(v) * 1024;
+    };
     return {
       anon: stat.get('total_rss') ?? NaN,
       activeFile: stat.get('total_active_file') ?? NaN,
       mappedFile: stat.get('total_mapped_file') ?? NaN,
       kmem,
-      processRss: rssKb === undefined ? NaN : Number(rssKb) * 1024,
+      processRss: kb('VmRSS'),
+      rssFile: kb('RssFile'),
     };
   } catch {
     return undefined;
@@ -171,7 +178,7 @@ async function main(): Promise<void> {
       if (parts.length > 0) {
         const m = (k: keyof MemoryParts): string => median(parts.map((x) => x[k] / 1048576)).toFixed(1);
         lines.push(
-          `  ${role} working set made of (medians, MiB): anon ${m('anon')} + active file ${m('activeFile')} (mapped ${m('mappedFile')}) + kernel ${m('kmem')}; process VmRSS ${m('processRss')}`,
+          `  ${role} working set made of (medians, MiB): anon ${m('anon')} + active file ${m('activeFile')} (mapped ${m('mappedFile')}) + kernel ${m('kmem')}; process VmRSS ${m('processRss')} (RssFile ${m('rssFile')}: file pages charged to the cgroup that first read them, here containerd's unpack)`,
         );
       }
     }
