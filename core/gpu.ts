@@ -17,24 +17,25 @@ export const GPU_UUID_RE = /^(?:GPU|MIG)-[0-9a-fA-F][0-9a-fA-F-]{0,59}$/;
 export const GPU_PCI_RE = /^[0-9a-fA-F]{4,8}:[0-9a-fA-F]{2}:[0-9a-fA-F]{2}(?:\.[0-7])?$/;
 export const MAX_GPU_ID = 64;
 
-export function isGpuUuid(s: unknown): s is string {
+export function isGpuUuid(s: unknown): boolean {
   return typeof s === 'string' && s.length <= MAX_GPU_ID && GPU_UUID_RE.test(s);
 }
 
-export function isGpuPci(s: unknown): s is string {
+export function isGpuPci(s: unknown): boolean {
   return typeof s === 'string' && s.length <= MAX_GPU_ID && GPU_PCI_RE.test(s);
 }
 
 /** Either form: what `target.name` of a `Device` target holds. */
-export function isGpuId(s: unknown): s is string {
+export function isGpuId(s: unknown): boolean {
   return isGpuUuid(s) || isGpuPci(s);
 }
 
 /** The GPU an event's data names: its UUID, else its PCI bus id, else null. */
 export function gpuOf(data: Readonly<Record<string, unknown>> | undefined): string | null {
   if (!data) return null;
-  if (isGpuUuid(data.gpu)) return data.gpu;
-  if (isGpuPci(data.pci)) return data.pci.toLowerCase();
+  const { gpu, pci } = data;
+  if (typeof gpu === 'string' && isGpuUuid(gpu)) return gpu;
+  if (typeof pci === 'string' && isGpuPci(pci)) return pci.toLowerCase();
   return null;
 }
 
