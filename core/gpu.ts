@@ -25,11 +25,6 @@ export function isGpuPci(s: unknown): boolean {
   return typeof s === 'string' && s.length <= MAX_GPU_ID && GPU_PCI_RE.test(s);
 }
 
-/** Either form: what `target.name` of a `Device` target holds. */
-export function isGpuId(s: unknown): boolean {
-  return isGpuUuid(s) || isGpuPci(s);
-}
-
 /** The GPU an event's data names: its UUID, else its PCI bus id, else null. */
 export function gpuOf(data: Readonly<Record<string, unknown>> | undefined): string | null {
   if (!data) return null;

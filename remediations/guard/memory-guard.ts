@@ -217,7 +217,7 @@ export function authorizeState(s: MemoryGuardState, p: AuthorizePlan): RawVerdic
   if (p.budget && p.budget.gpu === null && !s.reservations.has(p.budget.node))
     s.reservations.set(p.budget.node, { id: res, scopes: p.budget.scopes.map((x) => x.scope), exp: p.now + p.budget.holdMs });
   if (p.budget && p.budget.gpu !== null) {
-    const t = s.gpuTaints.get(p.budget.node) ?? { gpus: p.budget.gpus, scopes: [], devices: new Map() };
+    const t: GpuTaints = s.gpuTaints.get(p.budget.node) ?? { gpus: p.budget.gpus, scopes: [], devices: new Map<string, { id: string; exp: number }>() };
     t.gpus = p.budget.gpus;
     t.scopes = p.budget.scopes.map((x) => x.scope);
     const d = t.devices.get(p.budget.gpu.id);
