@@ -127,10 +127,10 @@ describe('RBAC least privilege of the Helm chart on a real apiserver', function 
           for (const v of verbs) if (!granted.get(res)?.has(v)) extra.push(`missing: ${v} ${res} in ${ns}`);
       }
       expect(extra, `${who}: permissions beyond the allowlist`).to.deep.equal([]);
-      // The agent writes nothing at all; the engine's writes are exactly its actions (cordon, rollback, events).
+      // The agent writes nothing at all; the engine's writes are exactly its actions (cordon, rollback, events, GPU taint and its undo).
       const writes = Object.entries(ALLOWED[who]).flatMap(([res, verbs]) => verbs.filter((v) => WRITE_VERBS.has(v)).map((v) => `${v} ${res}`));
       expect(writes).to.deep.equal(
-        who === 'agent' ? [] : ['patch nodes', 'create events', 'patch events', 'create events.events.k8s.io', 'patch events.events.k8s.io', 'patch daemonsets.apps', 'patch deployments.apps'],
+        who === 'agent' ? [] : ['patch nodes', 'create events', 'patch events', 'create events.events.k8s.io', 'patch events.events.k8s.io', 'patch daemonsets.apps', 'patch deployments.apps', 'create devicetaintrules.resource.k8s.io', 'delete devicetaintrules.resource.k8s.io'],
       );
     });
 
