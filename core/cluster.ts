@@ -13,6 +13,10 @@ export interface NodeInfo {
   ready: boolean;
   /** True when nodewarden itself cordoned it (annotation `nodewarden.io/cordoned-by`). */
   cordonedByNodewarden: boolean;
+  /** GPUs in the node (capacity `nvidia.com/gpu`, else the GPU count label); absent/null = unknown. */
+  gpus?: number | null;
+  /** GPUs of this node under a DRA device taint, where the view knows (ids as in Device targets). */
+  taintedGpus?: readonly string[];
 }
 
 export interface WorkloadRef {
@@ -48,4 +52,11 @@ export const NW = {
   annReason: 'nodewarden.io/reason',
   annTime: 'nodewarden.io/cordoned-at',
   annDecision: 'nodewarden.io/decision-id',
+  /** Labels of the DeviceTaintRules nodewarden creates (remediations/kube/device-taints.ts). */
+  labelManagedBy: 'app.kubernetes.io/managed-by',
+  labelTaintNode: 'nodewarden.io/node',
+  labelTaintGpu: 'nodewarden.io/gpu',
 } as const;
+
+/** Default node label with the GPU count (GPU feature discovery); config `guard.gpuCountLabel`. */
+export const DEFAULT_GPU_COUNT_LABEL = 'nvidia.com/gpu.count';

@@ -67,7 +67,17 @@ export interface NodewardenConfig {
     rollbackWindow: string;
     circuitBreaker: { failures: number; window: string; openFor: string };
     autoUncordon: boolean;
+    /**
+     * Per-GPU scope (docs/gpu-scope.md): at most this many GPUs of one node
+     * tainted at a time, `50%` of the node's GPUs or a count. A node with N of
+     * its G GPUs tainted counts N/G of a node toward maxUnavailable.
+     */
+    maxTaintedGpusPerNode: string;
+    /** Node label with the node's GPU count when capacity `nvidia.com/gpu` is absent (DRA-only nodes): GPU feature discovery's. */
+    gpuCountLabel: string;
   };
+  /** DRA device taints of single GPUs (KEP-5055 DeviceTaintRule; docs/gpu-scope.md). */
+  deviceTaints: DeviceTaintsConfig;
   pager: {
     pagerduty: { url: string; routingKeyFile: string | null; routingKeyEnv: string } | null;
     slack: { webhookUrlFile: string | null; webhookUrlEnv: string; minIntervalMs: number } | null;
@@ -79,6 +89,21 @@ export interface NodewardenConfig {
   incidents: IncidentsConfig;
   /** Scheduled operations jobs of the engine (control/jobs, docs/jobs.md). */
   jobs: JobsConfig;
+}
+
+export interface DeviceTaintsConfig {
+  /** Taint single GPUs where the cluster serves DeviceTaintRule; false: always cordon the node. */
+  enabled: boolean;
+  /** DRA driver whose devices are the GPUs (ResourceSlice spec.driver; the device attribute domain). */
+  driver: string;
+  /** Device attribute holding the GPU UUID (NVIDIA DRA driver: `uuid`). */
+  uuidAttribute: string;
+  /** Device attribute holding the PCI bus id, used when an event names no UUID; null: cordon instead. */
+  pciAttribute: string | null;
+  /** Taint key on the device (the effect is NoSchedule; dry-run: None, or a server-side dry run where None is not served). */
+  key: string;
+  /** How long the answer "is DeviceTaintRule served, in which version" is cached. */
+  discoveryTtl: string;
 }
 
 export interface IncidentsConfig {
@@ -170,6 +195,16 @@ export const DEFAULT_CONFIG: NodewardenConfig = {
     rollbackWindow: '6h',
     circuitBreaker: { failures: 5, window: '5m', openFor: '2m' },
     autoUncordon: false,
+    maxTaintedGpusPerNode: '50%',
+    gpuCountLabel: 'nvidia.com/gpu.count',
+  },
+  deviceTaints: {
+    enabled: true,
+    driver: 'gpu.nvidia.com',
+    uuidAttribute: 'uuid',
+    pciAttribute: 'pciBusID',
+    key: 'nodewarden.io/unhealthy',
+    discoveryTtl: '5m',
   },
   pager: { pagerduty: null, slack: null, slackApi: null },
   control: { tokensFile: null },
@@ -203,6 +238,14 @@ const budget = {
   patternHint: 'must be a percentage from 0% to 100% like 5%, or a count of nodes like 3',
 } as const;
 const str = { type: 'string' } as const;
+/** A label/taint key: optional DNS prefix, then a name (bounded: it goes into API objects). */
+const labelName = {
+  type: 'string',
+  pattern: '^(?=.{1,253}$)([a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$',
+  patternHint: 'must be a label name like nodewarden.io/unhealthy',
+} as const;
+const dnsName = { type: 'string', pattern: '^(?=.{1,63}$)[a-z0-9]([-a-z0-9.]*[a-z0-9])?$', patternHint: 'must be a DNS name like gpu.nvidia.com' } as const;
+const attrName = { type: 'string', pattern: '^[A-Za-z][A-Za-z0-9_]{0,31}$', patternHint: 'must be a device attribute name like uuid' } as const;
 const nstr = { type: ['string', 'null'] } as const;
 const port = { type: 'integer', minimum: 0, maximum: 65535 } as const;
 /** 5 or 6 cron fields (node-cron syntax); the job scheduler checks the fields themselves. */
@@ -259,6 +302,16 @@ export const CONFIG_SCHEMA = obj({
     rollbackWindow: duration,
     circuitBreaker: obj({ failures: { type: 'integer', minimum: 1, maximum: 10_000 }, window: duration, openFor: duration }),
     autoUncordon: { type: 'boolean' },
+    maxTaintedGpusPerNode: budget,
+    gpuCountLabel: labelName,
+  }),
+  deviceTaints: obj({
+    enabled: { type: 'boolean' },
+    driver: dnsName,
+    uuidAttribute: attrName,
+    pciAttribute: { anyOf: [{ type: 'null' }, attrName] },
+    key: labelName,
+    discoveryTtl: duration,
   }),
   pager: obj({
     pagerduty: { anyOf: [{ type: 'null' }, obj({ url: str, routingKeyFile: nstr, routingKeyEnv: str })] },
@@ -319,6 +372,7 @@ export const DURATION_BOUNDS: ReadonlyArray<readonly [string, number, number]> =
   ['/guard/rollbackWindow', 1 * MIN, 30 * D],
   ['/guard/circuitBreaker/window', 1 * S, 1 * D],
   ['/guard/circuitBreaker/openFor', 1 * S, 1 * D],
+  ['/deviceTaints/discoveryTtl', 1 * S, 1 * D],
   ['/jobs/*/timeout', 1 * S, 1 * H],
   ['/jobs/resolveCleared/minAge', 0, 7 * D],
   ['/jobs/resolveCleared/lookback', 1 * MIN, 90 * D],
@@ -361,7 +415,7 @@ export function configBoundProblems(cfg: NodewardenConfig): InputProblem[] {
 function normalizeBudgets(cfg: NodewardenConfig): NodewardenConfig {
   const g = cfg.guard as unknown as Record<string, unknown> | undefined;
   if (!isPlainObject(g)) return cfg;
-  for (const k of ['maxUnavailable', 'maxUnavailablePerGroup']) {
+  for (const k of ['maxUnavailable', 'maxUnavailablePerGroup', 'maxTaintedGpusPerNode']) {
     const v = g[k];
     if (typeof v === 'number' && Number.isInteger(v) && v >= 0) g[k] = String(v);
   }

@@ -3,7 +3,12 @@
  * rule firings into decisions; remediations pass each through the guard and an
  * executor; every decision, executed or not, becomes one ledger record.
  */
-export const ACTIONS = ['cordon', 'uncordon', 'rollback', 'page', 'resolve'] as const;
+/**
+ * `taint`/`untaint` (brief §8, issue 11): a DRA device taint of one GPU
+ * (`target.kind: Device`, `target.name` = GPU UUID or PCI bus id,
+ * `target.node` = its node); remediations/kube/device-taints.ts.
+ */
+export const ACTIONS = ['cordon', 'uncordon', 'rollback', 'page', 'resolve', 'taint', 'untaint'] as const;
 export type ActionKind = (typeof ACTIONS)[number];
 
 /** `pending-approval` (brief §8): the action waits for a person (remediations/approvals). */
@@ -14,9 +19,11 @@ export const SEVERITIES = ['critical', 'error', 'warning', 'info'] as const;
 export type Severity = (typeof SEVERITIES)[number];
 
 export interface Target {
-  kind: 'Node' | 'DaemonSet' | 'Deployment' | 'Group' | 'Fleet';
+  kind: 'Node' | 'DaemonSet' | 'Deployment' | 'Group' | 'Fleet' | 'Device';
   name: string;
   namespace?: string;
+  /** Device targets: the node the GPU is in (brief §8: every record about a node or its GPUs names the node). */
+  node?: string;
 }
 
 /** What a rule asks for. Produced by the pure engine; carries everything an executor needs. */

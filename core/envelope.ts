@@ -5,6 +5,7 @@
  */
 import type { InputProblem } from './errors.js';
 import { PoisonInputError } from './errors.js';
+import { isGpuPci, MAX_GPU_ID } from './gpu.js';
 import { isRecord } from './records.js';
 
 export const EVENT_TYPES = [
@@ -78,6 +79,9 @@ const TYPE_SET: ReadonlySet<string> = new Set(EVENT_TYPES);
 const RFC3339 = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,9})?(Z|[+-]\d{2}:\d{2})$/;
 const MAX_ID = 128;
 const MAX_NODE = 253;
+/** data.gpu: the agent truncates the UUID label to 128 (agent/parsers/xid.ts); a GPU's UUID is 40. */
+const MAX_GPU_FIELD = 128;
+const GPU_FIELD_RE = /^[A-Za-z0-9][A-Za-z0-9:._-]{0,127}$/;
 
 /** Returns every problem found (empty = valid). Pure and allocation-light: it is on the engine's hot path. */
 export function envelopeProblems(v: unknown): InputProblem[] {
@@ -109,13 +113,27 @@ function num(d: Record<string, unknown>, k: string, problems: InputProblem[], op
   if (typeof x !== 'number' || !Number.isFinite(x)) problems.push({ path: `/data/${k}`, message: 'must be a finite number' });
 }
 
+/**
+ * The GPU fields of gpu.xid / gpu.health (issue 11): optional and nullable, so
+ * events of older agents stay valid; when present they must be a GPU UUID and
+ * a PCI bus id, bounded, because decisions and DeviceTaintRules are named after them.
+ */
+function gpuFieldProblems(d: Record<string, unknown>, problems: InputProblem[]): void {
+  if (d.pci !== null && d.pci !== undefined && !isGpuPci(d.pci))
+    problems.push({ path: '/data/pci', message: `must be a PCI bus id like 0000:3b:00 (at most ${MAX_GPU_ID} characters) or null` });
+  if (d.gpu !== null && d.gpu !== undefined && !(typeof d.gpu === 'string' && GPU_FIELD_RE.test(d.gpu)))
+    problems.push({ path: '/data/gpu', message: `must be a GPU id like GPU-5f1c0b7e-… (letters, digits, ':._-', at most ${MAX_GPU_FIELD} characters) or null` });
+}
+
 function dataProblems(type: string, d: Record<string, unknown>, problems: InputProblem[]): void {
   switch (type) {
     case 'gpu.xid':
       num(d, 'code', problems);
       if (typeof d.message !== 'string') problems.push({ path: '/data/message', message: 'must be a string' });
-      if (d.pci !== null && d.pci !== undefined && typeof d.pci !== 'string')
-        problems.push({ path: '/data/pci', message: 'must be a string or null' });
+      gpuFieldProblems(d, problems);
+      break;
+    case 'gpu.health':
+      gpuFieldProblems(d, problems);
       break;
     case 'net.conntrack':
       num(d, 'count', problems, { nullable: true, optional: true });

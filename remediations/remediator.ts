@@ -47,6 +47,7 @@ import { boundedDedupKey, createPagerExecutor, groupLabel } from './pager/pager-
 import type { IncidentPaging, Routed } from './incidents/incident-paging.js';
 import { memberOf } from './incidents/incident.js';
 import type { Approval, Approvals } from './approvals/approvals.js';
+import { CORDON_ONLY, type DeviceIsolation } from './device-isolation.js';
 
 export interface RemediatorOptions {
   guard: Guard & Partial<GuardControl>;
@@ -58,8 +59,15 @@ export interface RemediatorOptions {
   logger: Logger;
   /** Metrics go here (nodewarden_actions_total, …); none when absent. */
   registry?: Registry;
-  /** Shadow mode: every action goes to the dry-run executor. */
+  /** Shadow mode: every action goes to the dry-run executor (or to one of `dryRunExecutors`). */
   dryRun?: boolean;
+  /**
+   * Executors that carry out shadow mode themselves, used instead of the
+   * generic dry-run one for their actions (the device-taint executor: effect `None`).
+   */
+  dryRunExecutors?: readonly Executor[];
+  /** GPU taint or node cordon (device-isolation.ts); absent: every GPU taint cordons the node. */
+  isolation?: DeviceIsolation;
   /** Denials of one guard+rule+group within this window become one page (default 30 s). */
   denialWindowMs?: number;
   /**
@@ -209,7 +217,10 @@ export function createRemediator(o: RemediatorOptions): GuardedRemediator {
   for (const e of o.executors) for (const a of e.actions) if (!byAction.has(a)) byAction.set(a, e);
   const pagers = o.pager === undefined ? undefined : Array.isArray(o.pager) ? (o.pager as readonly Pager[]) : [o.pager as Pager];
   const denialPager: Executor | undefined = pagers ? createPagerExecutor({ pagers, logger }) : byAction.get('page');
-  const executorFor = (a: ActionKind): Executor | undefined => (o.dryRun ? dryRunExecutor : byAction.get(a));
+  const ownDryRun = new Map<ActionKind, Executor>();
+  for (const e of o.dryRunExecutors ?? []) for (const a of e.actions) if (!ownDryRun.has(a)) ownDryRun.set(a, e);
+  const executorFor = (a: ActionKind): Executor | undefined => (o.dryRun ? (ownDryRun.get(a) ?? dryRunExecutor) : byAction.get(a));
+  const isolation = o.isolation ?? CORDON_ONLY;
   const denialExecutor = (): Executor | undefined => (o.dryRun ? dryRunExecutor : denialPager);
 
   const denials = new Map<string, DenialGroup>();
@@ -609,7 +620,9 @@ export function createRemediator(o: RemediatorOptions): GuardedRemediator {
     // what this submit did to each member, for the page of the same firing that follows
     const facts = new Map<string, string[]>();
     const factKey = (d: Decision): string => `${d.rule}|${memberOf(d)}`;
-    for (const d of decisions) {
+    for (const proposed of decisions) {
+      // a GPU taint runs as a taint only where the cluster can do it; else the node is cordoned (before the guard)
+      const d = await isolation.route(proposed);
       const prev = seen.get(d.id);
       if (prev && !isRetryLater(prev)) {
         const reason = `decision ${d.id} already ${prev.outcome}; not acting twice`;

@@ -45,6 +45,7 @@ import { RedisRuleToggles } from '../../rules/toggles/redis-toggles.js';
 import { RedisToggleAuditSink } from '../../rules/toggles/redis-audit-sink.js';
 import { fanOutAudit, ToggleService } from '../../rules/toggles/toggle-service.js';
 import { createRemediator } from '../../remediations/remediator.js';
+import type { DeviceIsolation } from '../../remediations/device-isolation.js';
 import { createMemoryGuard } from '../../remediations/guard/memory-guard.js';
 import { createRedisGuard } from '../../remediations/guard/redis-guard.js';
 import { guardOptionsFromConfig } from '../../remediations/guard/policy.js';
@@ -195,6 +196,9 @@ export async function run(argv: string[]): Promise<number> {
   // --- cluster view and executors
   let cluster: ClusterView;
   let kubeExecutor: Executor;
+  // GPU-level isolation (docs/gpu-scope.md): only against a real cluster that serves DeviceTaintRule
+  let isolation: DeviceIsolation | undefined;
+  const deviceExecutors: { live?: Executor; dryRun?: Executor } = {};
   if (values.cluster) {
     const sim = createSimulatedCluster(await loadClusterFile(values.cluster), { clock, logger });
     cluster = sim;
@@ -216,6 +220,19 @@ export async function run(argv: string[]): Promise<number> {
     closers.push(['cluster view', () => live.stop()]);
     cluster = live;
     kubeExecutor = createKubeExecutor(createClientNodeKubeApi(kc, { registry }), { clock, logger });
+    if (config.deviceTaints.enabled) {
+      const [{ createClientNodeDeviceTaintApi }, { DeviceTaintDiscovery, createDeviceTaintExecutor }, { createDeviceIsolation }] = await Promise.all([
+        import('../../remediations/kube/client-node-device-taints.js'),
+        import('../../remediations/kube/device-taints.js'),
+        import('../../remediations/device-isolation.js'),
+      ]);
+      const api = createClientNodeDeviceTaintApi(kc, { registry });
+      const discovery = new DeviceTaintDiscovery({ api, clock, ttlMs: parseDuration(config.deviceTaints.discoveryTtl), logger });
+      const common = { api, discovery, config: config.deviceTaints, clock, logger };
+      deviceExecutors.live = createDeviceTaintExecutor(common);
+      deviceExecutors.dryRun = createDeviceTaintExecutor({ ...common, dryRun: true });
+      isolation = createDeviceIsolation({ config: config.deviceTaints, discovery, logger });
+    }
   }
 
   // --- pagers, guard, ledger, remediator
@@ -250,7 +267,9 @@ export async function run(argv: string[]): Promise<number> {
   const slackApprovals = slackApi?.approvals;
   const remediator = createRemediator({
     guard,
-    executors: [kubeExecutor, createPagerExecutor({ pagers, logger })],
+    executors: [kubeExecutor, createPagerExecutor({ pagers, logger }), ...(deviceExecutors.live ? [deviceExecutors.live] : [])],
+    ...(deviceExecutors.dryRun ? { dryRunExecutors: [deviceExecutors.dryRun] } : {}),
+    ...(isolation ? { isolation } : {}),
     ledger: ledgerSinks,
     clock,
     logger,

@@ -26,6 +26,8 @@ export interface GuardKeys {
   rollbackAway(workload: string): string;
   /** Hash node -> JSON {id, scopes, exp}: cordon reservations not yet (or just) visible in the view. */
   reservations: string;
+  /** Hash node -> JSON {g, s, d {gpu -> {id, exp}}}: GPUs nodewarden tainted or is tainting (exp -1: until untaint). */
+  gpuTaints: string;
   /** Prefix of every key above (for tests that wipe a namespace). */
   base: string;
 }
@@ -43,5 +45,6 @@ export function guardKeys(prefix: string): GuardKeys {
     rollback: (workload) => `${base}rollback:${workload}`,
     rollbackAway: (workload) => `${base}rollback:${workload}:away`,
     reservations: `${base}reservations`,
+    gpuTaints: `${base}gpu-taints`,
   };
 }

@@ -9,7 +9,8 @@ import type { ClusterView } from '../../core/cluster.js';
 import type { Decision } from '../../core/decision.js';
 import type { ControllableGuard, ExecutionResult, GuardStatus, GuardVerdict } from '../ports.js';
 import type { AuthorizePlan, GuardOptions, RawStatus, RawVerdict, SettlePlan } from './policy.js';
-import { composeBreakers, composeBudgets, composeRates, deniedOutcome, IN_FLIGHT_GUARD, planAuthorization, planSettle, precheck, STATUS_ACTIONS, toVerdict } from './policy.js';
+import { cordonCost, fitsBudget, nodeWeight, taintCost } from './gpu-budget.js';
+import { composeBreakers, composeBudgets, composeRates, deniedOutcome, IN_FLIGHT_GUARD, planAuthorization, planSettle, precheck, roundBudget, STATUS_ACTIONS, toVerdict } from './policy.js';
 
 interface Breaker {
   openUntil: number | null;
@@ -22,6 +23,12 @@ interface Reservation {
   id: string;
   scopes: string[];
   exp: number;
+}
+
+interface GpuTaints {
+  gpus: number | null;
+  scopes: string[];
+  devices: Map<string, { id: string; exp: number }>;
 }
 
 /** The whole guard state; the Redis adapter keeps exactly these things under `keys.ts`. */
@@ -39,6 +46,8 @@ export class MemoryGuardState {
   readonly rollbacks = new Map<string, { at: number; from: number | null; to: number | null; res: string; exp: number }>();
   readonly rolledAway = new Map<string, Map<number, number>>();
   readonly reservations = new Map<string, Reservation>();
+  /** Node → its GPUs tainted or being tainted by nodewarden; device exp -1 = held until untaint. */
+  readonly gpuTaints = new Map<string, GpuTaints>();
 
   breaker(action: string): Breaker {
     let b = this.breakers.get(action);
@@ -67,11 +76,20 @@ export class MemoryGuardState {
       else this.rates.set(k, kept);
     }
     this.liveReservations(now);
+    this.liveGpuTaints(now);
   }
 
   liveReservations(now: number): Map<string, Reservation> {
     for (const [node, r] of this.reservations) if (r.exp <= now) this.reservations.delete(node);
     return this.reservations;
+  }
+
+  liveGpuTaints(now: number): Map<string, GpuTaints> {
+    for (const [node, t] of this.gpuTaints) {
+      for (const [gpu, d] of t.devices) if (d.exp !== -1 && d.exp <= now) t.devices.delete(gpu);
+      if (t.devices.size === 0) this.gpuTaints.delete(node);
+    }
+    return this.gpuTaints;
   }
 }
 
@@ -144,14 +162,29 @@ const CHECKS: readonly Check[] = [
     return null;
   },
   function maxUnavailable(s, p) {
-    if (!p.budget) return null;
+    const b = p.budget;
+    if (!b) return null;
     const res = s.liveReservations(p.now);
-    if (res.has(p.budget.node)) return null; // already counted
-    for (const scope of p.budget.scopes) {
+    if (res.has(b.node)) return null; // already counted as a whole node
+    const recs = s.liveGpuTaints(p.now);
+    const taintedOf = (node: string, view: readonly string[]): Set<string> => new Set([...view, ...(recs.get(node)?.devices.keys() ?? [])]);
+    const target = taintedOf(b.node, b.viewTainted);
+    const already = b.gpu !== null && target.has(b.gpu.id);
+    if (b.gpu !== null && !already && target.size + 1 > b.gpu.cap) return deny('maxTaintedGpusPerNode', b.node, target.size, b.gpu.cap);
+    for (const scope of b.scopes) {
       const counted = new Set(scope.unavailable);
-      if (counted.has(p.budget.node)) continue; // already unavailable: cordoning it costs nothing
+      if (counted.has(b.node)) continue; // already unavailable: cordoning it or tainting its GPUs costs nothing
       for (const [node, r] of res) if (r.scopes.includes(scope.scope)) counted.add(node);
-      if (counted.size + 1 > scope.limit) return deny(scope.scope === 'fleet' ? 'maxUnavailable' : 'maxUnavailablePerGroup', scope.scope, counted.size, scope.limit);
+      // schedulable nodes with tainted GPUs: the view's, and the guard's own records of this scope
+      const partial = new Map<string, { gpus: number | null; tainted: Set<string> }>();
+      for (const pn of scope.partial) if (!counted.has(pn.node)) partial.set(pn.node, { gpus: pn.gpus, tainted: taintedOf(pn.node, pn.tainted) });
+      for (const [node, t] of recs) if (!counted.has(node) && !partial.has(node) && t.scopes.includes(scope.scope)) partial.set(node, { gpus: t.gpus, tainted: taintedOf(node, []) });
+      let used = counted.size;
+      for (const [node, pn] of partial) if (node !== b.node) used += nodeWeight({ unavailable: false, gpus: pn.gpus, tainted: pn.tainted.size });
+      const now = { unavailable: false, gpus: b.gpus, tainted: target.size };
+      used += nodeWeight(now);
+      const cost = b.gpu === null ? cordonCost(now) : taintCost(now, already);
+      if (!fitsBudget(used, cost, scope.limit)) return deny(scope.scope === 'fleet' ? 'maxUnavailable' : 'maxUnavailablePerGroup', scope.scope, roundBudget(used), scope.limit);
     }
     return null;
   },
@@ -181,8 +214,17 @@ export function authorizeState(s: MemoryGuardState, p: AuthorizePlan): RawVerdic
       s.rolledAway.set(p.rollback.workload, away);
     }
   }
-  if (p.budget && !s.reservations.has(p.budget.node))
+  if (p.budget && p.budget.gpu === null && !s.reservations.has(p.budget.node))
     s.reservations.set(p.budget.node, { id: res, scopes: p.budget.scopes.map((x) => x.scope), exp: p.now + p.budget.holdMs });
+  if (p.budget && p.budget.gpu !== null) {
+    const t: GpuTaints = s.gpuTaints.get(p.budget.node) ?? { gpus: p.budget.gpus, scopes: [], devices: new Map<string, { id: string; exp: number }>() };
+    t.gpus = p.budget.gpus;
+    t.scopes = p.budget.scopes.map((x) => x.scope);
+    const d = t.devices.get(p.budget.gpu.id);
+    // a GPU already held until its untaint keeps that hold
+    if (!d || d.exp !== -1) t.devices.set(p.budget.gpu.id, { id: res, exp: p.now + p.budget.holdMs });
+    s.gpuTaints.set(p.budget.node, t);
+  }
   return ctx.own ? { allowed: true, reservation: res } : { allowed: true };
 }
 
@@ -204,6 +246,16 @@ export function settleState(s: MemoryGuardState, p: SettlePlan): void {
       if (r && r.id === p.reservation) r.exp = p.now + p.holdMs;
     }
     if (p.uncordonNode) s.reservations.delete(p.uncordonNode);
+    if (p.taintGpu) {
+      const d = s.gpuTaints.get(p.taintGpu.node)?.devices.get(p.taintGpu.gpu);
+      // executed: counted until the untaint; dry-run: nothing changed, held like a cordon reservation
+      if (d && d.id === p.reservation) d.exp = p.outcome === 'executed' ? -1 : p.now + p.holdMs;
+    }
+    if (p.untaintGpu) {
+      const t = s.gpuTaints.get(p.untaintGpu.node);
+      t?.devices.delete(p.untaintGpu.gpu);
+      if (t && t.devices.size === 0) s.gpuTaints.delete(p.untaintGpu.node);
+    }
     if (p.rollback && p.rollback.to !== null) {
       const r = s.rollbacks.get(p.rollback.workload);
       if (r && r.res === p.reservation) r.to = p.rollback.to;
@@ -214,6 +266,11 @@ export function settleState(s: MemoryGuardState, p: SettlePlan): void {
   const ck = `${p.action}:${p.target}`;
   if (s.cooldowns.get(ck)?.res === p.reservation) s.cooldowns.delete(ck);
   if (p.cordonNode && s.reservations.get(p.cordonNode)?.id === p.reservation) s.reservations.delete(p.cordonNode);
+  if (p.taintGpu) {
+    const t = s.gpuTaints.get(p.taintGpu.node);
+    if (t?.devices.get(p.taintGpu.gpu)?.id === p.reservation) t.devices.delete(p.taintGpu.gpu);
+    if (t && t.devices.size === 0) s.gpuTaints.delete(p.taintGpu.node);
+  }
   if (p.rollback) {
     const r = s.rollbacks.get(p.rollback.workload);
     if (r && r.res === p.reservation) {

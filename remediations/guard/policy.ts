@@ -26,6 +26,7 @@ import type { NodewardenConfig } from '../../core/config.js';
 import type { ActionKind, Decision, Target } from '../../core/decision.js';
 import { formatDuration, parseDuration } from '../../core/duration.js';
 import type { BreakerStatus, BudgetStatus, GuardVerdict, RateLimitStatus } from '../ports.js';
+import { gpuCapFor } from './gpu-budget.js';
 
 export interface GuardOptions {
   /** `5%` or an absolute count, over the whole fleet. */
@@ -56,6 +57,8 @@ export interface GuardOptions {
   reservationHoldMs: number;
   /** Lease of the single half-open trial action of a breaker. */
   trialTtlMs: number;
+  /** Per-node cap of tainted GPUs: `50%` of its GPUs or a count (gpu-budget.ts gpuCapFor). */
+  maxTaintedGpusPerNode: string;
 }
 
 export const DEFAULT_IDEMPOTENCY_TTL_MS = 24 * 3_600_000;
@@ -89,16 +92,19 @@ export function guardOptionsFromConfig(cfg: NodewardenConfig, extra: Partial<Gua
     inFlightTtlMs: DEFAULT_IN_FLIGHT_TTL_MS,
     reservationHoldMs: DEFAULT_RESERVATION_HOLD_MS,
     trialTtlMs: DEFAULT_TRIAL_TTL_MS,
+    maxTaintedGpusPerNode: g.maxTaintedGpusPerNode,
     ...extra,
   };
 }
 
 /** Actions the kill switch stops. Pages and resolves keep flowing: humans must still hear. */
-const PAUSABLE: ReadonlySet<ActionKind> = new Set(['cordon', 'uncordon', 'rollback']);
+const PAUSABLE: ReadonlySet<ActionKind> = new Set(['cordon', 'uncordon', 'rollback', 'taint', 'untaint']);
 /** Actions with a per-target cooldown (pages dedupe by dedup key instead). */
-const COOLED: ReadonlySet<ActionKind> = new Set(['cordon', 'uncordon', 'rollback']);
+const COOLED: ReadonlySet<ActionKind> = new Set(['cordon', 'uncordon', 'rollback', 'taint', 'untaint']);
 
 export function targetKey(t: Target): string {
+  // a PCI bus id is unique only within its node
+  if (t.kind === 'Device') return `Device/${t.node ?? '-'}/${t.name}`;
   return t.namespace ? `${t.kind}/${t.namespace}/${t.name}` : `${t.kind}/${t.name}`;
 }
 
@@ -109,6 +115,15 @@ export interface BudgetScope {
   total: number;
   /** Names of nodes in the scope that are unavailable in the view right now. */
   unavailable: string[];
+  /** Available nodes of the scope with GPUs tainted in the view: they count tainted/gpus of a node. */
+  partial: PartialNode[];
+}
+
+/** A node that is schedulable but has tainted GPUs (gpu-budget.ts). */
+export interface PartialNode {
+  node: string;
+  gpus: number | null;
+  tainted: string[];
 }
 
 /** Everything one authorize call needs; serialised as-is into the Lua script's ARGV. */
@@ -126,7 +141,16 @@ export interface AuthorizePlan {
   cooldownMs: number;
   rate: { limit: number; windowMs: number } | null;
   rollback: { workload: string; windowMs: number; from: number | null; to: number | null } | null;
-  budget: { node: string; holdMs: number; scopes: BudgetScope[] } | null;
+  budget: {
+    node: string;
+    holdMs: number;
+    scopes: BudgetScope[];
+    /** The node's GPU count (null: unknown) and the GPUs the view shows tainted. */
+    gpus: number | null;
+    viewTainted: string[];
+    /** Taint: the GPU and the node's cap of tainted GPUs; null for a cordon. */
+    gpu: { id: string; cap: number } | null;
+  } | null;
 }
 
 /** What settle needs; derived from the decision alone so any replica can settle. */
@@ -146,6 +170,10 @@ export interface SettlePlan {
   cordonNode: string | null;
   /** Uncordon: the node whose reservation is dropped on success. */
   uncordonNode: string | null;
+  /** Taint: the GPU whose reservation is confirmed (ok: until untaint; dry-run: holdMs) or released (failed). */
+  taintGpu: { node: string; gpu: string } | null;
+  /** Untaint: the GPU whose record is dropped on success. */
+  untaintGpu: { node: string; gpu: string } | null;
   rollback: { workload: string; to: number | null } | null;
 }
 
@@ -209,15 +237,17 @@ export function planAuthorization(decision: Decision, view: ClusterView, opts: G
     };
   }
   let budget: AuthorizePlan['budget'] = null;
-  if (action === 'cordon' && decision.target.kind === 'Node') {
+  const budgeted = budgetNodeOf(decision);
+  if (budgeted !== null) {
     const nodes = view.listNodes();
-    const target = view.getNode(decision.target.name);
+    const target = view.getNode(budgeted);
     const scopes: BudgetScope[] = [
       {
         scope: 'fleet',
         limit: budgetFor(opts.maxUnavailable, nodes.length),
         total: nodes.length,
         unavailable: nodes.filter(isUnavailable).map((n) => n.name),
+        partial: partialNodes(nodes),
       },
     ];
     for (const g of groupsOf(decision, target, opts)) {
@@ -227,9 +257,18 @@ export function planAuthorization(decision: Decision, view: ClusterView, opts: G
         limit: budgetFor(opts.maxUnavailablePerGroup, members.length),
         total: members.length,
         unavailable: members.filter(isUnavailable).map((n) => n.name),
+        partial: partialNodes(members),
       });
     }
-    budget = { node: decision.target.name, holdMs: opts.reservationHoldMs, scopes };
+    const gpus = target?.gpus ?? null;
+    budget = {
+      node: budgeted,
+      holdMs: opts.reservationHoldMs,
+      scopes,
+      gpus,
+      viewTainted: [...(target?.taintedGpus ?? [])],
+      gpu: action === 'taint' ? { id: decision.target.name, cap: gpuCapFor(opts.maxTaintedGpusPerNode, gpus) } : null,
+    };
   }
   return {
     now,
@@ -248,6 +287,25 @@ export function planAuthorization(decision: Decision, view: ClusterView, opts: G
   };
 }
 
+/** The node whose budget a decision spends: a cordoned node, or the node of a tainted GPU; null otherwise. */
+export function budgetNodeOf(decision: Decision): string | null {
+  if (decision.action === 'cordon' && decision.target.kind === 'Node') return decision.target.name;
+  if (decision.action === 'taint' && decision.target.kind === 'Device' && decision.target.node) return decision.target.node;
+  return null;
+}
+
+/** Schedulable nodes with GPUs tainted in the view. */
+function partialNodes(nodes: readonly NodeInfo[]): PartialNode[] {
+  const out: PartialNode[] = [];
+  for (const n of nodes) if (!isUnavailable(n) && n.taintedGpus && n.taintedGpus.length > 0) out.push({ node: n.name, gpus: n.gpus ?? null, tainted: [...n.taintedGpus] });
+  return out;
+}
+
+function deviceOf(decision: Decision, action: ActionKind): { node: string; gpu: string } | null {
+  const t = decision.target;
+  return decision.action === action && t.kind === 'Device' && t.node ? { node: t.node, gpu: t.name } : null;
+}
+
 export function planSettle(decision: Decision, opts: GuardOptions, now: number, reservation: string, ok: boolean, toRevision?: number, dryRun = false): SettlePlan {
   const isNode = decision.target.kind === 'Node';
   return {
@@ -263,8 +321,15 @@ export function planSettle(decision: Decision, opts: GuardOptions, now: number, 
     holdMs: opts.reservationHoldMs,
     cordonNode: decision.action === 'cordon' && isNode ? decision.target.name : null,
     uncordonNode: decision.action === 'uncordon' && isNode ? decision.target.name : null,
+    taintGpu: deviceOf(decision, 'taint'),
+    untaintGpu: deviceOf(decision, 'untaint'),
     rollback: decision.action === 'rollback' ? { workload: workloadKey(decision.target), to: toRevision ?? null } : null,
   };
+}
+
+/** Budget figures are sums of fractions: shown with at most 2 decimals. */
+export function roundBudget(n: number): string {
+  return String(Math.round(n * 100) / 100);
 }
 
 function iso(ms: string | number): string {
@@ -309,9 +374,16 @@ export function toVerdict(raw: RawVerdict, decision: Decision, plan: AuthorizePl
     case 'maxUnavailable':
     case 'maxUnavailablePerGroup': {
       const scope = plan?.budget?.scopes.find((s) => s.scope === a);
-      reason = `cordoning ${decision.target.name} would make ${Number(b) + 1} nodes unavailable in ${a === 'fleet' ? 'the fleet' : a} (${scope?.total ?? '?'} nodes, limit ${c}; unavailable or reserved now: ${b})`;
+      const where = `${a === 'fleet' ? 'the fleet' : a} (${scope?.total ?? '?'} nodes, limit ${c}; unavailable or reserved now: ${b}`;
+      reason =
+        decision.action === 'taint'
+          ? `tainting GPU ${decision.target.name} of ${decision.target.node ?? '?'} would take more than ${c} nodes' worth of capacity out of ${where}, tainted GPUs counted as their share of a node)`
+          : `cordoning ${decision.target.name} would make ${roundBudget(Number(b) + 1)} nodes unavailable in ${where})`;
       break;
     }
+    case 'maxTaintedGpusPerNode':
+      reason = `${a} already has ${b} tainted GPU(s), the per-node cap of ${c}: not tainting GPU ${decision.target.name} (a node this sick needs a person or the node-level step)`;
+      break;
     case 'notOwned':
       reason = `${decision.target.name} was cordoned by someone else; nodewarden only uncordons nodes it cordoned`;
       break;
@@ -332,7 +404,7 @@ export interface RawStatus {
 }
 
 /** Action kinds whose breaker and rate limit a status report lists. */
-export const STATUS_ACTIONS: readonly ActionKind[] = ['cordon', 'uncordon', 'rollback', 'page', 'resolve'];
+export const STATUS_ACTIONS: readonly ActionKind[] = ['cordon', 'uncordon', 'rollback', 'page', 'resolve', 'taint', 'untaint'];
 
 export function composeBudgets(view: ClusterView, opts: GuardOptions, reservations: RawStatus['reservations']): { fleet: BudgetStatus; groups: BudgetStatus[] } {
   const nodes = view.listNodes();

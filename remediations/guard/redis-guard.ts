@@ -74,6 +74,7 @@ export function createRedisGuard(o: RedisGuardOptions): ControllableGuard & { re
         k.rollback(wl),
         k.rollbackAway(wl),
         k.reservations,
+        k.gpuTaints,
       ];
       let reply: unknown;
       try {
@@ -102,7 +103,7 @@ export function createRedisGuard(o: RedisGuardOptions): ControllableGuard & { re
       const plan = planSettle(decision, o.options, o.clock.now(), verdict.reservation ?? '', result.ok, result.toRevision, result.dryRun === true);
       const a = decision.action;
       const wl = plan.rollback?.workload ?? '-';
-      const keys = [k.decision(decision.id), k.breaker(a), k.breakerFailures(a), k.cooldown(a, targetKey(decision.target)), k.reservations, k.rollback(wl), k.rollbackAway(wl)];
+      const keys = [k.decision(decision.id), k.breaker(a), k.breakerFailures(a), k.cooldown(a, targetKey(decision.target)), k.reservations, k.rollback(wl), k.rollbackAway(wl), k.gpuTaints];
       try {
         await lua.settle.run(o.redis, keys, [JSON.stringify(plan)]);
       } catch (err) {

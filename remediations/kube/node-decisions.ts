@@ -10,7 +10,8 @@
  * nodewarden. The last check catches a human who uncordoned and re-cordoned
  * the node by hand while our stale annotation stayed behind.
  */
-import { NW, type NodeInfo } from '../../core/cluster.js';
+import { DEFAULT_GPU_COUNT_LABEL, NW, type NodeInfo } from '../../core/cluster.js';
+import { gpuCountOf } from '../../core/gpu.js';
 import type { Decision } from '../../core/decision.js';
 import type { MergePatch } from './kube-api.js';
 import { annotationsOf, isRecord, type Taint, type WireNode } from './wire.js';
@@ -71,14 +72,23 @@ export function isReady(node: WireNode): boolean {
 }
 
 /** The ClusterView projection of a Node (shared by the live and the simulated cluster). */
-export function nodeInfoOf(node: WireNode): NodeInfo {
-  return {
+export function nodeInfoOf(node: WireNode, gpuCountLabel: string = DEFAULT_GPU_COUNT_LABEL): NodeInfo {
+  const labels = { ...(node.metadata?.labels ?? {}) };
+  const capacity = node.status?.capacity;
+  const info: NodeInfo = {
     name: node.metadata?.name ?? '',
-    labels: { ...(node.metadata?.labels ?? {}) },
+    labels,
     unschedulable: node.spec?.unschedulable === true,
     ready: isReady(node),
     cordonedByNodewarden: isCordonedByNodewarden(node),
   };
+  const gpus = gpuCountOf(isStringRecord(capacity) ? capacity : undefined, labels, gpuCountLabel);
+  if (gpus !== null) info.gpus = gpus;
+  return info;
+}
+
+function isStringRecord(v: unknown): v is Record<string, string> {
+  return typeof v === 'object' && v !== null && Object.values(v).every((x) => typeof x === 'string');
 }
 
 function cap(s: string): string {

@@ -10,6 +10,7 @@
  * action, so re-processing an event after a crash yields the same ids.
  */
 import { createHash } from 'node:crypto';
+import { gpuOf } from '../../core/gpu.js';
 import type { Clock } from '../../core/clock.js';
 import type { ClusterView, WorkloadRef } from '../../core/cluster.js';
 import type { Decision, Target } from '../../core/decision.js';
@@ -479,6 +480,16 @@ export function createRuleEngine(opts: RuleEngineOptions): RuleEngine {
             out.push(dec);
           }
           break;
+        case 'taint': {
+          // the GPU of the event that fired; without one (or outside a node scope) the node is cordoned
+          const gpu = gpuOf(f.e?.data);
+          for (const n of nodeTargets()) {
+            const dec = gpu !== null && d.node !== null ? base('taint', idx, { kind: 'Device', name: gpu, node: n }, reason) : base('cordon', idx, { kind: 'Node', name: n }, reason);
+            if (a.approval) dec.params = { ...dec.params, approval: a.approval };
+            out.push(dec);
+          }
+          break;
+        }
         case 'rollback': {
           const rt = rollbackTarget(p, a);
           if (!rt.ref) {

@@ -23,7 +23,7 @@ const TYPE_SET: ReadonlySet<string> = new Set(EVENT_TYPES);
 
 const RULE_KEYS = ['id', 'description', 'severity', 'enabled', 'runbook', 'incident', 'match', 'scope', 'condition', 'clear', 'cooldown', 'actions', 'summary'];
 const CONDITION_KINDS = ['count', 'distinctNodes', 'increase', 'rate', 'sustained', 'absent', 'allOf', 'anyOf', 'sequence', 'changedWithin'];
-const ACTION_TYPES = ['cordon', 'uncordon', 'rollback', 'page', 'resolve'];
+const ACTION_TYPES = ['cordon', 'uncordon', 'rollback', 'page', 'resolve', 'taint'];
 const DEFAULT_COOLDOWN = 10 * 60_000;
 
 class Ctx {
@@ -298,6 +298,12 @@ function compileActions(ctx: Ctx, raw: unknown, severity: Severity, scope: Scope
       case 'uncordon':
         unknownKeys(ctx, a, ['type', 'summary', 'approval'], p);
         out.push({ type: 'uncordon', summary, ...approval() });
+        break;
+      case 'taint':
+        // the GPU of the firing event (data.gpu, else data.pci); the node is cordoned where a GPU cannot be tainted
+        unknownKeys(ctx, a, ['type', 'summary', 'approval'], p);
+        if (scope.kind !== 'node') ctx.err(p, 'taint needs a node scope (it taints the GPU named by the event that fired)');
+        out.push({ type: 'taint', summary, ...approval() });
         break;
       case 'rollback':
         unknownKeys(ctx, a, ['type', 'summary', 'workload', 'approval'], p);

@@ -51,6 +51,8 @@ export type Approval = 'required' | 'none';
 export type CompiledAction =
   | { type: 'cordon'; uncordonOnClear: boolean; summary: Template | null; approval?: Approval }
   | { type: 'uncordon'; summary: Template | null; approval?: Approval }
+  /** One GPU (the firing event's data.gpu, else data.pci) by a DRA device taint; the node is cordoned where that cannot be done. */
+  | { type: 'taint'; summary: Template | null; approval?: Approval }
   | { type: 'rollback'; workload: WorkloadRef | null; summary: Template | null; approval?: Approval }
   | { type: 'page'; severity: Severity; dedupKey: Template; summary: Template | null }
   | { type: 'resolve'; dedupKey: Template; summary: Template | null };

@@ -12,7 +12,8 @@ import type { Decision } from '../../core/decision.js';
 import type { GuardOptions } from '../../remediations/guard/policy.js';
 import { guardOptionsFromConfig } from '../../remediations/guard/policy.js';
 import type { ControllableGuard, ExecutionResult, GuardVerdict } from '../../remediations/ports.js';
-import { cordon, decision, FakeCluster, POOL_LABEL } from '../unit/remediations/fake-cluster.js';
+import { STATUS_ACTIONS } from '../../remediations/guard/policy.js';
+import { cordon, decision, FakeCluster, POOL_LABEL, taint, untaint } from '../unit/remediations/fake-cluster.js';
 
 export interface GuardFixture {
   guard: ControllableGuard;
@@ -42,6 +43,82 @@ export function guardStoreContract(adapter: string, factory: GuardFactory): void
       if (v.allowed) await g.settle(d, v, result);
       return v;
     }
+
+    describe('GPU budget (per-GPU scope)', () => {
+      // 40 nodes of 8 GPUs, fleet limit 5% = 2 nodes; per-group limits out of the way
+      const gpuOpts = (over: Partial<GuardOptions> = {}): GuardOptions => opts({ maxUnavailablePerGroup: '100%', maxTaintedGpusPerNode: '100%', ...over });
+      const uuid = (i: number): string => `GPU-00000000-0000-0000-0000-${String(i).padStart(12, '0')}`;
+
+      it('counts N tainted GPUs of an 8-GPU node as N/8 of a node: 16 GPU taints fill a 2-node budget, the 17th is denied', async () => {
+        const view = FakeCluster.fleet(40, ['a']).withGpus(8);
+        const { guard } = await factory(view, gpuOpts(), clock);
+        for (let i = 0; i < 16; i++) expect((await run(guard, taint(`gpu-0${String(10 + Math.floor(i / 4))}`, uuid(i)))).allowed, `taint ${i}`).to.equal(true);
+        const v = await guard.authorize(taint('gpu-020', uuid(99)));
+        expect(v).to.include({ allowed: false, guard: 'maxUnavailable', outcome: 'denied' });
+        expect(v.reason).to.match(/tainting GPU GPU-0+-0000-0000-0000-000000000099 of gpu-020 would take more than 2 nodes' worth of capacity out of the fleet \(40 nodes, limit 2; unavailable or reserved now: 2/);
+        // a cordon now needs a whole node: denied too
+        expect(await guard.authorize(cordon('gpu-030'))).to.include({ allowed: false, guard: 'maxUnavailable' });
+      });
+
+      it('a cordon of a node with tainted GPUs costs only the rest of that node', async () => {
+        const view = FakeCluster.fleet(40, ['a']).withGpus(4);
+        const { guard } = await factory(view, gpuOpts(), clock);
+        expect((await run(guard, cordon('gpu-000'))).allowed).to.equal(true); // 1 of 2
+        for (let i = 0; i < 3; i++) expect((await run(guard, taint('gpu-001', uuid(i)))).allowed).to.equal(true); // 1.75
+        expect(await guard.authorize(cordon('gpu-002'))).to.include({ allowed: false, guard: 'maxUnavailable' }); // 2.75
+        expect((await guard.authorize(cordon('gpu-001'))).allowed).to.equal(true); // 1.75 + 0.25
+      });
+
+      it('charges nothing for a GPU already tainted or a GPU of an unavailable node, and counts the view\'s device taints', async () => {
+        const view = FakeCluster.fleet(40, ['a']).withGpus(2);
+        view.setTaintedGpus('gpu-005', [uuid(50), uuid(51)]); // someone tainted a whole node's GPUs: 1 node
+        view.cordon('gpu-006'); // 2 of 2
+        const { guard } = await factory(view, gpuOpts(), clock);
+        expect(await guard.authorize(taint('gpu-000', uuid(0)))).to.include({ allowed: false, guard: 'maxUnavailable' });
+        expect((await run(guard, taint('gpu-006', uuid(60)))).allowed).to.equal(true);
+        expect((await guard.authorize(taint('gpu-005', uuid(50)))).allowed).to.equal(true);
+      });
+
+      it('counts a node with an unknown GPU count whole as soon as one GPU is tainted', async () => {
+        const view = FakeCluster.fleet(40, ['a']); // no GPU count known
+        const { guard } = await factory(view, gpuOpts(), clock);
+        expect((await run(guard, taint('gpu-000', '0000:3b:00'))).allowed).to.equal(true);
+        expect((await run(guard, taint('gpu-001', '0000:3b:00'))).allowed).to.equal(true); // same PCI id, another node
+        expect(await guard.authorize(taint('gpu-002', '0000:3b:00'))).to.include({ allowed: false, guard: 'maxUnavailable' });
+      });
+
+      it('caps tainted GPUs per node (50% of 8 = 4), before the budget', async () => {
+        const view = FakeCluster.fleet(100, ['a']).withGpus(8);
+        const { guard } = await factory(view, gpuOpts({ maxTaintedGpusPerNode: '50%', targetCooldownMs: 0 }), clock);
+        for (let i = 0; i < 4; i++) expect((await run(guard, taint('gpu-000', uuid(i)))).allowed).to.equal(true);
+        const v = await guard.authorize(taint('gpu-000', uuid(4)));
+        expect(v).to.include({ allowed: false, guard: 'maxTaintedGpusPerNode', outcome: 'denied' });
+        expect(v.reason).to.equal(`gpu-000 already has 4 tainted GPU(s), the per-node cap of 4: not tainting GPU ${uuid(4)} (a node this sick needs a person or the node-level step)`);
+        expect((await guard.authorize(taint('gpu-000', uuid(0), { id: 'again' }))).allowed).to.equal(true); // already tainted: no cap
+      });
+
+      it('an untaint gives the GPU back; a failed taint releases its hold; a dry-run taint holds only for the reservation hold', async () => {
+        const view = FakeCluster.fleet(20, ['a']).withGpus(1); // limit 1 node = 1 GPU
+        const { guard } = await factory(view, gpuOpts({ targetCooldownMs: 0 }), clock);
+        expect((await run(guard, taint('gpu-000', uuid(0)), FAIL)).allowed).to.equal(true);
+        expect((await run(guard, taint('gpu-001', uuid(1)))).allowed).to.equal(true);
+        expect(await guard.authorize(taint('gpu-002', uuid(2)))).to.include({ guard: 'maxUnavailable' });
+        clock.advance(24 * 3_600_000); // an executed taint is held until its untaint, not for a while
+        expect(await guard.authorize(taint('gpu-002', uuid(2)))).to.include({ guard: 'maxUnavailable' });
+        expect((await run(guard, untaint('gpu-001', uuid(1)))).allowed).to.equal(true);
+        expect((await run(guard, taint('gpu-002', uuid(2)), { ok: true, dryRun: true })).allowed).to.equal(true);
+        expect(await guard.authorize(taint('gpu-003', uuid(3)))).to.include({ guard: 'maxUnavailable' });
+        clock.advance(6 * 60_000); // past the reservation hold
+        expect((await guard.authorize(taint('gpu-003', uuid(3)))).allowed).to.equal(true);
+      });
+
+      it('two replicas never together exceed the GPU budget', async () => {
+        const view = FakeCluster.fleet(20, ['a']).withGpus(4); // limit 1 node = 4 GPUs
+        const fx = await factory(view, gpuOpts(), clock);
+        const verdicts = await Promise.all(Array.from({ length: 12 }, (_, i) => (i % 2 === 0 ? fx.guard : fx.replica()).authorize(taint(`gpu-00${i % 6}`, uuid(i)))));
+        expect(verdicts.filter((v) => v.allowed)).to.have.length(4);
+      });
+    });
 
     describe('maxUnavailable', () => {
       it('allows 5 % of a 100-node fleet, then denies with the scope and numbers', async () => {
@@ -380,7 +457,8 @@ export function guardStoreContract(adapter: string, factory: GuardFactory): void
         expect(st.groups.find((g) => g.scope === 'pool=a')).to.deep.equal({ scope: 'pool=a', total: 50, unavailable: 0, reserved: 1, limit: 5 });
         expect(st.groups.find((g) => g.scope === 'pool=b')).to.deep.equal({ scope: 'pool=b', total: 50, unavailable: 2, reserved: 0, limit: 5 });
         expect(st.rateLimits.find((r) => r.action === 'cordon')).to.include({ limit: 10, used: 1, remaining: 9 });
-        expect(st.breakers.map((b) => b.state)).to.deep.equal(['closed', 'closed', 'closed', 'closed', 'closed']);
+        expect(st.breakers.map((b) => b.action)).to.deep.equal([...STATUS_ACTIONS]);
+        expect(st.breakers.every((b) => b.state === 'closed')).to.equal(true);
       });
     });
   });

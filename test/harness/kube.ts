@@ -84,6 +84,12 @@ export interface StartKubeOptions {
   controllers?: string[];
   /** Extra kube-apiserver flags. */
   apiserverArgs?: string[];
+  /**
+   * Serve the DRA device-taint API (KEP-5055 DeviceTaintRule): on Kubernetes
+   * 1.33 resource.k8s.io/v1alpha3 behind the alpha feature gate DRADeviceTaints
+   * (see {@link DEVICE_TAINT_APISERVER_ARGS}). Default false: the API is not served.
+   */
+  deviceTaints?: boolean;
   /** Extra kube-controller-manager flags. */
   controllerManagerArgs?: string[];
   /** --service-cluster-ip-range (default 10.96.0.0/16). */
@@ -106,6 +112,8 @@ interface ManagedProcess {
 }
 
 const DEFAULT_CONTROLLERS = ['*', '-nodelifecycle'];
+/** kube-apiserver flags that serve DeviceTaintRule on Kubernetes 1.33 (alpha API + gate). */
+export const DEVICE_TAINT_APISERVER_ARGS = ['--feature-gates=DRADeviceTaints=true', '--runtime-config=resource.k8s.io/v1alpha3=true'];
 const SA_ISSUER = 'https://kubernetes.default.svc.cluster.local';
 
 // ---------------------------------------------------------------------------
@@ -475,6 +483,7 @@ export async function startKube(opts: StartKubeOptions = {}): Promise<KubeCluste
       '--endpoint-reconciler-type=none',
       '--profiling=false',
       '--v=1',
+      ...(opts.deviceTaints ? DEVICE_TAINT_APISERVER_ARGS : []),
       ...(opts.apiserverArgs ?? []),
     ]);
     await waitFor(apiserver, 'kube-apiserver /readyz', async () => {

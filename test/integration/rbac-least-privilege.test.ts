@@ -32,6 +32,8 @@ const ALLOWED: Record<'engine' | 'agent', Record<string, string[]>> = {
     'deployments.apps': ['get', 'list', 'watch', 'patch'],
     'controllerrevisions.apps': ['get', 'list', 'watch'],
     'replicasets.apps': ['get', 'list', 'watch'],
+    // GPU-level isolation (docs/gpu-scope.md): its own DRA device taints only
+    'devicetaintrules.resource.k8s.io': ['get', 'create', 'delete'],
   },
   agent: {
     pods: ['get', 'list', 'watch'],
@@ -58,6 +60,8 @@ const DENIED: Array<[string, string, string?]> = [
   ['create', 'clusterrolebindings.rbac.authorization.k8s.io'], ['create', 'rolebindings.rbac.authorization.k8s.io', NS],
   ['create', 'mutatingwebhookconfigurations.admissionregistration.k8s.io'], ['create', 'customresourcedefinitions.apiextensions.k8s.io'],
   ['update', 'certificatesigningrequests.certificates.k8s.io/approval'], ['delete', 'namespaces'], ['create', 'persistentvolumes'],
+  ['update', 'devicetaintrules.resource.k8s.io'], ['patch', 'devicetaintrules.resource.k8s.io'], ['deletecollection', 'devicetaintrules.resource.k8s.io'],
+  ['create', 'resourceclaims.resource.k8s.io', 'default'], ['create', 'deviceclasses.resource.k8s.io'],
   ['delete', 'daemonsets.apps', NS], ['create', 'deployments.apps', NS], ['delete', 'deployments.apps', NS], ['update', 'deployments.apps', NS], ['patch', 'replicasets.apps', NS],
   ['create', 'jobs.batch', NS], ['create', 'cronjobs.batch', NS],
   ['*', '*'],
@@ -123,10 +127,10 @@ describe('RBAC least privilege of the Helm chart on a real apiserver', function 
           for (const v of verbs) if (!granted.get(res)?.has(v)) extra.push(`missing: ${v} ${res} in ${ns}`);
       }
       expect(extra, `${who}: permissions beyond the allowlist`).to.deep.equal([]);
-      // The agent writes nothing at all; the engine's writes are exactly its actions (cordon, rollback, events).
+      // The agent writes nothing at all; the engine's writes are exactly its actions (cordon, rollback, events, GPU taint and its undo).
       const writes = Object.entries(ALLOWED[who]).flatMap(([res, verbs]) => verbs.filter((v) => WRITE_VERBS.has(v)).map((v) => `${v} ${res}`));
       expect(writes).to.deep.equal(
-        who === 'agent' ? [] : ['patch nodes', 'create events', 'patch events', 'create events.events.k8s.io', 'patch events.events.k8s.io', 'patch daemonsets.apps', 'patch deployments.apps'],
+        who === 'agent' ? [] : ['patch nodes', 'create events', 'patch events', 'create events.events.k8s.io', 'patch events.events.k8s.io', 'patch daemonsets.apps', 'patch deployments.apps', 'create devicetaintrules.resource.k8s.io', 'delete devicetaintrules.resource.k8s.io'],
       );
     });
 

@@ -17,12 +17,16 @@
   KEYS[7] rollback         hash {at, from, to, res}
   KEYS[8] rollbackAway     zset member=revision score=time
   KEYS[9] reservations     hash node -> JSON {id, scopes[], exp}
+  KEYS[10] gpuTaints       hash node -> JSON {g (GPUs|null), s (scopes[]),
+                           d {gpu -> {id, exp}}}; exp -1 = held until untaint
 
   ARGV[1] JSON AuthorizePlan (remediations/guard/policy.ts): now, decisionId,
           action, target, reservation, pausable, idempotencyTtlMs, inFlightTtlMs,
           breaker{failures,windowMs,openForMs,trialTtlMs}, cooldownMs,
           rate{limit,windowMs}|null, rollback{workload,windowMs,from,to}|null,
-          budget{node,holdMs,scopes[{scope,limit,total,unavailable[]}]}|null
+          budget{node,holdMs,gpus,viewTainted[],gpu{id,cap}|null,
+                 scopes[{scope,limit,total,unavailable[],partial[{node,gpus,tainted[]}]}]}|null
+          (GPU arithmetic: remediations/guard/gpu-budget.ts, mirrored below)
 
   Returns {'allow', reservation}  (the reservation written: a taken-over one
           when a lapsed in-flight record of this decision was found)
@@ -112,10 +116,27 @@ if present(p.rollback) and not (own and redis.call('HGET', KEYS[7], 'res') == re
   if lastAt and tonumber(lastAt) > since then return deny('rollbackWindow', fmt(lastAt)) end
 end
 
--- 7. maxUnavailable: (unavailable in the view ∪ live reservations) + this node ≤ limit, per scope
+-- 7. maxUnavailable: (unavailable in the view ∪ live cordon reservations) count
+-- one node each; schedulable nodes with tainted GPUs (view ∪ gpuTaints) count
+-- tainted/gpus of a node (1 when gpus is unknown); the decision's cost keeps the
+-- total ≤ limit, per scope. A taint is also capped per node.
+local EPS = 1e-9
+local function weight(gpus, tainted)
+  if tainted <= 0 then return 0 end
+  if not present(gpus) or tonumber(gpus) <= 0 then return 1 end
+  return math.min(1, tainted / tonumber(gpus))
+end
+local function contains(list, x)
+  for _, v in ipairs(list) do if v == x then return true end end
+  return false
+end
+local function round2(x) return math.floor(x * 100 + 0.5) / 100 end
 local targetReserved = false
+local gpuRec = nil
+local isTaint = false
 if present(p.budget) then
   local node = p.budget.node
+  isTaint = present(p.budget.gpu)
   local all = redis.call('HGETALL', KEYS[9])
   local live = {}
   for i = 1, #all, 2 do
@@ -127,7 +148,38 @@ if present(p.budget) then
       if all[i] == node then targetReserved = true end
     end
   end
+  -- live GPU taint records, expired devices dropped
+  local recs = {}
+  local gall = redis.call('HGETALL', KEYS[10])
+  for i = 1, #gall, 2 do
+    local r = cjson.decode(gall[i + 1])
+    local devs = {}
+    local n, dropped = 0, false
+    for gpu, dv in pairs(r.d) do
+      if tonumber(dv.exp) == -1 or tonumber(dv.exp) > now then devs[gpu] = dv; n = n + 1 else dropped = true end
+    end
+    if n == 0 then
+      redis.call('HDEL', KEYS[10], gall[i])
+    else
+      r.d = devs
+      recs[gall[i]] = r
+      if dropped then redis.call('HSET', KEYS[10], gall[i], cjson.encode(r)) end
+    end
+  end
+  gpuRec = recs[node]
+  local function taintedSet(n, view)
+    local set, c = {}, 0
+    for _, g in ipairs(view) do if not set[g] then set[g] = true; c = c + 1 end end
+    local r = recs[n]
+    if r then for g, _ in pairs(r.d) do if not set[g] then set[g] = true; c = c + 1 end end end
+    return set, c
+  end
   if not targetReserved then
+    local tset, tcount = taintedSet(node, p.budget.viewTainted)
+    local already = isTaint and tset[p.budget.gpu.id] == true
+    if isTaint and not already and tcount + 1 > tonumber(p.budget.gpu.cap) then
+      return deny('maxTaintedGpusPerNode', node, tcount, p.budget.gpu.cap)
+    end
     for _, scope in ipairs(p.budget.scopes) do
       local counted = {}
       local n = 0
@@ -142,10 +194,33 @@ if present(p.budget) then
             end
           end
         end
-        if n + 1 > scope.limit then
+        local used = n
+        local seen = {}
+        for _, pn in ipairs(scope.partial) do
+          if not counted[pn.node] and not seen[pn.node] and pn.node ~= node then
+            seen[pn.node] = true
+            local _, c = taintedSet(pn.node, pn.tainted)
+            used = used + weight(pn.gpus, c)
+          end
+        end
+        for rn, r in pairs(recs) do
+          if not counted[rn] and not seen[rn] and rn ~= node and contains(r.s, scope.scope) then
+            seen[rn] = true
+            local _, c = taintedSet(rn, {})
+            used = used + weight(r.g, c)
+          end
+        end
+        local cur = weight(p.budget.gpus, tcount)
+        used = used + cur
+        local cost = 1 - cur
+        if isTaint then
+          cost = 0
+          if not already then cost = weight(p.budget.gpus, tcount + 1) - cur end
+        end
+        if cost > 0 and used + cost > tonumber(scope.limit) + EPS then
           local g = 'maxUnavailablePerGroup'
           if scope.scope == 'fleet' then g = 'maxUnavailable' end
-          return deny(g, scope.scope, n, scope.limit)
+          return deny(g, scope.scope, round2(used), scope.limit)
         end
       end
     end
@@ -178,7 +253,17 @@ if present(p.rollback) then
     redis.call('PEXPIRE', KEYS[8], ttl(p.rollback.windowMs))
   end
 end
-if present(p.budget) and not targetReserved then
+if isTaint then
+  local scopes = {}
+  for i, s in ipairs(p.budget.scopes) do scopes[i] = s.scope end
+  local r = gpuRec or { d = {} }
+  r.g = p.budget.gpus
+  r.s = scopes
+  local cur = r.d[p.budget.gpu.id]
+  -- a GPU already held until its untaint keeps that hold
+  if not cur or tonumber(cur.exp) ~= -1 then r.d[p.budget.gpu.id] = { id = res, exp = now + p.budget.holdMs } end
+  redis.call('HSET', KEYS[10], p.budget.node, cjson.encode(r))
+elseif present(p.budget) and not targetReserved then
   local scopes = {}
   for i, s in ipairs(p.budget.scopes) do scopes[i] = s.scope end
   redis.call('HSET', KEYS[9], p.budget.node, cjson.encode({ id = res, scopes = scopes, exp = now + p.budget.holdMs }))

@@ -11,11 +11,13 @@
   KEYS[5] reservations     hash node -> JSON {id, scopes[], exp}
   KEYS[6] rollback         hash {at, from, to, res}
   KEYS[7] rollbackAway     zset member=revision score=time
+  KEYS[8] gpuTaints        hash node -> JSON {g, s, d {gpu -> {id, exp}}} (authorize.lua)
 
   ARGV[1] JSON SettlePlan (remediations/guard/policy.ts): now, decisionId,
           action, target, reservation, ok, outcome, idempotencyTtlMs,
           breaker{failures,windowMs,openForMs}, holdMs, cordonNode|null,
-          uncordonNode|null, rollback{workload,to}|null
+          uncordonNode|null, rollback{workload,to}|null,
+          taintGpu{node,gpu}|null, untaintGpu{node,gpu}|null
 
   Returns 'ok'.
 ]]
@@ -28,6 +30,16 @@ local function ttl(ms) return math.max(1, math.floor(tonumber(ms))) end
 local function present(v) return v ~= nil and v ~= null end
 
 local isTrial = redis.call('HGET', KEYS[2], 'trial') == p.decisionId
+
+-- the GPU taint record of node/gpu: decoded hash entry, or nil
+local function gpuRecord(ref)
+  local v = redis.call('HGET', KEYS[8], ref.node)
+  if not v then return nil end
+  return cjson.decode(v)
+end
+local function saveGpuRecord(ref, r)
+  if next(r.d) == nil then redis.call('HDEL', KEYS[8], ref.node) else redis.call('HSET', KEYS[8], ref.node, cjson.encode(r)) end
+end
 
 if p.ok then
   redis.call('SET', KEYS[1], 'done|' .. fmt(now + p.idempotencyTtlMs) .. '|' .. p.outcome, 'PX', ttl(p.idempotencyTtlMs))
@@ -45,6 +57,19 @@ if p.ok then
     end
   end
   if present(p.uncordonNode) then redis.call('HDEL', KEYS[5], p.uncordonNode) end
+  if present(p.taintGpu) then
+    local r = gpuRecord(p.taintGpu)
+    local dv = r and r.d[p.taintGpu.gpu]
+    if dv and dv.id == p.reservation then
+      -- executed: counted until the untaint; dry-run: nothing changed, held like a cordon reservation
+      if p.outcome == 'executed' then dv.exp = -1 else dv.exp = now + p.holdMs end
+      saveGpuRecord(p.taintGpu, r)
+    end
+  end
+  if present(p.untaintGpu) then
+    local r = gpuRecord(p.untaintGpu)
+    if r then r.d[p.untaintGpu.gpu] = nil; saveGpuRecord(p.untaintGpu, r) end
+  end
   if present(p.rollback) and present(p.rollback.to) then
     if redis.call('HGET', KEYS[6], 'res') == p.reservation then
       redis.call('HSET', KEYS[6], 'to', fmt(p.rollback.to))
@@ -60,6 +85,11 @@ if c and string.sub(c, string.find(c, '|', 1, true) + 1) == p.reservation then r
 if present(p.cordonNode) then
   local v = redis.call('HGET', KEYS[5], p.cordonNode)
   if v and cjson.decode(v).id == p.reservation then redis.call('HDEL', KEYS[5], p.cordonNode) end
+end
+if present(p.taintGpu) then
+  local r = gpuRecord(p.taintGpu)
+  local dv = r and r.d[p.taintGpu.gpu]
+  if dv and dv.id == p.reservation then r.d[p.taintGpu.gpu] = nil; saveGpuRecord(p.taintGpu, r) end
 end
 if present(p.rollback) and redis.call('HGET', KEYS[6], 'res') == p.reservation then
   local from = redis.call('HGET', KEYS[6], 'from')

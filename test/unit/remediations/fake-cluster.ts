@@ -62,6 +62,15 @@ export class FakeCluster implements ClusterView {
   notReady(name: string): void {
     this.must(name).ready = false;
   }
+  /** Sets every node's GPU count (as capacity nvidia.com/gpu would). */
+  withGpus(gpus: number | null): this {
+    for (const n of this.nodes.values()) n.gpus = gpus;
+    return this;
+  }
+  /** The view shows these GPUs of the node under a device taint (someone else's, or ours after the fact). */
+  setTaintedGpus(name: string, gpus: string[]): void {
+    this.must(name).taintedGpus = [...gpus];
+  }
   unavailableCount(filter?: (n: NodeInfo) => boolean): number {
     return [...this.nodes.values()].filter((n) => (n.unschedulable || !n.ready) && (!filter || filter(n))).length;
   }
@@ -108,6 +117,15 @@ export function decision(over: Partial<Decision> & Pick<Decision, 'action'>): De
     reason: over.reason ?? 'Xid 79 (GPU has fallen off the bus)',
     ...over,
   };
+}
+
+/** A taint decision of GPU `gpu` (UUID or PCI) on `node`. */
+export function taint(node: string, gpu: string, over: Partial<Decision> = {}): Decision {
+  return decision({ action: 'taint', target: { kind: 'Device', name: gpu, node }, severity: 'critical', reason: `Xid 48 (double bit ECC) on ${node} GPU ${gpu}`, ...over });
+}
+
+export function untaint(node: string, gpu: string, over: Partial<Decision> = {}): Decision {
+  return decision({ action: 'untaint', target: { kind: 'Device', name: gpu, node }, reason: `GPU ${gpu} of ${node} validated`, ...over });
 }
 
 export function cordon(node: string, over: Partial<Decision> = {}): Decision {

@@ -1,0 +1,195 @@
+/**
+ * Per-GPU scope on a REAL kube-apiserver (issue 11, docs/gpu-scope.md):
+ * - a cluster that serves DeviceTaintRule (Kubernetes 1.33: resource.k8s.io/v1alpha3
+ *   behind the DRADeviceTaints gate, harness option `deviceTaints`): a GPU fault
+ *   through the remediator creates one DeviceTaintRule for that GPU (NoSchedule),
+ *   as the engine's own ServiceAccount with the chart's RBAC; the undo deletes it;
+ *   shadow mode is a server-side dry run (1.33 has no effect None); a rule someone
+ *   else made is never deleted;
+ * - the default cluster (API not served): the same decision cordons the node.
+ */
+import { expect } from 'chai';
+import { randomBytes } from 'node:crypto';
+import { join } from 'node:path';
+import { KubeConfig } from '@kubernetes/client-node';
+import { ManualClock, systemClock } from '../../core/clock.js';
+import type { ClusterView } from '../../core/cluster.js';
+import { DEFAULT_CONFIG } from '../../core/config.js';
+import type { Decision, LedgerRecord } from '../../core/decision.js';
+import { silentLogger } from '../../core/logger.js';
+import { packageRoot } from '../../core/paths.js';
+import { createDeviceIsolation } from '../../remediations/device-isolation.js';
+import { createMemoryGuard } from '../../remediations/guard/memory-guard.js';
+import { guardOptionsFromConfig } from '../../remediations/guard/policy.js';
+import type { LedgerSink } from '../../remediations/ledger/sink.js';
+import { createRemediator } from '../../remediations/remediator.js';
+import { createClientNodeKubeApi } from '../../remediations/kube/client-node-api.js';
+import { createClientNodeDeviceTaintApi } from '../../remediations/kube/client-node-device-taints.js';
+import { deviceTaintRuleName } from '../../remediations/kube/device-taint-rules.js';
+import { DeviceTaintDiscovery, createDeviceTaintExecutor, type DeviceTaintApi } from '../../remediations/kube/device-taints.js';
+import { KubeExecutor } from '../../remediations/kube/executors.js';
+import { startKube, type KubeCluster } from '../harness/kube.js';
+import { FakeCluster } from '../unit/remediations/fake-cluster.js';
+import { sharedKube } from './servers.js';
+
+const RUN = randomBytes(3).toString('hex');
+const UUID = `GPU-5f1c0b7e-${RUN}-4a55-9d2b-3d7c1f0e9a11`.slice(0, 40);
+const CFG = DEFAULT_CONFIG.deviceTaints;
+
+function kcFor(path: string): KubeConfig {
+  const kc = new KubeConfig();
+  kc.loadFromFile(path);
+  return kc;
+}
+
+function memoryLedger(): LedgerSink & { records: LedgerRecord[] } {
+  const records: LedgerRecord[] = [];
+  return { name: 'memory', records, write: (rs) => { records.push(...rs); return Promise.resolve(); } };
+}
+
+function taintDecision(node: string, gpu: string, id = `d-${randomBytes(4).toString('hex')}`): Decision {
+  return { id, at: Date.now(), rule: 'gpu-xid-fatal', action: 'taint', target: { kind: 'Device', name: gpu, node }, reason: `Xid 48 on ${node} GPU ${gpu}`, severity: 'critical' };
+}
+
+function remediatorOn(view: ClusterView, kc: KubeConfig, discovery: DeviceTaintDiscovery, api: DeviceTaintApi, ledger: LedgerSink) {
+  const clock = systemClock;
+  const exec = createDeviceTaintExecutor({ api, discovery, config: CFG, clock });
+  return {
+    exec,
+    remediator: createRemediator({
+      guard: createMemoryGuard({ view, options: guardOptionsFromConfig(DEFAULT_CONFIG, { maxUnavailablePerGroup: '100%' }), clock: new ManualClock(Date.now()) }),
+      executors: [new KubeExecutor(createClientNodeKubeApi(kc), { clock }), exec],
+      ledger: [ledger],
+      clock,
+      logger: silentLogger,
+      autoFlush: false,
+      isolation: createDeviceIsolation({ config: CFG, discovery, logger: silentLogger }),
+    }),
+  };
+}
+
+describe('per-GPU scope on a real kube-apiserver', function () {
+  this.timeout(240_000);
+
+  describe('where DeviceTaintRule is served (1.33: v1alpha3 + DRADeviceTaints)', () => {
+    let kube: KubeCluster;
+    let engineKc: KubeConfig;
+    before(async () => {
+      kube = await startKube({ deviceTaints: true });
+      // the engine's own ServiceAccount with the RBAC as the kustomize base ships it
+      const r = await kube.kubectl(['apply', '-f', join(packageRoot(), 'deploy/base/namespace.yaml'), '-f', join(packageRoot(), 'deploy/base/rbac-engine.yaml')]);
+      expect(r.code, r.stderr).to.equal(0);
+      engineKc = kcFor(await kube.kubeconfigFor(await kube.tokenFor('nodewarden', 'nodewarden-engine')));
+    });
+    after(async () => {
+      await kube?.stop();
+    });
+
+    const get = async (name: string): Promise<{ status: number; json: unknown }> => kube.request('GET', `/apis/resource.k8s.io/v1alpha3/devicetaintrules/${name}`);
+
+    it('discovers resource.k8s.io/v1alpha3 and caches the answer', async () => {
+      const api = createClientNodeDeviceTaintApi(engineKc);
+      let calls = 0;
+      const counting: DeviceTaintApi = { ...api, discover: () => { calls++; return api.discover(); } };
+      const discovery = new DeviceTaintDiscovery({ api: counting, clock: systemClock, ttlMs: 60_000 });
+      expect(await discovery.apiVersion()).to.equal('resource.k8s.io/v1alpha3');
+      expect(await discovery.apiVersion()).to.equal('resource.k8s.io/v1alpha3');
+      expect(calls).to.equal(1);
+    });
+
+    it('a GPU fault taints just that GPU (NoSchedule, as the engine ServiceAccount); the undo removes it; a replay changes nothing', async () => {
+      const api = createClientNodeDeviceTaintApi(engineKc);
+      const discovery = new DeviceTaintDiscovery({ api, clock: systemClock, ttlMs: 60_000 });
+      const view = FakeCluster.fleet(20, ['a']).withGpus(8);
+      const ledger = memoryLedger();
+      const { remediator, exec } = remediatorOn(view, engineKc, discovery, api, ledger);
+      const d = taintDecision('gpu-003', UUID);
+      const [rec] = await remediator.submit([d]);
+      expect(rec).to.deep.include({ action: 'taint', outcome: 'executed', target: { kind: 'Device', name: UUID, node: 'gpu-003' } });
+      const name = deviceTaintRuleName({ node: 'gpu-003', gpu: UUID });
+      const got = await get(name);
+      expect(got.status).to.equal(200);
+      const rule = got.json as { metadata: { labels: Record<string, string>; annotations: Record<string, string> }; spec: { deviceSelector: { driver: string; selectors: Array<{ cel: { expression: string } }> }; taint: { key: string; effect: string; value: string } } };
+      expect(rule.spec.taint).to.include({ key: 'nodewarden.io/unhealthy', effect: 'NoSchedule', value: 'gpu-xid-fatal' });
+      expect(rule.spec.deviceSelector.driver).to.equal('gpu.nvidia.com');
+      expect(rule.spec.deviceSelector.selectors[0]?.cel.expression).to.equal(`"uuid" in device.attributes["gpu.nvidia.com"] && device.attributes["gpu.nvidia.com"].uuid == "${UUID}"`);
+      expect(rule.metadata.labels).to.include({ 'app.kubernetes.io/managed-by': 'nodewarden', 'nodewarden.io/node': 'gpu-003' });
+      expect(rule.metadata.annotations).to.include({ 'nodewarden.io/decision-id': d.id, 'nodewarden.io/gpu': UUID });
+
+      // the same GPU again (a later firing): the existing rule is kept
+      const again = await exec.execute(taintDecision('gpu-003', UUID));
+      expect(again).to.include({ ok: true });
+      expect(again.detail).to.match(/already tainted/);
+
+      // the explicit undo (the repair ladder's return to service)
+      const undo = await exec.untaintDevice({ node: 'gpu-003', gpu: UUID });
+      expect(undo).to.include({ ok: true });
+      expect((await get(name)).status).to.equal(404);
+      expect(await exec.untaintDevice({ node: 'gpu-003', gpu: UUID })).to.include({ ok: true, detail: `no DeviceTaintRule ${name}: GPU not tainted` });
+    });
+
+    it('a PCI-only GPU is selected by the pciBusID attribute within its node\'s pool', async () => {
+      const api = createClientNodeDeviceTaintApi(engineKc);
+      const exec = createDeviceTaintExecutor({ api, discovery: new DeviceTaintDiscovery({ api, clock: systemClock, ttlMs: 60_000 }), config: CFG, clock: systemClock });
+      expect(await exec.execute(taintDecision('gpu-004', '0000:3b:00'))).to.include({ ok: true });
+      const rule = (await get(deviceTaintRuleName({ node: 'gpu-004', gpu: '0000:3b:00' }))).json as { spec: { deviceSelector: { pool: string; selectors: Array<{ cel: { expression: string } }> } } };
+      expect(rule.spec.deviceSelector.pool).to.equal('gpu-004');
+      expect(rule.spec.deviceSelector.selectors[0]?.cel.expression).to.equal('"pciBusID" in device.attributes["gpu.nvidia.com"] && device.attributes["gpu.nvidia.com"].pciBusID.matches("(?i)^0*0:3b:00([.][0-7])?$")');
+      expect(await exec.untaintDevice({ node: 'gpu-004', gpu: '0000:3b:00' })).to.include({ ok: true });
+    });
+
+    it('shadow mode: effect None is refused by 1.33, so the real rule is validated by a server-side dry run and nothing is stored', async () => {
+      const api = createClientNodeDeviceTaintApi(engineKc);
+      const discovery = new DeviceTaintDiscovery({ api, clock: systemClock, ttlMs: 60_000 });
+      const dry = createDeviceTaintExecutor({ api, discovery, config: CFG, clock: systemClock, dryRun: true });
+      const r = await dry.execute(taintDecision('gpu-005', UUID));
+      expect(r).to.include({ ok: true, dryRun: true });
+      expect(r.detail).to.match(/validated by the API server, not stored \(this server has no effect None\)/);
+      expect((await discovery.support()).effectNone).to.equal(false);
+      expect((await get(deviceTaintRuleName({ node: 'gpu-005', gpu: UUID }))).status).to.equal(404);
+    });
+
+    it('never deletes a DeviceTaintRule it did not make', async () => {
+      const name = deviceTaintRuleName({ node: 'gpu-006', gpu: UUID });
+      const theirs = { apiVersion: 'resource.k8s.io/v1alpha3', kind: 'DeviceTaintRule', metadata: { name }, spec: { deviceSelector: { driver: 'gpu.nvidia.com' }, taint: { key: 'example.com/maintenance', effect: 'NoSchedule' } } };
+      expect((await kube.request('POST', '/apis/resource.k8s.io/v1alpha3/devicetaintrules', theirs)).status).to.equal(201);
+      const api = createClientNodeDeviceTaintApi(engineKc);
+      const exec = createDeviceTaintExecutor({ api, discovery: new DeviceTaintDiscovery({ api, clock: systemClock, ttlMs: 60_000 }), config: CFG, clock: systemClock });
+      const r = await exec.untaintDevice({ node: 'gpu-006', gpu: UUID });
+      expect(r.ok).to.equal(false);
+      expect(r.error?.code).to.equal('FORBIDDEN');
+      const t = await exec.execute(taintDecision('gpu-006', UUID));
+      expect(t.ok).to.equal(false);
+      expect((await get(name)).status).to.equal(200);
+    });
+  });
+
+  describe('where DeviceTaintRule is not served (the default apiserver)', () => {
+    let kube: KubeCluster;
+    const node = `nw-gpu-${RUN}`;
+    before(async () => {
+      kube = await sharedKube();
+      const r = await kube.kubectl(['apply', '-f', '-'], { input: `apiVersion: v1\nkind: Node\nmetadata:\n  name: ${node}\n  labels:\n    nodewarden.io/pool: a\n` });
+      expect(r.code, r.stderr).to.equal(0);
+    });
+    after(async () => {
+      await kube?.kubectl(['delete', 'node', node, '--wait=false']);
+    });
+
+    it('discovery answers null, and the GPU fault cordons the node instead (ledger: cordon, with the GPU in the evidence)', async () => {
+      const kc = kcFor(kube.kubeconfigPath);
+      const api = createClientNodeDeviceTaintApi(kc);
+      const discovery = new DeviceTaintDiscovery({ api, clock: systemClock, ttlMs: 60_000 });
+      expect(await discovery.apiVersion()).to.equal(null);
+      const view = FakeCluster.fleet(20, ['a']);
+      const ledger = memoryLedger();
+      const { remediator } = remediatorOn(view, kc, discovery, api, ledger);
+      const d = taintDecision(node, UUID);
+      const [rec] = await remediator.submit([d]);
+      expect(rec).to.deep.include({ action: 'cordon', outcome: 'executed', target: { kind: 'Node', name: node }, decisionId: `${d.id}-node` });
+      expect(rec?.reason).to.match(/DeviceTaintRule is not served by this cluster; cordoning the node/);
+      const got = JSON.parse((await kube.kubectl(['get', 'node', node, '-o', 'json'])).stdout) as { spec: { unschedulable?: boolean } };
+      expect(got.spec.unschedulable).to.equal(true);
+    });
+  });
+});
