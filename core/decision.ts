@@ -3,7 +3,13 @@
  * rule firings into decisions; remediations pass each through the guard and an
  * executor; every decision, executed or not, becomes one ledger record.
  */
-export const ACTIONS = ['cordon', 'uncordon', 'rollback', 'page', 'resolve'] as const;
+/**
+ * `reset`, `reboot`, `validate` and `replace` are the repair ladder's steps
+ * (remediations/ladder, brief §8): a GPU reset Job, a node reboot (Job or
+ * annotation), a validation Job, and the hand-over to people (a critical page
+ * with the episode's history).
+ */
+export const ACTIONS = ['cordon', 'uncordon', 'rollback', 'page', 'resolve', 'reset', 'reboot', 'validate', 'replace'] as const;
 export type ActionKind = (typeof ACTIONS)[number];
 
 /** `pending-approval` (brief §8): the action waits for a person (remediations/approvals). */
@@ -17,6 +23,8 @@ export interface Target {
   kind: 'Node' | 'DaemonSet' | 'Deployment' | 'Group' | 'Fleet';
   name: string;
   namespace?: string;
+  /** The GPU (UUID, else PCI address) of a per-GPU step on a Node target, e.g. a GPU reset. */
+  gpu?: string;
 }
 
 /** What a rule asks for. Produced by the pure engine; carries everything an executor needs. */

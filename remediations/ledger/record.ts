@@ -41,6 +41,9 @@ export function buildLedgerRecord(i: RecordInput): LedgerRecord {
   const details: Record<string, unknown> = { ...i.details };
   if (i.verdict && !i.verdict.allowed && i.verdict.reason) details.guardReason = i.verdict.reason;
   if (i.result?.detail) details.detail = i.result.detail;
+  if (i.result?.job) details.job = i.result.job;
+  // the repair ladder's steps name their episode (remediations/ladder): outcome figures are read from the ledger
+  if (d.id.startsWith('ladder:') && d.evidence?.episode !== undefined) details.episode = d.evidence.episode;
   if (Object.keys(details).length > 0) rec.details = details;
   return rec;
 }
