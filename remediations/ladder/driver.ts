@@ -37,6 +37,8 @@ export interface JobStatus {
 /** Where a repair step's Job stands (adapters: Kubernetes Jobs, the simulated cluster). */
 export interface JobWatch {
   status(job: string): Promise<JobStatus>;
+  /** Stops a Job that ran past its step's timeout (best effort). */
+  stop?(job: string): Promise<void>;
 }
 
 /** Outcome figures per rule (adapter: ladder/metrics.ts over prom-client). */
@@ -164,6 +166,9 @@ export class LadderDriver {
         const pd = e.pending;
         if (pd?.status === 'running' && pd.job) {
           const s = await this.o.jobs.status(pd.job);
+          if (s.state === 'running' && pd.until !== null && now >= pd.until && this.o.jobs.stop) {
+            await this.o.jobs.stop(pd.job).catch((err: unknown) => this.log.warn({ node, job: pd.job, err: errorMessage(err) }, 'a timed-out repair Job could not be stopped'));
+          }
           if (s.state !== 'running') {
             const detail = s.state === 'missing' ? 'the Job is gone (deleted before it finished)' : s.detail;
             out.push(...(await this.apply(node, { kind: 'job', at: now, job: pd.job, succeeded: s.state === 'succeeded', ...(detail ? { detail } : {}) }, 0)));

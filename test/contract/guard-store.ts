@@ -10,7 +10,7 @@ import type { ClusterView } from '../../core/cluster.js';
 import { DEFAULT_CONFIG } from '../../core/config.js';
 import type { Decision } from '../../core/decision.js';
 import type { GuardOptions } from '../../remediations/guard/policy.js';
-import { guardOptionsFromConfig } from '../../remediations/guard/policy.js';
+import { guardOptionsFromConfig, STATUS_ACTIONS } from '../../remediations/guard/policy.js';
 import type { ControllableGuard, ExecutionResult, GuardVerdict } from '../../remediations/ports.js';
 import { cordon, decision, FakeCluster, POOL_LABEL } from '../unit/remediations/fake-cluster.js';
 
@@ -299,6 +299,21 @@ export function guardStoreContract(adapter: string, factory: GuardFactory): void
         expect(st).to.include({ state: 'open', openUntil: clock.now() + 60_000 });
         expect(await guard.authorize(cordon('gpu-005'))).to.include({ guard: 'circuitOpen' });
       });
+      it('never blocks an uncordon (capacity coming back), even with its own breaker open; a reset is blocked', async () => {
+        const view = FakeCluster.fleet(1000, ['a']);
+        const o = opts({ breaker: { failures: 2, windowMs: 60_000, openForMs: 120_000 }, maxUnavailablePerGroup: '100%', targetCooldownMs: 0 });
+        const { guard } = await factory(view, o, clock);
+        const un = (n: string): Decision => decision({ action: 'uncordon', target: { kind: 'Node', name: n } });
+        const reset = (n: string): Decision => decision({ action: 'reset', target: { kind: 'Node', name: n, gpu: 'GPU-1' } });
+        for (let i = 0; i < 2; i++) {
+          await run(guard, cordon(`gpu-00${i}`), FAIL);
+          await run(guard, un(`gpu-01${i}`), FAIL);
+          await run(guard, reset(`gpu-02${i}`), FAIL);
+        }
+        expect(await guard.authorize(cordon('gpu-100'))).to.include({ guard: 'circuitOpen' });
+        expect(await guard.authorize(reset('gpu-101'))).to.include({ guard: 'circuitOpen' });
+        expect((await guard.authorize(un('gpu-102'))).allowed).to.equal(true);
+      });
     });
 
     describe('rollback', () => {
@@ -380,7 +395,7 @@ export function guardStoreContract(adapter: string, factory: GuardFactory): void
         expect(st.groups.find((g) => g.scope === 'pool=a')).to.deep.equal({ scope: 'pool=a', total: 50, unavailable: 0, reserved: 1, limit: 5 });
         expect(st.groups.find((g) => g.scope === 'pool=b')).to.deep.equal({ scope: 'pool=b', total: 50, unavailable: 2, reserved: 0, limit: 5 });
         expect(st.rateLimits.find((r) => r.action === 'cordon')).to.include({ limit: 10, used: 1, remaining: 9 });
-        expect(st.breakers.map((b) => b.state)).to.deep.equal(['closed', 'closed', 'closed', 'closed', 'closed']);
+        expect(st.breakers.map((b) => b.state)).to.deep.equal(STATUS_ACTIONS.map(() => 'closed'));
       });
     });
   });

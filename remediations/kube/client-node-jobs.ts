@@ -1,0 +1,48 @@
+/**
+ * The real-API adapter of the repair ladder's RepairJobsApi (batch/v1 Jobs in
+ * one namespace, one annotation on a node), on @kubernetes/client-node. The
+ * engine's Role grants create/get/watch/delete on Jobs in `repair.namespace`
+ * only (deploy/, test/integration/rbac-least-privilege.test.ts).
+ */
+import { BatchV1Api, CoreV1Api, PatchStrategy, setHeaderOptions, type KubeConfig, type V1Job } from '@kubernetes/client-node';
+import type { Registry } from 'prom-client';
+import type { RepairJobsApi } from '../ladder/job-executor.js';
+import { kubeApiErrorCounter, mapClientNodeError } from './client-node-api.js';
+import { isCode } from './errors.js';
+import { FIELD_MANAGER } from './node-decisions.js';
+import { annotationsOf, type WireNode } from './wire.js';
+
+export function createClientNodeRepairJobs(kc: KubeConfig, opts: { registry?: Registry } = {}): RepairJobsApi {
+  const batch = kc.makeApiClient(BatchV1Api);
+  const core = kc.makeApiClient(CoreV1Api);
+  const errors = kubeApiErrorCounter(opts.registry);
+  const merge = setHeaderOptions('Content-Type', PatchStrategy.MergePatch);
+  async function call<T>(verb: string, resource: string, name: string, fn: () => Promise<T>): Promise<T> {
+    try {
+      return await fn();
+    } catch (err) {
+      const { error, label } = mapClientNodeError(err, `${verb} ${resource} ${name}`);
+      errors.inc({ verb, resource, code: label });
+      throw error;
+    }
+  }
+  return {
+    createJob: (namespace, job) =>
+      call('create', 'jobs', `${namespace}/${String((job.metadata as { name?: unknown } | undefined)?.name ?? '')}`, async () => {
+        await batch.createNamespacedJob({ namespace, body: job as unknown as V1Job, fieldManager: FIELD_MANAGER });
+      }),
+    getJob: (namespace, name) => call('get', 'jobs', `${namespace}/${name}`, async () => JSON.parse(JSON.stringify(await batch.readNamespacedJob({ namespace, name }))) as unknown),
+    deleteJob: async (namespace, name) => {
+      try {
+        await call('delete', 'jobs', `${namespace}/${name}`, () => batch.deleteNamespacedJob({ namespace, name, propagationPolicy: 'Background' }));
+      } catch (err) {
+        if (!isCode(err, 'NOT_FOUND')) throw err;
+      }
+    },
+    annotateNode: (node, key, value) =>
+      call('patch', 'nodes', node, async () => {
+        await core.patchNode({ name: node, body: { metadata: { annotations: { [key]: value } } }, fieldManager: FIELD_MANAGER }, merge);
+      }),
+    nodeAnnotations: (node) => call('get', 'nodes', node, async () => annotationsOf(JSON.parse(JSON.stringify(await core.readNode({ name: node }))) as WireNode)),
+  };
+}
