@@ -113,9 +113,8 @@ export function createReplayRemediator(o: ReplayRemediatorOptions): ReplayRemedi
   });
   // off, the driver still keeps the outcome figures of cordons (time to detect and isolate)
   const ladder = new LadderDriver({
-    enabled: ladderOn,
     store,
-    policy: ladderPolicyFromConfig(o.config),
+    policy: { ...ladderPolicyFromConfig(o.config), act: ladderOn },
     submit: (ds) => inner.submit(ds),
     view: o.cluster,
     jobs: createRepairJobWatch(repairJobs ?? new SimulatedRepairJobs(o.clock)),

@@ -3,7 +3,9 @@
  * nodewarden cordoned for a fault whose catalogue action is a reset, a reboot
  * or a hand-over starts an episode; the ledger outcome of each step moves it;
  * a tick watches the step's Job, the deadlines, the quiet period and the node
- * (a person's uncordon). Every step the ladder asks for is a Decision submitted
+ * (a person's uncordon). With the ladder off (`policy.act` false), or for a
+ * fault nothing is recommended for, the episode is only observed: its outcome
+ * figures (returned by nodewarden, or by a person, repaired or not) are kept. Every step the ladder asks for is a Decision submitted
  * to the same remediator, so it passes the guard and is a ledger record like
  * every other action; decision ids are deterministic (`ladder:<episode>:<seq>:<action>`),
  * so two replicas racing on one node act once (the guard's idempotency).
@@ -52,8 +54,6 @@ export interface OutcomeMetrics {
 }
 
 export interface LadderDriverOptions {
-  /** False: only the outcome figures of cordons are kept; no episode starts. */
-  enabled: boolean;
   store: DocStore;
   policy: LadderPolicy;
   /** The remediator's submit (guard → executor → ledger). */
@@ -135,17 +135,20 @@ export class LadderDriver {
         inputs.push([node, { kind: 'recorded', at, decisionId: r.decisionId, outcome: r.outcome, guard: r.guard, job, ...(r.error ? { error: r.error } : {}) }]);
         continue;
       }
+      if (r.action === 'uncordon' && r.outcome === 'executed') {
+        inputs.push([node, { kind: 'uncordoned', at }]);
+        continue;
+      }
       if (r.action !== 'cordon') continue;
       const d = byId.get(r.decisionId);
       const detectedAt = d?.at ?? at;
       const faultAt = Math.min(eventTs(d) ?? detectedAt, detectedAt);
       const isolated = r.outcome === 'executed';
       if (isolated) this.o.metrics?.isolated(r.rule, Math.max(0, detectedAt - faultAt) / 1000, Math.max(0, at - faultAt) / 1000);
-      if (!this.o.enabled || !d || r.outcome === 'dry-run') continue;
-      const x = xidOf(d);
+      if (r.outcome === 'dry-run') continue;
+      const x = d ? xidOf(d) : null;
       const start = x ? startRung(this.o.catalogue, x) : null;
-      if (!start) continue;
-      inputs.push([node, { kind: 'fault', at, faultAt, detectedAt, gpu: x?.gpu ?? null, rule: r.rule, reason: r.reason, start: start.rung, isolated }]);
+      inputs.push([node, { kind: 'fault', at, faultAt, detectedAt, gpu: x?.gpu ?? null, rule: r.rule, reason: r.reason, start: start?.rung ?? null, isolated }]);
     }
     const out: LedgerRecord[] = [];
     for (const [node, input] of inputs) out.push(...(await this.apply(node, input, 0)));
@@ -155,7 +158,7 @@ export class LadderDriver {
   /** Job status, deadlines, quiet periods and people's uncordons; at most once per `tickEveryMs`. */
   async tick(force = false): Promise<LedgerRecord[]> {
     const now = this.o.clock.now();
-    if (!this.o.enabled || (!force && now - this.lastTick < this.tickEveryMs)) return [];
+    if (!force && now - this.lastTick < this.tickEveryMs) return [];
     this.lastTick = now;
     const out: LedgerRecord[] = [];
     for (const node of await this.o.store.ids(LADDER_NS)) {

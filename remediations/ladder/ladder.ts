@@ -35,11 +35,14 @@ export type Rung = (typeof RUNGS)[number];
 /** Actions the ladder asks the remediator for. */
 export type LadderAction = 'reset' | 'reboot' | 'validate' | 'uncordon' | 'replace' | 'page';
 
-export type Phase = 'repair' | 'validate' | 'quiet' | 'return' | 'handover' | 'held';
+/** `observe`: the ladder does not act on this episode (it is off, or nothing is recommended); only its outcome is kept. */
+export type Phase = 'repair' | 'validate' | 'quiet' | 'return' | 'handover' | 'held' | 'observe';
 
 export type EpisodeEnd = 'returned' | 'resolved-by-person' | 'node-gone';
 
 export interface LadderPolicy {
+  /** False: episodes are only observed (outcome figures), no step is asked for. */
+  act: boolean;
   /** Reset and reboot steps of one node within `windowMs`. */
   maxAttemptsPerNode: number;
   /** Resets of one GPU within `windowMs`. */
@@ -125,7 +128,9 @@ export interface ClosedEpisode {
 
 export type LadderInput =
   /** A node nodewarden cordoned for a fault (or a fault seen again on a node in an episode). */
-  | { kind: 'fault'; at: number; faultAt: number; detectedAt: number; gpu: string | null; rule: string; reason: string; start: Rung; isolated: boolean }
+  | { kind: 'fault'; at: number; faultAt: number; detectedAt: number; gpu: string | null; rule: string; reason: string; start: Rung | null; isolated: boolean }
+  /** nodewarden uncordoned the node outside the ladder (a rule's clear with auto-uncordon). */
+  | { kind: 'uncordoned'; at: number }
   /** The ledger outcome of a decision the ladder asked for. */
   | { kind: 'recorded'; at: number; decisionId: string; outcome: Outcome; guard: string | null; job?: string | null; error?: string }
   /** The Job of the running step finished. */
@@ -296,7 +301,7 @@ export function transition(input: NodeLadder, ev: LadderInput, p: LadderPolicy):
           faultAt: Math.min(ev.faultAt, ev.detectedAt),
           detectedAt: ev.detectedAt,
           isolatedAt: ev.at,
-          rung: ev.start,
+          rung: ev.start ?? 'replace',
           phase: 'repair',
           pending: null,
           quietUntil: null,
@@ -304,11 +309,14 @@ export function transition(input: NodeLadder, ev: LadderInput, p: LadderPolicy):
           history: [{ at: ev.at, what: `fault: ${ev.reason} (rule ${ev.rule}); cordoned` }],
         };
         l.episode = ep;
-        w.enter(ep, ev.start, `${ev.start === 'reset' ? 'GPU reset' : ev.start === 'reboot' ? 'node reboot' : 'hand-over'} recommended`);
+        if (!p.act || ev.start === null) {
+          ep.phase = 'observe';
+          w.note(ep, p.act ? 'no repair step is recommended for this fault: observing only' : 'the repair ladder is off: observing only');
+        } else w.enter(ep, ev.start, `${ev.start === 'reset' ? 'GPU reset' : ev.start === 'reboot' ? 'node reboot' : 'hand-over'} recommended`);
       } else if (e.phase === 'validate' || e.phase === 'quiet' || (e.phase === 'return' && e.pending?.status !== 'done')) {
         // the repair did not hold: the fault came back before the node was returned
         w.note(e, `fault again during ${e.phase}: ${ev.reason}`);
-        if (rungIndex(ev.start) > rungIndex(e.rung)) e.rung = ev.start; // the new fault may ask for more
+        if (ev.start !== null && rungIndex(ev.start) > rungIndex(e.rung)) e.rung = ev.start; // the new fault may ask for more
         w.escalate(e, `fault again during ${e.phase}`);
       } else {
         w.note(e, `fault during ${e.phase}: ${ev.reason}`);
@@ -322,6 +330,9 @@ export function transition(input: NodeLadder, ev: LadderInput, p: LadderPolicy):
       break;
     case 'tick':
       if (e) onTick(w, e, ev.node);
+      break;
+    case 'uncordoned':
+      if (e && e.phase !== 'return') w.close(e, 'returned', 'nodewarden uncordoned the node (the rule cleared)');
       break;
   }
   return { ladder: l, requests: w.requests, closed: w.closed, changed: w.changed };
@@ -417,7 +428,7 @@ function onTick(w: Work, e: Episode, node: { unschedulable: boolean; cordonedByN
   const pd = e.pending;
   if (node === undefined) {
     // the node left the cluster (replaced, or removed by a person): nothing left to repair
-    if (e.phase === 'handover' || e.phase === 'held') w.close(e, 'node-gone', `${e.node} is no longer in the cluster`);
+    if (e.phase === 'handover' || e.phase === 'held' || e.phase === 'observe') w.close(e, 'node-gone', `${e.node} is no longer in the cluster`);
     return;
   }
   if (!node.unschedulable && !(e.phase === 'return' && pd?.status !== 'retry')) {

@@ -15,6 +15,7 @@ import type { LadderPolicy } from './ladder.js';
 export function ladderPolicyFromConfig(cfg: NodewardenConfig): LadderPolicy {
   const r = cfg.repair;
   return {
+    act: r.enabled && !cfg.guard.dryRun,
     maxAttemptsPerNode: r.maxAttemptsPerNode,
     maxAttemptsPerGpu: r.maxAttemptsPerGpu,
     windowMs: parseDuration(r.window),

@@ -19,6 +19,8 @@ import type { KubeObject } from '../../../remediations/kube/wire.js';
 import { createSimulatedCluster } from '../../../remediations/simulated/index.js';
 import { SimulatedRepairJobs } from '../../../remediations/simulated/simulated-jobs.js';
 import { loadRules, defaultRulesPath } from '../../../rules/language/load.js';
+import { Registry } from 'prom-client';
+import { createOutcomeMetrics } from '../../../remediations/ladder/metrics.js';
 
 const M = 60_000;
 const JOB = { apiVersion: 'batch/v1', kind: 'Job', spec: { template: { spec: { containers: [{ name: 'x', image: 'nvcr.io/nvidia/cuda:12', command: ['nvidia-smi', '--gpu-reset', '-i', '{{gpu}}'] }] } } } };
@@ -61,7 +63,8 @@ function setup(cfg = config(), fails: (step: string, node: string) => boolean = 
   const cluster = createSimulatedCluster(nodes(40), { clock });
   const jobs = new SimulatedRepairJobs(clock, 2 * M, fails);
   const catalogue = loadRules(defaultRulesPath()).xidCatalogue;
-  const r = createReplayRemediator({ cluster, config: cfg, clock, catalogue, repairJobs: jobs });
+  const registry = new Registry();
+  const r = createReplayRemediator({ cluster, config: cfg, clock, catalogue, repairJobs: jobs, outcomeMetrics: createOutcomeMetrics(registry) });
   /** Advances the clock in ticks of 1 minute, ticking the ladder. */
   const run = async (minutes: number): Promise<void> => {
     for (let i = 0; i < minutes; i++) {
@@ -70,7 +73,7 @@ function setup(cfg = config(), fails: (step: string, node: string) => boolean = 
     }
   };
   const steps = (): LedgerRecord[] => r.ledger.records.filter((x) => x.decisionId?.startsWith('ladder:') === true);
-  return { clock, cluster, jobs, r, run, steps, catalogue };
+  return { clock, cluster, jobs, r, run, steps, catalogue, registry };
 }
 
 describe('repair ladder driver (replay remediator, simulated cluster)', () => {
@@ -135,13 +138,26 @@ describe('repair ladder driver (replay remediator, simulated cluster)', () => {
     expect(s).to.include('validate:executed');
   });
 
+  it('ladder off: nothing is repaired, and a cordon a person undoes counts as undone without repair; MTTR and detect/isolate are observed per rule', async () => {
+    const { clock, cluster, r, run, steps, registry } = setup({ ...config(), repair: { ...config().repair, enabled: false } });
+    await r.remediator.submit([xidCordon('gpu-8', 95, clock.now())]);
+    await run(5);
+    expect(steps()).to.have.length(0);
+    await cluster.api.patchNode('gpu-8', { spec: { unschedulable: null, taints: [] }, metadata: { annotations: { 'nodewarden.io/cordoned-by': null } } });
+    await run(1);
+    const text = await registry.metrics();
+    expect(text).to.match(/nodewarden_cordons_undone_by_person_total\{rule="gpu-xid-fatal"\} 1/);
+    expect(text).to.match(/nodewarden_time_to_isolate_seconds_count\{rule="gpu-xid-fatal"\} 1/);
+    expect(text).to.match(/nodewarden_time_to_detect_seconds_sum\{rule="gpu-xid-fatal"\} 3/);
+    expect(text).to.match(/nodewarden_time_to_return_seconds_count\{rule="gpu-xid-fatal",by="person"\} 1/);
+  });
+
   it('state survives a replica: a second driver over the same store finishes the episode', async () => {
     const { clock, cluster, r, jobs } = setup();
     await r.remediator.submit([xidCordon('gpu-7', 95, clock.now())]);
     const cfg = config();
     const records: LedgerRecord[] = [];
     const second = new LadderDriver({
-      enabled: true,
       store: r.store,
       policy: ladderPolicyFromConfig(cfg),
       submit: async (ds) => {

@@ -15,6 +15,7 @@ import { emptyLadder, RUNGS, rungForNvidiaAction, transition } from '../../../re
 const M = 60_000;
 const T0 = Date.parse('2026-12-01T10:00:00Z');
 const POLICY: LadderPolicy = {
+  act: true,
   maxAttemptsPerNode: 3,
   maxAttemptsPerGpu: 2,
   windowMs: 24 * 60 * M,
