@@ -221,7 +221,7 @@ export const DEFAULT_CONFIG: NodewardenConfig = {
   },
   repair: {
     enabled: false,
-    namespace: 'nodewarden-repair',
+    namespace: 'nodewarden',
     window: '24h',
     maxAttemptsPerNode: 3,
     maxAttemptsPerGpu: 2,

@@ -39,6 +39,12 @@ const ALLOWED: Record<'engine' | 'agent', Record<string, string[]>> = {
   },
 };
 
+/** Granted only in nodewarden's own namespace (a Role): the repair ladder's Jobs. */
+const ALLOWED_IN_NS: Record<'engine' | 'agent', Record<string, string[]>> = {
+  engine: { 'jobs.batch': ['create', 'get', 'delete'] },
+  agent: {},
+};
+
 /** Granted to every authenticated user by the apiserver's default roles (system:basic-user, discovery). */
 const DEFAULT_FOR_EVERYONE = new Set([
   'selfsubjectreviews.authentication.k8s.io',
@@ -59,7 +65,7 @@ const DENIED: Array<[string, string, string?]> = [
   ['create', 'mutatingwebhookconfigurations.admissionregistration.k8s.io'], ['create', 'customresourcedefinitions.apiextensions.k8s.io'],
   ['update', 'certificatesigningrequests.certificates.k8s.io/approval'], ['delete', 'namespaces'], ['create', 'persistentvolumes'],
   ['delete', 'daemonsets.apps', NS], ['create', 'deployments.apps', NS], ['delete', 'deployments.apps', NS], ['update', 'deployments.apps', NS], ['patch', 'replicasets.apps', NS],
-  ['create', 'jobs.batch', NS], ['create', 'cronjobs.batch', NS],
+  ['create', 'jobs.batch', 'kube-system'], ['delete', 'jobs.batch', 'default'], ['list', 'jobs.batch', NS], ['update', 'jobs.batch', NS], ['patch', 'jobs.batch', NS], ['create', 'cronjobs.batch', NS],
   ['*', '*'],
 ];
 
@@ -114,19 +120,20 @@ describe('RBAC least privilege of the Helm chart on a real apiserver', function 
         expect(r.code, r.stderr).to.equal(0);
         const granted = parseList(r.stdout);
         expect(granted.size, `${who} can-i --list parsed`).to.be.greaterThan(0);
+        const expected: Record<string, string[]> = { ...ALLOWED[who], ...(ns === NS ? ALLOWED_IN_NS[who] : {}) };
         for (const [res, verbs] of granted) {
           if (DEFAULT_FOR_EVERYONE.has(res)) continue;
-          const allowed = new Set(ALLOWED[who][res] ?? []);
+          const allowed = new Set(expected[res] ?? []);
           for (const v of verbs) if (!allowed.has(v)) extra.push(`${v} ${res} in ${ns}`);
         }
-        for (const [res, verbs] of Object.entries(ALLOWED[who]))
+        for (const [res, verbs] of Object.entries(expected))
           for (const v of verbs) if (!granted.get(res)?.has(v)) extra.push(`missing: ${v} ${res} in ${ns}`);
       }
       expect(extra, `${who}: permissions beyond the allowlist`).to.deep.equal([]);
-      // The agent writes nothing at all; the engine's writes are exactly its actions (cordon, rollback, events).
-      const writes = Object.entries(ALLOWED[who]).flatMap(([res, verbs]) => verbs.filter((v) => WRITE_VERBS.has(v)).map((v) => `${v} ${res}`));
+      // The agent writes nothing at all; the engine's writes are exactly its actions (cordon, rollback, events, repair Jobs).
+      const writes = Object.entries({ ...ALLOWED[who], ...ALLOWED_IN_NS[who] }).flatMap(([res, verbs]) => verbs.filter((v) => WRITE_VERBS.has(v)).map((v) => `${v} ${res}`));
       expect(writes).to.deep.equal(
-        who === 'agent' ? [] : ['patch nodes', 'create events', 'patch events', 'create events.events.k8s.io', 'patch events.events.k8s.io', 'patch daemonsets.apps', 'patch deployments.apps'],
+        who === 'agent' ? [] : ['patch nodes', 'create events', 'patch events', 'create events.events.k8s.io', 'patch events.events.k8s.io', 'patch daemonsets.apps', 'patch deployments.apps', 'create jobs.batch', 'delete jobs.batch'],
       );
     });
 
