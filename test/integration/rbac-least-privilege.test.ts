@@ -107,6 +107,9 @@ describe('RBAC least privilege of the Helm chart on a real apiserver', function 
     const plain = rbacObjects(await helmRender(kube, []));
     const secured = rbacObjects(await helmRender(kube, ['kafka.tls.enabled=true', 'kafka.sasl.enabled=true', 'redis.passwordSecret=redis-password', 'redis.tls.caSecret=redis-ca']));
     expect(secured, 'TLS/SASL values change no RBAC object').to.deep.equal(plain);
+    // the chart does not render the release namespace (it is created with the Secret): create it, whichever test runs first
+    const ns = await kube.kubectl(['apply', '-f', '-'], { input: `apiVersion: v1\nkind: Namespace\nmetadata:\n  name: ${NS}\n` });
+    expect(ns.code, ns.stderr).to.equal(0);
     const r = await kube.kubectl(['apply', '-f', '-'], { input: plain.map((o) => stringify(o)).join('---\n') });
     expect(r.code, r.stderr).to.equal(0);
     for (const who of ['engine', 'agent'] as const) kc[who] = await kube.kubeconfigFor(await kube.tokenFor(NS, `nodewarden-${who}`));
