@@ -4,13 +4,18 @@
  * engine's Role grants create/get/watch/delete on Jobs in `repair.namespace`
  * only (deploy/, test/integration/rbac-least-privilege.test.ts).
  */
-import { BatchV1Api, CoreV1Api, PatchStrategy, setHeaderOptions, type KubeConfig, type V1Job } from '@kubernetes/client-node';
+import { BatchV1Api, CoreV1Api, PatchStrategy, setHeaderOptions, type KubeConfig } from '@kubernetes/client-node';
 import type { Registry } from 'prom-client';
 import type { RepairJobsApi } from '../ladder/job-executor.js';
 import { kubeApiErrorCounter, mapClientNodeError } from './client-node-api.js';
 import { isCode } from './errors.js';
 import { FIELD_MANAGER } from './node-decisions.js';
 import { annotationsOf, type WireNode } from './wire.js';
+
+function jobNameOf(job: Record<string, unknown>): string {
+  const meta = job.metadata;
+  return typeof meta === 'object' && meta !== null && typeof (meta as { name?: unknown }).name === 'string' ? (meta as { name: string }).name : '';
+}
 
 export function createClientNodeRepairJobs(kc: KubeConfig, opts: { registry?: Registry } = {}): RepairJobsApi {
   const batch = kc.makeApiClient(BatchV1Api);
@@ -28,8 +33,8 @@ export function createClientNodeRepairJobs(kc: KubeConfig, opts: { registry?: Re
   }
   return {
     createJob: (namespace, job) =>
-      call('create', 'jobs', `${namespace}/${String((job.metadata as { name?: unknown } | undefined)?.name ?? '')}`, async () => {
-        await batch.createNamespacedJob({ namespace, body: job as unknown as V1Job, fieldManager: FIELD_MANAGER });
+      call('create', 'jobs', `${namespace}/${jobNameOf(job)}`, async () => {
+        await batch.createNamespacedJob({ namespace, body: job, fieldManager: FIELD_MANAGER });
       }),
     getJob: (namespace, name) => call('get', 'jobs', `${namespace}/${name}`, async () => JSON.parse(JSON.stringify(await batch.readNamespacedJob({ namespace, name }))) as unknown),
     deleteJob: async (namespace, name) => {

@@ -37,7 +37,7 @@ export const JOB_LABELS = {
   step: 'nodewarden.io/repair-step',
   node: 'nodewarden.io/node',
 } as const;
-export const JOB_ANNOTATION_DECISION = 'nodewarden.io/decision-id';
+const JOB_ANNOTATION_DECISION = 'nodewarden.io/decision-id';
 
 const NODE_RE = /^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$/;
 /** `GPU-<uuid>`, `MIG-<uuid>` or a PCI address like `0000:3b:00.0`. */

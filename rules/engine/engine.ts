@@ -819,7 +819,7 @@ function scopeTarget(d: ReturnType<typeof decodeScope>, scope: string): Target {
 
 /** The Xid an event carries (gpu.xid, or a DCGM XID gauge), bounded, for the repair ladder (remediations/ladder). */
 function xidEvidence(e: EventEnvelope): { code: number | null; message: string; gpu: string | null } | null {
-  const d = e.data as Record<string, unknown>;
+  const d = e.data;
   if (e.type !== 'gpu.xid' && !(e.type === 'gpu.health' && d.kind === 'xid')) return null;
   const code = typeof d.code === 'number' && Number.isInteger(d.code) ? d.code : null;
   const message = typeof d.message === 'string' ? d.message.slice(0, 512) : '';
