@@ -378,7 +378,9 @@ export const DURATION_BOUNDS: ReadonlyArray<readonly [string, number, number]> =
   ['/repair/window', 1 * H, 30 * D],
   ['/repair/quietPeriod', 0, 7 * D],
   ['/repair/retry', 1 * S, 1 * H],
-  ['/repair/*/timeout', 10 * S, 1 * D],
+  ['/repair/reset/timeout', 10 * S, 1 * D],
+  ['/repair/reboot/timeout', 10 * S, 1 * D],
+  ['/repair/validate/timeout', 10 * S, 1 * D],
 ];
 
 function valuesAt(root: unknown, path: string): Array<[string, unknown]> {

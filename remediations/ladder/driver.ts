@@ -68,6 +68,13 @@ export interface LadderDriverOptions {
   metrics?: OutcomeMetrics | undefined;
   /** Least time between two ticks (default 5 s). */
   tickEveryMs?: number;
+  /**
+   * The seam for per-GPU isolation (a DRA device taint instead of the node
+   * cordon): how the ladder's return to service is carried out for an episode.
+   * Default: uncordon the node. A Device-scoped episode returns with the device
+   * executor's undo (`untaint` of target `{kind: Device, name: <gpu>, node}`).
+   */
+  returnStep?: (e: Episode) => Pick<Decision, 'action' | 'target'>;
 }
 
 /** What the ledger and the pages carry about an episode. */
@@ -102,6 +109,13 @@ export function summarize(e: Episode, end?: ClosedEpisode): EpisodeSummary {
   return s;
 }
 
+/** The node a record is about: a Node target, or the node a per-GPU (Device) target names. */
+function nodeOf(r: LedgerRecord): string | null {
+  if (r.target.kind === 'Node') return r.target.name;
+  const n = (r.target as { node?: unknown }).node;
+  return typeof n === 'string' && n !== '' ? n : null;
+}
+
 /** Bound on request → record → request rounds in one call (a step's record may ask for the next step at once). */
 const MAX_ROUNDS = 6;
 
@@ -126,7 +140,7 @@ export class LadderDriver {
     const byId = new Map(decisions.map((d) => [d.id, d]));
     const inputs: Array<[string, LadderInput]> = [];
     for (const r of records) {
-      const node = r.target.kind === 'Node' ? r.target.name : null;
+      const node = nodeOf(r);
       if (node === null || r.decisionId === undefined) continue;
       const at = Date.parse(r.ts);
       if (r.decisionId.startsWith('ladder:')) {
@@ -234,12 +248,13 @@ export class LadderDriver {
   }
 
   private decisionOf(r: LadderRequest, e: Episode | undefined): Decision {
+    const step = r.action === 'uncordon' && e && this.o.returnStep ? this.o.returnStep(e) : null;
     const d: Decision = {
       id: r.decisionId,
       at: this.o.clock.now(),
       rule: r.rule,
-      action: r.action,
-      target: r.gpu ? { kind: 'Node', name: r.node, gpu: r.gpu } : { kind: 'Node', name: r.node },
+      action: step?.action ?? r.action,
+      target: step?.target ?? (r.gpu ? { kind: 'Node', name: r.node, gpu: r.gpu } : { kind: 'Node', name: r.node }),
       reason: r.reason,
       severity: r.severity,
       params: { episode: r.episode },
