@@ -7,7 +7,7 @@
 import { BatchV1Api, CoreV1Api, PatchStrategy, setHeaderOptions, type KubeConfig } from '@kubernetes/client-node';
 import type { Registry } from 'prom-client';
 import type { RepairJobsApi } from '../ladder/job-executor.js';
-import { kubeApiErrorCounter, mapClientNodeError } from './client-node-api.js';
+import { countedCall, kubeApiErrorCounter } from './client-node-api.js';
 import { isCode } from './errors.js';
 import { FIELD_MANAGER } from './node-decisions.js';
 import { annotationsOf, type WireNode } from './wire.js';
@@ -20,17 +20,8 @@ function jobNameOf(job: Record<string, unknown>): string {
 export function createClientNodeRepairJobs(kc: KubeConfig, opts: { registry?: Registry } = {}): RepairJobsApi {
   const batch = kc.makeApiClient(BatchV1Api);
   const core = kc.makeApiClient(CoreV1Api);
-  const errors = kubeApiErrorCounter(opts.registry);
+  const call = countedCall(kubeApiErrorCounter(opts.registry));
   const merge = setHeaderOptions('Content-Type', PatchStrategy.MergePatch);
-  async function call<T>(verb: string, resource: string, name: string, fn: () => Promise<T>): Promise<T> {
-    try {
-      return await fn();
-    } catch (err) {
-      const { error, label } = mapClientNodeError(err, `${verb} ${resource} ${name}`);
-      errors.inc({ verb, resource, code: label });
-      throw error;
-    }
-  }
   return {
     createJob: (namespace, job) =>
       call('create', 'jobs', `${namespace}/${jobNameOf(job)}`, async () => {

@@ -18,12 +18,13 @@ import { KubeConfig } from '@kubernetes/client-node';
 import { DEFAULT_CONFIG } from '../../core/config.js';
 import type { NodewardenConfig } from '../../core/config.js';
 import type { Decision } from '../../core/decision.js';
-import { NodewardenError, errorMessage } from '../../core/errors.js';
+import { NodewardenError } from '../../core/errors.js';
 import { packageRoot } from '../../core/paths.js';
 import { createRepairJobExecutor, createRepairJobWatch } from '../../remediations/ladder/job-executor.js';
 import type { RepairJobsApi } from '../../remediations/ladder/job-executor.js';
 import { createClientNodeRepairJobs } from '../../remediations/kube/client-node-jobs.js';
 import type { KubeCluster } from '../harness/kube.js';
+import { waitFor } from './engine-support.js';
 import { sharedKube } from './servers.js';
 
 const RUN = randomBytes(3).toString('hex');
@@ -47,21 +48,6 @@ function decision(id: string, action: Decision['action'] = 'reset'): Decision {
   return { id, at: Date.now(), rule: 'gpu-xid-fatal', action, target: { kind: 'Node', name: NODE, gpu: GPU }, reason: 'test', params: { episode: `${NODE}:1` } };
 }
 
-async function waitFor<T>(what: string, fn: () => Promise<T | undefined>, timeoutMs = 60_000): Promise<T> {
-  const end = Date.now() + timeoutMs;
-  let last: unknown;
-  for (;;) {
-    try {
-      const v = await fn();
-      if (v !== undefined) return v;
-    } catch (err) {
-      last = err;
-    }
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}${last === undefined ? '' : `: ${errorMessage(last)}`}`);
-    await new Promise((r) => setTimeout(r, 250));
-  }
-}
-
 interface Pod {
   metadata: { name: string };
   spec: { nodeName?: string; tolerations?: Array<{ key?: string; effect?: string }>; containers: Array<{ command: string[] }> };
@@ -83,7 +69,7 @@ describe('repair ladder Jobs on a real apiserver + Job controller', function () 
     return waitFor(`pod of ${job}`, async () => {
       const list = JSON.parse(await kubectl(['get', 'pods', '-n', NS, '-l', `job-name=${job}`, '-o', 'json'])) as { items: Pod[] };
       return list.items[0];
-    });
+    }, 60_000, 250);
   }
 
   /** Plays the kubelet: the pod ran to `phase`. */
@@ -125,7 +111,7 @@ describe('repair ladder Jobs on a real apiserver + Job controller', function () 
     expect(pod.spec.containers[0]?.command).to.deep.equal(['nvidia-smi', '--gpu-reset', '-i', GPU]);
     expect((await watch.status(job)).state).to.equal('running');
     await finish(pod.metadata.name, 'Succeeded');
-    expect(await waitFor('Job complete', async () => ((await watch.status(job)).state === 'succeeded' ? true : undefined))).to.equal(true);
+    expect(await waitFor('Job complete', async () => (await watch.status(job)).state === 'succeeded', 60_000, 250)).to.equal(true);
     // the same decision again (a replay after a crash): the same Job, not a second one
     const again = await exec.execute(decision(`ladder:${NODE}:1:1:reset`));
     expect(again.job).to.equal(job);
@@ -143,7 +129,7 @@ describe('repair ladder Jobs on a real apiserver + Job controller', function () 
     const s = await waitFor('Job failed', async () => {
       const st = await watch.status(job);
       return st.state === 'failed' ? st : undefined;
-    });
+    }, 60_000, 250);
     expect(s.detail).to.match(/BackoffLimitExceeded/);
     const slow = await exec.execute(decision(`ladder:${NODE}:1:3:validate`, 'validate'));
     await podOf(slow.job?.split('/')[1] ?? '');
