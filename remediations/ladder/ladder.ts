@@ -1,5 +1,5 @@
 /**
- * The repair ladder's state machine (pure; docs/repair-ladder.md, ADR 0022).
+ * The repair ladder's state machine (pure; docs/repair-ladder.md, ADR 0023).
  *
  *   fault ─► reset the GPU ─► reboot the node ─► hand over for replacement
  *                 │                 │
