@@ -8,7 +8,7 @@ const IO_MODULES = [
   'child_process', 'node:child_process', 'dgram', 'node:dgram', 'tls', 'node:tls',
   'kafkajs', 'ioredis', '@kubernetes/client-node', 'axios', 'prom-client', 'pino', '@grpc/*', 'node-cron',
 ];
-const PURE_FILES = ['core/**/*.ts', 'rules/language/**/*.ts', 'rules/engine/**/*.ts', 'rules/xid/**/*.ts', 'agent/parsers/**/*.ts', 'remediations/guard/policy.ts'];
+const PURE_FILES = ['core/**/*.ts', 'rules/language/**/*.ts', 'rules/engine/**/*.ts', 'rules/xid/**/*.ts', 'agent/parsers/**/*.ts', 'remediations/guard/policy.ts', 'remediations/ladder/ladder.ts', 'remediations/ladder/start.ts', 'remediations/ladder/job-template.ts', 'remediations/ladder/outcomes.ts'];
 // Loaders and sinks that still sit in a pure folder (each is the one reader of its files).
 const PURE_EXCEPTIONS = ['rules/language/load.ts', 'core/logger.ts', 'core/metrics.ts', 'core/paths.ts'];
 

@@ -2,8 +2,10 @@
  * kubectl-like rendering for `nodewarden ctl`: aligned tables with
  * upper-case headers by default, or the server's JSON / YAML as is.
  */
+import type { RuleOutcome } from '../remediations/ladder/outcomes.js';
 import { stringify as toYaml } from 'yaml';
 import { escapeControl } from '../core/text.js';
+import { formatDuration } from '../core/duration.js';
 import type { GuardStatus } from '../remediations/ports.js';
 import type { LedgerEntry, RuleView } from './api.js';
 
@@ -86,4 +88,14 @@ export function renderLedger(entries: readonly LedgerEntry[]): string {
     return [e.ts, e.rule, e.action, target, e.outcome, e.guard ?? '-', e.reason];
   });
   return table(['TIME', 'RULE', 'ACTION', 'TARGET', 'OUTCOME', 'GUARD', 'REASON'], rows);
+}
+
+/** `ctl outcomes`: one row per rule (medians as durations). */
+export function renderOutcomes(rows: readonly RuleOutcome[], since: string, partial: boolean): string {
+  const d = (v: number | null): string => (v === null ? '-' : formatDuration(Math.round(v / 1000) * 1000));
+  const body = table(
+    ['RULE', 'ISOLATED', 'DETECT', 'ISOLATE', 'RETURNED', 'MTTR', 'BY-PERSON', 'UNDONE-NO-REPAIR', 'HANDED-OVER'],
+    rows.map((r) => [r.rule, String(r.isolations), d(r.detectMs), d(r.isolateMs), String(r.returned), d(r.returnMs), String(r.resolvedByPerson), String(r.undoneWithoutRepair), String(r.handedOver)]),
+  );
+  return `${rows.length ? body : 'no cordon or repair in the window\n'}(since ${since}, medians${partial ? '; ledger read limit reached: a lower bound' : ''})\n`;
 }

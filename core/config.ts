@@ -89,6 +89,31 @@ export interface NodewardenConfig {
   incidents: IncidentsConfig;
   /** Scheduled operations jobs of the engine (control/jobs, docs/jobs.md). */
   jobs: JobsConfig;
+  /** The repair ladder: reset → reboot → hand-over, validation, return to service (docs/repair-ladder.md). */
+  repair: RepairConfig;
+}
+
+/** A Kubernetes Job manifest (batch/v1) with `{{node}}`, `{{gpu}}`, `{{episode}}` placeholders; null: not configured. */
+export type JobTemplate = Record<string, unknown> | null;
+
+export interface RepairConfig {
+  /** Off by default: nodewarden cordons and pages, and people repair. */
+  enabled: boolean;
+  /** Namespace of the repair Jobs (the engine's Role is granted Jobs there only). */
+  namespace: string;
+  /** Repair attempts are counted within this window (they outlive episodes). */
+  window: string;
+  maxAttemptsPerNode: number;
+  maxAttemptsPerGpu: number;
+  /** After a passed validation the node must stay quiet this long before it is returned. */
+  quietPeriod: string;
+  /** A step a guard denied is asked for again after this long. */
+  retry: string;
+  reset: { template: JobTemplate; timeout: string };
+  /** `job`: a Job from the template; `annotation`: set `annotation` on the node for an external reboot controller, which removes it when done. */
+  reboot: { mode: 'job' | 'annotation'; template: JobTemplate; annotation: string; timeout: string };
+  /** Without a template nodewarden never returns a node by itself (it holds it for a person). */
+  validate: { template: JobTemplate; timeout: string };
 }
 
 export interface DeviceTaintsConfig {
@@ -229,6 +254,18 @@ export const DEFAULT_CONFIG: NodewardenConfig = {
     trimState: { enabled: true, schedule: '7 * * * *', timeout: '5m', ledgerMaxLen: 100_000, ledgerMaxAge: '30d' },
     dailyDigest: { enabled: true, schedule: '0 9 * * *', timeout: '2m', window: '24h' },
   },
+  repair: {
+    enabled: false,
+    namespace: 'nodewarden',
+    window: '24h',
+    maxAttemptsPerNode: 3,
+    maxAttemptsPerGpu: 2,
+    quietPeriod: '30m',
+    retry: '1m',
+    reset: { template: null, timeout: '10m' },
+    reboot: { mode: 'job', template: null, annotation: 'nodewarden.io/reboot-requested', timeout: '30m' },
+    validate: { template: null, timeout: '30m' },
+  },
 };
 
 const duration = { type: 'string', pattern: '^(0|(\\d+(\\.\\d+)?(ms|s|m|h|d))+)$', patternHint: 'must be a duration like 30s, 15m, 2h' } as const;
@@ -250,6 +287,8 @@ const nstr = { type: ['string', 'null'] } as const;
 const port = { type: 'integer', minimum: 0, maximum: 65535 } as const;
 /** 5 or 6 cron fields (node-cron syntax); the job scheduler checks the fields themselves. */
 const cron = { type: 'string', pattern: '^\\S+(\\s+\\S+){4,5}$', patternHint: 'must be a cron expression of 5 or 6 fields, like "0 9 * * *"' } as const;
+/** A batch/v1 Job manifest; render-time checks (remediations/ladder/job-template.ts) name what is missing. */
+const jobTemplate: Schema = { anyOf: [{ type: 'null' }, { type: 'object', required: ['spec'], properties: { apiVersion: { enum: ['batch/v1'] }, kind: { enum: ['Job'] } } }] };
 const obj = (properties: Record<string, Schema>, required = Object.keys(properties)): Schema => ({
   type: 'object',
   additionalProperties: false,
@@ -345,6 +384,18 @@ export const CONFIG_SCHEMA = obj({
     trimState: obj({ enabled: { type: 'boolean' }, schedule: cron, timeout: duration, ledgerMaxLen: { type: 'integer', minimum: 1000, maximum: 100_000_000 }, ledgerMaxAge: duration }),
     dailyDigest: obj({ enabled: { type: 'boolean' }, schedule: cron, timeout: duration, window: duration }),
   }),
+  repair: obj({
+    enabled: { type: 'boolean' },
+    namespace: { type: 'string', pattern: '^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$', patternHint: 'must be a Kubernetes namespace name (lowercase letters, digits, dashes)' },
+    window: duration,
+    maxAttemptsPerNode: { type: 'integer', minimum: 1, maximum: 100 },
+    maxAttemptsPerGpu: { type: 'integer', minimum: 1, maximum: 100 },
+    quietPeriod: duration,
+    retry: duration,
+    reset: obj({ template: jobTemplate, timeout: duration }),
+    reboot: obj({ mode: { enum: ['job', 'annotation'] }, template: jobTemplate, annotation: { type: 'string', pattern: '^([a-z0-9.-]{1,253}/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$', patternHint: 'must be an annotation key like example.com/reboot' }, timeout: duration }),
+    validate: obj({ template: jobTemplate, timeout: duration }),
+  }),
 });
 
 const S = 1000;
@@ -378,6 +429,12 @@ export const DURATION_BOUNDS: ReadonlyArray<readonly [string, number, number]> =
   ['/jobs/resolveCleared/lookback', 1 * MIN, 90 * D],
   ['/jobs/trimState/ledgerMaxAge', 1 * H, 3650 * D],
   ['/jobs/dailyDigest/window', 1 * H, 31 * D],
+  ['/repair/window', 1 * H, 30 * D],
+  ['/repair/quietPeriod', 0, 7 * D],
+  ['/repair/retry', 1 * S, 1 * H],
+  ['/repair/reset/timeout', 10 * S, 1 * D],
+  ['/repair/reboot/timeout', 10 * S, 1 * D],
+  ['/repair/validate/timeout', 10 * S, 1 * D],
 ];
 
 function valuesAt(root: unknown, path: string): Array<[string, unknown]> {

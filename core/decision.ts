@@ -4,11 +4,15 @@
  * executor; every decision, executed or not, becomes one ledger record.
  */
 /**
- * `taint`/`untaint` (brief §8, issue 11): a DRA device taint of one GPU
- * (`target.kind: Device`, `target.name` = GPU UUID or PCI bus id,
- * `target.node` = its node); remediations/kube/device-taints.ts.
- */
-export const ACTIONS = ['cordon', 'uncordon', 'rollback', 'page', 'resolve', 'taint', 'untaint'] as const;
+  * `taint`/`untaint` (brief §8, issue 11): a DRA device taint of one GPU
+  * (`target.kind: Device`, `target.name` = GPU UUID or PCI bus id,
+  * `target.node` = its node); remediations/kube/device-taints.ts.
+  * `reset`, `reboot`, `validate` and `replace` are the repair ladder's steps
+  * (remediations/ladder, brief §8): a GPU reset Job, a node reboot (Job or
+  * annotation), a validation Job, and the hand-over to people (a critical page
+  * with the episode's history).
+  */
+export const ACTIONS = ['cordon', 'uncordon', 'rollback', 'page', 'resolve', 'taint', 'untaint', 'reset', 'reboot', 'validate', 'replace'] as const;
 export type ActionKind = (typeof ACTIONS)[number];
 
 /** `pending-approval` (brief §8): the action waits for a person (remediations/approvals). */
@@ -24,6 +28,8 @@ export interface Target {
   namespace?: string;
   /** Device targets: the node the GPU is in (brief §8: every record about a node or its GPUs names the node). */
   node?: string;
+  /** The GPU (UUID, else PCI address) of a per-GPU step on a Node target, e.g. a GPU reset. */
+  gpu?: string;
 }
 
 /** What a rule asks for. Produced by the pure engine; carries everything an executor needs. */

@@ -36,6 +36,7 @@ import { ruleEngineMetrics } from '../rules/service/engine-metrics.js';
 import type { RawMessage } from '../rules/service/ports.js';
 import { MemoryRuleToggles } from '../rules/toggles/memory-toggles.js';
 import { ToggleService } from '../rules/toggles/toggle-service.js';
+import { createOutcomeMetrics } from '../remediations/ladder/metrics.js';
 import { createReplayRemediator } from '../remediations/index.js';
 import type { Pager, PageRequest, ReplayRemediator } from '../remediations/index.js';
 import type { GuardStatus } from '../remediations/ports.js';
@@ -309,6 +310,8 @@ export function createDemoSystem(o: DemoSystemOptions): DemoSystem {
     denialWindowMs: o.denialWindowMs ?? 3 * 60_000,
     ...(o.pagers ? { pagers: o.pagers } : {}),
     ledger: [{ name: 'demo', write: (rs) => onRecords(rs) }],
+    catalogue: o.rules.xidCatalogue,
+    outcomeMetrics: createOutcomeMetrics(o.registry),
   });
   const store = new MemoryStateStore();
   const toggles = new MemoryRuleToggles(clock);

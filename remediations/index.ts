@@ -27,6 +27,13 @@ import { incidentPagingFromConfig } from './incidents/from-config.js';
 import type { IncidentPaging } from './incidents/incident-paging.js';
 import type { Silences } from './silences/silence.js';
 import type { Approvals } from './approvals/approvals.js';
+import type { XidCatalogue } from '../rules/xid/catalogue.js';
+import { LadderDriver } from './ladder/driver.js';
+import type { OutcomeMetrics } from './ladder/driver.js';
+import { createHandoverExecutor, createRepairJobExecutor, createRepairJobWatch } from './ladder/job-executor.js';
+import type { RepairJobsApi } from './ladder/job-executor.js';
+import { ladderPolicyFromConfig, withRepairLadder } from './ladder/wire.js';
+import { SimulatedRepairJobs } from './simulated/simulated-jobs.js';
 
 export type * from './ports.js';
 export type { PageRequest, Pager } from './pager/pager.js';
@@ -47,6 +54,12 @@ export interface ReplayRemediatorOptions {
   denialWindowMs?: number;
   /** Pagers that deliver besides the recording one (the demo's opt-in real PagerDuty/Slack). Default: none. */
   pagers?: readonly Pager[];
+  /** The Xid catalogue of the loaded rules: where the repair ladder starts (config `repair.enabled`). */
+  catalogue?: XidCatalogue | undefined;
+  /** Repair Jobs (default: simulated ones that succeed after 2 minutes of the clock). */
+  repairJobs?: RepairJobsApi;
+  /** Outcome figures of the ladder and of cordons. */
+  outcomeMetrics?: OutcomeMetrics;
 }
 
 export interface ReplayRemediator {
@@ -60,6 +73,9 @@ export interface ReplayRemediator {
   silences: Silences;
   approvals: Approvals;
   store: DocStore;
+  /** The repair ladder (acting when `repair.enabled`, outcome figures only otherwise). */
+  ladder: LadderDriver;
+  repairJobs: RepairJobsApi | undefined;
 }
 
 /**
@@ -77,10 +93,15 @@ export function createReplayRemediator(o: ReplayRemediatorOptions): ReplayRemedi
   const sim = o.cluster.executors;
   const store = new MemoryDocStore(o.clock);
   const { incidents, silences, approvals } = incidentPagingFromConfig(o.config, store, o.clock);
-  const remediator = createRemediator({
+  const sinks = [ledger, ...(o.ledger ?? [])];
+  const pages = createPagerExecutor({ pagers: [pager, ...(o.pagers ?? [])], logger });
+  const ladderOn = o.config.repair.enabled && !dryRun;
+  const repairJobs = ladderOn ? (o.repairJobs ?? new SimulatedRepairJobs(o.clock)) : undefined;
+  const ladderExecutors = repairJobs ? [createRepairJobExecutor({ api: repairJobs, repair: o.config.repair }), createHandoverExecutor(pages)] : [];
+  const inner = createRemediator({
     guard,
-    executors: [sim.cordon, createPagerExecutor({ pagers: [pager, ...(o.pagers ?? [])], logger })],
-    ledger: [ledger, ...(o.ledger ?? [])],
+    executors: [sim.cordon, pages, ...ladderExecutors],
+    ledger: sinks,
     clock: o.clock,
     logger,
     dryRun,
@@ -90,5 +111,19 @@ export function createReplayRemediator(o: ReplayRemediatorOptions): ReplayRemedi
     ...(incidents ? { incidents } : {}),
     approvals,
   });
-  return { remediator, guard, pager, ledger, incidents, silences, approvals, store };
+  // off, the driver still keeps the outcome figures of cordons (time to detect and isolate)
+  const ladder = new LadderDriver({
+    store,
+    policy: { ...ladderPolicyFromConfig(o.config), act: ladderOn },
+    submit: (ds) => inner.submit(ds),
+    view: o.cluster,
+    jobs: createRepairJobWatch(repairJobs ?? new SimulatedRepairJobs(o.clock)),
+    clock: o.clock,
+    logger,
+    catalogue: o.catalogue,
+    ledger: sinks,
+    metrics: o.outcomeMetrics,
+  });
+  const remediator = withRepairLadder(inner, ladder, logger);
+  return { remediator, guard, pager, ledger, incidents, silences, approvals, store, ladder, repairJobs };
 }

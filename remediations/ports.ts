@@ -16,6 +16,8 @@ export interface ExecutionResult {
   error?: NodewardenError;
   /** Set by the dry-run executor: nothing was changed, the ledger outcome is `dry-run`. */
   dryRun?: boolean;
+  /** Repair steps run as a Kubernetes Job: its name (namespace/name), which the repair ladder watches. */
+  job?: string;
 }
 
 /** Carries out one kind of action. Implementations: Kubernetes, simulated cluster, pagers, dry-run. */

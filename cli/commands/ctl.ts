@@ -12,6 +12,7 @@
  *   ctl silence add --matcher pool=h100-train [--matcher …] --ttl 2h --reason TEXT
  *   ctl silence list | ctl silence expire <id>
  *   ctl incidents
+ *   ctl outcomes [--since 24h] [--rule X]
  *
  * Global: --server URL (env NODEWARDEN_SERVER, default http://127.0.0.1:9102),
  * --token-file FILE (env NODEWARDEN_TOKEN_FILE) or env NODEWARDEN_TOKEN, -o table|json|yaml.
@@ -22,7 +23,10 @@ import { PoisonInputError } from '../../core/errors.js';
 import { ControlClient, ControlClientError, DEFAULT_SERVER } from '../../control/client.js';
 import type { LedgerParams } from '../../control/client.js';
 import type { OutputFormat } from '../../control/render.js';
-import { renderGuard, renderLedger, renderRules, structured } from '../../control/render.js';
+import { renderGuard, renderLedger, renderOutcomes, renderRules, structured } from '../../control/render.js';
+import { MAX_LEDGER_LIMIT } from '../../control/api.js';
+import type { LedgerRecord } from '../../core/decision.js';
+import { outcomeFigures } from '../../remediations/ladder/outcomes.js';
 
 const USAGE = `usage: nodewarden ctl [--server URL] [--token-file FILE] [-o table|json|yaml] <command>
 
@@ -40,6 +44,8 @@ commands:
                                                  suppress matching pages (never the ledger); M like pool=h100-train, rule=~gpu-.*
   silence list | silence expire <id>             active silences; end one now
   incidents                                      open and recently resolved incidents
+  outcomes [--since 24h] [--rule X]              per rule: time to detect / isolate / return to service,
+                                                 cordons a person undid before any repair
 
 environment: NODEWARDEN_SERVER, NODEWARDEN_TOKEN, NODEWARDEN_TOKEN_FILE
 `;
@@ -229,6 +235,17 @@ export async function run(argv: string[], io: CtlIo = defaultIo()): Promise<numb
         only(values, 'incidents', []);
         const res = await client.incidents();
         show(res, () => res.incidents.map((i) => `${String(i.dedupKey)}  ${String(i.status)}${i.ack ? ' (acknowledged)' : ''}  ${Object.keys((i.members as Record<string, unknown> | undefined) ?? {}).length} node(s)\n`).join('') || 'no incidents\n');
+        return 0;
+      }
+      case 'outcomes': {
+        noMore(1, 'outcomes');
+        only(values, 'outcomes', ['since', 'rule']);
+        const since = values.since ?? '24h';
+        const res = await client.ledger({ since, limit: MAX_LEDGER_LIMIT, ...(values.rule !== undefined ? { rule: values.rule } : {}) });
+        const records = res.records.filter((r): r is LedgerRecord => 'rule' in r && 'action' in r);
+        const rows = outcomeFigures(records, Number.NEGATIVE_INFINITY, Number.POSITIVE_INFINITY);
+        const partial = res.records.length >= MAX_LEDGER_LIMIT;
+        show({ since, partial, rules: rows }, () => renderOutcomes(rows, since, partial));
         return 0;
       }
       default:

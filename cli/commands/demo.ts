@@ -8,6 +8,7 @@
  * the control API, with a token generated and printed at start) listens on
  * 127.0.0.1. The local host's real conntrack table joins as one more node.
  */
+import type { NodewardenConfig } from '../../core/config.js';
 import { randomBytes, randomInt } from 'node:crypto';
 import { hostname } from 'node:os';
 import { parseFlags } from '../args.js';
@@ -50,6 +51,19 @@ simulated cluster, recording pagers. No Kafka, Redis, cluster or network.
   --config FILE    nodewarden config (default: the shipped defaults)
   --real-pagers    deliver pages through the PagerDuty/Slack pagers of --config (off: pages are only recorded)
 `;
+
+/** Placeholder Job templates: the demo's simulated cluster runs them for 2 minutes of virtual time and reports success. */
+function demoRepair(r: NodewardenConfig['repair']): NodewardenConfig['repair'] {
+  const job = (name: string, command: string[]): Record<string, unknown> => ({ apiVersion: 'batch/v1', kind: 'Job', spec: { template: { spec: { containers: [{ name, image: 'demo.invalid/simulated:1', command }] } } } });
+  return {
+    ...r,
+    enabled: true,
+    quietPeriod: '10m',
+    reset: { ...r.reset, template: job('reset', ['nvidia-smi', '--gpu-reset', '-i', '{{gpu}}']) },
+    reboot: { ...r.reboot, template: job('reboot', ['systemctl', 'reboot']) },
+    validate: { ...r.validate, template: job('validate', ['dcgmi', 'diag', '-r', '2']) },
+  };
+}
 
 const OPTIONS = {
   speed: { type: 'string' },
@@ -98,7 +112,9 @@ export async function run(argv: string[]): Promise<number> {
   }
   let port: number | undefined;
   if (values.port !== undefined) port = numberFlag('port', values.port, 9102, 0, 65535, true);
-  const config = loadConfig({ file: values.config, env: process.env, flags: { 'guard.dryRun': values['dry-run'] ? true : undefined, 'engine.http.port': port } });
+  const loaded = loadConfig({ file: values.config, env: process.env, flags: { 'guard.dryRun': values['dry-run'] ? true : undefined, 'engine.http.port': port } });
+  // the demo shows the repair ladder with simulated Jobs unless the config sets it up itself
+  const config = loaded.repair.enabled || values.config !== undefined ? loaded : { ...loaded, repair: demoRepair(loaded.repair) };
   const rules = loadRules(config.engine.rulesPath ?? defaultRulesPath());
   const tui = process.stdout.isTTY === true && values['no-tui'] !== true;
   const color = process.stdout.isTTY === true;

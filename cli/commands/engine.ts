@@ -46,6 +46,12 @@ import { RedisToggleAuditSink } from '../../rules/toggles/redis-audit-sink.js';
 import { fanOutAudit, ToggleService } from '../../rules/toggles/toggle-service.js';
 import { createRemediator } from '../../remediations/remediator.js';
 import type { DeviceIsolation } from '../../remediations/device-isolation.js';
+import { LadderDriver } from '../../remediations/ladder/driver.js';
+import { createHandoverExecutor, createRepairJobExecutor, createRepairJobWatch } from '../../remediations/ladder/job-executor.js';
+import type { RepairJobsApi } from '../../remediations/ladder/job-executor.js';
+import { createOutcomeMetrics } from '../../remediations/ladder/metrics.js';
+import { ladderPolicyFromConfig, withRepairLadder } from '../../remediations/ladder/wire.js';
+import { SimulatedRepairJobs } from '../../remediations/simulated/simulated-jobs.js';
 import { createMemoryGuard } from '../../remediations/guard/memory-guard.js';
 import { createRedisGuard } from '../../remediations/guard/redis-guard.js';
 import { guardOptionsFromConfig } from '../../remediations/guard/policy.js';
@@ -199,19 +205,22 @@ export async function run(argv: string[]): Promise<number> {
   // GPU-level isolation (docs/gpu-scope.md): only against a real cluster that serves DeviceTaintRule
   let isolation: DeviceIsolation | undefined;
   const deviceExecutors: { live?: Executor; dryRun?: Executor } = {};
+  let repairJobs: RepairJobsApi;
   if (values.cluster) {
     const sim = createSimulatedCluster(await loadClusterFile(values.cluster), { clock, logger });
     cluster = sim;
     kubeExecutor = sim.executor;
+    repairJobs = new SimulatedRepairJobs(clock);
     logger.info({ file: values.cluster, nodes: sim.listNodes().length }, 'using a simulated cluster');
   } else {
     // Loaded only here: the Kubernetes client is heavy and not needed with --cluster.
-    const [{ KubeConfig }, { createClientNodeKubeApi, loadDefaultKubeConfig }, { createClientNodeListWatch }, { createKubeExecutor }, { createLiveCluster }] = await Promise.all([
+    const [{ KubeConfig }, { createClientNodeKubeApi, loadDefaultKubeConfig }, { createClientNodeListWatch }, { createKubeExecutor }, { createLiveCluster }, { createClientNodeRepairJobs }] = await Promise.all([
       import('@kubernetes/client-node'),
       import('../../remediations/kube/client-node-api.js'),
       import('../../remediations/kube/client-node-watch.js'),
       import('../../remediations/kube/executors.js'),
       import('../../remediations/kube/live-cluster.js'),
+      import('../../remediations/kube/client-node-jobs.js'),
     ]);
     const kc = new KubeConfig();
     loadDefaultKubeConfig(kc);
@@ -233,6 +242,7 @@ export async function run(argv: string[]): Promise<number> {
       deviceExecutors.dryRun = createDeviceTaintExecutor({ ...common, dryRun: true });
       isolation = createDeviceIsolation({ config: config.deviceTaints, discovery, logger });
     }
+    repairJobs = createClientNodeRepairJobs(kc, { registry });
   }
 
   // --- pagers, guard, ledger, remediator
@@ -265,9 +275,16 @@ export async function run(argv: string[]): Promise<number> {
     pagers = [{ name: rec.name, send: async (req) => { logger.info({ page: req }, 'page (no pager configured)'); await rec.send(req); } }];
   }
   const slackApprovals = slackApi?.approvals;
-  const remediator = createRemediator({
+  const pageExecutor = createPagerExecutor({ pagers, logger });
+  const inner = createRemediator({
     guard,
-    executors: [kubeExecutor, createPagerExecutor({ pagers, logger }), ...(deviceExecutors.live ? [deviceExecutors.live] : [])],
+    executors: [
+      kubeExecutor,
+      pageExecutor,
+      createRepairJobExecutor({ api: repairJobs, repair: config.repair }),
+      createHandoverExecutor(pageExecutor),
+      ...(deviceExecutors.live ? [deviceExecutors.live] : []),
+    ],
     ...(deviceExecutors.dryRun ? { dryRunExecutors: [deviceExecutors.dryRun] } : {}),
     ...(isolation ? { isolation } : {}),
     ledger: ledgerSinks,
@@ -279,6 +296,20 @@ export async function run(argv: string[]): Promise<number> {
     approvals,
     ...(slackApprovals ? { onApprovalRequested: (a: Approval) => slackApprovals.requested(a), onApprovalDecided: (a: Approval) => slackApprovals.decided(a) } : {}),
   });
+  // the repair ladder (docs/repair-ladder.md): its state next to the paging state, shared by every replica
+  const ladder = new LadderDriver({
+    store: pagingStore,
+    policy: ladderPolicyFromConfig(config),
+    submit: (ds) => inner.submit(ds),
+    view: cluster,
+    jobs: createRepairJobWatch(repairJobs),
+    clock,
+    logger,
+    catalogue: rules.xidCatalogue,
+    ledger: ledgerSinks,
+    metrics: createOutcomeMetrics(registry),
+  });
+  const remediator = withRepairLadder(inner, ladder, logger);
   const webhooks: Record<string, WebhookHandler> = {};
   const hookMetrics = webhookMetrics(registry);
   const pdHook = config.incidents.pagerdutyWebhook;

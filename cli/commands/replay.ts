@@ -83,7 +83,7 @@ export async function run(argv: string[]): Promise<number> {
   // simulated cluster, so guards see their own effects. Virtual time is shared by all.
   const clock = new ManualClock(0);
   const cluster = createSimulatedCluster(values.cluster ? await loadClusterFile(values.cluster) : [], { clock, logger: silentLogger });
-  const { remediator } = createReplayRemediator({ cluster, config, clock, dryRun: values['dry-run'] === true || config.guard.dryRun });
+  const { remediator } = createReplayRemediator({ cluster, config, clock, dryRun: values['dry-run'] === true || config.guard.dryRun, catalogue: rules.xidCatalogue });
   let bad = 0;
   let duplicates = 0;
   const events = readEventsFile(file, (line, message) => {
@@ -104,6 +104,7 @@ export async function run(argv: string[]): Promise<number> {
     config,
     clock,
     finish: () => remediator.flush(),
+    tickRemediator: config.repair.enabled,
     disabled: values.disable ?? [],
     onRejected: (e, reason, kind) => {
       if (kind === 'duplicate') duplicates++;

@@ -11,7 +11,7 @@
  * paging store and posts through a sender port.
  */
 import type { ClusterView } from '../../core/cluster.js';
-import type { ActionKind } from '../../core/decision.js';
+import type { ActionKind, LedgerRecord } from '../../core/decision.js';
 import { ACTIONS } from '../../core/decision.js';
 import type { SlackBlock, SlackMessage } from '../../remediations/pager/slack.js';
 import { truncate } from '../../remediations/pager/pager.js';
@@ -25,6 +25,8 @@ import { isToggleAudit, readLedgerWindow } from './ledger-window.js';
 import { targetNode } from './resolve-cleared.js';
 import type { IncidentDigest, SilenceDigest } from './digest-incidents.js';
 import { humanDuration, summariseIncidents, summariseSilences } from './digest-incidents.js';
+import type { RuleOutcome } from '../../remediations/ladder/outcomes.js';
+import { outcomeFigures } from '../../remediations/ladder/outcomes.js';
 
 export interface CordonedNode {
   node: string;
@@ -75,6 +77,8 @@ export interface Digest {
   toggleChanges: number;
   /** The ledger read hit its limit: counts are a lower bound. */
   truncated: boolean;
+  /** Per rule: time to detect / isolate / return to service, cordons a person undid before any repair (remediations/ladder/outcomes.ts). */
+  outcomes: RuleOutcome[];
   /** Absent when the digest had no incident store (incidents off). */
   incidents?: IncidentDigest;
   silences?: SilenceDigest;
@@ -120,6 +124,7 @@ export function buildDigest(
     cordoned: [],
     toggleChanges: 0,
     truncated: o.truncated ?? false,
+    outcomes: [],
   };
   const denied = new Map<string, number>();
   const rules = new Map<string, RuleNoise>();
@@ -183,6 +188,7 @@ export function buildDigest(
     .filter((r) => r.suppressed + r.silenced > 0)
     .sort((a, b) => b.suppressed + b.silenced - (a.suppressed + a.silenced) || a.rule.localeCompare(b.rule))
     .slice(0, 5);
+  d.outcomes = outcomeFigures(entries.filter((e): e is LedgerRecord => !isToggleAudit(e) && !('kind' in e)), o.from, o.to);
   if (o.incidents) d.incidents = summariseIncidents(o.incidents, o.from, o.to);
   if (o.silences) d.silences = summariseSilences(o.silences, o.from, o.to);
   return d;
@@ -194,6 +200,17 @@ function countLines(m: Partial<Record<ActionKind, number>>): string[] {
 
 function sum(m: Partial<Record<ActionKind, number>>): number {
   return Object.values(m).reduce((a, b) => a + (b ?? 0), 0);
+}
+
+/** One line per rule (at most 10): medians, returns, and cordons a person undid before any repair. */
+export function outcomesText(rows: readonly RuleOutcome[]): string {
+  const d = (v: number | null): string => (v === null ? '–' : humanDuration(v));
+  const lines = rows.slice(0, 10).map(
+    (r) =>
+      `• \`${r.rule}\`: ${r.isolations} isolated · detect ${d(r.detectMs)} · isolate ${d(r.isolateMs)} · ${r.returned} returned after repair (MTTR ${d(r.returnMs)})` +
+      `${r.resolvedByPerson ? ` · ${r.resolvedByPerson} resolved by a person` : ''}${r.undoneWithoutRepair ? ` · *${r.undoneWithoutRepair} undone without repair* (likely false positive)` : ''}${r.handedOver ? ` · ${r.handedOver} handed over` : ''}`,
+  );
+  return `*Outcomes per rule* (medians)\n${lines.join('\n')}`;
 }
 
 /** Block Kit limits: section text ≤ 3000, header ≤ 150, ≤ 50 blocks. */
@@ -251,6 +268,7 @@ export function renderDigest(d: Digest): SlackMessage {
   );
   blocks.push(section(`*Top rules* (pages · decisions)\n${d.topRules.length ? d.topRules.map((r, i) => `${i + 1}. \`${r.rule}\`: ${r.pages} · ${r.count}${r.undone ? ` — *${r.undone}* cordon(s) undone outside nodewarden` : ''}`).join('\n') : 'no rule fired'}`));
   if (d.quietedRules.length) blocks.push(section(`*Most held back* (suppressed · silenced)\n${d.quietedRules.map((r, i) => `${i + 1}. \`${r.rule}\`: ${r.suppressed} · ${r.silenced}`).join('\n')}`));
+  if (d.outcomes.length) blocks.push(section(outcomesText(d.outcomes)));
   if (d.incidents) blocks.push(section(incidentsText(d.incidents, tz)));
   if (d.silences) blocks.push(section(silencesText(d.silences, tz)));
   const head = `*Nodes cordoned*: ${d.cordoned.length}, *still cordoned*: ${still.length}`;

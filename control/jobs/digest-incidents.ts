@@ -10,6 +10,7 @@
  * after this window (the next digest's). A resolve stamped before its
  * incident's trigger counts as a 0 ms repair, never a negative one.
  */
+import { median } from '../../core/stats.js';
 import type { Incident } from '../../remediations/incidents/incident.js';
 import type { Silence } from '../../remediations/silences/silence.js';
 
@@ -86,11 +87,7 @@ function view(i: Incident): DigestIncident {
   };
 }
 
-export function median(xs: readonly number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  const mid = Math.floor(s.length / 2);
-  return s.length % 2 ? (s[mid] as number) : ((s[mid - 1] as number) + (s[mid] as number)) / 2;
-}
+export { median };
 
 /** Pure: what happened to incidents in [from, to]. */
 export function summariseIncidents(incidents: readonly Incident[], from: number, to: number): IncidentDigest {

@@ -130,6 +130,7 @@ const CHECKS: readonly Check[] = [
     return null;
   },
   function circuit(s, p, ctx) {
+    if (p.recovery) return null; // returning capacity is never blocked by the breaker
     const b = s.breakers.get(p.action);
     if (!b || b.openUntil === null) return null;
     if (p.now < b.openUntil) return deny('circuitOpen', 'open', b.openUntil);

@@ -97,8 +97,17 @@ export function guardOptionsFromConfig(cfg: NodewardenConfig, extra: Partial<Gua
   };
 }
 
-/** Actions the kill switch stops. Pages and resolves keep flowing: humans must still hear. */
-const PAUSABLE: ReadonlySet<ActionKind> = new Set(['cordon', 'uncordon', 'rollback', 'taint', 'untaint']);
+/**
+ * Actions the kill switch stops. Pages and resolves keep flowing: humans must
+ * still hear; so does the ladder's hand-over (`replace`, a page).
+ */
+const PAUSABLE: ReadonlySet<ActionKind> = new Set(['cordon', 'uncordon', 'rollback', 'taint', 'untaint', 'reset', 'reboot', 'validate']);
+/**
+ * Actions that give capacity back: never blocked by the circuit breaker (the
+ * budget only ever counts cordons and taints). An uncordon/untaint is still
+ * paused by the kill switch, rate-limited and owned-only (precheck).
+ */
+const RECOVERY: ReadonlySet<ActionKind> = new Set(['uncordon', 'untaint']);
 /** Actions with a per-target cooldown (pages dedupe by dedup key instead). */
 const COOLED: ReadonlySet<ActionKind> = new Set(['cordon', 'uncordon', 'rollback', 'taint', 'untaint']);
 
@@ -134,6 +143,8 @@ export interface AuthorizePlan {
   target: string;
   reservation: string;
   pausable: boolean;
+  /** Gives capacity back (uncordon): the circuit breaker does not apply. */
+  recovery: boolean;
   idempotencyTtlMs: number;
   inFlightTtlMs: number;
   breaker: { failures: number; windowMs: number; openForMs: number; trialTtlMs: number };
@@ -277,6 +288,7 @@ export function planAuthorization(decision: Decision, view: ClusterView, opts: G
     target: targetKey(decision.target),
     reservation,
     pausable: PAUSABLE.has(action),
+    recovery: RECOVERY.has(action),
     idempotencyTtlMs: opts.idempotencyTtlMs,
     inFlightTtlMs: opts.inFlightTtlMs,
     breaker: { ...opts.breaker, trialTtlMs: opts.trialTtlMs },
@@ -404,7 +416,7 @@ export interface RawStatus {
 }
 
 /** Action kinds whose breaker and rate limit a status report lists. */
-export const STATUS_ACTIONS: readonly ActionKind[] = ['cordon', 'uncordon', 'rollback', 'page', 'resolve', 'taint', 'untaint'];
+export const STATUS_ACTIONS: readonly ActionKind[] = ['cordon', 'uncordon', 'rollback', 'page', 'resolve', 'taint', 'untaint', 'reset', 'reboot', 'validate', 'replace'];
 
 export function composeBudgets(view: ClusterView, opts: GuardOptions, reservations: RawStatus['reservations']): { fleet: BudgetStatus; groups: BudgetStatus[] } {
   const nodes = view.listNodes();

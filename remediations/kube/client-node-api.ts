@@ -89,6 +89,19 @@ export function mapClientNodeError(err: unknown, what: string): { error: Nodewar
   return { error: e, label: e.code === 'TIMEOUT' ? 'timeout' : 'network' };
 }
 
+/** Runs one API call; a failure becomes a NodewardenError and is counted in `nodewarden_kube_api_errors_total`. */
+export function countedCall(errors: Counter<'verb' | 'resource' | 'code'>) {
+  return async function call<T>(verb: string, resource: string, name: string, fn: () => Promise<T>): Promise<T> {
+    try {
+      return await fn();
+    } catch (err) {
+      const { error, label } = mapClientNodeError(err, `${verb} ${resource} ${name}`);
+      errors.inc({ verb, resource, code: label });
+      throw error;
+    }
+  };
+}
+
 export function createClientNodeKubeApi(kc: KubeConfig, opts: ClientNodeKubeApiOptions = {}): KubeApi {
   const core = kc.makeApiClient(CoreV1Api);
   const apps = kc.makeApiClient(AppsV1Api);
@@ -98,15 +111,7 @@ export function createClientNodeKubeApi(kc: KubeConfig, opts: ClientNodeKubeApiO
   const strategic = setHeaderOptions('Content-Type', PatchStrategy.StrategicMergePatch);
   const json = setHeaderOptions('Content-Type', PatchStrategy.JsonPatch);
 
-  async function call<T>(verb: string, resource: string, name: string, fn: () => Promise<T>): Promise<T> {
-    try {
-      return await fn();
-    } catch (err) {
-      const { error, label } = mapClientNodeError(err, `${verb} ${resource} ${name}`);
-      errors.inc({ verb, resource, code: label });
-      throw error;
-    }
-  }
+  const call = countedCall(errors);
 
   return {
     getNode: (name) => call('get', 'nodes', name, async () => toWire<WireNode>(await core.readNode({ name }), 'Node')),

@@ -41,6 +41,14 @@ export function buildLedgerRecord(i: RecordInput): LedgerRecord {
   const details: Record<string, unknown> = { ...i.details };
   if (i.verdict && !i.verdict.allowed && i.verdict.reason) details.guardReason = i.verdict.reason;
   if (i.result?.detail) details.detail = i.result.detail;
+  if (i.result?.job) details.job = i.result.job;
+  // a cordon says when its fault happened and when it was decided: time to detect and to isolate, from the ledger alone
+  if (d.action === 'cordon' && typeof d.evidence?.eventTs === 'string') {
+    details.faultAt = d.evidence.eventTs;
+    details.decidedAt = new Date(d.at).toISOString();
+  }
+  // the repair ladder's steps name their episode (remediations/ladder): outcome figures are read from the ledger
+  if (d.id.startsWith('ladder:') && d.evidence?.episode !== undefined) details.episode = d.evidence.episode;
   if (Object.keys(details).length > 0) rec.details = details;
   return rec;
 }

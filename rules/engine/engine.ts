@@ -437,7 +437,13 @@ export function createRuleEngine(opts: RuleEngineOptions): RuleEngine {
     const evidence: Record<string, unknown> = { scope: ctx.scope, episodeStart: new Date(firedAt).toISOString() };
     if (f.count !== null) evidence.count = f.count;
     if (f.value !== null) evidence.value = f.value;
-    if (f.e) evidence.eventId = f.e.id;
+    if (f.e) {
+      evidence.eventId = f.e.id;
+      // when the fault happened (time to detect / isolate) and, for an Xid, what the repair ladder starts from
+      evidence.eventTs = f.e.ts;
+      const x = xidEvidence(f.e);
+      if (x) evidence.xid = x;
+    }
     if (members.length) evidence.nodes = members;
     const base = (action: Decision['action'], idx: number, target: Target, reason: string): Decision => {
       const dec: Decision = {
@@ -820,4 +826,14 @@ function scopeTarget(d: ReturnType<typeof decodeScope>, scope: string): Target {
   if (d.node !== null) return { kind: 'Node', name: d.node };
   if (d.group !== null) return { kind: 'Group', name: scope };
   return { kind: 'Fleet', name: scope };
+}
+
+/** The Xid an event carries (gpu.xid, or a DCGM XID gauge), bounded, for the repair ladder (remediations/ladder). */
+function xidEvidence(e: EventEnvelope): { code: number | null; message: string; gpu: string | null } | null {
+  const d = e.data;
+  if (e.type !== 'gpu.xid' && !(e.type === 'gpu.health' && d.kind === 'xid')) return null;
+  const code = typeof d.code === 'number' && Number.isInteger(d.code) ? d.code : null;
+  const message = typeof d.message === 'string' ? d.message.slice(0, 512) : '';
+  const gpu = typeof d.gpu === 'string' && d.gpu !== '' ? d.gpu : typeof d.pci === 'string' && d.pci !== '' ? d.pci : null;
+  return { code, message, gpu: gpu === null ? null : gpu.slice(0, 96) };
 }

@@ -30,6 +30,8 @@ export interface ReplayOptions {
   config: NodewardenConfig;
   /** Rule ids switched off for this run (like a runtime toggle). */
   disabled?: readonly string[];
+  /** Hand the remediator empty submits at every tick too (the repair ladder's Job watch and quiet periods run on them). */
+  tickRemediator?: boolean;
   /** Virtual tick period (default 1s). */
   tickMs?: number;
   /** Keep ticking after the last event up to this time (ms), e.g. a test's eval_time. */
@@ -86,8 +88,8 @@ export async function* replay(opts: ReplayOptions): AsyncGenerator<LedgerRecord>
   let nextTick = -1;
   let batch: EventEnvelope[] = [];
 
-  async function submit(decisions: Decision[]): Promise<LedgerRecord[]> {
-    if (decisions.length === 0) return [];
+  async function submit(decisions: Decision[], tick = false): Promise<LedgerRecord[]> {
+    if (decisions.length === 0 && !(tick && opts.tickRemediator === true)) return [];
     opts.onDecisions?.(decisions);
     return opts.remediator.submit(decisions);
   }
@@ -105,7 +107,7 @@ export async function* replay(opts: ReplayOptions): AsyncGenerator<LedgerRecord>
     const step = n > MAX_TICKS_PER_GAP ? Math.ceil(n / MAX_TICKS_PER_GAP) * tickMs : tickMs;
     for (; due(); nextTick += step) {
       clock.set(nextTick);
-      yield* await submit(await engine.tick(nextTick));
+      yield* await submit(await engine.tick(nextTick), true);
     }
   }
 

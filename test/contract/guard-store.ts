@@ -10,9 +10,8 @@ import type { ClusterView } from '../../core/cluster.js';
 import { DEFAULT_CONFIG } from '../../core/config.js';
 import type { Decision } from '../../core/decision.js';
 import type { GuardOptions } from '../../remediations/guard/policy.js';
-import { guardOptionsFromConfig } from '../../remediations/guard/policy.js';
+import { guardOptionsFromConfig, STATUS_ACTIONS } from '../../remediations/guard/policy.js';
 import type { ControllableGuard, ExecutionResult, GuardVerdict } from '../../remediations/ports.js';
-import { STATUS_ACTIONS } from '../../remediations/guard/policy.js';
 import { cordon, decision, FakeCluster, POOL_LABEL, taint, untaint } from '../unit/remediations/fake-cluster.js';
 
 export interface GuardFixture {
@@ -375,6 +374,21 @@ export function guardStoreContract(adapter: string, factory: GuardFactory): void
         const st = (await guard.status()).breakers.find((b) => b.action === 'cordon');
         expect(st).to.include({ state: 'open', openUntil: clock.now() + 60_000 });
         expect(await guard.authorize(cordon('gpu-005'))).to.include({ guard: 'circuitOpen' });
+      });
+      it('never blocks an uncordon (capacity coming back), even with its own breaker open; a reset is blocked', async () => {
+        const view = FakeCluster.fleet(1000, ['a']);
+        const o = opts({ breaker: { failures: 2, windowMs: 60_000, openForMs: 120_000 }, maxUnavailablePerGroup: '100%', targetCooldownMs: 0 });
+        const { guard } = await factory(view, o, clock);
+        const un = (n: string): Decision => decision({ action: 'uncordon', target: { kind: 'Node', name: n } });
+        const reset = (n: string): Decision => decision({ action: 'reset', target: { kind: 'Node', name: n, gpu: 'GPU-1' } });
+        for (let i = 0; i < 2; i++) {
+          await run(guard, cordon(`gpu-00${i}`), FAIL);
+          await run(guard, un(`gpu-01${i}`), FAIL);
+          await run(guard, reset(`gpu-02${i}`), FAIL);
+        }
+        expect(await guard.authorize(cordon('gpu-100'))).to.include({ guard: 'circuitOpen' });
+        expect(await guard.authorize(reset('gpu-101'))).to.include({ guard: 'circuitOpen' });
+        expect((await guard.authorize(un('gpu-102'))).allowed).to.equal(true);
       });
     });
 

@@ -41,6 +41,12 @@ const ALLOWED: Record<'engine' | 'agent', Record<string, string[]>> = {
   },
 };
 
+/** Granted only in nodewarden's own namespace (a Role): the repair ladder's Jobs. */
+const ALLOWED_IN_NS: Record<'engine' | 'agent', Record<string, string[]>> = {
+  engine: { 'jobs.batch': ['create', 'get', 'delete'] },
+  agent: {},
+};
+
 /** Granted to every authenticated user by the apiserver's default roles (system:basic-user, discovery). */
 const DEFAULT_FOR_EVERYONE = new Set([
   'selfsubjectreviews.authentication.k8s.io',
@@ -63,7 +69,7 @@ const DENIED: Array<[string, string, string?]> = [
   ['update', 'devicetaintrules.resource.k8s.io'], ['patch', 'devicetaintrules.resource.k8s.io'], ['deletecollection', 'devicetaintrules.resource.k8s.io'],
   ['create', 'resourceclaims.resource.k8s.io', 'default'], ['create', 'deviceclasses.resource.k8s.io'],
   ['delete', 'daemonsets.apps', NS], ['create', 'deployments.apps', NS], ['delete', 'deployments.apps', NS], ['update', 'deployments.apps', NS], ['patch', 'replicasets.apps', NS],
-  ['create', 'jobs.batch', NS], ['create', 'cronjobs.batch', NS],
+  ['create', 'jobs.batch', 'kube-system'], ['delete', 'jobs.batch', 'default'], ['list', 'jobs.batch', NS], ['update', 'jobs.batch', NS], ['patch', 'jobs.batch', NS], ['create', 'cronjobs.batch', NS],
   ['*', '*'],
 ];
 
@@ -105,6 +111,9 @@ describe('RBAC least privilege of the Helm chart on a real apiserver', function 
     const plain = rbacObjects(await helmRender(kube, []));
     const secured = rbacObjects(await helmRender(kube, ['kafka.tls.enabled=true', 'kafka.sasl.enabled=true', 'redis.passwordSecret=redis-password', 'redis.tls.caSecret=redis-ca']));
     expect(secured, 'TLS/SASL values change no RBAC object').to.deep.equal(plain);
+    // the chart does not render the release namespace (it is created with the Secret): create it, whichever test runs first
+    const ns = await kube.kubectl(['apply', '-f', '-'], { input: `apiVersion: v1\nkind: Namespace\nmetadata:\n  name: ${NS}\n` });
+    expect(ns.code, ns.stderr).to.equal(0);
     const r = await kube.kubectl(['apply', '-f', '-'], { input: plain.map((o) => stringify(o)).join('---\n') });
     expect(r.code, r.stderr).to.equal(0);
     for (const who of ['engine', 'agent'] as const) kc[who] = await kube.kubeconfigFor(await kube.tokenFor(NS, `nodewarden-${who}`));
@@ -118,19 +127,22 @@ describe('RBAC least privilege of the Helm chart on a real apiserver', function 
         expect(r.code, r.stderr).to.equal(0);
         const granted = parseList(r.stdout);
         expect(granted.size, `${who} can-i --list parsed`).to.be.greaterThan(0);
+        const expected: Record<string, string[]> = { ...ALLOWED[who], ...(ns === NS ? ALLOWED_IN_NS[who] : {}) };
         for (const [res, verbs] of granted) {
           if (DEFAULT_FOR_EVERYONE.has(res)) continue;
-          const allowed = new Set(ALLOWED[who][res] ?? []);
+          const allowed = new Set(expected[res] ?? []);
           for (const v of verbs) if (!allowed.has(v)) extra.push(`${v} ${res} in ${ns}`);
         }
-        for (const [res, verbs] of Object.entries(ALLOWED[who]))
+        for (const [res, verbs] of Object.entries(expected))
           for (const v of verbs) if (!granted.get(res)?.has(v)) extra.push(`missing: ${v} ${res} in ${ns}`);
       }
       expect(extra, `${who}: permissions beyond the allowlist`).to.deep.equal([]);
-      // The agent writes nothing at all; the engine's writes are exactly its actions (cordon, rollback, events, GPU taint and its undo).
-      const writes = Object.entries(ALLOWED[who]).flatMap(([res, verbs]) => verbs.filter((v) => WRITE_VERBS.has(v)).map((v) => `${v} ${res}`));
+      // The agent writes nothing at all; the engine's writes are exactly its actions (cordon, rollback, events, GPU taint and its undo, repair Jobs).
+      const writes = Object.entries({ ...ALLOWED[who], ...ALLOWED_IN_NS[who] }).flatMap(([res, verbs]) => verbs.filter((v) => WRITE_VERBS.has(v)).map((v) => `${v} ${res}`));
       expect(writes).to.deep.equal(
-        who === 'agent' ? [] : ['patch nodes', 'create events', 'patch events', 'create events.events.k8s.io', 'patch events.events.k8s.io', 'patch daemonsets.apps', 'patch deployments.apps', 'create devicetaintrules.resource.k8s.io', 'delete devicetaintrules.resource.k8s.io'],
+        who === 'agent'
+          ? []
+          : ['patch nodes', 'create events', 'patch events', 'create events.events.k8s.io', 'patch events.events.k8s.io', 'patch daemonsets.apps', 'patch deployments.apps', 'create devicetaintrules.resource.k8s.io', 'delete devicetaintrules.resource.k8s.io', 'create jobs.batch', 'delete jobs.batch'],
       );
     });
 

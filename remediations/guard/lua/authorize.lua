@@ -21,7 +21,7 @@
                            d {gpu -> {id, exp}}}; exp -1 = held until untaint
 
   ARGV[1] JSON AuthorizePlan (remediations/guard/policy.ts): now, decisionId,
-          action, target, reservation, pausable, idempotencyTtlMs, inFlightTtlMs,
+          action, target, reservation, pausable, recovery, idempotencyTtlMs, inFlightTtlMs,
           breaker{failures,windowMs,openForMs,trialTtlMs}, cooldownMs,
           rate{limit,windowMs}|null, rollback{workload,windowMs,from,to}|null,
           budget{node,holdMs,gpus,viewTainted[],gpu{id,cap}|null,
@@ -76,7 +76,8 @@ end
 
 -- 3. circuit breaker: open until openUntil, then half-open with one trial lease
 local trial = false
-local openUntil = redis.call('HGET', KEYS[3], 'openUntil')
+local openUntil = false
+if not p.recovery then openUntil = redis.call('HGET', KEYS[3], 'openUntil') end -- returning capacity is never blocked by the breaker
 if openUntil then
   openUntil = tonumber(openUntil)
   if now < openUntil then return deny('circuitOpen', 'open', fmt(openUntil)) end

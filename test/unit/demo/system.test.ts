@@ -111,7 +111,10 @@ describe('demo system (real engine, guard and remediator in virtual time)', func
     await sys.close();
     const s = sys.stats();
     expect(s.humanUncordons).to.be.greaterThan(0);
-    expect(records.filter((r) => r.action === 'uncordon')).to.have.length(0);
+    // nodewarden never uncordons: the only uncordon records say a person did (the repair ladder's observed episodes)
+    expect(records.filter((r) => r.action === 'uncordon' && r.guard !== 'resolvedByPerson')).to.have.length(0);
+    expect(records.filter((r) => r.guard === 'resolvedByPerson').length).to.be.at.most(s.humanUncordons);
+    expect(records.filter((r) => r.guard === 'resolvedByPerson').every((r) => r.outcome === 'suppressed')).to.equal(true);
     expect(s.maxCordonedByNodewarden).to.be.at.most(s.fleetLimit);
     // budget the crew freed was used again: more cordons over the run than nodewarden ever held at once
     expect(records.filter((r) => r.action === 'cordon' && r.outcome === 'executed').length).to.be.greaterThan(s.maxCordonedByNodewarden);

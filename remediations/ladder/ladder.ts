@@ -1,0 +1,497 @@
+/**
+ * The repair ladder's state machine (pure; docs/repair-ladder.md, ADR 0023).
+ *
+ *   fault ─► reset the GPU ─► reboot the node ─► hand over for replacement
+ *                 │                 │
+ *                 └─► validate ─► quiet period ─► return to service (uncordon)
+ *
+ * One `NodeLadder` per node is the unit of state (a document of the shared
+ * DocStore, namespace `ladder`: Redis in production, memory in demo/replay). It holds at most one open
+ * episode and the repair attempts of the attempt window, which outlive
+ * episodes: a node that comes back and faults again starts a new episode, but
+ * the attempts it already had count toward the caps, so no node is reset or
+ * rebooted round and round.
+ *
+ * Invariants (test/unit/remediations/ladder-properties.test.ts):
+ * - within an episode the rung only climbs (reset → reboot → replace): no loops;
+ * - reset and reboot steps of one node (and resets of one GPU) never exceed
+ *   their caps within the window: a capped rung is skipped upwards;
+ * - a step that fails, times out, fails validation or sees the fault again
+ *   during the quiet period escalates;
+ * - nothing but a passed validation followed by a quiet period returns a node;
+ *   without a validation template the node is held for a person;
+ * - a guard denial (pause, rate limit, breaker) never counts as an attempt and
+ *   never escalates: the same step is asked for again later;
+ * - a person's uncordon closes the episode (`resolved-by-person`).
+ *
+ * Transitions return requests (actions for the remediator: guard + ledger) and
+ * at most one closed episode (for the outcome metrics); they never act.
+ */
+import type { Outcome } from '../../core/decision.js';
+
+export const RUNGS = ['reset', 'reboot', 'replace'] as const;
+export type Rung = (typeof RUNGS)[number];
+
+/** Actions the ladder asks the remediator for. */
+export type LadderAction = 'reset' | 'reboot' | 'validate' | 'uncordon' | 'replace' | 'page';
+
+/** `observe`: the ladder does not act on this episode (it is off, or nothing is recommended); only its outcome is kept. */
+export type Phase = 'repair' | 'validate' | 'quiet' | 'return' | 'handover' | 'held' | 'observe';
+
+export type EpisodeEnd = 'returned' | 'resolved-by-person' | 'node-gone';
+
+export interface LadderPolicy {
+  /** False: episodes are only observed (outcome figures), no step is asked for. */
+  act: boolean;
+  /** Reset and reboot steps of one node within `windowMs`. */
+  maxAttemptsPerNode: number;
+  /** Resets of one GPU within `windowMs`. */
+  maxAttemptsPerGpu: number;
+  windowMs: number;
+  /** How long a running Job may take before it counts as failed. */
+  timeoutMs: { reset: number; reboot: number; validate: number };
+  /** After a passed validation, the node must stay quiet this long. */
+  quietMs: number;
+  /** A denied or failed request is asked for again after this long. */
+  retryMs: number;
+  /** A validation template is configured: without one, a repaired node is held for a person. */
+  validation: boolean;
+}
+
+export interface Attempt {
+  step: 'reset' | 'reboot';
+  gpu: string | null;
+  at: number;
+  episode: string;
+}
+
+export interface HistoryEntry {
+  at: number;
+  what: string;
+}
+
+export interface Pending {
+  action: LadderAction;
+  /** Unique per request: decision ids are `ladder:<episode>:<seq>:<action>`. */
+  seq: number;
+  status: 'requested' | 'running' | 'retry' | 'approval' | 'done';
+  requestedAt: number;
+  /** running: when the Job counts as timed out. retry: when to ask again. */
+  until: number | null;
+  /** The Job the executor started (reset/reboot/validate), for the status watch. */
+  job: string | null;
+}
+
+export interface Episode {
+  id: string;
+  node: string;
+  gpu: string | null;
+  rule: string;
+  reason: string;
+  /** When the fault happened (the event's ts), when it was decided on, when the node was cordoned. */
+  faultAt: number;
+  detectedAt: number;
+  isolatedAt: number;
+  rung: Rung;
+  phase: Phase;
+  pending: Pending | null;
+  quietUntil: number | null;
+  /** A repair step succeeded in this episode. */
+  repaired: boolean;
+  history: HistoryEntry[];
+}
+
+export interface NodeLadder {
+  node: string;
+  episode: Episode | null;
+  attempts: Attempt[];
+}
+
+/** The ladder's own request for an action; the driver turns it into a Decision. */
+export interface LadderRequest {
+  decisionId: string;
+  action: LadderAction;
+  node: string;
+  gpu: string | null;
+  rule: string;
+  reason: string;
+  severity: 'critical' | 'warning' | 'info';
+  episode: string;
+  history: HistoryEntry[];
+}
+
+export interface ClosedEpisode {
+  episode: Episode;
+  end: EpisodeEnd;
+  at: number;
+}
+
+export type LadderInput =
+  /** A node nodewarden cordoned for a fault (or a fault seen again on a node in an episode). */
+  | { kind: 'fault'; at: number; faultAt: number; detectedAt: number; gpu: string | null; rule: string; reason: string; start: Rung | null; isolated: boolean }
+  /** nodewarden uncordoned the node outside the ladder (a rule's clear with auto-uncordon). */
+  | { kind: 'uncordoned'; at: number }
+  /** The ledger outcome of a decision the ladder asked for. */
+  | { kind: 'recorded'; at: number; decisionId: string; outcome: Outcome; guard: string | null; job?: string | null; error?: string }
+  /** The Job of the running step finished. */
+  | { kind: 'job'; at: number; job: string; succeeded: boolean; detail?: string }
+  /** Time passes; `node` is the cluster's view of the node (undefined: not in the view). */
+  | { kind: 'tick'; at: number; node: { unschedulable: boolean; cordonedByNodewarden: boolean } | undefined };
+
+export interface Transition {
+  ladder: NodeLadder;
+  requests: LadderRequest[];
+  closed: ClosedEpisode | null;
+  /** False when the input changed nothing (no write needed). */
+  changed: boolean;
+}
+
+const MAX_HISTORY = 50;
+
+export function emptyLadder(node: string): NodeLadder {
+  return { node, episode: null, attempts: [] };
+}
+
+export function ladderDecisionId(episode: string, seq: number, action: LadderAction): string {
+  return `ladder:${episode}:${seq}:${action}`;
+}
+
+const nextRung = (r: Rung): Rung => (r === 'reset' ? 'reboot' : 'replace');
+const rungIndex = (r: Rung): number => RUNGS.indexOf(r);
+
+function iso(ms: number): string {
+  return new Date(ms).toISOString();
+}
+
+/** Mutable working copy of one transition. */
+class Work {
+  readonly requests: LadderRequest[] = [];
+  closed: ClosedEpisode | null = null;
+  changed = false;
+  constructor(
+    readonly l: NodeLadder,
+    readonly p: LadderPolicy,
+    readonly now: number,
+  ) {}
+
+  note(e: Episode, what: string): void {
+    e.history.push({ at: this.now, what });
+    if (e.history.length > MAX_HISTORY) e.history.splice(1, e.history.length - MAX_HISTORY); // keep the first (the fault)
+    this.changed = true;
+  }
+
+  attemptsInWindow(): Attempt[] {
+    return this.l.attempts.filter((a) => a.at > this.now - this.p.windowMs);
+  }
+
+  request(e: Episode, action: LadderAction, reason: string, severity: LadderRequest['severity'] = 'warning'): void {
+    const seq = (e.pending?.seq ?? 0) + 1;
+    e.pending = { action, seq, status: 'requested', requestedAt: this.now, until: null, job: null };
+    this.requests.push({
+      decisionId: ladderDecisionId(e.id, seq, action),
+      action,
+      node: e.node,
+      gpu: action === 'reset' ? e.gpu : null,
+      rule: e.rule,
+      reason,
+      severity,
+      episode: e.id,
+      history: action === 'replace' ? [...e.history] : [],
+    });
+    this.changed = true;
+  }
+
+  /** Enters a rung: the step, or the next rung up when its cap is reached. */
+  enter(e: Episode, rung: Rung, why: string): void {
+    e.rung = rung;
+    e.quietUntil = null;
+    if (rung === 'reset' && e.gpu === null) {
+      this.note(e, 'no GPU named by the fault: a GPU reset is not possible, rebooting instead');
+      this.enter(e, 'reboot', why);
+      return;
+    }
+    if (rung !== 'replace') {
+      const recent = this.attemptsInWindow();
+      const nodeUsed = recent.length;
+      if (nodeUsed >= this.p.maxAttemptsPerNode) {
+        this.note(e, `cap: ${nodeUsed} repair attempt(s) on ${e.node} within the window (max ${this.p.maxAttemptsPerNode}); not trying ${rung}`);
+        this.enter(e, 'replace', 'attempt cap reached');
+        return;
+      }
+      if (rung === 'reset') {
+        const gpuUsed = recent.filter((a) => a.step === 'reset' && a.gpu === e.gpu).length;
+        if (gpuUsed >= this.p.maxAttemptsPerGpu) {
+          this.note(e, `cap: ${gpuUsed} reset(s) of GPU ${e.gpu ?? '?'} within the window (max ${this.p.maxAttemptsPerGpu}); rebooting instead`);
+          this.enter(e, 'reboot', 'GPU reset cap reached');
+          return;
+        }
+      }
+      e.phase = 'repair';
+      this.note(e, `${rung} requested (${why})`);
+      const what = rung === 'reset' ? `reset GPU ${e.gpu ?? '?'} on ${e.node}` : `reboot ${e.node}`;
+      this.request(e, rung, `repair ladder: ${what} (${why}); ${e.reason}`);
+      return;
+    }
+    e.phase = 'handover';
+    this.note(e, `hand-over for replacement (${why})`);
+    this.request(e, 'replace', `repair ladder: ${e.node} needs a person (${why}); ${e.reason}`, 'critical');
+  }
+
+  escalate(e: Episode, why: string): void {
+    if (e.rung === 'replace') {
+      this.note(e, `${why}; already handed over`);
+      return;
+    }
+    this.enter(e, nextRung(e.rung), why);
+  }
+
+  close(e: Episode, end: EpisodeEnd, what: string): void {
+    this.note(e, what);
+    this.closed = { episode: e, end, at: this.now };
+    this.l.episode = null;
+    this.changed = true;
+  }
+
+  /** After a repair step succeeded: validate, or hold for a person when no validation is configured. */
+  afterRepair(e: Episode, step: string): void {
+    e.repaired = true;
+    if (this.p.validation) {
+      e.phase = 'validate';
+      this.note(e, `${step} succeeded; validation requested`);
+      this.request(e, 'validate', `repair ladder: validate ${e.node} after ${step}; ${e.reason}`, 'info');
+      return;
+    }
+    e.phase = 'held';
+    this.note(e, `${step} succeeded; no validation template is configured, so ${e.node} stays cordoned for a person`);
+    this.request(e, 'page', `repair ladder: ${step} of ${e.node} succeeded but no validation is configured (repair.validate.template); return it by hand after checking it`, 'warning');
+  }
+}
+
+function pruneAttempts(l: NodeLadder, p: LadderPolicy, now: number): boolean {
+  const keep = l.attempts.filter((a) => a.at > now - p.windowMs);
+  if (keep.length === l.attempts.length) return false;
+  l.attempts = keep;
+  return true;
+}
+
+function clone(l: NodeLadder): NodeLadder {
+  return structuredClone(l);
+}
+
+/**
+ * One transition of one node's ladder. Pure: the input ladder is not mutated,
+ * the result carries the new ladder, the requests to submit, and the episode
+ * it closed (if any).
+ */
+export function transition(input: NodeLadder, ev: LadderInput, p: LadderPolicy): Transition {
+  const l = clone(input);
+  const w = new Work(l, p, ev.at);
+  if (pruneAttempts(l, p, ev.at)) w.changed = true;
+  const e = l.episode;
+  switch (ev.kind) {
+    case 'fault':
+      if (!e && !ev.isolated) break; // a cordon that did not happen starts nothing
+      if (!e) {
+        const ep: Episode = {
+          id: `${l.node}:${ev.detectedAt}`,
+          node: l.node,
+          gpu: ev.gpu,
+          rule: ev.rule,
+          reason: ev.reason,
+          faultAt: Math.min(ev.faultAt, ev.detectedAt),
+          detectedAt: ev.detectedAt,
+          isolatedAt: ev.at,
+          rung: ev.start ?? 'replace',
+          phase: 'repair',
+          pending: null,
+          quietUntil: null,
+          repaired: false,
+          history: [{ at: ev.at, what: `fault: ${ev.reason} (rule ${ev.rule}); cordoned` }],
+        };
+        l.episode = ep;
+        if (!p.act || ev.start === null) {
+          ep.phase = 'observe';
+          w.note(ep, p.act ? 'no repair step is recommended for this fault: observing only' : 'the repair ladder is off: observing only');
+        } else w.enter(ep, ev.start, `${ev.start === 'reset' ? 'GPU reset' : ev.start === 'reboot' ? 'node reboot' : 'hand-over'} recommended`);
+      } else if (e.phase === 'validate' || e.phase === 'quiet' || (e.phase === 'return' && e.pending?.status !== 'done')) {
+        // the repair did not hold: the fault came back before the node was returned
+        w.note(e, `fault again during ${e.phase}: ${ev.reason}`);
+        if (ev.start !== null && rungIndex(ev.start) > rungIndex(e.rung)) e.rung = ev.start; // the new fault may ask for more
+        w.escalate(e, `fault again during ${e.phase}`);
+      } else {
+        w.note(e, `fault during ${e.phase}: ${ev.reason}`);
+      }
+      break;
+    case 'recorded':
+      if (e) onRecorded(w, e, ev);
+      break;
+    case 'job':
+      if (e?.pending?.status === 'running' && e.pending.job === ev.job) onJobDone(w, e, e.pending, ev.succeeded, ev.detail);
+      break;
+    case 'tick':
+      if (e) onTick(w, e, ev.node);
+      break;
+    case 'uncordoned':
+      if (e && e.phase !== 'return') w.close(e, 'returned', 'nodewarden uncordoned the node (the rule cleared)');
+      break;
+  }
+  return { ladder: l, requests: w.requests, closed: w.closed, changed: w.changed };
+}
+
+function onRecorded(w: Work, e: Episode, ev: Extract<LadderInput, { kind: 'recorded' }>): void {
+  const pd = e.pending;
+  if (!pd || pd.status !== 'requested' && pd.status !== 'approval') return;
+  if (ladderDecisionId(e.id, pd.seq, pd.action) !== ev.decisionId) return; // an older request's record
+  const done = ev.outcome === 'executed' || ev.outcome === 'dry-run' || (ev.outcome === 'suppressed' && ev.guard === 'idempotency');
+  if (ev.outcome === 'pending-approval') {
+    pd.status = 'approval';
+    w.note(e, `${pd.action} waits for a person's approval`);
+    return;
+  }
+  if (done) {
+    switch (pd.action) {
+      case 'reset':
+      case 'reboot':
+      case 'validate': {
+        if (pd.action !== 'validate') w.l.attempts.push({ step: pd.action, gpu: pd.action === 'reset' ? e.gpu : null, at: w.now, episode: e.id });
+        if (ev.outcome === 'dry-run' || !ev.job) {
+          // nothing to watch (shadow mode, or an annotation for an external reboot controller
+          // that reports through the node): the step counts as done
+          pd.status = 'done';
+          w.note(e, `${pd.action} ${ev.outcome === 'dry-run' ? 'dry-run' : 'handed to the reboot controller'}`);
+          if (pd.action === 'validate') enterQuiet(w, e);
+          else w.afterRepair(e, pd.action);
+          return;
+        }
+        pd.status = 'running';
+        pd.job = ev.job;
+        const timeout = w.p.timeoutMs[pd.action];
+        pd.until = w.now + timeout;
+        w.note(e, `${pd.action} Job ${ev.job} started (timeout ${iso(pd.until)})`);
+        return;
+      }
+      case 'uncordon':
+        pd.status = 'done';
+        w.close(e, 'returned', `returned to service (uncordoned${ev.outcome === 'dry-run' ? ', dry-run' : ''})`);
+        return;
+      case 'replace':
+      case 'page':
+        pd.status = 'done';
+        w.note(e, `${pd.action === 'replace' ? 'hand-over page' : 'page'} sent`);
+        return;
+    }
+  }
+  if (pd.action === 'uncordon' && ev.guard === 'notOwned') {
+    pd.status = 'done';
+    w.close(e, 'resolved-by-person', 'a person cordoned the node again: left to them (resolved by a person)');
+    return;
+  }
+  if (ev.outcome === 'failed' && (pd.action === 'reset' || pd.action === 'reboot' || pd.action === 'validate')) {
+    // the step could not even start (Job refused): it counts, and escalates
+    if (pd.action !== 'validate') w.l.attempts.push({ step: pd.action, gpu: pd.action === 'reset' ? e.gpu : null, at: w.now, episode: e.id });
+    pd.status = 'done';
+    w.note(e, `${pd.action} failed to start: ${ev.error ?? 'unknown error'}`);
+    w.escalate(e, `${pd.action} failed`);
+    return;
+  }
+  // denied or suppressed by a guard, or a page/uncordon that failed: nothing happened, ask again later
+  pd.status = 'retry';
+  pd.until = w.now + w.p.retryMs;
+  w.note(e, `${pd.action} ${ev.outcome}${ev.guard ? ` by ${ev.guard}` : ''}; asking again at ${iso(pd.until)}`);
+}
+
+function enterQuiet(w: Work, e: Episode): void {
+  e.phase = 'quiet';
+  e.quietUntil = w.now + w.p.quietMs;
+  w.note(e, `validation passed; quiet until ${iso(e.quietUntil)}`);
+}
+
+function onJobDone(w: Work, e: Episode, pd: Pending, ok: boolean, detail: string | undefined): void {
+  pd.status = 'done';
+  const why = detail ? `: ${detail}` : '';
+  if (pd.action === 'validate') {
+    if (ok) enterQuiet(w, e);
+    else {
+      w.note(e, `validation failed${why}`);
+      w.escalate(e, 'validation failed');
+    }
+    return;
+  }
+  if (ok) w.afterRepair(e, pd.action);
+  else {
+    w.note(e, `${pd.action} Job failed${why}`);
+    w.escalate(e, `${pd.action} failed`);
+  }
+}
+
+function onTick(w: Work, e: Episode, node: { unschedulable: boolean; cordonedByNodewarden: boolean } | undefined): void {
+  const pd = e.pending;
+  if (node === undefined) {
+    // the node left the cluster (replaced, or removed by a person): nothing left to repair
+    if (e.phase === 'handover' || e.phase === 'held' || e.phase === 'observe') w.close(e, 'node-gone', `${e.node} is no longer in the cluster`);
+    return;
+  }
+  if (!node.unschedulable && !(e.phase === 'return' && pd?.status !== 'retry')) {
+    w.close(e, 'resolved-by-person', `a person returned ${e.node} to service (uncordoned it) during ${e.phase}: resolved by a person`);
+    return;
+  }
+  if (node.unschedulable && !node.cordonedByNodewarden && e.phase !== 'return') {
+    // a person took the cordon over (re-cordoned by hand): ours to leave alone from now on
+    w.close(e, 'resolved-by-person', `a person took ${e.node}'s cordon over during ${e.phase}: resolved by a person`);
+    return;
+  }
+  if (pd?.status === 'running' && pd.until !== null && w.now >= pd.until) {
+    pd.status = 'done';
+    w.note(e, `${pd.action} Job ${pd.job ?? ''} timed out`);
+    if (pd.action === 'validate') w.escalate(e, 'validation timed out');
+    else w.escalate(e, `${pd.action} timed out`);
+    return;
+  }
+  if (pd?.status === 'retry' && pd.until !== null && w.now >= pd.until) {
+    const action = pd.action;
+    w.note(e, `asking for ${action} again`);
+    if (action === 'reset' || action === 'reboot') w.request(e, action, `repair ladder: ${action === 'reset' ? `reset GPU ${e.gpu ?? '?'} on` : 'reboot'} ${e.node} (retry); ${e.reason}`);
+    else if (action === 'validate') w.request(e, 'validate', `repair ladder: validate ${e.node} (retry); ${e.reason}`, 'info');
+    else if (action === 'uncordon') w.request(e, 'uncordon', `repair ladder: return ${e.node} to service (retry)`, 'info');
+    else w.request(e, action, `repair ladder: ${e.node} needs a person; ${e.reason}`, action === 'replace' ? 'critical' : 'warning');
+    return;
+  }
+  if (e.phase === 'quiet' && e.quietUntil !== null && w.now >= e.quietUntil) {
+    e.phase = 'return';
+    w.note(e, 'quiet period passed');
+    w.request(e, 'uncordon', `repair ladder: return ${e.node} to service (validated, quiet since ${iso(e.quietUntil - w.p.quietMs)})`, 'info');
+  }
+}
+
+/** The rung NVIDIA's immediate action starts at; null: no repair (the app restarts, or nothing to do). */
+export function rungForNvidiaAction(action: string, recovery?: string | null): Rung | null {
+  switch (action) {
+    case 'RESET_GPU':
+    case 'WORKFLOW_XID_48':
+    case 'WORKFLOW_NVLINK_ERR':
+    case 'WORKFLOW_NVLINK5_ERR':
+      return 'reset';
+    case 'RESTART_BM':
+      return 'reboot';
+    case 'CONTACT_SUPPORT':
+    case 'CHECK_MECHANICALS':
+      return 'replace';
+    case 'XID_154':
+      switch (recovery) {
+        case 'gpu-reset':
+        case 'drain-and-reset':
+        case 'drain-p2p':
+          return 'reset';
+        case 'node-reboot':
+        case 'system-reboot':
+        case 'bus-reset':
+          return 'reboot';
+        case 'recover-imex-domain':
+          return 'replace';
+        default:
+          return null;
+      }
+    default:
+      return null;
+  }
+}

@@ -1,0 +1,61 @@
+/**
+ * Wiring of the repair ladder into a remediator: its policy from the config,
+ * and a remediator whose submit also drives the ladder (every record of a
+ * submit goes to the driver; an empty submit, the engine's tick, ticks it).
+ */
+import type { NodewardenConfig } from '../../core/config.js';
+import type { Decision, LedgerRecord } from '../../core/decision.js';
+import { parseDuration } from '../../core/duration.js';
+import { errorMessage } from '../../core/errors.js';
+import type { Logger } from '../../core/logger.js';
+import type { GuardedRemediator, SubmitOptions } from '../remediator.js';
+import type { LadderDriver } from './driver.js';
+import type { LadderPolicy } from './ladder.js';
+
+export function ladderPolicyFromConfig(cfg: NodewardenConfig): LadderPolicy {
+  const r = cfg.repair;
+  return {
+    act: r.enabled && !cfg.guard.dryRun,
+    maxAttemptsPerNode: r.maxAttemptsPerNode,
+    maxAttemptsPerGpu: r.maxAttemptsPerGpu,
+    windowMs: parseDuration(r.window),
+    timeoutMs: { reset: parseDuration(r.reset.timeout), reboot: parseDuration(r.reboot.timeout), validate: parseDuration(r.validate.timeout) },
+    quietMs: parseDuration(r.quietPeriod),
+    retryMs: parseDuration(r.retry),
+    validation: r.validate.template !== null,
+  };
+}
+
+/**
+ * The remediator, with the ladder behind it. The ladder's own failures (its
+ * store down) are logged and never fail the caller's batch: the cordon and
+ * the page already happened, and the next tick picks the ladder up again.
+ */
+export function withRepairLadder(inner: GuardedRemediator, driver: LadderDriver, logger: Logger): GuardedRemediator {
+  const log = logger.child({ component: 'repair-ladder' });
+  async function follow(decisions: readonly Decision[], records: LedgerRecord[]): Promise<LedgerRecord[]> {
+    try {
+      const more = await driver.observe(decisions, records);
+      if (decisions.length === 0) more.push(...(await driver.tick()));
+      return more.length ? [...records, ...more] : records;
+    } catch (err) {
+      log.error({ err: errorMessage(err) }, 'repair ladder could not follow this batch; the next tick retries');
+      return records;
+    }
+  }
+  return {
+    get metrics() {
+      return inner.metrics;
+    },
+    get pendingRetries() {
+      return inner.pendingRetries;
+    },
+    async submit(decisions: readonly Decision[], options?: SubmitOptions): Promise<LedgerRecord[]> {
+      return follow(decisions, await inner.submit(decisions, options));
+    },
+    async flush(): Promise<LedgerRecord[]> {
+      return follow([], await inner.flush());
+    },
+    close: () => inner.close(),
+  };
+}

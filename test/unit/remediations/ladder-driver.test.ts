@@ -1,0 +1,181 @@
+/**
+ * The repair ladder end to end over the replay remediator and the simulated
+ * cluster: every step passes the guard and is a ledger record; the node is
+ * returned to service only after a passed validation and the quiet period;
+ * state lives in the DocStore (a second driver over the same store carries
+ * on where the first stopped: a replica failover).
+ */
+import { expect } from 'chai';
+import { ManualClock } from '../../../core/clock.js';
+import { DEFAULT_CONFIG } from '../../../core/config.js';
+import type { NodewardenConfig } from '../../../core/config.js';
+import type { Decision, LedgerRecord } from '../../../core/decision.js';
+import { silentLogger } from '../../../core/logger.js';
+import { createReplayRemediator } from '../../../remediations/index.js';
+import { LadderDriver } from '../../../remediations/ladder/driver.js';
+import { createRepairJobWatch } from '../../../remediations/ladder/job-executor.js';
+import { ladderPolicyFromConfig } from '../../../remediations/ladder/wire.js';
+import type { KubeObject } from '../../../remediations/kube/wire.js';
+import { createSimulatedCluster } from '../../../remediations/simulated/index.js';
+import { SimulatedRepairJobs } from '../../../remediations/simulated/simulated-jobs.js';
+import { loadRules, defaultRulesPath } from '../../../rules/language/load.js';
+import { Registry } from 'prom-client';
+import { createOutcomeMetrics } from '../../../remediations/ladder/metrics.js';
+
+const M = 60_000;
+const JOB = { apiVersion: 'batch/v1', kind: 'Job', spec: { template: { spec: { containers: [{ name: 'x', image: 'nvcr.io/nvidia/cuda:12', command: ['nvidia-smi', '--gpu-reset', '-i', '{{gpu}}'] }] } } } };
+const REBOOT = { apiVersion: 'batch/v1', kind: 'Job', spec: { template: { spec: { hostPID: true, containers: [{ name: 'reboot', image: 'busybox', command: ['nsenter', '-t', '1', '-m', '--', 'systemctl', 'reboot'] }] } } } };
+const VALIDATE = { apiVersion: 'batch/v1', kind: 'Job', spec: { template: { spec: { containers: [{ name: 'dcgm', image: 'nvcr.io/nvidia/cloud-native/dcgm:4', command: ['dcgmi', 'diag', '-r', '2'] }] } } } };
+
+function config(over: Partial<NodewardenConfig['repair']> = {}): NodewardenConfig {
+  return {
+    ...DEFAULT_CONFIG,
+    guard: { ...DEFAULT_CONFIG.guard, targetCooldown: '0s' },
+    repair: { ...DEFAULT_CONFIG.repair, enabled: true, reset: { template: JOB, timeout: '10m' }, reboot: { ...DEFAULT_CONFIG.repair.reboot, template: REBOOT }, validate: { template: VALIDATE, timeout: '30m' }, ...over },
+  };
+}
+
+function nodes(n: number): KubeObject[] {
+  return Array.from({ length: n }, (_, i) => ({
+    apiVersion: 'v1',
+    kind: 'Node',
+    metadata: { name: `gpu-${i}`, uid: `u${i}`, resourceVersion: '1', labels: { 'nodewarden.io/pool': 'p' } },
+    spec: {},
+    status: { conditions: [{ type: 'Ready', status: 'True' }] },
+  }));
+}
+
+function xidCordon(node: string, code: number, at: number, message = `Xid ${code}`): Decision {
+  return {
+    id: `d-${node}-${at}`,
+    at,
+    rule: 'gpu-xid-fatal',
+    action: 'cordon',
+    target: { kind: 'Node', name: node },
+    reason: `GPU fault on ${node}: Xid ${code}`,
+    severity: 'critical',
+    evidence: { eventTs: new Date(at - 3000).toISOString(), xid: { code, message, gpu: 'GPU-5f1c0a2b-0000-1111-2222-333344445555' } },
+  };
+}
+
+function setup(cfg = config(), fails: (step: string, node: string) => boolean = () => false) {
+  const clock = new ManualClock(Date.parse('2026-12-01T10:00:00Z'));
+  const cluster = createSimulatedCluster(nodes(40), { clock });
+  const jobs = new SimulatedRepairJobs(clock, 2 * M, fails);
+  const catalogue = loadRules(defaultRulesPath()).xidCatalogue;
+  const registry = new Registry();
+  const r = createReplayRemediator({ cluster, config: cfg, clock, catalogue, repairJobs: jobs, outcomeMetrics: createOutcomeMetrics(registry) });
+  /** Advances the clock in ticks of 1 minute, ticking the ladder. */
+  const run = async (minutes: number): Promise<void> => {
+    for (let i = 0; i < minutes; i++) {
+      clock.advance(M);
+      await r.remediator.submit([]);
+    }
+  };
+  const steps = (): LedgerRecord[] => r.ledger.records.filter((x) => x.decisionId?.startsWith('ladder:') === true);
+  return { clock, cluster, jobs, r, run, steps, catalogue, registry };
+}
+
+describe('repair ladder driver (replay remediator, simulated cluster)', () => {
+  it('Xid 95 (RESET_GPU): reset Job pinned to the node → validation Job → 30 m quiet → uncordoned; every step a ledger record', async () => {
+    const { clock, cluster, jobs, r, run, steps } = setup();
+    await r.remediator.submit([xidCordon('gpu-3', 95, clock.now())]);
+    expect(cluster.getNode('gpu-3')?.unschedulable).to.equal(true);
+    const reset = [...jobs.jobs.values()][0]?.job as { spec: { template: { spec: { nodeName: string; tolerations: Array<{ key: string }>; containers: Array<{ command: string[] }> } } } };
+    expect(reset.spec.template.spec.nodeName).to.equal('gpu-3');
+    expect(reset.spec.template.spec.tolerations.map((t) => t.key)).to.include('nodewarden.io/unhealthy');
+    expect(reset.spec.template.spec.containers[0]?.command).to.deep.equal(['nvidia-smi', '--gpu-reset', '-i', 'GPU-5f1c0a2b-0000-1111-2222-333344445555']);
+    await run(3);
+    expect(jobs.jobs.size).to.equal(2); // the validation Job
+    await run(20);
+    expect(cluster.getNode('gpu-3')?.unschedulable, 'still quiet').to.equal(true);
+    await run(15);
+    expect(cluster.getNode('gpu-3')?.unschedulable).to.equal(false);
+    expect(steps().map((x) => `${x.action}:${x.outcome}`)).to.deep.equal(['reset:executed', 'validate:executed', 'uncordon:executed']);
+    const un = steps()[2];
+    expect(un?.details?.episode).to.include({ rule: 'gpu-xid-fatal', repaired: true });
+    expect(await r.ladder.episodes()).to.have.length(0);
+  });
+
+  it('Xid 79 (RESTART_BM) starts at reboot; a failing reboot hands over with a critical page carrying the history', async () => {
+    const { clock, r, run, steps } = setup(config(), (step) => step === 'reboot');
+    await r.remediator.submit([xidCordon('gpu-4', 79, clock.now(), 'GPU has fallen off the bus.')]);
+    await run(4);
+    expect(steps().map((x) => `${x.action}:${x.outcome}`)).to.deep.equal(['reboot:executed', 'replace:executed']);
+    const page = r.pager.sent.find((p) => p.severity === 'critical' && p.dedupKey === 'nodewarden/repair/gpu-4');
+    expect(page, 'hand-over page').to.not.equal(undefined);
+    expect(JSON.stringify(page?.details)).to.match(/reboot Job failed/);
+  });
+
+  it('no validation template: the repaired node stays cordoned for a person; their uncordon is recorded as resolved by a person', async () => {
+    const { clock, cluster, r, run, steps } = setup(config({ validate: { template: null, timeout: '30m' } }));
+    await r.remediator.submit([xidCordon('gpu-5', 95, clock.now())]);
+    await run(60);
+    expect(cluster.getNode('gpu-5')?.unschedulable).to.equal(true);
+    expect(steps().map((x) => x.action)).to.deep.equal(['reset', 'page']);
+    await cluster.api.patchNode('gpu-5', { spec: { unschedulable: null, taints: [] }, metadata: { annotations: { 'nodewarden.io/cordoned-by': null } } });
+    await run(1);
+    const closed = r.ledger.records.find((x) => x.guard === 'resolvedByPerson');
+    expect(closed).to.include({ action: 'uncordon', outcome: 'suppressed' });
+    expect(closed?.details?.episode).to.include({ end: 'resolved-by-person', repaired: true });
+  });
+
+  it('the kill switch holds the steps (denied, retried), and nothing is counted until it is lifted', async () => {
+    const { clock, r, run, steps } = setup();
+    await r.guard.pause('maintenance', 'alice');
+    await r.remediator.submit([xidCordon('gpu-6', 95, clock.now())]);
+    // the cordon itself is paused: nothing starts
+    expect(steps()).to.have.length(0);
+    await r.guard.resume();
+    await r.remediator.submit([xidCordon('gpu-6', 95, clock.now() + 1)]);
+    await r.guard.pause('maintenance', 'alice');
+    await run(3);
+    await r.guard.resume();
+    await run(3);
+    const s = steps().map((x) => `${x.action}:${x.outcome}`);
+    expect(s[0]).to.equal('reset:executed');
+    expect(s).to.include('validate:denied');
+    expect(s).to.include('validate:executed');
+  });
+
+  it('ladder off: nothing is repaired, and a cordon a person undoes counts as undone without repair; MTTR and detect/isolate are observed per rule', async () => {
+    const { clock, cluster, r, run, steps, registry } = setup({ ...config(), repair: { ...config().repair, enabled: false } });
+    await r.remediator.submit([xidCordon('gpu-8', 95, clock.now())]);
+    await run(5);
+    expect(steps()).to.have.length(0);
+    await cluster.api.patchNode('gpu-8', { spec: { unschedulable: null, taints: [] }, metadata: { annotations: { 'nodewarden.io/cordoned-by': null } } });
+    await run(1);
+    const text = await registry.metrics();
+    expect(text).to.match(/nodewarden_cordons_undone_by_person_total\{rule="gpu-xid-fatal"\} 1/);
+    expect(text).to.match(/nodewarden_time_to_isolate_seconds_count\{rule="gpu-xid-fatal"\} 1/);
+    expect(text).to.match(/nodewarden_time_to_detect_seconds_sum\{rule="gpu-xid-fatal"\} 3/);
+    expect(text).to.match(/nodewarden_time_to_return_seconds_count\{rule="gpu-xid-fatal",by="person"\} 1/);
+  });
+
+  it('state survives a replica: a second driver over the same store finishes the episode', async () => {
+    const { clock, cluster, r, jobs } = setup();
+    await r.remediator.submit([xidCordon('gpu-7', 95, clock.now())]);
+    const cfg = config();
+    const records: LedgerRecord[] = [];
+    const second = new LadderDriver({
+      store: r.store,
+      policy: ladderPolicyFromConfig(cfg),
+      submit: async (ds) => {
+        const out = await r.remediator.submit(ds);
+        records.push(...out);
+        return out;
+      },
+      view: cluster,
+      jobs: createRepairJobWatch(jobs),
+      clock,
+      logger: silentLogger,
+      ledger: [],
+    });
+    for (let i = 0; i < 40; i++) {
+      clock.advance(M);
+      await second.tick(true);
+    }
+    expect(cluster.getNode('gpu-7')?.unschedulable).to.equal(false);
+    expect(records.map((x) => x.action)).to.include('uncordon');
+  });
+});

@@ -1,0 +1,338 @@
+/**
+ * The repair ladder's state machine (remediations/ladder/ladder.ts): the
+ * happy path, escalation on failure / timeout / failed validation / a fault
+ * during the quiet period, caps within the window, a person's uncordon, and
+ * guard denials that neither count nor escalate. Property tests over random
+ * input sequences: the rung only climbs within an episode, caps hold, and a
+ * node is only returned after a passed validation and a full quiet period.
+ */
+import { expect } from 'chai';
+import fc from 'fast-check';
+import type { Outcome } from '../../../core/decision.js';
+import type { LadderInput, LadderPolicy, LadderRequest, NodeLadder, Rung, Transition } from '../../../remediations/ladder/ladder.js';
+import { emptyLadder, RUNGS, rungForNvidiaAction, transition } from '../../../remediations/ladder/ladder.js';
+
+const M = 60_000;
+const T0 = Date.parse('2026-12-01T10:00:00Z');
+const POLICY: LadderPolicy = {
+  act: true,
+  maxAttemptsPerNode: 3,
+  maxAttemptsPerGpu: 2,
+  windowMs: 24 * 60 * M,
+  timeoutMs: { reset: 10 * M, reboot: 30 * M, validate: 30 * M },
+  quietMs: 30 * M,
+  retryMs: M,
+  validation: true,
+};
+const CORDONED = { unschedulable: true, cordonedByNodewarden: true };
+
+function fault(at: number, start: Rung = 'reset', gpu: string | null = 'GPU-1', isolated = true): LadderInput {
+  return { kind: 'fault', at, faultAt: at - 2000, detectedAt: at - 500, gpu, rule: 'gpu-xid-fatal', reason: 'Xid 79', start, isolated };
+}
+
+/** Runs inputs in order; returns every transition. */
+class Run {
+  l: NodeLadder = emptyLadder('n1');
+  readonly ts: Transition[] = [];
+  constructor(readonly p: LadderPolicy = POLICY) {}
+  on(i: LadderInput): Transition {
+    const t = transition(this.l, i, this.p);
+    this.l = t.ladder;
+    this.ts.push(t);
+    return t;
+  }
+  get last(): LadderRequest | undefined {
+    for (let i = this.ts.length - 1; i >= 0; i--) {
+      const r = this.ts[i]?.requests;
+      if (r && r.length) return r[r.length - 1];
+    }
+    return undefined;
+  }
+  /** The ledger outcome of the last request. */
+  record(at: number, outcome: Outcome, o: { guard?: string; job?: string | null } = {}): Transition {
+    const r = this.last;
+    if (!r) throw new Error('no request');
+    return this.on({ kind: 'recorded', at, decisionId: r.decisionId, outcome, guard: o.guard ?? null, job: o.job === undefined ? `nodewarden-repair/${r.action}-${r.decisionId.length}` : o.job });
+  }
+  job(at: number, ok: boolean): Transition {
+    const j = this.l.episode?.pending?.job;
+    if (!j) throw new Error('no job running');
+    return this.on({ kind: 'job', at, job: j, succeeded: ok });
+  }
+  tick(at: number, node: { unschedulable: boolean; cordonedByNodewarden: boolean } | undefined = CORDONED): Transition {
+    return this.on({ kind: 'tick', at, node });
+  }
+  actions(): string[] {
+    return this.ts.flatMap((t) => t.requests.map((r) => r.action));
+  }
+}
+
+describe('repair ladder: state machine', () => {
+  it('reset → validate → quiet → uncordon: the node returns to service, the episode closes as returned', () => {
+    const r = new Run();
+    r.on(fault(T0));
+    expect(r.last).to.include({ action: 'reset', gpu: 'GPU-1', node: 'n1' });
+    r.record(T0 + 1000, 'executed');
+    expect(r.l.episode?.pending?.status).to.equal('running');
+    r.job(T0 + 2 * M, true);
+    expect(r.last?.action).to.equal('validate');
+    r.record(T0 + 2 * M, 'executed');
+    r.job(T0 + 10 * M, true);
+    expect(r.l.episode?.phase).to.equal('quiet');
+    expect(r.tick(T0 + 39 * M).requests).to.have.length(0); // quiet until T0 + 40m
+    expect(r.tick(T0 + 40 * M).requests.map((q) => q.action)).to.deep.equal(['uncordon']);
+    const done = r.record(T0 + 40 * M, 'executed', { job: null });
+    expect(done.closed?.end).to.equal('returned');
+    expect(done.closed?.episode.repaired).to.equal(true);
+    expect(r.l.episode).to.equal(null);
+    expect(r.l.attempts).to.have.length(1); // the reset still counts toward the caps
+  });
+
+  it('starts at the rung the catalogue recommends: RESTART_BM → reboot, CONTACT_SUPPORT → hand-over', () => {
+    expect(rungForNvidiaAction('RESET_GPU')).to.equal('reset');
+    expect(rungForNvidiaAction('RESTART_BM')).to.equal('reboot');
+    expect(rungForNvidiaAction('CONTACT_SUPPORT')).to.equal('replace');
+    expect(rungForNvidiaAction('RESTART_APP')).to.equal(null);
+    expect(rungForNvidiaAction('IGNORE')).to.equal(null);
+    expect(rungForNvidiaAction('XID_154', 'node-reboot')).to.equal('reboot');
+    expect(rungForNvidiaAction('XID_154', 'gpu-reset')).to.equal('reset');
+    expect(rungForNvidiaAction('XID_154', 'none')).to.equal(null);
+    const a = new Run();
+    a.on(fault(T0, 'reboot'));
+    expect(a.last?.action).to.equal('reboot');
+    const b = new Run();
+    b.on(fault(T0, 'replace'));
+    expect(b.last).to.include({ action: 'replace', severity: 'critical' });
+    expect(b.last?.history[0]?.what).to.match(/fault: Xid 79/);
+  });
+
+  it('a reset without a GPU to name reboots instead', () => {
+    const r = new Run();
+    r.on(fault(T0, 'reset', null));
+    expect(r.last?.action).to.equal('reboot');
+  });
+
+  it('a failed reset escalates to reboot, a failed reboot hands over, and nothing comes after the hand-over', () => {
+    const r = new Run();
+    r.on(fault(T0));
+    r.record(T0, 'executed');
+    r.job(T0 + M, false);
+    expect(r.last?.action).to.equal('reboot');
+    r.record(T0 + M, 'executed');
+    r.job(T0 + 5 * M, false);
+    expect(r.last?.action).to.equal('replace');
+    r.record(T0 + 5 * M, 'executed', { job: null });
+    for (let t = 6; t < 200; t += 7) r.tick(T0 + t * M);
+    expect(r.actions()).to.deep.equal(['reset', 'reboot', 'replace']);
+    expect(r.l.episode?.phase).to.equal('handover');
+  });
+
+  it('a step that times out escalates; a Job that cannot even be created counts and escalates', () => {
+    const r = new Run();
+    r.on(fault(T0));
+    r.record(T0, 'executed');
+    expect(r.tick(T0 + 9 * M).requests).to.have.length(0);
+    expect(r.tick(T0 + 10 * M).requests.map((q) => q.action)).to.deep.equal(['reboot']);
+    r.record(T0 + 10 * M, 'failed', { job: null });
+    expect(r.last?.action).to.equal('replace');
+    expect(r.l.attempts.map((a) => a.step)).to.deep.equal(['reset', 'reboot']);
+  });
+
+  it('a failed validation or a fault during the quiet period escalates', () => {
+    const r = new Run();
+    r.on(fault(T0));
+    r.record(T0, 'executed');
+    r.job(T0 + M, true);
+    r.record(T0 + M, 'executed');
+    r.job(T0 + 2 * M, false);
+    expect(r.last?.action).to.equal('reboot');
+    r.record(T0 + 3 * M, 'executed');
+    r.job(T0 + 8 * M, true);
+    r.record(T0 + 8 * M, 'executed');
+    r.job(T0 + 9 * M, true);
+    expect(r.l.episode?.phase).to.equal('quiet');
+    r.on(fault(T0 + 20 * M));
+    expect(r.last?.action).to.equal('replace');
+  });
+
+  it('without a validation template a repaired node is held for a person, never returned', () => {
+    const r = new Run({ ...POLICY, validation: false });
+    r.on(fault(T0));
+    r.record(T0, 'executed');
+    r.job(T0 + M, true);
+    expect(r.last).to.include({ action: 'page' });
+    expect(r.last?.reason).to.match(/no validation is configured/);
+    for (let t = 2; t < 500; t += 13) r.tick(T0 + t * M);
+    expect(r.actions()).to.not.include('uncordon');
+    expect(r.l.episode?.phase).to.equal('held');
+  });
+
+  it('guard denials neither count as attempts nor escalate: the same step is asked for again after the retry interval', () => {
+    const r = new Run();
+    r.on(fault(T0));
+    r.record(T0, 'denied', { guard: 'paused', job: null });
+    expect(r.tick(T0 + M / 2).requests).to.have.length(0);
+    const again = r.tick(T0 + M);
+    expect(again.requests.map((q) => q.action)).to.deep.equal(['reset']);
+    r.record(T0 + M, 'denied', { guard: 'circuitOpen', job: null });
+    r.tick(T0 + 2 * M);
+    expect(r.actions()).to.deep.equal(['reset', 'reset', 'reset']);
+    expect(new Set(r.ts.flatMap((t) => t.requests.map((q) => q.decisionId))).size).to.equal(3); // a new decision id each time
+    expect(r.l.attempts).to.have.length(0);
+  });
+
+  it('a record of an older request does not move the episode', () => {
+    const r = new Run();
+    r.on(fault(T0));
+    const first = r.last?.decisionId ?? '';
+    r.record(T0, 'denied', { guard: 'paused', job: null });
+    r.tick(T0 + M);
+    const t = r.on({ kind: 'recorded', at: T0 + M, decisionId: first, outcome: 'executed', guard: null, job: 'ns/x' });
+    expect(t.changed).to.equal(false);
+  });
+
+  it("a person's uncordon closes the episode as resolved by a person (not repaired); a later fault starts a new episode", () => {
+    const r = new Run();
+    r.on(fault(T0));
+    const firstId = r.l.episode?.id;
+    const t = r.tick(T0 + M, { unschedulable: false, cordonedByNodewarden: false });
+    expect(t.closed?.end).to.equal('resolved-by-person');
+    expect(t.closed?.episode.repaired).to.equal(false);
+    r.on(fault(T0 + 60 * M));
+    expect(r.l.episode?.id).to.not.equal(firstId);
+  });
+
+  it('a cordon a person took over (re-cordoned by hand) is theirs', () => {
+    const r = new Run();
+    r.on(fault(T0));
+    expect(r.tick(T0 + M, { unschedulable: true, cordonedByNodewarden: false }).closed?.end).to.equal('resolved-by-person');
+  });
+
+  it('a denied cordon starts nothing', () => {
+    const r = new Run();
+    const t = r.on(fault(T0, 'reset', 'GPU-1', false));
+    expect(t.changed).to.equal(false);
+    expect(r.l.episode).to.equal(null);
+  });
+
+  it('caps: after 2 resets of one GPU the next episode reboots; after 3 steps on the node it hands over at once', () => {
+    const r = new Run();
+    let t = T0;
+    const cycle = (): void => {
+      r.on(fault(t));
+      r.record(t, 'executed');
+      r.job(t + M, true);
+      r.record(t + M, 'executed');
+      r.job(t + 2 * M, true);
+      r.tick(t + 40 * M);
+      r.record(t + 40 * M, 'executed', { job: null });
+      t += 60 * M;
+    };
+    cycle();
+    cycle();
+    cycle(); // GPU-1 was reset twice within 24 h: this episode reboots
+    expect(r.actions().filter((a) => a === 'reset' || a === 'reboot')).to.deep.equal(['reset', 'reset', 'reboot']);
+    r.on(fault(t));
+    expect(r.last?.action).to.equal('replace'); // 3 steps on n1 within 24 h
+    // a day later the window has moved on: a new episode may reset again
+    const r2 = new Run();
+    r2.l = { ...r.l, episode: null };
+    r2.on(fault(t + 25 * 60 * M));
+    expect(r2.last?.action).to.equal('reset');
+  });
+});
+
+/** Random but well-formed inputs, following what the driver can send. */
+function arbInputs(): fc.Arbitrary<Array<{ kind: number; dt: number; ok: boolean; rung: number; outcome: number; gpu: number; person: number }>> {
+  return fc.array(
+    fc.record({
+      kind: fc.integer({ min: 0, max: 4 }),
+      dt: fc.integer({ min: 0, max: 90 * M }),
+      ok: fc.boolean(),
+      rung: fc.integer({ min: 0, max: 2 }),
+      outcome: fc.integer({ min: 0, max: 5 }),
+      gpu: fc.integer({ min: 0, max: 2 }),
+      person: fc.integer({ min: 0, max: 30 }),
+    }),
+    { minLength: 1, maxLength: 80 },
+  );
+}
+
+const OUTCOMES: Outcome[] = ['executed', 'failed', 'denied', 'suppressed', 'executed', 'executed'];
+const GUARDS = [null, null, 'circuitOpen', 'rateLimit', null, null];
+
+describe('repair ladder: properties', () => {
+  it('within an episode the rung never goes down, caps are never exceeded, and every return follows a passed validation and a full quiet period', () => {
+    fc.assert(
+      fc.property(arbInputs(), fc.integer({ min: 1, max: 4 }), fc.integer({ min: 1, max: 3 }), (steps, maxNode, maxGpu) => {
+        const p: LadderPolicy = { ...POLICY, maxAttemptsPerNode: maxNode, maxAttemptsPerGpu: maxGpu };
+        const r = new Run(p);
+        let t = T0;
+        let lastRung: { episode: string; idx: number } | null = null;
+        let quietSince: number | null = null;
+        for (const s of steps) {
+          t += s.dt;
+          let i: LadderInput;
+          const pd = r.l.episode?.pending;
+          if (s.kind === 0 || !r.l.episode) i = fault(t, RUNGS[s.rung] ?? 'reset', s.gpu === 0 ? null : `GPU-${s.gpu}`);
+          else if (s.kind === 1 && pd && r.last) {
+            const o = OUTCOMES[s.outcome] ?? 'executed';
+            i = { kind: 'recorded', at: t, decisionId: r.last.decisionId, outcome: o, guard: GUARDS[s.outcome] ?? null, job: s.ok ? `ns/j${t}` : null };
+          } else if (s.kind === 2 && pd?.status === 'running' && pd.job) i = { kind: 'job', at: t, job: pd.job, succeeded: s.ok };
+          else i = { kind: 'tick', at: t, node: s.person === 0 ? { unschedulable: false, cordonedByNodewarden: false } : CORDONED };
+          const before = r.l.episode;
+          const tr = r.on(i);
+          const e = tr.ladder.episode;
+          // the rung only climbs within an episode
+          if (e) {
+            const idx = RUNGS.indexOf(e.rung);
+            if (lastRung && lastRung.episode === e.id) expect(idx).to.be.at.least(lastRung.idx);
+            lastRung = { episode: e.id, idx };
+          }
+          // caps within the window, counted from the attempts kept
+          const recent = tr.ladder.attempts.filter((a) => a.at > t - p.windowMs);
+          expect(recent.length).to.be.at.most(maxNode);
+          for (const g of ['GPU-1', 'GPU-2']) expect(recent.filter((a) => a.step === 'reset' && a.gpu === g).length).to.be.at.most(maxGpu);
+          // at most one request per transition, and never a reset or reboot after the hand-over
+          expect(tr.requests.length).to.be.at.most(1);
+          if (before?.rung === 'replace' && e?.id === before.id) for (const q of tr.requests) expect(q.action).to.not.be.oneOf(['reset', 'reboot']);
+          if (e?.phase === 'quiet' && before?.phase !== 'quiet') quietSince = t;
+          for (const q of tr.requests)
+            if (q.action === 'uncordon' && !q.reason.includes('(retry)')) {
+              expect(before?.phase).to.equal('quiet');
+              expect(quietSince).to.not.equal(null);
+              expect(t - (quietSince ?? t)).to.be.at.least(p.quietMs);
+            }
+          if (tr.closed?.end === 'returned') expect(tr.closed.episode.repaired).to.equal(true);
+        }
+      }),
+      { numRuns: 300 },
+    );
+  });
+
+  it('guard denials never block recovery: whatever the guard says, the pending step is asked for again, and a returned node needs no budget', () => {
+    fc.assert(
+      fc.property(fc.array(fc.constantFrom('paused', 'circuitOpen', 'rateLimit', 'maxUnavailable', 'cooldown'), { minLength: 1, maxLength: 20 }), (guards) => {
+        const r = new Run();
+        let t = T0;
+        r.on(fault(t));
+        r.record(t, 'executed');
+        r.job(t + M, true);
+        r.record(t + M, 'executed');
+        r.job(t + 2 * M, true);
+        t += 40 * M;
+        r.tick(t);
+        expect(r.last?.action).to.equal('uncordon');
+        for (const g of guards) {
+          r.record(t, 'denied', { guard: g, job: null });
+          t += POLICY.retryMs;
+          const again = r.tick(t);
+          expect(again.requests.map((q) => q.action)).to.deep.equal(['uncordon']);
+          expect(r.l.episode?.rung).to.equal('reset'); // a denial never escalates
+        }
+        expect(r.record(t, 'executed', { job: null }).closed?.end).to.equal('returned');
+      }),
+      { numRuns: 200 },
+    );
+  });
+});
