@@ -140,7 +140,7 @@ export function encodeBatch(ops: readonly StoreOp[], from = 0, to = ops.length):
         a.push(Code.SeenTouch, k(op.index), op.member, str(op.ts), ms(op.ttlMs));
         break;
       case 'episode.fire':
-        a.push(Code.EpisodeFire, k(op.key), k(op.index), op.member, op.now, op.cooldownMs, op.autoExpireMs, op.ttlMs);
+        a.push(Code.EpisodeFire, k(op.key), k(op.index), op.member, op.now, op.cooldownMs, op.autoExpireMs, op.ttlMs, op.by);
         break;
       case 'episode.touch':
         a.push(Code.EpisodeTouch, k(op.key), k(op.index), op.member, op.now);

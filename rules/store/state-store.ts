@@ -47,8 +47,16 @@ export interface SeenTouchOp { op: 'seen.touch'; index: string; member: string; 
  * Starts a firing episode unless one is active or the cooldown runs. Returns
  * the episode start (`now`) when it fired, else null. `autoExpireMs ≥ 0`: an
  * episode with no clear condition ends by itself that long after it fired.
+ *
+ * `by` names what fires: the event id, or '' for a time-driven tick. Re-fired
+ * by what fired the active episode at its own start (`now == firedAt`, same
+ * `by`: the event redelivered after its batch failed or its replica died), it
+ * returns that start again and writes nothing: the same episode, hence the same
+ * decision ids, which the guard turns into `suppressed` (done), "retry later"
+ * (in flight) or a takeover (lease lapsed) — never a second action, never a
+ * lost one. Another event (or a tick) at the same time gets null, as any later one.
  */
-export interface EpisodeFireOp { op: 'episode.fire'; key: string; index: string; member: string; now: number; cooldownMs: number; autoExpireMs: number; ttlMs: number }
+export interface EpisodeFireOp { op: 'episode.fire'; key: string; index: string; member: string; now: number; by: string; cooldownMs: number; autoExpireMs: number; ttlMs: number }
 /** A matching event while active: remembers the time (for `clear.after`). */
 export interface EpisodeTouchOp { op: 'episode.touch'; key: string; index: string; member: string; now: number }
 /** Ends the active episode (only if its last match is ≤ `quietBefore`, when given). Returns its start, or null. */

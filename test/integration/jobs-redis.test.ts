@@ -164,7 +164,7 @@ describe('jobs: Redis leases, pruning, trimming and toggle expiry', function () 
     const store = new RedisStateStore({ client: redis });
     const keys = new StoreKeys(prefix);
     const rule = 'containerd-unresponsive';
-    const fire = (scope: string, ttlMs: number) => ({ op: 'episode.fire' as const, key: keys.episode(rule, scope), index: keys.episodeIndex(rule), member: scope, now: Date.now(), cooldownMs: 0, autoExpireMs: -1, ttlMs });
+    const fire = (scope: string, ttlMs: number) => ({ op: 'episode.fire' as const, key: keys.episode(rule, scope), index: keys.episodeIndex(rule), member: scope, now: Date.now(), by: 'e1', cooldownMs: 0, autoExpireMs: -1, ttlMs });
     await store.exec([fire('n:gpu-1', 150), fire('n:gpu-2', 150), fire('n:gpu-3', 600_000)]);
     await new Promise((r) => setTimeout(r, 300));
     // the index outlives the expired episodes (its TTL is refreshed by the newest one)
