@@ -22,10 +22,10 @@ const SCRIPTS = {
   'paging.cas-write': ['cas-write', 'remediations/incidents/lua'],
   /** Idempotent ledger append (keys: remediations/ledger/redis-stream-ledger.ts). */
   'ledger.append': ['append', 'remediations/ledger/lua'],
-  /** Scheduled jobs (keys: control/jobs/keys.ts). */
-  'jobs.release-lock': ['release-lock', 'control/jobs/lua'],
-  'jobs.hdel-if-equal': ['hdel-if-equal', 'control/jobs/lua'],
-  'jobs.trim-episode-index': ['trim-episode-index', 'control/jobs/lua'],
+  /** Scheduled jobs (keys: jobs/keys.ts). */
+  'jobs.release-lock': ['release-lock', 'jobs/lua'],
+  'jobs.hdel-if-equal': ['hdel-if-equal', 'jobs/lua'],
+  'jobs.trim-episode-index': ['trim-episode-index', 'jobs/lua'],
 } as const satisfies Record<string, readonly [string, string]>;
 
 export type RedisScriptName = keyof typeof SCRIPTS;

@@ -72,7 +72,7 @@ import { RedisLedgerReader } from '../../control/redis-ledger-reader.js';
 import { EngineHttpServer } from '../../control/server.js';
 import type { ReadinessReport } from '../../control/server.js';
 import { TokenFile } from '../../control/tokens.js';
-import { createEngineJobs } from '../../control/jobs/engine-jobs.js';
+import { createEngineJobs } from '../../jobs/engine-jobs.js';
 
 const { Kafka, logLevel } = kafkajs;
 
@@ -409,7 +409,7 @@ export async function run(argv: string[]): Promise<number> {
 
   steps.push({ name: 'kafka consumer group', run: () => service.start() });
 
-  // --- scheduled operations jobs (control/jobs, docs/jobs.md)
+  // --- scheduled operations jobs (jobs/, docs/jobs.md)
   const jobs = createEngineJobs({
     config,
     logger,

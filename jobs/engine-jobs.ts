@@ -5,22 +5,22 @@
  * `stop()` first on shutdown.
  */
 import type { Redis } from 'ioredis';
-import type { Clock } from '../../core/clock.js';
-import type { ClusterView } from '../../core/cluster.js';
-import type { NodewardenConfig } from '../../core/config.js';
-import { readSecret } from '../../adapters/config-file.js';
-import { parseDuration } from '../../core/duration.js';
-import type { Logger } from '../../core/logger.js';
-import type { Registry } from '../../core/metrics.js';
-import { MemoryGuardState } from '../../remediations/guard/memory-guard.js';
-import type { Remediator } from '../../remediations/ports.js';
-import type { Incident } from '../../remediations/incidents/incident.js';
-import type { SlackLimiter } from '../../remediations/pager/slack-limiter.js';
-import type { Silence } from '../../remediations/silences/silence.js';
-import { MemoryStateStore } from '../../rules/store/memory-store.js';
-import type { StateStore } from '../../rules/store/state-store.js';
-import type { RuleToggles, ToggleAuditSink } from '../../rules/toggles/port.js';
-import type { LedgerReader } from '../backend.js';
+import type { Clock } from '../core/clock.js';
+import type { ClusterView } from '../core/cluster.js';
+import type { NodewardenConfig } from '../core/config.js';
+import { readSecret } from '../adapters/config-file.js';
+import { parseDuration } from '../core/duration.js';
+import type { Logger } from '../core/logger.js';
+import type { Registry } from '../core/metrics.js';
+import { MemoryGuardState } from '../remediations/guard/memory-guard.js';
+import type { Remediator } from '../remediations/ports.js';
+import type { Incident } from '../remediations/incidents/incident.js';
+import type { SlackLimiter } from '../remediations/pager/slack-limiter.js';
+import type { Silence } from '../remediations/silences/silence.js';
+import { MemoryStateStore } from '../rules/store/memory-store.js';
+import type { StateStore } from '../rules/store/state-store.js';
+import type { RuleToggles, ToggleAuditSink } from '../rules/toggles/port.js';
+import type { LedgerReader } from '../control/backend.js';
 import { createNodeCron } from './cron.js';
 import { dailyDigestJob } from './daily-digest.js';
 import type { DigestSender } from './daily-digest.js';

@@ -14,12 +14,12 @@
  * Every trimmer runs even when another fails; the run fails if any did.
  */
 import type { Redis } from 'ioredis';
-import { errorMessage, NodewardenError } from '../../core/errors.js';
-import { ledgerStreamKey } from '../../remediations/ledger/redis-stream-ledger.js';
-import { StoreKeys } from '../../rules/store/keys.js';
+import { errorMessage, NodewardenError } from '../core/errors.js';
+import { ledgerStreamKey } from '../remediations/ledger/redis-stream-ledger.js';
+import { StoreKeys } from '../rules/store/keys.js';
 import type { Job, JobSummary } from './job.js';
 import { checkAborted } from './job.js';
-import { redisScript } from '../../adapters/redis/scripts.js';
+import { redisScript } from '../adapters/redis/scripts.js';
 
 /** One kind of state to bound. */
 export interface StateTrimmer {

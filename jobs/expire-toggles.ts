@@ -12,10 +12,10 @@
  * audit record and whether its expiry was recorded; a toggle that expired
  * and was then replaced still gets its expiry record.
  */
-import type { ToggleAuditRecord, ToggleAuditSink } from '../../rules/toggles/port.js';
-import type { LedgerEntry } from '../api.js';
-import { MAX_TTL_MS } from '../api.js';
-import type { LedgerReader } from '../backend.js';
+import type { ToggleAuditRecord, ToggleAuditSink } from '../rules/toggles/port.js';
+import type { LedgerEntry } from '../control/api.js';
+import { MAX_TTL_MS } from '../control/api.js';
+import type { LedgerReader } from '../control/backend.js';
 import type { Job, JobSummary } from './job.js';
 import { checkAborted } from './job.js';
 import type { JobStateStore } from './job-state.js';

@@ -10,8 +10,8 @@
  * the cluster. Both would otherwise hold budget until the next authorize
  * happens to prune them.
  */
-import type { ClusterView } from '../../core/cluster.js';
-import { isUnavailable } from '../../core/cluster.js';
+import type { ClusterView } from '../core/cluster.js';
+import { isUnavailable } from '../core/cluster.js';
 import type { Job, JobSummary } from './job.js';
 import { checkAborted } from './job.js';
 

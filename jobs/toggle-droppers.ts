@@ -5,10 +5,10 @@
  * toggles at `now` drops the expired ones (MemoryRuleToggles judges on read).
  */
 import type { Redis } from 'ioredis';
-import { errorMessage, NodewardenError } from '../../core/errors.js';
-import { redisScript } from '../../adapters/redis/scripts.js';
-import { toggleKeys } from '../../rules/toggles/keys.js';
-import type { RuleToggles } from '../../rules/toggles/port.js';
+import { errorMessage, NodewardenError } from '../core/errors.js';
+import { redisScript } from '../adapters/redis/scripts.js';
+import { toggleKeys } from '../rules/toggles/keys.js';
+import type { RuleToggles } from '../rules/toggles/port.js';
 import type { ExpiredToggleDropper } from './expire-toggles.js';
 
 export function redisToggleDropper(redis: Redis, keyPrefix: string): ExpiredToggleDropper {

@@ -4,11 +4,11 @@
  * compare-and-delete, so a reservation rewritten meanwhile is kept.
  */
 import type { Redis } from 'ioredis';
-import { errorMessage, NodewardenError } from '../../core/errors.js';
-import { guardKeys } from '../../remediations/guard/keys.js';
-import type { MemoryGuardState } from '../../remediations/guard/memory-guard.js';
+import { errorMessage, NodewardenError } from '../core/errors.js';
+import { guardKeys } from '../remediations/guard/keys.js';
+import type { MemoryGuardState } from '../remediations/guard/memory-guard.js';
 import type { ReservationEntry, ReservationPruner } from './guard-reconcile.js';
-import { redisScript } from '../../adapters/redis/scripts.js';
+import { redisScript } from '../adapters/redis/scripts.js';
 
 export function memoryReservationPruner(state: MemoryGuardState): ReservationPruner {
   return {
