@@ -17,7 +17,7 @@ import type { Remediator } from '../remediations/ports.js';
 import type { Incident } from '../remediations/incidents/incident.js';
 import type { SlackLimiter } from '../remediations/pager/slack-limiter.js';
 import type { Silence } from '../remediations/silences/silence.js';
-import { MemoryStateStore } from '../rules/store/memory-store.js';
+import { StoreKeys } from '../rules/store/keys.js';
 import type { StateStore } from '../rules/store/state-store.js';
 import type { RuleToggles, ToggleAuditSink } from '../rules/toggles/port.js';
 import type { LedgerReader } from '../control/backend.js';
@@ -37,7 +37,7 @@ import { JobScheduler } from './scheduler.js';
 import type { CronPort } from './scheduler.js';
 import { createSlackDigestSender } from './slack-digest-sender.js';
 import { memoryToggleDropper, redisToggleDropper } from './toggle-droppers.js';
-import { memoryStoreTrimmer, redisEpisodeIndexTrimmer, redisLedgerTrimmer, trimStateJob } from './trim-state.js';
+import { redisLedgerTrimmer, ruleStateTrimmer, trimStateJob } from './trim-state.js';
 import type { StateTrimmer } from './trim-state.js';
 
 export interface EngineJobsDeps {
@@ -122,11 +122,8 @@ export function createEngineJobs(d: EngineJobsDeps): JobScheduler {
   );
 
   const trimmers: StateTrimmer[] = [];
-  if (d.redis) {
-    trimmers.push(redisLedgerTrimmer(d.redis, prefix, { maxLen: cfg.trimState.ledgerMaxLen, maxAgeMs: parseDuration(cfg.trimState.ledgerMaxAge) }));
-    trimmers.push(redisEpisodeIndexTrimmer(d.redis, prefix, d.rules.map((r) => r.id)));
-  }
-  if (d.store instanceof MemoryStateStore) trimmers.push(memoryStoreTrimmer(d.store));
+  if (d.redis) trimmers.push(redisLedgerTrimmer(d.redis, prefix, { maxLen: cfg.trimState.ledgerMaxLen, maxAgeMs: parseDuration(cfg.trimState.ledgerMaxAge) }));
+  trimmers.push(ruleStateTrimmer(d.store, { keys: new StoreKeys(prefix), rules: d.rules.map((r) => r.id) }));
   add('trimState', trimStateJob(trimmers));
 
   let sender = d.digestSender;

@@ -9,6 +9,7 @@ import { LuaScript } from './lua-script.js';
 const SCRIPTS = {
   /** The rule state store's batch interpreter (keys: rules/store/keys.ts). */
   'rules.batch': ['batch', 'rules/store/lua'],
+  'rules.trim-episode-index': ['trim-episode-index', 'rules/store/lua'],
   /** Event dedupe (keys: rules/service/dedupe.ts). */
   'dedupe.claim': ['dedupe-claim', 'rules/service/lua'],
   'dedupe.confirm': ['dedupe-confirm', 'rules/service/lua'],
@@ -25,7 +26,6 @@ const SCRIPTS = {
   /** Scheduled jobs (keys: jobs/keys.ts). */
   'jobs.release-lock': ['release-lock', 'jobs/lua'],
   'jobs.hdel-if-equal': ['hdel-if-equal', 'jobs/lua'],
-  'jobs.trim-episode-index': ['trim-episode-index', 'jobs/lua'],
 } as const satisfies Record<string, readonly [string, string]>;
 
 export type RedisScriptName = keyof typeof SCRIPTS;

@@ -130,6 +130,13 @@ export class MemoryStateStore implements StateStore {
 
   async close(): Promise<void> {}
 
+  /** Sweeps expired keys (the memory store has no separate indexes to trim). */
+  trim(): Promise<number> {
+    const before = this.entries.size;
+    this.sweep();
+    return Promise.resolve(before - this.entries.size);
+  }
+
   /** Number of keys held (tests of bounded memory). */
   size(): number {
     return this.entries.size;

@@ -13,6 +13,8 @@
  */
 
 /** Count of members in the window `(ts - windowMs, ts]` after adding `member` at `ts`. */
+import type { StoreKeys } from './keys.js';
+
 export interface WindowAddOp { op: 'window.add'; key: string; member: string; ts: number; windowMs: number; ttlMs: number }
 export interface WindowCountOp { op: 'window.count'; key: string; now: number; windowMs: number }
 /** Distinct members (e.g. nodes) whose latest `ts` lies in `(ts - windowMs, ts]`. */
@@ -99,10 +101,24 @@ export type StoreOp =
 /** number for counts/times, null for "none", string[] for member lists, boolean for sequence completion. */
 export type StoreResult = number | null | string[] | boolean;
 
+/** What `StateStore.trim` needs to find the store's long-lived indexes. */
+export interface StoreTrimScope {
+  keys: StoreKeys;
+  /** The ids of the loaded rules (one episode index each). */
+  rules: readonly string[];
+  signal: AbortSignal;
+}
+
 export interface StateStore {
   /** Runs the ops in order; result i belongs to op i. */
   exec(ops: readonly StoreOp[]): Promise<StoreResult[]>;
   /** Present on in-process adapters: the same, without a promise (the engine's fast path). */
   execSync?(ops: readonly StoreOp[]): StoreResult[];
+  /**
+   * Removes state that outlived its use (the trim-state job): keys past their
+   * TTL, index members of episodes that ended. Safe while the engine runs.
+   * Returns how many entries went.
+   */
+  trim(scope: StoreTrimScope): Promise<number>;
   close(): Promise<void>;
 }

@@ -20,7 +20,7 @@ import { redisReservationPruner } from '../../jobs/reservation-pruners.js';
 import { JobScheduler } from '../../jobs/scheduler.js';
 import type { CronPort } from '../../jobs/scheduler.js';
 import { redisToggleDropper } from '../../jobs/toggle-droppers.js';
-import { redisEpisodeIndexTrimmer, redisLedgerTrimmer } from '../../jobs/trim-state.js';
+import { redisLedgerTrimmer } from '../../jobs/trim-state.js';
 import { createRedisGuard } from '../../remediations/guard/redis-guard.js';
 import { guardOptionsFromConfig } from '../../remediations/guard/policy.js';
 import { RedisStreamLedger } from '../../remediations/ledger/redis-stream-ledger.js';
@@ -169,7 +169,7 @@ describe('jobs: Redis leases, pruning, trimming and toggle expiry', function () 
     await new Promise((r) => setTimeout(r, 300));
     // the index outlives the expired episodes (its TTL is refreshed by the newest one)
     expect(await redis.zcard(keys.episodeIndex(rule))).to.equal(3);
-    const removed = await redisEpisodeIndexTrimmer(redis, prefix, [rule, 'rule-without-index'], 1).trim(Date.now(), new AbortController().signal);
+    const removed = await store.trim({ keys, rules: [rule, 'rule-without-index'], signal: new AbortController().signal }, 1);
     expect(removed).to.equal(2);
     expect(await redis.zrange(keys.episodeIndex(rule), '0', '-1')).to.deep.equal(['n:gpu-3']);
   });

@@ -6,7 +6,8 @@ import { MemoryLogger } from '../../../core/logger.js';
 import { guardReconcileJob, staleReservation } from '../../../jobs/guard-reconcile.js';
 import type { JobContext } from '../../../jobs/job.js';
 import { memoryReservationPruner, parseReservation } from '../../../jobs/reservation-pruners.js';
-import { memoryStoreTrimmer, trimStateJob } from '../../../jobs/trim-state.js';
+import { ruleStateTrimmer, trimStateJob } from '../../../jobs/trim-state.js';
+import { StoreKeys } from '../../../rules/store/keys.js';
 import type { StateTrimmer } from '../../../jobs/trim-state.js';
 import { createMemoryGuard } from '../../../remediations/guard/memory-guard.js';
 import { guardOptionsFromConfig } from '../../../remediations/guard/policy.js';
@@ -96,8 +97,8 @@ describe('jobs: trim-state', () => {
       { op: 'window.add', key: 'c', member: 'e3', ts: T0 + 5000, windowMs: 1000, ttlMs: 60_000 },
     ]);
     expect(store.size()).to.equal(3);
-    const out = await trimStateJob([memoryStoreTrimmer(store)]).run(ctx(T0 + 5000));
-    expect(out).to.deep.equal({ memoryStore: 1 });
+    const out = await trimStateJob([ruleStateTrimmer(store, { keys: new StoreKeys('nw:'), rules: [] })]).run(ctx(T0 + 5000));
+    expect(out).to.deep.equal({ ruleState: 1 });
     expect(store.size()).to.equal(2);
   });
 

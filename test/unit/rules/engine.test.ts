@@ -128,6 +128,7 @@ describe('rules engine', function () {
     // an async-only store (like Redis): no execSync, results arrive later
     const slow: StateStore = {
       exec: (ops) => new Promise((r) => setTimeout(() => r(mem.execSync(ops)), 5)),
+      trim: () => mem.trim(),
       close: () => Promise.resolve(),
     };
     const { engine } = make({ store: slow });
