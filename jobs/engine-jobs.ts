@@ -12,8 +12,7 @@ import { readSecret } from '../adapters/config-file.js';
 import { parseDuration } from '../core/duration.js';
 import type { Logger } from '../core/logger.js';
 import type { Registry } from '../core/metrics.js';
-import { MemoryGuardState } from '../remediations/guard/memory-guard.js';
-import type { Remediator } from '../remediations/ports.js';
+import type { ControllableGuard, Remediator } from '../remediations/ports.js';
 import type { Incident } from '../remediations/incidents/incident.js';
 import type { SlackLimiter } from '../remediations/pager/slack-limiter.js';
 import type { Silence } from '../remediations/silences/silence.js';
@@ -26,11 +25,10 @@ import { dailyDigestJob } from './daily-digest.js';
 import type { DigestSender } from './daily-digest.js';
 import { expireTogglesJob } from './expire-toggles.js';
 import { guardReconcileJob } from './guard-reconcile.js';
-import type { ReconcilableView, ReservationPruner } from './guard-reconcile.js';
+import type { ReconcilableView } from './guard-reconcile.js';
 import { MemoryJobState, RedisJobState } from './job-state.js';
 import { MemoryJobLock } from './lock.js';
 import { RedisJobLock } from './redis-lock.js';
-import { memoryReservationPruner, redisReservationPruner } from './reservation-pruners.js';
 import { resolveClearedJob } from './resolve-cleared.js';
 import type { RuleActivity } from './resolve-cleared.js';
 import { JobScheduler } from './scheduler.js';
@@ -48,8 +46,8 @@ export interface EngineJobsDeps {
   /** Present when the engine runs on Redis: leases, job state and trimming use it. */
   redis?: Redis;
   cluster: ClusterView;
-  /** The guard object (a memory guard exposes its state: stale reservations are released there). */
-  guard: object;
+  /** The guard: its stale cordon reservations are released by guard-reconcile. */
+  guard: ControllableGuard;
   remediator: Remediator;
   ledger: LedgerReader;
   toggles: RuleToggles;
@@ -93,10 +91,7 @@ export function createEngineJobs(d: EngineJobsDeps): JobScheduler {
     scheduler.register({ job, schedule: c.schedule, timeoutMs: parseDuration(c.timeout), configPath: `/jobs/${key}` });
   };
 
-  let pruner: ReservationPruner | undefined;
-  if (d.redis) pruner = redisReservationPruner(d.redis, prefix);
-  else if ('state' in d.guard && d.guard.state instanceof MemoryGuardState) pruner = memoryReservationPruner(d.guard.state);
-  add('guardReconcile', guardReconcileJob({ view: d.cluster, ...(isReconcilable(d.cluster) ? { reconcilable: d.cluster } : {}), ...(pruner ? { pruner } : {}) }));
+  add('guardReconcile', guardReconcileJob({ view: d.cluster, ...(isReconcilable(d.cluster) ? { reconcilable: d.cluster } : {}), guard: d.guard }));
 
   const byId = new Map(d.rules.map((r) => [r.id, r.enabled]));
   const activity: RuleActivity = (rule, now) => {

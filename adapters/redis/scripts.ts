@@ -19,13 +19,13 @@ const SCRIPTS = {
   'guard.authorize': ['authorize', 'remediations/guard/lua'],
   'guard.settle': ['settle', 'remediations/guard/lua'],
   'guard.status': ['status', 'remediations/guard/lua'],
+  'guard.hdel-if-equal': ['hdel-if-equal', 'remediations/guard/lua'],
   /** Paging state: incidents, approvals, silences (keys: remediations/incidents/redis-doc-store.ts). */
   'paging.cas-write': ['cas-write', 'remediations/incidents/lua'],
   /** Idempotent ledger append (keys: remediations/ledger/redis-stream-ledger.ts). */
   'ledger.append': ['append', 'remediations/ledger/lua'],
   /** Scheduled jobs (keys: jobs/keys.ts). */
   'jobs.release-lock': ['release-lock', 'jobs/lua'],
-  'jobs.hdel-if-equal': ['hdel-if-equal', 'jobs/lua'],
 } as const satisfies Record<string, readonly [string, string]>;
 
 export type RedisScriptName = keyof typeof SCRIPTS;

@@ -16,7 +16,6 @@ import { expireTogglesJob, EXPIRY_BY } from '../../jobs/expire-toggles.js';
 import { RedisJobState } from '../../jobs/job-state.js';
 import type { JobContext } from '../../jobs/job.js';
 import { RedisJobLock } from '../../jobs/redis-lock.js';
-import { redisReservationPruner } from '../../jobs/reservation-pruners.js';
 import { JobScheduler } from '../../jobs/scheduler.js';
 import type { CronPort } from '../../jobs/scheduler.js';
 import { redisToggleDropper } from '../../jobs/toggle-droppers.js';
@@ -126,13 +125,12 @@ describe('jobs: Redis leases, pruning, trimming and toggle expiry', function () 
     expect(await redis.hlen(guard.keys.reservations)).to.equal(2);
     // an orphan: a reservation of a node the cluster does not have
     await redis.hset(guard.keys.reservations, 'gpu-node-gone', JSON.stringify({ id: 'x', scopes: ['fleet'], exp: clock.now() + 60_000 }));
-    const pruner = redisReservationPruner(redis, prefix);
     const n0 = nodes[0] as string;
     const n1 = nodes[1] as string;
     // past the hold: both expired; n1 is re-reserved between the read and the delete
     clock.advance(61_000);
     const fresh = JSON.stringify({ id: 'new', scopes: ['fleet'], exp: clock.now() + 60_000 });
-    const released = await pruner.prune((r) => {
+    const released = await guard.pruneReservations((r) => {
       if (r.node === n1) void redis.hset(guard.keys.reservations, n1, fresh);
       return r.exp <= clock.now() || cluster.getNode(r.node) === undefined;
     });

@@ -5,7 +5,7 @@ import type { Decision } from '../../../core/decision.js';
 import { MemoryLogger } from '../../../core/logger.js';
 import { guardReconcileJob, staleReservation } from '../../../jobs/guard-reconcile.js';
 import type { JobContext } from '../../../jobs/job.js';
-import { memoryReservationPruner, parseReservation } from '../../../jobs/reservation-pruners.js';
+import { parseReservation } from '../../../remediations/guard/redis-guard.js';
 import { ruleStateTrimmer, trimStateJob } from '../../../jobs/trim-state.js';
 import { StoreKeys } from '../../../rules/store/keys.js';
 import type { StateTrimmer } from '../../../jobs/trim-state.js';
@@ -47,7 +47,7 @@ describe('jobs: guard-reconcile', () => {
     const r002 = guard.state.reservations.get('gpu-002');
     if (r002) r002.exp = T0 + 1000;
     let relisted = 0;
-    const job = guardReconcileJob({ view, reconcilable: { reconcile: () => Promise.resolve(void relisted++), listedAt: () => 0 }, pruner: memoryReservationPruner(guard.state) });
+    const job = guardReconcileJob({ view, reconcilable: { reconcile: () => Promise.resolve(void relisted++), listedAt: () => 0 }, guard });
     clock.set(T0 + 2000);
     const summary = await job.run(ctx(clock.now()));
     expect(relisted).to.equal(1);
