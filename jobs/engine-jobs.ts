@@ -18,7 +18,7 @@ import type { SlackLimiter } from '../remediations/pager/slack-limiter.js';
 import type { Silence } from '../remediations/silences/silence.js';
 import { StoreKeys } from '../rules/store/keys.js';
 import type { StateStore } from '../rules/store/state-store.js';
-import type { RuleToggles, ToggleAuditSink } from '../rules/toggles/port.js';
+import type { ClosableRuleToggles, ToggleAuditSink } from '../rules/toggles/port.js';
 import type { LedgerReader } from '../control/backend.js';
 import { createNodeCron } from './cron.js';
 import { dailyDigestJob } from './daily-digest.js';
@@ -34,7 +34,6 @@ import type { RuleActivity } from './resolve-cleared.js';
 import { JobScheduler } from './scheduler.js';
 import type { CronPort } from './scheduler.js';
 import { createSlackDigestSender } from './slack-digest-sender.js';
-import { memoryToggleDropper, redisToggleDropper } from './toggle-droppers.js';
 import { redisLedgerTrimmer, ruleStateTrimmer, trimStateJob } from './trim-state.js';
 import type { StateTrimmer } from './trim-state.js';
 
@@ -50,7 +49,7 @@ export interface EngineJobsDeps {
   guard: ControllableGuard;
   remediator: Remediator;
   ledger: LedgerReader;
-  toggles: RuleToggles;
+  toggles: ClosableRuleToggles;
   /** Where toggle audit records go (as for the control API's changes). */
   toggleAudit: ToggleAuditSink;
   rules: ReadonlyArray<{ id: string; enabled: boolean }>;
@@ -113,7 +112,7 @@ export function createEngineJobs(d: EngineJobsDeps): JobScheduler {
 
   add(
     'expireToggles',
-    expireTogglesJob({ ledger: d.ledger, audit: d.toggleAudit, dropper: d.redis ? redisToggleDropper(d.redis, prefix) : memoryToggleDropper(d.toggles), state }),
+    expireTogglesJob({ ledger: d.ledger, audit: d.toggleAudit, toggles: d.toggles, state }),
   );
 
   const trimmers: StateTrimmer[] = [];

@@ -18,7 +18,6 @@ import type { JobContext } from '../../jobs/job.js';
 import { RedisJobLock } from '../../jobs/redis-lock.js';
 import { JobScheduler } from '../../jobs/scheduler.js';
 import type { CronPort } from '../../jobs/scheduler.js';
-import { redisToggleDropper } from '../../jobs/toggle-droppers.js';
 import { redisLedgerTrimmer } from '../../jobs/trim-state.js';
 import { createRedisGuard } from '../../remediations/guard/redis-guard.js';
 import { guardOptionsFromConfig } from '../../remediations/guard/policy.js';
@@ -180,7 +179,7 @@ describe('jobs: Redis leases, pruning, trimming and toggle expiry', function () 
     const service = new ToggleService(toggles, audit, systemClock);
     await service.disable({ rule: 'gpu-xid-fatal', reason: 'driver upgrade', by: 'alice', ttlMs: 500 });
     await service.disable({ rule: 'conntrack-dropping', reason: 'noisy', by: 'bob', ttlMs: null });
-    const job = expireTogglesJob({ ledger: new RedisLedgerReader(redis, prefix), audit, dropper: redisToggleDropper(redis, prefix), state: new RedisJobState(redis, prefix) });
+    const job = expireTogglesJob({ ledger: new RedisLedgerReader(redis, prefix), audit, toggles, state: new RedisJobState(redis, prefix) });
     expect(await job.run(ctx(Date.now()))).to.deep.include({ expired: 0, dropped: 0 });
     await new Promise((r) => setTimeout(r, 700));
     expect(await job.run(ctx(Date.now()))).to.deep.include({ expired: 1, dropped: 1 });
