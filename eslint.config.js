@@ -29,7 +29,7 @@ export default tseslint.config(
     },
   },
   // Pure folders: types, parsing and decisions only. I/O lives in adapters
-  // (adapters/, the *-store/*-guard/*-sink files, cli/, control/, agent/collectors).
+  // (adapters/, the *-store/*-guard/*-sink files, cli/, control/, jobs/, agent/collectors).
   // docs/architecture.md ("Pure folders") lists the folders and why.
   {
     files: PURE_FILES,
@@ -49,7 +49,7 @@ export default tseslint.config(
         {
           patterns: [
             { group: ['@kubernetes/client-node', '@grpc/*', 'axios', 'ajv', 'ioredis'], message: 'Too heavy for the agent\'s memory budget: see ADR 0016 (agent/kube-api.ts, agent/collectors/grpc-unary.ts).' },
-            { group: ['**/rules/**', '**/remediations/**', '**/control/**', '**/demo/**'], message: 'The agent must not load the engine, remediations or control plane (memory budget, ADR 0016).' },
+            { group: ['**/rules/**', '**/remediations/**', '**/control/**', '**/jobs/**', '**/demo/**'], message: 'The agent must not load the engine, remediations or control plane (memory budget, ADR 0016).' },
           ],
         },
       ],

@@ -87,7 +87,7 @@ export interface NodewardenConfig {
   control: { tokensFile: string | null };
   /** Paging as incidents (remediations/incidents, docs/paging.md). */
   incidents: IncidentsConfig;
-  /** Scheduled operations jobs of the engine (control/jobs, docs/jobs.md). */
+  /** Scheduled operations jobs of the engine (jobs/, docs/jobs.md). */
   jobs: JobsConfig;
   /** The repair ladder: reset → reboot → hand-over, validation, return to service (docs/repair-ladder.md). */
   repair: RepairConfig;

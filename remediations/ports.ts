@@ -105,8 +105,20 @@ export interface GuardControl {
   status(): Promise<GuardStatus>;
 }
 
-/** A guard the control API can operate. */
+/** One cordon reservation as a guard stores it. */
+export interface ReservationEntry {
+  node: string;
+  /** ms since epoch when it stops counting. */
+  exp: number;
+}
+
+/** A guard the control API and the jobs can operate. */
 export interface ControllableGuard extends Guard, GuardControl {
+  /**
+   * Releases the cordon reservations `isStale` picks (the guard-reconcile job);
+   * returns how many went. A reservation rewritten meanwhile is kept.
+   */
+  pruneReservations(isStale: (r: ReservationEntry) => boolean): Promise<number>;
   /** Releases connections it owns (idempotent). */
   close?(): Promise<void>;
 }

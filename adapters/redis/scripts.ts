@@ -9,6 +9,7 @@ import { LuaScript } from './lua-script.js';
 const SCRIPTS = {
   /** The rule state store's batch interpreter (keys: rules/store/keys.ts). */
   'rules.batch': ['batch', 'rules/store/lua'],
+  'rules.trim-episode-index': ['trim-episode-index', 'rules/store/lua'],
   /** Event dedupe (keys: rules/service/dedupe.ts). */
   'dedupe.claim': ['dedupe-claim', 'rules/service/lua'],
   'dedupe.confirm': ['dedupe-confirm', 'rules/service/lua'],
@@ -18,14 +19,13 @@ const SCRIPTS = {
   'guard.authorize': ['authorize', 'remediations/guard/lua'],
   'guard.settle': ['settle', 'remediations/guard/lua'],
   'guard.status': ['status', 'remediations/guard/lua'],
+  'guard.hdel-if-equal': ['hdel-if-equal', 'remediations/guard/lua'],
   /** Paging state: incidents, approvals, silences (keys: remediations/incidents/redis-doc-store.ts). */
   'paging.cas-write': ['cas-write', 'remediations/incidents/lua'],
   /** Idempotent ledger append (keys: remediations/ledger/redis-stream-ledger.ts). */
   'ledger.append': ['append', 'remediations/ledger/lua'],
-  /** Scheduled jobs (keys: control/jobs/keys.ts). */
-  'jobs.release-lock': ['release-lock', 'control/jobs/lua'],
-  'jobs.hdel-if-equal': ['hdel-if-equal', 'control/jobs/lua'],
-  'jobs.trim-episode-index': ['trim-episode-index', 'control/jobs/lua'],
+  /** Scheduled jobs (keys: jobs/keys.ts). */
+  'jobs.release-lock': ['release-lock', 'jobs/lua'],
 } as const satisfies Record<string, readonly [string, string]>;
 
 export type RedisScriptName = keyof typeof SCRIPTS;

@@ -33,7 +33,6 @@ import { BatchProcessor } from '../../rules/service/batch-processor.js';
 import { KafkaDeadLetterSink } from '../../rules/service/dead-letter.js';
 import { MemoryDeduper, RedisDeduper } from '../../rules/service/dedupe.js';
 import { EngineService } from '../../rules/service/engine-service.js';
-import { RefiringStateStore } from '../../rules/service/refire-store.js';
 import { RedisWatermarkBoard } from '../../rules/service/watermark.js';
 import { engineServiceMetrics } from '../../rules/service/metrics.js';
 import { ruleEngineMetrics } from '../../rules/service/engine-metrics.js';
@@ -79,7 +78,7 @@ import { RedisLedgerReader } from '../../control/redis-ledger-reader.js';
 import { EngineHttpServer } from '../../control/server.js';
 import type { ReadinessReport } from '../../control/server.js';
 import { TokenFile } from '../../control/tokens.js';
-import { createEngineJobs } from '../../control/jobs/engine-jobs.js';
+import { createEngineJobs } from '../../jobs/engine-jobs.js';
 
 const { Kafka, logLevel } = kafkajs;
 
@@ -341,8 +340,8 @@ export async function run(argv: string[]): Promise<number> {
   }
 
   // --- state, toggles, dedupe, engine
-  // Refiring: a redelivered event re-derives the decisions of the episode it fired (refire-store.ts).
-  const store: StateStore = new RefiringStateStore(redis ? new RedisStateStore({ client: redis }) : new MemoryStateStore());
+  // A redelivered event re-derives the decisions of the episode it fired (episode.fire, state-store.ts).
+  const store: StateStore = redis ? new RedisStateStore({ client: redis }) : new MemoryStateStore();
   const toggles: ClosableRuleToggles = redis ? new RedisRuleToggles({ redis, keyPrefix: prefix, clock, logger }) : new MemoryRuleToggles(clock);
   steps.push({ name: 'rule toggles', run: () => toggles.start() });
   const dedupeTimes = { windowMs: parseDuration(config.engine.dedupeWindow), claimTtlMs: Math.floor(sessionTimeoutMs / 2) };
@@ -441,7 +440,7 @@ export async function run(argv: string[]): Promise<number> {
 
   steps.push({ name: 'kafka consumer group', run: () => service.start() });
 
-  // --- scheduled operations jobs (control/jobs, docs/jobs.md)
+  // --- scheduled operations jobs (jobs/, docs/jobs.md)
   const jobs = createEngineJobs({
     config,
     logger,

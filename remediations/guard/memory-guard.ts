@@ -7,7 +7,7 @@ import { randomUUID } from 'node:crypto';
 import type { Clock } from '../../core/clock.js';
 import type { ClusterView } from '../../core/cluster.js';
 import type { Decision } from '../../core/decision.js';
-import type { ControllableGuard, ExecutionResult, GuardStatus, GuardVerdict } from '../ports.js';
+import type { ControllableGuard, ExecutionResult, GuardStatus, GuardVerdict, ReservationEntry } from '../ports.js';
 import type { AuthorizePlan, GuardOptions, RawStatus, RawVerdict, SettlePlan } from './policy.js';
 import { cordonCost, fitsBudget, nodeWeight, taintCost } from './gpu-budget.js';
 import { composeBreakers, composeBudgets, composeRates, deniedOutcome, IN_FLIGHT_GUARD, planAuthorization, planSettle, precheck, roundBudget, STATUS_ACTIONS, toVerdict } from './policy.js';
@@ -341,6 +341,16 @@ export function createMemoryGuard(o: MemoryGuardOptions): ControllableGuard & { 
     resume(): Promise<void> {
       state.paused = null;
       return Promise.resolve();
+    },
+    pruneReservations(isStale: (r: ReservationEntry) => boolean): Promise<number> {
+      let n = 0;
+      for (const [node, r] of state.reservations) {
+        if (isStale({ node, exp: r.exp })) {
+          state.reservations.delete(node);
+          n++;
+        }
+      }
+      return Promise.resolve(n);
     },
     status(): Promise<GuardStatus> {
       const now = o.clock.now();

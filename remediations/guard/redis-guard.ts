@@ -10,7 +10,7 @@ import type { Clock } from '../../core/clock.js';
 import type { ClusterView } from '../../core/cluster.js';
 import type { Decision } from '../../core/decision.js';
 import { errorMessage, NodewardenError } from '../../core/errors.js';
-import type { ControllableGuard, ExecutionResult, GuardStatus, GuardVerdict } from '../ports.js';
+import type { ControllableGuard, ExecutionResult, GuardStatus, GuardVerdict, ReservationEntry } from '../ports.js';
 import type { GuardKeys } from './keys.js';
 import { guardKeys } from './keys.js';
 import type { LuaScript } from '../../adapters/redis/lua-script.js';
@@ -30,8 +30,19 @@ export interface RedisGuardOptions {
   ownsConnection?: boolean;
 }
 
-function loadScripts(): { authorize: LuaScript; settle: LuaScript; status: LuaScript } {
-  return { authorize: redisScript('guard.authorize'), settle: redisScript('guard.settle'), status: redisScript('guard.status') };
+function loadScripts(): { authorize: LuaScript; settle: LuaScript; status: LuaScript; release: LuaScript } {
+  return { authorize: redisScript('guard.authorize'), settle: redisScript('guard.settle'), status: redisScript('guard.status'), release: redisScript('guard.hdel-if-equal') };
+}
+
+/** Parses one field of the reservations hash (`{id, scopes, exp}`); null when malformed. */
+export function parseReservation(node: string, json: string): ReservationEntry | null {
+  try {
+    const v = JSON.parse(json) as { exp?: unknown };
+    const exp = typeof v.exp === 'number' ? v.exp : typeof v.exp === 'string' ? Number(v.exp) : NaN;
+    return Number.isFinite(exp) ? { node, exp } : null;
+  } catch {
+    return null;
+  }
 }
 
 function unavailable(op: string, err: unknown): NodewardenError {
@@ -117,6 +128,23 @@ export function createRedisGuard(o: RedisGuardOptions): ControllableGuard & { re
 
     async resume(): Promise<void> {
       await o.redis.del(k.paused);
+    },
+
+    /** Compare-and-delete (lua/hdel-if-equal.lua): a reservation rewritten since the read is kept. */
+    async pruneReservations(isStale: (r: ReservationEntry) => boolean): Promise<number> {
+      try {
+        const all = await o.redis.hgetall(k.reservations);
+        const args: string[] = [];
+        for (const [node, json] of Object.entries(all)) {
+          const r = parseReservation(node, json);
+          // a malformed entry never counts for anything useful: release it too
+          if (r === null || isStale(r)) args.push(node, json);
+        }
+        if (args.length === 0) return 0;
+        return Number(await lua.release.run(o.redis, [k.reservations], args));
+      } catch (err) {
+        throw unavailable('reservations', err);
+      }
     },
 
     async status(): Promise<GuardStatus> {

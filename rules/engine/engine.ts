@@ -532,13 +532,15 @@ export function createRuleEngine(opts: RuleEngineOptions): RuleEngine {
     return store.execSync ? store.execSync(ops) : store.exec(ops);
   }
 
-  function fireOp(p: RulePlan, scope: string, t: number, key = keys.episode(p.rule.id, scope)): StoreOp {
+  /** `by`: the firing event's id, '' for a tick (a redelivery of it re-derives the episode's decisions). */
+  function fireOp(p: RulePlan, scope: string, t: number, by: string, key = keys.episode(p.rule.id, scope)): StoreOp {
     return {
       op: 'episode.fire',
       key,
       index: p.episodeIndex,
       member: scope,
       now: t,
+      by,
       cooldownMs: p.rule.cooldownMs,
       autoExpireMs: p.rule.clear.kind === 'none' ? p.rule.cooldownMs : -1,
       ttlMs: EPISODE_TTL + p.rule.cooldownMs,
@@ -716,7 +718,7 @@ export function createRuleEngine(opts: RuleEngineOptions): RuleEngine {
           vals.value = null;
           if (evaluate(p, p.rule.condition, pe, results, vals)) {
             const f: Firing = { plan: p, e: pe.e, t, scope, kind: 'fire', opIdx: ops2.length, membersIdx: -1, count: vals.count, value: vals.value };
-            ops2.push(fireOp(p, scope, t, pe.ek));
+            ops2.push(fireOp(p, scope, t, pe.e?.id ?? '', pe.ek));
             if (p.needsMembers) {
               const m = membersOp(p, scope, t);
               if (m) {
@@ -775,7 +777,7 @@ export function createRuleEngine(opts: RuleEngineOptions): RuleEngine {
         for (const scope of members) {
           const f: Firing = { plan: p, e: null, t: now, scope, kind: pr.kind === 'fire' ? 'fire' : 'clear', opIdx: ops2.length, membersIdx: -1, count: null, value: null };
           if (pr.kind === 'fire') {
-            ops2.push(fireOp(p, scope, now));
+            ops2.push(fireOp(p, scope, now, ''));
             if (outbox) {
               const member = JSON.stringify([p.rule.id, scope, now]);
               outboxChecked.set(member, clock.now());

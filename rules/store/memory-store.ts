@@ -43,6 +43,7 @@ interface Episode {
   exp: number;
   active: boolean;
   firedAt: number;
+  firedBy: string;
   lastMatch: number;
   cooldownUntil: number;
 }
@@ -128,6 +129,13 @@ export class MemoryStateStore implements StateStore {
   }
 
   async close(): Promise<void> {}
+
+  /** Sweeps expired keys (the memory store has no separate indexes to trim). */
+  trim(): Promise<number> {
+    const before = this.entries.size;
+    this.sweep();
+    return Promise.resolve(before - this.entries.size);
+  }
 
   /** Number of keys held (tests of bounded memory). */
   size(): number {
@@ -330,14 +338,17 @@ export class MemoryStateStore implements StateStore {
       }
       case 'episode.fire': {
         let e = this.get(op.key, 'episode');
+        // Re-fired by the event that fired it (a redelivery): the same episode, hence the same decision ids.
+        if (e?.active && e.firedAt === op.now && e.firedBy === op.by) return op.now;
         if (e?.active && !(op.autoExpireMs >= 0 && op.now >= e.firedAt + op.autoExpireMs)) return null;
         if (e && op.now < e.cooldownUntil) return null;
         if (!e) {
-          e = { t: 'episode', exp: 0, active: true, firedAt: op.now, lastMatch: op.now, cooldownUntil: op.now + op.cooldownMs };
+          e = { t: 'episode', exp: 0, active: true, firedAt: op.now, firedBy: op.by, lastMatch: op.now, cooldownUntil: op.now + op.cooldownMs };
           this.entries.set(op.key, e);
         } else {
           e.active = true;
           e.firedAt = op.now;
+          e.firedBy = op.by;
           e.lastMatch = op.now;
           e.cooldownUntil = op.now + op.cooldownMs;
         }

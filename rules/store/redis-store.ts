@@ -27,7 +27,7 @@ import type { Redis } from 'ioredis';
 import type { LuaScript } from '../../adapters/redis/lua-script.js';
 import { redisScript } from '../../adapters/redis/scripts.js';
 import { NodewardenError } from '../../core/errors.js';
-import type { StateStore, StoreOp, StoreResult } from './state-store.js';
+import type { StateStore, StoreOp, StoreResult, StoreTrimScope } from './state-store.js';
 
 /**
  * Ops per script call. A larger batch is split into several calls sent in one
@@ -140,7 +140,7 @@ export function encodeBatch(ops: readonly StoreOp[], from = 0, to = ops.length):
         a.push(Code.SeenTouch, k(op.index), op.member, str(op.ts), ms(op.ttlMs));
         break;
       case 'episode.fire':
-        a.push(Code.EpisodeFire, k(op.key), k(op.index), op.member, op.now, op.cooldownMs, op.autoExpireMs, op.ttlMs);
+        a.push(Code.EpisodeFire, k(op.key), k(op.index), op.member, op.now, op.cooldownMs, op.autoExpireMs, op.ttlMs, op.by);
         break;
       case 'episode.touch':
         a.push(Code.EpisodeTouch, k(op.key), k(op.index), op.member, op.now);
@@ -172,10 +172,31 @@ export class RedisStateStore implements StateStore {
   private readonly client: Redis;
   private readonly ownsClient: boolean;
   private readonly script: LuaScript = redisScript('rules.batch');
+  private readonly trimScript: LuaScript = redisScript('rules.trim-episode-index');
 
   constructor(opts: RedisStateStoreOptions) {
     this.client = opts.client;
     this.ownsClient = opts.ownsClient ?? false;
+  }
+
+  /**
+   * Episode hashes expire by TTL (or end without a ZREM when auto-expired), but
+   * a rule's episode index is refreshed by every new episode: members of ended
+   * episodes are removed here, atomically per chunk (lua/trim-episode-index.lua).
+   * Keys past their TTL are Redis's own business.
+   */
+  async trim({ keys, rules, signal }: StoreTrimScope, chunk = 200): Promise<number> {
+    let removed = 0;
+    for (const rule of rules) {
+      const index = keys.episodeIndex(rule);
+      const members = await this.client.zrange(index, '0', '-1');
+      for (let i = 0; i < members.length; i += chunk) {
+        if (signal.aborted) throw signal.reason instanceof Error ? signal.reason : new Error('aborted');
+        const part = members.slice(i, i + chunk);
+        removed += Number(await this.trimScript.run(this.client, [index, ...part.map((m) => keys.episode(rule, m))], part));
+      }
+    }
+    return removed;
   }
 
   async exec(ops: readonly StoreOp[]): Promise<StoreResult[]> {

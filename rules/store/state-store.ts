@@ -13,6 +13,8 @@
  */
 
 /** Count of members in the window `(ts - windowMs, ts]` after adding `member` at `ts`. */
+import type { StoreKeys } from './keys.js';
+
 export interface WindowAddOp { op: 'window.add'; key: string; member: string; ts: number; windowMs: number; ttlMs: number }
 export interface WindowCountOp { op: 'window.count'; key: string; now: number; windowMs: number }
 /** Distinct members (e.g. nodes) whose latest `ts` lies in `(ts - windowMs, ts]`. */
@@ -47,8 +49,16 @@ export interface SeenTouchOp { op: 'seen.touch'; index: string; member: string; 
  * Starts a firing episode unless one is active or the cooldown runs. Returns
  * the episode start (`now`) when it fired, else null. `autoExpireMs ≥ 0`: an
  * episode with no clear condition ends by itself that long after it fired.
+ *
+ * `by` names what fires: the event id, or '' for a time-driven tick. Re-fired
+ * by what fired the active episode at its own start (`now == firedAt`, same
+ * `by`: the event redelivered after its batch failed or its replica died), it
+ * returns that start again and writes nothing: the same episode, hence the same
+ * decision ids, which the guard turns into `suppressed` (done), "retry later"
+ * (in flight) or a takeover (lease lapsed) — never a second action, never a
+ * lost one. Another event (or a tick) at the same time gets null, as any later one.
  */
-export interface EpisodeFireOp { op: 'episode.fire'; key: string; index: string; member: string; now: number; cooldownMs: number; autoExpireMs: number; ttlMs: number }
+export interface EpisodeFireOp { op: 'episode.fire'; key: string; index: string; member: string; now: number; by: string; cooldownMs: number; autoExpireMs: number; ttlMs: number }
 /** A matching event while active: remembers the time (for `clear.after`). */
 export interface EpisodeTouchOp { op: 'episode.touch'; key: string; index: string; member: string; now: number }
 /** Ends the active episode (only if its last match is ≤ `quietBefore`, when given). Returns its start, or null. */
@@ -91,10 +101,24 @@ export type StoreOp =
 /** number for counts/times, null for "none", string[] for member lists, boolean for sequence completion. */
 export type StoreResult = number | null | string[] | boolean;
 
+/** What `StateStore.trim` needs to find the store's long-lived indexes. */
+export interface StoreTrimScope {
+  keys: StoreKeys;
+  /** The ids of the loaded rules (one episode index each). */
+  rules: readonly string[];
+  signal: AbortSignal;
+}
+
 export interface StateStore {
   /** Runs the ops in order; result i belongs to op i. */
   exec(ops: readonly StoreOp[]): Promise<StoreResult[]>;
   /** Present on in-process adapters: the same, without a promise (the engine's fast path). */
   execSync?(ops: readonly StoreOp[]): StoreResult[];
+  /**
+   * Removes state that outlived its use (the trim-state job): keys past their
+   * TTL, index members of episodes that ended. Safe while the engine runs.
+   * Returns how many entries went.
+   */
+  trim(scope: StoreTrimScope): Promise<number>;
   close(): Promise<void>;
 }

@@ -40,6 +40,12 @@ export class MemoryRuleToggles implements ClosableRuleToggles {
     return Promise.resolve();
   }
 
+  dropExpired(now: number): Promise<number> {
+    let n = 0;
+    for (const [rule, t] of this.toggles) if (isExpired(t, now) && this.toggles.delete(rule)) n++;
+    return Promise.resolve(n);
+  }
+
   async start(): Promise<void> {}
   async close(): Promise<void> {}
 }

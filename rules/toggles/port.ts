@@ -68,6 +68,12 @@ export interface ToggleAuditSink {
 export interface ClosableRuleToggles extends RuleToggles {
   /** Loads the current toggles and starts following changes. Idempotent. */
   start(): Promise<void>;
+  /**
+   * Drops the toggles expired by `now` from the store (the expire-toggles job;
+   * reads already ignore them). Returns how many went. Atomic against a toggle
+   * re-set meanwhile.
+   */
+  dropExpired(now: number): Promise<number>;
   /** Stops timers and subscriptions. Idempotent. */
   close(): Promise<void>;
 }

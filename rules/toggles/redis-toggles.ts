@@ -5,13 +5,13 @@
  * The cache is refreshed on a pub/sub message (immediate) and by a poll
  * (default 500 ms, the safety net when a message is lost across a reconnect),
  * so every replica honours a change within one second. Expiry is judged on
- * read against the caller's `now`; the poll also prunes expired fields with an
- * atomic Lua script, so expired toggles vanish from Redis by themselves.
+ * read against the caller's `now`; `dropExpired` (the expire-toggles job)
+ * removes expired fields with an atomic Lua script.
  */
 import type { Redis } from 'ioredis';
 import type { Clock } from '../../core/clock.js';
 import type { Logger } from '../../core/logger.js';
-import { errorMessage } from '../../core/errors.js';
+import { errorMessage, NodewardenError } from '../../core/errors.js';
 import { redisScript } from '../../adapters/redis/scripts.js';
 import { toggleKeys } from './keys.js';
 import type { ToggleKeys } from './keys.js';
@@ -91,10 +91,7 @@ export class RedisRuleToggles implements ClosableRuleToggles {
     sub.on('error', (err: unknown) => this.opts.logger.warn({ err: errorMessage(err) }, 'toggles subscriber error'));
     await sub.subscribe(this.keys.channel);
     await this.refresh();
-    this.timer = setInterval(() => {
-      this.kick();
-      this.prune();
-    }, this.pollMs);
+    this.timer = setInterval(() => this.kick(), this.pollMs);
     this.timer.unref();
   }
 
@@ -130,11 +127,13 @@ export class RedisRuleToggles implements ClosableRuleToggles {
     this.refresh().catch((err: unknown) => this.opts.logger.warn({ err: errorMessage(err) }, 'toggles refresh failed; keeping the cached toggles'));
   }
 
-  private prune(): void {
-    if (this.closed) return;
-    redisScript('toggles.prune')
-      .run(this.opts.redis, [this.keys.hash], [String(this.opts.clock.now())])
-      .catch((err: unknown) => this.opts.logger.debug({ err: errorMessage(err) }, 'toggles prune failed'));
+  /** lua/prune-toggles.lua judges expiry on the value present at delete time: a toggle re-set meanwhile survives. */
+  async dropExpired(now: number): Promise<number> {
+    try {
+      return Number(await redisScript('toggles.prune').run(this.opts.redis, [this.keys.hash], [String(now)]));
+    } catch (err) {
+      throw new NodewardenError('UNAVAILABLE', `toggles prune: redis: ${errorMessage(err)}`, { retriable: true, cause: err });
+    }
   }
 
   async close(): Promise<void> {

@@ -120,6 +120,25 @@ export function guardStoreContract(adapter: string, factory: GuardFactory): void
     });
 
     describe('maxUnavailable', () => {
+      it('pruneReservations releases exactly the reservations the caller finds stale, on every replica', async () => {
+        const view = FakeCluster.fleet(40, ['a']); // limit 2
+        const fx = await factory(view, opts({ maxUnavailablePerGroup: '100%', targetCooldownMs: 0 }), clock);
+        const guard = fx.guard;
+        expect((await guard.authorize(cordon('gpu-000'))).allowed).to.equal(true);
+        expect((await guard.authorize(cordon('gpu-001'))).allowed).to.equal(true);
+        expect(await guard.authorize(cordon('gpu-002'))).to.include({ allowed: false, guard: 'maxUnavailable' });
+        const seen: string[] = [];
+        expect(await fx.replica().pruneReservations(() => false)).to.equal(0);
+        const released = await fx.replica().pruneReservations((r) => {
+          seen.push(r.node);
+          expect(r.exp, 'a live reservation').to.be.greaterThan(clock.now());
+          return r.node === 'gpu-000';
+        });
+        expect(released).to.equal(1);
+        expect(seen.sort()).to.deep.equal(['gpu-000', 'gpu-001']);
+        expect((await guard.authorize(cordon('gpu-002'))).allowed, 'the released budget is free again').to.equal(true);
+      });
+
       it('allows 5 % of a 100-node fleet, then denies with the scope and numbers', async () => {
         const view = FakeCluster.fleet(100, ['a', 'b', 'c', 'd']);
         const { guard } = await factory(view, opts({ maxUnavailablePerGroup: '100%' }), clock);

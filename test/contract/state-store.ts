@@ -110,7 +110,7 @@ export function stateStoreContract(name: string, factory: () => Promise<StoreUnd
     it('episode.fire fires once per episode, honours the cooldown, and clear returns the start', async function () {
       const key = k.episode('r', 'n:a');
       const index = k.episodeIndex('r');
-      const fire = (now: number): StoreOp => ({ op: 'episode.fire', key, index, member: 'n:a', now, cooldownMs: 10_000, autoExpireMs: -1, ttlMs: 60_000 });
+      const fire = (now: number): StoreOp => ({ op: 'episode.fire', key, index, member: 'n:a', now, by: `e${now}`, cooldownMs: 10_000, autoExpireMs: -1, ttlMs: 60_000 });
       const clear = (now: number, quietBefore: number | null = null): StoreOp => ({ op: 'episode.clear', key, index, member: 'n:a', now, quietBefore });
       expect(await run([fire(1000), fire(2000)])).to.deep.equal([1000, null]);
       expect(await one({ op: 'episode.get', key })).to.equal(1000);
@@ -128,9 +128,27 @@ export function stateStoreContract(name: string, factory: () => Promise<StoreUnd
     it('episode.fire with autoExpire ends an episode by itself (rules without clear)', async function () {
       const key = k.episode('r2', 'n:a');
       const index = k.episodeIndex('r2');
-      const fire = (now: number): StoreOp => ({ op: 'episode.fire', key, index, member: 'n:a', now, cooldownMs: 5000, autoExpireMs: 5000, ttlMs: 60_000 });
+      const fire = (now: number): StoreOp => ({ op: 'episode.fire', key, index, member: 'n:a', now, by: '', cooldownMs: 5000, autoExpireMs: 5000, ttlMs: 60_000 });
       expect(await run([fire(0), fire(4999), fire(5000)])).to.deep.equal([0, null, 5000]);
       expect(await one({ op: 'episode.quiet', index, before: 1e12 })).to.deep.equal([]);
+    });
+
+    it('episode.fire re-fired at the episode start (a redelivered event) returns that start again, and only then', async function () {
+      const key = k.episode('r3', 'n:a');
+      const index = k.episodeIndex('r3');
+      const fire = (now: number, by = 'e1'): StoreOp => ({ op: 'episode.fire', key, index, member: 'n:a', now, by, cooldownMs: 10_000, autoExpireMs: -1, ttlMs: 60_000 });
+      const t0 = 1_764_000_000_123; // an epoch-ms event time, as the engine sends
+      expect(await run([fire(t0), fire(t0)]), 'twice in one batch').to.deep.equal([t0, t0]);
+      expect(await one(fire(t0)), 'redelivered in a later batch').to.equal(t0);
+      expect(await run([fire(t0, 'e2'), fire(t0, '')]), 'another event, or a tick, at the same time').to.deep.equal([null, null]);
+      expect(await one(fire(t0 + 1)), 'a later event of the active episode').to.equal(null);
+      expect(await one({ op: 'episode.touch', key, index, member: 'n:a', now: t0 + 2 })).to.equal(null);
+      expect(await one(fire(t0)), 'touched since: still the same episode').to.equal(t0);
+      expect(await one({ op: 'episode.get', key })).to.equal(t0);
+      expect(await one({ op: 'episode.quiet', index, before: t0 + 1 }), 'the re-fire wrote nothing (last match stays t0 + 2)').to.deep.equal([]);
+      expect(await one({ op: 'episode.clear', key, index, member: 'n:a', now: t0 + 3, quietBefore: null })).to.equal(t0);
+      expect(await one(fire(t0)), 'ended: a re-fire at the old start is in the cooldown').to.equal(null);
+      expect(await one({ op: 'episode.get', key })).to.equal(null);
     });
 
     it('sequence.step completes only in order within the window and resets', async function () {
@@ -188,7 +206,7 @@ export function stateStoreContract(name: string, factory: () => Promise<StoreUnd
               ops.push({ op: 'seen.touch', index: kk.seenIndex(rule, 4), member: scope, ts, ttlMs: 60_000 });
               break;
             case 5:
-              ops.push({ op: 'episode.fire', key: kk.episode(rule, scope), index: kk.episodeIndex(rule), member: scope, now: ts, cooldownMs: 5000, autoExpireMs: -1, ttlMs: 60_000 });
+              ops.push({ op: 'episode.fire', key: kk.episode(rule, scope), index: kk.episodeIndex(rule), member: scope, now: ts, by: `e${ts}`, cooldownMs: 5000, autoExpireMs: -1, ttlMs: 60_000 });
               break;
             default:
               ops.push(
@@ -288,7 +306,7 @@ export function stateStoreContract(name: string, factory: () => Promise<StoreUnd
         { op: 'counter.add', key: c, member: 'e', ts: 1, value: 1, windowMs: 1000, ttlMs: 30_000 },
         { op: 'sustained.observe', key: s, index: si, member: 'n:a', ts: 1, holds: true, ttlMs: 30_000 },
         { op: 'seen.touch', index: a, member: 'n:a', ts: 1, ttlMs: 30_000 },
-        { op: 'episode.fire', key: e, index: ei, member: 'n:a', now: 1, cooldownMs: 0, autoExpireMs: -1, ttlMs: 30_000 },
+        { op: 'episode.fire', key: e, index: ei, member: 'n:a', now: 1, by: 'e1', cooldownMs: 0, autoExpireMs: -1, ttlMs: 30_000 },
         { op: 'sequence.step', key: q, step: 0, steps: 2, ts: 1, windowMs: 1000, ttlMs: 30_000 },
         { op: 'max.set', key: m, value: 1, ttlMs: 30_000 },
       ]);

@@ -12,15 +12,13 @@ import type { Decision, LedgerRecord } from '../../core/decision.js';
 import { MemoryLogger, silentLogger } from '../../core/logger.js';
 import { createRegistry } from '../../core/metrics.js';
 import { RedisLedgerReader } from '../../control/redis-ledger-reader.js';
-import { expireTogglesJob, EXPIRY_BY } from '../../control/jobs/expire-toggles.js';
-import { RedisJobState } from '../../control/jobs/job-state.js';
-import type { JobContext } from '../../control/jobs/job.js';
-import { RedisJobLock } from '../../control/jobs/redis-lock.js';
-import { redisReservationPruner } from '../../control/jobs/reservation-pruners.js';
-import { JobScheduler } from '../../control/jobs/scheduler.js';
-import type { CronPort } from '../../control/jobs/scheduler.js';
-import { redisToggleDropper } from '../../control/jobs/toggle-droppers.js';
-import { redisEpisodeIndexTrimmer, redisLedgerTrimmer } from '../../control/jobs/trim-state.js';
+import { expireTogglesJob, EXPIRY_BY } from '../../jobs/expire-toggles.js';
+import { RedisJobState } from '../../jobs/job-state.js';
+import type { JobContext } from '../../jobs/job.js';
+import { RedisJobLock } from '../../jobs/redis-lock.js';
+import { JobScheduler } from '../../jobs/scheduler.js';
+import type { CronPort } from '../../jobs/scheduler.js';
+import { redisLedgerTrimmer } from '../../jobs/trim-state.js';
 import { createRedisGuard } from '../../remediations/guard/redis-guard.js';
 import { guardOptionsFromConfig } from '../../remediations/guard/policy.js';
 import { RedisStreamLedger } from '../../remediations/ledger/redis-stream-ledger.js';
@@ -126,13 +124,12 @@ describe('jobs: Redis leases, pruning, trimming and toggle expiry', function () 
     expect(await redis.hlen(guard.keys.reservations)).to.equal(2);
     // an orphan: a reservation of a node the cluster does not have
     await redis.hset(guard.keys.reservations, 'gpu-node-gone', JSON.stringify({ id: 'x', scopes: ['fleet'], exp: clock.now() + 60_000 }));
-    const pruner = redisReservationPruner(redis, prefix);
     const n0 = nodes[0] as string;
     const n1 = nodes[1] as string;
     // past the hold: both expired; n1 is re-reserved between the read and the delete
     clock.advance(61_000);
     const fresh = JSON.stringify({ id: 'new', scopes: ['fleet'], exp: clock.now() + 60_000 });
-    const released = await pruner.prune((r) => {
+    const released = await guard.pruneReservations((r) => {
       if (r.node === n1) void redis.hset(guard.keys.reservations, n1, fresh);
       return r.exp <= clock.now() || cluster.getNode(r.node) === undefined;
     });
@@ -164,12 +161,12 @@ describe('jobs: Redis leases, pruning, trimming and toggle expiry', function () 
     const store = new RedisStateStore({ client: redis });
     const keys = new StoreKeys(prefix);
     const rule = 'containerd-unresponsive';
-    const fire = (scope: string, ttlMs: number) => ({ op: 'episode.fire' as const, key: keys.episode(rule, scope), index: keys.episodeIndex(rule), member: scope, now: Date.now(), cooldownMs: 0, autoExpireMs: -1, ttlMs });
+    const fire = (scope: string, ttlMs: number) => ({ op: 'episode.fire' as const, key: keys.episode(rule, scope), index: keys.episodeIndex(rule), member: scope, now: Date.now(), by: 'e1', cooldownMs: 0, autoExpireMs: -1, ttlMs });
     await store.exec([fire('n:gpu-1', 150), fire('n:gpu-2', 150), fire('n:gpu-3', 600_000)]);
     await new Promise((r) => setTimeout(r, 300));
     // the index outlives the expired episodes (its TTL is refreshed by the newest one)
     expect(await redis.zcard(keys.episodeIndex(rule))).to.equal(3);
-    const removed = await redisEpisodeIndexTrimmer(redis, prefix, [rule, 'rule-without-index'], 1).trim(Date.now(), new AbortController().signal);
+    const removed = await store.trim({ keys, rules: [rule, 'rule-without-index'], signal: new AbortController().signal }, 1);
     expect(removed).to.equal(2);
     expect(await redis.zrange(keys.episodeIndex(rule), '0', '-1')).to.deep.equal(['n:gpu-3']);
   });
@@ -182,7 +179,7 @@ describe('jobs: Redis leases, pruning, trimming and toggle expiry', function () 
     const service = new ToggleService(toggles, audit, systemClock);
     await service.disable({ rule: 'gpu-xid-fatal', reason: 'driver upgrade', by: 'alice', ttlMs: 500 });
     await service.disable({ rule: 'conntrack-dropping', reason: 'noisy', by: 'bob', ttlMs: null });
-    const job = expireTogglesJob({ ledger: new RedisLedgerReader(redis, prefix), audit, dropper: redisToggleDropper(redis, prefix), state: new RedisJobState(redis, prefix) });
+    const job = expireTogglesJob({ ledger: new RedisLedgerReader(redis, prefix), audit, toggles, state: new RedisJobState(redis, prefix) });
     expect(await job.run(ctx(Date.now()))).to.deep.include({ expired: 0, dropped: 0 });
     await new Promise((r) => setTimeout(r, 700));
     expect(await job.run(ctx(Date.now()))).to.deep.include({ expired: 1, dropped: 1 });

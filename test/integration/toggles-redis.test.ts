@@ -67,13 +67,17 @@ describe('toggles: Redis adapter across replicas (real Redis)', function () {
     await a.clear('conntrack-full');
   });
 
-  it('a toggle with a TTL expires by itself on every replica and vanishes from Redis', async () => {
+  it('a toggle with a TTL expires by itself on every replica and dropExpired (the expire-toggles job) removes it from Redis, once', async () => {
     const now = Date.now();
     await a.set({ rule: 'kubeproxy-restarts', enabled: false, reason: 'upgrade', by: 'alice', at: now, expiresAt: now + 1500 });
     await waitFor(() => !b.isEnabled('kubeproxy-restarts', true, Date.now()), 1000);
     await waitFor(() => a.isEnabled('kubeproxy-restarts', true, Date.now()) && b.isEnabled('kubeproxy-restarts', true, Date.now()), 3000);
     expect(Date.now()).to.be.at.least(now + 1500);
     expect(b.list(Date.now())).to.deep.equal([]);
-    await waitFor(async () => (await ra.hlen(toggleKeys(prefix).hash)) === 0, 2000);
+    expect(await ra.hlen(toggleKeys(prefix).hash), 'only the job prunes').to.equal(1);
+    expect(await b.dropExpired(now + 1499), 'not yet expired at that time').to.equal(0);
+    expect(await b.dropExpired(Date.now())).to.equal(1);
+    expect(await ra.hlen(toggleKeys(prefix).hash)).to.equal(0);
+    expect(await a.dropExpired(Date.now())).to.equal(0);
   });
 });

@@ -27,7 +27,7 @@
 --           8 sustained.get     k
 --           9 due.pop           i before
 --          10 seen.touch        i member ts ttlMs
---          11 episode.fire      k i member now cooldownMs autoExpireMs ttlMs   (numbers)
+--          11 episode.fire      k i member now cooldownMs autoExpireMs ttlMs by   (numbers; by: a string)
 --          12 episode.touch     k i member now                      (number)
 --          13 episode.clear     k i member now quietBefore          (numbers; null: unconditional)
 --          14 episode.quiet     i before
@@ -298,12 +298,14 @@ while p <= len do
     p = p + 5
   elseif op == 11 then -- episode.fire: atomic, so two replicas never both fire
     local key, now, autoExpire = KEYS[a[p + 1]], a[p + 4], a[p + 6]
-    local e = call('HMGET', key, 'active', 'firedAt', 'cooldownUntil')
+    local e = call('HMGET', key, 'active', 'firedAt', 'cooldownUntil', 'firedBy')
     local blocked = false
-    if e[1] == '1' and not (autoExpire >= 0 and now >= tonumber(e[2]) + autoExpire) then blocked = true end
+    -- re-fired by what fired it at its start (a redelivery): the same episode, hence the same decision ids
+    if e[1] == '1' and tonumber(e[2]) == now and e[4] == a[p + 8] then r = ret(now); blocked = true
+    elseif e[1] == '1' and not (autoExpire >= 0 and now >= tonumber(e[2]) + autoExpire) then blocked = true end
     if not blocked and e[3] and now < tonumber(e[3]) then blocked = true end
     if not blocked then
-      call('HSET', key, 'active', '1', 'firedAt', now, 'lastMatch', now, 'cooldownUntil', now + a[p + 5])
+      call('HSET', key, 'active', '1', 'firedAt', now, 'lastMatch', now, 'cooldownUntil', now + a[p + 5], 'firedBy', a[p + 8])
       keep(a[p + 1], a[p + 7])
       if autoExpire < 0 then
         call('ZADD', KEYS[a[p + 2]], now, a[p + 3])
@@ -311,7 +313,7 @@ while p <= len do
       end
       r = ret(now)
     end
-    p = p + 8
+    p = p + 9
   elseif op == 12 then -- episode.touch
     local key, now = KEYS[a[p + 1]], a[p + 4]
     local e = call('HMGET', key, 'active', 'lastMatch')

@@ -1,7 +1,7 @@
 import { expect } from 'chai';
 import type { LedgerEntry } from '../../../control/api.js';
-import { buildDigest, renderDigest } from '../../../control/jobs/daily-digest.js';
-import { humanDuration, MAX_LISTED, median, SKEW_MS, summariseIncidents, summariseSilences } from '../../../control/jobs/digest-incidents.js';
+import { buildDigest, renderDigest } from '../../../jobs/daily-digest.js';
+import { humanDuration, MAX_LISTED, median, SKEW_MS, summariseIncidents, summariseSilences } from '../../../jobs/digest-incidents.js';
 import type { Incident } from '../../../remediations/incidents/incident.js';
 import { ManualClock } from '../../../core/clock.js';
 import { MemoryDocStore } from '../../../remediations/incidents/doc-store.js';

@@ -2,10 +2,9 @@ import { expect } from 'chai';
 import { ManualClock } from '../../../core/clock.js';
 import { MemoryLogger } from '../../../core/logger.js';
 import { MemoryLedgerReader } from '../../../control/backend.js';
-import { applyToggleAudits, emptyToggleState, expireTogglesJob, EXPIRY_BY, expiryRecord } from '../../../control/jobs/expire-toggles.js';
-import { MemoryJobState } from '../../../control/jobs/job-state.js';
-import type { JobContext } from '../../../control/jobs/job.js';
-import { memoryToggleDropper } from '../../../control/jobs/toggle-droppers.js';
+import { applyToggleAudits, emptyToggleState, expireTogglesJob, EXPIRY_BY, expiryRecord } from '../../../jobs/expire-toggles.js';
+import { MemoryJobState } from '../../../jobs/job-state.js';
+import type { JobContext } from '../../../jobs/job.js';
 import { MemoryRuleToggles } from '../../../rules/toggles/memory-toggles.js';
 import type { AuditRecord, ToggleAuditRecord } from '../../../rules/toggles/port.js';
 import { fanOutAudit, MemoryToggleAudit, ToggleService } from '../../../rules/toggles/toggle-service.js';
@@ -78,7 +77,7 @@ describe('jobs: expire-toggles (job over memory toggles and ledger)', () => {
     const service = new ToggleService(toggles, audit, clock);
     await service.disable({ rule: 'gpu-xid-fatal', reason: 'driver upgrade', by: 'alice', ttlMs: 15 * MIN });
     await service.disable({ rule: 'conntrack-dropping', reason: 'noisy', by: 'bob', ttlMs: null });
-    const job = expireTogglesJob({ ledger, audit, dropper: memoryToggleDropper(toggles), state: new MemoryJobState() });
+    const job = expireTogglesJob({ ledger, audit, toggles, state: new MemoryJobState() });
     const ctx = (): JobContext => ({ signal: new AbortController().signal, now: clock.now(), scheduledAt: clock.now(), logger: new MemoryLogger() });
 
     clock.set(T0 + 5 * MIN);

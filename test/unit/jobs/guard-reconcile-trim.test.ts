@@ -3,11 +3,12 @@ import { ManualClock } from '../../../core/clock.js';
 import { DEFAULT_CONFIG } from '../../../core/config.js';
 import type { Decision } from '../../../core/decision.js';
 import { MemoryLogger } from '../../../core/logger.js';
-import { guardReconcileJob, staleReservation } from '../../../control/jobs/guard-reconcile.js';
-import type { JobContext } from '../../../control/jobs/job.js';
-import { memoryReservationPruner, parseReservation } from '../../../control/jobs/reservation-pruners.js';
-import { memoryStoreTrimmer, trimStateJob } from '../../../control/jobs/trim-state.js';
-import type { StateTrimmer } from '../../../control/jobs/trim-state.js';
+import { guardReconcileJob, staleReservation } from '../../../jobs/guard-reconcile.js';
+import type { JobContext } from '../../../jobs/job.js';
+import { parseReservation } from '../../../remediations/guard/redis-guard.js';
+import { ruleStateTrimmer, trimStateJob } from '../../../jobs/trim-state.js';
+import { StoreKeys } from '../../../rules/store/keys.js';
+import type { StateTrimmer } from '../../../jobs/trim-state.js';
 import { createMemoryGuard } from '../../../remediations/guard/memory-guard.js';
 import { guardOptionsFromConfig } from '../../../remediations/guard/policy.js';
 import { MemoryStateStore } from '../../../rules/store/memory-store.js';
@@ -46,7 +47,7 @@ describe('jobs: guard-reconcile', () => {
     const r002 = guard.state.reservations.get('gpu-002');
     if (r002) r002.exp = T0 + 1000;
     let relisted = 0;
-    const job = guardReconcileJob({ view, reconcilable: { reconcile: () => Promise.resolve(void relisted++), listedAt: () => 0 }, pruner: memoryReservationPruner(guard.state) });
+    const job = guardReconcileJob({ view, reconcilable: { reconcile: () => Promise.resolve(void relisted++), listedAt: () => 0 }, guard });
     clock.set(T0 + 2000);
     const summary = await job.run(ctx(clock.now()));
     expect(relisted).to.equal(1);
@@ -96,8 +97,8 @@ describe('jobs: trim-state', () => {
       { op: 'window.add', key: 'c', member: 'e3', ts: T0 + 5000, windowMs: 1000, ttlMs: 60_000 },
     ]);
     expect(store.size()).to.equal(3);
-    const out = await trimStateJob([memoryStoreTrimmer(store)]).run(ctx(T0 + 5000));
-    expect(out).to.deep.equal({ memoryStore: 1 });
+    const out = await trimStateJob([ruleStateTrimmer(store, { keys: new StoreKeys('nw:'), rules: [] })]).run(ctx(T0 + 5000));
+    expect(out).to.deep.equal({ ruleState: 1 });
     expect(store.size()).to.equal(2);
   });
 

@@ -4,8 +4,8 @@ import { DEFAULT_CONFIG } from '../../../core/config.js';
 import type { LedgerRecord } from '../../../core/decision.js';
 import { MemoryLogger, silentLogger } from '../../../core/logger.js';
 import { MemoryLedgerReader } from '../../../control/backend.js';
-import { MemoryJobState } from '../../../control/jobs/job-state.js';
-import type { JobContext } from '../../../control/jobs/job.js';
+import { MemoryJobState } from '../../../jobs/job-state.js';
+import type { JobContext } from '../../../jobs/job.js';
 import {
   applyLedger,
   emptyResolveState,
@@ -13,8 +13,8 @@ import {
   resolveClearedJob,
   resolveDecision,
   targetNode,
-} from '../../../control/jobs/resolve-cleared.js';
-import type { ResolveClearedState, RuleActivity } from '../../../control/jobs/resolve-cleared.js';
+} from '../../../jobs/resolve-cleared.js';
+import type { ResolveClearedState, RuleActivity } from '../../../jobs/resolve-cleared.js';
 import { createMemoryGuard } from '../../../remediations/guard/memory-guard.js';
 import { guardOptionsFromConfig } from '../../../remediations/guard/policy.js';
 import { createPagerExecutor } from '../../../remediations/pager/pager-executor.js';

@@ -4,12 +4,12 @@ import { PoisonInputError } from '../../../core/errors.js';
 import { MemoryLogger } from '../../../core/logger.js';
 import { createRegistry } from '../../../core/metrics.js';
 import type { Registry } from '../../../core/metrics.js';
-import { createNodeCron } from '../../../control/jobs/cron.js';
-import type { Job, JobContext } from '../../../control/jobs/job.js';
-import type { JobLock } from '../../../control/jobs/lock.js';
-import { MemoryJobLock } from '../../../control/jobs/lock.js';
-import { JobScheduler } from '../../../control/jobs/scheduler.js';
-import type { CronPort } from '../../../control/jobs/scheduler.js';
+import { createNodeCron } from '../../../jobs/cron.js';
+import type { Job, JobContext } from '../../../jobs/job.js';
+import type { JobLock } from '../../../jobs/lock.js';
+import { MemoryJobLock } from '../../../jobs/lock.js';
+import { JobScheduler } from '../../../jobs/scheduler.js';
+import type { CronPort } from '../../../jobs/scheduler.js';
 
 const T0 = Date.parse('2026-11-21T09:00:00Z');
 

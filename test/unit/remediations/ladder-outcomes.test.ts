@@ -5,7 +5,7 @@
 import { expect } from 'chai';
 import type { LedgerRecord } from '../../../core/decision.js';
 import { renderOutcomes } from '../../../control/render.js';
-import { buildDigest, renderDigest } from '../../../control/jobs/daily-digest.js';
+import { buildDigest, renderDigest } from '../../../jobs/daily-digest.js';
 import { outcomeFigures } from '../../../remediations/ladder/outcomes.js';
 import { FakeCluster } from './fake-cluster.js';
 

@@ -2,7 +2,7 @@ import { expect } from 'chai';
 import type { AxiosInstance } from 'axios';
 import { AxiosError, AxiosHeaders } from 'axios';
 import { silentLogger } from '../../../core/logger.js';
-import { createSlackDigestSender } from '../../../control/jobs/slack-digest-sender.js';
+import { createSlackDigestSender } from '../../../jobs/slack-digest-sender.js';
 import { createSlackPager } from '../../../remediations/pager/slack.js';
 import { createSlackLimiter } from '../../../remediations/pager/slack-limiter.js';
 

@@ -59,12 +59,13 @@ describe('rules engine', function () {
     expect(new Set(a.map((d) => d.id)).size).to.equal(2);
   });
 
-  it('re-processing an event whose firing was recorded does not act twice', async function () {
+  it('re-processing an event whose firing was recorded re-derives the same decisions (the guard then refuses a second action); another event at the same time decides nothing', async function () {
     const store = new MemoryStateStore();
     const first = await make({ store }).engine.process([xid('e1', 'n1', 0)]);
     expect(first).to.have.length(2);
-    // a new replica, same shared store, same event redelivered
-    expect(await make({ store }).engine.process([xid('e1', 'n1', 0)])).to.deep.equal([]);
+    // a new replica, same shared store, same event redelivered: same episode, same decision ids
+    expect(await make({ store }).engine.process([xid('e1', 'n1', 0)])).to.deep.equal(first);
+    expect(await make({ store }).engine.process([xid('e2', 'n1', 0)])).to.deep.equal([]);
   });
 
   it('duplicate deliveries of one event never count twice toward a window', async function () {
@@ -127,6 +128,7 @@ describe('rules engine', function () {
     // an async-only store (like Redis): no execSync, results arrive later
     const slow: StateStore = {
       exec: (ops) => new Promise((r) => setTimeout(() => r(mem.execSync(ops)), 5)),
+      trim: () => mem.trim(),
       close: () => Promise.resolve(),
     };
     const { engine } = make({ store: slow });

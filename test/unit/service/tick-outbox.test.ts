@@ -14,7 +14,6 @@ import { createMemoryGuard, MemoryGuardState } from '../../../remediations/guard
 import { createRuleEngine } from '../../../rules/engine/engine.js';
 import type { EventEnvelope } from '../../../core/envelope.js';
 import { MemoryDeduper } from '../../../rules/service/dedupe.js';
-import { RefiringStateStore } from '../../../rules/service/refire-store.js';
 import { MemoryStateStore } from '../../../rules/store/memory-store.js';
 import { DEFAULT_CONFIG } from '../../../core/config.js';
 import { ManualClock } from '../../../core/clock.js';
@@ -53,7 +52,7 @@ const dying = (): Executor => ({ actions: ['cordon', 'uncordon', 'rollback'], ex
 
 function shared() {
   const clock = new ManualClock(T0);
-  return { clock, cluster: FakeCluster.fleet(20), store: new RefiringStateStore(new MemoryStateStore()), guardState: new MemoryGuardState(), deduper: new MemoryDeduper(clock, { windowMs: 600_000, claimTtlMs: 5000 }) };
+  return { clock, cluster: FakeCluster.fleet(20), store: new MemoryStateStore(), guardState: new MemoryGuardState(), deduper: new MemoryDeduper(clock, { windowMs: 600_000, claimTtlMs: 5000 }) };
 }
 
 function replica(s: ReturnType<typeof shared>, executor: Executor, tickOutbox = true, pager: Executor = new PageRecorder()) {

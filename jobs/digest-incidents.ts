@@ -10,9 +10,9 @@
  * after this window (the next digest's). A resolve stamped before its
  * incident's trigger counts as a 0 ms repair, never a negative one.
  */
-import { median } from '../../core/stats.js';
-import type { Incident } from '../../remediations/incidents/incident.js';
-import type { Silence } from '../../remediations/silences/silence.js';
+import { median } from '../core/stats.js';
+import type { Incident } from '../remediations/incidents/incident.js';
+import type { Silence } from '../remediations/silences/silence.js';
 
 /** Clock skew between replicas tolerated at the end of the window. */
 export const SKEW_MS = 2 * 60_000;

@@ -7,15 +7,15 @@
  * toggle's `expiresAt`) and drops expired toggles from the store.
  *
  * Toggles are followed from the audit records in the ledger, not from the
- * store: the Redis store prunes an expired toggle within a second, long
- * before a once-a-minute job could see it. Per rule the job keeps the latest
+ * store: an expired toggle stops applying at once, and a toggle with a TTL
+ * shorter than a minute may come and go between two runs. Per rule the job keeps the latest
  * audit record and whether its expiry was recorded; a toggle that expired
  * and was then replaced still gets its expiry record.
  */
-import type { ToggleAuditRecord, ToggleAuditSink } from '../../rules/toggles/port.js';
-import type { LedgerEntry } from '../api.js';
-import { MAX_TTL_MS } from '../api.js';
-import type { LedgerReader } from '../backend.js';
+import type { ClosableRuleToggles, ToggleAuditRecord, ToggleAuditSink } from '../rules/toggles/port.js';
+import type { LedgerEntry } from '../control/api.js';
+import { MAX_TTL_MS } from '../control/api.js';
+import type { LedgerReader } from '../control/backend.js';
 import type { Job, JobSummary } from './job.js';
 import { checkAborted } from './job.js';
 import type { JobStateStore } from './job-state.js';
@@ -114,16 +114,12 @@ export function pruneToggleState(s: ExpireTogglesState, now: number): void {
   }
 }
 
-/** Drops expired toggles from a toggle store; returns how many (when the store can tell). */
-export interface ExpiredToggleDropper {
-  dropExpired(now: number): Promise<number>;
-}
-
 export interface ExpireTogglesDeps {
   ledger: LedgerReader;
   /** Where toggle audits go (the ledger topic and stream, as for the control API's changes). */
   audit: ToggleAuditSink;
-  dropper?: ExpiredToggleDropper;
+  /** The toggle store whose expired toggles are dropped. */
+  toggles?: Pick<ClosableRuleToggles, 'dropExpired'>;
   state: JobStateStore;
 }
 
@@ -144,7 +140,7 @@ export function expireTogglesJob(d: ExpireTogglesDeps): Job {
       // recorded before the state is saved: a failed write is retried next run, never lost
       if (records.length > 0) await d.audit.append(records);
       for (const r of records) ctx.logger.info({ rule: r.rule, expiresAt: r.expiresAt }, 'rule toggle expired');
-      const dropped = d.dropper ? await d.dropper.dropExpired(ctx.now) : 0;
+      const dropped = d.toggles ? await d.toggles.dropExpired(ctx.now) : 0;
       pruneToggleState(s, ctx.now);
       s.checkpoint = ctx.now;
       await d.state.save(EXPIRE_TOGGLES, s);

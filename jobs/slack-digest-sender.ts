@@ -7,12 +7,12 @@
  */
 import axios from 'axios';
 import type { AxiosInstance } from 'axios';
-import type { Logger } from '../../core/logger.js';
-import type { SlackMessage } from '../../remediations/pager/slack.js';
-import type { RetryPolicy, Sleep } from '../../remediations/pager/retry.js';
-import { DEFAULT_RETRY, realSleep, withRetry } from '../../remediations/pager/retry.js';
-import type { SlackLimiter } from '../../remediations/pager/slack-limiter.js';
-import { createSlackLimiter, postInSlot } from '../../remediations/pager/slack-limiter.js';
+import type { Logger } from '../core/logger.js';
+import type { SlackMessage } from '../remediations/pager/slack.js';
+import type { RetryPolicy, Sleep } from '../remediations/pager/retry.js';
+import { DEFAULT_RETRY, realSleep, withRetry } from '../remediations/pager/retry.js';
+import type { SlackLimiter } from '../remediations/pager/slack-limiter.js';
+import { createSlackLimiter, postInSlot } from '../remediations/pager/slack-limiter.js';
 import type { DigestSender } from './daily-digest.js';
 
 export interface SlackDigestSenderOptions {

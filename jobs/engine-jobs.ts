@@ -5,39 +5,36 @@
  * `stop()` first on shutdown.
  */
 import type { Redis } from 'ioredis';
-import type { Clock } from '../../core/clock.js';
-import type { ClusterView } from '../../core/cluster.js';
-import type { NodewardenConfig } from '../../core/config.js';
-import { readSecret } from '../../adapters/config-file.js';
-import { parseDuration } from '../../core/duration.js';
-import type { Logger } from '../../core/logger.js';
-import type { Registry } from '../../core/metrics.js';
-import { MemoryGuardState } from '../../remediations/guard/memory-guard.js';
-import type { Remediator } from '../../remediations/ports.js';
-import type { Incident } from '../../remediations/incidents/incident.js';
-import type { SlackLimiter } from '../../remediations/pager/slack-limiter.js';
-import type { Silence } from '../../remediations/silences/silence.js';
-import { MemoryStateStore } from '../../rules/store/memory-store.js';
-import type { StateStore } from '../../rules/store/state-store.js';
-import type { RuleToggles, ToggleAuditSink } from '../../rules/toggles/port.js';
-import type { LedgerReader } from '../backend.js';
+import type { Clock } from '../core/clock.js';
+import type { ClusterView } from '../core/cluster.js';
+import type { NodewardenConfig } from '../core/config.js';
+import { readSecret } from '../adapters/config-file.js';
+import { parseDuration } from '../core/duration.js';
+import type { Logger } from '../core/logger.js';
+import type { Registry } from '../core/metrics.js';
+import type { ControllableGuard, Remediator } from '../remediations/ports.js';
+import type { Incident } from '../remediations/incidents/incident.js';
+import type { SlackLimiter } from '../remediations/pager/slack-limiter.js';
+import type { Silence } from '../remediations/silences/silence.js';
+import { StoreKeys } from '../rules/store/keys.js';
+import type { StateStore } from '../rules/store/state-store.js';
+import type { ClosableRuleToggles, ToggleAuditSink } from '../rules/toggles/port.js';
+import type { LedgerReader } from '../control/backend.js';
 import { createNodeCron } from './cron.js';
 import { dailyDigestJob } from './daily-digest.js';
 import type { DigestSender } from './daily-digest.js';
 import { expireTogglesJob } from './expire-toggles.js';
 import { guardReconcileJob } from './guard-reconcile.js';
-import type { ReconcilableView, ReservationPruner } from './guard-reconcile.js';
+import type { ReconcilableView } from './guard-reconcile.js';
 import { MemoryJobState, RedisJobState } from './job-state.js';
 import { MemoryJobLock } from './lock.js';
 import { RedisJobLock } from './redis-lock.js';
-import { memoryReservationPruner, redisReservationPruner } from './reservation-pruners.js';
 import { resolveClearedJob } from './resolve-cleared.js';
 import type { RuleActivity } from './resolve-cleared.js';
 import { JobScheduler } from './scheduler.js';
 import type { CronPort } from './scheduler.js';
 import { createSlackDigestSender } from './slack-digest-sender.js';
-import { memoryToggleDropper, redisToggleDropper } from './toggle-droppers.js';
-import { memoryStoreTrimmer, redisEpisodeIndexTrimmer, redisLedgerTrimmer, trimStateJob } from './trim-state.js';
+import { redisLedgerTrimmer, ruleStateTrimmer, trimStateJob } from './trim-state.js';
 import type { StateTrimmer } from './trim-state.js';
 
 export interface EngineJobsDeps {
@@ -48,11 +45,11 @@ export interface EngineJobsDeps {
   /** Present when the engine runs on Redis: leases, job state and trimming use it. */
   redis?: Redis;
   cluster: ClusterView;
-  /** The guard object (a memory guard exposes its state: stale reservations are released there). */
-  guard: object;
+  /** The guard: its stale cordon reservations are released by guard-reconcile. */
+  guard: ControllableGuard;
   remediator: Remediator;
   ledger: LedgerReader;
-  toggles: RuleToggles;
+  toggles: ClosableRuleToggles;
   /** Where toggle audit records go (as for the control API's changes). */
   toggleAudit: ToggleAuditSink;
   rules: ReadonlyArray<{ id: string; enabled: boolean }>;
@@ -93,10 +90,7 @@ export function createEngineJobs(d: EngineJobsDeps): JobScheduler {
     scheduler.register({ job, schedule: c.schedule, timeoutMs: parseDuration(c.timeout), configPath: `/jobs/${key}` });
   };
 
-  let pruner: ReservationPruner | undefined;
-  if (d.redis) pruner = redisReservationPruner(d.redis, prefix);
-  else if ('state' in d.guard && d.guard.state instanceof MemoryGuardState) pruner = memoryReservationPruner(d.guard.state);
-  add('guardReconcile', guardReconcileJob({ view: d.cluster, ...(isReconcilable(d.cluster) ? { reconcilable: d.cluster } : {}), ...(pruner ? { pruner } : {}) }));
+  add('guardReconcile', guardReconcileJob({ view: d.cluster, ...(isReconcilable(d.cluster) ? { reconcilable: d.cluster } : {}), guard: d.guard }));
 
   const byId = new Map(d.rules.map((r) => [r.id, r.enabled]));
   const activity: RuleActivity = (rule, now) => {
@@ -118,15 +112,12 @@ export function createEngineJobs(d: EngineJobsDeps): JobScheduler {
 
   add(
     'expireToggles',
-    expireTogglesJob({ ledger: d.ledger, audit: d.toggleAudit, dropper: d.redis ? redisToggleDropper(d.redis, prefix) : memoryToggleDropper(d.toggles), state }),
+    expireTogglesJob({ ledger: d.ledger, audit: d.toggleAudit, toggles: d.toggles, state }),
   );
 
   const trimmers: StateTrimmer[] = [];
-  if (d.redis) {
-    trimmers.push(redisLedgerTrimmer(d.redis, prefix, { maxLen: cfg.trimState.ledgerMaxLen, maxAgeMs: parseDuration(cfg.trimState.ledgerMaxAge) }));
-    trimmers.push(redisEpisodeIndexTrimmer(d.redis, prefix, d.rules.map((r) => r.id)));
-  }
-  if (d.store instanceof MemoryStateStore) trimmers.push(memoryStoreTrimmer(d.store));
+  if (d.redis) trimmers.push(redisLedgerTrimmer(d.redis, prefix, { maxLen: cfg.trimState.ledgerMaxLen, maxAgeMs: parseDuration(cfg.trimState.ledgerMaxAge) }));
+  trimmers.push(ruleStateTrimmer(d.store, { keys: new StoreKeys(prefix), rules: d.rules.map((r) => r.id) }));
   add('trimState', trimStateJob(trimmers));
 
   let sender = d.digestSender;

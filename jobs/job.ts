@@ -5,7 +5,7 @@
  * scheduler owns timing, overlap, cross-replica election, timeouts, metrics
  * and error handling, so a job only does its chore.
  */
-import type { Logger } from '../../core/logger.js';
+import type { Logger } from '../core/logger.js';
 
 /** What a run gets from the scheduler. */
 export interface JobContext {

@@ -5,8 +5,8 @@
  * already read (replicas' clocks, batches in flight). Re-reading is safe: the
  * jobs apply records idempotently.
  */
-import type { LedgerEntry } from '../api.js';
-import type { LedgerReader } from '../backend.js';
+import type { LedgerEntry } from '../control/api.js';
+import type { LedgerReader } from '../control/backend.js';
 
 /** How far before the checkpoint each run re-reads. */
 export const LEDGER_SLACK_MS = 2 * 60_000;

@@ -16,11 +16,11 @@
  * so they are guarded, idempotent (stable decision ids) and ledgered.
  */
 import { createHash } from 'node:crypto';
-import type { ClusterView } from '../../core/cluster.js';
-import type { Decision, LedgerRecord, Severity, Target } from '../../core/decision.js';
-import type { Remediator } from '../../remediations/ports.js';
-import type { LedgerEntry } from '../api.js';
-import type { LedgerReader } from '../backend.js';
+import type { ClusterView } from '../core/cluster.js';
+import type { Decision, LedgerRecord, Severity, Target } from '../core/decision.js';
+import type { Remediator } from '../remediations/ports.js';
+import type { LedgerEntry } from '../control/api.js';
+import type { LedgerReader } from '../control/backend.js';
 import type { Job, JobSummary } from './job.js';
 import { checkAborted } from './job.js';
 import type { JobStateStore } from './job-state.js';

@@ -10,7 +10,7 @@
  *
  * Adapters: memory (embedded engine, one process) and Redis (`SET NX PX`).
  */
-import type { Clock } from '../../core/clock.js';
+import type { Clock } from '../core/clock.js';
 
 export interface JobLock {
   /** Takes the running lease of `job` for `ttlMs`; resolves to a token, or null when it is held. */

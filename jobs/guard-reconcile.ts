@@ -10,8 +10,9 @@
  * the cluster. Both would otherwise hold budget until the next authorize
  * happens to prune them.
  */
-import type { ClusterView } from '../../core/cluster.js';
-import { isUnavailable } from '../../core/cluster.js';
+import type { ClusterView } from '../core/cluster.js';
+import { isUnavailable } from '../core/cluster.js';
+import type { ControllableGuard, ReservationEntry } from '../remediations/ports.js';
 import type { Job, JobSummary } from './job.js';
 import { checkAborted } from './job.js';
 
@@ -25,18 +26,6 @@ export interface ReconcilableView {
 /** Default age of the view's last full list past which the job re-lists it. */
 export const DEFAULT_MAX_VIEW_AGE_MS = 5 * 60_000;
 
-/** One cordon reservation as stored by a guard adapter. */
-export interface ReservationEntry {
-  node: string;
-  /** ms since epoch when it stops counting. */
-  exp: number;
-}
-
-/** Releases stale cordon reservations of a guard. Adapters: memory guard state, Redis hash. */
-export interface ReservationPruner {
-  /** Releases the reservations `isStale` picks; returns how many went. */
-  prune(isStale: (r: ReservationEntry) => boolean): Promise<number>;
-}
 
 /** Pure: a reservation is stale once expired, or when its node is gone from a view that knows nodes. */
 export function staleReservation(now: number, view: ClusterView): (r: ReservationEntry) => boolean {
@@ -48,7 +37,8 @@ export interface GuardReconcileDeps {
   view: ClusterView;
   /** Present when the view can re-list (live cluster); a simulated cluster is always current. */
   reconcilable?: ReconcilableView;
-  pruner?: ReservationPruner;
+  /** The guard whose stale cordon reservations are released. */
+  guard?: Pick<ControllableGuard, 'pruneReservations'>;
   /** Re-list only when the last full list is at least this old (default 5 min). */
   maxViewAgeMs?: number;
 }
@@ -61,7 +51,7 @@ export function guardReconcileJob(d: GuardReconcileDeps): Job {
       const relist = d.reconcilable !== undefined && ctx.now - d.reconcilable.listedAt() >= (d.maxViewAgeMs ?? DEFAULT_MAX_VIEW_AGE_MS);
       if (relist) await d.reconcilable?.reconcile();
       checkAborted(ctx.signal);
-      const released = d.pruner ? await d.pruner.prune(staleReservation(ctx.now, d.view)) : 0;
+      const released = d.guard ? await d.guard.pruneReservations(staleReservation(ctx.now, d.view)) : 0;
       const nodes = d.view.listNodes();
       return { relisted: relist, nodes: nodes.length, unavailable: nodes.filter(isUnavailable).length, reservationsReleased: released };
     },

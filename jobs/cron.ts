@@ -5,8 +5,8 @@
  */
 import { createTask, validateDetailed } from 'node-cron';
 import type { Logger as CronLogger } from 'node-cron';
-import { errorMessage } from '../../core/errors.js';
-import type { Logger } from '../../core/logger.js';
+import { errorMessage } from '../core/errors.js';
+import type { Logger } from '../core/logger.js';
 import type { CronHandle, CronPort } from './scheduler.js';
 
 function cronLogger(log: Logger): CronLogger {

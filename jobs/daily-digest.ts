@@ -10,23 +10,23 @@
  * pure (`buildDigest`, `renderDigest`); the job reads the ledger and the
  * paging store and posts through a sender port.
  */
-import type { ClusterView } from '../../core/cluster.js';
-import type { ActionKind, LedgerRecord } from '../../core/decision.js';
-import { ACTIONS } from '../../core/decision.js';
-import type { SlackBlock, SlackMessage } from '../../remediations/pager/slack.js';
-import { truncate } from '../../remediations/pager/pager.js';
-import type { Incident } from '../../remediations/incidents/incident.js';
-import type { Silence } from '../../remediations/silences/silence.js';
-import type { LedgerEntry } from '../api.js';
-import type { LedgerReader } from '../backend.js';
+import type { ClusterView } from '../core/cluster.js';
+import type { ActionKind, LedgerRecord } from '../core/decision.js';
+import { ACTIONS } from '../core/decision.js';
+import type { SlackBlock, SlackMessage } from '../remediations/pager/slack.js';
+import { truncate } from '../remediations/pager/pager.js';
+import type { Incident } from '../remediations/incidents/incident.js';
+import type { Silence } from '../remediations/silences/silence.js';
+import type { LedgerEntry } from '../control/api.js';
+import type { LedgerReader } from '../control/backend.js';
 import type { Job, JobSummary } from './job.js';
 import { checkAborted } from './job.js';
 import { isToggleAudit, readLedgerWindow } from './ledger-window.js';
 import { targetNode } from './resolve-cleared.js';
 import type { IncidentDigest, SilenceDigest } from './digest-incidents.js';
 import { humanDuration, summariseIncidents, summariseSilences } from './digest-incidents.js';
-import type { RuleOutcome } from '../../remediations/ladder/outcomes.js';
-import { outcomeFigures } from '../../remediations/ladder/outcomes.js';
+import type { RuleOutcome } from '../remediations/ladder/outcomes.js';
+import { outcomeFigures } from '../remediations/ladder/outcomes.js';
 
 export interface CordonedNode {
   node: string;

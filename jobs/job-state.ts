@@ -5,7 +5,7 @@
  * embedded engine keeps it in memory. Values are JSON.
  */
 import type { Redis } from 'ioredis';
-import { errorMessage, NodewardenError } from '../../core/errors.js';
+import { errorMessage, NodewardenError } from '../core/errors.js';
 import { jobKeys } from './keys.js';
 import type { JobKeys } from './keys.js';
 

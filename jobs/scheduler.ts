@@ -14,9 +14,9 @@
  */
 import { Counter, Gauge, Histogram } from 'prom-client';
 import type { Registry } from 'prom-client';
-import type { Clock } from '../../core/clock.js';
-import { errorMessage, NodewardenError, PoisonInputError } from '../../core/errors.js';
-import type { Logger } from '../../core/logger.js';
+import type { Clock } from '../core/clock.js';
+import { errorMessage, NodewardenError, PoisonInputError } from '../core/errors.js';
+import type { Logger } from '../core/logger.js';
 import type { Job, JobResult, JobRunReport, JobSummary } from './job.js';
 import { JOB_RESULTS } from './job.js';
 import type { JobLock } from './lock.js';

@@ -5,8 +5,8 @@
  */
 import { randomUUID } from 'node:crypto';
 import type { Redis } from 'ioredis';
-import { errorMessage, NodewardenError } from '../../core/errors.js';
-import { redisScript } from '../../adapters/redis/scripts.js';
+import { errorMessage, NodewardenError } from '../core/errors.js';
+import { redisScript } from '../adapters/redis/scripts.js';
 import type { JobLock } from './lock.js';
 import { jobKeys } from './keys.js';
 import type { JobKeys } from './keys.js';
