@@ -6,7 +6,7 @@
  * A malformed file is rejected whole, with every problem and where it is.
  */
 import { readFile } from 'node:fs/promises';
-import { PoisonInputError, errorMessage, type InputProblem } from '../../core/errors.js';
+import { PoisonInputError, errorMessage, type ErrorCode, type InputProblem } from '../../core/errors.js';
 import { CLUSTER_DUMP_MAX_BYTES, parseYamlDocuments } from '../../core/yaml.js';
 import { isRecord, type KubeObject } from '../kube/wire.js';
 
@@ -60,13 +60,19 @@ function collect(doc: unknown, path: string, out: KubeObject[], problems: InputP
   if (o) out.push(o);
 }
 
-/** Parses the text of a kubectl dump; `source` names it in errors. */
-export function parseClusterYaml(text: string, source?: string): KubeObject[] {
+/**
+ * Parses the text of a kubectl dump; `source` names it in errors. The one
+ * parser of a dump: the simulated cluster and the rule tests' stand-in
+ * (rules/replay/standin.ts) both read through it; `code` is the error code a
+ * bad dump is reported under (a config file by default, a request input for
+ * the rule tests).
+ */
+export function parseClusterYaml(text: string, source?: string, code: ErrorCode = 'CONFIG_INVALID'): KubeObject[] {
   const problems: InputProblem[] = [];
   const out: KubeObject[] = [];
   const docs = parseYamlDocuments(text, problems, { maxBytes: CLUSTER_DUMP_MAX_BYTES, maxAliasCount: 1000 });
   docs.forEach((js, i) => collect(js, docs.length > 1 ? `/${i}` : '', out, problems));
-  if (problems.length > 0) throw new PoisonInputError('CONFIG_INVALID', source, problems);
+  if (problems.length > 0) throw new PoisonInputError(code, source, problems);
   return out;
 }
 

@@ -14,10 +14,11 @@ import type { ClusterView, NodeInfo, WorkloadRef, WorkloadRevision } from '../..
 import { NW } from '../../core/cluster.js';
 import type { Decision, LedgerRecord } from '../../core/decision.js';
 import { PoisonInputError } from '../../core/errors.js';
-import type { InputProblem } from '../../core/errors.js';
-import { CLUSTER_DUMP_MAX_BYTES, parseYamlDocuments } from '../../core/yaml.js';
+import { CLUSTER_DUMP_MAX_BYTES } from '../../core/yaml.js';
 import { readTextFile } from '../../adapters/text-file.js';
 import type { Remediator } from '../../remediations/ports.js';
+import type { KubeObject } from '../../remediations/kube/wire.js';
+import { parseClusterYaml } from '../../remediations/simulated/parse.js';
 
 type Obj = Record<string, unknown>;
 const isObj = (v: unknown): v is Obj => typeof v === 'object' && v !== null && !Array.isArray(v);
@@ -61,17 +62,11 @@ function owner(o: Obj, kind: string): string | null {
   return null;
 }
 
-/** Builds a view from parsed Kubernetes objects (items of a List, or documents). */
-export function clusterFromObjects(objects: unknown[]): MutableClusterView {
+/** Builds a view from Kubernetes objects as parseClusterYaml returns them (Lists already flattened). */
+export function clusterFromObjects(objects: readonly KubeObject[]): MutableClusterView {
   const nodes: NodeInfo[] = [];
   const revisions: WorkloadRevision[] = [];
-  const flat: unknown[] = [];
   for (const o of objects) {
-    if (isObj(o) && Array.isArray(o.items)) flat.push(...(o.items as unknown[]));
-    else flat.push(o);
-  }
-  for (const o of flat) {
-    if (!isObj(o)) continue;
     const m = meta(o);
     const name = typeof m.name === 'string' ? m.name : '';
     const ns = typeof m.namespace === 'string' ? m.namespace : '';
@@ -94,12 +89,9 @@ export function clusterFromObjects(objects: unknown[]): MutableClusterView {
   return createStaticCluster(nodes, revisions);
 }
 
-/** Parses the text of a kubectl YAML dump. */
+/** Parses the text of a kubectl YAML dump (through the one dump parser, remediations/simulated/parse.ts). */
 export function parseClusterText(text: string, source: string): MutableClusterView {
-  const problems: InputProblem[] = [];
-  const objects = parseYamlDocuments(text, problems, { maxBytes: CLUSTER_DUMP_MAX_BYTES, maxAliasCount: 1000 });
-  if (problems.length > 0) throw new PoisonInputError('REQUEST_INVALID', source, problems);
-  return clusterFromObjects(objects);
+  return clusterFromObjects(parseClusterYaml(text, source, 'REQUEST_INVALID'));
 }
 
 export function loadClusterFile(path: string): MutableClusterView {
