@@ -18,6 +18,7 @@ import type { EventEnvelope, EventLabels, EventType } from '../core/envelope.js'
 import { envelopeProblems } from '../core/envelope.js';
 import { errorMessage } from '../core/errors.js';
 import { UlidFactory } from '../core/ids.js';
+import { withTimeout } from '../core/timeout.js';
 import type { Logger } from '../core/logger.js';
 import { createRegistry } from '../core/metrics.js';
 import type { Registry } from '../core/metrics.js';
@@ -106,16 +107,6 @@ export interface OnceResult {
   events: EventEnvelope[];
   /** One line per collector that was skipped or failed, for stderr. */
   notes: string[];
-}
-
-function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
-  let t: NodeJS.Timeout | undefined;
-  return Promise.race([
-    p,
-    new Promise<T>((_, reject) => {
-      t = setTimeout(() => reject(new Error(`${what}: no result within ${ms} ms`)), ms);
-    }),
-  ]).finally(() => clearTimeout(t));
 }
 
 /** One round of every collector over the host root: no Kafka, no cluster needed. Invalid events become notes. */

@@ -34,6 +34,7 @@ import type { Clock } from '../core/clock.js';
 import type { ActionKind, Decision, LedgerRecord, Outcome, Severity } from '../core/decision.js';
 import { backoffDelay } from '../core/backoff.js';
 import { errorMessage, NodewardenError } from '../core/errors.js';
+import { withTimeout } from '../core/timeout.js';
 import type { Logger } from '../core/logger.js';
 import type { Registry } from 'prom-client';
 import type { ExecutionResult, Executor, Guard, GuardControl, GuardVerdict, Remediator } from './ports.js';
@@ -197,14 +198,8 @@ interface Owed {
   settles: Array<() => Promise<void>>;
 }
 
-function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new NodewardenError('TIMEOUT', `${what} timed out after ${ms} ms`, { retriable: true })), ms);
-    timer.unref();
-  });
-  return Promise.race([p, timeout]).finally(() => clearTimeout(timer));
-}
+/** A long-lived service: a pending action's timer does not hold the process open. */
+const UNREF = { unref: true } as const;
 
 export function createRemediator(o: RemediatorOptions): GuardedRemediator {
   const logger = o.logger.child({ component: 'remediator' });
@@ -272,7 +267,7 @@ export function createRemediator(o: RemediatorOptions): GuardedRemediator {
       result = { ok: false, error: new NodewardenError('NOT_FOUND', `no executor for action ${d.action}`) };
     } else {
       try {
-        result = await withTimeout(executor.execute(d), actionTimeoutMs, `${d.action} of ${targetKey(d.target)}`);
+        result = await withTimeout(executor.execute(d), actionTimeoutMs, `${d.action} of ${targetKey(d.target)}`, UNREF);
       } catch (err) {
         result = { ok: false, error: err instanceof NodewardenError ? err : new NodewardenError('INTERNAL', errorMessage(err), { cause: err }) };
       }
@@ -303,7 +298,7 @@ export function createRemediator(o: RemediatorOptions): GuardedRemediator {
     const marked: Decision = { ...d, reason: `[degraded: ${why}] ${d.reason}`, evidence: { ...d.evidence, degraded: why } };
     let result: ExecutionResult;
     try {
-      result = await withTimeout(executor.execute(marked), actionTimeoutMs, `${d.action} of ${targetKey(d.target)}`);
+      result = await withTimeout(executor.execute(marked), actionTimeoutMs, `${d.action} of ${targetKey(d.target)}`, UNREF);
     } catch (err) {
       result = { ok: false, error: err instanceof NodewardenError ? err : new NodewardenError('INTERNAL', errorMessage(err), { cause: err }) };
     }
@@ -476,7 +471,7 @@ export function createRemediator(o: RemediatorOptions): GuardedRemediator {
   /** Writes to every sink (each bounded by the action timeout); throws if any failed. */
   async function writeLedger(records: readonly LedgerRecord[]): Promise<void> {
     if (records.length === 0) return;
-    const results = await Promise.allSettled(o.ledger.map((sink) => withTimeout(sink.write(records), actionTimeoutMs, `ledger write to ${sink.name}`)));
+    const results = await Promise.allSettled(o.ledger.map((sink) => withTimeout(sink.write(records), actionTimeoutMs, `ledger write to ${sink.name}`, UNREF)));
     let first: unknown;
     results.forEach((r, i) => {
       if (r.status === 'fulfilled') return;
