@@ -14,10 +14,26 @@ export interface BackoffPolicy {
   maxMs: number;
 }
 
-/** Wait before attempt `attempt + 1` (attempt counts from 1): base·2^(attempt-1), capped, with jitter in [½, 1]. */
+/*
+ * The one back-off formula of the code base: every retry loop (start-up
+ * steps, the remediator's retry queue, the pager, the agent's publisher and
+ * kube-proxy watch) waits one of these three.
+ */
+
+/** Wait before attempt `attempt + 1` (attempt counts from 1) without jitter: base·2^(attempt-1), capped at maxMs. */
+export function exponentialDelay(attempt: number, p: BackoffPolicy): number {
+  return Math.min(p.maxMs, p.baseMs * 2 ** Math.min(30, Math.max(0, attempt - 1)));
+}
+
+/** exponentialDelay with jitter in [½, 1] of it. */
 export function backoffDelay(attempt: number, p: BackoffPolicy, random: () => number = Math.random): number {
-  const exp = Math.min(p.maxMs, p.baseMs * 2 ** Math.min(30, Math.max(0, attempt - 1)));
+  const exp = exponentialDelay(attempt, p);
   return Math.round(exp / 2 + (random() * exp) / 2);
+}
+
+/** exponentialDelay with full jitter: anywhere in [0, 1] of it. */
+export function fullJitterDelay(attempt: number, p: BackoffPolicy, random: () => number = Math.random): number {
+  return Math.round(exponentialDelay(attempt, p) * random());
 }
 
 /** One dependency the process waits for at start-up. */

@@ -15,6 +15,7 @@
 import { httpGetText } from './http-get.js';
 import type { Collector, CollectorContext, CollectResult, Emit } from '../collector.js';
 import type { KubeProxyRestartData } from '../../core/envelope.js';
+import { exponentialDelay } from '../../core/backoff.js';
 import { errorMessage } from '../../core/errors.js';
 
 // ------------------------------------------------------------- pure diffing
@@ -174,7 +175,7 @@ export function createKubeProxyRestartCollector(ctx: CollectorContext, opts: Kub
   function retryLater(emit: Emit, why: unknown): void {
     if (stopped) return;
     failures++;
-    const delay = Math.min(backoff.maxMs, backoff.initialMs * 2 ** Math.min(failures - 1, 16));
+    const delay = exponentialDelay(failures, { baseMs: backoff.initialMs, maxMs: backoff.maxMs });
     log.warn({ err: errorMessage(why), retryInMs: delay }, 'kube-proxy pod watch failed; re-listing');
     timer = setTimeout(() => void listAndWatch(emit), delay);
   }

@@ -15,6 +15,7 @@
  * - `flush()` and `shutdown()` are bounded by a timeout; `shutdown()` is idempotent.
  */
 import { Counter, Gauge, Histogram } from 'prom-client';
+import { exponentialDelay } from '../../core/backoff.js';
 import type { EventSink } from '../../core/bus.js';
 import type { Clock } from '../../core/clock.js';
 import { systemClock } from '../../core/clock.js';
@@ -294,7 +295,7 @@ export class BatchPublisher implements EventSink {
     this.metrics.errors.inc();
     this.failures++;
     this.onError(err);
-    const delay = Math.min(this.retry.maxMs, this.retry.initialMs * 2 ** Math.min(this.failures - 1, 16));
+    const delay = exponentialDelay(this.failures, { baseMs: this.retry.initialMs, maxMs: this.retry.maxMs });
     if (this.retryTimer) clearTimeout(this.retryTimer);
     this.retryTimer = setTimeout(() => {
       this.retryTimer = undefined;

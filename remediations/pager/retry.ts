@@ -4,6 +4,7 @@
  * any other 4xx is final (the request itself is wrong; retrying cannot help).
  */
 import { isAxiosError } from 'axios';
+import { fullJitterDelay } from '../../core/backoff.js';
 import { NodewardenError } from '../../core/errors.js';
 import type { ErrorCode } from '../../core/errors.js';
 
@@ -61,8 +62,7 @@ export function classify(err: unknown): Failure {
 }
 
 export function backoffMs(attempt: number, p: RetryPolicy, random: () => number, retryAfterMs?: number): number {
-  const exp = Math.min(p.maxMs, p.baseMs * 2 ** attempt);
-  const jittered = Math.round(exp * random());
+  const jittered = fullJitterDelay(attempt + 1, p, random);
   return retryAfterMs === undefined ? jittered : Math.min(p.maxMs, Math.max(retryAfterMs, jittered));
 }
 

@@ -1,8 +1,17 @@
 import { expect } from 'chai';
-import { backoffDelay, StartupRunner } from '../../../core/backoff.js';
+import { backoffDelay, exponentialDelay, fullJitterDelay, StartupRunner } from '../../../core/backoff.js';
 import { silentLogger } from '../../../core/logger.js';
 
 describe('backoff', () => {
+  it('one formula: base doubling from attempt 1, capped; full jitter spans [0, that]', () => {
+    const p = { baseMs: 1000, maxMs: 30_000 };
+    expect([1, 2, 3, 5, 6, 0, 1e9].map((a) => exponentialDelay(a, p))).to.deep.equal([1000, 2000, 4000, 16_000, 30_000, 1000, 30_000]);
+    expect(fullJitterDelay(3, p, () => 0)).to.equal(0);
+    expect(fullJitterDelay(3, p, () => 1)).to.equal(4000);
+    expect(fullJitterDelay(3, p, () => 0.5)).to.equal(2000);
+  });
+
+
   it('grows exponentially, is capped, and jitters within [half, full]', () => {
     const p = { baseMs: 500, maxMs: 15_000 };
     expect(backoffDelay(1, p, () => 1)).to.equal(500);
