@@ -21,7 +21,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { packageRoot } from '../core/paths.js';
-import { ProcSampler, meanCpu, quantile } from './lib/proc-sampler.js';
+import { ProcSampler, meanCpu } from './lib/proc-sampler.js';
+import { quantile } from './lib/stats.js';
 import type { ProcSample } from './lib/proc-sampler.js';
 
 const BAR = { rssMiB: 64, cpuPct: 0.5 };

@@ -74,13 +74,6 @@ export class ProcSampler {
   }
 }
 
-export function quantile(xs: number[], q: number): number {
-  if (xs.length === 0) return NaN;
-  const s = [...xs].sort((a, b) => a - b);
-  const i = Math.min(s.length - 1, Math.max(0, Math.ceil(q * s.length) - 1));
-  return s[i] as number;
-}
-
 /** CPU % over a whole window from first and last cumulative readings is steadier than a median of 1 s deltas (ticks are 10 ms). */
 export function meanCpu(samples: ProcSample[]): number {
   const xs = samples.map((s) => s.cpuPct).filter((x): x is number => x !== null);

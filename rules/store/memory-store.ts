@@ -67,27 +67,28 @@ type Entry = Series | CounterSeries | Distinct | ZSet | Episode | Sustained | Se
 
 const SWEEP_EVERY = 65_536;
 
-/** First index with ts[i] > t (ts sorted ascending). */
-function upper(ts: number[], t: number): number {
+/** Binary search over ts sorted ascending: the first index with ts[i] > t (`orEqual` false) or ts[i] >= t (true). */
+function firstAbove(ts: number[], t: number, orEqual: boolean): number {
   let lo = 0;
   let hi = ts.length;
   while (lo < hi) {
     const mid = (lo + hi) >>> 1;
-    if ((ts[mid] as number) <= t) lo = mid + 1;
+    const v = ts[mid] as number;
+    if (v < t || (v === t && !orEqual)) lo = mid + 1;
     else hi = mid;
   }
   return lo;
 }
+/** First index with ts[i] > t (ts sorted ascending). */
+const upper = (ts: number[], t: number): number => firstAbove(ts, t, false);
 /** First index with ts[i] >= t. */
-function lower(ts: number[], t: number): number {
-  let lo = 0;
-  let hi = ts.length;
-  while (lo < hi) {
-    const mid = (lo + hi) >>> 1;
-    if ((ts[mid] as number) < t) lo = mid + 1;
-    else hi = mid;
-  }
-  return lo;
+const lower = (ts: number[], t: number): number => firstAbove(ts, t, true);
+
+/** Members of an index due at or before `before`, sorted. */
+function dueMembers(z: ZSet, before: number): string[] {
+  const out: string[] = [];
+  for (const [m, t] of z.m) if (t <= before) out.push(m);
+  return out.sort();
 }
 
 /** Increase from sample `prev` to `v`: a lower value is a reset (the counter restarted from zero). */
@@ -324,10 +325,9 @@ export class MemoryStateStore implements StateStore {
       case 'due.pop': {
         const z = this.get(op.index, 'zset');
         if (!z) return [];
-        const out: string[] = [];
-        for (const [m, t] of z.m) if (t <= op.before) out.push(m);
+        const out = dueMembers(z, op.before);
         for (const m of out) z.m.delete(m);
-        return out.sort();
+        return out;
       }
       case 'seen.touch': {
         const z = this.zset(op.index);
@@ -380,9 +380,7 @@ export class MemoryStateStore implements StateStore {
       case 'episode.quiet': {
         const z = this.get(op.index, 'zset');
         if (!z) return [];
-        const out: string[] = [];
-        for (const [m, t] of z.m) if (t <= op.before) out.push(m);
-        return out.sort();
+        return dueMembers(z, op.before);
       }
       case 'episode.get': {
         const e = this.get(op.key, 'episode');
