@@ -15,6 +15,7 @@ import type { Admin } from 'kafkajs';
 import { startKafka } from '../../test/harness/kafka.js';
 import type { KafkaBroker } from '../../test/harness/kafka.js';
 import { freePort } from '../../test/harness/ports.js';
+import { scrapeMetricSum } from '../../test/harness/metrics.js';
 
 const { Kafka, logLevel, Partitioners, CompressionTypes } = kafkajs;
 
@@ -193,12 +194,7 @@ export async function spawnEngine(o: EngineChildOptions): Promise<EngineChild> {
       if (proc.exitCode === null && proc.signalCode === null) proc.kill(signal);
       return await exited;
     },
-    async metric(name) {
-      const text = await (await fetch(`${url}/metrics`)).text();
-      let sum = 0;
-      for (const line of text.split('\n')) if (line.startsWith(name) && (line[name.length] === ' ' || line[name.length] === '{')) sum += Number(line.split(' ').pop());
-      return sum;
-    },
+    metric: (name) => scrapeMetricSum(url, name),
     log: () => readFileSync(logFile, 'utf8'),
   };
   const deadline = Date.now() + (o.readyTimeoutMs ?? 90_000);

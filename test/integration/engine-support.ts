@@ -14,6 +14,7 @@ import kafkajs from 'kafkajs';
 import type { Consumer, KafkaConfig } from 'kafkajs';
 import { freePort } from '../harness/ports.js';
 import { sharedKafka, sharedRedis } from './servers.js';
+import { scrapeMetricSum } from '../harness/metrics.js';
 
 const { Kafka, logLevel, Partitioners } = kafkajs;
 
@@ -109,12 +110,7 @@ export async function startEngine(cfg: EngineConfig, extraArgs: string[] = []): 
       if (proc.exitCode === null && proc.signalCode === null) proc.kill(signal);
       return exited;
     },
-    async metric(name) {
-      const text = await (await fetch(`${url}/metrics`)).text();
-      let sum = 0;
-      for (const line of text.split('\n')) if (line.startsWith(name) && (line[name.length] === ' ' || line[name.length] === '{')) sum += Number(line.split(' ').pop());
-      return sum;
-    },
+    metric: (name) => scrapeMetricSum(url, name),
   };
   let exitedEarly = false;
   void exited.then(() => (exitedEarly = true));
