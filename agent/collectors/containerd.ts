@@ -20,6 +20,7 @@ import type { ContainerdData, ContainerdState } from '../../core/envelope.js';
 import { packageRoot } from '../../core/paths.js';
 import { errorMessage } from '../../core/errors.js';
 import { GrpcCode, GrpcError, openUnaryChannel, protoFields } from './grpc-unary.js';
+import { probeLoopCollector } from './periodic.js';
 
 export const DEFAULT_CONTAINERD_SOCKET = 'unix:///run/containerd/containerd.sock';
 
@@ -186,17 +187,15 @@ export function createContainerdCollector(ctx: CollectorContext, opts: Container
   const { target, path } = resolveContainerdTarget(opts.socket, ctx.hostRoot);
   const resendMs = opts.resendMs ?? 30_000;
   const log = ctx.logger.child({ collector: 'runtime.containerd' });
-  let timer: NodeJS.Timeout | undefined;
-  let stopped = true;
   let lastKey: string | null = null;
   let lastEmitAt = 0;
 
   const toEvent = (p: ContainerdProbe, at: number) => ctx.newEvent('runtime.containerd', 'cri', p, at);
 
-  async function tick(emit: Emit): Promise<void> {
+  async function round(emit: Emit, running: () => boolean): Promise<void> {
     const at = ctx.clock.now();
     const p = await probeContainerd(target, path, opts.deadlineMs);
-    if (stopped) return;
+    if (!running()) return;
     const key = stateKey(p);
     const now = ctx.clock.now();
     if (key !== lastKey || now - lastEmitAt >= resendMs) {
@@ -207,33 +206,15 @@ export function createContainerdCollector(ctx: CollectorContext, opts: Container
     }
   }
 
-  function schedule(emit: Emit, delay: number): void {
-    if (stopped) return;
-    timer = setTimeout(() => {
-      tick(emit)
-        .catch((err: unknown) => log.warn({ err: errorMessage(err) }, 'containerd probe failed'))
-        .finally(() => schedule(emit, opts.intervalMs));
-    }, delay);
-  }
-
-  return {
+  return probeLoopCollector({
     name: 'runtime.containerd',
-    start(emit: Emit): Promise<void> {
-      if (!stopped) return Promise.resolve();
-      stopped = false;
-      schedule(emit, 0);
-      return Promise.resolve();
-    },
-    stop(): Promise<void> {
-      stopped = true;
-      if (timer) clearTimeout(timer);
-      timer = undefined;
-      return Promise.resolve();
-    },
+    intervalMs: opts.intervalMs,
+    round,
+    onError: (err: unknown) => log.warn({ err: errorMessage(err) }, 'containerd probe failed'),
     async collectOnce(): Promise<CollectResult> {
       if (path !== null && !existsSync(path)) return { events: [], skipped: `no containerd socket at ${path}` };
       const at = ctx.clock.now();
       return { events: [toEvent(await probeContainerd(target, path, opts.deadlineMs), at)] };
     },
-  };
+  });
 }

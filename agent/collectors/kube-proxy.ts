@@ -13,6 +13,7 @@
  * not, and the age of its `lastUpdated` (how long since it last synced rules).
  */
 import { httpGetText } from './http-get.js';
+import { probeLoopCollector } from './periodic.js';
 import type { Collector, CollectorContext, CollectResult, Emit } from '../collector.js';
 import type { KubeProxyRestartData } from '../../core/envelope.js';
 import { exponentialDelay } from '../../core/backoff.js';
@@ -327,42 +328,22 @@ export interface KubeProxyHealthOptions {
 
 export function createKubeProxyHealthCollector(ctx: CollectorContext, opts: KubeProxyHealthOptions): Collector {
   const timeoutMs = opts.timeoutMs ?? 2000;
-  let timer: NodeJS.Timeout | undefined;
-  let stopped = true;
   const log = ctx.logger.child({ collector: 'kubeproxy.health' });
 
-  function schedule(emit: Emit, delay: number): void {
-    if (stopped) return;
-    timer = setTimeout(() => {
-      const at = ctx.clock.now();
-      fetchKubeProxyHealth(opts.url, timeoutMs, () => ctx.clock.now())
-        .then(({ data }) => {
-          if (!stopped) emit([ctx.newEvent('kubeproxy.health', 'healthz', data, at)]);
-        })
-        .catch((err: unknown) => log.warn({ err: errorMessage(err) }, 'kube-proxy health probe failed'))
-        .finally(() => schedule(emit, opts.intervalMs));
-    }, delay);
-  }
-
-  return {
+  return probeLoopCollector({
     name: 'kubeproxy.health',
-    start(emit: Emit): Promise<void> {
-      if (stopped) {
-        stopped = false;
-        schedule(emit, 0);
-      }
-      return Promise.resolve();
+    intervalMs: opts.intervalMs,
+    async round(emit: Emit): Promise<void> {
+      const at = ctx.clock.now();
+      const { data } = await fetchKubeProxyHealth(opts.url, timeoutMs, () => ctx.clock.now());
+      emit([ctx.newEvent('kubeproxy.health', 'healthz', data, at)]);
     },
-    stop(): Promise<void> {
-      stopped = true;
-      if (timer) clearTimeout(timer);
-      return Promise.resolve();
-    },
+    onError: (err: unknown) => log.warn({ err: errorMessage(err) }, 'kube-proxy health probe failed'),
     async collectOnce(): Promise<CollectResult> {
       const at = ctx.clock.now();
       const { data, refused } = await fetchKubeProxyHealth(opts.url, timeoutMs, () => ctx.clock.now());
       if (refused) return { events: [], skipped: `nothing listening at ${opts.url}` };
       return { events: [ctx.newEvent('kubeproxy.health', 'healthz', data, at)] };
     },
-  };
+  });
 }

@@ -41,3 +41,52 @@ export function periodicCollector(name: string, intervalMs: number, round: (emit
     collectOnce,
   };
 }
+
+/**
+ * The shape shared by the probe collectors (containerd, kube-proxy health):
+ * `start` returns at once and the first round runs on a zero timer, then each
+ * round schedules the next `intervalMs` after it finished (never overlapped).
+ * A round's rejection goes to `onError`; `running()` is false once stopped, and
+ * nothing emitted after stop reaches the sink.
+ */
+export function probeLoopCollector(o: {
+  name: string;
+  intervalMs: number;
+  round: (emit: Emit, running: () => boolean) => Promise<void>;
+  onError: (err: unknown) => void;
+  collectOnce: () => Promise<CollectResult>;
+}): Collector {
+  let timer: NodeJS.Timeout | undefined;
+  let stopped = true;
+  const running = (): boolean => !stopped;
+
+  function schedule(emit: Emit, delay: number): void {
+    if (stopped) return;
+    const gated: Emit = (events) => {
+      if (!stopped) emit(events);
+    };
+    timer = setTimeout(() => {
+      o.round(gated, running)
+        .catch(o.onError)
+        .finally(() => schedule(emit, o.intervalMs));
+    }, delay);
+  }
+
+  return {
+    name: o.name,
+    start(emit: Emit): Promise<void> {
+      if (stopped) {
+        stopped = false;
+        schedule(emit, 0);
+      }
+      return Promise.resolve();
+    },
+    stop(): Promise<void> {
+      stopped = true;
+      if (timer) clearTimeout(timer);
+      timer = undefined;
+      return Promise.resolve();
+    },
+    collectOnce: o.collectOnce,
+  };
+}
