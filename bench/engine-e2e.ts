@@ -22,11 +22,10 @@
 import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { spawn } from 'node:child_process';
-import { Redis } from 'ioredis';
-import { startRedis } from '../test/harness/redis.js';
 import { formatProfile, summarizeProfileFile } from './lib/cpuprofile.js';
 import { benchFleet, describeMix, encodeEvents, takeEvents, writeClusterFile } from './lib/fleet-traffic.js';
-import { admin, createTopics, committed, produceAll, ROOT, spawnEngine, startBenchKafka, topicEnd } from './lib/kafka-bench.js';
+import { createTopics, committed, produceAll, ROOT, spawnEngine, startBenchBackends, topicEnd } from './lib/kafka-bench.js';
+import type { BenchBackends } from './lib/kafka-bench.js';
 import { boolFlag, cpuSeconds, describeMachine, findPid, machine, numFlag, runMain, sleep, writeJsonSummary } from './lib/run.js';
 import { fixed, int, median } from './lib/stats.js';
 
@@ -50,7 +49,7 @@ interface Timing {
 }
 
 /** Polls committed offsets until they reach `end`; times from now. */
-async function timeUntilCommitted(a: ReturnType<typeof admin>, groupId: string, topic: string, end: number, pids: { consumer: number; kafka?: number; redis?: number }, timeoutMs: number): Promise<Timing> {
+async function timeUntilCommitted(a: BenchBackends['admin'], groupId: string, topic: string, end: number, pids: { consumer: number; kafka?: number; redis?: number }, timeoutMs: number): Promise<Timing> {
   const c0 = { consumer: cpuSeconds(pids.consumer), kafka: cpuSeconds(pids.kafka), redis: cpuSeconds(pids.redis) };
   const t0 = performance.now();
   let t10: number | undefined;
@@ -107,10 +106,8 @@ async function main(): Promise<void> {
   console.log(`input: ${int(N)} events of a ${NODES}-node fleet over ${fixed((lastTs - firstTs) / 1000, 0)} s of virtual time (faults ×${AMPLIFICATION}): ${describeMix(events)}`);
   console.log(`${PARTITIONS} partitions, ${RUNS} runs, default rule pack, --store redis --dry-run${PROFILE ? ', engine under --cpu-prof (slower)' : ''}`);
 
-  const [kafka, redisServer] = await Promise.all([startBenchKafka(PARTITIONS), startRedis()]);
-  const redis = new Redis(redisServer.url);
-  const a = admin(kafka.brokers);
-  await a.connect();
+  const backends = await startBenchBackends(PARTITIONS);
+  const { kafka, redisServer, redis, admin: a } = backends;
   const kafkaPid = findPid(join(kafka.dir, 'server.properties'));
   const redisPid = findPid(`--port ${redisServer.port}`) ?? findPid(String(redisServer.port));
   const engineRuns: Timing[] = [];
@@ -179,9 +176,7 @@ async function main(): Promise<void> {
       }
     }
   } finally {
-    await a.disconnect().catch(() => undefined);
-    redis.disconnect();
-    await Promise.all([kafka.stop(), redisServer.stop()]);
+    await backends.stop();
   }
 
   const eng = median(engineRuns.map((x) => x.rate));

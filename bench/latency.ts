@@ -19,11 +19,9 @@
  */
 import kafkajs from 'kafkajs';
 import type { Consumer } from 'kafkajs';
-import { Redis } from 'ioredis';
 import type { EventEnvelope } from '../core/envelope.js';
-import { startRedis } from '../test/harness/redis.js';
 import { benchFleet, describeMix, fleetTraffic, writeClusterFile } from './lib/fleet-traffic.js';
-import { admin, createTopics, spawnEngine, startBenchKafka } from './lib/kafka-bench.js';
+import { createTopics, spawnEngine, startBenchBackends } from './lib/kafka-bench.js';
 import { describeMachine, machine, numFlag, runMain, sleep, writeJsonSummary } from './lib/run.js';
 import { fixed, int, median, quantile, summarize } from './lib/stats.js';
 import type { Summary } from './lib/stats.js';
@@ -82,10 +80,8 @@ async function main(): Promise<void> {
   const sample: EventEnvelope[] = [];
   console.log(`fleet ${NODES} nodes; background ${int(RATE)} events/s for ${SECONDS} s after ${WARMUP_MS / 1000} s warm-up; a marked Xid 79 every ${EVERY} ms (${markersPerRun} per run); ${RUNS} runs`);
 
-  const [kafka, redisServer] = await Promise.all([startBenchKafka(PARTITIONS), startRedis()]);
-  const redis = new Redis(redisServer.url);
-  const a = admin(kafka.brokers);
-  await a.connect();
+  const backends = await startBenchBackends(PARTITIONS);
+  const { kafka, redisServer, redis } = backends;
   const results: RunResult[] = [];
   const pooledAction: number[] = [];
   const pooledLedger: number[] = [];
@@ -195,9 +191,7 @@ async function main(): Promise<void> {
       if (res.matched < res.markers) console.log(`  WARNING: ${res.markers - res.matched} markers without an executed cordon in the ledger`);
     }
   } finally {
-    await a.disconnect().catch(() => undefined);
-    redis.disconnect();
-    await Promise.all([kafka.stop(), redisServer.stop()]);
+    await backends.stop();
   }
 
   const medP50 = median(results.map((x) => x.ledger.p50));

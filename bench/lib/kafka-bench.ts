@@ -15,6 +15,9 @@ import type { Admin } from 'kafkajs';
 import { startKafka } from '../../test/harness/kafka.js';
 import type { KafkaBroker } from '../../test/harness/kafka.js';
 import { freePort } from '../../test/harness/ports.js';
+import { Redis } from 'ioredis';
+import { startRedis } from '../../test/harness/redis.js';
+import type { RedisServer } from '../../test/harness/redis.js';
 import { scrapeMetricSum } from '../../test/harness/metrics.js';
 
 const { Kafka, logLevel, Partitioners, CompressionTypes } = kafkajs;
@@ -62,6 +65,34 @@ export async function createTopics(broker: KafkaBroker, names: string[], partiti
 
 export function admin(brokers: string[]): Admin {
   return new Kafka({ clientId: 'nw-bench-admin', brokers, logLevel: logLevel.NOTHING }).admin();
+}
+
+/** What the engine benches run against: a bench broker, a Redis server with a client, and a connected admin. */
+export interface BenchBackends {
+  kafka: KafkaBroker;
+  redisServer: RedisServer;
+  redis: Redis;
+  admin: Admin;
+  /** Disconnects the clients and stops both servers. */
+  stop(): Promise<void>;
+}
+
+export async function startBenchBackends(partitions: number): Promise<BenchBackends> {
+  const [kafka, redisServer] = await Promise.all([startBenchKafka(partitions), startRedis()]);
+  const redis = new Redis(redisServer.url);
+  const a = admin(kafka.brokers);
+  await a.connect();
+  return {
+    kafka,
+    redisServer,
+    redis,
+    admin: a,
+    async stop() {
+      await a.disconnect().catch(() => undefined);
+      redis.disconnect();
+      await Promise.all([kafka.stop(), redisServer.stop()]);
+    },
+  };
 }
 
 /**
