@@ -78,7 +78,14 @@ describe('nodewarden demo (integration: the real CLI, nothing else)', function (
     expect(s.deniedBy.maxUnavailable).to.be.greaterThan(0);
     expect(s.fleetLimit).to.equal(10);
     expect(s.maxCordonedByNodewarden).to.be.at.most(s.fleetLimit);
-    expect(s.nodewardenUncordons).to.equal(0);
+    // the repair ladder is on in the demo: nodewarden uncordons only nodes whose repair it validated first
+    const uncordoned = ledger.filter((l) => / executed +uncordon +Node\//.test(l)).map((l) => /uncordon +Node\/(\S+)/.exec(l)?.[1] ?? '');
+    expect(s.nodewardenUncordons).to.equal(uncordoned.length);
+    for (const n of uncordoned) {
+      const at = (what: string): number => ledger.findIndex((l) => new RegExp(` executed +${what} +Node/${n} `).test(l));
+      expect(at('validate'), `${n} uncordoned without a validation before`).to.be.within(0, at('uncordon') - 1);
+      expect(at('cordon'), `${n} uncordoned but not cordoned by nodewarden before`).to.be.within(0, at('uncordon') - 1);
+    }
     expect(s.deadLetters).to.equal(1);
   });
 });
