@@ -32,21 +32,48 @@ export interface Target {
   gpu?: string;
 }
 
-/** What a rule asks for. Produced by the pure engine; carries everything an executor needs. */
-export interface Decision {
+/** A rule action's `approval:` (brief §8): force or skip the approval step for this action. */
+export type Approval = 'required' | 'none';
+
+/** Parameters every action may carry: the rule's approval override, the repair-ladder episode it belongs to. */
+export interface CommonParams {
+  approval?: Approval;
+  /** The repair-ladder episode (remediations/ladder) a step belongs to. */
+  episode?: string;
+}
+
+/**
+ * The parameters of each action, typed where they are produced (the rule
+ * engine, the ladder) so executors read them without re-validation.
+ */
+export interface ActionParams {
+  cordon: CommonParams;
+  /** `onlyIfCordonedByNodewarden`: an uncordon on clear never lifts a cordon a person set. */
+  uncordon: CommonParams & { onlyIfCordonedByNodewarden?: true };
+  /** `toRevision` absent: the previous revision; `fromRevision`: the revision the rollout regressed from. */
+  rollback: CommonParams & { toRevision?: number; fromRevision?: number };
+  page: CommonParams & { runbook?: string };
+  resolve: CommonParams;
+  taint: CommonParams;
+  untaint: CommonParams;
+  reset: CommonParams;
+  reboot: CommonParams;
+  validate: CommonParams;
+  replace: CommonParams;
+}
+
+/** Everything of a decision but its action and params. */
+export interface DecisionBase {
   /** Stable idempotency key: the same firing re-processed after a crash yields the same id. */
   id: string;
   /** Virtual or wall time of the decision, ms since epoch. */
   at: number;
   rule: string;
-  action: ActionKind;
   target: Target;
   reason: string;
   severity?: Severity;
   /** Pages and resolves: the stable PagerDuty/Slack dedup key. */
   dedupKey?: string;
-  /** Action parameters from the rule (e.g. toRevision, taint, group label). */
-  params?: Record<string, unknown>;
   /** Label values of the scope (pool, zone) for per-group guards and grouping. */
   group?: Record<string, string>;
   /**
@@ -58,6 +85,20 @@ export interface Decision {
   /** Evidence shown to humans (event ids, counts, windows). */
   evidence?: Record<string, unknown>;
 }
+
+/** The decision of one action `A`: its params are that action's. */
+export type DecisionOf<A extends ActionKind> = DecisionBase & {
+  action: A;
+  /** Action parameters from the rule (e.g. toRevision, runbook, approval). */
+  params?: ActionParams[A];
+};
+
+/**
+ * What a rule asks for. Produced by the pure engine; carries everything an
+ * executor needs. A union discriminated by `action`: narrowing on the action
+ * types `params`.
+ */
+export type Decision = { [A in ActionKind]: DecisionOf<A> }[ActionKind];
 
 /** One line of the ledger (brief §4). Optional fields appear only when they apply. */
 export interface LedgerRecord {

@@ -201,12 +201,6 @@ function workloadKey(t: Target): string {
   return `${t.kind}/${t.namespace ?? 'default'}/${t.name}`;
 }
 
-function num(v: unknown): number | null {
-  if (typeof v === 'number' && Number.isFinite(v)) return v;
-  if (typeof v === 'string' && v.trim() !== '' && Number.isFinite(Number(v))) return Number(v);
-  return null;
-}
-
 /** Group scopes of a cordon: the decision's group labels, else the node's own pool/zone labels. */
 export function groupsOf(decision: Decision, node: NodeInfo | undefined, opts: GuardOptions): Array<{ dim: string; value: string; label: string }> {
   const out: Array<{ dim: string; value: string; label: string }> = [];
@@ -243,8 +237,8 @@ export function planAuthorization(decision: Decision, view: ClusterView, opts: G
     rollback = {
       workload: workloadKey(decision.target),
       windowMs: opts.rollbackWindowMs,
-      from: num(decision.params?.fromRevision) ?? current,
-      to: num(decision.params?.toRevision) ?? previous,
+      from: decision.params?.fromRevision ?? current,
+      to: decision.params?.toRevision ?? previous,
     };
   }
   let budget: AuthorizePlan['budget'] = null;
