@@ -19,6 +19,47 @@ export type ActionKind = (typeof ACTIONS)[number];
 export const OUTCOMES = ['executed', 'dry-run', 'denied', 'suppressed', 'failed', 'pending-approval'] as const;
 export type Outcome = (typeof OUTCOMES)[number];
 
+/**
+ * Every name a ledger record's `guard` can carry: what stopped or suppressed
+ * an action. The blast-radius guard's checks (remediations/guard: memory-guard.ts
+ * and lua/authorize.lua), the remediator's own (guardUnavailable, approvals,
+ * idempotency of pages, incidentAcknowledged, denialPageOpen), the incident
+ * pager's suppressions and the repair ladder's ends. One list, so the guard,
+ * the remediator and the ledger agree (a unit test checks the Lua against it).
+ */
+export const GUARDS = [
+  'paused',
+  'idempotency',
+  'inFlight',
+  'circuitOpen',
+  'cooldown',
+  'rateLimit',
+  'rollbackWindow',
+  'rollbackFlapping',
+  'maxUnavailable',
+  'maxUnavailablePerGroup',
+  'maxTaintedGpusPerNode',
+  'notOwned',
+  'guardUnavailable',
+  'approvalTimeout',
+  'approvalDenied',
+  'denialPageOpen',
+  'incidentAcknowledged',
+  'incidentUnacknowledged',
+  'incidentOpen',
+  'incidentFiring',
+  'silenced',
+  'resolvedByPerson',
+  'nodeGone',
+] as const;
+export type GuardName = (typeof GUARDS)[number];
+
+const GUARD_SET: ReadonlySet<string> = new Set(GUARDS);
+/** Whether `s` (e.g. read back from Redis or the ledger) is a guard name. */
+export function isGuardName(s: string): s is GuardName {
+  return GUARD_SET.has(s);
+}
+
 export const SEVERITIES = ['critical', 'error', 'warning', 'info'] as const;
 export type Severity = (typeof SEVERITIES)[number];
 
@@ -108,7 +149,7 @@ export interface LedgerRecord {
   target: Target;
   outcome: Outcome;
   reason: string;
-  guard: string | null;
+  guard: GuardName | null;
   severity?: Severity;
   dedupKey?: string;
   toRevision?: number;
