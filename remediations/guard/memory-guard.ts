@@ -31,7 +31,7 @@ interface GpuTaints {
   devices: Map<string, { id: string; exp: number }>;
 }
 
-/** The whole guard state; the Redis adapter keeps exactly these things under `keys.ts`. */
+/** The whole guard state; the Redis adapter keeps exactly these things under adapters/redis/keys.ts `guardKeys`. */
 export class MemoryGuardState {
   paused: { reason: string; by: string; at: number } | null = null;
   /**

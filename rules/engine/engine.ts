@@ -22,8 +22,8 @@ import { matches } from '../language/types.js';
 import type { CompiledAction, CompiledRule, Condition, LeafCondition, RuleSet } from '../language/types.js';
 import type { TemplateContext } from '../language/template.js';
 import type { StateStore, StoreOp, StoreResult } from '../store/state-store.js';
-import { StoreKeys } from '../store/keys.js';
-import type { LeafKind } from '../store/keys.js';
+import { StoreKeys } from '../../adapters/redis/keys.js';
+import type { LeafKind } from '../../adapters/redis/keys.js';
 import { decodeScope, scopeKey, scopeLabel } from './scope.js';
 
 export interface RuleEngine {
