@@ -5,7 +5,7 @@
  * bounded by MAXLEN, so a query never scans more than that.
  */
 import type { Redis } from 'ioredis';
-import { ledgerStreamKey } from '../remediations/ledger/redis-stream-ledger.js';
+import { ledgerStreamKey } from '../adapters/redis/keys.js';
 import { AUDIT_FIELD } from '../rules/toggles/redis-audit-sink.js';
 import type { LedgerEntry, LedgerQuery } from './api.js';
 import type { LedgerReader } from './backend.js';

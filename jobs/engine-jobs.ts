@@ -16,7 +16,7 @@ import type { ControllableGuard, Remediator } from '../remediations/ports.js';
 import type { Incident } from '../remediations/incidents/incident.js';
 import type { SlackLimiter } from '../remediations/pager/slack-limiter.js';
 import type { Silence } from '../remediations/silences/silence.js';
-import { StoreKeys } from '../rules/store/keys.js';
+import { StoreKeys } from '../adapters/redis/keys.js';
 import type { StateStore } from '../rules/store/state-store.js';
 import type { ClosableRuleToggles, ToggleAuditSink } from '../rules/toggles/port.js';
 import type { LedgerReader } from '../control/backend.js';

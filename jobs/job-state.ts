@@ -6,8 +6,8 @@
  */
 import type { Redis } from 'ioredis';
 import { errorMessage, NodewardenError } from '../core/errors.js';
-import { jobKeys } from './keys.js';
-import type { JobKeys } from './keys.js';
+import { jobKeys } from '../adapters/redis/keys.js';
+import type { JobKeys } from '../adapters/redis/keys.js';
 
 export interface JobStateStore {
   /** The stored value, or null when none (or unreadable: a job then starts over). */

@@ -8,8 +8,8 @@ import type { Redis } from 'ioredis';
 import { errorMessage, NodewardenError } from '../core/errors.js';
 import { redisScript } from '../adapters/redis/scripts.js';
 import type { JobLock } from './lock.js';
-import { jobKeys } from './keys.js';
-import type { JobKeys } from './keys.js';
+import { jobKeys } from '../adapters/redis/keys.js';
+import type { JobKeys } from '../adapters/redis/keys.js';
 
 
 function unavailable(op: string, err: unknown): NodewardenError {

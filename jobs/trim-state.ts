@@ -14,7 +14,7 @@
  */
 import type { Redis } from 'ioredis';
 import { errorMessage, NodewardenError } from '../core/errors.js';
-import { ledgerStreamKey } from '../remediations/ledger/redis-stream-ledger.js';
+import { ledgerStreamKey } from '../adapters/redis/keys.js';
 import type { StateStore, StoreTrimScope } from '../rules/store/state-store.js';
 import type { Job, JobSummary } from './job.js';
 import { checkAborted } from './job.js';

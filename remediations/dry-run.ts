@@ -15,7 +15,7 @@ export function createDryRunExecutor(opts: { logger?: Logger; actions?: readonly
     execute(decision: Decision): Promise<ExecutionResult> {
       const detail = `dry-run: would ${decision.action} ${targetKey(decision.target)}`;
       opts.logger?.info({ decisionId: decision.id, rule: decision.rule, action: decision.action, target: decision.target }, detail);
-      const toRevision = typeof decision.params?.toRevision === 'number' ? decision.params.toRevision : undefined;
+      const toRevision = decision.action === 'rollback' ? decision.params?.toRevision : undefined;
       return Promise.resolve({ ok: true, dryRun: true, detail, ...(toRevision === undefined ? {} : { toRevision }) });
     },
   };

@@ -4,7 +4,7 @@
  * simulated cluster, pagers, or the dry-run implementation) and writes one
  * ledger record per decision.
  */
-import type { ActionKind, Decision, LedgerRecord } from '../core/decision.js';
+import type { ActionKind, Decision, GuardName, LedgerRecord } from '../core/decision.js';
 import type { NodewardenError } from '../core/errors.js';
 
 export interface ExecutionResult {
@@ -29,7 +29,7 @@ export interface Executor {
 export interface GuardVerdict {
   allowed: boolean;
   /** Name of the guard that denied (e.g. `maxUnavailable`, `rateLimit`, `cooldown`, `circuitOpen`, `paused`). */
-  guard: string | null;
+  guard: GuardName | null;
   /** Why — goes to the ledger and the grouped page. */
   reason?: string;
   /** `suppressed` for idempotent replays and cooldown duplicates that need no page; `denied` otherwise. */

@@ -31,7 +31,7 @@
  * acknowledged incident holds the actions of its group (`incidentAcknowledged`).
  */
 import type { Clock } from '../core/clock.js';
-import type { ActionKind, Decision, LedgerRecord, Outcome, Severity } from '../core/decision.js';
+import type { ActionKind, Decision, GuardName, LedgerRecord, Outcome, Severity } from '../core/decision.js';
 import { backoffDelay } from '../core/backoff.js';
 import { errorMessage, NodewardenError } from '../core/errors.js';
 import { withTimeout } from '../core/timeout.js';
@@ -159,7 +159,8 @@ interface DenialGroup {
   key: string;
   /** `denied`: a guard stopped the actions; `failed`: they were tried and could not be carried out. */
   kind: 'denied' | 'failed';
-  guard: string;
+  /** The guard that denied, or `actionFailed` for a failed group. */
+  guard: GuardName | 'actionFailed';
   rule: string;
   /** The incident the denied decisions' pages join (their rule's `incident:`). */
   incident: string | undefined;
@@ -173,7 +174,7 @@ interface DenialGroup {
 const PAGE_ACTIONS: ReadonlySet<ActionKind> = new Set(['page', 'resolve']);
 
 /** Guard verdicts that pass by themselves (the breaker half-opens), so the action is retried. */
-const RETRIED_GUARDS: ReadonlySet<string> = new Set(['circuitOpen']);
+const RETRIED_GUARDS: ReadonlySet<GuardName> = new Set(['circuitOpen']);
 
 /** A failed action waiting for its next attempt. */
 interface PendingRetry {
@@ -313,7 +314,7 @@ export function createRemediator(o: RemediatorOptions): GuardedRemediator {
     addToGroup('denied', rec.guard, d, typeof rec.details?.guardReason === 'string' ? rec.details.guardReason : '', now);
   }
 
-  function addToGroup(kind: DenialGroup['kind'], guard: string, d: Decision, reason: string, now: number): void {
+  function addToGroup(kind: DenialGroup['kind'], guard: DenialGroup['guard'], d: Decision, reason: string, now: number): void {
     const gl = groupLabel(d.group) ?? 'fleet';
     const key = `${kind === 'failed' ? 'failed:' : ''}${guard}|${d.rule}|${gl}`;
     let g = denials.get(key);

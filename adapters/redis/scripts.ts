@@ -7,24 +7,24 @@
 import { LuaScript } from './lua-script.js';
 
 const SCRIPTS = {
-  /** The rule state store's batch interpreter (keys: rules/store/keys.ts). */
+  /** The rule state store's batch interpreter (keys: adapters/redis/keys.ts). */
   'rules.batch': ['batch', 'rules/store/lua'],
   'rules.trim-episode-index': ['trim-episode-index', 'rules/store/lua'],
-  /** Event dedupe (keys: rules/service/dedupe.ts). */
+  /** Event dedupe (keys: adapters/redis/keys.ts). */
   'dedupe.claim': ['dedupe-claim', 'rules/service/lua'],
   'dedupe.confirm': ['dedupe-confirm', 'rules/service/lua'],
-  /** Rule toggles (keys: rules/toggles/keys.ts). */
+  /** Rule toggles (keys: adapters/redis/keys.ts). */
   'toggles.prune': ['prune-toggles', 'rules/toggles/lua'],
-  /** The blast-radius guard (keys: remediations/guard/keys.ts). */
+  /** The blast-radius guard (keys: adapters/redis/keys.ts). */
   'guard.authorize': ['authorize', 'remediations/guard/lua'],
   'guard.settle': ['settle', 'remediations/guard/lua'],
   'guard.status': ['status', 'remediations/guard/lua'],
   'guard.hdel-if-equal': ['hdel-if-equal', 'remediations/guard/lua'],
-  /** Paging state: incidents, approvals, silences (keys: remediations/incidents/redis-doc-store.ts). */
+  /** Paging state: incidents, approvals, silences (keys: adapters/redis/keys.ts). */
   'paging.cas-write': ['cas-write', 'remediations/incidents/lua'],
-  /** Idempotent ledger append (keys: remediations/ledger/redis-stream-ledger.ts). */
+  /** Idempotent ledger append (keys: adapters/redis/keys.ts). */
   'ledger.append': ['append', 'remediations/ledger/lua'],
-  /** Scheduled jobs (keys: jobs/keys.ts). */
+  /** Scheduled jobs (keys: adapters/redis/keys.ts). */
   'jobs.release-lock': ['release-lock', 'jobs/lua'],
 } as const satisfies Record<string, readonly [string, string]>;
 

@@ -17,7 +17,7 @@ import { join } from 'node:path';
 import { Redis } from 'ioredis';
 import { fleetObjects } from '../../demo/fleet.js';
 import type { FleetNode } from '../../demo/fleet.js';
-import { ledgerStreamKey } from '../../remediations/ledger/redis-stream-ledger.js';
+import { ledgerStreamKey } from '../../adapters/redis/keys.js';
 import type { KafkaBroker } from '../../test/harness/kafka.js';
 import { run, startKube } from '../../test/harness/kube.js';
 import type { KubeCluster } from '../../test/harness/kube.js';

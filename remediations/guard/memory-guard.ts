@@ -6,7 +6,7 @@
 import { randomUUID } from 'node:crypto';
 import type { Clock } from '../../core/clock.js';
 import type { ClusterView } from '../../core/cluster.js';
-import type { Decision } from '../../core/decision.js';
+import type { Decision, GuardName } from '../../core/decision.js';
 import type { ControllableGuard, ExecutionResult, GuardStatus, GuardVerdict, ReservationEntry } from '../ports.js';
 import type { AuthorizePlan, GuardOptions, RawStatus, RawVerdict, SettlePlan } from './policy.js';
 import { cordonCost, fitsBudget, nodeWeight, taintCost } from './gpu-budget.js';
@@ -31,7 +31,7 @@ interface GpuTaints {
   devices: Map<string, { id: string; exp: number }>;
 }
 
-/** The whole guard state; the Redis adapter keeps exactly these things under `keys.ts`. */
+/** The whole guard state; the Redis adapter keeps exactly these things under adapters/redis/keys.ts `guardKeys`. */
 export class MemoryGuardState {
   paused: { reason: string; by: string; at: number } | null = null;
   /**
@@ -102,7 +102,7 @@ interface Ctx {
 
 type Check = (s: MemoryGuardState, p: AuthorizePlan, ctx: Ctx) => RawVerdict | null;
 
-const deny = (guard: string, a: unknown = '', b: unknown = '', c: unknown = '', outcome: 'denied' | 'suppressed' = 'denied'): RawVerdict => ({
+const deny = (guard: GuardName, a: unknown = '', b: unknown = '', c: unknown = '', outcome: 'denied' | 'suppressed' = 'denied'): RawVerdict => ({
   allowed: false,
   guard,
   outcome,

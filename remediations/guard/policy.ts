@@ -23,7 +23,7 @@
 import type { ClusterView, NodeInfo } from '../../core/cluster.js';
 import { isUnavailable } from '../../core/cluster.js';
 import type { NodewardenConfig } from '../../core/config.js';
-import type { ActionKind, Decision, Target } from '../../core/decision.js';
+import type { ActionKind, Decision, GuardName, Target } from '../../core/decision.js';
 import { formatDuration, parseDuration } from '../../core/duration.js';
 import type { BreakerStatus, BudgetStatus, GuardVerdict, RateLimitStatus } from '../ports.js';
 import { gpuCapFor } from './gpu-budget.js';
@@ -67,7 +67,7 @@ export const DEFAULT_ACTION_TIMEOUT_MS = 30_000;
 /** Authorize → execute → ledger → settle takes at most 2 action timeouts. */
 export const DEFAULT_IN_FLIGHT_TTL_MS = 2 * DEFAULT_ACTION_TIMEOUT_MS;
 /** Guard name of the verdict for a decision in flight elsewhere: retry later, not an outcome. */
-export const IN_FLIGHT_GUARD = 'inFlight';
+export const IN_FLIGHT_GUARD = 'inFlight' satisfies GuardName;
 export const DEFAULT_RESERVATION_HOLD_MS = 5 * 60_000;
 export const DEFAULT_TRIAL_TTL_MS = 5 * 60_000;
 
@@ -195,16 +195,10 @@ export interface SettlePlan {
 export type RawVerdict =
   /** `reservation`: the holds' id when a lapsed in-flight decision was taken over. */
   | { allowed: true; reservation?: string }
-  | { allowed: false; guard: string; outcome: 'denied' | 'suppressed'; a: string; b: string; c: string };
+  | { allowed: false; guard: GuardName; outcome: 'denied' | 'suppressed'; a: string; b: string; c: string };
 
 function workloadKey(t: Target): string {
   return `${t.kind}/${t.namespace ?? 'default'}/${t.name}`;
-}
-
-function num(v: unknown): number | null {
-  if (typeof v === 'number' && Number.isFinite(v)) return v;
-  if (typeof v === 'string' && v.trim() !== '' && Number.isFinite(Number(v))) return Number(v);
-  return null;
 }
 
 /** Group scopes of a cordon: the decision's group labels, else the node's own pool/zone labels. */
@@ -243,8 +237,8 @@ export function planAuthorization(decision: Decision, view: ClusterView, opts: G
     rollback = {
       workload: workloadKey(decision.target),
       windowMs: opts.rollbackWindowMs,
-      from: num(decision.params?.fromRevision) ?? current,
-      to: num(decision.params?.toRevision) ?? previous,
+      from: decision.params?.fromRevision ?? current,
+      to: decision.params?.toRevision ?? previous,
     };
   }
   let budget: AuthorizePlan['budget'] = null;

@@ -8,11 +8,11 @@ import { randomUUID } from 'node:crypto';
 import type { Redis } from 'ioredis';
 import type { Clock } from '../../core/clock.js';
 import type { ClusterView } from '../../core/cluster.js';
-import type { Decision } from '../../core/decision.js';
+import { isGuardName, type Decision } from '../../core/decision.js';
 import { errorMessage, NodewardenError } from '../../core/errors.js';
 import type { ControllableGuard, ExecutionResult, GuardStatus, GuardVerdict, ReservationEntry } from '../ports.js';
-import type { GuardKeys } from './keys.js';
-import { guardKeys } from './keys.js';
+import type { GuardKeys } from '../../adapters/redis/keys.js';
+import { guardKeys } from '../../adapters/redis/keys.js';
 import type { LuaScript } from '../../adapters/redis/lua-script.js';
 import { redisScript } from '../../adapters/redis/scripts.js';
 import type { GuardOptions, RawStatus, RawVerdict } from './policy.js';
@@ -53,7 +53,9 @@ function parseRaw(reply: unknown): RawVerdict {
   if (!Array.isArray(reply)) throw new NodewardenError('INTERNAL', `guard authorize: unexpected reply ${JSON.stringify(reply)}`);
   const r = reply.map((x) => (typeof x === 'string' ? x : String(x)));
   if (r[0] === 'allow') return r[1] ? { allowed: true, reservation: r[1] } : { allowed: true };
-  return { allowed: false, guard: r[1] ?? 'unknown', outcome: r[2] === 'suppressed' ? 'suppressed' : 'denied', a: r[3] ?? '', b: r[4] ?? '', c: r[5] ?? '' };
+  const guard = r[1] ?? '';
+  if (!isGuardName(guard)) throw new NodewardenError('INTERNAL', `guard authorize: unknown guard ${JSON.stringify(guard)} in the reply`);
+  return { allowed: false, guard, outcome: r[2] === 'suppressed' ? 'suppressed' : 'denied', a: r[3] ?? '', b: r[4] ?? '', c: r[5] ?? '' };
 }
 
 interface StatusReply {

@@ -16,7 +16,7 @@
  *   has come, claimed under a lease so one replica sends each.
  */
 import type { Clock } from '../../core/clock.js';
-import type { Decision } from '../../core/decision.js';
+import type { Decision, GuardName } from '../../core/decision.js';
 import { MAX_SUMMARY, truncate } from '../pager/pager.js';
 import { groupLabel } from '../pager/pager-executor.js';
 import type { Silence, Silences } from '../silences/silence.js';
@@ -32,7 +32,7 @@ export type Routed =
   /** Send `decision` through the guard and the pagers; then settleSend(dedupKey, seq, delivered). */
   | { kind: 'send'; decision: Decision; dedupKey: string; seq: number; event: SendKind | 'resolve'; nodes: string[] }
   /** Record the page as suppressed (it joined an open incident, a member still fires, or a silence matched). */
-  | { kind: 'suppressed'; dedupKey: string; guard: 'incidentOpen' | 'incidentFiring' | 'silenced'; reason: string; nodes?: string[] };
+  | { kind: 'suppressed'; dedupKey: string; guard: Extract<GuardName, 'incidentOpen' | 'incidentFiring' | 'silenced'>; reason: string; nodes?: string[] };
 
 export interface IncidentPaging {
   readonly options: GroupingOptions;

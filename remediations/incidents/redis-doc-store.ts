@@ -5,22 +5,14 @@
  * Keys share the hash tag `{paging}` (one slot on Redis Cluster).
  */
 import type { Redis } from 'ioredis';
+import { pagingKeys, type PagingKeys } from '../../adapters/redis/keys.js';
 import { redisScript } from '../../adapters/redis/scripts.js';
 import type { DocStore, Versioned } from './doc-store.js';
 
 
-export function pagingKeys(prefix: string): { doc: (ns: string, id: string) => string; index: (ns: string) => string; claim: (ns: string, id: string) => string; base: string } {
-  const base = `${prefix}{paging}:`;
-  return {
-    base,
-    doc: (ns, id) => `${base}${ns}:doc:${id}`,
-    index: (ns) => `${base}${ns}:ids`,
-    claim: (ns, id) => `${base}${ns}:seen:${id}`,
-  };
-}
 
 export class RedisDocStore implements DocStore {
-  private readonly keys: ReturnType<typeof pagingKeys>;
+  private readonly keys: PagingKeys;
   constructor(
     private readonly redis: Redis,
     prefix: string,

@@ -64,12 +64,11 @@ export type RollbackPlan<P> =
   /** Cannot or must not act (no previous revision, paused, revision not found). */
   | { type: 'refuse'; detail: string; code: 'NOT_FOUND' | 'CONFLICT' | 'REQUEST_INVALID' };
 
-/** `params.toRevision` of a decision: a positive integer, or undefined for "the previous one". */
+/** `params.toRevision` of a rollback: a positive integer, undefined (absent or 0) for "the previous one", NaN when not a revision. */
 export function requestedRevision(decision: Decision): number | undefined {
-  const v = decision.params?.toRevision;
-  if (v === undefined || v === null || v === 0 || v === '0') return undefined;
-  const n = typeof v === 'string' ? Number(v) : v;
-  return typeof n === 'number' && Number.isInteger(n) && n > 0 ? n : Number.NaN;
+  const v = decision.action === 'rollback' ? decision.params?.toRevision : undefined;
+  if (v === undefined || v === 0) return undefined;
+  return Number.isInteger(v) && v > 0 ? v : Number.NaN;
 }
 
 function stripHash(t: PodTemplate | undefined): PodTemplate {

@@ -56,7 +56,7 @@ export function createRepairJobExecutor(o: RepairJobsOptions): Executor {
       }
       const cfg = r[step];
       if (cfg.template === null) return { ok: false, error: notConfigured(step) };
-      const episode = typeof d.params?.episode === 'string' ? d.params.episode : d.id;
+      const episode = d.params?.episode ?? d.id;
       const job = renderJob({ template: cfg.template, step, namespace: r.namespace, node, gpu: d.target.gpu ?? null, episode, decisionId: d.id, timeoutMs: parseDuration(cfg.timeout) });
       const name = (job.metadata as { name: string }).name;
       try {

@@ -31,8 +31,7 @@ export function buildLedgerRecord(i: RecordInput): LedgerRecord {
     if (d.dedupKey !== undefined) rec.dedupKey = d.dedupKey;
   }
   if (d.action === 'rollback') {
-    const planned = typeof d.params?.toRevision === 'number' ? d.params.toRevision : undefined;
-    const to = i.result?.toRevision ?? planned;
+    const to = i.result?.toRevision ?? d.params?.toRevision;
     if (to !== undefined) rec.toRevision = to;
     rec.target.namespace = d.target.namespace ?? 'default';
   }

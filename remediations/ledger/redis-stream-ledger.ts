@@ -10,6 +10,7 @@ import { randomUUID } from 'node:crypto';
 import type { Redis } from 'ioredis';
 import type { LedgerRecord } from '../../core/decision.js';
 import { errorMessage, NodewardenError } from '../../core/errors.js';
+import { ledgerSeenKey, ledgerStreamKey } from '../../adapters/redis/keys.js';
 import { redisScript } from '../../adapters/redis/scripts.js';
 import { ledgerKey } from './record.js';
 import type { LedgerSink } from './sink.js';
@@ -25,10 +26,6 @@ export interface RedisStreamLedgerOptions {
 }
 
 
-export function ledgerStreamKey(prefix: string): string {
-  return `${prefix}ledger`;
-}
-
 export class RedisStreamLedger implements LedgerSink {
   readonly name = 'redis-stream';
   readonly key: string;
@@ -41,7 +38,7 @@ export class RedisStreamLedger implements LedgerSink {
   async write(records: readonly LedgerRecord[]): Promise<void> {
     if (records.length === 0) return;
     // a record without a key (none today: remediator records all carry a decision id) gets a fresh one: always appended
-    const seenKeys = records.map((r) => `${this.key}:seen:${ledgerKey(r) ?? `nokey:${randomUUID()}`}`);
+    const seenKeys = records.map((r) => ledgerSeenKey(this.o.keyPrefix, ledgerKey(r) ?? `nokey:${randomUUID()}`));
     try {
       await redisScript('ledger.append').run(this.o.redis, [this.key, ...seenKeys], [this.maxLen, this.o.seenTtlMs ?? 86_400_000, ...records.map((r) => JSON.stringify(r))]);
     } catch (err) {

@@ -13,7 +13,7 @@ import { createHash } from 'node:crypto';
 import { gpuOf } from '../../core/gpu.js';
 import type { Clock } from '../../core/clock.js';
 import type { ClusterView, WorkloadRef } from '../../core/cluster.js';
-import type { Decision, Target } from '../../core/decision.js';
+import type { ActionKind, Decision, DecisionOf, Target } from '../../core/decision.js';
 import type { EventEnvelope, EventType } from '../../core/envelope.js';
 import { formatDuration } from '../../core/duration.js';
 import type { Logger } from '../../core/logger.js';
@@ -22,8 +22,8 @@ import { matches } from '../language/types.js';
 import type { CompiledAction, CompiledRule, Condition, LeafCondition, RuleSet } from '../language/types.js';
 import type { TemplateContext } from '../language/template.js';
 import type { StateStore, StoreOp, StoreResult } from '../store/state-store.js';
-import { StoreKeys } from '../store/keys.js';
-import type { LeafKind } from '../store/keys.js';
+import { StoreKeys } from '../../adapters/redis/keys.js';
+import type { LeafKind } from '../../adapters/redis/keys.js';
 import { decodeScope, scopeKey, scopeLabel } from './scope.js';
 
 export interface RuleEngine {
@@ -445,8 +445,8 @@ export function createRuleEngine(opts: RuleEngineOptions): RuleEngine {
       if (x) evidence.xid = x;
     }
     if (members.length) evidence.nodes = members;
-    const base = (action: Decision['action'], idx: number, target: Target, reason: string): Decision => {
-      const dec: Decision = {
+    const base = <A extends ActionKind>(action: A, idx: number, target: Target, reason: string): DecisionOf<A> => {
+      const dec: DecisionOf<A> = {
         id: `d-${hash(`${rule.id}|${f.scope}|${firedAt}|${f.kind}|${idx}|${action}|${target.kind}/${target.namespace ?? ''}/${target.name}`)}`,
         at: f.t,
         rule: rule.id,

@@ -110,8 +110,8 @@ export function ledgerRecord(d: Decision, outcome: LedgerRecord['outcome'], extr
   const r: LedgerRecord = { ts: new Date(d.at).toISOString(), rule: d.rule, action: d.action, target: d.target, outcome, reason: d.reason, guard: null };
   if (d.severity) r.severity = d.severity;
   if (d.dedupKey) r.dedupKey = d.dedupKey;
-  const to = d.params?.toRevision;
-  if (typeof to === 'number') r.toRevision = to;
+  const to = d.action === 'rollback' ? d.params?.toRevision : undefined;
+  if (to !== undefined) r.toRevision = to;
   r.decisionId = d.id;
   return { ...r, ...extra };
 }

@@ -10,6 +10,7 @@ import type { Redis } from 'ioredis';
 import type { Clock } from '../../core/clock.js';
 import { errorMessage, NodewardenError } from '../../core/errors.js';
 import type { LuaScript } from '../../adapters/redis/lua-script.js';
+import { dedupeKey } from '../../adapters/redis/keys.js';
 import { redisScript } from '../../adapters/redis/scripts.js';
 import type { ClaimResult, EventDeduper } from './ports.js';
 
@@ -76,7 +77,7 @@ export class RedisDeduper implements EventDeduper {
   ) {}
 
   private key(id: string): string {
-    return `${this.keyPrefix}dedupe:${id}`;
+    return dedupeKey(this.keyPrefix, id);
   }
 
   async claim(ids: readonly string[]): Promise<ClaimResult[]> {

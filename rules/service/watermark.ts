@@ -17,6 +17,7 @@
  */
 import type { Redis } from 'ioredis';
 import type { Clock } from '../../core/clock.js';
+import { watermarkKey } from '../../adapters/redis/keys.js';
 
 /** One partition's contribution to the tick time: a time in ms, or null (hold the tick). */
 export interface PartitionMark {
@@ -107,7 +108,7 @@ export class RedisWatermarkBoard implements WatermarkBoard {
     topic: string,
     private readonly staleMs: number,
   ) {
-    this.key = `${keyPrefix}engine:watermarks:${groupId}:${topic}`;
+    this.key = watermarkKey(keyPrefix, groupId, topic);
   }
 
   async exchange(mine: readonly PartitionMark[], now: number): Promise<number | null> {

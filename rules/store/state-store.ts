@@ -13,7 +13,7 @@
  */
 
 /** Count of members in the window `(ts - windowMs, ts]` after adding `member` at `ts`. */
-import type { StoreKeys } from './keys.js';
+import type { StoreKeys } from '../../adapters/redis/keys.js';
 
 export interface WindowAddOp { op: 'window.add'; key: string; member: string; ts: number; windowMs: number; ttlMs: number }
 export interface WindowCountOp { op: 'window.count'; key: string; now: number; windowMs: number }

@@ -4,7 +4,7 @@
  * use field `audit`, so readers that only know decision records skip them.
  */
 import type { Redis } from 'ioredis';
-import { ledgerStreamKey } from '../../remediations/ledger/redis-stream-ledger.js';
+import { ledgerStreamKey } from '../../adapters/redis/keys.js';
 import type { AuditRecord, ToggleAuditSink } from './port.js';
 
 export const AUDIT_FIELD = 'audit';

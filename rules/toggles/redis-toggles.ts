@@ -13,8 +13,8 @@ import type { Clock } from '../../core/clock.js';
 import type { Logger } from '../../core/logger.js';
 import { errorMessage, NodewardenError } from '../../core/errors.js';
 import { redisScript } from '../../adapters/redis/scripts.js';
-import { toggleKeys } from './keys.js';
-import type { ToggleKeys } from './keys.js';
+import { toggleKeys } from '../../adapters/redis/keys.js';
+import type { ToggleKeys } from '../../adapters/redis/keys.js';
 import { isExpired } from './memory-toggles.js';
 import type { ClosableRuleToggles, RuleToggle } from './port.js';
 

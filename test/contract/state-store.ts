@@ -5,7 +5,7 @@
  */
 import { expect } from 'chai';
 import type { StateStore, StoreOp, StoreResult } from '../../rules/store/state-store.js';
-import { StoreKeys } from '../../rules/store/keys.js';
+import { StoreKeys } from '../../adapters/redis/keys.js';
 
 export interface StoreUnderTest {
   store: StateStore;

@@ -13,7 +13,7 @@ import type { RedisServer } from '../harness/redis.js';
 import { RedisStateStore } from '../../rules/store/redis-store.js';
 import { MemoryStateStore } from '../../rules/store/memory-store.js';
 import type { StoreOp } from '../../rules/store/state-store.js';
-import { StoreKeys } from '../../rules/store/keys.js';
+import { StoreKeys } from '../../adapters/redis/keys.js';
 import { stateStoreContract } from '../contract/state-store.js';
 import { packageRoot } from '../../core/paths.js';
 import { loadRuleTestFile, runRuleTestCase } from '../../rules/testing/run-rule-tests.js';

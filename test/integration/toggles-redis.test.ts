@@ -8,7 +8,7 @@ import { Redis } from 'ioredis';
 import { systemClock } from '../../core/clock.js';
 import { silentLogger } from '../../core/logger.js';
 import { RedisRuleToggles } from '../../rules/toggles/redis-toggles.js';
-import { toggleKeys } from '../../rules/toggles/keys.js';
+import { toggleKeys } from '../../adapters/redis/keys.js';
 import { sharedRedis } from './servers.js';
 
 async function waitFor(cond: () => boolean | Promise<boolean>, timeoutMs: number): Promise<number> {

@@ -18,7 +18,7 @@ const ADMIN = 'adm1n-t0ken-0123456789abcdef';
 const READER = 'read0nly-t0ken-0123456789abcd';
 const T0 = Date.parse('2026-11-21T10:00:00.000Z');
 
-const rec = (ts: number, node: string, outcome: LedgerRecord['outcome'], guard: string | null = null): LedgerRecord => ({
+const rec = (ts: number, node: string, outcome: LedgerRecord['outcome'], guard: LedgerRecord['guard'] = null): LedgerRecord => ({
   ts: new Date(ts).toISOString(),
   rule: 'gpu-xid-fatal',
   action: 'cordon',

@@ -7,7 +7,7 @@ import { guardReconcileJob, staleReservation } from '../../../jobs/guard-reconci
 import type { JobContext } from '../../../jobs/job.js';
 import { parseReservation } from '../../../remediations/guard/redis-guard.js';
 import { ruleStateTrimmer, trimStateJob } from '../../../jobs/trim-state.js';
-import { StoreKeys } from '../../../rules/store/keys.js';
+import { StoreKeys } from '../../../adapters/redis/keys.js';
 import type { StateTrimmer } from '../../../jobs/trim-state.js';
 import { createMemoryGuard } from '../../../remediations/guard/memory-guard.js';
 import { guardOptionsFromConfig } from '../../../remediations/guard/policy.js';

@@ -98,7 +98,7 @@ export class FakeClusterExecutor implements Executor {
     if (d.action === 'cordon') this.cluster.cordon(d.target.name, true);
     else if (d.action === 'uncordon') this.cluster.uncordon(d.target.name);
     else if (d.action === 'rollback') {
-      const to = typeof d.params?.toRevision === 'number' ? d.params.toRevision : 1;
+      const to = d.params?.toRevision ?? 1;
       return Promise.resolve({ ok: true, toRevision: to, detail: `rolled back to ${to}` });
     }
     return Promise.resolve({ ok: true, detail: `${d.action} ${d.target.name}` });

@@ -71,7 +71,7 @@ describe('kube/rollback-decisions', () => {
     });
 
     it('rejects a malformed toRevision', () => {
-      expect(planDeploymentRollback(deployment('web:v2', 2), [rs1, rs2], rollback({ params: { toRevision: 'x' } }), NOW)).to.deep.include({ type: 'refuse', code: 'REQUEST_INVALID' });
+      expect(planDeploymentRollback(deployment('web:v2', 2), [rs1, rs2], rollback({ params: { toRevision: 1.5 } }), NOW)).to.deep.include({ type: 'refuse', code: 'REQUEST_INVALID' });
     });
   });
 
