@@ -419,8 +419,7 @@ export class SimulatedCluster implements ClusterView {
       const byName = new Map<string, NodeInfo>();
       for (const n of this.api.list('Node') as WireNode[]) {
         const info = nodeInfoOf(n);
-        const tainted = simulatedTaints(n);
-        if (tainted.length > 0) info.taintedGpus = tainted;
+        info.taintedGpus = simulatedTaints(n); // known here: empty = no GPU tainted
         byName.set(info.name, info);
       }
       this.nodeCache = { version: this.api.version, byName };
@@ -429,7 +428,7 @@ export class SimulatedCluster implements ClusterView {
   }
 
   listNodes(): NodeInfo[] {
-    return [...this.nodes().values()].map((n) => ({ ...n, labels: { ...n.labels }, ...(n.taintedGpus ? { taintedGpus: [...n.taintedGpus] } : {}) }));
+    return [...this.nodes().values()].map((n) => ({ ...n, labels: { ...n.labels }, taintedGpus: [...(n.taintedGpus ?? [])] }));
   }
 
   getNode(name: string): NodeInfo | undefined {
