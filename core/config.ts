@@ -145,7 +145,7 @@ export interface IncidentsConfig {
   /** PagerDuty v3 webhooks (acknowledge/resolve), verified with the subscription's signing secret. */
   pagerdutyWebhook: { secretFile: string | null; secretEnv: string; maxAge: string } | null;
   /** Actions a person approves first (remediations/approvals). */
-  approvals: { requiredFor: Array<'cordon' | 'uncordon' | 'rollback'>; timeout: string; onTimeout: 'deny' | 'approve' };
+  approvals: { requiredFor: Array<'cordon' | 'uncordon' | 'rollback' | 'taint'>; timeout: string; onTimeout: 'deny' | 'approve' };
   /** Slack interactivity (Approve/Deny buttons), verified with the app's signing secret. */
   slackInteractivity: { signingSecretFile: string | null; signingSecretEnv: string } | null;
 }
@@ -372,7 +372,7 @@ export const CONFIG_SCHEMA = obj({
     holdOnAck: { type: 'boolean' },
     keepResolved: duration,
     pagerdutyWebhook: { anyOf: [{ type: 'null' }, obj({ secretFile: nstr, secretEnv: str, maxAge: duration })] },
-    approvals: obj({ requiredFor: { type: 'array', items: { enum: ['cordon', 'uncordon', 'rollback'] } }, timeout: duration, onTimeout: { enum: ['deny', 'approve'] } }),
+    approvals: obj({ requiredFor: { type: 'array', items: { enum: ['cordon', 'uncordon', 'rollback', 'taint'] } }, timeout: duration, onTimeout: { enum: ['deny', 'approve'] } }),
     slackInteractivity: { anyOf: [{ type: 'null' }, obj({ signingSecretFile: nstr, signingSecretEnv: str })] },
   }),
   jobs: obj({

@@ -7,7 +7,8 @@
  * id with the PCI attribute configured). Otherwise it becomes a cordon of the
  * GPU's node, *before* the guard, so the guard budgets what really happens (a
  * whole node) and the ledger records the cordon with the GPU in its evidence.
- * Replay and the demo have no DeviceTaintRule API: they always cordon.
+ * Replay and the demo cordon by default (CORDON_ONLY); with `deviceTaints`
+ * on, the simulated cluster taints the GPU itself (SIMULATED_DEVICE_TAINTS).
  */
 import type { Decision } from '../core/decision.js';
 import type { DeviceTaintsConfig } from '../core/config.js';
@@ -38,6 +39,11 @@ export function cordonInstead(d: Decision, why: string): Decision {
 /** Without a cluster that serves device taints (replay, demo, tests): every GPU taint is a node cordon. */
 export const CORDON_ONLY: DeviceIsolation = {
   route: (d) => Promise.resolve(d.action === 'taint' ? cordonInstead(d, 'no DeviceTaintRule API here') : d),
+};
+
+/** The simulated cluster (replay, demo) taints GPUs itself: a taint with a GPU and its node is carried out as such. */
+export const SIMULATED_DEVICE_TAINTS: DeviceIsolation = {
+  route: (d) => Promise.resolve(d.action === 'taint' && !gpuRefOf(d) ? cordonInstead(d, 'no GPU named') : d),
 };
 
 export function createDeviceIsolation(o: { config: DeviceTaintsConfig; discovery: DeviceTaintDiscovery | null; logger?: Logger }): DeviceIsolation {

@@ -34,6 +34,7 @@ import { createHandoverExecutor, createRepairJobExecutor, createRepairJobWatch }
 import type { RepairJobsApi } from './ladder/job-executor.js';
 import { ladderPolicyFromConfig, withRepairLadder } from './ladder/wire.js';
 import { SimulatedRepairJobs } from './simulated/simulated-jobs.js';
+import { SIMULATED_DEVICE_TAINTS } from './device-isolation.js';
 
 export type * from './ports.js';
 export type { PageRequest, Pager } from './pager/pager.js';
@@ -60,6 +61,8 @@ export interface ReplayRemediatorOptions {
   repairJobs?: RepairJobsApi;
   /** Outcome figures of the ladder and of cordons. */
   outcomeMetrics?: OutcomeMetrics;
+  /** GPU taints are carried out on the simulated nodes (default false: every GPU taint cordons the node). */
+  deviceTaints?: boolean;
 }
 
 export interface ReplayRemediator {
@@ -100,7 +103,8 @@ export function createReplayRemediator(o: ReplayRemediatorOptions): ReplayRemedi
   const ladderExecutors = repairJobs ? [createRepairJobExecutor({ api: repairJobs, repair: o.config.repair }), createHandoverExecutor(pages)] : [];
   const inner = createRemediator({
     guard,
-    executors: [sim.cordon, pages, ...ladderExecutors],
+    executors: [sim.cordon, sim.device, pages, ...ladderExecutors],
+    ...(o.deviceTaints === true ? { isolation: SIMULATED_DEVICE_TAINTS } : {}),
     ledger: sinks,
     clock: o.clock,
     logger,

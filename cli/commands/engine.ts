@@ -63,6 +63,7 @@ import { createSlackLimiter } from '../../remediations/pager/slack-limiter.js';
 import { createPagerExecutor } from '../../remediations/pager/pager-executor.js';
 import { createRecordingPager } from '../../remediations/pager/recording-pager.js';
 import type { ControllableGuard, Executor } from '../../remediations/ports.js';
+import type { DeviceTaintExecutor } from '../../remediations/kube/device-taints.js';
 import { createSimulatedCluster, loadClusterFile } from '../../remediations/simulated/index.js';
 import { MemoryDocStore } from '../../remediations/incidents/doc-store.js';
 import { RedisDocStore } from '../../remediations/incidents/redis-doc-store.js';
@@ -203,7 +204,7 @@ export async function run(argv: string[]): Promise<number> {
   let kubeExecutor: Executor;
   // GPU-level isolation (docs/gpu-scope.md): only against a real cluster that serves DeviceTaintRule
   let isolation: DeviceIsolation | undefined;
-  const deviceExecutors: { live?: Executor; dryRun?: Executor } = {};
+  const deviceExecutors: { live?: DeviceTaintExecutor; dryRun?: Executor } = {};
   let repairJobs: RepairJobsApi;
   if (values.cluster) {
     const sim = createSimulatedCluster(await loadClusterFile(values.cluster), { clock, logger });
@@ -307,6 +308,7 @@ export async function run(argv: string[]): Promise<number> {
     catalogue: rules.xidCatalogue,
     ledger: ledgerSinks,
     metrics: createOutcomeMetrics(registry),
+    deviceTaints: deviceExecutors.live,
   });
   const remediator = withRepairLadder(inner, ladder, logger);
   const webhooks: Record<string, WebhookHandler> = {};

@@ -191,6 +191,23 @@ export class DeviceTaintExecutor implements Executor {
   }
 
   /**
+   * Whose DeviceTaintRule the GPU is under (the repair ladder's check for a
+   * person's removal or take-over): `own`, `other`, `none`; null when the API
+   * is not served or cannot be read.
+   */
+  async owner(node: string, gpu: string): Promise<'own' | 'other' | 'none' | null> {
+    const apiVersion = await this.o.discovery.apiVersion();
+    if (apiVersion === null) return null;
+    try {
+      return isOwnDeviceTaintRule(await this.o.api.get(apiVersion, deviceTaintRuleName({ node, gpu }))) ? 'own' : 'other';
+    } catch (err) {
+      if (isCode(err, 'NOT_FOUND')) return 'none';
+      this.log.warn({ node, gpu, err: errorMessage(err) }, 'DeviceTaintRule could not be read');
+      return null;
+    }
+  }
+
+  /**
    * The undo of {@link taintDevice}: deletes the GPU's DeviceTaintRule if
    * nodewarden made it (a person's rule is never touched); absent = done.
    * In dry-run only an effect-`None` rule is really deleted.

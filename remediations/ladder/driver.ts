@@ -25,7 +25,7 @@ import type { XidCatalogue } from '../../rules/xid/catalogue.js';
 import type { DocStore } from '../incidents/doc-store.js';
 import { updateDoc } from '../incidents/doc-store.js';
 import type { LedgerSink } from '../ledger/sink.js';
-import type { ClosedEpisode, Episode, LadderInput, LadderPolicy, LadderRequest, NodeLadder, Transition } from './ladder.js';
+import type { ClosedEpisode, Episode, IsolationView, LadderInput, LadderPolicy, LadderRequest, NodeLadder, Transition } from './ladder.js';
 import { emptyLadder, transition } from './ladder.js';
 import { startRung, xidOf } from './start.js';
 
@@ -69,12 +69,20 @@ export interface LadderDriverOptions {
   /** Least time between two ticks (default 5 s). */
   tickEveryMs?: number;
   /**
-   * The seam for per-GPU isolation (a DRA device taint instead of the node
-   * cordon): how the ladder's return to service is carried out for an episode.
-   * Default: uncordon the node. A Device-scoped episode returns with the device
-   * executor's undo (`untaint` of target `{kind: Device, name: <gpu>, node}`).
+   * Whose DRA device taint a GPU is under, for device (GPU-taint) episodes:
+   * `own` (nodewarden's DeviceTaintRule), `other` (a person's), `none`, or
+   * null when unknown. Absent, or unknown: the view's `taintedGpus` where the
+   * view reports them (the simulated cluster), else the GPU is taken as still
+   * tainted by nodewarden (a person's removal is then not seen).
    */
-  returnStep?: (e: Episode) => Pick<Decision, 'action' | 'target'>;
+  deviceTaints?: DeviceTaintState | undefined;
+}
+
+export type DeviceTaintOwner = 'own' | 'other' | 'none';
+
+/** Where a GPU's device taint stands (adapter: the DeviceTaintRule executor). */
+export interface DeviceTaintState {
+  owner(node: string, gpu: string): Promise<DeviceTaintOwner | null>;
 }
 
 /** What the ledger and the pages carry about an episode. */
@@ -86,6 +94,8 @@ export interface EpisodeSummary {
   detectedAt: string;
   isolatedAt: string;
   rung: string;
+  /** `node` (cordon) or `device` (one GPU tainted). */
+  scope: string;
   repaired: boolean;
   end?: string;
   endedAt?: string;
@@ -100,6 +110,7 @@ export function summarize(e: Episode, end?: ClosedEpisode): EpisodeSummary {
     detectedAt: new Date(e.detectedAt).toISOString(),
     isolatedAt: new Date(e.isolatedAt).toISOString(),
     rung: e.rung,
+    scope: e.scope ?? 'node',
     repaired: e.repaired,
   };
   if (end) {
@@ -153,7 +164,12 @@ export class LadderDriver {
         inputs.push([node, { kind: 'uncordoned', at }]);
         continue;
       }
-      if (r.action !== 'cordon') continue;
+      if (r.action === 'untaint' && r.outcome === 'executed' && r.target.kind === 'Device') {
+        inputs.push([node, { kind: 'uncordoned', at, gpu: r.target.name }]);
+        continue;
+      }
+      if (r.action !== 'cordon' && !(r.action === 'taint' && r.target.kind === 'Device')) continue;
+      const device = r.target.kind === 'Device' ? r.target.name : null;
       const d = byId.get(r.decisionId);
       const detectedAt = d?.at ?? at;
       const faultAt = Math.min(eventTs(d) ?? detectedAt, detectedAt);
@@ -162,7 +178,8 @@ export class LadderDriver {
       if (r.outcome === 'dry-run') continue;
       const x = d ? xidOf(d) : null;
       const start = x ? startRung(this.o.catalogue, x) : null;
-      inputs.push([node, { kind: 'fault', at, faultAt, detectedAt, gpu: x?.gpu ?? null, rule: r.rule, reason: r.reason, start: start?.rung ?? null, isolated }]);
+      const gpu = device ?? x?.gpu ?? null;
+      inputs.push([node, { kind: 'fault', at, faultAt, detectedAt, gpu, rule: r.rule, reason: r.reason, start: start?.rung ?? null, isolated, scope: device === null ? 'node' : 'device' }]);
     }
     const out: LedgerRecord[] = [];
     for (const [node, input] of inputs) out.push(...(await this.apply(node, input, 0)));
@@ -191,13 +208,32 @@ export class LadderDriver {
             out.push(...(await this.apply(node, { kind: 'job', at: now, job: pd.job, succeeded: s.state === 'succeeded', ...(detail ? { detail } : {}) }, 0)));
           }
         }
-        const n = this.o.view.getNode(node);
-        out.push(...(await this.apply(node, { kind: 'tick', at: this.o.clock.now(), node: n ? { unschedulable: n.unschedulable, cordonedByNodewarden: n.cordonedByNodewarden } : undefined }, 0)));
+        out.push(...(await this.apply(node, { kind: 'tick', at: this.o.clock.now(), node: await this.isolation(e) }, 0)));
       } catch (err) {
         this.log.warn({ node, err: errorMessage(err) }, 'repair ladder tick failed for a node; next tick tries again');
       }
     }
     return out;
+  }
+
+  /**
+   * The cluster's view of what episode `e` isolated: the node's cordon, or
+   * for a device episode the GPU's taint (`unschedulable` = still tainted,
+   * `cordonedByNodewarden` = by nodewarden's rule).
+   */
+  private async isolation(e: Episode): Promise<IsolationView | undefined> {
+    const n = this.o.view.getNode(e.node);
+    if (!n) return undefined;
+    if (e.scope !== 'device' || e.gpu === null) return { unschedulable: n.unschedulable, cordonedByNodewarden: n.cordonedByNodewarden };
+    let owner: DeviceTaintOwner | null = null;
+    try {
+      owner = (await this.o.deviceTaints?.owner(e.node, e.gpu)) ?? null;
+    } catch (err) {
+      this.log.warn({ node: e.node, gpu: e.gpu, err: errorMessage(err) }, 'device taint state unknown; taken as still tainted by nodewarden');
+    }
+    if (owner === null && n.taintedGpus !== undefined) owner = n.taintedGpus.includes(e.gpu) ? 'own' : 'none';
+    if (owner === null) owner = 'own';
+    return { unschedulable: owner !== 'none', cordonedByNodewarden: owner === 'own' };
   }
 
   /** Open episodes (for ctl and the console). */
@@ -248,7 +284,9 @@ export class LadderDriver {
   }
 
   private decisionOf(r: LadderRequest, e: Episode | undefined): Decision {
-    const step = r.action === 'uncordon' && e && this.o.returnStep ? this.o.returnStep(e) : null;
+    // a GPU episode returns the GPU: the undo of its taint, never the node's uncordon
+    const step: Pick<Decision, 'action' | 'target'> | null =
+      r.action === 'uncordon' && e?.scope === 'device' && e.gpu !== null ? { action: 'untaint', target: { kind: 'Device', name: e.gpu, node: e.node } } : null;
     const d: Decision = {
       id: r.decisionId,
       at: this.o.clock.now(),
@@ -275,8 +313,7 @@ export class LadderDriver {
     const rec: LedgerRecord = {
       ts: new Date(c.at).toISOString(),
       rule: e.rule,
-      action: 'uncordon',
-      target: { kind: 'Node', name: e.node },
+      ...(e.scope === 'device' && e.gpu !== null ? { action: 'untaint' as const, target: { kind: 'Device' as const, name: e.gpu, node: e.node } } : { action: 'uncordon' as const, target: { kind: 'Node' as const, name: e.node } }),
       outcome: 'suppressed',
       reason: c.end === 'resolved-by-person' ? `resolved by a person: ${e.history[e.history.length - 1]?.what ?? ''}` : `${e.node} left the cluster during the repair episode`,
       guard: c.end === 'resolved-by-person' ? 'resolvedByPerson' : 'nodeGone',

@@ -3,7 +3,7 @@
  *
  *   fault ─► reset the GPU ─► reboot the node ─► hand over for replacement
  *                 │                 │
- *                 └─► validate ─► quiet period ─► return to service (uncordon)
+ *                 └─► validate ─► quiet period ─► return to service (uncordon, or untaint of the GPU)
  *
  * One `NodeLadder` per node is the unit of state (a document of the shared
  * DocStore, namespace `ladder`: Redis in production, memory in demo/replay). It holds at most one open
@@ -82,10 +82,15 @@ export interface Pending {
   job: string | null;
 }
 
+/** What nodewarden isolated: the whole node (cordon) or one GPU (DRA device taint; returned by `untaint`). */
+export type Scope = 'node' | 'device';
+
 export interface Episode {
   id: string;
   node: string;
   gpu: string | null;
+  /** Absent in episodes stored before per-GPU scope: the node. */
+  scope?: Scope;
   rule: string;
   reason: string;
   /** When the fault happened (the event's ts), when it was decided on, when the node was cordoned. */
@@ -128,15 +133,25 @@ export interface ClosedEpisode {
 
 export type LadderInput =
   /** A node nodewarden cordoned for a fault (or a fault seen again on a node in an episode). */
-  | { kind: 'fault'; at: number; faultAt: number; detectedAt: number; gpu: string | null; rule: string; reason: string; start: Rung | null; isolated: boolean }
-  /** nodewarden uncordoned the node outside the ladder (a rule's clear with auto-uncordon). */
-  | { kind: 'uncordoned'; at: number }
+  | { kind: 'fault'; at: number; faultAt: number; detectedAt: number; gpu: string | null; rule: string; reason: string; start: Rung | null; isolated: boolean; scope?: Scope }
+  /** nodewarden uncordoned the node (or untainted the GPU `gpu`) outside the ladder (a rule's clear with auto-uncordon). */
+  | { kind: 'uncordoned'; at: number; gpu?: string }
   /** The ledger outcome of a decision the ladder asked for. */
   | { kind: 'recorded'; at: number; decisionId: string; outcome: Outcome; guard: string | null; job?: string | null; error?: string }
   /** The Job of the running step finished. */
   | { kind: 'job'; at: number; job: string; succeeded: boolean; detail?: string }
-  /** Time passes; `node` is the cluster's view of the node (undefined: not in the view). */
-  | { kind: 'tick'; at: number; node: { unschedulable: boolean; cordonedByNodewarden: boolean } | undefined };
+  /**
+   * Time passes; `node` is the cluster's view of what the episode isolated
+   * (undefined: the node is not in the view). For a device episode
+   * `unschedulable` is "the GPU is still tainted" and `cordonedByNodewarden`
+   * "by nodewarden's DeviceTaintRule".
+   */
+  | { kind: 'tick'; at: number; node: IsolationView | undefined };
+
+export interface IsolationView {
+  unschedulable: boolean;
+  cordonedByNodewarden: boolean;
+}
 
 export interface Transition {
   ladder: NodeLadder;
@@ -296,6 +311,7 @@ export function transition(input: NodeLadder, ev: LadderInput, p: LadderPolicy):
           id: `${l.node}:${ev.detectedAt}`,
           node: l.node,
           gpu: ev.gpu,
+          scope: ev.scope === 'device' && ev.gpu !== null ? 'device' : 'node',
           rule: ev.rule,
           reason: ev.reason,
           faultAt: Math.min(ev.faultAt, ev.detectedAt),
@@ -306,7 +322,7 @@ export function transition(input: NodeLadder, ev: LadderInput, p: LadderPolicy):
           pending: null,
           quietUntil: null,
           repaired: false,
-          history: [{ at: ev.at, what: `fault: ${ev.reason} (rule ${ev.rule}); cordoned` }],
+          history: [{ at: ev.at, what: `fault: ${ev.reason} (rule ${ev.rule}); ${ev.scope === 'device' && ev.gpu !== null ? `GPU ${ev.gpu} tainted` : 'cordoned'}` }],
         };
         l.episode = ep;
         if (!p.act || ev.start === null) {
@@ -332,7 +348,9 @@ export function transition(input: NodeLadder, ev: LadderInput, p: LadderPolicy):
       if (e) onTick(w, e, ev.node);
       break;
     case 'uncordoned':
-      if (e && e.phase !== 'return') w.close(e, 'returned', 'nodewarden uncordoned the node (the rule cleared)');
+      // only the undo of what this episode isolated: an untaint of another GPU, or an uncordon during a GPU episode, is not its end
+      if (e && e.phase !== 'return' && (e.scope === 'device' ? ev.gpu === e.gpu : ev.gpu === undefined))
+        w.close(e, 'returned', e.scope === 'device' ? `nodewarden untainted GPU ${e.gpu ?? '?'} (the rule cleared)` : 'nodewarden uncordoned the node (the rule cleared)');
       break;
   }
   return { ladder: l, requests: w.requests, closed: w.closed, changed: w.changed };
@@ -372,7 +390,7 @@ function onRecorded(w: Work, e: Episode, ev: Extract<LadderInput, { kind: 'recor
       }
       case 'uncordon':
         pd.status = 'done';
-        w.close(e, 'returned', `returned to service (uncordoned${ev.outcome === 'dry-run' ? ', dry-run' : ''})`);
+        w.close(e, 'returned', `returned to service (${e.scope === 'device' ? `GPU ${e.gpu ?? '?'} untainted` : 'uncordoned'}${ev.outcome === 'dry-run' ? ', dry-run' : ''})`);
         return;
       case 'replace':
       case 'page':
@@ -400,6 +418,11 @@ function onRecorded(w: Work, e: Episode, ev: Extract<LadderInput, { kind: 'recor
   w.note(e, `${pd.action} ${ev.outcome}${ev.guard ? ` by ${ev.guard}` : ''}; asking again at ${iso(pd.until)}`);
 }
 
+/** What the return step gives back: the node, or one GPU of it. */
+function returned(e: Episode): string {
+  return e.scope === 'device' ? `GPU ${e.gpu ?? '?'} of ${e.node}` : e.node;
+}
+
 function enterQuiet(w: Work, e: Episode): void {
   e.phase = 'quiet';
   e.quietUntil = w.now + w.p.quietMs;
@@ -424,7 +447,7 @@ function onJobDone(w: Work, e: Episode, pd: Pending, ok: boolean, detail: string
   }
 }
 
-function onTick(w: Work, e: Episode, node: { unschedulable: boolean; cordonedByNodewarden: boolean } | undefined): void {
+function onTick(w: Work, e: Episode, node: IsolationView | undefined): void {
   const pd = e.pending;
   if (node === undefined) {
     // the node left the cluster (replaced, or removed by a person): nothing left to repair
@@ -432,12 +455,13 @@ function onTick(w: Work, e: Episode, node: { unschedulable: boolean; cordonedByN
     return;
   }
   if (!node.unschedulable && !(e.phase === 'return' && pd?.status !== 'retry')) {
-    w.close(e, 'resolved-by-person', `a person returned ${e.node} to service (uncordoned it) during ${e.phase}: resolved by a person`);
+    const how = e.scope === 'device' ? `removed GPU ${e.gpu ?? '?'}'s device taint` : 'uncordoned it';
+    w.close(e, 'resolved-by-person', `a person returned ${e.node} to service (${how}) during ${e.phase}: resolved by a person`);
     return;
   }
   if (node.unschedulable && !node.cordonedByNodewarden && e.phase !== 'return') {
     // a person took the cordon over (re-cordoned by hand): ours to leave alone from now on
-    w.close(e, 'resolved-by-person', `a person took ${e.node}'s cordon over during ${e.phase}: resolved by a person`);
+    w.close(e, 'resolved-by-person', `a person took ${e.scope === 'device' ? `GPU ${e.gpu ?? '?'}'s device taint` : `${e.node}'s cordon`} over during ${e.phase}: resolved by a person`);
     return;
   }
   if (pd?.status === 'running' && pd.until !== null && w.now >= pd.until) {
@@ -452,14 +476,14 @@ function onTick(w: Work, e: Episode, node: { unschedulable: boolean; cordonedByN
     w.note(e, `asking for ${action} again`);
     if (action === 'reset' || action === 'reboot') w.request(e, action, `repair ladder: ${action === 'reset' ? `reset GPU ${e.gpu ?? '?'} on` : 'reboot'} ${e.node} (retry); ${e.reason}`);
     else if (action === 'validate') w.request(e, 'validate', `repair ladder: validate ${e.node} (retry); ${e.reason}`, 'info');
-    else if (action === 'uncordon') w.request(e, 'uncordon', `repair ladder: return ${e.node} to service (retry)`, 'info');
+    else if (action === 'uncordon') w.request(e, 'uncordon', `repair ladder: return ${returned(e)} to service (retry)`, 'info');
     else w.request(e, action, `repair ladder: ${e.node} needs a person; ${e.reason}`, action === 'replace' ? 'critical' : 'warning');
     return;
   }
   if (e.phase === 'quiet' && e.quietUntil !== null && w.now >= e.quietUntil) {
     e.phase = 'return';
     w.note(e, 'quiet period passed');
-    w.request(e, 'uncordon', `repair ladder: return ${e.node} to service (validated, quiet since ${iso(e.quietUntil - w.p.quietMs)})`, 'info');
+    w.request(e, 'uncordon', `repair ladder: return ${returned(e)} to service (validated, quiet since ${iso(e.quietUntil - w.p.quietMs)})`, 'info');
   }
 }
 

@@ -13,7 +13,8 @@ import type { ClusterView, NodeInfo, WorkloadRef, WorkloadRevision } from '../..
 import type { Clock } from '../../core/clock.js';
 import { NodewardenError } from '../../core/errors.js';
 import type { Logger } from '../../core/logger.js';
-import type { Executor } from '../ports.js';
+import type { ActionKind, Decision } from '../../core/decision.js';
+import type { ExecutionResult, Executor } from '../ports.js';
 import { KubeExecutor } from '../kube/executors.js';
 import type { JsonPatchOp, KubeApi, MergePatch, StrategicMergePatch } from '../kube/kube-api.js';
 import { FIELD_MANAGER, nodeInfoOf } from '../kube/node-decisions.js';
@@ -328,6 +329,23 @@ function takeFieldOwnership(node: WireNode, manager: string, now: number): void 
   });
 }
 
+/**
+ * Where the simulated cluster records its DRA device taints: a JSON array of
+ * GPU ids on the node (the simulated API has no DeviceTaintRule objects).
+ */
+export const SIMULATED_DEVICE_TAINTS_ANNOTATION = 'nodewarden.io/simulated-device-taints';
+
+function simulatedTaints(node: WireNode): string[] {
+  const raw = node.metadata?.annotations?.[SIMULATED_DEVICE_TAINTS_ANNOTATION];
+  if (raw === undefined) return [];
+  try {
+    const v: unknown = JSON.parse(raw);
+    return Array.isArray(v) ? v.filter((x): x is string => typeof x === 'string') : [];
+  } catch {
+    return [];
+  }
+}
+
 export class SimulatedCluster implements ClusterView {
   readonly api: SimulatedApi;
   /** cordon, uncordon and rollback against the simulated objects. */
@@ -346,9 +364,49 @@ export class SimulatedCluster implements ClusterView {
     });
   }
 
-  /** Executors by action (all the same KubeExecutor). */
-  get executors(): { cordon: Executor; uncordon: Executor; rollback: Executor } {
-    return { cordon: this.executor, uncordon: this.executor, rollback: this.executor };
+  /** Executors by action (all the same KubeExecutor; taint/untaint of one GPU recorded on its node). */
+  get executors(): { cordon: Executor; uncordon: Executor; rollback: Executor; device: Executor } {
+    return { cordon: this.executor, uncordon: this.executor, rollback: this.executor, device: this.deviceExecutor };
+  }
+
+  /**
+   * `taint` / `untaint` of one GPU (a Device target with its node), recorded
+   * on the simulated node and reported as its `taintedGpus`. Idempotent like
+   * the DeviceTaintRule executor: tainting a tainted GPU and untainting an
+   * untainted one succeed without a change.
+   */
+  readonly deviceExecutor: Executor = {
+    actions: ['taint', 'untaint'] as readonly ActionKind[],
+    execute: (d: Decision): Promise<ExecutionResult> => this.asyncDevice(d),
+  };
+
+  private async asyncDevice(d: Decision): Promise<ExecutionResult> {
+    await Promise.resolve();
+    const t = d.target;
+    const node = t.kind === 'Device' ? t.node : undefined;
+    if (t.kind !== 'Device' || node === undefined || node === '') {
+      const message = `${d.action} needs a Device target with a node, got ${t.kind}`;
+      return { ok: false, detail: message, error: new NodewardenError('REQUEST_INVALID', message) };
+    }
+    if (this.nodes().get(node) === undefined) {
+      const message = `node ${node} not found`;
+      return { ok: false, detail: `${d.action} GPU ${t.name}: ${message}`, error: new NodewardenError('NOT_FOUND', message) };
+    }
+    let changed = false;
+    this.api.mutate<WireNode>('Node', undefined, node, (n) => {
+      const cur = simulatedTaints(n);
+      const has = cur.includes(t.name);
+      if (d.action === 'taint' ? has : !has) return;
+      const next = d.action === 'taint' ? [...cur, t.name] : cur.filter((g) => g !== t.name);
+      n.metadata = { ...(n.metadata ?? {}) };
+      const ann = { ...(n.metadata.annotations ?? {}) };
+      if (next.length === 0) delete ann[SIMULATED_DEVICE_TAINTS_ANNOTATION];
+      else ann[SIMULATED_DEVICE_TAINTS_ANNOTATION] = JSON.stringify(next);
+      n.metadata.annotations = ann;
+      changed = true;
+    });
+    const verb = d.action === 'taint' ? 'tainted' : 'untainted';
+    return { ok: true, detail: changed ? `GPU ${t.name} of ${node} ${verb} (simulated)` : `GPU ${t.name} of ${node} already ${verb} (simulated)` };
   }
 
   /** Events the executors recorded. */
@@ -359,14 +417,18 @@ export class SimulatedCluster implements ClusterView {
   private nodes(): Map<string, NodeInfo> {
     if (this.nodeCache?.version !== this.api.version) {
       const byName = new Map<string, NodeInfo>();
-      for (const n of this.api.list('Node')) byName.set(n.metadata?.name ?? '', nodeInfoOf(n));
+      for (const n of this.api.list('Node') as WireNode[]) {
+        const info = nodeInfoOf(n);
+        info.taintedGpus = simulatedTaints(n); // known here: empty = no GPU tainted
+        byName.set(info.name, info);
+      }
       this.nodeCache = { version: this.api.version, byName };
     }
     return this.nodeCache.byName;
   }
 
   listNodes(): NodeInfo[] {
-    return [...this.nodes().values()].map((n) => ({ ...n, labels: { ...n.labels } }));
+    return [...this.nodes().values()].map((n) => ({ ...n, labels: { ...n.labels }, taintedGpus: [...(n.taintedGpus ?? [])] }));
   }
 
   getNode(name: string): NodeInfo | undefined {

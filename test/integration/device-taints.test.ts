@@ -116,6 +116,9 @@ describe('per-GPU scope on a real kube-apiserver', function () {
       expect(rule.metadata.labels).to.include({ 'app.kubernetes.io/managed-by': 'nodewarden', 'nodewarden.io/node': 'gpu-003' });
       expect(rule.metadata.annotations).to.include({ 'nodewarden.io/decision-id': d.id, 'nodewarden.io/gpu': UUID });
 
+      // the repair ladder's check of the GPU's taint (as the engine ServiceAccount)
+      expect(await exec.owner('gpu-003', UUID)).to.equal('own');
+
       // the same GPU again (a later firing): the existing rule is kept
       const again = await exec.execute(taintDecision('gpu-003', UUID));
       expect(again).to.include({ ok: true });
@@ -125,6 +128,7 @@ describe('per-GPU scope on a real kube-apiserver', function () {
       const undo = await exec.untaintDevice({ node: 'gpu-003', gpu: UUID });
       expect(undo).to.include({ ok: true });
       expect((await get(name)).status).to.equal(404);
+      expect(await exec.owner('gpu-003', UUID)).to.equal('none');
       expect(await exec.untaintDevice({ node: 'gpu-003', gpu: UUID })).to.include({ ok: true, detail: `no DeviceTaintRule ${name}: GPU not tainted` });
     });
 
@@ -155,6 +159,7 @@ describe('per-GPU scope on a real kube-apiserver', function () {
       expect((await kube.request('POST', '/apis/resource.k8s.io/v1alpha3/devicetaintrules', theirs)).status).to.equal(201);
       const api = createClientNodeDeviceTaintApi(engineKc);
       const exec = createDeviceTaintExecutor({ api, discovery: new DeviceTaintDiscovery({ api, clock: systemClock, ttlMs: 60_000 }), config: CFG, clock: systemClock });
+      expect(await exec.owner('gpu-006', UUID)).to.equal('other');
       const r = await exec.untaintDevice({ node: 'gpu-006', gpu: UUID });
       expect(r.ok).to.equal(false);
       expect(r.error?.code).to.equal('FORBIDDEN');

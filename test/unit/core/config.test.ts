@@ -98,4 +98,11 @@ describe('config loading', () => {
     expect(budgetFor('5%', 1000)).to.equal(50);
     expect(budgetFor('3', 1000)).to.equal(3);
   });
+
+  it('accepts taint (a GPU taint that really runs as one) in incidents.approvals.requiredFor, nothing outside the list', () => {
+    const cfg = loadConfig({ file: file('incidents:\n  approvals:\n    requiredFor: [taint, rollback]\n') });
+    expect(cfg.incidents.approvals.requiredFor).to.deep.equal(['taint', 'rollback']);
+    const problems = problemsOf(() => loadConfig({ file: file('incidents:\n  approvals:\n    requiredFor: [reboot]\n') }));
+    expect(problems.map((x) => x.path).join(' ')).to.include('/incidents/approvals/requiredFor');
+  });
 });

@@ -58,13 +58,13 @@ function xidCordon(node: string, code: number, at: number, message = `Xid ${code
   };
 }
 
-function setup(cfg = config(), fails: (step: string, node: string) => boolean = () => false) {
+function setup(cfg = config(), fails: (step: string, node: string) => boolean = () => false, deviceTaints = false) {
   const clock = new ManualClock(Date.parse('2026-12-01T10:00:00Z'));
   const cluster = createSimulatedCluster(nodes(40), { clock });
   const jobs = new SimulatedRepairJobs(clock, 2 * M, fails);
   const catalogue = loadRules(defaultRulesPath()).xidCatalogue;
   const registry = new Registry();
-  const r = createReplayRemediator({ cluster, config: cfg, clock, catalogue, repairJobs: jobs, outcomeMetrics: createOutcomeMetrics(registry) });
+  const r = createReplayRemediator({ cluster, config: cfg, clock, catalogue, repairJobs: jobs, outcomeMetrics: createOutcomeMetrics(registry), deviceTaints });
   /** Advances the clock in ticks of 1 minute, ticking the ladder. */
   const run = async (minutes: number): Promise<void> => {
     for (let i = 0; i < minutes; i++) {
@@ -177,5 +177,68 @@ describe('repair ladder driver (replay remediator, simulated cluster)', () => {
     }
     expect(cluster.getNode('gpu-7')?.unschedulable).to.equal(false);
     expect(records.map((x) => x.action)).to.include('uncordon');
+  });
+});
+
+const GPU = 'GPU-5f1c0a2b-0000-1111-2222-333344445555';
+
+/** The same Xid, isolated as one GPU (a DRA device taint) instead of the node. */
+function xidTaint(node: string, code: number, at: number): Decision {
+  const c = xidCordon(node, code, at);
+  return { ...c, id: `t-${node}-${at}`, action: 'taint', target: { kind: 'Device', name: GPU, node } };
+}
+
+describe('repair ladder driver: GPU (device-taint) episodes', () => {
+  it('a tainted GPU is reset, validated, and returned by untaint of that GPU (never an uncordon); the node is never cordoned', async () => {
+    const { clock, cluster, r, run, steps } = setup(config(), () => false, true);
+    const [rec] = await r.remediator.submit([xidTaint('gpu-3', 95, clock.now())]);
+    expect(rec).to.include({ action: 'taint', outcome: 'executed' });
+    expect(cluster.getNode('gpu-3')?.taintedGpus).to.deep.equal([GPU]);
+    expect(cluster.getNode('gpu-3')?.unschedulable).to.equal(false);
+    await run(40);
+    expect(steps().map((x) => `${x.action}:${x.outcome}`)).to.deep.equal(['reset:executed', 'validate:executed', 'untaint:executed']);
+    const back = steps()[2];
+    expect(back?.target).to.deep.equal({ kind: 'Device', name: GPU, node: 'gpu-3' });
+    expect(back?.details?.episode).to.include({ scope: 'device', repaired: true });
+    expect(cluster.getNode('gpu-3')?.taintedGpus).to.deep.equal([]);
+    expect(cluster.getNode('gpu-3')?.unschedulable).to.equal(false);
+    expect(await r.ladder.episodes()).to.have.length(0);
+  });
+
+  it("a person removing the GPU's taint is 'resolved by a person' (an untaint record), not a failure or an uncordon", async () => {
+    const { clock, cluster, r, run, steps } = setup(config({ validate: { template: null, timeout: '30m' } }), () => false, true);
+    await r.remediator.submit([xidTaint('gpu-5', 95, clock.now())]);
+    await run(10);
+    expect(steps().map((x) => x.action)).to.deep.equal(['reset', 'page']);
+    expect(await r.ladder.episodes()).to.have.length(1);
+    // the node's cordon state says nothing about the GPU: the episode stays open
+    await run(5);
+    expect(await r.ladder.episodes()).to.have.length(1);
+    await cluster.deviceExecutor.execute({ ...xidTaint('gpu-5', 95, clock.now()), id: 'by-hand', action: 'untaint' });
+    await run(1);
+    const closed = r.ledger.records.find((x) => x.guard === 'resolvedByPerson');
+    expect(closed).to.include({ action: 'untaint', outcome: 'suppressed' });
+    expect(closed?.target).to.deep.equal({ kind: 'Device', name: GPU, node: 'gpu-5' });
+    expect(closed?.details?.episode).to.include({ end: 'resolved-by-person', scope: 'device' });
+    expect(await r.ladder.episodes()).to.have.length(0);
+  });
+
+  it("an uncordon of the node does not end a GPU's episode; an untaint of that GPU by a rule's clear does", async () => {
+    const { clock, r, run } = setup(config({ validate: { template: null, timeout: '30m' } }), () => false, true);
+    await r.remediator.submit([xidTaint('gpu-6', 95, clock.now())]);
+    await run(5);
+    await r.remediator.submit([{ ...xidCordon('gpu-6', 95, clock.now()), id: 'u1', action: 'uncordon' }]);
+    expect(await r.ladder.episodes()).to.have.length(1);
+    await r.remediator.submit([{ ...xidTaint('gpu-6', 95, clock.now()), id: 'u2', action: 'untaint', reason: 'cleared' }]);
+    expect(await r.ladder.episodes()).to.have.length(0);
+  });
+
+  it('replay without device taints: a GPU taint still cordons the node, and an untaint executes (no missing executor)', async () => {
+    const { clock, cluster, r } = setup();
+    const [t] = await r.remediator.submit([xidTaint('gpu-9', 95, clock.now())]);
+    expect(t).to.include({ action: 'cordon', outcome: 'executed' });
+    expect(cluster.getNode('gpu-9')?.unschedulable).to.equal(true);
+    const [u] = await r.remediator.submit([{ ...xidTaint('gpu-9', 95, clock.now()), id: 'u9', action: 'untaint' }]);
+    expect(u).to.include({ action: 'untaint', outcome: 'executed' });
   });
 });
