@@ -19,6 +19,7 @@ import fs from 'node:fs';
 import type { NodeCluster } from '../harness/node-cluster.js';
 import type { PrometheusServer } from '../harness/prometheus.js';
 import { FakeFleet } from './fleet.js';
+import type { FakeNode } from './fleet.js';
 import { POOL, sharedNode } from './shared.js';
 import { ControlClient } from '../../control/client.js';
 import {
@@ -284,7 +285,7 @@ describe('nodewarden installed with helm on a real node', function () {
   it('a storm larger than the budget -> the guard holds at maxUnavailable, counting nodes unavailable for other reasons', async () => {
     assert.ok(fleet !== undefined, 'needs the fleet of the previous test');
     const f = fleet;
-    const storm = [];
+    const storm: FakeNode[] = [];
     for (let i = 1; i <= 5; i++) storm.push(await f.add(`nw-storm-${i}`, { 'nodewarden.io/pool': 'gpu-storm' }));
     // unavailable for another reason: an operator cordoned it
     await f.add('nw-maintenance', { 'nodewarden.io/pool': 'gpu-storm' });
@@ -299,6 +300,12 @@ describe('nodewarden installed with helm on a real node', function () {
     };
     const total = (await node.kube.request('GET', '/api/v1/nodes')).json as { items: unknown[] };
     const limit = Math.max(1, Math.floor(0.5 * total.items.length));
+    // the fresh storm nodes report Ready first: a snapshot taken before their first status
+    // would count them as unavailable while the engine (rightly) sees them Ready a moment later
+    await eventuallyOnNode(node, 'the storm nodes Ready', 60_000, async () => {
+      const u = await unavailable();
+      return storm.every((n) => !u.includes(n.name)) ? true : undefined;
+    });
     const before = await unavailable();
     assert.ok(before.includes('nw-maintenance'));
     const t0 = Date.now();
