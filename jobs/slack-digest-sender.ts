@@ -6,23 +6,17 @@
  * message per second. The webhook URL is the credential: it is never logged.
  */
 import axios from 'axios';
-import type { AxiosInstance } from 'axios';
 import type { Logger } from '../core/logger.js';
 import type { SlackMessage } from '../remediations/pager/slack.js';
-import type { RetryPolicy, Sleep } from '../remediations/pager/retry.js';
+import type { HttpSenderOptions } from '../remediations/pager/retry.js';
 import { DEFAULT_RETRY, realSleep, withRetry } from '../remediations/pager/retry.js';
 import type { SlackLimiter } from '../remediations/pager/slack-limiter.js';
 import { createSlackLimiter, postInSlot } from '../remediations/pager/slack-limiter.js';
 import type { DigestSender } from './daily-digest.js';
 
-export interface SlackDigestSenderOptions {
+export interface SlackDigestSenderOptions extends HttpSenderOptions {
   webhookUrl: string;
   logger: Logger;
-  http?: AxiosInstance;
-  retry?: Partial<RetryPolicy>;
-  timeoutMs?: number;
-  sleep?: Sleep;
-  random?: () => number;
   /** The Slack pager's limiter (same webhook); default: its own at `minIntervalMs`. */
   limiter?: SlackLimiter;
   minIntervalMs?: number;

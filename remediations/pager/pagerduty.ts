@@ -5,24 +5,18 @@
  * and never reaches a log line or an error message.
  */
 import axios from 'axios';
-import type { AxiosInstance } from 'axios';
 import type { Logger } from '../../core/logger.js';
 import { NodewardenError } from '../../core/errors.js';
 import type { PageRequest, Pager } from './pager.js';
 import { MAX_DEDUP_KEY, MAX_SUMMARY, truncate } from './pager.js';
-import type { RetryPolicy, Sleep } from './retry.js';
+import type { HttpSenderOptions } from './retry.js';
 import { DEFAULT_RETRY, realSleep, withRetry } from './retry.js';
 
-export interface PagerDutyOptions {
+export interface PagerDutyOptions extends HttpSenderOptions {
   /** Base URL (`https://events.pagerduty.com`) or the full enqueue URL. */
   url: string;
   routingKey: string;
   logger: Logger;
-  http?: AxiosInstance;
-  retry?: Partial<RetryPolicy>;
-  timeoutMs?: number;
-  sleep?: Sleep;
-  random?: () => number;
   /** `client` field shown in PagerDuty. */
   client?: string;
 }

@@ -3,6 +3,7 @@
  * exponential back-off and full jitter, waiting at least what Retry-After asks;
  * any other 4xx is final (the request itself is wrong; retrying cannot help).
  */
+import type { AxiosInstance } from 'axios';
 import { isAxiosError } from 'axios';
 import { fullJitterDelay } from '../../core/backoff.js';
 import { NodewardenError } from '../../core/errors.js';
@@ -20,6 +21,15 @@ export interface RetryPolicy {
 export const DEFAULT_RETRY: RetryPolicy = { maxAttempts: 5, baseMs: 500, maxMs: 30_000 };
 
 export type Sleep = (ms: number) => Promise<void>;
+
+/** What every HTTP sender (PagerDuty, Slack webhook and Web API, the digest) takes for its transport and retries. */
+export interface HttpSenderOptions {
+  http?: AxiosInstance;
+  retry?: Partial<RetryPolicy>;
+  timeoutMs?: number;
+  sleep?: Sleep;
+  random?: () => number;
+}
 export const realSleep: Sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 
 /** Retry-After as ms: delta-seconds or an HTTP date; undefined when absent or unreadable. */

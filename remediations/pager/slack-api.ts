@@ -16,7 +16,6 @@
  * limiter (about one message per second per channel).
  */
 import axios from 'axios';
-import type { AxiosInstance } from 'axios';
 import type { Logger } from '../../core/logger.js';
 import type { ErrorCode } from '../../core/errors.js';
 import type { Approval } from '../approvals/approvals.js';
@@ -24,7 +23,7 @@ import type { DocStore } from '../incidents/doc-store.js';
 import { APPROVE_ACTION, DENY_ACTION } from '../webhooks/slack-interactivity.js';
 import type { PageRequest, Pager } from './pager.js';
 import { truncate } from './pager.js';
-import type { RetryPolicy, Sleep } from './retry.js';
+import type { HttpSenderOptions } from './retry.js';
 import { AttemptFailure, DEFAULT_RETRY, parseRetryAfter, realSleep, withRetry } from './retry.js';
 import type { SlackBlock } from './slack.js';
 import { buildSlackMessage } from './slack.js';
@@ -40,7 +39,7 @@ export const SLACK_APPROVAL_NS = 'slack-approval';
 const TRANSIENT = new Set(['ratelimited', 'internal_error', 'fatal_error', 'service_unavailable', 'request_timeout']);
 const AUTH = new Set(['invalid_auth', 'not_authed', 'account_inactive', 'token_revoked', 'token_expired', 'missing_scope', 'no_permission']);
 
-export interface SlackApiOptions {
+export interface SlackApiOptions extends HttpSenderOptions {
   token: string;
   /** Channel ID or name the messages go to. */
   channel: string;
@@ -51,11 +50,6 @@ export interface SlackApiOptions {
   minIntervalMs?: number;
   /** How long a message reference is kept (default 7 d, like a resolved incident). */
   keepMs?: number;
-  http?: AxiosInstance;
-  retry?: Partial<RetryPolicy>;
-  timeoutMs?: number;
-  sleep?: Sleep;
-  random?: () => number;
   now?: () => number;
 }
 

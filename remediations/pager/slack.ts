@@ -6,28 +6,22 @@
  * The webhook URL is a secret (it is the credential): never logged.
  */
 import axios from 'axios';
-import type { AxiosInstance } from 'axios';
 import type { Logger } from '../../core/logger.js';
 import { errorMessage, NodewardenError } from '../../core/errors.js';
 import type { PageRequest, Pager } from './pager.js';
 import { truncate } from './pager.js';
-import type { RetryPolicy, Sleep } from './retry.js';
+import type { HttpSenderOptions } from './retry.js';
 import { DEFAULT_RETRY, realSleep, withRetry } from './retry.js';
 import type { SlackLimiter } from './slack-limiter.js';
 import { createSlackLimiter, postInSlot } from './slack-limiter.js';
 
-export interface SlackOptions {
+export interface SlackOptions extends HttpSenderOptions {
   webhookUrl: string;
   logger: Logger;
-  http?: AxiosInstance;
   /** Pages arriving within this window of the first one are grouped (default 2 s). */
   groupWindowMs?: number;
   /** At most one message per this interval (default 1000 ms). */
   minIntervalMs?: number;
-  retry?: Partial<RetryPolicy>;
-  timeoutMs?: number;
-  sleep?: Sleep;
-  random?: () => number;
   now?: () => number;
   /** The slot shared with every other sender to this webhook (the daily digest); default: its own. */
   limiter?: SlackLimiter;
