@@ -31,7 +31,7 @@ import { MemoryLedger } from '../../remediations/ledger/memory-ledger.js';
 import { createPagerExecutor } from '../../remediations/pager/pager-executor.js';
 import { createRecordingPager } from '../../remediations/pager/recording-pager.js';
 import { createRemediator } from '../../remediations/remediator.js';
-import type { GuardedRemediator } from '../../remediations/remediator.js';
+import type { Remediator } from '../../remediations/ports.js';
 import type { Executor } from '../../remediations/ports.js';
 import { startFaultProxy } from '../harness/fault-proxy.js';
 import type { FaultProxy } from '../harness/fault-proxy.js';
@@ -76,7 +76,7 @@ describe('Kubernetes API faults (real apiserver behind a fault-injecting proxy)'
   let kube: KubeCluster;
   let proxy: FaultProxy;
   let view: LiveCluster;
-  let remediator: GuardedRemediator;
+  let remediator: Remediator;
   let ledger: MemoryLedger;
   let guard: ReturnType<typeof createMemoryGuard>;
   let executors: Executor[];

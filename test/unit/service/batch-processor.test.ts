@@ -46,7 +46,7 @@ class FakeEngine implements RuleEngine {
   }
 }
 
-class FakeRemediator implements Remediator {
+class FakeRemediator implements Pick<Remediator, 'submit'> {
   submitted: Decision[] = [];
   submit(ds: readonly Decision[]): Promise<LedgerRecord[]> {
     this.submitted.push(...ds);
