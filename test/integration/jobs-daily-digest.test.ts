@@ -30,7 +30,7 @@ import { RedisToggleAuditSink } from '../../rules/toggles/redis-audit-sink.js';
 import { RedisDocStore } from '../../remediations/incidents/redis-doc-store.js';
 import { incidentPagingFromConfig } from '../../remediations/incidents/from-config.js';
 import { createSlackPager } from '../../remediations/pager/slack.js';
-import { createSlackLimiter } from '../../remediations/pager/slack-limiter.js';
+import { slackWebhookFromConfig } from '../../remediations/pager/from-config.js';
 import { startSlackReceiver } from '../receivers/slack.js';
 import type { SlackMessageBody, SlackReceiver } from '../receivers/slack.js';
 import { CLUSTER_FILE } from './engine-support.js';
@@ -104,7 +104,9 @@ describe('jobs: daily digest to Slack from the Redis ledger', function () {
     pagingClock.set(now - 3 * HOUR);
     await paging.silences.create({ matchers: ['pool=h100-train', 'rule=~conntrack-.*'], ttlMs: 6 * HOUR, reason: 'switch firmware upgrade', by: 'alice' });
     pagingClock.set(now);
-    const limiter = createSlackLimiter({ minIntervalMs: 1000 });
+    // the engine's wiring: one webhook client from the config, the pager over it and the digest through it
+    const webhook = slackWebhookFromConfig(config, silentLogger, { NW_TEST_SLACK_WEBHOOK: slack.url });
+    if (!webhook) throw new Error('pager.slack is configured: a webhook is expected');
     const replica = (name: string) => {
       const logger = new MemoryLogger();
       const registry = createRegistry(name);
@@ -126,8 +128,7 @@ describe('jobs: daily digest to Slack from the Redis ledger', function () {
         rules: [{ id: 'gpu-xid-fatal', enabled: true }],
         store: new MemoryStateStore(),
         cron: noCron,
-        env: { NW_TEST_SLACK_WEBHOOK: slack.url },
-        slackLimiter: limiter,
+        slackWebhook: webhook,
         paging: { incidents, silences: paging.silences },
       });
       return { jobs, logger, registry, conn };
@@ -137,8 +138,8 @@ describe('jobs: daily digest to Slack from the Redis ledger', function () {
     expect(r1.jobs.names()).to.include('daily-digest');
     slack.failNext(1, { status: 429, retryAfter: '1' });
     const slot = Date.parse('2026-11-21T08:00:00Z');
-    // the Slack pager posts to the same webhook at the same moment, through the same limiter
-    const pager = createSlackPager({ webhookUrl: slack.url, logger: silentLogger, limiter, groupWindowMs: 10 });
+    // the Slack pager posts to the same webhook at the same moment, through the same client and limiter
+    const pager = createSlackPager({ webhook, logger: silentLogger, groupWindowMs: 10 });
     const paged = pager.send({ event: 'trigger', dedupKey: 'k', summary: 'gpu-1 Xid 79', severity: 'critical', source: 'gpu-1', rule: 'gpu-xid-fatal' });
     const [x, y] = await Promise.all([r1.jobs.runNow('daily-digest', slot), r2.jobs.runNow('daily-digest', slot)]);
     await paged;
