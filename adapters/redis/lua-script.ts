@@ -9,7 +9,7 @@ import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Redis } from 'ioredis';
-import { packageRoot } from '../../core/paths.js';
+import { packageRoot } from '../paths.js';
 
 export class LuaScript {
   readonly source: string;

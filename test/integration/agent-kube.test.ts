@@ -17,7 +17,7 @@ import type { EventEnvelope } from '../../core/envelope.js';
 import { envelopeProblems } from '../../core/envelope.js';
 import { silentLogger } from '../../core/logger.js';
 import { createRegistry } from '../../core/metrics.js';
-import { packageRoot } from '../../core/paths.js';
+import { packageRoot } from '../../adapters/paths.js';
 import type { KubeCluster } from '../harness/kube.js';
 import { sharedKube } from './servers.js';
 

@@ -47,6 +47,11 @@ describe('jobs: daily digest to Slack from the Redis ledger', function () {
   this.timeout(60_000);
   let redis: Redis;
   let slack: SlackReceiver;
+  /** What a test opened, closed even when it fails (an open connection would outlive the run). */
+  const cleanups: Array<() => Promise<unknown>> = [];
+  afterEach(async () => {
+    await Promise.all(cleanups.splice(0).map((c) => c()));
+  });
   before(async () => {
     redis = new Redis((await sharedRedis()).url);
     slack = await startSlackReceiver({ minIntervalMs: 1000 });
@@ -131,7 +136,11 @@ describe('jobs: daily digest to Slack from the Redis ledger', function () {
         slackWebhook: webhook,
         paging: { incidents, silences: paging.silences },
       });
-      return { jobs, logger, registry, conn };
+      cleanups.push(async () => {
+        await jobs.stop();
+        await conn.quit();
+      });
+      return { jobs, logger, registry };
     };
     const r1 = replica('engine-1');
     const r2 = replica('engine-2');
@@ -170,7 +179,5 @@ describe('jobs: daily digest to Slack from the Redis ledger', function () {
     const metrics = (await r1.registry.metrics()) + (await r2.registry.metrics());
     expect(metrics).to.match(/nodewarden_job_runs_total\{job="daily-digest",result="success",component="engine-\d"\} 1/);
     expect(metrics).to.match(/nodewarden_job_runs_total\{job="daily-digest",result="not_elected",component="engine-\d"\} 1/);
-    await Promise.all([r1.jobs.stop(), r2.jobs.stop()]);
-    await Promise.all([r1.conn.quit(), r2.conn.quit()]);
   });
 });

@@ -18,7 +18,7 @@ import { systemClock } from '../../../core/clock.js';
 import { envelopeProblems } from '../../../core/envelope.js';
 import { silentLogger } from '../../../core/logger.js';
 import { createRegistry } from '../../../core/metrics.js';
-import { packageRoot } from '../../../core/paths.js';
+import { packageRoot } from '../../../adapters/paths.js';
 
 function hostRoot(kmsg: string | { symlinkTo: string }): string {
   const root = mkdtempSync(path.join(os.tmpdir(), 'nw-agent-bounds-'));
