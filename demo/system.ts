@@ -23,7 +23,7 @@ import { parseDuration } from '../core/duration.js';
 import type { EventEnvelope } from '../core/envelope.js';
 import { errorMessage } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
-import type { Registry } from '../core/metrics.js';
+import type { Registry } from '../adapters/metrics.js';
 import { Counter, Gauge } from 'prom-client';
 import type { RuleSet } from '../rules/language/types.js';
 import { createRuleEngine } from '../rules/engine/engine.js';

@@ -10,7 +10,7 @@ import type { ClusterView } from '../core/cluster.js';
 import type { NodewardenConfig } from '../core/config.js';
 import { parseDuration } from '../core/duration.js';
 import type { Logger } from '../core/logger.js';
-import type { Registry } from '../core/metrics.js';
+import type { Registry } from '../adapters/metrics.js';
 import type { ControllableGuard, Remediator } from '../remediations/ports.js';
 import type { Incident } from '../remediations/incidents/incident.js';
 import type { SlackWebhook } from '../remediations/pager/slack.js';

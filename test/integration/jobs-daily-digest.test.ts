@@ -13,7 +13,7 @@ import { DEFAULT_CONFIG } from '../../core/config.js';
 import type { NodewardenConfig } from '../../core/config.js';
 import type { LedgerRecord } from '../../core/decision.js';
 import { MemoryLogger, silentLogger } from '../../core/logger.js';
-import { createRegistry } from '../../core/metrics.js';
+import { createRegistry } from '../../adapters/metrics.js';
 import { createEngineJobs } from '../../jobs/engine-jobs.js';
 import type { CronPort } from '../../jobs/scheduler.js';
 import { RedisLedgerReader } from '../../control/redis-ledger-reader.js';

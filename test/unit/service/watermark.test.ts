@@ -9,7 +9,7 @@ import { DEFAULT_CONFIG } from '../../../core/config.js';
 import type { LedgerRecord } from '../../../core/decision.js';
 import type { EventEnvelope } from '../../../core/envelope.js';
 import { silentLogger } from '../../../core/logger.js';
-import { createRegistry } from '../../../core/metrics.js';
+import { createRegistry } from '../../../adapters/metrics.js';
 import { createReplayRemediation } from '../../../remediations/index.js';
 import { createSimulatedCluster, parseClusterYaml } from '../../../remediations/simulated/index.js';
 import { createRuleEngine } from '../../../rules/engine/engine.js';
