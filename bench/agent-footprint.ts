@@ -20,7 +20,7 @@ import type { AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import { packageRoot } from '../core/paths.js';
+import { packageRoot } from '../adapters/paths.js';
 import { ProcSampler, meanCpu } from './lib/proc-sampler.js';
 import { quantile } from './lib/stats.js';
 import type { ProcSample } from './lib/proc-sampler.js';

@@ -11,7 +11,7 @@
  */
 import { loadConfig } from '../adapters/config-file.js';
 import { silentLogger } from '../core/logger.js';
-import { createRegistry } from '../core/metrics.js';
+import { createRegistry } from '../adapters/metrics.js';
 import { defaultRulesPath, loadRules } from '../rules/language/load.js';
 import { createDemoSystem, defaultStoryline } from '../demo/system.js';
 import { createRecordingPager } from '../remediations/pager/recording-pager.js';

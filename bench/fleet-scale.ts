@@ -39,7 +39,7 @@ import { guardOptionsFromConfig } from '../remediations/guard/policy.js';
 import { createPagerExecutor } from '../remediations/pager/pager-executor.js';
 import { createRemediator } from '../remediations/remediator.js';
 import { createSimulatedCluster } from '../remediations/simulated/index.js';
-import { createRegistry } from '../core/metrics.js';
+import { createRegistry } from '../adapters/metrics.js';
 import { benchFleet, describeMix, fleetTraffic, GROUP_LABEL } from './lib/fleet-traffic.js';
 import { describeMachine, machine, numFlag, runMain, writeJsonSummary } from './lib/run.js';
 import { fixed, int, linearFit } from './lib/stats.js';

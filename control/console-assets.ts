@@ -11,7 +11,7 @@
 import { readFileSync } from 'node:fs';
 import { createHash } from 'node:crypto';
 import { join } from 'node:path';
-import { packageRoot } from '../core/paths.js';
+import { packageRoot } from '../adapters/paths.js';
 
 export const CONSOLE_CSP = [
   "default-src 'none'",

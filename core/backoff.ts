@@ -16,8 +16,8 @@ export interface BackoffPolicy {
 
 /*
  * The one back-off formula of the code base: every retry loop (start-up
- * steps, the remediator's retry queue, the pager, the agent's publisher and
- * kube-proxy watch) waits one of these three.
+ * steps, the remediator's retry queue, the pagers, the agent's publisher and
+ * kube-proxy watch, the engine's Kubernetes watches) waits one of these three.
  */
 
 /** Wait before attempt `attempt + 1` (attempt counts from 1) without jitter: base·2^(attempt-1), capped at maxMs. */

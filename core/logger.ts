@@ -1,8 +1,8 @@
 /**
- * Structured JSON logs (pino) with secrets redacted. Components receive a
- * Logger; they never import a global one.
+ * The Logger port, with secrets redacted (`REDACT_PATHS`, `scrubRecord`).
+ * Components receive a Logger; they never import a global one. The pino
+ * factory that writes the structured JSON logs is adapters/logger.ts.
  */
-import { pino } from 'pino';
 
 export interface Logger {
   debug(obj: Record<string, unknown>, msg?: string): void;
@@ -76,34 +76,6 @@ export function scrubRecord(v: unknown, depth = 0, seen: WeakSet<object> = new W
 }
 
 export type LogLevel = 'debug' | 'info' | 'warn' | 'error' | 'silent';
-
-export function createLogger(opts: { component: string; level?: LogLevel; destination?: NodeJS.WritableStream | number } = { component: 'nodewarden' }): Logger {
-  const dest = opts.destination ?? 2; // stderr: stdout is reserved for command output (JSONL)
-  const stream = typeof dest === 'number' ? pino.destination({ fd: dest, sync: true }) : dest;
-  const base = pino(
-    {
-      level: opts.level ?? ((process.env.NODEWARDEN_LOG_LEVEL as LogLevel | undefined) ?? 'info'),
-      base: { component: opts.component },
-      redact: { paths: REDACT_PATHS, censor: '[redacted]' },
-      // Errors are reduced by scrubRecord (formatters.log runs first); pino's err serializer would re-expand them.
-      serializers: { err: (v: unknown) => v },
-      timestamp: pino.stdTimeFunctions.isoTime,
-      formatters: { level: (label) => ({ level: label }), log: (o) => scrubRecord(o) as Record<string, unknown> },
-    },
-    stream,
-  );
-  return wrap(base);
-}
-
-function wrap(p: pino.Logger): Logger {
-  return {
-    debug: (o, m) => p.debug(o, m),
-    info: (o, m) => p.info(o, m),
-    warn: (o, m) => p.warn(o, m),
-    error: (o, m) => p.error(o, m),
-    child: (b) => wrap(p.child(b)),
-  };
-}
 
 /** A logger that drops everything: unit tests and benchmarks. */
 export const silentLogger: Logger = {

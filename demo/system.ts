@@ -23,7 +23,7 @@ import { parseDuration } from '../core/duration.js';
 import type { EventEnvelope } from '../core/envelope.js';
 import { errorMessage } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
-import type { Registry } from '../core/metrics.js';
+import type { Registry } from '../adapters/metrics.js';
 import { Counter, Gauge } from 'prom-client';
 import type { RuleSet } from '../rules/language/types.js';
 import { createRuleEngine } from '../rules/engine/engine.js';
@@ -37,8 +37,8 @@ import type { RawMessage } from '../rules/service/ports.js';
 import { MemoryRuleToggles } from '../rules/toggles/memory-toggles.js';
 import { ToggleService } from '../rules/toggles/toggle-service.js';
 import { createOutcomeMetrics } from '../remediations/ladder/metrics.js';
-import { createReplayRemediator } from '../remediations/index.js';
-import type { Pager, PageRequest, ReplayRemediator } from '../remediations/index.js';
+import { createReplayRemediation } from '../remediations/index.js';
+import type { Pager, PageRequest, ReplayRemediation } from '../remediations/index.js';
 import type { GuardStatus } from '../remediations/ports.js';
 import { budgetFor } from '../remediations/guard/policy.js';
 import { createSimulatedCluster, parseClusterYaml } from '../remediations/simulated/index.js';
@@ -154,7 +154,7 @@ export interface DemoSystem {
   readonly clock: Clock;
   readonly cluster: SimulatedCluster;
   readonly nodes: readonly FleetNode[];
-  readonly remediation: ReplayRemediator;
+  readonly remediation: ReplayRemediation;
   readonly control: ControlBackend;
   readonly bus: MemoryEventBus;
   /** Hands events (e.g. the local host's conntrack samples) to the bus at their `ts`. */
@@ -300,7 +300,7 @@ export function createDemoSystem(o: DemoSystemOptions): DemoSystem {
 
   // ---- the engine side: real parts, memory adapters
   const ledgerReader = new MemoryLedgerReader(50_000);
-  const remediation = createReplayRemediator({
+  const remediation = createReplayRemediation({
     cluster,
     config: o.config,
     clock,

@@ -13,7 +13,7 @@
 import type { ClusterView } from '../core/cluster.js';
 import type { ActionKind, LedgerRecord } from '../core/decision.js';
 import { ACTIONS } from '../core/decision.js';
-import type { SlackBlock, SlackMessage } from '../remediations/pager/slack.js';
+import type { SlackBlock, SlackMessage, SlackWebhook } from '../remediations/pager/slack.js';
 import { truncate } from '../remediations/pager/pager.js';
 import type { Incident } from '../remediations/incidents/incident.js';
 import type { Silence } from '../remediations/silences/silence.js';
@@ -291,9 +291,14 @@ export function renderDigest(d: Digest): SlackMessage {
   return { text: truncate(text, 3000), blocks };
 }
 
-/** Posts a digest message (Slack incoming webhook). */
+/** Posts a digest message. */
 export interface DigestSender {
   send(message: SlackMessage): Promise<void>;
+}
+
+/** The digest through the Slack pager's webhook client: its slots, its retries, one rate limit for pages and digest. */
+export function slackDigestSender(webhook: SlackWebhook): DigestSender {
+  return { send: (m) => webhook.send(m, 'slack digest') };
 }
 
 export interface DailyDigestDeps {

@@ -8,20 +8,19 @@ import type { Redis } from 'ioredis';
 import type { Clock } from '../core/clock.js';
 import type { ClusterView } from '../core/cluster.js';
 import type { NodewardenConfig } from '../core/config.js';
-import { readSecret } from '../adapters/config-file.js';
 import { parseDuration } from '../core/duration.js';
 import type { Logger } from '../core/logger.js';
-import type { Registry } from '../core/metrics.js';
+import type { Registry } from '../adapters/metrics.js';
 import type { ControllableGuard, Remediator } from '../remediations/ports.js';
 import type { Incident } from '../remediations/incidents/incident.js';
-import type { SlackLimiter } from '../remediations/pager/slack-limiter.js';
+import type { SlackWebhook } from '../remediations/pager/slack.js';
 import type { Silence } from '../remediations/silences/silence.js';
 import { StoreKeys } from '../adapters/redis/keys.js';
 import type { StateStore } from '../rules/store/state-store.js';
 import type { ClosableRuleToggles, ToggleAuditSink } from '../rules/toggles/port.js';
 import type { LedgerReader } from '../control/backend.js';
 import { createNodeCron } from './cron.js';
-import { dailyDigestJob } from './daily-digest.js';
+import { dailyDigestJob, slackDigestSender } from './daily-digest.js';
 import type { DigestSender } from './daily-digest.js';
 import { expireTogglesJob } from './expire-toggles.js';
 import { guardReconcileJob } from './guard-reconcile.js';
@@ -33,7 +32,6 @@ import { resolveClearedJob } from './resolve-cleared.js';
 import type { RuleActivity } from './resolve-cleared.js';
 import { JobScheduler } from './scheduler.js';
 import type { CronPort } from './scheduler.js';
-import { createSlackDigestSender } from './slack-digest-sender.js';
 import { redisLedgerTrimmer, ruleStateTrimmer, trimStateJob } from './trim-state.js';
 import type { StateTrimmer } from './trim-state.js';
 
@@ -47,22 +45,21 @@ export interface EngineJobsDeps {
   cluster: ClusterView;
   /** The guard: its stale cordon reservations are released by guard-reconcile. */
   guard: ControllableGuard;
-  remediator: Remediator;
+  remediator: Pick<Remediator, 'submit'>;
   ledger: LedgerReader;
   toggles: ClosableRuleToggles;
   /** Where toggle audit records go (as for the control API's changes). */
   toggleAudit: ToggleAuditSink;
   rules: ReadonlyArray<{ id: string; enabled: boolean }>;
   store: StateStore;
-  /** The Slack pager's limiter: the digest posts in its slots (same webhook). */
-  slackLimiter?: SlackLimiter;
+  /** The Slack pager's webhook (`pager.slack`): the digest posts through it, under the pager's rate limit. */
+  slackWebhook?: SlackWebhook;
   /** Incidents and silences for the digest (the paging store). */
   paging?: { incidents?: { list(): Promise<Incident[]> }; silences?: { history(): Promise<Silence[]> } };
-  /** Overrides the Slack webhook sender of the digest (tests). */
+  /** Overrides where the digest goes (tests); default: `slackWebhook`. */
   digestSender?: DigestSender;
   /** Overrides node-cron (tests). */
   cron?: CronPort;
-  env?: NodeJS.ProcessEnv;
 }
 
 function isReconcilable(v: unknown): v is ReconcilableView {
@@ -120,11 +117,7 @@ export function createEngineJobs(d: EngineJobsDeps): JobScheduler {
   trimmers.push(ruleStateTrimmer(d.store, { keys: new StoreKeys(prefix), rules: d.rules.map((r) => r.id) }));
   add('trimState', trimStateJob(trimmers));
 
-  let sender = d.digestSender;
-  if (!sender && d.config.pager.slack) {
-    const url = readSecret(d.config.pager.slack.webhookUrlFile, d.config.pager.slack.webhookUrlEnv, d.env ?? process.env);
-    if (url) sender = createSlackDigestSender({ webhookUrl: url, logger: log, minIntervalMs: d.config.pager.slack.minIntervalMs, ...(d.slackLimiter ? { limiter: d.slackLimiter } : {}) });
-  }
+  const sender = d.digestSender ?? (d.slackWebhook ? slackDigestSender(d.slackWebhook) : undefined);
   if (sender)
     add(
       'dailyDigest',

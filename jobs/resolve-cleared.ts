@@ -161,7 +161,7 @@ export function resolveDecision(c: ResolveCandidate, now: number): Decision {
 
 export interface ResolveClearedDeps {
   ledger: LedgerReader;
-  remediator: Remediator;
+  remediator: Pick<Remediator, 'submit'>;
   view: ClusterView;
   activity: RuleActivity;
   state: JobStateStore;

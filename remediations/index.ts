@@ -17,8 +17,7 @@ import { createPagerExecutor } from './pager/pager-executor.js';
 import type { Pager } from './pager/pager.js';
 import type { RecordingPager } from './pager/recording-pager.js';
 import { createRecordingPager } from './pager/recording-pager.js';
-import type { ControllableGuard } from './ports.js';
-import type { GuardedRemediator } from './remediator.js';
+import type { ControllableGuard, Remediator } from './ports.js';
 import { createRemediator } from './remediator.js';
 import type { SimulatedCluster } from './simulated/index.js';
 import { MemoryDocStore } from './incidents/doc-store.js';
@@ -39,7 +38,7 @@ import { SIMULATED_DEVICE_TAINTS } from './device-isolation.js';
 export type * from './ports.js';
 export type { PageRequest, Pager } from './pager/pager.js';
 
-export interface ReplayRemediatorOptions {
+export interface ReplayRemediationOptions {
   /** The simulated cluster (remediations/simulated): guard view and executors in one. */
   cluster: SimulatedCluster;
   config: NodewardenConfig;
@@ -65,8 +64,8 @@ export interface ReplayRemediatorOptions {
   deviceTaints?: boolean;
 }
 
-export interface ReplayRemediator {
-  remediator: GuardedRemediator;
+export interface ReplayRemediation {
+  remediator: Remediator;
   guard: ControllableGuard & { readonly state: MemoryGuardState };
   /** Every page and resolve, recorded (no HTTP). */
   pager: RecordingPager;
@@ -87,7 +86,7 @@ export interface ReplayRemediator {
  * recording pager. Virtual time: no timers; call `remediator.flush()` at the
  * end to send the denial pages still held in their grouping window.
  */
-export function createReplayRemediator(o: ReplayRemediatorOptions): ReplayRemediator {
+export function createReplayRemediation(o: ReplayRemediationOptions): ReplayRemediation {
   const logger = o.logger ?? silentLogger;
   const dryRun = o.dryRun ?? o.config.guard.dryRun;
   const guard = createMemoryGuard({ view: o.cluster, options: guardOptionsFromConfig(o.config, o.guard), clock: o.clock });

@@ -45,9 +45,39 @@ export interface Guard {
   settle(decision: Decision, verdict: GuardVerdict, result: ExecutionResult): Promise<void>;
 }
 
-/** Decision in, ledger record out — the only way the engine acts on the world. */
+/** How the caller can recover the decisions of one submit if it fails. */
+export interface SubmitOptions {
+  /**
+   * True when the caller regenerates these decisions if submit throws (a Kafka
+   * batch is redelivered): their records are then not kept for a later write.
+   * False (default: ticks, tests) keeps the unwritten records and writes them
+   * first at the next submit or flush.
+   */
+  redeliverable?: boolean;
+  /**
+   * The shared store (guard, incidents) is known to be down (the engine's
+   * degraded evaluation): pages go out as they come, without incident grouping,
+   * instead of waiting on the store once more for each.
+   */
+  storeDown?: boolean;
+}
+
+/**
+ * Decision in, ledger record out — the only way the engine acts on the world,
+ * and the one remediator port: the engine service, the jobs, replay and the
+ * demo all drive it (implementations: `createRemediator` in remediator.ts,
+ * with the repair ladder behind it from ladder/wire.ts). A caller that only
+ * submits (the batch processor, replay, the resolve job; the rule tests'
+ * stand-in implements only that) takes `Pick<Remediator, 'submit'>`.
+ */
 export interface Remediator {
-  submit(decisions: readonly Decision[]): Promise<LedgerRecord[]>;
+  submit(decisions: readonly Decision[], options?: SubmitOptions): Promise<LedgerRecord[]>;
+  /** Sends every held denial page now; returns (and writes) their ledger records. */
+  flush(): Promise<LedgerRecord[]>;
+  /** Flushes and stops the timer (idempotent). */
+  close(): Promise<void>;
+  /** Failed actions waiting for their next attempt. */
+  readonly pendingRetries: number;
 }
 
 /** Who paused the guard, why and when (ms since epoch). */

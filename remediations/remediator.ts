@@ -37,7 +37,7 @@ import { errorMessage, NodewardenError } from '../core/errors.js';
 import { withTimeout } from '../core/timeout.js';
 import type { Logger } from '../core/logger.js';
 import type { Registry } from 'prom-client';
-import type { ExecutionResult, Executor, Guard, GuardControl, GuardVerdict, Remediator } from './ports.js';
+import type { ExecutionResult, Executor, Guard, GuardControl, GuardVerdict, Remediator, SubmitOptions } from './ports.js';
 import { createDryRunExecutor } from './dry-run.js';
 import { DEFAULT_ACTION_TIMEOUT_MS, IN_FLIGHT_GUARD, targetKey } from './guard/policy.js';
 import { buildLedgerRecord } from './ledger/record.js';
@@ -106,23 +106,6 @@ export interface RemediatorOptions {
   onApprovalDecided?: (a: Approval) => Promise<void>;
 }
 
-/** How the caller can recover the decisions of one submit if it fails. */
-export interface SubmitOptions {
-  /**
-   * True when the caller regenerates these decisions if submit throws (a Kafka
-   * batch is redelivered): their records are then not kept for a later write.
-   * False (default: ticks, tests) keeps the unwritten records and writes them
-   * first at the next submit or flush.
-   */
-  redeliverable?: boolean;
-  /**
-   * The shared store (guard, incidents) is known to be down (the engine's
-   * degraded evaluation): pages go out as they come, without incident grouping,
-   * instead of waiting on the store once more for each.
-   */
-  storeDown?: boolean;
-}
-
 /** A record submit returns for a decision in flight elsewhere: not written, retry the decision later. */
 export function isRetryLater(r: LedgerRecord): boolean {
   return r.guard === IN_FLIGHT_GUARD;
@@ -137,16 +120,6 @@ export function isReplayed(r: LedgerRecord): boolean {
   return r.guard === 'idempotency';
 }
 
-export interface GuardedRemediator extends Remediator {
-  submit(decisions: readonly Decision[], options?: SubmitOptions): Promise<LedgerRecord[]>;
-  /** Sends every held denial page now; returns (and writes) their ledger records. */
-  flush(): Promise<LedgerRecord[]>;
-  /** Flushes and stops the timer (idempotent). */
-  close(): Promise<void>;
-  readonly metrics: RemediationMetrics | undefined;
-  /** Failed actions waiting for their next attempt. */
-  readonly pendingRetries: number;
-}
 
 interface Denied {
   decisionId: string;
@@ -202,7 +175,7 @@ interface Owed {
 /** A long-lived service: a pending action's timer does not hold the process open. */
 const UNREF = { unref: true } as const;
 
-export function createRemediator(o: RemediatorOptions): GuardedRemediator {
+export function createRemediator(o: RemediatorOptions): Remediator {
   const logger = o.logger.child({ component: 'remediator' });
   const windowMs = o.denialWindowMs ?? 30_000;
   const actionTimeoutMs = o.actionTimeoutMs ?? DEFAULT_ACTION_TIMEOUT_MS;
@@ -578,7 +551,6 @@ export function createRemediator(o: RemediatorOptions): GuardedRemediator {
   }
 
   return {
-    metrics,
     get pendingRetries(): number {
       return retries.size;
     },

@@ -9,15 +9,20 @@ import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Redis } from 'ioredis';
-import { packageRoot } from '../../core/paths.js';
+import { packageRoot } from '../paths.js';
 
 export class LuaScript {
   readonly source: string;
   readonly sha: string;
-  /** `folder` is relative to the package root, e.g. `remediations/guard/lua`. */
-  constructor(readonly name: string, folder: string) {
+  /**
+   * `folder` is relative to the package root, e.g. `remediations/guard/lua`;
+   * `prelude`, a file of the same folder run first as part of the one script
+   * (the locals and helpers several scripts of a module share).
+   */
+  constructor(readonly name: string, folder: string, prelude?: string) {
     const dir = join(packageRoot(), folder);
-    this.source = readFileSync(join(dir, `${name}.lua`), 'utf8');
+    const read = (file: string): string => readFileSync(join(dir, `${file}.lua`), 'utf8');
+    this.source = prelude === undefined ? read(name) : `${read(prelude)}\n${read(name)}`;
     this.sha = createHash('sha1').update(this.source).digest('hex');
   }
 

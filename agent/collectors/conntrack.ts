@@ -15,7 +15,7 @@ import { periodicCollector } from './periodic.js';
 import type { Collector, CollectorContext, CollectResult, Emit } from '../collector.js';
 import type { ConntrackData, EventEnvelope } from '../../core/envelope.js';
 import { errorMessage } from '../../core/errors.js';
-import type { Registry } from '../../core/metrics.js';
+import type { Registry } from '../../adapters/metrics.js';
 import { parseConntrackStat, parseCount } from '../parsers/conntrack.js';
 
 export interface ConntrackCollectorOptions {

@@ -17,7 +17,7 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Collector, CollectorContext, CollectResult, Emit } from '../collector.js';
 import type { ContainerdData, ContainerdState } from '../../core/envelope.js';
-import { packageRoot } from '../../core/paths.js';
+import { packageRoot } from '../../adapters/paths.js';
 import { errorMessage } from '../../core/errors.js';
 import { GrpcCode, GrpcError, openUnaryChannel, protoFields } from './grpc-unary.js';
 import { probeLoopCollector } from './periodic.js';

@@ -47,7 +47,7 @@ import { Counter } from 'prom-client';
 import type { Collector, CollectorContext, CollectResult, Emit } from '../collector.js';
 import type { ConntrackData, EventEnvelope, GpuXidData } from '../../core/envelope.js';
 import { errorMessage } from '../../core/errors.js';
-import type { Registry } from '../../core/metrics.js';
+import type { Registry } from '../../adapters/metrics.js';
 import type { KernelLogRecord } from '../parsers/kernel-log.js';
 import { KernelLogParser } from '../parsers/kernel-log.js';
 import { parseConntrackTableFull } from '../parsers/conntrack.js';

@@ -10,7 +10,7 @@ import type { Collector, CollectorContext, Emit } from '../collector.js';
 import type { NodewardenConfig } from '../../core/config.js';
 import { parseDuration } from '../../core/duration.js';
 import { errorMessage } from '../../core/errors.js';
-import type { Registry } from '../../core/metrics.js';
+import type { Registry } from '../../adapters/metrics.js';
 import type { KubeAccess } from '../node-labels.js';
 import type { PodSource } from './kube-proxy.js';
 

@@ -21,7 +21,7 @@ import type { Clock } from '../../core/clock.js';
 import { systemClock } from '../../core/clock.js';
 import type { EventEnvelope } from '../../core/envelope.js';
 import type { Logger } from '../../core/logger.js';
-import type { Registry } from '../../core/metrics.js';
+import type { Registry } from '../../adapters/metrics.js';
 import { errorMessage } from '../../core/errors.js';
 import type { MessageProducer, ProducerMessage } from './producer.js';
 import { eventPriority } from './priority.js';

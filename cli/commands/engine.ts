@@ -20,9 +20,9 @@ import { loadConfig, readSecret } from '../../adapters/config-file.js';
 import type { NodewardenConfig } from '../../core/config.js';
 import { parseDuration } from '../../core/duration.js';
 import { errorMessage, PoisonInputError } from '../../core/errors.js';
-import { createLogger } from '../../core/logger.js';
+import { createLogger } from '../../adapters/logger.js';
 import type { Logger } from '../../core/logger.js';
-import { createRegistry } from '../../core/metrics.js';
+import { createRegistry } from '../../adapters/metrics.js';
 import { kafkaTransport, redisTransport } from '../../adapters/transport-security.js';
 import { loadRules, defaultRulesPath } from '../../rules/language/load.js';
 import { createRuleEngine } from '../../rules/engine/engine.js';
@@ -58,8 +58,7 @@ import { KafkaLedgerSink } from '../../remediations/ledger/kafka-ledger.js';
 import { RedisStreamLedger } from '../../remediations/ledger/redis-stream-ledger.js';
 import type { LedgerSink } from '../../remediations/ledger/sink.js';
 import type { Approval } from '../../remediations/approvals/approvals.js';
-import { createPagersFromConfig, slackApiFromConfig } from '../../remediations/pager/from-config.js';
-import { createSlackLimiter } from '../../remediations/pager/slack-limiter.js';
+import { createPagersFromConfig, slackApiFromConfig, slackWebhookFromConfig } from '../../remediations/pager/from-config.js';
 import { createPagerExecutor } from '../../remediations/pager/pager-executor.js';
 import { createRecordingPager } from '../../remediations/pager/recording-pager.js';
 import type { ControllableGuard, Executor } from '../../remediations/ports.js';
@@ -246,9 +245,9 @@ export async function run(argv: string[]): Promise<number> {
   }
 
   // --- pagers, guard, ledger, remediator
-  // one Slack slot for the pager and the daily digest (Slack: ~1 message/s per webhook)
-  const slackLimiter = createSlackLimiter({ minIntervalMs: config.pager.slack?.minIntervalMs ?? 1000 });
-  let pagers = createPagersFromConfig(config, logger, process.env, slackLimiter);
+  // one Slack webhook client (one rate limit: ~1 message/s per webhook) for the pager and the daily digest
+  const slackWebhook = slackWebhookFromConfig(config, logger);
+  let pagers = createPagersFromConfig(config, logger, process.env, slackWebhook);
   const guardOptions = guardOptionsFromConfig(config);
   const guard: ControllableGuard = redis
     ? createRedisGuard({ redis, keyPrefix: prefix, view: cluster, options: guardOptions, clock })
@@ -457,7 +456,7 @@ export async function run(argv: string[]): Promise<number> {
     toggleAudit: fanOutAudit(auditSinks),
     rules: rules.rules,
     store,
-    slackLimiter,
+    ...(slackWebhook ? { slackWebhook } : {}),
     paging: { ...(incidents ? { incidents } : {}), silences },
   });
 

@@ -18,7 +18,7 @@ import { defaultRulesPath, loadRules } from '../../rules/language/load.js';
 import { ManualClock } from '../../core/clock.js';
 import { silentLogger } from '../../core/logger.js';
 import { replay } from '../../rules/replay/replay.js';
-import { createReplayRemediator } from '../../remediations/index.js';
+import { createReplayRemediation } from '../../remediations/index.js';
 import { createSimulatedCluster, loadClusterFile } from '../../remediations/simulated/index.js';
 
 const HELP = `usage: nodewarden replay [--rules PATH] [--cluster FILE] [--config FILE] [--disable RULE]... [--dry-run] [--until TS] EVENTS.jsonl
@@ -83,7 +83,7 @@ export async function run(argv: string[]): Promise<number> {
   // simulated cluster, so guards see their own effects. Virtual time is shared by all.
   const clock = new ManualClock(0);
   const cluster = createSimulatedCluster(values.cluster ? await loadClusterFile(values.cluster) : [], { clock, logger: silentLogger });
-  const { remediator } = createReplayRemediator({ cluster, config, clock, dryRun: values['dry-run'] === true || config.guard.dryRun, catalogue: rules.xidCatalogue });
+  const { remediator } = createReplayRemediation({ cluster, config, clock, dryRun: values['dry-run'] === true || config.guard.dryRun, catalogue: rules.xidCatalogue });
   let bad = 0;
   let duplicates = 0;
   const events = readEventsFile(file, (line, message) => {

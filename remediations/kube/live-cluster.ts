@@ -7,6 +7,7 @@
  * WorkloadRevision), never whole objects, so memory stays small at 10k nodes.
  */
 import type { ClusterView, NodeInfo, WorkloadRef, WorkloadRevision } from '../../core/cluster.js';
+import { exponentialDelay } from '../../core/backoff.js';
 import { errorMessage } from '../../core/errors.js';
 import { silentLogger, type Logger } from '../../core/logger.js';
 import { nodeInfoOf } from './node-decisions.js';
@@ -62,7 +63,8 @@ class Reflector {
   private handle: WatchHandle | undefined;
   private gen = 0;
   private stopped = false;
-  private delay: number;
+  /** Failures since the last good watch event: the back-off step (core/backoff.ts). */
+  private failures = 0;
   private timer: NodeJS.Timeout | undefined;
   lists = 0;
   watchEvents = 0;
@@ -76,9 +78,7 @@ class Reflector {
     private readonly log: Logger,
     private readonly baseDelay: number,
     private readonly now: () => number,
-  ) {
-    this.delay = baseDelay;
-  }
+  ) {}
 
   /** Full list into the sink, then (re)start the watch from the list's version. */
   async relist(): Promise<void> {
@@ -125,7 +125,7 @@ class Reflector {
       this.schedule(() => this.relist(), code === 410 ? 0 : this.nextDelay());
       return;
     }
-    this.delay = this.baseDelay;
+    this.failures = 0;
     if (type === 'ADDED' || type === 'MODIFIED') this.sink.upsert(obj);
     else if (type === 'DELETED') this.sink.remove(obj);
     if (rv !== undefined) this.rv = rv;
@@ -144,9 +144,7 @@ class Reflector {
   }
 
   private nextDelay(): number {
-    const d = this.delay;
-    this.delay = Math.min(this.delay * 2, MAX_RETRY_MS);
-    return d;
+    return exponentialDelay(++this.failures, { baseMs: this.baseDelay, maxMs: MAX_RETRY_MS });
   }
 
   private schedule(fn: () => Promise<void>, ms: number): void {

@@ -8,7 +8,7 @@ import type { Decision, LedgerRecord } from '../../core/decision.js';
 import { parseDuration } from '../../core/duration.js';
 import { errorMessage } from '../../core/errors.js';
 import type { Logger } from '../../core/logger.js';
-import type { GuardedRemediator, SubmitOptions } from '../remediator.js';
+import type { Remediator, SubmitOptions } from '../ports.js';
 import type { LadderDriver } from './driver.js';
 import type { LadderPolicy } from './ladder.js';
 
@@ -31,7 +31,7 @@ export function ladderPolicyFromConfig(cfg: NodewardenConfig): LadderPolicy {
  * store down) are logged and never fail the caller's batch: the cordon and
  * the page already happened, and the next tick picks the ladder up again.
  */
-export function withRepairLadder(inner: GuardedRemediator, driver: LadderDriver, logger: Logger): GuardedRemediator {
+export function withRepairLadder(inner: Remediator, driver: LadderDriver, logger: Logger): Remediator {
   const log = logger.child({ component: 'repair-ladder' });
   async function follow(decisions: readonly Decision[], records: LedgerRecord[]): Promise<LedgerRecord[]> {
     try {
@@ -44,9 +44,6 @@ export function withRepairLadder(inner: GuardedRemediator, driver: LadderDriver,
     }
   }
   return {
-    get metrics() {
-      return inner.metrics;
-    },
     get pendingRetries() {
       return inner.pendingRetries;
     },

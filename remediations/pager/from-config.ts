@@ -5,14 +5,26 @@ import { NodewardenError } from '../../core/errors.js';
 import type { Logger } from '../../core/logger.js';
 import type { Pager } from './pager.js';
 import { createPagerDutyPager } from './pagerduty.js';
-import { createSlackPager } from './slack.js';
-import type { SlackLimiter } from './slack-limiter.js';
+import { createSlackPager, createSlackWebhook } from './slack.js';
+import type { SlackWebhook } from './slack.js';
 import type { DocStore } from '../incidents/doc-store.js';
 import type { SlackApprovalNotifier } from './slack-api.js';
 import { createSlackApiClient, createSlackApiPager, createSlackApprovalNotifier, SLACK_API_URL } from './slack-api.js';
 
-/** `slackLimiter`: the slot the daily digest shares with the Slack pager (same webhook). */
-export function createPagersFromConfig(cfg: NodewardenConfig, logger: Logger, env: NodeJS.ProcessEnv = process.env, slackLimiter?: SlackLimiter): Pager[] {
+/**
+ * The webhook of `pager.slack` (null when not configured): the one client the
+ * Slack pager and the daily digest post through, so they share one rate limit.
+ */
+export function slackWebhookFromConfig(cfg: NodewardenConfig, logger: Logger, env: NodeJS.ProcessEnv = process.env): SlackWebhook | null {
+  const sl = cfg.pager.slack;
+  if (!sl) return null;
+  const url = readSecret(sl.webhookUrlFile, sl.webhookUrlEnv, env);
+  if (!url) throw new NodewardenError('CONFIG_INVALID', `pager.slack: no webhook URL (set pager.slack.webhookUrlFile or $${sl.webhookUrlEnv})`);
+  return createSlackWebhook({ url, minIntervalMs: sl.minIntervalMs, logger: logger.child({ pager: 'slack' }) });
+}
+
+/** `slack`: the webhook of `pager.slack` when the caller shares it (the engine, with the digest); default: read from the config. */
+export function createPagersFromConfig(cfg: NodewardenConfig, logger: Logger, env: NodeJS.ProcessEnv = process.env, slack?: SlackWebhook | null): Pager[] {
   const pagers: Pager[] = [];
   const pd = cfg.pager.pagerduty;
   if (pd) {
@@ -21,12 +33,8 @@ export function createPagersFromConfig(cfg: NodewardenConfig, logger: Logger, en
       throw new NodewardenError('CONFIG_INVALID', `pager.pagerduty: no routing key (set pager.pagerduty.routingKeyFile or $${pd.routingKeyEnv})`);
     pagers.push(createPagerDutyPager({ url: pd.url, routingKey, logger: logger.child({ pager: 'pagerduty' }) }));
   }
-  const sl = cfg.pager.slack;
-  if (sl) {
-    const webhookUrl = readSecret(sl.webhookUrlFile, sl.webhookUrlEnv, env);
-    if (!webhookUrl) throw new NodewardenError('CONFIG_INVALID', `pager.slack: no webhook URL (set pager.slack.webhookUrlFile or $${sl.webhookUrlEnv})`);
-    pagers.push(createSlackPager({ webhookUrl, minIntervalMs: sl.minIntervalMs, logger: logger.child({ pager: 'slack' }), ...(slackLimiter ? { limiter: slackLimiter } : {}) }));
-  }
+  const webhook = slack ?? slackWebhookFromConfig(cfg, logger, env);
+  if (webhook) pagers.push(createSlackPager({ webhook, logger: logger.child({ pager: 'slack' }) }));
   return pagers;
 }
 

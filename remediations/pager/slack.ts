@@ -1,9 +1,12 @@
 /**
  * Slack incoming webhook: Block Kit `blocks` plus a fallback `text`.
- * A burst of pages within `groupWindowMs` becomes ONE message, and messages
- * leave at most one per `minIntervalMs` (Slack allows about one per second per
- * channel) from a single queue; a 429 is honoured with its Retry-After.
- * The webhook URL is a secret (it is the credential): never logged.
+ * `createSlackWebhook` is the one client of a webhook: every message to it
+ * (the Slack pager's, the daily digest's) leaves through it, at most one per
+ * `minIntervalMs` (Slack allows about one per second per channel) from ONE
+ * limiter, with retries on 429/5xx honouring Retry-After; a 429 holds the
+ * next slot back for every sender. The pager groups a burst of pages within
+ * `groupWindowMs` into ONE message. The webhook URL is a secret (it is the
+ * credential): never logged.
  */
 import axios from 'axios';
 import type { Logger } from '../../core/logger.js';
@@ -12,19 +15,45 @@ import type { PageRequest, Pager } from './pager.js';
 import { truncate } from './pager.js';
 import type { HttpSenderOptions } from './retry.js';
 import { DEFAULT_RETRY, realSleep, withRetry } from './retry.js';
-import type { SlackLimiter } from './slack-limiter.js';
 import { createSlackLimiter, postInSlot } from './slack-limiter.js';
 
-export interface SlackOptions extends HttpSenderOptions {
-  webhookUrl: string;
+export interface SlackWebhookOptions extends HttpSenderOptions {
+  url: string;
   logger: Logger;
-  /** Pages arriving within this window of the first one are grouped (default 2 s). */
-  groupWindowMs?: number;
   /** At most one message per this interval (default 1000 ms). */
   minIntervalMs?: number;
   now?: () => number;
-  /** The slot shared with every other sender to this webhook (the daily digest); default: its own. */
-  limiter?: SlackLimiter;
+}
+
+/** One Slack incoming webhook: the pager and the daily digest (jobs/) post through the same one. */
+export interface SlackWebhook {
+  /** Posts one message in the next free slot, retrying 429/5xx; rejects on a final failure. `what` names it in errors and logs. */
+  send(message: SlackMessage, what?: string): Promise<void>;
+}
+
+export function createSlackWebhook(o: SlackWebhookOptions): SlackWebhook {
+  const http = o.http ?? axios.create();
+  const policy = { ...DEFAULT_RETRY, ...o.retry };
+  const sleep = o.sleep ?? realSleep;
+  const limiter = createSlackLimiter({ minIntervalMs: o.minIntervalMs ?? 1000, now: o.now ?? Date.now, sleep });
+  return {
+    async send(message: SlackMessage, what = 'slack message'): Promise<void> {
+      await withRetry(what, () => postInSlot(http, o.url, message, limiter, o.timeoutMs ?? 10_000), {
+        policy,
+        sleep,
+        random: o.random ?? Math.random,
+        onRetry: (f, waitMs, n) => o.logger.warn({ status: f.status, waitMs, attempt: n, what }, 'slack: retrying'),
+      });
+    },
+  };
+}
+
+export interface SlackOptions {
+  /** The webhook the pages go to, shared with every other sender to it (the daily digest). */
+  webhook: SlackWebhook;
+  logger: Logger;
+  /** Pages arriving within this window of the first one are grouped (default 2 s). */
+  groupWindowMs?: number;
 }
 
 export interface SlackBlock {
@@ -84,17 +113,11 @@ export interface SlackPager extends Pager {
 }
 
 export function createSlackPager(o: SlackOptions): SlackPager {
-  const http = o.http ?? axios.create();
   const groupWindowMs = o.groupWindowMs ?? 2000;
-  const minIntervalMs = o.minIntervalMs ?? 1000;
-  const policy = { ...DEFAULT_RETRY, ...o.retry };
-  const sleep = o.sleep ?? realSleep;
-  const now = o.now ?? Date.now;
   let group: Waiter[] = [];
   let groupTimer: NodeJS.Timeout | undefined;
   const queue: Waiter[][] = [];
   let pumping: Promise<void> | undefined;
-  const limiter = o.limiter ?? createSlackLimiter({ minIntervalMs, now, sleep });
   let sent = 0;
   let closed = false;
 
@@ -120,17 +143,8 @@ export function createSlackPager(o: SlackOptions): SlackPager {
   async function deliver(batch: Waiter[]): Promise<void> {
     const msg = buildSlackMessage(batch.map((w) => w.req));
     try {
-      await withRetry(
-        `slack message of ${batch.length} page(s)`,
-        // a message leaves only when its slot (shared with the digest) has come
-        () => postInSlot(http, o.webhookUrl, msg, limiter, o.timeoutMs ?? 10_000),
-        {
-          policy,
-          sleep,
-          random: o.random ?? Math.random,
-          onRetry: (f, waitMs, n) => o.logger.warn({ status: f.status, waitMs, attempt: n, pages: batch.length }, 'slack: retrying'),
-        },
-      );
+      // a message leaves only when its slot (shared with the digest) has come
+      await o.webhook.send(msg, `slack message of ${batch.length} page(s)`);
       sent++;
       o.logger.info({ pages: batch.length }, 'slack: message sent');
       for (const w of batch) w.resolve();

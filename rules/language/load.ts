@@ -7,7 +7,7 @@ import { readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import type { InputProblem } from '../../core/errors.js';
 import { PoisonInputError } from '../../core/errors.js';
-import { packageRoot } from '../../core/paths.js';
+import { packageRoot } from '../../adapters/paths.js';
 import { parseYamlDocuments } from '../../core/yaml.js';
 import { readTextFile } from '../../adapters/text-file.js';
 import { isRecord } from '../../core/records.js';

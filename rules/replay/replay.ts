@@ -26,7 +26,7 @@ export interface ReplayOptions {
   events: AsyncIterable<EventEnvelope> | Iterable<EventEnvelope>;
   rules: RuleSet;
   cluster: ClusterView;
-  remediator: Remediator;
+  remediator: Pick<Remediator, 'submit'>;
   config: NodewardenConfig;
   /** Rule ids switched off for this run (like a runtime toggle). */
   disabled?: readonly string[];

@@ -116,7 +116,7 @@ export function ledgerRecord(d: Decision, outcome: LedgerRecord['outcome'], extr
   return { ...r, ...extra };
 }
 
-export function createStandinRemediator(opts: { cluster: MutableClusterView; dryRun: boolean }): Remediator {
+export function createStandinRemediator(opts: { cluster: MutableClusterView; dryRun: boolean }): Pick<Remediator, 'submit'> {
   return {
     submit(decisions: readonly Decision[]): Promise<LedgerRecord[]> {
       const out: LedgerRecord[] = [];

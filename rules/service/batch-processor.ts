@@ -28,7 +28,7 @@ import { decodeEnvelope } from '../../core/envelope.js';
 import type { EventEnvelope } from '../../core/envelope.js';
 import { NodewardenError, PoisonInputError, errorMessage } from '../../core/errors.js';
 import type { Logger } from '../../core/logger.js';
-import type { SubmitOptions } from '../../remediations/remediator.js';
+import type { Remediator } from '../../remediations/ports.js';
 import { isRetryLater } from '../../remediations/remediator.js';
 import type { EngineServiceMetrics } from './metrics.js';
 import type { RuleEngine } from '../engine/engine.js';
@@ -40,11 +40,6 @@ import { eventTimeBounds, eventTimeProblem } from '../../core/event-time.js';
 
 const DEFAULT_EVENT_TIME = eventTimeBounds(DEFAULT_CONFIG);
 
-/** The remediator as the processor uses it (remediations/remediator.ts; a plain `Remediator` fits too). */
-export interface BatchRemediator {
-  submit(decisions: readonly Decision[], options?: SubmitOptions): Promise<LedgerRecord[]>;
-}
-
 /** Some decisions of the batch are in flight elsewhere: redeliver the batch later. */
 export class RetryLaterError extends NodewardenError {
   constructor(readonly decisionIds: string[]) {
@@ -55,7 +50,8 @@ export class RetryLaterError extends NodewardenError {
 
 export interface BatchProcessorOptions {
   engine: RuleEngine;
-  remediator: BatchRemediator;
+  /** The remediator port, of which the processor only submits. */
+  remediator: Pick<Remediator, 'submit'>;
   /** Extra sink for the ledger records, when the remediator does not write them itself. */
   ledger?: LedgerSink;
   deduper: EventDeduper;

@@ -1,7 +1,7 @@
 /** An engine HTTP server on a free loopback port over a given control backend (tests only). */
 import type { Clock } from '../../core/clock.js';
 import { silentLogger } from '../../core/logger.js';
-import { createRegistry } from '../../core/metrics.js';
+import { createRegistry } from '../../adapters/metrics.js';
 import type { ControlBackend } from '../../control/api.js';
 import { EngineHttpServer } from '../../control/server.js';
 import { parseTokens } from '../../control/tokens.js';

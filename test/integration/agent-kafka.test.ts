@@ -21,8 +21,8 @@ import type { EventEnvelope, EventType } from '../../core/envelope.js';
 import { decodeEnvelope } from '../../core/envelope.js';
 import { UlidFactory } from '../../core/ids.js';
 import { silentLogger } from '../../core/logger.js';
-import { createRegistry } from '../../core/metrics.js';
-import type { Registry } from '../../core/metrics.js';
+import { createRegistry } from '../../adapters/metrics.js';
+import type { Registry } from '../../adapters/metrics.js';
 
 const { Kafka, logLevel } = kafkajs;
 

@@ -16,8 +16,8 @@ import { systemClock } from '../../core/clock.js';
 import type { EventEnvelope } from '../../core/envelope.js';
 import { envelopeProblems } from '../../core/envelope.js';
 import { silentLogger } from '../../core/logger.js';
-import { createRegistry } from '../../core/metrics.js';
-import { packageRoot } from '../../core/paths.js';
+import { createRegistry } from '../../adapters/metrics.js';
+import { packageRoot } from '../../adapters/paths.js';
 import type { KubeCluster } from '../harness/kube.js';
 import { sharedKube } from './servers.js';
 

@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { expect } from 'chai';
 import { systemClock } from '../../core/clock.js';
 import { silentLogger } from '../../core/logger.js';
-import { createRegistry } from '../../core/metrics.js';
+import { createRegistry } from '../../adapters/metrics.js';
 import { EngineHttpServer } from '../../control/server.js';
 import type { RouteInfo } from '../../control/server.js';
 import { freePort } from '../harness/ports.js';

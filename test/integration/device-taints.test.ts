@@ -17,7 +17,7 @@ import type { ClusterView } from '../../core/cluster.js';
 import { DEFAULT_CONFIG } from '../../core/config.js';
 import type { Decision, LedgerRecord } from '../../core/decision.js';
 import { silentLogger } from '../../core/logger.js';
-import { packageRoot } from '../../core/paths.js';
+import { packageRoot } from '../../adapters/paths.js';
 import { createDeviceIsolation } from '../../remediations/device-isolation.js';
 import { createMemoryGuard } from '../../remediations/guard/memory-guard.js';
 import { guardOptionsFromConfig } from '../../remediations/guard/policy.js';

@@ -13,7 +13,7 @@ import { DEFAULT_CONFIG } from '../../core/config.js';
 import type { NodewardenConfig } from '../../core/config.js';
 import type { LedgerRecord } from '../../core/decision.js';
 import { MemoryLogger, silentLogger } from '../../core/logger.js';
-import { createRegistry } from '../../core/metrics.js';
+import { createRegistry } from '../../adapters/metrics.js';
 import { createEngineJobs } from '../../jobs/engine-jobs.js';
 import type { CronPort } from '../../jobs/scheduler.js';
 import { RedisLedgerReader } from '../../control/redis-ledger-reader.js';
@@ -30,7 +30,7 @@ import { RedisToggleAuditSink } from '../../rules/toggles/redis-audit-sink.js';
 import { RedisDocStore } from '../../remediations/incidents/redis-doc-store.js';
 import { incidentPagingFromConfig } from '../../remediations/incidents/from-config.js';
 import { createSlackPager } from '../../remediations/pager/slack.js';
-import { createSlackLimiter } from '../../remediations/pager/slack-limiter.js';
+import { slackWebhookFromConfig } from '../../remediations/pager/from-config.js';
 import { startSlackReceiver } from '../receivers/slack.js';
 import type { SlackMessageBody, SlackReceiver } from '../receivers/slack.js';
 import { CLUSTER_FILE } from './engine-support.js';
@@ -47,6 +47,11 @@ describe('jobs: daily digest to Slack from the Redis ledger', function () {
   this.timeout(60_000);
   let redis: Redis;
   let slack: SlackReceiver;
+  /** What a test opened, closed even when it fails (an open connection would outlive the run). */
+  const cleanups: Array<() => Promise<unknown>> = [];
+  afterEach(async () => {
+    await Promise.all(cleanups.splice(0).map((c) => c()));
+  });
   before(async () => {
     redis = new Redis((await sharedRedis()).url);
     slack = await startSlackReceiver({ minIntervalMs: 1000 });
@@ -104,7 +109,9 @@ describe('jobs: daily digest to Slack from the Redis ledger', function () {
     pagingClock.set(now - 3 * HOUR);
     await paging.silences.create({ matchers: ['pool=h100-train', 'rule=~conntrack-.*'], ttlMs: 6 * HOUR, reason: 'switch firmware upgrade', by: 'alice' });
     pagingClock.set(now);
-    const limiter = createSlackLimiter({ minIntervalMs: 1000 });
+    // the engine's wiring: one webhook client from the config, the pager over it and the digest through it
+    const webhook = slackWebhookFromConfig(config, silentLogger, { NW_TEST_SLACK_WEBHOOK: slack.url });
+    if (!webhook) throw new Error('pager.slack is configured: a webhook is expected');
     const replica = (name: string) => {
       const logger = new MemoryLogger();
       const registry = createRegistry(name);
@@ -126,19 +133,22 @@ describe('jobs: daily digest to Slack from the Redis ledger', function () {
         rules: [{ id: 'gpu-xid-fatal', enabled: true }],
         store: new MemoryStateStore(),
         cron: noCron,
-        env: { NW_TEST_SLACK_WEBHOOK: slack.url },
-        slackLimiter: limiter,
+        slackWebhook: webhook,
         paging: { incidents, silences: paging.silences },
       });
-      return { jobs, logger, registry, conn };
+      cleanups.push(async () => {
+        await jobs.stop();
+        await conn.quit();
+      });
+      return { jobs, logger, registry };
     };
     const r1 = replica('engine-1');
     const r2 = replica('engine-2');
     expect(r1.jobs.names()).to.include('daily-digest');
     slack.failNext(1, { status: 429, retryAfter: '1' });
     const slot = Date.parse('2026-11-21T08:00:00Z');
-    // the Slack pager posts to the same webhook at the same moment, through the same limiter
-    const pager = createSlackPager({ webhookUrl: slack.url, logger: silentLogger, limiter, groupWindowMs: 10 });
+    // the Slack pager posts to the same webhook at the same moment, through the same client and limiter
+    const pager = createSlackPager({ webhook, logger: silentLogger, groupWindowMs: 10 });
     const paged = pager.send({ event: 'trigger', dedupKey: 'k', summary: 'gpu-1 Xid 79', severity: 'critical', source: 'gpu-1', rule: 'gpu-xid-fatal' });
     const [x, y] = await Promise.all([r1.jobs.runNow('daily-digest', slot), r2.jobs.runNow('daily-digest', slot)]);
     await paged;
@@ -169,7 +179,5 @@ describe('jobs: daily digest to Slack from the Redis ledger', function () {
     const metrics = (await r1.registry.metrics()) + (await r2.registry.metrics());
     expect(metrics).to.match(/nodewarden_job_runs_total\{job="daily-digest",result="success",component="engine-\d"\} 1/);
     expect(metrics).to.match(/nodewarden_job_runs_total\{job="daily-digest",result="not_elected",component="engine-\d"\} 1/);
-    await Promise.all([r1.jobs.stop(), r2.jobs.stop()]);
-    await Promise.all([r1.conn.quit(), r2.conn.quit()]);
   });
 });

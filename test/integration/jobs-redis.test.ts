@@ -10,7 +10,7 @@ import { ManualClock, systemClock } from '../../core/clock.js';
 import { DEFAULT_CONFIG } from '../../core/config.js';
 import type { Decision, LedgerRecord } from '../../core/decision.js';
 import { MemoryLogger, silentLogger } from '../../core/logger.js';
-import { createRegistry } from '../../core/metrics.js';
+import { createRegistry } from '../../adapters/metrics.js';
 import { RedisLedgerReader } from '../../control/redis-ledger-reader.js';
 import { expireTogglesJob, EXPIRY_BY } from '../../jobs/expire-toggles.js';
 import { RedisJobState } from '../../jobs/job-state.js';

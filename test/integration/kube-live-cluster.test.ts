@@ -8,7 +8,7 @@ import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { KubeConfig } from '@kubernetes/client-node';
 import { systemClock } from '../../core/clock.js';
-import { packageRoot } from '../../core/paths.js';
+import { packageRoot } from '../../adapters/paths.js';
 import { createClientNodeKubeApi } from '../../remediations/kube/client-node-api.js';
 import { createClientNodeListWatch } from '../../remediations/kube/client-node-watch.js';
 import { KubeExecutor } from '../../remediations/kube/executors.js';

@@ -13,7 +13,7 @@ import { Registry } from 'prom-client';
 import { NW } from '../../core/cluster.js';
 import { systemClock } from '../../core/clock.js';
 import type { Decision } from '../../core/decision.js';
-import { packageRoot } from '../../core/paths.js';
+import { packageRoot } from '../../adapters/paths.js';
 import { errorMessage } from '../../core/errors.js';
 import { createClientNodeKubeApi } from '../../remediations/kube/client-node-api.js';
 import { KubeExecutor } from '../../remediations/kube/executors.js';

@@ -19,7 +19,7 @@ import { DEFAULT_CONFIG } from '../../core/config.js';
 import type { NodewardenConfig } from '../../core/config.js';
 import type { Decision } from '../../core/decision.js';
 import { NodewardenError } from '../../core/errors.js';
-import { packageRoot } from '../../core/paths.js';
+import { packageRoot } from '../../adapters/paths.js';
 import { createRepairJobExecutor, createRepairJobWatch } from '../../remediations/ladder/job-executor.js';
 import type { RepairJobsApi } from '../../remediations/ladder/job-executor.js';
 import { createClientNodeRepairJobs } from '../../remediations/kube/client-node-jobs.js';

@@ -6,7 +6,8 @@ import axios from 'axios';
 import { expect } from 'chai';
 import { MemoryLogger } from '../../core/logger.js';
 import type { PageRequest } from '../../remediations/pager/pager.js';
-import { createSlackPager } from '../../remediations/pager/slack.js';
+import { createSlackPager, createSlackWebhook } from '../../remediations/pager/slack.js';
+import type { SlackPager, SlackWebhookOptions } from '../../remediations/pager/slack.js';
 import type { SlackReceiver } from '../receivers/slack.js';
 import { startSlackReceiver } from '../receivers/slack.js';
 import { registerSecret } from '../harness/secrets.js';
@@ -25,6 +26,9 @@ describe('pager: Slack incoming webhook against the receiver', function () {
   this.timeout(30_000);
   let rx: SlackReceiver;
   let logger: MemoryLogger;
+  /** The Slack pager over its webhook client, both logging to `logger`. */
+  const slackPager = (url: string, groupWindowMs: number, webhook: Partial<SlackWebhookOptions> = {}): SlackPager =>
+    createSlackPager({ webhook: createSlackWebhook({ ...webhook, url, logger }), logger, groupWindowMs });
   beforeEach(async () => {
     rx = await startSlackReceiver();
     registerSecret('slack webhook URL', rx.url);
@@ -36,7 +40,7 @@ describe('pager: Slack incoming webhook against the receiver', function () {
   });
 
   it('groups a burst into ONE Block Kit message with a fallback text', async () => {
-    const pager = createSlackPager({ webhookUrl: rx.url, logger, groupWindowMs: 200 });
+    const pager = slackPager(rx.url, 200);
     await Promise.all([1, 2, 3, 4, 5].map((n) => pager.send(req(n, n === 5 ? { event: 'resolve', severity: 'info' } : {}))));
     expect(rx.rejected).to.deep.equal([]);
     expect(rx.accepted).to.have.length(1);
@@ -49,7 +53,7 @@ describe('pager: Slack incoming webhook against the receiver', function () {
   });
 
   it('sends at most one message per second', async () => {
-    const pager = createSlackPager({ webhookUrl: rx.url, logger, groupWindowMs: 10, minIntervalMs: 1000 });
+    const pager = slackPager(rx.url, 10, { minIntervalMs: 1000 });
     const sends: Array<Promise<void>> = [];
     for (let i = 0; i < 4; i++) {
       sends.push(pager.send(req(i)));
@@ -64,7 +68,7 @@ describe('pager: Slack incoming webhook against the receiver', function () {
   });
 
   it('honours 429 Retry-After and delivers once', async () => {
-    const pager = createSlackPager({ webhookUrl: rx.url, logger, groupWindowMs: 10, retry: { baseMs: 20 } });
+    const pager = slackPager(rx.url, 10, { retry: { baseMs: 20 } });
     rx.failNext(1, { status: 429, retryAfter: '2' });
     const t0 = Date.now();
     await pager.send(req(1));
@@ -75,7 +79,7 @@ describe('pager: Slack incoming webhook against the receiver', function () {
   });
 
   it('caps a huge burst at 50 blocks and still passes the contract', async () => {
-    const pager = createSlackPager({ webhookUrl: rx.url, logger, groupWindowMs: 100 });
+    const pager = slackPager(rx.url, 100);
     await Promise.all(Array.from({ length: 60 }, (_, i) => pager.send(req(i, { summary: 'x'.repeat(4000) }))));
     expect(rx.rejected).to.deep.equal([]);
     expect(rx.accepted).to.have.length(1);
@@ -99,7 +103,7 @@ describe('pager: Slack incoming webhook against the receiver', function () {
     expect(rx.rejected).to.have.length(bad.length);
     // the pager sees a 400 and does not retry
     const before = rx.attempts;
-    const pager = createSlackPager({ webhookUrl: rx.url.replace('/services/', '/services/x/'), logger, groupWindowMs: 10 });
+    const pager = slackPager(rx.url.replace('/services/', '/services/x/'), 10);
     let err: unknown;
     try {
       await pager.send(req(1));

@@ -15,7 +15,7 @@ import { MemoryStateStore } from '../../rules/store/memory-store.js';
 import type { StoreOp } from '../../rules/store/state-store.js';
 import { StoreKeys } from '../../adapters/redis/keys.js';
 import { stateStoreContract } from '../contract/state-store.js';
-import { packageRoot } from '../../core/paths.js';
+import { packageRoot } from '../../adapters/paths.js';
 import { loadRuleTestFile, runRuleTestCase } from '../../rules/testing/run-rule-tests.js';
 
 let server: RedisServer | undefined;

@@ -6,7 +6,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Ajv } from 'ajv';
 import type { ValidateFunction } from 'ajv';
-import { packageRoot } from '../../core/paths.js';
+import { packageRoot } from '../../adapters/paths.js';
 
 export function contractsDir(): string {
   return process.env.NODEWARDEN_CONTRACTS_DIR ?? join(packageRoot(), '..', 'shared', 'contracts');

@@ -34,13 +34,7 @@
           with guard-specific values a, b, c (see toVerdict in policy.ts);
           guard 'inFlight' (a = lease end) is not an outcome: retry later.
 ]]
-local p = cjson.decode(ARGV[1])
-local now = tonumber(p.now)
-local null = cjson.null
-
-local function fmt(n) return string.format('%.0f', tonumber(n)) end
-local function ttl(ms) return math.max(1, math.floor(tonumber(ms))) end
-local function present(v) return v ~= nil and v ~= null end
+-- p, now, fmt, ttl, present, decisionRecord, readDecisionRecord: prelude.lua
 local function deny(guard, a, b, c, outcome)
   return { 'deny', guard, outcome or 'denied', tostring(a or ''), tostring(b or ''), tostring(c or '') }
 end
@@ -59,12 +53,7 @@ local res = p.reservation
 local own = false
 local d = redis.call('GET', KEYS[2])
 if d then
-  local s1 = string.find(d, '|', 1, true)
-  local s2 = string.find(d, '|', s1 + 1, true)
-  local state = string.sub(d, 1, s1 - 1)
-  local untilMs = tonumber(string.sub(d, s1 + 1, (s2 or 0) - 1))
-  local extra = ''
-  if s2 then extra = string.sub(d, s2 + 1) end
+  local state, untilMs, extra = readDecisionRecord(d)
   if state == 'done' or state == 'executed' then -- 'executed|<until>': written by older versions
     if extra == '' then extra = state end
     if untilMs > now then return deny('idempotency', extra, '', '', 'suppressed') end
@@ -230,7 +219,7 @@ end
 
 -- every check passed: reserve
 -- the key outlives the lease so a lapsed lease can still be taken over
-redis.call('SET', KEYS[2], 'in-flight|' .. fmt(now + p.inFlightTtlMs) .. '|' .. res, 'PX', ttl(math.max(p.idempotencyTtlMs, p.inFlightTtlMs)))
+redis.call('SET', KEYS[2], decisionRecord('in-flight', now + p.inFlightTtlMs, res), 'PX', ttl(math.max(p.idempotencyTtlMs, p.inFlightTtlMs)))
 if trial then
   redis.call('HSET', KEYS[3], 'trial', p.decisionId, 'trialExpires', fmt(now + p.breaker.trialTtlMs))
 end

@@ -21,13 +21,7 @@
 
   Returns 'ok'.
 ]]
-local p = cjson.decode(ARGV[1])
-local now = tonumber(p.now)
-local null = cjson.null
-
-local function fmt(n) return string.format('%.0f', tonumber(n)) end
-local function ttl(ms) return math.max(1, math.floor(tonumber(ms))) end
-local function present(v) return v ~= nil and v ~= null end
+-- p, now, fmt, ttl, present, decisionRecord: prelude.lua
 
 local isTrial = redis.call('HGET', KEYS[2], 'trial') == p.decisionId
 
@@ -42,7 +36,7 @@ local function saveGpuRecord(ref, r)
 end
 
 if p.ok then
-  redis.call('SET', KEYS[1], 'done|' .. fmt(now + p.idempotencyTtlMs) .. '|' .. p.outcome, 'PX', ttl(p.idempotencyTtlMs))
+  redis.call('SET', KEYS[1], decisionRecord('done', now + p.idempotencyTtlMs, p.outcome), 'PX', ttl(p.idempotencyTtlMs))
   if isTrial then redis.call('DEL', KEYS[2], KEYS[3]) end -- the trial succeeded: close
   if present(p.cordonNode) then
     local v = redis.call('HGET', KEYS[5], p.cordonNode)

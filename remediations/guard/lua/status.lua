@@ -13,8 +13,7 @@
     reservations: list of {node, scopes}, rate: {action: used},
     breakers: {action: {openUntil: n|false, failures: n}}}
 ]]
-local p = cjson.decode(ARGV[1])
-local now = tonumber(p.now)
+-- p, now, fmt: prelude.lua
 local out = { paused = false, reservations = {}, rate = {}, breakers = {} }
 
 local pz = redis.call('HMGET', KEYS[1], 'reason', 'by', 'at')
@@ -29,12 +28,12 @@ end
 for i, a in ipairs(p.actions) do
   local base = 3 * i
   if tonumber(a.rateWindowMs) > 0 then
-    out.rate[a.action] = redis.call('ZCOUNT', KEYS[base], '(' .. string.format('%.0f', now - a.rateWindowMs), '+inf')
+    out.rate[a.action] = redis.call('ZCOUNT', KEYS[base], '(' .. fmt(now - a.rateWindowMs), '+inf')
   end
   local ou = redis.call('HGET', KEYS[base + 1], 'openUntil')
   out.breakers[a.action] = {
     openUntil = ou and tonumber(ou) or false,
-    failures = redis.call('ZCOUNT', KEYS[base + 2], '(' .. string.format('%.0f', now - a.breakerWindowMs), '+inf'),
+    failures = redis.call('ZCOUNT', KEYS[base + 2], '(' .. fmt(now - a.breakerWindowMs), '+inf'),
   }
 end
 return cjson.encode(out)

@@ -17,8 +17,8 @@ import { parseConntrackStat } from '../../../agent/parsers/conntrack.js';
 import { systemClock } from '../../../core/clock.js';
 import { envelopeProblems } from '../../../core/envelope.js';
 import { silentLogger } from '../../../core/logger.js';
-import { createRegistry } from '../../../core/metrics.js';
-import { packageRoot } from '../../../core/paths.js';
+import { createRegistry } from '../../../adapters/metrics.js';
+import { packageRoot } from '../../../adapters/paths.js';
 
 function hostRoot(kmsg: string | { symlinkTo: string }): string {
   const root = mkdtempSync(path.join(os.tmpdir(), 'nw-agent-bounds-'));

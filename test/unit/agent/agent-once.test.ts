@@ -18,7 +18,7 @@ import * as protoLoader from '@grpc/proto-loader';
 import { protoDir } from '../../../agent/collectors/containerd.js';
 import type { EventEnvelope } from '../../../core/envelope.js';
 import { envelopeProblems } from '../../../core/envelope.js';
-import { packageRoot } from '../../../core/paths.js';
+import { packageRoot } from '../../../adapters/paths.js';
 
 const ROOT = packageRoot();
 const BIN = path.join(ROOT, 'bin', 'nodewarden');

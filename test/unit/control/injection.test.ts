@@ -7,7 +7,7 @@ import { validateLedgerQuery, validatePauseBody, validateToggleBody } from '../.
 import { renderGuard, renderLedger, renderRules } from '../../../control/render.js';
 import { ManualClock } from '../../../core/clock.js';
 import { silentLogger } from '../../../core/logger.js';
-import { createRegistry } from '../../../core/metrics.js';
+import { createRegistry } from '../../../adapters/metrics.js';
 import { escapeControl } from '../../../core/text.js';
 import { EngineHttpServer } from '../../../control/server.js';
 import { parseTokens } from '../../../control/tokens.js';

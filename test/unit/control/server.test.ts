@@ -2,7 +2,7 @@ import http from 'node:http';
 import { expect } from 'chai';
 import { ManualClock } from '../../../core/clock.js';
 import { silentLogger } from '../../../core/logger.js';
-import { createRegistry } from '../../../core/metrics.js';
+import { createRegistry } from '../../../adapters/metrics.js';
 import { isConsolePath } from '../../../control/console-assets.js';
 import { EngineHttpServer } from '../../../control/server.js';
 import { parseTokens } from '../../../control/tokens.js';

@@ -9,7 +9,7 @@ import { AxiosError, AxiosHeaders } from 'axios';
 import kafkajs from 'kafkajs';
 import { ReplyError } from 'ioredis';
 import { loadConfig } from '../../../adapters/config-file.js';
-import { createLogger } from '../../../core/logger.js';
+import { createLogger } from '../../../adapters/logger.js';
 
 const TOKEN = 'ctl-admin-token-5f0c0b2d9a7e4410';
 const WEBHOOK = 'https://hooks.slack.com/services/T0000/B0000/XXXXXXXXXXXXXXXXXXXXXXXX';

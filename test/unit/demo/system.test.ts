@@ -2,7 +2,7 @@ import { expect } from 'chai';
 import { loadConfig } from '../../../adapters/config-file.js';
 import type { LedgerRecord } from '../../../core/decision.js';
 import { silentLogger } from '../../../core/logger.js';
-import { createRegistry } from '../../../core/metrics.js';
+import { createRegistry } from '../../../adapters/metrics.js';
 import { defaultRulesPath, loadRules } from '../../../rules/language/load.js';
 import { createDemoSystem, defaultStoryline, DRIVER_DS } from '../../../demo/system.js';
 import type { DemoSystem } from '../../../demo/system.js';

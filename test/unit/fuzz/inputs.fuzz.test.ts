@@ -11,7 +11,7 @@ import type { Decision, LedgerRecord } from '../../../core/decision.js';
 import { decodeEnvelope, envelopeProblems, EVENT_TYPES } from '../../../core/envelope.js';
 import { PoisonInputError } from '../../../core/errors.js';
 import { silentLogger } from '../../../core/logger.js';
-import { createRegistry } from '../../../core/metrics.js';
+import { createRegistry } from '../../../adapters/metrics.js';
 import { controlCharProblem } from '../../../core/text.js';
 import type { InputProblem } from '../../../core/errors.js';
 import { compileDocument } from '../../../rules/language/compile.js';

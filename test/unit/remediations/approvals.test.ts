@@ -9,7 +9,7 @@ import { ManualClock } from '../../../core/clock.js';
 import { DEFAULT_CONFIG } from '../../../core/config.js';
 import type { Decision, LedgerRecord } from '../../../core/decision.js';
 import { silentLogger } from '../../../core/logger.js';
-import { createRegistry } from '../../../core/metrics.js';
+import { createRegistry } from '../../../adapters/metrics.js';
 import { createMemoryGuard } from '../../../remediations/guard/memory-guard.js';
 import { guardOptionsFromConfig } from '../../../remediations/guard/policy.js';
 import { MemoryDocStore } from '../../../remediations/incidents/doc-store.js';
@@ -17,7 +17,7 @@ import { Approvals } from '../../../remediations/approvals/approvals.js';
 import type { Approval } from '../../../remediations/approvals/approvals.js';
 import { createPagerExecutor } from '../../../remediations/pager/pager-executor.js';
 import { createRecordingPager } from '../../../remediations/pager/recording-pager.js';
-import type { GuardedRemediator } from '../../../remediations/remediator.js';
+import type { Remediator } from '../../../remediations/ports.js';
 import { createRemediator } from '../../../remediations/remediator.js';
 import type { ExecutionResult, Executor } from '../../../remediations/ports.js';
 import { createSlackInteractivity, APPROVE_ACTION, DENY_ACTION } from '../../../remediations/webhooks/slack-interactivity.js';
@@ -56,7 +56,7 @@ describe('approvals', () => {
   });
 
   /** One engine replica: its own guard object over shared state is not needed here (approvals are the point). */
-  function replica(approvals: Approvals, guard = createMemoryGuard({ view, options: guardOptionsFromConfig(DEFAULT_CONFIG), clock })): GuardedRemediator {
+  function replica(approvals: Approvals, guard = createMemoryGuard({ view, options: guardOptionsFromConfig(DEFAULT_CONFIG), clock })): Remediator {
     return createRemediator({
       guard,
       executors: [executor, createPagerExecutor({ pagers: [createRecordingPager()], logger: silentLogger })],

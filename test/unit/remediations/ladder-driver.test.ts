@@ -11,7 +11,7 @@ import { DEFAULT_CONFIG } from '../../../core/config.js';
 import type { NodewardenConfig } from '../../../core/config.js';
 import type { Decision, LedgerRecord } from '../../../core/decision.js';
 import { silentLogger } from '../../../core/logger.js';
-import { createReplayRemediator } from '../../../remediations/index.js';
+import { createReplayRemediation } from '../../../remediations/index.js';
 import { LadderDriver } from '../../../remediations/ladder/driver.js';
 import { createRepairJobWatch } from '../../../remediations/ladder/job-executor.js';
 import { ladderPolicyFromConfig } from '../../../remediations/ladder/wire.js';
@@ -64,7 +64,7 @@ function setup(cfg = config(), fails: (step: string, node: string) => boolean = 
   const jobs = new SimulatedRepairJobs(clock, 2 * M, fails);
   const catalogue = loadRules(defaultRulesPath()).xidCatalogue;
   const registry = new Registry();
-  const r = createReplayRemediator({ cluster, config: cfg, clock, catalogue, repairJobs: jobs, outcomeMetrics: createOutcomeMetrics(registry), deviceTaints });
+  const r = createReplayRemediation({ cluster, config: cfg, clock, catalogue, repairJobs: jobs, outcomeMetrics: createOutcomeMetrics(registry), deviceTaints });
   /** Advances the clock in ticks of 1 minute, ticking the ladder. */
   const run = async (minutes: number): Promise<void> => {
     for (let i = 0; i < minutes; i++) {

@@ -3,14 +3,14 @@ import { ManualClock } from '../../../core/clock.js';
 import { DEFAULT_CONFIG } from '../../../core/config.js';
 import type { Decision } from '../../../core/decision.js';
 import { silentLogger } from '../../../core/logger.js';
-import { createRegistry } from '../../../core/metrics.js';
+import { createRegistry } from '../../../adapters/metrics.js';
 import { createMemoryGuard } from '../../../remediations/guard/memory-guard.js';
 import { guardOptionsFromConfig } from '../../../remediations/guard/policy.js';
 import type { GuardOptions } from '../../../remediations/guard/policy.js';
 import { MemoryLedger } from '../../../remediations/ledger/memory-ledger.js';
 import { createPagerExecutor } from '../../../remediations/pager/pager-executor.js';
 import { createRecordingPager } from '../../../remediations/pager/recording-pager.js';
-import type { GuardedRemediator } from '../../../remediations/remediator.js';
+import type { Remediator } from '../../../remediations/ports.js';
 import { createRemediator } from '../../../remediations/remediator.js';
 import type { Guard } from '../../../remediations/ports.js';
 import type { DocStore } from '../../../remediations/incidents/doc-store.js';
@@ -43,7 +43,7 @@ function setup(o: { nodes?: number; dryRun?: boolean; guard?: Partial<GuardOptio
 }
 
 /** A storm: Xid 79 on `count` distinct nodes, one cordon decision each, a second apart. */
-async function storm(r: GuardedRemediator, clock: ManualClock, nodes: string[]): Promise<void> {
+async function storm(r: Remediator, clock: ManualClock, nodes: string[]): Promise<void> {
   for (const n of nodes) {
     await r.submit([cordon(n, { id: `xid79:${n}`, rule: 'gpu-xid-fatal', group: { pool: 'h100-train' }, at: clock.now() })]);
     clock.advance(1000);

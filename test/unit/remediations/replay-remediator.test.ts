@@ -1,12 +1,12 @@
 /**
- * createReplayRemediator over the SIMULATED cluster (remediations/simulated):
+ * createReplayRemediation over the SIMULATED cluster (remediations/simulated):
  * the guard sees its own cordons because the executors change the objects
  * the view reads, and pages are recorded, not sent.
  */
 import { expect } from 'chai';
 import { ManualClock } from '../../../core/clock.js';
 import { DEFAULT_CONFIG } from '../../../core/config.js';
-import { createReplayRemediator } from '../../../remediations/index.js';
+import { createReplayRemediation } from '../../../remediations/index.js';
 import { createSimulatedCluster } from '../../../remediations/simulated/index.js';
 import type { KubeObject } from '../../../remediations/kube/wire.js';
 import { cordon } from './fake-cluster.js';
@@ -24,7 +24,7 @@ function nodes(count: number, humanCordoned: readonly number[] = []): KubeObject
 async function xid79Storm(humanCordoned: readonly number[]) {
   const clock = new ManualClock(Date.parse('2026-11-21T10:15:00Z'));
   const cluster = createSimulatedCluster(nodes(100, humanCordoned), { clock });
-  const { remediator, pager, ledger } = createReplayRemediator({ cluster, config: DEFAULT_CONFIG, clock });
+  const { remediator, pager, ledger } = createReplayRemediation({ cluster, config: DEFAULT_CONFIG, clock });
   for (let i = 10; i < 30; i++) {
     const name = `gpu-${String(i).padStart(3, '0')}`;
     await remediator.submit([cordon(name, { id: `xid79:${name}`, group: { pool: 'h100-train' }, at: clock.now() })]);

@@ -11,7 +11,7 @@ import { DEFAULT_CONFIG } from '../../../core/config.js';
 import type { Decision } from '../../../core/decision.js';
 import { NodewardenError } from '../../../core/errors.js';
 import { silentLogger } from '../../../core/logger.js';
-import { createRegistry } from '../../../core/metrics.js';
+import { createRegistry } from '../../../adapters/metrics.js';
 import { Approvals } from '../../../remediations/approvals/approvals.js';
 import { createMemoryGuard } from '../../../remediations/guard/memory-guard.js';
 import { guardOptionsFromConfig } from '../../../remediations/guard/policy.js';

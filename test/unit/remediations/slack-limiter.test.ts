@@ -2,9 +2,8 @@ import { expect } from 'chai';
 import type { AxiosInstance } from 'axios';
 import { AxiosError, AxiosHeaders } from 'axios';
 import { silentLogger } from '../../../core/logger.js';
-import { createSlackDigestSender } from '../../../jobs/slack-digest-sender.js';
-import { createSlackPager } from '../../../remediations/pager/slack.js';
-import { createSlackLimiter } from '../../../remediations/pager/slack-limiter.js';
+import { slackDigestSender } from '../../../jobs/daily-digest.js';
+import { createSlackPager, createSlackWebhook } from '../../../remediations/pager/slack.js';
 
 /** A fake webhook on a fake clock: records when each message left; `fail` answers the next ones with a 429. */
 function fakeSlack() {
@@ -40,12 +39,18 @@ function fakeSlack() {
 const page = { event: 'trigger' as const, dedupKey: 'k', summary: 'gpu-1 Xid 79', severity: 'critical' as const, source: 'gpu-1', rule: 'gpu-xid-fatal' };
 const digest = { text: 'nodewarden daily digest', blocks: [{ type: 'section', text: { type: 'mrkdwn' as const, text: 'digest' } }] };
 
+/** The engine's wiring: one webhook client (slackWebhookFromConfig), the pager over it and the digest through it (createEngineJobs). */
+function pagerAndDigest(f: ReturnType<typeof fakeSlack>) {
+  const webhook = createSlackWebhook({ url: 'http://127.0.0.1/hook', logger: silentLogger, http: f.http, minIntervalMs: 1000, now: f.now, sleep: f.sleep, random: () => 0 });
+  const pager = createSlackPager({ webhook, logger: silentLogger, groupWindowMs: 60_000 });
+  const sender = slackDigestSender(webhook);
+  return { pager, sender };
+}
+
 describe('slack: one rate limit for the pager and the daily digest', () => {
   it('a page and the digest posted together leave at least minIntervalMs apart', async () => {
     const f = fakeSlack();
-    const limiter = createSlackLimiter({ minIntervalMs: 1000, now: f.now, sleep: f.sleep });
-    const pager = createSlackPager({ webhookUrl: 'http://127.0.0.1/hook', logger: silentLogger, http: f.http, limiter, groupWindowMs: 60_000, now: f.now, sleep: f.sleep, random: () => 0 });
-    const sender = createSlackDigestSender({ webhookUrl: 'http://127.0.0.1/hook', logger: silentLogger, http: f.http, limiter, sleep: f.sleep, random: () => 0 });
+    const { pager, sender } = pagerAndDigest(f);
     const paged = pager.send(page);
     const sent = sender.send(digest);
     await pager.flush();
@@ -57,9 +62,7 @@ describe('slack: one rate limit for the pager and the daily digest', () => {
 
   it("a 429's Retry-After on the digest holds the pager too", async () => {
     const f = fakeSlack();
-    const limiter = createSlackLimiter({ minIntervalMs: 1000, now: f.now, sleep: f.sleep });
-    const pager = createSlackPager({ webhookUrl: 'http://127.0.0.1/hook', logger: silentLogger, http: f.http, limiter, groupWindowMs: 60_000, now: f.now, sleep: f.sleep, random: () => 0 });
-    const sender = createSlackDigestSender({ webhookUrl: 'http://127.0.0.1/hook', logger: silentLogger, http: f.http, limiter, sleep: f.sleep, random: () => 0 });
+    const { pager, sender } = pagerAndDigest(f);
     f.fails.push('5');
     await sender.send(digest);
     const paged = pager.send(page);

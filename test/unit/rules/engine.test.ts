@@ -3,7 +3,7 @@ import { ManualClock } from '../../../core/clock.js';
 import { DEFAULT_CONFIG } from '../../../core/config.js';
 import type { EventEnvelope } from '../../../core/envelope.js';
 import { silentLogger } from '../../../core/logger.js';
-import { createRegistry } from '../../../core/metrics.js';
+import { createRegistry } from '../../../adapters/metrics.js';
 import { createRuleEngine } from '../../../rules/engine/engine.js';
 import type { RuleEngineOptions } from '../../../rules/engine/engine.js';
 import { defaultRulesPath, loadRules } from '../../../rules/language/load.js';

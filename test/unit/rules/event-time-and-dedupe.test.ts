@@ -9,7 +9,7 @@ import { DEFAULT_CONFIG } from '../../../core/config.js';
 import type { Decision, LedgerRecord } from '../../../core/decision.js';
 import type { EventEnvelope } from '../../../core/envelope.js';
 import { silentLogger } from '../../../core/logger.js';
-import { createRegistry } from '../../../core/metrics.js';
+import { createRegistry } from '../../../adapters/metrics.js';
 import { defaultRulesPath, loadRules } from '../../../rules/language/load.js';
 import { replay } from '../../../rules/replay/replay.js';
 import { createStandinRemediator, createStaticCluster } from '../../../rules/replay/standin.js';

@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { expect } from 'chai';
 import { PoisonInputError } from '../../../core/errors.js';
-import { packageRoot } from '../../../core/paths.js';
+import { packageRoot } from '../../../adapters/paths.js';
 import { defaultRulesPath, loadRules, parseRules } from '../../../rules/language/load.js';
 
 const HEAD = 'apiVersion: nodewarden.io/v1\nkind: RuleSet\nrules:\n';

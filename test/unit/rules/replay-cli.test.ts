@@ -8,7 +8,7 @@ import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { expect } from 'chai';
-import { packageRoot } from '../../../core/paths.js';
+import { packageRoot } from '../../../adapters/paths.js';
 
 const root = packageRoot();
 const bin = join(root, 'bin', 'nodewarden');

@@ -5,7 +5,7 @@
 import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { expect } from 'chai';
-import { packageRoot } from '../../../core/paths.js';
+import { packageRoot } from '../../../adapters/paths.js';
 import { loadRuleTestFile, runRuleTestCase } from '../../../rules/testing/run-rule-tests.js';
 
 const dir = join(packageRoot(), 'test', 'rules');

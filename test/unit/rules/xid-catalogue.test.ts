@@ -11,7 +11,7 @@ import { expect } from 'chai';
 import fc from 'fast-check';
 import type { EventEnvelope } from '../../../core/envelope.js';
 import { PoisonInputError } from '../../../core/errors.js';
-import { packageRoot } from '../../../core/paths.js';
+import { packageRoot } from '../../../adapters/paths.js';
 import { defaultRulesPath, loadRules, parseRules } from '../../../rules/language/load.js';
 import { matches } from '../../../rules/language/types.js';
 import type { CompiledRule } from '../../../rules/language/types.js';

@@ -4,7 +4,7 @@ import { NodewardenError } from '../../../core/errors.js';
 import type { Decision, LedgerRecord } from '../../../core/decision.js';
 import type { EventEnvelope } from '../../../core/envelope.js';
 import { silentLogger } from '../../../core/logger.js';
-import { createRegistry } from '../../../core/metrics.js';
+import { createRegistry } from '../../../adapters/metrics.js';
 import type { Remediator } from '../../../remediations/ports.js';
 import { BatchProcessor } from '../../../rules/service/batch-processor.js';
 import { MemoryDeadLetterSink } from '../../../rules/service/dead-letter.js';
@@ -46,7 +46,7 @@ class FakeEngine implements RuleEngine {
   }
 }
 
-class FakeRemediator implements Remediator {
+class FakeRemediator implements Pick<Remediator, 'submit'> {
   submitted: Decision[] = [];
   submit(ds: readonly Decision[]): Promise<LedgerRecord[]> {
     this.submitted.push(...ds);

@@ -11,7 +11,7 @@ import { DEFAULT_CONFIG } from '../../../core/config.js';
 import type { Decision, LedgerRecord } from '../../../core/decision.js';
 import type { EventEnvelope } from '../../../core/envelope.js';
 import { silentLogger } from '../../../core/logger.js';
-import { createRegistry } from '../../../core/metrics.js';
+import { createRegistry } from '../../../adapters/metrics.js';
 import { createMemoryGuard, MemoryGuardState } from '../../../remediations/guard/memory-guard.js';
 import { guardOptionsFromConfig } from '../../../remediations/guard/policy.js';
 import { MemoryLedger } from '../../../remediations/ledger/memory-ledger.js';

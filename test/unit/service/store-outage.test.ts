@@ -10,7 +10,7 @@ import { DEFAULT_CONFIG } from '../../../core/config.js';
 import type { EventEnvelope } from '../../../core/envelope.js';
 import { NodewardenError } from '../../../core/errors.js';
 import { silentLogger } from '../../../core/logger.js';
-import { createRegistry } from '../../../core/metrics.js';
+import { createRegistry } from '../../../adapters/metrics.js';
 import { createMemoryGuard } from '../../../remediations/guard/memory-guard.js';
 import { guardOptionsFromConfig } from '../../../remediations/guard/policy.js';
 import { MemoryLedger } from '../../../remediations/ledger/memory-ledger.js';

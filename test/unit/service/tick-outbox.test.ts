@@ -25,7 +25,7 @@ import { MemoryDeadLetterSink } from '../../../rules/service/dead-letter.js';
 import { BatchProcessor } from '../../../rules/service/batch-processor.js';
 import { createRemediator } from '../../../remediations/remediator.js';
 import { engineServiceMetrics } from '../../../rules/service/metrics.js';
-import { createRegistry } from '../../../core/metrics.js';
+import { createRegistry } from '../../../adapters/metrics.js';
 import { MemoryRuleToggles } from '../../../rules/toggles/memory-toggles.js';
 import type { ExecutionResult, Executor } from '../../../remediations/ports.js';
 import { guardOptionsFromConfig } from '../../../remediations/guard/policy.js';

@@ -9,8 +9,8 @@ import { DEFAULT_CONFIG } from '../../../core/config.js';
 import type { LedgerRecord } from '../../../core/decision.js';
 import type { EventEnvelope } from '../../../core/envelope.js';
 import { silentLogger } from '../../../core/logger.js';
-import { createRegistry } from '../../../core/metrics.js';
-import { createReplayRemediator } from '../../../remediations/index.js';
+import { createRegistry } from '../../../adapters/metrics.js';
+import { createReplayRemediation } from '../../../remediations/index.js';
 import { createSimulatedCluster, parseClusterYaml } from '../../../remediations/simulated/index.js';
 import { createRuleEngine } from '../../../rules/engine/engine.js';
 import { defaultRulesPath, loadRules } from '../../../rules/language/load.js';
@@ -75,7 +75,7 @@ describe('engine tick time: event-time watermark', () => {
         (_, i) => `apiVersion: v1\nkind: Node\nmetadata:\n  name: ${node(i)}\n  labels:\n    nodewarden.io/pool: p\nspec: {}\nstatus:\n  conditions:\n  - type: Ready\n    status: "True"\n`,
       ).join('---\n');
       const cluster = createSimulatedCluster(parseClusterYaml(yaml), { clock, logger: silentLogger });
-      const { remediator } = createReplayRemediator({ cluster, config: DEFAULT_CONFIG, clock });
+      const { remediator } = createReplayRemediation({ cluster, config: DEFAULT_CONFIG, clock });
       const engine = createRuleEngine({ rules: loadRules(defaultRulesPath()), store: new MemoryStateStore(), cluster, toggles: new MemoryRuleToggles(clock), clock, logger: silentLogger, config: DEFAULT_CONFIG });
       const processor = new BatchProcessor({
         engine,

@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { isUnavailable, NW } from '../../../../core/cluster.js';
 import { ManualClock } from '../../../../core/clock.js';
 import { PoisonInputError } from '../../../../core/errors.js';
-import { packageRoot } from '../../../../core/paths.js';
+import { packageRoot } from '../../../../adapters/paths.js';
 import type { Decision } from '../../../../core/decision.js';
 import { createSimulatedCluster, loadClusterFile, parseClusterYaml } from '../../../../remediations/simulated/index.js';
 import { applyJsonPatch, applyMergePatch, labelSelectorMatcher } from '../../../../remediations/simulated/patch.js';

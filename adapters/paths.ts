@@ -1,3 +1,4 @@
+/** The package root, for the files that ship beside the sources (Lua scripts, rule packs, console assets): file-system I/O, so an adapter, not core/. */
 import { existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
