@@ -486,8 +486,9 @@ export function createRemediator(o: RemediatorOptions): Remediator {
     try {
       // the fence: a decision another replica took over is neither written nor settled here
       const lost = await leases.fence(writable.map((h) => h.rec));
+      const records = writable.filter((h) => !lost.has(h.rec)).map((h) => h.rec);
       for (const h of writable) if (lost.has(h.rec)) h.rec = leaseLostRecord(h.rec);
-      await writeLedger(writable.filter((h) => !lost.has(h.rec)).map((h) => h.rec));
+      await writeLedger(records);
     } catch (err) {
       const kept = handled.filter((h) => !isRetryLater(h.rec) && !isReplayed(h.rec) && keep(h));
       // records left to a redelivery: their leases are not renewed any more (the redelivery takes them over)
