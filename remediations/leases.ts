@@ -32,8 +32,6 @@ export interface Leases {
    * the guard cannot answer: nothing is written then.
    */
   fence(records: readonly LedgerRecord[]): Promise<Set<LedgerRecord>>;
-  /** Leases held now. */
-  readonly size: number;
   stop(): void;
 }
 
@@ -81,9 +79,6 @@ export function createLeases(guard: Guard, leaseMs: number, logger: Logger): Lea
   }
 
   return {
-    get size(): number {
-      return held.size;
-    },
     hold(decisionId: string): void {
       held.add(decisionId);
       if (timer) return;
