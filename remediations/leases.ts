@@ -17,6 +17,7 @@ import type { Guard } from './ports.js';
 /** Decisions renewed in one guard call (one Lua script, one round trip). */
 const RENEW_CHUNK = 256;
 
+
 export interface Leases {
   /** Authorize allowed `decisionId`: renew its lease until it is released. */
   hold(decisionId: string): void;
@@ -41,8 +42,15 @@ export function leaseLostRecord(rec: LedgerRecord): LedgerRecord {
   return { ...rec, outcome: 'suppressed', guard: IN_FLIGHT_GUARD, details: { ...rec.details, guardReason } };
 }
 
-export function createLeases(guard: Guard, leaseMs: number, logger: Logger): Leases {
-  const held = new Set<string>();
+/**
+ * `maxRenewMs`: a lease held longer than this is no longer renewed by the timer
+ * (one the caller never settled or gave up — a submit that threw half-way —
+ * must not block its decision for ever): it lapses, and the fence still answers
+ * for it (lapsed and not taken over is still ours).
+ */
+export function createLeases(guard: Guard, leaseMs: number, maxRenewMs: number, logger: Logger): Leases {
+  /** Decision id → when it was taken (monotonic ms). */
+  const held = new Map<string, number>();
   const ofRecord = new WeakMap<LedgerRecord, string>();
   let timer: NodeJS.Timeout | undefined;
   let renewing = false;
@@ -61,7 +69,9 @@ export function createLeases(guard: Guard, leaseMs: number, logger: Logger): Lea
   }
 
   async function renewAll(): Promise<void> {
-    if (held.size === 0) {
+    const since = performance.now() - maxRenewMs;
+    const due = [...held].filter(([, at]) => at > since).map(([id]) => id);
+    if (due.length === 0) {
       if (timer) clearInterval(timer);
       timer = undefined;
       return;
@@ -69,7 +79,7 @@ export function createLeases(guard: Guard, leaseMs: number, logger: Logger): Lea
     if (renewing) return;
     renewing = true;
     try {
-      await renew([...held]);
+      await renew(due);
     } catch (err) {
       // the next renewal may get through; the fence decides before anything is written
       logger.warn({ leases: held.size, err: errorMessage(err) }, 'in-flight lease renewal failed');
@@ -80,7 +90,7 @@ export function createLeases(guard: Guard, leaseMs: number, logger: Logger): Lea
 
   return {
     hold(decisionId: string): void {
-      held.add(decisionId);
+      held.set(decisionId, performance.now());
       if (timer) return;
       timer = setInterval(() => void renewAll(), Math.floor(leaseMs / LEASE_RENEWALS_PER_TTL));
       timer.unref();

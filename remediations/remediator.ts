@@ -195,7 +195,8 @@ export function createRemediator(o: RemediatorOptions): Remediator {
   const actionTimeoutMs = o.actionTimeoutMs ?? DEFAULT_ACTION_TIMEOUT_MS;
   const leaseMs = o.leaseMs ?? DEFAULT_IN_FLIGHT_TTL_MS;
   if (!Number.isInteger(leaseMs) || leaseMs < 3000 || leaseMs > 600_000) throw new NodewardenError('CONFIG_INVALID', `remediator: in-flight lease ${leaseMs} ms is outside 3 s .. 10 min`);
-  const leases = createLeases(o.guard, leaseMs, logger);
+  // renewed while the action(s) of a submit and its ledger write can take; a lease held longer lapses (the fence still decides)
+  const leases = createLeases(o.guard, leaseMs, Math.max(4 * actionTimeoutMs, 2 * leaseMs), logger);
   let owed: Owed = { records: [], settles: [] };
   const metrics = o.registry ? new RemediationMetrics(o.registry, { guard: o.guard.status ? (o.guard as GuardControl) : undefined, logger }) : undefined;
   const dryRunExecutor = createDryRunExecutor({ logger });
@@ -492,7 +493,8 @@ export function createRemediator(o: RemediatorOptions): Remediator {
     } catch (err) {
       const kept = handled.filter((h) => !isRetryLater(h.rec) && !isReplayed(h.rec) && keep(h));
       // records left to a redelivery: their leases are not renewed any more (the redelivery takes them over)
-      for (const h of writable) if (!kept.includes(h)) leases.giveUp(h.rec);
+      const keptSet = new Set(kept);
+      for (const h of writable) if (!keptSet.has(h)) leases.giveUp(h.rec);
       owed = {
         records: [...owed.records, ...kept.map((h) => h.rec)],
         settles: [...owed.settles, ...kept.flatMap((h) => (h.settle ? [h.settle] : []))],
