@@ -10,9 +10,8 @@ import { silentLogger } from '../../../core/logger.js';
 import { createMemoryGuard, MemoryGuardState } from '../../../remediations/guard/memory-guard.js';
 import { guardOptionsFromConfig } from '../../../remediations/guard/policy.js';
 import { MemoryLedger } from '../../../remediations/ledger/memory-ledger.js';
-import type { ExecutionResult, Executor, Guard } from '../../../remediations/ports.js';
+import type { ExecutionResult, Executor, Guard, Remediator } from '../../../remediations/ports.js';
 import { createRemediator, isRetryLater } from '../../../remediations/remediator.js';
-import type { GuardedRemediator } from '../../../remediations/remediator.js';
 import { cordon, FakeCluster, FakeClusterExecutor } from './fake-cluster.js';
 
 const T0 = Date.parse('2026-12-02T10:00:00Z');
@@ -34,7 +33,7 @@ class HeldExecutor implements Executor {
 }
 
 interface Replica {
-  remediator: GuardedRemediator;
+  remediator: Remediator;
   ledger: MemoryLedger;
 }
 
