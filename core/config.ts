@@ -66,6 +66,12 @@ export interface NodewardenConfig {
     targetCooldown: string;
     rollbackWindow: string;
     circuitBreaker: { failures: number; window: string; openFor: string };
+    /**
+     * Lease of an authorized, not yet settled decision (ADR 0026): its replica
+     * renews it every third of it until the settle; a replica that dies holding
+     * it blocks the decision for at most this long before another takes it over.
+     */
+    inFlightLease: string;
     autoUncordon: boolean;
     /**
      * Per-GPU scope (docs/gpu-scope.md): at most this many GPUs of one node
@@ -219,6 +225,7 @@ export const DEFAULT_CONFIG: NodewardenConfig = {
     targetCooldown: '10m',
     rollbackWindow: '6h',
     circuitBreaker: { failures: 5, window: '5m', openFor: '2m' },
+    inFlightLease: '15s',
     autoUncordon: false,
     maxTaintedGpusPerNode: '50%',
     gpuCountLabel: 'nvidia.com/gpu.count',
@@ -340,6 +347,7 @@ export const CONFIG_SCHEMA = obj({
     targetCooldown: duration,
     rollbackWindow: duration,
     circuitBreaker: obj({ failures: { type: 'integer', minimum: 1, maximum: 10_000 }, window: duration, openFor: duration }),
+    inFlightLease: duration,
     autoUncordon: { type: 'boolean' },
     maxTaintedGpusPerNode: budget,
     gpuCountLabel: labelName,
@@ -423,6 +431,7 @@ export const DURATION_BOUNDS: ReadonlyArray<readonly [string, number, number]> =
   ['/guard/rollbackWindow', 1 * MIN, 30 * D],
   ['/guard/circuitBreaker/window', 1 * S, 1 * D],
   ['/guard/circuitBreaker/openFor', 1 * S, 1 * D],
+  ['/guard/inFlightLease', 3 * S, 10 * MIN],
   ['/deviceTaints/discoveryTtl', 1 * S, 1 * D],
   ['/jobs/*/timeout', 1 * S, 1 * H],
   ['/jobs/resolveCleared/minAge', 0, 7 * D],

@@ -40,10 +40,29 @@ export interface GuardVerdict {
 
 /** Blast-radius guard: atomic across engine replicas. */
 export interface Guard {
+  /**
+   * This replica's lease-holder token (random per guard object): authorize
+   * writes it into the decision's in-flight record (ADR 0026).
+   */
+  readonly holder: string;
   authorize(decision: Decision): Promise<GuardVerdict>;
-  /** Reports the executor's result so budgets, breakers and idempotency records settle. */
+  /**
+   * Reports the executor's result so budgets, breakers and idempotency records
+   * settle. Refused (CONFLICT) for a decision another holder has taken over
+   * or already settled: nothing changes.
+   */
   settle(decision: Decision, verdict: GuardVerdict, result: ExecutionResult): Promise<void>;
+  /**
+   * Extends the in-flight lease of each decision to now + ttlMs, atomically,
+   * where the record is still in flight AND names `holder`: `held`; anything
+   * else (taken over, settled, gone) is `lost` for good. A lapsed lease nobody
+   * took over is still the holder's, so renewing it is safe.
+   */
+  renew(decisionIds: readonly string[], holder: string, ttlMs: number): Promise<Map<string, LeaseState>>;
 }
+
+/** The answer of a lease renewal for one decision. */
+export type LeaseState = 'held' | 'lost';
 
 /** How the caller can recover the decisions of one submit if it fails. */
 export interface SubmitOptions {

@@ -15,6 +15,12 @@
  * write that fails makes submit throw (retriable); records the caller cannot
  * regenerate (ticks, denial pages; `redeliverable: false`) are kept and
  * written before anything else at the next submit or flush.
+ * In-flight leases (ADR 0026): every decision the guard allowed is renewed
+ * every third of the lease until its settle; right before the ledger write the
+ * remediator renews again (the fence): a decision whose lease another replica
+ * took over is NOT written and NOT settled (it comes back as retry-later, the
+ * other replica acts — idempotently — and records it); a renewal that fails
+ * fails the write (retriable), like a ledger outage.
  * A denied action is never silent: denials of one guard, rule and group within
  * `denialWindowMs` become ONE page listing every denied target and the reason;
  * that page passes the guard too (page rate limit) and is a ledger record.
@@ -39,7 +45,8 @@ import type { Logger } from '../core/logger.js';
 import type { Registry } from 'prom-client';
 import type { ExecutionResult, Executor, Guard, GuardControl, GuardVerdict, Remediator, SubmitOptions } from './ports.js';
 import { createDryRunExecutor } from './dry-run.js';
-import { DEFAULT_ACTION_TIMEOUT_MS, IN_FLIGHT_GUARD, targetKey } from './guard/policy.js';
+import { createLeases, leaseLostRecord } from './leases.js';
+import { DEFAULT_ACTION_TIMEOUT_MS, DEFAULT_IN_FLIGHT_TTL_MS, IN_FLIGHT_GUARD, targetKey } from './guard/policy.js';
 import { buildLedgerRecord } from './ledger/record.js';
 import type { LedgerSink } from './ledger/sink.js';
 import { RemediationMetrics } from './ledger/metrics.js';
@@ -79,10 +86,17 @@ export interface RemediatorOptions {
    */
   denialRenotifyMs?: number;
   /**
-   * Bound on one executor call and on one ledger write (default 30 s); keep the
-   * guard's `inFlightTtlMs` at 2× this. An executor that times out is `failed`.
+   * Bound on one executor call and on one ledger write (default 30 s). An
+   * executor that times out is `failed`.
    */
   actionTimeoutMs?: number;
+  /**
+   * The guard's in-flight lease (its `inFlightTtlMs`, config `guard.inFlightLease`;
+   * default 15 s, 3 s to 10 min): every lease this replica holds is renewed
+   * every third of it from authorize until settle, and once more right before
+   * the ledger write (the fence, ADR 0026).
+   */
+  leaseMs?: number;
   /**
    * Send due denial pages from a wall-clock timer too (live engine; default true).
    * Replay turns it off and calls flush() at the end, since its clock is virtual.
@@ -179,6 +193,10 @@ export function createRemediator(o: RemediatorOptions): Remediator {
   const logger = o.logger.child({ component: 'remediator' });
   const windowMs = o.denialWindowMs ?? 30_000;
   const actionTimeoutMs = o.actionTimeoutMs ?? DEFAULT_ACTION_TIMEOUT_MS;
+  const leaseMs = o.leaseMs ?? DEFAULT_IN_FLIGHT_TTL_MS;
+  if (!Number.isInteger(leaseMs) || leaseMs < 3000 || leaseMs > 600_000) throw new NodewardenError('CONFIG_INVALID', `remediator: in-flight lease ${leaseMs} ms is outside 3 s .. 10 min`);
+  // renewed while the action(s) of a submit and its ledger write can take; a lease held longer lapses (the fence still decides)
+  const leases = createLeases(o.guard, leaseMs, Math.max(4 * actionTimeoutMs, 2 * leaseMs), logger);
   let owed: Owed = { records: [], settles: [] };
   const metrics = o.registry ? new RemediationMetrics(o.registry, { guard: o.guard.status ? (o.guard as GuardControl) : undefined, logger }) : undefined;
   const dryRunExecutor = createDryRunExecutor({ logger });
@@ -236,6 +254,7 @@ export function createRemediator(o: RemediatorOptions): Remediator {
       };
       return { rec, settle: settleDenial };
     }
+    leases.hold(d.id);
     let result: ExecutionResult;
     if (!executor) {
       result = { ok: false, error: new NodewardenError('NOT_FOUND', `no executor for action ${d.action}`) };
@@ -252,6 +271,8 @@ export function createRemediator(o: RemediatorOptions): Remediator {
     if (outcome === 'failed') logger.error({ decisionId: d.id, rule: d.rule, action: d.action, target: d.target, err: rec.error }, `${d.action} failed`);
     else logger.info({ decisionId: d.id, rule: d.rule, action: d.action, target: d.target, outcome }, `${d.action} ${outcome}`);
     const settle = async (): Promise<void> => {
+      // a lease lost at the fence (another replica took the decision over) or given up is not settled here
+      if (!leases.release(d.id)) return;
       try {
         await o.guard.settle(d, verdict, result);
       } catch (err) {
@@ -264,6 +285,7 @@ export function createRemediator(o: RemediatorOptions): Remediator {
       await settle();
       return { rec, settle: null, retriable: result.error?.retriable ?? true };
     }
+    leases.recordOf(rec, d.id);
     return { rec, settle };
   }
 
@@ -459,20 +481,27 @@ export function createRemediator(o: RemediatorOptions): Remediator {
   }
 
   /** Writes the records, then runs their settles; on failure keeps what `keep` selects for the next write. */
-  async function commit(handled: readonly Handled[], keep: (h: Handled) => boolean): Promise<void> {
+  async function commit(handled: Handled[], keep: (h: Handled) => boolean): Promise<void> {
     // a replayed decision (already done: its record is durable, ledger before settle) is not recorded again
-    const records = handled.filter((h) => !isRetryLater(h.rec) && !isReplayed(h.rec)).map((h) => h.rec);
+    const writable = handled.filter((h) => !isRetryLater(h.rec) && !isReplayed(h.rec));
     try {
+      // the fence: a decision another replica took over is neither written nor settled here
+      const lost = await leases.fence(writable.map((h) => h.rec));
+      const records = writable.filter((h) => !lost.has(h.rec)).map((h) => h.rec);
+      for (const h of writable) if (lost.has(h.rec)) h.rec = leaseLostRecord(h.rec);
       await writeLedger(records);
     } catch (err) {
       const kept = handled.filter((h) => !isRetryLater(h.rec) && !isReplayed(h.rec) && keep(h));
+      // records left to a redelivery: their leases are not renewed any more (the redelivery takes them over)
+      const keptSet = new Set(kept);
+      for (const h of writable) if (!keptSet.has(h)) leases.giveUp(h.rec);
       owed = {
         records: [...owed.records, ...kept.map((h) => h.rec)],
         settles: [...owed.settles, ...kept.flatMap((h) => (h.settle ? [h.settle] : []))],
       };
       throw err;
     }
-    for (const h of handled) if (h.settle) await h.settle();
+    for (const h of handled) if (h.settle && !isRetryLater(h.rec)) await h.settle();
   }
 
   /** Writes (and settles) records a failed write left behind; throws while the ledger still fails. */
@@ -480,15 +509,19 @@ export function createRemediator(o: RemediatorOptions): Remediator {
     if (owed.records.length === 0) return [];
     const due = owed;
     owed = { records: [], settles: [] };
+    let written: LedgerRecord[];
     try {
-      await writeLedger(due.records);
+      // fenced again: a lease may have been taken over while the ledger was down (its settle then does nothing)
+      const lost = await leases.fence(due.records);
+      written = due.records.filter((r) => !lost.has(r));
+      await writeLedger(written);
     } catch (err) {
       owed = { records: [...due.records, ...owed.records], settles: [...due.settles, ...owed.settles] };
       throw err;
     }
     for (const settle of due.settles) await settle();
-    logger.info({ records: due.records.length }, 'ledger records of an earlier failed write are now durable');
-    return due.records;
+    logger.info({ records: written.length }, 'ledger records of an earlier failed write are now durable');
+    return written;
   }
 
   async function sendDenialPages(due: DenialGroup[], now: number): Promise<Handled[]> {
@@ -575,6 +608,7 @@ export function createRemediator(o: RemediatorOptions): Remediator {
       closed = true;
       if (timer) clearInterval(timer);
       await this.flush();
+      leases.stop();
     },
   };
 

@@ -20,6 +20,7 @@ const SCRIPTS = {
   /** The blast-radius guard (keys: adapters/redis/keys.ts). */
   'guard.authorize': ['authorize', 'remediations/guard/lua', 'prelude'],
   'guard.settle': ['settle', 'remediations/guard/lua', 'prelude'],
+  'guard.renew': ['renew', 'remediations/guard/lua', 'prelude'],
   'guard.status': ['status', 'remediations/guard/lua', 'prelude'],
   'guard.hdel-if-equal': ['hdel-if-equal', 'remediations/guard/lua'],
   /** Paging state: incidents, approvals, silences (keys: adapters/redis/keys.ts). */

@@ -277,6 +277,7 @@ export async function run(argv: string[]): Promise<number> {
   const pageExecutor = createPagerExecutor({ pagers, logger });
   const inner = createRemediator({
     guard,
+    leaseMs: guardOptions.inFlightTtlMs,
     executors: [
       kubeExecutor,
       pageExecutor,

@@ -7,10 +7,10 @@ import { randomUUID } from 'node:crypto';
 import type { Clock } from '../../core/clock.js';
 import type { ClusterView } from '../../core/cluster.js';
 import type { Decision, GuardName } from '../../core/decision.js';
-import type { ControllableGuard, ExecutionResult, GuardStatus, GuardVerdict, ReservationEntry } from '../ports.js';
+import type { ControllableGuard, ExecutionResult, GuardStatus, GuardVerdict, LeaseState, ReservationEntry } from '../ports.js';
 import type { AuthorizePlan, GuardOptions, RawStatus, RawVerdict, SettlePlan } from './policy.js';
 import { cordonCost, fitsBudget, nodeWeight, taintCost } from './gpu-budget.js';
-import { composeBreakers, composeBudgets, composeRates, deniedOutcome, IN_FLIGHT_GUARD, planAuthorization, planSettle, precheck, roundBudget, STATUS_ACTIONS, toVerdict } from './policy.js';
+import { composeBreakers, composeBudgets, composeRates, deniedOutcome, IN_FLIGHT_GUARD, leaseTtl, planAuthorization, planSettle, precheck, roundBudget, settleRefusedError, STATUS_ACTIONS, toVerdict } from './policy.js';
 
 interface Breaker {
   openUntil: number | null;
@@ -35,11 +35,12 @@ interface GpuTaints {
 export class MemoryGuardState {
   paused: { reason: string; by: string; at: number } | null = null;
   /**
-   * Decision id → `in-flight` (until = lease end, extra = reservation) or
-   * `done` (until = end of suppression, extra = outcome); `keep` = when the
-   * entry is forgotten (the Redis key's TTL).
+   * Decision id → `in-flight` (until = lease end, extra = reservation, holder =
+   * the replica holding the lease) or `done` (until = end of suppression,
+   * extra = outcome, holder ''); `keep` = when the entry is forgotten (the
+   * Redis key's TTL).
    */
-  readonly decisions = new Map<string, { state: 'in-flight' | 'done'; until: number; extra: string; keep: number }>();
+  readonly decisions = new Map<string, { state: 'in-flight' | 'done'; until: number; extra: string; holder: string; keep: number }>();
   readonly breakers = new Map<string, Breaker>();
   readonly cooldowns = new Map<string, { until: number; res: string }>();
   readonly rates = new Map<string, Array<{ t: number; res: string }>>();
@@ -199,7 +200,7 @@ export function authorizeState(s: MemoryGuardState, p: AuthorizePlan): RawVerdic
     if (v) return v;
   }
   const res = ctx.res;
-  s.decisions.set(p.decisionId, { state: 'in-flight', until: p.now + p.inFlightTtlMs, extra: res, keep: p.now + Math.max(p.idempotencyTtlMs, p.inFlightTtlMs) });
+  s.decisions.set(p.decisionId, { state: 'in-flight', until: p.now + p.inFlightTtlMs, extra: res, holder: p.holder, keep: p.now + Math.max(p.idempotencyTtlMs, p.inFlightTtlMs) });
   if (ctx.trial) {
     const b = s.breaker(p.action);
     b.trial = p.decisionId;
@@ -233,14 +234,45 @@ export function authorizeState(s: MemoryGuardState, p: AuthorizePlan): RawVerdic
 export function recordDenialState(s: MemoryGuardState, decisionId: string, outcome: 'denied' | 'suppressed', now: number, ttlMs: number): void {
   const d = s.decisions.get(decisionId);
   if (d && d.keep > now) return;
-  s.decisions.set(decisionId, { state: 'done', until: now + ttlMs, extra: outcome, keep: now + ttlMs });
+  s.decisions.set(decisionId, { state: 'done', until: now + ttlMs, extra: outcome, holder: '', keep: now + ttlMs });
 }
 
-/** Pure state transition of settle; mirrors lua/settle.lua. */
-export function settleState(s: MemoryGuardState, p: SettlePlan): void {
+/**
+ * Pure state transition of renew; mirrors lua/renew.lua: extends the lease of
+ * each decision still in flight under `holder` (lapsed or not), else `lost`.
+ */
+export function renewState(s: MemoryGuardState, decisionIds: readonly string[], holder: string, now: number, ttlMs: number): Map<string, LeaseState> {
+  const out = new Map<string, LeaseState>();
+  for (const id of decisionIds) {
+    const d = s.decisions.get(id);
+    if (!d || d.keep <= now || d.state !== 'in-flight' || d.holder !== holder) {
+      out.set(id, 'lost');
+      continue;
+    }
+    d.until = now + ttlMs;
+    d.keep = Math.max(d.keep, d.until);
+    out.set(id, 'held');
+  }
+  return out;
+}
+
+/**
+ * A settle by a replica that does not hold the decision: another one took it
+ * over (in flight under another holder, or settled by it). A record without a
+ * holder (written before ADR 0026) or none at all does not refuse.
+ */
+function settleRefused(s: MemoryGuardState, p: SettlePlan): boolean {
+  const d = s.decisions.get(p.decisionId);
+  if (!d || d.keep <= p.now) return false;
+  return d.state === 'done' || (d.holder !== '' && d.holder !== p.holder);
+}
+
+/** Pure state transition of settle; mirrors lua/settle.lua. False: refused, nothing changed. */
+export function settleState(s: MemoryGuardState, p: SettlePlan): boolean {
+  if (settleRefused(s, p)) return false;
   const b = s.breakers.get(p.action);
   if (p.ok) {
-    s.decisions.set(p.decisionId, { state: 'done', until: p.now + p.idempotencyTtlMs, extra: p.outcome, keep: p.now + p.idempotencyTtlMs });
+    s.decisions.set(p.decisionId, { state: 'done', until: p.now + p.idempotencyTtlMs, extra: p.outcome, holder: '', keep: p.now + p.idempotencyTtlMs });
     if (b && b.trial === p.decisionId) s.breakers.delete(p.action); // trial succeeded: close
     if (p.cordonNode) {
       const r = s.reservations.get(p.cordonNode);
@@ -261,7 +293,7 @@ export function settleState(s: MemoryGuardState, p: SettlePlan): void {
       const r = s.rollbacks.get(p.rollback.workload);
       if (r && r.res === p.reservation) r.to = p.rollback.to;
     }
-    return;
+    return true;
   }
   s.decisions.delete(p.decisionId);
   const ck = `${p.action}:${p.target}`;
@@ -288,6 +320,7 @@ export function settleState(s: MemoryGuardState, p: SettlePlan): void {
   } else if (br.openUntil === null && br.failures.length >= p.breaker.failures) {
     br.openUntil = p.now + p.breaker.openForMs;
   }
+  return true;
 }
 
 export function rawStatusOf(s: MemoryGuardState, opts: GuardOptions, now: number): RawStatus {
@@ -312,16 +345,20 @@ export interface MemoryGuardOptions {
   clock: Clock;
   /** Share one state between several guard objects (tests of replicas in one process). */
   state?: MemoryGuardState;
+  /** Lease-holder token of this replica (default: random). */
+  holder?: string;
 }
 
 export function createMemoryGuard(o: MemoryGuardOptions): ControllableGuard & { readonly state: MemoryGuardState } {
   const state = o.state ?? new MemoryGuardState();
+  const holder = o.holder ?? randomUUID();
   return {
     state,
+    holder,
     authorize(decision: Decision): Promise<GuardVerdict> {
       const pre = precheck(decision, o.view);
       if (pre) return Promise.resolve(toVerdict(pre, decision, null));
-      const plan = planAuthorization(decision, o.view, o.options, o.clock.now(), randomUUID());
+      const plan = planAuthorization(decision, o.view, o.options, o.clock.now(), randomUUID(), holder);
       state.maybePrune(plan.now, o.options);
       return Promise.resolve(toVerdict(authorizeState(state, plan), decision, plan));
     },
@@ -331,8 +368,11 @@ export function createMemoryGuard(o: MemoryGuardOptions): ControllableGuard & { 
         if (outcome) recordDenialState(state, decision.id, outcome, o.clock.now(), o.options.idempotencyTtlMs);
         return Promise.resolve();
       }
-      settleState(state, planSettle(decision, o.options, o.clock.now(), verdict.reservation ?? '', result.ok, result.toRevision, result.dryRun === true));
-      return Promise.resolve();
+      const plan = planSettle(decision, o.options, o.clock.now(), verdict.reservation ?? '', holder, result.ok, result.toRevision, result.dryRun === true);
+      return settleState(state, plan) ? Promise.resolve() : Promise.reject(settleRefusedError(decision.id));
+    },
+    renew(decisionIds: readonly string[], by: string, ttlMs: number): Promise<Map<string, LeaseState>> {
+      return Promise.resolve(renewState(state, decisionIds, by, o.clock.now(), leaseTtl(ttlMs)));
     },
     pause(reason: string, by: string): Promise<void> {
       state.paused = { reason, by, at: o.clock.now() };

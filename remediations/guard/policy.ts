@@ -10,8 +10,9 @@
  * reserved unless every check passes, so a denial leaves no trace in budgets.
  *
  * Idempotency has two states per decision id. `in-flight` is written by
- * authorize with a short lease (`inFlightTtlMs`, 2× the action timeout): while
- * it runs, the same decision elsewhere gets the `inFlight` verdict, which is
+ * authorize with a short lease (`inFlightTtlMs`, 15 s) naming the replica that
+ * holds it (its holder token), renewed by that replica until it settles
+ * (`renew`, ADR 0026): while it runs, the same decision elsewhere gets the `inFlight` verdict, which is
  * NOT a final outcome — the caller retries later (the batch is redelivered).
  * Once the lease has lapsed (the replica died between authorize and settle),
  * the next authorize of that decision takes its holds over (same reservation:
@@ -25,6 +26,7 @@ import { isUnavailable } from '../../core/cluster.js';
 import type { NodewardenConfig } from '../../core/config.js';
 import type { ActionKind, Decision, GuardName, Target } from '../../core/decision.js';
 import { formatDuration, parseDuration } from '../../core/duration.js';
+import { NodewardenError } from '../../core/errors.js';
 import type { BreakerStatus, BudgetStatus, GuardVerdict, RateLimitStatus } from '../ports.js';
 import { gpuCapFor } from './gpu-budget.js';
 
@@ -46,7 +48,8 @@ export interface GuardOptions {
   /**
    * Lease of an `in-flight` decision (authorized, not yet settled): while it
    * runs, replays are retried later; after it, a replay takes the decision over.
-   * Must exceed the time from authorize to settle (action + ledger write).
+   * The remediator renews it every third of it until the settle and fences the
+   * ledger write on it (ADR 0026), so it only has to outlast a few missed renewals.
    */
   inFlightTtlMs: number;
   /**
@@ -64,8 +67,14 @@ export interface GuardOptions {
 export const DEFAULT_IDEMPOTENCY_TTL_MS = 24 * 3_600_000;
 /** Bound on one executor call and on one ledger write (the remediator enforces it). */
 export const DEFAULT_ACTION_TIMEOUT_MS = 30_000;
-/** Authorize → execute → ledger → settle takes at most 2 action timeouts. */
-export const DEFAULT_IN_FLIGHT_TTL_MS = 2 * DEFAULT_ACTION_TIMEOUT_MS;
+/**
+ * The in-flight lease (config `guard.inFlightLease`): renewed every third of it
+ * while the decision is held (ADR 0026), so a dead replica's decision is taken
+ * over after at most this long.
+ */
+export const DEFAULT_IN_FLIGHT_TTL_MS = 15_000;
+/** Renewal interval of a held in-flight lease: two renewals can be missed before it lapses. */
+export const LEASE_RENEWALS_PER_TTL = 3;
 /** Guard name of the verdict for a decision in flight elsewhere: retry later, not an outcome. */
 export const IN_FLIGHT_GUARD = 'inFlight' satisfies GuardName;
 export const DEFAULT_RESERVATION_HOLD_MS = 5 * 60_000;
@@ -89,7 +98,7 @@ export function guardOptionsFromConfig(cfg: NodewardenConfig, extra: Partial<Gua
     },
     groupLabels: { pool: cfg.labels.group, zone: cfg.labels.zone },
     idempotencyTtlMs: DEFAULT_IDEMPOTENCY_TTL_MS,
-    inFlightTtlMs: DEFAULT_IN_FLIGHT_TTL_MS,
+    inFlightTtlMs: parseDuration(g.inFlightLease),
     reservationHoldMs: DEFAULT_RESERVATION_HOLD_MS,
     trialTtlMs: DEFAULT_TRIAL_TTL_MS,
     maxTaintedGpusPerNode: g.maxTaintedGpusPerNode,
@@ -142,6 +151,8 @@ export interface AuthorizePlan {
   action: ActionKind;
   target: string;
   reservation: string;
+  /** The replica's lease-holder token, written into the in-flight record (ADR 0026). */
+  holder: string;
   pausable: boolean;
   /** Gives capacity back (uncordon): the circuit breaker does not apply. */
   recovery: boolean;
@@ -171,6 +182,8 @@ export interface SettlePlan {
   action: ActionKind;
   target: string;
   reservation: string;
+  /** The settling replica's holder token: a settle of a decision another replica holds (or settled) is refused. */
+  holder: string;
   ok: boolean;
   /** Recorded in the `done` state: `executed` or `dry-run`. */
   outcome: 'executed' | 'dry-run';
@@ -226,7 +239,7 @@ export function precheck(decision: Decision, view: ClusterView): RawVerdict | nu
   return null;
 }
 
-export function planAuthorization(decision: Decision, view: ClusterView, opts: GuardOptions, now: number, reservation: string): AuthorizePlan {
+export function planAuthorization(decision: Decision, view: ClusterView, opts: GuardOptions, now: number, reservation: string, holder: string): AuthorizePlan {
   const action = decision.action;
   const rl = opts.rateLimits[action];
   let rollback: AuthorizePlan['rollback'] = null;
@@ -281,6 +294,7 @@ export function planAuthorization(decision: Decision, view: ClusterView, opts: G
     action,
     target: targetKey(decision.target),
     reservation,
+    holder,
     pausable: PAUSABLE.has(action),
     recovery: RECOVERY.has(action),
     idempotencyTtlMs: opts.idempotencyTtlMs,
@@ -312,7 +326,7 @@ function deviceOf(decision: Decision, action: ActionKind): { node: string; gpu: 
   return decision.action === action && t.kind === 'Device' && t.node ? { node: t.node, gpu: t.name } : null;
 }
 
-export function planSettle(decision: Decision, opts: GuardOptions, now: number, reservation: string, ok: boolean, toRevision?: number, dryRun = false): SettlePlan {
+export function planSettle(decision: Decision, opts: GuardOptions, now: number, reservation: string, holder: string, ok: boolean, toRevision?: number, dryRun = false): SettlePlan {
   const isNode = decision.target.kind === 'Node';
   return {
     now,
@@ -320,6 +334,7 @@ export function planSettle(decision: Decision, opts: GuardOptions, now: number, 
     action: decision.action,
     target: targetKey(decision.target),
     reservation,
+    holder,
     ok,
     outcome: dryRun ? 'dry-run' : 'executed',
     idempotencyTtlMs: opts.idempotencyTtlMs,
@@ -461,6 +476,17 @@ export function deniedOutcome(verdict: GuardVerdict): 'denied' | 'suppressed' | 
   if (verdict.allowed) return null;
   if (verdict.guard === IN_FLIGHT_GUARD || verdict.guard === 'idempotency' || verdict.guard === 'guardUnavailable' || verdict.guard === 'circuitOpen' || verdict.guard === null) return null;
   return verdict.outcome ?? 'denied';
+}
+
+/** A renewal's ttl, bounded: a whole number of ms in [1 s, 1 h]; one clear error otherwise. */
+export function leaseTtl(ttlMs: number): number {
+  if (!Number.isFinite(ttlMs) || ttlMs < 1000 || ttlMs > 3_600_000) throw new NodewardenError('REQUEST_INVALID', `guard renew: lease ttl ${ttlMs} ms is outside 1 s .. 1 h`);
+  return Math.floor(ttlMs);
+}
+
+/** The error of a settle by a replica that no longer holds the decision (ADR 0026). */
+export function settleRefusedError(decisionId: string): NodewardenError {
+  return new NodewardenError('CONFLICT', `guard settle: decision ${decisionId} is held (or was settled) by another replica; not settled`);
 }
 
 /** A decision record of either adapter: `<state>|<until>|<extra>` (extra: reservation or outcome). */

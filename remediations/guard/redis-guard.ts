@@ -10,13 +10,13 @@ import type { Clock } from '../../core/clock.js';
 import type { ClusterView } from '../../core/cluster.js';
 import { isGuardName, type Decision } from '../../core/decision.js';
 import { errorMessage, NodewardenError } from '../../core/errors.js';
-import type { ControllableGuard, ExecutionResult, GuardStatus, GuardVerdict, ReservationEntry } from '../ports.js';
+import type { ControllableGuard, ExecutionResult, GuardStatus, GuardVerdict, LeaseState, ReservationEntry } from '../ports.js';
 import type { GuardKeys } from '../../adapters/redis/keys.js';
 import { guardKeys } from '../../adapters/redis/keys.js';
 import type { LuaScript } from '../../adapters/redis/lua-script.js';
 import { redisScript } from '../../adapters/redis/scripts.js';
 import type { GuardOptions, RawStatus, RawVerdict } from './policy.js';
-import { composeBreakers, composeBudgets, composeRates, deniedOutcome, formatDecisionRecord, planAuthorization, planSettle, precheck, STATUS_ACTIONS, targetKey } from './policy.js';
+import { composeBreakers, composeBudgets, composeRates, deniedOutcome, formatDecisionRecord, leaseTtl, planAuthorization, planSettle, precheck, settleRefusedError, STATUS_ACTIONS, targetKey } from './policy.js';
 import { toVerdict } from './policy.js';
 
 export interface RedisGuardOptions {
@@ -28,10 +28,18 @@ export interface RedisGuardOptions {
   clock: Clock;
   /** Close the Redis connection in close() (only when the guard owns it). */
   ownsConnection?: boolean;
+  /** Lease-holder token of this replica (default: random). */
+  holder?: string;
 }
 
-function loadScripts(): { authorize: LuaScript; settle: LuaScript; status: LuaScript; release: LuaScript } {
-  return { authorize: redisScript('guard.authorize'), settle: redisScript('guard.settle'), status: redisScript('guard.status'), release: redisScript('guard.hdel-if-equal') };
+function loadScripts(): { authorize: LuaScript; settle: LuaScript; renew: LuaScript; status: LuaScript; release: LuaScript } {
+  return {
+    authorize: redisScript('guard.authorize'),
+    settle: redisScript('guard.settle'),
+    renew: redisScript('guard.renew'),
+    status: redisScript('guard.status'),
+    release: redisScript('guard.hdel-if-equal'),
+  };
 }
 
 /** Parses one field of the reservations hash (`{id, scopes, exp}`); null when malformed. */
@@ -68,13 +76,15 @@ interface StatusReply {
 export function createRedisGuard(o: RedisGuardOptions): ControllableGuard & { readonly keys: GuardKeys } {
   const k = guardKeys(o.keyPrefix);
   const lua = loadScripts();
+  const holder = o.holder ?? randomUUID();
 
   return {
     keys: k,
+    holder,
     async authorize(decision: Decision): Promise<GuardVerdict> {
       const pre = precheck(decision, o.view);
       if (pre) return toVerdict(pre, decision, null);
-      const plan = planAuthorization(decision, o.view, o.options, o.clock.now(), randomUUID());
+      const plan = planAuthorization(decision, o.view, o.options, o.clock.now(), randomUUID(), holder);
       const a = decision.action;
       const wl = plan.rollback?.workload ?? '-';
       const keys = [
@@ -113,15 +123,33 @@ export function createRedisGuard(o: RedisGuardOptions): ControllableGuard & { re
         }
         return;
       }
-      const plan = planSettle(decision, o.options, o.clock.now(), verdict.reservation ?? '', result.ok, result.toRevision, result.dryRun === true);
+      const plan = planSettle(decision, o.options, o.clock.now(), verdict.reservation ?? '', holder, result.ok, result.toRevision, result.dryRun === true);
       const a = decision.action;
       const wl = plan.rollback?.workload ?? '-';
       const keys = [k.decision(decision.id), k.breaker(a), k.breakerFailures(a), k.cooldown(a, targetKey(decision.target)), k.reservations, k.rollback(wl), k.rollbackAway(wl), k.gpuTaints];
+      let reply: unknown;
       try {
-        await lua.settle.run(o.redis, keys, [JSON.stringify(plan)]);
+        reply = await lua.settle.run(o.redis, keys, [JSON.stringify(plan)]);
       } catch (err) {
         throw unavailable('settle', err);
       }
+      if (reply === 'refused') throw settleRefusedError(decision.id);
+    },
+
+    async renew(decisionIds: readonly string[], by: string, ttlMs: number): Promise<Map<string, LeaseState>> {
+      const ttl = leaseTtl(ttlMs);
+      const out = new Map<string, LeaseState>();
+      if (decisionIds.length === 0) return out;
+      let reply: unknown;
+      try {
+        reply = await lua.renew.run(o.redis, decisionIds.map((id) => k.decision(id)), [JSON.stringify({ now: o.clock.now(), holder: by, ttlMs: ttl })]);
+      } catch (err) {
+        throw unavailable('renew', err);
+      }
+      if (!Array.isArray(reply) || reply.length !== decisionIds.length) throw new NodewardenError('INTERNAL', `guard renew: unexpected reply ${JSON.stringify(reply)}`);
+      const states: unknown[] = reply;
+      decisionIds.forEach((id, i) => out.set(id, states[i] === 'held' ? 'held' : 'lost'));
+      return out;
     },
 
     async pause(reason: string, by: string): Promise<void> {

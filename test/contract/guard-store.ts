@@ -245,7 +245,7 @@ export function guardStoreContract(adapter: string, factory: GuardFactory): void
         expect(v.allowed).to.equal(true);
         const busy = await fx.replica().authorize(d);
         expect(busy).to.deep.include({ allowed: false, guard: 'inFlight', outcome: 'suppressed' });
-        expect(busy.reason).to.equal(`decision firing-1 is in flight elsewhere (lease until ${new Date(T0 + 60_000).toISOString()}); retry later`);
+        expect(busy.reason).to.equal(`decision firing-1 is in flight elsewhere (lease until ${new Date(T0 + 15_000).toISOString()}); retry later`);
         await fx.guard.settle(d, v, OK);
         const again = await fx.replica().authorize(d);
         expect(again).to.include({ guard: 'idempotency', outcome: 'suppressed' });
@@ -266,7 +266,8 @@ export function guardStoreContract(adapter: string, factory: GuardFactory): void
         clock.advance(59_999);
         expect(await fx.replica().authorize(d)).to.include({ guard: 'inFlight' });
         clock.advance(1);
-        const taken = await fx.replica().authorize(d);
+        const other = fx.replica();
+        const taken = await other.authorize(d);
         expect(taken.allowed, 'lease lapsed: taken over despite its own cooldown and rate entry').to.equal(true);
         expect(taken.reservation, 'the same holds').to.equal(first.reservation);
         expect(await fx.guard.authorize(d), 'the new lease holds').to.include({ guard: 'inFlight' });
@@ -275,10 +276,82 @@ export function guardStoreContract(adapter: string, factory: GuardFactory): void
         const st = await fx.guard.status();
         expect(st.fleet.reserved).to.equal(1);
         expect(st.rateLimits.find((r) => r.action === 'cordon')).to.include({ used: 1 });
-        await fx.replica().settle(d, taken, OK);
+        await other.settle(d, taken, OK);
         expect(await fx.guard.authorize(d)).to.include({ guard: 'idempotency', outcome: 'suppressed' });
         // other decisions for the same target are still held off by the cooldown
         expect(await fx.guard.authorize(cordon('gpu-000', { id: 'firing-3' }))).to.include({ guard: 'cooldown' });
+      });
+
+      it('renew extends only the holder\'s own in-flight leases, lapsed or not; anything else is lost', async () => {
+        const view = FakeCluster.fleet(100, ['a']);
+        const fx = await factory(view, opts({ maxUnavailablePerGroup: '100%', inFlightTtlMs: 15_000 }), clock);
+        const a = cordon('gpu-000', { id: 'lease-a' });
+        const b = cordon('gpu-001', { id: 'lease-b' });
+        const settled = cordon('gpu-002', { id: 'lease-c' });
+        const va = await fx.guard.authorize(a);
+        expect(va.allowed).to.equal(true);
+        expect((await fx.guard.authorize(b)).allowed).to.equal(true);
+        await run(fx.guard, settled);
+        const other = fx.replica();
+        expect(other.holder, 'each replica its own holder token').to.not.equal(fx.guard.holder);
+        clock.advance(10_000);
+        const held = await fx.guard.renew(['lease-a', 'lease-b', 'lease-c', 'never-seen'], fx.guard.holder, 15_000);
+        expect(Object.fromEntries(held)).to.deep.equal({ 'lease-a': 'held', 'lease-b': 'held', 'lease-c': 'lost', 'never-seen': 'lost' });
+        // renewed at T0+10 s for 15 s: still in flight at T0+24.999 s, where the first lease had lapsed at T0+15 s
+        clock.advance(14_999);
+        const busy = await other.authorize(a);
+        expect(busy).to.include({ guard: 'inFlight' });
+        expect(busy.reason).to.contain(`lease until ${new Date(T0 + 25_000).toISOString()}`);
+        // another holder's renewal changes nothing
+        expect(Object.fromEntries(await other.renew(['lease-a'], other.holder, 60_000))).to.deep.equal({ 'lease-a': 'lost' });
+        // lapsed, nobody took it: still the holder's, renewing it is safe
+        clock.advance(20_000);
+        expect(Object.fromEntries(await fx.guard.renew(['lease-a'], fx.guard.holder, 15_000))).to.deep.equal({ 'lease-a': 'held' });
+        expect(await other.authorize(a)).to.include({ guard: 'inFlight' });
+        await fx.guard.settle(a, va, OK);
+        expect(Object.fromEntries(await fx.guard.renew(['lease-a'], fx.guard.holder, 15_000)), 'settled: done, not in flight').to.deep.equal({ 'lease-a': 'lost' });
+        let err: unknown;
+        try {
+          await fx.guard.renew(['lease-b'], fx.guard.holder, 0);
+        } catch (e) {
+          err = e;
+        }
+        expect(err).to.include({ code: 'REQUEST_INVALID' });
+      });
+
+      it('a lease taken over after it lapsed is lost for good: the old holder\'s renew says lost and its settle is refused', async () => {
+        const view = FakeCluster.fleet(40, ['a']);
+        const fx = await factory(view, opts({ maxUnavailablePerGroup: '100%', inFlightTtlMs: 15_000 }), clock);
+        const d = cordon('gpu-000', { id: 'lease-taken' });
+        const first = await fx.guard.authorize(d); // then this replica stalls past its lease
+        clock.advance(15_000);
+        const other = fx.replica();
+        const taken = await other.authorize(d);
+        expect(taken.allowed).to.equal(true);
+        expect(Object.fromEntries(await fx.guard.renew(['lease-taken'], fx.guard.holder, 15_000))).to.deep.equal({ 'lease-taken': 'lost' });
+        expect(Object.fromEntries(await other.renew(['lease-taken'], other.holder, 15_000))).to.deep.equal({ 'lease-taken': 'held' });
+        // the stalled replica wakes up and settles (a success, then a failure): both refused, nothing changes
+        for (const result of [OK, FAIL]) {
+          let err: unknown;
+          try {
+            await fx.guard.settle(d, first, result);
+          } catch (e) {
+            err = e;
+          }
+          expect(err, `settle ${result.ok ? 'ok' : 'failed'} by the old holder`).to.include({ code: 'CONFLICT' });
+          expect(await fx.replica().authorize(d), 'still in flight at the new holder').to.include({ guard: 'inFlight' });
+        }
+        expect((await fx.guard.status()).fleet.reserved, 'the reservation kept').to.equal(1);
+        await other.settle(d, taken, OK);
+        expect(await fx.replica().authorize(d)).to.include({ guard: 'idempotency', outcome: 'suppressed' });
+        // settled by the new holder: a late settle by the old one is refused too
+        let late: unknown;
+        try {
+          await fx.guard.settle(d, first, OK);
+        } catch (e) {
+          late = e;
+        }
+        expect(late).to.include({ code: 'CONFLICT' });
       });
 
       it('a settled denial is remembered: the same decision replayed is suppressed, not decided again', async () => {

@@ -8,8 +8,10 @@
   key TTLs only garbage-collect.
 
   KEYS[1] paused           hash {reason, by, at}
-  KEYS[2] decision         string "in-flight|<leaseEnd>|<reservation>" /
+  KEYS[2] decision         string "in-flight|<leaseEnd>|<reservation>|<holder>" /
                            "done|<suppressedUntil>|<outcome>"
+                           (holder: the replica's token, ADR 0026; absent
+                           in records of older versions)
   KEYS[3] breaker          hash {openUntil, trial, trialExpires}
   KEYS[4] breakerFailures  zset member=reservation score=time
   KEYS[5] cooldown         string "<until>|<reservation>"
@@ -21,7 +23,7 @@
                            d {gpu -> {id, exp}}}; exp -1 = held until untaint
 
   ARGV[1] JSON AuthorizePlan (remediations/guard/policy.ts): now, decisionId,
-          action, target, reservation, pausable, recovery, idempotencyTtlMs, inFlightTtlMs,
+          action, target, reservation, holder, pausable, recovery, idempotencyTtlMs, inFlightTtlMs,
           breaker{failures,windowMs,openForMs,trialTtlMs}, cooldownMs,
           rate{limit,windowMs}|null, rollback{workload,windowMs,from,to}|null,
           budget{node,holdMs,gpus,viewTainted[],gpu{id,cap}|null,
@@ -34,7 +36,7 @@
           with guard-specific values a, b, c (see toVerdict in policy.ts);
           guard 'inFlight' (a = lease end) is not an outcome: retry later.
 ]]
--- p, now, fmt, ttl, present, decisionRecord, readDecisionRecord: prelude.lua
+-- p, now, fmt, ttl, present, decisionRecord, readDecisionRecord, splitHolder: prelude.lua
 local function deny(guard, a, b, c, outcome)
   return { 'deny', guard, outcome or 'denied', tostring(a or ''), tostring(b or ''), tostring(c or '') }
 end
@@ -59,6 +61,8 @@ if d then
     if untilMs > now then return deny('idempotency', extra, '', '', 'suppressed') end
   else
     if untilMs > now then return deny('inFlight', fmt(untilMs), '', '', 'suppressed') end
+    -- the reservation, without the holder that follows it; the take-over writes this holder
+    extra = splitHolder(extra)
     if extra ~= '' then res = extra; own = true end
   end
 end
@@ -219,7 +223,7 @@ end
 
 -- every check passed: reserve
 -- the key outlives the lease so a lapsed lease can still be taken over
-redis.call('SET', KEYS[2], decisionRecord('in-flight', now + p.inFlightTtlMs, res), 'PX', ttl(math.max(p.idempotencyTtlMs, p.inFlightTtlMs)))
+redis.call('SET', KEYS[2], decisionRecord('in-flight', now + p.inFlightTtlMs, res .. '|' .. p.holder), 'PX', ttl(math.max(p.idempotencyTtlMs, p.inFlightTtlMs)))
 if trial then
   redis.call('HSET', KEYS[3], 'trial', p.decisionId, 'trialExpires', fmt(now + p.breaker.trialTtlMs))
 end

@@ -4,7 +4,8 @@
   remediations/guard/memory-guard.ts. Releases only what this reservation
   holds (a newer reservation of the same target is left alone).
 
-  KEYS[1] decision         string "in-flight|..." / "done|<suppressedUntil>|<outcome>"
+  KEYS[1] decision         string "in-flight|<leaseEnd>|<reservation>|<holder>" /
+                           "done|<suppressedUntil>|<outcome>"
   KEYS[2] breaker          hash {openUntil, trial, trialExpires}
   KEYS[3] breakerFailures  zset member=reservation score=time
   KEYS[4] cooldown         string "<until>|<reservation>"
@@ -14,14 +15,27 @@
   KEYS[8] gpuTaints        hash node -> JSON {g, s, d {gpu -> {id, exp}}} (authorize.lua)
 
   ARGV[1] JSON SettlePlan (remediations/guard/policy.ts): now, decisionId,
-          action, target, reservation, ok, outcome, idempotencyTtlMs,
+          action, target, reservation, holder, ok, outcome, idempotencyTtlMs,
           breaker{failures,windowMs,openForMs}, holdMs, cordonNode|null,
           uncordonNode|null, rollback{workload,to}|null,
           taintGpu{node,gpu}|null, untaintGpu{node,gpu}|null
 
-  Returns 'ok'.
+  Returns 'ok', or 'refused' (nothing changed) when the decision is held by
+  another holder (taken over after a lapsed lease) or already done: only the
+  holder settles (ADR 0026). A record without a holder (older versions) or
+  none at all does not refuse.
 ]]
--- p, now, fmt, ttl, present, decisionRecord: prelude.lua
+-- p, now, fmt, ttl, present, decisionRecord, readDecisionRecord, splitHolder: prelude.lua
+
+do
+  local d = redis.call('GET', KEYS[1])
+  if d then
+    local state, _, extra = readDecisionRecord(d)
+    if state ~= 'in-flight' then return 'refused' end
+    local _, holder = splitHolder(extra)
+    if holder ~= '' and holder ~= p.holder then return 'refused' end
+  end
+end
 
 local isTrial = redis.call('HGET', KEYS[2], 'trial') == p.decisionId
 

@@ -17,6 +17,14 @@ import type { DocStore } from '../../../remediations/incidents/doc-store.js';
 import { createIncidentPaging } from '../../../remediations/incidents/incident-paging.js';
 import { cordon, decision, FakeCluster, FakeClusterExecutor } from './fake-cluster.js';
 
+/** A guard whose store is down: authorize and renew reject. */
+const downGuard = (msg: string): Guard => ({
+  holder: 'down',
+  authorize: () => Promise.reject(new Error(msg)),
+  settle: () => Promise.resolve(),
+  renew: () => Promise.reject(new Error(msg)),
+});
+
 const T0 = Date.parse('2026-11-21T10:15:00Z');
 
 function setup(o: { nodes?: number; dryRun?: boolean; guard?: Partial<GuardOptions>; guardImpl?: Guard; denialWindowMs?: number; denialRenotifyMs?: number } = {}) {
@@ -163,10 +171,7 @@ describe('remediator', () => {
     });
 
     it('fails closed when the guard is unreachable: no action, a denial, and the denial page goes out marked degraded', async () => {
-      const broken: Guard = {
-        authorize: () => Promise.reject(new Error('ECONNREFUSED')),
-        settle: () => Promise.resolve(),
-      };
+      const broken = downGuard('ECONNREFUSED');
       const { exec, pager, remediator } = setup({ guardImpl: broken });
       const recs = await remediator.submit([cordon('gpu-000')]);
       expect(recs[0]).to.include({ outcome: 'denied', guard: 'guardUnavailable' });
@@ -180,7 +185,7 @@ describe('remediator', () => {
     });
 
     it('pages of a rule still go out, marked degraded, while the guard is unreachable; remediation stays off', async () => {
-      const broken: Guard = { authorize: () => Promise.reject(new Error('redis down')), settle: () => Promise.resolve() };
+      const broken = downGuard('redis down');
       const { exec, pager, remediator } = setup({ guardImpl: broken });
       const recs = await remediator.submit([
         cordon('gpu-001'),
@@ -206,7 +211,7 @@ describe('remediator', () => {
       const storeDown = (): Promise<never> => (storeCalls++, down());
       const store: DocStore = { read: storeDown, write: storeDown, remove: storeDown, ids: storeDown, claimOnce: storeDown };
       const remediator = createRemediator({
-        guard: { authorize: down, settle: () => Promise.resolve() },
+        guard: downGuard('redis down'),
         executors: [exec, createPagerExecutor({ pagers: [pager], logger: silentLogger })],
         ledger: [new MemoryLedger()],
         clock,
