@@ -23,6 +23,8 @@ import { createMemoryGuard } from '../../remediations/guard/memory-guard.js';
 import { guardOptionsFromConfig } from '../../remediations/guard/policy.js';
 import type { LedgerSink } from '../../remediations/ledger/sink.js';
 import { createRemediator } from '../../remediations/remediator.js';
+import { createPagerExecutor } from '../../remediations/pager/pager-executor.js';
+import { createRecordingPager } from '../../remediations/pager/recording-pager.js';
 import { createClientNodeKubeApi } from '../../remediations/kube/client-node-api.js';
 import { createClientNodeDeviceTaintApi } from '../../remediations/kube/client-node-device-taints.js';
 import { deviceTaintRuleName } from '../../remediations/kube/device-taint-rules.js';
@@ -71,7 +73,8 @@ function remediatorOn(view: ClusterView, kc: KubeConfig, discovery: DeviceTaintD
     exec,
     remediator: createRemediator({
       guard: createMemoryGuard({ view, options: guardOptionsFromConfig(DEFAULT_CONFIG, { maxUnavailablePerGroup: '100%' }), clock: new ManualClock(Date.now()) }),
-      executors: [new KubeExecutor(createClientNodeKubeApi(kc), { clock }), exec],
+      // the pack's page goes to a recording pager (no paging service here)
+      executors: [new KubeExecutor(createClientNodeKubeApi(kc), { clock }), exec, createPagerExecutor({ pagers: [createRecordingPager('test')], logger: silentLogger })],
       ledger: [ledger],
       clock,
       logger: silentLogger,
