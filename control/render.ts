@@ -58,8 +58,13 @@ export function renderRules(rules: readonly RuleView[], now: number): string {
 export function renderGuard(g: GuardStatus, now: number): string {
   const out: string[] = [];
   out.push(g.paused ? `PAUSED by ${escapeControl(g.paused.by)} ${span(now - g.paused.at)} ago: ${escapeControl(g.paused.reason)}\n\n` : 'ACTIVE (not paused)\n\n');
-  const budgets = [g.fleet, ...g.groups].map((b) => [b.scope, String(b.total), String(b.unavailable), String(b.reserved), String(b.limit), String(Math.max(0, b.limit - b.unavailable - b.reserved))]);
-  out.push(table(['SCOPE', 'NODES', 'UNAVAILABLE', 'RESERVED', 'LIMIT', 'HEADROOM'], budgets));
+  // GPU-TAINTED: node-equivalents of tainted GPUs on schedulable nodes (N of G GPUs = N/G; docs/gpu-scope.md)
+  const budgets = [g.fleet, ...g.groups].map((b) => [b.scope, String(b.total), String(b.unavailable), String(b.reserved), fraction(b.gpuWeight), String(b.limit), fraction(Math.max(0, b.limit - b.unavailable - b.reserved - b.gpuWeight))]);
+  out.push(table(['SCOPE', 'NODES', 'UNAVAILABLE', 'RESERVED', 'GPU-TAINTED', 'LIMIT', 'HEADROOM'], budgets));
+  if (g.gpus.length > 0) {
+    out.push('\n');
+    out.push(table(['NODE', 'TAINTED GPUS', 'OF', 'WEIGHT', 'CAP', 'GPUS'], g.gpus.map((n) => [n.node, String(n.tainted.length), n.gpus === null ? '?' : String(n.gpus), fraction(n.weight), String(n.cap), escapeControl(n.tainted.join(','))])));
+  }
   if (g.rateLimits.length > 0) {
     out.push('\n');
     out.push(table(['ACTION', 'USED', 'LIMIT', 'PER', 'REMAINING'], g.rateLimits.map((r) => [r.action, String(r.used), String(r.limit), span(r.windowMs), String(r.remaining)])));
@@ -98,4 +103,9 @@ export function renderOutcomes(rows: readonly RuleOutcome[], since: string, part
     rows.map((r) => [r.rule, String(r.isolations), d(r.detectMs), d(r.isolateMs), String(r.returned), d(r.returnMs), String(r.resolvedByPerson), String(r.undoneWithoutRepair), String(r.handedOver)]),
   );
   return `${rows.length ? body : 'no cordon or repair in the window\n'}(since ${since}, medians${partial ? '; ledger read limit reached: a lower bound' : ''})\n`;
+}
+
+/** A budget figure: whole numbers as they are, fractions of a node with two decimals. */
+function fraction(v: number): string {
+  return Number.isInteger(v) ? String(v) : v.toFixed(2);
 }

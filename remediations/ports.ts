@@ -115,7 +115,22 @@ export interface BudgetStatus {
   unavailable: number;
   /** In-flight or just-confirmed cordon reservations not yet visible in the view. */
   reserved: number;
+  /** Node-equivalents taken by tainted GPUs of the scope's schedulable nodes (N of G GPUs count N/G; docs/gpu-scope.md). */
+  gpuWeight: number;
   limit: number;
+}
+
+/** A schedulable node with GPUs tainted (in the view or by nodewarden): what it costs the budget and its per-node cap. */
+export interface GpuNodeStatus {
+  node: string;
+  /** Tainted GPUs: the view's device taints ∪ the guard's own records (in flight, executed, held after a dry run). */
+  tainted: string[];
+  /** The node's GPU count; null when unknown (then one tainted GPU counts the whole node). */
+  gpus: number | null;
+  /** Its weight toward maxUnavailable, in [0, 1]. */
+  weight: number;
+  /** guard.maxTaintedGpusPerNode for this node. */
+  cap: number;
 }
 
 export interface RateLimitStatus {
@@ -143,6 +158,8 @@ export interface GuardStatus {
   paused: PauseState | null;
   fleet: BudgetStatus;
   groups: BudgetStatus[];
+  /** Nodes with tainted GPUs, by node name. */
+  gpus: GpuNodeStatus[];
   rateLimits: RateLimitStatus[];
   breakers: BreakerStatus[];
 }

@@ -172,7 +172,9 @@ function renderGuard(g) {
 }
 
 function budgetBar(label, b, big) {
-  const used = b.unavailable + b.reserved;
+  // tainted GPUs of schedulable nodes count N/G of a node (docs/gpu-scope.md)
+  const gpu = b.gpuWeight ?? 0;
+  const used = Math.round((b.unavailable + b.reserved + gpu) * 100) / 100;
   const pct = (n) => `${Math.min(100, b.limit > 0 ? (n / b.limit) * 100 : 100)}%`;
   const full = used >= b.limit;
   const bar = h('div', { class: `bar ${full ? 'bar-full' : ''}`, role: 'img', 'aria-label': `${label}: ${used} of ${b.limit} allowed unavailable nodes used (${b.total} nodes)` });
@@ -184,7 +186,7 @@ function budgetBar(label, b, big) {
     { class: `budget ${big ? 'budget-big' : ''}` },
     h('span', { class: 'budget-label' }, label),
     bar,
-    h('span', { class: 'budget-num' }, h('strong', {}, `${used}/${b.limit}`), ` unavailable (of ${b.total})${full ? ' — FULL' : ''}${b.reserved ? `, ${b.reserved} reserved` : ''}`),
+    h('span', { class: 'budget-num' }, h('strong', {}, `${used}/${b.limit}`), ` unavailable (of ${b.total})${full ? ' — FULL' : ''}${b.reserved ? `, ${b.reserved} reserved` : ''}${gpu ? `, ${gpu.toFixed(2)} in tainted GPUs` : ''}`),
   );
 }
 

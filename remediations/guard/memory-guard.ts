@@ -395,10 +395,12 @@ export function createMemoryGuard(o: MemoryGuardOptions): ControllableGuard & { 
     status(): Promise<GuardStatus> {
       const now = o.clock.now();
       const raw = rawStatusOf(state, o.options, now);
+      const own: Record<string, string[]> = {};
+      for (const [node, t] of state.liveGpuTaints(now)) own[node] = [...t.devices.keys()];
       return Promise.resolve({
         at: now,
         paused: raw.paused,
-        ...composeBudgets(o.view, o.options, raw.reservations),
+        ...composeBudgets(o.view, o.options, raw.reservations, own),
         rateLimits: composeRates(o.options, raw.rateUsed),
         breakers: composeBreakers(now, raw.breakers),
       });

@@ -27,8 +27,8 @@ import type { NodewardenConfig } from '../../core/config.js';
 import type { ActionKind, Decision, GuardName, Target } from '../../core/decision.js';
 import { formatDuration, parseDuration } from '../../core/duration.js';
 import { NodewardenError } from '../../core/errors.js';
-import type { BreakerStatus, BudgetStatus, GuardVerdict, RateLimitStatus } from '../ports.js';
-import { gpuCapFor } from './gpu-budget.js';
+import type { BreakerStatus, BudgetStatus, GpuNodeStatus, GuardVerdict, RateLimitStatus } from '../ports.js';
+import { gpuCapFor, nodeWeight } from './gpu-budget.js';
 
 export interface GuardOptions {
   /** `5%` or an absolute count, over the whole fleet. */
@@ -427,16 +427,42 @@ export interface RawStatus {
 /** Action kinds whose breaker and rate limit a status report lists. */
 export const STATUS_ACTIONS: readonly ActionKind[] = ['cordon', 'uncordon', 'rollback', 'page', 'resolve', 'taint', 'untaint', 'reset', 'reboot', 'validate', 'replace'];
 
-export function composeBudgets(view: ClusterView, opts: GuardOptions, reservations: RawStatus['reservations']): { fleet: BudgetStatus; groups: BudgetStatus[] } {
+/**
+ * The budgets as a status report shows them. `ownGpuTaints`: node → GPUs the
+ * guard itself holds as tainted (its records); with the view's device taints
+ * they make the GPU weight of schedulable, unreserved nodes (the same
+ * arithmetic as authorize, remediations/guard/gpu-budget.ts).
+ */
+export function composeBudgets(
+  view: ClusterView,
+  opts: GuardOptions,
+  reservations: RawStatus['reservations'],
+  ownGpuTaints: Readonly<Record<string, readonly string[]>> = {},
+): { fleet: BudgetStatus; groups: BudgetStatus[]; gpus: GpuNodeStatus[] } {
   const nodes = view.listNodes();
   const reserved = (scope: string, members: ReadonlySet<string>): number =>
     reservations.filter((r) => r.scopes.includes(scope) && !members.has(r.node)).length;
+  const reservedNodes = new Set(reservations.map((r) => r.node));
+  const gpus: GpuNodeStatus[] = [];
+  const weightOf = new Map<string, number>();
+  for (const n of nodes) {
+    if (isUnavailable(n) || reservedNodes.has(n.name)) continue;
+    const tainted = [...new Set([...(n.taintedGpus ?? []), ...(ownGpuTaints[n.name] ?? [])])].sort();
+    if (tainted.length === 0) continue;
+    const count = n.gpus ?? null;
+    const weight = nodeWeight({ unavailable: false, gpus: count, tainted: tainted.length });
+    weightOf.set(n.name, weight);
+    gpus.push({ node: n.name, tainted, gpus: count, weight, cap: gpuCapFor(opts.maxTaintedGpusPerNode, count) });
+  }
+  gpus.sort((a, b) => a.node.localeCompare(b.node));
+  const gpuWeight = (members: readonly NodeInfo[]): number => members.reduce((t, n) => t + (weightOf.get(n.name) ?? 0), 0);
   const unavailFleet = new Set(nodes.filter(isUnavailable).map((n) => n.name));
   const fleet: BudgetStatus = {
     scope: 'fleet',
     total: nodes.length,
     unavailable: unavailFleet.size,
     reserved: reserved('fleet', unavailFleet),
+    gpuWeight: gpuWeight(nodes),
     limit: budgetFor(opts.maxUnavailable, nodes.length),
   };
   const groups: BudgetStatus[] = [];
@@ -446,10 +472,10 @@ export function composeBudgets(view: ClusterView, opts: GuardOptions, reservatio
       const members = nodes.filter((n) => n.labels[label] === value);
       const un = new Set(members.filter(isUnavailable).map((n) => n.name));
       const scope = `${dim}=${value}`;
-      groups.push({ scope, total: members.length, unavailable: un.size, reserved: reserved(scope, un), limit: budgetFor(opts.maxUnavailablePerGroup, members.length) });
+      groups.push({ scope, total: members.length, unavailable: un.size, reserved: reserved(scope, un), gpuWeight: gpuWeight(members), limit: budgetFor(opts.maxUnavailablePerGroup, members.length) });
     }
   }
-  return { fleet, groups };
+  return { fleet, groups, gpus };
 }
 
 export function composeRates(opts: GuardOptions, used: Record<string, number>): RateLimitStatus[] {

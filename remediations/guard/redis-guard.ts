@@ -10,6 +10,7 @@ import type { Clock } from '../../core/clock.js';
 import type { ClusterView } from '../../core/cluster.js';
 import { isGuardName, type Decision } from '../../core/decision.js';
 import { errorMessage, NodewardenError } from '../../core/errors.js';
+import { isRecord } from '../../core/records.js';
 import type { ControllableGuard, ExecutionResult, GuardStatus, GuardVerdict, LeaseState, ReservationEntry } from '../ports.js';
 import type { GuardKeys } from '../../adapters/redis/keys.js';
 import { guardKeys } from '../../adapters/redis/keys.js';
@@ -188,6 +189,8 @@ export function createRedisGuard(o: RedisGuardOptions): ControllableGuard & { re
         throw unavailable('status', err);
       }
       const s = JSON.parse(String(text)) as StatusReply;
+      // the guard's own GPU taint records (authorize.lua: node -> {g, s, d {gpu -> {id, exp}}}); exp -1 = held until untaint
+      const own = ownGpuTaints(await o.redis.hgetall(k.gpuTaints).catch((err: unknown) => Promise.reject(unavailable('status', err))), now);
       // cjson encodes an empty table as {}; normalise to arrays/records
       const reservations = Array.isArray(s.reservations) ? s.reservations.map(([node, scopes]) => ({ node, scopes: Array.isArray(scopes) ? scopes : [] })) : [];
       const rateUsed: Record<string, number> = Array.isArray(s.rate) ? {} : s.rate;
@@ -196,7 +199,7 @@ export function createRedisGuard(o: RedisGuardOptions): ControllableGuard & { re
       return {
         at: now,
         paused: s.paused === false ? null : s.paused,
-        ...composeBudgets(o.view, o.options, reservations),
+        ...composeBudgets(o.view, o.options, reservations, own),
         rateLimits: composeRates(o.options, rateUsed),
         breakers: composeBreakers(now, breakers),
       };
@@ -206,4 +209,23 @@ export function createRedisGuard(o: RedisGuardOptions): ControllableGuard & { re
       if (o.ownsConnection && o.redis.status !== 'end') await o.redis.quit().catch(() => undefined);
     },
   };
+}
+
+/** Node → GPUs of the gpuTaints hash still held at `now` (a malformed entry is skipped). */
+function ownGpuTaints(hash: Record<string, string>, now: number): Record<string, string[]> {
+  const out: Record<string, string[]> = {};
+  for (const [node, raw] of Object.entries(hash)) {
+    let v: unknown;
+    try {
+      v = JSON.parse(raw);
+    } catch {
+      continue;
+    }
+    const d = isRecord(v) && isRecord(v.d) ? v.d : {};
+    const live = Object.entries(d)
+      .filter(([, e]) => isRecord(e) && typeof e.exp === 'number' && (e.exp === -1 || e.exp > now))
+      .map(([gpu]) => gpu);
+    if (live.length > 0) out[node] = live;
+  }
+  return out;
 }

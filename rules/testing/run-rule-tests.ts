@@ -270,7 +270,8 @@ export function loadRuleTestFile(file: string): RuleTestCase[] {
         const { at: _a, repeat: _r, every: _e, ...rest } = raw;
         const ev: Obj = {
           v: 1,
-          id: `${t.name as string}#${j}.${r}`.replace(/\s+/g, '-').slice(0, 120),
+          // the index suffix is kept whole: a long test name cut at the end made every event of the case one id (deduplicated)
+          id: `${(t.name as string).replace(/\s+/g, '-').slice(0, 90)}#${j}.${r}`,
           source: 'rule-test',
           labels: {},
           data: {},

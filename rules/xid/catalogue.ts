@@ -7,7 +7,7 @@
  */
 import type { InputProblem } from '../../core/errors.js';
 import { isRecord } from '../../core/records.js';
-import { nvlinkNonfatal, recoveryActionRequired } from './recovery.js';
+import { gpuLevelRecoveryAction, nvlinkNonfatal, recoveryActionRequired } from './recovery.js';
 
 export const XID_CATALOGUE_KIND = 'XidCatalogue';
 
@@ -229,4 +229,25 @@ export function classifyXid(cat: XidCatalogue, code: number, message: string): X
   if (e.class !== 'decoded') return e.class;
   if (e.decoder === 'recovery-action') return recoveryActionRequired(message) ? 'hardware' : 'informational';
   return nvlinkNonfatal(message) ? 'informational' : 'hardware';
+}
+
+/** Where a hardware-class fault is isolated: the one GPU (a DRA device taint, else the node cordon) or the whole node. */
+export type IsolationScope = 'gpu' | 'node';
+
+/**
+ * The isolation scope of a hardware-class Xid event (docs/gpu-scope.md, "Which
+ * faults taint one GPU"); null when the event is not hardware-class. NVIDIA's
+ * immediate action decides: RESTART_BM (Xid 79, the fallen-off-the-bus message)
+ * needs the node rebooted, so the node is cordoned; Xid 154 is node-level unless
+ * the recovery action it names is the GPU's own (reset, drain P2P, drain and
+ * reset); every other hardware action (RESET_GPU, the ECC/NVLink workflows,
+ * CONTACT_SUPPORT) concerns the GPU that reported it.
+ */
+export function isolationScopeOf(cat: XidCatalogue, code: number, message: string): IsolationScope | null {
+  if (classifyXid(cat, code, message) !== 'hardware') return null;
+  const m = cat.messages.find((x) => new RegExp(x.pattern).test(message));
+  const nvidia = m?.nvidia ?? cat.entries.get(code)?.nvidia;
+  if (nvidia === 'RESTART_BM') return 'node';
+  if (nvidia === 'XID_154') return gpuLevelRecoveryAction(message) ? 'gpu' : 'node';
+  return 'gpu';
 }

@@ -42,6 +42,15 @@ const NONZERO_HEX = `(?:${Array.from({ length: 8 }, (_, k) => `0{0,${7 - k}}[1-9
  */
 export const RECOVERY_ACTION_REQUIRED_PATTERN = `GPU recovery action changed from 0x${HEX} \\(${LABEL}\\) to 0x${NONZERO_HEX} \\(${LABEL}\\)`;
 const REQUIRED_RE = new RegExp(RECOVERY_ACTION_REQUIRED_PATTERN);
+/**
+ * Xid 154 text whose new recovery action concerns the one GPU: 0x1 GPU reset,
+ * 0x3 drain P2P, 0x4 drain and reset (NVML's values; the repair ladder resets
+ * the GPU for them). Every other non-zero action (node or system reboot, bus
+ * reset, IMEX domain recovery, an unknown value) is node-level: the pack cordons
+ * the node for those (docs/gpu-scope.md, "Which faults taint one GPU").
+ */
+export const GPU_LEVEL_RECOVERY_PATTERN = `GPU recovery action changed from 0x${HEX} \\(${LABEL}\\) to 0x0{0,7}[134] \\(${LABEL}\\)`;
+const GPU_LEVEL_RE = new RegExp(GPU_LEVEL_RECOVERY_PATTERN);
 
 /** The first MAX_TEXT characters of a string, matched; null for anything else. */
 function execBounded(re: RegExp, text: unknown): RegExpExecArray | null {
@@ -60,6 +69,11 @@ export function parseRecoveryAction(text: unknown): RecoveryActionChange | null 
 /** True when an Xid 154 text says the GPU needs an action (the pack's rules test the same pattern). */
 export function recoveryActionRequired(text: unknown): boolean {
   return typeof text === 'string' && REQUIRED_RE.test(text);
+}
+
+/** True when an Xid 154 text names a recovery action of the GPU alone (reset, drain P2P, drain and reset). */
+export function gpuLevelRecoveryAction(text: unknown): boolean {
+  return typeof text === 'string' && GPU_LEVEL_RE.test(text);
 }
 
 export interface NvlinkDecode {

@@ -59,6 +59,23 @@ export function guardStoreContract(adapter: string, factory: GuardFactory): void
         expect(await guard.authorize(cordon('gpu-030'))).to.include({ allowed: false, guard: 'maxUnavailable' });
       });
 
+      it('shows the GPU budget in its status: each node\'s tainted GPUs, weight and cap, and the node-equivalents per scope', async () => {
+        const view = FakeCluster.fleet(40, ['a']).withGpus(8);
+        view.setTaintedGpus('gpu-012', [uuid(70)]); // a device taint in the view (someone else's, or visible before our record)
+        const { guard } = await factory(view, gpuOpts({ maxTaintedGpusPerNode: '50%' }), clock);
+        for (let i = 0; i < 3; i++) expect((await run(guard, taint('gpu-011', uuid(i)))).allowed).to.equal(true);
+        const st = await guard.status();
+        expect(st.gpus).to.deep.equal([
+          { node: 'gpu-011', tainted: [uuid(0), uuid(1), uuid(2)], gpus: 8, weight: 3 / 8, cap: 4 },
+          { node: 'gpu-012', tainted: [uuid(70)], gpus: 8, weight: 1 / 8, cap: 4 },
+        ]);
+        expect(st.fleet.gpuWeight).to.be.closeTo(0.5, 1e-9);
+        expect(st.groups.find((g) => g.scope === 'pool=a')?.gpuWeight).to.be.closeTo(0.5, 1e-9);
+        // an untaint gives it back in the status too
+        expect((await run(guard, untaint('gpu-011', uuid(0)))).allowed).to.equal(true);
+        expect((await guard.status()).gpus.find((n) => n.node === 'gpu-011')?.tainted).to.deep.equal([uuid(1), uuid(2)]);
+      });
+
       it('a cordon of a node with tainted GPUs costs only the rest of that node', async () => {
         const view = FakeCluster.fleet(40, ['a']).withGpus(4);
         const { guard } = await factory(view, gpuOpts(), clock);
@@ -559,9 +576,9 @@ export function guardStoreContract(adapter: string, factory: GuardFactory): void
         expect((await run(guard, cordon('gpu-000', { group: { pool: 'a' } }))).allowed).to.equal(true);
         const st = await guard.status();
         expect(st.at).to.equal(T0);
-        expect(st.fleet).to.deep.equal({ scope: 'fleet', total: 100, unavailable: 2, reserved: 1, limit: 5 });
-        expect(st.groups.find((g) => g.scope === 'pool=a')).to.deep.equal({ scope: 'pool=a', total: 50, unavailable: 0, reserved: 1, limit: 5 });
-        expect(st.groups.find((g) => g.scope === 'pool=b')).to.deep.equal({ scope: 'pool=b', total: 50, unavailable: 2, reserved: 0, limit: 5 });
+        expect(st.fleet).to.deep.equal({ scope: 'fleet', total: 100, unavailable: 2, reserved: 1, gpuWeight: 0, limit: 5 });
+        expect(st.groups.find((g) => g.scope === 'pool=a')).to.deep.equal({ scope: 'pool=a', total: 50, unavailable: 0, reserved: 1, gpuWeight: 0, limit: 5 });
+        expect(st.groups.find((g) => g.scope === 'pool=b')).to.deep.equal({ scope: 'pool=b', total: 50, unavailable: 2, reserved: 0, gpuWeight: 0, limit: 5 });
         expect(st.rateLimits.find((r) => r.action === 'cordon')).to.include({ limit: 10, used: 1, remaining: 9 });
         expect(st.breakers.map((b) => b.action)).to.deep.equal([...STATUS_ACTIONS]);
         expect(st.breakers.every((b) => b.state === 'closed')).to.equal(true);

@@ -23,6 +23,8 @@ import { createMemoryGuard } from '../../remediations/guard/memory-guard.js';
 import { guardOptionsFromConfig } from '../../remediations/guard/policy.js';
 import type { LedgerSink } from '../../remediations/ledger/sink.js';
 import { createRemediator } from '../../remediations/remediator.js';
+import { createPagerExecutor } from '../../remediations/pager/pager-executor.js';
+import { createRecordingPager } from '../../remediations/pager/recording-pager.js';
 import { createClientNodeKubeApi } from '../../remediations/kube/client-node-api.js';
 import { createClientNodeDeviceTaintApi } from '../../remediations/kube/client-node-device-taints.js';
 import { deviceTaintRuleName } from '../../remediations/kube/device-taint-rules.js';
@@ -31,6 +33,11 @@ import { KubeExecutor } from '../../remediations/kube/executors.js';
 import { startKube, type KubeCluster } from '../harness/kube.js';
 import { FakeCluster } from '../unit/remediations/fake-cluster.js';
 import { sharedKube } from './servers.js';
+import type { EventEnvelope } from '../../core/envelope.js';
+import { createRuleEngine } from '../../rules/engine/engine.js';
+import { defaultRulesPath, loadRules } from '../../rules/language/load.js';
+import { MemoryStateStore } from '../../rules/store/memory-store.js';
+import { fileOnlyToggles } from '../../rules/toggles/port.js';
 
 const RUN = randomBytes(3).toString('hex');
 const UUID = `GPU-5f1c0b7e-${RUN}-4a55-9d2b-3d7c1f0e9a11`.slice(0, 40);
@@ -51,6 +58,14 @@ function taintDecision(node: string, gpu: string, id = `d-${randomBytes(4).toStr
   return { id, at: Date.now(), rule: 'gpu-xid-fatal', action: 'taint', target: { kind: 'Device', name: gpu, node }, reason: `Xid 48 on ${node} GPU ${gpu}`, severity: 'critical' };
 }
 
+/** What the shipped pack decides for one Xid on one GPU of a node (the real engine over the default rules). */
+async function packDecisions(view: ClusterView, node: string, code: number, gpu: string, message: string): Promise<Decision[]> {
+  const now = Date.now();
+  const engine = createRuleEngine({ rules: loadRules(defaultRulesPath()), store: new MemoryStateStore(), cluster: view, toggles: fileOnlyToggles, clock: new ManualClock(now), logger: silentLogger, config: DEFAULT_CONFIG });
+  const e: EventEnvelope = { v: 1, id: `x-${randomBytes(4).toString('hex')}`, ts: new Date(now).toISOString(), node, type: 'gpu.xid', source: 'kmsg', labels: { pool: 'a' }, data: { code, gpu, pci: '0000:3b:00', message } };
+  return engine.process([e]);
+}
+
 function remediatorOn(view: ClusterView, kc: KubeConfig, discovery: DeviceTaintDiscovery, api: DeviceTaintApi, ledger: LedgerSink) {
   const clock = systemClock;
   const exec = createDeviceTaintExecutor({ api, discovery, config: CFG, clock });
@@ -58,7 +73,8 @@ function remediatorOn(view: ClusterView, kc: KubeConfig, discovery: DeviceTaintD
     exec,
     remediator: createRemediator({
       guard: createMemoryGuard({ view, options: guardOptionsFromConfig(DEFAULT_CONFIG, { maxUnavailablePerGroup: '100%' }), clock: new ManualClock(Date.now()) }),
-      executors: [new KubeExecutor(createClientNodeKubeApi(kc), { clock }), exec],
+      // the pack's page goes to a recording pager (no paging service here)
+      executors: [new KubeExecutor(createClientNodeKubeApi(kc), { clock }), exec, createPagerExecutor({ pagers: [createRecordingPager('test')], logger: silentLogger })],
       ledger: [ledger],
       clock,
       logger: silentLogger,
@@ -132,6 +148,35 @@ describe('per-GPU scope on a real kube-apiserver', function () {
       expect(await exec.untaintDevice({ node: 'gpu-003', gpu: UUID })).to.include({ ok: true, detail: `no DeviceTaintRule ${name}: GPU not tainted` });
     });
 
+    it('the shipped pack: a GPU-level Xid (119, RESET_GPU) taints just that GPU; a node-level one (79, RESTART_BM) cordons', async () => {
+      const api = createClientNodeDeviceTaintApi(engineKc);
+      const discovery = new DeviceTaintDiscovery({ api, clock: systemClock, ttlMs: 60_000 });
+      const view = FakeCluster.fleet(20, ['a']).withGpus(8);
+      const ledger = memoryLedger();
+      const { remediator, exec } = remediatorOn(view, engineKc, discovery, api, ledger);
+      const gpu = `GPU-7a2d0c11-${RUN}-4b66-8e3c-4d8e2f1fab22`.slice(0, 40);
+      const decisions = await packDecisions(view, 'gpu-004', 119, gpu, 'Timeout after 6s of waiting for RPC response from GPU0 GSP!');
+      const recs = await remediator.submit(decisions);
+      expect(recs.map((r) => [r.rule, r.action, r.outcome])).to.deep.equal([
+        ['gpu-xid-fatal', 'taint', 'executed'],
+        ['gpu-xid-fatal', 'page', 'executed'],
+      ]);
+      expect(recs[0]?.target).to.deep.equal({ kind: 'Device', name: gpu, node: 'gpu-004' });
+      const got = await get(deviceTaintRuleName({ node: 'gpu-004', gpu }));
+      expect(got.status).to.equal(200);
+      expect((got.json as { spec: { taint: { effect: string; value: string } } }).spec.taint).to.include({ effect: 'NoSchedule', value: 'gpu-xid-fatal' });
+      // the node itself stays schedulable: nothing cordoned it
+      expect(recs.some((r) => r.action === 'cordon')).to.equal(false);
+      expect(await exec.untaintDevice({ node: 'gpu-004', gpu })).to.include({ ok: true });
+
+      // Xid 79 on the same kind of event: the pack cordons (the node is not on this apiserver: the executor says so, but the decision is a cordon)
+      const off = await packDecisions(view, 'gpu-005', 79, gpu, 'GPU has fallen off the bus.');
+      expect(off.map((d) => [d.rule, d.action, d.target.kind])).to.deep.equal([
+        ['gpu-xid-node-fatal', 'cordon', 'Node'],
+        ['gpu-xid-node-fatal', 'page', 'Node'],
+      ]);
+    });
+
     it('a PCI-only GPU is selected by the pciBusID attribute within its node\'s pool', async () => {
       const api = createClientNodeDeviceTaintApi(engineKc);
       const exec = createDeviceTaintExecutor({ api, discovery: new DeviceTaintDiscovery({ api, clock: systemClock, ttlMs: 60_000 }), config: CFG, clock: systemClock });
@@ -193,6 +238,26 @@ describe('per-GPU scope on a real kube-apiserver', function () {
       const [rec] = await remediator.submit([d]);
       expect(rec).to.deep.include({ action: 'cordon', outcome: 'executed', target: { kind: 'Node', name: node }, decisionId: `${d.id}-node` });
       expect(rec?.reason).to.match(/DeviceTaintRule is not served by this cluster; cordoning the node/);
+      const got = JSON.parse((await kube.kubectl(['get', 'node', node, '-o', 'json'])).stdout) as { spec: { unschedulable?: boolean } };
+      expect(got.spec.unschedulable).to.equal(true);
+    });
+
+    it('the shipped pack on this apiserver: the GPU-level Xid cordons the node (the automatic fallback)', async () => {
+      await kube.kubectl(['uncordon', node]);
+      const kc = kcFor(kube.kubeconfigPath);
+      const api = createClientNodeDeviceTaintApi(kc);
+      const discovery = new DeviceTaintDiscovery({ api, clock: systemClock, ttlMs: 60_000 });
+      const view = FakeCluster.fleet(20, ['a']);
+      const ledger = memoryLedger();
+      const { remediator } = remediatorOn(view, kc, discovery, api, ledger);
+      const decisions = await packDecisions(view, node, 119, UUID, 'Timeout after 6s of waiting for RPC response from GPU0 GSP!');
+      expect(decisions.map((d) => d.action)).to.deep.equal(['taint', 'page']);
+      const recs = await remediator.submit(decisions);
+      expect(recs.map((r) => [r.rule, r.action, r.outcome])).to.deep.equal([
+        ['gpu-xid-fatal', 'cordon', 'executed'],
+        ['gpu-xid-fatal', 'page', 'executed'],
+      ]);
+      expect(recs[0]?.decisionId).to.equal(`${decisions[0]?.id ?? ''}-node`);
       const got = JSON.parse((await kube.kubectl(['get', 'node', node, '-o', 'json'])).stdout) as { spec: { unschedulable?: boolean } };
       expect(got.spec.unschedulable).to.equal(true);
     });

@@ -6,7 +6,7 @@
  * the killed replica are visible to the test and to the survivor.
  *
  * Every one of N fresh Node objects gets one Xid 79 (default pack:
- * gpu-xid-fatal → cordon + page), mixed into background samples, plus exact
+ * gpu-xid-node-fatal → cordon + page), mixed into background samples, plus exact
  * redeliveries of a few. The replica busy with the stream is SIGKILLed; the
  * rest goes to the survivor. Asserted: every event confirmed (dedupe `done`);
  * per node exactly one executed cordon in the ledger and no decision id
@@ -118,7 +118,7 @@ describe('engine SIGKILL mid-batch, two replicas, real apiserver: actions counte
     await ka.connect();
     const allCommitted = async (): Promise<true | undefined> => ((await committed(ka, groupId, topics.signals)) >= (await topicEnd(ka, topics.signals)) ? true : undefined);
     await waitFor('every offset committed by the group', allCommitted, 150_000, 200).finally(() => ka.disconnect());
-    const raw = (): LedgerRec[] => (ledger?.records ?? []).map((r) => r as unknown as LedgerRecord).filter((r) => r.rule === 'gpu-xid-fatal');
+    const raw = (): LedgerRec[] => (ledger?.records ?? []).map((r) => r as unknown as LedgerRecord).filter((r) => r.rule === 'gpu-xid-node-fatal');
     /**
      * Folded by idempotency key as every ledger consumer does (the topic is keyed and compacted): a replica
      * killed after its ledger write but before the guard's settle makes the survivor write the same decision

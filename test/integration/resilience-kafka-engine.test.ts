@@ -246,7 +246,7 @@ describe('resilience: broker restart + engine SIGKILL, two replicas, real Kafka 
     } finally {
       await b.disconnect();
     }
-    const rawCordons = (): LedgerRec[] => (ledger?.records ?? []).map((r) => r as unknown as LedgerRec).filter((r) => r.rule === 'gpu-xid-fatal' && r.action === 'cordon');
+    const rawCordons = (): LedgerRec[] => (ledger?.records ?? []).map((r) => r as unknown as LedgerRec).filter((r) => r.rule === 'gpu-xid-node-fatal' && r.action === 'cordon');
     /** Folded by idempotency key as a ledger consumer does (the first record of a key wins). */
     const cordons = (): LedgerRec[] => {
       const byKey = new Map<string, LedgerRec>();

@@ -104,8 +104,9 @@ describe('driver-rollout rule across two engine replicas (Kafka + Redis, shipped
     const page = rolloutOf(pool, 'page');
     expect(page, JSON.stringify(page)).to.have.length(1);
     expect(String(page[0]?.reason)).to.include('3 nodes');
-    // one incident for the storm: the node pages and the rollout page share one dedupKey, one trigger
-    const storm = rp.ledger.records.filter((r) => r.action === 'page' && (r.rule === 'gpu-xid-fatal' || r.rule === RULE) && JSON.stringify(r).includes(pool));
+    // one incident for the storm: the node pages (Xid 79: gpu-xid-node-fatal, which joins gpu-xid-fatal's incident)
+    // and the rollout page share one dedupKey, one trigger
+    const storm = rp.ledger.records.filter((r) => r.action === 'page' && (r.rule === 'gpu-xid-fatal' || r.rule === 'gpu-xid-node-fatal' || r.rule === RULE) && JSON.stringify(r).includes(pool));
     expect(new Set(storm.map((r) => r.dedupKey))).to.deep.equal(new Set([incidentOf(pool)]));
     expect(storm.filter((r) => (r.details as { incident?: { event?: string } } | undefined)?.incident?.event === 'trigger')).to.have.length(1);
   });

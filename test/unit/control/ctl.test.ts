@@ -36,15 +36,41 @@ describe('ctl: rendering', () => {
       {
         at: T0,
         paused: { reason: 'incident', by: 'bob', at: T0 - 120_000 },
-        fleet: { scope: 'fleet', total: 1000, unavailable: 12, reserved: 1, limit: 50 },
+        fleet: { scope: 'fleet', total: 1000, unavailable: 12, reserved: 1, gpuWeight: 0, limit: 50 },
         groups: [],
+        gpus: [],
         rateLimits: [{ action: 'cordon', limit: 10, windowMs: 600_000, used: 4, remaining: 6 }],
         breakers: [],
       },
       T0,
     );
     expect(guard).to.equal(
-      ['PAUSED by bob 2m ago: incident', '', 'SCOPE   NODES   UNAVAILABLE   RESERVED   LIMIT   HEADROOM', 'fleet   1000    12            1          50      37', '', 'ACTION   USED   LIMIT   PER   REMAINING', 'cordon   4      10      10m   6', ''].join('\n'),
+      ['PAUSED by bob 2m ago: incident', '', 'SCOPE   NODES   UNAVAILABLE   RESERVED   GPU-TAINTED   LIMIT   HEADROOM', 'fleet   1000    12            1          0             50      37', '', 'ACTION   USED   LIMIT   PER   REMAINING', 'cordon   4      10      10m   6', ''].join('\n'),
+    );
+    // the GPU budget: 3 of 8 GPUs tainted on one node count 0.375 of a node; the per-node cap is shown
+    const gpuGuard = renderGuard(
+      {
+        at: T0,
+        paused: null,
+        fleet: { scope: 'fleet', total: 40, unavailable: 1, reserved: 0, gpuWeight: 0.375, limit: 2 },
+        groups: [],
+        gpus: [{ node: 'gpu-007', tainted: ['GPU-a', 'GPU-b', 'GPU-c'], gpus: 8, weight: 0.375, cap: 4 }],
+        rateLimits: [],
+        breakers: [],
+      },
+      T0,
+    );
+    expect(gpuGuard).to.equal(
+      [
+        'ACTIVE (not paused)',
+        '',
+        'SCOPE   NODES   UNAVAILABLE   RESERVED   GPU-TAINTED   LIMIT   HEADROOM',
+        'fleet   40      1             0          0.38          2       0.63',
+        '',
+        'NODE      TAINTED GPUS   OF   WEIGHT   CAP   GPUS',
+        'gpu-007   3              8    0.38     4     GPU-a,GPU-b,GPU-c',
+        '',
+      ].join('\n'),
     );
     const ledger = renderLedger([
       { ts: '2026-11-21T10:00:01.000Z', rule: 'r', action: 'rollback', target: { kind: 'DaemonSet', namespace: 'gpu-operator', name: 'drv' }, outcome: 'denied', reason: 'x', guard: 'paused' },

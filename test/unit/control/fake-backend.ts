@@ -22,8 +22,9 @@ export class FakeGuard implements GuardControl {
     return Promise.resolve({
       at: this.clock.now(),
       paused: this.paused,
-      fleet: { scope: 'fleet', total: 100, unavailable: 2, reserved: 1, limit: 5 },
-      groups: [{ scope: 'pool=h100-train', total: 40, unavailable: 2, reserved: 0, limit: 8 }],
+      fleet: { scope: 'fleet', total: 100, unavailable: 2, reserved: 1, gpuWeight: 0.25, limit: 5 },
+      groups: [{ scope: 'pool=h100-train', total: 40, unavailable: 2, reserved: 0, gpuWeight: 0.25, limit: 8 }],
+      gpus: [{ node: 'n1', tainted: ['GPU-a', 'GPU-b'], gpus: 8, weight: 0.25, cap: 4 }],
       rateLimits: [{ action: 'cordon', limit: 10, windowMs: 600_000, used: 3, remaining: 7 }],
       breakers: [{ action: 'cordon', state: 'closed', failures: 0 }],
     });

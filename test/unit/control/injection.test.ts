@@ -40,7 +40,7 @@ describe('control: terminal and ledger injection', function () {
     expect(ledger).to.contain('maint\\e[2J\\e[1;1Hall good\\nFORGED LINE\\x07');
     const rules = renderRules([{ id: 'r', fileEnabled: true, effective: false, toggle: { enabled: false, reason: EVIL, by: 'eve', at: now, expiresAt: null } } as never], now);
     expect(rules).to.not.match(RAW_CONTROL);
-    const guard = renderGuard({ paused: { reason: EVIL, by: 'eve', at: now }, fleet: { scope: 'fleet', total: 1, unavailable: 0, reserved: 0, limit: 1 }, groups: [], rateLimits: [], breakers: [] } as unknown as GuardStatus, now);
+    const guard = renderGuard({ paused: { reason: EVIL, by: 'eve', at: now }, fleet: { scope: 'fleet', total: 1, unavailable: 0, reserved: 0, gpuWeight: 0, limit: 1 }, groups: [], gpus: [], rateLimits: [], breakers: [] } as unknown as GuardStatus, now);
     expect(guard).to.not.match(RAW_CONTROL);
     expect(escapeControl('a\u0000b\u009bc')).to.equal('a\\x00b\\x9bc');
   });

@@ -115,9 +115,15 @@ describe('demo fault injector', () => {
       clock.set(Date.parse(e.ts));
       decisions.push(...(await engine.process([e])));
     }
-    const cordons = decisions.filter((d) => d.action === 'cordon');
-    expect(cordons.map((d) => d.target.name).sort()).to.deep.equal(storm.map((e) => e.node).sort());
-    expect(cordons.every((d) => d.rule === 'gpu-xid-fatal')).to.equal(true);
+    // Xid 79 (RESTART_BM) cordons the node; Xid 119 (RESET_GPU) taints the GPU the event names (docs/gpu-scope.md)
+    const isolations = decisions.filter((d) => d.action === 'cordon' || d.action === 'taint');
+    expect(isolations.map((d) => (d.target.kind === 'Device' ? d.target.node : d.target.name)).sort()).to.deep.equal(storm.map((e) => e.node).sort());
+    for (const e of storm) {
+      const d = isolations.find((x) => (x.target.kind === 'Device' ? x.target.node : x.target.name) === e.node);
+      const { code, gpu } = e.data as { code: number; gpu: string };
+      expect(d && [d.rule, d.action, d.target.name], e.node).to.deep.equal(code === 79 ? ['gpu-xid-node-fatal', 'cordon', e.node] : ['gpu-xid-fatal', 'taint', gpu]);
+    }
+    expect(isolations.filter((d) => d.action === 'taint').length).to.be.greaterThan(0);
     const rollbacks = decisions.filter((d) => d.action === 'rollback');
     expect(rollbacks).to.have.length(1);
     expect(rollbacks[0]?.target).to.deep.equal({ kind: 'DaemonSet', namespace: 'gpu-operator', name: 'nvidia-driver-daemonset' });

@@ -78,7 +78,7 @@ describe('rules engine', function () {
 
   it('runtime toggles win over the file: disabled → silent, and no state is kept meanwhile', async function () {
     let off = true;
-    const toggles: RuleToggles = { ...fileOnlyToggles, isEnabled: (rule, fileEnabled) => (rule === 'gpu-xid-fatal' ? !off : fileEnabled) };
+    const toggles: RuleToggles = { ...fileOnlyToggles, isEnabled: (rule, fileEnabled) => (rule === 'gpu-xid-node-fatal' ? !off : fileEnabled) };
     const { engine } = make({ toggles });
     expect(await engine.process([xid('e1', 'n1', 0)])).to.deep.equal([]);
     off = false;
@@ -137,6 +137,6 @@ describe('rules engine', function () {
       engine.process([xid('x2', 'n2', 0), { ...xid('x3', 'n3', 0, 13), data: { code: 13, pci: null, message: 'app' } }]),
     ]);
     expect(a.map((d) => `${d.action}/${d.target.name}`)).to.deep.equal(['cordon/n1', 'page/n1']);
-    expect(b.map((d) => `${d.rule}/${d.action}/${d.target.name}`)).to.deep.equal(['gpu-xid-fatal/cordon/n2', 'gpu-xid-fatal/page/n2']);
+    expect(b.map((d) => `${d.rule}/${d.action}/${d.target.name}`)).to.deep.equal(['gpu-xid-node-fatal/cordon/n2', 'gpu-xid-node-fatal/page/n2']);
   });
 });

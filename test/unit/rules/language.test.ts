@@ -32,6 +32,7 @@ describe('rules language: loading and validation', function () {
     const rs = loadRules(defaultRulesPath());
     for (const id of [
       'gpu-xid-fatal',
+      'gpu-xid-node-fatal',
       'gpu-xid-application-repeated',
       'gpu-xid-informational',
       'gpu-driver-rollout-regression',

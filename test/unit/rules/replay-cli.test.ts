@@ -80,7 +80,7 @@ describe('nodewarden rules check / test (CLI)', function () {
   it('check: OK for the shipped pack; every error with file, rule id and field path and exit 2 for a bad file', function () {
     const ok = nodewarden(['rules', 'check', join(root, 'rules', 'pack')]);
     expect(ok.code, ok.stdout + ok.stderr).to.equal(0);
-    expect(ok.stdout).to.match(/^OK {4}.*gpu-xid\.yaml \(5 rules\)$/m);
+    expect(ok.stdout).to.match(/^OK {4}.*gpu-xid\.yaml \(6 rules\)$/m);
     expect(ok.stdout).to.match(/^OK {4}.*xid-catalogue\.yaml \(0 rules, Xid catalogue: \d+ Xids\)$/m);
     const dir = mkdtempSync(join(tmpdir(), 'nw-check-'));
     const bad = join(dir, 'bad.yaml');

@@ -16,10 +16,12 @@ import { defaultRulesPath, loadRules, parseRules } from '../../../rules/language
 import { matches } from '../../../rules/language/types.js';
 import type { CompiledRule } from '../../../rules/language/types.js';
 import type { XidCatalogue, XidClass } from '../../../rules/xid/catalogue.js';
-import { classifyXid } from '../../../rules/xid/catalogue.js';
+import { classifyXid, isolationScopeOf } from '../../../rules/xid/catalogue.js';
 import {
+  GPU_LEVEL_RECOVERY_PATTERN,
   MAX_TEXT,
   NVLINK_NONFATAL_PATTERN,
+  gpuLevelRecoveryAction,
   RECOVERY_ACTION_REQUIRED_PATTERN,
   nvlinkNonfatal,
   parseNvlinkError,
@@ -39,11 +41,18 @@ function catalogue(): XidCatalogue {
 
 /** Which of the pack's Xid-class rules each class must (and only it may) trigger. */
 const RULES_FOR: Record<XidClass, string[]> = {
-  hardware: ['gpu-xid-fatal'],
+  hardware: ['gpu-xid-fatal', 'gpu-xid-node-fatal'],
   application: ['gpu-xid-application-diagnostics', 'gpu-xid-application-repeated'],
   informational: ['gpu-xid-informational'],
 };
 const CLASS_RULES = Object.values(RULES_FOR).flat();
+/** Hardware faults: the GPU-level ones taint the GPU (gpu-xid-fatal), the node-level ones cordon (gpu-xid-node-fatal). */
+function expectedRules(code: number, message: string): string[] {
+  const cls = classifyXid(catalogue(), code, message);
+  if (cls === null) return [];
+  if (cls !== 'hardware') return RULES_FOR[cls];
+  return [isolationScopeOf(catalogue(), code, message) === 'node' ? 'gpu-xid-node-fatal' : 'gpu-xid-fatal'];
+}
 
 function xidEvent(code: number, message: string): EventEnvelope {
   return { v: 1, id: 'e1', ts: '2026-12-02T08:00:00.000Z', node: 'n1', type: 'gpu.xid', source: 'test', labels: {}, data: { code, pci: '0000:3b:00', message } };
@@ -259,17 +268,17 @@ ${extra}`;
       for (const e of catalogue().entries.values()) {
         const cls = classifyXid(catalogue(), e.code, e.name);
         expect(cls, `Xid ${e.code}`).to.not.equal(null);
-        expect(rulesMatching(e.code, e.name), `Xid ${e.code} (${cls ?? ''})`).to.deep.equal(RULES_FOR[cls as XidClass]);
+        expect(rulesMatching(e.code, e.name), `Xid ${e.code} (${cls ?? ''})`).to.deep.equal(expectedRules(e.code, e.name));
       }
     });
 
     it('decoded codes agree on real driver texts and on arbitrary texts', function () {
       const cases: [number, string][] = [...REAL_154.map((r): [number, string] => [154, r[0]]), ...REAL_NVLINK.map((r): [number, string] => [r[0], r[1]])];
-      for (const [code, text] of cases) expect(rulesMatching(code, text), `${code} ${text}`).to.deep.equal(RULES_FOR[classifyXid(catalogue(), code, text) as XidClass]);
+      for (const [code, text] of cases) expect(rulesMatching(code, text), `${code} ${text}`).to.deep.equal(expectedRules(code, text));
       fc.assert(
         fc.property(fc.constantFrom(144, 145, 146, 147, 148, 149, 150, 154), fc.string({ maxLength: 200 }), (code, text) => {
           fc.pre(!/allen off the bus/.test(text));
-          expect(rulesMatching(code, text)).to.deep.equal(RULES_FOR[classifyXid(catalogue(), code, text) as XidClass]);
+          expect(rulesMatching(code, text)).to.deep.equal(expectedRules(code, text));
         }),
         { numRuns: 300 },
       );
@@ -277,7 +286,8 @@ ${extra}`;
 
     it('codes outside the catalogue trigger none of them; the fallen-off-the-bus text isolates whatever its code', function () {
       for (let code = 0; code <= 200; code++) if (!catalogue().entries.has(code)) expect(rulesMatching(code, 'some driver text'), `Xid ${code}`).to.deep.equal([]);
-      expect(rulesMatching(0, 'NVRM: GPU 0000:3b:00.0: GPU has fallen off the bus.')).to.deep.equal(['gpu-xid-fatal']);
+      expect(rulesMatching(0, 'NVRM: GPU 0000:3b:00.0: GPU has fallen off the bus.')).to.deep.equal(['gpu-xid-node-fatal']);
+      expect(rulesMatching(62, 'GPU has fallen off the bus.')).to.deep.equal(['gpu-xid-node-fatal']);
       expect(classifyXid(catalogue(), 0, 'GPU has fallen off the bus.')).to.equal('hardware');
     });
 
@@ -287,6 +297,22 @@ ${extra}`;
         expect(text).to.include(`regex: '${p}'`);
         expect(text).to.include(`notRegex: '${p}'`);
       }
+      expect(text).to.include(`regex: '${GPU_LEVEL_RECOVERY_PATTERN}'`);
+      expect(text).to.include(`notRegex: '${GPU_LEVEL_RECOVERY_PATTERN}'`);
+    });
+
+    it('isolates at GPU scope exactly where NVIDIA\'s action concerns the GPU', function () {
+      const scopes = [...catalogue().entries.values()].filter((e) => e.class === 'hardware').map((e) => [e.code, isolationScopeOf(catalogue(), e.code, e.name)]);
+      expect(scopes.filter(([, s]) => s === 'node').map(([c]) => c)).to.deep.equal([79]);
+      const want154: Record<string, 'gpu' | 'node'> = { 'gpu-reset': 'gpu', 'drain-and-reset': 'gpu', 'drain-p2p': 'gpu', 'node-reboot': 'node', 'system-reboot': 'node', 'bus-reset': 'node', 'recover-imex-domain': 'node', unknown: 'node' };
+      for (let v = 1; v <= 9; v++) {
+        const t = `GPU recovery action changed from 0x0 (None) to 0x${v} (x)`;
+        const action = parseRecoveryAction(t)?.action ?? 'none';
+        expect(isolationScopeOf(catalogue(), 154, t), t).to.equal(want154[action]);
+        expect(gpuLevelRecoveryAction(t), t).to.equal(want154[action] === 'gpu');
+      }
+      expect(isolationScopeOf(catalogue(), 154, 'GPU recovery action changed from 0x1 (GPU Reset Required) to 0x0 (None)')).to.equal(null);
+      expect(isolationScopeOf(catalogue(), 13, 'x')).to.equal(null);
     });
   });
 });

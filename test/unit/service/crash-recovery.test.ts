@@ -79,7 +79,7 @@ function replica(s: ReturnType<typeof shared>, executor: Executor, sinks: Ledger
   return { processor, remediator };
 }
 
-const cordons = (records: readonly LedgerRecord[]): LedgerRecord[] => records.filter((r) => r.rule === 'gpu-xid-fatal' && r.action === 'cordon');
+const cordons = (records: readonly LedgerRecord[]): LedgerRecord[] => records.filter((r) => r.rule === 'gpu-xid-node-fatal' && r.action === 'cordon');
 
 describe('crash recovery: no lost and no duplicate actions', () => {
   // The store answers a re-fire at the episode's start with that start (episode.fire, the
