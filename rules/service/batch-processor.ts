@@ -232,8 +232,9 @@ export class BatchProcessor {
     try {
       return await this.queue.run(async () => {
         const ds = await this.o.engine.tick(now);
-        if (ds.length === 0) return [];
-        // a tick is not redelivered: the remediator keeps records it could not write
+        // Even with no decision the remediator is ticked (an empty submit): the repair
+        // ladder behind it follows its Jobs, validations and quiet periods on this tick.
+        // A tick is not redelivered: the remediator keeps records it could not write.
         const all = await this.o.remediator.submit(ds, { redeliverable: false });
         const rs = all.filter((r) => !isRetryLater(r));
         if (all.length > rs.length) this.o.logger.warn({ decisions: all.filter(isRetryLater).map((r) => r.decisionId) }, 'tick decisions in flight elsewhere: left to that replica');

@@ -48,7 +48,9 @@ class FakeEngine implements RuleEngine {
 
 class FakeRemediator implements Pick<Remediator, 'submit'> {
   submitted: Decision[] = [];
+  submits = 0;
   submit(ds: readonly Decision[]): Promise<LedgerRecord[]> {
+    this.submits++;
     this.submitted.push(...ds);
     return Promise.resolve(ds.map((d): LedgerRecord => ({ ts: new Date(d.at).toISOString(), rule: d.rule, action: d.action, target: d.target, outcome: 'executed', reason: d.reason, guard: null })));
   }
@@ -71,6 +73,15 @@ async function metricValue(registry: ReturnType<typeof createRegistry>, name: st
 }
 
 describe('engine service: batch processor', () => {
+  it('ticks the remediator on every engine tick, even without decisions (the repair ladder follows its Jobs on it)', async () => {
+    const s = setup();
+    const rs = await s.processor.tick(T0 + 1000);
+    expect(rs).to.deep.equal([]);
+    await s.processor.tick(T0 + 2000);
+    expect(s.remediator.submits).to.equal(2);
+    expect(s.remediator.submitted).to.deep.equal([]);
+  });
+
   it('dead-letters invalid messages with reason, problems and the raw original, and evaluates the valid ones', async () => {
     const s = setup();
     const bad = JSON.stringify({ ...event('e2'), ts: 'yesterday' });
