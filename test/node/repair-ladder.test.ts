@@ -32,6 +32,7 @@ import {
   helmInstall,
   helmUninstall,
   isCordoned,
+  kubeProxyHealthFromAgent,
   nodewardenImageArchive,
   readLedger,
   sleep,
@@ -191,11 +192,15 @@ describe('repair ladder on a real node (helm install, Jobs on the kubelet)', fun
     b = backends;
     const r = await helmInstall(node, backends, node.dir, { repair: repairValues(image) });
     figure(`helm install (repair ladder on) -> pods Ready: ${r.readyMs} ms`);
+    // the agent's collectors run (a signal on the topic) before the Xid is written
+    await kubeProxyHealthFromAgent(node, backends);
     return backends;
   }
 
   async function uninstall(): Promise<void> {
     await helmUninstall(node);
+    // the next install's agent pod uses the node's network namespace: the old one must be gone
+    await node.kube.kubectl(['-n', NAMESPACE, 'wait', '--for=delete', 'pods', '-l', 'app.kubernetes.io/part-of=nodewarden', '--timeout=120s'], { timeoutMs: 130_000 });
     await node.kube.kubectl(['-n', NAMESPACE, 'delete', 'jobs', '-l', 'app.kubernetes.io/managed-by=nodewarden', '--wait=true', '--timeout=60s'], { timeoutMs: 70_000 });
     await b?.stop();
     b = undefined;
@@ -231,7 +236,8 @@ describe('repair ladder on a real node (helm install, Jobs on the kubelet)', fun
     });
     const tBack = Date.now();
     // the quiet period began when the engine saw the validation Job complete (at or after the test did)
-    assert.ok(tBack - tValid >= QUIET_MS - 1000, `uncordoned ${tBack - tValid} ms after the validation passed; quiet period ${QUIET_MS} ms`);
+    // (slack: the test may see the Job complete up to a poll of kubectl later than the engine does)
+    assert.ok(tBack - tValid >= QUIET_MS - 3000, `uncordoned ${tBack - tValid} ms after the validation passed; quiet period ${QUIET_MS} ms`);
 
     const recs = await eventuallyOnNode(node, 'the uncordon in the ledger', 30_000, async () => {
       const l = await ladderRecords(node, backends);
