@@ -206,6 +206,18 @@ describe('repair ladder on a real node (helm install, Jobs on the kubelet)', fun
     b = undefined;
   }
 
+  /** A fresh install, the validation's exit code set, an Xid 95 → cordon → the reset Job (told to pass) done on the node. */
+  async function episode(validate: 0 | 1): Promise<{ backends: Backends; t0: number; tCordon: number; tReset: number }> {
+    const backends = await install();
+    assert.equal(isCordoned(await getNode(node.kube, node.nodeName)), false, 'the node must start uncordoned');
+    await setOutcomes(node, { reset: 0, reboot: 0, validate });
+    const t0 = Date.now();
+    writeKmsg(xid95());
+    const tCordon = await waitCordoned(node);
+    const tReset = await jobFinished(node, 'reset', 0, 'succeeded', new RegExp(`reset GPU ${GPU} on ${re(node.nodeName)}: exit 0`));
+    return { backends, t0, tCordon, tReset };
+  }
+
   before(async () => {
     node = await sharedNode();
     image = (await nodewardenImageArchive()).ref;
@@ -221,14 +233,7 @@ describe('repair ladder on a real node (helm install, Jobs on the kubelet)', fun
   });
 
   it('Xid 95 -> cordon -> reset Job and validation Job pass on the kubelet -> quiet period -> nodewarden uncordons the node', async () => {
-    const backends = await install();
-    assert.equal(isCordoned(await getNode(node.kube, node.nodeName)), false, 'the node must start uncordoned');
-    await setOutcomes(node, { reset: 0, reboot: 0, validate: 0 });
-
-    const t0 = Date.now();
-    writeKmsg(xid95());
-    const tCordon = await waitCordoned(node);
-    const tReset = await jobFinished(node, 'reset', 0, 'succeeded', new RegExp(`reset GPU ${GPU} on ${re(node.nodeName)}: exit 0`));
+    const { backends, t0, tCordon, tReset } = await episode(0);
     const tValid = await jobFinished(node, 'validate', 0, 'succeeded', new RegExp(`validate ${re(node.nodeName)} \\(episode ${re(node.nodeName)}-\\d+\\): exit 0`));
     await eventuallyOnNode(node, 'node returned to service by nodewarden', 120_000, async () => {
       const n = await getNode(node.kube, node.nodeName);
@@ -262,14 +267,7 @@ describe('repair ladder on a real node (helm install, Jobs on the kubelet)', fun
   });
 
   it('validation fails on command -> reset, reboot, each validated and failed -> hand-over page; the node stays cordoned, nothing loops', async () => {
-    const backends = await install();
-    assert.equal(isCordoned(await getNode(node.kube, node.nodeName)), false, 'the node must start uncordoned');
-    await setOutcomes(node, { reset: 0, reboot: 0, validate: 1 });
-
-    const t0 = Date.now();
-    writeKmsg(xid95());
-    const tCordon = await waitCordoned(node);
-    const tReset = await jobFinished(node, 'reset', 0, 'succeeded', new RegExp(`reset GPU ${GPU} on ${re(node.nodeName)}: exit 0`));
+    const { backends, t0, tCordon, tReset } = await episode(1);
     const tVal1 = await jobFinished(node, 'validate', 0, 'failed', /: exit 1/);
     const tReboot = await jobFinished(node, 'reboot', 0, 'succeeded', new RegExp(`reboot ${re(node.nodeName)}: exit 0`));
     const tVal2 = await jobFinished(node, 'validate', 1, 'failed', /: exit 1/);
