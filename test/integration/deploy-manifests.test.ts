@@ -147,6 +147,30 @@ describe('deploy manifests (Kustomize, Helm, real apiserver, promtool)', functio
     expect(secured.filter((o) => o.kind === 'Secret')).to.deep.equal([]);
   });
 
+  it('with repair values: the ConfigMap turns the ladder on, Jobs in the release namespace, templates verbatim, other settings at their defaults', async function () {
+    const job = {
+      apiVersion: 'batch/v1',
+      kind: 'Job',
+      spec: { template: { spec: { containers: [{ name: 'reset', image: 'registry.local/gpu-reset:1', command: ['sh', '-c', 'nvidia-smi --gpu-reset -i "{{gpu}}" && echo "{{node}} & <done>"'] }] } } },
+    };
+    // a namespace in the values is overridden: the engine's Role grants Jobs in the release namespace only
+    const values = { repair: { enabled: true, namespace: 'elsewhere', quietPeriod: '45m', reset: { template: job }, reboot: { mode: 'annotation', annotation: 'example.com/reboot' } } };
+    const file = join(work, 'repair-values.yaml');
+    writeFileSync(file, stringify(values));
+    const objs = parseObjects(await run(helm, ['template', 'nodewarden', 'deploy/helm/nodewarden', '--namespace', 'gpu-ops', '-f', file]));
+    const cm = objs.find((o) => o.kind === 'ConfigMap' && o.metadata.name === 'nodewarden-config') as unknown as { data: Record<string, string> };
+    const cfg = loadConfigFromText(cm.data['config.yaml'] ?? '');
+    expect(cfg.repair).to.deep.include({ enabled: true, namespace: 'gpu-ops', quietPeriod: '45m', window: '24h', maxAttemptsPerNode: 3 });
+    expect(cfg.repair.reset).to.deep.equal({ template: job, timeout: '10m' });
+    expect(cfg.repair.reboot).to.deep.include({ mode: 'annotation', annotation: 'example.com/reboot' });
+    expect(cfg.repair.validate.template).to.equal(null);
+    const role = objs.find((o) => o.kind === 'Role' && o.metadata.name === 'nodewarden-engine-repair-jobs');
+    expect(role?.metadata.namespace).to.equal('gpu-ops');
+    // off by default: the default render has no repair section (the config default, off)
+    const plain = helmed.find((o) => o.kind === 'ConfigMap' && o.metadata.name === 'nodewarden-config') as unknown as { data: Record<string, string> };
+    expect(loadConfigFromText(plain.data['config.yaml'] ?? '').repair.enabled).to.equal(false);
+  });
+
   it('helm lint passes', async function () {
     const out = await run(helm, ['lint', 'deploy/helm/nodewarden', '--namespace', 'nodewarden', '--strict']);
     expect(out).to.match(/1 chart\(s\) linted, 0 chart\(s\) failed/);

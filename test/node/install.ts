@@ -242,13 +242,15 @@ export async function eventually<T>(what: string, timeoutMs: number, check: () =
  * `helm install nodewarden deploy/helm/nodewarden` with the values a user of a
  * single-node cluster sets (docs/operations.md): the test's endpoints, one
  * engine replica (required anti-affinity: one per node), actions on, a budget
- * that lets one node of a small cluster be cordoned, a short target cooldown.
- * Imports the image first (no pull). Returns ms from `helm install` to both pods Ready.
+ * that lets one node of a small cluster be cordoned, a short target cooldown;
+ * `extraValues` adds top-level values (e.g. `repair`). Imports the image
+ * first (no pull). Returns ms from `helm install` to both pods Ready.
  */
-export async function helmInstall(node: NodeCluster, b: Backends, dir: string): Promise<{ readyMs: number; importMs: number; archiveMiB: number }> {
+export async function helmInstall(node: NodeCluster, b: Backends, dir: string, extraValues: Record<string, unknown> = {}): Promise<{ readyMs: number; importMs: number; archiveMiB: number }> {
   const { image, importMs, archiveMiB } = await prepareInstall(node, b);
   const cut = image.ref.lastIndexOf(':');
   const values = {
+    ...extraValues,
     image: { repository: image.ref.slice(0, cut), tag: image.ref.slice(cut + 1) },
     kafka: { brokers: b.kafka.brokers },
     redis: { url: b.redis.url },
