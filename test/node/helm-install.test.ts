@@ -121,13 +121,13 @@ describe('nodewarden installed with helm on a real node', function () {
     const annotations = Object.keys(cordoned.metadata.annotations ?? {}).filter((k) => k.startsWith('nodewarden.io/'));
     assert.ok(annotations.length > 0, `no nodewarden.io annotations on ${node.nodeName}`);
     const page = await eventuallyOnNode(node, 'critical page', 60_000, () =>
-      b.pd.accepted.find((e) => e.event_action === 'trigger' && (e.dedup_key ?? '').includes('gpu-xid-fatal')),
+      b.pd.accepted.find((e) => e.event_action === 'trigger' && /gpu-xid-(node-)?fatal/.test(e.dedup_key ?? '')),
     );
     const pageMs = Date.now() - t0;
     assert.equal(page.payload?.severity, 'critical');
     const events = await node.kube.kubectl(['get', 'events', '-A', '--field-selector', `involvedObject.kind=Node,involvedObject.name=${node.nodeName}`, '-o', 'jsonpath={range .items[*]}{.reason}{"\\n"}{end}']);
     assert.match(events.stdout, /nodewarden|Cordon/i, `no cordon Event for ${node.nodeName}: ${events.stdout}`);
-    const rec = await ledgerRecord(node, b.redis.url, 'gpu-xid-fatal cordon', (l) => l.rule === 'gpu-xid-fatal' && l.action === 'cordon' && l.target.name === node.nodeName);
+    const rec = await ledgerRecord(node, b.redis.url, 'gpu-xid-node-fatal cordon', (l) => l.rule === 'gpu-xid-node-fatal' && l.action === 'cordon' && l.target.name === node.nodeName);
     assert.equal(rec.outcome, 'executed', JSON.stringify(rec));
     figure(`Xid 79 in /dev/kmsg -> node cordoned: ${cordonMs} ms; -> critical page: ${pageMs} ms`);
     await uncordon(node.kube, node.nodeName);
@@ -311,7 +311,7 @@ describe('nodewarden installed with helm on a real node', function () {
     const t0 = Date.now();
     for (const n of storm) n.kmsg(xidLine(79));
     const denied = await eventuallyOnNode(node, 'maxUnavailable denials', 120_000, async () => {
-      const l = (await readLedger(b.redis.url)).filter((r) => r.rule === 'gpu-xid-fatal' && r.target.name.startsWith('nw-storm-'));
+      const l = (await readLedger(b.redis.url)).filter((r) => r.rule === 'gpu-xid-node-fatal' && r.target.name.startsWith('nw-storm-'));
       const decided = new Set(l.filter((r) => r.outcome === 'executed' || r.outcome === 'denied').map((r) => r.target.name));
       return decided.size === storm.length ? l : undefined;
     });

@@ -88,10 +88,10 @@ describe('nodewarden installed with kubectl apply -k on a real node', function (
     writeKmsg(xidLine(95, '0000:af:00'));
     await eventuallyOnNode(node, 'node cordoned', 90_000, async () => (isCordoned(await getNode(node.kube, node.nodeName)) ? true : undefined));
     const page = await eventuallyOnNode(node, 'critical page', 60_000, () =>
-      b.pd.accepted.find((e) => e.event_action === 'trigger' && (e.dedup_key ?? '').includes('gpu-xid-fatal')),
+      b.pd.accepted.find((e) => e.event_action === 'trigger' && /gpu-xid-(node-)?fatal/.test(e.dedup_key ?? '')),
     );
     assert.equal(page.payload?.severity, 'critical');
-    await ledgerRecord(node, b.redis.url, 'gpu-xid-fatal cordon', (l) => l.rule === 'gpu-xid-fatal' && l.action === 'cordon' && l.outcome === 'executed');
+    await ledgerRecord(node, b.redis.url, 'gpu-xid-node-fatal cordon', (l) => l.rule === 'gpu-xid-node-fatal' && l.action === 'cordon' && l.outcome === 'executed');
     process.stdout.write(`      [figure] (kustomize) Xid 95 -> cordon + page: ${Date.now() - t0} ms\n`);
     await uncordon(node.kube, node.nodeName);
   });
