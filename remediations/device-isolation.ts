@@ -21,6 +21,13 @@ export interface DeviceIsolation {
   route(d: Decision): Promise<Decision>;
 }
 
+const CORDON_INSTEAD = '-node';
+
+/** The id of the taint decision a fallback cordon was derived from (the id itself when it is not one). */
+export function taintOf(decisionId: string): string {
+  return decisionId.endsWith(CORDON_INSTEAD) ? decisionId.slice(0, -CORDON_INSTEAD.length) : decisionId;
+}
+
 /** The fallback: cordon the node of a taint decision (same firing: a derived, stable id). */
 export function cordonInstead(d: Decision, why: string): Decision {
   const node = d.target.kind === 'Device' ? d.target.node : d.target.kind === 'Node' ? d.target.name : undefined;
@@ -28,7 +35,7 @@ export function cordonInstead(d: Decision, why: string): Decision {
   if (node === undefined) return d; // nothing to cordon: the executor reports the bad target
   return {
     ...d,
-    id: `${d.id}-node`,
+    id: `${d.id}${CORDON_INSTEAD}`,
     action: 'cordon',
     target: { kind: 'Node', name: node },
     reason: `${d.reason} (GPU ${gpu ?? '?'}: ${why}; cordoning the node)`,

@@ -28,6 +28,7 @@ import type { LedgerSink } from '../ledger/sink.js';
 import type { ClosedEpisode, Episode, IsolationView, LadderInput, LadderPolicy, LadderRequest, NodeLadder, Transition } from './ladder.js';
 import { emptyLadder, transition } from './ladder.js';
 import { startRung, xidOf } from './start.js';
+import { taintOf } from '../device-isolation.js';
 
 export const LADDER_NS = 'ladder';
 
@@ -170,7 +171,8 @@ export class LadderDriver {
       }
       if (r.action !== 'cordon' && !(r.action === 'taint' && r.target.kind === 'Device')) continue;
       const device = r.target.kind === 'Device' ? r.target.name : null;
-      const d = byId.get(r.decisionId);
+      // a GPU taint carried out as the cordon of its node has a derived id (device-isolation.ts, cordonInstead)
+      const d = byId.get(r.decisionId) ?? byId.get(taintOf(r.decisionId));
       const detectedAt = d?.at ?? at;
       const faultAt = Math.min(eventTs(d) ?? detectedAt, detectedAt);
       const isolated = r.outcome === 'executed';

@@ -97,6 +97,19 @@ describe('repair ladder driver (replay remediator, simulated cluster)', () => {
     expect(await r.ladder.episodes()).to.have.length(0);
   });
 
+  it('a GPU taint carried out as the cordon of its node (no DeviceTaintRule API) starts the ladder at the reset, as a cordon does', async () => {
+    const { clock, cluster, jobs, r, run, steps } = setup();
+    const c = xidCordon('gpu-5', 95, clock.now());
+    const taint: Decision = { ...c, action: 'taint', target: { kind: 'Device', name: 'GPU-5f1c0a2b-0000-1111-2222-333344445555', node: 'gpu-5' } };
+    const recs = await r.remediator.submit([taint]);
+    expect(recs.find((x) => x.action === 'cordon')?.decisionId).to.equal(`${taint.id}-node`);
+    expect(cluster.getNode('gpu-5')?.unschedulable).to.equal(true);
+    expect(jobs.jobs.size, 'the reset Job').to.equal(1);
+    await run(40);
+    expect(steps().map((x) => `${x.action}:${x.outcome}`)).to.deep.equal(['reset:executed', 'validate:executed', 'uncordon:executed']);
+    expect(cluster.getNode('gpu-5')?.unschedulable).to.equal(false);
+  });
+
   it('Xid 79 (RESTART_BM) starts at reboot; a failing reboot hands over with a critical page carrying the history', async () => {
     const { clock, r, run, steps } = setup(config(), (step) => step === 'reboot');
     await r.remediator.submit([xidCordon('gpu-4', 79, clock.now(), 'GPU has fallen off the bus.')]);
