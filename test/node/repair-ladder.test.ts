@@ -188,6 +188,8 @@ describe('repair ladder on a real node (helm install, Jobs on the kubelet)', fun
 
   async function install(): Promise<Backends> {
     if (b !== undefined) await uninstall(); // an earlier case that failed half-way
+    // ... and may have left the node cordoned: the engine pod (on this one node) could not be scheduled
+    await uncordon(node.kube, node.nodeName);
     const backends = await startBackends();
     b = backends;
     const r = await helmInstall(node, backends, node.dir, { repair: repairValues(image) });
