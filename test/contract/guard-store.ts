@@ -388,9 +388,18 @@ export function guardStoreContract(adapter: string, factory: GuardFactory): void
         expect(await fx.replica().peek([failed]), 'a failed decision may retry').to.deep.equal([null]);
         clock.advance(60_000);
         expect(await fx.replica().peek([d]), 'the lease lapsed (peek does not renew it): authorize takes it over').to.deep.equal([null]);
-        const taken = await fx.replica().authorize(d);
+        // the holder renews its lapsed lease (nobody took it): in flight again, whoever peeks (the record names the holder, ADR 0026)
+        expect(Object.fromEntries(await fx.guard.renew(['peek-1'], fx.guard.holder, 15_000))).to.deep.equal({ 'peek-1': 'held' });
+        expect((await fx.replica().peek([d]))[0], 'renewed: in flight until the new lease end').to.include({ guard: 'inFlight' });
+        expect((await fx.replica().peek([d]))[0]?.reason).to.contain(`lease until ${new Date(clock.now() + 15_000).toISOString()}`);
+        clock.advance(15_000);
+        expect(await fx.replica().peek([d]), 'lapsed again').to.deep.equal([null]);
+        const taker = fx.replica();
+        const taken = await taker.authorize(d);
         expect(taken).to.include({ allowed: true, reservation: v.reservation });
-        await fx.replica().settle(d, taken, OK);
+        expect(Object.fromEntries(await fx.guard.renew(['peek-1'], fx.guard.holder, 15_000)), 'taken over: the old holder lost it').to.deep.equal({ 'peek-1': 'lost' });
+        expect((await fx.guard.peek([d]))[0], 'in flight at the taker').to.include({ guard: 'inFlight' });
+        await taker.settle(d, taken, OK);
         const [done] = await fx.guard.peek([d]);
         expect(done, 'settled: the verdict authorize gives').to.deep.equal(await fx.guard.authorize(d));
         expect(done).to.include({ allowed: false, guard: 'idempotency', outcome: 'suppressed', reason: 'decision peek-1 already executed; not acting twice' });
