@@ -24,9 +24,6 @@
  * Kill → cordon printed as a FAULT-FIGURE line.
  */
 import { expect } from 'chai';
-import { mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import type { KubeCluster } from '../harness/kube.js';
 import { startFaultProxy } from '../harness/fault-proxy.js';
 import type { FaultProxy } from '../harness/fault-proxy.js';
@@ -36,12 +33,11 @@ import { redisScript } from '../../adapters/redis/scripts.js';
 import { guardKeys } from '../../adapters/redis/keys.js';
 import type { LedgerRecord } from '../../core/decision.js';
 import { ledgerKey } from '../../remediations/ledger/record.js';
-import { sharedKafka, sharedKube, sharedRedis } from './servers.js';
 import { produce, sleep, TopicFollower, waitFor } from './engine-support.js';
 import { spawnEngine } from '../../bench/lib/kafka-bench.js';
 import type { EngineChild } from '../../bench/lib/kafka-bench.js';
 import type { LedgerRec } from './tick-kill-support.js';
-import { createTestNode, kubeconfigVia, nodeState, TICK_KILL_GUARD, TICK_RULE, TICK_RULES_YAML, tickKillNames } from './tick-kill-support.js';
+import { kubeconfigVia, nodeState, TICK_KILL_GUARD, TICK_RULE, tickKillNames, tickKillServers } from './tick-kill-support.js';
 
 const { node: NODE, patchNode: PATCH_NODE, unreachable, topics, groupId, keyPrefix } = tickKillNames('tkg');
 
@@ -62,14 +58,10 @@ describe('tick-fired decision, its replica SIGKILLed between the store write and
     ((cmd[0] === 'EVALSHA' && cmd[1] === authorize.sha) || (cmd[0] === 'EVAL' && cmd[1] === authorize.source)) && cmd.includes(cooldownKey);
 
   before(async () => {
-    const [kafka, r, k] = await Promise.all([sharedKafka(), sharedRedis(), sharedKube()]);
-    kube = k;
-    brokers = kafka.brokers;
-    await kafka.createTopics([topics.signals, topics.deadLetter, topics.ledger], 4);
-    await createTestNode(kube, NODE);
-    const dir = mkdtempSync(join(tmpdir(), 'nw-tick-kill-guard-'));
-    const rulesPath = join(dir, 'rules.yaml');
-    writeFileSync(rulesPath, TICK_RULES_YAML);
+    const servers = await tickKillServers(NODE, topics, 'nw-tick-kill-guard-');
+    const { dir, rulesPath, redis: r } = servers;
+    kube = servers.kube;
+    brokers = servers.brokers;
     for (const name of ['a', 'b']) {
       const kp = await startFaultProxy(kube.server); // pass-through: counts who PATCHed the Node
       kubeProxies.push(kp);

@@ -3,16 +3,18 @@
  * unreachable sustained for 3 s → cordon + page), its events, a kubeconfig
  * through a fault proxy, and the Node's state as the apiserver has it.
  */
-import { writeFileSync } from 'node:fs';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { FaultProxy } from '../harness/fault-proxy.js';
 import type { KubeCluster } from '../harness/kube.js';
 import { NW } from '../../core/cluster.js';
 import type { LedgerRecord } from '../../core/decision.js';
 import { uniqueTopics } from './engine-support.js';
+import { sharedKafka, sharedKube, sharedRedis } from './servers.js';
 
 export const TICK_RULE = 'containerd-unhealthy-3s';
-export const TICK_RULES_YAML = `apiVersion: nodewarden.io/v1
+const TICK_RULES_YAML = `apiVersion: nodewarden.io/v1
 kind: RuleSet
 rules:
   - id: ${TICK_RULE}
@@ -64,7 +66,7 @@ export function kubeconfigVia(dir: string, name: string, proxy: FaultProxy, toke
 }
 
 /** A fresh test Node in the rule's pool (no kubelet: NotReady, so the tests open the budget). */
-export async function createTestNode(kube: KubeCluster, node: string): Promise<void> {
+async function createTestNode(kube: KubeCluster, node: string): Promise<void> {
   const res = await kube.kubectl(['apply', '-f', '-'], { input: `apiVersion: v1\nkind: Node\nmetadata:\n  name: ${node}\n  labels:\n    nodewarden.io/pool: h100-train\n    topology.kubernetes.io/zone: us-west-2a\n` });
   if (res.code !== 0) throw new Error(`creating node: ${res.stderr}`);
 }
@@ -94,4 +96,22 @@ export function tickKillNames(short: string) {
     groupId: `engine-${topics.signals}`,
     keyPrefix: `nw${short}${process.pid}:`,
   };
+}
+
+/**
+ * The real servers of a tick-kill test, its topics created, the test Node
+ * registered and the test rule written to a fresh directory.
+ */
+export async function tickKillServers(
+  node: string,
+  topics: { signals: string; deadLetter: string; ledger: string },
+  dirPrefix: string,
+): Promise<{ brokers: string[]; redis: { url: string; port: number }; kube: KubeCluster; dir: string; rulesPath: string }> {
+  const [kafka, r, kube] = await Promise.all([sharedKafka(), sharedRedis(), sharedKube()]);
+  await kafka.createTopics([topics.signals, topics.deadLetter, topics.ledger], 4);
+  await createTestNode(kube, node);
+  const dir = mkdtempSync(join(tmpdir(), dirPrefix));
+  const rulesPath = join(dir, 'rules.yaml');
+  writeFileSync(rulesPath, TICK_RULES_YAML);
+  return { brokers: kafka.brokers, redis: { url: r.url, port: r.port }, kube, dir, rulesPath };
 }

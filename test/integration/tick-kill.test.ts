@@ -26,20 +26,16 @@
  * printed as a FAULT-FIGURE line.
  */
 import { expect } from 'chai';
-import { mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import type { KubeCluster } from '../harness/kube.js';
 import { startFaultProxy } from '../harness/fault-proxy.js';
 import type { FaultProxy } from '../harness/fault-proxy.js';
 import type { LedgerRecord } from '../../core/decision.js';
 import { ledgerKey } from '../../remediations/ledger/record.js';
-import { sharedKafka, sharedKube, sharedRedis } from './servers.js';
 import { produce, sleep, TopicFollower, waitFor } from './engine-support.js';
 import { spawnEngine } from '../../bench/lib/kafka-bench.js';
 import type { EngineChild } from '../../bench/lib/kafka-bench.js';
 import type { LedgerRec } from './tick-kill-support.js';
-import { createTestNode, kubeconfigVia, nodeState, TICK_KILL_GUARD, TICK_RULE as RULE, TICK_RULES_YAML, tickKillNames } from './tick-kill-support.js';
+import { kubeconfigVia, nodeState, TICK_KILL_GUARD, TICK_RULE as RULE, tickKillNames, tickKillServers } from './tick-kill-support.js';
 
 /** The 15 s lease + the outbox's 15 s re-check: well under the old 60 s lease alone. */
 const KILL_TO_CORDON_MAX_MS = 30_000;
@@ -54,14 +50,10 @@ describe('tick-fired decision, its replica SIGKILLed between authorize and settl
   let ledger: TopicFollower | undefined;
 
   before(async () => {
-    const [kafka, r, k] = await Promise.all([sharedKafka(), sharedRedis(), sharedKube()]);
-    kube = k;
-    brokers = kafka.brokers;
-    await kafka.createTopics([topics.signals, topics.deadLetter, topics.ledger], 4);
-    await createTestNode(kube, NODE);
-    const dir = mkdtempSync(join(tmpdir(), 'nw-tick-kill-'));
-    const rulesPath = join(dir, 'rules.yaml');
-    writeFileSync(rulesPath, TICK_RULES_YAML);
+    const servers = await tickKillServers(NODE, topics, 'nw-tick-kill-');
+    const { dir, rulesPath, redis: r } = servers;
+    kube = servers.kube;
+    brokers = servers.brokers;
     // Nodes without a kubelet are NotReady: the fleet budget is not what this test is about.
     const guard = TICK_KILL_GUARD;
     for (const name of ['a', 'b']) {
