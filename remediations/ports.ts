@@ -59,6 +59,17 @@ export interface Guard {
    * took over is still the holder's, so renewing it is safe.
    */
   renew(decisionIds: readonly string[], holder: string, ttlMs: number): Promise<Map<string, LeaseState>>;
+  /**
+   * Read-only: what authorize would answer for each decision on idempotency
+   * alone — `idempotency` (settled, its outcome remembered) or `inFlight`
+   * (authorized somewhere, lease not lapsed, whichever holder) — or null (never
+   * seen, failed, or a lapsed lease authorize would take over). Reserves, writes and renews
+   * nothing; one round trip for all of them. The remediator asks it before
+   * anything else (incident routing, approvals) so a settled decision that
+   * comes again (a redelivered batch, a tick firing re-derived from the
+   * outbox) is neither routed nor recorded again.
+   */
+  peek(decisions: readonly Decision[]): Promise<Array<GuardVerdict | null>>;
 }
 
 /** The answer of a lease renewal for one decision. */

@@ -7,8 +7,13 @@
  * and recorded when it is retried). A failed executor is settled at once
  * (outcome `failed`, feeds the breaker, frees its holds).
  *
- * A decision the guard reports already done (`idempotency`: a redelivery) is
- * returned as `suppressed` but not written: its record is already durable.
+ * Before anything else (incident routing, approvals, authorize), submit asks
+ * the guard read-only (`peek`) where each decision stands: one already settled
+ * (`idempotency`: a redelivered batch, a tick firing re-derived from the
+ * outbox) is returned as `suppressed` but neither routed nor written again —
+ * its record is already durable (one decision, one ledger record); one in
+ * flight on a live replica is `inFlight` (below). A page the incident layer
+ * suppresses is settled in the guard too, once its record is durable.
  * A decision the guard reports in flight elsewhere (`inFlight`) is not an
  * outcome: it comes back as a record with guard `inFlight` that is NOT written
  * to the ledger, and the caller retries it later (`isRetryLater`). A ledger
@@ -236,24 +241,7 @@ export function createRemediator(o: RemediatorOptions): Remediator {
       verdict = { allowed: false, guard: 'guardUnavailable', outcome: 'denied', reason: `guard unavailable: ${errorMessage(err)}` };
       if (PAGE_ACTIONS.has(d.action) && executor) return await degradedPage(d, executor, verdict.reason ?? 'guard unavailable');
     }
-    if (!verdict.allowed) {
-      const rec = buildLedgerRecord({ decision: d, outcome: verdict.outcome ?? 'denied', now: o.clock.now(), verdict });
-      if (verdict.guard === IN_FLIGHT_GUARD) {
-        logger.info({ decisionId: d.id, rule: d.rule, action: d.action, target: d.target, reason: verdict.reason }, `${d.action} in flight elsewhere: retry later`);
-        return { rec, settle: null };
-      }
-      logger.warn({ decisionId: d.id, rule: d.rule, action: d.action, target: d.target, guard: verdict.guard, reason: verdict.reason }, `${d.action} ${rec.outcome}`);
-      const v = verdict;
-      const settleDenial = async (): Promise<void> => {
-        try {
-          await o.guard.settle(d, v, { ok: false });
-        } catch (err) {
-          // not remembered: a redelivery decides it again (no action was taken)
-          logger.warn({ decisionId: d.id, err: errorMessage(err) }, 'guard could not record the denial');
-        }
-      };
-      return { rec, settle: settleDenial };
-    }
+    if (!verdict.allowed) return refused(d, verdict);
     leases.hold(d.id);
     let result: ExecutionResult;
     if (!executor) {
@@ -287,6 +275,29 @@ export function createRemediator(o: RemediatorOptions): Remediator {
     }
     leases.recordOf(rec, d.id);
     return { rec, settle };
+  }
+
+  /** A decision the guard (or the incident layer) did not let through: its record, and the settle that remembers the outcome. */
+  function refused(d: Decision, verdict: GuardVerdict): Handled {
+    const rec = buildLedgerRecord({ decision: d, outcome: verdict.outcome ?? 'denied', now: o.clock.now(), verdict });
+    if (verdict.guard === IN_FLIGHT_GUARD) {
+      logger.info({ decisionId: d.id, rule: d.rule, action: d.action, target: d.target, reason: verdict.reason }, `${d.action} in flight elsewhere: retry later`);
+      return { rec, settle: null };
+    }
+    logger.warn({ decisionId: d.id, rule: d.rule, action: d.action, target: d.target, guard: verdict.guard, reason: verdict.reason }, `${d.action} ${rec.outcome}`);
+    return { rec, settle: remember(d, verdict) };
+  }
+
+  /** The settle of a refused decision: the guard remembers its outcome, so the same decision again is `idempotency` and not recorded twice. */
+  function remember(d: Decision, verdict: GuardVerdict): () => Promise<void> {
+    return async (): Promise<void> => {
+      try {
+        await o.guard.settle(d, verdict, { ok: false });
+      } catch (err) {
+        // not remembered: a redelivery decides it again (no action was taken)
+        logger.warn({ decisionId: d.id, err: errorMessage(err) }, 'guard could not record the denial');
+      }
+    };
   }
 
   /** A page sent without the guard (its store is down): no rate limit, marked degraded in the page and the ledger. */
@@ -401,7 +412,9 @@ export function createRemediator(o: RemediatorOptions): Remediator {
       const verdict: GuardVerdict = { allowed: false, guard: r.guard, outcome: 'suppressed', reason: r.reason };
       const rec = buildLedgerRecord({ decision: { ...d, dedupKey: r.dedupKey }, outcome: 'suppressed', now: o.clock.now(), verdict, ...(r.nodes ? { details: { nodes: r.nodes } } : {}) });
       logger.info({ decisionId: d.id, rule: d.rule, dedupKey: r.dedupKey, guard: r.guard }, `${d.action} suppressed`);
-      return { rec, settle: null };
+      // settled once its record is durable (ledger before settle): re-derived or redelivered, the page is then
+      // `idempotency` at the guard's peek, neither routed to its incident nor recorded again; a failed write keeps it routable
+      return { rec, settle: remember(d, verdict) };
     }
     const h = await handle(r.decision, executorFor(r.decision.action));
     h.rec.details = { ...h.rec.details, incident: { event: r.event, seq: r.seq }, nodes: r.nodes };
@@ -612,6 +625,17 @@ export function createRemediator(o: RemediatorOptions): Remediator {
     },
   };
 
+  /** The guard's read-only answer per decision; all null (each goes on to authorize) when it cannot be asked. */
+  async function peek(ds: readonly Decision[], options: SubmitOptions): Promise<ReadonlyArray<GuardVerdict | null>> {
+    if (ds.length === 0 || options.storeDown) return [];
+    try {
+      return await o.guard.peek(ds);
+    } catch (err) {
+      logger.warn({ decisions: ds.length, err: errorMessage(err) }, 'guard peek failed: each decision goes on to authorize');
+      return [];
+    }
+  }
+
   async function submit(decisions: readonly Decision[], options: SubmitOptions = {}): Promise<LedgerRecord[]> {
     // an earlier write still owed goes first: while the ledger fails, nothing new is acted on
     await payOwed();
@@ -622,13 +646,24 @@ export function createRemediator(o: RemediatorOptions): Remediator {
     // what this submit did to each member, for the page of the same firing that follows
     const facts = new Map<string, string[]>();
     const factKey = (d: Decision): string => `${d.rule}|${memberOf(d)}`;
-    for (const proposed of decisions) {
-      // a GPU taint runs as a taint only where the cluster can do it; else the node is cordoned (before the guard)
-      const d = await isolation.route(proposed);
+    // a GPU taint runs as a taint only where the cluster can do it; else the node is cordoned (before the guard)
+    const routedDecisions: Decision[] = [];
+    for (const proposed of decisions) routedDecisions.push(await isolation.route(proposed));
+    // decisions already settled (or in flight elsewhere) come again with a redelivered batch or a tick firing
+    // re-derived from the outbox: skipped before the incident layer, approvals and the guard (one decision, one record)
+    const standing = await peek(routedDecisions, options);
+    for (const [i, d] of routedDecisions.entries()) {
       const prev = seen.get(d.id);
       if (prev && !isRetryLater(prev)) {
         const reason = `decision ${d.id} already ${prev.outcome}; not acting twice`;
         out.push({ rec: buildLedgerRecord({ decision: d, outcome: 'suppressed', now: o.clock.now(), verdict: { allowed: false, guard: 'idempotency', outcome: 'suppressed', reason } }), settle: null });
+        continue;
+      }
+      const settled = standing[i];
+      if (settled) {
+        const h = refused(d, settled);
+        seen.set(d.id, h.rec);
+        out.push(h);
         continue;
       }
       let h: Handled;

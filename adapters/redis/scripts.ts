@@ -21,6 +21,7 @@ const SCRIPTS = {
   'guard.authorize': ['authorize', 'remediations/guard/lua', 'prelude'],
   'guard.settle': ['settle', 'remediations/guard/lua', 'prelude'],
   'guard.renew': ['renew', 'remediations/guard/lua', 'prelude'],
+  'guard.settle-denial': ['settle-denial', 'remediations/guard/lua', 'prelude'],
   'guard.status': ['status', 'remediations/guard/lua', 'prelude'],
   'guard.hdel-if-equal': ['hdel-if-equal', 'remediations/guard/lua'],
   /** Paging state: incidents, approvals, silences (keys: adapters/redis/keys.ts). */

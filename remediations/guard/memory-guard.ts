@@ -10,7 +10,7 @@ import type { Decision, GuardName } from '../../core/decision.js';
 import type { ControllableGuard, ExecutionResult, GuardStatus, GuardVerdict, LeaseState, ReservationEntry } from '../ports.js';
 import type { AuthorizePlan, GuardOptions, RawStatus, RawVerdict, SettlePlan } from './policy.js';
 import { cordonCost, fitsBudget, nodeWeight, taintCost } from './gpu-budget.js';
-import { composeBreakers, composeBudgets, composeRates, deniedOutcome, IN_FLIGHT_GUARD, leaseTtl, planAuthorization, planSettle, precheck, roundBudget, settleRefusedError, STATUS_ACTIONS, toVerdict } from './policy.js';
+import { composeBreakers, composeBudgets, composeRates, deniedOutcome, IN_FLIGHT_GUARD, leaseTtl, peekVerdict, planAuthorization, planSettle, precheck, replacesLapsed, roundBudget, settleRefusedError, STATUS_ACTIONS, toVerdict } from './policy.js';
 
 interface Breaker {
   openUntil: number | null;
@@ -230,10 +230,13 @@ export function authorizeState(s: MemoryGuardState, p: AuthorizePlan): RawVerdic
   return ctx.own ? { allowed: true, reservation: res } : { allowed: true };
 }
 
-/** A settled denial: the same decision replayed is suppressed, not decided again. Mirrors RedisGuard (SET NX). */
-export function recordDenialState(s: MemoryGuardState, decisionId: string, outcome: 'denied' | 'suppressed', now: number, ttlMs: number): void {
+/**
+ * A settled denial: the same decision replayed is suppressed, not decided again. Mirrors lua/settle-denial.lua:
+ * a record another replica holds is kept; a lapsed in-flight one is replaced only when `overLapsed`.
+ */
+export function recordDenialState(s: MemoryGuardState, decisionId: string, outcome: 'denied' | 'suppressed', now: number, ttlMs: number, overLapsed = false): void {
   const d = s.decisions.get(decisionId);
-  if (d && d.keep > now) return;
+  if (d && d.keep > now && !(overLapsed && d.state === 'in-flight' && d.until <= now)) return;
   s.decisions.set(decisionId, { state: 'done', until: now + ttlMs, extra: outcome, holder: '', keep: now + ttlMs });
 }
 
@@ -362,10 +365,19 @@ export function createMemoryGuard(o: MemoryGuardOptions): ControllableGuard & { 
       state.maybePrune(plan.now, o.options);
       return Promise.resolve(toVerdict(authorizeState(state, plan), decision, plan));
     },
+    peek(decisions: readonly Decision[]): Promise<Array<GuardVerdict | null>> {
+      const now = o.clock.now();
+      return Promise.resolve(
+        decisions.map((d) => {
+          const r = state.decisions.get(d.id);
+          return r && r.keep > now ? peekVerdict({ state: r.state, until: r.until, extra: r.extra, holder: r.holder }, d, now) : null;
+        }),
+      );
+    },
     settle(decision: Decision, verdict: GuardVerdict, result: ExecutionResult): Promise<void> {
       if (!verdict.allowed) {
         const outcome = deniedOutcome(verdict);
-        if (outcome) recordDenialState(state, decision.id, outcome, o.clock.now(), o.options.idempotencyTtlMs);
+        if (outcome) recordDenialState(state, decision.id, outcome, o.clock.now(), o.options.idempotencyTtlMs, replacesLapsed(verdict));
         return Promise.resolve();
       }
       const plan = planSettle(decision, o.options, o.clock.now(), verdict.reservation ?? '', holder, result.ok, result.toRevision, result.dryRun === true);

@@ -515,16 +515,52 @@ export function settleRefusedError(decisionId: string): NodewardenError {
   return new NodewardenError('CONFLICT', `guard settle: decision ${decisionId} is held (or was settled) by another replica; not settled`);
 }
 
-/** A decision record of either adapter: `<state>|<until>|<extra>` (extra: reservation or outcome). */
+/**
+ * Pages the incident layer suppressed (joined an open incident, a member still
+ * firing, silenced) are settled over a lapsed in-flight record of their
+ * decision (its replica died between authorize and settle): routed, they never
+ * reach authorize to take the lease over, and without a `done` record every
+ * redelivery or re-derivation would be routed and recorded again.
+ */
+const INCIDENT_GUARDS: ReadonlySet<GuardName> = new Set<GuardName>(['incidentOpen', 'incidentFiring', 'silenced']);
+
+export function replacesLapsed(verdict: GuardVerdict): boolean {
+  return !verdict.allowed && verdict.guard !== null && INCIDENT_GUARDS.has(verdict.guard);
+}
+
+/**
+ * A decision record of either adapter: `in-flight|<leaseEnd>|<reservation>|<holder>`
+ * or `done|<until>|<outcome>` (holder: ADR 0026; absent in records of older versions).
+ */
 export interface DecisionRecord {
   state: 'in-flight' | 'done';
   until: number;
   /** in-flight: the reservation of its holds; done: the outcome. */
   extra: string;
+  /** in-flight: the lease holder's token ('' when written by an older version); done: ''. */
+  holder: string;
 }
 
-export function formatDecisionRecord(r: DecisionRecord): string {
-  return `${r.state}|${Math.round(r.until)}|${r.extra}`;
+/** Reads a decision record as both adapters write it (and `executed|<until>` of older versions); null when malformed. Mirrors readDecisionRecord/splitHolder in lua/prelude.lua. */
+export function parseDecisionRecord(text: string): DecisionRecord | null {
+  const [state, until, ...rest] = text.split('|');
+  const u = Number(until);
+  if (until === undefined || until === '' || !Number.isFinite(u)) return null;
+  const extra = rest.join('|');
+  if (state === 'done' || state === 'executed') return { state: 'done', until: u, extra: extra === '' ? state : extra, holder: '' };
+  if (state !== 'in-flight') return null;
+  const bar = extra.indexOf('|');
+  return bar < 0 ? { state: 'in-flight', until: u, extra, holder: '' } : { state: 'in-flight', until: u, extra: extra.slice(0, bar), holder: extra.slice(bar + 1) };
+}
+
+/** The verdict `peek` reports for a decision record (the idempotency step of authorize, read-only); null: authorize would go on. */
+export function peekVerdict(r: DecisionRecord | null, decision: Decision, now: number): GuardVerdict | null {
+  if (r === null || r.until <= now) return null;
+  const raw: RawVerdict =
+    r.state === 'done'
+      ? { allowed: false, guard: 'idempotency', outcome: 'suppressed', a: r.extra, b: '', c: '' }
+      : { allowed: false, guard: IN_FLIGHT_GUARD, outcome: 'suppressed', a: String(r.until), b: '', c: '' };
+  return toVerdict(raw, decision, null);
 }
 
 /** The guard's arithmetic: `5%` of total, or an absolute count; floors, but a non-zero percentage allows at least 1 when total > 0. */

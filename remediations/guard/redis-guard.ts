@@ -17,7 +17,7 @@ import { guardKeys } from '../../adapters/redis/keys.js';
 import type { LuaScript } from '../../adapters/redis/lua-script.js';
 import { redisScript } from '../../adapters/redis/scripts.js';
 import type { GuardOptions, RawStatus, RawVerdict } from './policy.js';
-import { composeBreakers, composeBudgets, composeRates, deniedOutcome, formatDecisionRecord, leaseTtl, planAuthorization, planSettle, precheck, settleRefusedError, STATUS_ACTIONS, targetKey } from './policy.js';
+import { composeBreakers, composeBudgets, composeRates, deniedOutcome, leaseTtl, parseDecisionRecord, peekVerdict, planAuthorization, planSettle, precheck, replacesLapsed, settleRefusedError, STATUS_ACTIONS, targetKey } from './policy.js';
 import { toVerdict } from './policy.js';
 
 export interface RedisGuardOptions {
@@ -33,10 +33,11 @@ export interface RedisGuardOptions {
   holder?: string;
 }
 
-function loadScripts(): { authorize: LuaScript; settle: LuaScript; renew: LuaScript; status: LuaScript; release: LuaScript } {
+function loadScripts(): { authorize: LuaScript; settle: LuaScript; settleDenial: LuaScript; renew: LuaScript; status: LuaScript; release: LuaScript } {
   return {
     authorize: redisScript('guard.authorize'),
     settle: redisScript('guard.settle'),
+    settleDenial: redisScript('guard.settle-denial'),
     renew: redisScript('guard.renew'),
     status: redisScript('guard.status'),
     release: redisScript('guard.hdel-if-equal'),
@@ -109,16 +110,32 @@ export function createRedisGuard(o: RedisGuardOptions): ControllableGuard & { re
       return toVerdict(parseRaw(reply), decision, plan);
     },
 
+    /** One MGET of the decision records: reads only (the Lua's idempotency step, without its writes). */
+    async peek(decisions: readonly Decision[]): Promise<Array<GuardVerdict | null>> {
+      if (decisions.length === 0) return [];
+      let texts: Array<string | null>;
+      try {
+        texts = await o.redis.mget(decisions.map((d) => k.decision(d.id)));
+      } catch (err) {
+        throw unavailable('peek', err);
+      }
+      const now = o.clock.now();
+      return decisions.map((d, i) => {
+        const t = texts[i];
+        return typeof t === 'string' ? peekVerdict(parseDecisionRecord(t), d, now) : null;
+      });
+    },
+
     async settle(decision: Decision, verdict: GuardVerdict, result: ExecutionResult): Promise<void> {
       if (!verdict.allowed) {
-        // A settled denial: the same decision replayed is suppressed. NX: never
-        // overwrite a record another replica holds (in flight, or done).
+        // A settled denial: the same decision replayed is suppressed. Never overwrites
+        // a record another replica holds (in flight, or done): lua/settle-denial.lua.
         const outcome = deniedOutcome(verdict);
         if (!outcome) return;
         const now = o.clock.now();
         const ttl = Math.max(1, Math.floor(o.options.idempotencyTtlMs));
         try {
-          await o.redis.set(k.decision(decision.id), formatDecisionRecord({ state: 'done', until: now + ttl, extra: outcome }), 'PX', ttl, 'NX');
+          await lua.settleDenial.run(o.redis, [k.decision(decision.id)], [JSON.stringify({ now, outcome, ttlMs: ttl, overLapsed: replacesLapsed(verdict) })]);
         } catch (err) {
           throw unavailable('settle', err);
         }

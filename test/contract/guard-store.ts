@@ -371,6 +371,59 @@ export function guardStoreContract(adapter: string, factory: GuardFactory): void
         expect(late).to.include({ code: 'CONFLICT' });
       });
 
+      it('peek answers the idempotency step read-only: done → idempotency, in flight → inFlight, never seen, failed or lapsed → null', async () => {
+        const view = FakeCluster.fleet(100, ['a']);
+        const fx = await factory(view, opts({ maxUnavailablePerGroup: '100%', inFlightTtlMs: 60_000 }), clock);
+        const d = cordon('gpu-000', { id: 'peek-1' });
+        const failed = decision({ id: 'peek-2', action: 'page', dedupKey: 'k', severity: 'critical' });
+        expect(await fx.guard.peek([])).to.deep.equal([]);
+        expect(await fx.replica().peek([d, failed]), 'never seen').to.deep.equal([null, null]);
+        const v = await fx.guard.authorize(d);
+        expect(v.allowed, 'peek reserved nothing').to.equal(true);
+        const busy = await fx.replica().authorize(d);
+        const [peeked, none] = await fx.replica().peek([d, failed]);
+        expect(peeked, 'in flight: the verdict authorize gives').to.deep.equal(busy);
+        expect(none).to.equal(null);
+        await fx.guard.settle(failed, await fx.guard.authorize(failed), FAIL);
+        expect(await fx.replica().peek([failed]), 'a failed decision may retry').to.deep.equal([null]);
+        clock.advance(60_000);
+        expect(await fx.replica().peek([d]), 'the lease lapsed (peek does not renew it): authorize takes it over').to.deep.equal([null]);
+        // the holder renews its lapsed lease (nobody took it): in flight again, whoever peeks (the record names the holder, ADR 0026)
+        expect(Object.fromEntries(await fx.guard.renew(['peek-1'], fx.guard.holder, 15_000))).to.deep.equal({ 'peek-1': 'held' });
+        expect((await fx.replica().peek([d]))[0], 'renewed: in flight until the new lease end').to.include({ guard: 'inFlight' });
+        expect((await fx.replica().peek([d]))[0]?.reason).to.contain(`lease until ${new Date(clock.now() + 15_000).toISOString()}`);
+        clock.advance(15_000);
+        expect(await fx.replica().peek([d]), 'lapsed again').to.deep.equal([null]);
+        const taker = fx.replica();
+        const taken = await taker.authorize(d);
+        expect(taken).to.include({ allowed: true, reservation: v.reservation });
+        expect(Object.fromEntries(await fx.guard.renew(['peek-1'], fx.guard.holder, 15_000)), 'taken over: the old holder lost it').to.deep.equal({ 'peek-1': 'lost' });
+        expect((await fx.guard.peek([d]))[0], 'in flight at the taker').to.include({ guard: 'inFlight' });
+        await taker.settle(d, taken, OK);
+        const [done] = await fx.guard.peek([d]);
+        expect(done, 'settled: the verdict authorize gives').to.deep.equal(await fx.guard.authorize(d));
+        expect(done).to.include({ allowed: false, guard: 'idempotency', outcome: 'suppressed', reason: 'decision peek-1 already executed; not acting twice' });
+      });
+
+      it('a page the incident layer suppressed is remembered over a lapsed in-flight record of it; a guard denial is not', async () => {
+        const view = FakeCluster.fleet(100, ['a']);
+        const fx = await factory(view, opts({ maxUnavailablePerGroup: '100%', inFlightTtlMs: 60_000 }), clock);
+        const page = decision({ id: 'peek-3', action: 'page', dedupKey: 'k', severity: 'critical' });
+        const joined: GuardVerdict = { allowed: false, guard: 'incidentOpen', outcome: 'suppressed', reason: 'joined open incident k' };
+        expect((await fx.guard.authorize(page)).allowed).to.equal(true); // then its replica dies
+        await fx.replica().settle(page, joined, FAIL);
+        expect((await fx.replica().peek([page]))[0], 'the lease holds: kept').to.include({ guard: 'inFlight' });
+        clock.advance(60_000);
+        await fx.replica().settle(page, joined, FAIL);
+        expect((await fx.guard.peek([page]))[0]).to.include({ guard: 'idempotency', reason: 'decision peek-3 already suppressed; not acting twice' });
+        const c = cordon('gpu-001', { id: 'peek-4' });
+        expect((await fx.guard.authorize(c)).allowed).to.equal(true);
+        clock.advance(60_000);
+        await fx.replica().settle(c, { allowed: false, guard: 'paused', outcome: 'denied', reason: 'paused' }, FAIL);
+        expect(await fx.guard.peek([c]), 'a lapsed cordon is left for authorize to take over').to.deep.equal([null]);
+        expect((await fx.guard.authorize(c)).allowed).to.equal(true);
+      });
+
       it('a settled denial is remembered: the same decision replayed is suppressed, not decided again', async () => {
         const view = FakeCluster.fleet(20, ['a']); // fleet limit 1
         const fx = await factory(view, opts({ maxUnavailablePerGroup: '100%' }), clock);

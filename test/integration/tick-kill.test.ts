@@ -14,91 +14,35 @@
  * its PATCH goes through: kill → cordon must stay under {@link KILL_TO_CORDON_MAX_MS}
  * (it took 61–62 s with the old 60 s lease without renewal).
  *
- * Asserted from the ledger (cordons folded by idempotency key, as every ledger
- * consumer does) and from the Node object: one executed cordon, carried on the
- * Node as its decision-id annotation; the rule's page executed once and every
- * incident send once (pages counted unfolded: the outbox re-derives the firing
- * every 15 s and each re-derivation of the page, routed to its open incident,
- * writes a `suppressed` record under the SAME ledger key as the executed one —
- * folded, the executed page would read `suppressed`; printed as
- * `page_rerecords`, an open defect, see RELIABILITY.md); the victim's
- * PATCH never reached the apiserver, the survivor's exactly once. Kill → cordon
- * on the Node is printed as a FAULT-FIGURE line.
+ * Asserted from the ledger (folded by idempotency key, as every ledger
+ * consumer does, and unfolded) and from the Node object: one executed cordon,
+ * carried on the Node as its decision-id annotation; the rule's page executed
+ * once and its ledger key folds to `executed` with ONE record under it (the
+ * outbox re-derives the firing every 15 s; before the guard's read-only peek,
+ * each re-derivation routed the page to its open incident again and wrote a
+ * `suppressed` record under the same key, so folded the executed page read
+ * `suppressed`); every incident send once; the victim's PATCH never reached
+ * the apiserver, the survivor's exactly once. Kill → cordon on the Node is
+ * printed as a FAULT-FIGURE line.
  */
 import { expect } from 'chai';
-import { mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import type { KubeCluster } from '../harness/kube.js';
 import { startFaultProxy } from '../harness/fault-proxy.js';
 import type { FaultProxy } from '../harness/fault-proxy.js';
-import { NW } from '../../core/cluster.js';
 import type { LedgerRecord } from '../../core/decision.js';
 import { ledgerKey } from '../../remediations/ledger/record.js';
-import { sharedKafka, sharedKube, sharedRedis } from './servers.js';
-import { produce, sleep, TopicFollower, uniqueTopics, waitFor } from './engine-support.js';
+import { produce, sleep, TopicFollower, waitFor } from './engine-support.js';
 import { spawnEngine } from '../../bench/lib/kafka-bench.js';
 import type { EngineChild } from '../../bench/lib/kafka-bench.js';
+import type { LedgerRec } from './tick-kill-support.js';
+import { kubeconfigVia, nodeState, TICK_KILL_GUARD, TICK_RULE as RULE, tickKillNames, tickKillServers } from './tick-kill-support.js';
 
-const RULE = 'containerd-unhealthy-3s';
 /** The 15 s lease + the outbox's 15 s re-check: well under the old 60 s lease alone. */
 const KILL_TO_CORDON_MAX_MS = 30_000;
-const RULES_YAML = `apiVersion: nodewarden.io/v1
-kind: RuleSet
-rules:
-  - id: ${RULE}
-    description: containerd unreachable for 3s (tick-kill test)
-    severity: critical
-    match:
-      type: runtime.containerd
-    scope: node
-    condition:
-      sustained:
-        for: 3s
-        while:
-          data.state: { in: [unreachable, timeout] }
-    cooldown: 10m
-    summary: "containerd on {{node}} unreachable for {{window}}"
-    actions:
-      - type: cordon
-      - type: page
-        severity: critical
-        dedupKey: "nodewarden/${RULE}/{{node}}"
-`;
-
-const tag = `t${process.pid % 10_000}${Date.now() % 100_000}`;
-const NODE = `nwtick-${tag}`;
-const PATCH_NODE = new RegExp(`^/api/v1/nodes/${NODE}(\\?|$)`);
-let seq = 0;
-const unreachable = (ts: number): { key: string; value: Record<string, unknown> } => ({
-  key: NODE,
-  value: { v: 1, id: `${tag}-${seq++}`, ts: new Date(ts).toISOString(), node: NODE, type: 'runtime.containerd', source: 'cri', labels: { pool: 'h100-train', zone: 'us-west-2a' }, data: { state: 'unreachable', latencyMs: null, runtimeReady: null, networkReady: null } },
-});
-
-type LedgerRec = Pick<LedgerRecord, 'rule' | 'action' | 'outcome' | 'guard' | 'decisionId' | 'target'>;
-
-function kubeconfigVia(dir: string, name: string, proxy: FaultProxy, token: string): string {
-  const path = join(dir, `${name}.kubeconfig`);
-  writeFileSync(
-    path,
-    JSON.stringify({
-      apiVersion: 'v1',
-      kind: 'Config',
-      // Plain HTTP to the proxy; the client library wants the skip flag to allow it.
-      clusters: [{ name, cluster: { server: proxy.url, 'insecure-skip-tls-verify': true } }],
-      users: [{ name: 'admin', user: { token } }],
-      contexts: [{ name, context: { cluster: name, user: 'admin' } }],
-      'current-context': name,
-    }),
-  );
-  return path;
-}
+const { node: NODE, patchNode: PATCH_NODE, unreachable, topics, groupId, keyPrefix } = tickKillNames('tkk');
 
 describe('tick-fired decision, its replica SIGKILLed between authorize and settle, real servers', function () {
   this.timeout(240_000);
-  const topics = uniqueTopics('tkk');
-  const groupId = `engine-${topics.signals}`;
-  const keyPrefix = `nwtkk${process.pid}:`;
   const engines: EngineChild[] = [];
   const proxies: FaultProxy[] = [];
   let brokers: string[] = [];
@@ -106,17 +50,12 @@ describe('tick-fired decision, its replica SIGKILLed between authorize and settl
   let ledger: TopicFollower | undefined;
 
   before(async () => {
-    const [kafka, r, k] = await Promise.all([sharedKafka(), sharedRedis(), sharedKube()]);
-    kube = k;
-    brokers = kafka.brokers;
-    await kafka.createTopics([topics.signals, topics.deadLetter, topics.ledger], 4);
-    const res = await kube.kubectl(['apply', '-f', '-'], { input: `apiVersion: v1\nkind: Node\nmetadata:\n  name: ${NODE}\n  labels:\n    nodewarden.io/pool: h100-train\n    topology.kubernetes.io/zone: us-west-2a\n` });
-    if (res.code !== 0) throw new Error(`creating node: ${res.stderr}`);
-    const dir = mkdtempSync(join(tmpdir(), 'nw-tick-kill-'));
-    const rulesPath = join(dir, 'rules.yaml');
-    writeFileSync(rulesPath, RULES_YAML);
+    const servers = await tickKillServers(NODE, topics, 'nw-tick-kill-');
+    const { dir, rulesPath, redis: r } = servers;
+    kube = servers.kube;
+    brokers = servers.brokers;
     // Nodes without a kubelet are NotReady: the fleet budget is not what this test is about.
-    const guard = { maxUnavailable: '100%', maxUnavailablePerGroup: '100%', rateLimits: { cordon: { count: 1000, per: '10m' }, page: { count: 10_000, per: '1m' } } };
+    const guard = TICK_KILL_GUARD;
     for (const name of ['a', 'b']) {
       const proxy = await startFaultProxy(kube.server);
       proxies.push(proxy);
@@ -155,12 +94,7 @@ describe('tick-fired decision, its replica SIGKILLed between authorize and settl
     // The survivor's writes go through from now on.
     (proxies[survivorIdx] as FaultProxy).setRules([]);
 
-    const node = async (): Promise<{ unschedulable: boolean; decision: string | undefined }> => {
-      const got = await kube.kubectl(['get', 'node', NODE, '-o', 'json']);
-      if (got.code !== 0) throw new Error(got.stderr);
-      const n = JSON.parse(got.stdout) as { metadata: { annotations?: Record<string, string> }; spec: { unschedulable?: boolean } };
-      return { unschedulable: n.spec.unschedulable === true, decision: n.metadata.annotations?.[NW.annDecision] };
-    };
+    const node = (): ReturnType<typeof nodeState> => nodeState(kube, NODE);
     // Taken over once the in-flight lease lapses (ADR 0012, 0026) and the outbox re-derives the firing.
     await waitFor('the Node cordoned by the survivor', async () => (await node()).unschedulable || undefined, 180_000, 100);
     const killToCordonMs = Date.now() - killedAt;
@@ -174,12 +108,16 @@ describe('tick-fired decision, its replica SIGKILLed between authorize and settl
     const cordons = recs.filter((r) => r.action === 'cordon' && r.outcome === 'executed');
     expect(cordons.map((r) => r.target.name), `executed cordons of ${all}`).to.deep.equal([NODE]);
     expect(await node()).to.deep.equal({ unschedulable: true, decision: cordons[0]?.decisionId });
-    // The page: the rule's page decision executed once (wherever it was when the victim died); the incident's
-    // own trigger/updates (`incident:<dedupKey>:<seq>`) each sent once. Counted unfolded: see the note below.
+    // The page: the rule's page decision executed once (before the kill: pages need no apiserver), ONE record
+    // under its ledger key, so folded it reads `executed` (the outbox's re-derivations are settled at the guard's
+    // peek: neither routed to the open incident nor recorded); the incident's own sends (`incident:<dedupKey>:<seq>`) once each.
     const pageRecs = raw().filter((r) => r.action === 'page');
     const rulePages = pageRecs.filter((r) => !(r.decisionId ?? '').startsWith('incident:'));
     expect(new Set(rulePages.map((r) => r.decisionId)).size, `page decisions of ${all}`).to.equal(1);
     expect(rulePages.filter((r) => r.outcome === 'executed').length, `executed rule pages of ${all}`).to.equal(1);
+    const pageKey = ledgerKey(rulePages[0] as LedgerRecord);
+    expect(recs.find((r) => ledgerKey(r) === pageKey)?.outcome, `the executed page's key, folded, in ${all}`).to.equal('executed');
+    expect(rulePages.filter((r) => ledgerKey(r) === pageKey).length, `records under the page's key in ${all}`).to.equal(1);
     const incidentSends = pageRecs.filter((r) => (r.decisionId ?? '').startsWith('incident:') && r.outcome === 'executed').map((r) => r.decisionId);
     expect(new Set(incidentSends).size, `incident sends of ${all}`).to.equal(incidentSends.length);
     // Every record of a decision, folded or not, names the same one decision per action.

@@ -1,6 +1,6 @@
 --[[
   prelude.lua — the shared head of the guard scripts (authorize.lua,
-  settle.lua, renew.lua, status.lua): the registry (adapters/redis/scripts.ts) runs it
+  settle.lua, settle-denial.lua, renew.lua, status.lua): the registry (adapters/redis/scripts.ts) runs it
   before each of them, as one script. Every guard script takes one JSON plan
   in ARGV[1] with the caller's clock in `now` (virtual in replay, never TIME).
 ]]

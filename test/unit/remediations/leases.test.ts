@@ -119,6 +119,7 @@ describe('remediator: in-flight leases (ADR 0026)', () => {
       authorize: (d) => g.authorize(d),
       settle: (d, v, r) => g.settle(d, v, r),
       renew: (ids, h, ttl) => (down ? Promise.reject(new Error('redis down')) : g.renew(ids, h, ttl)),
+      peek: (ds) => g.peek(ds),
     }));
     const d = cordon('gpu-009', { id: 'fence-down' });
     let err: unknown;

@@ -17,12 +17,13 @@ import type { DocStore } from '../../../remediations/incidents/doc-store.js';
 import { createIncidentPaging } from '../../../remediations/incidents/incident-paging.js';
 import { cordon, decision, FakeCluster, FakeClusterExecutor } from './fake-cluster.js';
 
-/** A guard whose store is down: authorize and renew reject. */
+/** A guard whose store is down: authorize, peek and renew reject. */
 const downGuard = (msg: string): Guard => ({
   holder: 'down',
   authorize: () => Promise.reject(new Error(msg)),
   settle: () => Promise.resolve(),
   renew: () => Promise.reject(new Error(msg)),
+  peek: () => Promise.reject(new Error(msg)),
 });
 
 const T0 = Date.parse('2026-11-21T10:15:00Z');

@@ -67,6 +67,7 @@ function setup(withDegraded: boolean) {
     ...memGuard,
     authorize: (d: Decision): Promise<GuardVerdict> => (deduper.redisDown ? Promise.reject(down()) : memGuard.authorize(d)),
     settle: (d: Decision, v: GuardVerdict, r: ExecutionResult): Promise<void> => (deduper.redisDown ? Promise.reject(down()) : memGuard.settle(d, v, r)),
+    peek: (ds: readonly Decision[]): Promise<Array<GuardVerdict | null>> => (deduper.redisDown ? Promise.reject(down()) : memGuard.peek(ds)),
   };
   const registry = createRegistry('engine');
   const metrics = engineServiceMetrics(registry);
