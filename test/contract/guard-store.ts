@@ -14,6 +14,16 @@ import { guardOptionsFromConfig, STATUS_ACTIONS } from '../../remediations/guard
 import type { ControllableGuard, ExecutionResult, GuardVerdict } from '../../remediations/ports.js';
 import { cordon, decision, FakeCluster, POOL_LABEL, taint, untaint } from '../unit/remediations/fake-cluster.js';
 
+/** What `call` throws or rejects with; fails the test when it succeeds. */
+async function rejection(call: () => Promise<unknown>): Promise<unknown> {
+  try {
+    await call();
+  } catch (e) {
+    return e;
+  }
+  return expect.fail('expected an error');
+}
+
 export interface GuardFixture {
   guard: ControllableGuard;
   /** Another guard object over the same shared state (a second engine replica). */
@@ -327,13 +337,7 @@ export function guardStoreContract(adapter: string, factory: GuardFactory): void
         expect(await other.authorize(a)).to.include({ guard: 'inFlight' });
         await fx.guard.settle(a, va, OK);
         expect(Object.fromEntries(await fx.guard.renew(['lease-a'], fx.guard.holder, 15_000)), 'settled: done, not in flight').to.deep.equal({ 'lease-a': 'lost' });
-        let err: unknown;
-        try {
-          await fx.guard.renew(['lease-b'], fx.guard.holder, 0);
-        } catch (e) {
-          err = e;
-        }
-        expect(err).to.include({ code: 'REQUEST_INVALID' });
+        expect(await rejection(() => fx.guard.renew(['lease-b'], fx.guard.holder, 0))).to.include({ code: 'REQUEST_INVALID' });
       });
 
       it('a lease taken over after it lapsed is lost for good: the old holder\'s renew says lost and its settle is refused', async () => {
@@ -349,26 +353,14 @@ export function guardStoreContract(adapter: string, factory: GuardFactory): void
         expect(Object.fromEntries(await other.renew(['lease-taken'], other.holder, 15_000))).to.deep.equal({ 'lease-taken': 'held' });
         // the stalled replica wakes up and settles (a success, then a failure): both refused, nothing changes
         for (const result of [OK, FAIL]) {
-          let err: unknown;
-          try {
-            await fx.guard.settle(d, first, result);
-          } catch (e) {
-            err = e;
-          }
-          expect(err, `settle ${result.ok ? 'ok' : 'failed'} by the old holder`).to.include({ code: 'CONFLICT' });
+          expect(await rejection(() => fx.guard.settle(d, first, result)), `settle ${result.ok ? 'ok' : 'failed'} by the old holder`).to.include({ code: 'CONFLICT' });
           expect(await fx.replica().authorize(d), 'still in flight at the new holder').to.include({ guard: 'inFlight' });
         }
         expect((await fx.guard.status()).fleet.reserved, 'the reservation kept').to.equal(1);
         await other.settle(d, taken, OK);
         expect(await fx.replica().authorize(d)).to.include({ guard: 'idempotency', outcome: 'suppressed' });
         // settled by the new holder: a late settle by the old one is refused too
-        let late: unknown;
-        try {
-          await fx.guard.settle(d, first, OK);
-        } catch (e) {
-          late = e;
-        }
-        expect(late).to.include({ code: 'CONFLICT' });
+        expect(await rejection(() => fx.guard.settle(d, first, OK))).to.include({ code: 'CONFLICT' });
       });
 
       it('peek answers the idempotency step read-only: done → idempotency, in flight → inFlight, never seen, failed or lapsed → null', async () => {
