@@ -147,15 +147,17 @@ export function createIncidentPaging(o: IncidentPagingOptions): IncidentPaging {
       const s = await silenced(d);
       if (s) return { kind: 'suppressed', dedupKey: g.dedupKey, guard: 'silenced', reason: `silenced by ${s.id} (${s.reason}, by ${s.createdBy}, until ${new Date(s.endsAt).toISOString()})` };
       const t = now();
-      const j = await updateDoc(store, INCIDENT_NS, g.dedupKey, (cur: Incident | null) => join(cur, { group: g, member, severity: d.severity ?? 'warning', summary: d.reason, facts }, t), keep);
+      const j = await updateDoc(store, INCIDENT_NS, g.dedupKey, (cur: Incident | null) => join(cur, { group: g, member, severity: d.severity ?? 'warning', summary: d.reason, facts, rule: d.rule }, t), keep);
       if (j.result.opened) {
         const sent = await claim(g.dedupKey, false, d);
         if (sent) return sent;
         return { kind: 'suppressed', dedupKey: g.dedupKey, guard: 'incidentOpen', reason: `opened incident ${g.dedupKey}; its trigger goes out after group-wait`, nodes: [member] };
       }
-      if (j.result.newMember && d.incident !== undefined && d.incident !== d.rule) {
+      if (j.result.newRule && d.incident !== undefined && d.incident !== d.rule) {
         // another rule's diagnosis of the same storm (the rollout rule: "roll back the driver,
-        // approval pending") is news humans act on: its update goes out now, not after group-interval
+        // approval pending") is news humans act on: its FIRST page goes out now, not after
+        // group-interval; its later members wait for the next update like the owner's (else a
+        // storm of a joining rule's faults would send one update per node)
         const sent = await claim(g.dedupKey, true, d);
         if (sent) return sent;
       }

@@ -37,6 +37,8 @@ export const DEFAULT_GROUPING: GroupingOptions = {
 /** Members and notes shown in full; beyond this an incident counts them. */
 export const MAX_MEMBERS = 500;
 export const MAX_NOTES = 50;
+/** Rules recorded per incident (bounded like its notes). */
+const MAX_RULES = 50;
 /** A send claimed by a replica that died is taken over after this. */
 export const SEND_LEASE_MS = 60_000;
 
@@ -57,6 +59,8 @@ export interface Incident {
   openedAt: number;
   resolvedAt?: number;
   members: Record<string, IncidentMember>;
+  /** The rules whose pages joined this incident (ADR 0020: several rules, one incident); absent in documents older than it. */
+  rules?: string[];
   /** Members beyond MAX_MEMBERS, counted only. */
   moreMembers: number;
   /** Guard denials and other context, newest last. */
@@ -126,6 +130,8 @@ export interface JoinInput {
   summary: string;
   facts?: readonly string[];
   note?: string;
+  /** The rule of the page that joins (recorded in `rules`). */
+  rule?: string;
 }
 
 export interface JoinResult {
@@ -133,6 +139,8 @@ export interface JoinResult {
   opened: boolean;
   /** The member was not in the incident before. */
   newMember: boolean;
+  /** The joining page's rule had not joined the incident before (its first page of this incident). */
+  newRule: boolean;
 }
 
 /** Adds a member (and what was done about it) or a note; opens the incident when none is open. */
@@ -165,13 +173,22 @@ export function join(cur: Incident | null, i: JoinInput, now: number): { doc: In
         }
     }
   }
+  let newRule = false;
+  if (i.rule !== undefined) {
+    const rules = (doc.rules ??= []);
+    if (!rules.includes(i.rule) && rules.length < MAX_RULES) {
+      rules.push(i.rule);
+      newRule = !opened;
+      changed = true;
+    }
+  }
   if (i.note !== undefined && !doc.notes.includes(i.note)) {
     doc.notes.push(i.note);
     if (doc.notes.length > MAX_NOTES) doc.notes.splice(0, doc.notes.length - MAX_NOTES);
     changed = true;
   }
   if (changed) doc.seq++;
-  return { doc, result: { opened, newMember } };
+  return { doc, result: { opened, newMember, newRule } };
 }
 
 /** Records what was done about a member of an open incident (nothing when none is open). */
