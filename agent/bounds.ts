@@ -2,9 +2,9 @@
  * Bounds on everything the agent reads and emits (issue 10): a hostile or
  * broken host (a 5 MB kernel line, a device that never stops returning data,
  * a counter of 24 digits) must neither eat the agent's memory budget nor put
- * nonsense like `1e+23` on the wire.
+ * nonsense like `1e+23` on the wire. Pure: the bounded file read that uses
+ * these limits is agent/collectors/read-bounded.ts.
  */
-import { promises as fsp } from 'node:fs';
 
 /** Longest string field of an event (e.g. an Xid message); longer ones are cut with a marker. */
 export const MAX_FIELD_CHARS = 4096;
@@ -47,26 +47,4 @@ export function boundEventData<D extends object>(data: D, depth = 0): D {
     else out[k] = v;
   }
   return out as D;
-}
-
-/** Reads at most `maxBytes` of a file from its start (a /proc file, or a hostile giant). */
-export async function readFileBounded(file: string, maxBytes = SMALL_FILE_MAX_BYTES): Promise<{ text: string; truncated: boolean }> {
-  const fh = await fsp.open(file, 'r');
-  try {
-    const buf = Buffer.allocUnsafe(Math.min(maxBytes, 64 * 1024));
-    const chunks: Buffer[] = [];
-    let total = 0;
-    for (;;) {
-      const want = Math.min(buf.length, maxBytes + 1 - total);
-      if (want <= 0) break;
-      const { bytesRead } = await fh.read(buf, 0, want, null);
-      if (bytesRead === 0) break;
-      chunks.push(Buffer.from(buf.subarray(0, bytesRead)));
-      total += bytesRead;
-    }
-    const all = Buffer.concat(chunks);
-    return { text: all.subarray(0, maxBytes).toString('utf8'), truncated: all.length > maxBytes };
-  } finally {
-    await fh.close();
-  }
 }

@@ -8,7 +8,7 @@
  * the nf_conntrack module has none of these files: that is "no data", never
  * an error. Counters are cumulative; the engine computes increases.
  */
-import { readFileBounded } from '../bounds.js';
+import { readFileBounded } from './read-bounded.js';
 import path from 'node:path';
 import { Counter } from 'prom-client';
 import { periodicCollector } from './periodic.js';

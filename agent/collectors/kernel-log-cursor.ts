@@ -15,7 +15,7 @@
  */
 import { promises as fsp } from 'node:fs';
 import path from 'node:path';
-import { readFileBounded } from '../bounds.js';
+import { readFileBounded } from './read-bounded.js';
 
 export type KernelLogCursor = { kind: 'kmsg'; boot: string; seq: number } | { kind: 'file'; file: string; offset: number };
 

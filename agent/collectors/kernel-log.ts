@@ -38,7 +38,8 @@
  * Nothing here throws into the agent: read errors are logged, counted and
  * retried at the next poll.
  */
-import { MAX_LINE_CHARS, ONCE_MAX_BYTES, ONCE_MAX_MS, POLL_MAX_BYTES, readFileBounded } from '../bounds.js';
+import { MAX_LINE_CHARS, ONCE_MAX_BYTES, ONCE_MAX_MS, POLL_MAX_BYTES } from '../bounds.js';
+import { readFileBounded } from './read-bounded.js';
 import { createHash } from 'node:crypto';
 import { constants as fsc, promises as fsp } from 'node:fs';
 import type { FileHandle } from 'node:fs/promises';
