@@ -11,7 +11,7 @@
  * re-sent every `repeatInterval`. It resolves when every member has cleared.
  */
 import type { Decision, Severity } from '../../core/decision.js';
-import { boundedDedupKey } from '../pager/pager-executor.js';
+import { boundedDedupKey } from '../pager/pager.js';
 
 export interface GroupingOptions {
   /** Grouping labels of the decision's `group`; `rule` is the rule id (default [rule, pool]). */

@@ -3,21 +3,13 @@
  * and hands it to every pager. Succeeds when at least one pager delivered —
  * a human heard — and reports the pagers that failed.
  */
-import { createHash } from 'node:crypto';
 import type { Decision } from '../../core/decision.js';
 import { errorMessage, NodewardenError } from '../../core/errors.js';
 import type { Logger } from '../../core/logger.js';
 import type { ExecutionResult, Executor } from '../ports.js';
 import { targetKey } from '../guard/policy.js';
 import type { PageRequest, Pager } from './pager.js';
-import { MAX_DEDUP_KEY, MAX_SUMMARY, truncate } from './pager.js';
-
-/** A dedup key within PagerDuty's 255 chars that stays stable for the same input. */
-export function boundedDedupKey(key: string): string {
-  if (key.length <= MAX_DEDUP_KEY) return key;
-  const hash = createHash('sha256').update(key).digest('hex').slice(0, 16);
-  return `${key.slice(0, MAX_DEDUP_KEY - 17)}~${hash}`;
-}
+import { MAX_SUMMARY, boundedDedupKey, truncate } from './pager.js';
 
 export function groupLabel(group: Record<string, string> | undefined): string | undefined {
   if (!group || Object.keys(group).length === 0) return undefined;

@@ -2,6 +2,7 @@
  * A Pager tells humans: PagerDuty (incidents, trigger/resolve by dedup key),
  * Slack (grouped messages), or a recorder (replay, demo, tests).
  */
+import { createHash } from 'node:crypto';
 import type { Severity } from '../../core/decision.js';
 
 export interface PageRequest {
@@ -34,6 +35,14 @@ export interface Pager {
 }
 
 export const MAX_DEDUP_KEY = 255;
+
+/** A dedup key within PagerDuty's 255 chars that stays stable for the same input. */
+export function boundedDedupKey(key: string): string {
+  if (key.length <= MAX_DEDUP_KEY) return key;
+  const hash = createHash('sha256').update(key).digest('hex').slice(0, 16);
+  return `${key.slice(0, MAX_DEDUP_KEY - 17)}~${hash}`;
+}
+
 export const MAX_SUMMARY = 1024;
 
 export function truncate(s: string, max: number): string {

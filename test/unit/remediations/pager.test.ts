@@ -1,7 +1,8 @@
 import { expect } from 'chai';
 import { NodewardenError } from '../../../core/errors.js';
 import { silentLogger } from '../../../core/logger.js';
-import { boundedDedupKey, createPagerExecutor, pageRequestOf } from '../../../remediations/pager/pager-executor.js';
+import { createPagerExecutor, pageRequestOf } from '../../../remediations/pager/pager-executor.js';
+import { boundedDedupKey } from '../../../remediations/pager/pager.js';
 import type { Pager } from '../../../remediations/pager/pager.js';
 import { toPagerDutyEvent, enqueueUrl } from '../../../remediations/pager/pagerduty.js';
 import { createRecordingPager } from '../../../remediations/pager/recording-pager.js';
