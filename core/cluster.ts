@@ -17,6 +17,19 @@ export interface NodeInfo {
   gpus?: number | null;
   /** GPUs of this node under a DRA device taint, where the view knows (ids as in Device targets). */
   taintedGpus?: readonly string[];
+  /**
+   * GPUs of this node under a device taint someone else made (a DeviceTaintRule
+   * not nodewarden's, or the DRA driver's own device taint), ids as in Device
+   * targets; bounded (remediations/kube/device-taint-view.ts). The guard counts
+   * them with its own (a GPU in both counts once).
+   */
+  otherTaintedGpus?: readonly string[];
+}
+
+/** A DeviceTaintRule of someone else's that the view cannot map to devices (the guard denies new isolation until it can). */
+export interface UnplacedDeviceTaint {
+  rule: string;
+  reason: string;
 }
 
 export interface WorkloadRef {
@@ -37,6 +50,14 @@ export interface ClusterView {
   getNode(name: string): NodeInfo | undefined;
   /** Revisions of a workload, oldest first; empty when unknown. */
   workloadRevisions(ref: WorkloadRef): WorkloadRevision[];
+  /** Foreign DeviceTaintRules the view cannot place (first few, and how many); absent = the view does not watch them. */
+  unplacedDeviceTaints?(): { rules: readonly UnplacedDeviceTaint[]; count: number };
+}
+
+/** Every GPU of the node the view shows tainted: own (`taintedGpus`) ∪ others' (`otherTaintedGpus`). */
+export function viewTaintedGpus(n: NodeInfo): string[] {
+  if (!n.otherTaintedGpus || n.otherTaintedGpus.length === 0) return [...(n.taintedGpus ?? [])];
+  return [...new Set([...(n.taintedGpus ?? []), ...n.otherTaintedGpus])];
 }
 
 /** A node counts against the unavailable budget when it cannot take work, whoever made it so. */

@@ -39,6 +39,7 @@ export const GUARDS = [
   'maxUnavailable',
   'maxUnavailablePerGroup',
   'maxTaintedGpusPerNode',
+  'unplacedDeviceTaint',
   'notOwned',
   'guardUnavailable',
   'approvalTimeout',

@@ -223,7 +223,10 @@ export async function run(argv: string[]): Promise<number> {
     ]);
     const kc = new KubeConfig();
     loadDefaultKubeConfig(kc);
-    const live = createLiveCluster({ source: createClientNodeListWatch(kc, { registry }), logger, now: () => clock.now() });
+    const dt = config.deviceTaints;
+    // with device taints on, the view also watches DeviceTaintRules and ResourceSlices (GPUs tainted by others, docs/gpu-scope.md)
+    const deviceTaints = dt.enabled ? { driver: dt.driver, uuidAttribute: dt.uuidAttribute, pciAttribute: dt.pciAttribute } : undefined;
+    const live = createLiveCluster({ source: createClientNodeListWatch(kc, { registry }), logger, now: () => clock.now(), ...(deviceTaints ? { deviceTaints } : {}) });
     steps.push({ name: 'kubernetes api (cluster view)', run: () => live.start() });
     closers.push(['cluster view', () => live.stop()]);
     cluster = live;

@@ -168,6 +168,8 @@ const CHECKS: readonly Check[] = [
     if (!b) return null;
     const res = s.liveReservations(p.now);
     if (res.has(b.node)) return null; // already counted as a whole node
+    // someone else's DeviceTaintRule the view cannot place: the budget is unknown, take nothing more out
+    if (b.unplaced !== null) return deny('unplacedDeviceTaint', b.unplaced.rule, b.unplaced.reason, b.unplaced.count);
     const recs = s.liveGpuTaints(p.now);
     const taintedOf = (node: string, view: readonly string[]): Set<string> => new Set([...view, ...(recs.get(node)?.devices.keys() ?? [])]);
     const target = taintedOf(b.node, b.viewTainted);

@@ -22,7 +22,7 @@
  * the outcome, for `idempotencyTtlMs`: the same decision is then `suppressed`.
  */
 import type { ClusterView, NodeInfo } from '../../core/cluster.js';
-import { isUnavailable } from '../../core/cluster.js';
+import { isUnavailable, viewTaintedGpus } from '../../core/cluster.js';
 import type { NodewardenConfig } from '../../core/config.js';
 import type { ActionKind, Decision, GuardName, Target } from '../../core/decision.js';
 import { formatDuration, parseDuration } from '../../core/duration.js';
@@ -172,6 +172,12 @@ export interface AuthorizePlan {
     viewTainted: string[];
     /** Taint: the GPU and the node's cap of tainted GPUs; null for a cordon. */
     gpu: { id: string; cap: number } | null;
+    /**
+     * A DeviceTaintRule of someone else's the view cannot place (its name, the
+     * reason, how many such rules): the action is denied (`unplacedDeviceTaint`)
+     * unless it costs nothing (node already reserved). Null when there is none.
+     */
+    unplaced: { rule: string; reason: string; count: number } | null;
   } | null;
 }
 
@@ -284,8 +290,9 @@ export function planAuthorization(decision: Decision, view: ClusterView, opts: G
       holdMs: opts.reservationHoldMs,
       scopes,
       gpus,
-      viewTainted: [...(target?.taintedGpus ?? [])],
+      viewTainted: target ? viewTaintedGpus(target) : [],
       gpu: action === 'taint' ? { id: decision.target.name, cap: gpuCapFor(opts.maxTaintedGpusPerNode, gpus) } : null,
+      unplaced: unplacedOf(view),
     };
   }
   return {
@@ -314,11 +321,22 @@ export function budgetNodeOf(decision: Decision): string | null {
   return null;
 }
 
-/** Schedulable nodes with GPUs tainted in the view. */
+/** Schedulable nodes with GPUs tainted in the view (own and others'). */
 function partialNodes(nodes: readonly NodeInfo[]): PartialNode[] {
   const out: PartialNode[] = [];
-  for (const n of nodes) if (!isUnavailable(n) && n.taintedGpus && n.taintedGpus.length > 0) out.push({ node: n.name, gpus: n.gpus ?? null, tainted: [...n.taintedGpus] });
+  for (const n of nodes) {
+    if (isUnavailable(n)) continue;
+    const tainted = viewTaintedGpus(n);
+    if (tainted.length > 0) out.push({ node: n.name, gpus: n.gpus ?? null, tainted });
+  }
   return out;
+}
+
+/** The first unplaced foreign DeviceTaintRule of the view, with the count; null when none (or the view does not watch them). */
+function unplacedOf(view: ClusterView): { rule: string; reason: string; count: number } | null {
+  const u = view.unplacedDeviceTaints?.();
+  const first = u?.rules[0];
+  return u && u.count > 0 && first ? { rule: first.rule.slice(0, 253), reason: first.reason.slice(0, 512), count: u.count } : null;
 }
 
 function deviceOf(decision: Decision, action: ActionKind): { node: string; gpu: string } | null {
@@ -405,6 +423,12 @@ export function toVerdict(raw: RawVerdict, decision: Decision, plan: AuthorizePl
     case 'maxTaintedGpusPerNode':
       reason = `${a} already has ${b} tainted GPU(s), the per-node cap of ${c}: not tainting GPU ${decision.target.name} (a node this sick needs a person or the node-level step)`;
       break;
+    case 'unplacedDeviceTaint': {
+      const what = decision.action === 'taint' ? `tainting GPU ${decision.target.name} of ${decision.target.node ?? '?'}` : `cordoning ${decision.target.name}`;
+      const more = Number(c) > 1 ? ` (and ${Number(c) - 1} more such rule(s))` : '';
+      reason = `not ${what}: DeviceTaintRule ${a}, not nodewarden's, cannot be mapped to GPUs (${b})${more}, so the GPU budget is unknown; fix or remove the rule, or tell it by driver/pool/device (docs/gpu-scope.md)`;
+      break;
+    }
     case 'notOwned':
       reason = `${decision.target.name} was cordoned by someone else; nodewarden only uncordons nodes it cordoned`;
       break;
@@ -447,7 +471,7 @@ export function composeBudgets(
   const weightOf = new Map<string, number>();
   for (const n of nodes) {
     if (isUnavailable(n) || reservedNodes.has(n.name)) continue;
-    const tainted = [...new Set([...(n.taintedGpus ?? []), ...(ownGpuTaints[n.name] ?? [])])].sort();
+    const tainted = [...new Set([...viewTaintedGpus(n), ...(ownGpuTaints[n.name] ?? [])])].sort();
     if (tainted.length === 0) continue;
     const count = n.gpus ?? null;
     const weight = nodeWeight({ unavailable: false, gpus: count, tainted: tainted.length });

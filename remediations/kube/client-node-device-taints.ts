@@ -81,6 +81,24 @@ function probeRule(apiVersion: string): WireDeviceTaintRule {
   };
 }
 
+/**
+ * The newest of `versions` (resource.k8s.io) whose discovery document lists
+ * `resource` with `verb`; null when none does. Used by the cluster view for
+ * DeviceTaintRule and ResourceSlice (list/watch).
+ */
+export async function servedVersion(kc: KubeConfig, resource: string, versions: readonly string[], verb: string): Promise<string | null> {
+  for (const v of versions) {
+    const r = await requestJson(kc, 'GET', `/apis/${DEVICE_TAINT_GROUP}/${v}`).catch((err: unknown) => {
+      throw networkError(err, `discover ${DEVICE_TAINT_GROUP}/${v}`);
+    });
+    if (r.status === 404) continue;
+    if (r.status !== 200) throw errorForStatus(r.status, `discover ${DEVICE_TAINT_GROUP}/${v}: HTTP ${r.status}: ${messageOf(r.json)}`);
+    const resources = (r.json as { resources?: Array<{ name?: string; verbs?: string[] }> } | undefined)?.resources ?? [];
+    if (resources.some((x) => x.name === resource && x.verbs?.includes(verb))) return v;
+  }
+  return null;
+}
+
 export function createClientNodeDeviceTaintApi(kc: KubeConfig, opts: { registry?: Registry } = {}): DeviceTaintApi {
   const errors = kubeApiErrorCounter(opts.registry);
   const base = (apiVersion: string): string => `/apis/${apiVersion}/${DEVICE_TAINT_RESOURCE}`;

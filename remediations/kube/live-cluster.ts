@@ -6,15 +6,16 @@
  * dropped watch event left stale. Only the projections are kept (NodeInfo,
  * WorkloadRevision), never whole objects, so memory stays small at 10k nodes.
  */
-import type { ClusterView, NodeInfo, WorkloadRef, WorkloadRevision } from '../../core/cluster.js';
+import type { ClusterView, NodeInfo, UnplacedDeviceTaint, WorkloadRef, WorkloadRevision } from '../../core/cluster.js';
 import { exponentialDelay } from '../../core/backoff.js';
 import { errorMessage } from '../../core/errors.js';
 import { silentLogger, type Logger } from '../../core/logger.js';
+import { computeDeviceTaintView, projectRule, projectSlice, type DeviceTaintViewResult, type DeviceViewConfig, type RuleProjection, type SliceProjection } from './device-taint-view.js';
 import { nodeInfoOf } from './node-decisions.js';
 import { revisionEntryOf, sortRevisions, workloadKey } from './revisions.js';
 import type { KubeObject } from './wire.js';
 
-export type WatchedResource = 'nodes' | 'replicasets' | 'controllerrevisions';
+export type WatchedResource = 'nodes' | 'replicasets' | 'controllerrevisions' | 'devicetaintrules' | 'resourceslices';
 
 export interface WatchHandle {
   stop(): void;
@@ -34,6 +35,12 @@ export interface ListWatchSource {
     onEvent: (type: string, obj: KubeObject) => void,
     onDone: (err?: unknown) => void,
   ): Promise<WatchHandle>;
+  /**
+   * Whether the cluster serves DeviceTaintRule and ResourceSlice (resource.k8s.io,
+   * newest served version of each; the source then lists/watches those). Absent:
+   * this source cannot watch them.
+   */
+  discoverDeviceTaintApis?(): Promise<boolean>;
 }
 
 export interface LiveClusterOptions {
@@ -47,7 +54,17 @@ export interface LiveClusterOptions {
   retryDelayMs?: number;
   /** Wall clock for `listedAt` (default Date.now). */
   now?: () => number;
+  /**
+   * Also watch every DeviceTaintRule and the GPU driver's ResourceSlices where
+   * the cluster serves them, for the GPUs others tainted (`otherTaintedGpus`,
+   * docs/gpu-scope.md). Absent: not watched.
+   */
+  deviceTaints?: DeviceViewConfig;
 }
+
+/** Foreign rules and GPU slices kept at most (beyond: the excess rules count as unplaced, the guard denies). */
+export const MAX_WATCHED_RULES = 10_000;
+const MAX_WATCHED_SLICES = 50_000;
 
 interface Sink {
   replace(items: KubeObject[]): void;
@@ -179,12 +196,24 @@ export class LiveCluster implements ClusterView {
   private readonly log: Logger;
   private reconcileTimer: NodeJS.Timeout | undefined;
   private readonly reconcileMs: number;
+  private readonly rules = new Map<string, RuleProjection>();
+  private readonly slices = new Map<string, SliceProjection>();
+  private droppedRules = 0;
+  private droppedSlices = false;
+  private deviceView: DeviceTaintViewResult | null = null;
+  private deviceDirty = false;
+  /** null: not asked yet or discovery failed; false: not served; true: watching. */
+  private deviceApis: boolean | null = null;
+  private readonly delay: number;
+  private readonly now: () => number;
 
-  constructor(opts: LiveClusterOptions) {
+  constructor(private readonly opts: LiveClusterOptions) {
     this.log = opts.logger ?? silentLogger;
     this.reconcileMs = opts.reconcileIntervalMs ?? 300_000;
     const delay = opts.retryDelayMs ?? 500;
     const now = opts.now ?? Date.now;
+    this.delay = delay;
+    this.now = now;
     this.reflectors.push(new Reflector('nodes', opts.source, this.nodeSink(), this.log, delay, now));
     if (opts.watchWorkloads ?? true) {
       this.reflectors.push(new Reflector('replicasets', opts.source, this.revisionSink('ReplicaSet'), this.log, delay, now));
@@ -194,6 +223,7 @@ export class LiveCluster implements ClusterView {
 
   /** Initial list of every resource (rejects if one fails: bad credentials should be loud), then watches. */
   async start(): Promise<void> {
+    await this.discoverDeviceTaints();
     await Promise.all(this.reflectors.map((r) => r.relist()));
     if (this.reconcileMs > 0) {
       this.reconcileTimer = setInterval(() => {
@@ -205,7 +235,30 @@ export class LiveCluster implements ClusterView {
 
   /** Full re-list of every resource now. */
   async reconcile(): Promise<void> {
+    await this.discoverDeviceTaints();
     await Promise.all(this.reflectors.map((r) => r.relist()));
+  }
+
+  /**
+   * Adds the DeviceTaintRule and ResourceSlice reflectors once the cluster
+   * serves both (asked at start and, until served, at each reconcile: a few
+   * discovery GETs per reconcile period, never per decision).
+   */
+  private async discoverDeviceTaints(): Promise<void> {
+    const cfg = this.opts.deviceTaints;
+    const discover = this.opts.source.discoverDeviceTaintApis?.bind(this.opts.source);
+    if (!cfg || !discover || this.deviceApis === true) return;
+    try {
+      this.deviceApis = await discover();
+    } catch (err) {
+      this.deviceApis = null;
+      this.log.warn({ err: errorMessage(err) }, 'DeviceTaintRule/ResourceSlice discovery failed; GPUs tainted by others are not seen until it succeeds');
+      return;
+    }
+    if (!this.deviceApis) return;
+    this.log.info({}, 'watching DeviceTaintRules and ResourceSlices: GPUs tainted by others count in the guard');
+    this.reflectors.push(new Reflector('devicetaintrules', this.opts.source, this.ruleSink(), this.log, this.delay, this.now));
+    this.reflectors.push(new Reflector('resourceslices', this.opts.source, this.sliceSink(cfg.driver), this.log, this.delay, this.now));
   }
 
   /** ms since epoch of the oldest reflector's last full list (0 until every resource was listed once). */
@@ -224,11 +277,94 @@ export class LiveCluster implements ClusterView {
   }
 
   listNodes(): NodeInfo[] {
-    return [...this.nodes.values()];
+    const v = this.devices();
+    if (!v || v.otherTainted.size === 0) return [...this.nodes.values()];
+    return [...this.nodes.values()].map((n) => this.withOthers(n, v));
   }
 
   getNode(name: string): NodeInfo | undefined {
-    return this.nodes.get(name);
+    const n = this.nodes.get(name);
+    const v = this.devices();
+    return n && v ? this.withOthers(n, v) : n;
+  }
+
+  unplacedDeviceTaints(): { rules: readonly UnplacedDeviceTaint[]; count: number } {
+    const v = this.devices();
+    if (!v) return { rules: [], count: 0 };
+    const overflow: UnplacedDeviceTaint[] = [];
+    if (this.droppedRules > 0) overflow.push({ rule: `(${this.droppedRules} rules)`, reason: `more than ${MAX_WATCHED_RULES} DeviceTaintRules: the view keeps no more` });
+    if (this.droppedSlices) overflow.push({ rule: '(every rule)', reason: `more than ${MAX_WATCHED_SLICES} ResourceSlices of the GPU driver: the view keeps no more` });
+    return { rules: [...v.unplaced, ...overflow], count: v.unplacedCount + this.droppedRules + (this.droppedSlices ? 1 : 0) };
+  }
+
+  private withOthers(n: NodeInfo, v: DeviceTaintViewResult): NodeInfo {
+    const others = v.otherTainted.get(n.name);
+    return others ? { ...n, otherTaintedGpus: others } : n;
+  }
+
+  /** The mapping of the watched rules and slices, recomputed only after a change (never per decision when nothing moved). */
+  private devices(): DeviceTaintViewResult | null {
+    const cfg = this.opts.deviceTaints;
+    if (!cfg || this.deviceApis !== true) return null;
+    if (this.deviceDirty || !this.deviceView) {
+      this.deviceView = computeDeviceTaintView(this.rules.values(), this.slices.values(), cfg);
+      this.deviceDirty = false;
+    }
+    return this.deviceView;
+  }
+
+  private ruleSink(): Sink {
+    const key = (o: KubeObject): string => o.metadata?.name ?? '';
+    const upsert = (o: KubeObject): void => {
+      this.deviceDirty = true;
+      const k = key(o);
+      if (!this.rules.has(k) && this.rules.size >= MAX_WATCHED_RULES) {
+        this.droppedRules++;
+        return;
+      }
+      this.rules.set(k, projectRule(o));
+    };
+    return {
+      replace: (items) => {
+        this.rules.clear();
+        this.droppedRules = 0;
+        for (const o of items) upsert(o);
+        this.deviceDirty = true;
+      },
+      upsert,
+      remove: (o) => {
+        this.deviceDirty = true;
+        if (!this.rules.delete(key(o)) && this.droppedRules > 0) this.droppedRules--;
+      },
+    };
+  }
+
+  private sliceSink(driver: string): Sink {
+    const key = (o: KubeObject): string => o.metadata?.name ?? '';
+    const upsert = (o: KubeObject): void => {
+      const p = projectSlice(o, driver);
+      const k = key(o);
+      if (this.slices.delete(k)) this.deviceDirty = true;
+      if (!p) return;
+      if (this.slices.size >= MAX_WATCHED_SLICES) {
+        this.droppedSlices = true;
+        return;
+      }
+      this.slices.set(k, p);
+      this.deviceDirty = true;
+    };
+    return {
+      replace: (items) => {
+        this.slices.clear();
+        this.droppedSlices = false;
+        for (const o of items) upsert(o);
+        this.deviceDirty = true;
+      },
+      upsert,
+      remove: (o) => {
+        if (this.slices.delete(key(o))) this.deviceDirty = true;
+      },
+    };
   }
 
   workloadRevisions(ref: WorkloadRef): WorkloadRevision[] {

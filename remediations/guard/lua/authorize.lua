@@ -26,7 +26,7 @@
           action, target, reservation, holder, pausable, recovery, idempotencyTtlMs, inFlightTtlMs,
           breaker{failures,windowMs,openForMs,trialTtlMs}, cooldownMs,
           rate{limit,windowMs}|null, rollback{workload,windowMs,from,to}|null,
-          budget{node,holdMs,gpus,viewTainted[],gpu{id,cap}|null,
+          budget{node,holdMs,gpus,viewTainted[],gpu{id,cap}|null,unplaced{rule,reason,count}|null,
                  scopes[{scope,limit,total,unavailable[],partial[{node,gpus,tainted[]}]}]}|null
           (GPU arithmetic: remediations/guard/gpu-budget.ts, mirrored below)
 
@@ -169,6 +169,10 @@ if present(p.budget) then
     return set, c
   end
   if not targetReserved then
+    -- someone else's DeviceTaintRule the view cannot place: the budget is unknown, take nothing more out
+    if present(p.budget.unplaced) then
+      return deny('unplacedDeviceTaint', p.budget.unplaced.rule, p.budget.unplaced.reason, p.budget.unplaced.count)
+    end
     local tset, tcount = taintedSet(node, p.budget.viewTainted)
     local already = isTaint and tset[p.budget.gpu.id] == true
     if isTaint and not already and tcount + 1 > tonumber(p.budget.gpu.cap) then

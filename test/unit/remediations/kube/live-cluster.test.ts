@@ -14,11 +14,19 @@ interface OpenWatch {
 
 /** An in-memory API: lists return `state`, watches are driven by the test. */
 class FakeSource implements ListWatchSource {
-  state: Record<WatchedResource, KubeObject[]> = { nodes: [], replicasets: [], controllerrevisions: [] };
+  state: Record<WatchedResource, KubeObject[]> = { nodes: [], replicasets: [], controllerrevisions: [], devicetaintrules: [], resourceslices: [] };
   rv = 10;
   watches: OpenWatch[] = [];
   lists: WatchedResource[] = [];
   failLists = 0;
+  /** discoverDeviceTaintApis answers this (an Error: it fails). */
+  draServed: boolean | Error = false;
+  discoveries = 0;
+
+  discoverDeviceTaintApis(): Promise<boolean> {
+    this.discoveries++;
+    return this.draServed instanceof Error ? Promise.reject(this.draServed) : Promise.resolve(this.draServed);
+  }
 
   list(resource: WatchedResource): Promise<{ items: KubeObject[]; resourceVersion: string }> {
     this.lists.push(resource);
@@ -157,5 +165,68 @@ describe('kube/live-cluster (reflectors over a ListWatchSource)', () => {
       err = e;
     }
     expect(String(err)).to.match(/ECONNREFUSED/);
+  });
+
+  describe('GPUs tainted by others (DeviceTaintRules + ResourceSlices)', () => {
+    const DT = { driver: 'gpu.nvidia.com', uuidAttribute: 'uuid', pciAttribute: 'pciBusID' };
+    const slice = (nodeName: string, rv = '20'): KubeObject =>
+      ({
+        metadata: { name: `${nodeName}-slice`, resourceVersion: rv },
+        spec: { driver: DT.driver, nodeName, pool: { name: nodeName, generation: 1, resourceSliceCount: 1 }, devices: [0, 1, 2, 3].map((i) => ({ name: `gpu-${i}`, attributes: { uuid: { string: `GPU-${nodeName}-${i}` } } })) },
+      }) as KubeObject;
+    const rule = (name: string, deviceSelector: Record<string, unknown>, rv = '21'): KubeObject =>
+      ({ metadata: { name, resourceVersion: rv }, spec: { deviceSelector, taint: { key: 'k', effect: 'NoSchedule' } } }) as KubeObject;
+
+    it('served: lists and watches them; others\' GPUs land on their node; nothing is listed per read', async () => {
+      src.draServed = true;
+      src.state.nodes = [node('a'), node('b')];
+      src.state.resourceslices = [slice('a'), slice('b')];
+      src.state.devicetaintrules = [rule('theirs', { driver: DT.driver, pool: 'a', device: 'gpu-1' })];
+      view = new LiveCluster({ source: src, reconcileIntervalMs: 0, retryDelayMs: 1, watchWorkloads: false, deviceTaints: DT });
+      await view.start();
+      expect(src.lists.sort()).to.deep.equal(['devicetaintrules', 'nodes', 'resourceslices']);
+      expect(view.getNode('a')?.otherTaintedGpus).to.deep.equal(['GPU-a-1']);
+      expect(view.getNode('b')?.otherTaintedGpus).to.equal(undefined);
+      src.open('devicetaintrules').onEvent('ADDED', rule('cel', { driver: DT.driver, selectors: [{ cel: { expression: 'device.attributes["gpu.nvidia.com"].uuid == "GPU-b-3"' } }] }, '22'));
+      expect(view.listNodes().find((n) => n.name === 'b')?.otherTaintedGpus).to.deep.equal(['GPU-b-3']);
+      src.open('devicetaintrules').onEvent('ADDED', rule('opaque', { selectors: [{ cel: { expression: 'device.capacity["x"].value > 1' } }] }, '23'));
+      expect(view.unplacedDeviceTaints()).to.deep.equal({ rules: [{ rule: 'opaque', reason: 'a CEL selector outside the supported subset, not bounded by a pool or device' }], count: 1 });
+      src.open('devicetaintrules').onEvent('DELETED', rule('opaque', {}, '24'));
+      src.open('devicetaintrules').onEvent('DELETED', rule('theirs', {}, '25'));
+      expect(view.unplacedDeviceTaints().count).to.equal(0);
+      expect(view.getNode('a')?.otherTaintedGpus).to.equal(undefined);
+      src.open('resourceslices').onEvent('DELETED', slice('b', '26'));
+      expect(view.getNode('b')?.otherTaintedGpus).to.equal(undefined);
+      const lists = src.lists.length;
+      for (let i = 0; i < 100; i++) view.listNodes();
+      expect(src.lists.length).to.equal(lists);
+    });
+
+    it('not served (or discovery failed): nothing changes; a reconcile asks again', async () => {
+      src.draServed = new Error('connect ECONNREFUSED');
+      src.state.nodes = [node('a')];
+      view = new LiveCluster({ source: src, reconcileIntervalMs: 0, retryDelayMs: 1, watchWorkloads: false, deviceTaints: DT });
+      await view.start();
+      expect(src.lists).to.deep.equal(['nodes']);
+      expect(view.unplacedDeviceTaints()).to.deep.equal({ rules: [], count: 0 });
+      src.draServed = false;
+      await view.reconcile();
+      expect(src.lists).to.deep.equal(['nodes', 'nodes']);
+      src.draServed = true;
+      src.state.devicetaintrules = [rule('opaque', { deviceClassName: 'gpu' })];
+      await view.reconcile();
+      expect(src.discoveries).to.equal(3);
+      expect(view.unplacedDeviceTaints().count).to.equal(1);
+      await view.reconcile();
+      expect(src.discoveries).to.equal(3); // watching: not asked again
+    });
+
+    it('without the deviceTaints option the source is never asked', async () => {
+      src.draServed = true;
+      view = new LiveCluster({ source: src, reconcileIntervalMs: 0, retryDelayMs: 1, watchWorkloads: false });
+      await view.start();
+      expect(src.discoveries).to.equal(0);
+      expect(view.unplacedDeviceTaints().count).to.equal(0);
+    });
   });
 });
