@@ -113,6 +113,48 @@ export function guardStoreContract(adapter: string, factory: GuardFactory): void
         expect(await guard.authorize(taint('gpu-002', '0000:3b:00'))).to.include({ allowed: false, guard: 'maxUnavailable' });
       });
 
+      it("counts GPUs tainted by others (view otherTaintedGpus) with its own, once per GPU, in the budget, the cap and the status", async () => {
+        const view = FakeCluster.fleet(40, ['a']).withGpus(8);
+        // someone else tainted 12 GPUs: 1.5 nodes' worth of the 2-node fleet budget
+        view.setOtherTaintedGpus('gpu-010', [0, 1, 2, 3, 4, 5, 6, 7].map((i) => uuid(100 + i)));
+        view.setOtherTaintedGpus('gpu-011', [uuid(110), uuid(111), uuid(112), uuid(113)]);
+        const { guard } = await factory(view, gpuOpts({ maxTaintedGpusPerNode: '50%', targetCooldownMs: 0 }), clock);
+        // the per-node cap counts others' GPUs: 4 of 8 already on gpu-011
+        const capped = await guard.authorize(taint('gpu-011', uuid(0)));
+        expect(capped).to.include({ allowed: false, guard: 'maxTaintedGpusPerNode' });
+        expect(capped.reason).to.match(/^gpu-011 already has 4 tainted GPU\(s\), the per-node cap of 4/);
+        // a GPU both we and they taint counts once: retainting theirs costs nothing
+        expect((await run(guard, taint('gpu-011', uuid(113)))).allowed).to.equal(true);
+        for (let i = 0; i < 4; i++) expect((await run(guard, taint('gpu-012', uuid(i)))).allowed, `taint ${i}`).to.equal(true); // 1.5 + 0.5 = 2
+        expect(await guard.authorize(taint('gpu-013', uuid(20)))).to.include({ allowed: false, guard: 'maxUnavailable' });
+        expect(await guard.authorize(cordon('gpu-020'))).to.include({ allowed: false, guard: 'maxUnavailable' });
+        const st = await guard.status();
+        expect(st.fleet.gpuWeight).to.be.closeTo(2, 1e-9);
+        expect(st.gpus.find((n) => n.node === 'gpu-011')).to.deep.include({ tainted: [110, 111, 112, 113].map(uuid), weight: 0.5 });
+      });
+
+      it('denies new cordons and taints while the view cannot place a foreign DeviceTaintRule; recovery and free actions pass', async () => {
+        const view = FakeCluster.fleet(40, ['a']).withGpus(8);
+        const { guard } = await factory(view, gpuOpts({ targetCooldownMs: 0 }), clock);
+        expect((await run(guard, taint('gpu-001', uuid(1)))).allowed).to.equal(true);
+        expect((await run(guard, cordon('gpu-002'))).allowed).to.equal(true);
+        view.unplaced = [
+          { rule: 'nvsentinel-quarantine', reason: 'a CEL selector outside the supported subset, not bounded by a pool or device' },
+          { rule: 'other', reason: 'pool x of gpu.nvidia.com is not published in any ResourceSlice' },
+        ];
+        const c = await guard.authorize(cordon('gpu-003'));
+        expect(c).to.include({ allowed: false, guard: 'unplacedDeviceTaint', outcome: 'denied' });
+        expect(c.reason).to.equal(
+          "not cordoning gpu-003: DeviceTaintRule nvsentinel-quarantine, not nodewarden's, cannot be mapped to GPUs (a CEL selector outside the supported subset, not bounded by a pool or device) (and 1 more such rule(s)), so the GPU budget is unknown; fix or remove the rule, or tell it by driver/pool/device (docs/gpu-scope.md)",
+        );
+        expect(await guard.authorize(taint('gpu-004', uuid(4)))).to.include({ allowed: false, guard: 'unplacedDeviceTaint' });
+        // recovery is never blocked
+        expect((await run(guard, untaint('gpu-001', uuid(1)))).allowed).to.equal(true);
+        expect((await run(guard, decision({ action: 'uncordon', target: { kind: 'Node', name: 'gpu-002' } }))).allowed).to.equal(true);
+        view.unplaced = [];
+        expect((await guard.authorize(cordon('gpu-003', { id: 'later' }))).allowed).to.equal(true);
+      });
+
       it('caps tainted GPUs per node (50% of 8 = 4), before the budget', async () => {
         const view = FakeCluster.fleet(100, ['a']).withGpus(8);
         const { guard } = await factory(view, gpuOpts({ maxTaintedGpusPerNode: '50%', targetCooldownMs: 0 }), clock);

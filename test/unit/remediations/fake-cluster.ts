@@ -3,7 +3,7 @@
  * helpers to cordon (as nodewarden or as a human), mark NotReady, and an
  * Executor that mutates it so the guard sees its own effects.
  */
-import type { ClusterView, NodeInfo, WorkloadRef, WorkloadRevision } from '../../../core/cluster.js';
+import type { ClusterView, NodeInfo, UnplacedDeviceTaint, WorkloadRef, WorkloadRevision } from '../../../core/cluster.js';
 import type { ActionKind, Decision } from '../../../core/decision.js';
 import { NodewardenError } from '../../../core/errors.js';
 import type { ExecutionResult, Executor } from '../../../remediations/ports.js';
@@ -14,6 +14,8 @@ const ZONE_LABEL = 'topology.kubernetes.io/zone';
 export class FakeCluster implements ClusterView {
   readonly nodes = new Map<string, NodeInfo>();
   readonly revisions = new Map<string, WorkloadRevision[]>();
+  /** Foreign DeviceTaintRules the view "cannot place" (unplacedDeviceTaints). */
+  unplaced: UnplacedDeviceTaint[] = [];
 
   /** `count` nodes named `${prefix}-NNN`, spread round-robin over `pools`. */
   static fleet(count: number, pools: readonly string[] = ['pool-a'], prefix = 'gpu'): FakeCluster {
@@ -40,6 +42,10 @@ export class FakeCluster implements ClusterView {
   }
   workloadRevisions(ref: WorkloadRef): WorkloadRevision[] {
     return [...(this.revisions.get(`${ref.kind}/${ref.namespace}/${ref.name}`) ?? [])];
+  }
+
+  unplacedDeviceTaints(): { rules: readonly UnplacedDeviceTaint[]; count: number } {
+    return { rules: [...this.unplaced], count: this.unplaced.length };
   }
 
   setRevisions(ref: WorkloadRef, revs: number[]): void {
@@ -70,6 +76,10 @@ export class FakeCluster implements ClusterView {
   /** The view shows these GPUs of the node under a device taint (someone else's, or ours after the fact). */
   setTaintedGpus(name: string, gpus: string[]): void {
     this.must(name).taintedGpus = [...gpus];
+  }
+  /** The view shows these GPUs of the node under someone else's device taint (NodeInfo.otherTaintedGpus). */
+  setOtherTaintedGpus(name: string, gpus: string[]): void {
+    this.must(name).otherTaintedGpus = [...gpus];
   }
   unavailableCount(filter?: (n: NodeInfo) => boolean): number {
     return [...this.nodes.values()].filter((n) => (n.unschedulable || !n.ready) && (!filter || filter(n))).length;
