@@ -32,8 +32,10 @@ const ALLOWED: Record<'engine' | 'agent', Record<string, string[]>> = {
     'deployments.apps': ['get', 'list', 'watch', 'patch'],
     'controllerrevisions.apps': ['get', 'list', 'watch'],
     'replicasets.apps': ['get', 'list', 'watch'],
-    // GPU-level isolation (docs/gpu-scope.md): its own DRA device taints only
-    'devicetaintrules.resource.k8s.io': ['get', 'create', 'delete'],
+    // GPU-level isolation (docs/gpu-scope.md): creates/deletes its own DRA device taints;
+    // reads every rule and the ResourceSlices to budget the GPUs others tainted
+    'devicetaintrules.resource.k8s.io': ['get', 'list', 'watch', 'create', 'delete'],
+    'resourceslices.resource.k8s.io': ['list', 'watch'],
   },
   agent: {
     pods: ['get', 'list', 'watch'],
@@ -67,6 +69,7 @@ const DENIED: Array<[string, string, string?]> = [
   ['create', 'mutatingwebhookconfigurations.admissionregistration.k8s.io'], ['create', 'customresourcedefinitions.apiextensions.k8s.io'],
   ['update', 'certificatesigningrequests.certificates.k8s.io/approval'], ['delete', 'namespaces'], ['create', 'persistentvolumes'],
   ['update', 'devicetaintrules.resource.k8s.io'], ['patch', 'devicetaintrules.resource.k8s.io'], ['deletecollection', 'devicetaintrules.resource.k8s.io'],
+  ['create', 'resourceslices.resource.k8s.io'], ['update', 'resourceslices.resource.k8s.io'], ['delete', 'resourceslices.resource.k8s.io'], ['get', 'resourceslices.resource.k8s.io'],
   ['create', 'resourceclaims.resource.k8s.io', 'default'], ['create', 'deviceclasses.resource.k8s.io'],
   ['delete', 'daemonsets.apps', NS], ['create', 'deployments.apps', NS], ['delete', 'deployments.apps', NS], ['update', 'deployments.apps', NS], ['patch', 'replicasets.apps', NS],
   ['create', 'jobs.batch', 'kube-system'], ['delete', 'jobs.batch', 'default'], ['list', 'jobs.batch', NS], ['update', 'jobs.batch', NS], ['patch', 'jobs.batch', NS], ['create', 'cronjobs.batch', NS],
