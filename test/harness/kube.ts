@@ -112,8 +112,11 @@ interface ManagedProcess {
 }
 
 const DEFAULT_CONTROLLERS = ['*', '-nodelifecycle'];
-/** kube-apiserver flags that serve DeviceTaintRule on Kubernetes 1.33 (alpha API + gate). */
-export const DEVICE_TAINT_APISERVER_ARGS = ['--feature-gates=DRADeviceTaints=true', '--runtime-config=resource.k8s.io/v1alpha3=true'];
+/**
+ * kube-apiserver flags that serve DeviceTaintRule on Kubernetes 1.33 (alpha API + gate), and the
+ * ResourceSlices (beta, off by default in 1.33) the cluster view maps the rules to devices with.
+ */
+export const DEVICE_TAINT_APISERVER_ARGS = ['--feature-gates=DRADeviceTaints=true', '--runtime-config=resource.k8s.io/v1alpha3=true,resource.k8s.io/v1beta1=true,resource.k8s.io/v1beta2=true'];
 const SA_ISSUER = 'https://kubernetes.default.svc.cluster.local';
 
 // ---------------------------------------------------------------------------

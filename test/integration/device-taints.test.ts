@@ -30,6 +30,9 @@ import { createClientNodeDeviceTaintApi } from '../../remediations/kube/client-n
 import { deviceTaintRuleName } from '../../remediations/kube/device-taint-rules.js';
 import { DeviceTaintDiscovery, createDeviceTaintExecutor, type DeviceTaintApi } from '../../remediations/kube/device-taints.js';
 import { KubeExecutor } from '../../remediations/kube/executors.js';
+import { createClientNodeListWatch } from '../../remediations/kube/client-node-watch.js';
+import { LiveCluster } from '../../remediations/kube/live-cluster.js';
+import { taint as taintOf, cordon as cordonOf } from '../unit/remediations/fake-cluster.js';
 import { startKube, type KubeCluster } from '../harness/kube.js';
 import { FakeCluster } from '../unit/remediations/fake-cluster.js';
 import { sharedKube } from './servers.js';
@@ -198,6 +201,88 @@ describe('per-GPU scope on a real kube-apiserver', function () {
       expect((await get(deviceTaintRuleName({ node: 'gpu-005', gpu: UUID }))).status).to.equal(404);
     });
 
+    it("GPUs tainted by someone else (their DeviceTaintRules, created directly) count in the guard, as the engine's view sees them through its RBAC; an unplaceable rule denies", async () => {
+      const DRIVER = CFG.driver;
+      const nodes = [`nw-other-a-${RUN}`, `nw-other-b-${RUN}`];
+      const [nodeA = '', nodeB = ''] = nodes;
+      const gpuUuid = (node: string, i: number): string => `GPU-${RUN}-${node.slice(-8)}-${i}`.slice(0, 60);
+      for (const n of nodes) {
+        const r = await kube.kubectl(['apply', '-f', '-'], { input: `apiVersion: v1\nkind: Node\nmetadata:\n  name: ${n}\n  labels:\n    nodewarden.io/pool: other-${RUN}\n    nvidia.com/gpu.count: "8"\n` });
+        expect(r.code, r.stderr).to.equal(0);
+        // what NVIDIA's DRA driver publishes: one pool per node, its GPUs with uuid attributes
+        const slice = {
+          apiVersion: 'resource.k8s.io/v1beta2',
+          kind: 'ResourceSlice',
+          metadata: { name: `${n}-gpus` },
+          spec: { driver: DRIVER, nodeName: n, pool: { name: n, generation: 1, resourceSliceCount: 1 }, devices: [0, 1, 2, 3, 4, 5, 6, 7].map((i) => ({ name: `gpu-${i}`, attributes: { uuid: { string: gpuUuid(n, i) }, index: { int: i } } })) },
+        };
+        const c = await kube.request('POST', '/apis/resource.k8s.io/v1beta2/resourceslices', slice);
+        expect(c.status, JSON.stringify(c.json)).to.equal(201);
+      }
+      const rule = (name: string, deviceSelector: Record<string, unknown>): unknown => ({ apiVersion: 'resource.k8s.io/v1alpha3', kind: 'DeviceTaintRule', metadata: { name }, spec: { deviceSelector, taint: { key: 'example.com/quarantine', effect: 'NoSchedule' } } });
+      const theirs = [
+        rule(`other-${RUN}-1`, { driver: DRIVER, pool: nodeA, device: 'gpu-1' }),
+        rule(`other-${RUN}-2`, { driver: DRIVER, selectors: [{ cel: { expression: `device.attributes["${DRIVER}"].uuid == "${gpuUuid(nodeA, 2)}"` } }] }),
+        rule(`other-${RUN}-3`, { driver: DRIVER, pool: nodeA, selectors: [{ cel: { expression: `device.attributes["${DRIVER}"].index == 3` } }] }), // outside the subset, bounded by the pool: all 8 counted
+      ];
+      const view = new LiveCluster({ source: createClientNodeListWatch(engineKc), reconcileIntervalMs: 0, watchWorkloads: false, deviceTaints: { driver: DRIVER, uuidAttribute: CFG.uuidAttribute, pciAttribute: CFG.pciAttribute } });
+      const created: string[] = [];
+      const until = async (what: string, ok: () => boolean): Promise<void> => {
+        for (let i = 0; i < 100 && !ok(); i++) await new Promise((r) => setTimeout(r, 100));
+        expect(ok(), what).to.equal(true);
+      };
+      try {
+        await view.start();
+        expect(Object.keys(view.stats()).sort()).to.deep.equal(['devicetaintrules', 'nodes', 'resourceslices']);
+        for (const r of theirs.slice(0, 2)) {
+          const c = await kube.request('POST', '/apis/resource.k8s.io/v1alpha3/devicetaintrules', r);
+          expect(c.status, JSON.stringify(c.json)).to.equal(201);
+          created.push((r as { metadata: { name: string } }).metadata.name);
+        }
+        await until('the watch shows their two GPUs on node A', () => view.getNode(nodeA)?.otherTaintedGpus?.length === 2);
+        expect(view.getNode(nodeA)?.otherTaintedGpus).to.deep.equal([gpuUuid(nodeA, 1), gpuUuid(nodeA, 2)]);
+        const guard = createMemoryGuard({ view, options: guardOptionsFromConfig(DEFAULT_CONFIG, { maxUnavailable: '100%', maxUnavailablePerGroup: '100%', maxTaintedGpusPerNode: '3' }), clock: new ManualClock(Date.now()) });
+        // the per-node cap of 3 counts their 2: one more is allowed, a second not
+        const first = await guard.authorize(taintOf(nodeA, gpuUuid(nodeA, 5)));
+        expect(first.allowed, first.reason).to.equal(true);
+        await guard.settle(taintOf(nodeA, gpuUuid(nodeA, 5)), first, { ok: true });
+        const capped = await guard.authorize(taintOf(nodeA, gpuUuid(nodeA, 6)));
+        expect(capped).to.include({ allowed: false, guard: 'maxTaintedGpusPerNode' });
+        expect(capped.reason).to.match(new RegExp(`^${nodeA} already has 3 tainted GPU\\(s\\), the per-node cap of 3`));
+        // their GPU tainted by us too counts once (no cap hit, no cost)
+        expect((await guard.authorize(taintOf(nodeA, gpuUuid(nodeA, 1)))).allowed).to.equal(true);
+        expect((await guard.status()).gpus.find((n) => n.node === nodeA)).to.deep.include({ tainted: [gpuUuid(nodeA, 1), gpuUuid(nodeA, 2), gpuUuid(nodeA, 5)].sort(), gpus: 8 });
+        // a rule outside the CEL subset but bounded by node A's pool: all of node A counts (upper bound)
+        const c3 = await kube.request('POST', '/apis/resource.k8s.io/v1alpha3/devicetaintrules', theirs[2]);
+        expect(c3.status, JSON.stringify(c3.json)).to.equal(201);
+        created.push(`other-${RUN}-3`);
+        await until('the whole pool of node A counted', () => view.getNode(nodeA)?.otherTaintedGpus?.length === 8);
+        // an unbounded rule the view cannot evaluate: new cordons are denied until it is gone; node B is untouched
+        const opaque = rule(`other-${RUN}-opaque`, { selectors: [{ cel: { expression: 'device.attributes["gpu.nvidia.com"].uuid.startsWith("GPU-")' } }] });
+        const c4 = await kube.request('POST', '/apis/resource.k8s.io/v1alpha3/devicetaintrules', opaque);
+        expect(c4.status, JSON.stringify(c4.json)).to.equal(201);
+        created.push(`other-${RUN}-opaque`);
+        await until('the opaque rule is reported', () => view.unplacedDeviceTaints().count > 0);
+        const denied = await guard.authorize(cordonOf(nodeB));
+        expect(denied).to.include({ allowed: false, guard: 'unplacedDeviceTaint' });
+        expect(denied.reason).to.include(`DeviceTaintRule other-${RUN}-opaque, not nodewarden's, cannot be mapped to GPUs`);
+        expect((await kube.request('DELETE', `/apis/resource.k8s.io/v1alpha3/devicetaintrules/other-${RUN}-opaque`)).status).to.equal(200);
+        await until('the opaque rule is gone from the view', () => view.unplacedDeviceTaints().count === 0);
+        expect((await guard.authorize(cordonOf(nodeB))).allowed).to.equal(true);
+        // decisions read the watched view: no list was made for any of them
+        expect(view.stats().devicetaintrules?.lists).to.equal(1);
+        expect(view.stats().resourceslices?.lists).to.equal(1);
+        expect(view.stats().nodes?.lists).to.equal(1);
+      } finally {
+        view.stop();
+        for (const name of created) await kube.request('DELETE', `/apis/resource.k8s.io/v1alpha3/devicetaintrules/${name}`);
+        for (const n of nodes) {
+          await kube.request('DELETE', `/apis/resource.k8s.io/v1beta2/resourceslices/${n}-gpus`);
+          await kube.kubectl(['delete', 'node', n, '--wait=false']);
+        }
+      }
+    });
+
     it('never deletes a DeviceTaintRule it did not make', async () => {
       const name = deviceTaintRuleName({ node: 'gpu-006', gpu: UUID });
       const theirs = { apiVersion: 'resource.k8s.io/v1alpha3', kind: 'DeviceTaintRule', metadata: { name }, spec: { deviceSelector: { driver: 'gpu.nvidia.com' }, taint: { key: 'example.com/maintenance', effect: 'NoSchedule' } } };
@@ -224,6 +309,18 @@ describe('per-GPU scope on a real kube-apiserver', function () {
     });
     after(async () => {
       await kube?.kubectl(['delete', 'node', node, '--wait=false']);
+    });
+
+    it('the cluster view does not watch DeviceTaintRules or ResourceSlices: nothing changes', async () => {
+      const view = new LiveCluster({ source: createClientNodeListWatch(kcFor(kube.kubeconfigPath)), reconcileIntervalMs: 0, watchWorkloads: false, deviceTaints: { driver: CFG.driver, uuidAttribute: CFG.uuidAttribute, pciAttribute: CFG.pciAttribute } });
+      try {
+        await view.start();
+        expect(Object.keys(view.stats())).to.deep.equal(['nodes']);
+        expect(view.unplacedDeviceTaints()).to.deep.equal({ rules: [], count: 0 });
+        expect(view.getNode(node)?.otherTaintedGpus).to.equal(undefined);
+      } finally {
+        view.stop();
+      }
     });
 
     it('discovery answers null, and the GPU fault cordons the node instead (ledger: cordon, with the GPU in the evidence)', async () => {
