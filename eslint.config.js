@@ -12,7 +12,7 @@ const IO_MODULES = [
 const PURE_FILES = [
   'core/**/*.ts', 'rules/language/**/*.ts', 'rules/engine/**/*.ts', 'rules/xid/**/*.ts', 'agent/parsers/**/*.ts', 'agent/bounds.ts',
   'adapters/redis/keys.ts', 'remediations/guard/policy.ts', 'remediations/guard/gpu-budget.ts', 'remediations/incidents/incident.ts',
-  'remediations/pager/pager.ts', 'remediations/webhooks/signatures.ts',
+  'remediations/pager/pager.ts', 'remediations/webhooks/signatures.ts', 'remediations/kube/device-taint-view.ts',
   'remediations/ladder/ladder.ts', 'remediations/ladder/start.ts', 'remediations/ladder/job-template.ts', 'remediations/ladder/outcomes.ts',
 ];
 // Loaders and sinks that still sit in a pure folder (each is the one reader of its files).

@@ -327,7 +327,7 @@ function place(rule: RuleProjection, pools: ReadonlyMap<string, Pool>, cfg: Devi
     if (rule.pool !== null || rule.device !== null) return { devices: cand };
     return { unplaced: `${why}, not bounded by a pool or device` };
   }
-  const terms = (parsed as Term[][]).flat();
+  const terms = (parsed).flat();
   const out: Array<{ pool: string; dev: DeviceProjection }> = [];
   for (const c of cand) {
     const v = evalTerms(terms, c.dev, cfg.driver);

@@ -173,9 +173,9 @@ describe('kube/live-cluster (reflectors over a ListWatchSource)', () => {
       ({
         metadata: { name: `${nodeName}-slice`, resourceVersion: rv },
         spec: { driver: DT.driver, nodeName, pool: { name: nodeName, generation: 1, resourceSliceCount: 1 }, devices: [0, 1, 2, 3].map((i) => ({ name: `gpu-${i}`, attributes: { uuid: { string: `GPU-${nodeName}-${i}` } } })) },
-      }) as KubeObject;
+      });
     const rule = (name: string, deviceSelector: Record<string, unknown>, rv = '21'): KubeObject =>
-      ({ metadata: { name, resourceVersion: rv }, spec: { deviceSelector, taint: { key: 'k', effect: 'NoSchedule' } } }) as KubeObject;
+      ({ metadata: { name, resourceVersion: rv }, spec: { deviceSelector, taint: { key: 'k', effect: 'NoSchedule' } } });
 
     it('served: lists and watches them; others\' GPUs land on their node; nothing is listed per read', async () => {
       src.draServed = true;
