@@ -13,7 +13,7 @@ import type { GuardControl, GuardStatus } from '../ports.js';
 const CIRCUIT_VALUE = { closed: 0, 'half-open': 1, open: 2 } as const;
 
 /** Guards that deny (not the ones that only suppress duplicates); exported at 0 so increase() sees the first denial. */
-export const DENYING_GUARDS = ['paused', 'circuitOpen', 'rateLimit', 'rollbackWindow', 'rollbackFlapping', 'maxUnavailable', 'maxUnavailablePerGroup', 'maxTaintedGpusPerNode', 'guardUnavailable'] as const satisfies readonly GuardName[];
+export const DENYING_GUARDS = ['paused', 'circuitOpen', 'rateLimit', 'rollbackWindow', 'rollbackFlapping', 'maxUnavailable', 'maxUnavailablePerGroup', 'maxTaintedGpusPerNode', 'unplacedDeviceTaint', 'guardUnavailable'] as const satisfies readonly GuardName[];
 const ACTION_KINDS = ['cordon', 'uncordon', 'rollback', 'page', 'resolve', 'taint', 'untaint'] as const;
 
 export class RemediationMetrics {
