@@ -36,7 +36,8 @@ export interface ClientNodeWatchOptions {
 
 interface ListPage {
   items: unknown[];
-  metadata?: { resourceVersion?: string; _continue?: string };
+  /** Typed lists say `_continue`; the plain JSON of CustomObjectsApi says `continue`. */
+  metadata?: { resourceVersion?: string; _continue?: string; continue?: string };
 }
 
 export function createClientNodeListWatch(kc: KubeConfig, opts: ClientNodeWatchOptions = {}): ListWatchSource {
@@ -72,7 +73,7 @@ export function createClientNodeListWatch(kc: KubeConfig, opts: ClientNodeWatchO
           const res = await page(resource, cont);
           for (const i of res.items) items.push(isDra(resource) ? (i as KubeObject) : toWire<KubeObject>(i, KINDS[resource]));
           rv = res.metadata?.resourceVersion ?? rv;
-          cont = res.metadata?._continue || undefined;
+          cont = res.metadata?._continue || res.metadata?.continue || undefined;
         } while (cont);
       } catch (err) {
         const { error, label } = mapClientNodeError(err, `list ${resource}`);

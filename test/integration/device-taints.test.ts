@@ -223,9 +223,11 @@ describe('per-GPU scope on a real kube-apiserver', function () {
       const theirs = [
         rule(`other-${RUN}-1`, { driver: DRIVER, pool: nodeA, device: 'gpu-1' }),
         rule(`other-${RUN}-2`, { driver: DRIVER, selectors: [{ cel: { expression: `device.attributes["${DRIVER}"].uuid == "${gpuUuid(nodeA, 2)}"` } }] }),
+        rule(`other-${RUN}-b`, { driver: DRIVER, pool: nodeB, device: 'gpu-0' }),
         rule(`other-${RUN}-3`, { driver: DRIVER, pool: nodeA, selectors: [{ cel: { expression: `device.attributes["${DRIVER}"].index == 3` } }] }), // outside the subset, bounded by the pool: all 8 counted
       ];
-      const view = new LiveCluster({ source: createClientNodeListWatch(engineKc), reconcileIntervalMs: 0, watchWorkloads: false, deviceTaints: { driver: DRIVER, uuidAttribute: CFG.uuidAttribute, pciAttribute: CFG.pciAttribute } });
+      // page size 1: the lists of slices and rules page (CustomObjectsApi's plain `continue`)
+      const view = new LiveCluster({ source: createClientNodeListWatch(engineKc, { pageSize: 1 }), reconcileIntervalMs: 0, watchWorkloads: false, deviceTaints: { driver: DRIVER, uuidAttribute: CFG.uuidAttribute, pciAttribute: CFG.pciAttribute } });
       const created: string[] = [];
       const until = async (what: string, ok: () => boolean): Promise<void> => {
         for (let i = 0; i < 100 && !ok(); i++) await new Promise((r) => setTimeout(r, 100));
@@ -234,13 +236,17 @@ describe('per-GPU scope on a real kube-apiserver', function () {
       try {
         await view.start();
         expect(Object.keys(view.stats()).sort()).to.deep.equal(['devicetaintrules', 'nodes', 'resourceslices']);
-        for (const r of theirs.slice(0, 2)) {
+        for (const r of theirs.slice(0, 3)) {
           const c = await kube.request('POST', '/apis/resource.k8s.io/v1alpha3/devicetaintrules', r);
           expect(c.status, JSON.stringify(c.json)).to.equal(201);
           created.push((r as { metadata: { name: string } }).metadata.name);
         }
         await until('the watch shows their two GPUs on node A', () => view.getNode(nodeA)?.otherTaintedGpus?.length === 2);
         expect(view.getNode(nodeA)?.otherTaintedGpus).to.deep.equal([gpuUuid(nodeA, 1), gpuUuid(nodeA, 2)]);
+        // node B's slice came on the second page of the list (page size 1): its pool is known
+        await until('node B: one GPU', () => view.getNode(nodeB)?.otherTaintedGpus?.length === 1);
+        expect(view.getNode(nodeB)?.otherTaintedGpus).to.deep.equal([gpuUuid(nodeB, 0)]);
+        expect(view.unplacedDeviceTaints().count).to.equal(0);
         const guard = createMemoryGuard({ view, options: guardOptionsFromConfig(DEFAULT_CONFIG, { maxUnavailable: '100%', maxUnavailablePerGroup: '100%', maxTaintedGpusPerNode: '3' }), clock: new ManualClock(Date.now()) });
         // the per-node cap of 3 counts their 2: one more is allowed, a second not
         const first = await guard.authorize(taintOf(nodeA, gpuUuid(nodeA, 5)));
@@ -253,7 +259,7 @@ describe('per-GPU scope on a real kube-apiserver', function () {
         expect((await guard.authorize(taintOf(nodeA, gpuUuid(nodeA, 1)))).allowed).to.equal(true);
         expect((await guard.status()).gpus.find((n) => n.node === nodeA)).to.deep.include({ tainted: [gpuUuid(nodeA, 1), gpuUuid(nodeA, 2), gpuUuid(nodeA, 5)].sort(), gpus: 8 });
         // a rule outside the CEL subset but bounded by node A's pool: all of node A counts (upper bound)
-        const c3 = await kube.request('POST', '/apis/resource.k8s.io/v1alpha3/devicetaintrules', theirs[2]);
+        const c3 = await kube.request('POST', '/apis/resource.k8s.io/v1alpha3/devicetaintrules', theirs[3]);
         expect(c3.status, JSON.stringify(c3.json)).to.equal(201);
         created.push(`other-${RUN}-3`);
         await until('the whole pool of node A counted', () => view.getNode(nodeA)?.otherTaintedGpus?.length === 8);
