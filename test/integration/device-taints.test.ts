@@ -209,6 +209,9 @@ describe('per-GPU scope on a real kube-apiserver', function () {
       for (const n of nodes) {
         const r = await kube.kubectl(['apply', '-f', '-'], { input: `apiVersion: v1\nkind: Node\nmetadata:\n  name: ${n}\n  labels:\n    nodewarden.io/pool: other-${RUN}\n    nvidia.com/gpu.count: "8"\n` });
         expect(r.code, r.stderr).to.equal(0);
+        const now = new Date().toISOString();
+        const ready = await kube.kubectl(['patch', 'node', n, '--subresource=status', '--type=merge', '-p', JSON.stringify({ status: { conditions: [{ type: 'Ready', status: 'True', reason: 'KubeletReady', message: 'ok', lastHeartbeatTime: now, lastTransitionTime: now }] } })]);
+        expect(ready.code, ready.stderr).to.equal(0);
         // what NVIDIA's DRA driver publishes: one pool per node, its GPUs with uuid attributes
         const slice = {
           apiVersion: 'resource.k8s.io/v1beta2',
