@@ -65,6 +65,12 @@ export function renderGuard(g: GuardStatus, now: number): string {
     out.push('\n');
     out.push(table(['NODE', 'TAINTED GPUS', 'OF', 'WEIGHT', 'CAP', 'GPUS'], g.gpus.map((n) => [n.node, String(n.tainted.length), n.gpus === null ? '?' : String(n.gpus), fraction(n.weight), String(n.cap), escapeControl(n.tainted.join(','))])));
   }
+  const u = g.unplacedDeviceTaints;
+  if (u && u.count > 0) {
+    // someone else's DeviceTaintRules the view cannot map to GPUs: new cordons/taints are denied (docs/gpu-scope.md)
+    out.push(`\nDENYING new cordons/taints: ${u.count} DeviceTaintRule(s) of others cannot be mapped to GPUs\n`);
+    out.push(table(['RULE', 'WHY'], u.rules.map((r) => [escapeControl(r.rule), escapeControl(r.reason)])));
+  }
   if (g.rateLimits.length > 0) {
     out.push('\n');
     out.push(table(['ACTION', 'USED', 'LIMIT', 'PER', 'REMAINING'], g.rateLimits.map((r) => [r.action, String(r.used), String(r.limit), span(r.windowMs), String(r.remaining)])));

@@ -173,6 +173,11 @@ export interface GuardStatus {
   gpus: GpuNodeStatus[];
   rateLimits: RateLimitStatus[];
   breakers: BreakerStatus[];
+  /**
+   * Foreign DeviceTaintRules the cluster view cannot place (docs/gpu-scope.md): while
+   * present, new cordons/taints are denied (`unplacedDeviceTaint`). Absent when none.
+   */
+  unplacedDeviceTaints?: { rules: Array<{ rule: string; reason: string }>; count: number };
 }
 
 /** Operator controls of the guard, stored with the guard state so every replica honours them. */

@@ -462,7 +462,7 @@ export function composeBudgets(
   opts: GuardOptions,
   reservations: RawStatus['reservations'],
   ownGpuTaints: Readonly<Record<string, readonly string[]>> = {},
-): { fleet: BudgetStatus; groups: BudgetStatus[]; gpus: GpuNodeStatus[] } {
+): { fleet: BudgetStatus; groups: BudgetStatus[]; gpus: GpuNodeStatus[]; unplacedDeviceTaints?: { rules: Array<{ rule: string; reason: string }>; count: number } } {
   const nodes = view.listNodes();
   const reserved = (scope: string, members: ReadonlySet<string>): number =>
     reservations.filter((r) => r.scopes.includes(scope) && !members.has(r.node)).length;
@@ -499,6 +499,8 @@ export function composeBudgets(
       groups.push({ scope, total: members.length, unavailable: un.size, reserved: reserved(scope, un), gpuWeight: gpuWeight(members), limit: budgetFor(opts.maxUnavailablePerGroup, members.length) });
     }
   }
+  const unplaced = view.unplacedDeviceTaints?.();
+  if (unplaced && unplaced.count > 0) return { fleet, groups, gpus, unplacedDeviceTaints: { rules: unplaced.rules.map((r) => ({ rule: r.rule, reason: r.reason })), count: unplaced.count } };
   return { fleet, groups, gpus };
 }
 

@@ -148,11 +148,13 @@ export function guardStoreContract(adapter: string, factory: GuardFactory): void
           "not cordoning gpu-003: DeviceTaintRule nvsentinel-quarantine, not nodewarden's, cannot be mapped to GPUs (a CEL selector outside the supported subset, not bounded by a pool or device) (and 1 more such rule(s)), so the GPU budget is unknown; fix or remove the rule, or tell it by driver/pool/device (docs/gpu-scope.md)",
         );
         expect(await guard.authorize(taint('gpu-004', uuid(4)))).to.include({ allowed: false, guard: 'unplacedDeviceTaint' });
+        expect((await guard.status()).unplacedDeviceTaints).to.deep.equal({ rules: view.unplaced, count: 2 });
         // recovery is never blocked
         expect((await run(guard, untaint('gpu-001', uuid(1)))).allowed).to.equal(true);
         expect((await run(guard, decision({ action: 'uncordon', target: { kind: 'Node', name: 'gpu-002' } }))).allowed).to.equal(true);
         view.unplaced = [];
         expect((await guard.authorize(cordon('gpu-003', { id: 'later' }))).allowed).to.equal(true);
+        expect((await guard.status()).unplacedDeviceTaints).to.equal(undefined);
       });
 
       it('caps tainted GPUs per node (50% of 8 = 4), before the budget', async () => {

@@ -72,6 +72,27 @@ describe('ctl: rendering', () => {
         '',
       ].join('\n'),
     );
+    // foreign DeviceTaintRules the view cannot place: shown, as the reason new cordons/taints are denied
+    const unplacedGuard = renderGuard(
+      {
+        at: T0,
+        paused: null,
+        fleet: { scope: 'fleet', total: 40, unavailable: 0, reserved: 0, gpuWeight: 0, limit: 2 },
+        groups: [],
+        gpus: [],
+        rateLimits: [],
+        breakers: [],
+        unplacedDeviceTaints: { rules: [{ rule: 'nvsentinel-q', reason: 'a CEL selector outside the supported subset, not bounded by a pool or device' }], count: 1 },
+      },
+      T0,
+    );
+    expect(unplacedGuard.split('\n').slice(4)).to.deep.equal([
+      '',
+      'DENYING new cordons/taints: 1 DeviceTaintRule(s) of others cannot be mapped to GPUs',
+      'RULE           WHY',
+      'nvsentinel-q   a CEL selector outside the supported subset, not bounded by a pool or device',
+      '',
+    ]);
     const ledger = renderLedger([
       { ts: '2026-11-21T10:00:01.000Z', rule: 'r', action: 'rollback', target: { kind: 'DaemonSet', namespace: 'gpu-operator', name: 'drv' }, outcome: 'denied', reason: 'x', guard: 'paused' },
       { ts: '2026-11-21T10:00:02.000Z', kind: 'rule-toggle', rule: 'r', enabled: false, reason: 'y', by: 'alice', expiresAt: null },
