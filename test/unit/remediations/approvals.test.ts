@@ -5,6 +5,7 @@
  * denies (and pages, like every denial); a held acknowledgement suppresses.
  */
 import { expect } from 'chai';
+import { createHmac } from 'node:crypto';
 import { ManualClock } from '../../../core/clock.js';
 import { DEFAULT_CONFIG } from '../../../core/config.js';
 import type { Decision, LedgerRecord } from '../../../core/decision.js';
@@ -114,6 +115,27 @@ describe('approvals', () => {
     const count = (result: string): number => m?.values.find((v) => v.labels.source === 'slack' && v.labels.result === result)?.value ?? 0;
     expect([count('bad_signature'), count('stale'), count('replay'), count('accepted')]).to.deep.equal([1, 1, 1, 1]);
     expect((await approvals.get('d-rb-1'))?.state).to.equal('denied');
+  });
+
+  it('Slack payloads that are not a block_actions object (payload=null, a list, wrong field types) are a clean 400', async () => {
+    // Before: payload=null threw a TypeError out of the handler (a 500).
+    const registry = createRegistry('slack-malformed-test');
+    const approvals = new Approvals(store, clock);
+    const slack = createSlackInteractivity({ signingSecret: SECRET, approvals, store, clock, logger: silentLogger, metrics: webhookMetrics(registry) });
+    await replica(approvals).submit([rollback()]);
+    const now = Math.floor(clock.now() / 1000);
+    const valid = slackButtonRequest({ actionId: APPROVE_ACTION, value: 'd-rb-1', user: 'ann', secret: SECRET, timestampSec: now });
+    const payload = JSON.parse(decodeURIComponent(valid.body.slice('payload='.length))) as Record<string, unknown>;
+    const variants = ['null', '[]', '42', JSON.stringify({ ...payload, user: 'ann' }), JSON.stringify({ ...payload, actions: [{ action_id: APPROVE_ACTION, value: 7 }] })];
+    for (const [i, p] of variants.entries()) {
+      const body = `payload=${encodeURIComponent(p)}`;
+      const ts = String(now - i);
+      const sig = `v0=${createHmac('sha256', SECRET).update(`v0:${ts}:${body}`).digest('hex')}`;
+      const r = await slack.handle(Buffer.from(body), { ...valid.headers, 'x-slack-request-timestamp': ts, 'x-slack-signature': sig });
+      expect(r.status, p).to.equal(400);
+      expect(JSON.stringify(r.body), p).to.include('malformed');
+    }
+    expect((await approvals.get('d-rb-1'))?.state).to.equal('pending');
   });
 
   it('Deny denies (and the denial pages); no answer within the timeout denies too', async () => {
