@@ -43,7 +43,8 @@ export interface PagerDutyWebhookOptions {
   maxAgeMs?: number;
 }
 
-const nstr = { type: ['string', 'null'] } as const;
+/** A string (or null) of at most 256 characters: names and ids go into ledger records. */
+const nstr = { type: ['string', 'null'], pattern: '^[\\s\\S]{0,256}$', patternHint: 'must be at most 256 characters' } as const;
 /**
  * The part of a PagerDuty v3 webhook body nodewarden reads (PagerDuty sends
  * more, which is allowed and ignored). A field of the wrong type is a malformed

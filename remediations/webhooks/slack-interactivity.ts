@@ -20,7 +20,8 @@ import type { Infer } from '../../core/schema.js';
 export const APPROVE_ACTION = 'nodewarden_approve';
 export const DENY_ACTION = 'nodewarden_deny';
 
-const str = { type: 'string' } as const;
+/** At most 256 characters: names and ids go into approvals and ledger records. */
+const str = { type: 'string', pattern: '^[\\s\\S]{0,256}$', patternHint: 'must be at most 256 characters' } as const;
 /**
  * The part of a Slack interactivity payload nodewarden reads (Slack sends
  * more, which is allowed and ignored). Anything else — `payload=null`, a list,

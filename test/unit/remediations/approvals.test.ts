@@ -126,7 +126,7 @@ describe('approvals', () => {
     const { approvals, slack, now } = await slackOverPendingRollback('slack-malformed-test');
     const valid = slackButtonRequest({ actionId: APPROVE_ACTION, value: 'd-rb-1', user: 'ann', secret: SECRET, timestampSec: now });
     const payload = JSON.parse(decodeURIComponent(valid.body.slice('payload='.length))) as Record<string, unknown>;
-    const variants = ['null', '[]', '42', JSON.stringify({ ...payload, user: 'ann' }), JSON.stringify({ ...payload, actions: [{ action_id: APPROVE_ACTION, value: 7 }] })];
+    const variants = ['null', '[]', '42', JSON.stringify({ ...payload, user: 'ann' }), JSON.stringify({ ...payload, actions: [{ action_id: APPROVE_ACTION, value: 7 }] }), JSON.stringify({ ...payload, user: { username: 'x'.repeat(10_000) } })];
     for (const [i, p] of variants.entries()) {
       const req = slackSignedPayload(p, SECRET, now - i);
       const r = await slack.handle(Buffer.from(req.body), req.headers);

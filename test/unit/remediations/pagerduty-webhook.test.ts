@@ -115,10 +115,17 @@ describe('PagerDuty v3 webhooks (engine HTTP endpoint)', () => {
     key.event.data.incident_key = ['not', 'a', 'key'];
     const body2 = JSON.stringify(key);
     expect((await post(body2, pdSignature(body2, [SECRET]))).status).to.equal(400);
+    const long = JSON.parse(e.body) as { event: { id: string; agent: Record<string, unknown> } };
+    long.event.id = 'long-name';
+    long.event.agent.summary = 'A'.repeat(10_000);
+    const body3 = JSON.stringify(long);
+    const r3 = await post(body3, pdSignature(body3, [SECRET]));
+    expect(r3.status, 'a 10,000-character name is not recorded').to.equal(400);
+    expect(JSON.stringify(r3.json)).to.include('/event/agent/summary must be at most 256 characters');
     for (const bad of ['null', '[]', '{"event": null}', '{"event": {"id": "", "event_type": "x", "occurred_at": "2026-11-21T10:00:00Z"}}']) expect((await post(bad, pdSignature(bad, [SECRET]))).status, bad).to.equal(400);
     expect(records).to.have.length(0);
     expect(await incidents.heldBy({ ...nodePage('h100-009'), action: 'cordon' })).to.equal(null);
-    expect(await counted('malformed')).to.equal(6);
+    expect(await counted('malformed')).to.equal(7);
   });
 
   it('resolve in PagerDuty is recorded naming who; unknown incidents and other event types are ignored', async () => {
