@@ -367,6 +367,9 @@ export function configBoundProblems(cfg: NodewardenConfig): InputProblem[] {
   } catch {
     problems.push({ path: '/jobs/timezone', message: `unknown time zone "${cfg.jobs.timezone}" (use an IANA name like UTC or Europe/Berlin)` });
   }
+  // Label names are looked up in label maps: `constructor` would find Object's.
+  for (const [p, v] of [...valuesAt(cfg, '/labels/*'), ...cfg.incidents.groupBy.map((g, i) => [`/incidents/groupBy/${i}`, g] as const)])
+    if (typeof v === 'string' && v in Object.prototype) problems.push({ path: p, message: `"${v}" is a name every object inherits, not a label name` });
   return problems;
 }
 

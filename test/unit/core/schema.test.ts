@@ -76,6 +76,14 @@ describe('schemas and derived types', () => {
     expect(configProblems('guard:\n  rateLimits:\n    __proto__: {count: 1, per: 1m}\n')).to.deep.equal(['/guard/rateLimits/__proto__: is not allowed (a prototype key)']);
   });
 
+  it('a label name every object inherits is refused where labels are looked up (labels, incidents.groupBy)', () => {
+    // Before: accepted; `groupBy: [constructor]` grouped incidents under Object's constructor.
+    expect(configProblems('labels:\n  group: constructor\nincidents:\n  groupBy: [rule, toString]\n')).to.deep.equal([
+      '/labels/group: "constructor" is a name every object inherits, not a label name',
+      '/incidents/groupBy/1: "toString" is a name every object inherits, not a label name',
+    ]);
+  });
+
   it('a required key is present only as an own key', () => {
     const s = strictObject({ constructor: { type: 'string' } });
     expect(validateSchema(s, {})).to.deep.equal([{ path: '/constructor', message: 'is required' }]);
