@@ -4,7 +4,8 @@
  * approval decided here is executed by the next flush of any replica. Mounted by the engine's HTTP server next
  * to the core routes, with the same bearer-token authentication and roles.
  */
-import { parseDuration } from '../core/duration.js';
+import { isDuration, parseDuration } from '../core/duration.js';
+import { isRecord } from '../core/records.js';
 import { PoisonInputError } from '../core/errors.js';
 import type { IncidentPaging } from '../remediations/incidents/incident-paging.js';
 import type { Silences } from '../remediations/silences/silence.js';
@@ -19,17 +20,12 @@ export interface PagingControl {
 }
 
 function silenceBody(b: unknown, h: RouteHelpers): { matchers: string[]; ttlMs: number; reason: string } {
-  if (typeof b !== 'object' || b === null || Array.isArray(b)) throw h.invalid('invalid request body', [{ path: '', message: 'must be an object {matchers, ttl, reason}' }]);
-  const o = b as Record<string, unknown>;
+  if (!isRecord(b)) throw h.invalid('invalid request body', [{ path: '', message: 'must be an object {matchers, ttl, reason}' }]);
+  const o = b;
   const extra = Object.keys(o).filter((k) => !['matchers', 'ttl', 'reason'].includes(k));
   if (extra.length) throw h.invalid('invalid request body', extra.map((k) => ({ path: `/${k}`, message: 'unknown field (matchers, ttl, reason)' })));
   if (!Array.isArray(o.matchers) || !o.matchers.every((m) => typeof m === 'string')) throw h.invalid('invalid request body', [{ path: '/matchers', message: 'must be a list of matchers like "pool=h100-train"' }]);
-  let ttlMs: number;
-  try {
-    ttlMs = typeof o.ttl === 'string' ? parseDuration(o.ttl) : NaN;
-  } catch {
-    ttlMs = NaN;
-  }
+  const ttlMs = typeof o.ttl === 'string' && isDuration(o.ttl) ? parseDuration(o.ttl) : NaN;
   if (!Number.isFinite(ttlMs)) throw h.invalid('invalid request body', [{ path: '/ttl', message: 'must be a duration like 2h' }]);
   return { matchers: o.matchers, ttlMs, reason: typeof o.reason === 'string' ? o.reason : '' };
 }

@@ -6,177 +6,23 @@
  * they are read from files (mounted Kubernetes Secrets) or environment variables.
  */
 import { validateSchema } from './schema.js';
-import type { Schema } from './schema.js';
+import { strictObject as obj } from './schema.js';
+import type { Infer } from './schema.js';
 import { PoisonInputError } from './errors.js';
 import type { InputProblem } from './errors.js';
 import { parseYamlDocuments } from './yaml.js';
-import { formatDuration, isDuration, parseDuration } from './duration.js';
+import { DURATION_PATTERN, formatDuration, isDuration, parseDuration } from './duration.js';
+import { isRecord } from './records.js';
 
-export interface KafkaConfig {
-  brokers: string[];
-  clientId: string;
-  topics: { signals: string; deadLetter: string; ledger: string };
-  ssl: boolean;
-  /** PEM CA bundle the brokers' certificates must chain to (a mounted Secret); null = the system CAs. Needs ssl. */
-  caFile: string | null;
-  sasl: { mechanism: 'plain' | 'scram-sha-256' | 'scram-sha-512'; usernameFile: string; passwordFile: string } | null;
-}
-
-export interface NodewardenConfig {
-  /** Node labels copied onto events and used for grouping. */
-  labels: { group: string; zone: string };
-  kafka: KafkaConfig;
-  /** `rediss://` URLs use TLS (`caFile`: PEM CA bundle); an ACL user goes in the URL (`rediss://nodewarden@host:6380`), its password in `passwordFile`. */
-  redis: { url: string; keyPrefix: string; passwordFile: string | null; caFile: string | null };
-  agent: {
-    node: string;
-    hostRoot: string;
-    /** Where the agent keeps its resume position (kernel-log cursor); '' = none (restart tails from the end). */
-    stateDir: string;
-    dcgmUrl: string;
-    containerdSocket: string;
-    kubeProxySelector: string;
-    kubeProxyHealthUrl: string;
-    intervals: { conntrack: string; dcgm: string; containerd: string; kubeProxyHealth: string; heartbeat: string; kmsgPoll: string };
-    containerdDeadline: string;
-    spool: { maxEvents: number };
-    http: { host: string; port: number };
-    publish: { batchSize: number; lingerMs: number };
-  };
-  engine: {
-    groupId: string;
-    /** Rule files or directories to load; null = the shipped pack. List the pack too to add site rules to it. */
-    rulesPath: string | string[] | null;
-    store: 'memory' | 'redis';
-    http: { host: string; port: number };
-    dedupeWindow: string;
-    /**
-     * Event time is bounded against the time an event is read (design brief §8):
-     * an event whose `ts` is more than `maxFuture` ahead, or more than `maxPast`
-     * behind, is a dead letter and never moves any window or watermark.
-     */
-    eventTime: { maxFuture: string; maxPast: string };
-    watchedWorkloads: Array<{ kind: 'DaemonSet' | 'Deployment'; namespace: string; name: string }>;
-  };
-  guard: {
-    dryRun: boolean;
-    maxUnavailable: string;
-    maxUnavailablePerGroup: string;
-    rateLimits: Record<string, { count: number; per: string }>;
-    targetCooldown: string;
-    rollbackWindow: string;
-    circuitBreaker: { failures: number; window: string; openFor: string };
-    /**
-     * Lease of an authorized, not yet settled decision (ADR 0026): its replica
-     * renews it every third of it until the settle; a replica that dies holding
-     * it blocks the decision for at most this long before another takes it over.
-     */
-    inFlightLease: string;
-    autoUncordon: boolean;
-    /**
-     * Per-GPU scope (docs/gpu-scope.md): at most this many GPUs of one node
-     * tainted at a time, `50%` of the node's GPUs or a count. A node with N of
-     * its G GPUs tainted counts N/G of a node toward maxUnavailable.
-     */
-    maxTaintedGpusPerNode: string;
-    /** Node label with the node's GPU count when capacity `nvidia.com/gpu` is absent (DRA-only nodes): GPU feature discovery's. */
-    gpuCountLabel: string;
-  };
-  /** DRA device taints of single GPUs (KEP-5055 DeviceTaintRule; docs/gpu-scope.md). */
-  deviceTaints: DeviceTaintsConfig;
-  pager: {
-    pagerduty: { url: string; routingKeyFile: string | null; routingKeyEnv: string } | null;
-    slack: { webhookUrlFile: string | null; webhookUrlEnv: string; minIntervalMs: number } | null;
-    /** Slack Web API with a bot token: one message per incident, edited; approval buttons (docs/paging.md). */
-    slackApi: { channel: string; url?: string; tokenFile?: string | null; tokenEnv?: string; minIntervalMs?: number; approvals?: boolean } | null;
-  };
-  control: { tokensFile: string | null };
-  /** Paging as incidents (remediations/incidents, docs/paging.md). */
-  incidents: IncidentsConfig;
-  /** Scheduled operations jobs of the engine (jobs/, docs/jobs.md). */
-  jobs: JobsConfig;
-  /** The repair ladder: reset → reboot → hand-over, validation, return to service (docs/repair-ladder.md). */
-  repair: RepairConfig;
-}
-
-/** A Kubernetes Job manifest (batch/v1) with `{{node}}`, `{{gpu}}`, `{{episode}}` placeholders; null: not configured. */
-export type JobTemplate = Record<string, unknown> | null;
-
-export interface RepairConfig {
-  /** Off by default: nodewarden cordons and pages, and people repair. */
-  enabled: boolean;
-  /** Namespace of the repair Jobs (the engine's Role is granted Jobs there only). */
-  namespace: string;
-  /** Repair attempts are counted within this window (they outlive episodes). */
-  window: string;
-  maxAttemptsPerNode: number;
-  maxAttemptsPerGpu: number;
-  /** After a passed validation the node must stay quiet this long before it is returned. */
-  quietPeriod: string;
-  /** A step a guard denied is asked for again after this long. */
-  retry: string;
-  reset: { template: JobTemplate; timeout: string };
-  /** `job`: a Job from the template; `annotation`: set `annotation` on the node for an external reboot controller, which removes it when done. */
-  reboot: { mode: 'job' | 'annotation'; template: JobTemplate; annotation: string; timeout: string };
-  /** Without a template nodewarden never returns a node by itself (it holds it for a person). */
-  validate: { template: JobTemplate; timeout: string };
-}
-
-export interface DeviceTaintsConfig {
-  /** Taint single GPUs where the cluster serves DeviceTaintRule; false: always cordon the node. */
-  enabled: boolean;
-  /** DRA driver whose devices are the GPUs (ResourceSlice spec.driver; the device attribute domain). */
-  driver: string;
-  /** Device attribute holding the GPU UUID (NVIDIA DRA driver: `uuid`). */
-  uuidAttribute: string;
-  /** Device attribute holding the PCI bus id, used when an event names no UUID; null: cordon instead. */
-  pciAttribute: string | null;
-  /** Taint key on the device (the effect is NoSchedule; dry-run: None, or a server-side dry run where None is not served). */
-  key: string;
-  /** How long the answer "is DeviceTaintRule served, in which version" is cached. */
-  discoveryTtl: string;
-}
-
-export interface IncidentsConfig {
-  /** Group pages into incidents (default true); false: every page is sent as it comes. */
-  enabled: boolean;
-  /** Grouping labels; `rule` is the rule id (default [rule, pool]). */
-  groupBy: string[];
-  groupWait: string;
-  groupInterval: string;
-  repeatInterval: string;
-  /** An acknowledged incident holds further automated actions on its group. */
-  holdOnAck: boolean;
-  keepResolved: string;
-  /** PagerDuty v3 webhooks (acknowledge/resolve), verified with the subscription's signing secret. */
-  pagerdutyWebhook: { secretFile: string | null; secretEnv: string; maxAge: string } | null;
-  /** Actions a person approves first (remediations/approvals). */
-  approvals: { requiredFor: Array<'cordon' | 'uncordon' | 'rollback' | 'taint'>; timeout: string; onTimeout: 'deny' | 'approve' };
-  /** Slack interactivity (Approve/Deny buttons), verified with the app's signing secret. */
-  slackInteractivity: { signingSecretFile: string | null; signingSecretEnv: string } | null;
-}
-
-/** One scheduled job: a 5-field cron expression (6 with seconds) and a run timeout. */
-export interface JobScheduleConfig {
-  enabled: boolean;
-  schedule: string;
-  timeout: string;
-}
-
-export interface JobsConfig {
-  /** Master switch: false starts no job at all. */
-  enabled: boolean;
-  /** IANA time zone the cron expressions are read in (e.g. `Europe/Berlin`). */
-  timezone: string;
-  guardReconcile: JobScheduleConfig;
-  /** `minAge`: pages and cordons younger than this are left alone; `lookback`: how far back open pages are tracked. */
-  resolveCleared: JobScheduleConfig & { minAge: string; lookback: string };
-  expireToggles: JobScheduleConfig;
-  /** Ledger stream bounds enforced by the hourly trim (exact length and age). */
-  trimState: JobScheduleConfig & { ledgerMaxLen: number; ledgerMaxAge: string };
-  /** `window`: the span of ledger the digest covers, ending at the run. */
-  dailyDigest: JobScheduleConfig & { window: string };
-}
+/**
+ * The configuration's TypeScript types are derived from CONFIG_SCHEMA (below):
+ * one definition, so the type and the validation cannot drift apart. Field
+ * documentation lives on the schema and in docs/configuration.md.
+ */
+export type NodewardenConfig = Infer<typeof CONFIG_SCHEMA>;
+export type KafkaConfig = NodewardenConfig['kafka'];
+/** DRA device taints of single GPUs (KEP-5055 DeviceTaintRule; docs/gpu-scope.md). */
+export type DeviceTaintsConfig = NodewardenConfig['deviceTaints'];
 
 export const DEFAULT_CONFIG: NodewardenConfig = {
   labels: { group: 'nodewarden.io/pool', zone: 'topology.kubernetes.io/zone' },
@@ -275,7 +121,7 @@ export const DEFAULT_CONFIG: NodewardenConfig = {
   },
 };
 
-const duration = { type: 'string', pattern: '^(0|(\\d+(\\.\\d+)?(ms|s|m|h|d))+)$', patternHint: 'must be a duration like 30s, 15m, 2h' } as const;
+const duration = { type: 'string', pattern: DURATION_PATTERN, patternHint: 'must be a duration like 30s, 15m, 2h' } as const;
 const budget = {
   type: 'string',
   pattern: '^((100(\\.0+)?|\\d{1,2}(\\.\\d+)?)%|\\d{1,7})$',
@@ -294,31 +140,32 @@ const nstr = { type: ['string', 'null'] } as const;
 const port = { type: 'integer', minimum: 0, maximum: 65535 } as const;
 /** 5 or 6 cron fields (node-cron syntax); the job scheduler checks the fields themselves. */
 const cron = { type: 'string', pattern: '^\\S+(\\s+\\S+){4,5}$', patternHint: 'must be a cron expression of 5 or 6 fields, like "0 9 * * *"' } as const;
-/** A batch/v1 Job manifest; render-time checks (remediations/ladder/job-template.ts) name what is missing. */
-const jobTemplate: Schema = { anyOf: [{ type: 'null' }, { type: 'object', required: ['spec'], properties: { apiVersion: { enum: ['batch/v1'] }, kind: { enum: ['Job'] } } }] };
-const obj = (properties: Record<string, Schema>, required = Object.keys(properties)): Schema => ({
-  type: 'object',
-  additionalProperties: false,
-  properties,
-  required,
-});
+/**
+ * A Kubernetes Job manifest (batch/v1) with `{{node}}`, `{{gpu}}`, `{{episode}}` placeholders; null: not configured.
+ * Render-time checks (remediations/ladder/job-template.ts) name what is missing.
+ */
+const jobTemplate = { anyOf: [{ type: 'null' }, { type: 'object', required: ['spec'], properties: { apiVersion: { enum: ['batch/v1'] }, kind: { enum: ['Job'] } } }] } as const;
 
 export const CONFIG_SCHEMA = obj({
+  /** Node labels copied onto events and used for grouping. */
   labels: obj({ group: str, zone: str }),
   kafka: obj({
     brokers: { type: 'array', items: str, minItems: 1 },
     clientId: str,
     topics: obj({ signals: str, deadLetter: str, ledger: str }),
     ssl: { type: 'boolean' },
+    /** PEM CA bundle the brokers' certificates must chain to (a mounted Secret); null = the system CAs. Needs ssl. */
     caFile: nstr,
     sasl: {
       anyOf: [{ type: 'null' }, obj({ mechanism: { enum: ['plain', 'scram-sha-256', 'scram-sha-512'] }, usernameFile: str, passwordFile: str })],
     },
   }),
+  /** `rediss://` URLs use TLS (`caFile`: PEM CA bundle); an ACL user goes in the URL (`rediss://nodewarden@host:6380`), its password in `passwordFile`. */
   redis: obj({ url: str, keyPrefix: str, passwordFile: nstr, caFile: nstr }),
   agent: obj({
     node: str,
     hostRoot: str,
+    /** Where the agent keeps its resume position (kernel-log cursor); '' = none (restart tails from the end). */
     stateDir: str,
     dcgmUrl: str,
     containerdSocket: str,
@@ -332,10 +179,16 @@ export const CONFIG_SCHEMA = obj({
   }),
   engine: obj({
     groupId: str,
+    /** Rule files or directories to load; null = the shipped pack. List the pack too to add site rules to it. */
     rulesPath: { anyOf: [{ type: 'null' }, { type: 'string', minLength: 1 }, { type: 'array', items: { type: 'string', minLength: 1 }, minItems: 1 }] },
     store: { enum: ['memory', 'redis'] },
     http: obj({ host: str, port }),
     dedupeWindow: duration,
+    /**
+     * Event time is bounded against the time an event is read (design brief §8):
+     * an event whose `ts` is more than `maxFuture` ahead, or more than `maxPast`
+     * behind, is a dead letter and never moves any window or watermark.
+     */
     eventTime: obj({ maxFuture: duration, maxPast: duration }),
     watchedWorkloads: { type: 'array', items: obj({ kind: { enum: ['DaemonSet', 'Deployment'] }, namespace: str, name: str }) },
   }),
@@ -347,22 +200,41 @@ export const CONFIG_SCHEMA = obj({
     targetCooldown: duration,
     rollbackWindow: duration,
     circuitBreaker: obj({ failures: { type: 'integer', minimum: 1, maximum: 10_000 }, window: duration, openFor: duration }),
+    /**
+     * Lease of an authorized, not yet settled decision (ADR 0026): its replica
+     * renews it every third of it until the settle; a replica that dies holding
+     * it blocks the decision for at most this long before another takes it over.
+     */
     inFlightLease: duration,
     autoUncordon: { type: 'boolean' },
+    /**
+     * Per-GPU scope (docs/gpu-scope.md): at most this many GPUs of one node
+     * tainted at a time, `50%` of the node's GPUs or a count. A node with N of
+     * its G GPUs tainted counts N/G of a node toward maxUnavailable.
+     */
     maxTaintedGpusPerNode: budget,
+    /** Node label with the node's GPU count when capacity `nvidia.com/gpu` is absent (DRA-only nodes): GPU feature discovery's. */
     gpuCountLabel: labelName,
   }),
+  /** DRA device taints of single GPUs (KEP-5055 DeviceTaintRule; docs/gpu-scope.md). */
   deviceTaints: obj({
+    /** Taint single GPUs where the cluster serves DeviceTaintRule; false: always cordon the node. */
     enabled: { type: 'boolean' },
+    /** DRA driver whose devices are the GPUs (ResourceSlice spec.driver; the device attribute domain). */
     driver: dnsName,
+    /** Device attribute holding the GPU UUID (NVIDIA DRA driver: `uuid`). */
     uuidAttribute: attrName,
+    /** Device attribute holding the PCI bus id, used when an event names no UUID; null: cordon instead. */
     pciAttribute: { anyOf: [{ type: 'null' }, attrName] },
+    /** Taint key on the device (the effect is NoSchedule; dry-run: None, or a server-side dry run where None is not served). */
     key: labelName,
+    /** How long the answer "is DeviceTaintRule served, in which version" is cached. */
     discoveryTtl: duration,
   }),
   pager: obj({
     pagerduty: { anyOf: [{ type: 'null' }, obj({ url: str, routingKeyFile: nstr, routingKeyEnv: str })] },
     slack: { anyOf: [{ type: 'null' }, obj({ webhookUrlFile: nstr, webhookUrlEnv: str, minIntervalMs: { type: 'integer', minimum: 0, maximum: 60_000 } })] },
+    /** Slack Web API with a bot token: one message per incident, edited; approval buttons (docs/paging.md). */
     slackApi: {
       anyOf: [
         { type: 'null' },
@@ -371,37 +243,58 @@ export const CONFIG_SCHEMA = obj({
     },
   }),
   control: obj({ tokensFile: nstr }),
+  /** Paging as incidents (remediations/incidents, docs/paging.md). */
   incidents: obj({
+    /** Group pages into incidents (default true); false: every page is sent as it comes. */
     enabled: { type: 'boolean' },
+    /** Grouping labels; `rule` is the rule id (default [rule, pool]). */
     groupBy: { type: 'array', minItems: 1, items: { type: 'string', minLength: 1 } },
     groupWait: duration,
     groupInterval: duration,
     repeatInterval: duration,
+    /** An acknowledged incident holds further automated actions on its group. */
     holdOnAck: { type: 'boolean' },
     keepResolved: duration,
+    /** PagerDuty v3 webhooks (acknowledge/resolve), verified with the subscription's signing secret. */
     pagerdutyWebhook: { anyOf: [{ type: 'null' }, obj({ secretFile: nstr, secretEnv: str, maxAge: duration })] },
+    /** Actions a person approves first (remediations/approvals). */
     approvals: obj({ requiredFor: { type: 'array', items: { enum: ['cordon', 'uncordon', 'rollback', 'taint'] } }, timeout: duration, onTimeout: { enum: ['deny', 'approve'] } }),
+    /** Slack interactivity (Approve/Deny buttons), verified with the app's signing secret. */
     slackInteractivity: { anyOf: [{ type: 'null' }, obj({ signingSecretFile: nstr, signingSecretEnv: str })] },
   }),
+  /** Scheduled operations jobs of the engine (jobs/, docs/jobs.md); each: a 5-field cron expression (6 with seconds) and a run timeout. */
   jobs: obj({
+    /** Master switch: false starts no job at all. */
     enabled: { type: 'boolean' },
+    /** IANA time zone the cron expressions are read in (e.g. `Europe/Berlin`). */
     timezone: { type: 'string', minLength: 1 },
     guardReconcile: obj({ enabled: { type: 'boolean' }, schedule: cron, timeout: duration }),
+    /** `minAge`: pages and cordons younger than this are left alone; `lookback`: how far back open pages are tracked. */
     resolveCleared: obj({ enabled: { type: 'boolean' }, schedule: cron, timeout: duration, minAge: duration, lookback: duration }),
     expireToggles: obj({ enabled: { type: 'boolean' }, schedule: cron, timeout: duration }),
+    /** Ledger stream bounds enforced by the hourly trim (exact length and age). */
     trimState: obj({ enabled: { type: 'boolean' }, schedule: cron, timeout: duration, ledgerMaxLen: { type: 'integer', minimum: 1000, maximum: 100_000_000 }, ledgerMaxAge: duration }),
+    /** `window`: the span of ledger the digest covers, ending at the run. */
     dailyDigest: obj({ enabled: { type: 'boolean' }, schedule: cron, timeout: duration, window: duration }),
   }),
+  /** The repair ladder: reset → reboot → hand-over, validation, return to service (docs/repair-ladder.md). */
   repair: obj({
+    /** Off by default: nodewarden cordons and pages, and people repair. */
     enabled: { type: 'boolean' },
+    /** Namespace of the repair Jobs (the engine's Role is granted Jobs there only). */
     namespace: { type: 'string', pattern: '^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$', patternHint: 'must be a Kubernetes namespace name (lowercase letters, digits, dashes)' },
+    /** Repair attempts are counted within this window (they outlive episodes). */
     window: duration,
     maxAttemptsPerNode: { type: 'integer', minimum: 1, maximum: 100 },
     maxAttemptsPerGpu: { type: 'integer', minimum: 1, maximum: 100 },
+    /** After a passed validation the node must stay quiet this long before it is returned. */
     quietPeriod: duration,
+    /** A step a guard denied is asked for again after this long. */
     retry: duration,
     reset: obj({ template: jobTemplate, timeout: duration }),
+    /** `job`: a Job from the template; `annotation`: set `annotation` on the node for an external reboot controller, which removes it when done. */
     reboot: obj({ mode: { enum: ['job', 'annotation'] }, template: jobTemplate, annotation: { type: 'string', pattern: '^([a-z0-9.-]{1,253}/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$', patternHint: 'must be an annotation key like example.com/reboot' }, timeout: duration }),
+    /** Without a template nodewarden never returns a node by itself (it holds it for a person). */
     validate: obj({ template: jobTemplate, timeout: duration }),
   }),
 });
@@ -451,7 +344,7 @@ function valuesAt(root: unknown, path: string): Array<[string, unknown]> {
   for (const part of path.split('/').slice(1)) {
     const next: Array<[string, unknown]> = [];
     for (const [p, v] of cur) {
-      if (!isPlainObject(v)) continue;
+      if (!isRecord(v)) continue;
       if (part === '*') for (const [k, c] of Object.entries(v)) next.push([`${p}/${k}`, c]);
       else if (part in v) next.push([`${p}/${part}`, v[part]]);
     }
@@ -474,13 +367,16 @@ export function configBoundProblems(cfg: NodewardenConfig): InputProblem[] {
   } catch {
     problems.push({ path: '/jobs/timezone', message: `unknown time zone "${cfg.jobs.timezone}" (use an IANA name like UTC or Europe/Berlin)` });
   }
+  // Label names are looked up in label maps: `constructor` would find Object's.
+  for (const [p, v] of [...valuesAt(cfg, '/labels/*'), ...cfg.incidents.groupBy.map((g, i) => [`/incidents/groupBy/${i}`, g] as const)])
+    if (typeof v === 'string' && v in Object.prototype) problems.push({ path: p, message: `"${v}" is a name every object inherits, not a label name` });
   return problems;
 }
 
 /** The documented count form `maxUnavailable: 3` is a YAML number: read it as the count it is. */
 function normalizeBudgets(cfg: NodewardenConfig): NodewardenConfig {
   const g = cfg.guard as unknown as Record<string, unknown> | undefined;
-  if (!isPlainObject(g)) return cfg;
+  if (!isRecord(g)) return cfg;
   for (const k of ['maxUnavailable', 'maxUnavailablePerGroup', 'maxTaintedGpusPerNode']) {
     const v = g[k];
     if (typeof v === 'number' && Number.isInteger(v) && v >= 0) g[k] = String(v);
@@ -515,17 +411,15 @@ export const ENV_OVERRIDES: ReadonlyArray<{ env: string; path: string; kind: 'st
 
 export type Overrides = Record<string, unknown>;
 
-function isPlainObject(v: unknown): v is Record<string, unknown> {
-  return typeof v === 'object' && v !== null && !Array.isArray(v);
-}
-
 /** Deep merge: objects merge key by key; arrays and scalars replace. */
 export function deepMerge<T>(base: T, over: unknown): T {
-  if (!isPlainObject(base) || !isPlainObject(over)) return (over === undefined ? base : over) as T;
+  if (!isRecord(base) || !isRecord(over)) return (over === undefined ? base : over) as T;
   const out: Record<string, unknown> = { ...base };
   for (const [k, v] of Object.entries(over)) {
-    const cur = out[k];
-    out[k] = isPlainObject(cur) && isPlainObject(v) ? deepMerge(cur, v) : v;
+    const cur = Object.hasOwn(out, k) ? out[k] : undefined;
+    // defineProperty, not `out[k] =`: a `__proto__` key stays a key (and the
+    // schema names it) instead of replacing the object's prototype.
+    Object.defineProperty(out, k, { value: isRecord(cur) && isRecord(v) ? deepMerge(cur, v) : v, enumerable: true, writable: true, configurable: true });
   }
   return out as T;
 }
@@ -537,7 +431,7 @@ export function setPath(target: Record<string, unknown>, path: string, value: un
   for (let i = 0; i < parts.length - 1; i++) {
     const p = parts[i] as string;
     const next = cur[p];
-    if (!isPlainObject(next)) cur[p] = {};
+    if (!isRecord(next)) cur[p] = {};
     cur = cur[p] as Record<string, unknown>;
   }
   cur[parts[parts.length - 1] as string] = value;
@@ -569,7 +463,7 @@ export function parseConfigText(text: string, source: string): Overrides {
   if (docs.length > 1) throw new PoisonInputError('CONFIG_INVALID', source, [{ path: '/', message: 'config must be one YAML document' }]);
   const doc = docs[0];
   if (doc === undefined) return {};
-  if (!isPlainObject(doc)) throw new PoisonInputError('CONFIG_INVALID', source, [{ path: '', message: 'config must be a mapping' }]);
+  if (!isRecord(doc)) throw new PoisonInputError('CONFIG_INVALID', source, [{ path: '', message: 'config must be a mapping' }]);
   return doc;
 }
 
@@ -603,7 +497,7 @@ export function literalSecretProblems(doc: unknown, path = ''): InputProblem[] {
     for (const [re, message] of SECRET_URLS) if (re.test(doc)) out.push({ path, message });
   } else if (Array.isArray(doc)) {
     doc.forEach((v, i) => out.push(...literalSecretProblems(v, `${path}/${i}`)));
-  } else if (isPlainObject(doc)) {
+  } else if (isRecord(doc)) {
     for (const [k, v] of Object.entries(doc)) {
       const p = `${path}/${k}`;
       if (SECRET_KEYS.test(k) && v !== null && typeof v !== 'object')

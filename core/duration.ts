@@ -2,33 +2,30 @@ import { NodewardenError } from './errors.js';
 
 const UNIT_MS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };
 
-/** Parses `250ms`, `60s`, `15m`, `2h`, `1d`, or compound `1h30m`. */
+/**
+ * The one duration grammar: `0`, or one or more `<number><unit>` (units ms, s,
+ * m, h, d), e.g. `250ms`, `60s`, `15m`, `2h`, `1d`, `1h30m`. The config schema
+ * uses this pattern, every other reader (rules, control API, CLI flags) goes
+ * through `parseDuration`, so they accept the same texts.
+ */
+export const DURATION_PATTERN = '^(0|(\\d+(\\.\\d+)?(ms|s|m|h|d))+)$';
+const DURATION_RE = new RegExp(DURATION_PATTERN);
+const PART_RE = /(\d+(?:\.\d+)?)(ms|s|m|h|d)/g;
+
+/** Parses a duration (DURATION_PATTERN; surrounding blanks ignored) into milliseconds. */
 export function parseDuration(text: string): number {
   const s = text.trim();
-  if (s === '0') return 0;
+  if (!s) throw new NodewardenError('REQUEST_INVALID', `empty duration`);
+  if (!DURATION_RE.test(s)) throw new NodewardenError('REQUEST_INVALID', `invalid duration "${text}" (expected e.g. 30s, 15m, 2h, 1h30m)`);
   let total = 0;
-  let rest = s;
-  const part = /^(\d+(?:\.\d+)?)(ms|s|m|h|d)/;
-  if (!rest) throw new NodewardenError('REQUEST_INVALID', `empty duration`);
-  while (rest.length > 0) {
-    const m = part.exec(rest);
-    if (!m || m[1] === undefined || m[2] === undefined) {
-      throw new NodewardenError('REQUEST_INVALID', `invalid duration "${text}" (expected e.g. 30s, 15m, 2h, 1h30m)`);
-    }
-    total += Number(m[1]) * (UNIT_MS[m[2]] ?? 0);
-    rest = rest.slice(m[0].length);
-  }
+  for (const m of s.matchAll(PART_RE)) total += Number(m[1]) * (UNIT_MS[m[2] ?? ''] ?? 0);
   return Math.round(total);
 }
 
-/** Whether `parseDuration` accepts `text` (a padded ` 0` excepted, as ever). */
+/** Whether `parseDuration` accepts `text`. */
 export function isDuration(text: string): boolean {
-  try {
-    parseDuration(text);
-  } catch {
-    return false;
-  }
-  return text === '0' || text.trim() !== '0';
+  const s = text.trim();
+  return DURATION_RE.test(s);
 }
 
 export function formatDuration(ms: number): string {

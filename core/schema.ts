@@ -3,7 +3,13 @@
  * (type, properties, required, additionalProperties, items, minItems, enum,
  * pattern, minLength, minimum, maximum, anyOf). It reports every problem with its
  * instance path. Why not ajv: ajv compiles schemas to code at start-up and
- * costs the agent ~15 MiB of its 64 MiB budget; these schemas are tiny.
+ * costs the agent ~15 MiB of its 64 MiB budget; these schemas are tiny. Why not
+ * TypeBox: it cost the agent +1.9 MiB RSS (ADR 0037).
+ *
+ * One schema per input: write it `as const` (objects with `strictObject`) and
+ * derive its TypeScript type with `Infer<typeof SCHEMA>` — the type is never
+ * written by hand next to the schema, so the two cannot drift. `Infer` is a
+ * type only: it adds no code to any import graph.
  */
 import type { InputProblem } from './errors.js';
 
@@ -22,6 +28,66 @@ export interface Schema {
   anyOf?: readonly Schema[];
   /** Message used instead of the generic one when `pattern` fails. */
   patternHint?: string;
+}
+
+/** The JSON type names of `type` as TypeScript types. */
+type Primitive<T> = T extends 'string'
+  ? string
+  : T extends 'integer' | 'number'
+    ? number
+    : T extends 'boolean'
+      ? boolean
+      : T extends 'null'
+        ? null
+        : T extends 'array'
+          ? unknown[]
+          : T extends 'object'
+            ? Record<string, unknown>
+            : unknown;
+
+type PropsOf<S> = S extends { readonly properties: infer P } ? P : object;
+type RequiredOf<S> = S extends { readonly required: readonly (infer R)[] } ? R : never;
+type ExtraOf<S> = S extends { readonly additionalProperties: false }
+  ? object
+  : S extends { readonly additionalProperties: infer A extends Schema }
+    ? Record<string, Infer<A>>
+    : Record<string, unknown>;
+type Simplify<T> = { [K in keyof T]: T[K] } & {};
+type InferObject<S, P = PropsOf<S>> = Simplify<
+  { -readonly [K in keyof P as K extends RequiredOf<S> ? K : never]: Infer<P[K]> } & {
+    -readonly [K in keyof P as K extends RequiredOf<S> ? never : K]?: Infer<P[K]>;
+  } & ExtraOf<S>
+>;
+
+/**
+ * The TypeScript type of the values a schema (written `as const`) accepts:
+ * `enum` → its members, `anyOf` → the union of its branches, arrays of `items`,
+ * objects with their `required` keys required and the others optional (plus an
+ * index signature unless `additionalProperties: false`). Bounds and patterns
+ * narrow nothing at the type level.
+ */
+export type Infer<S> = S extends { readonly enum: readonly (infer E)[] }
+  ? E
+  : S extends { readonly anyOf: readonly (infer B)[] }
+    ? B extends unknown
+      ? Infer<B>
+      : never
+    : S extends { readonly type: 'array'; readonly items: infer I }
+      ? Infer<I>[]
+      : S extends { readonly type: 'object' }
+        ? InferObject<S>
+        : S extends { readonly type: infer T }
+          ? T extends readonly (infer U)[]
+            ? Primitive<U>
+            : Primitive<T>
+          : unknown;
+
+/** An object schema with exactly these properties (an unknown key is a problem), all required unless `required` says which. */
+export function strictObject<const P extends Readonly<Record<string, Schema>>, const R extends readonly (keyof P & string)[] = readonly (keyof P & string)[]>(
+  properties: P,
+  required?: R,
+): { readonly type: 'object'; readonly additionalProperties: false; readonly properties: P; readonly required: R } {
+  return { type: 'object', additionalProperties: false, properties, required: required ?? (Object.keys(properties) as unknown as R) };
 }
 
 function typeOf(v: unknown): string {
@@ -84,10 +150,13 @@ function check(s: Schema, v: unknown, path: string, out: InputProblem[]): void {
   }
   if (typeOf(v) === 'object') {
     const obj = v as Record<string, unknown>;
-    for (const r of s.required ?? []) if (!(r in obj)) out.push({ path: `${path}/${r}`, message: 'is required' });
+    // Own keys only: `constructor` or `toString` is neither a known property
+    // nor a present one because every object inherits it.
+    for (const r of s.required ?? []) if (!Object.hasOwn(obj, r)) out.push({ path: `${path}/${r}`, message: 'is required' });
     for (const [k, child] of Object.entries(obj)) {
-      const ps = s.properties?.[k];
-      if (ps) check(ps, child, `${path}/${k}`, out);
+      const ps = s.properties && Object.hasOwn(s.properties, k) ? s.properties[k] : undefined;
+      if (k === '__proto__') out.push({ path: `${path}/${k}`, message: 'is not allowed (a prototype key)' });
+      else if (ps) check(ps, child, `${path}/${k}`, out);
       else if (s.additionalProperties === false) out.push({ path: `${path}/${k}`, message: 'unknown setting' });
       else if (typeof s.additionalProperties === 'object') check(s.additionalProperties, child, `${path}/${k}`, out);
     }

@@ -21,6 +21,8 @@ import type { Incident } from '../incidents/incident.js';
 import type { IncidentPaging } from '../incidents/incident-paging.js';
 import type { WebhookMetrics } from './metrics.js';
 import { verifyPagerDuty } from './signatures.js';
+import { validateSchema } from '../../core/schema.js';
+import type { Infer } from '../../core/schema.js';
 
 export interface WebhookReply {
   status: number;
@@ -41,25 +43,45 @@ export interface PagerDutyWebhookOptions {
   maxAgeMs?: number;
 }
 
-interface PdEvent {
-  id: string;
-  event_type: string;
-  occurred_at: string;
-  agent?: { summary?: string; id?: string; type?: string } | null;
-  data?: { id?: string; incident_key?: string; html_url?: string } | null;
-}
+/** A string (or null) of at most 256 characters: names and ids go into ledger records. */
+const nstr = { type: ['string', 'null'], pattern: '^[\\s\\S]{0,256}$', patternHint: 'must be at most 256 characters' } as const;
+/**
+ * The part of a PagerDuty v3 webhook body nodewarden reads (PagerDuty sends
+ * more, which is allowed and ignored). A field of the wrong type is a malformed
+ * body, never a `[object Object]` in the ledger.
+ */
+const PD_WEBHOOK_SCHEMA = {
+  type: 'object',
+  required: ['event'],
+  properties: {
+    event: {
+      type: 'object',
+      required: ['id', 'event_type', 'occurred_at'],
+      properties: {
+        id: { type: 'string', pattern: '^[\\s\\S]{1,128}$', patternHint: 'must be 1 to 128 characters' },
+        event_type: { type: 'string' },
+        occurred_at: { type: 'string' },
+        agent: { anyOf: [{ type: 'null' }, { type: 'object', properties: { summary: nstr, id: nstr, type: nstr } }] },
+        data: { anyOf: [{ type: 'null' }, { type: 'object', properties: { id: nstr, incident_key: nstr } }] },
+      },
+    },
+  },
+} as const;
+type PdEvent = Infer<typeof PD_WEBHOOK_SCHEMA>['event'];
 
-function parseEvent(body: Buffer): PdEvent | null {
+/** The event of a webhook body, or the one-line reason it is not one. */
+function parseEvent(body: Buffer): PdEvent | string {
   let v: unknown;
   try {
     v = JSON.parse(body.toString('utf8'));
   } catch {
-    return null;
+    return 'not JSON';
   }
-  const e = (v as { event?: unknown } | null)?.event as Partial<PdEvent> | undefined;
-  if (!e || typeof e !== 'object' || typeof e.id !== 'string' || e.id.length === 0 || e.id.length > 128 || typeof e.event_type !== 'string' || typeof e.occurred_at !== 'string') return null;
-  if (Number.isNaN(Date.parse(e.occurred_at))) return null;
-  return e as PdEvent;
+  const problem = validateSchema(PD_WEBHOOK_SCHEMA, v)[0];
+  if (problem) return `${problem.path || '/'} ${problem.message}`;
+  const e = (v as Infer<typeof PD_WEBHOOK_SCHEMA>).event;
+  if (Number.isNaN(Date.parse(e.occurred_at))) return '/event/occurred_at must be a timestamp';
+  return e;
 }
 
 export function createPagerDutyWebhook(o: PagerDutyWebhookOptions): { handle(body: Buffer, headers: Record<string, string | string[] | undefined>): Promise<WebhookReply> } {
@@ -99,7 +121,7 @@ export function createPagerDutyWebhook(o: PagerDutyWebhookOptions): { handle(bod
       const sig = headers['x-pagerduty-signature'];
       if (!verifyPagerDuty(body, Array.isArray(sig) ? sig.join(',') : sig, o.secrets)) return reject(401, 'bad_signature', 'X-PagerDuty-Signature missing or not valid for this body');
       const e = parseEvent(body);
-      if (!e) return reject(400, 'malformed', 'body is not a PagerDuty v3 webhook event ({event: {id, event_type, occurred_at, …}})');
+      if (typeof e === 'string') return reject(400, 'malformed', `body is not a PagerDuty v3 webhook event ({event: {id, event_type, occurred_at, …}}): ${e}`);
       if (Math.abs(o.clock.now() - Date.parse(e.occurred_at)) > maxAgeMs) return reject(400, 'stale', `event ${e.id} occurred at ${e.occurred_at}, outside the ${Math.round(maxAgeMs / 1000)}s window`);
       if (!(await o.store.claimOnce('pd-webhook', e.id, 2 * maxAgeMs))) return reject(409, 'replay', `event ${e.id} was already received`);
       const key = e.data?.incident_key;

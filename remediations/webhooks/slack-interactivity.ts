@@ -14,14 +14,39 @@ import type { DocStore } from '../incidents/doc-store.js';
 import type { WebhookMetrics } from './metrics.js';
 import type { WebhookReply } from './pagerduty-webhook.js';
 import { verifySlack } from './signatures.js';
+import { validateSchema } from '../../core/schema.js';
+import type { Infer } from '../../core/schema.js';
 
 export const APPROVE_ACTION = 'nodewarden_approve';
 export const DENY_ACTION = 'nodewarden_deny';
 
-interface BlockActions {
-  type?: string;
-  user?: { id?: string; username?: string; name?: string };
-  actions?: Array<{ action_id?: string; value?: string }>;
+/** At most 256 characters: names and ids go into approvals and ledger records. */
+const str = { type: 'string', pattern: '^[\\s\\S]{0,256}$', patternHint: 'must be at most 256 characters' } as const;
+/**
+ * The part of a Slack interactivity payload nodewarden reads (Slack sends
+ * more, which is allowed and ignored). Anything else — `payload=null`, a list,
+ * a field of the wrong type — is a malformed request.
+ */
+const SLACK_PAYLOAD_SCHEMA = {
+  type: 'object',
+  properties: {
+    type: str,
+    user: { type: 'object', properties: { id: str, username: str, name: str } },
+    actions: { type: 'array', items: { type: 'object', properties: { action_id: str, value: str } } },
+  },
+} as const;
+type BlockActions = Infer<typeof SLACK_PAYLOAD_SCHEMA>;
+
+/** The payload of a form body, or the one-line reason it is not one. */
+function parsePayload(body: Buffer): BlockActions | string {
+  let v: unknown;
+  try {
+    v = JSON.parse(new URLSearchParams(body.toString('utf8')).get('payload') ?? '');
+  } catch {
+    return 'payload is not JSON';
+  }
+  const problem = validateSchema(SLACK_PAYLOAD_SCHEMA, v)[0];
+  return problem ? `${problem.path || '/'} ${problem.message}` : (v as BlockActions);
 }
 
 export function createSlackInteractivity(o: { signingSecret: string; approvals: Approvals; store: DocStore; clock: Clock; logger: Logger; metrics: WebhookMetrics }): { handle(body: Buffer, headers: Record<string, string | string[] | undefined>): Promise<WebhookReply> } {
@@ -40,13 +65,8 @@ export function createSlackInteractivity(o: { signingSecret: string; approvals: 
       if (v === 'bad_signature') return reject(401, 'bad_signature', 'X-Slack-Signature does not match the body');
       if (v === 'stale') return reject(401, 'stale', 'X-Slack-Request-Timestamp is more than 5 minutes from now');
       if (!(await o.store.claimOnce('slack-request', signature as string, 10 * 60_000))) return reject(409, 'replay', 'this request was already received');
-      let p: BlockActions;
-      try {
-        const payload = new URLSearchParams(body.toString('utf8')).get('payload');
-        p = JSON.parse(payload ?? '') as BlockActions;
-      } catch {
-        return reject(400, 'malformed', 'body is not a Slack interactivity payload (payload=<JSON>)');
-      }
+      const p = parsePayload(body);
+      if (typeof p === 'string') return reject(400, 'malformed', `body is not a Slack interactivity payload (payload=<JSON object>): ${p}`);
       const action = p.actions?.[0];
       const id = action?.value;
       if (p.type !== 'block_actions' || !action || (action.action_id !== APPROVE_ACTION && action.action_id !== DENY_ACTION) || typeof id !== 'string' || id.length === 0 || id.length > 200) {

@@ -216,7 +216,7 @@ function compileScope(ctx: Ctx, raw: unknown): ScopeSpec {
   if (isRecord(raw)) {
     if (raw.group !== undefined) {
       unknownKeys(ctx, raw, ['group'], '/scope');
-      if (typeof raw.group !== 'string' || !raw.group) ctx.err('/scope/group', 'must be a label name such as pool or zone');
+      if (typeof raw.group !== 'string' || !raw.group || raw.group in Object.prototype) ctx.err('/scope/group', 'must be a label name such as pool or zone');
       return { kind: 'group', label: typeof raw.group === 'string' ? raw.group : '' };
     }
     if (raw.node !== undefined) {

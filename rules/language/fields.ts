@@ -15,11 +15,21 @@ const PATH_RE = /^(node|source|type|id|labels\.[A-Za-z0-9_./-]+|data(\.[A-Za-z0-
 export function fieldProblem(ref: string): string | null {
   const parts = splitRef(ref);
   if (parts.kind === 'ratio') {
-    for (const p of [parts.num, parts.den]) if (!PATH_RE.test(p)) return `invalid field "${p}" in ratio "${ref}"`;
+    for (const p of [parts.num, parts.den]) if (!PATH_RE.test(p) || inheritedKey(p) !== undefined) return `invalid field "${p}" in ratio "${ref}"`;
     return null;
   }
-  for (const p of parts.paths) if (!PATH_RE.test(p)) return `invalid field "${p}" (expected node, source, labels.<name> or data.<path>)`;
+  for (const p of parts.paths) {
+    if (!PATH_RE.test(p)) return `invalid field "${p}" (expected node, source, labels.<name> or data.<path>)`;
+    const k = inheritedKey(p);
+    if (k !== undefined) return `invalid field "${p}" ("${k}" is a name every object inherits, never an event's field)`;
+  }
   return null;
+}
+
+/** A key of `labels.<name>` / `data.<a>.<b>` that every object inherits (`constructor`, `__proto__`, `toString`…): the getter would read the prototype. */
+function inheritedKey(path: string): string | undefined {
+  const keys = path.startsWith('labels.') ? [path.slice('labels.'.length)] : path.startsWith('data.') ? path.split('.').slice(1) : [];
+  return keys.find((k) => k in Object.prototype);
 }
 
 type Split = { kind: 'ratio'; num: string; den: string } | { kind: 'chain'; paths: string[] };

@@ -54,7 +54,8 @@ export function compileTemplate(text: string, path: string, problems: InputProbl
     if (m.index > last) parts.push(text.slice(last, m.index));
     last = m.index + m[0].length;
     const name = m[1] ?? '';
-    const v = VARS[name];
+    // Own keys only: `{{constructor}}` would otherwise render the whole context.
+    const v = Object.hasOwn(VARS, name) ? VARS[name] : undefined;
     if (v) {
       parts.push(v);
       continue;

@@ -19,9 +19,9 @@ import { readTextFile } from '../../adapters/text-file.js';
 import type { Remediator } from '../../remediations/ports.js';
 import type { KubeObject } from '../../remediations/kube/wire.js';
 import { parseClusterYaml } from '../../remediations/simulated/parse.js';
+import { isRecord } from '../../core/records.js';
 
 type Obj = Record<string, unknown>;
-const isObj = (v: unknown): v is Obj => typeof v === 'object' && v !== null && !Array.isArray(v);
 
 /** A ClusterView whose nodes can be changed (by the stand-in remediator). */
 export interface MutableClusterView extends ClusterView {
@@ -48,17 +48,17 @@ export function createStaticCluster(nodes: NodeInfo[], revisions: WorkloadRevisi
 }
 
 function meta(o: Obj): Obj {
-  return isObj(o.metadata) ? o.metadata : {};
+  return isRecord(o.metadata) ? o.metadata : {};
 }
 function strMap(v: unknown): Record<string, string> {
   const out: Record<string, string> = {};
-  if (isObj(v)) for (const [k, x] of Object.entries(v)) if (typeof x === 'string') out[k] = x;
+  if (isRecord(v)) for (const [k, x] of Object.entries(v)) if (typeof x === 'string') out[k] = x;
   return out;
 }
 function owner(o: Obj, kind: string): string | null {
   const refs = meta(o).ownerReferences;
   if (!Array.isArray(refs)) return null;
-  for (const r of refs) if (isObj(r) && r.kind === kind && typeof r.name === 'string') return r.name;
+  for (const r of refs) if (isRecord(r) && r.kind === kind && typeof r.name === 'string') return r.name;
   return null;
 }
 
@@ -73,9 +73,9 @@ export function clusterFromObjects(objects: readonly KubeObject[]): MutableClust
     const created = typeof m.creationTimestamp === 'string' ? Date.parse(m.creationTimestamp) : NaN;
     if (o.kind === 'Node') {
       const ann = strMap(m.annotations);
-      const spec = isObj(o.spec) ? o.spec : {};
-      const conds = isObj(o.status) && Array.isArray(o.status.conditions) ? o.status.conditions : [];
-      const ready = conds.some((c) => isObj(c) && c.type === 'Ready' && c.status === 'True');
+      const spec = isRecord(o.spec) ? o.spec : {};
+      const conds = isRecord(o.status) && Array.isArray(o.status.conditions) ? o.status.conditions : [];
+      const ready = conds.some((c) => isRecord(c) && c.type === 'Ready' && c.status === 'True');
       nodes.push({ name, labels: strMap(m.labels), unschedulable: spec.unschedulable === true, ready, cordonedByNodewarden: ann[NW.annCordonedBy] !== undefined });
     } else if (o.kind === 'ControllerRevision') {
       const ds = owner(o, 'DaemonSet');

@@ -45,9 +45,9 @@ import { replay } from '../replay/replay.js';
 import type { StateStore } from '../store/state-store.js';
 import type { MutableClusterView } from '../replay/standin.js';
 import { createStandinRemediator, createStaticCluster, loadClusterFile } from '../replay/standin.js';
+import { isRecord } from '../../core/records.js';
 
 type Obj = Record<string, unknown>;
-const isObj = (v: unknown): v is Obj => typeof v === 'object' && v !== null && !Array.isArray(v);
 const DEFAULT_START = '2026-01-01T00:00:00.000Z';
 
 export interface ExpectedRecord {
@@ -111,7 +111,7 @@ function timeOrOffset(v: unknown, start: number, path: string, problems: InputPr
 
 function buildCluster(spec: unknown, file: string, start: number, config: NodewardenConfig, path: string, problems: InputProblem[]): MutableClusterView {
   if (spec === undefined || spec === null) return createStaticCluster([], []);
-  if (!isObj(spec)) {
+  if (!isRecord(spec)) {
     problems.push({ path, message: 'must be a mapping (file, nodes, groups, workloads)' });
     return createStaticCluster([], []);
   }
@@ -119,17 +119,17 @@ function buildCluster(spec: unknown, file: string, start: number, config: Nodewa
   const nodes: NodeInfo[] = [];
   if (Array.isArray(spec.nodes))
     spec.nodes.forEach((n, i) => {
-      if (!isObj(n) || typeof n.name !== 'string') problems.push({ path: `${path}/nodes/${i}`, message: 'needs a name' });
+      if (!isRecord(n) || typeof n.name !== 'string') problems.push({ path: `${path}/nodes/${i}`, message: 'needs a name' });
       else
         nodes.push({
           name: n.name,
-          labels: (isObj(n.labels) ? n.labels : {}) as Record<string, string>,
+          labels: (isRecord(n.labels) ? n.labels : {}) as Record<string, string>,
           unschedulable: n.unschedulable === true,
           ready: n.ready !== false,
           cordonedByNodewarden: n.cordonedByNodewarden === true,
         });
     });
-  if (isObj(spec.groups))
+  if (isRecord(spec.groups))
     for (const [g, size] of Object.entries(spec.groups)) {
       if (typeof size !== 'number') problems.push({ path: `${path}/groups/${g}`, message: 'must be a node count' });
       else for (let i = 0; i < size; i++) nodes.push({ name: `${g}-node-${i}`, labels: { [config.labels.group]: g }, unschedulable: false, ready: true, cordonedByNodewarden: false });
@@ -138,7 +138,7 @@ function buildCluster(spec: unknown, file: string, start: number, config: Nodewa
   if (Array.isArray(spec.workloads))
     spec.workloads.forEach((w, i) => {
       const p = `${path}/workloads/${i}`;
-      if (!isObj(w) || (w.kind !== 'DaemonSet' && w.kind !== 'Deployment') || typeof w.namespace !== 'string' || typeof w.name !== 'string' || !Array.isArray(w.revisions)) {
+      if (!isRecord(w) || (w.kind !== 'DaemonSet' && w.kind !== 'Deployment') || typeof w.namespace !== 'string' || typeof w.name !== 'string' || !Array.isArray(w.revisions)) {
         problems.push({ path: p, message: 'needs kind (DaemonSet|Deployment), namespace, name, revisions' });
         return;
       }
@@ -146,7 +146,7 @@ function buildCluster(spec: unknown, file: string, start: number, config: Nodewa
       const namespace = w.namespace;
       const name = w.name;
       w.revisions.forEach((r, j) => {
-        if (!isObj(r) || typeof r.revision !== 'number') problems.push({ path: `${p}/revisions/${j}`, message: 'needs revision and at' });
+        if (!isRecord(r) || typeof r.revision !== 'number') problems.push({ path: `${p}/revisions/${j}`, message: 'needs revision and at' });
         else revisions.push({ kind, namespace, name, revision: r.revision, createdAt: timeOrOffset(r.at ?? '-30d', start, `${p}/revisions/${j}/at`, problems) });
       });
     });
@@ -154,7 +154,7 @@ function buildCluster(spec: unknown, file: string, start: number, config: Nodewa
 }
 
 function parseExpected(raw: unknown, path: string, problems: InputProblem[], start: number): ExpectedRecord {
-  if (!isObj(raw)) {
+  if (!isRecord(raw)) {
     problems.push({ path, message: 'must be a mapping of ledger fields' });
     return {};
   }
@@ -175,7 +175,7 @@ function parseExpected(raw: unknown, path: string, problems: InputProblem[], sta
         break;
       case 'target':
         if (typeof v === 'string') e.target = { name: v };
-        else if (isObj(v)) e.target = v;
+        else if (isRecord(v)) e.target = v;
         else problems.push({ path: `${path}/target`, message: 'must be a node name or {kind, name, namespace}' });
         break;
       case 'reason':
@@ -220,7 +220,7 @@ export function loadRuleTestFile(file: string): RuleTestCase[] {
   if (yamlProblems.length > 0) throw new PoisonInputError('REQUEST_INVALID', file, yamlProblems);
   const doc = docs[0];
   if (docs.length > 1) throw new PoisonInputError('REQUEST_INVALID', file, [{ path: '/', message: 'a rule test file is one YAML document' }]);
-  if (!isObj(doc) || !Array.isArray(doc.tests)) throw new PoisonInputError('REQUEST_INVALID', file, [{ path: '/tests', message: 'a rule test file needs a list of tests' }]);
+  if (!isRecord(doc) || !Array.isArray(doc.tests)) throw new PoisonInputError('REQUEST_INVALID', file, [{ path: '/tests', message: 'a rule test file needs a list of tests' }]);
   unknownKeys(doc, FILE_KEYS, '', problems);
   if (doc.rule_files !== undefined && (!Array.isArray(doc.rule_files) || !doc.rule_files.every((f) => typeof f === 'string')))
     throw new PoisonInputError('REQUEST_INVALID', file, [{ path: '/rule_files', message: 'must be a list of paths' }]);
@@ -233,14 +233,14 @@ export function loadRuleTestFile(file: string): RuleTestCase[] {
   const cases: RuleTestCase[] = [];
   doc.tests.forEach((t, i) => {
     const p = `/tests/${i}`;
-    if (!isObj(t) || typeof t.name !== 'string') {
+    if (!isRecord(t) || typeof t.name !== 'string') {
       problems.push({ path: `${p}/name`, message: 'each test needs a name' });
       return;
     }
     unknownKeys(t, TEST_KEYS, p, problems);
-    if (t.config !== undefined && !isObj(t.config)) problems.push({ path: `${p}/config`, message: 'must be a mapping of config overrides' });
-    const config = isObj(t.config) ? deepMerge(structuredClone(DEFAULT_CONFIG), t.config) : structuredClone(DEFAULT_CONFIG);
-    if (isObj(t.config)) for (const pr of configProblems(config)) problems.push({ path: `${p}/config${pr.path}`, message: pr.message });
+    if (t.config !== undefined && !isRecord(t.config)) problems.push({ path: `${p}/config`, message: 'must be a mapping of config overrides' });
+    const config = isRecord(t.config) ? deepMerge(structuredClone(DEFAULT_CONFIG), t.config) : structuredClone(DEFAULT_CONFIG);
+    if (isRecord(t.config)) for (const pr of configProblems(config)) problems.push({ path: `${p}/config${pr.path}`, message: pr.message });
     for (const k of ['input_events', 'expected', 'disabled'] as const)
       if (t[k] !== undefined && !Array.isArray(t[k])) problems.push({ path: `${p}/${k}`, message: 'must be a list' });
     if (Array.isArray(t.disabled) && !t.disabled.every((d) => typeof d === 'string')) problems.push({ path: `${p}/disabled`, message: 'must be a list of rule ids' });
@@ -249,7 +249,7 @@ export function loadRuleTestFile(file: string): RuleTestCase[] {
     const inputs = Array.isArray(t.input_events) ? t.input_events : [];
     inputs.forEach((raw, j) => {
       const ep = `${p}/input_events/${j}`;
-      if (!isObj(raw)) {
+      if (!isRecord(raw)) {
         problems.push({ path: ep, message: 'must be an event' });
         return;
       }

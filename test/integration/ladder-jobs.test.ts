@@ -38,7 +38,7 @@ const RESET = {
   kind: 'Job',
   metadata: { labels: { team: 'gpu-ops' } },
   spec: { template: { spec: { containers: [{ name: 'reset', image: 'registry.local/gpu-reset:1', command: ['nvidia-smi', '--gpu-reset', '-i', '{{gpu}}'] }], tolerations: [{ key: 'example.com/gpu', operator: 'Exists' }] } } },
-};
+} as const;
 
 function repair(): NodewardenConfig['repair'] {
   return { ...DEFAULT_CONFIG.repair, enabled: true, namespace: NS, reset: { template: RESET, timeout: '5m' }, validate: { template: RESET, timeout: '5m' } };

@@ -16,7 +16,12 @@ export function slackButtonRequest(o: { actionId: string; value: string; user: s
     response_url: 'https://hooks.slack.com/actions/T0001/1/xyz',
     actions: [{ type: 'button', action_id: o.actionId, block_id: 'approval', value: o.value, action_ts: '1700000001.000200' }],
   };
-  const body = `payload=${encodeURIComponent(JSON.stringify(payload))}`;
-  const sig = `v0=${createHmac('sha256', o.secret).update(`v0:${o.timestampSec}:${body}`).digest('hex')}`;
-  return { body, headers: { 'content-type': 'application/x-www-form-urlencoded', 'x-slack-request-timestamp': String(o.timestampSec), 'x-slack-signature': sig } };
+  return slackSignedPayload(JSON.stringify(payload), o.secret, o.timestampSec);
+}
+
+/** Any `payload` text (even one that is not JSON), form-encoded and signed as Slack signs. */
+export function slackSignedPayload(payloadText: string, secret: string, timestampSec: number): { body: string; headers: Record<string, string> } {
+  const body = `payload=${encodeURIComponent(payloadText)}`;
+  const sig = `v0=${createHmac('sha256', secret).update(`v0:${timestampSec}:${body}`).digest('hex')}`;
+  return { body, headers: { 'content-type': 'application/x-www-form-urlencoded', 'x-slack-request-timestamp': String(timestampSec), 'x-slack-signature': sig } };
 }

@@ -23,7 +23,7 @@ import type { ExecutionResult, Executor } from '../../../remediations/ports.js';
 import { createSlackInteractivity, APPROVE_ACTION, DENY_ACTION } from '../../../remediations/webhooks/slack-interactivity.js';
 import { webhookMetrics } from '../../../remediations/webhooks/metrics.js';
 import { FakeCluster } from './fake-cluster.js';
-import { slackButtonRequest } from '../../receivers/slack-interactivity.js';
+import { slackButtonRequest, slackSignedPayload } from '../../receivers/slack-interactivity.js';
 
 const T0 = Date.parse('2026-11-21T10:00:00Z');
 const SECRET = 'slack-signing-secret-123';
@@ -97,12 +97,17 @@ describe('approvals', () => {
     expect(runs, 'a redelivery after execution does not run again').to.have.length(1);
   });
 
-  it('Slack requests: bad signature, stale timestamp and replay are rejected and counted', async () => {
-    const registry = createRegistry('slack-test');
+  /** A Slack endpoint over a pending rollback approval `d-rb-1`. */
+  async function slackOverPendingRollback(name: string): Promise<{ registry: ReturnType<typeof createRegistry>; approvals: Approvals; slack: ReturnType<typeof createSlackInteractivity>; now: number }> {
+    const registry = createRegistry(name);
     const approvals = new Approvals(store, clock);
     const slack = createSlackInteractivity({ signingSecret: SECRET, approvals, store, clock, logger: silentLogger, metrics: webhookMetrics(registry) });
     await replica(approvals).submit([rollback()]);
-    const now = Math.floor(clock.now() / 1000);
+    return { registry, approvals, slack, now: Math.floor(clock.now() / 1000) };
+  }
+
+  it('Slack requests: bad signature, stale timestamp and replay are rejected and counted', async () => {
+    const { registry, approvals, slack, now } = await slackOverPendingRollback('slack-test');
     const forged = slackButtonRequest({ actionId: APPROVE_ACTION, value: 'd-rb-1', user: 'mallory', secret: 'wrong', timestampSec: now });
     expect((await slack.handle(Buffer.from(forged.body), forged.headers)).status).to.equal(401);
     const stale = slackButtonRequest({ actionId: APPROVE_ACTION, value: 'd-rb-1', user: 'mallory', secret: SECRET, timestampSec: now - 6 * 60 });
@@ -114,6 +119,21 @@ describe('approvals', () => {
     const count = (result: string): number => m?.values.find((v) => v.labels.source === 'slack' && v.labels.result === result)?.value ?? 0;
     expect([count('bad_signature'), count('stale'), count('replay'), count('accepted')]).to.deep.equal([1, 1, 1, 1]);
     expect((await approvals.get('d-rb-1'))?.state).to.equal('denied');
+  });
+
+  it('Slack payloads that are not a block_actions object (payload=null, a list, wrong field types) are a clean 400', async () => {
+    // Before: payload=null threw a TypeError out of the handler (a 500).
+    const { approvals, slack, now } = await slackOverPendingRollback('slack-malformed-test');
+    const valid = slackButtonRequest({ actionId: APPROVE_ACTION, value: 'd-rb-1', user: 'ann', secret: SECRET, timestampSec: now });
+    const payload = JSON.parse(decodeURIComponent(valid.body.slice('payload='.length))) as Record<string, unknown>;
+    const variants = ['null', '[]', '42', JSON.stringify({ ...payload, user: 'ann' }), JSON.stringify({ ...payload, actions: [{ action_id: APPROVE_ACTION, value: 7 }] }), JSON.stringify({ ...payload, user: { username: 'x'.repeat(10_000) } })];
+    for (const [i, p] of variants.entries()) {
+      const req = slackSignedPayload(p, SECRET, now - i);
+      const r = await slack.handle(Buffer.from(req.body), req.headers);
+      expect(r.status, p).to.equal(400);
+      expect(JSON.stringify(r.body), p).to.include('malformed');
+    }
+    expect((await approvals.get('d-rb-1'))?.state).to.equal('pending');
   });
 
   it('Deny denies (and the denial pages); no answer within the timeout denies too', async () => {

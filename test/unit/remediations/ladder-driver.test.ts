@@ -23,9 +23,9 @@ import { Registry } from 'prom-client';
 import { createOutcomeMetrics } from '../../../remediations/ladder/metrics.js';
 
 const M = 60_000;
-const JOB = { apiVersion: 'batch/v1', kind: 'Job', spec: { template: { spec: { containers: [{ name: 'x', image: 'nvcr.io/nvidia/cuda:12', command: ['nvidia-smi', '--gpu-reset', '-i', '{{gpu}}'] }] } } } };
-const REBOOT = { apiVersion: 'batch/v1', kind: 'Job', spec: { template: { spec: { hostPID: true, containers: [{ name: 'reboot', image: 'busybox', command: ['nsenter', '-t', '1', '-m', '--', 'systemctl', 'reboot'] }] } } } };
-const VALIDATE = { apiVersion: 'batch/v1', kind: 'Job', spec: { template: { spec: { containers: [{ name: 'dcgm', image: 'nvcr.io/nvidia/cloud-native/dcgm:4', command: ['dcgmi', 'diag', '-r', '2'] }] } } } };
+const JOB = { apiVersion: 'batch/v1', kind: 'Job', spec: { template: { spec: { containers: [{ name: 'x', image: 'nvcr.io/nvidia/cuda:12', command: ['nvidia-smi', '--gpu-reset', '-i', '{{gpu}}'] }] } } } } as const;
+const REBOOT = { apiVersion: 'batch/v1', kind: 'Job', spec: { template: { spec: { hostPID: true, containers: [{ name: 'reboot', image: 'busybox', command: ['nsenter', '-t', '1', '-m', '--', 'systemctl', 'reboot'] }] } } } } as const;
+const VALIDATE = { apiVersion: 'batch/v1', kind: 'Job', spec: { template: { spec: { containers: [{ name: 'dcgm', image: 'nvcr.io/nvidia/cloud-native/dcgm:4', command: ['dcgmi', 'diag', '-r', '2'] }] } } } } as const;
 
 function config(over: Partial<NodewardenConfig['repair']> = {}): NodewardenConfig {
   return {

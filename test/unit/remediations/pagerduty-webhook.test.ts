@@ -101,6 +101,33 @@ describe('PagerDuty v3 webhooks (engine HTTP endpoint)', () => {
     expect(text).to.match(/nodewarden_webhook_requests_total\{[^}]*source="pagerduty"[^}]*result="replay"[^}]*\} 1/);
   });
 
+  it('a field of the wrong type is a malformed event (400), never "[object Object]" in the ledger', async () => {
+    // Before: agent.summary {…} was accepted and recorded as "by [object Object]".
+    const e = pdIncidentEvent({ type: 'incident.acknowledged', incidentKey: KEY, occurredAt: new Date(clock.now()), by: 'Ann' });
+    const doc = JSON.parse(e.body) as { event: { agent: Record<string, unknown>; data: Record<string, unknown> } };
+    doc.event.agent.summary = { name: 'Ann' };
+    const body = JSON.stringify(doc);
+    const r = await post(body, pdSignature(body, [SECRET]));
+    expect(r.status).to.equal(400);
+    expect(JSON.stringify(r.json)).to.include('/event/agent/summary must be string or null');
+    const key = JSON.parse(e.body) as { event: { id: string; data: Record<string, unknown> } };
+    key.event.id = 'other-id';
+    key.event.data.incident_key = ['not', 'a', 'key'];
+    const body2 = JSON.stringify(key);
+    expect((await post(body2, pdSignature(body2, [SECRET]))).status).to.equal(400);
+    const long = JSON.parse(e.body) as { event: { id: string; agent: Record<string, unknown> } };
+    long.event.id = 'long-name';
+    long.event.agent.summary = 'A'.repeat(10_000);
+    const body3 = JSON.stringify(long);
+    const r3 = await post(body3, pdSignature(body3, [SECRET]));
+    expect(r3.status, 'a 10,000-character name is not recorded').to.equal(400);
+    expect(JSON.stringify(r3.json)).to.include('/event/agent/summary must be at most 256 characters');
+    for (const bad of ['null', '[]', '{"event": null}', '{"event": {"id": "", "event_type": "x", "occurred_at": "2026-11-21T10:00:00Z"}}']) expect((await post(bad, pdSignature(bad, [SECRET]))).status, bad).to.equal(400);
+    expect(records).to.have.length(0);
+    expect(await incidents.heldBy({ ...nodePage('h100-009'), action: 'cordon' })).to.equal(null);
+    expect(await counted('malformed')).to.equal(7);
+  });
+
   it('resolve in PagerDuty is recorded naming who; unknown incidents and other event types are ignored', async () => {
     const e = pdIncidentEvent({ type: 'incident.resolved', incidentKey: KEY, occurredAt: new Date(clock.now()), by: 'Ann' });
     expect((await post(e.body, pdSignature(e.body, [SECRET]))).json).to.include({ result: 'accepted', event: 'resolved' });

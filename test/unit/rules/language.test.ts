@@ -147,6 +147,29 @@ describe('rules language: loading and validation', function () {
     expect(paths).to.include.members(['f.yaml#fleet-cordon/actions/0', 'f.yaml#group-cordon/actions/0']);
   });
 
+  it('names every object inherits (constructor, __proto__, toString) are neither template variables, fields nor group labels', function () {
+    // Before: `{{constructor}}` loaded and rendered the whole template context
+    // (Object(c)) into pages; `data.constructor` read Object's constructor, so
+    // `exists: true` always held; `scope: {group: constructor}` grouped every
+    // event under the text of a function.
+    const rule = (over: string): string => GOOD.replace('    actions: [{ type: page }]\n', `${over}    actions: [{ type: page }]\n`);
+    const cases: Array<[string, string, RegExp]> = [
+      [rule('    summary: "{{constructor}}"\n'), 'x.yaml#ok-rule/summary', /unknown variable "\{\{constructor\}\}"/],
+      [rule('    summary: "{{toString}} on {{node}}"\n'), 'x.yaml#ok-rule/summary', /unknown variable "\{\{toString\}\}"/],
+      [rule('    summary: "{{data.constructor}}"\n'), 'x.yaml#ok-rule/summary', /"constructor" is a name every object inherits/],
+      [GOOD.replace('data.code: { in: [79] }', 'data.constructor: { exists: true }'), 'x.yaml#ok-rule/match/where/data.constructor', /inherits/],
+      [GOOD.replace('data.code: { in: [79] }', 'labels.__proto__: { exists: true }'), 'x.yaml#ok-rule/match/where/labels.__proto__', /inherits/],
+      [GOOD.replace('data.code: { in: [79] }', 'data.gpu.hasOwnProperty: x'), 'x.yaml#ok-rule/match/where/data.gpu.hasOwnProperty', /inherits/],
+      [rule('    scope: { group: constructor }\n'), 'x.yaml#ok-rule/scope/group', /label name/],
+    ];
+    for (const [text, path, message] of cases) {
+      const problems = problemsOf(() => parseRules(text, 'x.yaml'));
+      expect(problems.map((p) => p.path), text).to.include(path);
+      expect(problems.find((p) => p.path === path)?.message, text).to.match(message);
+    }
+    expect(parseRules(rule('    summary: "{{node}} {{data.code}}"\n'), 'x.yaml').rules).to.have.length(1);
+  });
+
   it('a directory with one bad file never half-loads', function () {
     const dir = mkdtempSync(join(tmpdir(), 'nw-rules-'));
     writeFileSync(join(dir, 'a-good.yaml'), GOOD);
