@@ -6,6 +6,7 @@
  */
 import type { ActionKind, Decision, GuardName, LedgerRecord } from '../core/decision.js';
 import type { NodewardenError } from '../core/errors.js';
+import type { HeldFault } from '../core/held-fault.js';
 
 export interface ExecutionResult {
   ok: boolean;
@@ -102,6 +103,14 @@ export interface SubmitOptions {
  */
 export interface Remediator {
   submit(decisions: readonly Decision[], options?: SubmitOptions): Promise<LedgerRecord[]>;
+  /**
+   * Fault events an isolating rule matched while it was already firing or
+   * cooling down (the engine's held faults, ADR 0034): the repair ladder reads
+   * them as the fault coming back during validation or the quiet period.
+   * Returns the records of what that made the ladder do. Absent: nothing
+   * behind the remediator cares (no ladder).
+   */
+  heldFaults?(faults: readonly HeldFault[]): Promise<LedgerRecord[]>;
   /** Sends every held denial page now; returns (and writes) their ledger records. */
   flush(): Promise<LedgerRecord[]>;
   /** Flushes and stops the timer (idempotent). */

@@ -19,6 +19,7 @@
 import type { ClusterView } from '../../core/cluster.js';
 import type { Clock } from '../../core/clock.js';
 import type { Decision, LedgerRecord } from '../../core/decision.js';
+import type { HeldFault } from '../../core/held-fault.js';
 import { errorMessage } from '../../core/errors.js';
 import type { Logger } from '../../core/logger.js';
 import type { XidCatalogue } from '../../rules/xid/catalogue.js';
@@ -142,6 +143,18 @@ export class LadderDriver {
   private readonly log: Logger;
   private lastTick = Number.NEGATIVE_INFINITY;
   private readonly tickEveryMs: number;
+  /**
+   * Nodes with an open episode, as this replica last saw them (every tick
+   * reads every ladder document; every transition here updates it): held
+   * faults of other nodes are dropped without a store round trip. Null until
+   * the first tick loaded it: every held fault goes to the store. A stale
+   * entry costs one read; a missing one is impossible for long, and only for
+   * an episode opened on another replica within the last tick, i.e. one still
+   * in its repair step, where a held fault changes nothing (ADR 0034).
+   */
+  private open: Set<string> | null = null;
+  /** Nodes this replica's transitions touched while a tick was reading the store (kept by that tick's reload). */
+  private touched: Set<string> | null = null;
   constructor(private readonly o: LadderDriverOptions) {
     this.log = o.logger.child({ component: 'repair-ladder' });
     this.tickEveryMs = o.tickEveryMs ?? 5000;
@@ -188,17 +201,49 @@ export class LadderDriver {
     return out;
   }
 
+  /**
+   * Held faults (the engine's fault events of isolating rules during their
+   * cooldown, ADR 0034): a node (GPU) in validation or its quiet period sees
+   * its fault come back and escalates instead of returning. Faults of nodes
+   * without an open episode are dropped here; one per node and GPU per call.
+   * Returns the ladder's records.
+   */
+  async held(faults: readonly HeldFault[]): Promise<LedgerRecord[]> {
+    const seen = new Set<string>();
+    const inputs: Array<[string, LadderInput]> = [];
+    for (const f of faults) {
+      if (this.open !== null && !this.open.has(f.node)) continue;
+      const k = `${f.node}\u0000${f.gpu ?? ''}`;
+      if (seen.has(k)) continue;
+      seen.add(k);
+      const start = f.xid ? startRung(this.o.catalogue, f.xid) : null;
+      inputs.push([f.node, { kind: 'held', at: this.o.clock.now(), gpu: f.gpu ?? f.xid?.gpu ?? null, rule: f.rule, reason: `${f.reason} at ${new Date(f.at).toISOString()}`, start: start?.rung ?? null }]);
+    }
+    const out: LedgerRecord[] = [];
+    for (const [node, input] of inputs) {
+      try {
+        out.push(...(await this.apply(node, input, 0)));
+      } catch (err) {
+        this.log.warn({ node, err: errorMessage(err) }, 'repair ladder: a held fault could not be applied');
+      }
+    }
+    return out;
+  }
+
   /** Job status, deadlines, quiet periods and people's uncordons; at most once per `tickEveryMs`. */
   async tick(force = false): Promise<LedgerRecord[]> {
     const now = this.o.clock.now();
     if (!force && now - this.lastTick < this.tickEveryMs) return [];
     this.lastTick = now;
     const out: LedgerRecord[] = [];
+    const found = new Set<string>();
+    this.touched = new Set();
     for (const node of await this.o.store.ids(LADDER_NS)) {
       try {
         const cur = await this.o.store.read<NodeLadder>(LADDER_NS, node);
         const e = cur?.doc.episode;
         if (!e) continue;
+        found.add(node);
         const pd = e.pending;
         if (pd?.status === 'running' && pd.job) {
           const s = await this.o.jobs.status(pd.job);
@@ -212,9 +257,13 @@ export class LadderDriver {
         }
         out.push(...(await this.apply(node, { kind: 'tick', at: this.o.clock.now(), node: await this.isolation(e) }, 0)));
       } catch (err) {
+        found.add(node); // unknown: keep it in the set
         this.log.warn({ node, err: errorMessage(err) }, 'repair ladder tick failed for a node; next tick tries again');
       }
     }
+    for (const n of this.touched) found.add(n);
+    this.touched = null;
+    this.open = found;
     return out;
   }
 
@@ -256,6 +305,7 @@ export class LadderDriver {
       node,
       (cur) => {
         const t = transition(cur ?? emptyLadder(node), input, p);
+        this.seen(node, (t.changed ? t.ladder : cur)?.episode != null);
         if (!t.changed) return { doc: null, result: null };
         const keep = t.ladder.episode !== null || t.ladder.attempts.length > 0;
         return { doc: keep ? t.ladder : 'delete', result: t };
@@ -283,6 +333,14 @@ export class LadderDriver {
       out.push(...(await this.apply(node, { kind: 'recorded', at, decisionId: r.decisionId, outcome: r.outcome, guard: r.guard, job, ...(r.error ? { error: r.error } : {}) }, depth + 1)));
     }
     return out;
+  }
+
+  /** Keeps the open-episode set (see `open`) up to date with what a transition left. */
+  private seen(node: string, open: boolean): void {
+    if (open) {
+      this.open?.add(node);
+      this.touched?.add(node);
+    } else this.open?.delete(node);
   }
 
   private decisionOf(r: LadderRequest, e: Episode | undefined): Decision {

@@ -22,7 +22,13 @@
  *   without a validation template the node is held for a person;
  * - a guard denial (pause, rate limit, breaker) never counts as an attempt and
  *   never escalates: the same step is asked for again later;
- * - a person's uncordon closes the episode (`resolved-by-person`).
+ * - a person's uncordon closes the episode (`resolved-by-person`);
+ * - a held fault (the rule matched again while cooling down, ADR 0034) on
+ *   what the episode isolated, during validation or the quiet period, is a
+ *   fault again: no return, the next rung up;
+ * - one episode per node at a time: a fault isolated separately (another
+ *   GPU's taint, or the node's cordon during a GPU episode) is queued and gets
+ *   its own episode when the open one ends (ADR 0034).
  *
  * Transitions return requests (actions for the remediator: guard + ledger) and
  * at most one closed episode (for the outcome metrics); they never act.
@@ -106,10 +112,24 @@ export interface Episode {
   history: HistoryEntry[];
 }
 
+/** A fault isolated on its own while another episode of the node was open: its episode comes next (ADR 0034). */
+export interface QueuedFault {
+  gpu: string | null;
+  scope: Scope;
+  rule: string;
+  reason: string;
+  faultAt: number;
+  detectedAt: number;
+  isolatedAt: number;
+  start: Rung | null;
+}
+
 export interface NodeLadder {
   node: string;
   episode: Episode | null;
   attempts: Attempt[];
+  /** Absent in documents stored before ADR 0034: none. Bounded by MAX_QUEUE. */
+  queue?: QueuedFault[];
 }
 
 /** The ladder's own request for an action; the driver turns it into a Decision. */
@@ -134,6 +154,12 @@ export interface ClosedEpisode {
 export type LadderInput =
   /** A node nodewarden cordoned for a fault (or a fault seen again on a node in an episode). */
   | { kind: 'fault'; at: number; faultAt: number; detectedAt: number; gpu: string | null; rule: string; reason: string; start: Rung | null; isolated: boolean; scope?: Scope }
+  /**
+   * A held fault (core/held-fault.ts): an isolating rule matched on this node
+   * (GPU `gpu`) again while it cooled down. Nothing was isolated anew: it only
+   * tells an open episode that the fault is back.
+   */
+  | { kind: 'held'; at: number; gpu: string | null; rule: string; reason: string; start: Rung | null }
   /** nodewarden uncordoned the node (or untainted the GPU `gpu`) outside the ladder (a rule's clear with auto-uncordon). */
   | { kind: 'uncordoned'; at: number; gpu?: string }
   /** The ledger outcome of a decision the ladder asked for. */
@@ -162,6 +188,8 @@ export interface Transition {
 }
 
 const MAX_HISTORY = 50;
+/** Faults waiting for their own episode on one node (one per GPU, and the node's); a full queue notes the rest in the history. */
+export const MAX_QUEUE = 16;
 
 export function emptyLadder(node: string): NodeLadder {
   return { node, episode: null, attempts: [] };
@@ -265,6 +293,60 @@ class Work {
     this.closed = { episode: e, end, at: this.now };
     this.l.episode = null;
     this.changed = true;
+    const q = this.l.queue ?? [];
+    if (q.length === 0) return;
+    if (end === 'node-gone') {
+      this.l.queue = []; // nothing left to repair
+      return;
+    }
+    const [next, ...rest] = q;
+    this.l.queue = rest;
+    if (next) this.open({ ...next, id: `${this.l.node}:${next.detectedAt}:${next.gpu ?? 'node'}`, queuedWhile: e.id });
+  }
+
+  /** Starts an episode (a fault just isolated, or the next queued one). */
+  open(f: QueuedFault & { id: string; queuedWhile?: string }): void {
+    const device = f.scope === 'device' && f.gpu !== null;
+    const ep: Episode = {
+      id: f.id,
+      node: this.l.node,
+      gpu: f.gpu,
+      scope: device ? 'device' : 'node',
+      rule: f.rule,
+      reason: f.reason,
+      faultAt: Math.min(f.faultAt, f.detectedAt),
+      detectedAt: f.detectedAt,
+      isolatedAt: f.isolatedAt,
+      rung: f.start ?? 'replace',
+      phase: 'repair',
+      pending: null,
+      quietUntil: null,
+      repaired: false,
+      history: [{ at: f.isolatedAt, what: `fault: ${f.reason} (rule ${f.rule}); ${device ? `GPU ${f.gpu ?? '?'} tainted` : 'cordoned'}` }],
+    };
+    this.l.episode = ep;
+    this.changed = true;
+    if (f.queuedWhile !== undefined) this.note(ep, `queued while episode ${f.queuedWhile} was open; its own episode starts now`);
+    if (!this.p.act || f.start === null) {
+      ep.phase = 'observe';
+      this.note(ep, this.p.act ? 'no repair step is recommended for this fault: observing only' : 'the repair ladder is off: observing only');
+    } else this.enter(ep, f.start, `${f.start === 'reset' ? 'GPU reset' : f.start === 'reboot' ? 'node reboot' : 'hand-over'} recommended`);
+  }
+
+  /** Queues a fault isolated on its own while episode `e` is open (one entry per GPU / the node). */
+  enqueue(e: Episode, f: QueuedFault): void {
+    const q = (this.l.queue ??= []);
+    const what = f.scope === 'device' ? `GPU ${f.gpu ?? '?'} tainted` : `the node cordoned${f.gpu === null ? '' : ` (GPU ${f.gpu})`}`;
+    if (q.some((x) => x.scope === f.scope && x.gpu === f.gpu)) {
+      this.note(e, `fault again on a queued target (${what}): ${f.reason}`);
+      return;
+    }
+    if (q.length >= MAX_QUEUE) {
+      this.note(e, `fault not queued, the queue is full (${MAX_QUEUE}): ${what}: ${f.reason}`);
+      return;
+    }
+    q.push(f);
+    this.note(e, `fault isolated separately (${what}): ${f.reason}; queued for its own episode`);
   }
 
   /** After a repair step succeeded: validate, or hold for a person when no validation is configured. */
@@ -304,39 +386,25 @@ export function transition(input: NodeLadder, ev: LadderInput, p: LadderPolicy):
   if (pruneAttempts(l, p, ev.at)) w.changed = true;
   const e = l.episode;
   switch (ev.kind) {
-    case 'fault':
+    case 'fault': {
       if (!e && !ev.isolated) break; // a cordon that did not happen starts nothing
+      const scope: Scope = ev.scope === 'device' && ev.gpu !== null ? 'device' : 'node';
       if (!e) {
-        const ep: Episode = {
-          id: `${l.node}:${ev.detectedAt}`,
-          node: l.node,
-          gpu: ev.gpu,
-          scope: ev.scope === 'device' && ev.gpu !== null ? 'device' : 'node',
-          rule: ev.rule,
-          reason: ev.reason,
-          faultAt: Math.min(ev.faultAt, ev.detectedAt),
-          detectedAt: ev.detectedAt,
-          isolatedAt: ev.at,
-          rung: ev.start ?? 'replace',
-          phase: 'repair',
-          pending: null,
-          quietUntil: null,
-          repaired: false,
-          history: [{ at: ev.at, what: `fault: ${ev.reason} (rule ${ev.rule}); ${ev.scope === 'device' && ev.gpu !== null ? `GPU ${ev.gpu} tainted` : 'cordoned'}` }],
-        };
-        l.episode = ep;
-        if (!p.act || ev.start === null) {
-          ep.phase = 'observe';
-          w.note(ep, p.act ? 'no repair step is recommended for this fault: observing only' : 'the repair ladder is off: observing only');
-        } else w.enter(ep, ev.start, `${ev.start === 'reset' ? 'GPU reset' : ev.start === 'reboot' ? 'node reboot' : 'hand-over'} recommended`);
-      } else if (e.phase === 'validate' || e.phase === 'quiet' || (e.phase === 'return' && e.pending?.status !== 'done')) {
-        // the repair did not hold: the fault came back before the node was returned
-        w.note(e, `fault again during ${e.phase}: ${ev.reason}`);
-        if (ev.start !== null && rungIndex(ev.start) > rungIndex(e.rung)) e.rung = ev.start; // the new fault may ask for more
-        w.escalate(e, `fault again during ${e.phase}`);
-      } else {
-        w.note(e, `fault during ${e.phase}: ${ev.reason}`);
+        w.open({ id: `${l.node}:${ev.detectedAt}`, gpu: ev.gpu, scope, rule: ev.rule, reason: ev.reason, faultAt: ev.faultAt, detectedAt: ev.detectedAt, isolatedAt: ev.at, start: ev.start });
+        break;
       }
+      const hits = concerns(e, ev.gpu);
+      if (hits && backBeforeReturn(e)) faultAgain(w, e, ev.reason, ev.start);
+      else if (hits) w.note(e, `fault during ${e.phase}: ${ev.reason}`);
+      // isolated on its own (another GPU's taint; the node's cordon during a GPU episode): its own episode, later
+      const same = (e.scope ?? 'node') === scope && (scope === 'node' || ev.gpu === e.gpu);
+      if (!same && ev.isolated) w.enqueue(e, { gpu: ev.gpu, scope, rule: ev.rule, reason: ev.reason, faultAt: ev.faultAt, detectedAt: ev.detectedAt, isolatedAt: ev.at, start: ev.start });
+      else if (!hits) w.note(e, `fault on ${ev.gpu === null ? 'the node' : `GPU ${ev.gpu}`} (not this episode's): ${ev.reason}`);
+      break;
+    }
+    case 'held':
+      // only a fault on what the episode returns, before it is returned; anything else changes nothing (no write)
+      if (e && concerns(e, ev.gpu) && backBeforeReturn(e)) faultAgain(w, e, `${ev.reason} (rule ${ev.rule}, held by its cooldown)`, ev.start);
       break;
     case 'recorded':
       if (e) onRecorded(w, e, ev);
@@ -354,6 +422,29 @@ export function transition(input: NodeLadder, ev: LadderInput, p: LadderPolicy):
       break;
   }
   return { ladder: l, requests: w.requests, closed: w.closed, changed: w.changed };
+}
+
+/**
+ * A fault on GPU `gpu` (null: the node) concerns the episode when it is about
+ * what the episode returns: anything on the node for a node episode (its quiet
+ * period is the node's), the same GPU for a GPU episode.
+ */
+function concerns(e: Episode, gpu: string | null): boolean {
+  return e.scope !== 'device' || (gpu !== null && gpu === e.gpu);
+}
+
+/** Validated or being validated, not yet returned: a fault now means the repair did not hold. */
+function backBeforeReturn(e: Episode): boolean {
+  return e.phase === 'validate' || e.phase === 'quiet' || (e.phase === 'return' && e.pending?.status !== 'done');
+}
+
+function faultAgain(w: Work, e: Episode, reason: string, start: Rung | null): void {
+  // the repair did not hold: the fault came back before the node was returned
+  const phase = e.phase;
+  w.note(e, `fault again during ${phase}: ${reason}`);
+  // the next rung up, or higher when the new fault asks for more (never the same rung again, never past what it asks)
+  const up = e.rung === 'replace' ? 'replace' : nextRung(e.rung);
+  w.enter(e, start !== null && rungIndex(start) > rungIndex(up) ? start : up, `fault again during ${phase}`);
 }
 
 function onRecorded(w: Work, e: Episode, ev: Extract<LadderInput, { kind: 'recorded' }>): void {

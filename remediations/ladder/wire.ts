@@ -1,10 +1,12 @@
 /**
  * Wiring of the repair ladder into a remediator: its policy from the config,
  * and a remediator whose submit also drives the ladder (every record of a
- * submit goes to the driver; an empty submit, the engine's tick, ticks it).
+ * submit goes to the driver; an empty submit, the engine's tick, ticks it;
+ * the engine's held faults go to it through `heldFaults`, ADR 0034).
  */
 import type { NodewardenConfig } from '../../core/config.js';
 import type { Decision, LedgerRecord } from '../../core/decision.js';
+import type { HeldFault } from '../../core/held-fault.js';
 import { parseDuration } from '../../core/duration.js';
 import { errorMessage } from '../../core/errors.js';
 import type { Logger } from '../../core/logger.js';
@@ -52,6 +54,15 @@ export function withRepairLadder(inner: Remediator, driver: LadderDriver, logger
     },
     async flush(): Promise<LedgerRecord[]> {
       return follow([], await inner.flush());
+    },
+    async heldFaults(faults: readonly HeldFault[]): Promise<LedgerRecord[]> {
+      if (faults.length === 0) return [];
+      try {
+        return await driver.held(faults);
+      } catch (err) {
+        log.error({ err: errorMessage(err), faults: faults.length }, 'repair ladder could not take the held faults of this batch');
+        return [];
+      }
     },
     close: () => inner.close(),
   };

@@ -15,6 +15,8 @@ import type { Clock } from '../../core/clock.js';
 import type { ClusterView, WorkloadRef } from '../../core/cluster.js';
 import type { ActionKind, Decision, DecisionOf, Target } from '../../core/decision.js';
 import type { EventEnvelope, EventType } from '../../core/envelope.js';
+import type { HeldFault } from '../../core/held-fault.js';
+import { MAX_HELD_FAULTS_PER_BATCH } from '../../core/held-fault.js';
 import { formatDuration } from '../../core/duration.js';
 import type { Logger } from '../../core/logger.js';
 import type { RuleToggles } from '../toggles/port.js';
@@ -26,9 +28,22 @@ import { StoreKeys } from '../../adapters/redis/keys.js';
 import type { LeafKind } from '../../adapters/redis/keys.js';
 import { decodeScope, scopeKey, scopeLabel } from './scope.js';
 
+/** What one batch of events yields: decisions, and the held faults of isolating rules (ADR 0034). */
+export interface EngineOutput {
+  decisions: Decision[];
+  /**
+   * Fault events of isolating rules (cordon / taint, node scope) whose
+   * condition held but which did not fire: the rule's episode is active or
+   * cooling down. For the repair ladder's quiet period (core/held-fault.ts).
+   */
+  heldFaults: HeldFault[];
+}
+
 export interface RuleEngine {
   /** Evaluates already-validated events in order; returns the decisions they trigger. */
   process(events: readonly EventEnvelope[]): Promise<Decision[]>;
+  /** `process`, with the held faults of the batch too (absent in engines that have none: stand-ins, fakes). */
+  evaluate?(events: readonly EventEnvelope[]): Promise<EngineOutput>;
   /** Advances time-driven logic (absent, sustained, clear after / sustained) to `now`. */
   tick(now: number): Promise<Decision[]>;
 }
@@ -90,6 +105,8 @@ interface RulePlan {
   seenIndex: string[];
   /** Scope → its state keys, so the hot path builds no key strings (bounded; cleared when large). */
   cache: Map<string, ScopeKeys>;
+  /** Cordons or taints on a node scope: a match held back by its episode or cooldown is a held fault (ADR 0034). */
+  isolating: boolean;
 }
 
 /** State keys of one rule on one scope: `k[slot]` per leaf/clear slot, `k[slots]` = episode. */
@@ -148,7 +165,7 @@ const OUTBOX_RECHECK_MS = 15_000;
 
 const hash = (s: string): string => createHash('sha256').update(s).digest('hex').slice(0, 24);
 
-export function createRuleEngine(opts: RuleEngineOptions): RuleEngine {
+export function createRuleEngine(opts: RuleEngineOptions): Required<RuleEngine> {
   const { store, cluster, toggles, clock, config } = opts;
   const keys = new StoreKeys(opts.keyPrefix ?? config.redis.keyPrefix);
   const log = opts.logger.child({ component: 'rules-engine' });
@@ -191,6 +208,7 @@ export function createRuleEngine(opts: RuleEngineOptions): RuleEngine {
       sustainedIndex: Array.from({ length: slotsOf(rule) }, (_, i) => keys.sustainedIndex(rule.id, i)),
       seenIndex: Array.from({ length: slotsOf(rule) }, (_, i) => keys.seenIndex(rule.id, i)),
       cache: new Map(),
+      isolating: rule.scope.kind === 'node' && rule.actions.some((a) => a.type === 'cordon' || a.type === 'taint'),
     };
   });
   const slotCount = Math.max(1, ...plans.map((p) => p.rule.leaves.length + 1));
@@ -593,21 +611,44 @@ export function createRuleEngine(opts: RuleEngineOptions): RuleEngine {
     return out;
   }
 
-  async function settle(ops: StoreOp[], firings: Firing[]): Promise<Decision[]> {
+  /** A fault event of an isolating rule that fired already (its episode active, or cooling down). */
+  function heldFault(f: Firing, e: EventEnvelope): HeldFault {
+    const x = xidEvidence(e);
+    return {
+      rule: f.plan.rule.id,
+      node: e.node,
+      gpu: gpuOf(e.data),
+      eventId: e.id,
+      at: f.t,
+      reason: x ? `${e.type} Xid ${x.code ?? '?'}` : e.type,
+      xid: x,
+    };
+  }
+
+  /** `held`: where the fires an episode or cooldown held back go (event batches only). */
+  async function settle(ops: StoreOp[], firings: Firing[], held: HeldFault[] | null = null): Promise<Decision[]> {
     const results = await run(ops);
     const out: Decision[] = [];
     for (const f of firings) {
       const r = results[f.opIdx];
-      if (typeof r !== 'number') continue;
+      if (typeof r !== 'number') {
+        if (held && f.kind === 'fire' && f.plan.isolating && f.e && held.length < MAX_HELD_FAULTS_PER_BATCH) held.push(heldFault(f, f.e));
+        continue;
+      }
       const members = f.membersIdx >= 0 ? ((results[f.membersIdx] as string[] | undefined) ?? []) : [];
       out.push(...decisionsFor(f, r, members));
     }
     return out;
   }
 
-  return {
+  const engine: Required<RuleEngine> = {
     async process(events: readonly EventEnvelope[]): Promise<Decision[]> {
-      if (events.length === 0) return [];
+      return (await engine.evaluate(events)).decisions;
+    },
+
+    async evaluate(events: readonly EventEnvelope[]): Promise<EngineOutput> {
+      const none: EngineOutput = { decisions: [], heldFaults: [] };
+      if (events.length === 0) return none;
       groupSizes = null;
       const enabled = enabledMask(clock.now());
       const ops: StoreOp[] = [];
@@ -700,7 +741,7 @@ export function createRuleEngine(opts: RuleEngineOptions): RuleEngine {
           pend.push(pe);
         }
       }
-      if (ops.length === 0) return [];
+      if (ops.length === 0) return none;
       const results = await run(ops);
       const ops2: StoreOp[] = [];
       const firings: Firing[] = [];
@@ -738,8 +779,10 @@ export function createRuleEngine(opts: RuleEngineOptions): RuleEngine {
           }
         }
       }
-      if (ops2.length === 0) return [];
-      return settle(ops2, firings);
+      if (ops2.length === 0) return none;
+      const heldFaults: HeldFault[] = [];
+      const decisions = await settle(ops2, firings, heldFaults);
+      return { decisions, heldFaults };
     },
 
     async tick(now: number): Promise<Decision[]> {
@@ -794,6 +837,7 @@ export function createRuleEngine(opts: RuleEngineOptions): RuleEngine {
       return [...recovered, ...(await settle(ops2, firings))];
     },
   };
+  return engine;
 }
 
 /** Slots of a rule: its leaves plus the clear condition's slot, if any. */

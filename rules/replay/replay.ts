@@ -26,7 +26,8 @@ export interface ReplayOptions {
   events: AsyncIterable<EventEnvelope> | Iterable<EventEnvelope>;
   rules: RuleSet;
   cluster: ClusterView;
-  remediator: Pick<Remediator, 'submit'>;
+  /** Submits decisions; held faults (ADR 0034) go to it too when it takes them (the repair ladder). */
+  remediator: Pick<Remediator, 'submit' | 'heldFaults'>;
   config: NodewardenConfig;
   /** Rule ids switched off for this run (like a runtime toggle). */
   disabled?: readonly string[];
@@ -97,7 +98,10 @@ export async function* replay(opts: ReplayOptions): AsyncGenerator<LedgerRecord>
     if (batch.length === 0) return [];
     const b = batch;
     batch = [];
-    return submit(await engine.process(b));
+    const out = await engine.evaluate(b);
+    const rs = await submit(out.decisions);
+    if (out.heldFaults.length === 0 || !opts.remediator.heldFaults) return rs;
+    return [...rs, ...(await opts.remediator.heldFaults(out.heldFaults))];
   }
   /** Ticks every boundary ≤ t (or < t: events at a boundary go before its tick, so time-driven firings see them). */
   async function* ticksUpTo(t: number, inclusive: boolean): AsyncGenerator<LedgerRecord> {

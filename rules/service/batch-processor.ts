@@ -5,7 +5,9 @@
  *   decode + validate → dead letters for the invalid ones
  *   drop repeats inside the batch, then claim ids (dedupe across redeliveries;
  *   ids another batch is still working on make this one retry later)
- *   evaluate the fresh events → decisions → remediator (guard, action, ledger)
+ *   evaluate the fresh events → decisions → remediator (guard, action, ledger);
+ *   held faults (isolating rules matched again during their cooldown) → the
+ *   remediator's repair ladder (ADR 0034)
  *   dead letters durable → confirm the claimed ids
  *
  * Only when `process` resolves may the caller commit the batch's offsets. If
@@ -50,8 +52,8 @@ export class RetryLaterError extends NodewardenError {
 
 export interface BatchProcessorOptions {
   engine: RuleEngine;
-  /** The remediator port, of which the processor only submits. */
-  remediator: Pick<Remediator, 'submit'>;
+  /** The remediator port, of which the processor only submits (and hands on held faults, when it takes them). */
+  remediator: Pick<Remediator, 'submit' | 'heldFaults'>;
   /** Extra sink for the ledger records, when the remediator does not write them itself. */
   ledger?: LedgerSink;
   deduper: EventDeduper;
@@ -165,11 +167,14 @@ export class BatchProcessor {
     try {
       if (fresh.length > 0) {
         [decisions, records] = await this.queue.run(async () => {
-          const ds = await this.o.engine.process(fresh).catch((err: unknown) => {
+          const engine = this.o.engine;
+          const { decisions: ds, heldFaults } = await (engine.evaluate ? engine.evaluate(fresh) : engine.process(fresh).then((d) => ({ decisions: d, heldFaults: [] }))).catch((err: unknown) => {
             storeDown = err;
             throw err;
           });
           const all = ds.length > 0 ? await this.o.remediator.submit(ds, { redeliverable: true }) : [];
+          // after the batch's own decisions: a fault held back by its rule's cooldown, for the repair ladder
+          if (heldFaults.length > 0 && this.o.remediator.heldFaults) all.push(...(await this.o.remediator.heldFaults(heldFaults)));
           const rs = all.filter((r) => !isRetryLater(r));
           if (this.o.ledger && rs.length > 0) await this.o.ledger.write(rs);
           const later = all.filter(isRetryLater);

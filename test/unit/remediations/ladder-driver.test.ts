@@ -20,6 +20,11 @@ import { createSimulatedCluster } from '../../../remediations/simulated/index.js
 import { SimulatedRepairJobs } from '../../../remediations/simulated/simulated-jobs.js';
 import { loadRules, defaultRulesPath } from '../../../rules/language/load.js';
 import { Registry } from 'prom-client';
+import type { EventEnvelope } from '../../../core/envelope.js';
+import { replay } from '../../../rules/replay/replay.js';
+import type { Remediator } from '../../../remediations/ports.js';
+import type { HeldFault } from '../../../core/held-fault.js';
+import type { DocStore } from '../../../remediations/incidents/doc-store.js';
 import { createOutcomeMetrics } from '../../../remediations/ladder/metrics.js';
 
 const M = 60_000;
@@ -253,5 +258,105 @@ describe('repair ladder driver: GPU (device-taint) episodes', () => {
     expect(cluster.getNode('gpu-9')?.unschedulable).to.equal(true);
     const [u] = await r.remediator.submit([{ ...xidTaint('gpu-9', 95, clock.now()), id: 'u9', action: 'untaint' }]);
     expect(u).to.include({ action: 'untaint', outcome: 'executed' });
+  });
+});
+
+describe('repair ladder: a fault during the rule cooldown reaches the quiet period (held faults, ADR 0034)', () => {
+  const T = Date.parse('2026-12-01T10:00:00Z');
+  const xidEvent = (id: string, at: number, gpu = GPU): EventEnvelope => ({
+    v: 1,
+    id,
+    ts: new Date(at).toISOString(),
+    node: 'gpu-3',
+    type: 'gpu.xid',
+    source: 'kmsg',
+    labels: { pool: 'p' },
+    data: { code: 95, gpu, pci: '0000:3b:00', message: 'Uncontained ECC error' },
+  });
+
+  /** Replay (engine + replay remediator + ladder) of Xid 95 at T and again at T + 10 m, within gpu-xid-fatal's 1 h cooldown. */
+  async function run(remediatorOf: (r: Remediator) => Pick<Remediator, 'submit' | 'heldFaults'>) {
+    const { clock, cluster, r, steps } = setup();
+    clock.set(T - 1000);
+    const rules = loadRules(defaultRulesPath());
+    const back: number[] = [];
+    for await (const rec of replay({ events: [xidEvent('x1', T), xidEvent('x2', T + 10 * M)], rules, cluster, remediator: remediatorOf(r.remediator), config: config(), clock, tickRemediator: true, tickMs: 5000, until: T + 70 * M }))
+      if (rec.action === 'uncordon' && rec.outcome === 'executed') back.push(Date.parse(rec.ts) - T);
+    return { steps: steps().map((x) => x.action), back, cordoned: cluster.getNode('gpu-3')?.unschedulable };
+  }
+
+  it('Xid 95 again 10 m in (the rule cools down 1 h): no return at the end of the first quiet period; reboot, validation, a new quiet period, then the return', async () => {
+    const { steps, back, cordoned } = await run((r) => r);
+    expect(steps).to.deep.equal(['reset', 'validate', 'reboot', 'validate', 'uncordon']);
+    expect(back).to.have.length(1);
+    // the reboot started at 10 m, its validation passed at ~14 m: quiet until ~44 m, never at ~34 m
+    expect(back[0]).to.be.at.least(44 * M);
+    expect(cordoned).to.equal(false);
+  });
+
+  it('without the held faults (a remediator that does not take them: the old path) the same fault was swallowed and the node returned at ~34 m', async () => {
+    const { steps, back } = await run((r) => ({ submit: (ds, o) => r.submit(ds, o) }));
+    expect(steps).to.deep.equal(['reset', 'validate', 'uncordon']);
+    expect(back[0]).to.be.below(40 * M);
+  });
+});
+
+describe('repair ladder driver: held faults across replicas (ADR 0034)', () => {
+  it("a replica that did not open the episode sees it on its tick and applies a held fault to it; held faults of nodes without an episode cost no store read", async () => {
+    const { clock, cluster, r, jobs, run, steps } = setup();
+    const reads: string[] = [];
+    const store: DocStore = {
+      read: (ns, id) => {
+        reads.push(id);
+        return r.store.read(ns, id);
+      },
+      write: (ns, id, doc, expected, ttl) => r.store.write(ns, id, doc, expected, ttl),
+      remove: (ns, id, expected) => r.store.remove(ns, id, expected),
+      ids: (ns) => r.store.ids(ns),
+      claimOnce: (ns, id, ttl) => r.store.claimOnce(ns, id, ttl),
+    };
+    const b = new LadderDriver({ store, policy: ladderPolicyFromConfig(config()), submit: (ds) => r.remediator.submit(ds), view: cluster, jobs: createRepairJobWatch(jobs), clock, logger: silentLogger, catalogue: loadRules(defaultRulesPath()).xidCatalogue, ledger: [], tickEveryMs: 0 });
+    const fault = (node: string): HeldFault => ({ rule: 'gpu-xid-fatal', node, gpu: 'GPU-5f1c0a2b-0000-1111-2222-333344445555', eventId: `e-${node}`, at: clock.now(), reason: 'gpu.xid Xid 95', xid: { code: 95, message: 'Xid 95', gpu: 'GPU-5f1c0a2b-0000-1111-2222-333344445555' } });
+    await b.tick(true); // b's set: no open episode
+    // replica a (the replay remediation's own driver) opens and runs the episode into its quiet period
+    await r.remediator.submit([xidCordon('gpu-2', 95, clock.now())]);
+    await run(6);
+    expect((await r.ladder.episodes())[0]?.phase).to.equal('quiet');
+    reads.length = 0;
+    expect(await b.held([fault('gpu-2')]), 'not in b\'s set yet: dropped').to.deep.equal([]);
+    expect(reads).to.deep.equal([]);
+    await b.tick(true);
+    reads.length = 0;
+    expect(await b.held([fault('gpu-9')])).to.deep.equal([]);
+    expect(reads, 'a node without an episode: no read').to.deep.equal([]);
+    const recs = await b.held([fault('gpu-2'), fault('gpu-2')]);
+    expect(recs.map((x) => `${x.action}:${x.outcome}`)).to.deep.equal(['reboot:executed']);
+    expect(reads, "one read for the two faults of one GPU, one for the reboot's record").to.deep.equal(['gpu-2', 'gpu-2']);
+    expect(steps().map((x) => x.action)).to.deep.equal(['reset', 'validate', 'reboot']);
+    // a driver that never ticked drops nothing
+    const c = new LadderDriver({ store, policy: ladderPolicyFromConfig(config()), submit: (ds) => r.remediator.submit(ds), view: cluster, jobs: createRepairJobWatch(jobs), clock, logger: silentLogger, ledger: [] });
+    reads.length = 0;
+    expect(await c.held([fault('gpu-9')])).to.deep.equal([]);
+    expect(reads).to.deep.equal(['gpu-9']);
+  });
+});
+
+describe('repair ladder: a second faulty GPU on the node gets its own episode (ADR 0034)', () => {
+  it('GPU A and GPU B tainted one after the other: A is reset, validated and untainted, then B the same; neither is lost', async () => {
+    const GPU_B = 'GPU-5f1c0a2b-0000-1111-2222-bbbbbbbbbbbb';
+    const cfg = config();
+    const { clock, cluster, r, run, steps } = setup({ ...cfg, guard: { ...cfg.guard, maxTaintedGpusPerNode: '4' } }, () => false, true);
+    await r.remediator.submit([xidTaint('gpu-3', 95, clock.now())]);
+    clock.advance(20_000);
+    const b = xidTaint('gpu-3', 95, clock.now());
+    const [rec] = await r.remediator.submit([{ ...b, id: 't-b', target: { kind: 'Device', name: GPU_B, node: 'gpu-3' }, evidence: { ...b.evidence, xid: { code: 95, message: 'Xid 95', gpu: GPU_B } } }]);
+    expect(rec).to.include({ action: 'taint', outcome: 'executed' });
+    expect(cluster.getNode('gpu-3')?.taintedGpus).to.have.members([GPU, GPU_B]);
+    await run(80);
+    const s = steps();
+    expect(s.map((x) => `${x.action}:${x.target.name}`)).to.deep.equal([`reset:gpu-3`, `validate:gpu-3`, `untaint:${GPU}`, `reset:gpu-3`, `validate:gpu-3`, `untaint:${GPU_B}`]);
+    expect(s.filter((x) => x.action === 'reset').map((x) => (x.target as { gpu?: string }).gpu)).to.deep.equal([GPU, GPU_B]);
+    expect(cluster.getNode('gpu-3')?.taintedGpus).to.deep.equal([]);
+    expect(await r.ladder.episodes()).to.have.length(0);
   });
 });

@@ -10,7 +10,7 @@ import { expect } from 'chai';
 import fc from 'fast-check';
 import type { Outcome } from '../../../core/decision.js';
 import type { LadderInput, LadderPolicy, LadderRequest, NodeLadder, Rung, Transition } from '../../../remediations/ladder/ladder.js';
-import { emptyLadder, RUNGS, rungForNvidiaAction, transition } from '../../../remediations/ladder/ladder.js';
+import { emptyLadder, MAX_QUEUE, RUNGS, rungForNvidiaAction, transition } from '../../../remediations/ladder/ladder.js';
 
 const M = 60_000;
 const T0 = Date.parse('2026-12-01T10:00:00Z');
@@ -26,7 +26,7 @@ const POLICY: LadderPolicy = {
 };
 const CORDONED = { unschedulable: true, cordonedByNodewarden: true };
 
-function fault(at: number, start: Rung = 'reset', gpu: string | null = 'GPU-1', isolated = true): LadderInput {
+function fault(at: number, start: Rung = 'reset', gpu: string | null = 'GPU-1', isolated = true): Extract<LadderInput, { kind: 'fault' }> {
   return { kind: 'fault', at, faultAt: at - 2000, detectedAt: at - 500, gpu, rule: 'gpu-xid-fatal', reason: 'Xid 79', start, isolated };
 }
 
@@ -333,6 +333,241 @@ describe('repair ladder: properties', () => {
         expect(r.record(t, 'executed', { job: null }).closed?.end).to.equal('returned');
       }),
       { numRuns: 200 },
+    );
+  });
+});
+
+/** A held fault (ADR 0034): the rule matched on the node again while it cooled down. */
+function held(at: number, gpu: string | null = 'GPU-1', start: Rung | null = 'reset'): LadderInput {
+  return { kind: 'held', at, gpu, rule: 'gpu-xid-fatal', reason: 'gpu.xid Xid 95', start };
+}
+
+/** fault → reset → validation passed: the episode is in its quiet period at T0 + 2 m (quiet until T0 + 32 m). */
+function toQuiet(r: Run, f: LadderInput = fault(T0)): void {
+  r.on(f);
+  r.record(T0, 'executed');
+  r.job(T0 + M, true);
+  r.record(T0 + M, 'executed');
+  r.job(T0 + 2 * M, true);
+  expect(r.l.episode?.phase).to.equal('quiet');
+}
+
+describe('repair ladder: held faults (a fault during the rule cooldown, ADR 0034)', () => {
+  it('a held fault during the quiet period: no return to service, the next rung up (reset → reboot)', () => {
+    const r = new Run();
+    toQuiet(r);
+    const t = r.on(held(T0 + 10 * M));
+    expect(t.requests.map((q) => q.action)).to.deep.equal(['reboot']);
+    expect(r.l.episode?.phase).to.equal('repair');
+    expect(r.l.episode?.history.map((h) => h.what).join('\n')).to.match(/fault again during quiet: gpu\.xid Xid 95 \(rule gpu-xid-fatal, held by its cooldown\)/);
+    // the old quiet period's end passes: nothing is returned
+    expect(r.tick(T0 + 40 * M).requests).to.have.length(0);
+    expect(r.actions()).to.not.include('uncordon');
+  });
+
+  it('a held fault during validation escalates as a failed validation does', () => {
+    const r = new Run();
+    r.on(fault(T0));
+    r.record(T0, 'executed');
+    r.job(T0 + M, true);
+    expect(r.l.episode?.phase).to.equal('validate');
+    expect(r.on(held(T0 + 2 * M)).requests.map((q) => q.action)).to.deep.equal(['reboot']);
+  });
+
+  it('a held fault on a node without an episode changes nothing (no write)', () => {
+    const r = new Run();
+    const t = r.on(held(T0));
+    expect(t.changed).to.equal(false);
+    expect(r.l.episode).to.equal(null);
+  });
+
+  it('a held fault during the repair step, the hand-over or after the return changes nothing', () => {
+    const r = new Run();
+    r.on(fault(T0));
+    expect(r.on(held(T0 + 10)).changed, 'repair').to.equal(false);
+    const h = new Run();
+    h.on(fault(T0, 'replace'));
+    expect(h.on(held(T0 + 10)).changed, 'hand-over').to.equal(false);
+    const q = new Run();
+    toQuiet(q);
+    q.tick(T0 + 40 * M);
+    expect(q.record(T0 + 40 * M, 'executed', { job: null }).closed?.end).to.equal('returned');
+    expect(q.on(held(T0 + 41 * M)).changed, 'returned').to.equal(false);
+  });
+
+  it('a GPU episode sees held faults of its own GPU only', () => {
+    const r = new Run();
+    toQuiet(r, { ...fault(T0), scope: 'device' });
+    expect(r.on(held(T0 + 5 * M, 'GPU-2')).changed, 'another GPU').to.equal(false);
+    expect(r.on(held(T0 + 5 * M, null)).changed, 'no GPU named').to.equal(false);
+    expect(r.on(held(T0 + 6 * M, 'GPU-1')).requests.map((q) => q.action)).to.deep.equal(['reboot']);
+    // a node episode's quiet period is the node's: any GPU's fault counts
+    const n = new Run();
+    toQuiet(n);
+    expect(n.on(held(T0 + 5 * M, 'GPU-2')).requests.map((q) => q.action)).to.deep.equal(['reboot']);
+  });
+
+  it('a fault again asking for more goes to what it asks for, never past it: reset + reboot-class fault → reboot (not the hand-over)', () => {
+    const r = new Run();
+    toQuiet(r);
+    expect(r.on(held(T0 + 5 * M, 'GPU-1', 'reboot')).requests.map((q) => q.action)).to.deep.equal(['reboot']);
+  });
+
+  it('a fault again asking for the hand-over during the quiet period hands over and never returns the node', () => {
+    const r = new Run();
+    toQuiet(r);
+    r.on(held(T0 + 5 * M, 'GPU-1', 'replace'));
+    expect(r.last).to.include({ action: 'replace', severity: 'critical' });
+    r.record(T0 + 5 * M, 'executed', { job: null });
+    for (let t = 6; t < 200; t += 7) r.tick(T0 + t * M);
+    expect(r.actions()).to.deep.equal(['reset', 'validate', 'replace']);
+    expect(r.l.episode?.phase).to.equal('handover');
+  });
+});
+
+describe('repair ladder: a second faulty GPU on the node (one episode at a time, the next queued)', () => {
+  const taint = (at: number, gpu: string, start: Rung = 'reset'): LadderInput => ({ ...fault(at, start, gpu), scope: 'device' });
+
+  it("a second GPU tainted during a GPU episode is queued, then gets its own episode: its own reset, validation, quiet period and untaint", () => {
+    const r = new Run();
+    r.on(taint(T0, 'GPU-1'));
+    const t = r.on(taint(T0 + 30_000, 'GPU-2'));
+    expect(t.requests, 'nothing asked for GPU-2 yet').to.have.length(0);
+    expect(r.l.queue?.map((q) => q.gpu)).to.deep.equal(['GPU-2']);
+    expect(r.on(taint(T0 + 40_000, 'GPU-2')).ladder.queue, 'queued once').to.have.length(1);
+    r.record(T0, 'executed');
+    r.job(T0 + M, true);
+    r.record(T0 + M, 'executed');
+    r.job(T0 + 2 * M, true);
+    r.tick(T0 + 40 * M);
+    const back = r.record(T0 + 40 * M, 'executed', { job: null });
+    expect(back.closed?.episode.gpu).to.equal('GPU-1');
+    expect(back.closed?.end).to.equal('returned');
+    // GPU-2's episode starts at once, with its own decision ids
+    expect(back.requests.map((q) => [q.action, q.gpu])).to.deep.equal([['reset', 'GPU-2']]);
+    const e2 = r.l.episode;
+    expect(e2).to.include({ gpu: 'GPU-2', scope: 'device', rung: 'reset' });
+    expect(e2?.id).to.not.equal(back.closed?.episode.id);
+    expect(r.l.queue).to.deep.equal([]);
+    r.record(T0 + 40 * M, 'executed');
+    r.job(T0 + 41 * M, true);
+    r.record(T0 + 41 * M, 'executed');
+    r.job(T0 + 42 * M, true);
+    r.tick(T0 + 80 * M);
+    expect(r.record(T0 + 80 * M, 'executed', { job: null }).closed).to.deep.include({ end: 'returned' });
+    expect(r.actions()).to.deep.equal(['reset', 'validate', 'uncordon', 'reset', 'validate', 'uncordon']);
+    expect(r.l.attempts.map((a) => a.gpu)).to.deep.equal(['GPU-1', 'GPU-2']);
+  });
+
+  it('a GPU tainted during a node episode is queued; the node cordoned during a GPU episode is queued too', () => {
+    const n = new Run();
+    n.on(fault(T0, 'reboot', null));
+    n.on(taint(T0 + 1000, 'GPU-3'));
+    expect(n.l.queue?.map((q) => [q.scope, q.gpu])).to.deep.equal([['device', 'GPU-3']]);
+    const g = new Run();
+    g.on(taint(T0, 'GPU-1'));
+    g.on(fault(T0 + 1000, 'reboot', null));
+    expect(g.l.queue?.map((q) => [q.scope, q.gpu])).to.deep.equal([['node', null]]);
+    // a person's end of the first episode starts the queued one
+    const t = g.tick(T0 + 2 * M, { unschedulable: false, cordonedByNodewarden: false });
+    expect(t.closed?.end).to.equal('resolved-by-person');
+    expect(g.l.episode).to.include({ scope: 'node', rung: 'reboot' });
+  });
+
+  it('a cordon of the node during a node episode is the same isolation: not queued', () => {
+    const r = new Run();
+    r.on(fault(T0));
+    r.on(fault(T0 + 1000, 'reset', 'GPU-2'));
+    expect(r.l.queue ?? []).to.have.length(0);
+  });
+
+  it('the node leaving the cluster drops the queue; the queue is bounded', () => {
+    const r = new Run();
+    r.on(taint(T0, 'GPU-1', 'replace'));
+    for (let i = 0; i < 40; i++) r.on(taint(T0 + 1000 + i, `GPU-${i + 2}`));
+    expect(r.l.queue).to.have.length(MAX_QUEUE);
+    r.record(T0 + M, 'executed', { job: null });
+    const t = r.on({ kind: 'tick', at: T0 + 2 * M, node: undefined });
+    expect(t.closed?.end).to.equal('node-gone');
+    expect(r.l.episode).to.equal(null);
+    expect(r.l.queue).to.deep.equal([]);
+  });
+});
+
+describe('repair ladder: properties with held faults and second GPUs', () => {
+  it('no return after a fault in the quiet period (without a new validation and a full quiet period), the rung only climbs, caps hold, one episode at a time, no isolated fault lost', () => {
+    fc.assert(
+      fc.property(
+        fc.array(
+          fc.record({ kind: fc.integer({ min: 0, max: 6 }), dt: fc.integer({ min: 0, max: 40 * M }), ok: fc.boolean(), rung: fc.integer({ min: 0, max: 3 }), outcome: fc.integer({ min: 0, max: 5 }), gpu: fc.integer({ min: 0, max: 3 }), device: fc.boolean(), person: fc.integer({ min: 0, max: 40 }) }),
+          { minLength: 1, maxLength: 100 },
+        ),
+        fc.integer({ min: 1, max: 4 }),
+        fc.integer({ min: 1, max: 3 }),
+        (steps, maxNode, maxGpu) => {
+          const p: LadderPolicy = { ...POLICY, maxAttemptsPerNode: maxNode, maxAttemptsPerGpu: maxGpu };
+          const r = new Run(p);
+          let t = T0;
+          const rungs = new Map<string, number>();
+          /** Per episode: a fault on it came back in validation / the quiet period and no validation passed since. */
+          const faulted = new Set<string>();
+          let quietSince: number | null = null;
+          let isolations = 0;
+          let opened = 0;
+          for (const s of steps) {
+            t += s.dt;
+            const gpu = s.gpu === 0 ? null : `GPU-${s.gpu}`;
+            const start = s.rung === 3 ? null : (RUNGS[s.rung] ?? 'reset');
+            const pd = r.l.episode?.pending;
+            let i: LadderInput;
+            if (s.kind === 0 || !r.l.episode) i = { ...fault(t, start ?? 'reset', gpu), scope: s.device ? 'device' : 'node' };
+            else if (s.kind === 1 && pd && r.last) {
+              const o = OUTCOMES[s.outcome] ?? 'executed';
+              i = { kind: 'recorded', at: t, decisionId: r.last.decisionId, outcome: o, guard: GUARDS[s.outcome] ?? null, job: s.ok ? `ns/j${t}` : null };
+            } else if (s.kind === 2 && pd?.status === 'running' && pd.job) i = { kind: 'job', at: t, job: pd.job, succeeded: s.ok };
+            else if (s.kind === 3 || s.kind === 4) i = held(t, gpu, start);
+            else i = { kind: 'tick', at: t, node: s.person === 0 ? { unschedulable: false, cordonedByNodewarden: false } : CORDONED };
+            const before = r.l.episode;
+            const tr = r.on(i);
+            const e = tr.ladder.episode;
+            if (i.kind === 'fault' && i.isolated) isolations++;
+            if (e && e.id !== before?.id) opened++;
+            // a fault on what the episode returns, during validation or quiet: remembered until a new validation passes
+            if (before && (i.kind === 'held' || i.kind === 'fault') && (before.phase === 'quiet' || before.phase === 'validate') && (before.scope !== 'device' || (i.gpu !== null && i.gpu === before.gpu))) {
+              faulted.add(before.id);
+              expect(e?.id, 'the episode stays open').to.equal(before.id);
+              expect(e?.phase, 'no longer validating or quiet').to.not.be.oneOf(['quiet', 'validate', 'return']);
+            }
+            if (e && before?.id === e.id && e.phase === 'quiet' && before.phase !== 'quiet') {
+              faulted.delete(e.id);
+              quietSince = t;
+            }
+            for (const q of tr.requests)
+              if (q.action === 'uncordon' && !q.reason.includes('(retry)')) {
+                expect(faulted.has(q.episode), 'a return after a fault in the quiet period').to.equal(false);
+                expect(t - (quietSince ?? Number.POSITIVE_INFINITY)).to.be.at.least(p.quietMs);
+              }
+            // the rung only climbs within an episode
+            if (e) {
+              const idx = RUNGS.indexOf(e.rung);
+              expect(idx).to.be.at.least(rungs.get(e.id) ?? 0);
+              rungs.set(e.id, idx);
+            }
+            if (before?.rung === 'replace' && e?.id === before.id) for (const q of tr.requests) expect(q.action).to.not.be.oneOf(['reset', 'reboot']);
+            // caps within the window
+            const recent = tr.ladder.attempts.filter((a) => a.at > t - p.windowMs);
+            expect(recent.length).to.be.at.most(maxNode);
+            for (const g of ['GPU-1', 'GPU-2', 'GPU-3']) expect(recent.filter((a) => a.step === 'reset' && a.gpu === g).length).to.be.at.most(maxGpu);
+            expect(tr.requests.length).to.be.at.most(1);
+            expect((tr.ladder.queue ?? []).length).to.be.at.most(MAX_QUEUE);
+            // every queued fault is a separate isolation, and none waits while no episode is open
+            if (!e) expect(tr.ladder.queue ?? []).to.have.length(0);
+            if (tr.closed?.end === 'returned') expect(tr.closed.episode.repaired || tr.closed.episode.phase !== 'return').to.equal(true);
+          }
+          expect(opened).to.be.at.most(isolations);
+        },
+      ),
+      { numRuns: 300 },
     );
   });
 });

@@ -139,4 +139,24 @@ describe('rules engine', function () {
     expect(a.map((d) => `${d.action}/${d.target.name}`)).to.deep.equal(['cordon/n1', 'page/n1']);
     expect(b.map((d) => `${d.rule}/${d.action}/${d.target.name}`)).to.deep.equal(['gpu-xid-node-fatal/cordon/n2', 'gpu-xid-node-fatal/page/n2']);
   });
+
+  it('held faults (ADR 0034): an isolating rule matched again during its cooldown hands the event on, with its GPU and Xid; a page-only rule never does', async function () {
+    const { engine } = make();
+    const gpuXid = (id: string, dt: number, gpu: string, code = 95): EventEnvelope => ({ ...xid(id, 'n1', dt, code), data: { code, gpu, pci: '0000:3b:00', message: 'Uncontained ECC error' } });
+    const first = await engine.evaluate([gpuXid('e1', 0, 'GPU-aa01')]);
+    expect(first.decisions.map((d) => d.action)).to.deep.equal(['taint', 'page']);
+    expect(first.heldFaults, 'the firing itself is no held fault').to.deep.equal([]);
+    // 20 minutes later, the same GPU: the rule cools down (1 h); the other GPU fires its own scope
+    const again = await engine.evaluate([gpuXid('e2', 20 * 60_000, 'GPU-aa01'), gpuXid('e3', 20 * 60_000 + 1, 'GPU-bb02')]);
+    expect(again.decisions.filter((d) => d.action === 'taint').map((d) => d.target.name)).to.deep.equal(['GPU-bb02']);
+    expect(again.heldFaults).to.deep.equal([
+      { rule: 'gpu-xid-fatal', node: 'n1', gpu: 'GPU-aa01', eventId: 'e2', at: T0 + 20 * 60_000, reason: 'gpu.xid Xid 95', xid: { code: 95, message: 'Uncontained ECC error', gpu: 'GPU-aa01' } },
+    ]);
+    // process() is evaluate() without them
+    expect(await engine.process([gpuXid('e4', 21 * 60_000, 'GPU-aa01')])).to.deep.equal([]);
+    // an informational Xid (page-only rule) in its cooldown: no held fault
+    const info = (id: string, dt: number): EventEnvelope => ({ ...xid(id, 'n1', dt, 63), data: { code: 63, pci: '0000:3b:00', message: 'row remapping' } });
+    expect((await engine.evaluate([info('i1', 22 * 60_000)])).decisions.map((d) => `${d.rule}:${d.action}`)).to.deep.equal(['gpu-xid-informational:page']);
+    expect((await engine.evaluate([info('i2', 23 * 60_000)])).heldFaults).to.deep.equal([]);
+  });
 });

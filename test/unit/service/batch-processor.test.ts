@@ -12,6 +12,13 @@ import { MemoryDeduper } from '../../../rules/service/dedupe.js';
 import { engineServiceMetrics } from '../../../rules/service/metrics.js';
 import type { RuleEngine } from '../../../rules/engine/engine.js';
 import type { RawMessage } from '../../../rules/service/ports.js';
+import type { HeldFault } from '../../../core/held-fault.js';
+import { createRuleEngine } from '../../../rules/engine/engine.js';
+import { DEFAULT_CONFIG } from '../../../core/config.js';
+import { defaultRulesPath, loadRules } from '../../../rules/language/load.js';
+import { createStaticCluster } from '../../../rules/replay/standin.js';
+import { MemoryStateStore } from '../../../rules/store/memory-store.js';
+import { fileOnlyToggles } from '../../../rules/toggles/port.js';
 
 const T0 = Date.parse('2026-11-21T10:00:00.000Z');
 
@@ -164,5 +171,37 @@ describe('engine service: memory deduper', () => {
     expect(await d.claim(['a', 'b'])).to.deep.equal(['duplicate', 'claimed']);
     clock.advance(60_000);
     expect(await d.claim(['a'])).to.deep.equal(['claimed']);
+  });
+});
+
+describe('engine service: held faults (ADR 0034)', () => {
+  it("hands a fault event its isolating rule held back (cooldown) to the remediator's heldFaults, after the batch's decisions, and returns what that recorded", async () => {
+    const clock = new ManualClock(T0);
+    const engine = createRuleEngine({ rules: loadRules(defaultRulesPath()), store: new MemoryStateStore(), cluster: createStaticCluster([], []), toggles: fileOnlyToggles, clock, logger: silentLogger, config: DEFAULT_CONFIG });
+    const calls: string[] = [];
+    const held: HeldFault[] = [];
+    const inner = new FakeRemediator();
+    const remediator: Pick<Remediator, 'submit' | 'heldFaults'> = {
+      submit: (ds) => {
+        calls.push(`submit:${ds.length}`);
+        return inner.submit(ds);
+      },
+      heldFaults: (fs) => {
+        calls.push(`held:${fs.length}`);
+        held.push(...fs);
+        return Promise.resolve([{ ts: new Date(clock.now()).toISOString(), rule: 'gpu-xid-fatal', action: 'reboot', target: { kind: 'Node', name: 'gpu-1' }, outcome: 'executed', reason: 'ladder', guard: null }]);
+      },
+    };
+    const processor = new BatchProcessor({ engine, remediator, deduper: new MemoryDeduper(clock, { windowMs: 3_600_000, claimTtlMs: 5000 }), deadLetters: new MemoryDeadLetterSink(), metrics: engineServiceMetrics(createRegistry('engine')), clock, logger: silentLogger });
+    const xid95 = (id: string, dt: number): EventEnvelope => ({ ...event(id), ts: new Date(T0 + dt).toISOString(), data: { code: 95, gpu: 'GPU-aa01', message: 'Uncontained' } });
+    const first = await processor.process([msg(JSON.stringify(xid95('x1', 0)))]);
+    expect(first.decisions.map((d) => d.action)).to.deep.equal(['taint', 'page']);
+    expect(calls).to.deep.equal(['submit:2']);
+    clock.advance(10 * 60_000);
+    const again = await processor.process([msg(JSON.stringify(xid95('x2', 10 * 60_000)))]);
+    expect(again.decisions).to.deep.equal([]);
+    expect(calls).to.deep.equal(['submit:2', 'held:1']);
+    expect(held[0]).to.include({ rule: 'gpu-xid-fatal', node: 'gpu-1', gpu: 'GPU-aa01', eventId: 'x2' });
+    expect(again.records.map((r) => r.action)).to.deep.equal(['reboot']);
   });
 });
