@@ -625,14 +625,25 @@ export function createRuleEngine(opts: RuleEngineOptions): Required<RuleEngine> 
     };
   }
 
-  /** `held`: where the fires an episode or cooldown held back go (event batches only). */
+  /**
+   * `held`: where the fires an episode or cooldown held back go (event batches
+   * only; the first of each rule and scope in the batch, the ladder needs no more).
+   */
   async function settle(ops: StoreOp[], firings: Firing[], held: HeldFault[] | null = null): Promise<Decision[]> {
     const results = await run(ops);
     const out: Decision[] = [];
+    let heldScopes: Array<Set<string> | undefined> | null = null;
     for (const f of firings) {
       const r = results[f.opIdx];
       if (typeof r !== 'number') {
-        if (held && f.kind === 'fire' && f.plan.isolating && f.e && held.length < MAX_HELD_FAULTS_PER_BATCH) held.push(heldFault(f, f.e));
+        if (held && f.kind === 'fire' && f.plan.isolating && f.e && held.length < MAX_HELD_FAULTS_PER_BATCH) {
+          heldScopes ??= new Array<Set<string> | undefined>(plans.length);
+          const seen = (heldScopes[f.plan.index] ??= new Set());
+          if (!seen.has(f.scope)) {
+            seen.add(f.scope);
+            held.push(heldFault(f, f.e));
+          }
+        }
         continue;
       }
       const members = f.membersIdx >= 0 ? ((results[f.membersIdx] as string[] | undefined) ?? []) : [];

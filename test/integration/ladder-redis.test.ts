@@ -3,13 +3,16 @@
  * engine runs it): an episode started by one replica is carried on by
  * another, and two replicas ticking the same node at once ask for the next
  * step exactly once (compare-and-set), so a replica's death loses nothing
- * and no step runs twice.
+ * and no step runs twice. A held fault (ADR 0034: the rule matched again
+ * while cooling down) taken by the replica that did not open the episode
+ * reaches it through Redis and stops the return.
  */
 import { expect } from 'chai';
 import { randomBytes } from 'node:crypto';
 import { Redis } from 'ioredis';
 import { ManualClock } from '../../core/clock.js';
 import type { Decision, LedgerRecord } from '../../core/decision.js';
+import type { HeldFault } from '../../core/held-fault.js';
 import { silentLogger } from '../../core/logger.js';
 import { RedisDocStore } from '../../remediations/incidents/redis-doc-store.js';
 import { LadderDriver } from '../../remediations/ladder/driver.js';
@@ -61,5 +64,48 @@ describe('repair ladder state on a real Redis (two replicas)', function () {
     await Promise.all([a.tick(true), b.tick(true)]);
     expect(submitted.map((d) => d.action)).to.deep.equal(['reset', 'validate', 'uncordon']);
     expect(await a.episodes()).to.have.length(0);
+  });
+
+  it('a held fault during the quiet period, taken by the other replica (and by both at once), escalates once and the node is not returned', async () => {
+    const url = (await sharedRedis()).url;
+    const prefix = `nw-ladder-${randomBytes(3).toString('hex')}:`;
+    const clock = new ManualClock(Date.parse('2026-12-01T10:00:00Z'));
+    const catalogue = loadRules(defaultRulesPath()).xidCatalogue;
+    const submitted: Decision[] = [];
+    const submit = (ds: readonly Decision[]): Promise<LedgerRecord[]> => {
+      submitted.push(...ds);
+      return Promise.resolve(ds.map((d) => ({ ts: new Date(clock.now()).toISOString(), rule: d.rule, action: d.action, target: d.target, outcome: 'executed' as const, reason: d.reason, guard: null, decisionId: d.id, details: { job: `nodewarden/${d.action}-${d.id.length}` } })));
+    };
+    const replica = (): LadderDriver => {
+      const c = new Redis(url, { maxRetriesPerRequest: 2 });
+      conns.push(c);
+      return new LadderDriver({ store: new RedisDocStore(c, prefix), policy: POLICY, submit, view: { listNodes: () => [NODE], getNode: () => NODE, workloadRevisions: () => [] }, jobs: { status: () => Promise.resolve({ state: 'succeeded' }) }, clock, logger: silentLogger, catalogue, ledger: [], tickEveryMs: 0 });
+    };
+    const a = replica();
+    const b = replica();
+    await b.tick(true); // b has loaded its (empty) set of open episodes
+    const gpu = 'GPU-5f1c0a2b-0000-1111-2222-333344445555';
+    const cordon: Decision = { id: 'd-1', at: clock.now(), rule: 'gpu-xid-fatal', action: 'cordon', target: { kind: 'Node', name: 'gpu-1' }, reason: 'Xid 95', evidence: { xid: { code: 95, message: 'Uncontained', gpu } } };
+    await a.observe([cordon], [{ ts: new Date(clock.now()).toISOString(), rule: 'gpu-xid-fatal', action: 'cordon', target: cordon.target, outcome: 'executed', reason: 'Xid 95', guard: null, decisionId: 'd-1' }]);
+    clock.advance(2 * M);
+    await a.tick(true); // reset done → validation
+    clock.advance(2 * M);
+    await a.tick(true); // validation passed → quiet
+    expect((await b.episodes()).map((e) => e.phase)).to.deep.equal(['quiet']);
+    await b.tick(true); // b's tick sees the open episode in Redis
+    clock.advance(10 * M);
+    const fault: HeldFault = { rule: 'gpu-xid-fatal', node: 'gpu-1', gpu, eventId: 'e-2', at: clock.now(), reason: 'gpu.xid Xid 95', xid: { code: 95, message: 'Uncontained', gpu } };
+    // the fault's event reaches both replicas' engines (a rebalance): one escalation
+    await Promise.all([b.held([fault]), a.held([fault])]);
+    expect(submitted.map((d) => d.action)).to.deep.equal(['reset', 'validate', 'reboot']);
+    // past the first quiet period's end: nothing is returned; the reboot's own validation and quiet period follow
+    clock.advance(25 * M);
+    await Promise.all([a.tick(true), b.tick(true)]);
+    clock.advance(M);
+    await Promise.all([a.tick(true), b.tick(true)]);
+    expect(submitted.map((d) => d.action)).to.not.include('uncordon');
+    clock.advance(31 * M);
+    await Promise.all([a.tick(true), b.tick(true)]);
+    expect(submitted.map((d) => d.action)).to.deep.equal(['reset', 'validate', 'reboot', 'validate', 'uncordon']);
   });
 });
