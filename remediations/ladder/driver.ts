@@ -153,8 +153,8 @@ export class LadderDriver {
    * in its repair step, where a held fault changes nothing (ADR 0034).
    */
   private open: Set<string> | null = null;
-  /** Nodes this replica's transitions touched while a tick was reading the store (kept by that tick's reload). */
-  private touched: Set<string> | null = null;
+  /** Per tick running (ticks may overlap): the nodes this replica's transitions opened meanwhile, kept by its reload. */
+  private readonly ticking = new Set<Set<string>>();
   constructor(private readonly o: LadderDriverOptions) {
     this.log = o.logger.child({ component: 'repair-ladder' });
     this.tickEveryMs = o.tickEveryMs ?? 5000;
@@ -237,32 +237,36 @@ export class LadderDriver {
     this.lastTick = now;
     const out: LedgerRecord[] = [];
     const found = new Set<string>();
-    this.touched = new Set();
-    for (const node of await this.o.store.ids(LADDER_NS)) {
-      try {
-        const cur = await this.o.store.read<NodeLadder>(LADDER_NS, node);
-        const e = cur?.doc.episode;
-        if (!e) continue;
-        found.add(node);
-        const pd = e.pending;
-        if (pd?.status === 'running' && pd.job) {
-          const s = await this.o.jobs.status(pd.job);
-          if (s.state === 'running' && pd.until !== null && now >= pd.until && this.o.jobs.stop) {
-            await this.o.jobs.stop(pd.job).catch((err: unknown) => this.log.warn({ node, job: pd.job, err: errorMessage(err) }, 'a timed-out repair Job could not be stopped'));
+    const touched = new Set<string>();
+    this.ticking.add(touched);
+    try {
+      for (const node of await this.o.store.ids(LADDER_NS)) {
+        try {
+          const cur = await this.o.store.read<NodeLadder>(LADDER_NS, node);
+          const e = cur?.doc.episode;
+          if (!e) continue;
+          found.add(node);
+          const pd = e.pending;
+          if (pd?.status === 'running' && pd.job) {
+            const s = await this.o.jobs.status(pd.job);
+            if (s.state === 'running' && pd.until !== null && now >= pd.until && this.o.jobs.stop) {
+              await this.o.jobs.stop(pd.job).catch((err: unknown) => this.log.warn({ node, job: pd.job, err: errorMessage(err) }, 'a timed-out repair Job could not be stopped'));
+            }
+            if (s.state !== 'running') {
+              const detail = s.state === 'missing' ? 'the Job is gone (deleted before it finished)' : s.detail;
+              out.push(...(await this.apply(node, { kind: 'job', at: now, job: pd.job, succeeded: s.state === 'succeeded', ...(detail ? { detail } : {}) }, 0)));
+            }
           }
-          if (s.state !== 'running') {
-            const detail = s.state === 'missing' ? 'the Job is gone (deleted before it finished)' : s.detail;
-            out.push(...(await this.apply(node, { kind: 'job', at: now, job: pd.job, succeeded: s.state === 'succeeded', ...(detail ? { detail } : {}) }, 0)));
-          }
+          out.push(...(await this.apply(node, { kind: 'tick', at: this.o.clock.now(), node: await this.isolation(e) }, 0)));
+        } catch (err) {
+          found.add(node); // unknown: keep it in the set
+          this.log.warn({ node, err: errorMessage(err) }, 'repair ladder tick failed for a node; next tick tries again');
         }
-        out.push(...(await this.apply(node, { kind: 'tick', at: this.o.clock.now(), node: await this.isolation(e) }, 0)));
-      } catch (err) {
-        found.add(node); // unknown: keep it in the set
-        this.log.warn({ node, err: errorMessage(err) }, 'repair ladder tick failed for a node; next tick tries again');
       }
+    } finally {
+      this.ticking.delete(touched);
     }
-    for (const n of this.touched) found.add(n);
-    this.touched = null;
+    for (const n of touched) found.add(n);
     this.open = found;
     return out;
   }
@@ -339,7 +343,7 @@ export class LadderDriver {
   private seen(node: string, open: boolean): void {
     if (open) {
       this.open?.add(node);
-      this.touched?.add(node);
+      for (const t of this.ticking) t.add(node);
     } else this.open?.delete(node);
   }
 
