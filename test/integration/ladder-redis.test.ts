@@ -31,13 +31,13 @@ describe('repair ladder state on a real Redis (two replicas)', function () {
     for (const c of conns) c.disconnect();
   });
 
-  it('a second replica carries the episode on, and concurrent ticks ask for the next step once', async () => {
+  /** Two ladder drivers over one Redis (own connections), sharing the remediator's part: every step is executed and names its Job. */
+  async function twoReplicas() {
     const url = (await sharedRedis()).url;
     const prefix = `nw-ladder-${randomBytes(3).toString('hex')}:`;
     const clock = new ManualClock(Date.parse('2026-12-01T10:00:00Z'));
     const catalogue = loadRules(defaultRulesPath()).xidCatalogue;
     const submitted: Decision[] = [];
-    // the remediator's part, shared: every step is executed and names its Job
     const submit = (ds: readonly Decision[]): Promise<LedgerRecord[]> => {
       submitted.push(...ds);
       return Promise.resolve(ds.map((d) => ({ ts: new Date(clock.now()).toISOString(), rule: d.rule, action: d.action, target: d.target, outcome: 'executed' as const, reason: d.reason, guard: null, decisionId: d.id, details: { job: `nodewarden/${d.action}-${d.id.length}` } })));
@@ -47,8 +47,11 @@ describe('repair ladder state on a real Redis (two replicas)', function () {
       conns.push(c);
       return new LadderDriver({ store: new RedisDocStore(c, prefix), policy: POLICY, submit, view: { listNodes: () => [NODE], getNode: () => NODE, workloadRevisions: () => [] }, jobs: { status: () => Promise.resolve({ state: 'succeeded' }) }, clock, logger: silentLogger, catalogue, ledger: [], tickEveryMs: 0 });
     };
-    const a = replica();
-    const b = replica();
+    return { clock, submitted, a: replica(), b: replica() };
+  }
+
+  it('a second replica carries the episode on, and concurrent ticks ask for the next step once', async () => {
+    const { clock, submitted, a, b } = await twoReplicas();
     const cordon: Decision = { id: 'd-1', at: clock.now(), rule: 'gpu-xid-fatal', action: 'cordon', target: { kind: 'Node', name: 'gpu-1' }, reason: 'Xid 95', evidence: { xid: { code: 95, message: 'Uncontained', gpu: 'GPU-5f1c0a2b-0000-1111-2222-333344445555' } } };
     await a.observe([cordon], [{ ts: new Date(clock.now()).toISOString(), rule: 'gpu-xid-fatal', action: 'cordon', target: cordon.target, outcome: 'executed', reason: 'Xid 95', guard: null, decisionId: 'd-1' }]);
     expect(submitted.map((d) => d.action)).to.deep.equal(['reset']);
@@ -67,22 +70,7 @@ describe('repair ladder state on a real Redis (two replicas)', function () {
   });
 
   it('a held fault during the quiet period, taken by the other replica (and by both at once), escalates once and the node is not returned', async () => {
-    const url = (await sharedRedis()).url;
-    const prefix = `nw-ladder-${randomBytes(3).toString('hex')}:`;
-    const clock = new ManualClock(Date.parse('2026-12-01T10:00:00Z'));
-    const catalogue = loadRules(defaultRulesPath()).xidCatalogue;
-    const submitted: Decision[] = [];
-    const submit = (ds: readonly Decision[]): Promise<LedgerRecord[]> => {
-      submitted.push(...ds);
-      return Promise.resolve(ds.map((d) => ({ ts: new Date(clock.now()).toISOString(), rule: d.rule, action: d.action, target: d.target, outcome: 'executed' as const, reason: d.reason, guard: null, decisionId: d.id, details: { job: `nodewarden/${d.action}-${d.id.length}` } })));
-    };
-    const replica = (): LadderDriver => {
-      const c = new Redis(url, { maxRetriesPerRequest: 2 });
-      conns.push(c);
-      return new LadderDriver({ store: new RedisDocStore(c, prefix), policy: POLICY, submit, view: { listNodes: () => [NODE], getNode: () => NODE, workloadRevisions: () => [] }, jobs: { status: () => Promise.resolve({ state: 'succeeded' }) }, clock, logger: silentLogger, catalogue, ledger: [], tickEveryMs: 0 });
-    };
-    const a = replica();
-    const b = replica();
+    const { clock, submitted, a, b } = await twoReplicas();
     await b.tick(true); // b has loaded its (empty) set of open episodes
     const gpu = 'GPU-5f1c0a2b-0000-1111-2222-333344445555';
     const cordon: Decision = { id: 'd-1', at: clock.now(), rule: 'gpu-xid-fatal', action: 'cordon', target: { kind: 'Node', name: 'gpu-1' }, reason: 'Xid 95', evidence: { xid: { code: 95, message: 'Uncontained', gpu } } };
