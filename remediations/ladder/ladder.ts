@@ -415,11 +415,19 @@ export function transition(input: NodeLadder, ev: LadderInput, p: LadderPolicy):
     case 'tick':
       if (e) onTick(w, e, ev.node);
       break;
-    case 'uncordoned':
+    case 'uncordoned': {
+      // a queued fault whose isolation nodewarden undid (a rule's clear) needs no episode any more
+      const q = l.queue ?? [];
+      const left = q.filter((x) => !(x.scope === 'device' ? ev.gpu === x.gpu : ev.gpu === undefined));
+      if (left.length < q.length) {
+        l.queue = left;
+        w.changed = true;
+      }
       // only the undo of what this episode isolated: an untaint of another GPU, or an uncordon during a GPU episode, is not its end
       if (e && e.phase !== 'return' && (e.scope === 'device' ? ev.gpu === e.gpu : ev.gpu === undefined))
         w.close(e, 'returned', e.scope === 'device' ? `nodewarden untainted GPU ${e.gpu ?? '?'} (the rule cleared)` : 'nodewarden uncordoned the node (the rule cleared)');
       break;
+    }
   }
   return { ladder: l, requests: w.requests, closed: w.closed, changed: w.changed };
 }

@@ -474,6 +474,17 @@ describe('repair ladder: a second faulty GPU on the node (one episode at a time,
     expect(g.l.episode).to.include({ scope: 'node', rung: 'reboot' });
   });
 
+  it("a queued GPU that nodewarden untainted meanwhile (a rule's clear) leaves the queue: no episode for it later", () => {
+    const r = new Run();
+    r.on(taint(T0, 'GPU-1', 'replace'));
+    r.on(taint(T0 + 1000, 'GPU-2'));
+    r.on(fault(T0 + 2000, 'reboot', null));
+    expect(r.on({ kind: 'uncordoned', at: T0 + M, gpu: 'GPU-2' }).ladder.queue?.map((q) => q.scope)).to.deep.equal(['node']);
+    expect(r.l.episode?.gpu, 'not the open episode').to.equal('GPU-1');
+    expect(r.on({ kind: 'uncordoned', at: T0 + 2 * M }).ladder.queue).to.deep.equal([]);
+    expect(r.l.episode?.gpu, 'an uncordon does not end a GPU episode').to.equal('GPU-1');
+  });
+
   it('a cordon of the node during a node episode is the same isolation: not queued', () => {
     const r = new Run();
     r.on(fault(T0));
@@ -526,6 +537,7 @@ describe('repair ladder: properties with held faults and second GPUs', () => {
               i = { kind: 'recorded', at: t, decisionId: r.last.decisionId, outcome: o, guard: GUARDS[s.outcome] ?? null, job: s.ok ? `ns/j${t}` : null };
             } else if (s.kind === 2 && pd?.status === 'running' && pd.job) i = { kind: 'job', at: t, job: pd.job, succeeded: s.ok };
             else if (s.kind === 3 || s.kind === 4) i = held(t, gpu, start);
+            else if (s.kind === 6 && s.person % 4 === 0) i = gpu === null || !s.device ? { kind: 'uncordoned', at: t } : { kind: 'uncordoned', at: t, gpu };
             else i = { kind: 'tick', at: t, node: s.person === 0 ? { unschedulable: false, cordonedByNodewarden: false } : CORDONED };
             const before = r.l.episode;
             const tr = r.on(i);
