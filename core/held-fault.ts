@@ -23,3 +23,24 @@ export interface HeldFault {
 
 /** Most held faults one engine batch hands on (the rest are dropped; one per node and GPU is all the ladder needs). */
 export const MAX_HELD_FAULTS_PER_BATCH = 1000;
+
+/** A rule's episode on one scope (the engine's scope key, e.g. `n:<node>|<gpu>`): what isolated a node or GPU. */
+export interface RuleScope {
+  rule: string;
+  scope: string;
+}
+
+/**
+ * The rule engine's episodes, as the repair ladder needs them (ADR 0034,
+ * "Return ends the rule's episode"): when a node or GPU is back in service —
+ * returned by the ladder, or by a person — the rule episodes that isolated it
+ * end, cooldown included, so the next fault fires the rule again (a new cordon
+ * or taint, a new page, a new ladder episode). Adapter: the rule engine.
+ */
+export interface RuleEpisodes {
+  /** Ends these episodes and their cooldowns; unknown rules are skipped. Returns how many there were. */
+  release(episodes: readonly RuleScope[]): Promise<number>;
+}
+
+/** Most rule episodes one ladder episode remembers as its isolation (the first rule, and others that isolated it again). */
+export const MAX_ISOLATING_EPISODES = 8;

@@ -6,7 +6,7 @@
  */
 import type { ActionKind, Decision, GuardName, LedgerRecord } from '../core/decision.js';
 import type { NodewardenError } from '../core/errors.js';
-import type { HeldFault } from '../core/held-fault.js';
+import type { HeldFault, RuleEpisodes } from '../core/held-fault.js';
 
 export interface ExecutionResult {
   ok: boolean;
@@ -111,6 +111,13 @@ export interface Remediator {
    * behind the remediator cares (no ladder).
    */
   heldFaults?(faults: readonly HeldFault[]): Promise<LedgerRecord[]>;
+  /**
+   * The rule engine in front of this remediator (the batch processor and
+   * replay bind it): what the repair ladder returns to service ends the rule
+   * episodes that isolated it, so a new fault isolates it again (ADR 0034).
+   * Absent: no ladder behind.
+   */
+  bindRuleEpisodes?(episodes: RuleEpisodes): void;
   /** Sends every held denial page now; returns (and writes) their ledger records. */
   flush(): Promise<LedgerRecord[]>;
   /** Flushes and stops the timer (idempotent). */

@@ -19,7 +19,7 @@
 import type { ClusterView } from '../../core/cluster.js';
 import type { Clock } from '../../core/clock.js';
 import type { Decision, LedgerRecord } from '../../core/decision.js';
-import type { HeldFault } from '../../core/held-fault.js';
+import type { HeldFault, RuleEpisodes, RuleScope } from '../../core/held-fault.js';
 import { errorMessage } from '../../core/errors.js';
 import type { Logger } from '../../core/logger.js';
 import type { XidCatalogue } from '../../rules/xid/catalogue.js';
@@ -78,6 +78,13 @@ export interface LadderDriverOptions {
    * tainted by nodewarden (a person's removal is then not seen).
    */
   deviceTaints?: DeviceTaintState | undefined;
+  /**
+   * The rule engine's episodes: when an episode's node (GPU) is back in
+   * service, the rule episodes that isolated it are released so the next fault
+   * isolates it again at once (ADR 0034). Also bound later by
+   * `bindRuleEpisodes` (the engine is built after the remediator).
+   */
+  ruleEpisodes?: RuleEpisodes | undefined;
 }
 
 export type DeviceTaintOwner = 'own' | 'other' | 'none';
@@ -132,6 +139,15 @@ function nodeOf(r: LedgerRecord): string | null {
 /** Bound on request → record → request rounds in one call (a step's record may ask for the next step at once). */
 const MAX_ROUNDS = 6;
 
+/** Longest engine scope key kept (`n:<node>|<by>...`; a node name is ≤ 253). */
+const MAX_SCOPE_KEY = 1024;
+
+/** The rule episode a cordon or taint decision came from (the engine's `evidence.ruleScope`). */
+function isolationOf(rule: string, d: Decision | undefined): RuleScope | null {
+  const s = d?.evidence?.ruleScope;
+  return typeof s === 'string' && s !== '' && s.length <= MAX_SCOPE_KEY ? { rule, scope: s } : null;
+}
+
 function eventTs(d: Decision | undefined): number | null {
   const t = d?.evidence?.eventTs;
   if (typeof t !== 'string') return null;
@@ -155,9 +171,16 @@ export class LadderDriver {
   private open: Set<string> | null = null;
   /** Per tick running (ticks may overlap): the nodes this replica's transitions opened meanwhile, kept by its reload. */
   private readonly ticking = new Set<Set<string>>();
+  private ruleEpisodes: RuleEpisodes | undefined;
   constructor(private readonly o: LadderDriverOptions) {
     this.log = o.logger.child({ component: 'repair-ladder' });
     this.tickEveryMs = o.tickEveryMs ?? 5000;
+    this.ruleEpisodes = o.ruleEpisodes;
+  }
+
+  /** Where returned episodes release the rule episodes that isolated them (see `ruleEpisodes`). */
+  bindRuleEpisodes(r: RuleEpisodes): void {
+    this.ruleEpisodes = r;
   }
 
   /** The records of one submit (with its decisions): starts and moves episodes. Returns the ladder's own records. */
@@ -194,7 +217,8 @@ export class LadderDriver {
       const x = d ? xidOf(d) : null;
       const start = x ? startRung(this.o.catalogue, x) : null;
       const gpu = device ?? x?.gpu ?? null;
-      inputs.push([node, { kind: 'fault', at, faultAt, detectedAt, gpu, rule: r.rule, reason: r.reason, start: start?.rung ?? null, isolated, scope: device === null ? 'node' : 'device' }]);
+      const isolation = isolationOf(r.rule, d);
+      inputs.push([node, { kind: 'fault', at, faultAt, detectedAt, gpu, rule: r.rule, reason: r.reason, start: start?.rung ?? null, isolated, scope: device === null ? 'node' : 'device', ...(isolation ? { isolation } : {}) }]);
     }
     const out: LedgerRecord[] = [];
     for (const [node, input] of inputs) out.push(...(await this.apply(node, input, 0)));
@@ -369,10 +393,32 @@ export class LadderDriver {
     return d;
   }
 
+  /**
+   * Back in service: the rule episodes that isolated it end, cooldown included,
+   * so a later fault fires the rule again (cordon or taint, page, a new
+   * episode). Best effort: a failure leaves the cooldown as it was (the gap of
+   * old), logged.
+   */
+  private async release(e: Episode): Promise<void> {
+    const isolatedBy = e.isolatedBy ?? [];
+    if (isolatedBy.length === 0) return;
+    if (!this.ruleEpisodes) {
+      this.log.warn({ node: e.node, episode: e.id }, 'repair ladder: no rule engine bound; the isolating rule episodes run out their cooldown');
+      return;
+    }
+    try {
+      const n = await this.ruleEpisodes.release(isolatedBy);
+      this.log.info({ node: e.node, episode: e.id, released: n, rules: isolatedBy.map((r) => r.rule) }, 'back in service: the isolating rule episodes ended (a new fault isolates again)');
+    } catch (err) {
+      this.log.error({ node: e.node, episode: e.id, err: errorMessage(err) }, 'back in service, but the isolating rule episodes could not be ended: a new fault is held until their cooldown ends');
+    }
+  }
+
   private async onClosed(c: ClosedEpisode): Promise<LedgerRecord[]> {
     this.o.metrics?.closed(c);
     const e = c.episode;
     this.log.info({ node: e.node, episode: e.id, end: c.end, repaired: e.repaired }, `repair episode ended: ${c.end}`);
+    if (c.inService === true) await this.release(e);
     if (c.end === 'returned') return []; // the executed uncordon is its record
     const rec: LedgerRecord = {
       ts: new Date(c.at).toISOString(),

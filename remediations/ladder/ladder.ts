@@ -34,6 +34,8 @@
  * at most one closed episode (for the outcome metrics); they never act.
  */
 import type { Outcome } from '../../core/decision.js';
+import type { RuleScope } from '../../core/held-fault.js';
+import { MAX_ISOLATING_EPISODES } from '../../core/held-fault.js';
 
 export const RUNGS = ['reset', 'reboot', 'replace'] as const;
 export type Rung = (typeof RUNGS)[number];
@@ -110,6 +112,12 @@ export interface Episode {
   /** A repair step succeeded in this episode. */
   repaired: boolean;
   history: HistoryEntry[];
+  /**
+   * The rule episodes (rule, engine scope key) that isolated what this episode
+   * returns: released when it is back in service, so the next fault fires the
+   * rule again (ADR 0034). Absent in episodes stored before: none. Bounded.
+   */
+  isolatedBy?: RuleScope[];
 }
 
 /** A fault isolated on its own while another episode of the node was open: its episode comes next (ADR 0034). */
@@ -122,6 +130,7 @@ export interface QueuedFault {
   detectedAt: number;
   isolatedAt: number;
   start: Rung | null;
+  isolatedBy?: RuleScope[];
 }
 
 export interface NodeLadder {
@@ -149,11 +158,18 @@ export interface ClosedEpisode {
   episode: Episode;
   end: EpisodeEnd;
   at: number;
+  /**
+   * What the episode isolated is back in service: returned by the ladder, or
+   * uncordoned (untainted) by a person. Its `isolatedBy` rule episodes are
+   * then released (ADR 0034). Not for a rule's own clear, a person's takeover
+   * or a node gone.
+   */
+  inService?: boolean;
 }
 
 export type LadderInput =
   /** A node nodewarden cordoned for a fault (or a fault seen again on a node in an episode). */
-  | { kind: 'fault'; at: number; faultAt: number; detectedAt: number; gpu: string | null; rule: string; reason: string; start: Rung | null; isolated: boolean; scope?: Scope }
+  | { kind: 'fault'; at: number; faultAt: number; detectedAt: number; gpu: string | null; rule: string; reason: string; start: Rung | null; isolated: boolean; scope?: Scope; isolation?: RuleScope }
   /**
    * A held fault (core/held-fault.ts): an isolating rule matched on this node
    * (GPU `gpu`) again while it cooled down. Nothing was isolated anew: it only
@@ -288,9 +304,9 @@ class Work {
     this.enter(e, nextRung(e.rung), why);
   }
 
-  close(e: Episode, end: EpisodeEnd, what: string): void {
+  close(e: Episode, end: EpisodeEnd, what: string, inService = false): void {
     this.note(e, what);
-    this.closed = { episode: e, end, at: this.now };
+    this.closed = { episode: e, end, at: this.now, ...(inService ? { inService } : {}) };
     this.l.episode = null;
     this.changed = true;
     const q = this.l.queue ?? [];
@@ -324,6 +340,7 @@ class Work {
       repaired: false,
       history: [{ at: f.isolatedAt, what: `fault: ${f.reason} (rule ${f.rule}); ${device ? `GPU ${f.gpu ?? '?'} tainted` : 'cordoned'}` }],
     };
+    if (f.isolatedBy?.length) ep.isolatedBy = f.isolatedBy.slice(0, MAX_ISOLATING_EPISODES);
     this.l.episode = ep;
     this.changed = true;
     if (f.queuedWhile !== undefined) this.note(ep, `queued while episode ${f.queuedWhile} was open; its own episode starts now`);
@@ -331,6 +348,14 @@ class Work {
       ep.phase = 'observe';
       this.note(ep, this.p.act ? 'no repair step is recommended for this fault: observing only' : 'the repair ladder is off: observing only');
     } else this.enter(ep, f.start, `${f.start === 'reset' ? 'GPU reset' : f.start === 'reboot' ? 'node reboot' : 'hand-over'} recommended`);
+  }
+
+  /** Remembers one more rule episode that isolated what `e` returns (deduplicated, bounded). */
+  isolatedBy(e: Episode, r: RuleScope): void {
+    const list = (e.isolatedBy ??= []);
+    if (list.some((x) => x.rule === r.rule && x.scope === r.scope) || list.length >= MAX_ISOLATING_EPISODES) return;
+    list.push({ rule: r.rule, scope: r.scope });
+    this.changed = true;
   }
 
   /** Queues a fault isolated on its own while episode `e` is open (one entry per GPU / the node). */
@@ -389,8 +414,9 @@ export function transition(input: NodeLadder, ev: LadderInput, p: LadderPolicy):
     case 'fault': {
       if (!e && !ev.isolated) break; // a cordon that did not happen starts nothing
       const scope: Scope = ev.scope === 'device' && ev.gpu !== null ? 'device' : 'node';
+      const isolatedBy = ev.isolation ? [ev.isolation] : undefined;
       if (!e) {
-        w.open({ id: `${l.node}:${ev.detectedAt}`, gpu: ev.gpu, scope, rule: ev.rule, reason: ev.reason, faultAt: ev.faultAt, detectedAt: ev.detectedAt, isolatedAt: ev.at, start: ev.start });
+        w.open({ id: `${l.node}:${ev.detectedAt}`, gpu: ev.gpu, scope, rule: ev.rule, reason: ev.reason, faultAt: ev.faultAt, detectedAt: ev.detectedAt, isolatedAt: ev.at, start: ev.start, ...(isolatedBy ? { isolatedBy } : {}) });
         break;
       }
       const hits = concerns(e, ev.gpu);
@@ -398,7 +424,9 @@ export function transition(input: NodeLadder, ev: LadderInput, p: LadderPolicy):
       else if (hits) w.note(e, `fault during ${e.phase}: ${ev.reason}`);
       // isolated on its own (another GPU's taint; the node's cordon during a GPU episode): its own episode, later
       const same = (e.scope ?? 'node') === scope && (scope === 'node' || ev.gpu === e.gpu);
-      if (!same && ev.isolated) w.enqueue(e, { gpu: ev.gpu, scope, rule: ev.rule, reason: ev.reason, faultAt: ev.faultAt, detectedAt: ev.detectedAt, isolatedAt: ev.at, start: ev.start });
+      if (!same && ev.isolated) w.enqueue(e, { gpu: ev.gpu, scope, rule: ev.rule, reason: ev.reason, faultAt: ev.faultAt, detectedAt: ev.detectedAt, isolatedAt: ev.at, start: ev.start, ...(isolatedBy ? { isolatedBy } : {}) });
+      // the same isolation by another rule (or scope): its episode too ends when this one returns the node
+      if (same && ev.isolated && ev.isolation) w.isolatedBy(e, ev.isolation);
       else if (!hits) w.note(e, `fault on ${ev.gpu === null ? 'the node' : `GPU ${ev.gpu}`} (not this episode's): ${ev.reason}`);
       break;
     }
@@ -489,7 +517,7 @@ function onRecorded(w: Work, e: Episode, ev: Extract<LadderInput, { kind: 'recor
       }
       case 'uncordon':
         pd.status = 'done';
-        w.close(e, 'returned', `returned to service (${e.scope === 'device' ? `GPU ${e.gpu ?? '?'} untainted` : 'uncordoned'}${ev.outcome === 'dry-run' ? ', dry-run' : ''})`);
+        w.close(e, 'returned', `returned to service (${e.scope === 'device' ? `GPU ${e.gpu ?? '?'} untainted` : 'uncordoned'}${ev.outcome === 'dry-run' ? ', dry-run' : ''})`, true);
         return;
       case 'replace':
       case 'page':
@@ -555,7 +583,7 @@ function onTick(w: Work, e: Episode, node: IsolationView | undefined): void {
   }
   if (!node.unschedulable && !(e.phase === 'return' && pd?.status !== 'retry')) {
     const how = e.scope === 'device' ? `removed GPU ${e.gpu ?? '?'}'s device taint` : 'uncordoned it';
-    w.close(e, 'resolved-by-person', `a person returned ${e.node} to service (${how}) during ${e.phase}: resolved by a person`);
+    w.close(e, 'resolved-by-person', `a person returned ${e.node} to service (${how}) during ${e.phase}: resolved by a person`, true);
     return;
   }
   if (node.unschedulable && !node.cordonedByNodewarden && e.phase !== 'return') {

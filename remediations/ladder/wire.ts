@@ -6,7 +6,7 @@
  */
 import type { NodewardenConfig } from '../../core/config.js';
 import type { Decision, LedgerRecord } from '../../core/decision.js';
-import type { HeldFault } from '../../core/held-fault.js';
+import type { HeldFault, RuleEpisodes } from '../../core/held-fault.js';
 import { parseDuration } from '../../core/duration.js';
 import { errorMessage } from '../../core/errors.js';
 import type { Logger } from '../../core/logger.js';
@@ -63,6 +63,9 @@ export function withRepairLadder(inner: Remediator, driver: LadderDriver, logger
         log.error({ err: errorMessage(err), faults: faults.length }, 'repair ladder could not take the held faults of this batch');
         return [];
       }
+    },
+    bindRuleEpisodes(episodes: RuleEpisodes): void {
+      driver.bindRuleEpisodes(episodes);
     },
     close: () => inner.close(),
   };

@@ -15,7 +15,7 @@ import type { Clock } from '../../core/clock.js';
 import type { ClusterView, WorkloadRef } from '../../core/cluster.js';
 import type { ActionKind, Decision, DecisionOf, Target } from '../../core/decision.js';
 import type { EventEnvelope, EventType } from '../../core/envelope.js';
-import type { HeldFault } from '../../core/held-fault.js';
+import type { HeldFault, RuleScope } from '../../core/held-fault.js';
 import { MAX_HELD_FAULTS_PER_BATCH } from '../../core/held-fault.js';
 import { formatDuration } from '../../core/duration.js';
 import type { Logger } from '../../core/logger.js';
@@ -46,6 +46,8 @@ export interface RuleEngine {
   evaluate?(events: readonly EventEnvelope[]): Promise<EngineOutput>;
   /** Advances time-driven logic (absent, sustained, clear after / sustained) to `now`. */
   tick(now: number): Promise<Decision[]>;
+  /** Ends rule episodes and their cooldowns (core/held-fault.ts `RuleEpisodes`; absent in stand-ins and fakes). */
+  release?(episodes: readonly RuleScope[]): Promise<number>;
 }
 
 /** The part of the configuration the engine reads (a NodewardenConfig is one). */
@@ -453,6 +455,8 @@ export function createRuleEngine(opts: RuleEngineOptions): Required<RuleEngine> 
     const d = decodeScope(f.scope);
     const group = groupOf(f.e, f.scope);
     const evidence: Record<string, unknown> = { scope: ctx.scope, episodeStart: new Date(firedAt).toISOString() };
+    // the episode's own scope key: what the repair ladder releases when it returns what this isolated (ADR 0034)
+    if (p.isolating) evidence.ruleScope = f.scope;
     if (f.count !== null) evidence.count = f.count;
     if (f.value !== null) evidence.value = f.value;
     if (f.e) {
@@ -655,6 +659,18 @@ export function createRuleEngine(opts: RuleEngineOptions): Required<RuleEngine> 
   const engine: Required<RuleEngine> = {
     async process(events: readonly EventEnvelope[]): Promise<Decision[]> {
       return (await engine.evaluate(events)).decisions;
+    },
+
+    async release(episodes: readonly RuleScope[]): Promise<number> {
+      const ops: StoreOp[] = [];
+      for (const r of episodes) {
+        const p = planById.get(r.rule);
+        if (p) ops.push({ op: 'episode.release', key: keys.episode(p.rule.id, r.scope), index: p.episodeIndex, member: r.scope });
+      }
+      const results = await run(ops);
+      const n = results.filter((x) => typeof x === 'number').length;
+      if (n > 0) log.info({ episodes: episodes.map((r) => `${r.rule} ${r.scope}`) }, 'rule episodes released: what they isolated is back in service');
+      return n;
     },
 
     async evaluate(events: readonly EventEnvelope[]): Promise<EngineOutput> {

@@ -27,7 +27,7 @@ export interface ReplayOptions {
   rules: RuleSet;
   cluster: ClusterView;
   /** Submits decisions; held faults (ADR 0034) go to it too when it takes them (the repair ladder). */
-  remediator: Pick<Remediator, 'submit' | 'heldFaults'>;
+  remediator: Pick<Remediator, 'submit' | 'heldFaults' | 'bindRuleEpisodes'>;
   config: NodewardenConfig;
   /** Rule ids switched off for this run (like a runtime toggle). */
   disabled?: readonly string[];
@@ -81,6 +81,8 @@ export async function* replay(opts: ReplayOptions): AsyncGenerator<LedgerRecord>
     logger: opts.logger ?? silentLogger,
     config: opts.config,
   });
+  // what the repair ladder returns to service ends the engine's isolating episodes (ADR 0034), as in the engine service
+  opts.remediator.bindRuleEpisodes?.({ release: (eps) => engine.release(eps) });
   const tickMs = opts.tickMs ?? 1000;
   const bounds = eventTimeBounds(opts.config);
   const readNow = opts.readNow ?? Date.now;

@@ -53,7 +53,7 @@ export class RetryLaterError extends NodewardenError {
 export interface BatchProcessorOptions {
   engine: RuleEngine;
   /** The remediator port, of which the processor only submits (and hands on held faults, when it takes them). */
-  remediator: Pick<Remediator, 'submit' | 'heldFaults'>;
+  remediator: Pick<Remediator, 'submit' | 'heldFaults' | 'bindRuleEpisodes'>;
   /** Extra sink for the ledger records, when the remediator does not write them itself. */
   ledger?: LedgerSink;
   deduper: EventDeduper;
@@ -93,6 +93,9 @@ export class BatchProcessor {
   readonly queue: SerialQueue;
   constructor(private readonly o: BatchProcessorOptions) {
     this.queue = o.queue ?? new SerialQueue();
+    // a node the repair ladder returns ends the engine's isolating episodes (ADR 0034); the primary engine's store is the shared one
+    const release = o.engine.release?.bind(o.engine);
+    if (release) o.remediator.bindRuleEpisodes?.({ release });
   }
 
   async process(messages: readonly RawMessage[]): Promise<BatchResult> {

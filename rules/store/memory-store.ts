@@ -377,6 +377,13 @@ export class MemoryStateStore implements StateStore {
         this.get(op.index, 'zset')?.m.delete(op.member);
         return e.firedAt;
       }
+      case 'episode.release': {
+        const e = this.get(op.key, 'episode');
+        this.get(op.index, 'zset')?.m.delete(op.member);
+        if (!e) return null;
+        this.entries.delete(op.key);
+        return e.firedAt;
+      }
       case 'episode.quiet': {
         const z = this.get(op.index, 'zset');
         if (!z) return [];

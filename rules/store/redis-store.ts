@@ -56,6 +56,7 @@ const enum Code {
   SequenceStep = 16,
   MaxSet = 17,
   MaxGet = 18,
+  EpisodeRelease = 19,
 }
 
 export interface RedisStateStoreOptions {
@@ -147,6 +148,9 @@ export function encodeBatch(ops: readonly StoreOp[], from = 0, to = ops.length):
         break;
       case 'episode.clear':
         a.push(Code.EpisodeClear, k(op.key), k(op.index), op.member, op.now, op.quietBefore);
+        break;
+      case 'episode.release':
+        a.push(Code.EpisodeRelease, k(op.key), k(op.index), op.member);
         break;
       case 'episode.quiet':
         a.push(Code.EpisodeQuiet, k(op.index), str(op.before));

@@ -63,6 +63,13 @@ export interface EpisodeFireOp { op: 'episode.fire'; key: string; index: string;
 export interface EpisodeTouchOp { op: 'episode.touch'; key: string; index: string; member: string; now: number }
 /** Ends the active episode (only if its last match is ≤ `quietBefore`, when given). Returns its start, or null. */
 export interface EpisodeClearOp { op: 'episode.clear'; key: string; index: string; member: string; now: number; quietBefore: number | null }
+/**
+ * Ends the episode AND its cooldown, whether it is active or cooling down: the
+ * next match fires (the repair ladder returned what the rule isolated, or a
+ * person did; ADR 0034, "Return ends the rule's episode"). Returns the start of
+ * the episode it ended, or null when there was none.
+ */
+export interface EpisodeReleaseOp { op: 'episode.release'; key: string; index: string; member: string }
 /** Active episodes whose last match is ≤ `before` (sorted members). */
 export interface EpisodeQuietOp { op: 'episode.quiet'; index: string; before: number }
 /** The active episode's start, or null. */
@@ -92,6 +99,7 @@ export type StoreOp =
   | EpisodeFireOp
   | EpisodeTouchOp
   | EpisodeClearOp
+  | EpisodeReleaseOp
   | EpisodeQuietOp
   | EpisodeGetOp
   | SequenceStepOp

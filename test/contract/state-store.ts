@@ -125,6 +125,22 @@ export function stateStoreContract(name: string, factory: () => Promise<StoreUnd
       expect(await one(fire(11_000))).to.equal(11_000);
     });
 
+    it('episode.release ends an active or cooling-down episode and its cooldown: the next match fires', async function () {
+      const key = k.episode('rl', 'n:a');
+      const index = k.episodeIndex('rl');
+      const fire = (now: number): StoreOp => ({ op: 'episode.fire', key, index, member: 'n:a', now, by: `e${now}`, cooldownMs: 3_600_000, autoExpireMs: -1, ttlMs: 7_200_000 });
+      const release: StoreOp = { op: 'episode.release', key, index, member: 'n:a' };
+      expect(await one(release), 'nothing to release').to.equal(null);
+      // active: released, gone from the index, and the next match fires at once (no cooldown)
+      expect(await run([fire(1000), fire(2000), release, fire(3000)])).to.deep.equal([1000, null, 1000, 3000]);
+      expect(await one({ op: 'episode.get', key })).to.equal(3000);
+      // cleared, still cooling down: released, the cooldown ends with it
+      expect(await one({ op: 'episode.clear', key, index, member: 'n:a', now: 4000, quietBefore: null })).to.equal(3000);
+      expect(await one(fire(5000)), 'cooling down').to.equal(null);
+      expect(await run([release, { op: 'episode.quiet', index, before: 1e12 }, fire(6000), { op: 'episode.quiet', index, before: 1e12 }])).to.deep.equal([3000, [], 6000, ['n:a']]);
+      expect(await run([release, release, { op: 'episode.get', key }, { op: 'episode.quiet', index, before: 1e12 }])).to.deep.equal([6000, null, null, []]);
+    });
+
     it('episode.fire with autoExpire ends an episode by itself (rules without clear)', async function () {
       const key = k.episode('r2', 'n:a');
       const index = k.episodeIndex('r2');

@@ -35,6 +35,7 @@
 --          16 sequence.step     k step steps ts windowMs ttlMs      (numbers)
 --          17 max.set           k value ttlMs                       (numbers)
 --          18 max.get           k
+--          19 episode.release   k i member                          (ends the episode and its cooldown)
 -- Returns: one reply per op, in op order: a number, as an integer when it is
 -- one (exact below 2^53) else as a '%.17g' string (a Lua number reply would be
 -- truncated), or a time as the decimal string Redis holds; "none" is nil;
@@ -377,6 +378,12 @@ while p <= len do
     local cur = call('GET', KEYS[a[p + 1]])
     r = cur
     p = p + 2
+  elseif op == 19 then -- episode.release: active or cooling down, the next match fires
+    local key = KEYS[a[p + 1]]
+    r = call('HGET', key, 'firedAt')
+    if r then call('DEL', key) end
+    call('ZREM', KEYS[a[p + 2]], a[p + 3])
+    p = p + 4
   else
     return redis.error_reply('batch: unknown opcode ' .. tostring(op) .. ' at ' .. p)
   end

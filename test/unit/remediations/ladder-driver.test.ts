@@ -22,6 +22,7 @@ import { loadRules, defaultRulesPath } from '../../../rules/language/load.js';
 import { Registry } from 'prom-client';
 import type { EventEnvelope } from '../../../core/envelope.js';
 import { replay } from '../../../rules/replay/replay.js';
+import { MemoryStateStore } from '../../../rules/store/memory-store.js';
 import type { Remediator } from '../../../remediations/ports.js';
 import type { HeldFault } from '../../../core/held-fault.js';
 import type { DocStore } from '../../../remediations/incidents/doc-store.js';
@@ -358,5 +359,67 @@ describe('repair ladder: a second faulty GPU on the node gets its own episode (A
     expect(s.filter((x) => x.action === 'reset').map((x) => (x.target as { gpu?: string }).gpu)).to.deep.equal([GPU, GPU_B]);
     expect(cluster.getNode('gpu-3')?.taintedGpus).to.deep.equal([]);
     expect(await r.ladder.episodes()).to.have.length(0);
+  });
+});
+
+describe('repair ladder: back in service ends the isolating rule episode, so a later fault isolates again (ADR 0034)', () => {
+  const T = Date.parse('2026-12-01T10:00:00Z');
+  const xidEvent = (id: string, at: number): EventEnvelope => ({
+    v: 1,
+    id,
+    ts: new Date(at).toISOString(),
+    node: 'gpu-3',
+    type: 'gpu.xid',
+    source: 'kmsg',
+    labels: { pool: 'p' },
+    data: { code: 95, gpu: GPU, pci: '0000:3b:00', message: 'Uncontained ECC error' },
+  });
+  /** `ladder:<node>:<detectedAt>[:<gpu>]:<seq>:<action>` → the episode id. */
+  const episodeOf = (r: LedgerRecord): string => (r.decisionId ?? '').split(':').slice(1, -2).join(':');
+  const at = (r: LedgerRecord): number => Date.parse(r.ts) - T;
+
+  it('returned by the ladder at ~34 m, Xid 95 again at 40 m (gpu-xid-fatal still cools down until 60 m): cordoned again at once, a new episode with its own id, repaired and returned again', async () => {
+    const { clock, cluster, r, steps } = setup();
+    clock.set(T - 1000);
+    const rules = loadRules(defaultRulesPath());
+    const recs: LedgerRecord[] = [];
+    for await (const rec of replay({ events: [xidEvent('x1', T), xidEvent('x2', T + 40 * M)], rules, cluster, remediator: r.remediator, config: config(), clock, tickRemediator: true, tickMs: 5000, until: T + 90 * M })) recs.push(rec);
+    const cordons = recs.filter((x) => x.action === 'cordon' && x.outcome === 'executed');
+    const back = recs.filter((x) => x.action === 'uncordon' && x.outcome === 'executed');
+    expect(cordons.map(at)).to.have.length(2);
+    expect(at(cordons[1] as LedgerRecord), 'the second fault isolates the node when it happens, not when the cooldown ends').to.be.within(40 * M, 40 * M + 10_000);
+    expect(back).to.have.length(2);
+    expect(at(back[0] as LedgerRecord)).to.be.below(40 * M);
+    expect(at(back[1] as LedgerRecord)).to.be.above(40 * M);
+    const episodes = [...new Set(steps().map(episodeOf))];
+    expect(episodes, 'two ladder episodes, each with its own id').to.have.length(2);
+    expect(steps().filter((x) => episodeOf(x) === episodes[1]).map((x) => x.action)).to.deep.equal(['reset', 'validate', 'uncordon']);
+    expect(cluster.getNode('gpu-3')?.unschedulable).to.equal(false);
+    // the fault page of the second fault too: the rule fired through its normal path
+    expect(recs.filter((x) => x.rule === 'gpu-xid-fatal' && x.action === 'page' && x.decisionId?.startsWith('ladder:') !== true).length).to.equal(2);
+  });
+
+  it("a person's uncordon (resolved by a person) ends it too: Xid 95 again 20 m later, within the cooldown, cordons again and starts a new episode", async () => {
+    const { clock, cluster, r, steps } = setup();
+    clock.set(T - 1000);
+    const rules = loadRules(defaultRulesPath());
+    const store = new MemoryStateStore();
+    const recs: LedgerRecord[] = [];
+    const opts = { rules, cluster, remediator: r.remediator, config: config(), clock, tickRemediator: true, tickMs: 5000, store };
+    for await (const rec of replay({ ...opts, events: [xidEvent('x1', T)], until: T + 5 * M })) recs.push(rec);
+    expect(cluster.getNode('gpu-3')?.unschedulable).to.equal(true);
+    // a person uncordons the node during the reset: a likely false positive
+    await cluster.api.patchNode('gpu-3', { spec: { unschedulable: null, taints: [] }, metadata: { annotations: { 'nodewarden.io/cordoned-by': null } } });
+    clock.set(T + 6 * M);
+    recs.push(...(await r.remediator.submit([]))); // the ladder's tick sees it
+    for await (const rec of replay({ ...opts, events: [xidEvent('x2', T + 20 * M)], until: T + 21 * M })) recs.push(rec);
+    expect(recs.find((x) => x.guard === 'resolvedByPerson')?.details?.episode).to.include({ end: 'resolved-by-person' });
+    const cordons = recs.filter((x) => x.action === 'cordon' && x.outcome === 'executed');
+    expect(cordons.map(at)).to.have.length(2);
+    expect(at(cordons[1] as LedgerRecord)).to.be.within(20 * M, 20 * M + 10_000);
+    expect(cluster.getNode('gpu-3')?.unschedulable).to.equal(true);
+    const episodes = [...new Set(steps().filter((x) => x.guard !== 'resolvedByPerson').map(episodeOf))];
+    expect(episodes).to.have.length(2);
+    expect((await r.ladder.episodes()).map((e) => e.id)).to.deep.equal([episodes[1]]);
   });
 });
