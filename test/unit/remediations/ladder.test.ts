@@ -202,6 +202,43 @@ describe('repair ladder: state machine', () => {
     expect(r.l.episode?.id).to.not.equal(firstId);
   });
 
+  it('the episode remembers the rule episodes that isolated it; returned by the ladder or by a person it is back in service (they are released), not after a takeover or a rule clear', () => {
+    const iso = (rule: string, scope: string) => ({ rule, scope });
+    const a = new Run();
+    a.on({ ...fault(T0), isolation: iso('gpu-xid-fatal', 'n:n1|GPU-1') });
+    // the same isolation by another rule: remembered (once); another GPU's taint is queued with its own
+    a.on({ ...fault(T0 + 1000, 'reboot', null), rule: 'gpu-xid-node-fatal', isolation: iso('gpu-xid-node-fatal', 'n:n1') });
+    a.on({ ...fault(T0 + 2000, 'reboot', null), rule: 'gpu-xid-node-fatal', isolation: iso('gpu-xid-node-fatal', 'n:n1') });
+    a.on({ ...fault(T0 + 3000, 'reset', 'GPU-2'), scope: 'device', isolation: iso('gpu-xid-fatal', 'n:n1|GPU-2') });
+    expect(a.l.episode?.isolatedBy).to.deep.equal([iso('gpu-xid-fatal', 'n:n1|GPU-1'), iso('gpu-xid-node-fatal', 'n:n1')]);
+    expect(a.l.queue?.[0]?.isolatedBy).to.deep.equal([iso('gpu-xid-fatal', 'n:n1|GPU-2')]);
+    a.record(T0 + 4000, 'executed');
+    a.job(T0 + 2 * M, true);
+    a.record(T0 + 2 * M, 'executed');
+    a.job(T0 + 4 * M, true);
+    a.tick(T0 + 40 * M);
+    const back = a.record(T0 + 40 * M, 'executed', { job: null });
+    expect(back.closed).to.include({ end: 'returned', inService: true });
+    // the queued GPU's episode starts with its own isolation
+    expect(a.l.episode?.isolatedBy).to.deep.equal([iso('gpu-xid-fatal', 'n:n1|GPU-2')]);
+
+    const person = new Run();
+    person.on({ ...fault(T0), isolation: iso('gpu-xid-fatal', 'n:n1|GPU-1') });
+    expect(person.tick(T0 + M, { unschedulable: false, cordonedByNodewarden: false }).closed).to.include({ end: 'resolved-by-person', inService: true });
+
+    const takeover = new Run();
+    takeover.on({ ...fault(T0), isolation: iso('gpu-xid-fatal', 'n:n1|GPU-1') });
+    const t = takeover.tick(T0 + M, { unschedulable: true, cordonedByNodewarden: false });
+    expect(t.closed?.end).to.equal('resolved-by-person');
+    expect(t.closed?.inService, 'still cordoned, by a person').to.equal(undefined);
+
+    const cleared = new Run();
+    cleared.on({ ...fault(T0), isolation: iso('gpu-xid-fatal', 'n:n1|GPU-1') });
+    const c = cleared.on({ kind: 'uncordoned', at: T0 + M });
+    expect(c.closed?.end).to.equal('returned');
+    expect(c.closed?.inService, "a rule's own clear keeps the rule's cooldown").to.equal(undefined);
+  });
+
   it('a cordon a person took over (re-cordoned by hand) is theirs', () => {
     const r = new Run();
     r.on(fault(T0));

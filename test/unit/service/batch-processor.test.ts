@@ -12,7 +12,7 @@ import { MemoryDeduper } from '../../../rules/service/dedupe.js';
 import { engineServiceMetrics } from '../../../rules/service/metrics.js';
 import type { RuleEngine } from '../../../rules/engine/engine.js';
 import type { RawMessage } from '../../../rules/service/ports.js';
-import type { HeldFault } from '../../../core/held-fault.js';
+import type { HeldFault, RuleEpisodes } from '../../../core/held-fault.js';
 import { createRuleEngine } from '../../../rules/engine/engine.js';
 import { DEFAULT_CONFIG } from '../../../core/config.js';
 import { defaultRulesPath, loadRules } from '../../../rules/language/load.js';
@@ -203,5 +203,32 @@ describe('engine service: held faults (ADR 0034)', () => {
     expect(calls).to.deep.equal(['submit:2', 'held:1']);
     expect(held[0]).to.include({ rule: 'gpu-xid-fatal', node: 'gpu-1', gpu: 'GPU-aa01', eventId: 'x2' });
     expect(again.records.map((r) => r.action)).to.deep.equal(['reboot']);
+  });
+
+  it('binds the engine to the remediator: releasing the episode that isolated a GPU (the ladder returned it) makes the next fault fire within the cooldown', async () => {
+    const clock = new ManualClock(T0);
+    const engine = createRuleEngine({ rules: loadRules(defaultRulesPath()), store: new MemoryStateStore(), cluster: createStaticCluster([], []), toggles: fileOnlyToggles, clock, logger: silentLogger, config: DEFAULT_CONFIG });
+    const inner = new FakeRemediator();
+    let bound: RuleEpisodes | null = null;
+    const remediator: Pick<Remediator, 'submit' | 'heldFaults' | 'bindRuleEpisodes'> = {
+      submit: (ds) => inner.submit(ds),
+      heldFaults: () => Promise.resolve([]),
+      bindRuleEpisodes: (r) => {
+        bound = r;
+      },
+    };
+    const processor = new BatchProcessor({ engine, remediator, deduper: new MemoryDeduper(clock, { windowMs: 3_600_000, claimTtlMs: 5000 }), deadLetters: new MemoryDeadLetterSink(), metrics: engineServiceMetrics(createRegistry('engine')), clock, logger: silentLogger });
+    const xid95 = (id: string, dt: number): EventEnvelope => ({ ...event(id), ts: new Date(T0 + dt).toISOString(), data: { code: 95, gpu: 'GPU-aa01', message: 'Uncontained' } });
+    const first = await processor.process([msg(JSON.stringify(xid95('x1', 0)))]);
+    const taint = first.decisions.find((d) => d.action === 'taint');
+    const scope = taint?.evidence?.ruleScope;
+    expect(scope, 'the decision names the episode that isolated').to.be.a('string');
+    clock.advance(10 * 60_000);
+    expect((await processor.process([msg(JSON.stringify(xid95('x2', 10 * 60_000)))])).decisions, 'cooling down').to.deep.equal([]);
+    expect(bound).to.not.equal(null);
+    expect(await (bound as unknown as RuleEpisodes).release([{ rule: 'gpu-xid-fatal', scope: String(scope) }, { rule: 'no-such-rule', scope: 'n:x' }])).to.equal(1);
+    clock.advance(60_000);
+    const again = await processor.process([msg(JSON.stringify(xid95('x3', 11 * 60_000)))]);
+    expect(again.decisions.map((d) => d.action)).to.deep.equal(['taint', 'page']);
   });
 });
