@@ -5,7 +5,9 @@
  * step exactly once (compare-and-set), so a replica's death loses nothing
  * and no step runs twice. A held fault (ADR 0034: the rule matched again
  * while cooling down) taken by the replica that did not open the episode
- * reaches it through Redis and stops the return.
+ * reaches it through Redis and stops the return. A return by one replica
+ * ends the isolating rule episode in the shared rule state, so the other
+ * replica's engine fires on the next fault (ADR 0034).
  */
 import { expect } from 'chai';
 import { randomBytes } from 'node:crypto';
@@ -18,6 +20,12 @@ import { RedisDocStore } from '../../remediations/incidents/redis-doc-store.js';
 import { LadderDriver } from '../../remediations/ladder/driver.js';
 import type { LadderPolicy } from '../../remediations/ladder/ladder.js';
 import { loadRules, defaultRulesPath } from '../../rules/language/load.js';
+import type { EventEnvelope } from '../../core/envelope.js';
+import { DEFAULT_CONFIG } from '../../core/config.js';
+import { createRuleEngine } from '../../rules/engine/engine.js';
+import { createStaticCluster } from '../../rules/replay/standin.js';
+import { RedisStateStore } from '../../rules/store/redis-store.js';
+import { fileOnlyToggles } from '../../rules/toggles/port.js';
 import { sharedRedis } from './servers.js';
 
 const M = 60_000;
@@ -95,5 +103,43 @@ describe('repair ladder state on a real Redis (two replicas)', function () {
     clock.advance(31 * M);
     await Promise.all([a.tick(true), b.tick(true)]);
     expect(submitted.map((d) => d.action)).to.deep.equal(['reset', 'validate', 'reboot', 'validate', 'uncordon']);
+  });
+
+  it('back in service ends the isolating rule episode in the shared rule state: the other replica\'s engine fires on the next fault within the cooldown, and a new episode starts', async () => {
+    const { clock, submitted, a, b } = await twoReplicas();
+    const url = (await sharedRedis()).url;
+    const keyPrefix = `nw-rules-${randomBytes(3).toString('hex')}:`;
+    const rules = loadRules(defaultRulesPath());
+    const engine = (): ReturnType<typeof createRuleEngine> => {
+      const c = new Redis(url, { maxRetriesPerRequest: 2 });
+      conns.push(c);
+      return createRuleEngine({ rules, store: new RedisStateStore({ client: c }), keyPrefix, cluster: createStaticCluster([], []), toggles: fileOnlyToggles, clock, logger: silentLogger, config: DEFAULT_CONFIG });
+    };
+    const [ea, eb] = [engine(), engine()];
+    a.bindRuleEpisodes(ea);
+    b.bindRuleEpisodes(eb);
+    const gpu = 'GPU-5f1c0a2b-0000-1111-2222-333344445555';
+    const xid = (id: string): EventEnvelope => ({ v: 1, id, ts: new Date(clock.now()).toISOString(), node: 'gpu-1', type: 'gpu.xid', source: 'kmsg', labels: {}, data: { code: 95, gpu, message: 'Uncontained ECC error' } });
+    const executed = (ds: readonly Decision[]): LedgerRecord[] => ds.map((d) => ({ ts: new Date(clock.now()).toISOString(), rule: d.rule, action: d.action, target: d.target, outcome: 'executed', reason: d.reason, guard: null, decisionId: d.id }));
+    const first = await ea.process([xid('x1')]);
+    expect(first.map((d) => d.action)).to.deep.equal(['taint', 'page']);
+    await a.observe(first, executed(first));
+    expect(submitted.map((d) => d.action)).to.deep.equal(['reset']);
+    // replica b carries the episode to its return: reset done, validation passed, quiet period over
+    for (const m of [2, 2, 31]) {
+      clock.advance(m * M);
+      await b.tick(true);
+    }
+    expect(submitted.map((d) => d.action)).to.deep.equal(['reset', 'validate', 'untaint']);
+    expect(await a.episodes()).to.have.length(0);
+    // 40 m after the first fault, the rule (cooldown 1 h) would still hold it back; replica a's engine fires instead
+    clock.advance(M);
+    const again = await ea.process([xid('x2')]);
+    expect(again.map((d) => d.action)).to.deep.equal(['taint', 'page']);
+    await a.observe(again, executed(again));
+    const [ep] = await b.episodes();
+    expect(ep?.id).to.not.equal(undefined);
+    expect(ep?.id).to.not.equal(submitted[0]?.params?.episode);
+    expect(submitted.map((d) => d.action)).to.deep.equal(['reset', 'validate', 'untaint', 'reset']);
   });
 });
