@@ -10,16 +10,19 @@
  * `nw-fake-repair`, mounted into the Job's pod. The test flips it at runtime:
  * a step succeeds or fails on command.
  *
- * Two episodes, each on a fresh install (fresh Redis: gpu-xid-fatal's 1 h
- * cooldown would otherwise keep the rule from firing twice on the one node):
+ * Three cases, each on a fresh install (fresh Redis, fresh rule state):
  * 1. reset and validation pass -> quiet period -> nodewarden uncordons the
  *    node (returned to service; ledger: reset, validate, uncordon executed);
  * 2. validation fails every time -> reset, validation failed, reboot (a Job),
  *    validation failed, hand-over (critical page with the history); the node
- *    stays cordoned and nothing more is tried (no loop).
- * Values changed for the test: quietPeriod 15s (a user keeps it >= the rule's
- * cooldown, 1h), retry 5s (a step denied by the 20s target cooldown of the
- * shared install values is asked for again sooner).
+ *    stays cordoned and nothing more is tried (no loop);
+ * 3. a second Xid during the quiet period (gpu-xid-fatal is in its 1 h
+ *    cooldown, so the rule does not fire: a held fault, ADR 0034) -> no
+ *    return, the ladder climbs to the reboot, validates, returns the node; a
+ *    third Xid after the return (still inside the rule's cooldown) isolates
+ *    the node again and opens a new episode.
+ * Values changed for the test: quietPeriod 15s, retry 5s (a step denied by the
+ * 20s target cooldown of the shared install values is asked for again sooner).
  */
 import assert from 'node:assert/strict';
 import type { LedgerRecord } from '../../core/decision.js';
@@ -173,6 +176,12 @@ async function ladderRecords(node: NodeCluster, b: Backends): Promise<LedgerReco
   return (await readLedger(b.redis.url)).filter((r) => r.decisionId?.startsWith(`ladder:${node.nodeName}:`) === true);
 }
 
+/** The ladder episode a record belongs to (decision ids `ladder:<episode>:…`; episode ids are `<node>:<detected at>`). */
+function episodeOf(r: LedgerRecord | undefined): string | undefined {
+  const p = r?.decisionId?.split(':') ?? [];
+  return p.length > 3 ? `${p[1]}:${p[2]}` : undefined;
+}
+
 function count(recs: LedgerRecord[], action: string, outcome = 'executed'): number {
   return recs.filter((r) => r.action === action && r.outcome === outcome).length;
 }
@@ -300,6 +309,48 @@ describe('repair ladder on a real node (helm install, Jobs on the kubelet)', fun
 
     figure(
       `ladder, validation fails: Xid 95 -> cordon ${s(tCordon - t0)}; -> reset Job complete ${s(tReset - tCordon)}; -> validation failed ${s(tVal1 - tReset)}; -> reboot Job complete ${s(tReboot - tVal1)}; -> validation failed ${s(tVal2 - tReboot)}; -> hand-over page ${s(tPage - tVal2)}; fault -> hand-over ${s(tPage - t0)}`,
+    );
+  });
+
+  it('a fault during the quiet period (rule cooling down) is not swallowed: no return, the ladder reboots; after the return a new fault isolates the node again', async () => {
+    const { backends, t0 } = await episode(0);
+    const tValid = await jobFinished(node, 'validate', 0, 'succeeded', /: exit 0/);
+    // inside the 15 s quiet period (or still validating: both count); gpu-xid-fatal cools down for 1 h
+    await sleep(2_000);
+    writeKmsg(xid95());
+    const tHeld = Date.now();
+    const tReboot = await jobFinished(node, 'reboot', 0, 'succeeded', new RegExp(`reboot ${re(node.nodeName)}: exit 0`));
+    assert.equal(isCordoned(await getNode(node.kube, node.nodeName)), true, 'not returned while the repair goes on');
+    const tValid2 = await jobFinished(node, 'validate', 1, 'succeeded', /: exit 0/);
+    await eventuallyOnNode(node, 'node returned to service after the reboot', 120_000, async () => {
+      const n = await getNode(node.kube, node.nodeName);
+      return n.spec?.unschedulable !== true ? true : undefined;
+    });
+    const tBack = Date.now();
+    const first = await eventuallyOnNode(node, 'the uncordon in the ledger', 30_000, async () => {
+      const l = await ladderRecords(node, backends);
+      return count(l, 'uncordon') === 1 ? l : undefined;
+    });
+    const summary1 = JSON.stringify(first.map((r) => [r.action, r.outcome, r.guard]));
+    assert.equal(count(first, 'reset'), 1, summary1);
+    assert.equal(count(first, 'reboot'), 1, summary1);
+    assert.equal(count(first, 'validate'), 2, summary1);
+    const ep1 = episodeOf(first.find((r) => r.action === 'uncordon'));
+    assert.ok(ep1 !== undefined, summary1);
+
+    // past the shared values' 20 s target cooldown of the first cordon; the rule's own 1 h cooldown still runs
+    await sleep(Math.max(0, 21_000 - (Date.now() - t0)));
+    const t3 = Date.now();
+    writeKmsg(xid95());
+    const tAgain = await waitCordoned(node);
+    const second = await eventuallyOnNode(node, 'a new ladder episode', 60_000, async () => {
+      const l = await ladderRecords(node, backends);
+      return new Set(l.map(episodeOf)).size >= 2 ? l : undefined;
+    });
+    const eps = [...new Set(second.map(episodeOf))];
+    assert.ok(eps.includes(ep1) && eps.length === 2, JSON.stringify(eps));
+    figure(
+      `ladder, fault in the quiet period: held fault -> reboot Job complete ${s(tReboot - tHeld)} (validation passed ${s(tHeld - tValid)} before the fault); -> validation ${s(tValid2 - tReboot)}; -> returned ${s(tBack - tValid2)}; new fault after the return -> cordoned again ${s(tAgain - t3)}, new episode`,
     );
   });
 });
