@@ -10,8 +10,8 @@ import type { MessageProducer, ProducerMessage } from '../../../agent/publisher/
 import { PrioritySpool } from '../../../agent/publisher/spool.js';
 import type { EventEnvelope, EventType } from '../../../core/envelope.js';
 import { silentLogger } from '../../../core/logger.js';
-import { createRegistry } from '../../../adapters/metrics.js';
-import type { Registry } from '../../../adapters/metrics.js';
+import { createRegistry } from '../../../agent/metrics.js';
+import type { Registry } from '../../../agent/metrics.js';
 
 let n = 0;
 function ev(type: EventType, node = 'n1', data: Record<string, unknown> = {}): EventEnvelope {
