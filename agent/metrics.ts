@@ -177,7 +177,7 @@ function splitArgs<T extends string>(a: LabelValues<T> | number | undefined, b: 
 export class Counter<T extends string = string> extends BaseMetric<T, { v: number }> {
   readonly type = 'counter' as const;
   constructor(opts: Omit<MetricOptions<T>, 'collect'> & { collect?: (this: Counter<T>) => void }) {
-    super(opts as MetricOptions<T>);
+    super(opts);
   }
   protected initial(): { v: number } {
     return { v: 0 };
@@ -195,7 +195,7 @@ export class Counter<T extends string = string> extends BaseMetric<T, { v: numbe
 export class Gauge<T extends string = string> extends BaseMetric<T, { v: number }> {
   readonly type = 'gauge' as const;
   constructor(opts: Omit<MetricOptions<T>, 'collect'> & { collect?: (this: Gauge<T>) => void }) {
-    super(opts as MetricOptions<T>);
+    super(opts);
   }
   protected initial(): { v: number } {
     return { v: 0 };

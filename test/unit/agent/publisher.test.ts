@@ -62,7 +62,7 @@ async function counter(registry: Registry, name: string): Promise<Array<{ labels
   const m = registry.getSingleMetric(name);
   if (!m) return [];
   const got = await m.get();
-  return got.values.map((v) => ({ labels: v.labels as Record<string, string | number>, value: v.value }));
+  return got.values.map((v) => ({ labels: v.labels, value: v.value }));
 }
 
 describe('agent/publisher: priority', () => {
