@@ -3,7 +3,8 @@
  * the agent's prefix (`nodewarden_agent_process_resident_memory_bytes`, …),
  * so dashboards and alerts keep working without prom-client (ADR 0039).
  * Read on scrape only; the event-loop delay is sampled by perf_hooks at a
- * 1 s resolution (the agent's CPU budget is 0.5 % of a core).
+ * 1 s resolution (the agent's CPU budget is 0.5 % of a core) and reset after
+ * each scrape, as prom-client does.
  */
 import fs from 'node:fs';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
@@ -79,7 +80,12 @@ export function registerProcessMetrics(registry: Registry, prefix: string): () =
     new Gauge({ name: `${prefix}nodejs_eventloop_lag_${name}_seconds`, help, registers: [registry], collect() { const v = read(); this.set(Number.isFinite(v) ? v / 1e9 : 0); } });
   lagGauge('p50', 'The 50th percentile of the recorded event loop delays.', () => lag.percentile(50));
   lagGauge('p99', 'The 99th percentile of the recorded event loop delays.', () => lag.percentile(99));
-  lagGauge('max', 'The maximum recorded event loop delay.', () => lag.max);
+  // Like prom-client, each scrape reports the delays since the previous one: the last of the three resets.
+  lagGauge('max', 'The maximum recorded event loop delay.', () => {
+    const max = lag.max;
+    lag.reset();
+    return max;
+  });
   const [major = '', minor = '', patch = ''] = process.versions.node.split('.');
   new Gauge({ name: `${prefix}nodejs_version_info`, help: 'Node.js version info.', labelNames: ['version', 'major', 'minor', 'patch'], registers: [registry] }).set(
     { version: process.version, major, minor, patch },
