@@ -8,7 +8,6 @@
  */
 import { boundEventData } from './bounds.js';
 import { hostname } from 'node:os';
-import { Counter, collectDefaultMetrics } from 'prom-client';
 import type { CollectorContext, Emit } from './collector.js';
 import type { EventSink } from '../core/bus.js';
 import type { Clock } from '../core/clock.js';
@@ -20,8 +19,9 @@ import { errorMessage } from '../core/errors.js';
 import { UlidFactory } from '../core/ids.js';
 import { withTimeout } from '../core/timeout.js';
 import type { Logger } from '../core/logger.js';
-import { createRegistry } from '../adapters/metrics.js';
-import type { Registry } from '../adapters/metrics.js';
+import { Counter, createRegistry } from './metrics.js';
+import type { Registry } from './metrics.js';
+import { registerProcessMetrics } from './process-metrics.js';
 import { buildCollectors, collectorErrors, startCollectors, stopCollectors } from './collectors/registry.js';
 import type { CollectorDeps, CollectorFactory } from './collectors/registry.js';
 import type { PodSource } from './collectors/kube-proxy.js';
@@ -178,7 +178,7 @@ export async function startAgent(opts: AgentOptions): Promise<RunningAgent> {
   const startedAt = clock.now();
   const registry = createRegistry('agent');
   // Event-loop lag sampled once a second, not every 10 ms: the agent's CPU budget is 0.5 % of a core.
-  collectDefaultMetrics({ register: registry, prefix: 'nodewarden_agent_', eventLoopMonitoringPrecision: 1000 });
+  const stopProcessMetrics = registerProcessMetrics(registry, 'nodewarden_agent_');
   const node = nodeName(config);
   const kubeAccess = opts.kubeAccess === undefined ? detectKubeAccess() : opts.kubeAccess;
   const labels = await resolveLabels({ config, node, kubeAccess, labelFlags: opts.labelFlags ?? [], logger: log });
@@ -271,6 +271,7 @@ export async function startAgent(opts: AgentOptions): Promise<RunningAgent> {
           log.error({ err: errorMessage(err) }, 'publisher shutdown failed');
         }
         await server?.close();
+        stopProcessMetrics();
         log.info({ node }, 'agent stopped');
       })();
       return stopPromise;

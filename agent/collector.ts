@@ -6,7 +6,7 @@
 import type { Clock } from '../core/clock.js';
 import type { EventEnvelope, EventLabels, EventType } from '../core/envelope.js';
 import type { Logger } from '../core/logger.js';
-import type { Registry } from '../adapters/metrics.js';
+import type { Registry } from './metrics.js';
 
 /**
  * Receives events as a collector produces them. Never throws. `onSettled`,

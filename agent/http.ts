@@ -5,7 +5,7 @@
  */
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import type { Registry } from '../adapters/metrics.js';
+import type { Registry } from './metrics.js';
 import type { Logger } from '../core/logger.js';
 import { errorMessage } from '../core/errors.js';
 

@@ -10,12 +10,12 @@
  */
 import { readFileBounded } from './read-bounded.js';
 import path from 'node:path';
-import { Counter } from 'prom-client';
+import { Counter } from '../metrics.js';
 import { periodicCollector } from './periodic.js';
 import type { Collector, CollectorContext, CollectResult, Emit } from '../collector.js';
 import type { ConntrackData, EventEnvelope } from '../../core/envelope.js';
 import { errorMessage } from '../../core/errors.js';
-import type { Registry } from '../../adapters/metrics.js';
+import type { Registry } from '../metrics.js';
 import { parseConntrackStat, parseCount } from '../parsers/conntrack.js';
 
 export interface ConntrackCollectorOptions {

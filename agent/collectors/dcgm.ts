@@ -10,12 +10,12 @@
  * never overlap.
  */
 import { httpGetText } from './http-get.js';
-import { Counter } from 'prom-client';
+import { Counter } from '../metrics.js';
 import { periodicCollector } from './periodic.js';
 import type { Collector, CollectorContext, CollectResult, Emit } from '../collector.js';
 import type { EventEnvelope } from '../../core/envelope.js';
 import { errorMessage } from '../../core/errors.js';
-import type { Registry } from '../../adapters/metrics.js';
+import type { Registry } from '../metrics.js';
 import type { GpuHealthData } from '../parsers/dcgm.js';
 import { DcgmTracker, parseDcgmMetrics } from '../parsers/dcgm.js';
 

@@ -5,12 +5,12 @@
  * failing to build or start is logged and counted in
  * `nodewarden_agent_collector_errors_total{collector}`; the others run on.
  */
-import { Counter } from 'prom-client';
+import { Counter } from '../metrics.js';
 import type { Collector, CollectorContext, Emit } from '../collector.js';
 import type { NodewardenConfig } from '../../core/config.js';
 import { parseDuration } from '../../core/duration.js';
 import { errorMessage } from '../../core/errors.js';
-import type { Registry } from '../../adapters/metrics.js';
+import type { Registry } from '../metrics.js';
 import type { KubeAccess } from '../node-labels.js';
 import type { PodSource } from './kube-proxy.js';
 

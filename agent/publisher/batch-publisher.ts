@@ -14,14 +14,14 @@
  *   never to an unhandled rejection.
  * - `flush()` and `shutdown()` are bounded by a timeout; `shutdown()` is idempotent.
  */
-import { Counter, Gauge, Histogram } from 'prom-client';
+import { Counter, Gauge, Histogram } from '../metrics.js';
 import { exponentialDelay } from '../../core/backoff.js';
 import type { EventSink } from '../../core/bus.js';
 import type { Clock } from '../../core/clock.js';
 import { systemClock } from '../../core/clock.js';
 import type { EventEnvelope } from '../../core/envelope.js';
 import type { Logger } from '../../core/logger.js';
-import type { Registry } from '../../adapters/metrics.js';
+import type { Registry } from '../metrics.js';
 import { errorMessage } from '../../core/errors.js';
 import type { MessageProducer, ProducerMessage } from './producer.js';
 import { eventPriority } from './priority.js';

@@ -7,7 +7,7 @@ import { parseFlags } from '../args.js';
 import { loadConfig } from '../../adapters/config-file.js';
 import { parseEnvelope } from '../../core/envelope.js';
 import { PoisonInputError } from '../../core/errors.js';
-import { createLogger } from '../../adapters/logger.js';
+import { createJsonLogger as createLogger } from '../../agent/json-logger.js';
 
 const USAGE = `usage: nodewarden agent [options]
 

@@ -27,6 +27,7 @@ import { EngineHttpServer } from '../../control/server.js';
 import { pagingRoutes } from '../../control/paging-routes.js';
 import { parseTokens } from '../../control/tokens.js';
 import { createCollectorContext } from '../../agent/agent.js';
+import { createRegistry as createAgentRegistry } from '../../agent/metrics.js';
 import { createConntrackCollector } from '../../agent/collectors/conntrack.js';
 import type { Collector } from '../../agent/collector.js';
 import { createDemoSystem, defaultStoryline } from '../../demo/system.js';
@@ -190,7 +191,7 @@ export async function run(argv: string[]): Promise<number> {
   let localText = 'not read (--no-local)';
   let collector: Collector | undefined;
   if (!values['no-local']) {
-    const ctx = createCollectorContext({ node: localName, labels: { pool: 'local', zone: 'local' }, hostRoot: '/', clock: system.clock, logger, registry });
+    const ctx = createCollectorContext({ node: localName, labels: { pool: 'local', zone: 'local' }, hostRoot: '/', clock: system.clock, logger, registry: createAgentRegistry('agent') });
     const c = createConntrackCollector(ctx, { intervalMs: 1000 });
     const once = await c.collectOnce().catch((err: unknown) => ({ events: [] as EventEnvelope[], skipped: errorMessage(err) }));
     if (once.events.length === 0) {

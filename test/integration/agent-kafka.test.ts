@@ -21,8 +21,8 @@ import type { EventEnvelope, EventType } from '../../core/envelope.js';
 import { decodeEnvelope } from '../../core/envelope.js';
 import { UlidFactory } from '../../core/ids.js';
 import { silentLogger } from '../../core/logger.js';
-import { createRegistry } from '../../adapters/metrics.js';
-import type { Registry } from '../../adapters/metrics.js';
+import { createRegistry } from '../../agent/metrics.js';
+import type { Registry } from '../../agent/metrics.js';
 
 const { Kafka, logLevel } = kafkajs;
 

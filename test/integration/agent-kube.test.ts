@@ -16,7 +16,7 @@ import { systemClock } from '../../core/clock.js';
 import type { EventEnvelope } from '../../core/envelope.js';
 import { envelopeProblems } from '../../core/envelope.js';
 import { silentLogger } from '../../core/logger.js';
-import { createRegistry } from '../../adapters/metrics.js';
+import { createRegistry } from '../../agent/metrics.js';
 import { packageRoot } from '../../adapters/paths.js';
 import type { KubeCluster } from '../harness/kube.js';
 import { sharedKube } from './servers.js';

@@ -22,7 +22,7 @@ import { loadConfig } from '../../adapters/config-file.js';
 import type { EventEnvelope } from '../../core/envelope.js';
 import { UlidFactory } from '../../core/ids.js';
 import { silentLogger } from '../../core/logger.js';
-import { createRegistry } from '../../adapters/metrics.js';
+import { createRegistry } from '../../agent/metrics.js';
 import { redisTransport } from '../../adapters/transport-security.js';
 import { startKafka } from '../harness/kafka.js';
 import type { KafkaBroker } from '../harness/kafka.js';

@@ -17,7 +17,7 @@ import { parseConntrackStat } from '../../../agent/parsers/conntrack.js';
 import { systemClock } from '../../../core/clock.js';
 import { envelopeProblems } from '../../../core/envelope.js';
 import { silentLogger } from '../../../core/logger.js';
-import { createRegistry } from '../../../adapters/metrics.js';
+import { createRegistry } from '../../../agent/metrics.js';
 import { packageRoot } from '../../../adapters/paths.js';
 
 function hostRoot(kmsg: string | { symlinkTo: string }): string {

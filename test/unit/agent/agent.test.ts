@@ -17,7 +17,7 @@ import { loadConfig } from '../../../adapters/config-file.js';
 import type { EventEnvelope } from '../../../core/envelope.js';
 import { envelopeProblems } from '../../../core/envelope.js';
 import { MemoryLogger, silentLogger } from '../../../core/logger.js';
-import { createRegistry } from '../../../adapters/metrics.js';
+import { createRegistry } from '../../../agent/metrics.js';
 
 const KEYS = DEFAULT_CONFIG.labels;
 

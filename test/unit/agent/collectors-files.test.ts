@@ -16,8 +16,8 @@ import type { EventEnvelope, EventType } from '../../../core/envelope.js';
 import { envelopeProblems } from '../../../core/envelope.js';
 import { UlidFactory } from '../../../core/ids.js';
 import { silentLogger } from '../../../core/logger.js';
-import { createRegistry } from '../../../adapters/metrics.js';
-import type { Registry } from '../../../adapters/metrics.js';
+import { createRegistry } from '../../../agent/metrics.js';
+import type { Registry } from '../../../agent/metrics.js';
 
 const REPO_ROOT = fileURLToPath(new URL('../../../../', import.meta.url));
 const FIX = path.join(REPO_ROOT, 'test', 'fixtures');

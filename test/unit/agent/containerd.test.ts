@@ -17,7 +17,7 @@ import type { EventEnvelope } from '../../../core/envelope.js';
 import { envelopeProblems } from '../../../core/envelope.js';
 import { systemClock } from '../../../core/clock.js';
 import { silentLogger } from '../../../core/logger.js';
-import { createRegistry } from '../../../adapters/metrics.js';
+import { createRegistry } from '../../../agent/metrics.js';
 
 interface FakeRuntime {
   health: 'SERVING' | 'NOT_SERVING';

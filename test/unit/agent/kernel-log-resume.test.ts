@@ -15,7 +15,7 @@ import { systemClock } from '../../../core/clock.js';
 import type { EventEnvelope, EventType } from '../../../core/envelope.js';
 import { UlidFactory } from '../../../core/ids.js';
 import { silentLogger } from '../../../core/logger.js';
-import { createRegistry } from '../../../adapters/metrics.js';
+import { createRegistry } from '../../../agent/metrics.js';
 
 function makeCtx(hostRoot: string): CollectorContext {
   const ids = new UlidFactory();

@@ -16,7 +16,7 @@ import type { EventEnvelope } from '../../../core/envelope.js';
 import { envelopeProblems } from '../../../core/envelope.js';
 import { systemClock } from '../../../core/clock.js';
 import { silentLogger } from '../../../core/logger.js';
-import { createRegistry } from '../../../adapters/metrics.js';
+import { createRegistry } from '../../../agent/metrics.js';
 
 const pod = (uid: string, restartCount: number, reason: string | null = null, exitCode: number | null = null): PodRestartView => ({
   namespace: 'kube-system',

@@ -10,8 +10,8 @@ import type { MessageProducer, ProducerMessage } from '../../../agent/publisher/
 import { PrioritySpool } from '../../../agent/publisher/spool.js';
 import type { EventEnvelope, EventType } from '../../../core/envelope.js';
 import { silentLogger } from '../../../core/logger.js';
-import { createRegistry } from '../../../adapters/metrics.js';
-import type { Registry } from '../../../adapters/metrics.js';
+import { createRegistry } from '../../../agent/metrics.js';
+import type { Registry } from '../../../agent/metrics.js';
 
 let n = 0;
 function ev(type: EventType, node = 'n1', data: Record<string, unknown> = {}): EventEnvelope {
@@ -62,7 +62,7 @@ async function counter(registry: Registry, name: string): Promise<Array<{ labels
   const m = registry.getSingleMetric(name);
   if (!m) return [];
   const got = await m.get();
-  return got.values.map((v) => ({ labels: v.labels as Record<string, string | number>, value: v.value }));
+  return got.values.map((v) => ({ labels: v.labels, value: v.value }));
 }
 
 describe('agent/publisher: priority', () => {
