@@ -62,6 +62,14 @@ class Run {
   tick(at: number, node: { unschedulable: boolean; cordonedByNodewarden: boolean } | undefined = CORDONED): Transition {
     return this.on({ kind: 'tick', at, node });
   }
+  /** A fault at `at`, its cordon executed, the reset executed and its Job passed, the validation requested and its Job passed. */
+  resetPassed(at: number): void {
+    this.on(fault(at));
+    this.record(at, 'executed');
+    this.job(at + M, true);
+    this.record(at + M, 'executed');
+    this.job(at + 2 * M, true);
+  }
   actions(): string[] {
     return this.ts.flatMap((t) => t.requests.map((r) => r.action));
   }
@@ -256,11 +264,7 @@ describe('repair ladder: state machine', () => {
     const r = new Run();
     let t = T0;
     const cycle = (): void => {
-      r.on(fault(t));
-      r.record(t, 'executed');
-      r.job(t + M, true);
-      r.record(t + M, 'executed');
-      r.job(t + 2 * M, true);
+      r.resetPassed(t);
       r.tick(t + 40 * M);
       r.record(t + 40 * M, 'executed', { job: null });
       t += 60 * M;
@@ -298,6 +302,17 @@ function arbInputs(): fc.Arbitrary<Array<{ kind: number; dt: number; ok: boolean
 const OUTCOMES: Outcome[] = ['executed', 'failed', 'denied', 'suppressed', 'executed', 'executed'];
 const GUARDS = [null, null, 'circuitOpen', 'rateLimit', null, null];
 
+/** A random step of kind 1 (the ledger outcome of the pending request) or 2 (its Job finished), when the episode has one; else undefined. */
+function recordOrJob(r: Run, s: { kind: number; outcome: number; ok: boolean }, t: number): LadderInput | undefined {
+  const pd = r.l.episode?.pending;
+  if (s.kind === 1 && pd && r.last) {
+    const o = OUTCOMES[s.outcome] ?? 'executed';
+    return { kind: 'recorded', at: t, decisionId: r.last.decisionId, outcome: o, guard: GUARDS[s.outcome] ?? null, job: s.ok ? `ns/j${t}` : null };
+  }
+  if (s.kind === 2 && pd?.status === 'running' && pd.job) return { kind: 'job', at: t, job: pd.job, succeeded: s.ok };
+  return undefined;
+}
+
 describe('repair ladder: properties', () => {
   it('within an episode the rung never goes down, caps are never exceeded, and every return follows a passed validation and a full quiet period', () => {
     fc.assert(
@@ -309,14 +324,10 @@ describe('repair ladder: properties', () => {
         let quietSince: number | null = null;
         for (const s of steps) {
           t += s.dt;
-          let i: LadderInput;
-          const pd = r.l.episode?.pending;
-          if (s.kind === 0 || !r.l.episode) i = fault(t, RUNGS[s.rung] ?? 'reset', s.gpu === 0 ? null : `GPU-${s.gpu}`);
-          else if (s.kind === 1 && pd && r.last) {
-            const o = OUTCOMES[s.outcome] ?? 'executed';
-            i = { kind: 'recorded', at: t, decisionId: r.last.decisionId, outcome: o, guard: GUARDS[s.outcome] ?? null, job: s.ok ? `ns/j${t}` : null };
-          } else if (s.kind === 2 && pd?.status === 'running' && pd.job) i = { kind: 'job', at: t, job: pd.job, succeeded: s.ok };
-          else i = { kind: 'tick', at: t, node: s.person === 0 ? { unschedulable: false, cordonedByNodewarden: false } : CORDONED };
+          const i: LadderInput =
+            s.kind === 0 || !r.l.episode
+              ? fault(t, RUNGS[s.rung] ?? 'reset', s.gpu === 0 ? null : `GPU-${s.gpu}`)
+              : (recordOrJob(r, s, t) ?? { kind: 'tick', at: t, node: s.person === 0 ? { unschedulable: false, cordonedByNodewarden: false } : CORDONED });
           const before = r.l.episode;
           const tr = r.on(i);
           const e = tr.ladder.episode;
@@ -352,11 +363,7 @@ describe('repair ladder: properties', () => {
       fc.property(fc.array(fc.constantFrom('paused', 'circuitOpen', 'rateLimit', 'maxUnavailable', 'cooldown'), { minLength: 1, maxLength: 20 }), (guards) => {
         const r = new Run();
         let t = T0;
-        r.on(fault(t));
-        r.record(t, 'executed');
-        r.job(t + M, true);
-        r.record(t + M, 'executed');
-        r.job(t + 2 * M, true);
+        r.resetPassed(t);
         t += 40 * M;
         r.tick(t);
         expect(r.last?.action).to.equal('uncordon');
@@ -566,13 +573,10 @@ describe('repair ladder: properties with held faults and second GPUs', () => {
             t += s.dt;
             const gpu = s.gpu === 0 ? null : `GPU-${s.gpu}`;
             const start = s.rung === 3 ? null : (RUNGS[s.rung] ?? 'reset');
-            const pd = r.l.episode?.pending;
             let i: LadderInput;
+            const progress = r.l.episode ? recordOrJob(r, s, t) : undefined;
             if (s.kind === 0 || !r.l.episode) i = { ...fault(t, start ?? 'reset', gpu), scope: s.device ? 'device' : 'node' };
-            else if (s.kind === 1 && pd && r.last) {
-              const o = OUTCOMES[s.outcome] ?? 'executed';
-              i = { kind: 'recorded', at: t, decisionId: r.last.decisionId, outcome: o, guard: GUARDS[s.outcome] ?? null, job: s.ok ? `ns/j${t}` : null };
-            } else if (s.kind === 2 && pd?.status === 'running' && pd.job) i = { kind: 'job', at: t, job: pd.job, succeeded: s.ok };
+            else if (progress) i = progress;
             else if (s.kind === 3 || s.kind === 4) i = held(t, gpu, start);
             else if (s.kind === 6 && s.person % 4 === 0) i = gpu === null || !s.device ? { kind: 'uncordoned', at: t } : { kind: 'uncordoned', at: t, gpu };
             else i = { kind: 'tick', at: t, node: s.person === 0 ? { unschedulable: false, cordonedByNodewarden: false } : CORDONED };
