@@ -43,6 +43,7 @@ import { createRegistry } from '../adapters/metrics.js';
 import { benchFleet, describeMix, fleetTraffic, GROUP_LABEL } from './lib/fleet-traffic.js';
 import { describeMachine, machine, numFlag, runMain, writeJsonSummary } from './lib/run.js';
 import { fixed, int, linearFit } from './lib/stats.js';
+import type { LedgerRecord } from '../core/decision.js';
 import type { EventEnvelope } from '../core/envelope.js';
 
 const NODES = numFlag('nodes', 10_000);
@@ -83,7 +84,7 @@ async function main(): Promise<void> {
     ledger: [
       {
         name: 'count',
-        write: (rs) => {
+        append: (rs: readonly LedgerRecord[]) => {
           ledger.records += rs.length;
           for (const r of rs) ledger.byOutcome.set(`${r.action}/${r.outcome}`, (ledger.byOutcome.get(`${r.action}/${r.outcome}`) ?? 0) + 1);
           return Promise.resolve();

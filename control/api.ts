@@ -6,11 +6,12 @@
  */
 import { controlCharProblem } from '../core/text.js';
 import { OUTCOMES } from '../core/decision.js';
-import type { LedgerRecord, Outcome, Severity } from '../core/decision.js';
+import type { Outcome, Severity } from '../core/decision.js';
 import type { InputProblem } from '../core/errors.js';
 import { parseDuration, isDuration } from '../core/duration.js';
 import type { GuardStatus } from '../remediations/ports.js';
-import type { AuditRecord, RuleToggle } from '../rules/toggles/port.js';
+import type { LedgerEntry, LedgerQuery } from '../remediations/ledger/entry.js';
+import type { RuleToggle } from '../rules/toggles/port.js';
 import { isRecord } from '../core/records.js';
 import type { NodeView } from './nodes.js';
 
@@ -27,20 +28,6 @@ export interface RuleView {
   /** What the engine does right now. */
   effective: boolean;
 }
-
-export interface LedgerQuery {
-  /** ms since epoch, inclusive. */
-  since?: number;
-  /** ms since epoch, exclusive. */
-  until?: number;
-  rule?: string;
-  node?: string;
-  outcome?: Outcome;
-  limit: number;
-}
-
-/** A decision, or an operator's audited change (rule toggle, pause, resume). */
-export type LedgerEntry = LedgerRecord | AuditRecord;
 
 /** What the control API operates; the engine command wires it to toggles, guard and ledger. */
 export interface ControlBackend {

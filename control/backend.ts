@@ -1,16 +1,17 @@
 /**
  * The control backend over the engine's real parts: the rule set (file
  * state), the shared toggles (runtime state, changed through the audited
- * ToggleService), the guard's operator controls and a ledger reader.
+ * ToggleService), the guard's operator controls and the ledger store
+ * (remediations/ledger).
  */
 import type { Clock } from '../core/clock.js';
 import type { ClusterView } from '../core/cluster.js';
 import type { Severity } from '../core/decision.js';
-import { SeenLedgerKeys } from '../remediations/ledger/record.js';
+import type { LedgerReader, LedgerWriter } from '../remediations/ledger/store.js';
 import type { GuardControl, GuardStatus } from '../remediations/ports.js';
-import type { RuleToggle, RuleToggles, ToggleAuditSink } from '../rules/toggles/port.js';
+import type { RuleToggle, RuleToggles } from '../rules/toggles/port.js';
 import type { ToggleService } from '../rules/toggles/toggle-service.js';
-import type { ControlBackend, LedgerEntry, LedgerQuery, RuleView } from './api.js';
+import type { ControlBackend, RuleView } from './api.js';
 import { MAX_LEDGER_LIMIT } from './api.js';
 import { nodeViews } from './nodes.js';
 
@@ -23,23 +24,19 @@ export interface RuleInfo {
   source: string;
 }
 
-/** Reads the ledger back (the Redis ledger stream in production, memory in the demo). */
-export interface LedgerReader {
-  query(q: LedgerQuery): Promise<LedgerEntry[]>;
-}
-
 export interface ControlBackendOptions {
   rules: readonly RuleInfo[];
   toggles: RuleToggles;
   toggleService: ToggleService;
   guard: GuardControl;
+  /** Reads the ledger back (the Redis ledger stream in production, memory in the demo). */
   ledger: LedgerReader;
   clock: Clock;
   /** With a cluster view, GET /api/v1/nodes lists its nodes grouped by `groupLabel`. */
   cluster?: ClusterView;
   groupLabel?: string;
-  /** Where pause and resume are recorded (the same sink as the toggles' audit); absent: not recorded. */
-  audit?: ToggleAuditSink;
+  /** Where pause and resume are recorded (the same ledger as the toggles' audit); absent: not recorded. */
+  audit?: Pick<LedgerWriter, 'append'>;
   dryRun?: boolean;
 }
 
@@ -78,44 +75,4 @@ export function createControlBackend(o: ControlBackendOptions): ControlBackend {
     ...(cluster ? { nodes: async () => nodeViews(cluster.listNodes(), await o.ledger.query({ limit: MAX_LEDGER_LIMIT }), o.groupLabel ?? 'nodewarden.io/pool') } : {}),
     ...(o.dryRun === undefined ? {} : { dryRun: o.dryRun }),
   };
-}
-
-/** Filters ledger entries (newest first) the way the API's query asks. */
-export function filterLedger(entries: Iterable<LedgerEntry>, q: LedgerQuery): LedgerEntry[] {
-  const out: LedgerEntry[] = [];
-  for (const e of entries) {
-    const t = Date.parse(e.ts);
-    if (q.since !== undefined && t < q.since) continue;
-    if (q.until !== undefined && t >= q.until) continue;
-    if (q.rule !== undefined && (!('rule' in e) || e.rule !== q.rule)) continue;
-    if ('kind' in e) {
-      // Operator audits have no node and no outcome.
-      if (q.node !== undefined || q.outcome !== undefined) continue;
-    } else {
-      if (q.node !== undefined && !(e.target.kind === 'Node' && e.target.name === q.node)) continue;
-      if (q.outcome !== undefined && e.outcome !== q.outcome) continue;
-    }
-    out.push(e);
-  }
-  out.sort((a, b) => Date.parse(b.ts) - Date.parse(a.ts));
-  return out.slice(0, q.limit);
-}
-
-/** A ledger reader over records kept in memory (demo, embedded engine, tests). */
-export class MemoryLedgerReader implements LedgerReader {
-  readonly entries: LedgerEntry[] = [];
-  private readonly seen: SeenLedgerKeys;
-  /** Keeps the newest `maxEntries` (memory stays bounded in a long-running embedded engine). */
-  constructor(private readonly maxEntries = 100_000) {
-    this.seen = new SeenLedgerKeys(maxEntries);
-  }
-  /** Idempotent per decision attempt, like every ledger sink (remediations/ledger/record.ts `ledgerKey`). */
-  append(records: readonly LedgerEntry[]): Promise<void> {
-    this.entries.push(...this.seen.fresh(records));
-    if (this.entries.length > this.maxEntries) this.entries.splice(0, this.entries.length - this.maxEntries);
-    return Promise.resolve();
-  }
-  query(q: LedgerQuery): Promise<LedgerEntry[]> {
-    return Promise.resolve(filterLedger(this.entries, q));
-  }
 }

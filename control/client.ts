@@ -7,7 +7,8 @@
 import type { GuardStatus } from '../remediations/ports.js';
 import type { RuleToggle } from '../rules/toggles/port.js';
 import type { InputProblem } from '../core/errors.js';
-import type { LedgerEntry, RuleView } from './api.js';
+import type { LedgerEntry } from '../remediations/ledger/entry.js';
+import type { RuleView } from './api.js';
 
 export const DEFAULT_SERVER = 'http://127.0.0.1:9102';
 

@@ -6,7 +6,7 @@
  */
 import type { NodeInfo } from '../core/cluster.js';
 import type { LedgerRecord } from '../core/decision.js';
-import type { LedgerEntry } from './api.js';
+import type { LedgerEntry } from '../remediations/ledger/entry.js';
 
 /**
  * One state per node, first match wins: cordoned by nodewarden (its

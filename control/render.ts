@@ -7,7 +7,8 @@ import { stringify as toYaml } from 'yaml';
 import { escapeControl } from '../core/text.js';
 import { formatDuration } from '../core/duration.js';
 import type { GuardStatus } from '../remediations/ports.js';
-import type { LedgerEntry, RuleView } from './api.js';
+import type { LedgerEntry } from '../remediations/ledger/entry.js';
+import type { RuleView } from './api.js';
 
 export type OutputFormat = 'table' | 'json' | 'yaml';
 

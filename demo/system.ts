@@ -44,8 +44,10 @@ import { budgetFor } from '../remediations/guard/policy.js';
 import { createSimulatedCluster, parseClusterYaml } from '../remediations/simulated/index.js';
 import type { SimulatedCluster } from '../remediations/simulated/index.js';
 import type { PodTemplate, WireDaemonSet, WireNode } from '../remediations/kube/wire.js';
-import { createControlBackend, MemoryLedgerReader } from '../control/backend.js';
-import type { ControlBackend, LedgerEntry } from '../control/api.js';
+import { createControlBackend } from '../control/backend.js';
+import type { ControlBackend } from '../control/api.js';
+import type { LedgerEntry } from '../remediations/ledger/entry.js';
+import { isAudit } from '../remediations/ledger/entry.js';
 import { FaultInjector, LLAMA3_CAUSES } from './faults.js';
 import type { CauseSignal } from './faults.js';
 import { buildFleet, DEFAULT_FLEET, driverVersion, fleetObjects, rng } from './fleet.js';
@@ -299,7 +301,6 @@ export function createDemoSystem(o: DemoSystemOptions): DemoSystem {
   }
 
   // ---- the engine side: real parts, memory adapters
-  const ledgerReader = new MemoryLedgerReader(50_000);
   const remediation = createReplayRemediation({
     cluster,
     config: o.config,
@@ -309,7 +310,8 @@ export function createDemoSystem(o: DemoSystemOptions): DemoSystem {
     ...(o.dryRun === undefined ? {} : { dryRun: o.dryRun }),
     denialWindowMs: o.denialWindowMs ?? 3 * 60_000,
     ...(o.pagers ? { pagers: o.pagers } : {}),
-    ledger: [{ name: 'demo', write: (rs) => onRecords(rs) }],
+    ledger: [{ name: 'demo', append: (rs) => onRecords(rs) }],
+    ledgerMaxEntries: 50_000,
     catalogue: o.rules.xidCatalogue,
     outcomeMetrics: createOutcomeMetrics(o.registry),
   });
@@ -328,22 +330,24 @@ export function createDemoSystem(o: DemoSystemOptions): DemoSystem {
     eventTime: eventTimeBounds(o.config),
     logger: o.logger,
   });
-  const operatorAudit = { append: (rs: LedgerEntry[]) => ledgerReader.append(rs) };
+  // one ledger: the remediation's memory store holds the decisions, the operators' audits and answers the control API
   const control = createControlBackend({
     rules: o.rules.rules,
     toggles,
-    toggleService: new ToggleService(toggles, operatorAudit, clock),
-    audit: operatorAudit,
+    toggleService: new ToggleService(toggles, remediation.ledger, clock),
+    audit: remediation.ledger,
     guard: remediation.guard,
-    ledger: ledgerReader,
+    ledger: remediation.ledger,
     clock,
     cluster,
     groupLabel: o.config.labels.group,
     dryRun: o.dryRun ?? o.config.guard.dryRun,
   });
 
-  function onRecords(rs: readonly LedgerRecord[]): Promise<void> {
+  /** The demo's figures and ledger tail, fed by the remediator's records. */
+  function onRecords(rs: readonly LedgerEntry[]): Promise<void> {
     for (const r of rs) {
+      if (isAudit(r)) continue;
       const row = decisions[r.action];
       row[r.outcome]++;
       if (r.outcome === 'denied' && r.guard) deniedBy[r.guard] = (deniedBy[r.guard] ?? 0) + 1;
@@ -366,7 +370,7 @@ export function createDemoSystem(o: DemoSystemOptions): DemoSystem {
       }
       o.onRecord?.(r);
     }
-    return ledgerReader.append(rs);
+    return Promise.resolve();
   }
 
   // Pages: counted from what the pagers were asked to send (recording pager).

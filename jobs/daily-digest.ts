@@ -17,11 +17,12 @@ import type { SlackBlock, SlackMessage, SlackWebhook } from '../remediations/pag
 import { truncate } from '../remediations/pager/pager.js';
 import type { Incident } from '../remediations/incidents/incident.js';
 import type { Silence } from '../remediations/silences/silence.js';
-import type { LedgerEntry } from '../control/api.js';
-import type { LedgerReader } from '../control/backend.js';
+import type { LedgerEntry } from '../remediations/ledger/entry.js';
+import { isAudit, isToggleAudit } from '../remediations/ledger/entry.js';
+import type { LedgerReader } from '../remediations/ledger/store.js';
 import type { Job, JobSummary } from './job.js';
 import { checkAborted } from './job.js';
-import { isToggleAudit, readLedgerWindow } from './ledger-window.js';
+import { readLedgerWindow } from './ledger-window.js';
 import { targetNode } from './resolve-cleared.js';
 import type { IncidentDigest, SilenceDigest } from './digest-incidents.js';
 import { humanDuration, summariseIncidents, summariseSilences } from './digest-incidents.js';
@@ -143,7 +144,7 @@ export function buildDigest(
       d.toggleChanges++;
       continue;
     }
-    if ('kind' in e) continue; // a pause or resume audit: not a decision
+    if (isAudit(e)) continue; // a pause or resume audit: not a decision
     d.decisions++;
     if (e.outcome === 'suppressed') {
       d.suppressed++;
@@ -188,7 +189,7 @@ export function buildDigest(
     .filter((r) => r.suppressed + r.silenced > 0)
     .sort((a, b) => b.suppressed + b.silenced - (a.suppressed + a.silenced) || a.rule.localeCompare(b.rule))
     .slice(0, 5);
-  d.outcomes = outcomeFigures(entries.filter((e): e is LedgerRecord => !isToggleAudit(e) && !('kind' in e)), o.from, o.to);
+  d.outcomes = outcomeFigures(entries.filter((e): e is LedgerRecord => !isAudit(e)), o.from, o.to);
   if (o.incidents) d.incidents = summariseIncidents(o.incidents, o.from, o.to);
   if (o.silences) d.silences = summariseSilences(o.silences, o.from, o.to);
   return d;

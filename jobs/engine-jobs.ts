@@ -17,8 +17,8 @@ import type { SlackWebhook } from '../remediations/pager/slack.js';
 import type { Silence } from '../remediations/silences/silence.js';
 import { StoreKeys } from '../adapters/redis/keys.js';
 import type { StateStore } from '../rules/store/state-store.js';
-import type { ClosableRuleToggles, ToggleAuditSink } from '../rules/toggles/port.js';
-import type { LedgerReader } from '../control/backend.js';
+import type { ClosableRuleToggles } from '../rules/toggles/port.js';
+import type { LedgerStore, LedgerWriter } from '../remediations/ledger/store.js';
 import { createNodeCron } from './cron.js';
 import { dailyDigestJob, slackDigestSender } from './daily-digest.js';
 import type { DigestSender } from './daily-digest.js';
@@ -32,7 +32,7 @@ import { resolveClearedJob } from './resolve-cleared.js';
 import type { RuleActivity } from './resolve-cleared.js';
 import { JobScheduler } from './scheduler.js';
 import type { CronPort } from './scheduler.js';
-import { redisLedgerTrimmer, ruleStateTrimmer, trimStateJob } from './trim-state.js';
+import { ledgerTrimmer, ruleStateTrimmer, trimStateJob } from './trim-state.js';
 import type { StateTrimmer } from './trim-state.js';
 
 export interface EngineJobsDeps {
@@ -46,10 +46,11 @@ export interface EngineJobsDeps {
   /** The guard: its stale cordon reservations are released by guard-reconcile. */
   guard: ControllableGuard;
   remediator: Pick<Remediator, 'submit'>;
-  ledger: LedgerReader;
+  /** The ledger store the jobs read (and trim-state trims when the engine runs on Redis). */
+  ledger: LedgerStore;
   toggles: ClosableRuleToggles;
-  /** Where toggle audit records go (as for the control API's changes). */
-  toggleAudit: ToggleAuditSink;
+  /** Where toggle audit records go (as for the control API's changes: every ledger writer). */
+  toggleAudit: Pick<LedgerWriter, 'append'>;
   rules: ReadonlyArray<{ id: string; enabled: boolean }>;
   store: StateStore;
   /** The Slack pager's webhook (`pager.slack`): the digest posts through it, under the pager's rate limit. */
@@ -113,7 +114,8 @@ export function createEngineJobs(d: EngineJobsDeps): JobScheduler {
   );
 
   const trimmers: StateTrimmer[] = [];
-  if (d.redis) trimmers.push(redisLedgerTrimmer(d.redis, prefix, { maxLen: cfg.trimState.ledgerMaxLen, maxAgeMs: parseDuration(cfg.trimState.ledgerMaxAge) }));
+  // the Redis stream is trimmed; the memory ledger of an engine without Redis is bounded by construction
+  if (d.redis) trimmers.push(ledgerTrimmer(d.ledger, { maxLen: cfg.trimState.ledgerMaxLen, maxAgeMs: parseDuration(cfg.trimState.ledgerMaxAge) }));
   trimmers.push(ruleStateTrimmer(d.store, { keys: new StoreKeys(prefix), rules: d.rules.map((r) => r.id) }));
   add('trimState', trimStateJob(trimmers));
 

@@ -12,14 +12,15 @@
  * audit record and whether its expiry was recorded; a toggle that expired
  * and was then replaced still gets its expiry record.
  */
-import type { ClosableRuleToggles, ToggleAuditRecord, ToggleAuditSink } from '../rules/toggles/port.js';
-import type { LedgerEntry } from '../control/api.js';
+import type { ClosableRuleToggles } from '../rules/toggles/port.js';
+import type { LedgerEntry, ToggleAuditRecord } from '../remediations/ledger/entry.js';
+import { isToggleAudit } from '../remediations/ledger/entry.js';
 import { MAX_TTL_MS } from '../control/api.js';
-import type { LedgerReader } from '../control/backend.js';
+import type { LedgerReader, LedgerWriter } from '../remediations/ledger/store.js';
 import type { Job, JobSummary } from './job.js';
 import { checkAborted } from './job.js';
 import type { JobStateStore } from './job-state.js';
-import { isToggleAudit, readLedgerWindow, windowStart } from './ledger-window.js';
+import { readLedgerWindow, windowStart } from './ledger-window.js';
 
 export const EXPIRE_TOGGLES = 'expire-toggles';
 /** `by` of the expiry audit records this job writes. */
@@ -117,7 +118,7 @@ export function pruneToggleState(s: ExpireTogglesState, now: number): void {
 export interface ExpireTogglesDeps {
   ledger: LedgerReader;
   /** Where toggle audits go (the ledger topic and stream, as for the control API's changes). */
-  audit: ToggleAuditSink;
+  audit: Pick<LedgerWriter, 'append'>;
   /** The toggle store whose expired toggles are dropped. */
   toggles?: Pick<ClosableRuleToggles, 'dropExpired'>;
   state: JobStateStore;

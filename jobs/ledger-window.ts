@@ -5,8 +5,8 @@
  * already read (replicas' clocks, batches in flight). Re-reading is safe: the
  * jobs apply records idempotently.
  */
-import type { LedgerEntry } from '../control/api.js';
-import type { LedgerReader } from '../control/backend.js';
+import type { LedgerEntry } from '../remediations/ledger/entry.js';
+import type { LedgerReader } from '../remediations/ledger/store.js';
 
 /** How far before the checkpoint each run re-reads. */
 export const LEDGER_SLACK_MS = 2 * 60_000;
@@ -30,8 +30,4 @@ export function windowStart(checkpoint: number | null | undefined, now: number, 
   const first = now - lookbackMs;
   if (typeof checkpoint !== 'number' || !Number.isFinite(checkpoint)) return first;
   return Math.max(first, checkpoint - LEDGER_SLACK_MS);
-}
-
-export function isToggleAudit(e: LedgerEntry): e is Extract<LedgerEntry, { kind: 'rule-toggle' }> {
-  return 'kind' in e && e.kind === 'rule-toggle';
 }

@@ -19,8 +19,9 @@ import { createHash } from 'node:crypto';
 import type { ClusterView } from '../core/cluster.js';
 import type { Decision, LedgerRecord, Severity, Target } from '../core/decision.js';
 import type { Remediator } from '../remediations/ports.js';
-import type { LedgerEntry } from '../control/api.js';
-import type { LedgerReader } from '../control/backend.js';
+import type { LedgerEntry } from '../remediations/ledger/entry.js';
+import { isAudit } from '../remediations/ledger/entry.js';
+import type { LedgerReader } from '../remediations/ledger/store.js';
 import type { Job, JobSummary } from './job.js';
 import { checkAborted } from './job.js';
 import type { JobStateStore } from './job-state.js';
@@ -68,7 +69,7 @@ export function targetNode(t: Target): string | null {
  */
 export function applyLedger(s: ResolveClearedState, entries: readonly LedgerEntry[]): void {
   for (const e of entries) {
-    if ('kind' in e) continue; // operator audits (toggles, pause, resume)
+    if (isAudit(e)) continue; // operator audits (toggles, pause, resume)
     const r: LedgerRecord = e;
     if (r.outcome !== 'executed') continue;
     const t = Date.parse(r.ts);

@@ -1,9 +1,10 @@
 /**
  * `trim-state` (hourly, one replica): bounds the state that TTLs do not.
  *
- *  - the Redis ledger stream: XADD keeps it near `MAXLEN ~`; the job trims it
- *    to exactly `ledgerMaxLen` and drops entries older than `ledgerMaxAge`
- *    (the Kafka ledger topic is the long-term record);
+ *  - the ledger store (`LedgerStore.trim`), on Redis: XADD keeps the stream
+ *    near `MAXLEN ~`; the job trims it to exactly `ledgerMaxLen` and drops
+ *    entries older than `ledgerMaxAge` (the Kafka ledger topic is the
+ *    long-term record);
  *  - the rule state store, by its own `StateStore.trim`: on Redis each rule's
  *    active-episode index (members whose episode ended), in memory the sweep
  *    of expired keys.
@@ -12,9 +13,8 @@
  *
  * Every trimmer runs even when another fails; the run fails if any did.
  */
-import type { Redis } from 'ioredis';
 import { errorMessage, NodewardenError } from '../core/errors.js';
-import { ledgerStreamKey } from '../adapters/redis/keys.js';
+import type { LedgerStore, LedgerTrim } from '../remediations/ledger/store.js';
 import type { StateStore, StoreTrimScope } from '../rules/store/state-store.js';
 import type { Job, JobSummary } from './job.js';
 import { checkAborted } from './job.js';
@@ -49,18 +49,9 @@ export function trimStateJob(trimmers: readonly StateTrimmer[]): Job {
   };
 }
 
-/** The Redis ledger stream: exact MAXLEN, then MINID by age. */
-export function redisLedgerTrimmer(redis: Redis, keyPrefix: string, o: { maxLen: number; maxAgeMs: number }): StateTrimmer {
-  const key = ledgerStreamKey(keyPrefix);
-  return {
-    name: 'ledgerStream',
-    async trim(now): Promise<number> {
-      const byLen = await redis.xtrim(key, 'MAXLEN', '=', o.maxLen);
-      // stream ids start with the append time in ms
-      const byAge = await redis.xtrim(key, 'MINID', '=', `${Math.max(0, now - o.maxAgeMs)}-0`);
-      return Number(byLen) + Number(byAge);
-    },
-  };
+/** The ledger store's own trim (LedgerStore.trim): on Redis the stream to an exact MAXLEN, then by age. */
+export function ledgerTrimmer(ledger: Pick<LedgerStore, 'trim'>, bounds: LedgerTrim): StateTrimmer {
+  return { name: 'ledgerStream', trim: (now) => ledger.trim(now, bounds) };
 }
 
 /** Members of each rule's active-episode index whose episode is no longer active (atomic per chunk). */

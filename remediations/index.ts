@@ -12,7 +12,7 @@ import { guardOptionsFromConfig } from './guard/policy.js';
 import { createMemoryGuard } from './guard/memory-guard.js';
 import type { MemoryGuardState } from './guard/memory-guard.js';
 import { MemoryLedger } from './ledger/memory-ledger.js';
-import type { LedgerSink } from './ledger/sink.js';
+import type { LedgerWriter } from './ledger/store.js';
 import { createPagerExecutor } from './pager/pager-executor.js';
 import type { Pager } from './pager/pager.js';
 import type { RecordingPager } from './pager/recording-pager.js';
@@ -45,7 +45,9 @@ export interface ReplayRemediationOptions {
   clock: Clock;
   dryRun?: boolean;
   /** Where records go besides the returned array (e.g. a JsonlLedgerSink on stdout). Default: memory only. */
-  ledger?: LedgerSink[];
+  ledger?: LedgerWriter[];
+  /** Bound of the memory ledger (`ReplayRemediation.ledger`, default 100,000 entries). */
+  ledgerMaxEntries?: number;
   logger?: Logger;
   registry?: Registry;
   /** Guard option overrides (tests). */
@@ -69,6 +71,7 @@ export interface ReplayRemediation {
   guard: ControllableGuard & { readonly state: MemoryGuardState };
   /** Every page and resolve, recorded (no HTTP). */
   pager: RecordingPager;
+  /** The ledger store: every record of the remediator (and what else is appended to it: the demo's operator audits). */
   ledger: MemoryLedger;
   /** Incidents (absent when `incidents.enabled` is false), silences and approvals, in memory. */
   incidents: IncidentPaging | undefined;
@@ -91,7 +94,7 @@ export function createReplayRemediation(o: ReplayRemediationOptions): ReplayReme
   const dryRun = o.dryRun ?? o.config.guard.dryRun;
   const guard = createMemoryGuard({ view: o.cluster, options: guardOptionsFromConfig(o.config, o.guard), clock: o.clock });
   const pager = createRecordingPager('replay');
-  const ledger = new MemoryLedger();
+  const ledger = new MemoryLedger(o.ledgerMaxEntries, { now: () => o.clock.now() });
   const sim = o.cluster.executors;
   const store = new MemoryDocStore(o.clock);
   const { incidents, silences, approvals } = incidentPagingFromConfig(o.config, store, o.clock);

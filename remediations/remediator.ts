@@ -53,7 +53,7 @@ import { createDryRunExecutor } from './dry-run.js';
 import { createLeases, leaseLostRecord } from './leases.js';
 import { DEFAULT_ACTION_TIMEOUT_MS, DEFAULT_IN_FLIGHT_TTL_MS, IN_FLIGHT_GUARD, targetKey } from './guard/policy.js';
 import { buildLedgerRecord } from './ledger/record.js';
-import type { LedgerSink } from './ledger/sink.js';
+import type { LedgerWriter } from './ledger/store.js';
 import { RemediationMetrics } from './ledger/metrics.js';
 import type { Pager } from './pager/pager.js';
 import { createPagerExecutor, groupLabel } from './pager/pager-executor.js';
@@ -66,7 +66,7 @@ import { CORDON_ONLY, type DeviceIsolation } from './device-isolation.js';
 export interface RemediatorOptions {
   guard: Guard & Partial<GuardControl>;
   executors: readonly Executor[];
-  ledger: readonly LedgerSink[];
+  ledger: readonly LedgerWriter[];
   /** Pagers for denial pages; when absent the executor registered for `page` sends them. */
   pager?: Pager | readonly Pager[];
   clock: Clock;
@@ -481,7 +481,7 @@ export function createRemediator(o: RemediatorOptions): Remediator {
   /** Writes to every sink (each bounded by the action timeout); throws if any failed. */
   async function writeLedger(records: readonly LedgerRecord[]): Promise<void> {
     if (records.length === 0) return;
-    const results = await Promise.allSettled(o.ledger.map((sink) => withTimeout(sink.write(records), actionTimeoutMs, `ledger write to ${sink.name}`, UNREF)));
+    const results = await Promise.allSettled(o.ledger.map((sink) => withTimeout(sink.append(records), actionTimeoutMs, `ledger write to ${sink.name}`, UNREF)));
     let first: unknown;
     results.forEach((r, i) => {
       if (r.status === 'fulfilled') return;

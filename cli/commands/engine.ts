@@ -37,12 +37,10 @@ import { RedisWatermarkBoard } from '../../rules/service/watermark.js';
 import { engineServiceMetrics } from '../../rules/service/metrics.js';
 import { ruleEngineMetrics } from '../../rules/service/engine-metrics.js';
 import type { EventDeduper } from '../../rules/service/ports.js';
-import { KafkaToggleAuditSink } from '../../rules/toggles/kafka-audit-sink.js';
 import { MemoryRuleToggles } from '../../rules/toggles/memory-toggles.js';
-import type { ClosableRuleToggles, ToggleAuditSink } from '../../rules/toggles/port.js';
+import type { ClosableRuleToggles } from '../../rules/toggles/port.js';
 import { RedisRuleToggles } from '../../rules/toggles/redis-toggles.js';
-import { RedisToggleAuditSink } from '../../rules/toggles/redis-audit-sink.js';
-import { fanOutAudit, ToggleService } from '../../rules/toggles/toggle-service.js';
+import { ToggleService } from '../../rules/toggles/toggle-service.js';
 import { createRemediator } from '../../remediations/remediator.js';
 import type { DeviceIsolation } from '../../remediations/device-isolation.js';
 import { LadderDriver } from '../../remediations/ladder/driver.js';
@@ -54,9 +52,11 @@ import { SimulatedRepairJobs } from '../../remediations/simulated/simulated-jobs
 import { createMemoryGuard } from '../../remediations/guard/memory-guard.js';
 import { createRedisGuard } from '../../remediations/guard/redis-guard.js';
 import { guardOptionsFromConfig } from '../../remediations/guard/policy.js';
-import { KafkaLedgerSink } from '../../remediations/ledger/kafka-ledger.js';
+import { KafkaLedger } from '../../remediations/ledger/kafka-ledger.js';
+import { MemoryLedger } from '../../remediations/ledger/memory-ledger.js';
 import { RedisStreamLedger } from '../../remediations/ledger/redis-stream-ledger.js';
-import type { LedgerSink } from '../../remediations/ledger/sink.js';
+import { fanOutLedger } from '../../remediations/ledger/store.js';
+import type { LedgerStore, LedgerWriter } from '../../remediations/ledger/store.js';
 import type { Approval } from '../../remediations/approvals/approvals.js';
 import { createPagersFromConfig, slackApiFromConfig, slackWebhookFromConfig } from '../../remediations/pager/from-config.js';
 import { createPagerExecutor } from '../../remediations/pager/pager-executor.js';
@@ -72,9 +72,7 @@ import { createSlackInteractivity } from '../../remediations/webhooks/slack-inte
 import { webhookMetrics } from '../../remediations/webhooks/metrics.js';
 import type { WebhookHandler } from '../../control/server.js';
 import { pagingRoutes } from '../../control/paging-routes.js';
-import { createControlBackend, MemoryLedgerReader } from '../../control/backend.js';
-import type { LedgerReader } from '../../control/backend.js';
-import { RedisLedgerReader } from '../../control/redis-ledger-reader.js';
+import { createControlBackend } from '../../control/backend.js';
 import { EngineHttpServer } from '../../control/server.js';
 import type { ReadinessReport } from '../../control/server.js';
 import { TokenFile } from '../../control/tokens.js';
@@ -256,16 +254,12 @@ export async function run(argv: string[]): Promise<number> {
     ? createRedisGuard({ redis, keyPrefix: prefix, view: cluster, options: guardOptions, clock })
     : createMemoryGuard({ view: cluster, options: guardOptions, clock });
   const kafka = kafkaClient(config, logger);
-  const ledgerSinks: LedgerSink[] = [new KafkaLedgerSink({ kafka, topic: config.kafka.topics.ledger })];
-  let ledgerReader: LedgerReader;
-  const memoryLedger = new MemoryLedgerReader(50_000);
-  if (redis) {
-    ledgerSinks.push(new RedisStreamLedger({ redis, keyPrefix: prefix }));
-    ledgerReader = new RedisLedgerReader(redis, prefix);
-  } else {
-    ledgerSinks.push({ name: 'memory', write: (rs) => memoryLedger.append(rs) });
-    ledgerReader = memoryLedger;
-  }
+  // the ledger (remediations/ledger): the Kafka topic (long-term, folded by key) and the store the
+  // control API and the jobs read back: the Redis stream shared by the replicas, or memory without Redis.
+  // Decisions and operator audits go to both.
+  const ledgerStore: LedgerStore = redis ? new RedisStreamLedger({ redis, keyPrefix: prefix }) : new MemoryLedger(50_000);
+  const ledgerWriters: LedgerWriter[] = [new KafkaLedger({ kafka, topic: config.kafka.topics.ledger }), ledgerStore];
+  const ledger = fanOutLedger(ledgerWriters);
   // paging state (incidents, silences, webhook event ids): shared by every replica through Redis
   const pagingStore = redis ? new RedisDocStore(redis, prefix) : new MemoryDocStore(clock);
   const { incidents, silences, approvals } = incidentPagingFromConfig(config, pagingStore, clock);
@@ -290,7 +284,7 @@ export async function run(argv: string[]): Promise<number> {
     ],
     ...(deviceExecutors.dryRun ? { dryRunExecutors: [deviceExecutors.dryRun] } : {}),
     ...(isolation ? { isolation } : {}),
-    ledger: ledgerSinks,
+    ledger: ledgerWriters,
     clock,
     logger,
     registry,
@@ -309,7 +303,7 @@ export async function run(argv: string[]): Promise<number> {
     clock,
     logger,
     catalogue: rules.xidCatalogue,
-    ledger: ledgerSinks,
+    ledger: ledgerWriters,
     metrics: createOutcomeMetrics(registry),
     deviceTaints: deviceExecutors.live,
   });
@@ -326,9 +320,7 @@ export async function run(argv: string[]): Promise<number> {
       secrets,
       incidents,
       store: pagingStore,
-      record: async (rs) => {
-        await Promise.all(ledgerSinks.map((sink) => sink.write(rs)));
-      },
+      record: (rs) => ledger.append(rs),
       clock,
       logger,
       metrics: hookMetrics,
@@ -396,16 +388,13 @@ export async function run(argv: string[]): Promise<number> {
   });
 
   // --- HTTP and control API
-  const auditSinks: ToggleAuditSink[] = [new KafkaToggleAuditSink(producer, config.kafka.topics.ledger)];
-  auditSinks.push(redis ? new RedisToggleAuditSink(redis, prefix) : { append: (rs) => memoryLedger.append(rs) });
-  const operatorAudit = fanOutAudit(auditSinks);
   const backend = createControlBackend({
     rules: rules.rules,
     toggles,
-    toggleService: new ToggleService(toggles, operatorAudit, clock),
-    audit: operatorAudit,
+    toggleService: new ToggleService(toggles, ledger, clock),
+    audit: ledger,
     guard,
-    ledger: ledgerReader,
+    ledger: ledgerStore,
     clock,
     cluster,
     groupLabel: config.labels.group,
@@ -455,9 +444,9 @@ export async function run(argv: string[]): Promise<number> {
     cluster,
     guard,
     remediator,
-    ledger: ledgerReader,
+    ledger: ledgerStore,
     toggles,
-    toggleAudit: fanOutAudit(auditSinks),
+    toggleAudit: ledger,
     rules: rules.rules,
     store,
     ...(slackWebhook ? { slackWebhook } : {}),
@@ -478,7 +467,7 @@ export async function run(argv: string[]): Promise<number> {
         ['remediator', () => remediator.close()],
         ['http', () => http.close()],
         ['producer', () => producer.disconnect()],
-        ...ledgerSinks.map((s): [string, () => unknown] => [`ledger ${s.name}`, () => s.close?.()]),
+        ...ledgerWriters.map((s): [string, () => unknown] => [`ledger ${s.name}`, () => s.close?.()]),
         ['toggles', () => toggles.close()],
         ['guard', () => guard.close?.()],
         ['store', () => store.close()],

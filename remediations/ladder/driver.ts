@@ -25,7 +25,7 @@ import type { Logger } from '../../core/logger.js';
 import type { XidCatalogue } from '../../rules/xid/catalogue.js';
 import type { DocStore } from '../incidents/doc-store.js';
 import { updateDoc } from '../incidents/doc-store.js';
-import type { LedgerSink } from '../ledger/sink.js';
+import type { LedgerWriter } from '../ledger/store.js';
 import type { ClosedEpisode, Episode, IsolationView, LadderInput, LadderPolicy, LadderRequest, NodeLadder, Transition } from './ladder.js';
 import { emptyLadder, transition } from './ladder.js';
 import { startRung, xidOf } from './start.js';
@@ -66,7 +66,7 @@ export interface LadderDriverOptions {
   logger: Logger;
   catalogue?: XidCatalogue | undefined;
   /** Where the "resolved by a person" records go (the remediator's sinks). */
-  ledger: readonly LedgerSink[];
+  ledger: readonly LedgerWriter[];
   metrics?: OutcomeMetrics | undefined;
   /** Least time between two ticks (default 5 s). */
   tickEveryMs?: number;
@@ -431,7 +431,7 @@ export class LadderDriver {
       details: { episode: summarize(e, c) },
     };
     try {
-      await Promise.all(this.o.ledger.map((s) => s.write([rec])));
+      await Promise.all(this.o.ledger.map((s) => s.append([rec])));
     } catch (err) {
       this.log.error({ node: e.node, err: errorMessage(err) }, 'repair episode end not written to the ledger');
     }

@@ -24,7 +24,7 @@
  *    (then suppressed here) or its lease lapsed (then taken over here).
  */
 import type { Clock } from '../../core/clock.js';
-import type { LedgerSink } from '../../remediations/ledger/sink.js';
+import type { LedgerWriter } from '../../remediations/ledger/store.js';
 import type { Decision, LedgerRecord } from '../../core/decision.js';
 import { decodeEnvelope } from '../../core/envelope.js';
 import type { EventEnvelope } from '../../core/envelope.js';
@@ -54,8 +54,8 @@ export interface BatchProcessorOptions {
   engine: RuleEngine;
   /** The remediator port, of which the processor only submits (and hands on held faults, when it takes them). */
   remediator: Pick<Remediator, 'submit' | 'heldFaults' | 'bindRuleEpisodes'>;
-  /** Extra sink for the ledger records, when the remediator does not write them itself. */
-  ledger?: LedgerSink;
+  /** Extra ledger writer for the records, when the remediator does not write them itself. */
+  ledger?: LedgerWriter;
   deduper: EventDeduper;
   deadLetters: DeadLetterSink;
   metrics: EngineServiceMetrics;
@@ -179,7 +179,7 @@ export class BatchProcessor {
           // after the batch's own decisions: a fault held back by its rule's cooldown, for the repair ladder
           if (heldFaults.length > 0 && this.o.remediator.heldFaults) all.push(...(await this.o.remediator.heldFaults(heldFaults)));
           const rs = all.filter((r) => !isRetryLater(r));
-          if (this.o.ledger && rs.length > 0) await this.o.ledger.write(rs);
+          if (this.o.ledger && rs.length > 0) await this.o.ledger.append(rs);
           const later = all.filter(isRetryLater);
           if (later.length > 0) {
             countRecords(metrics, rs);
@@ -246,7 +246,7 @@ export class BatchProcessor {
         const all = await this.o.remediator.submit(ds, { redeliverable: false });
         const rs = all.filter((r) => !isRetryLater(r));
         if (all.length > rs.length) this.o.logger.warn({ decisions: all.filter(isRetryLater).map((r) => r.decisionId) }, 'tick decisions in flight elsewhere: left to that replica');
-        if (this.o.ledger && rs.length > 0) await this.o.ledger.write(rs);
+        if (this.o.ledger && rs.length > 0) await this.o.ledger.append(rs);
         countRecords(this.o.metrics, rs);
         return rs;
       });

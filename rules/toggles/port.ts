@@ -31,39 +31,6 @@ export const fileOnlyToggles: RuleToggles = {
   clear: () => Promise.reject(new Error('toggles are read-only here')),
 };
 
-/**
- * Audit record of one toggle change. It travels on the ledger topic (and the
- * ledger stream) next to decision records, told apart by `kind`, because a
- * `LedgerRecord.action` is limited to cordon/uncordon/rollback/page/resolve.
- * `enabled: null` means the toggle was cleared (the rule is back to its file state).
- */
-export interface ToggleAuditRecord {
-  ts: string;
-  kind: 'rule-toggle';
-  rule: string;
-  enabled: boolean | null;
-  reason: string;
-  by: string;
-  /** RFC 3339, or null for a toggle without TTL. */
-  expiresAt: string | null;
-}
-
-/** An operator paused or resumed the guard (the kill switch): recorded in the ledger like a toggle. */
-export interface GuardAuditRecord {
-  ts: string;
-  kind: 'guard-pause' | 'guard-resume';
-  reason: string | null;
-  by: string;
-}
-
-/** What an operator did through the control API, as the ledger records it. */
-export type AuditRecord = ToggleAuditRecord | GuardAuditRecord;
-
-/** Where operator audit records go (ledger topic, ledger stream, memory): toggles and pause/resume. */
-export interface ToggleAuditSink {
-  append(records: AuditRecord[]): Promise<void>;
-}
-
 /** A toggle store that holds resources (connections, timers). */
 export interface ClosableRuleToggles extends RuleToggles {
   /** Loads the current toggles and starts following changes. Idempotent. */

@@ -5,7 +5,9 @@
  * audit write is reported to the caller as an error after the change.
  */
 import type { Clock } from '../../core/clock.js';
-import type { AuditRecord, RuleToggle, RuleToggles, ToggleAuditRecord, ToggleAuditSink } from './port.js';
+import type { ToggleAuditRecord } from '../../remediations/ledger/entry.js';
+import type { LedgerWriter } from '../../remediations/ledger/store.js';
+import type { RuleToggle, RuleToggles } from './port.js';
 
 export interface ToggleChange {
   rule: string;
@@ -18,7 +20,7 @@ export interface ToggleChange {
 export class ToggleService {
   constructor(
     private readonly toggles: RuleToggles,
-    private readonly audit: ToggleAuditSink,
+    private readonly audit: Pick<LedgerWriter, 'append'>,
     private readonly clock: Clock,
   ) {}
 
@@ -57,22 +59,5 @@ export function toAudit(t: RuleToggle): ToggleAuditRecord {
     reason: t.reason,
     by: t.by,
     expiresAt: t.expiresAt === null ? null : new Date(t.expiresAt).toISOString(),
-  };
-}
-
-export class MemoryToggleAudit implements ToggleAuditSink {
-  readonly records: AuditRecord[] = [];
-  append(records: AuditRecord[]): Promise<void> {
-    this.records.push(...records);
-    return Promise.resolve();
-  }
-}
-
-/** Fans one audit record out to several sinks (ledger topic and ledger stream). */
-export function fanOutAudit(sinks: ToggleAuditSink[]): ToggleAuditSink {
-  return {
-    async append(records) {
-      await Promise.all(sinks.map((s) => s.append(records)));
-    },
   };
 }

@@ -21,7 +21,7 @@ import { packageRoot } from '../../adapters/paths.js';
 import { createDeviceIsolation } from '../../remediations/device-isolation.js';
 import { createMemoryGuard } from '../../remediations/guard/memory-guard.js';
 import { guardOptionsFromConfig } from '../../remediations/guard/policy.js';
-import type { LedgerSink } from '../../remediations/ledger/sink.js';
+import type { LedgerWriter } from '../../remediations/ledger/store.js';
 import { createRemediator } from '../../remediations/remediator.js';
 import { createPagerExecutor } from '../../remediations/pager/pager-executor.js';
 import { createRecordingPager } from '../../remediations/pager/recording-pager.js';
@@ -52,9 +52,9 @@ function kcFor(path: string): KubeConfig {
   return kc;
 }
 
-function memoryLedger(): LedgerSink & { records: LedgerRecord[] } {
+function memoryLedger(): LedgerWriter & { records: LedgerRecord[] } {
   const records: LedgerRecord[] = [];
-  return { name: 'memory', records, write: (rs) => { records.push(...rs); return Promise.resolve(); } };
+  return { name: 'memory', records, append: (rs: readonly LedgerRecord[]) => { records.push(...rs); return Promise.resolve(); } };
 }
 
 function taintDecision(node: string, gpu: string, id = `d-${randomBytes(4).toString('hex')}`): Decision {
@@ -69,7 +69,7 @@ async function packDecisions(view: ClusterView, node: string, code: number, gpu:
   return engine.process([e]);
 }
 
-function remediatorOn(view: ClusterView, kc: KubeConfig, discovery: DeviceTaintDiscovery, api: DeviceTaintApi, ledger: LedgerSink) {
+function remediatorOn(view: ClusterView, kc: KubeConfig, discovery: DeviceTaintDiscovery, api: DeviceTaintApi, ledger: LedgerWriter) {
   const clock = systemClock;
   const exec = createDeviceTaintExecutor({ api, discovery, config: CFG, clock });
   return {

@@ -16,7 +16,6 @@ import { MemoryLogger, silentLogger } from '../../core/logger.js';
 import { createRegistry } from '../../adapters/metrics.js';
 import { createEngineJobs } from '../../jobs/engine-jobs.js';
 import type { CronPort } from '../../jobs/scheduler.js';
-import { RedisLedgerReader } from '../../control/redis-ledger-reader.js';
 import { createMemoryGuard } from '../../remediations/guard/memory-guard.js';
 import { guardOptionsFromConfig } from '../../remediations/guard/policy.js';
 import { RedisStreamLedger } from '../../remediations/ledger/redis-stream-ledger.js';
@@ -26,7 +25,6 @@ import { createRemediator } from '../../remediations/remediator.js';
 import { createSimulatedCluster, loadClusterFile } from '../../remediations/simulated/index.js';
 import { MemoryStateStore } from '../../rules/store/memory-store.js';
 import { MemoryRuleToggles } from '../../rules/toggles/memory-toggles.js';
-import { RedisToggleAuditSink } from '../../rules/toggles/redis-audit-sink.js';
 import { RedisDocStore } from '../../remediations/incidents/redis-doc-store.js';
 import { incidentPagingFromConfig } from '../../remediations/incidents/from-config.js';
 import { createSlackPager } from '../../remediations/pager/slack.js';
@@ -72,7 +70,7 @@ describe('jobs: daily digest to Slack from the Redis ledger', function () {
     for (const n of [a, b]) await cluster.executor.execute({ id: `d-${n}`, at: now, rule: 'gpu-xid-fatal', action: 'cordon', target: { kind: 'Node', name: n }, reason: 'test' });
     const at = (hoursAgo: number): string => new Date(now - hoursAgo * HOUR).toISOString();
     const rec = (hoursAgo: number, over: Partial<LedgerRecord>): LedgerRecord => ({ ts: at(hoursAgo), rule: 'gpu-xid-fatal', action: 'cordon', target: { kind: 'Node', name: a }, outcome: 'executed', reason: 'Xid 79', guard: null, ...over });
-    await new RedisStreamLedger({ redis, keyPrefix: prefix }).write([
+    await new RedisStreamLedger({ redis, keyPrefix: prefix }).append([
       rec(30, { target: { kind: 'Node', name: nodes[20] as string } }), // before the window
       rec(20, {}),
       rec(20, { action: 'page', severity: 'critical', dedupKey: `nodewarden/gpu-xid-fatal/${a}` }),
@@ -82,7 +80,7 @@ describe('jobs: daily digest to Slack from the Redis ledger', function () {
       rec(9, { target: { kind: 'Node', name: nodes[14] as string }, outcome: 'denied', guard: 'maxUnavailable' }),
       rec(1, { target: { kind: 'Node', name: b }, outcome: 'suppressed', guard: 'cooldown' }),
     ]);
-    await new RedisToggleAuditSink(redis, prefix).append([{ ts: at(2), kind: 'rule-toggle', rule: 'conntrack-dropping', enabled: false, reason: 'noisy', by: 'alice', expiresAt: null }]);
+    await new RedisStreamLedger({ redis, keyPrefix: prefix }).append([{ ts: at(2), kind: 'rule-toggle', rule: 'conntrack-dropping', enabled: false, reason: 'noisy', by: 'alice', expiresAt: null }]);
 
     const config: NodewardenConfig = structuredClone(DEFAULT_CONFIG);
     config.redis.keyPrefix = prefix;
@@ -127,9 +125,9 @@ describe('jobs: daily digest to Slack from the Redis ledger', function () {
         cluster,
         guard,
         remediator: createRemediator({ guard, executors: [createPagerExecutor({ pagers: [createRecordingPager()], logger })], ledger: [], clock, logger, autoFlush: false }),
-        ledger: new RedisLedgerReader(conn, prefix),
+        ledger: new RedisStreamLedger({ redis: conn, keyPrefix: prefix }),
         toggles,
-        toggleAudit: new RedisToggleAuditSink(conn, prefix),
+        toggleAudit: new RedisStreamLedger({ redis: conn, keyPrefix: prefix }),
         rules: [{ id: 'gpu-xid-fatal', enabled: true }],
         store: new MemoryStateStore(),
         cron: noCron,

@@ -3,16 +3,17 @@ import { join } from 'node:path';
 import { expect } from 'chai';
 import { ManualClock } from '../../../core/clock.js';
 import type { LedgerRecord } from '../../../core/decision.js';
-import type { LedgerEntry } from '../../../control/api.js';
+import type { LedgerEntry } from '../../../remediations/ledger/entry.js';
 import type { EngineHttpServer } from '../../../control/server.js';
 import { consoleDir, CONSOLE_CSP } from '../../../control/console-assets.js';
 import { nodeViews } from '../../../control/nodes.js';
 import { renderLedger } from '../../../control/render.js';
-import { createControlBackend, MemoryLedgerReader } from '../../../control/backend.js';
+import { createControlBackend } from '../../../control/backend.js';
+import { MemoryLedger } from '../../../remediations/ledger/memory-ledger.js';
 import { startControlServer } from '../../harness/control-server.js';
 import { FakeGuard, FAKE_NODES, fakeBackend } from './fake-backend.js';
 import { MemoryRuleToggles } from '../../../rules/toggles/memory-toggles.js';
-import { MemoryToggleAudit, ToggleService } from '../../../rules/toggles/toggle-service.js';
+import { ToggleService } from '../../../rules/toggles/toggle-service.js';
 
 const ADMIN = 'adm1n-t0ken-0123456789abcdef';
 const READER = 'read0nly-t0ken-0123456789abcd';
@@ -133,7 +134,7 @@ describe('control: the operator console', () => {
         { ts: new Date(T0 + 1000).toISOString(), kind: 'guard-resume', reason: 'storm over', by: 'alice' },
         { ts: new Date(T0).toISOString(), kind: 'guard-pause', reason: 'console: incident 7', by: 'alice' },
       ]);
-      expect(fb.audit.records.filter((r) => r.kind !== 'rule-toggle')).to.have.length(2);
+      expect(fb.audit.entries.filter((r) => 'kind' in r && r.kind !== 'rule-toggle')).to.have.length(2);
       // filters: a pause has no rule, node or outcome
       expect(((await (await get('/api/v1/ledger?rule=gpu-xid-fatal', READER)).json()) as { records: Array<{ kind?: string }> }).records.some((r) => r.kind === 'guard-pause')).to.equal(false);
       // and ctl shows it
@@ -142,7 +143,7 @@ describe('control: the operator console', () => {
 
     it('without a cluster view, /api/v1/nodes is 404 and whoami says so', async () => {
       const toggles = new MemoryRuleToggles(clock);
-      const backend = createControlBackend({ rules: [], toggles, toggleService: new ToggleService(toggles, new MemoryToggleAudit(), clock), guard: new FakeGuard(clock), ledger: new MemoryLedgerReader(), clock });
+      const backend = createControlBackend({ rules: [], toggles, toggleService: new ToggleService(toggles, new MemoryLedger(), clock), guard: new FakeGuard(clock), ledger: new MemoryLedger(), clock });
       const { server: s, base: b } = await startControlServer(backend, `${READER} read-only grafana\n`, clock);
       try {
         const h = { authorization: `Bearer ${READER}` };

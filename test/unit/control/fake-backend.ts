@@ -2,10 +2,12 @@
 import type { Clock } from '../../../core/clock.js';
 import type { ClusterView, NodeInfo } from '../../../core/cluster.js';
 import type { GuardControl, GuardStatus } from '../../../remediations/ports.js';
-import { createControlBackend, MemoryLedgerReader } from '../../../control/backend.js';
+import { createControlBackend } from '../../../control/backend.js';
+import { MemoryLedger } from '../../../remediations/ledger/memory-ledger.js';
+import { fanOutLedger } from '../../../remediations/ledger/store.js';
 import type { ControlBackend } from '../../../control/api.js';
 import { MemoryRuleToggles } from '../../../rules/toggles/memory-toggles.js';
-import { fanOutAudit, MemoryToggleAudit, ToggleService } from '../../../rules/toggles/toggle-service.js';
+import { ToggleService } from '../../../rules/toggles/toggle-service.js';
 
 export class FakeGuard implements GuardControl {
   paused: { reason: string; by: string; at: number } | null = null;
@@ -45,19 +47,20 @@ export const fakeCluster: ClusterView = {
   workloadRevisions: () => [],
 };
 
-export function fakeBackend(clock: Clock): { backend: ControlBackend; guard: FakeGuard; audit: MemoryToggleAudit; ledger: MemoryLedgerReader; toggles: MemoryRuleToggles } {
+export function fakeBackend(clock: Clock): { backend: ControlBackend; guard: FakeGuard; audit: MemoryLedger; ledger: MemoryLedger; toggles: MemoryRuleToggles } {
   const toggles = new MemoryRuleToggles(clock);
-  const audit = new MemoryToggleAudit();
+  // a second ledger writer (the Kafka topic's place): what the operators' changes appended
+  const audit = new MemoryLedger(100_000, { name: 'audit' });
   const guard = new FakeGuard(clock);
-  const ledger = new MemoryLedgerReader();
+  const ledger = new MemoryLedger();
   const backend = createControlBackend({
     rules: [
       { id: 'gpu-xid-fatal', description: 'Hardware Xid', severity: 'critical', enabled: true, source: 'pack/gpu.yaml' },
       { id: 'conntrack-full', description: 'conntrack near full', severity: 'warning', enabled: false, source: 'pack/net.yaml' },
     ],
     toggles,
-    toggleService: new ToggleService(toggles, fanOutAudit([audit, ledger]), clock),
-    audit: fanOutAudit([audit, ledger]),
+    toggleService: new ToggleService(toggles, fanOutLedger([audit, ledger]), clock),
+    audit: fanOutLedger([audit, ledger]),
     guard,
     ledger,
     clock,

@@ -94,7 +94,7 @@ describe('control: engine HTTP server', () => {
       }
     expect(open).to.deep.equal([]);
     expect(fb.guard.paused, 'no unauthenticated pause got through').to.equal(null);
-    expect(fb.audit.records, 'no unauthenticated toggle got through').to.deep.equal([]);
+    expect(fb.audit.entries, 'no unauthenticated toggle got through').to.deep.equal([]);
   });
 
   it('401 without a token or with a bad one; 403 for read-only on mutating calls', async () => {
@@ -124,8 +124,8 @@ describe('control: engine HTTP server', () => {
     expect(r).to.deep.include({ fileEnabled: true, effective: false });
     expect(r.toggle).to.deep.include({ by: 'alice', expiresAt: T0 + 2000 });
     expect(rules.find((x) => x.id === 'conntrack-full')).to.deep.include({ fileEnabled: false, effective: false, toggle: null });
-    expect(fb.audit.records).to.have.length(1);
-    expect(fb.audit.records[0]).to.include({ kind: 'rule-toggle', rule: 'gpu-xid-fatal', enabled: false, by: 'alice' });
+    expect(fb.audit.entries).to.have.length(1);
+    expect(fb.audit.entries[0]).to.include({ kind: 'rule-toggle', rule: 'gpu-xid-fatal', enabled: false, by: 'alice' });
     clock.advance(2000);
     const after = await call('GET', '/api/v1/rules', { token: READER });
     expect((after.json as unknown as { rules: Array<{ id: string; effective: boolean }> }).rules.find((x) => x.id === 'gpu-xid-fatal')!.effective).to.equal(true);

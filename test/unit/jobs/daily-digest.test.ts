@@ -3,8 +3,8 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { expect } from 'chai';
 import { MemoryLogger } from '../../../core/logger.js';
-import type { LedgerEntry } from '../../../control/api.js';
-import { MemoryLedgerReader } from '../../../control/backend.js';
+import type { LedgerEntry } from '../../../remediations/ledger/entry.js';
+import { MemoryLedger } from '../../../remediations/ledger/memory-ledger.js';
 import { buildDigest, dailyDigestJob, localTime, renderDigest } from '../../../jobs/daily-digest.js';
 import type { Digest } from '../../../jobs/daily-digest.js';
 import type { SlackMessage } from '../../../remediations/pager/slack.js';
@@ -125,7 +125,7 @@ describe('jobs: daily digest builder', () => {
 
 describe('jobs: daily digest job', () => {
   it('reads the window ending at the run from the ledger and sends one message', async () => {
-    const ledger = new MemoryLedgerReader();
+    const ledger = new MemoryLedger();
     await ledger.append(LEDGER);
     const sent: SlackMessage[] = [];
     const job = dailyDigestJob({ ledger, view: fleet(), sender: { send: (m) => (sent.push(m), Promise.resolve()) }, timezone: 'UTC', windowMs: 24 * 3_600_000 });

@@ -1,5 +1,5 @@
 import { expect } from 'chai';
-import type { LedgerEntry } from '../../../control/api.js';
+import type { LedgerEntry } from '../../../remediations/ledger/entry.js';
 import { buildDigest, renderDigest } from '../../../jobs/daily-digest.js';
 import { humanDuration, MAX_LISTED, median, SKEW_MS, summariseIncidents, summariseSilences } from '../../../jobs/digest-incidents.js';
 import type { Incident } from '../../../remediations/incidents/incident.js';

@@ -1,13 +1,15 @@
 import { expect } from 'chai';
 import { ManualClock } from '../../../core/clock.js';
 import { MemoryLogger } from '../../../core/logger.js';
-import { MemoryLedgerReader } from '../../../control/backend.js';
 import { applyToggleAudits, emptyToggleState, expireTogglesJob, EXPIRY_BY, expiryRecord } from '../../../jobs/expire-toggles.js';
 import { MemoryJobState } from '../../../jobs/job-state.js';
 import type { JobContext } from '../../../jobs/job.js';
 import { MemoryRuleToggles } from '../../../rules/toggles/memory-toggles.js';
-import type { AuditRecord, ToggleAuditRecord } from '../../../rules/toggles/port.js';
-import { fanOutAudit, MemoryToggleAudit, ToggleService } from '../../../rules/toggles/toggle-service.js';
+import type { LedgerEntry, ToggleAuditRecord } from '../../../remediations/ledger/entry.js';
+import { isAudit } from '../../../remediations/ledger/entry.js';
+import { MemoryLedger } from '../../../remediations/ledger/memory-ledger.js';
+import { fanOutLedger } from '../../../remediations/ledger/store.js';
+import { ToggleService } from '../../../rules/toggles/toggle-service.js';
 
 const T0 = Date.parse('2026-11-21T10:00:00Z');
 const MIN = 60_000;
@@ -71,9 +73,9 @@ describe('jobs: expire-toggles (job over memory toggles and ledger)', () => {
   it('drops the expired toggle and records its expiry in the ledger, once', async () => {
     const clock = new ManualClock(T0);
     const toggles = new MemoryRuleToggles(clock);
-    const ledger = new MemoryLedgerReader();
-    const kafkaLike = new MemoryToggleAudit();
-    const audit = fanOutAudit([{ append: (rs) => ledger.append(rs) }, kafkaLike]);
+    const ledger = new MemoryLedger();
+    const kafkaLike = new MemoryLedger(100_000, { name: 'kafka-like' });
+    const audit = fanOutLedger([ledger, kafkaLike]);
     const service = new ToggleService(toggles, audit, clock);
     await service.disable({ rule: 'gpu-xid-fatal', reason: 'driver upgrade', by: 'alice', ttlMs: 15 * MIN });
     await service.disable({ rule: 'conntrack-dropping', reason: 'noisy', by: 'bob', ttlMs: null });
@@ -86,23 +88,23 @@ describe('jobs: expire-toggles (job over memory toggles and ledger)', () => {
     expect(await job.run(ctx())).to.deep.include({ expired: 1 });
     expect(toggles.list(clock.now()).map((t) => t.rule)).to.deep.equal(['conntrack-dropping']);
     expect(toggles.isEnabled('gpu-xid-fatal', true, clock.now())).to.equal(true);
-    const expiries = kafkaLike.records.filter((r) => r.by === EXPIRY_BY);
+    const expiries = kafkaLike.entries.filter((r) => isAudit(r) && r.by === EXPIRY_BY);
     expect(expiries).to.have.length(1);
     expect(expiries[0]).to.deep.include({ rule: 'gpu-xid-fatal', enabled: null, expiresAt: iso(T0 + 15 * MIN) });
     clock.set(T0 + 17 * MIN);
     await job.run(ctx());
     clock.set(T0 + 60 * MIN);
     await job.run(ctx());
-    expect(kafkaLike.records.filter((r) => r.by === EXPIRY_BY)).to.have.length(1);
+    expect(kafkaLike.entries.filter((r) => isAudit(r) && r.by === EXPIRY_BY)).to.have.length(1);
     expect(ledger.entries.filter((e) => 'kind' in e && e.by === EXPIRY_BY)).to.have.length(1);
   });
 
   it('a failed audit write fails the run and is retried (the expiry is never lost)', async () => {
     const clock = new ManualClock(T0);
-    const ledger = new MemoryLedgerReader();
+    const ledger = new MemoryLedger();
     await ledger.append([audit('r', T0, false, MIN)]);
     let fail = true;
-    const written: AuditRecord[] = [];
+    const written: LedgerEntry[] = [];
     const job = expireTogglesJob({
       ledger,
       audit: { append: (rs) => (fail ? Promise.reject(new Error('kafka down')) : (written.push(...rs), Promise.resolve())) },

@@ -3,7 +3,7 @@ import { ManualClock } from '../../../core/clock.js';
 import { DEFAULT_CONFIG } from '../../../core/config.js';
 import type { LedgerRecord } from '../../../core/decision.js';
 import { MemoryLogger, silentLogger } from '../../../core/logger.js';
-import { MemoryLedgerReader } from '../../../control/backend.js';
+import { MemoryLedger } from '../../../remediations/ledger/memory-ledger.js';
 import { MemoryJobState } from '../../../jobs/job-state.js';
 import type { JobContext } from '../../../jobs/job.js';
 import {
@@ -145,11 +145,11 @@ describe('jobs: resolve-cleared (job through the real remediator)', () => {
     const clock = new ManualClock(T0);
     const view = FakeCluster.fleet(20);
     const pager = createRecordingPager();
-    const ledger = new MemoryLedgerReader();
+    const ledger = new MemoryLedger();
     const remediator = createRemediator({
       guard: createMemoryGuard({ view, options: guardOptionsFromConfig(DEFAULT_CONFIG), clock }),
       executors: [createPagerExecutor({ pagers: [pager], logger: silentLogger })],
-      ledger: [{ name: 'memory', write: (rs) => ledger.append(rs) }],
+      ledger: [ledger],
       clock,
       logger: silentLogger,
       autoFlush: false,
@@ -200,7 +200,7 @@ describe('jobs: resolve-cleared (job through the real remediator)', () => {
   it('retries a resolve whose pager failed on the next run', async () => {
     const clock = new ManualClock(T0);
     const view = FakeCluster.fleet(5);
-    const ledger = new MemoryLedgerReader();
+    const ledger = new MemoryLedger();
     let failing = true;
     const sent: string[] = [];
     const remediator = createRemediator({
@@ -211,7 +211,7 @@ describe('jobs: resolve-cleared (job through the real remediator)', () => {
           logger: silentLogger,
         }),
       ],
-      ledger: [{ name: 'memory', write: (rs) => ledger.append(rs) }],
+      ledger: [ledger],
       clock,
       logger: silentLogger,
       autoFlush: false,

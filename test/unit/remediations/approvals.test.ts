@@ -60,7 +60,7 @@ describe('approvals', () => {
     return createRemediator({
       guard,
       executors: [executor, createPagerExecutor({ pagers: [createRecordingPager()], logger: silentLogger })],
-      ledger: [{ name: 'test', write: (rs) => { records.push(...rs); return Promise.resolve(); } }],
+      ledger: [{ name: 'test', append: (rs: readonly LedgerRecord[]) => { records.push(...rs); return Promise.resolve(); } }],
       clock,
       logger: silentLogger,
       autoFlush: false,

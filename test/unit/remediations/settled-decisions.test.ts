@@ -21,7 +21,7 @@ import { guardOptionsFromConfig } from '../../../remediations/guard/policy.js';
 import { MemoryDocStore } from '../../../remediations/incidents/doc-store.js';
 import type { Incident } from '../../../remediations/incidents/incident.js';
 import { createIncidentPaging } from '../../../remediations/incidents/incident-paging.js';
-import type { LedgerSink } from '../../../remediations/ledger/sink.js';
+import type { LedgerWriter } from '../../../remediations/ledger/store.js';
 import { ledgerKey } from '../../../remediations/ledger/record.js';
 import { createPagerExecutor } from '../../../remediations/pager/pager-executor.js';
 import { createRecordingPager } from '../../../remediations/pager/recording-pager.js';
@@ -33,11 +33,11 @@ const T0 = Date.parse('2026-11-21T10:15:00Z');
 const GROUP = { pool: 'h100-train' };
 
 /** Every record written, unfolded. */
-class AllRecords implements LedgerSink {
+class AllRecords implements LedgerWriter {
   readonly name = 'all';
   readonly records: LedgerRecord[] = [];
   failNext = 0;
-  write(rs: readonly LedgerRecord[]): Promise<void> {
+  append(rs: readonly LedgerRecord[]): Promise<void> {
     if (this.failNext > 0) {
       this.failNext--;
       return Promise.reject(new Error('broker down'));

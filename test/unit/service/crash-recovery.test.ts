@@ -15,7 +15,7 @@ import { createRegistry } from '../../../adapters/metrics.js';
 import { createMemoryGuard, MemoryGuardState } from '../../../remediations/guard/memory-guard.js';
 import { guardOptionsFromConfig } from '../../../remediations/guard/policy.js';
 import { MemoryLedger } from '../../../remediations/ledger/memory-ledger.js';
-import type { LedgerSink } from '../../../remediations/ledger/sink.js';
+import type { LedgerWriter } from '../../../remediations/ledger/store.js';
 import type { ExecutionResult, Executor } from '../../../remediations/ports.js';
 import { createRemediator } from '../../../remediations/remediator.js';
 import { createRuleEngine } from '../../../rules/engine/engine.js';
@@ -50,12 +50,12 @@ class DyingExecutor implements Executor {
   }
 }
 
-/** A ledger sink that fails while `failing`. */
-class FlakySink implements LedgerSink {
+/** A ledger writer that fails while `failing`. */
+class FlakySink implements LedgerWriter {
   readonly name = 'flaky-kafka';
   failing = false;
   readonly records: LedgerRecord[] = [];
-  write(records: readonly LedgerRecord[]): Promise<void> {
+  append(records: readonly LedgerRecord[]): Promise<void> {
     if (this.failing) return Promise.reject(new Error('broker unavailable'));
     this.records.push(...records);
     return Promise.resolve();
@@ -70,7 +70,7 @@ function shared(o: { nodes?: number } = {}) {
   return { clock, cluster, store, guardState: new MemoryGuardState(), deduper: new MemoryDeduper(clock, { windowMs: 600_000, claimTtlMs: 5000 }) };
 }
 
-function replica(s: ReturnType<typeof shared>, executor: Executor, sinks: LedgerSink[] = [new MemoryLedger()]) {
+function replica(s: ReturnType<typeof shared>, executor: Executor, sinks: LedgerWriter[] = [new MemoryLedger()]) {
   const registry = createRegistry('engine');
   const guard = createMemoryGuard({ view: s.cluster, options: guardOptionsFromConfig(DEFAULT_CONFIG, { maxUnavailable: '10%' }), clock: s.clock, state: s.guardState });
   const remediator = createRemediator({ guard, executors: [executor], ledger: sinks, clock: s.clock, logger: silentLogger, autoFlush: false });

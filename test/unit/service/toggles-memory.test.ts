@@ -1,7 +1,8 @@
 import { expect } from 'chai';
 import { ManualClock } from '../../../core/clock.js';
 import { MemoryRuleToggles } from '../../../rules/toggles/memory-toggles.js';
-import { MemoryToggleAudit, ToggleService } from '../../../rules/toggles/toggle-service.js';
+import { MemoryLedger } from '../../../remediations/ledger/memory-ledger.js';
+import { ToggleService } from '../../../rules/toggles/toggle-service.js';
 
 describe('rule toggles: memory adapter', () => {
   const T0 = Date.parse('2026-11-21T10:00:00.000Z');
@@ -34,7 +35,7 @@ describe('rule toggles: memory adapter', () => {
   it('ToggleService applies the change and records one rule-toggle audit record per change', async () => {
     const clock = new ManualClock(T0);
     const toggles = new MemoryRuleToggles(clock);
-    const audit = new MemoryToggleAudit();
+    const audit = new MemoryLedger();
     const svc = new ToggleService(toggles, audit, clock);
     const t = await svc.disable({ rule: 'kubeproxy-restarts', reason: 'noisy during upgrade', by: 'alice', ttlMs: 3_600_000 });
     expect(t.expiresAt).to.equal(T0 + 3_600_000);
@@ -42,7 +43,7 @@ describe('rule toggles: memory adapter', () => {
     await svc.enable({ rule: 'kubeproxy-restarts', reason: 'upgrade done', by: 'bob' });
     expect(toggles.isEnabled('kubeproxy-restarts', true, clock.now())).to.equal(true);
     await svc.clear({ rule: 'kubeproxy-restarts', reason: 'back to file', by: 'bob' });
-    expect(audit.records).to.deep.equal([
+    expect(audit.entries).to.deep.equal([
       { ts: '2026-11-21T10:00:00.000Z', kind: 'rule-toggle', rule: 'kubeproxy-restarts', enabled: false, reason: 'noisy during upgrade', by: 'alice', expiresAt: '2026-11-21T11:00:00.000Z' },
       { ts: '2026-11-21T10:00:00.000Z', kind: 'rule-toggle', rule: 'kubeproxy-restarts', enabled: true, reason: 'upgrade done', by: 'bob', expiresAt: null },
       { ts: '2026-11-21T10:00:00.000Z', kind: 'rule-toggle', rule: 'kubeproxy-restarts', enabled: null, reason: 'back to file', by: 'bob', expiresAt: null },
