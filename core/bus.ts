@@ -1,7 +1,7 @@
 /**
  * The port between producers and consumers of events. The Kafka adapter lives
  * with its user (agent/publisher); the in-memory bus of the embedded demo is
- * demo/memory-bus.ts. Ledger sinks are remediations/ledger/sink.ts.
+ * demo/memory-bus.ts. The ledger is remediations/ledger/store.ts.
  */
 import type { EventEnvelope } from './envelope.js';
 

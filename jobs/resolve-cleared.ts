@@ -192,16 +192,22 @@ export function resolveClearedJob(d: ResolveClearedDeps): Job {
       let notResolved = 0;
       if (candidates.length > 0) {
         checkAborted(ctx.signal);
-        const records = await d.remediator.submit(candidates.map((c) => resolveDecision(c, ctx.now)));
-        for (const [i, r] of records.entries()) {
-          const c = candidates[i];
+        const decisions = candidates.map((c) => resolveDecision(c, ctx.now));
+        const { records, retryLater } = await d.remediator.submit(decisions);
+        // each candidate by its decision's record (a submit may also return denial pages and incident updates)
+        const recordOf = new Map<string, LedgerRecord>();
+        for (const r of records) if (r.decisionId !== undefined && !recordOf.has(r.decisionId)) recordOf.set(r.decisionId, r);
+        const inFlight = new Set(retryLater.map((r) => r.decisionId));
+        for (const [i, c] of candidates.entries()) {
+          const id = decisions[i]?.id ?? '';
+          const r = recordOf.get(id);
           // executed, or already done by an earlier run (idempotency suppression): no longer open
-          if (c && (r.outcome === 'executed' || r.outcome === 'dry-run' || (r.outcome === 'suppressed' && r.guard === 'idempotency'))) {
+          if (r && (r.outcome === 'executed' || r.outcome === 'dry-run' || (r.outcome === 'suppressed' && r.guard === 'idempotency'))) {
             delete s.open[c.page.dedupKey];
             resolved++;
           } else {
             notResolved++;
-            ctx.logger.warn({ dedupKey: c?.page.dedupKey, outcome: r.outcome, guard: r.guard, err: r.error }, 'resolve not done; retried next run');
+            ctx.logger.warn({ dedupKey: c.page.dedupKey, outcome: r?.outcome ?? (inFlight.has(id) ? 'in flight elsewhere' : 'no record'), guard: r?.guard ?? null, err: r?.error }, 'resolve not done; retried next run');
           }
         }
       }

@@ -31,7 +31,7 @@ import { LadderDriver } from './ladder/driver.js';
 import type { OutcomeMetrics } from './ladder/driver.js';
 import { createHandoverExecutor, createRepairJobExecutor, createRepairJobWatch } from './ladder/job-executor.js';
 import type { RepairJobsApi } from './ladder/job-executor.js';
-import { ladderPolicyFromConfig, withRepairLadder } from './ladder/wire.js';
+import { ladderPolicyFromConfig, ladderView, withRepairLadder } from './ladder/wire.js';
 import { SimulatedRepairJobs } from './simulated/simulated-jobs.js';
 import { SIMULATED_DEVICE_TAINTS } from './device-isolation.js';
 
@@ -121,7 +121,7 @@ export function createReplayRemediation(o: ReplayRemediationOptions): ReplayReme
   const ladder = new LadderDriver({
     store,
     policy: { ...ladderPolicyFromConfig(o.config), act: ladderOn },
-    submit: (ds) => inner.submit(ds),
+    submit: async (ds) => ladderView(await inner.submit(ds)),
     view: o.cluster,
     jobs: createRepairJobWatch(repairJobs ?? new SimulatedRepairJobs(o.clock)),
     clock: o.clock,

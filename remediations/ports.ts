@@ -4,7 +4,7 @@
  * simulated cluster, pagers, or the dry-run implementation) and writes one
  * ledger record per decision.
  */
-import type { ActionKind, Decision, GuardName, LedgerRecord } from '../core/decision.js';
+import type { ActionKind, Decision, GuardName, LedgerRecord, Target } from '../core/decision.js';
 import type { NodewardenError } from '../core/errors.js';
 import type { HeldFault, RuleEpisodes } from '../core/held-fault.js';
 
@@ -94,6 +94,33 @@ export interface SubmitOptions {
 }
 
 /**
+ * A decision found in flight on another replica (it holds the decision's
+ * lease, or took it over before this replica's ledger write): nothing was
+ * done here and nothing written to the ledger. The caller submits it again
+ * later (a redelivered batch, the next tick), and it is then acted on once.
+ */
+export interface RetryLater {
+  decisionId: string;
+  rule: string;
+  action: ActionKind;
+  target: Target;
+  /** The decision's reason. */
+  reason: string;
+  /** Why it was not acted on here: who holds it and until when. */
+  inFlight: string;
+  /** RFC 3339, by the remediator's clock. */
+  ts: string;
+}
+
+/** What one submit (or flush) did. */
+export interface SubmitResult {
+  /** Its ledger records, in order: written to every ledger writer (or, `idempotency`, already written before). */
+  records: LedgerRecord[];
+  /** Decisions not acted on here because another replica has them in flight. */
+  retryLater: RetryLater[];
+}
+
+/**
  * Decision in, ledger record out — the only way the engine acts on the world,
  * and the one remediator port: the engine service, the jobs, replay and the
  * demo all drive it (implementations: `createRemediator` in remediator.ts,
@@ -102,15 +129,15 @@ export interface SubmitOptions {
  * stand-in implements only that) takes `Pick<Remediator, 'submit'>`.
  */
 export interface Remediator {
-  submit(decisions: readonly Decision[], options?: SubmitOptions): Promise<LedgerRecord[]>;
+  submit(decisions: readonly Decision[], options?: SubmitOptions): Promise<SubmitResult>;
   /**
    * Fault events an isolating rule matched while it was already firing or
    * cooling down (the engine's held faults, ADR 0034): the repair ladder reads
    * them as the fault coming back during validation or the quiet period.
-   * Returns the records of what that made the ladder do. Absent: nothing
-   * behind the remediator cares (no ladder).
+   * Returns the records of what that made the ladder do (and, apart, its steps
+   * in flight elsewhere). Absent: nothing behind the remediator cares (no ladder).
    */
-  heldFaults?(faults: readonly HeldFault[]): Promise<LedgerRecord[]>;
+  heldFaults?(faults: readonly HeldFault[]): Promise<SubmitResult>;
   /**
    * The rule engine in front of this remediator (the batch processor and
    * replay bind it): what the repair ladder returns to service ends the rule
@@ -119,7 +146,7 @@ export interface Remediator {
    */
   bindRuleEpisodes?(episodes: RuleEpisodes): void;
   /** Sends every held denial page now; returns (and writes) their ledger records. */
-  flush(): Promise<LedgerRecord[]>;
+  flush(): Promise<SubmitResult>;
   /** Flushes and stops the timer (idempotent). */
   close(): Promise<void>;
   /** Failed actions waiting for their next attempt. */

@@ -15,15 +15,15 @@
  * flight on a live replica is `inFlight` (below). A page the incident layer
  * suppresses is settled in the guard too, once its record is durable.
  * A decision the guard reports in flight elsewhere (`inFlight`) is not an
- * outcome: it comes back as a record with guard `inFlight` that is NOT written
- * to the ledger, and the caller retries it later (`isRetryLater`). A ledger
+ * outcome: it is NOT written to the ledger, and comes back apart from the
+ * records, in the result's `retryLater`; the caller submits it again later. A ledger
  * write that fails makes submit throw (retriable); records the caller cannot
  * regenerate (ticks, denial pages; `redeliverable: false`) are kept and
  * written before anything else at the next submit or flush.
  * In-flight leases (ADR 0026): every decision the guard allowed is renewed
  * every third of the lease until its settle; right before the ledger write the
  * remediator renews again (the fence): a decision whose lease another replica
- * took over is NOT written and NOT settled (it comes back as retry-later, the
+ * took over is NOT written and NOT settled (it comes back in `retryLater`, the
  * other replica acts — idempotently — and records it); a renewal that fails
  * fails the write (retriable), like a ledger outage.
  * A denied action is never silent: denials of one guard, rule and group within
@@ -48,7 +48,7 @@ import { errorMessage, NodewardenError } from '../core/errors.js';
 import { withTimeout } from '../core/timeout.js';
 import type { Logger } from '../core/logger.js';
 import type { Registry } from 'prom-client';
-import type { ExecutionResult, Executor, Guard, GuardControl, GuardVerdict, Remediator, SubmitOptions } from './ports.js';
+import type { ExecutionResult, Executor, Guard, GuardControl, GuardVerdict, Remediator, RetryLater, SubmitOptions, SubmitResult } from './ports.js';
 import { createDryRunExecutor } from './dry-run.js';
 import { createLeases, leaseLostRecord } from './leases.js';
 import { DEFAULT_ACTION_TIMEOUT_MS, DEFAULT_IN_FLIGHT_TTL_MS, IN_FLIGHT_GUARD, targetKey } from './guard/policy.js';
@@ -126,9 +126,32 @@ export interface RemediatorOptions {
   onApprovalDecided?: (a: Approval) => Promise<void>;
 }
 
-/** A record submit returns for a decision in flight elsewhere: not written, retry the decision later. */
+/**
+ * Inside the remediator (and the ladder that sees its steps the same way), a
+ * decision in flight elsewhere is carried as a record with guard `inFlight`:
+ * never written, never returned as a record (`splitRecords`).
+ */
 export function isRetryLater(r: LedgerRecord): boolean {
   return r.guard === IN_FLIGHT_GUARD;
+}
+
+/** The records of a submit, and apart the decisions in flight elsewhere. */
+export function splitRecords(all: readonly LedgerRecord[]): SubmitResult {
+  const out: SubmitResult = { records: [], retryLater: [] };
+  for (const r of all) {
+    if (!isRetryLater(r)) {
+      out.records.push(r);
+      continue;
+    }
+    const inFlight = r.details?.guardReason;
+    out.retryLater.push({ decisionId: r.decisionId ?? '?', rule: r.rule, action: r.action, target: r.target, reason: r.reason, inFlight: typeof inFlight === 'string' ? inFlight : 'in flight elsewhere', ts: r.ts });
+  }
+  return out;
+}
+
+/** The inverse of `splitRecords` for one decision: how the repair ladder reads a step in flight elsewhere (not done: asked again). */
+export function retryLaterRecord(r: RetryLater): LedgerRecord {
+  return { ts: r.ts, rule: r.rule, action: r.action, target: r.target, outcome: 'suppressed', reason: r.reason, guard: IN_FLIGHT_GUARD, decisionId: r.decisionId, details: { guardReason: r.inFlight } };
 }
 
 /**
@@ -594,15 +617,15 @@ export function createRemediator(o: RemediatorOptions): Remediator {
   async function submitApprovalsDue(): Promise<LedgerRecord[]> {
     if (!o.approvals) return [];
     const due = await o.approvals.due();
-    return due.length ? submit(due) : [];
+    return due.length ? submitAll(due) : [];
   }
 
   return {
     get pendingRetries(): number {
       return retries.size;
     },
-    submit,
-    async flush(): Promise<LedgerRecord[]> {
+    submit: async (decisions, options) => splitRecords(await submitAll(decisions, options)),
+    async flush(): Promise<SubmitResult> {
       // approvals first: a denial they record is paged by this same flush
       const approved = await submitApprovalsDue();
       const now = o.clock.now();
@@ -615,7 +638,7 @@ export function createRemediator(o: RemediatorOptions): Remediator {
       }
       const hs = [...(await sendDenialPages(takeDue(now, true), now)), ...(await sendDueIncidents())];
       await commit(hs, () => true);
-      return [...approved, ...paid, ...hs.map((h) => h.rec)];
+      return splitRecords([...approved, ...paid, ...hs.map((h) => h.rec)]);
     },
     async close(): Promise<void> {
       if (closed) return;
@@ -637,7 +660,8 @@ export function createRemediator(o: RemediatorOptions): Remediator {
     }
   }
 
-  async function submit(decisions: readonly Decision[], options: SubmitOptions = {}): Promise<LedgerRecord[]> {
+  /** One submit: every record, the ones in flight elsewhere included (`splitRecords` parts them). */
+  async function submitAll(decisions: readonly Decision[], options: SubmitOptions = {}): Promise<LedgerRecord[]> {
     // an earlier write still owed goes first: while the ledger fails, nothing new is acted on
     await payOwed();
     const out: Handled[] = [];

@@ -47,7 +47,7 @@ import { LadderDriver } from '../../remediations/ladder/driver.js';
 import { createHandoverExecutor, createRepairJobExecutor, createRepairJobWatch } from '../../remediations/ladder/job-executor.js';
 import type { RepairJobsApi } from '../../remediations/ladder/job-executor.js';
 import { createOutcomeMetrics } from '../../remediations/ladder/metrics.js';
-import { ladderPolicyFromConfig, withRepairLadder } from '../../remediations/ladder/wire.js';
+import { ladderPolicyFromConfig, ladderView, withRepairLadder } from '../../remediations/ladder/wire.js';
 import { SimulatedRepairJobs } from '../../remediations/simulated/simulated-jobs.js';
 import { createMemoryGuard } from '../../remediations/guard/memory-guard.js';
 import { createRedisGuard } from '../../remediations/guard/redis-guard.js';
@@ -297,7 +297,7 @@ export async function run(argv: string[]): Promise<number> {
   const ladder = new LadderDriver({
     store: pagingStore,
     policy: ladderPolicyFromConfig(config),
-    submit: (ds) => inner.submit(ds),
+    submit: async (ds) => ladderView(await inner.submit(ds)),
     view: cluster,
     jobs: createRepairJobWatch(repairJobs),
     clock,

@@ -103,7 +103,7 @@ export async function run(argv: string[]): Promise<number> {
     remediator,
     config,
     clock,
-    finish: () => remediator.flush(),
+    finish: async () => (await remediator.flush()).records,
     tickRemediator: config.repair.enabled,
     disabled: values.disable ?? [],
     onRejected: (e, reason, kind) => {

@@ -10,7 +10,8 @@ import type { HeldFault, RuleEpisodes } from '../../core/held-fault.js';
 import { parseDuration } from '../../core/duration.js';
 import { errorMessage } from '../../core/errors.js';
 import type { Logger } from '../../core/logger.js';
-import type { Remediator, SubmitOptions } from '../ports.js';
+import type { Remediator, SubmitOptions, SubmitResult } from '../ports.js';
+import { retryLaterRecord, splitRecords } from '../remediator.js';
 import type { LadderDriver } from './driver.js';
 import type { LadderPolicy } from './ladder.js';
 
@@ -35,33 +36,37 @@ export function ladderPolicyFromConfig(cfg: NodewardenConfig): LadderPolicy {
  */
 export function withRepairLadder(inner: Remediator, driver: LadderDriver, logger: Logger): Remediator {
   const log = logger.child({ component: 'repair-ladder' });
-  async function follow(decisions: readonly Decision[], records: LedgerRecord[]): Promise<LedgerRecord[]> {
+  async function follow(decisions: readonly Decision[], r: SubmitResult): Promise<SubmitResult> {
     try {
-      const more = await driver.observe(decisions, records);
+      const more = await driver.observe(decisions, ladderView(r));
       if (decisions.length === 0) more.push(...(await driver.tick()));
-      return more.length ? [...records, ...more] : records;
+      if (more.length === 0) return r;
+      // the ladder's own steps: records, or in flight elsewhere like any decision
+      const m = splitRecords(more);
+      return { records: [...r.records, ...m.records], retryLater: [...r.retryLater, ...m.retryLater] };
     } catch (err) {
       log.error({ err: errorMessage(err) }, 'repair ladder could not follow this batch; the next tick retries');
-      return records;
+      return r;
     }
   }
   return {
     get pendingRetries() {
       return inner.pendingRetries;
     },
-    async submit(decisions: readonly Decision[], options?: SubmitOptions): Promise<LedgerRecord[]> {
+    async submit(decisions: readonly Decision[], options?: SubmitOptions): Promise<SubmitResult> {
       return follow(decisions, await inner.submit(decisions, options));
     },
-    async flush(): Promise<LedgerRecord[]> {
+    async flush(): Promise<SubmitResult> {
       return follow([], await inner.flush());
     },
-    async heldFaults(faults: readonly HeldFault[]): Promise<LedgerRecord[]> {
-      if (faults.length === 0) return [];
+    async heldFaults(faults: readonly HeldFault[]): Promise<SubmitResult> {
+      if (faults.length === 0) return { records: [], retryLater: [] };
       try {
-        return await driver.held(faults);
+        // the ladder's steps: records, or in flight elsewhere like any decision
+        return splitRecords(await driver.held(faults));
       } catch (err) {
         log.error({ err: errorMessage(err), faults: faults.length }, 'repair ladder could not take the held faults of this batch');
-        return [];
+        return { records: [], retryLater: [] };
       }
     },
     bindRuleEpisodes(episodes: RuleEpisodes): void {
@@ -69,4 +74,13 @@ export function withRepairLadder(inner: Remediator, driver: LadderDriver, logger
     },
     close: () => inner.close(),
   };
+}
+
+/**
+ * What the ladder driver reads of a submit: its records, and each decision in
+ * flight elsewhere as a record suppressed by `inFlight` (a ladder step not done:
+ * asked again later; a cordon not carried out here).
+ */
+export function ladderView(r: SubmitResult): LedgerRecord[] {
+  return r.retryLater.length === 0 ? r.records : [...r.records, ...r.retryLater.map(retryLaterRecord)];
 }

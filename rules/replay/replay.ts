@@ -94,7 +94,8 @@ export async function* replay(opts: ReplayOptions): AsyncGenerator<LedgerRecord>
   async function submit(decisions: Decision[], tick = false): Promise<LedgerRecord[]> {
     if (decisions.length === 0 && !(tick && opts.tickRemediator === true)) return [];
     opts.onDecisions?.(decisions);
-    return opts.remediator.submit(decisions);
+    // the ledger lines are the records; a decision in flight elsewhere (none in one process) was never a ledger line
+    return (await opts.remediator.submit(decisions)).records;
   }
   async function flush(): Promise<LedgerRecord[]> {
     if (batch.length === 0) return [];
@@ -103,7 +104,7 @@ export async function* replay(opts: ReplayOptions): AsyncGenerator<LedgerRecord>
     const out = await engine.evaluate(b);
     const rs = await submit(out.decisions);
     if (out.heldFaults.length === 0 || !opts.remediator.heldFaults) return rs;
-    return [...rs, ...(await opts.remediator.heldFaults(out.heldFaults))];
+    return [...rs, ...(await opts.remediator.heldFaults(out.heldFaults)).records];
   }
   /** Ticks every boundary ≤ t (or < t: events at a boundary go before its tick, so time-driven firings see them). */
   async function* ticksUpTo(t: number, inclusive: boolean): AsyncGenerator<LedgerRecord> {

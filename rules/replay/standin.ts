@@ -16,7 +16,7 @@ import type { Decision, LedgerRecord } from '../../core/decision.js';
 import { PoisonInputError } from '../../core/errors.js';
 import { CLUSTER_DUMP_MAX_BYTES } from '../../core/yaml.js';
 import { readTextFile } from '../../adapters/text-file.js';
-import type { Remediator } from '../../remediations/ports.js';
+import type { Remediator, SubmitResult } from '../../remediations/ports.js';
 import type { KubeObject } from '../../remediations/kube/wire.js';
 import { parseClusterYaml } from '../../remediations/simulated/parse.js';
 import { isRecord } from '../../core/records.js';
@@ -118,7 +118,7 @@ export function ledgerRecord(d: Decision, outcome: LedgerRecord['outcome'], extr
 
 export function createStandinRemediator(opts: { cluster: MutableClusterView; dryRun: boolean }): Pick<Remediator, 'submit'> {
   return {
-    submit(decisions: readonly Decision[]): Promise<LedgerRecord[]> {
+    submit(decisions: readonly Decision[]): Promise<SubmitResult> {
       const out: LedgerRecord[] = [];
       for (const d of decisions) {
         if (!opts.dryRun && d.target.kind === 'Node') {
@@ -127,7 +127,7 @@ export function createStandinRemediator(opts: { cluster: MutableClusterView; dry
         }
         out.push(ledgerRecord(d, opts.dryRun ? 'dry-run' : 'executed'));
       }
-      return Promise.resolve(out);
+      return Promise.resolve({ records: out, retryLater: [] });
     },
   };
 }

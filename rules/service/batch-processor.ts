@@ -30,8 +30,7 @@ import { decodeEnvelope } from '../../core/envelope.js';
 import type { EventEnvelope } from '../../core/envelope.js';
 import { NodewardenError, PoisonInputError, errorMessage } from '../../core/errors.js';
 import type { Logger } from '../../core/logger.js';
-import type { Remediator } from '../../remediations/ports.js';
-import { isRetryLater } from '../../remediations/remediator.js';
+import type { Remediator, SubmitResult } from '../../remediations/ports.js';
 import type { EngineServiceMetrics } from './metrics.js';
 import type { RuleEngine } from '../engine/engine.js';
 import type { DeadLetterRecord, DeadLetterSink, EventDeduper, RawMessage } from './ports.js';
@@ -175,15 +174,15 @@ export class BatchProcessor {
             storeDown = err;
             throw err;
           });
-          const all = ds.length > 0 ? await this.o.remediator.submit(ds, { redeliverable: true }) : [];
+          const submitted = ds.length > 0 ? await this.o.remediator.submit(ds, { redeliverable: true }) : nothing();
           // after the batch's own decisions: a fault held back by its rule's cooldown, for the repair ladder
-          if (heldFaults.length > 0 && this.o.remediator.heldFaults) all.push(...(await this.o.remediator.heldFaults(heldFaults)));
-          const rs = all.filter((r) => !isRetryLater(r));
+          const held = heldFaults.length > 0 && this.o.remediator.heldFaults ? await this.o.remediator.heldFaults(heldFaults) : nothing();
+          const rs = [...submitted.records, ...held.records];
+          const later = [...submitted.retryLater, ...held.retryLater];
           if (this.o.ledger && rs.length > 0) await this.o.ledger.append(rs);
-          const later = all.filter(isRetryLater);
           if (later.length > 0) {
             countRecords(metrics, rs);
-            throw new RetryLaterError(later.map((r) => r.decisionId ?? '?'));
+            throw new RetryLaterError(later.map((r) => r.decisionId));
           }
           return [ds, rs] as const;
         });
@@ -224,12 +223,12 @@ export class BatchProcessor {
       await dg.deduper.confirm(fresh.map((e) => e.id));
       this.o.logger.warn({ events: fresh.length, pages: pages.length, err: errorMessage(cause) }, 'state store unavailable: evaluated in degraded mode (pages only, no remediation)');
       if (pages.length === 0) return;
-      const rs = await this.o.remediator.submit(pages, { redeliverable: true, storeDown: true }).catch((err: unknown) => {
+      const r = await this.o.remediator.submit(pages, { redeliverable: true, storeDown: true }).catch((err: unknown) => {
         // the ledger shares the outage; the pages themselves were sent
         this.o.logger.warn({ err: errorMessage(err) }, 'degraded pages: ledger write failed');
-        return [];
+        return nothing();
       });
-      countRecords(this.o.metrics, rs);
+      countRecords(this.o.metrics, r.records);
     } catch (err) {
       this.o.logger.error({ err: errorMessage(err) }, 'degraded evaluation failed');
     }
@@ -243,9 +242,8 @@ export class BatchProcessor {
         // Even with no decision the remediator is ticked (an empty submit): the repair
         // ladder behind it follows its Jobs, validations and quiet periods on this tick.
         // A tick is not redelivered: the remediator keeps records it could not write.
-        const all = await this.o.remediator.submit(ds, { redeliverable: false });
-        const rs = all.filter((r) => !isRetryLater(r));
-        if (all.length > rs.length) this.o.logger.warn({ decisions: all.filter(isRetryLater).map((r) => r.decisionId) }, 'tick decisions in flight elsewhere: left to that replica');
+        const { records: rs, retryLater } = await this.o.remediator.submit(ds, { redeliverable: false });
+        if (retryLater.length > 0) this.o.logger.warn({ decisions: retryLater.map((r) => r.decisionId) }, 'tick decisions in flight elsewhere: left to that replica');
         if (this.o.ledger && rs.length > 0) await this.o.ledger.append(rs);
         countRecords(this.o.metrics, rs);
         return rs;
@@ -256,6 +254,9 @@ export class BatchProcessor {
     }
   }
 }
+
+/** What an empty submit does (a fresh object: callers may keep its arrays). */
+const nothing = (): SubmitResult => ({ records: [], retryLater: [] });
 
 /** An outage of a dependency (retriable UNAVAILABLE/TIMEOUT), not a bad batch. */
 function isUnavailable(err: unknown): boolean {

@@ -123,7 +123,7 @@ describe('per-GPU scope on a real kube-apiserver', function () {
       const ledger = memoryLedger();
       const { remediator, exec } = remediatorOn(view, engineKc, discovery, api, ledger);
       const d = taintDecision('gpu-003', UUID);
-      const [rec] = await remediator.submit([d]);
+      const [rec] = (await remediator.submit([d])).records;
       expect(rec).to.deep.include({ action: 'taint', outcome: 'executed', target: { kind: 'Device', name: UUID, node: 'gpu-003' } });
       const name = deviceTaintRuleName({ node: 'gpu-003', gpu: UUID });
       const got = await get(name);
@@ -159,7 +159,7 @@ describe('per-GPU scope on a real kube-apiserver', function () {
       const { remediator, exec } = remediatorOn(view, engineKc, discovery, api, ledger);
       const gpu = `GPU-7a2d0c11-${RUN}-4b66-8e3c-4d8e2f1fab22`.slice(0, 40);
       const decisions = await packDecisions(view, 'gpu-004', 119, gpu, 'Timeout after 6s of waiting for RPC response from GPU0 GSP!');
-      const recs = await remediator.submit(decisions);
+      const recs = (await remediator.submit(decisions)).records;
       expect(recs.map((r) => [r.rule, r.action, r.outcome])).to.deep.equal([
         ['gpu-xid-fatal', 'taint', 'executed'],
         ['gpu-xid-fatal', 'page', 'executed'],
@@ -341,7 +341,7 @@ describe('per-GPU scope on a real kube-apiserver', function () {
       const ledger = memoryLedger();
       const { remediator } = remediatorOn(view, kc, discovery, api, ledger);
       const d = taintDecision(node, UUID);
-      const [rec] = await remediator.submit([d]);
+      const [rec] = (await remediator.submit([d])).records;
       expect(rec).to.deep.include({ action: 'cordon', outcome: 'executed', target: { kind: 'Node', name: node }, decisionId: `${d.id}-node` });
       expect(rec?.reason).to.match(/DeviceTaintRule is not served by this cluster; cordoning the node/);
       const got = JSON.parse((await kube.kubectl(['get', 'node', node, '-o', 'json'])).stdout) as { spec: { unschedulable?: boolean } };
@@ -358,7 +358,7 @@ describe('per-GPU scope on a real kube-apiserver', function () {
       const { remediator } = remediatorOn(view, kc, discovery, api, ledger);
       const decisions = await packDecisions(view, node, 119, UUID, 'Timeout after 6s of waiting for RPC response from GPU0 GSP!');
       expect(decisions.map((d) => d.action)).to.deep.equal(['taint', 'page']);
-      const recs = await remediator.submit(decisions);
+      const recs = (await remediator.submit(decisions)).records;
       expect(recs.map((r) => [r.rule, r.action, r.outcome])).to.deep.equal([
         ['gpu-xid-fatal', 'cordon', 'executed'],
         ['gpu-xid-fatal', 'page', 'executed'],

@@ -133,7 +133,7 @@ describe('Kubernetes API faults (real apiserver behind a fault-injecting proxy)'
   it('500s: cordons fail, the breaker opens and half-opens by itself, every node is cordoned once after the API heals', async () => {
     proxy.setRules([{ path: /\/api\/v1\/nodes\//, fault: { kind: 'status', code: 500 } }]);
     const names = [0, 1, 2, 3, 4].map(node);
-    const recs = await remediator.submit(names.map((n) => cordonOf(n)));
+    const recs = (await remediator.submit(names.map((n) => cordonOf(n)))).records;
     expect(recs.map((r) => r.outcome)).to.deep.equal(['failed', 'failed', 'failed', 'denied', 'denied']);
     expect(recs[3]!.guard).to.equal('circuitOpen');
     expect(remediator.pendingRetries).to.equal(5);
@@ -157,7 +157,7 @@ describe('Kubernetes API faults (real apiserver behind a fault-injecting proxy)'
       { method: 'PATCH', path: new RegExp(`/api/v1/nodes/${dropped}`), fault: { kind: 'drop' }, times: 1 },
     ]);
     const t0 = Date.now();
-    const recs = await remediator.submit([cordonOf(hung), cordonOf(dropped)]);
+    const recs = (await remediator.submit([cordonOf(hung), cordonOf(dropped)])).records;
     figure('kube_hang_submit_ms', Date.now() - t0);
     expect(Date.now() - t0, 'bounded by the action timeout').to.be.below(5000);
     expect(recs.map((r) => r.outcome)).to.deep.equal(['failed', 'failed']);
@@ -175,7 +175,7 @@ describe('Kubernetes API faults (real apiserver behind a fault-injecting proxy)'
       { method: 'PATCH', path: new RegExp(`/api/v1/nodes/${conflicted}`), fault: { kind: 'status', code: 409 }, times: 2 },
       { path: new RegExp(`/api/v1/nodes/${slow}`), fault: { kind: 'delay', ms: 400 } },
     ]);
-    const recs = await remediator.submit([cordonOf(conflicted), cordonOf(slow)]);
+    const recs = (await remediator.submit([cordonOf(conflicted), cordonOf(slow)])).records;
     expect(recs.map((r) => r.outcome)).to.deep.equal(['executed', 'executed']);
     await until('both cordoned', () => unschedulable(conflicted) && unschedulable(slow), 15_000);
     expect(patches(conflicted)).to.equal(1);
@@ -231,7 +231,7 @@ describe('Kubernetes API faults (real apiserver behind a fault-injecting proxy)'
     const forbidden = node(30);
     proxy.setRules([{ method: 'PATCH', path: new RegExp(`/api/v1/nodes/${forbidden}`), fault: { kind: 'status', code: 403 } }]);
     const before = pager.sent.length;
-    const recs = await remediator.submit([cordonOf(forbidden, 'fault-test-403')]);
+    const recs = (await remediator.submit([cordonOf(forbidden, 'fault-test-403')])).records;
     expect(recs[0]).to.include({ outcome: 'failed' });
     expect(remediator.pendingRetries).to.equal(0);
     await until('the could-not page', () => pager.sent.length > before, 15_000);

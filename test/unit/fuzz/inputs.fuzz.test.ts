@@ -7,7 +7,7 @@ import { expect } from 'chai';
 import fc from 'fast-check';
 import { validateLedgerQuery, validatePauseBody, validateResumeBody, validateToggleBody } from '../../../control/api.js';
 import { ManualClock } from '../../../core/clock.js';
-import type { Decision, LedgerRecord } from '../../../core/decision.js';
+import type { Decision } from '../../../core/decision.js';
 import { decodeEnvelope, envelopeProblems, EVENT_TYPES } from '../../../core/envelope.js';
 import { PoisonInputError } from '../../../core/errors.js';
 import { silentLogger } from '../../../core/logger.js';
@@ -20,6 +20,7 @@ import { BatchProcessor } from '../../../rules/service/batch-processor.js';
 import { MemoryDeadLetterSink } from '../../../rules/service/dead-letter.js';
 import { MemoryDeduper } from '../../../rules/service/dedupe.js';
 import { engineServiceMetrics } from '../../../rules/service/metrics.js';
+import type { SubmitResult } from '../../../remediations/ports.js';
 import type { RawMessage } from '../../../rules/service/ports.js';
 import { FUZZ_RUNS, fuzz } from './fuzz-support.js';
 
@@ -113,7 +114,7 @@ describe(`fuzz: engine inputs (${FUZZ_RUNS} cases each)`, function () {
     let evaluated = 0;
     const processor = new BatchProcessor({
       engine: { process: (es) => ((evaluated += es.length), Promise.resolve<Decision[]>([])), tick: () => Promise.resolve([]) },
-      remediator: { submit: (): Promise<LedgerRecord[]> => Promise.resolve([]) },
+      remediator: { submit: (): Promise<SubmitResult> => Promise.resolve({ records: [], retryLater: [] }) },
       deduper: new MemoryDeduper(clock, { windowMs: 1, claimTtlMs: 1 }),
       deadLetters: dead,
       metrics: engineServiceMetrics(createRegistry('engine')),

@@ -72,7 +72,7 @@ describe('approvals', () => {
   it('a rollback waits for approval; approved via Slack on another replica after the first is gone, it runs exactly once', async () => {
     const guard = createMemoryGuard({ view, options: guardOptionsFromConfig(DEFAULT_CONFIG), clock });
     const a = replica(new Approvals(store, clock), guard);
-    const [first] = await a.submit([rollback()]);
+    const [first] = (await a.submit([rollback()])).records;
     expect(first).to.include({ outcome: 'pending-approval', action: 'rollback' });
     expect(requested).to.have.length(1);
     // the same decision redelivered does not ask twice

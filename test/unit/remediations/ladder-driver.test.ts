@@ -14,7 +14,7 @@ import { silentLogger } from '../../../core/logger.js';
 import { createReplayRemediation } from '../../../remediations/index.js';
 import { LadderDriver } from '../../../remediations/ladder/driver.js';
 import { createRepairJobWatch } from '../../../remediations/ladder/job-executor.js';
-import { ladderPolicyFromConfig } from '../../../remediations/ladder/wire.js';
+import { ladderPolicyFromConfig, ladderView } from '../../../remediations/ladder/wire.js';
 import type { KubeObject } from '../../../remediations/kube/wire.js';
 import { createSimulatedCluster } from '../../../remediations/simulated/index.js';
 import { SimulatedRepairJobs } from '../../../remediations/simulated/simulated-jobs.js';
@@ -107,7 +107,7 @@ describe('repair ladder driver (replay remediator, simulated cluster)', () => {
     const { clock, cluster, jobs, r, run, steps } = setup();
     const c = xidCordon('gpu-5', 95, clock.now());
     const taint: Decision = { ...c, action: 'taint', target: { kind: 'Device', name: 'GPU-5f1c0a2b-0000-1111-2222-333344445555', node: 'gpu-5' } };
-    const recs = await r.remediator.submit([taint]);
+    const recs = (await r.remediator.submit([taint])).records;
     expect(recs.find((x) => x.action === 'cordon')?.decisionId).to.equal(`${taint.id}-node`);
     expect(cluster.getNode('gpu-5')?.unschedulable).to.equal(true);
     expect(jobs.jobs.size, 'the reset Job').to.equal(1);
@@ -180,7 +180,7 @@ describe('repair ladder driver (replay remediator, simulated cluster)', () => {
       store: r.store,
       policy: ladderPolicyFromConfig(cfg),
       submit: async (ds) => {
-        const out = await r.remediator.submit(ds);
+        const out = ladderView(await r.remediator.submit(ds));
         records.push(...out);
         return out;
       },
@@ -210,7 +210,7 @@ function xidTaint(node: string, code: number, at: number): Decision {
 describe('repair ladder driver: GPU (device-taint) episodes', () => {
   it('a tainted GPU is reset, validated, and returned by untaint of that GPU (never an uncordon); the node is never cordoned', async () => {
     const { clock, cluster, r, run, steps } = setup(config(), () => false, true);
-    const [rec] = await r.remediator.submit([xidTaint('gpu-3', 95, clock.now())]);
+    const [rec] = (await r.remediator.submit([xidTaint('gpu-3', 95, clock.now())])).records;
     expect(rec).to.include({ action: 'taint', outcome: 'executed' });
     expect(cluster.getNode('gpu-3')?.taintedGpus).to.deep.equal([GPU]);
     expect(cluster.getNode('gpu-3')?.unschedulable).to.equal(false);
@@ -254,10 +254,10 @@ describe('repair ladder driver: GPU (device-taint) episodes', () => {
 
   it('replay without device taints: a GPU taint still cordons the node, and an untaint executes (no missing executor)', async () => {
     const { clock, cluster, r } = setup();
-    const [t] = await r.remediator.submit([xidTaint('gpu-9', 95, clock.now())]);
+    const [t] = (await r.remediator.submit([xidTaint('gpu-9', 95, clock.now())])).records;
     expect(t).to.include({ action: 'cordon', outcome: 'executed' });
     expect(cluster.getNode('gpu-9')?.unschedulable).to.equal(true);
-    const [u] = await r.remediator.submit([{ ...xidTaint('gpu-9', 95, clock.now()), id: 'u9', action: 'untaint' }]);
+    const [u] = (await r.remediator.submit([{ ...xidTaint('gpu-9', 95, clock.now()), id: 'u9', action: 'untaint' }])).records;
     expect(u).to.include({ action: 'untaint', outcome: 'executed' });
   });
 });
@@ -316,7 +316,7 @@ describe('repair ladder driver: held faults across replicas (ADR 0034)', () => {
       ids: (ns) => r.store.ids(ns),
       claimOnce: (ns, id, ttl) => r.store.claimOnce(ns, id, ttl),
     };
-    const b = new LadderDriver({ store, policy: ladderPolicyFromConfig(config()), submit: (ds) => r.remediator.submit(ds), view: cluster, jobs: createRepairJobWatch(jobs), clock, logger: silentLogger, catalogue: loadRules(defaultRulesPath()).xidCatalogue, ledger: [], tickEveryMs: 0 });
+    const b = new LadderDriver({ store, policy: ladderPolicyFromConfig(config()), submit: async (ds) => ladderView(await r.remediator.submit(ds)), view: cluster, jobs: createRepairJobWatch(jobs), clock, logger: silentLogger, catalogue: loadRules(defaultRulesPath()).xidCatalogue, ledger: [], tickEveryMs: 0 });
     const fault = (node: string): HeldFault => ({ rule: 'gpu-xid-fatal', node, gpu: 'GPU-5f1c0a2b-0000-1111-2222-333344445555', eventId: `e-${node}`, at: clock.now(), reason: 'gpu.xid Xid 95', xid: { code: 95, message: 'Xid 95', gpu: 'GPU-5f1c0a2b-0000-1111-2222-333344445555' } });
     await b.tick(true); // b's set: no open episode
     // replica a (the replay remediation's own driver) opens and runs the episode into its quiet period
@@ -335,7 +335,7 @@ describe('repair ladder driver: held faults across replicas (ADR 0034)', () => {
     expect(reads, "one read for the two faults of one GPU, one for the reboot's record").to.deep.equal(['gpu-2', 'gpu-2']);
     expect(steps().map((x) => x.action)).to.deep.equal(['reset', 'validate', 'reboot']);
     // a driver that never ticked drops nothing
-    const c = new LadderDriver({ store, policy: ladderPolicyFromConfig(config()), submit: (ds) => r.remediator.submit(ds), view: cluster, jobs: createRepairJobWatch(jobs), clock, logger: silentLogger, ledger: [] });
+    const c = new LadderDriver({ store, policy: ladderPolicyFromConfig(config()), submit: async (ds) => ladderView(await r.remediator.submit(ds)), view: cluster, jobs: createRepairJobWatch(jobs), clock, logger: silentLogger, ledger: [] });
     reads.length = 0;
     expect(await c.held([fault('gpu-9')])).to.deep.equal([]);
     expect(reads).to.deep.equal(['gpu-9']);
@@ -350,7 +350,7 @@ describe('repair ladder: a second faulty GPU on the node gets its own episode (A
     await r.remediator.submit([xidTaint('gpu-3', 95, clock.now())]);
     clock.advance(20_000);
     const b = xidTaint('gpu-3', 95, clock.now());
-    const [rec] = await r.remediator.submit([{ ...b, id: 't-b', target: { kind: 'Device', name: GPU_B, node: 'gpu-3' }, evidence: { ...b.evidence, xid: { code: 95, message: 'Xid 95', gpu: GPU_B } } }]);
+    const [rec] = (await r.remediator.submit([{ ...b, id: 't-b', target: { kind: 'Device', name: GPU_B, node: 'gpu-3' }, evidence: { ...b.evidence, xid: { code: 95, message: 'Xid 95', gpu: GPU_B } } }])).records;
     expect(rec).to.include({ action: 'taint', outcome: 'executed' });
     expect(cluster.getNode('gpu-3')?.taintedGpus).to.have.members([GPU, GPU_B]);
     await run(80);
@@ -411,7 +411,7 @@ describe('repair ladder: back in service ends the isolating rule episode, so a l
     // a person uncordons the node during the reset: a likely false positive
     await cluster.api.patchNode('gpu-3', { spec: { unschedulable: null, taints: [] }, metadata: { annotations: { 'nodewarden.io/cordoned-by': null } } });
     clock.set(T + 6 * M);
-    recs.push(...(await r.remediator.submit([]))); // the ladder's tick sees it
+    recs.push(...(await r.remediator.submit([])).records); // the ladder's tick sees it
     for await (const rec of replay({ ...opts, events: [xidEvent('x2', T + 20 * M)], until: T + 21 * M })) recs.push(rec);
     expect(recs.find((x) => x.guard === 'resolvedByPerson')?.details?.episode).to.include({ end: 'resolved-by-person' });
     const cordons = recs.filter((x) => x.action === 'cordon' && x.outcome === 'executed');

@@ -11,7 +11,7 @@ import { createMemoryGuard, MemoryGuardState } from '../../../remediations/guard
 import { guardOptionsFromConfig } from '../../../remediations/guard/policy.js';
 import { MemoryLedger } from '../../../remediations/ledger/memory-ledger.js';
 import type { ExecutionResult, Executor, Guard, Remediator } from '../../../remediations/ports.js';
-import { createRemediator, isRetryLater } from '../../../remediations/remediator.js';
+import { createRemediator } from '../../../remediations/remediator.js';
 import { cordon, FakeCluster, FakeClusterExecutor } from './fake-cluster.js';
 
 const T0 = Date.parse('2026-12-02T10:00:00Z');
@@ -70,14 +70,15 @@ describe('remediator: in-flight leases (ADR 0026)', () => {
     // a stalls past its lease (its renewals never got through); b takes the decision over and acts
     w.clock.advance(15_000);
     const taken = await b.remediator.submit([d]);
-    expect(taken.map((r) => `${r.action} ${r.outcome}`)).to.deep.equal(['cordon executed']);
+    expect(taken.records.map((r) => `${r.action} ${r.outcome}`)).to.deep.equal(['cordon executed']);
+    expect(taken.retryLater).to.deep.equal([]);
     expect(w.state.decisions.get('fence-1')).to.include({ state: 'done', extra: 'executed' });
     // a wakes up: its action ran, but the decision is b's now
     held.finish();
     const recs = await stalled;
-    expect(recs).to.have.length(1);
-    expect(isRetryLater(recs[0]!), 'returned as retry-later (the other replica holds it)').to.equal(true);
-    expect(recs[0]!.details?.guardReason).to.contain('taken over by another replica');
+    expect(recs.records, 'no record: the other replica holds it').to.deep.equal([]);
+    expect(recs.retryLater.map((r) => `${r.decisionId} ${r.action} ${r.target.name}`), 'returned as retry-later').to.deep.equal(['fence-1 cordon gpu-007']);
+    expect(recs.retryLater[0]!.inFlight).to.contain('taken over by another replica');
     expect(a.ledger.records, 'no ledger record written by the replica that lost the lease').to.deep.equal([]);
     expect(b.ledger.records.map((r) => `${r.decisionId} ${r.outcome}`)).to.deep.equal(['fence-1 executed']);
     expect(w.state.decisions.get('fence-1'), 'b\'s settle stands').to.include({ state: 'done', extra: 'executed' });
@@ -101,10 +102,11 @@ describe('remediator: in-flight leases (ADR 0026)', () => {
     expect(w.state.decisions.get('renew-1')?.until).to.equal(T0 + 2000 + 3000);
     w.clock.advance(2000); // past the first lease end (T0 + 3 s)
     const busy = await b.remediator.submit([d]);
-    expect(isRetryLater(busy[0]!), 'still in flight at a').to.equal(true);
+    expect(busy.records, 'still in flight at a: no record').to.deep.equal([]);
+    expect(busy.retryLater.map((r) => r.decisionId), 'still in flight at a').to.deep.equal(['renew-1']);
     expect(other.calls).to.deep.equal([]);
     held.finish();
-    expect((await slow).map((r) => `${r.action} ${r.outcome}`)).to.deep.equal(['cordon executed']);
+    expect((await slow).records.map((r) => `${r.action} ${r.outcome}`)).to.deep.equal(['cordon executed']);
     expect(a.ledger.records.map((r) => r.decisionId)).to.deep.equal(['renew-1']);
     expect(w.state.decisions.get('renew-1')).to.include({ state: 'done' });
     await a.remediator.close();
@@ -133,7 +135,7 @@ describe('remediator: in-flight leases (ADR 0026)', () => {
     expect(a.ledger.records).to.deep.equal([]);
     expect(w.state.decisions.get('fence-down'), 'not settled').to.include({ state: 'in-flight' });
     down = false;
-    expect((await a.remediator.flush()).map((r) => `${r.decisionId} ${r.outcome}`)).to.deep.equal(['fence-down executed']);
+    expect((await a.remediator.flush()).records.map((r) => `${r.decisionId} ${r.outcome}`)).to.deep.equal(['fence-down executed']);
     expect(a.ledger.records.map((r) => r.decisionId)).to.deep.equal(['fence-down']);
     expect(w.state.decisions.get('fence-down')).to.include({ state: 'done' });
     await a.remediator.close();

@@ -66,7 +66,7 @@ describe('remediator', () => {
     it('cordons at most 5 and pages once about the rest', async () => {
       const { clock, cluster, exec, pager, ledger, remediator } = setup();
       await storm(remediator, clock, stormNodes(10, 20));
-      const flushed = await remediator.flush();
+      const flushed = (await remediator.flush()).records;
       expect(exec.calls.filter((d) => d.action === 'cordon')).to.have.length(5);
       expect(cluster.unavailableCount()).to.equal(5);
       const cordons = ledger.records.filter((r) => r.action === 'cordon');
@@ -102,7 +102,7 @@ describe('remediator', () => {
     it('in dry-run shows the same verdicts without touching the cluster or paging', async () => {
       const { clock, cluster, exec, pager, ledger, remediator } = setup({ dryRun: true });
       await storm(remediator, clock, stormNodes(10, 20));
-      const flushed = await remediator.flush();
+      const flushed = (await remediator.flush()).records;
       expect(exec.calls).to.have.length(0);
       expect(cluster.unavailableCount()).to.equal(0);
       expect(pager.sent).to.have.length(0);
@@ -121,7 +121,7 @@ describe('remediator', () => {
       await remediator.submit([cordon('gpu-003', { rule: 'containerd-down', severity: 'warning', group: { pool: 'h100-train' } })]);
       expect(pager.sent, 'held within the window').to.have.length(0);
       clock.advance(30_000);
-      const recs = await remediator.submit([]);
+      const recs = (await remediator.submit([])).records;
       expect(recs.map((r) => r.action)).to.deep.equal(['page', 'page']);
       expect(pager.sent.map((p) => [p.dedupKey, p.severity])).to.deep.equal([
         ['nodewarden:denied:maxUnavailable:gpu-xid-fatal:pool=h100-train', 'critical'],
@@ -161,7 +161,7 @@ describe('remediator', () => {
     it('records a failed executor with its error and opens the breaker after N failures', async () => {
       const { exec, ledger, remediator, guard } = setup({ guard: { breaker: { failures: 3, windowMs: 60_000, openForMs: 60_000 } } });
       exec.failNext = 3;
-      const recs = await remediator.submit(stormNodes(0, 4).map((n) => cordon(n)));
+      const recs = (await remediator.submit(stormNodes(0, 4).map((n) => cordon(n)))).records;
       expect(recs.map((r) => r.outcome)).to.deep.equal(['failed', 'failed', 'failed', 'denied']);
       expect(recs[0]!.error).to.equal('injected failure');
       expect(recs[3]!.guard).to.equal('circuitOpen');
@@ -174,10 +174,10 @@ describe('remediator', () => {
     it('fails closed when the guard is unreachable: no action, a denial, and the denial page goes out marked degraded', async () => {
       const broken = downGuard('ECONNREFUSED');
       const { exec, pager, remediator } = setup({ guardImpl: broken });
-      const recs = await remediator.submit([cordon('gpu-000')]);
+      const recs = (await remediator.submit([cordon('gpu-000')])).records;
       expect(recs[0]).to.include({ outcome: 'denied', guard: 'guardUnavailable' });
       expect(recs[0]!.details?.guardReason).to.contain('ECONNREFUSED');
-      const pages = await remediator.flush();
+      const pages = (await remediator.flush()).records;
       expect(exec.calls).to.have.length(0);
       expect(pages[0]).to.include({ action: 'page', outcome: 'executed', guard: null });
       expect(pages[0]!.details?.degraded).to.contain('ECONNREFUSED');
@@ -188,10 +188,10 @@ describe('remediator', () => {
     it('pages of a rule still go out, marked degraded, while the guard is unreachable; remediation stays off', async () => {
       const broken = downGuard('redis down');
       const { exec, pager, remediator } = setup({ guardImpl: broken });
-      const recs = await remediator.submit([
+      const recs = (await remediator.submit([
         cordon('gpu-001'),
         decision({ action: 'page', rule: 'gpu-xid-fatal', severity: 'critical', dedupKey: 'gpu-xid-fatal:gpu-001', target: { kind: 'Node', name: 'gpu-001' } }),
-      ]);
+      ])).records;
       expect(recs.map((r) => [r.action, r.outcome])).to.deep.equal([
         ['cordon', 'denied'],
         ['page', 'executed'],
@@ -222,7 +222,7 @@ describe('remediator', () => {
         incidents: createIncidentPaging({ store, clock }),
       });
       // the engine's degraded evaluation submits only pages and resolves (rules/service/batch-processor.ts)
-      const recs = await remediator.submit([decision({ action: 'page', rule: 'gpu-xid-fatal', severity: 'critical', dedupKey: 'gpu-xid-fatal:gpu-001', target: { kind: 'Node', name: 'gpu-001' } })]);
+      const recs = (await remediator.submit([decision({ action: 'page', rule: 'gpu-xid-fatal', severity: 'critical', dedupKey: 'gpu-xid-fatal:gpu-001', target: { kind: 'Node', name: 'gpu-001' } })])).records;
       expect(recs.map((r) => [r.action, r.outcome])).to.deep.equal([['page', 'executed']]);
       expect(recs[0]!.details?.degraded).to.contain('redis down');
       expect(recs[0]!.details?.incidentUnavailable).to.contain('redis down');
@@ -231,7 +231,7 @@ describe('remediator', () => {
       expect(pager.sent[0]!.summary).to.contain('[degraded: guard unavailable: redis down]');
       // the engine's degraded evaluation says the store is down: no further wait on it for grouping
       const before = storeCalls;
-      const again = await remediator.submit([decision({ id: 'p2', action: 'page', rule: 'gpu-xid-fatal', severity: 'critical', dedupKey: 'gpu-xid-fatal:gpu-002', target: { kind: 'Node', name: 'gpu-002' } })], { redeliverable: true, storeDown: true });
+      const again = (await remediator.submit([decision({ id: 'p2', action: 'page', rule: 'gpu-xid-fatal', severity: 'critical', dedupKey: 'gpu-xid-fatal:gpu-002', target: { kind: 'Node', name: 'gpu-002' } })], { redeliverable: true, storeDown: true })).records;
       expect(again.map((r) => [r.action, r.outcome])).to.deep.equal([['page', 'executed']]);
       expect(storeCalls - before, 'incident store calls while known down').to.equal(0);
       expect(pager.sent).to.have.length(2);
@@ -240,11 +240,11 @@ describe('remediator', () => {
     it('retries a failed cordon with back-off until it is carried out, once (same decision id)', async () => {
       const { clock, exec, cluster, ledger, pager, remediator } = setup();
       exec.failNext = 2;
-      const first = await remediator.submit([cordon('gpu-007', { id: 'xid79:gpu-007', group: { pool: 'h100-train' } })]);
+      const first = (await remediator.submit([cordon('gpu-007', { id: 'xid79:gpu-007', group: { pool: 'h100-train' } })])).records;
       expect(first[0]).to.include({ outcome: 'failed' });
       expect(remediator.pendingRetries).to.equal(1);
       // not due yet
-      expect(await remediator.flush()).to.deep.equal([]);
+      expect(await remediator.flush()).to.deep.equal({ records: [], retryLater: [] });
       for (let i = 0; i < 4 && remediator.pendingRetries > 0; i++) {
         clock.advance(60_000);
         await remediator.flush();
@@ -289,7 +289,7 @@ describe('remediator', () => {
         logger: silentLogger,
         autoFlush: false,
       });
-      const recs = await r.submit([decision({ action: 'rollback', target: { kind: 'Deployment', namespace: 'ml', name: 'web' } })]);
+      const recs = (await r.submit([decision({ action: 'rollback', target: { kind: 'Deployment', namespace: 'ml', name: 'web' } })])).records;
       expect(recs[0]).to.include({ outcome: 'failed', error: 'no executor for action rollback' });
     });
   });
@@ -297,11 +297,11 @@ describe('remediator', () => {
   describe('ledger records (brief §4)', () => {
     it('carries ts, rule, action, target, outcome, reason, guard; severity+dedupKey for pages; namespace+toRevision for rollbacks', async () => {
       const { remediator } = setup();
-      const recs = await remediator.submit([
+      const recs = (await remediator.submit([
         cordon('gpu-042', { rule: 'gpu-xid-fatal', reason: 'Xid 79 (GPU has fallen off the bus) on gpu-042' }),
         decision({ action: 'page', rule: 'gpu-xid-fatal', severity: 'critical', dedupKey: 'gpu-xid-fatal:gpu-042', target: { kind: 'Node', name: 'gpu-042' } }),
         decision({ action: 'rollback', rule: 'driver-rollout', target: { kind: 'DaemonSet', namespace: 'gpu-operator', name: 'nvidia-driver-daemonset' }, params: { toRevision: 3 } }),
-      ]);
+      ])).records;
       expect(recs[0]).to.deep.include({
         ts: '2026-11-21T10:15:00.000Z',
         rule: 'gpu-xid-fatal',

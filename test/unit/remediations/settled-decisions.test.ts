@@ -99,7 +99,7 @@ describe('settled decisions that come again (one decision, one ledger record)', 
     for (let t = 15_000; t <= 600_000; t += 15_000) {
       s.clock.set(T0 + t);
       // (the incident's own update, due after its group interval, is not one of them)
-      const again = [...(await a.submit([...firing('gpu-001'), ...firing('gpu-002')])), ...(await b.submit([...firing('gpu-001'), ...firing('gpu-002')]))].filter((r) => r.decisionId?.startsWith('ep-'));
+      const again = [...(await a.submit([...firing('gpu-001'), ...firing('gpu-002')])).records, ...(await b.submit([...firing('gpu-001'), ...firing('gpu-002')])).records].filter((r) => r.decisionId?.startsWith('ep-'));
       expect(again.map((r) => r.guard), `at +${t / 1000}s`).to.deep.equal(Array(8).fill('idempotency'));
     }
     expect(keysOf(s.ledger.records, (r) => r.decisionId?.startsWith('ep-') === true), 'nothing recorded after the first time').to.have.length(4);
@@ -130,10 +130,13 @@ describe('settled decisions that come again (one decision, one ledger record)', 
     // redelivered while A's lease runs: what A held is left to it (retry later), the page that joined the incident is recorded
     s.clock.set(T0 + 2000);
     const second = await b.submit(batch, { redeliverable: true });
-    expect(second.map((r) => `${r.decisionId} ${r.outcome}/${r.guard ?? '-'}`)).to.deep.equal([
-      'ep-gpu-001:cordon suppressed/inFlight',
-      'ep-gpu-001:page suppressed/inFlight',
-      'ep-gpu-002:cordon suppressed/inFlight',
+    expect(second.retryLater.map((r) => `${r.decisionId} ${r.action} ${r.target.name}`), 'in flight at A: not recorded, retried later').to.deep.equal([
+      'ep-gpu-001:cordon cordon gpu-001',
+      'ep-gpu-001:page page gpu-001',
+      'ep-gpu-002:cordon cordon gpu-002',
+    ]);
+    for (const r of second.retryLater) expect(r.inFlight, r.decisionId).to.match(/in flight elsewhere/);
+    expect(second.records.map((r) => `${r.decisionId} ${r.outcome}/${r.guard ?? '-'}`)).to.deep.equal([
       // its first write failed: not lost, recorded now (the guard remembers a suppressed page only once it is durable)
       'ep-gpu-002:page suppressed/incidentOpen',
     ]);
@@ -151,7 +154,7 @@ describe('settled decisions that come again (one decision, one ledger record)', 
     // settled now: one more redelivery records nothing and routes nothing
     s.clock.set(T0 + 200_000);
     const n = s.ledger.records.length;
-    expect((await b.submit(batch, { redeliverable: true })).map((r) => r.guard)).to.deep.equal(Array(4).fill('idempotency'));
+    expect((await b.submit(batch, { redeliverable: true })).records.map((r) => r.guard)).to.deep.equal(Array(4).fill('idempotency'));
     expect(s.ledger.records).to.have.length(n);
   });
 });

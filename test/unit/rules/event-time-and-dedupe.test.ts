@@ -18,6 +18,7 @@ import { MemoryDeadLetterSink } from '../../../rules/service/dead-letter.js';
 import { MemoryDeduper } from '../../../rules/service/dedupe.js';
 import { engineServiceMetrics } from '../../../rules/service/metrics.js';
 import type { RuleEngine } from '../../../rules/engine/engine.js';
+import type { SubmitResult } from '../../../remediations/ports.js';
 import type { RawMessage } from '../../../rules/service/ports.js';
 
 const T0 = Date.parse('2026-11-21T10:00:00.000Z');
@@ -56,7 +57,7 @@ describe('event time is bounded against read time: live engine (batch processor)
     const deadLetters = new MemoryDeadLetterSink();
     const processor = new BatchProcessor({
       engine,
-      remediator: { submit: (): Promise<LedgerRecord[]> => Promise.resolve([]) },
+      remediator: { submit: (): Promise<SubmitResult> => Promise.resolve({ records: [], retryLater: [] }) },
       deduper: new MemoryDeduper(clock, { windowMs: 600_000, claimTtlMs: 5000 }),
       deadLetters,
       metrics: engineServiceMetrics(createRegistry('engine')),

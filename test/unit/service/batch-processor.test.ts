@@ -5,7 +5,7 @@ import type { Decision, LedgerRecord } from '../../../core/decision.js';
 import type { EventEnvelope } from '../../../core/envelope.js';
 import { silentLogger } from '../../../core/logger.js';
 import { createRegistry } from '../../../adapters/metrics.js';
-import type { Remediator } from '../../../remediations/ports.js';
+import type { Remediator, SubmitResult } from '../../../remediations/ports.js';
 import { BatchProcessor } from '../../../rules/service/batch-processor.js';
 import { MemoryDeadLetterSink } from '../../../rules/service/dead-letter.js';
 import { MemoryDeduper } from '../../../rules/service/dedupe.js';
@@ -56,10 +56,10 @@ class FakeEngine implements RuleEngine {
 class FakeRemediator implements Pick<Remediator, 'submit'> {
   submitted: Decision[] = [];
   submits = 0;
-  submit(ds: readonly Decision[]): Promise<LedgerRecord[]> {
+  submit(ds: readonly Decision[]): Promise<SubmitResult> {
     this.submits++;
     this.submitted.push(...ds);
-    return Promise.resolve(ds.map((d): LedgerRecord => ({ ts: new Date(d.at).toISOString(), rule: d.rule, action: d.action, target: d.target, outcome: 'executed', reason: d.reason, guard: null })));
+    return Promise.resolve({ records: ds.map((d): LedgerRecord => ({ ts: new Date(d.at).toISOString(), rule: d.rule, action: d.action, target: d.target, outcome: 'executed', reason: d.reason, guard: null })), retryLater: [] });
   }
 }
 
@@ -189,7 +189,7 @@ describe('engine service: held faults (ADR 0034)', () => {
       heldFaults: (fs) => {
         calls.push(`held:${fs.length}`);
         held.push(...fs);
-        return Promise.resolve([{ ts: new Date(clock.now()).toISOString(), rule: 'gpu-xid-fatal', action: 'reboot', target: { kind: 'Node', name: 'gpu-1' }, outcome: 'executed', reason: 'ladder', guard: null }]);
+        return Promise.resolve({ records: [{ ts: new Date(clock.now()).toISOString(), rule: 'gpu-xid-fatal', action: 'reboot', target: { kind: 'Node', name: 'gpu-1' }, outcome: 'executed', reason: 'ladder', guard: null }], retryLater: [] });
       },
     };
     const processor = new BatchProcessor({ engine, remediator, deduper: new MemoryDeduper(clock, { windowMs: 3_600_000, claimTtlMs: 5000 }), deadLetters: new MemoryDeadLetterSink(), metrics: engineServiceMetrics(createRegistry('engine')), clock, logger: silentLogger });
@@ -212,7 +212,7 @@ describe('engine service: held faults (ADR 0034)', () => {
     let bound: RuleEpisodes | null = null;
     const remediator: Pick<Remediator, 'submit' | 'heldFaults' | 'bindRuleEpisodes'> = {
       submit: (ds) => inner.submit(ds),
-      heldFaults: () => Promise.resolve([]),
+      heldFaults: () => Promise.resolve({ records: [], retryLater: [] }),
       bindRuleEpisodes: (r) => {
         bound = r;
       },

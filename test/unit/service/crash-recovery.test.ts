@@ -183,11 +183,11 @@ describe('crash recovery: no lost and no duplicate actions', () => {
     expect(err).to.be.instanceOf(Error);
     sink.failing = false;
     const next = await remediator.submit([]);
-    expect(next).to.deep.equal([]);
+    expect(next).to.deep.equal({ records: [], retryLater: [] });
     expect(sink.records.map((x) => `${x.decisionId} ${x.outcome}`)).to.deep.equal(['tick-1 executed']);
     // and it was settled once written: a replay is suppressed
     const replay = await remediator.submit([d]);
-    expect(replay.map((x) => `${x.outcome}/${x.guard ?? '-'}`)).to.deep.equal(['suppressed/idempotency']);
+    expect(replay.records.map((x) => `${x.outcome}/${x.guard ?? '-'}`)).to.deep.equal(['suppressed/idempotency']);
     expect(exec.calls).to.have.length(1);
   });
 });
