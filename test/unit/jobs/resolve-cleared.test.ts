@@ -1,7 +1,7 @@
 import { expect } from 'chai';
 import { ManualClock } from '../../../core/clock.js';
 import { DEFAULT_CONFIG } from '../../../core/config.js';
-import type { LedgerRecord } from '../../../core/decision.js';
+import type { Decision, LedgerRecord } from '../../../core/decision.js';
 import { MemoryLogger, silentLogger } from '../../../core/logger.js';
 import { MemoryLedger } from '../../../remediations/ledger/memory-ledger.js';
 import { MemoryJobState } from '../../../jobs/job-state.js';
@@ -20,6 +20,7 @@ import { guardOptionsFromConfig } from '../../../remediations/guard/policy.js';
 import { createPagerExecutor } from '../../../remediations/pager/pager-executor.js';
 import { createRecordingPager } from '../../../remediations/pager/recording-pager.js';
 import { createRemediator } from '../../../remediations/remediator.js';
+import type { Remediator } from '../../../remediations/ports.js';
 import { FakeCluster } from '../remediations/fake-cluster.js';
 
 const T0 = Date.parse('2026-11-21T10:00:00Z');
@@ -195,6 +196,37 @@ describe('jobs: resolve-cleared (job through the real remediator)', () => {
     clock.set(T0 + 13 * MIN);
     await job.run(ctx(clock.now()));
     expect(pager.sent).to.have.length(2);
+  });
+
+  it("matches each page to its resolve's record by decision id: a submit's other records and its retry-laters do not shift it", async () => {
+    // found reworking submit: the job matched records to pages by position, so a denial page returned first
+    // (or a decision in flight elsewhere) marked the wrong page resolved
+    const clock = new ManualClock(T0);
+    const view = FakeCluster.fleet(5);
+    const ledger = new MemoryLedger();
+    await ledger.append([page('r', 'gpu-001', T0), page('r', 'gpu-002', T0), page('r', 'gpu-003', T0)]);
+    const expected: string[] = [];
+    const remediator: Pick<Remediator, 'submit'> = {
+      submit: (ds) => {
+        const [one, two, three] = ds;
+        if (!one || !two || !three) throw new Error(`expected 3 resolves, got ${ds.length}`);
+        const rec = (d: Decision, outcome: LedgerRecord['outcome'], over: Partial<LedgerRecord> = {}): LedgerRecord =>
+          ({ ts: iso(clock.now()), rule: d.rule, action: d.action, target: d.target, outcome, reason: d.reason, guard: null, decisionId: d.id, ...over });
+        expected.push(`${one.dedupKey ?? '?'} denied`, `${two.dedupKey ?? '?'} in flight elsewhere`);
+        return Promise.resolve({
+          // a denial page that was due comes first; the third resolve executed, the first denied, the second in flight elsewhere
+          records: [rec({ ...one, id: 'denial:x', action: 'page', target: { kind: 'Fleet', name: 'fleet' } }, 'executed'), rec(three, 'executed'), rec(one, 'denied', { guard: 'rateLimit' })],
+          retryLater: [{ decisionId: two.id, rule: two.rule, action: two.action, target: two.target, reason: two.reason, inFlight: 'held elsewhere', ts: iso(clock.now()) }],
+        });
+      },
+    };
+    const job = resolveClearedJob({ ledger, remediator, view, activity: () => false, state: new MemoryJobState(), minAgeMs: MIN, lookbackMs: 24 * 60 * MIN });
+    clock.set(T0 + 2 * MIN);
+    const logger = new MemoryLogger();
+    expect(await job.run({ signal: new AbortController().signal, now: clock.now(), scheduledAt: clock.now(), logger })).to.deep.include({ resolved: 1, notResolved: 2, open: 2 });
+    const notDone = logger.records.filter((r) => r.msg === 'resolve not done; retried next run').map((r) => `${String(r.dedupKey)} ${String(r.outcome)}`);
+    expect(notDone).to.deep.equal(expected);
+    expect(expected).to.have.length(2);
   });
 
   it('retries a resolve whose pager failed on the next run', async () => {
