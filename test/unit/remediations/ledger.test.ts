@@ -2,6 +2,7 @@ import { PassThrough } from 'node:stream';
 import { expect } from 'chai';
 import type { LedgerRecord } from '../../../core/decision.js';
 import { JsonlLedgerSink } from '../../../remediations/ledger/jsonl-sink.js';
+import { ledgerMessageOf } from '../../../remediations/ledger/kafka-ledger.js';
 import { MemoryLedger } from '../../../remediations/ledger/memory-ledger.js';
 import { buildLedgerRecord } from '../../../remediations/ledger/record.js';
 import { cordon, decision } from './fake-cluster.js';
@@ -88,5 +89,23 @@ describe('ledger idempotency (one decision attempt, one record)', () => {
     await mem.append([pending, pending]);
     await mem.append([done, done, pending]);
     expect(mem.records.map((r) => r.outcome)).to.deep.equal(['pending-approval', 'executed']);
+  });
+});
+
+describe('ledger wire format on the Kafka topic (consumers fold by key, ADR 0012)', () => {
+  it('a decision record: key = its ledger key (target name without a decision id), target header, ts as timestamp', () => {
+    const r: LedgerRecord = { ts: '2026-11-21T10:00:00.000Z', rule: 'r', action: 'cordon', target: { kind: 'Node', name: 'gpu-1' }, outcome: 'executed', reason: 'x', guard: null, decisionId: 'd1', details: { attempt: 2 } };
+    expect(ledgerMessageOf(r)).to.deep.equal({ key: 'd1#2', timestamp: String(Date.parse(r.ts)), headers: { 'nodewarden-target': 'gpu-1' } });
+    expect(ledgerMessageOf({ ...r, outcome: 'pending-approval', details: { degraded: 'x' } }).key).to.equal('d1#1#degraded#pending');
+    const { decisionId: _, ...noId } = r;
+    expect(ledgerMessageOf(noId).key).to.equal('gpu-1');
+  });
+
+  it('an operator audit: keyed by rule (toggles) or kind, the kind in a header, no timestamp of its own', () => {
+    expect(ledgerMessageOf({ ts: '2026-11-21T10:00:00.000Z', kind: 'rule-toggle', rule: 'gpu-xid-fatal', enabled: false, reason: 'x', by: 'alice', expiresAt: null })).to.deep.equal({
+      key: 'rule-toggle:gpu-xid-fatal',
+      headers: { 'nodewarden-kind': 'rule-toggle' },
+    });
+    expect(ledgerMessageOf({ ts: '2026-11-21T10:00:00.000Z', kind: 'guard-pause', reason: null, by: 'bob' })).to.deep.equal({ key: 'guard-pause', headers: { 'nodewarden-kind': 'guard-pause' } });
   });
 });
