@@ -174,9 +174,9 @@ export function pagingKeys(prefix: string): PagingKeys {
   };
 }
 
-// ---- ledger stream (remediations/ledger, rules/toggles audits, control reader, jobs trim)
+// ---- ledger stream (remediations/ledger RedisStreamLedger: decisions and operator audits, query, trim)
 
-/** The ledger stream: decisions and toggle audits. */
+/** The ledger stream: decisions and operator audits (toggles, pause, resume). */
 export function ledgerStreamKey(prefix: string): string {
   return `${prefix}ledger`;
 }

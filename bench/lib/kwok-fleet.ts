@@ -17,7 +17,9 @@ import { join } from 'node:path';
 import { Redis } from 'ioredis';
 import { fleetObjects } from '../../demo/fleet.js';
 import type { FleetNode } from '../../demo/fleet.js';
-import { ledgerStreamKey } from '../../adapters/redis/keys.js';
+import type { LedgerRecord } from '../../core/decision.js';
+import { isAudit } from '../../remediations/ledger/entry.js';
+import { RedisStreamLedger } from '../../remediations/ledger/redis-stream-ledger.js';
 import type { KafkaBroker } from '../../test/harness/kafka.js';
 import { run, startKube } from '../../test/harness/kube.js';
 import type { KubeCluster } from '../../test/harness/kube.js';
@@ -339,18 +341,10 @@ export async function startFleetEngine(o: FleetEngineOptions): Promise<FleetEngi
   };
 }
 
-export interface LedgerEntry {
-  ts: string;
-  rule: string;
-  action: string;
-  outcome: string;
-  guard: string | null;
-  target: { kind: string; name: string };
-}
-
-export async function readLedger(fe: FleetEngine): Promise<LedgerEntry[]> {
-  const rows = await fe.redis.xrange(ledgerStreamKey(fe.keyPrefix), '-', '+');
-  return rows.map(([, fields]) => JSON.parse(fields[fields.indexOf('rec') + 1] ?? 'null') as LedgerEntry);
+/** The engine's decision records, through its ledger store (the Redis stream; operator audits left out). */
+export async function readLedger(fe: FleetEngine): Promise<LedgerRecord[]> {
+  const entries = await new RedisStreamLedger({ redis: fe.redis, keyPrefix: fe.keyPrefix }).query({ limit: 100_000 });
+  return entries.filter((e): e is LedgerRecord => !isAudit(e));
 }
 
 export function xidEvent(n: FleetNode, ts: number, seq: number): { key: string; value: string } {
@@ -434,7 +428,7 @@ export async function runStorm(cluster: KwokCluster, fe: FleetEngine, kafka: Kaf
   const t0 = Date.now();
   await produceAll(kafka.brokers, fe.topics.signals, targets.map((n, i) => xidEvent(n, t0, i)), 500, 2);
   const targetNames = new Set(targets.map((n) => n.name));
-  let cordons: LedgerEntry[];
+  let cordons: LedgerRecord[];
   for (;;) {
     cordons = (await readLedger(fe)).filter((r) => r.action === 'cordon' && targetNames.has(r.target.name));
     if (cordons.length >= stormNodes) break;
