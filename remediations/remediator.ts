@@ -1,7 +1,7 @@
 /**
  * The only way the engine acts on the world. For each decision, in order:
  * guard.authorize → the executor for its action → one ledger record; once the
- * records of a submit are durable in EVERY ledger sink, guard.settle marks the
+ * records of a submit are durable in EVERY ledger writer, guard.settle marks the
  * decisions `done` (ledger before settle: no decision is ever settled without
  * its record, so one whose ledger write failed is acted on again, idempotently,
  * and recorded when it is retried). A failed executor is settled at once
@@ -209,7 +209,7 @@ interface Handled {
   retriable?: boolean;
 }
 
-/** Records not yet durable in every sink, with the settles waiting for them. */
+/** Records not yet durable in every ledger writer, with the settles waiting for them. */
 interface Owed {
   records: LedgerRecord[];
   settles: Array<() => Promise<void>>;
@@ -501,7 +501,7 @@ export function createRemediator(o: RemediatorOptions): Remediator {
   /** Facts for the incident: `cordon executed`, `cordon denied by maxUnavailable`. */
   const factOf = (rec: LedgerRecord): string => `${rec.action} ${rec.outcome}${rec.guard ? ` by ${rec.guard}` : ''}`;
 
-  /** Writes to every sink (each bounded by the action timeout); throws if any failed. */
+  /** Appends to every ledger writer (each bounded by the action timeout); throws if any failed. */
   async function writeLedger(records: readonly LedgerRecord[]): Promise<void> {
     if (records.length === 0) return;
     const results = await Promise.allSettled(o.ledger.map((sink) => withTimeout(sink.append(records), actionTimeoutMs, `ledger write to ${sink.name}`, UNREF)));

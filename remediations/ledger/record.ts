@@ -58,7 +58,7 @@ export function buildLedgerRecord(i: RecordInput): LedgerRecord {
  * that follows, a decision's `pending-approval` record is distinct from the
  * outcome it gets once a person decides: the same decision id carries both),
  * or null for a record without a decision id (always written).
- * Sinks append a record at most once per key.
+ * Ledgers append a record at most once per key (the Kafka topic: consumers fold by it).
  */
 export function ledgerKey(r: Partial<LedgerRecord>): string | null {
   if (r.decisionId === undefined) return null;
@@ -66,7 +66,7 @@ export function ledgerKey(r: Partial<LedgerRecord>): string | null {
   return `${r.decisionId}#${attempt}${r.details?.degraded === undefined ? '' : '#degraded'}${r.outcome === 'pending-approval' ? '#pending' : ''}`;
 }
 
-/** Remembers the keys of the newest `max` records appended by a memory sink: the same key is appended once. */
+/** Remembers the keys of the newest `max` records appended to the memory ledger: the same key is appended once. */
 export class SeenLedgerKeys {
   private readonly seen = new Set<string>();
   constructor(private readonly max = 100_000) {}
