@@ -6,9 +6,9 @@
  */
 
 export interface Releases {
-  /** Run `release` after the current test (or suite), even if it failed; returns the resource. */
+  /** Run `release` after the current test, even if it failed; returns the resource. */
   track<T>(resource: T, release: (resource: T) => unknown): T;
-  /** Run `fn` after the current test (or suite), even if it failed. */
+  /** Run `fn` after the current test, even if it failed. */
   defer(fn: () => unknown): void;
 }
 
@@ -43,11 +43,6 @@ function releases(hook: (fn: () => Promise<void>) => void): Releases {
 /** Call inside a `describe`: what is tracked during a test is released in an `afterEach`, last first. */
 export function releaseAfterEach(): Releases {
   return releases((fn) => afterEach(fn));
-}
-
-/** Call inside a `describe`: what is tracked (in `before` or a test) is released in an `after`, last first. */
-export function releaseAfterAll(): Releases {
-  return releases((fn) => after(fn));
 }
 
 /**

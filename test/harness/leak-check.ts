@@ -19,6 +19,7 @@
  * (unit, fuzz) or `test/integration/_hooks.ts`, which re-exports it and arms
  * it after stopping the shared servers.
  */
+import { Session } from 'node:inspector';
 import { createRequire, syncBuiltinESMExports } from 'node:module';
 
 /** How long the process may outlive its teardown ($NODEWARDEN_LEAK_GRACE_MS, for the check's own test). */
@@ -149,9 +150,66 @@ function describeHandle(h: HandleLike): string {
   return `${name}${typeof fd === 'number' && fd >= 0 ? ` fd ${fd}` : ''} (not connected: a pipe or a closed socket)`;
 }
 
+const oneLine = (text: string, max: number): string => text.replace(/\s+/g, ' ').slice(0, max);
+
+interface RemoteObject {
+  type?: string;
+  description?: string;
+  objectId?: string;
+}
+interface PropertyDescriptor {
+  name: string;
+  value?: RemoteObject;
+}
+interface Properties {
+  result?: PropertyDescriptor[];
+  internalProperties?: PropertyDescriptor[];
+}
+
+/**
+ * The functions a callback closes over, through the inspector (its [[Scopes]]).
+ * A retry timer's own callback (`() => retry(next, n + 1)`) says little; the
+ * operation it retries, captured a scope or two up, names the client.
+ */
+function closedOverFunctions(fn: unknown): string[] {
+  if (typeof fn !== 'function') return [];
+  const session = new Session();
+  const g = globalThis as unknown as Record<string, unknown>;
+  try {
+    session.connect();
+    // same-thread sessions answer synchronously
+    const post = <T>(method: string, params: object): T | undefined => {
+      let out: T | undefined;
+      session.post(method, params, (err, res) => {
+        if (!err) out = res as T;
+      });
+      return out;
+    };
+    g['__nodewardenLeakFn'] = fn;
+    const fnObj = post<{ result?: RemoteObject }>('Runtime.evaluate', { expression: 'globalThis.__nodewardenLeakFn', objectGroup: 'leak-check' })?.result;
+    const scopesId = fnObj?.objectId ? post<Properties>('Runtime.getProperties', { objectId: fnObj.objectId, ownProperties: true })?.internalProperties?.find((p) => p.name === '[[Scopes]]')?.value?.objectId : undefined;
+    const scopes = scopesId ? (post<Properties>('Runtime.getProperties', { objectId: scopesId, ownProperties: true })?.result ?? []) : [];
+    const found: string[] = [];
+    for (const scope of scopes.slice(0, 4)) {
+      if (!scope.value?.objectId || !scope.value.description?.startsWith('Closure')) continue;
+      for (const v of post<Properties>('Runtime.getProperties', { objectId: scope.value.objectId, ownProperties: true })?.result ?? []) {
+        if (v.value?.type === 'function' && v.value.description && found.length < 4) found.push(`${v.name} = ${oneLine(v.value.description, 120)}`);
+      }
+    }
+    post('Runtime.releaseObjectGroup', { objectGroup: 'leak-check' });
+    return found;
+  } catch {
+    return [];
+  } finally {
+    delete g['__nodewardenLeakFn'];
+    session.disconnect();
+  }
+}
+
 function describeTimer(t: TimerLike): string {
-  const fn = typeof t._onTimeout === 'function' ? String(t._onTimeout).replace(/\s+/g, ' ').slice(0, 160) : '?';
-  return `Timeout ${t._repeat ? 'every' : 'after'} ${String(t._idleTimeout ?? '?')} ms: ${fn}`;
+  const fn = typeof t._onTimeout === 'function' ? oneLine(String(t._onTimeout), 160) : '?';
+  const closed = closedOverFunctions(t._onTimeout);
+  return `Timeout ${t._repeat ? 'every' : 'after'} ${String(t._idleTimeout ?? '?')} ms: ${fn}${closed.length > 0 ? ` (closes over: ${closed.join('; ')})` : ''}`;
 }
 
 /** Every handle and timer keeping the loop alive now, each with where it was first seen. */

@@ -1,8 +1,9 @@
 /**
  * The suites' leaked-handle check (test/harness/leak-check.ts): a mocha run
- * whose tests all pass but leave a ref'd timer, a server with a connected
- * socket and a child process fails (exit 1), naming each with its address,
- * command line or callback and the test it came from; unref'd handles do not
+ * whose tests all pass but leave a ref'd timer, a retry loop, a server with a
+ * connected socket and a child process fails (exit 1), naming each with its
+ * address, command line or callback (and the operation a retry timer closes
+ * over) and the test it came from; unref'd handles do not
  * count, and a clean run ends by itself with exit 0.
  */
 import { spawn } from 'node:child_process';
@@ -33,6 +34,13 @@ describe('leaky', () => {
     await new Promise((r) => quiet.once('connect', r));
     quiet.unref();
     process.stdout.write('PORT=' + server.address().port + '\\n');
+  });
+  it('leaves a retry loop', () => {
+    function retrier(fn) {
+      const retry = (ms) => fn().catch(() => { setTimeout(() => retry(ms), ms); });
+      return retry(1500);
+    }
+    return retrier(async function pollTheThing() { throw new Error('down'); });
   });
   it('leaves a child process', () => {
     const child = spawn('sleep', ['30'], { stdio: 'ignore' });
@@ -104,7 +112,7 @@ describe('test harness: leaked-handle check', function () {
     const pid = /PID=(\d+)/.exec(run.stdout)?.[1];
     if (pid) leakedPid = Number(pid);
     const port = /PORT=(\d+)/.exec(run.stdout)?.[1];
-    expect(run.stdout).to.match(/3 passing/);
+    expect(run.stdout).to.match(/4 passing/);
     expect(run.code, run.stderr).to.equal(1);
     expect(run.stderr).to.include('leaked handles:');
     const lines = run.stderr.split('\n').filter((l) => l.startsWith('  - '));
@@ -112,6 +120,8 @@ describe('test harness: leaked-handle check', function () {
     expect(lines.find((l) => l.includes(`Server listening on`) && l.includes(`"port":${String(port)}`)), run.stderr).to.include('"leaky leaves a server and a client socket"');
     expect(lines.filter((l) => l.includes(`-> 127.0.0.1:${String(port)}`)), run.stderr).to.have.length(1); // the unref'd one is not listed
     expect(lines.find((l) => l.includes(`ChildProcess pid ${String(pid)}: sleep 30`)), run.stderr).to.include('"leaky leaves a child process"');
+    // a timer re-armed from a promise chain: its callback says little, the operation it closes over names it
+    expect(lines.find((l) => l.includes('Timeout after 1500 ms: () => retry(ms)')), run.stderr).to.include('fn = async function pollTheThing()');
     expect(lines.filter((l) => l.includes('after 60000 ms')), 'the unref\'d timer').to.have.length(0);
   });
 
