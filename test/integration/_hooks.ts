@@ -4,9 +4,12 @@
  *   one per-run directory (test/harness/secrets.ts);
  * - after the last test, every log of the run is scanned for every secret the
  *   tests registered (a leak fails the run with file and line, redacted);
- * - the global teardown stops the shared real servers.
+ * - the global teardown stops the shared real servers, then arms the
+ *   leaked-handle check (test/harness/leak-check.ts): the run has no mocha
+ *   `exit: true`, so a handle still open GRACE_MS later fails it, named.
  */
 import fs from 'node:fs';
+import { armLeakCheck, mochaHooks as leakHooks } from '../harness/leak-check.js';
 import { onExit } from '../harness/proc.js';
 import { formatLeaks, registeredSecrets, scanForSecrets, useRunDir } from '../harness/secrets.js';
 import { stopSharedServers } from './servers.js';
@@ -17,6 +20,7 @@ let leaked = false;
 if (ownRunDir && !process.env['NODEWARDEN_KEEP_TMP']) onExit(() => leaked || fs.rmSync(runDir, { recursive: true, force: true }));
 
 export const mochaHooks = {
+  ...leakHooks,
   afterAll(this: Mocha.Context): void {
     this.timeout(120_000);
     const secrets = registeredSecrets();
@@ -28,5 +32,9 @@ export const mochaHooks = {
 };
 
 export async function mochaGlobalTeardown(): Promise<void> {
-  await stopSharedServers();
+  try {
+    await stopSharedServers();
+  } finally {
+    armLeakCheck();
+  }
 }

@@ -1,6 +1,7 @@
 /** The Redis event-id deduper against a real redis-server: claim / pending / done / release / lapse. */
 import { expect } from 'chai';
 import { Redis } from 'ioredis';
+import { releaseAfterEach } from '../harness/cleanup.js';
 import { RedisDeduper } from '../../rules/service/dedupe.js';
 import { sharedRedis } from './servers.js';
 
@@ -31,8 +32,10 @@ describe('RedisDeduper (real Redis)', () => {
     expect(await d.claim(['x'])).to.deep.equal(['claimed']);
   });
 
+  const release = releaseAfterEach();
+
   it('reports Redis trouble as a retriable error', async () => {
-    const broken = new Redis({ port: 1, lazyConnect: true, maxRetriesPerRequest: 0, enableOfflineQueue: false });
+    const broken = release.track(new Redis({ port: 1, lazyConnect: true, maxRetriesPerRequest: 0, enableOfflineQueue: false }), (r) => r.disconnect());
     const d = new RedisDeduper(broken, 'dd3:', { claimTtlMs: 1000, windowMs: 1000 });
     let err: unknown;
     try {
@@ -41,6 +44,5 @@ describe('RedisDeduper (real Redis)', () => {
       err = e;
     }
     expect(err).to.have.property('retriable', true);
-    broken.disconnect();
   });
 });

@@ -12,6 +12,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import kafkajs from 'kafkajs';
 import type { Consumer, KafkaConfig } from 'kafkajs';
+import { killUnlessReady, startAll } from '../harness/cleanup.js';
 import { freePort } from '../harness/ports.js';
 import { sharedKafka, sharedRedis } from './servers.js';
 import { scrapeMetricSum } from '../harness/metrics.js';
@@ -181,13 +182,18 @@ export class TopicFollower {
     await c.subscribe({ topic: this.topic, fromBeginning: true });
     let joined = false;
     c.on(c.events.GROUP_JOIN, () => (joined = true));
-    await c.run({
-      eachMessage: ({ message }) => {
-        this.records.push(JSON.parse(message.value?.toString('utf8') ?? 'null') as Record<string, unknown>);
-        return Promise.resolve();
-      },
-    });
-    await waitFor(`follower of ${this.topic} to join`, () => joined, 30_000);
+    await killUnlessReady(
+      (async () => {
+        await c.run({
+          eachMessage: ({ message }) => {
+            this.records.push(JSON.parse(message.value?.toString('utf8') ?? 'null') as Record<string, unknown>);
+            return Promise.resolve();
+          },
+        });
+        await waitFor(`follower of ${this.topic} to join`, () => joined, 30_000);
+      })(),
+      () => c.disconnect(),
+    );
     return this;
   }
   async stop(): Promise<void> {
@@ -218,8 +224,10 @@ export async function startReplicaPair(
   const [kafka, redis] = await Promise.all([sharedKafka(), sharedRedis()]);
   await kafka.createTopics([topics.signals, topics.deadLetter, topics.ledger], 4);
   const cfg: EngineConfig = { brokers: kafka.brokers, redisUrl: redis.url, keyPrefix, groupId: `engine-${topics.signals}`, topics, ...(extraConfig ? { extraConfig } : {}), ...(opts.tokensFile ? { tokensFile: opts.tokensFile } : {}) };
-  const engines = [await startEngine(cfg, opts.extraArgs), await startEngine(cfg, opts.extraArgs)];
-  return { brokers: kafka.brokers, engines, ledger: await new TopicFollower(kafka.brokers, topics.ledger).start() };
+  const kill = (e: EngineProc): Promise<number | null> => e.kill('SIGTERM');
+  const engines = await startAll([() => startEngine(cfg, opts.extraArgs), () => startEngine(cfg, opts.extraArgs)], kill);
+  const ledger = await killUnlessReady(new TopicFollower(kafka.brokers, topics.ledger).start(), () => Promise.all(engines.map(kill)));
+  return { brokers: kafka.brokers, engines, ledger };
 }
 
 /** Warms up until the group has settled with partitions on every replica (one Xid 13 per node never pages). */

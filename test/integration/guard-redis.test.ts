@@ -8,6 +8,7 @@ import { ManualClock } from '../../core/clock.js';
 import { DEFAULT_CONFIG } from '../../core/config.js';
 import { createRedisGuard } from '../../remediations/guard/redis-guard.js';
 import { guardOptionsFromConfig } from '../../remediations/guard/policy.js';
+import { releaseAfterEach } from '../harness/cleanup.js';
 import { guardStoreContract } from '../contract/guard-store.js';
 import { cordon, FakeCluster } from '../unit/remediations/fake-cluster.js';
 import { sharedRedis } from './servers.js';
@@ -37,6 +38,8 @@ guardStoreContract('redis', (view, options, clock) => {
 });
 
 describe('guard redis specifics', () => {
+  const release = releaseAfterEach();
+
   it('keeps working after SCRIPT FLUSH (EVALSHA falls back to EVAL)', async () => {
     const view = FakeCluster.fleet(100, ['a']);
     const clock = new ManualClock(Date.parse('2026-11-21T10:00:00Z'));
@@ -65,7 +68,7 @@ describe('guard redis specifics', () => {
 
   it('fails closed with a retriable UNAVAILABLE error when Redis is unreachable', async () => {
     const view = FakeCluster.fleet(10, ['a']);
-    const dead = new Redis('redis://127.0.0.1:1', { maxRetriesPerRequest: 0, lazyConnect: true, retryStrategy: () => null });
+    const dead = release.track(new Redis('redis://127.0.0.1:1', { maxRetriesPerRequest: 0, lazyConnect: true, retryStrategy: () => null }), (r) => r.disconnect());
     dead.on('error', () => undefined);
     const guard = createRedisGuard({ redis: dead, keyPrefix: 'dead:', view, options: guardOptionsFromConfig(DEFAULT_CONFIG), clock: new ManualClock(0) });
     let err: unknown;
@@ -75,6 +78,5 @@ describe('guard redis specifics', () => {
       err = e;
     }
     expect(err).to.include({ code: 'UNAVAILABLE', retriable: true });
-    dead.disconnect();
   });
 });

@@ -29,6 +29,7 @@ import { RedisDocStore } from '../../remediations/incidents/redis-doc-store.js';
 import { incidentPagingFromConfig } from '../../remediations/incidents/from-config.js';
 import { createSlackPager } from '../../remediations/pager/slack.js';
 import { slackWebhookFromConfig } from '../../remediations/pager/from-config.js';
+import { releaseAfterEach } from '../harness/cleanup.js';
 import { startSlackReceiver } from '../receivers/slack.js';
 import type { SlackMessageBody, SlackReceiver } from '../receivers/slack.js';
 import { CLUSTER_FILE } from './engine-support.js';
@@ -46,10 +47,7 @@ describe('jobs: daily digest to Slack from the Redis ledger', function () {
   let redis: Redis;
   let slack: SlackReceiver;
   /** What a test opened, closed even when it fails (an open connection would outlive the run). */
-  const cleanups: Array<() => Promise<unknown>> = [];
-  afterEach(async () => {
-    await Promise.all(cleanups.splice(0).map((c) => c()));
-  });
+  const release = releaseAfterEach();
   before(async () => {
     redis = new Redis((await sharedRedis()).url);
     slack = await startSlackReceiver({ minIntervalMs: 1000 });
@@ -134,7 +132,7 @@ describe('jobs: daily digest to Slack from the Redis ledger', function () {
         slackWebhook: webhook,
         paging: { incidents, silences: paging.silences },
       });
-      cleanups.push(async () => {
+      release.defer(async () => {
         await jobs.stop();
         await conn.quit();
       });
