@@ -262,9 +262,9 @@ describe('repair ladder driver: GPU (device-taint) episodes', () => {
   });
 });
 
-describe('repair ladder: a fault during the rule cooldown reaches the quiet period (held faults, ADR 0034)', () => {
-  const T = Date.parse('2026-12-01T10:00:00Z');
-  const xidEvent = (id: string, at: number, gpu = GPU): EventEnvelope => ({
+/** An Xid 95 (RESET_GPU) on gpu-3's GPU, as the agent reports it. */
+function xidEvent(id: string, at: number, gpu = GPU): EventEnvelope {
+  return {
     v: 1,
     id,
     ts: new Date(at).toISOString(),
@@ -273,7 +273,11 @@ describe('repair ladder: a fault during the rule cooldown reaches the quiet peri
     source: 'kmsg',
     labels: { pool: 'p' },
     data: { code: 95, gpu, pci: '0000:3b:00', message: 'Uncontained ECC error' },
-  });
+  };
+}
+
+describe('repair ladder: a fault during the rule cooldown reaches the quiet period (held faults, ADR 0034)', () => {
+  const T = Date.parse('2026-12-01T10:00:00Z');
 
   /** Replay (engine + replay remediator + ladder) of Xid 95 at T and again at T + 10 m, within gpu-xid-fatal's 1 h cooldown. */
   async function run(remediatorOf: (r: Remediator) => Pick<Remediator, 'submit' | 'heldFaults'>) {
@@ -364,16 +368,6 @@ describe('repair ladder: a second faulty GPU on the node gets its own episode (A
 
 describe('repair ladder: back in service ends the isolating rule episode, so a later fault isolates again (ADR 0034)', () => {
   const T = Date.parse('2026-12-01T10:00:00Z');
-  const xidEvent = (id: string, at: number): EventEnvelope => ({
-    v: 1,
-    id,
-    ts: new Date(at).toISOString(),
-    node: 'gpu-3',
-    type: 'gpu.xid',
-    source: 'kmsg',
-    labels: { pool: 'p' },
-    data: { code: 95, gpu: GPU, pci: '0000:3b:00', message: 'Uncontained ECC error' },
-  });
   /** `ladder:<node>:<detectedAt>[:<gpu>]:<seq>:<action>` → the episode id. */
   const episodeOf = (r: LedgerRecord): string => (r.decisionId ?? '').split(':').slice(1, -2).join(':');
   const at = (r: LedgerRecord): number => Date.parse(r.ts) - T;
