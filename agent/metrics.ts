@@ -174,16 +174,20 @@ function splitArgs<T extends string>(a: LabelValues<T> | number | undefined, b: 
   return { labels: a, value: b ?? dflt };
 }
 
-export class Counter<T extends string = string> extends BaseMetric<T, { v: number }> {
-  readonly type = 'counter' as const;
-  constructor(opts: Omit<MetricOptions<T>, 'collect'> & { collect?: (this: Counter<T>) => void }) {
-    super(opts);
-  }
+/** One number per label set (counters and gauges). */
+abstract class ScalarMetric<T extends string> extends BaseMetric<T, { v: number }> {
   protected initial(): { v: number } {
     return { v: 0 };
   }
   protected samples(labels: Record<string, string | number>, s: { v: number }): MetricValue[] {
     return [{ labels, value: s.v }];
+  }
+}
+
+export class Counter<T extends string = string> extends ScalarMetric<T> {
+  readonly type = 'counter' as const;
+  constructor(opts: Omit<MetricOptions<T>, 'collect'> & { collect?: (this: Counter<T>) => void }) {
+    super(opts);
   }
   inc(labels?: LabelValues<T> | number, value?: number): void {
     const a = splitArgs(labels, value, 1);
@@ -192,16 +196,10 @@ export class Counter<T extends string = string> extends BaseMetric<T, { v: numbe
   }
 }
 
-export class Gauge<T extends string = string> extends BaseMetric<T, { v: number }> {
+export class Gauge<T extends string = string> extends ScalarMetric<T> {
   readonly type = 'gauge' as const;
   constructor(opts: Omit<MetricOptions<T>, 'collect'> & { collect?: (this: Gauge<T>) => void }) {
     super(opts);
-  }
-  protected initial(): { v: number } {
-    return { v: 0 };
-  }
-  protected samples(labels: Record<string, string | number>, s: { v: number }): MetricValue[] {
-    return [{ labels, value: s.v }];
   }
   set(labels: LabelValues<T> | number, value?: number): void {
     const a = splitArgs(labels, value, 0);
