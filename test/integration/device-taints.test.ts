@@ -87,6 +87,16 @@ function remediatorOn(view: ClusterView, kc: KubeConfig, discovery: DeviceTaintD
   };
 }
 
+/** The device-taint API, discovery, a fake fleet of 20 (with `gpus` GPUs per node when given), a memory ledger and the remediator over them, as `kc`. */
+function onApiserver(kc: KubeConfig, gpus?: number) {
+  const api = createClientNodeDeviceTaintApi(kc);
+  const discovery = new DeviceTaintDiscovery({ api, clock: systemClock, ttlMs: 60_000 });
+  const fleet = FakeCluster.fleet(20, ['a']);
+  const view = gpus === undefined ? fleet : fleet.withGpus(gpus);
+  const ledger = memoryLedger();
+  return { api, discovery, view, ledger, ...remediatorOn(view, kc, discovery, api, ledger) };
+}
+
 describe('per-GPU scope on a real kube-apiserver', function () {
   this.timeout(240_000);
 
@@ -117,11 +127,7 @@ describe('per-GPU scope on a real kube-apiserver', function () {
     });
 
     it('a GPU fault taints just that GPU (NoSchedule, as the engine ServiceAccount); the undo removes it; a replay changes nothing', async () => {
-      const api = createClientNodeDeviceTaintApi(engineKc);
-      const discovery = new DeviceTaintDiscovery({ api, clock: systemClock, ttlMs: 60_000 });
-      const view = FakeCluster.fleet(20, ['a']).withGpus(8);
-      const ledger = memoryLedger();
-      const { remediator, exec } = remediatorOn(view, engineKc, discovery, api, ledger);
+      const { remediator, exec } = onApiserver(engineKc, 8);
       const d = taintDecision('gpu-003', UUID);
       const [rec] = (await remediator.submit([d])).records;
       expect(rec).to.deep.include({ action: 'taint', outcome: 'executed', target: { kind: 'Device', name: UUID, node: 'gpu-003' } });
@@ -152,11 +158,7 @@ describe('per-GPU scope on a real kube-apiserver', function () {
     });
 
     it('the shipped pack: a GPU-level Xid (119, RESET_GPU) taints just that GPU; a node-level one (79, RESTART_BM) cordons', async () => {
-      const api = createClientNodeDeviceTaintApi(engineKc);
-      const discovery = new DeviceTaintDiscovery({ api, clock: systemClock, ttlMs: 60_000 });
-      const view = FakeCluster.fleet(20, ['a']).withGpus(8);
-      const ledger = memoryLedger();
-      const { remediator, exec } = remediatorOn(view, engineKc, discovery, api, ledger);
+      const { view, remediator, exec } = onApiserver(engineKc, 8);
       const gpu = `GPU-7a2d0c11-${RUN}-4b66-8e3c-4d8e2f1fab22`.slice(0, 40);
       const decisions = await packDecisions(view, 'gpu-004', 119, gpu, 'Timeout after 6s of waiting for RPC response from GPU0 GSP!');
       const recs = (await remediator.submit(decisions)).records;
@@ -334,12 +336,8 @@ describe('per-GPU scope on a real kube-apiserver', function () {
 
     it('discovery answers null, and the GPU fault cordons the node instead (ledger: cordon, with the GPU in the evidence)', async () => {
       const kc = kcFor(kube.kubeconfigPath);
-      const api = createClientNodeDeviceTaintApi(kc);
-      const discovery = new DeviceTaintDiscovery({ api, clock: systemClock, ttlMs: 60_000 });
+      const { discovery, remediator } = onApiserver(kc);
       expect(await discovery.apiVersion()).to.equal(null);
-      const view = FakeCluster.fleet(20, ['a']);
-      const ledger = memoryLedger();
-      const { remediator } = remediatorOn(view, kc, discovery, api, ledger);
       const d = taintDecision(node, UUID);
       const [rec] = (await remediator.submit([d])).records;
       expect(rec).to.deep.include({ action: 'cordon', outcome: 'executed', target: { kind: 'Node', name: node }, decisionId: `${d.id}-node` });
@@ -351,11 +349,7 @@ describe('per-GPU scope on a real kube-apiserver', function () {
     it('the shipped pack on this apiserver: the GPU-level Xid cordons the node (the automatic fallback)', async () => {
       await kube.kubectl(['uncordon', node]);
       const kc = kcFor(kube.kubeconfigPath);
-      const api = createClientNodeDeviceTaintApi(kc);
-      const discovery = new DeviceTaintDiscovery({ api, clock: systemClock, ttlMs: 60_000 });
-      const view = FakeCluster.fleet(20, ['a']);
-      const ledger = memoryLedger();
-      const { remediator } = remediatorOn(view, kc, discovery, api, ledger);
+      const { view, remediator } = onApiserver(kc);
       const decisions = await packDecisions(view, node, 119, UUID, 'Timeout after 6s of waiting for RPC response from GPU0 GSP!');
       expect(decisions.map((d) => d.action)).to.deep.equal(['taint', 'page']);
       const recs = (await remediator.submit(decisions)).records;
