@@ -18,6 +18,7 @@
 import axios from 'axios';
 import type { Logger } from '../../core/logger.js';
 import type { ErrorCode } from '../../core/errors.js';
+import { errorMessage } from '../../core/errors.js';
 import type { Approval } from '../approvals/approvals.js';
 import type { DocStore } from '../incidents/doc-store.js';
 import { APPROVE_ACTION, DENY_ACTION } from '../webhooks/slack-interactivity.js';
@@ -28,7 +29,7 @@ import { AttemptFailure, DEFAULT_RETRY, parseRetryAfter, realSleep, withRetry } 
 import type { SlackBlock } from './slack.js';
 import { buildSlackMessage } from './slack.js';
 import type { SlackLimiter } from './slack-limiter.js';
-import { createSlackLimiter } from './slack-limiter.js';
+import { createSharedSlackLimiter } from './slack-limiter.js';
 
 export const SLACK_API_URL = 'https://slack.com/api';
 /** Paging-store namespaces of the message references. */
@@ -82,7 +83,8 @@ export function createSlackApiClient(o: SlackApiOptions): SlackApiClient {
   const limiters = new Map<string, SlackLimiter>();
   const limiterOf = (channel: string): SlackLimiter => {
     let l = limiters.get(channel);
-    if (!l) limiters.set(channel, (l = createSlackLimiter({ minIntervalMs: o.minIntervalMs ?? 1000, sleep, now })));
+    // shared by every replica through the paging store (one Slack channel, one rate limit)
+    if (!l) limiters.set(channel, (l = createSharedSlackLimiter({ store: o.store, key: channel, minIntervalMs: o.minIntervalMs ?? 1000, sleep, now, onError: (err) => o.logger.warn({ channel, err: errorMessage(err) }, 'slack api: shared rate-limit slot unavailable; spacing calls in this replica only') })));
     return l;
   };
   const alias = (id: string): void => {

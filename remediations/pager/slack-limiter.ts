@@ -7,6 +7,8 @@
  */
 import axios from 'axios';
 import type { AxiosInstance, AxiosResponse } from 'axios';
+import type { DocStore } from '../incidents/doc-store.js';
+import { updateDoc } from '../incidents/doc-store.js';
 import type { Sleep } from './retry.js';
 import { parseRetryAfter, realSleep } from './retry.js';
 
@@ -32,6 +34,66 @@ export function createSlackLimiter(o: { minIntervalMs?: number; now?: () => numb
     },
     holdFor(ms: number): void {
       nextAllowedAt = Math.max(nextAllowedAt, now() + ms);
+    },
+  };
+}
+
+/** Paging-store namespace of the shared Slack slots: one document per channel, `{ next }` (ms since the epoch). */
+export const SLACK_SLOT_NS = 'slack-slot';
+
+/**
+ * The same one-message-per-interval slot, shared by every replica through the
+ * paging store (Redis in production: a compare-and-set per slot, so two
+ * replicas never take the same second; memory in the demo). The slot is
+ * reserved before waiting, like the local limiter. If the store fails, the
+ * process falls back to its own `local` limiter (the page still goes out;
+ * Slack's 429 and its Retry-After remain the last word) and `onError` is told.
+ */
+export function createSharedSlackLimiter(o: {
+  store: DocStore;
+  /** The channel, as configured (every replica names it the same). */
+  key: string;
+  minIntervalMs?: number;
+  now?: () => number;
+  sleep?: Sleep;
+  onError?: (err: unknown) => void;
+}): SlackLimiter {
+  const minIntervalMs = o.minIntervalMs ?? 1000;
+  const now = o.now ?? Date.now;
+  const sleep = o.sleep ?? realSleep;
+  const local = createSlackLimiter({ minIntervalMs, now, sleep });
+  // the document outlives its slot by a minute, so an idle channel leaves nothing behind
+  const ttl = (d: { next: number }): number => Math.max(1, d.next - now()) + 60_000;
+  const update = (f: (next: number) => { at: number; next: number }): Promise<number> =>
+    updateDoc<{ next: number }, number>(
+      o.store,
+      SLACK_SLOT_NS,
+      o.key,
+      (cur) => {
+        const r = f(typeof cur?.next === 'number' && Number.isFinite(cur.next) ? cur.next : 0);
+        return { doc: { next: r.next }, result: r.at };
+      },
+      ttl,
+    ).then((r) => r.result);
+  return {
+    async take(): Promise<void> {
+      let at: number;
+      try {
+        at = await update((next) => {
+          const slot = Math.max(now(), next);
+          return { at: slot, next: slot + minIntervalMs };
+        });
+      } catch (err) {
+        o.onError?.(err);
+        return local.take();
+      }
+      const wait = at - now();
+      if (wait > 0) await sleep(wait);
+    },
+    holdFor(ms: number): void {
+      local.holdFor(ms);
+      // no replica's next slot before now + ms
+      update((next) => ({ at: 0, next: Math.max(next, now() + ms) })).catch((err: unknown) => o.onError?.(err));
     },
   };
 }

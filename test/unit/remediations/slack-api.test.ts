@@ -21,6 +21,7 @@ import { createPagerExecutor } from '../../../remediations/pager/pager-executor.
 import { createRecordingPager } from '../../../remediations/pager/recording-pager.js';
 import type { SlackApiOptions } from '../../../remediations/pager/slack-api.js';
 import { createSlackApiPager, createSlackApprovalNotifier } from '../../../remediations/pager/slack-api.js';
+import { SLACK_SLOT_NS } from '../../../remediations/pager/slack-limiter.js';
 import { slackApiFromConfig } from '../../../remediations/pager/from-config.js';
 import { createRemediator } from '../../../remediations/remediator.js';
 import { webhookMetrics } from '../../../remediations/webhooks/metrics.js';
@@ -66,6 +67,30 @@ describe('Slack Web API pager (local receiver)', () => {
     const aCalls = [rx.calls[0], rx.calls[3]];
     expect((aCalls[1]?.at ?? 0) - (aCalls[0]?.at ?? 0)).to.be.at.least(INTERVAL - 50);
     expect((rx.calls[2]?.at ?? 0) - (rx.calls[1]?.at ?? 0)).to.be.at.least(INTERVAL - 50);
+  });
+
+  it('two replicas sending at the same moment share the channel slot through the paging store: no two calls closer than the interval', async () => {
+    const a = createSlackApiPager(opts());
+    const b = createSlackApiPager(opts()); // another replica over the same paging store
+    await Promise.all([1, 2, 3, 4].map((i) => (i % 2 === 0 ? a : b).send(page('trigger', `incident ${i}`, `nodewarden/incident/xid/pool=p${i}`))));
+    expect(rx.calls.map((c) => c.method)).to.deep.equal(['chat.postMessage', 'chat.postMessage', 'chat.postMessage', 'chat.postMessage']);
+    expect(rx.tooFast, JSON.stringify(rx.calls.map((c) => c.at - (rx.calls[0]?.at ?? 0)))).to.equal(0);
+    expect(await store.read(SLACK_SLOT_NS, '#alerts')).to.not.equal(null);
+  });
+
+  it('when the paging store fails, each replica still spaces its own calls (and the page goes out)', async () => {
+    const broken = Object.assign(Object.create(store) as MemoryDocStore, {
+      // only the slot's document fails (the message references still work)
+      read: <T>(ns: string, id: string) => (ns === SLACK_SLOT_NS ? Promise.reject(new Error('redis down')) : store.read<T>(ns, id)),
+    });
+    const warnings: string[] = [];
+    const logger = { ...silentLogger, warn: (_o: unknown, msg?: string) => void warnings.push(msg ?? '') };
+    const p = createSlackApiPager(opts({ store: broken, logger }));
+    await p.send(page('trigger', 'first', 'k1'));
+    await p.send(page('trigger', 'second', 'k2'));
+    expect(warnings.filter((w) => /shared rate-limit slot unavailable/.test(w)), warnings.join('|')).to.have.length(2);
+    expect(rx.calls.map((c) => c.method)).to.deep.equal(['chat.postMessage', 'chat.postMessage']);
+    expect(rx.tooFast).to.equal(0);
   });
 
   it('a reopened incident (after its resolve) and a deleted message get a new message', async () => {
