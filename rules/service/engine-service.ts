@@ -126,7 +126,15 @@ export class EngineService {
       heartbeatInterval: Math.max(100, Math.floor(sessionTimeout / 10)),
       // heartbeats go out between fetches: an idle fetch must return well within the session
       maxWaitTimeInMs: Math.min(5000, Math.floor(sessionTimeout / 3)),
-      retry: { retries: Number.MAX_SAFE_INTEGER, initialRetryTime: 300, maxRetryTime: 10_000 },
+      retry: {
+        retries: Number.MAX_SAFE_INTEGER,
+        initialRetryTime: 300,
+        maxRetryTime: 10_000,
+        // kafkajs restarts a crashed consumer after a delay, even when disconnect() ran while it
+        // was handling the crash (that disconnect returns before the restart is scheduled): once
+        // stopping, a crash ends the consumer instead of bringing it back after stop().
+        restartOnFailure: () => Promise.resolve(this.stopping === undefined),
+      },
     });
     this.consumer = consumer;
     const { GROUP_JOIN, CRASH, REBALANCING, STOP, HEARTBEAT } = consumer.events;
@@ -134,6 +142,12 @@ export class EngineService {
       this.lastContact = this.o.clock.now();
     });
     consumer.on(GROUP_JOIN, (e) => {
+      if (this.stopping) {
+        // a restart that was already connecting when stop() ran joined after it: leave again,
+        // once kafkajs has marked the consumer running (stop() on a runner still starting is a no-op)
+        setImmediate(() => void consumer.disconnect().catch(() => undefined));
+        return;
+      }
       this.joined = true;
       this.lastContact = this.o.clock.now();
       this.crashed = null;
