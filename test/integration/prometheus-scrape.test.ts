@@ -140,7 +140,9 @@ describe('Prometheus scrapes the real agent and engine', function () {
     await prom?.stop();
     if (agent && agent.proc.exitCode === null) {
       agent.proc.kill('SIGTERM');
-      await Promise.race([agent.exited, new Promise((r) => setTimeout(r, 15_000))]);
+      let grace: NodeJS.Timeout | undefined;
+      await Promise.race([agent.exited, new Promise((r) => (grace = setTimeout(r, 15_000)))]);
+      clearTimeout(grace);
       if (agent.proc.exitCode === null) agent.proc.kill('SIGKILL');
     }
     await engine?.kill('SIGTERM');
