@@ -28,7 +28,6 @@ import type { HttpSenderOptions } from './retry.js';
 import { AttemptFailure, DEFAULT_RETRY, parseRetryAfter, realSleep, withRetry } from './retry.js';
 import type { SlackBlock } from './slack.js';
 import { buildSlackMessage } from './slack.js';
-import type { SlackLimiter } from './slack-limiter.js';
 import { createSharedSlackLimiter } from './slack-limiter.js';
 
 export const SLACK_API_URL = 'https://slack.com/api';
@@ -79,20 +78,19 @@ export function createSlackApiClient(o: SlackApiOptions): SlackApiClient {
   const policy = { ...DEFAULT_RETRY, ...o.retry };
   const sleep = o.sleep ?? realSleep;
   const now = o.now ?? Date.now;
-  // one limiter per channel; the configured name and the ID Slack answers with are the same channel
-  const limiters = new Map<string, SlackLimiter>();
-  const limiterOf = (channel: string): SlackLimiter => {
-    let l = limiters.get(channel);
-    // shared by every replica through the paging store (one Slack channel, one rate limit)
-    if (!l) limiters.set(channel, (l = createSharedSlackLimiter({ store: o.store, key: channel, minIntervalMs: o.minIntervalMs ?? 1000, sleep, now, onError: (err) => o.logger.warn({ channel, err: errorMessage(err) }, 'slack api: shared rate-limit slot unavailable; spacing calls in this replica only') })));
-    return l;
-  };
-  const alias = (id: string): void => {
-    if (id !== o.channel && !limiters.has(id)) limiters.set(id, limiterOf(o.channel));
-  };
+  // One limiter: every call of this client goes to the one configured channel (posts by its name, updates by
+  // the ID Slack answered), and it is shared by every replica through the paging store, keyed by the configured
+  // name (a replica that never posted knows the channel only by the ID in a stored message reference).
+  const limiter = createSharedSlackLimiter({
+    store: o.store,
+    key: o.channel,
+    minIntervalMs: o.minIntervalMs ?? 1000,
+    sleep,
+    now,
+    onError: (err) => o.logger.warn({ channel: o.channel, err: errorMessage(err) }, 'slack api: shared rate-limit slot unavailable; spacing calls in this replica only'),
+  });
 
-  async function call(method: 'chat.postMessage' | 'chat.update', channel: string, body: Record<string, unknown>): Promise<SlackApiAnswer> {
-    const limiter = limiterOf(channel);
+  async function call(method: 'chat.postMessage' | 'chat.update', body: Record<string, unknown>): Promise<SlackApiAnswer> {
     return withRetry(
       `slack ${method}`,
       async () => {
@@ -121,13 +119,12 @@ export function createSlackApiClient(o: SlackApiOptions): SlackApiClient {
 
   return {
     async post(body) {
-      const a = await call('chat.postMessage', o.channel, { channel: o.channel, ...body });
+      const a = await call('chat.postMessage', { channel: o.channel, ...body });
       if (typeof a.channel !== 'string' || typeof a.ts !== 'string') throw new AttemptFailure({ retriable: false, message: 'slack chat.postMessage: answer without channel/ts', code: 'UNAVAILABLE' });
-      alias(a.channel);
       return { channel: a.channel, ts: a.ts };
     },
     async update(ref, body) {
-      await call('chat.update', ref.channel, { channel: ref.channel, ts: ref.ts, ...body });
+      await call('chat.update', { channel: ref.channel, ts: ref.ts, ...body });
     },
   };
 }

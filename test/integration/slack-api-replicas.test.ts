@@ -48,7 +48,8 @@ describe('Slack Web API pager across two engine replicas (Kafka + Redis)', funct
     const updates = rx.calls.filter((c) => c.method === 'chat.update');
     expect(updates.length).to.be.at.least(1);
     expect(updates.every((u) => u.body.ts === m?.ts && u.body.channel === rx.channelId)).to.equal(true);
-    expect(rx.tooFast, 'calls closer than one second in the channel').to.equal(0);
+    const spacing = rx.calls.map((c, i) => `${c.method} +${i === 0 ? 0 : c.at - (rx.calls[i - 1]?.at ?? c.at)}ms`).join(', ');
+    expect(rx.tooFast, `calls closer than one second in the channel: ${spacing}`).to.equal(0);
     // every Slack call is one executed page in the ledger (the ledger follower may lag the receiver)
     const executedPages = (): number => rp.ledger.records.filter((r) => r.action === 'page' && r.outcome === 'executed' && r.rule === 'test-xid-fatal').length;
     await waitFor('a ledger record per Slack call', () => executedPages() === rx.calls.length, 30_000);

@@ -78,6 +78,17 @@ describe('Slack Web API pager (local receiver)', () => {
     expect(await store.read(SLACK_SLOT_NS, '#alerts')).to.not.equal(null);
   });
 
+  it('a replica that never posted (it knows the channel only by its ID) takes the same slot as the one that did', async () => {
+    const a = createSlackApiPager(opts());
+    const b = createSlackApiPager(opts()); // another replica over the same paging store
+    await a.send(page('trigger', 'incident 1'));
+    await new Promise((r) => setTimeout(r, INTERVAL + 50));
+    // b edits incident 1's message by the channel ID while a posts a second incident by the channel's name
+    await Promise.all([b.send(page('trigger', 'update: incident 1')), a.send(page('trigger', 'incident 2', 'nodewarden/incident/xid/pool=a100'))]);
+    expect(rx.calls.map((c) => c.method).sort()).to.deep.equal(['chat.postMessage', 'chat.postMessage', 'chat.update']);
+    expect(rx.tooFast, JSON.stringify(rx.calls.map((c) => [c.method, c.at - (rx.calls[0]?.at ?? 0)]))).to.equal(0);
+  });
+
   it('when the paging store fails, each replica still spaces its own calls (and the page goes out)', async () => {
     const broken = Object.assign(Object.create(store) as MemoryDocStore, {
       // only the slot's document fails (the message references still work)
