@@ -29,6 +29,8 @@ export const GRACE_MS = Number(process.env['NODEWARDEN_LEAK_GRACE_MS'] ?? '') ||
 
 /** The test running now (or the one just finished), for the origin of a new handle. */
 let phase = 'before the first test (module load or a root hook)';
+/** The test running now (or the one just finished), as the leak report names it. */
+export const currentPhase = (): string => phase;
 /** First moment each handle was seen: by object (sockets, servers, child processes, timers). */
 const origins = new WeakMap<object, string>();
 

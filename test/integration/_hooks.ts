@@ -6,9 +6,14 @@
  *   tests registered (a leak fails the run with file and line, redacted);
  * - the global teardown stops the shared real servers, then arms the
  *   leaked-handle check (test/harness/leak-check.ts): the run has no mocha
- *   `exit: true`, so a handle still open GRACE_MS later fails it, named.
+ *   `exit: true`, so a handle still open GRACE_MS later fails it, named;
+ * - before that, every kafkajs client the test process created
+ *   (test/harness/kafka-clients.ts) must be disconnected and not about to
+ *   restart: one that is fails the run, named with the test that created it,
+ *   instead of showing up (or not) as a retry timer after the broker stopped.
  */
 import fs from 'node:fs';
+import { openKafkaClients } from '../harness/kafka-clients.js';
 import { armLeakCheck, mochaHooks as leakHooks } from '../harness/leak-check.js';
 import { onExit } from '../harness/proc.js';
 import { formatLeaks, registeredSecrets, scanForSecrets, useRunDir } from '../harness/secrets.js';
@@ -31,7 +36,21 @@ export const mochaHooks = {
   },
 };
 
+/** Fails the run (exit code 1, after mocha's own listener) if a kafkajs client of this process is still live. */
+function checkKafkaClients(): void {
+  const open = openKafkaClients();
+  if (open.length === 0) return;
+  process.stderr.write(
+    `leaked kafkajs clients: ${open.length} still connected or about to reconnect at the global teardown, before the shared broker stops:\n` +
+      open.map((c) => `  - ${c}\n`).join(''),
+  );
+  process.on('exit', () => {
+    process.exitCode = 1;
+  });
+}
+
 export async function mochaGlobalTeardown(): Promise<void> {
+  checkKafkaClients();
   try {
     await stopSharedServers();
   } finally {
