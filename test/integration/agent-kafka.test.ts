@@ -23,6 +23,7 @@ import { UlidFactory } from '../../core/ids.js';
 import { silentLogger } from '../../core/logger.js';
 import { createRegistry } from '../../agent/metrics.js';
 import type { Registry } from '../../agent/metrics.js';
+import { stoppableConsumer } from '../harness/stoppable-consumer.js';
 
 const { Kafka, logLevel } = kafkajs;
 
@@ -54,7 +55,7 @@ function publisher(broker: KafkaBroker, topic: string, registry: Registry, maxEv
 /** Reads a topic from the beginning; `events` grows as messages arrive. */
 async function readTopic(broker: KafkaBroker, topic: string): Promise<{ events: Array<{ key: string; e: EventEnvelope; partition: number }>; consumer: Consumer }> {
   const kafka = new Kafka({ clientId: `t-${topic}`, brokers: broker.brokers, logLevel: logLevel.NOTHING });
-  const consumer = kafka.consumer({ groupId: `g-${topic}-${Date.now()}`, retry: { retries: 50 } });
+  const consumer = stoppableConsumer(kafka, { groupId: `g-${topic}-${Date.now()}`, retry: { retries: 50 } });
   await consumer.connect();
   await consumer.subscribe({ topic, fromBeginning: true });
   const events: Array<{ key: string; e: EventEnvelope; partition: number }> = [];

@@ -26,6 +26,7 @@ import type { Consumer } from 'kafkajs';
 import { freePort } from '../harness/ports.js';
 import { sharedKafka } from './servers.js';
 import { BIN, ROOT, sleep, waitFor } from './engine-support.js';
+import { stoppableConsumer } from '../harness/stoppable-consumer.js';
 
 interface AgentProc {
   proc: ChildProcess;
@@ -108,7 +109,7 @@ describe('agent kill -9 and restart: no Xid lost, none duplicated (real agent, r
     // Every gpu.xid on the topic: pid → event ids, and how many messages in all.
     const idsByRecord = new Map<number, Set<string>>();
     let messages = 0;
-    consumer = new kafkajs.Kafka({ clientId: 'nw-test-agent-kill-reader', brokers: kafka.brokers, logLevel: kafkajs.logLevel.NOTHING }).consumer({ groupId: `r-${topic}` });
+    consumer = stoppableConsumer(new kafkajs.Kafka({ clientId: 'nw-test-agent-kill-reader', brokers: kafka.brokers, logLevel: kafkajs.logLevel.NOTHING }), { groupId: `r-${topic}` });
     await consumer.connect();
     await consumer.subscribe({ topic, fromBeginning: true });
     await consumer.run({

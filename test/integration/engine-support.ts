@@ -16,6 +16,7 @@ import { killUnlessReady, startAll } from '../harness/cleanup.js';
 import { freePort } from '../harness/ports.js';
 import { sharedKafka, sharedRedis } from './servers.js';
 import { scrapeMetricSum } from '../harness/metrics.js';
+import { stoppableConsumer } from '../harness/stoppable-consumer.js';
 
 const { Kafka, logLevel, Partitioners } = kafkajs;
 
@@ -176,7 +177,7 @@ export class TopicFollower {
     private readonly security: Partial<KafkaConfig> = {},
   ) {}
   async start(): Promise<this> {
-    const c = new Kafka({ clientId: 'nw-test-follower', brokers: this.brokers, ...this.security, logLevel: logLevel.NOTHING }).consumer({ groupId: `follower-${this.topic}-${Date.now()}`, sessionTimeout: 6000, heartbeatInterval: 500 });
+    const c = stoppableConsumer(new Kafka({ clientId: 'nw-test-follower', brokers: this.brokers, ...this.security, logLevel: logLevel.NOTHING }), { groupId: `follower-${this.topic}-${Date.now()}`, sessionTimeout: 6000, heartbeatInterval: 500 });
     this.consumer = c;
     await c.connect();
     await c.subscribe({ topic: this.topic, fromBeginning: true });

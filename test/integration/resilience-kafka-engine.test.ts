@@ -41,6 +41,7 @@ import { admin, committed, ROOT, spawnEngine, topicEnd } from '../../bench/lib/k
 import type { EngineChild } from '../../bench/lib/kafka-bench.js';
 import type { LedgerRecord } from '../../core/decision.js';
 import { ledgerKey } from '../../remediations/ledger/record.js';
+import { stoppableConsumer } from '../harness/stoppable-consumer.js';
 
 const CLUSTER_FILE = join(ROOT, 'test', 'fixtures', 'cluster', 'fleet-100.yaml');
 const HUMAN_CORDONED = new Set([7, 52, 91]);
@@ -106,7 +107,7 @@ class OffsetFollower {
     return [...this.byOffset].map(([at, r]) => ({ ...r, _at: at }));
   }
   async start(): Promise<this> {
-    const c = new kafkajs.Kafka({ clientId: 'nw-test-ledger', brokers: this.brokers, logLevel: kafkajs.logLevel.NOTHING }).consumer({
+    const c = stoppableConsumer(new kafkajs.Kafka({ clientId: 'nw-test-ledger', brokers: this.brokers, logLevel: kafkajs.logLevel.NOTHING }), {
       groupId: `follower-${this.topic}-${Date.now()}`,
       sessionTimeout: 6000,
       heartbeatInterval: 500,
