@@ -108,7 +108,8 @@ export function trackKafkaClient(kind: Kind, client: EventfulClient, groupId?: s
     c.state = 'connected';
     note(c, `GROUP_JOIN during ${currentPhase()}`);
   });
-  on(ev['REQUEST_TIMEOUT'], (p) => note(c, `REQUEST_TIMEOUT ${String(p['apiName'] ?? '')} to ${String(p['broker'] ?? '')}`));
+  const text = (v: unknown): string => (typeof v === 'string' || typeof v === 'number' ? String(v) : '?');
+  on(ev['REQUEST_TIMEOUT'], (p) => note(c, `REQUEST_TIMEOUT ${text(p['apiName'])} to ${text(p['broker'])}`));
   on(ev['CRASH'], (p) => {
     const restart = p['restart'] === true;
     note(c, `CRASH restart=${String(restart)} (${errorName(p['error'])}) during ${currentPhase()}`);
