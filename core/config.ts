@@ -72,6 +72,7 @@ export const DEFAULT_CONFIG: NodewardenConfig = {
     rollbackWindow: '6h',
     circuitBreaker: { failures: 5, window: '5m', openFor: '2m' },
     inFlightLease: '15s',
+    actionConcurrency: 8,
     autoUncordon: false,
     maxTaintedGpusPerNode: '50%',
     gpuCountLabel: 'nvidia.com/gpu.count',
@@ -206,6 +207,11 @@ export const CONFIG_SCHEMA = obj({
      * it blocks the decision for at most this long before another takes it over.
      */
     inFlightLease: duration,
+    /**
+     * Cordons and GPU taints of one batch the guard authorized that are carried out
+     * at the same time (ADR 0041); admission stays one at a time, one node never twice at once.
+     */
+    actionConcurrency: { type: 'integer', minimum: 1, maximum: 64 },
     autoUncordon: { type: 'boolean' },
     /**
      * Per-GPU scope (docs/gpu-scope.md): at most this many GPUs of one node

@@ -116,6 +116,14 @@ export interface RemediatorOptions {
    * back-off from 5 s to 60 s (about 75 s at most); `maxAttempts: 1` disables.
    */
   actionRetry?: { maxAttempts: number; baseMs: number; maxMs: number; maxPending?: number };
+  /**
+   * Cordons and GPU taints of one submit that the guard authorized are carried
+   * out up to this many at a time (ADR 0041; config `guard.actionConcurrency`,
+   * 1..64). Admission (the guard) stays one decision at a time in batch order,
+   * two decisions on one node never overlap, ledger records keep batch order
+   * and are written after every execution. Default 1: one at a time.
+   */
+  actionConcurrency?: number;
   /** Group pages into incidents (remediations/incidents); absent: every page is sent as it comes. */
   incidents?: IncidentPaging;
   /** Actions that need a person's approval (remediations/approvals); absent: none do. */
@@ -209,6 +217,15 @@ interface Handled {
   retriable?: boolean;
 }
 
+/** A decision the guard let through, not yet carried out (its lease is held). */
+interface Admitted {
+  verdict: GuardVerdict;
+  started: number;
+}
+
+/** Actions whose executions within one submit may overlap (ADR 0041): node-level isolation, guarded by the budget. */
+const CONCURRENT_ACTIONS: ReadonlySet<ActionKind> = new Set(['cordon', 'taint']);
+
 /** Records not yet durable in every ledger writer, with the settles waiting for them. */
 interface Owed {
   records: LedgerRecord[];
@@ -246,6 +263,9 @@ export function createRemediator(o: RemediatorOptions): Remediator {
   let closed = false;
   const retryPolicy = { maxAttempts: 5, baseMs: 5000, maxMs: 60_000, maxPending: 10_000, ...o.actionRetry };
   const retries = new Map<string, PendingRetry>();
+  const concurrency = o.actionConcurrency ?? 1;
+  if (!Number.isInteger(concurrency) || concurrency < 1 || concurrency > 64) throw new NodewardenError('CONFIG_INVALID', `remediator: action concurrency ${concurrency} is outside 1 .. 64`);
+  const slots = semaphore(concurrency);
   let retrying = false;
   if (o.autoFlush ?? true) {
     timer = setInterval(() => {
@@ -255,6 +275,12 @@ export function createRemediator(o: RemediatorOptions): Remediator {
   }
 
   async function handle(d: Decision, executor: Executor | undefined): Promise<Handled> {
+    const a = await admit(d, executor);
+    return 'rec' in a ? a : await execute(d, executor, a);
+  }
+
+  /** The guard's answer for one decision: a record (refused, degraded page) or the go-ahead, its lease held. */
+  async function admit(d: Decision, executor: Executor | undefined): Promise<Handled | Admitted> {
     const started = performance.now();
     let verdict: GuardVerdict;
     try {
@@ -267,6 +293,11 @@ export function createRemediator(o: RemediatorOptions): Remediator {
     }
     if (!verdict.allowed) return refused(d, verdict);
     leases.hold(d.id);
+    return { verdict, started };
+  }
+
+  /** Carries out an admitted decision: its record, and its settle (a failure is settled at once). Never throws. */
+  async function execute(d: Decision, executor: Executor | undefined, { verdict, started }: Admitted): Promise<Handled> {
     let result: ExecutionResult;
     if (!executor) {
       result = { ok: false, error: new NodewardenError('NOT_FOUND', `no executor for action ${d.action}`) };
@@ -660,6 +691,28 @@ export function createRemediator(o: RemediatorOptions): Remediator {
     }
   }
 
+  /**
+   * Which decisions of a submit go first and may overlap (ADR 0041): cordons and GPU taints
+   * that need no approval, unless an earlier decision of the batch left in order names the
+   * same node, the same incident member or the same decision id, or is anything but a page
+   * or resolve (a rollback, a repair step: everything after it stays in batch order).
+   * None with `actionConcurrency` 1: the submit is exactly sequential.
+   */
+  function hoistable(ds: readonly Decision[]): boolean[] {
+    if (concurrency <= 1) return ds.map(() => false);
+    const blocked = new Set<string>();
+    let barrier = false;
+    return ds.map((d) => {
+      const keys = [nodeKey(d), `member:${d.rule}|${memberOf(d)}`, `id:${d.id}`];
+      const ok = !barrier && CONCURRENT_ACTIONS.has(d.action) && !(o.approvals?.required(d) === true && !o.dryRun) && !keys.some((k) => blocked.has(k));
+      if (!ok) {
+        for (const k of keys) blocked.add(k);
+        if (!PAGE_ACTIONS.has(d.action)) barrier = true;
+      }
+      return ok;
+    });
+  }
+
   /** One submit: every record, the ones in flight elsewhere included (`splitRecords` parts them). */
   async function submitAll(decisions: readonly Decision[], options: SubmitOptions = {}): Promise<LedgerRecord[]> {
     // an earlier write still owed goes first: while the ledger fails, nothing new is acted on
@@ -677,47 +730,95 @@ export function createRemediator(o: RemediatorOptions): Remediator {
     // decisions already settled (or in flight elsewhere) come again with a redelivered batch or a tick firing
     // re-derived from the outbox: skipped before the incident layer, approvals and the guard (one decision, one record)
     const standing = await peek(routedDecisions, options);
-    for (const [i, d] of routedDecisions.entries()) {
+    const results = new Array<Handled | undefined>(routedDecisions.length);
+    /** What a submit did to one decision, after it is carried out: incident facts, retries, denial pages, its slot in `results`. */
+    const finish = async (i: number, d: Decision, h: Handled, page: boolean): Promise<void> => {
+      if (!page && o.incidents && !isRetryLater(h.rec)) {
+        const f = factOf(h.rec);
+        facts.set(factKey(d), [...(facts.get(factKey(d)) ?? []), f]);
+        await o.incidents.noteFacts(d, [f]).catch((err: unknown) => logger.warn({ decisionId: d.id, err: errorMessage(err) }, 'incident facts not recorded'));
+      }
+      seen.set(d.id, h.rec);
+      if (!isRetryLater(h.rec)) noteFailure(d, h.rec, o.clock.now(), (retries.get(d.id)?.attempts ?? 0) + 1, h.retriable);
+      noteDenial(d, h.rec, o.clock.now());
+      results[i] = h;
+    };
+    // concurrent executions (ADR 0041): their finishes run one after the other in batch order
+    let finishing: Promise<void> = Promise.resolve();
+    const byNode = new Map<string, Promise<void>>();
+    const errors: unknown[] = [];
+    const later = (i: number, d: Decision, h: Handled | Promise<Handled>): void => {
+      const done = Promise.all([h, finishing]).then(([handled]) => finish(i, d, handled, false));
+      finishing = done.catch((err: unknown) => void errors.push(err));
+      byNode.set(nodeKey(d), finishing);
+    };
+    const one = async (i: number, d: Decision, concurrent: boolean): Promise<void> => {
+      // one node, one decision at a time, in batch order: the earlier one is carried out and finished first
+      await byNode.get(nodeKey(d));
       const prev = seen.get(d.id);
       if (prev && !isRetryLater(prev)) {
         const reason = `decision ${d.id} already ${prev.outcome}; not acting twice`;
-        out.push({ rec: buildLedgerRecord({ decision: d, outcome: 'suppressed', now: o.clock.now(), verdict: { allowed: false, guard: 'idempotency', outcome: 'suppressed', reason } }), settle: null });
-        continue;
+        results[i] = { rec: buildLedgerRecord({ decision: d, outcome: 'suppressed', now: o.clock.now(), verdict: { allowed: false, guard: 'idempotency', outcome: 'suppressed', reason } }), settle: null };
+        return;
       }
       const settled = standing[i];
       if (settled) {
         const h = refused(d, settled);
         seen.set(d.id, h.rec);
-        out.push(h);
-        continue;
+        results[i] = h;
+        return;
       }
-      let h: Handled;
       if (o.incidents && PAGE_ACTIONS.has(d.action)) {
         // the incident store is the guard's (Redis): while it is down the page goes out as it comes
         // (degraded when the guard is down too), a human must hear it; the incident resumes with the store
         const routed = options.storeDown
           ? 'incident store unavailable (degraded evaluation)'
           : await o.incidents.route(d, facts.get(factKey(d)) ?? []).catch((err: unknown) => incidentStoreDown(d, err));
-        h = typeof routed === 'string' ? await handle(d, executorFor(d.action)) : await sendRouted(routed, d);
+        const h = typeof routed === 'string' ? await handle(d, executorFor(d.action)) : await sendRouted(routed, d);
         if (typeof routed === 'string') h.rec.details = { ...h.rec.details, incidentUnavailable: routed };
-      } else {
-        const held = o.incidents ? await o.incidents.heldBy(d) : null;
-        if (held?.ack) {
-          const reason = `incident ${held.dedupKey} acknowledged by ${held.ack.by} (${held.ack.via}): automated actions on its group are held`;
-          h = { rec: buildLedgerRecord({ decision: d, outcome: 'suppressed', now: o.clock.now(), verdict: { allowed: false, guard: 'incidentAcknowledged', outcome: 'suppressed', reason } }), settle: null };
-        } else if (o.approvals?.required(d) && !o.dryRun) h = await gated(d, o.approvals); // shadow mode asks nobody
-        else h = await handle(d, executorFor(d.action));
-        if (o.incidents && !isRetryLater(h.rec)) {
-          const f = factOf(h.rec);
-          facts.set(factKey(d), [...(facts.get(factKey(d)) ?? []), f]);
-          await o.incidents.noteFacts(d, [f]).catch((err: unknown) => logger.warn({ decisionId: d.id, err: errorMessage(err) }, 'incident facts not recorded'));
-        }
+        await finish(i, d, h, true);
+        return;
       }
-      seen.set(d.id, h.rec);
-      if (!isRetryLater(h.rec)) noteFailure(d, h.rec, o.clock.now(), (retries.get(d.id)?.attempts ?? 0) + 1, h.retriable);
-      noteDenial(d, h.rec, o.clock.now());
-      out.push(h);
+      const held = o.incidents ? await o.incidents.heldBy(d) : null;
+      let h: Handled;
+      if (held?.ack) {
+        const reason = `incident ${held.dedupKey} acknowledged by ${held.ack.by} (${held.ack.via}): automated actions on its group are held`;
+        h = { rec: buildLedgerRecord({ decision: d, outcome: 'suppressed', now: o.clock.now(), verdict: { allowed: false, guard: 'incidentAcknowledged', outcome: 'suppressed', reason } }), settle: null };
+      } else if (o.approvals?.required(d) && !o.dryRun) h = await gated(d, o.approvals); // shadow mode asks nobody
+      else if (concurrent) return launch(i, d);
+      else h = await handle(d, executorFor(d.action));
+      if (concurrent) later(i, d, h);
+      else await finish(i, d, h, false);
+    };
+    /** Admits one decision (in batch order) once a slot is free, and carries it out in the background. */
+    const launch = async (i: number, d: Decision): Promise<void> => {
+      const executor = executorFor(d.action);
+      await slots.acquire();
+      let a: Handled | Admitted;
+      try {
+        a = await admit(d, executor);
+      } catch (err) {
+        slots.release();
+        throw err;
+      }
+      if ('rec' in a) {
+        slots.release();
+        later(i, d, a);
+        return;
+      }
+      later(i, d, execute(d, executor, a).finally(() => slots.release()));
+    };
+    const hoisted = hoistable(routedDecisions);
+    try {
+      // first the cordons and taints that can overlap: admitted one by one, carried out up to `actionConcurrency` at a time
+      for (const [i, d] of routedDecisions.entries()) if (hoisted[i] === true) await one(i, d, true);
+    } finally {
+      // every execution is over (and its outcome noted) before anything else of the submit, and before it returns or throws
+      await finishing;
     }
+    if (errors.length > 0) throw errors[0];
+    for (const [i, d] of routedDecisions.entries()) if (hoisted[i] !== true) await one(i, d, false);
+    for (const h of results) if (h) out.push(h);
     out.push(...(await sendDenialPages(takeDue(o.clock.now(), false), o.clock.now())));
     if (!options.storeDown) out.push(...(await sendDueIncidents()));
     await commit(out, options.redeliverable === true ? isDenialPage : () => true);
@@ -725,4 +826,31 @@ export function createRemediator(o: RemediatorOptions): Remediator {
     if (decisions.length === 0 && o.approvals) return [...out.map((h) => h.rec), ...(await submitApprovalsDue())];
     return out.map((h) => h.rec);
   }
+}
+
+/** The key that serializes decisions on one node (a GPU taint's node is its target's `node`). */
+function nodeKey(d: Decision): string {
+  if (d.target.kind === 'Node') return `node:${d.target.name}`;
+  return d.target.node === undefined ? `target:${targetKey(d.target)}` : `node:${d.target.node}`;
+}
+
+/** A counting semaphore: at most `n` holders; waiters are served in arrival order. */
+function semaphore(n: number): { acquire(): Promise<void>; release(): void } {
+  let held = 0;
+  const waiting: Array<() => void> = [];
+  return {
+    async acquire(): Promise<void> {
+      if (held < n) {
+        held++;
+        return;
+      }
+      // the slot is handed over by release(): `held` stays counted
+      await new Promise<void>((resolve) => waiting.push(resolve));
+    },
+    release(): void {
+      const next = waiting.shift();
+      if (next) next();
+      else held--;
+    },
+  };
 }

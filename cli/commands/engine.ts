@@ -275,6 +275,7 @@ export async function run(argv: string[]): Promise<number> {
   const inner = createRemediator({
     guard,
     leaseMs: guardOptions.inFlightTtlMs,
+    actionConcurrency: config.guard.actionConcurrency,
     executors: [
       kubeExecutor,
       pageExecutor,
