@@ -228,7 +228,10 @@ export async function run(argv: string[]): Promise<number> {
     steps.push({ name: 'kubernetes api (cluster view)', run: () => live.start() });
     closers.push(['cluster view', () => live.stop()]);
     cluster = live;
-    kubeExecutor = createKubeExecutor(createClientNodeKubeApi(kc, { registry }), { clock, logger });
+    // ADR 0041: cordons patch with the watch-fed view's resourceVersion (GET only on a 409); Events are recorded after the action
+    const exec = createKubeExecutor(createClientNodeKubeApi(kc, { registry }), { clock, logger, registry, nodeView: (name) => live.nodeForPlan(name), eventQueue: { max: 10_000, concurrency: 2 } });
+    closers.push(['kubernetes events', () => exec.drainEvents(5000)]);
+    kubeExecutor = exec;
     if (config.deviceTaints.enabled) {
       const [{ createClientNodeDeviceTaintApi }, { DeviceTaintDiscovery, createDeviceTaintExecutor }, { createDeviceIsolation }] = await Promise.all([
         import('../../remediations/kube/client-node-device-taints.js'),

@@ -9,6 +9,16 @@
  * The same executors drive the real API (client-node adapter) and the
  * simulated cluster (its in-memory KubeApi), so guards in replay see exactly
  * the behaviour production has.
+ *
+ * On the live engine (ADR 0041) a cordon/uncordon first plans from the
+ * watch-fed view's copy of the Node (`nodeView`) and patches with ITS
+ * resourceVersion: one request instead of a GET and a PATCH. The precondition
+ * makes a stale view harmless (409 → GET → decide again → PATCH); a plan that
+ * would not write (noop, refuse) is never trusted from the view, it is
+ * re-decided on a fresh GET. With `eventQueue` the Kubernetes Event is
+ * recorded after the action, off its path: a bounded queue, every Event
+ * that could not be recorded (failed, or dropped when the queue is full)
+ * logged and counted (the ledger is the record of truth).
  */
 import os from 'node:os';
 import type { Clock } from '../../core/clock.js';
@@ -21,7 +31,8 @@ import { buildEvent } from './events.js';
 import type { KubeApi } from './kube-api.js';
 import { planCordon, planUncordon, type NodePlan } from './node-decisions.js';
 import { planDaemonSetRollback, planDeploymentRollback, type RollbackPlan } from './rollback-decisions.js';
-import type { KubeObject, LabelSelector } from './wire.js';
+import type { KubeObject, LabelSelector, WireEvent, WireNode } from './wire.js';
+import { Counter, type Registry } from 'prom-client';
 
 export interface KubeExecutorOptions {
   clock: Clock;
@@ -32,7 +43,24 @@ export interface KubeExecutorOptions {
   recordEvents?: boolean;
   /** Event reportingInstance; default the host name (the engine pod). */
   instance?: string;
+  /**
+   * The watch-fed view's copy of a Node (`LiveCluster.nodeForPlan`): a
+   * cordon/uncordon patches with its resourceVersion without a GET first; a
+   * 409 (stale view) falls back to GET → decide → PATCH.
+   */
+  nodeView?: (name: string) => WireNode | undefined;
+  /**
+   * Record Events after the action, off its path: at most `max` waiting
+   * (1..100000), `concurrency` created at a time (1..16, default 2). Absent:
+   * each Event is created before the action returns.
+   */
+  eventQueue?: { max: number; concurrency?: number };
+  /** `nodewarden_kube_events_total{result}` goes here. */
+  registry?: Registry;
 }
+
+/** What became of the Kubernetes Events of actions taken. */
+export type EventResult = 'recorded' | 'failed' | 'dropped';
 
 const NODE_ACTIONS: readonly ActionKind[] = ['cordon', 'uncordon', 'rollback'];
 
@@ -72,6 +100,14 @@ export class KubeExecutor implements Executor {
   private readonly maxAttempts: number;
   private readonly recordEvents: boolean;
   private readonly instance: string;
+  private readonly nodeView: ((name: string) => WireNode | undefined) | undefined;
+  private readonly queue: { max: number; concurrency: number } | undefined;
+  private readonly waiting: WireEvent[] = [];
+  private workers = 0;
+  private idle: Array<() => void> = [];
+  private readonly eventsTotal: Counter<'result'>;
+  /** Events recorded, failed and dropped since start (also `nodewarden_kube_events_total`). */
+  readonly eventStats: Record<EventResult, number> = { recorded: 0, failed: 0, dropped: 0 };
 
   constructor(
     private readonly api: KubeApi,
@@ -82,6 +118,26 @@ export class KubeExecutor implements Executor {
     this.maxAttempts = Math.max(1, opts.maxConflictRetries ?? 5);
     this.recordEvents = opts.recordEvents ?? true;
     this.instance = opts.instance ?? os.hostname();
+    this.nodeView = opts.nodeView;
+    const q = opts.eventQueue;
+    if (q && (!Number.isInteger(q.max) || q.max < 1 || q.max > 100_000 || !Number.isInteger(q.concurrency ?? 2) || (q.concurrency ?? 2) < 1 || (q.concurrency ?? 2) > 16)) {
+      throw new NodewardenError('CONFIG_INVALID', `kube executor: event queue ${JSON.stringify(q)} is outside max 1..100000, concurrency 1..16`);
+    }
+    this.queue = q ? { max: q.max, concurrency: q.concurrency ?? 2 } : undefined;
+    const existing = opts.registry?.getSingleMetric('nodewarden_kube_events_total');
+    this.eventsTotal =
+      (existing as Counter<'result'> | undefined) ??
+      new Counter({ name: 'nodewarden_kube_events_total', help: 'Kubernetes Events of actions taken, by result (recorded, failed, dropped: queue full)', labelNames: ['result'], registers: opts.registry ? [opts.registry] : [] });
+  }
+
+  /** Waits until every queued Event is recorded (or failed), at most `timeoutMs`; what is left is logged and counted as dropped. */
+  async drainEvents(timeoutMs = 5000): Promise<void> {
+    if (this.workers === 0 && this.waiting.length === 0) return;
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([new Promise<void>((resolve) => this.idle.push(resolve)), new Promise<void>((resolve) => (timer = setTimeout(resolve, timeoutMs)))]);
+    clearTimeout(timer);
+    const left = this.waiting.splice(0);
+    for (const ev of left) this.count('dropped', ev, 'engine stopping');
   }
 
   async execute(decision: Decision): Promise<ExecutionResult> {
@@ -125,10 +181,20 @@ export class KubeExecutor implements Executor {
     let plan: NodePlan | undefined;
     let node: KubeObject | undefined;
     try {
+      // the view's copy first (patched with its resourceVersion), once; after that (or without one) a fresh GET
+      let viewed = this.nodeView?.(name);
       await this.withConflictRetry(`node ${name}`, async () => {
-        const current = await this.api.getNode(name);
-        node = current;
-        plan = action === 'cordon' ? planCordon(current, decision, this.clock.now()) : planUncordon(current, decision);
+        const planOf = (n: WireNode): NodePlan => (action === 'cordon' ? planCordon(n, decision, this.clock.now()) : planUncordon(n, decision));
+        const fromView = viewed?.metadata?.resourceVersion === undefined ? undefined : viewed;
+        viewed = undefined;
+        const viewPlan = fromView && planOf(fromView);
+        // only a write is taken from the view: its precondition proves the view current, a noop or refusal proves nothing
+        if (viewPlan?.type === 'patch') plan = viewPlan;
+        else {
+          const current = await this.api.getNode(name);
+          node = current;
+          plan = planOf(current);
+        }
         if (plan.type === 'patch') node = await this.api.patchNode(name, plan.patch);
       });
     } catch (err) {
@@ -207,17 +273,55 @@ export class KubeExecutor implements Executor {
     return p.toRevision === undefined ? { ok: true, detail } : { ok: true, toRevision: p.toRevision, detail };
   }
 
-  /** Records an Event; its failure never fails the action already taken. Returns a detail suffix. */
+  /** Records an Event (or queues it); its failure never fails the action already taken. Returns a detail suffix. */
   private async event(spec: Omit<Parameters<typeof buildEvent>[0], 'now' | 'instance'>): Promise<string> {
     if (!this.recordEvents) return '';
     const ev = buildEvent({ ...spec, now: this.clock.now(), instance: this.instance });
+    if (this.queue) {
+      if (this.waiting.length >= this.queue.max) {
+        this.count('dropped', ev, `event queue full (${this.queue.max})`);
+        return ' (Event not recorded: event queue full)';
+      }
+      this.waiting.push(ev);
+      this.pump();
+      return '';
+    }
+    const err = await this.create(ev);
+    return err === undefined ? '' : ` (Event not recorded: ${err})`;
+  }
+
+  /** Creates one Event; the error message when it could not be recorded (logged and counted). */
+  private async create(ev: WireEvent): Promise<string | undefined> {
     try {
       await this.api.createEvent(ev.metadata?.namespace ?? 'default', ev);
-      return '';
     } catch (err) {
-      if (isCode(err, 'CONFLICT')) return ''; // AlreadyExists: a replay of the same decision
-      this.log.warn({ event: ev.metadata?.name, err: errorMessage(err) }, 'could not record Kubernetes Event');
-      return ` (Event not recorded: ${errorMessage(err)})`;
+      if (!isCode(err, 'CONFLICT')) {
+        this.count('failed', ev, errorMessage(err));
+        return errorMessage(err);
+      }
+      // AlreadyExists: a replay of the same decision, recorded before
+    }
+    this.count('recorded', ev);
+    return undefined;
+  }
+
+  private count(result: EventResult, ev: WireEvent, why?: string): void {
+    this.eventStats[result]++;
+    this.eventsTotal.inc({ result });
+    if (result !== 'recorded') this.log.warn({ event: ev.metadata?.name, involvedObject: ev.involvedObject.name, reason: ev.reason, result, err: why }, 'could not record Kubernetes Event');
+  }
+
+  /** Starts workers (up to the queue's concurrency) that create the queued Events in order. */
+  private pump(): void {
+    const q = this.queue;
+    if (!q) return;
+    while (this.workers < q.concurrency && this.waiting.length > 0) {
+      this.workers++;
+      void (async () => {
+        for (let ev = this.waiting.shift(); ev !== undefined; ev = this.waiting.shift()) await this.create(ev);
+        this.workers--;
+        if (this.workers === 0 && this.waiting.length === 0) for (const resolve of this.idle.splice(0)) resolve();
+      })();
     }
   }
 }

@@ -11,9 +11,9 @@ import { exponentialDelay } from '../../core/backoff.js';
 import { errorMessage } from '../../core/errors.js';
 import { silentLogger, type Logger } from '../../core/logger.js';
 import { computeDeviceTaintView, projectRule, projectSlice, type DeviceTaintViewResult, type DeviceViewConfig, type RuleProjection, type SliceProjection } from './device-taint-view.js';
-import { nodeInfoOf } from './node-decisions.js';
+import { nodeInfoOf, planNodeOf } from './node-decisions.js';
 import { revisionEntryOf, sortRevisions, workloadKey } from './revisions.js';
-import type { KubeObject } from './wire.js';
+import type { KubeObject, WireNode } from './wire.js';
 
 export type WatchedResource = 'nodes' | 'replicasets' | 'controllerrevisions' | 'devicetaintrules' | 'resourceslices';
 
@@ -189,6 +189,8 @@ class Reflector {
 
 export class LiveCluster implements ClusterView {
   private readonly nodes = new Map<string, NodeInfo>();
+  /** What a cordon/uncordon plans from, per Node (planNodeOf): the executor patches with its resourceVersion (ADR 0041). */
+  private readonly planNodes = new Map<string, WireNode>();
   /** uid (or kind/ns/name) of the revision object → its revision. */
   private readonly revisionsByObject = new Map<string, WorkloadRevision>();
   private readonly revisionsByWorkload = new Map<string, Map<string, WorkloadRevision>>();
@@ -280,6 +282,12 @@ export class LiveCluster implements ClusterView {
     const v = this.devices();
     if (!v || v.otherTainted.size === 0) return [...this.nodes.values()];
     return [...this.nodes.values()].map((n) => this.withOthers(n, v));
+  }
+
+  /** The view's copy of Node `name` for planning a cordon (a copy: callers may keep it); undefined when not in the view. */
+  nodeForPlan(name: string): WireNode | undefined {
+    const n = this.planNodes.get(name);
+    return n === undefined ? undefined : structuredClone(n);
   }
 
   getNode(name: string): NodeInfo | undefined {
@@ -376,10 +384,20 @@ export class LiveCluster implements ClusterView {
     return {
       replace: (items) => {
         this.nodes.clear();
-        for (const n of items) this.nodes.set(n.metadata?.name ?? '', nodeInfoOf(n));
+        this.planNodes.clear();
+        for (const n of items) {
+          this.nodes.set(n.metadata?.name ?? '', nodeInfoOf(n));
+          this.planNodes.set(n.metadata?.name ?? '', planNodeOf(n));
+        }
       },
-      upsert: (n) => this.nodes.set(n.metadata?.name ?? '', nodeInfoOf(n)),
-      remove: (n) => this.nodes.delete(n.metadata?.name ?? ''),
+      upsert: (n) => {
+        this.nodes.set(n.metadata?.name ?? '', nodeInfoOf(n));
+        this.planNodes.set(n.metadata?.name ?? '', planNodeOf(n));
+      },
+      remove: (n) => {
+        this.nodes.delete(n.metadata?.name ?? '');
+        this.planNodes.delete(n.metadata?.name ?? '');
+      },
     };
   }
 

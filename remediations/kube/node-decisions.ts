@@ -87,6 +87,33 @@ export function nodeInfoOf(node: WireNode, gpuCountLabel: string = DEFAULT_GPU_C
   return info;
 }
 
+/**
+ * The part of a Node that planCordon / planUncordon read, kept by the
+ * watch-fed view so that a cordon can patch without a GET first (ADR 0041):
+ * name, resourceVersion, nodewarden's annotations, spec.unschedulable, every
+ * taint, and who last set spec.unschedulable (one managedFields entry).
+ * Every plan on it gives the same answer as on the whole Node.
+ */
+export function planNodeOf(node: WireNode): WireNode {
+  const ann = annotationsOf(node);
+  const annotations: Record<string, string> = {};
+  for (const k of NW_ANNOTATIONS) if (typeof ann[k] === 'string') annotations[k] = ann[k];
+  const manager = unschedulableManager(node);
+  const meta = node.metadata;
+  return {
+    metadata: {
+      ...(meta?.name === undefined ? {} : { name: meta.name }),
+      ...(meta?.resourceVersion === undefined ? {} : { resourceVersion: meta.resourceVersion }),
+      annotations,
+      ...(manager === undefined ? {} : { managedFields: [{ manager, fieldsV1: { 'f:spec': { 'f:unschedulable': {} } } }] }),
+    },
+    spec: {
+      ...(node.spec?.unschedulable === undefined ? {} : { unschedulable: node.spec.unschedulable }),
+      ...(node.spec?.taints === undefined ? {} : { taints: node.spec.taints.map((t) => ({ ...t })) }),
+    },
+  };
+}
+
 function isStringRecord(v: unknown): v is Record<string, string> {
   return typeof v === 'object' && v !== null && Object.values(v).every((x) => typeof x === 'string');
 }

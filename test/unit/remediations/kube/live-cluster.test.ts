@@ -73,6 +73,11 @@ describe('kube/live-cluster (reflectors over a ListWatchSource)', () => {
     w.onEvent('DELETED', node('b', { rv: '13' }));
     expect(view.listNodes().map((n) => n.name).sort()).to.deep.equal(['a', 'c']);
     expect(view.getNode('a')).to.deep.include({ unschedulable: true, cordonedByNodewarden: true });
+    // what a cordon plans from (ADR 0041): the latest resourceVersion the watch delivered, gone with the Node
+    expect(view.nodeForPlan('a')?.metadata?.resourceVersion).to.equal('12');
+    expect(view.nodeForPlan('a')?.spec?.unschedulable).to.equal(true);
+    expect(view.nodeForPlan('c')?.metadata?.resourceVersion).to.equal('11');
+    expect(view.nodeForPlan('b')).to.equal(undefined);
   });
 
   it('listedAt: 0 until every resource was listed, then the oldest full list; watch events do not move it', async () => {
