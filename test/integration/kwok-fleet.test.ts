@@ -78,9 +78,13 @@ describe(`KWOK fleet: ${NODES} Nodes on a real apiserver, the real engine throug
     // no LIST at all during the storm, from the engine or anyone (the engine's view is watch-fed)
     expect(storm.engineListsDuringStorm).to.equal(0);
     expect(sumWhere(storm.allRequests, (k) => k === 'LIST nodes')).to.equal(0);
-    // per executed cordon one GET, one PATCH of the Node and one Event; nothing for a denied one
-    expect(sumWhere(storm.engineRequests, (k) => k === 'PATCH nodes')).to.equal(MAX_UNAVAILABLE);
-    expect(sumWhere(storm.engineRequests, (k) => k === 'GET nodes' || k === 'PATCH nodes')).to.be.at.most(2 * MAX_UNAVAILABLE);
+    // per executed cordon one PATCH of the Node with the view's resourceVersion and one Event (queued, ADR 0041); a GET only
+    // after a 409 (the view was behind), which costs one failed PATCH more; nothing for a denied one
+    const gets = sumWhere(storm.engineRequests, (k) => k === 'GET nodes');
+    const patches = sumWhere(storm.engineRequests, (k) => k === 'PATCH nodes');
+    console.log(`      node requests per executed cordon: ${((gets + patches) / MAX_UNAVAILABLE).toFixed(2)} (${gets} GET after a 409)`);
+    expect(patches - gets, 'one successful PATCH per executed cordon').to.equal(MAX_UNAVAILABLE);
+    expect(gets, 'a GET only after a conflict (before ADR 0041: one per cordon)').to.be.below(MAX_UNAVAILABLE / 2);
     expect(storm.engineRequestsPerDecision).to.be.below(1);
     // the denied ones are grouped into incidents (rule x pool), not one each
     expect(storm.incidents.length).to.be.within(1, 10);
