@@ -119,7 +119,7 @@ export class BrokerConnection {
         socket.setNoDelay(true);
         this.socket = socket;
         socket.on('data', (d: Buffer) => this.onData(d));
-        socket.on('error', (err) => this.close(new KafkaConnectionError(`kafka connection to ${this.address}: ${err.message}`, { cause: err })));
+        socket.on('error', (err: Error) => this.close(new KafkaConnectionError(`kafka connection to ${this.address}: ${err.message}`, { cause: err })));
         socket.on('close', () => this.close(new KafkaConnectionError(`kafka connection to ${this.address} closed`)));
         resolve();
       });

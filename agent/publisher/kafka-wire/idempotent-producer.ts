@@ -235,8 +235,8 @@ export class WireProducer {
       }
       const parts = byPartition;
       const results = await Promise.allSettled([...byLeader].map(([leader, ps]) => this.produceTo(leader, topic, ps.map((p) => ({ partition: p, messages: parts.get(p) ?? [] })))));
-      let firstError: unknown = null;
-      let reinit = false;
+      let firstError: Error | null = null;
+      let reinit = 0;
       for (const r of results) {
         if (r.status === 'fulfilled') {
           for (const { partition, errorCode } of r.value) {
@@ -244,17 +244,17 @@ export class WireProducer {
               this.advance(topic, partition, parts.get(partition)?.length ?? 0);
               parts.delete(partition);
             } else {
-              if (needsNewProducerId(errorCode)) reinit = true;
+              if (needsNewProducerId(errorCode)) reinit = errorCode;
               firstError ??= new KafkaProtocolError(errorCode, `produce to ${topic}/${partition}`);
             }
           }
-        } else firstError ??= r.reason;
+        } else firstError ??= r.reason instanceof Error ? r.reason : new Error(String(r.reason));
       }
       if (parts.size === 0) return;
       if (reinit) {
         this.opts.logger.warn({ topic }, 'kafka broker lost this producer\'s sequence: taking a new producer id');
         await this.initProducerId();
-        throw new KafkaProtocolError(ERR.NOT_LEADER_OR_FOLLOWER, `produce to ${topic}: resending under a new producer id`);
+        throw new KafkaProtocolError(reinit, `produce to ${topic}: resending under a new producer id after`, true);
       }
       throw firstError ?? new KafkaConnectionError(`produce to ${topic}: no response for ${parts.size} partitions`);
     });

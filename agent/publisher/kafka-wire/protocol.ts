@@ -26,7 +26,8 @@
  * 0 headers. Byte-identical to what kafkajs 2.2.4 sends for the same batch.
  */
 import { crc32c } from './crc32c.js';
-import { MalformedResponseError, Reader, Writer } from './codec.js';
+import { MalformedResponseError, Writer } from './codec.js';
+import type { Reader } from './codec.js';
 
 export const API = { Produce: 0, Metadata: 3, SaslHandshake: 17, ApiVersions: 18, InitProducerId: 22, SaslAuthenticate: 36 } as const;
 export type ApiKey = (typeof API)[keyof typeof API];
@@ -82,15 +83,16 @@ export const needsNewProducerId = (code: number): boolean =>
   code === ERR.OUT_OF_ORDER_SEQUENCE_NUMBER || code === ERR.UNKNOWN_PRODUCER_ID || code === ERR.INVALID_PRODUCER_EPOCH;
 
 export class KafkaProtocolError extends Error {
+  readonly retriable: boolean;
   constructor(
     readonly code: number,
     context: string,
+    /** Default: whether the code is one a metadata refresh and a resend fix. */
+    retriable = isRetriable(code),
   ) {
     super(`kafka ${context}: ${errorName(code)} (${code})`);
     this.name = 'KafkaProtocolError';
-  }
-  get retriable(): boolean {
-    return isRetriable(this.code);
+    this.retriable = retriable;
   }
 }
 
