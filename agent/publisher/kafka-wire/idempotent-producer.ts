@@ -109,11 +109,17 @@ export class WireProducer {
   private connection(host: string, port: number): Promise<BrokerConnection> {
     const key = `${host}:${port}`;
     const existing = this.conns.get(key);
-    if (existing) {
-      const settledOpen = existing.then((c) => (c.isOpen ? c : null), () => null);
-      return settledOpen.then((c) => c ?? this.open(key, host, port));
-    }
-    return this.open(key, host, port);
+    if (!existing) return this.open(key, host, port);
+    return existing.then(
+      (c) => (c.isOpen ? c : this.reopen(key, existing, host, port)),
+      () => this.reopen(key, existing, host, port),
+    );
+  }
+
+  /** A new connection unless another caller already replaced the dead one (never two sockets per broker). */
+  private reopen(key: string, dead: Promise<BrokerConnection>, host: string, port: number): Promise<BrokerConnection> {
+    const current = this.conns.get(key);
+    return current && current !== dead ? this.connection(host, port) : this.open(key, host, port);
   }
 
   private open(key: string, host: string, port: number): Promise<BrokerConnection> {
