@@ -99,6 +99,7 @@ export default tseslint.config(
           patterns: [
             { group: ['@kubernetes/client-node', '@grpc/*', 'axios', 'ajv', 'ioredis'], message: 'Too heavy for the agent\'s memory budget: see ADR 0016 (agent/kube-api.ts, agent/collectors/grpc-unary.ts).' },
             { group: ['prom-client', 'pino', 'pino-*', '**/adapters/metrics.js', '**/adapters/logger.js'], message: 'The agent uses agent/metrics.ts and agent/json-logger.ts, not prom-client or pino (memory budget, ADR 0039).' },
+            { group: ['kafkajs', 'kafkajs/*'], message: 'The agent publishes through agent/publisher/kafka-wire, not kafkajs (memory budget, ADR 0040).' },
             { group: ['**/rules/**', '**/remediations/**', '**/control/**', '**/jobs/**', '**/demo/**'], message: 'The agent must not load the engine, remediations or control plane (memory budget, ADR 0016).' },
           ],
         },

@@ -152,7 +152,7 @@ export interface AgentOptions {
   kubeAccess?: KubeAccess | null;
   /** Replaces the Kafka publisher (tests, embedded use). */
   sink?: EventSink;
-  /** Replaces the kafkajs producer behind the default publisher (tests). */
+  /** Replaces the Kafka producer (agent/publisher/kafka-wire) behind the default publisher (tests). */
   producer?: MessageProducer;
   factories?: ReadonlyMap<string, CollectorFactory>;
   podSource?: () => Promise<PodSource | null>;

@@ -5,7 +5,12 @@
  * - the broker stopped while events keep coming, then restarted: every event
  *   arrives exactly once (counted by id), in per-node order;
  * - with a deliberately tiny spool, alarms survive the outage and the routine
- *   samples dropped instead are counted.
+ *   samples dropped instead are counted;
+ * - the broker SIGKILLed while batches are in flight (their outcome unknown to
+ *   the producer), then restarted: exactly once, in order (the idempotent
+ *   resend of agent/publisher/kafka-wire, ADR 0040);
+ * - a topic that does not exist yet (no metadata, no leader): events wait in
+ *   the spool and arrive exactly once, in order, once it is created.
  * This test owns its broker (it stops and restarts it), so it does not use the shared one.
  */
 import { expect } from 'chai';
@@ -210,5 +215,69 @@ describe('agent publisher → real Kafka', function () {
     expect(tinyReader.events.length + droppedCount).to.equal(tinyRoutine + tinyAlarms.length);
 
     await Promise.all([big.shutdown(), tiny.shutdown()]);
+  });
+
+  it('broker SIGKILLed with batches in flight, then restarted: every event exactly once, in per-node order', async () => {
+    await broker.createTopics(['agent-crash'], 6);
+    const registry = createRegistry('t4');
+    const pub = publisher(broker, 'agent-crash', registry, 50_000);
+    const nodes = ['crash-a', 'crash-b', 'crash-c', 'crash-d', 'crash-e'];
+    const sent: EventEnvelope[] = [];
+    let stop = false;
+    // Publishes continuously, so the kill lands while a produce request is on the wire.
+    const producing = (async () => {
+      while (!stop) {
+        const batch = nodes.map((n) => ev(n));
+        sent.push(...batch);
+        await pub.publish(batch);
+        await new Promise((r) => setTimeout(r, 2));
+      }
+    })();
+    await waitFor(() => sent.length > 2000, '2000 events published', 60_000);
+    await broker.kill();
+    await new Promise((r) => setTimeout(r, 1000));
+    await broker.restart();
+    await new Promise((r) => setTimeout(r, 1000));
+    stop = true;
+    await producing;
+    await pub.flush();
+    await waitFor(() => pub.depth === 0, 'spool drained', 90_000);
+    const reader = await readTopic(broker, 'agent-crash');
+    consumers.push(reader.consumer);
+    await waitFor(() => reader.events.length >= sent.length, `${sent.length} events on agent-crash`, 90_000);
+    await new Promise((r) => setTimeout(r, 2000)); // duplicates, if any, arrive now
+    const counts = new Map<string, number>();
+    for (const x of reader.events) counts.set(x.e.id, (counts.get(x.e.id) ?? 0) + 1);
+    expect([...counts.values()].filter((c) => c > 1), 'duplicates').to.deep.equal([]);
+    expect(counts.size).to.equal(sent.length);
+    expectPerNodeOrder(reader.events);
+    expect(await droppedTotal(registry)).to.deep.equal([]);
+    await pub.shutdown();
+  });
+
+  it('a topic that does not exist yet: events wait in the spool and arrive exactly once, in order, once it is created', async () => {
+    const registry = createRegistry('t5');
+    const pub = publisher(broker, 'agent-late-topic', registry, 10_000);
+    const sent: EventEnvelope[] = [];
+    for (let i = 0; i < 20; i++) {
+      const batch = ['late-a', 'late-b'].map((n) => ev(n));
+      sent.push(...batch);
+      await pub.publish(batch);
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    await new Promise((r) => setTimeout(r, 1500));
+    const errors = (await registry.getSingleMetric('nodewarden_agent_publish_errors_total')?.get())?.values[0]?.value ?? 0;
+    expect(errors, 'sends to the missing topic failed and were counted').to.be.greaterThan(0);
+    expect(pub.depth, 'nothing delivered to a missing topic').to.equal(sent.length);
+    await broker.createTopics(['agent-late-topic'], 3);
+    await pub.flush();
+    await waitFor(() => pub.depth === 0, 'spool drained after the topic appeared', 60_000);
+    const reader = await readTopic(broker, 'agent-late-topic');
+    consumers.push(reader.consumer);
+    await waitFor(() => reader.events.length >= sent.length, `${sent.length} events`, 60_000);
+    await new Promise((r) => setTimeout(r, 1500));
+    expect(reader.events.map((x) => x.e.id).sort()).to.deep.equal(sent.map((e) => e.id).sort());
+    expectPerNodeOrder(reader.events);
+    await pub.shutdown();
   });
 });

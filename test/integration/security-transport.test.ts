@@ -224,6 +224,31 @@ describe('security: Kafka SASL_SSL (SCRAM-SHA-512) and Redis TLS + ACL, end to e
     expect(await attempt({ ssl: ca, sasl: { mechanism: 'scram-sha-512', username: 'nodewarden-agent', password: AGENT_PW } }), 'the agent itself').to.equal('accepted');
   });
 
+  it("the agent's own Kafka client (ADR 0040): a wrong SCRAM password, an untrusted CA, plaintext and a topic outside its ACL are refused with a clear error", async () => {
+    const outcome = async (settings: Record<string, unknown>, topic: string): Promise<string> => {
+      const cfgFile = path.join(secrets, `agent-probe-${randomBytes(4).toString('hex')}.yaml`);
+      fs.writeFileSync(cfgFile, JSON.stringify({ kafka: { brokers: kafka.brokers, topics, ...settings } }));
+      const p = createKafkaProducer({ kafka: loadConfig({ file: cfgFile, env: {} }).kafka, logger: silentLogger, clientIdSuffix: 'probe', retries: 0, connectionTimeoutMs: 2000, requestTimeoutMs: 3000 });
+      try {
+        await p.connect();
+        await p.send(topic, [{ key: 'probe-node', value: '{}' }]);
+        return 'accepted';
+      } catch (err) {
+        return (err as Error).message;
+      } finally {
+        await p.disconnect();
+      }
+    };
+    const wrong = await outcome(kafkaSettings('nodewarden-agent', 'wrong-password-123'), topics.signals);
+    const good = kafkaSettings('nodewarden-agent', AGENT_PW); // rewrites the password file the line above overwrote
+    expect(wrong).to.match(/SASL SCRAM-SHA-512 authentication as nodewarden-agent.*SASL_AUTHENTICATION_FAILED \(58\)/);
+    expect(wrong).not.to.contain('wrong-password-123');
+    expect(await outcome({ ...good, caFile: null }, topics.signals), 'an untrusted CA').to.match(/self[- ]signed|unable to verify|certificate/i);
+    expect(await outcome({ ssl: false, sasl: null }, topics.signals), 'plaintext').not.to.equal('accepted');
+    expect(await outcome(good, topics.ledger), 'the ledger topic (no WRITE for the agent)').to.match(/TOPIC_AUTHORIZATION_FAILED \(29\)/);
+    expect(await outcome(good, topics.signals), 'the agent itself').to.equal('accepted');
+  });
+
   it('Kafka ACLs: the agent identity can neither forge ledger records nor read the bus', async () => {
     const agent = new Kafka({
       clientId: 'nw-sec-agent-probe',
