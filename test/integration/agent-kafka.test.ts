@@ -93,6 +93,18 @@ function expectPerNodeOrder(got: Array<{ key: string; e: EventEnvelope }>): void
   }
 }
 
+/** After 2 s more for late duplicates: every sent event arrived exactly once (by id), each node's in order. */
+async function expectExactlyOnceInOrder(got: Array<{ key: string; e: EventEnvelope }>, sent: readonly EventEnvelope[]): Promise<void> {
+  await new Promise((r) => setTimeout(r, 2000)); // duplicates, if any, arrive now
+  const counts = new Map<string, number>();
+  for (const x of got) counts.set(x.e.id, (counts.get(x.e.id) ?? 0) + 1);
+  const dups = [...counts.entries()].filter(([, c]) => c > 1);
+  expect(dups, `duplicates: ${dups.length}`).to.deep.equal([]);
+  expect(counts.size).to.equal(sent.length);
+  for (const e of sent) expect(counts.get(e.id), `missing ${e.id}`).to.equal(1);
+  expectPerNodeOrder(got);
+}
+
 async function droppedTotal(registry: Registry): Promise<Array<{ type: string; reason: string; value: number }>> {
   const m = registry.getSingleMetric('nodewarden_agent_events_dropped_total');
   if (!m) return [];
@@ -189,16 +201,7 @@ describe('agent publisher → real Kafka', function () {
     consumers.push(reader.consumer, tinyReader.consumer);
     await waitFor(() => reader.events.length >= sentBig.length, `${sentBig.length} events on agent-outage`, 90_000);
     await waitFor(() => tinyAlarms.every((a) => tinyReader.events.some((x) => x.e.id === a.id)), 'all tiny-spool alarms', 60_000);
-    await new Promise((r) => setTimeout(r, 2000)); // duplicates, if any, arrive now
-
-    // Exactly once, by id.
-    const counts = new Map<string, number>();
-    for (const x of reader.events) counts.set(x.e.id, (counts.get(x.e.id) ?? 0) + 1);
-    const dups = [...counts.entries()].filter(([, c]) => c > 1);
-    expect(dups, `duplicates: ${dups.length}`).to.deep.equal([]);
-    expect(counts.size).to.equal(sentBig.length);
-    for (const e of sentBig) expect(counts.get(e.id), `missing ${e.id}`).to.equal(1);
-    expectPerNodeOrder(reader.events);
+    await expectExactlyOnceInOrder(reader.events, sentBig);
     expect(await droppedTotal(regBig)).to.deep.equal([]);
 
     // Tiny spool: every alarm arrived exactly once and in order; routine samples were dropped for them, and counted.
@@ -245,12 +248,7 @@ describe('agent publisher → real Kafka', function () {
     const reader = await readTopic(broker, 'agent-crash');
     consumers.push(reader.consumer);
     await waitFor(() => reader.events.length >= sent.length, `${sent.length} events on agent-crash`, 90_000);
-    await new Promise((r) => setTimeout(r, 2000)); // duplicates, if any, arrive now
-    const counts = new Map<string, number>();
-    for (const x of reader.events) counts.set(x.e.id, (counts.get(x.e.id) ?? 0) + 1);
-    expect([...counts.values()].filter((c) => c > 1), 'duplicates').to.deep.equal([]);
-    expect(counts.size).to.equal(sent.length);
-    expectPerNodeOrder(reader.events);
+    await expectExactlyOnceInOrder(reader.events, sent);
     expect(await droppedTotal(registry)).to.deep.equal([]);
     await pub.shutdown();
   });

@@ -78,6 +78,11 @@ function setup(o: { concurrency: number; nodes?: number; guard?: Partial<GuardOp
 
 const nodes = (n: number): string[] => Array.from({ length: n }, (_, i) => `gpu-${String(i).padStart(3, '0')}`);
 
+/** The ledger records came in batch order. */
+function expectBatchOrder(records: ReadonlyArray<{ decisionId?: unknown }>, ds: ReadonlyArray<{ id: string }>): void {
+  expect(records.map((r) => r.decisionId)).to.deep.equal(ds.map((d) => d.id));
+}
+
 describe('remediator: concurrent cordons (ADR 0041)', () => {
   it('runs the cordons of one submit concurrently, never more than actionConcurrency at a time', async () => {
     const { exec, ledger, remediator } = setup({ concurrency: 4 });
@@ -87,7 +92,7 @@ describe('remediator: concurrent cordons (ADR 0041)', () => {
     // without the change the executions ran one at a time (max 1)
     expect(exec.maxInFlight).to.equal(4);
     // records in batch order, written once every execution was over
-    expect(ledger.records.map((r) => r.decisionId)).to.deep.equal(ds.map((d) => d.id));
+    expectBatchOrder(ledger.records, ds);
     expect(ledger.runningAtAppend).to.deep.equal([0]);
   });
 
@@ -133,7 +138,7 @@ describe('remediator: concurrent cordons (ADR 0041)', () => {
     expect(byId.get('c:gpu-003')?.outcome).to.equal('failed');
     expect(byId.get('c:gpu-003')?.error).to.match(/injected failure/);
     for (const n of nodes(8).filter((x) => x !== 'gpu-003')) expect(byId.get(`c:${n}`)?.outcome, n).to.equal('executed');
-    expect(ledger.records.map((r) => r.decisionId)).to.deep.equal(ds.map((d) => d.id));
+    expectBatchOrder(ledger.records, ds);
     expect(exec.maxInFlight).to.equal(4);
   });
 
@@ -156,7 +161,7 @@ describe('remediator: concurrent cordons (ADR 0041)', () => {
     const at = (l: string): number => exec.log.indexOf(l);
     for (const n of nodes(4)) expect(at(`start p:${n}`), n).to.be.greaterThan(at(`end c:${n}`));
     expect(exec.maxInFlight).to.equal(4);
-    expect(ledger.records.map((r) => r.decisionId)).to.deep.equal(ds.map((d) => d.id));
+    expectBatchOrder(ledger.records, ds);
   });
 
   it('the same decision twice in one batch is acted on once', async () => {
