@@ -112,7 +112,8 @@ async function main(): Promise<void> {
       const ledger: number[] = [];
       const outcomes: Record<string, number> = {};
       const follower = await follow(kafka.brokers, topics.ledger, ({ rec, at }) => {
-        if (rec.rule !== 'gpu-xid-fatal' || rec.action !== 'cordon') return;
+        // Xid 79 (fallen off the bus) is the node-level rule's since the per-GPU split (ADR 0029)
+        if (rec.rule !== 'gpu-xid-node-fatal' || rec.action !== 'cordon') return;
         const sent = sentAt.get(rec.target.name);
         if (sent === undefined) return;
         outcomes[rec.outcome] = (outcomes[rec.outcome] ?? 0) + 1;
