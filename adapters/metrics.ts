@@ -13,4 +13,14 @@ export function createRegistry(component: string, opts: { defaultMetrics?: boole
   return registry;
 }
 
+/**
+ * The metric registered on `registry` under `name`, or the one `make` creates and
+ * registers: components that share a registry (the engine's) each ask for a metric
+ * and get the one instance, never a duplicate-name error.
+ */
+export function reuseMetric<T>(registry: Registry | undefined, name: string, make: () => T): T {
+  const existing = registry?.getSingleMetric(name);
+  return existing ? (existing as unknown as T) : make();
+}
+
 export { Registry };

@@ -17,6 +17,7 @@ import {
   type KubeConfig,
 } from '@kubernetes/client-node';
 import { Counter, type Registry } from 'prom-client';
+import { reuseMetric } from '../../adapters/metrics.js';
 import type { NodewardenError } from '../../core/errors.js';
 import { NodewardenError as NodewardenErrorClass } from '../../core/errors.js';
 import { errorForStatus, networkError } from './errors.js';
@@ -42,14 +43,17 @@ export interface ClientNodeKubeApiOptions {
 
 /** The shared error counter on `registry` (created once per registry). */
 export function kubeApiErrorCounter(registry: Registry | undefined): Counter<'verb' | 'resource' | 'code'> {
-  const existing = registry?.getSingleMetric(KUBE_API_ERRORS_METRIC);
-  if (existing) return existing as Counter<'verb' | 'resource' | 'code'>;
-  return new Counter({
-    name: KUBE_API_ERRORS_METRIC,
-    help: 'Kubernetes API calls that failed, by verb, resource and HTTP status (or network/timeout)',
-    labelNames: ['verb', 'resource', 'code'] as const,
-    registers: registry ? [registry] : [],
-  });
+  return reuseMetric(
+    registry,
+    KUBE_API_ERRORS_METRIC,
+    () =>
+      new Counter({
+        name: KUBE_API_ERRORS_METRIC,
+        help: 'Kubernetes API calls that failed, by verb, resource and HTTP status (or network/timeout)',
+        labelNames: ['verb', 'resource', 'code'] as const,
+        registers: registry ? [registry] : [],
+      }),
+  );
 }
 
 /** Typed client-node model → plain wire JSON. */

@@ -33,6 +33,7 @@ import { planCordon, planUncordon, type NodePlan } from './node-decisions.js';
 import { planDaemonSetRollback, planDeploymentRollback, type RollbackPlan } from './rollback-decisions.js';
 import type { KubeObject, LabelSelector, WireEvent, WireNode } from './wire.js';
 import { Counter, type Registry } from 'prom-client';
+import { reuseMetric } from '../../adapters/metrics.js';
 
 export interface KubeExecutorOptions {
   clock: Clock;
@@ -124,10 +125,11 @@ export class KubeExecutor implements Executor {
       throw new NodewardenError('CONFIG_INVALID', `kube executor: event queue ${JSON.stringify(q)} is outside max 1..100000, concurrency 1..16`);
     }
     this.queue = q ? { max: q.max, concurrency: q.concurrency ?? 2 } : undefined;
-    const existing = opts.registry?.getSingleMetric('nodewarden_kube_events_total');
-    this.eventsTotal =
-      (existing as Counter<'result'> | undefined) ??
-      new Counter({ name: 'nodewarden_kube_events_total', help: 'Kubernetes Events of actions taken, by result (recorded, failed, dropped: queue full)', labelNames: ['result'], registers: opts.registry ? [opts.registry] : [] });
+    this.eventsTotal = reuseMetric(
+      opts.registry,
+      'nodewarden_kube_events_total',
+      () => new Counter<'result'>({ name: 'nodewarden_kube_events_total', help: 'Kubernetes Events of actions taken, by result (recorded, failed, dropped: queue full)', labelNames: ['result'], registers: opts.registry ? [opts.registry] : [] }),
+    );
   }
 
   /** Waits until every queued Event is recorded (or failed), at most `timeoutMs`; what is left is logged and counted as dropped. */

@@ -5,11 +5,7 @@
  */
 import { Counter, Gauge, Histogram } from 'prom-client';
 import type { Registry } from 'prom-client';
-
-function reuse<T>(registry: Registry, name: string, make: () => T): T {
-  const existing = registry.getSingleMetric(name);
-  return existing ? (existing as unknown as T) : make();
-}
+import { reuseMetric as reuse } from '../../adapters/metrics.js';
 
 export interface EngineServiceMetrics {
   consumed: Counter<string>;
