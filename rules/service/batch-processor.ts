@@ -37,6 +37,7 @@ import type { DeadLetterRecord, DeadLetterSink, EventDeduper, RawMessage } from 
 import { SerialQueue } from './serial.js';
 import { DEFAULT_CONFIG } from '../../core/config.js';
 import type { EventTimeBounds } from '../../core/event-time.js';
+import type { LocalStateKnowledge } from '../store/node-idle-filter.js';
 import { eventTimeBounds, eventTimeProblem } from '../../core/event-time.js';
 
 const DEFAULT_EVENT_TIME = eventTimeBounds(DEFAULT_CONFIG);
@@ -72,6 +73,12 @@ export interface BatchProcessorOptions {
    * and is redelivered once the store is back, so nothing is lost.
    */
   degraded?: { engine: RuleEngine; deduper: EventDeduper };
+  /**
+   * What this replica knows of its partitions' node-scoped state (ADR 0042):
+   * told to forget it when a batch meets events another replica already
+   * evaluated (a replica still working on a partition it lost wrote after us).
+   */
+  localState?: LocalStateKnowledge;
 }
 
 /** Decisions a degraded evaluation may submit: telling a human, never touching the cluster. */
@@ -162,6 +169,7 @@ export class BatchProcessor {
       throw new NodewardenError('CONFLICT', `${pending.length} event(s) claimed by another batch in progress (first: ${pending[0] ?? ''})`, { retriable: true });
     }
     duplicates += unique.length - fresh.length;
+    if (this.o.localState && fresh.length < unique.length) this.o.localState.forget('events of this batch were already evaluated (another replica, or a redelivery)');
 
     let decisions: Decision[] = [];
     let records: LedgerRecord[] = [];

@@ -19,6 +19,7 @@ import type { BatchProcessor } from './batch-processor.js';
 import type { EngineServiceMetrics } from './metrics.js';
 import type { RawMessage } from './ports.js';
 import type { WatermarkBoard } from './watermark.js';
+import type { LocalStateKnowledge } from '../store/node-idle-filter.js';
 import { LocalWatermarkBoard, PartitionWatermarks } from './watermark.js';
 
 export interface EngineServiceOptions {
@@ -41,6 +42,8 @@ export interface EngineServiceOptions {
   idleMs?: number;
   /** A batch running longer than this makes the replica not ready (default 60 s: 2× the action timeout). */
   stallMs?: number;
+  /** Told to forget on every partition assignment: partitions may have moved (ADR 0042). */
+  localState?: LocalStateKnowledge;
 }
 
 /** What readiness needs to know about the consumer. */
@@ -152,6 +155,7 @@ export class EngineService {
       this.lastContact = this.o.clock.now();
       this.crashed = null;
       this.marks.assign(e.payload.memberAssignment[this.o.topic] ?? []);
+      this.o.localState?.forget('partition assignment');
       this.o.logger.info({ memberId: e.payload.memberId, assignment: e.payload.memberAssignment }, 'joined consumer group');
     });
     consumer.on(REBALANCING, () => {

@@ -44,7 +44,7 @@ class FakeConsumer extends EventEmitter {
   }
 }
 
-function service(): { svc: EngineService; consumer: FakeConsumer; config: () => ConsumerConfig } {
+function service(forgets: string[] = []): { svc: EngineService; consumer: FakeConsumer; config: () => ConsumerConfig } {
   const consumer = new FakeConsumer();
   let config: ConsumerConfig | undefined;
   const kafka = {
@@ -62,6 +62,7 @@ function service(): { svc: EngineService; consumer: FakeConsumer; config: () => 
     clock: new ManualClock(0),
     logger: silentLogger,
     tickMs: 0,
+    localState: { forget: (reason) => forgets.push(reason) },
   });
   return {
     svc,
@@ -107,5 +108,17 @@ describe('EngineService.stop() and kafkajs consumer restarts', () => {
     expect(svc.status.joined).to.equal(false);
     await new Promise((resolve) => setImmediate(resolve));
     expect(consumer.disconnects).to.equal(2);
+  });
+
+  it('every partition assignment tells the replica to forget its node-scoped knowledge (partitions may have moved, ADR 0042)', async () => {
+    const forgets: string[] = [];
+    const { svc, consumer } = service(forgets);
+    await svc.start();
+    consumer.join();
+    consumer.join();
+    expect(forgets).to.deep.equal(['partition assignment', 'partition assignment']);
+    const stopped = svc.stop();
+    consumer.finishDisconnect();
+    await stopped;
   });
 });
