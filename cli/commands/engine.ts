@@ -28,7 +28,7 @@ import { loadRules, defaultRulesPath } from '../../rules/language/load.js';
 import { createRuleEngine } from '../../rules/engine/engine.js';
 import type { StateStore } from '../../rules/store/state-store.js';
 import { MemoryStateStore } from '../../rules/store/memory-store.js';
-import { NodeIdleFilterStore } from '../../rules/store/node-idle-filter.js';
+import { NodeSustainedFilterStore } from '../../rules/store/node-sustained-filter.js';
 import { RedisStateStore } from '../../rules/store/redis-store.js';
 import { BatchProcessor } from '../../rules/service/batch-processor.js';
 import { KafkaDeadLetterSink } from '../../rules/service/dead-letter.js';
@@ -344,12 +344,12 @@ export async function run(argv: string[]): Promise<number> {
   // --- state, toggles, dedupe, engine
   // A redelivered event re-derives the decisions of the episode it fired (episode.fire, state-store.ts).
   // Node-scoped sustained observations that change nothing are answered by this replica (ADR 0042).
-  const idleFilter = redis
-    ? new NodeIdleFilterStore(new RedisStateStore({ client: redis }), { onForget: (reason, keys) => logger.debug({ reason, keys }, 'node-scoped state knowledge dropped') })
+  const sustainedFilter = redis
+    ? new NodeSustainedFilterStore(new RedisStateStore({ client: redis }), { onForget: (reason, keys) => logger.debug({ reason, keys }, 'node-scoped state knowledge dropped') })
     : undefined;
-  const store: StateStore = idleFilter ?? new MemoryStateStore();
+  const store: StateStore = sustainedFilter ?? new MemoryStateStore();
   // a reconnect may be to a promoted replica that missed the last writes: learn again from what it holds
-  if (redis && idleFilter) redis.on('ready', () => idleFilter.forget('redis connection (re)established'));
+  if (redis && sustainedFilter) redis.on('ready', () => sustainedFilter.forget('redis connection (re)established'));
   const toggles: ClosableRuleToggles = redis ? new RedisRuleToggles({ redis, keyPrefix: prefix, clock, logger }) : new MemoryRuleToggles(clock);
   steps.push({ name: 'rule toggles', run: () => toggles.start() });
   const dedupeTimes = { windowMs: parseDuration(config.engine.dedupeWindow), claimTtlMs: Math.floor(sessionTimeoutMs / 2) };
@@ -382,7 +382,7 @@ export async function run(argv: string[]): Promise<number> {
     clock,
     eventTime: eventTimeBounds(config),
     logger,
-    ...(idleFilter ? { localState: idleFilter } : {}),
+    ...(sustainedFilter ? { localState: sustainedFilter } : {}),
     // Redis down: pages still go out from replica-local state (remediation fails closed)
     ...(redis ? { degraded: { engine: createRuleEngine({ rules, store: new MemoryStateStore(), cluster, toggles, clock, logger, config }), deduper: new MemoryDeduper(clock, dedupeTimes) } } : {}),
   });
@@ -396,7 +396,7 @@ export async function run(argv: string[]): Promise<number> {
     logger,
     tickMs,
     sessionTimeoutMs,
-    ...(idleFilter ? { localState: idleFilter } : {}),
+    ...(sustainedFilter ? { localState: sustainedFilter } : {}),
     ...(redis ? { watermarks: new RedisWatermarkBoard(redis, prefix, config.engine.groupId, config.kafka.topics.signals, Math.max(30_000, 3 * sessionTimeoutMs)) } : {}),
   });
 

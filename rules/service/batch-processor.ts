@@ -37,7 +37,7 @@ import type { DeadLetterRecord, DeadLetterSink, EventDeduper, RawMessage } from 
 import { SerialQueue } from './serial.js';
 import { DEFAULT_CONFIG } from '../../core/config.js';
 import type { EventTimeBounds } from '../../core/event-time.js';
-import type { LocalStateKnowledge } from '../store/node-idle-filter.js';
+import type { LocalStateKnowledge } from '../store/node-sustained-filter.js';
 import { eventTimeBounds, eventTimeProblem } from '../../core/event-time.js';
 
 const DEFAULT_EVENT_TIME = eventTimeBounds(DEFAULT_CONFIG);

@@ -19,7 +19,7 @@ import type { BatchProcessor } from './batch-processor.js';
 import type { EngineServiceMetrics } from './metrics.js';
 import type { RawMessage } from './ports.js';
 import type { WatermarkBoard } from './watermark.js';
-import type { LocalStateKnowledge } from '../store/node-idle-filter.js';
+import type { LocalStateKnowledge } from '../store/node-sustained-filter.js';
 import { LocalWatermarkBoard, PartitionWatermarks } from './watermark.js';
 
 export interface EngineServiceOptions {

@@ -12,7 +12,7 @@ import { startRedis } from '../harness/redis.js';
 import type { RedisServer } from '../harness/redis.js';
 import { RedisStateStore } from '../../rules/store/redis-store.js';
 import { MemoryStateStore } from '../../rules/store/memory-store.js';
-import { NodeIdleFilterStore } from '../../rules/store/node-idle-filter.js';
+import { NodeSustainedFilterStore } from '../../rules/store/node-sustained-filter.js';
 import type { StoreOp } from '../../rules/store/state-store.js';
 import { StoreKeys } from '../../adapters/redis/keys.js';
 import { stateStoreContract } from '../contract/state-store.js';
@@ -54,10 +54,10 @@ describe('Redis state store (real redis-server)', function () {
   });
 
   // the replica-local skip of node-scoped observations that change nothing, over the real store (ADR 0042)
-  stateStoreContract('redis behind the node idle filter', () => {
+  stateStoreContract('redis behind the node sustained filter', () => {
     const c = client();
     return Promise.resolve({
-      store: new NodeIdleFilterStore(new RedisStateStore({ client: c })),
+      store: new NodeSustainedFilterStore(new RedisStateStore({ client: c })),
       ttlOf: async (key: string) => {
         const t = await c.pttl(key);
         return t < 0 ? null : t;

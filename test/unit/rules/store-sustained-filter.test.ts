@@ -10,11 +10,11 @@ import { MemoryDeadLetterSink } from '../../../rules/service/dead-letter.js';
 import { MemoryDeduper } from '../../../rules/service/dedupe.js';
 import { engineServiceMetrics } from '../../../rules/service/metrics.js';
 import { MemoryStateStore } from '../../../rules/store/memory-store.js';
-import { NodeIdleFilterStore } from '../../../rules/store/node-idle-filter.js';
+import { NodeSustainedFilterStore } from '../../../rules/store/node-sustained-filter.js';
 import type { StateStore, StoreOp, StoreResult } from '../../../rules/store/state-store.js';
 import { stateStoreContract } from '../../contract/state-store.js';
 
-stateStoreContract('memory behind the node idle filter (ADR 0042)', () => Promise.resolve({ store: new NodeIdleFilterStore(new MemoryStateStore()) }));
+stateStoreContract('memory behind the node sustained filter (ADR 0042)', () => Promise.resolve({ store: new NodeSustainedFilterStore(new MemoryStateStore()) }));
 
 /** The inner store as the shared Redis one looks to the filter: exec only, every op it received recorded. */
 class Spy implements StateStore {
@@ -39,25 +39,35 @@ const key = (scope: string): string => k.leaf('s', 'r', 0, scope);
 const index = k.sustainedIndex('r', 0);
 const obs = (scope: string, ts: number, holds: boolean): StoreOp => ({ op: 'sustained.observe', key: key(scope), index, member: scope, ts, holds, ttlMs: 3_600_000 });
 
-describe('NodeIdleFilterStore (ADR 0042)', () => {
+describe('NodeSustainedFilterStore (ADR 0042)', () => {
   it('answers "not holding" observations of an idle node-scoped key itself; group keys and intervals go to the shared store', async () => {
     const spy = new Spy();
-    const f = new NodeIdleFilterStore(spy);
+    const f = new NodeSustainedFilterStore(spy);
     expect(await f.exec([obs('n:a', 1000, false), obs('g:pool=x', 1000, false)])).to.deep.equal([null, null]);
     expect(spy.received).to.have.length(2); // nothing known yet: both sent
     expect(await f.exec([obs('n:a', 2000, false), obs('g:pool=x', 2000, false), { op: 'sustained.get', key: key('n:a') }])).to.deep.equal([null, null, null]);
     expect(spy.received.map((o) => (o.op === 'sustained.observe' ? o.member : o.op))).to.deep.equal(['n:a', 'g:pool=x', 'g:pool=x']);
     expect(f.stats.skipped).to.equal(2);
-    // an interval starts: sent, and the key is no longer idle until it ends
+    // an interval starts: sent; while it holds, "still holding" is answered here too; its end is sent
     expect(await f.exec([obs('n:a', 3000, true), obs('n:a', 4000, true)])).to.deep.equal([3000, 3000]);
+    expect(await f.exec([obs('n:a', 4500, true), { op: 'sustained.get', key: key('n:a') }])).to.deep.equal([3000, 3000]);
     expect(await f.exec([obs('n:a', 5000, false)])).to.deep.equal([null]);
     expect(spy.received.filter((o) => o.op === 'sustained.observe' && o.member === 'n:a').map((o) => (o as { ts: number }).ts)).to.deep.equal([1000, 3000, 4000, 5000]);
     expect(await spy.inner.exec([{ op: 'due.pop', index, before: 10_000 }])).to.deep.equal([[]]);
   });
 
+  it('sends the sample that enters a new TTL-refresh period of the shared store (a quarter of the TTL), so its TTL is refreshed as without the filter', async () => {
+    const spy = new Spy();
+    const f = new NodeSustainedFilterStore(spy);
+    const o = (ts: number, holds: boolean): StoreOp => ({ ...obs('n:a', ts, holds), ttlMs: 4000 } as StoreOp);
+    await f.exec([o(0, true)]);
+    for (const ts of [500, 999, 1000, 1500, 2100, 2999, 3000]) await f.exec([o(ts, true)]);
+    expect(spy.received.map((x) => (x as { ts: number }).ts)).to.deep.equal([0, 1000, 2100, 3000]);
+  });
+
   it('a holding observation older than a skipped "not holding" one is out of order: null, as the shared store would say', async () => {
     const spy = new Spy();
-    const f = new NodeIdleFilterStore(spy);
+    const f = new NodeSustainedFilterStore(spy);
     await f.exec([obs('n:a', 1000, false)]);
     expect(await f.exec([obs('n:a', 5000, false), obs('n:a', 4000, true)])).to.deep.equal([null, null]);
     expect(spy.received).to.have.length(1);
@@ -66,7 +76,7 @@ describe('NodeIdleFilterStore (ADR 0042)', () => {
 
   it('forget() drops what it knows and sends the latest skipped observation with the next batch (another replica may write next)', async () => {
     const spy = new Spy();
-    const f = new NodeIdleFilterStore(spy);
+    const f = new NodeSustainedFilterStore(spy);
     await f.exec([obs('n:a', 1000, false), obs('n:b', 1000, false)]);
     await f.exec([obs('n:a', 7000, false), obs('n:a', 6000, false)]);
     expect(spy.received).to.have.length(2);
@@ -83,7 +93,7 @@ describe('NodeIdleFilterStore (ADR 0042)', () => {
 
   it('a failed batch keeps the flushed observations for the next one, and learns nothing', async () => {
     const spy = new Spy();
-    const f = new NodeIdleFilterStore(spy);
+    const f = new NodeSustainedFilterStore(spy);
     await f.exec([obs('n:a', 1000, false)]);
     await f.exec([obs('n:a', 2000, false)]);
     f.forget('test');
@@ -99,7 +109,7 @@ describe('NodeIdleFilterStore (ADR 0042)', () => {
 
   it('an idle key that expired in the shared store: answers stay right, an interval starts fresh', async () => {
     const inner = new MemoryStateStore();
-    const f = new NodeIdleFilterStore(inner);
+    const f = new NodeSustainedFilterStore(inner);
     const short = (ts: number, holds: boolean): StoreOp => ({ ...obs('n:a', ts, holds), ttlMs: 1000 } as StoreOp);
     await f.exec([short(0, false)]);
     // another key's op moves the memory store's horizon past that TTL; the key is gone there
@@ -110,7 +120,7 @@ describe('NodeIdleFilterStore (ADR 0042)', () => {
 
   it('beyond maxKeys it forgets (and flushes) everything rather than grow', async () => {
     const spy = new Spy();
-    const f = new NodeIdleFilterStore(spy, { maxKeys: 3 });
+    const f = new NodeSustainedFilterStore(spy, { maxKeys: 3 });
     await f.exec([1, 2, 3].map((n) => obs(`n:${n}`, 1000, false)));
     expect(f.size).to.equal(3);
     await f.exec([obs('n:1', 2000, false), obs('n:4', 1000, false)]);
@@ -132,7 +142,7 @@ describe('NodeIdleFilterStore (ADR 0042)', () => {
     await fc.assert(
       fc.asyncProperty(fc.array(batchArb, { minLength: 1, maxLength: 25 }), async (batches) => {
         const plain = new MemoryStateStore();
-        const filtered = new NodeIdleFilterStore(new Spy());
+        const filtered = new NodeSustainedFilterStore(new Spy());
         let t = 100;
         for (const b of batches) {
           if (b.forgetBefore) filtered.forget('property');

@@ -1,35 +1,38 @@
 /**
- * Replica-local skip of sustained observations that cannot change anything
+ * Replica-local answers to sustained observations that change nothing
  * (ADR 0042, issue 13 item 1, first step).
  *
- * Most `sustained.observe` ops say "the condition does not hold" for a key on
- * which nothing is being sustained (a conntrack sample far below 90 %, a
- * containerd answer that is not a timeout): on the shared store such an op
- * only moves the key's `last` time and its TTL. This wrapper remembers, per
- * NODE-scoped sustained key, that the key is idle (since = null) and the
- * latest observation time it has seen, answers those ops here, and sends the
- * rest to the inner store unchanged. It answers exactly what the inner store
- * would:
+ * Most `sustained.observe` ops repeat what the key already says: a conntrack
+ * sample far below 90 % on a key where nothing is sustained, a containerd
+ * "serving" on a key that has held "serving" for hours. On the shared store
+ * such an op only moves the key's `last` time (and, once per quarter of its
+ * TTL, the TTL). This wrapper remembers, per NODE-scoped sustained key, the
+ * key's state (since when the predicate holds, or null) and the latest
+ * observation time, answers those ops here, and sends the rest to the inner
+ * store unchanged. It answers exactly what the inner store would:
  *
- *  - holds=false on an idle key: since stays null → null (its time only
- *    raises the remembered `last`);
- *  - holds=true older than the remembered `last`: ignored as out of order → null;
- *  - `sustained.get` on an idle key: null;
- *  - holds=true at or after `last`: sent (it starts an interval).
+ *  - an observation that agrees with the key's state: `since` unchanged
+ *    (its time only raises the remembered `last`);
+ *  - an observation older than the remembered `last`: ignored as out of
+ *    order → `since`;
+ *  - `sustained.get`: `since`;
+ *  - a change (an interval starts or ends), or a sample that enters a new
+ *    TTL-refresh period of batch.lua (a quarter of the TTL): sent, so Redis
+ *    refreshes the key's TTL on the very samples it would without the filter.
  *
  * Why a replica may know: a node-scoped sustained key changes only through
  * observations of that node's events (ticks pop the index, never the key);
  * one node's events live on one partition, which one replica consumes at a
  * time. Knowledge is learned only from the inner store's answers, and is
  * dropped (`forget`) whenever another replica may have written: on every
- * partition assignment, and when a batch meets events another replica already
+ * partition assignment, when a batch meets events another replica already
  * evaluated (dedupe `duplicate`: a replica still working on a partition it
- * lost). Group- and fleet-scoped keys, every other op, and the guard always go
- * to the shared store.
+ * lost), and when the Redis connection is (re)established. Group- and
+ * fleet-scoped keys, every other op, and the guard always go to the shared store.
  *
- * The skipped observations' times are not lost: when knowledge is dropped, the
- * latest skipped "not holding" observation of each key is sent with the next
- * batch (max-time semantics make that late write exact for in-order samples).
+ * The answered observations' times are not lost: when knowledge is dropped,
+ * the latest answered observation of each key is sent with the next batch
+ * (max-time semantics make that late write exact for in-order samples).
  */
 import type { StateStore, StoreOp, StoreResult, StoreTrimScope, SustainedObserveOp } from './state-store.js';
 
@@ -39,21 +42,25 @@ export interface LocalStateKnowledge {
   forget(reason: string): void;
 }
 
-interface Idle {
-  /** Latest observation time seen for the key (sent or skipped). */
+interface Known {
+  /** The key's state in the shared store: since when the predicate holds, or null. */
+  since: number | null;
+  /** Latest observation time seen for the key (sent or answered here). */
   last: number;
-  /** The latest skipped "not holding" observation newer than what the inner store was sent, if any. */
+  /** Latest observation time sent to the shared store (its TTL refresh follows it). */
+  sentAt: number;
+  /** The latest observation answered here, newer than what the shared store was sent, if any. */
   pending: SustainedObserveOp | null;
 }
 
-export interface NodeIdleFilterOptions {
+export interface NodeSustainedFilterOptions {
   /** Keys remembered at most (default 200,000); beyond it everything is forgotten (and flushed). */
   maxKeys?: number;
   /** Called when knowledge is dropped (for logs). */
   onForget?: (reason: string, keys: number) => void;
 }
 
-export interface NodeIdleFilterStats {
+export interface NodeSustainedFilterStats {
   /** Ops answered here. */
   skipped: number;
   /** Ops sent to the inner store. */
@@ -64,17 +71,17 @@ export interface NodeIdleFilterStats {
 
 const isNodeObserve = (op: StoreOp): op is SustainedObserveOp => op.op === 'sustained.observe' && op.member.startsWith('n:');
 
-export class NodeIdleFilterStore implements StateStore, LocalStateKnowledge {
-  readonly stats: NodeIdleFilterStats = { skipped: 0, sent: 0, forgotten: 0 };
+export class NodeSustainedFilterStore implements StateStore, LocalStateKnowledge {
+  readonly stats: NodeSustainedFilterStats = { skipped: 0, sent: 0, forgotten: 0 };
   readonly execSync?: (ops: readonly StoreOp[]) => StoreResult[];
-  private readonly idle = new Map<string, Idle>();
+  private readonly known = new Map<string, Known>();
   /** Skipped observations to send with the next batch (after a `forget`). */
   private flush: SustainedObserveOp[] = [];
   private readonly maxKeys: number;
 
   constructor(
     private readonly inner: StateStore,
-    private readonly opts: NodeIdleFilterOptions = {},
+    private readonly opts: NodeSustainedFilterOptions = {},
   ) {
     this.maxKeys = Math.max(1, opts.maxKeys ?? 200_000);
     const sync = inner.execSync?.bind(inner);
@@ -93,15 +100,15 @@ export class NodeIdleFilterStore implements StateStore, LocalStateKnowledge {
     }
   }
 
-  /** Keys known idle right now. */
+  /** Keys known right now. */
   get size(): number {
-    return this.idle.size;
+    return this.known.size;
   }
 
   forget(reason: string): void {
-    const keys = this.idle.size;
-    for (const e of this.idle.values()) if (e.pending) this.flush.push(e.pending);
-    this.idle.clear();
+    const keys = this.known.size;
+    for (const e of this.known.values()) if (e.pending) this.flush.push(e.pending);
+    this.known.clear();
     this.stats.forgotten++;
     this.opts.onForget?.(reason, keys);
   }
@@ -141,24 +148,29 @@ export class NodeIdleFilterStore implements StateStore, LocalStateKnowledge {
     for (let i = 0; i < ops.length; i++) {
       const op = ops[i] as StoreOp;
       if (op.op === 'sustained.observe' || op.op === 'sustained.get') {
-        const e = sentKeys?.has(op.key) ? undefined : this.idle.get(op.key);
+        const e = sentKeys?.has(op.key) ? undefined : this.known.get(op.key);
         if (e) {
           if (op.op === 'sustained.get') {
-            out[i] = null;
+            out[i] = e.since;
             this.stats.skipped++;
             continue;
           }
-          if (!op.holds || op.ts < e.last) {
-            if (!op.holds && op.ts > e.last) {
-              e.last = op.ts;
-              e.pending = op;
-            }
-            out[i] = null;
+          if (op.ts < e.last) {
+            // out of order: the shared store ignores it too (its last ≤ ours)
+            out[i] = e.since;
             this.stats.skipped++;
             continue;
           }
-          // holds at or after every observation seen: it starts an interval (the inner store agrees: its last ≤ ours)
-          this.idle.delete(op.key);
+          if (op.holds === (e.since !== null) && !refreshDue(op.ts, e.sentAt, op.ttlMs)) {
+            // no change but the time: answered here, the time remembered (and flushed on forget)
+            e.last = op.ts;
+            e.pending = op;
+            out[i] = e.since;
+            this.stats.skipped++;
+            continue;
+          }
+          // a change (an interval starts or ends), or the key's TTL is due for its refresh: sent, learned again
+          this.known.delete(op.key);
         }
         (sentKeys ??= new Set()).add(op.key);
       }
@@ -182,18 +194,30 @@ export class NodeIdleFilterStore implements StateStore, LocalStateKnowledge {
       out[i] = r;
       const op = ops[i] as StoreOp;
       if (!isNodeObserve(op)) continue;
-      if (r === null) {
-        const e = this.idle.get(op.key);
-        if (e) {
-          if (op.ts > e.last) e.last = op.ts;
-        } else {
-          if (this.idle.size >= this.maxKeys) this.forget('capacity');
-          this.idle.set(op.key, { last: op.ts, pending: null });
-        }
-      } else this.idle.delete(op.key);
+      if (r !== null && typeof r !== 'number') continue;
+      const e = this.known.get(op.key);
+      if (e) {
+        // a later op on the key in the same batch: its answer is the state now
+        e.since = r;
+        if (op.ts > e.last) e.last = op.ts;
+        if (op.ts > e.sentAt) e.sentAt = op.ts;
+      } else {
+        if (this.known.size >= this.maxKeys) this.forget('capacity');
+        this.known.set(op.key, { since: r, last: op.ts, sentAt: op.ts, pending: null });
+      }
     }
     return out;
   }
+}
+
+/**
+ * The shared store refreshes a sustained key's TTL when a sample's time enters
+ * a new period of a quarter of the TTL (batch.lua `due`): such a sample is
+ * always sent, so the key's TTL in Redis is what it would be without the filter.
+ */
+function refreshDue(ts: number, sentAt: number, ttlMs: number): boolean {
+  const every = ttlMs / 4;
+  return every <= 0 || Math.floor(ts / every) !== Math.floor(sentAt / every);
 }
 
 interface Plan {
