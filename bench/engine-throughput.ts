@@ -22,6 +22,7 @@ import { createRuleEngine } from '../rules/engine/engine.js';
 import { defaultRulesPath, loadRules } from '../rules/language/load.js';
 import { createStaticCluster } from '../rules/replay/standin.js';
 import { MemoryStateStore } from '../rules/store/memory-store.js';
+import { NodeSustainedFilterStore } from '../rules/store/node-sustained-filter.js';
 import { RedisStateStore } from '../rules/store/redis-store.js';
 import type { StateStore } from '../rules/store/state-store.js';
 import { fileOnlyToggles } from '../rules/toggles/port.js';
@@ -158,7 +159,9 @@ async function main(): Promise<void> {
         await client.flushdb();
         await client.config('RESETSTAT');
         const cpu0 = await redisCpuSeconds(client);
-        const { rate, cpuRate } = await runEngine(events.slice(0, redisN), new RedisStateStore({ client }));
+        // as `nodewarden engine --store redis` composes it (ADR 0042)
+        const store = new NodeSustainedFilterStore(new RedisStateStore({ client }));
+        const { rate, cpuRate } = await runEngine(events.slice(0, redisN), store);
         const redisCpu = (await redisCpuSeconds(client)) - cpu0;
         const calls = await redisCalls(client);
         const eng = 1e6 / cpuRate;
@@ -170,7 +173,7 @@ async function main(): Promise<void> {
         cmds.push(calls.all / redisN);
         console.log(
           `  redis run ${r + 1}: ${fmt(rate)} wall; engine ${eng.toFixed(1)} µs CPU/event, redis-server ${rus.toFixed(1)} µs CPU/event ` +
-            `(${fmt(1e6 / (eng + rus))} per CPU-second of both), ${calls.scripts} script calls, ${(calls.all / redisN).toFixed(2)} Redis commands/event (inside scripts included)`,
+            `(${fmt(1e6 / (eng + rus))} per CPU-second of both), ${calls.scripts} script calls, ${(calls.all / redisN).toFixed(2)} Redis commands/event (inside scripts included); store ops/event sent ${(store.stats.sent / redisN).toFixed(2)}, answered by the sustained filter ${(store.stats.skipped / redisN).toFixed(2)}`,
         );
       }
       console.log(

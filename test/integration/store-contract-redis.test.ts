@@ -165,6 +165,10 @@ describe('engine on the Redis store gives the same ledgers as on the memory stor
         const red = await runRuleTestCase(tc, { store: new RedisStateStore({ client: c! }) });
         expect(red.records, tc.name).to.deep.equal(mem.records);
         expect(red.ok, `${tc.name}\n${red.diff.join('\n')}`).to.equal(true);
+        // and as `nodewarden engine --store redis` composes it: behind the sustained filter (ADR 0042)
+        await c!.flushdb();
+        const filtered = await runRuleTestCase(tc, { store: new NodeSustainedFilterStore(new RedisStateStore({ client: c! })) });
+        expect(filtered.records, `${tc.name} (sustained filter)`).to.deep.equal(mem.records);
       }
     });
   }
