@@ -23,6 +23,10 @@ export interface RedisFaultProxy {
   readonly forwarded: number;
   /** Replaces the hold predicate (null: pass everything; held connections stay held). */
   setHold(pred: ((cmd: RedisCommand) => boolean) | null): void;
+  /** The forwarded commands the watch predicate picked, in order (bounded: the first 1,000). */
+  readonly watched: RedisCommand[];
+  /** Replaces the watch predicate (null: record nothing). */
+  setWatch(pred: ((cmd: RedisCommand) => boolean) | null): void;
   close(): Promise<void>;
 }
 
@@ -58,6 +62,8 @@ export async function startRedisFaultProxy(upstreamPort: number, upstreamHost = 
   let hold: ((cmd: RedisCommand) => boolean) | null = null;
   const held: RedisCommand[] = [];
   let forwarded = 0;
+  let watch: ((cmd: RedisCommand) => boolean) | null = null;
+  const watched: RedisCommand[] = [];
   const sockets = new Set<net.Socket>();
 
   const server = net.createServer((client) => {
@@ -90,6 +96,7 @@ export async function startRedisFaultProxy(upstreamPort: number, upstreamHost = 
           return;
         }
         forwarded++;
+        if (watched.length < 1000 && watch?.(c.args)) watched.push(c.args);
         at = c.end;
       }
       if (at > 0) upstream.write(pending.subarray(0, at));
@@ -106,6 +113,10 @@ export async function startRedisFaultProxy(upstreamPort: number, upstreamHost = 
     },
     setHold(pred): void {
       hold = pred;
+    },
+    watched,
+    setWatch(pred): void {
+      watch = pred;
     },
     async close(): Promise<void> {
       for (const s of sockets) s.destroy();

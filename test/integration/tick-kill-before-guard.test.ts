@@ -24,89 +24,35 @@
  * Kill → cordon printed as a FAULT-FIGURE line.
  */
 import { expect } from 'chai';
-import type { KubeCluster } from '../harness/kube.js';
-import { startFaultProxy } from '../harness/fault-proxy.js';
-import type { FaultProxy } from '../harness/fault-proxy.js';
-import { startRedisFaultProxy } from '../harness/redis-fault-proxy.js';
 import type { RedisCommand, RedisFaultProxy } from '../harness/redis-fault-proxy.js';
 import { redisScript } from '../../adapters/redis/scripts.js';
 import { guardKeys } from '../../adapters/redis/keys.js';
-import type { LedgerRecord } from '../../core/decision.js';
-import { ledgerKey } from '../../remediations/ledger/record.js';
-import { produce, sleep, TopicFollower, waitFor } from './engine-support.js';
-import { spawnEngine } from '../../bench/lib/kafka-bench.js';
+import { sleep, produce, waitFor } from './engine-support.js';
 import type { EngineChild } from '../../bench/lib/kafka-bench.js';
-import type { LedgerRec } from './tick-kill-support.js';
-import { kubeconfigVia, nodeState, TICK_KILL_GUARD, TICK_RULE, tickKillNames, tickKillServers } from './tick-kill-support.js';
+import { caughtReplica, killVictim, nodeState, patchesForwarded, ruleLedger, TICK_RULE, tickKillNames, useKillPair } from './tick-kill-support.js';
 
-const { node: NODE, patchNode: PATCH_NODE, unreachable, topics, groupId, keyPrefix } = tickKillNames('tkg');
+const names = tickKillNames('tkg');
+const { node: NODE, patchNode: PATCH_NODE, unreachable, topics, keyPrefix } = names;
 
 describe('tick-fired decision, its replica SIGKILLed between the store write and the guard, real servers', function () {
   this.timeout(240_000);
-  const engines: EngineChild[] = [];
-  const kubeProxies: FaultProxy[] = [];
-  const redisProxies: RedisFaultProxy[] = [];
-  let brokers: string[] = [];
-  let kube: KubeCluster;
-  let ledger: TopicFollower | undefined;
-
   // the guard's authorize of the test Node's cordon, however the client sends it (EVALSHA, or EVAL after NOSCRIPT)
   const authorize = redisScript('guard.authorize');
   const cooldownKey = guardKeys(keyPrefix).cooldown('cordon', `Node/${NODE}`);
   const decisionKeyPrefix = guardKeys(keyPrefix).decision('');
   const isCordonAuthorize = (cmd: RedisCommand): boolean =>
     ((cmd[0] === 'EVALSHA' && cmd[1] === authorize.sha) || (cmd[0] === 'EVAL' && cmd[1] === authorize.source)) && cmd.includes(cooldownKey);
-
-  before(async () => {
-    const servers = await tickKillServers(NODE, topics, 'nw-tick-kill-guard-');
-    const { dir, rulesPath, redis: r } = servers;
-    kube = servers.kube;
-    brokers = servers.brokers;
-    for (const name of ['a', 'b']) {
-      const kp = await startFaultProxy(kube.server); // pass-through: counts who PATCHed the Node
-      kubeProxies.push(kp);
-      const rp = await startRedisFaultProxy(r.port);
-      rp.setHold(isCordonAuthorize);
-      redisProxies.push(rp);
-      engines.push(
-        await spawnEngine({
-          brokers,
-          redisUrl: rp.url,
-          keyPrefix,
-          groupId,
-          topics,
-          rulesPath,
-          kubeconfig: kubeconfigVia(dir, name, kp, kube.adminToken),
-          args: ['--session-timeout', '6s'],
-          extraConfig: { guard: TICK_KILL_GUARD },
-        }),
-      );
-    }
-    ledger = await new TopicFollower(brokers, topics.ledger).start();
-  });
-
-  after(async () => {
-    for (const e of engines) await e.kill('SIGTERM');
-    await ledger?.stop().catch(() => undefined);
-    for (const p of [...kubeProxies, ...redisProxies]) await p.close().catch(() => undefined);
-    await kube?.kubectl(['delete', 'node', NODE, '--wait=false']).catch(() => undefined);
-  });
+  const pair = useKillPair({ names, dirPrefix: 'nw-tick-kill-guard-', redisHold: isCordonAuthorize });
 
   it('the survivor carries the decision out once from the outbox (same decision id), nothing recorded twice', async () => {
     const t0 = Date.now();
-    await produce(brokers, topics.signals, [unreachable(t0), unreachable(t0 + 1000)]);
+    await produce(pair.brokers, topics.signals, [unreachable(t0), unreachable(t0 + 1000)]);
     // Events stop here: the rule is due 3 s after the first one, and only a tick fires it.
-    const held = (): number | undefined => {
-      const i = redisProxies.findIndex((p) => p.held.length > 0);
-      return i >= 0 ? i : undefined;
-    };
-    const victimIdx = await waitFor('a replica stopped at the guard (its cordon authorize held at its Redis proxy)', held, 60_000, 5);
-    const victim = engines[victimIdx] as EngineChild;
-    await victim.kill('SIGKILL');
-    expect(victim.proc.signalCode).to.equal('SIGKILL');
-    const killedAt = Date.now();
+    const redisProxies = pair.redisProxies;
+    const victimIdx = await caughtReplica('a replica stopped at the guard (its cordon authorize held at its Redis proxy)', () => redisProxies.findIndex((p) => p.held.length > 0));
+    const killedAt = await killVictim(pair.engines[victimIdx] as EngineChild);
     const survivorIdx = 1 - victimIdx;
-    const survivor = engines[survivorIdx] as EngineChild;
+    const survivor = pair.engines[survivorIdx] as EngineChild;
     // the decision id the victim's authorize named (its decision key), never written: the kill came first
     const heldCmd = (redisProxies[victimIdx] as RedisFaultProxy).held[0] ?? [];
     const heldDecision = heldCmd.find((a) => a.startsWith(decisionKeyPrefix))?.slice(decisionKeyPrefix.length);
@@ -114,22 +60,20 @@ describe('tick-fired decision, its replica SIGKILLed between the store write and
     expect((redisProxies[survivorIdx] as RedisFaultProxy).held, 'the survivor was not held').to.have.length(0);
     (redisProxies[survivorIdx] as RedisFaultProxy).setHold(null);
 
-    await waitFor('the Node cordoned by the survivor', async () => (await nodeState(kube, NODE)).unschedulable || undefined, 120_000, 100);
+    await waitFor('the Node cordoned by the survivor', async () => (await nodeState(pair.kube, NODE)).unschedulable || undefined, 120_000, 100);
     const killToCordonMs = Date.now() - killedAt;
-    const raw = (): LedgerRec[] => (ledger?.records ?? []).map((r) => r as unknown as LedgerRecord).filter((r) => r.rule === TICK_RULE);
+    const { raw, folded } = ruleLedger(pair.ledger, TICK_RULE);
     await waitFor('the executed cordon and page in the ledger', () => (raw().some((r) => r.action === 'cordon' && r.outcome === 'executed') && raw().some((r) => r.action === 'page' && r.outcome === 'executed')) || undefined, 30_000, 100);
     await sleep(20_000); // outbox re-derivations (every 15 s): a late duplicate would land now
 
-    const all = JSON.stringify(raw().map((r) => `${r.action} ${r.outcome}/${r.guard ?? '-'} ${r.decisionId ?? '?'}`));
-    const recs = [...new Map(raw().map((r) => [ledgerKey(r) ?? JSON.stringify(r), r] as const)).values()];
+    const { recs, all } = folded();
     expect(raw().length, `one record per ledger key: ${all}`).to.equal(recs.length);
     const cordons = recs.filter((r) => r.action === 'cordon');
     expect(cordons.map((r) => `${r.target.name} ${r.outcome} ${r.decisionId ?? '?'}`), all).to.deep.equal([`${NODE} executed ${heldDecision}`]);
-    expect(await nodeState(kube, NODE)).to.deep.equal({ unschedulable: true, decision: heldDecision });
+    expect(await nodeState(pair.kube, NODE)).to.deep.equal({ unschedulable: true, decision: heldDecision });
     const rulePages = recs.filter((r) => r.action === 'page' && !(r.decisionId ?? '').startsWith('incident:'));
     expect(rulePages.map((r) => r.outcome), `rule pages of ${all}`).to.deep.equal(['executed']);
-    expect((kubeProxies[victimIdx] as FaultProxy).forwarded('PATCH', PATCH_NODE), 'victim PATCHes that reached the apiserver').to.equal(0);
-    expect((kubeProxies[survivorIdx] as FaultProxy).forwarded('PATCH', PATCH_NODE), 'survivor PATCHes that reached the apiserver').to.equal(1);
+    expect(patchesForwarded(pair, victimIdx, PATCH_NODE), 'PATCHes that reached the apiserver [victim, survivor]').to.deep.equal([0, 1]);
 
     console.log(
       `      FAULT-FIGURE tick_kill_before_guard fired_after_first_event_ms=${killedAt - t0} kill_to_cordon_ms=${killToCordonMs} ` +

@@ -6,11 +6,17 @@
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { FaultProxy } from '../harness/fault-proxy.js';
+import { startFaultProxy } from '../harness/fault-proxy.js';
+import type { FaultProxy, FaultRule } from '../harness/fault-proxy.js';
 import type { KubeCluster } from '../harness/kube.js';
+import { startRedisFaultProxy } from '../harness/redis-fault-proxy.js';
+import type { RedisCommand, RedisFaultProxy } from '../harness/redis-fault-proxy.js';
 import { NW } from '../../core/cluster.js';
 import type { LedgerRecord } from '../../core/decision.js';
-import { uniqueTopics } from './engine-support.js';
+import { ledgerKey } from '../../remediations/ledger/record.js';
+import { spawnEngine } from '../../bench/lib/kafka-bench.js';
+import type { EngineChild } from '../../bench/lib/kafka-bench.js';
+import { TopicFollower, uniqueTopics, waitFor } from './engine-support.js';
 import { sharedKafka, sharedKube, sharedRedis } from './servers.js';
 
 export const TICK_RULE = 'containerd-unhealthy-3s';
@@ -100,18 +106,128 @@ export function tickKillNames(short: string) {
 
 /**
  * The real servers of a tick-kill test, its topics created, the test Node
- * registered and the test rule written to a fresh directory.
+ * registered and the test rules (default: the tick rule) written to a fresh directory.
  */
 export async function tickKillServers(
   node: string,
   topics: { signals: string; deadLetter: string; ledger: string },
   dirPrefix: string,
+  rulesYaml: string = TICK_RULES_YAML,
 ): Promise<{ brokers: string[]; redis: { url: string; port: number }; kube: KubeCluster; dir: string; rulesPath: string }> {
   const [kafka, r, kube] = await Promise.all([sharedKafka(), sharedRedis(), sharedKube()]);
   await kafka.createTopics([topics.signals, topics.deadLetter, topics.ledger], 4);
   await createTestNode(kube, node);
   const dir = mkdtempSync(join(tmpdir(), dirPrefix));
   const rulesPath = join(dir, 'rules.yaml');
-  writeFileSync(rulesPath, TICK_RULES_YAML);
+  writeFileSync(rulesPath, rulesYaml);
   return { brokers: kafka.brokers, redis: { url: r.url, port: r.port }, kube, dir, rulesPath };
+}
+
+/** Two engine replicas of one consumer group, each behind its own proxies, and a follower of the ledger topic. */
+export interface KillPair {
+  brokers: string[];
+  kube: KubeCluster;
+  /** The real Redis (not through a proxy). */
+  redis: { url: string; port: number };
+  engines: EngineChild[];
+  /** Per replica: a pass-through apiserver proxy that counts (and may hold) its requests. */
+  kubeProxies: FaultProxy[];
+  /** Per replica, when `redisHold` is given: a command-aware Redis proxy. */
+  redisProxies: RedisFaultProxy[];
+  ledger: TopicFollower;
+}
+
+export interface KillPairOptions {
+  names: ReturnType<typeof tickKillNames>;
+  dirPrefix: string;
+  /** Default: the tick rule. */
+  rulesYaml?: string;
+  /** Apiserver faults each replica's proxy starts with (e.g. hold the Node's PATCH). */
+  kubeRules?: FaultRule[];
+  /** Each replica talks to Redis through a command-aware proxy holding what this picks. */
+  redisHold?: (cmd: RedisCommand) => boolean;
+  /** ... and recording the forwarded commands this picks. */
+  redisWatch?: (cmd: RedisCommand) => boolean;
+  engineArgs?: readonly string[];
+}
+
+/**
+ * Registers the before/after hooks of a kill test in the calling `describe`:
+ * the servers, two replicas (session timeout 6 s, the open tick-kill guard) and
+ * the ledger follower; the returned object is filled in by `before`.
+ */
+export function useKillPair(o: KillPairOptions): KillPair {
+  const pair = { engines: [], kubeProxies: [], redisProxies: [] } as unknown as KillPair;
+  before(async () => {
+    const { node, topics, keyPrefix, groupId } = o.names;
+    const servers = await tickKillServers(node, topics, o.dirPrefix, o.rulesYaml);
+    Object.assign(pair, { brokers: servers.brokers, kube: servers.kube, redis: servers.redis });
+    for (const name of ['a', 'b']) {
+      const kp = await startFaultProxy(servers.kube.server);
+      if (o.kubeRules) kp.setRules(o.kubeRules);
+      pair.kubeProxies.push(kp);
+      let redisUrl = servers.redis.url;
+      if (o.redisHold) {
+        const rp = await startRedisFaultProxy(servers.redis.port);
+        rp.setHold(o.redisHold);
+        if (o.redisWatch) rp.setWatch(o.redisWatch);
+        pair.redisProxies.push(rp);
+        redisUrl = rp.url;
+      }
+      pair.engines.push(
+        await spawnEngine({
+          brokers: servers.brokers,
+          redisUrl,
+          keyPrefix,
+          groupId,
+          topics,
+          rulesPath: servers.rulesPath,
+          kubeconfig: kubeconfigVia(servers.dir, name, kp, servers.kube.adminToken),
+          args: ['--session-timeout', '6s', ...(o.engineArgs ?? [])],
+          extraConfig: { guard: TICK_KILL_GUARD },
+        }),
+      );
+    }
+    pair.ledger = await new TopicFollower(servers.brokers, topics.ledger).start();
+  });
+  after(async () => {
+    for (const e of pair.engines) await e.kill('SIGTERM');
+    await (pair.ledger as TopicFollower | undefined)?.stop().catch(() => undefined);
+    for (const p of [...pair.kubeProxies, ...pair.redisProxies]) await p.close().catch(() => undefined);
+    await (pair.kube as KubeCluster | undefined)?.kubectl(['delete', 'node', o.names.node, '--wait=false']).catch(() => undefined);
+  });
+  return pair;
+}
+
+/** The index of the first replica whose proxy shows `caught`, once one does (the victim). */
+export function caughtReplica(what: string, caught: () => number): Promise<number> {
+  return waitFor(what, () => {
+    const i = caught();
+    return i >= 0 ? i : undefined;
+  }, 60_000, 5);
+}
+
+/** SIGKILLs the victim; returns the kill time. */
+export async function killVictim(victim: EngineChild): Promise<number> {
+  await victim.kill('SIGKILL');
+  if (victim.proc.signalCode !== 'SIGKILL') throw new Error(`victim ended by ${String(victim.proc.signalCode)}, not SIGKILL`);
+  return Date.now();
+}
+
+/** The ledger records of one rule, and the same folded by ledger key (as every ledger consumer folds them). */
+export function ruleLedger(ledger: TopicFollower, rule: string): { raw: () => LedgerRec[]; folded: () => { recs: LedgerRec[]; all: string } } {
+  const raw = (): LedgerRec[] => ledger.records.map((r) => r as unknown as LedgerRecord).filter((r) => r.rule === rule);
+  return {
+    raw,
+    folded: () => ({
+      recs: [...new Map(raw().map((r) => [ledgerKey(r) ?? JSON.stringify(r), r] as const)).values()],
+      all: JSON.stringify(raw().map((r) => `${r.action} ${r.outcome}/${r.guard ?? '-'} ${r.decisionId ?? '?'}`)),
+    }),
+  };
+}
+
+/** PATCHes of the test Node that reached the apiserver, per replica: [victim, survivor]. */
+export function patchesForwarded(pair: KillPair, victimIdx: number, patchNode: RegExp): [number, number] {
+  const n = (i: number): number => (pair.kubeProxies[i] as FaultProxy).forwarded('PATCH', patchNode);
+  return [n(victimIdx), n(1 - victimIdx)];
 }

@@ -26,85 +26,46 @@
  * printed as a FAULT-FIGURE line.
  */
 import { expect } from 'chai';
-import type { KubeCluster } from '../harness/kube.js';
-import { startFaultProxy } from '../harness/fault-proxy.js';
 import type { FaultProxy } from '../harness/fault-proxy.js';
 import type { LedgerRecord } from '../../core/decision.js';
 import { ledgerKey } from '../../remediations/ledger/record.js';
-import { produce, sleep, TopicFollower, waitFor } from './engine-support.js';
-import { spawnEngine } from '../../bench/lib/kafka-bench.js';
+import { produce, sleep, waitFor } from './engine-support.js';
 import type { EngineChild } from '../../bench/lib/kafka-bench.js';
-import type { LedgerRec } from './tick-kill-support.js';
-import { kubeconfigVia, nodeState, TICK_KILL_GUARD, TICK_RULE as RULE, tickKillNames, tickKillServers } from './tick-kill-support.js';
+import { caughtReplica, killVictim, nodeState, patchesForwarded, ruleLedger, TICK_RULE as RULE, tickKillNames, useKillPair } from './tick-kill-support.js';
 
 /** Worst case by design: the 15 s lease runs out just after the outbox's re-check, so the next re-check 15 s later takes it (~30 s), plus a margin for a loaded machine; the old 60 s lease alone gives 61-62 s. */
 const KILL_TO_CORDON_MAX_MS = 45_000;
-const { node: NODE, patchNode: PATCH_NODE, unreachable, topics, groupId, keyPrefix } = tickKillNames('tkk');
+const names = tickKillNames('tkk');
+const { node: NODE, patchNode: PATCH_NODE, unreachable, topics } = names;
 
 describe('tick-fired decision, its replica SIGKILLed between authorize and settle, real servers', function () {
   this.timeout(240_000);
-  const engines: EngineChild[] = [];
-  const proxies: FaultProxy[] = [];
-  let brokers: string[] = [];
-  let kube: KubeCluster;
-  let ledger: TopicFollower | undefined;
-
-  before(async () => {
-    const servers = await tickKillServers(NODE, topics, 'nw-tick-kill-');
-    const { dir, rulesPath, redis: r } = servers;
-    kube = servers.kube;
-    brokers = servers.brokers;
-    // Nodes without a kubelet are NotReady: the fleet budget is not what this test is about.
-    const guard = TICK_KILL_GUARD;
-    for (const name of ['a', 'b']) {
-      const proxy = await startFaultProxy(kube.server);
-      proxies.push(proxy);
-      // Every node PATCH is held (never forwarded) until the kill: the firing replica stops inside its action.
-      proxy.setRules([{ method: 'PATCH', path: PATCH_NODE, fault: { kind: 'hang' } }]);
-      engines.push(
-        await spawnEngine({ brokers, redisUrl: r.url, keyPrefix, groupId, topics, rulesPath, kubeconfig: kubeconfigVia(dir, name, proxy, kube.adminToken), args: ['--session-timeout', '6s'], extraConfig: { guard } }),
-      );
-    }
-    ledger = await new TopicFollower(brokers, topics.ledger).start();
-  });
-
-  after(async () => {
-    for (const e of engines) await e.kill('SIGTERM');
-    await ledger?.stop().catch(() => undefined);
-    for (const p of proxies) await p.close().catch(() => undefined);
-    await kube?.kubectl(['delete', 'node', NODE, '--wait=false']).catch(() => undefined);
-  });
+  // Every node PATCH is held (never forwarded) until the kill: the firing replica stops inside its action.
+  // Nodes without a kubelet are NotReady: the fleet budget is not what this test is about (the open tick-kill guard).
+  const pair = useKillPair({ names, dirPrefix: 'nw-tick-kill-', kubeRules: [{ method: 'PATCH', path: PATCH_NODE, fault: { kind: 'hang' } }] });
 
   it('the survivor cordons the Node once (its decision on the Node), the page is decided once', async () => {
     const t0 = Date.now();
-    await produce(brokers, topics.signals, [unreachable(t0), unreachable(t0 + 1000)]);
+    await produce(pair.brokers, topics.signals, [unreachable(t0), unreachable(t0 + 1000)]);
     // Events stop here: the rule is due 3 s after the first one, and only a tick fires it.
-    const patching = (): number | undefined => {
-      const i = proxies.findIndex((p) => p.log.some((l) => l.method === 'PATCH' && PATCH_NODE.test(l.path)));
-      return i >= 0 ? i : undefined;
-    };
-    const victimIdx = await waitFor('a replica inside its cordon (PATCH held at its proxy)', patching, 60_000, 10);
-    const victim = engines[victimIdx] as EngineChild;
+    const victimIdx = await caughtReplica('a replica inside its cordon (PATCH held at its proxy)', () => pair.kubeProxies.findIndex((p) => p.log.some((l) => l.method === 'PATCH' && PATCH_NODE.test(l.path))));
     const survivorIdx = 1 - victimIdx;
-    const survivor = engines[survivorIdx] as EngineChild;
-    await victim.kill('SIGKILL');
-    expect(victim.proc.signalCode).to.equal('SIGKILL');
-    const killedAt = Date.now();
+    const survivor = pair.engines[survivorIdx] as EngineChild;
+    const killedAt = await killVictim(pair.engines[victimIdx] as EngineChild);
     const firedAfterMs = killedAt - t0;
     // The survivor's writes go through from now on.
-    (proxies[survivorIdx] as FaultProxy).setRules([]);
+    (pair.kubeProxies[survivorIdx] as FaultProxy).setRules([]);
 
-    const node = (): ReturnType<typeof nodeState> => nodeState(kube, NODE);
+    const node = (): ReturnType<typeof nodeState> => nodeState(pair.kube, NODE);
     // Taken over once the in-flight lease lapses (ADR 0012, 0026) and the outbox re-derives the firing.
     await waitFor('the Node cordoned by the survivor', async () => (await node()).unschedulable || undefined, 180_000, 100);
     const killToCordonMs = Date.now() - killedAt;
     expect(killToCordonMs, 'kill → Node cordoned by the survivor (ms)').to.be.below(KILL_TO_CORDON_MAX_MS);
-    const raw = (): LedgerRec[] => (ledger?.records ?? []).map((r) => r as unknown as LedgerRecord).filter((r) => r.rule === RULE);
+    const { raw, folded } = ruleLedger(pair.ledger, RULE);
     await waitFor('the executed cordon in the ledger', () => raw().some((r) => r.action === 'cordon' && r.outcome === 'executed') || undefined, 30_000, 100);
     await sleep(5000); // a late duplicate (a second firing, a second take-over) would land now
 
-    const all = JSON.stringify(raw().map((r) => `${r.action} ${r.outcome}/${r.guard ?? '-'} ${r.decisionId ?? '?'}`));
-    const recs = [...new Map(raw().map((r) => [ledgerKey(r) ?? JSON.stringify(r), r] as const)).values()];
+    const { recs, all } = folded();
     const cordons = recs.filter((r) => r.action === 'cordon' && r.outcome === 'executed');
     expect(cordons.map((r) => r.target.name), `executed cordons of ${all}`).to.deep.equal([NODE]);
     expect(await node()).to.deep.equal({ unschedulable: true, decision: cordons[0]?.decisionId });
@@ -122,8 +83,7 @@ describe('tick-fired decision, its replica SIGKILLed between authorize and settl
     expect(new Set(incidentSends).size, `incident sends of ${all}`).to.equal(incidentSends.length);
     // Every record of a decision, folded or not, names the same one decision per action.
     expect(new Set(raw().filter((r) => r.action === 'cordon').map((r) => r.decisionId)).size, 'cordon decision ids').to.equal(1);
-    expect((proxies[victimIdx] as FaultProxy).forwarded('PATCH', PATCH_NODE), 'victim PATCHes that reached the apiserver').to.equal(0);
-    expect((proxies[survivorIdx] as FaultProxy).forwarded('PATCH', PATCH_NODE), 'survivor PATCHes that reached the apiserver').to.equal(1);
+    expect(patchesForwarded(pair, victimIdx, PATCH_NODE), 'PATCHes that reached the apiserver [victim, survivor]').to.deep.equal([0, 1]);
 
     const byOutcome: Record<string, number> = {};
     for (const r of recs) {
