@@ -9,6 +9,11 @@
  *
  *   node dist/bench/agent-footprint.js [--seconds 180] [--runs 3] [--warmup 10]
  *        [--no-kafka] [--node-flags "--max-semi-space-size=1 ..."] [--host-root DIR]
+ *        [--config-format json|yaml]
+ *
+ * The config file is JSON by default, as the chart and the Kustomize base render
+ * it (ADR 0043: the agent then never loads its YAML parser); `--config-format
+ * yaml` writes the same settings as YAML, a hand-written config's cost.
  *
  * Bar (design brief §7): ≤ 64 MiB RSS, ≤ 0.5 % of one core.
  */
@@ -35,8 +40,11 @@ const { values } = parseArgs({
     'no-kafka': { type: 'boolean', default: false },
     'node-flags': { type: 'string', default: '' },
     'host-root': { type: 'string' },
+    'config-format': { type: 'string', default: 'json' },
   },
 });
+const configFormat = values['config-format'];
+if (configFormat !== 'json' && configFormat !== 'yaml') throw new Error(`--config-format must be json or yaml, got ${String(configFormat)}`);
 const seconds = Number(values.seconds);
 const runs = Number(values.runs);
 const warmupMs = Number(values.warmup) * 1000;
@@ -166,21 +174,24 @@ async function main(): Promise<void> {
   const httpPort = await freePort();
   const cfgDir = fs.mkdtempSync(path.join(os.tmpdir(), 'nw-bench-'));
   const cfgFile = path.join(cfgDir, 'agent.yaml');
+  const settings = { kafka: { brokers: [broker?.brokers[0] ?? '127.0.0.1:1'] }, agent: { dcgmUrl: dcgm.url, http: { host: '127.0.0.1', port: httpPort } } };
   fs.writeFileSync(
     cfgFile,
-    [
-      'kafka:',
-      `  brokers: [${JSON.stringify(broker?.brokers[0] ?? '127.0.0.1:1')}]`,
-      'agent:',
-      `  dcgmUrl: ${dcgm.url}`,
-      '  http:',
-      '    host: 127.0.0.1',
-      `    port: ${httpPort}`,
-      '',
-    ].join('\n'),
+    configFormat === 'json'
+      ? JSON.stringify(settings, null, 2) + '\n'
+      : [
+          'kafka:',
+          `  brokers: [${JSON.stringify(settings.kafka.brokers[0])}]`,
+          'agent:',
+          `  dcgmUrl: ${dcgm.url}`,
+          '  http:',
+          '    host: 127.0.0.1',
+          `    port: ${httpPort}`,
+          '',
+        ].join('\n'),
   );
   const mode = broker ? `real Kafka broker ${broker.brokers[0] ?? ''}` : 'Kafka unreachable (events go to the spool)';
-  process.stderr.write(`agent-footprint: ${runs} run(s) × ${seconds}s, warm-up ${warmupMs / 1000}s excluded, ${mode}, host root ${hostRoot}, node flags [${nodeFlags.join(' ')}]\n`);
+  process.stderr.write(`agent-footprint: ${runs} run(s) × ${seconds}s, warm-up ${warmupMs / 1000}s excluded, ${mode}, host root ${hostRoot}, ${configFormat} config, node flags [${nodeFlags.join(' ')}]\n`);
   const results = [];
   try {
     for (let i = 0; i < runs; i++) {
@@ -210,6 +221,7 @@ async function main(): Promise<void> {
     warmupSeconds: warmupMs / 1000,
     nodeFlags,
     hostRoot,
+    configFormat,
     dcgmScrapes: dcgm.scrapes(),
     agent: { rssMedianMiB: agentRss, rssP95MiB: agentRssP95, cpuMeanPctOfOneCore: agentCpu, perRun: results.map((r) => r.agent) },
     baseline: { what: "node -e 'setInterval(()=>{},1000)'", rssMedianMiB: baseRss, cpuMeanPctOfOneCore: baseCpu },
