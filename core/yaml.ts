@@ -25,11 +25,6 @@ function yaml(): typeof YamlPackage {
   return (yamlPackage ??= createRequire(import.meta.url)('yaml') as typeof YamlPackage);
 }
 
-/** True once some text needed the yaml package in this process (tests, the agent's footprint). */
-export function yamlPackageLoaded(): boolean {
-  return yamlPackage !== undefined;
-}
-
 /** Deeper JSON is left to the yaml package, which reported it before (its recursion limit) and still does. */
 const JSON_MAX_DEPTH = 100;
 

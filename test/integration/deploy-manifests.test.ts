@@ -159,6 +159,7 @@ describe('deploy manifests (Kustomize, Helm, real apiserver, promtool)', functio
     writeFileSync(file, stringify(values));
     const objs = parseObjects(await run(helm, ['template', 'nodewarden', 'deploy/helm/nodewarden', '--namespace', 'gpu-ops', '-f', file]));
     const cm = objs.find((o) => o.kind === 'ConfigMap' && o.metadata.name === 'nodewarden-config') as unknown as { data: Record<string, string> };
+    expect(() => JSON.parse(cm.data['config.yaml'] ?? '') as unknown, 'the repair ConfigMap is JSON').to.not.throw();
     const cfg = loadConfigFromText(cm.data['config.yaml'] ?? '');
     expect(cfg.repair).to.deep.include({ enabled: true, namespace: 'gpu-ops', quietPeriod: '45m', window: '24h', maxAttemptsPerNode: 3 });
     expect(cfg.repair.reset).to.deep.equal({ template: job, timeout: '10m' });
@@ -169,6 +170,16 @@ describe('deploy manifests (Kustomize, Helm, real apiserver, promtool)', functio
     // off by default: the default render has no repair section (the config default, off)
     const plain = helmed.find((o) => o.kind === 'ConfigMap' && o.metadata.name === 'nodewarden-config') as unknown as { data: Record<string, string> };
     expect(loadConfigFromText(plain.data['config.yaml'] ?? '').repair.enabled).to.equal(false);
+  });
+
+  it('the config in the ConfigMap is JSON, so the agent never loads its YAML parser (ADR 0043), and it loads', function () {
+    for (const [name, objs] of [['kustomize', kustomized], ['helm', helmed], ['helm-tls-sasl', secured]] as const) {
+      const cm = objs.find((o) => o.kind === 'ConfigMap' && o.metadata.name === 'nodewarden-config') as unknown as { data: Record<string, string> };
+      const text = cm.data['config.yaml'] ?? '';
+      const doc = JSON.parse(text) as unknown;
+      expect(doc, name).to.deep.equal(parseConfigText(text, name));
+      expect(loadConfigFromText(text).kafka.brokers, name).to.deep.equal(['kafka.kafka.svc:9092']);
+    }
   });
 
   it('helm lint passes', async function () {

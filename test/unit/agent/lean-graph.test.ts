@@ -4,7 +4,8 @@
  * `import()` and `require()`) and fails if a heavy module is reachable —
  * prom-client and pino (the agent has agent/metrics.ts and
  * agent/json-logger.ts), kafkajs (agent/publisher/kafka-wire, ADR 0040), the
- * Kubernetes and gRPC clients, or the engine.
+ * Kubernetes and gRPC clients, or the engine — and that the yaml package is
+ * not loaded at start-up (ADR 0043: only a config that is not JSON loads it).
  */
 import fs from 'node:fs';
 import path from 'node:path';
@@ -26,8 +27,11 @@ function packageName(spec: string): string {
   return spec.startsWith('@') ? parts.slice(0, 2).join('/') : (parts[0] ?? spec);
 }
 
-/** Files of dist reachable from `entry`, and the packages (and node: builtins) they load. */
-function agentGraph(entry: string): { files: Set<string>; packages: Set<string> } {
+/** The first two: static `import … from` / `export … from` and bare `import '…'`, loaded when the importing module is. */
+const STATIC_SPECIFIERS = SPECIFIERS.slice(0, 2);
+
+/** Files of dist reachable from `entry`, and the packages (and node: builtins) they load; `staticOnly`: through static imports only. */
+function agentGraph(entry: string, staticOnly = false): { files: Set<string>; packages: Set<string> } {
   const files = new Set<string>();
   const packages = new Set<string>();
   const todo = [entry];
@@ -35,7 +39,7 @@ function agentGraph(entry: string): { files: Set<string>; packages: Set<string> 
     if (files.has(f)) continue;
     files.add(f);
     const src = fs.readFileSync(f, 'utf8');
-    for (const re of SPECIFIERS)
+    for (const re of staticOnly ? STATIC_SPECIFIERS : SPECIFIERS)
       for (const m of src.matchAll(re)) {
         const spec = m[1] ?? '';
         if (spec.startsWith('.')) todo.push(path.resolve(path.dirname(f), spec));
@@ -62,6 +66,13 @@ describe('agent: lean import graph (memory budget, ADR 0039)', () => {
     expect(rel.filter((f) => FORBIDDEN_FILES.includes(f) || FORBIDDEN_DIRS.some((d) => f.startsWith(d)))).to.deep.equal([]);
   });
 
+  it('does not load the yaml package at start-up: no static import of it (ADR 0043)', () => {
+    const atStart = agentGraph(ENTRY, true);
+    expect([...atStart.packages]).to.not.include('yaml');
+    // sanity: the config reader is loaded at start-up
+    expect([...atStart.files].map((f) => path.relative(DIST, f).split(path.sep).join('/'))).to.include.members(['core/yaml.js', 'core/config.js']);
+  });
+
   it('the walker finds static, dynamic and require() specifiers', () => {
     const dir = fs.mkdtempSync(path.join(DIST, '..', 'lean-graph-'));
     try {
@@ -71,6 +82,7 @@ describe('agent: lean import graph (memory budget, ADR 0039)', () => {
       const g = agentGraph(path.join(dir, 'a.js'));
       expect([...g.packages].sort()).to.deep.equal(['@scope/pkg-b', 'pkg-a', 'pkg-c', 'pkg-d']);
       expect(g.files.size).to.equal(3);
+      expect([...agentGraph(path.join(dir, 'a.js'), true).packages].sort()).to.deep.equal(['pkg-a', 'pkg-d']);
     } finally {
       fs.rmSync(dir, { recursive: true, force: true });
     }

@@ -88,6 +88,14 @@ describe('CLI: bad input gives one clear line, never a stack trace', function ()
     expectOneLine(nodewarden(['engine', '--config', bomb]), /^nodewarden engine: .*bomb\.yaml: \/: YAML: Excessive alias count/);
   });
 
+  it('agent: a broken config file, JSON or YAML, is one line naming the file and where', function () {
+    expectOneLine(nodewarden(['agent', '--config', file('broken.json', '{"kafka": {"brokers": ["k:9092"]}')]), /^nodewarden agent: .*broken\.json: \/: YAML: Flow map must end with a \} at line 1, column \d+/);
+    expectOneLine(nodewarden(['agent', '--config', file('repeated.json', '{"kafka": {}, "kafka": {}}')]), /^nodewarden agent: .*repeated\.json: \/: YAML: Map keys must be unique at line 1/);
+    expectOneLine(nodewarden(['agent', '--config', file('unknown.json', '{"kafka": {"brokerz": ["k:9092"]}}')]), /^nodewarden agent: .*unknown\.json: \/kafka\/brokerz: unknown setting$/);
+    expectOneLine(nodewarden(['agent', '--config', file('broken.yaml', 'kafka:\n  brokers: [k:9092\n')]), /^nodewarden agent: .*broken\.yaml: \/: YAML: Flow sequence in block collection must be sufficiently indented and end with a \]/);
+    expectOneLine(nodewarden(['agent', '--config', file('unknown.yaml', 'kafka:\n  brokerz: [k:9092]\n')]), /^nodewarden agent: .*unknown\.yaml: \/kafka\/brokerz: unknown setting$/);
+  });
+
   it('agent, demo, engine, replay: an unknown option', function () {
     for (const cmd of ['agent', 'demo', 'engine', 'replay']) expectOneLine(nodewarden([cmd, '--bogus']), new RegExp(`^nodewarden ${cmd}: Unknown option '--bogus'`));
   });

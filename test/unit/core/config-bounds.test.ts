@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { expect } from 'chai';
 import { loadConfig } from '../../../adapters/config-file.js';
-import { DURATION_BOUNDS } from '../../../core/config.js';
+import { DURATION_BOUNDS, isTimeZone, resolveConfig } from '../../../core/config.js';
 import { budgetFor } from '../../../remediations/guard/policy.js';
 import { PoisonInputError } from '../../../core/errors.js';
 
@@ -47,6 +47,34 @@ describe('config: values that would switch safety off are rejected, naming file 
   it('rejects an unknown time zone like Mars/Olympus', function () {
     const e = failure('jobs:\n  timezone: Mars/Olympus\n');
     expect(e.problems).to.deep.equal([{ path: '/jobs/timezone', message: 'unknown time zone "Mars/Olympus" (use an IANA name like UTC or Europe/Berlin)' }]);
+  });
+
+  it('time zones: the same answer as Intl for every name; the default UTC without touching Intl (its ICU data is ~8 MiB of the agent, ADR 0043)', function () {
+    const viaIntl = (tz: string): boolean => {
+      try {
+        new Intl.DateTimeFormat('en-US', { timeZone: tz });
+        return true;
+      } catch {
+        return false;
+      }
+    };
+    for (const tz of ['UTC', 'utc', 'Etc/UTC', 'GMT', 'Europe/Berlin', 'America/New_York', 'Mars/Olympus', 'UTC ', ' UTC', 'U T C', 'UTC+1', '+01:00', 'Z', 'x'])
+      expect(isTimeZone(tz), tz).to.equal(viaIntl(tz));
+    const real = Intl.DateTimeFormat;
+    let constructed = 0;
+    const counting = function (this: unknown, ...args: ConstructorParameters<typeof Intl.DateTimeFormat>) {
+      constructed++;
+      return new real(...args);
+    } as unknown as typeof Intl.DateTimeFormat;
+    Intl.DateTimeFormat = counting;
+    try {
+      resolveConfig({ text: '{"kafka": {"brokers": ["k:9092"]}}' });
+      expect(constructed, 'default config (UTC)').to.equal(0);
+      resolveConfig({ text: '{"jobs": {"timezone": "Europe/Berlin"}}' });
+      expect(constructed, 'another zone is checked with Intl').to.equal(1);
+    } finally {
+      Intl.DateTimeFormat = real;
+    }
   });
 
   it('rejects intervals.conntrack: 0s (a hot loop) and every interval below its minimum', function () {
