@@ -76,6 +76,10 @@ async function main(): Promise<void> {
           `cluster ${storm.unschedulable} unschedulable / ${storm.tainted} tainted, incidents ${storm.incidents.length}; cordon p50 ${int(storm.p50)} ms p99 ${int(storm.p99)} ms; decisions in ${fixed(storm.drainSeconds, 2)} s`,
       );
       console.log(`    engine requests (audit): ${formatCounts(storm.engineRequests)}; all clients: ${formatCounts(storm.allRequests)}`);
+      const ph = storm.phases;
+      console.log(`    engine: ${ph.batches} batches over ${int(ph.spanMs)} ms; batch ms ${JSON.stringify(Object.fromEntries(Object.entries(ph.batch).map(([k, v]) => [k, int(v)])))}`);
+      console.log(`    submit steps (calls, ms; concurrent ones overlap): ${Object.entries(ph.submit).map(([k, v]) => `${k} ${v.calls}×/${int(v.ms)}`).join(', ')}`);
+      console.log(`    redis calls per decision: ${JSON.stringify(storm.redisCallsPerDecision)}`);
       if (run < RUNS) {
         await fe.stop();
         // undo the cordons for the next run (as admin): schedulable, the fleet's own GPU taint only, no nodewarden annotations

@@ -48,6 +48,13 @@ export interface Guard {
   readonly holder: string;
   authorize(decision: Decision): Promise<GuardVerdict>;
   /**
+   * The verdicts of `authorize` for each decision in turn, as one atomic step
+   * (ADR 0044): the same verdicts and the same state as that many `authorize`
+   * calls back to back with nothing else in between — one round trip instead
+   * of one per decision. Fails (nothing authorized) or answers for all.
+   */
+  authorizeBatch(decisions: readonly Decision[]): Promise<GuardVerdict[]>;
+  /**
    * Reports the executor's result so budgets, breakers and idempotency records
    * settle. Refused (CONFLICT) for a decision another holder has taken over
    * or already settled: nothing changes.

@@ -59,6 +59,7 @@ import type { Pager } from './pager/pager.js';
 import { createPagerExecutor, groupLabel } from './pager/pager-executor.js';
 import { boundedDedupKey } from './pager/pager.js';
 import type { IncidentPaging, Routed } from './incidents/incident-paging.js';
+import type { Incident } from './incidents/incident.js';
 import { memberOf } from './incidents/incident.js';
 import type { Approval, Approvals } from './approvals/approvals.js';
 import { CORDON_ONLY, type DeviceIsolation } from './device-isolation.js';
@@ -266,6 +267,19 @@ export function createRemediator(o: RemediatorOptions): Remediator {
   const concurrency = o.actionConcurrency ?? 1;
   if (!Number.isInteger(concurrency) || concurrency < 1 || concurrency > 64) throw new NodewardenError('CONFIG_INVALID', `remediator: action concurrency ${concurrency} is outside 1 .. 64`);
   const slots = semaphore(concurrency);
+  // where a submit's time goes (debug log 'submit phases'): wall ms and calls per step
+  const phases = new Map<string, { calls: number; ms: number }>();
+  const timed = async <T>(phase: string, f: () => Promise<T>): Promise<T> => {
+    const t = performance.now();
+    try {
+      return await f();
+    } finally {
+      const p = phases.get(phase) ?? { calls: 0, ms: 0 };
+      p.calls++;
+      p.ms += performance.now() - t;
+      phases.set(phase, p);
+    }
+  };
   let retrying = false;
   if (o.autoFlush ?? true) {
     timer = setInterval(() => {
@@ -284,11 +298,11 @@ export function createRemediator(o: RemediatorOptions): Remediator {
     const started = performance.now();
     let verdict: GuardVerdict;
     try {
-      verdict = await o.guard.authorize(d);
+      verdict = await timed('authorize', () => o.guard.authorize(d));
     } catch (err) {
       // fail closed: no guard answer, no action — except a page, which goes out marked degraded
       // (a human must hear about a hardware fault even while the guard's store is down)
-      verdict = { allowed: false, guard: 'guardUnavailable', outcome: 'denied', reason: `guard unavailable: ${errorMessage(err)}` };
+      verdict = guardDown(err);
       if (PAGE_ACTIONS.has(d.action) && executor) return await degradedPage(d, executor, verdict.reason ?? 'guard unavailable');
     }
     if (!verdict.allowed) return refused(d, verdict);
@@ -303,7 +317,7 @@ export function createRemediator(o: RemediatorOptions): Remediator {
       result = { ok: false, error: new NodewardenError('NOT_FOUND', `no executor for action ${d.action}`) };
     } else {
       try {
-        result = await withTimeout(executor.execute(d), actionTimeoutMs, `${d.action} of ${targetKey(d.target)}`, UNREF);
+        result = await timed('execute', () => withTimeout(executor.execute(d), actionTimeoutMs, `${d.action} of ${targetKey(d.target)}`, UNREF));
       } catch (err) {
         result = { ok: false, error: err instanceof NodewardenError ? err : new NodewardenError('INTERNAL', errorMessage(err), { cause: err }) };
       }
@@ -317,7 +331,7 @@ export function createRemediator(o: RemediatorOptions): Remediator {
       // a lease lost at the fence (another replica took the decision over) or given up is not settled here
       if (!leases.release(d.id)) return;
       try {
-        await o.guard.settle(d, verdict, result);
+        await timed('settle', () => o.guard.settle(d, verdict, result));
       } catch (err) {
         // an unsettled success stays in flight until its lease lapses; failures' holds expire by themselves
         logger.error({ decisionId: d.id, err: errorMessage(err) }, 'guard settle failed');
@@ -343,11 +357,17 @@ export function createRemediator(o: RemediatorOptions): Remediator {
     return { rec, settle: remember(d, verdict) };
   }
 
+  /** A decision the acknowledged incident of its group holds. */
+  function heldRecord(d: Decision, held: Incident): Handled {
+    const reason = `incident ${held.dedupKey} acknowledged by ${held.ack?.by ?? '?'} (${held.ack?.via ?? '?'}): automated actions on its group are held`;
+    return { rec: buildLedgerRecord({ decision: d, outcome: 'suppressed', now: o.clock.now(), verdict: { allowed: false, guard: 'incidentAcknowledged', outcome: 'suppressed', reason } }), settle: null };
+  }
+
   /** The settle of a refused decision: the guard remembers its outcome, so the same decision again is `idempotency` and not recorded twice. */
   function remember(d: Decision, verdict: GuardVerdict): () => Promise<void> {
     return async (): Promise<void> => {
       try {
-        await o.guard.settle(d, verdict, { ok: false });
+        await timed('settleDenial', () => o.guard.settle(d, verdict, { ok: false }));
       } catch (err) {
         // not remembered: a redelivery decides it again (no action was taken)
         logger.warn({ decisionId: d.id, err: errorMessage(err) }, 'guard could not record the denial');
@@ -554,10 +574,10 @@ export function createRemediator(o: RemediatorOptions): Remediator {
     const writable = handled.filter((h) => !isRetryLater(h.rec) && !isReplayed(h.rec));
     try {
       // the fence: a decision another replica took over is neither written nor settled here
-      const lost = await leases.fence(writable.map((h) => h.rec));
+      const lost = await timed('fence', () => leases.fence(writable.map((h) => h.rec)));
       const records = writable.filter((h) => !lost.has(h.rec)).map((h) => h.rec);
       for (const h of writable) if (lost.has(h.rec)) h.rec = leaseLostRecord(h.rec);
-      await writeLedger(records);
+      await timed('ledger', () => writeLedger(records));
     } catch (err) {
       const kept = handled.filter((h) => !isRetryLater(h.rec) && !isReplayed(h.rec) && keep(h));
       // records left to a redelivery: their leases are not renewed any more (the redelivery takes them over)
@@ -569,7 +589,9 @@ export function createRemediator(o: RemediatorOptions): Remediator {
       };
       throw err;
     }
-    for (const h of handled) if (h.settle && !isRetryLater(h.rec)) await h.settle();
+    // issued together, in order (ADR 0044): on one connection the guard's store runs them in that order; each handles its own failure
+    const settles = handled.flatMap((h) => (h.settle && !isRetryLater(h.rec) ? [h.settle] : []));
+    await timed('settles', () => Promise.all(settles.map((settle) => settle())));
   }
 
   /** Writes (and settles) records a failed write left behind; throws while the ledger still fails. */
@@ -684,7 +706,7 @@ export function createRemediator(o: RemediatorOptions): Remediator {
   async function peek(ds: readonly Decision[], options: SubmitOptions): Promise<ReadonlyArray<GuardVerdict | null>> {
     if (ds.length === 0 || options.storeDown) return [];
     try {
-      return await o.guard.peek(ds);
+      return await timed('peek', () => o.guard.peek(ds));
     } catch (err) {
       logger.warn({ decisions: ds.length, err: errorMessage(err) }, 'guard peek failed: each decision goes on to authorize');
       return [];
@@ -715,6 +737,8 @@ export function createRemediator(o: RemediatorOptions): Remediator {
 
   /** One submit: every record, the ones in flight elsewhere included (`splitRecords` parts them). */
   async function submitAll(decisions: readonly Decision[], options: SubmitOptions = {}): Promise<LedgerRecord[]> {
+    phases.clear();
+    const submitStarted = performance.now();
     // an earlier write still owed goes first: while the ledger fails, nothing new is acted on
     await payOwed();
     const out: Handled[] = [];
@@ -732,11 +756,14 @@ export function createRemediator(o: RemediatorOptions): Remediator {
     const standing = await peek(routedDecisions, options);
     const results = new Array<Handled | undefined>(routedDecisions.length);
     /** What a submit did to one decision, after it is carried out: incident facts, retries, denial pages, its slot in `results`. */
-    const finish = async (i: number, d: Decision, h: Handled, page: boolean): Promise<void> => {
+    // facts of the concurrent decisions, noted in the incidents once they are all finished (ADR 0044)
+    const factsLater: Array<readonly [Decision, string[]]> = [];
+    const finish = async (i: number, d: Decision, h: Handled, page: boolean, concurrent = false): Promise<void> => {
       if (!page && o.incidents && !isRetryLater(h.rec)) {
         const f = factOf(h.rec);
         facts.set(factKey(d), [...(facts.get(factKey(d)) ?? []), f]);
-        await o.incidents.noteFacts(d, [f]).catch((err: unknown) => logger.warn({ decisionId: d.id, err: errorMessage(err) }, 'incident facts not recorded'));
+        if (concurrent) factsLater.push([d, [f]]);
+        else await timed('incidentFacts', () => (o.incidents as IncidentPaging).noteFacts(d, [f])).catch((err: unknown) => logger.warn({ decisionId: d.id, err: errorMessage(err) }, 'incident facts not recorded'));
       }
       seen.set(d.id, h.rec);
       if (!isRetryLater(h.rec)) noteFailure(d, h.rec, o.clock.now(), (retries.get(d.id)?.attempts ?? 0) + 1, h.retriable);
@@ -748,12 +775,13 @@ export function createRemediator(o: RemediatorOptions): Remediator {
     const byNode = new Map<string, Promise<void>>();
     const errors: unknown[] = [];
     const later = (i: number, d: Decision, h: Handled | Promise<Handled>): void => {
-      const done = Promise.all([h, finishing]).then(([handled]) => finish(i, d, handled, false));
+      const done = Promise.all([h, finishing]).then(([handled]) => finish(i, d, handled, false, true));
       finishing = done.catch((err: unknown) => void errors.push(err));
       byNode.set(nodeKey(d), finishing);
     };
     const one = async (i: number, d: Decision, concurrent: boolean): Promise<void> => {
       // one node, one decision at a time, in batch order: the earlier one is carried out and finished first
+      if (concurrent && queuedNodes.has(nodeKey(d))) await admitQueued();
       await byNode.get(nodeKey(d));
       const prev = seen.get(d.id);
       if (prev && !isRetryLater(prev)) {
@@ -768,64 +796,121 @@ export function createRemediator(o: RemediatorOptions): Remediator {
         results[i] = h;
         return;
       }
+      if (concurrent) {
+        // admitted with the decisions queued before it, in one guard call (ADR 0044)
+        queue.push({ i, d });
+        queuedNodes.add(nodeKey(d));
+        if (queue.length >= concurrency) await admitQueued();
+        return;
+      }
       if (o.incidents && PAGE_ACTIONS.has(d.action)) {
         // the incident store is the guard's (Redis): while it is down the page goes out as it comes
         // (degraded when the guard is down too), a human must hear it; the incident resumes with the store
         const routed = options.storeDown
           ? 'incident store unavailable (degraded evaluation)'
-          : await o.incidents.route(d, facts.get(factKey(d)) ?? []).catch((err: unknown) => incidentStoreDown(d, err));
+          : await timed('incidentRoute', () => (o.incidents as IncidentPaging).route(d, facts.get(factKey(d)) ?? [])).catch((err: unknown) => incidentStoreDown(d, err));
         const h = typeof routed === 'string' ? await handle(d, executorFor(d.action)) : await sendRouted(routed, d);
         if (typeof routed === 'string') h.rec.details = { ...h.rec.details, incidentUnavailable: routed };
         await finish(i, d, h, true);
         return;
       }
-      const held = o.incidents ? await o.incidents.heldBy(d) : null;
+      const held = o.incidents ? await timed('incidentHeld', () => (o.incidents as IncidentPaging).heldBy(d)) : null;
       let h: Handled;
-      if (held?.ack) {
-        const reason = `incident ${held.dedupKey} acknowledged by ${held.ack.by} (${held.ack.via}): automated actions on its group are held`;
-        h = { rec: buildLedgerRecord({ decision: d, outcome: 'suppressed', now: o.clock.now(), verdict: { allowed: false, guard: 'incidentAcknowledged', outcome: 'suppressed', reason } }), settle: null };
-      } else if (o.approvals?.required(d) && !o.dryRun) h = await gated(d, o.approvals); // shadow mode asks nobody
-      else if (concurrent) return launch(i, d);
+      if (held?.ack) h = heldRecord(d, held);
+      else if (o.approvals?.required(d) && !o.dryRun) h = await gated(d, o.approvals); // shadow mode asks nobody
       else h = await handle(d, executorFor(d.action));
-      if (concurrent) later(i, d, h);
-      else await finish(i, d, h, false);
+      await finish(i, d, h, false);
     };
-    /** Admits one decision (in batch order) once a slot is free, and carries it out in the background. */
-    const launch = async (i: number, d: Decision): Promise<void> => {
-      const executor = executorFor(d.action);
-      await slots.acquire();
-      let a: Handled | Admitted;
+    // the concurrent decisions waiting for admission, in batch order, and their nodes
+    let queue: Array<{ i: number; d: Decision }> = [];
+    const queuedNodes = new Set<string>();
+    /**
+     * Admits the queued decisions in batch order (ADR 0044): a held incident is read once per
+     * incident, and each run of decisions that found a free slot is authorized in one guard
+     * call; so at most `actionConcurrency` admitted decisions are unfinished at any time, as before.
+     */
+    const admitQueued = async (): Promise<void> => {
+      const q = queue;
+      queue = [];
+      queuedNodes.clear();
+      if (q.length === 0) return;
+      const held = o.incidents ? await timed('incidentHeld', () => (o.incidents as IncidentPaging).heldByAll(q.map((x) => x.d))) : [];
+      let ready: Array<{ i: number; d: Decision }> = [];
+      const go = async (): Promise<void> => {
+        const r = ready;
+        ready = [];
+        if (r.length > 0) await launchAll(r);
+      };
+      for (const [j, x] of q.entries()) {
+        const inc = held[j];
+        if (inc?.ack) {
+          await go();
+          later(x.i, x.d, heldRecord(x.d, inc));
+          continue;
+        }
+        if (!slots.tryAcquire()) {
+          await go();
+          await slots.acquire();
+        }
+        ready.push(x);
+      }
+      await go();
+    };
+    /** Authorizes decisions that each hold a slot in one guard call, and carries out the allowed ones in the background. */
+    const launchAll = async (xs: ReadonlyArray<{ i: number; d: Decision }>): Promise<void> => {
+      const started = performance.now();
+      let verdicts: GuardVerdict[];
       try {
-        a = await admit(d, executor);
+        verdicts = await timed('authorize', () => o.guard.authorizeBatch(xs.map((x) => x.d)));
       } catch (err) {
-        slots.release();
-        throw err;
+        // fail closed: no guard answer, no action (none of these is a page)
+        verdicts = xs.map(() => guardDown(err));
       }
-      if ('rec' in a) {
-        slots.release();
-        later(i, d, a);
-        return;
-      }
-      later(i, d, execute(d, executor, a).finally(() => slots.release()));
+      xs.forEach(({ i, d }, j) => {
+        const verdict = verdicts[j] ?? guardDown(new Error('no verdict'));
+        if (!verdict.allowed) {
+          slots.release();
+          later(i, d, refused(d, verdict));
+          return;
+        }
+        leases.hold(d.id);
+        later(i, d, execute(d, executorFor(d.action), { verdict, started }).finally(() => slots.release()));
+      });
     };
     const hoisted = hoistable(routedDecisions);
-    try {
-      // first the cordons and taints that can overlap: admitted one by one, carried out up to `actionConcurrency` at a time
-      for (const [i, d] of routedDecisions.entries()) if (hoisted[i] === true) await one(i, d, true);
-    } finally {
-      // every execution is over (and its outcome noted) before anything else of the submit, and before it returns or throws
-      await finishing;
-    }
+    await timed('hoisted', async () => {
+      try {
+        // first the cordons and taints that can overlap: admitted in batch order, carried out up to `actionConcurrency` at a time
+        for (const [i, d] of routedDecisions.entries()) if (hoisted[i] === true) await one(i, d, true);
+        await admitQueued();
+      } finally {
+        // every execution is over (and its outcome noted) before anything else of the submit, and before it returns or throws
+        await finishing;
+      }
+      // their facts, in batch order, one read (and at most one write) per incident
+      if (factsLater.length > 0 && o.incidents) {
+        const inc = o.incidents;
+        await timed('incidentFacts', () => inc.noteFactsAll(factsLater)).catch((err: unknown) => logger.warn({ decisions: factsLater.length, err: errorMessage(err) }, 'incident facts not recorded'));
+      }
+    });
     if (errors.length > 0) throw errors[0];
-    for (const [i, d] of routedDecisions.entries()) if (hoisted[i] !== true) await one(i, d, false);
+    await timed('inOrder', async () => {
+      for (const [i, d] of routedDecisions.entries()) if (hoisted[i] !== true) await one(i, d, false);
+    });
     for (const h of results) if (h) out.push(h);
-    out.push(...(await sendDenialPages(takeDue(o.clock.now(), false), o.clock.now())));
-    if (!options.storeDown) out.push(...(await sendDueIncidents()));
-    await commit(out, options.redeliverable === true ? isDenialPage : () => true);
+    out.push(...(await timed('denialPages', async () => sendDenialPages(takeDue(o.clock.now(), false), o.clock.now()))));
+    if (!options.storeDown) out.push(...(await timed('incidentsDue', () => sendDueIncidents())));
+    await timed('commit', () => commit(out, options.redeliverable === true ? isDenialPage : () => true));
+    if (decisions.length > 0) logger.debug({ decisions: decisions.length, hoisted: hoisted.filter(Boolean).length, ms: Math.round(performance.now() - submitStarted), phases: Object.fromEntries([...phases].map(([k, v]) => [k, { calls: v.calls, ms: Math.round(v.ms) }])) }, 'submit phases');
     // an empty submit is a tick (engine, replay, demo): approvals decided since run or are denied now
     if (decisions.length === 0 && o.approvals) return [...out.map((h) => h.rec), ...(await submitApprovalsDue())];
     return out.map((h) => h.rec);
   }
+}
+
+/** The verdict when the guard cannot answer: fail closed. */
+function guardDown(err: unknown): GuardVerdict {
+  return { allowed: false, guard: 'guardUnavailable', outcome: 'denied', reason: `guard unavailable: ${errorMessage(err)}` };
 }
 
 /** The key that serializes decisions on one node (a GPU taint's node is its target's `node`). */
@@ -835,10 +920,15 @@ function nodeKey(d: Decision): string {
 }
 
 /** A counting semaphore: at most `n` holders; waiters are served in arrival order. */
-function semaphore(n: number): { acquire(): Promise<void>; release(): void } {
+function semaphore(n: number): { acquire(): Promise<void>; tryAcquire(): boolean; release(): void } {
   let held = 0;
   const waiting: Array<() => void> = [];
   return {
+    tryAcquire(): boolean {
+      if (held >= n) return false;
+      held++;
+      return true;
+    },
     async acquire(): Promise<void> {
       if (held < n) {
         held++;

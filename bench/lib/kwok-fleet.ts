@@ -322,6 +322,8 @@ export async function startFleetEngine(o: FleetEngineOptions): Promise<FleetEngi
       },
     },
     args: ['--session-timeout', '10s'],
+    // 'batch phases' / 'submit phases' (where a storm's time goes: stormPhases)
+    logLevel: 'debug',
     // for heapAfterFullGc (loopback only)
     nodeArgs: ['--inspect=127.0.0.1:0'],
   });
@@ -381,6 +383,10 @@ export interface StormResult {
   /** Engine requests per cordon decision (executed + denied). */
   engineRequestsPerDecision: number;
   engineListsDuringStorm: number;
+  /** Where the storm's time went in the engine: its debug 'batch phases' / 'submit phases' lines, summed. */
+  phases: StormPhases;
+  /** Redis commands (INFO commandstats, every client) over the storm, per cordon decision: "cmd" → calls. */
+  redisCallsPerDecision: Record<string, number>;
   incidents: Array<{ dedupKey?: string; members?: unknown[] }>;
 }
 
@@ -414,6 +420,65 @@ function watchNodes(cluster: KwokCluster, rv: string, on: (name: string, n: Watc
   return { stop: () => req.destroy() };
 }
 
+export interface StormPhases {
+  batches: number;
+  /** ms from the first batch with a decision to the end of the last one. */
+  spanMs: number;
+  /** Summed over the storm's batches, ms: dedupe claim, evaluation, submit, ledger topic append, the rest. */
+  batch: Record<string, number>;
+  /** Summed over the storm's submits: step → {calls, ms} (concurrent steps overlap). */
+  submit: Record<string, { calls: number; ms: number }>;
+}
+
+/** Sums the engine's debug 'batch phases' and 'submit phases' lines logged at or after `fromMs`. */
+export function stormPhases(log: string, fromMs: number): StormPhases {
+  const out: StormPhases = { batches: 0, spanMs: 0, batch: {}, submit: {} };
+  let first = Infinity;
+  let last = 0;
+  for (const line of log.split('\n')) {
+    if (!line.startsWith('{') || !line.includes('phases"')) continue;
+    let r: { msg?: string; time?: string; phases?: Record<string, { calls: number; ms: number }> } & Record<string, unknown>;
+    try {
+      r = JSON.parse(line) as typeof r;
+    } catch {
+      continue;
+    }
+    const t = Date.parse(r.time ?? '');
+    if (!(t >= fromMs)) continue;
+    if (r.msg === 'batch phases') {
+      out.batches++;
+      const done = Number(r.done);
+      first = Math.min(first, t - done);
+      last = Math.max(last, t);
+      const claimed = Number(r.claimed);
+      const evaluated = Number(r.evaluated);
+      const submitted = Number(r.submitted);
+      const appended = Number(r.appended);
+      const add = (k: string, v: number): void => void (out.batch[k] = (out.batch[k] ?? 0) + (Number.isFinite(v) ? v : 0));
+      add('decode+claim', claimed);
+      add('evaluate', evaluated - claimed);
+      add('submit', submitted - evaluated);
+      add('ledgerTopic', appended - submitted);
+      add('confirm+rest', done - appended);
+    } else if (r.msg === 'submit phases' && r.phases) {
+      for (const [k, v] of Object.entries(r.phases)) {
+        const cur = out.submit[k] ?? { calls: 0, ms: 0 };
+        cur.calls += v.calls;
+        cur.ms += v.ms;
+        out.submit[k] = cur;
+      }
+    }
+  }
+  out.spanMs = out.batches > 0 ? last - first : 0;
+  return out;
+}
+
+async function redisCommandStats(redis: FleetEngine['redis']): Promise<Map<string, number>> {
+  const out = new Map<string, number>();
+  for (const m of (await redis.info('commandstats')).matchAll(/^cmdstat_([^:]+):calls=(\d+)/gm)) out.set(m[1] ?? '?', Number(m[2]));
+  return out;
+}
+
 /** One Xid 79 on each of `stormNodes` nodes, published at once through Kafka; waits for every cordon decision. */
 export async function runStorm(cluster: KwokCluster, fe: FleetEngine, kafka: KafkaBroker, stormNodes: number, maxUnavailable: number, timeoutMs = 120_000): Promise<StormResult> {
   const targets = cluster.fleet.filter((_, i) => i % Math.max(1, Math.floor(cluster.fleet.length / stormNodes)) === 0).slice(0, stormNodes);
@@ -425,6 +490,7 @@ export async function runStorm(cluster: KwokCluster, fe: FleetEngine, kafka: Kaf
   });
   await new Promise((r) => setTimeout(r, 500));
   const before = await apiserverRequests(cluster.api);
+  const redisBefore = await redisCommandStats(fe.redis);
   const t0 = Date.now();
   await produceAll(kafka.brokers, fe.topics.signals, targets.map((n, i) => xidEvent(n, t0, i)), 500, 2);
   const targetNames = new Set(targets.map((n) => n.name));
@@ -440,6 +506,7 @@ export async function runStorm(cluster: KwokCluster, fe: FleetEngine, kafka: Kaf
   await new Promise((r) => setTimeout(r, 1500));
   const tEnd = Date.now();
   const after = await apiserverRequests(cluster.api);
+  const redisAfter = await redisCommandStats(fe.redis);
   w.stop();
   const executed = cordons.filter((r) => r.outcome === 'executed');
   const denied = cordons.filter((r) => r.outcome === 'denied');
@@ -466,6 +533,8 @@ export async function runStorm(cluster: KwokCluster, fe: FleetEngine, kafka: Kaf
     engineRequests: eng,
     engineRequestsPerDecision: sumWhere(eng, () => true) / cordons.length,
     engineListsDuringStorm: sumWhere(eng, (k) => k.startsWith('LIST ')),
+    phases: stormPhases(fe.engine.log(), t0),
+    redisCallsPerDecision: Object.fromEntries([...redisAfter].map(([k, v]) => [k, Math.round((100 * (v - (redisBefore.get(k) ?? 0))) / cordons.length) / 100]).filter(([, v]) => Number(v) > 0)),
     incidents,
   };
 }

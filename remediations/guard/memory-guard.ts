@@ -357,15 +357,22 @@ export interface MemoryGuardOptions {
 export function createMemoryGuard(o: MemoryGuardOptions): ControllableGuard & { readonly state: MemoryGuardState } {
   const state = o.state ?? new MemoryGuardState();
   const holder = o.holder ?? randomUUID();
+  function authorizeOne(decision: Decision): GuardVerdict {
+    const pre = precheck(decision, o.view);
+    if (pre) return toVerdict(pre, decision, null);
+    const plan = planAuthorization(decision, o.view, o.options, o.clock.now(), randomUUID(), holder);
+    state.maybePrune(plan.now, o.options);
+    return toVerdict(authorizeState(state, plan), decision, plan);
+  }
   return {
     state,
     holder,
     authorize(decision: Decision): Promise<GuardVerdict> {
-      const pre = precheck(decision, o.view);
-      if (pre) return Promise.resolve(toVerdict(pre, decision, null));
-      const plan = planAuthorization(decision, o.view, o.options, o.clock.now(), randomUUID(), holder);
-      state.maybePrune(plan.now, o.options);
-      return Promise.resolve(toVerdict(authorizeState(state, plan), decision, plan));
+      return Promise.resolve(authorizeOne(decision));
+    },
+    // synchronous throughout: nothing of another caller runs between two decisions of the batch
+    authorizeBatch(decisions: readonly Decision[]): Promise<GuardVerdict[]> {
+      return Promise.resolve(decisions.map(authorizeOne));
     },
     peek(decisions: readonly Decision[]): Promise<Array<GuardVerdict | null>> {
       const now = o.clock.now();

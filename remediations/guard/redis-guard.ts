@@ -16,7 +16,7 @@ import type { GuardKeys } from '../../adapters/redis/keys.js';
 import { guardKeys } from '../../adapters/redis/keys.js';
 import type { LuaScript } from '../../adapters/redis/lua-script.js';
 import { redisScript } from '../../adapters/redis/scripts.js';
-import type { GuardOptions, RawStatus, RawVerdict } from './policy.js';
+import type { AuthorizePlan, GuardOptions, RawStatus, RawVerdict } from './policy.js';
 import { composeBreakers, composeBudgets, composeRates, deniedOutcome, leaseTtl, parseDecisionRecord, peekVerdict, planAuthorization, planSettle, precheck, replacesLapsed, settleRefusedError, STATUS_ACTIONS, targetKey } from './policy.js';
 import { toVerdict } from './policy.js';
 
@@ -79,6 +79,12 @@ export function createRedisGuard(o: RedisGuardOptions): ControllableGuard & { re
   const k = guardKeys(o.keyPrefix);
   const lua = loadScripts();
   const holder = o.holder ?? randomUUID();
+  /** authorize.lua's 10 keys of one decision (see its header). */
+  const authorizeKeys = (d: Decision, plan: AuthorizePlan): string[] => {
+    const a = d.action;
+    const wl = plan.rollback?.workload ?? '-';
+    return [k.paused, k.decision(d.id), k.breaker(a), k.breakerFailures(a), k.cooldown(a, plan.target), k.rate(a), k.rollback(wl), k.rollbackAway(wl), k.reservations, k.gpuTaints];
+  };
 
   return {
     keys: k,
@@ -87,27 +93,37 @@ export function createRedisGuard(o: RedisGuardOptions): ControllableGuard & { re
       const pre = precheck(decision, o.view);
       if (pre) return toVerdict(pre, decision, null);
       const plan = planAuthorization(decision, o.view, o.options, o.clock.now(), randomUUID(), holder);
-      const a = decision.action;
-      const wl = plan.rollback?.workload ?? '-';
-      const keys = [
-        k.paused,
-        k.decision(decision.id),
-        k.breaker(a),
-        k.breakerFailures(a),
-        k.cooldown(a, plan.target),
-        k.rate(a),
-        k.rollback(wl),
-        k.rollbackAway(wl),
-        k.reservations,
-        k.gpuTaints,
-      ];
       let reply: unknown;
       try {
-        reply = await lua.authorize.run(o.redis, keys, [JSON.stringify(plan)]);
+        reply = await lua.authorize.run(o.redis, authorizeKeys(decision, plan), [JSON.stringify(plan)]);
       } catch (err) {
         throw unavailable('authorize', err);
       }
       return toVerdict(parseRaw(reply), decision, plan);
+    },
+
+    /** One script call for the batch (lua/authorize.lua with `plans`): the plans one after the other, atomically. */
+    async authorizeBatch(decisions: readonly Decision[]): Promise<GuardVerdict[]> {
+      const now = o.clock.now();
+      const out = new Array<GuardVerdict | undefined>(decisions.length);
+      const asked: Array<{ i: number; d: Decision; plan: AuthorizePlan }> = [];
+      decisions.forEach((d, i) => {
+        const pre = precheck(d, o.view);
+        if (pre) out[i] = toVerdict(pre, d, null);
+        else asked.push({ i, d, plan: planAuthorization(d, o.view, o.options, now, randomUUID(), holder) });
+      });
+      if (asked.length > 0) {
+        let reply: unknown;
+        try {
+          reply = await lua.authorize.run(o.redis, asked.flatMap((x) => authorizeKeys(x.d, x.plan)), [JSON.stringify({ now, plans: asked.map((x) => x.plan) })]);
+        } catch (err) {
+          throw unavailable('authorize', err);
+        }
+        if (!Array.isArray(reply) || reply.length !== asked.length) throw new NodewardenError('INTERNAL', `guard authorize: unexpected batch reply ${JSON.stringify(reply)}`);
+        const replies: unknown[] = reply;
+        asked.forEach((x, j) => (out[x.i] = toVerdict(parseRaw(replies[j]), x.d, x.plan)));
+      }
+      return out.map((v) => v ?? { allowed: false, guard: 'guardUnavailable', outcome: 'denied', reason: 'guard unavailable: no verdict' });
     },
 
     /** One MGET of the decision records: reads only (the Lua's idempotency step, without its writes). */

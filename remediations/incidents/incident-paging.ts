@@ -45,8 +45,12 @@ export interface IncidentPaging {
   routeDenial(d: Decision, urgent: boolean): Promise<Routed | null>;
   /** What was done about a member (executed cordon, denied by a guard): shown in the next update. */
   noteFacts(d: Decision, facts: readonly string[]): Promise<void>;
+  /** `noteFacts` of each decision in turn, with one read and at most one write per incident (ADR 0044). */
+  noteFactsAll(items: ReadonlyArray<readonly [Decision, readonly string[]]>): Promise<void>;
   /** The acknowledged open incident that holds actions of this decision, if any. */
   heldBy(d: Decision): Promise<Incident | null>;
+  /** `heldBy` of each decision, with one read per incident (ADR 0044). */
+  heldByAll(ds: readonly Decision[]): Promise<Array<Incident | null>>;
   /** Claims every trigger/update due now (one replica gets each). */
   due(): Promise<Array<Extract<Routed, { kind: 'send' }>>>;
   settleSend(dedupKey: string, seq: number, delivered: boolean): Promise<void>;
@@ -123,6 +127,36 @@ export function createIncidentPaging(o: IncidentPagingOptions): IncidentPaging {
     return { kind: 'send', decision, dedupKey, seq: r.result.seq, event: r.result.kind, nodes: nodesOf(r.doc) };
   }
 
+  async function noteFactsAll(items: ReadonlyArray<readonly [Decision, readonly string[]]>): Promise<void> {
+    const byIncident = new Map<string, Array<readonly [string, readonly string[]]>>();
+    for (const [d, facts] of items) {
+      if (facts.length === 0) continue;
+      const key = incidentGroupOf(d, opts.by).dedupKey;
+      const notes = byIncident.get(key) ?? [];
+      notes.push([memberOf(d), facts]);
+      byIncident.set(key, notes);
+    }
+    for (const [key, notes] of byIncident) {
+      await updateDoc(store, INCIDENT_NS, key, (cur: Incident | null) => {
+        // each note in turn, as that many noteFacts would; written once if any changed it
+        let changed = false;
+        for (const [member, facts] of notes) if (addFacts(cur, member, facts)) changed = true;
+        return { doc: changed ? cur : null, result: null };
+      }, keep);
+    }
+  }
+
+  async function heldByAll(ds: readonly Decision[]): Promise<Array<Incident | null>> {
+    if (!opts.holdOnAck) return ds.map(() => null);
+    const keys = ds.map((d) => incidentGroupOf(d, opts.by).dedupKey);
+    const docs = new Map<string, Incident | null>();
+    for (const key of new Set(keys)) {
+      const cur = await store.read<Incident>(INCIDENT_NS, key);
+      docs.set(key, cur?.doc.status === 'open' && cur.doc.ack ? cur.doc : null);
+    }
+    return keys.map((key) => docs.get(key) ?? null);
+  }
+
   return {
     options: opts,
     async route(d: Decision, facts: readonly string[] = []): Promise<Routed> {
@@ -178,17 +212,13 @@ export function createIncidentPaging(o: IncidentPagingOptions): IncidentPaging {
       return sent ?? { kind: 'suppressed', dedupKey: g.dedupKey, guard: 'incidentOpen', reason: `guard denial joined open incident ${g.dedupKey}; humans hear it in the next update`, nodes: denied };
     },
     async noteFacts(d: Decision, facts: readonly string[]): Promise<void> {
-      if (facts.length === 0) return;
-      const g = incidentGroupOf(d, opts.by);
-      const member = memberOf(d);
-      await updateDoc(store, INCIDENT_NS, g.dedupKey, (cur: Incident | null) => ({ doc: addFacts(cur, member, facts), result: null }), keep);
+      await noteFactsAll([[d, facts]]);
     },
+    noteFactsAll,
     async heldBy(d: Decision): Promise<Incident | null> {
-      if (!opts.holdOnAck) return null;
-      const g = incidentGroupOf(d, opts.by);
-      const cur = await store.read<Incident>(INCIDENT_NS, g.dedupKey);
-      return cur?.doc.status === 'open' && cur.doc.ack ? cur.doc : null;
+      return (await heldByAll([d]))[0] ?? null;
     },
+    heldByAll,
     async due() {
       const out: Array<Extract<Routed, { kind: 'send' }>> = [];
       for (const id of await store.ids(INCIDENT_NS)) {

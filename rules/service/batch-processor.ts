@@ -148,9 +148,13 @@ export class BatchProcessor {
     }
     let duplicates = valid.length - unique.length;
 
+    // where a batch's time goes (debug log 'batch phases'), ms
+    const at = { claimed: 0, evaluated: 0, submitted: 0, appended: 0 };
+    const msSince = (): number => Number(process.hrtime.bigint() - started) / 1e6;
     let claims: Awaited<ReturnType<EventDeduper['claim']>>;
     try {
       claims = await this.o.deduper.claim(unique.map((e) => e.id));
+      at.claimed = msSince();
     } catch (err) {
       metrics.batchFailures.inc();
       await this.evaluateDegraded(unique, err);
@@ -182,12 +186,15 @@ export class BatchProcessor {
             storeDown = err;
             throw err;
           });
+          at.evaluated = msSince();
           const submitted = ds.length > 0 ? await this.o.remediator.submit(ds, { redeliverable: true }) : nothing();
+          at.submitted = msSince();
           // after the batch's own decisions: a fault held back by its rule's cooldown, for the repair ladder
           const held = heldFaults.length > 0 && this.o.remediator.heldFaults ? await this.o.remediator.heldFaults(heldFaults) : nothing();
           const rs = [...submitted.records, ...held.records];
           const later = [...submitted.retryLater, ...held.retryLater];
           if (this.o.ledger && rs.length > 0) await this.o.ledger.append(rs);
+          at.appended = msSince();
           if (later.length > 0) {
             countRecords(metrics, rs);
             throw new RetryLaterError(later.map((r) => r.decisionId));
@@ -211,6 +218,7 @@ export class BatchProcessor {
     metrics.processed.inc(fresh.length);
     countRecords(metrics, records);
     metrics.batchDuration.observe(Number(process.hrtime.bigint() - started) / 1e9);
+    if (decisions.length > 0) this.o.logger.debug({ events: messages.length, decisions: decisions.length, records: records.length, ...Object.fromEntries(Object.entries(at).map(([k, v]) => [k, Math.round(v)])), done: Math.round(msSince()) }, 'batch phases');
     return { consumed: messages.length, invalid: dead.length, duplicates, processed: fresh.length, decisions, records, maxEventTs };
   }
 

@@ -119,6 +119,7 @@ describe('remediator: in-flight leases (ADR 0026)', () => {
     const a = w.replica(new FakeClusterExecutor(w.cluster), (g) => ({
       holder: g.holder,
       authorize: (d) => g.authorize(d),
+      authorizeBatch: (ds) => g.authorizeBatch(ds),
       settle: (d, v, r) => g.settle(d, v, r),
       renew: (ids, h, ttl) => (down ? Promise.reject(new Error('redis down')) : g.renew(ids, h, ttl)),
       peek: (ds) => g.peek(ds),

@@ -21,6 +21,7 @@ import { cordon, decision, FakeCluster, FakeClusterExecutor } from './fake-clust
 const downGuard = (msg: string): Guard => ({
   holder: 'down',
   authorize: () => Promise.reject(new Error(msg)),
+  authorizeBatch: () => Promise.reject(new Error(msg)),
   settle: () => Promise.resolve(),
   renew: () => Promise.reject(new Error(msg)),
   peek: () => Promise.reject(new Error(msg)),
