@@ -4,6 +4,7 @@
  * verdicts, guard names and reasons for the same sequence of calls.
  */
 import { expect } from 'chai';
+import fc from 'fast-check';
 import { ManualClock } from '../../core/clock.js';
 import type { Clock } from '../../core/clock.js';
 import type { ClusterView } from '../../core/cluster.js';
@@ -638,6 +639,111 @@ export function guardStoreContract(adapter: string, factory: GuardFactory): void
         const { guard } = await factory(view, opts({ targetCooldownMs: 0, rateLimits: {} }), clock);
         expect((await run(guard, rb(), FAIL)).allowed).to.equal(true);
         expect((await guard.authorize(rb())).allowed).to.equal(true);
+      });
+    });
+
+    describe('authorizeBatch (ADR 0044): one atomic call for a batch', () => {
+      const withoutReservation = (v: GuardVerdict): GuardVerdict => {
+        const { reservation: _r, ...rest } = v;
+        return rest;
+      };
+      const batchOpts = (): GuardOptions =>
+        opts({
+          maxUnavailable: '25%',
+          maxUnavailablePerGroup: '100%',
+          maxTaintedGpusPerNode: '50%',
+          targetCooldownMs: 20_000,
+          rateLimits: { cordon: { count: 4, windowMs: 60_000 }, page: { count: 3, windowMs: 60_000 }, taint: { count: 6, windowMs: 60_000 } },
+          breaker: { failures: 2, windowMs: 60_000, openForMs: 30_000 },
+        });
+
+      it('equals the same decisions authorized one by one: verdicts, and the state they leave (property)', async function () {
+        this.timeout(120_000);
+        const spec = fc.record({
+          kind: fc.constantFrom('cordon', 'cordon', 'taint', 'page', 'uncordon', 'again'),
+          node: fc.nat(11),
+          gpu: fc.nat(3),
+          pick: fc.nat(1000),
+        });
+        const step = fc.record({
+          batch: fc.array(spec, { minLength: 1, maxLength: 8 }),
+          settle: fc.array(fc.constantFrom('ok', 'fail', 'open'), { minLength: 8, maxLength: 8 }),
+          advanceMs: fc.constantFrom(0, 1000, 15_000, 40_000),
+          pause: fc.constantFrom('none', 'none', 'none', 'pause', 'resume'),
+        });
+        await fc.assert(
+          fc.asyncProperty(fc.array(step, { minLength: 1, maxLength: 5 }), async (steps) => {
+            const c = new ManualClock(T0);
+            const view = FakeCluster.fleet(12, ['a', 'b']).withGpus(4);
+            view.cordon('gpu-011');
+            const batched = (await factory(view, batchOpts(), c)).guard;
+            const oneByOne = (await factory(view, batchOpts(), c)).guard;
+            const made: Decision[] = [];
+            for (const st of steps) {
+              if (st.pause === 'pause') await Promise.all([batched.pause('drill', 'bob'), oneByOne.pause('drill', 'bob')]);
+              if (st.pause === 'resume') await Promise.all([batched.resume(), oneByOne.resume()]);
+              const ds = st.batch.map((x): Decision => {
+                const node = `gpu-${String(x.node).padStart(3, '0')}`;
+                // the same decision again (a redelivery, or twice in one batch): idempotency and in-flight records
+                const again = made[x.pick % Math.max(1, made.length)];
+                const d =
+                  x.kind === 'again' && again
+                    ? again
+                    : x.kind === 'taint'
+                      ? taint(node, `GPU-${node}-${x.gpu}`)
+                      : x.kind === 'page'
+                        ? decision({ action: 'page', dedupKey: `k${x.node}`, severity: 'critical', target: { kind: 'Node', name: node } })
+                        : x.kind === 'uncordon'
+                          ? decision({ action: 'uncordon', target: { kind: 'Node', name: node } })
+                          : cordon(node);
+                made.push(d);
+                return d;
+              });
+              const vb = await batched.authorizeBatch(ds);
+              const vo: GuardVerdict[] = [];
+              for (const d of ds) vo.push(await oneByOne.authorize(d));
+              expect(vb.map(withoutReservation)).to.deep.equal(vo.map(withoutReservation));
+              // settle the allowed ones alike (each guard its own reservations), or leave them in flight
+              for (const [i, d] of ds.entries()) {
+                const how = st.settle[i] ?? 'open';
+                const b = vb[i];
+                const o = vo[i];
+                if (how === 'open' || !b?.allowed || !o?.allowed) continue;
+                const result = how === 'ok' ? OK : FAIL;
+                const outcomes = await Promise.allSettled([batched.settle(d, b, result), oneByOne.settle(d, o, result)]);
+                expect(outcomes.map((x) => x.status)).to.deep.equal([outcomes[0]?.status, outcomes[0]?.status]);
+              }
+              c.advance(st.advanceMs);
+              expect(await batched.status()).to.deep.equal(await oneByOne.status());
+            }
+          }),
+          { numRuns: 40 },
+        );
+      });
+
+      it('admits exactly maxUnavailable of two replicas\' concurrent batches, in batch order on each', async () => {
+        const view = FakeCluster.fleet(100, ['a']); // limit 5
+        const fx = await factory(view, opts({ maxUnavailablePerGroup: '100%' }), clock);
+        const a = Array.from({ length: 8 }, (_, i) => cordon(`gpu-0${String(i).padStart(2, '0')}`));
+        const b = Array.from({ length: 8 }, (_, i) => cordon(`gpu-0${String(50 + i)}`));
+        const [va, vb] = await Promise.all([fx.guard.authorizeBatch(a), fx.replica().authorizeBatch(b)]);
+        const all = [...va, ...vb];
+        expect(all.filter((v) => v.allowed)).to.have.length(5);
+        expect(all.filter((v) => !v.allowed).every((v) => v.guard === 'maxUnavailable')).to.equal(true);
+        // within one batch, the first ones win: no allowed verdict after a denied one
+        for (const vs of [va, vb]) expect(vs.findIndex((v) => !v.allowed) === -1 || vs.slice(vs.findIndex((v) => !v.allowed)).every((v) => !v.allowed)).to.equal(true);
+      });
+
+      it('answers the same decision twice in one batch as in flight the second time, and a settled one as idempotency', async () => {
+        const view = FakeCluster.fleet(100, ['a']);
+        const { guard } = await factory(view, opts({ maxUnavailablePerGroup: '100%' }), clock);
+        const d = cordon('gpu-001');
+        const [first, second] = await guard.authorizeBatch([d, d]);
+        expect(first?.allowed).to.equal(true);
+        expect(second).to.include({ allowed: false, guard: 'inFlight', outcome: 'suppressed' });
+        await guard.settle(d, first as GuardVerdict, OK);
+        expect((await guard.authorizeBatch([d]))[0]).to.include({ allowed: false, guard: 'idempotency', outcome: 'suppressed' });
+        expect(await guard.authorizeBatch([])).to.deep.equal([]);
       });
     });
 

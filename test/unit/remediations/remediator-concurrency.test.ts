@@ -15,6 +15,9 @@ import { guardOptionsFromConfig, type GuardOptions } from '../../../remediations
 import type { LedgerWriter } from '../../../remediations/ledger/store.js';
 import type { ExecutionResult, Executor } from '../../../remediations/ports.js';
 import { createRemediator } from '../../../remediations/remediator.js';
+import { MemoryDocStore } from '../../../remediations/incidents/doc-store.js';
+import { createIncidentPaging } from '../../../remediations/incidents/incident-paging.js';
+import type { Guard } from '../../../remediations/ports.js';
 import { cordon, decision, FakeCluster } from './fake-cluster.js';
 
 const T0 = Date.parse('2026-12-03T10:00:00Z');
@@ -61,7 +64,7 @@ class WatchingLedger implements LedgerWriter {
   }
 }
 
-function setup(o: { concurrency: number; nodes?: number; guard?: Partial<GuardOptions> }) {
+function setup(o: { concurrency: number; nodes?: number; guard?: Partial<GuardOptions>; wrap?: (g: Guard) => Guard; incidents?: boolean }) {
   const clock = new ManualClock(T0);
   const cluster = FakeCluster.fleet(o.nodes ?? 100, ['h100-train']);
   const exec = new SlowExecutor(cluster);
@@ -72,8 +75,19 @@ function setup(o: { concurrency: number; nodes?: number; guard?: Partial<GuardOp
     options: { ...base, maxUnavailable: '50%', maxUnavailablePerGroup: '50%', targetCooldownMs: 0, rateLimits: { ...base.rateLimits, cordon: { count: 10_000, windowMs: 600_000 }, taint: { count: 10_000, windowMs: 600_000 } }, ...o.guard },
     clock,
   });
-  const remediator = createRemediator({ guard, executors: [exec], ledger: [ledger], clock, logger: silentLogger, autoFlush: false, actionConcurrency: o.concurrency, actionRetry: { maxAttempts: 1, baseMs: 1000, maxMs: 1000 } });
-  return { clock, cluster, exec, ledger, remediator };
+  const incidents = o.incidents ? createIncidentPaging({ store: new MemoryDocStore(clock), clock }) : undefined;
+  const remediator = createRemediator({
+    guard: o.wrap ? o.wrap(guard) : guard,
+    executors: [exec],
+    ledger: [ledger],
+    clock,
+    logger: silentLogger,
+    autoFlush: false,
+    actionConcurrency: o.concurrency,
+    actionRetry: { maxAttempts: 1, baseMs: 1000, maxMs: 1000 },
+    ...(incidents ? { incidents } : {}),
+  });
+  return { clock, cluster, exec, ledger, remediator, incidents };
 }
 
 const nodes = (n: number): string[] => Array.from({ length: n }, (_, i) => `gpu-${String(i).padStart(3, '0')}`);
@@ -170,6 +184,54 @@ describe('remediator: concurrent cordons (ADR 0041)', () => {
     const { records } = await remediator.submit([d, cordon('gpu-002'), d]);
     expect(exec.log.filter((l) => l === 'start dup')).to.have.length(1);
     expect(records.filter((r) => r.decisionId === 'dup').map((r) => r.outcome)).to.deep.equal(['executed', 'suppressed']);
+  });
+
+  it('admits a storm in runs of at most actionConcurrency, one guard call per run, with the verdicts of one-by-one admission (ADR 0044)', async () => {
+    const calls: number[] = [];
+    let single = 0;
+    const counting = (g: Guard): Guard => ({
+      holder: g.holder,
+      authorize: (d) => (single++, g.authorize(d)),
+      authorizeBatch: (ds) => (calls.push(ds.length), g.authorizeBatch(ds)),
+      settle: (d, v, r) => g.settle(d, v, r),
+      renew: (ids, h, ttl) => g.renew(ids, h, ttl),
+      peek: (ds) => g.peek(ds),
+    });
+    const budget = { maxUnavailable: '5', maxUnavailablePerGroup: '100%' };
+    const batched = setup({ concurrency: 8, guard: budget, wrap: counting });
+    const oneByOne = setup({ concurrency: 1, guard: budget });
+    const storm = nodes(40);
+    const a = (await batched.remediator.submit(storm.map((n) => cordon(n, { id: `c:${n}` })))).records;
+    const b = (await oneByOne.remediator.submit(storm.map((n) => cordon(n, { id: `c:${n}` })))).records;
+    const outcome = (r: LedgerRecord): string => `${r.decisionId ?? ''} ${r.outcome} ${r.guard ?? ''}`;
+    expect(a.filter((r) => r.action === 'cordon').map(outcome)).to.deep.equal(b.filter((r) => r.action === 'cordon').map(outcome));
+    // without the change: 40 authorize calls, one per decision
+    expect(single).to.equal(0);
+    expect(calls.reduce((x, y) => x + y, 0)).to.equal(40);
+    expect(Math.max(...calls)).to.be.at.most(8);
+    expect(calls.length, `calls of ${calls.join(', ')}`).to.be.below(20);
+    expect(batched.exec.maxInFlight).to.be.at.most(8);
+  });
+
+  it('holds the concurrent cordons of an acknowledged incident, and notes the facts of the others in their incident (ADR 0044)', async () => {
+    const { exec, incidents, remediator } = setup({ concurrency: 8, incidents: true });
+    const inc = incidents as NonNullable<typeof incidents>;
+    const pool = { pool: 'h100-train' };
+    const page = (n: string, rule: string): Decision => decision({ action: 'page', rule, severity: 'critical', group: pool, target: { kind: 'Node', name: n } });
+    // two open incidents (one per rule), each with members; one is acknowledged
+    await remediator.submit([page('gpu-001', 'xid-a'), page('gpu-002', 'xid-a'), page('gpu-011', 'xid-b'), page('gpu-012', 'xid-b')]);
+    const cordonOf = (n: string, rule: string): Decision => cordon(n, { rule, group: pool });
+    expect(await inc.heldByAll([cordonOf('gpu-001', 'xid-a')]), 'not acknowledged yet').to.deep.equal([null]);
+    const open = (await inc.list()).map((i) => i.dedupKey);
+    const keyOf = (rule: string): string => open.find((k) => k.includes(rule)) ?? '';
+    await inc.acknowledge(keyOf('xid-a'), 'ann', 'slack');
+    const ds = [cordonOf('gpu-001', 'xid-a'), cordonOf('gpu-011', 'xid-b'), cordonOf('gpu-002', 'xid-a'), cordonOf('gpu-012', 'xid-b')];
+    const before = exec.log.length;
+    const { records } = await remediator.submit(ds);
+    expect(records.map((r) => `${r.target.name} ${r.outcome} ${r.guard ?? ''}`)).to.deep.equal(['gpu-001 suppressed incidentAcknowledged', 'gpu-011 executed ', 'gpu-002 suppressed incidentAcknowledged', 'gpu-012 executed ']);
+    expect(exec.log.slice(before).filter((l) => l.startsWith('start')).map((l) => l.slice(6))).to.deep.equal([ds[1]?.id, ds[3]?.id]);
+    const members = (await inc.get(keyOf('xid-b')))?.members ?? {};
+    expect(Object.fromEntries(Object.entries(members).map(([m, v]) => [m, v.facts]))).to.deep.equal({ 'gpu-011': ['cordon executed'], 'gpu-012': ['cordon executed'] });
   });
 
   it('guard.actionConcurrency is bounded 1..64 (default 8)', () => {
