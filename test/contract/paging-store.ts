@@ -151,6 +151,32 @@ export function pagingStoreContract(name: string, factory: PagingStoreFactory): 
       expect(await b.heldBy(otherPool)).to.equal(null);
     });
 
+    it('heldByAll and noteFactsAll answer and write as heldBy and noteFacts one by one (ADR 0044)', async () => {
+      const a = paging(f.store);
+      const b = paging(f.replica());
+      for (const n of ['n1', 'n2', 'n3']) await a.route(nodePage(n));
+      await a.route(nodePage('m1', { group: { pool: 'a100-infer' } }));
+      await a.acknowledge('nodewarden/incident/gpu-xid-fatal/pool=h100-train', 'Ann', 'slack');
+      const ds: Decision[] = [{ ...nodePage('n1'), action: 'cordon' }, { ...nodePage('m1', { group: { pool: 'a100-infer' } }), action: 'cordon' }, { ...nodePage('n9'), action: 'cordon' }];
+      const one: Array<string | null> = [];
+      for (const d of ds) one.push((await b.heldBy(d))?.dedupKey ?? null);
+      expect((await b.heldByAll(ds)).map((i) => i?.dedupKey ?? null)).to.deep.equal(one);
+      expect(one).to.deep.equal(['nodewarden/incident/gpu-xid-fatal/pool=h100-train', null, 'nodewarden/incident/gpu-xid-fatal/pool=h100-train']);
+      // facts: a member of the incident gets them (once each), a node outside it is left alone
+      await b.noteFactsAll([
+        [ds[0] as Decision, ['cordon executed']],
+        [{ ...nodePage('n2'), action: 'cordon' }, ['cordon denied by maxUnavailable']],
+        [ds[0] as Decision, ['cordon executed', 'uncordon executed']],
+        [ds[2] as Decision, ['cordon executed']],
+      ]);
+      const doc = await a.get('nodewarden/incident/gpu-xid-fatal/pool=h100-train');
+      expect(doc?.members.n1?.facts).to.deep.equal(['cordon executed', 'uncordon executed']);
+      expect(doc?.members.n2?.facts).to.deep.equal(['cordon denied by maxUnavailable']);
+      expect(doc?.members.n9).to.equal(undefined);
+      await b.noteFacts({ ...nodePage('n3'), action: 'cordon' }, ['cordon executed']);
+      expect((await a.get('nodewarden/incident/gpu-xid-fatal/pool=h100-train'))?.members.n3?.facts).to.deep.equal(['cordon executed']);
+    });
+
     it('a due update is claimed by one replica only', async () => {
       const a = paging(f.store);
       const b = paging(f.replica());
