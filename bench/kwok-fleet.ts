@@ -18,7 +18,7 @@
  *
  * Run (about 10 min at 10,000 nodes on 2 cores; say the load average):
  *   npx tsc -p tsconfig.json && node dist/bench/kwok-fleet.js [--nodes 10000] [--storm 500]
- *     [--max-unavailable 100] [--runs 3] [--soak-s 120] [--json FILE]
+ *     [--max-unavailable 100] [--runs 3] [--soak-s 120] [--action-concurrency N] [--json FILE]
  * Needs the provisioned servers (scripts/provision/{kube,kwok,kafka,redis}.sh; see docs/performance.md).
  */
 import { startRedis } from '../test/harness/redis.js';
@@ -44,6 +44,8 @@ const STORM = numFlag('storm', 500);
 const MAX_UNAVAILABLE = numFlag('max-unavailable', Math.max(5, Math.floor(NODES / 100)));
 const RUNS = numFlag('runs', 3);
 const SOAK_S = numFlag('soak-s', 120);
+/** guard.actionConcurrency for the engine; 0: the config default (8). */
+const ACTION_CONCURRENCY = numFlag('action-concurrency', 0);
 
 /** The bars each figure is held to (docs/performance.md). */
 const BARS = {
@@ -67,7 +69,7 @@ async function main(): Promise<void> {
   const runs: Array<{ startMs: number; rss: number; storm: StormResult }> = [];
   try {
     for (let run = 1; run <= RUNS; run++) {
-      const fe = await startFleetEngine({ cluster, kafka, redisUrl: redis.url, maxUnavailable: MAX_UNAVAILABLE, tag: `kwokb${run}` });
+      const fe = await startFleetEngine({ cluster, kafka, redisUrl: redis.url, maxUnavailable: MAX_UNAVAILABLE, tag: `kwokb${run}`, ...(ACTION_CONCURRENCY > 0 ? { actionConcurrency: ACTION_CONCURRENCY } : {}) });
       const rss = rssMiB(fe.engine.pid);
       const storm = await runStorm(cluster, fe, kafka, STORM, MAX_UNAVAILABLE, 300_000);
       runs.push({ startMs: fe.startMs, rss, storm });

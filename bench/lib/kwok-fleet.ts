@@ -268,6 +268,8 @@ export interface FleetEngineOptions {
   /** guard.maxUnavailable (a count of nodes). */
   maxUnavailable: number;
   tag: string;
+  /** guard.actionConcurrency (default: the config's, 8). */
+  actionConcurrency?: number;
 }
 
 export function rssMiB(pid: number): number {
@@ -318,6 +320,7 @@ export async function startFleetEngine(o: FleetEngineOptions): Promise<FleetEngi
       guard: {
         maxUnavailable: String(o.maxUnavailable),
         maxUnavailablePerGroup: '100%',
+        ...(o.actionConcurrency !== undefined ? { actionConcurrency: o.actionConcurrency } : {}),
         rateLimits: { cordon: { count: 100_000, per: '10m' }, uncordon: { count: 10, per: '10m' }, rollback: { count: 1, per: '1h' }, page: { count: 100_000, per: '1m' } },
       },
     },
