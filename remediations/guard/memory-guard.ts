@@ -10,7 +10,7 @@ import type { Decision, GuardName } from '../../core/decision.js';
 import type { ControllableGuard, ExecutionResult, GuardStatus, GuardVerdict, LeaseState, ReservationEntry } from '../ports.js';
 import type { AuthorizePlan, GuardOptions, RawStatus, RawVerdict, SettlePlan } from './policy.js';
 import { cordonCost, fitsBudget, nodeWeight, taintCost } from './gpu-budget.js';
-import { composeBreakers, composeBudgets, composeRates, deniedOutcome, IN_FLIGHT_GUARD, leaseTtl, peekVerdict, planAuthorization, planSettle, precheck, replacesLapsed, roundBudget, settleRefusedError, STATUS_ACTIONS, toVerdict } from './policy.js';
+import { composeBreakers, composeBudgets, composeRates, deniedOutcome, IN_FLIGHT_GUARD, leaseTtl, peekVerdict, planAuthorization, planSettle, planShared, precheck, replacesLapsed, roundBudget, settleRefusedError, STATUS_ACTIONS, toVerdict } from './policy.js';
 
 interface Breaker {
   openUntil: number | null;
@@ -357,10 +357,10 @@ export interface MemoryGuardOptions {
 export function createMemoryGuard(o: MemoryGuardOptions): ControllableGuard & { readonly state: MemoryGuardState } {
   const state = o.state ?? new MemoryGuardState();
   const holder = o.holder ?? randomUUID();
-  function authorizeOne(decision: Decision): GuardVerdict {
+  function authorizeOne(decision: Decision, shared = planShared()): GuardVerdict {
     const pre = precheck(decision, o.view);
     if (pre) return toVerdict(pre, decision, null);
-    const plan = planAuthorization(decision, o.view, o.options, o.clock.now(), randomUUID(), holder);
+    const plan = planAuthorization(decision, o.view, o.options, o.clock.now(), randomUUID(), holder, shared);
     state.maybePrune(plan.now, o.options);
     return toVerdict(authorizeState(state, plan), decision, plan);
   }
@@ -372,7 +372,9 @@ export function createMemoryGuard(o: MemoryGuardOptions): ControllableGuard & { 
     },
     // synchronous throughout: nothing of another caller runs between two decisions of the batch
     authorizeBatch(decisions: readonly Decision[]): Promise<GuardVerdict[]> {
-      return Promise.resolve(decisions.map(authorizeOne));
+      // one instant of the view for the whole batch: its scopes are counted once
+      const shared = planShared();
+      return Promise.resolve(decisions.map((d) => authorizeOne(d, shared)));
     },
     peek(decisions: readonly Decision[]): Promise<Array<GuardVerdict | null>> {
       const now = o.clock.now();

@@ -245,7 +245,23 @@ export function precheck(decision: Decision, view: ClusterView): RawVerdict | nu
   return null;
 }
 
-export function planAuthorization(decision: Decision, view: ClusterView, opts: GuardOptions, now: number, reservation: string, holder: string): AuthorizePlan {
+/**
+ * What the plans of one batch made at one instant of one view share (ADR 0044): the
+ * node list, each budget scope (counts and node lists, O(fleet) to build) and the
+ * unplaced device taints. Built lazily, one per batch, never kept: the next batch
+ * sees the view as it is then.
+ */
+export interface PlanShared {
+  nodes?: readonly NodeInfo[];
+  readonly scopes: Map<string, BudgetScope>;
+  unplaced?: { rule: string; reason: string; count: number } | null;
+}
+
+export function planShared(): PlanShared {
+  return { scopes: new Map() };
+}
+
+export function planAuthorization(decision: Decision, view: ClusterView, opts: GuardOptions, now: number, reservation: string, holder: string, shared: PlanShared = planShared()): AuthorizePlan {
   const action = decision.action;
   const rl = opts.rateLimits[action];
   let rollback: AuthorizePlan['rollback'] = null;
@@ -263,26 +279,35 @@ export function planAuthorization(decision: Decision, view: ClusterView, opts: G
   let budget: AuthorizePlan['budget'] = null;
   const budgeted = budgetNodeOf(decision);
   if (budgeted !== null) {
-    const nodes = view.listNodes();
+    const nodes = (shared.nodes ??= view.listNodes());
     const target = view.getNode(budgeted);
+    const scopeOf = (key: string, make: () => BudgetScope): BudgetScope => {
+      let sc = shared.scopes.get(key);
+      if (!sc) shared.scopes.set(key, (sc = make()));
+      return sc;
+    };
     const scopes: BudgetScope[] = [
-      {
+      scopeOf('fleet', () => ({
         scope: 'fleet',
         limit: budgetFor(opts.maxUnavailable, nodes.length),
         total: nodes.length,
         unavailable: nodes.filter(isUnavailable).map((n) => n.name),
         partial: partialNodes(nodes),
-      },
+      })),
     ];
     for (const g of groupsOf(decision, target, opts)) {
-      const members = nodes.filter((n) => n.labels[g.label] === g.value);
-      scopes.push({
-        scope: `${g.dim}=${g.value}`,
-        limit: budgetFor(opts.maxUnavailablePerGroup, members.length),
-        total: members.length,
-        unavailable: members.filter(isUnavailable).map((n) => n.name),
-        partial: partialNodes(members),
-      });
+      scopes.push(
+        scopeOf(`${g.dim}=${g.value}\u0000${g.label}`, () => {
+          const members = nodes.filter((n) => n.labels[g.label] === g.value);
+          return {
+            scope: `${g.dim}=${g.value}`,
+            limit: budgetFor(opts.maxUnavailablePerGroup, members.length),
+            total: members.length,
+            unavailable: members.filter(isUnavailable).map((n) => n.name),
+            partial: partialNodes(members),
+          };
+        }),
+      );
     }
     const gpus = target?.gpus ?? null;
     budget = {
@@ -292,7 +317,7 @@ export function planAuthorization(decision: Decision, view: ClusterView, opts: G
       gpus,
       viewTainted: target ? viewTaintedGpus(target) : [],
       gpu: action === 'taint' ? { id: decision.target.name, cap: gpuCapFor(opts.maxTaintedGpusPerNode, gpus) } : null,
-      unplaced: unplacedOf(view),
+      unplaced: shared.unplaced === undefined ? (shared.unplaced = unplacedOf(view)) : shared.unplaced,
     };
   }
   return {

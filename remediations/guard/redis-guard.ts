@@ -17,7 +17,7 @@ import { guardKeys } from '../../adapters/redis/keys.js';
 import type { LuaScript } from '../../adapters/redis/lua-script.js';
 import { redisScript } from '../../adapters/redis/scripts.js';
 import type { AuthorizePlan, GuardOptions, RawStatus, RawVerdict } from './policy.js';
-import { composeBreakers, composeBudgets, composeRates, deniedOutcome, leaseTtl, parseDecisionRecord, peekVerdict, planAuthorization, planSettle, precheck, replacesLapsed, settleRefusedError, STATUS_ACTIONS, targetKey } from './policy.js';
+import { composeBreakers, composeBudgets, composeRates, deniedOutcome, leaseTtl, parseDecisionRecord, peekVerdict, planAuthorization, planSettle, planShared, precheck, replacesLapsed, settleRefusedError, STATUS_ACTIONS, targetKey } from './policy.js';
 import { toVerdict } from './policy.js';
 
 export interface RedisGuardOptions {
@@ -107,10 +107,12 @@ export function createRedisGuard(o: RedisGuardOptions): ControllableGuard & { re
       const now = o.clock.now();
       const out = new Array<GuardVerdict | undefined>(decisions.length);
       const asked: Array<{ i: number; d: Decision; plan: AuthorizePlan }> = [];
+      // one instant of the view for the whole batch: its scopes are counted once
+      const shared = planShared();
       decisions.forEach((d, i) => {
         const pre = precheck(d, o.view);
         if (pre) out[i] = toVerdict(pre, d, null);
-        else asked.push({ i, d, plan: planAuthorization(d, o.view, o.options, now, randomUUID(), holder) });
+        else asked.push({ i, d, plan: planAuthorization(d, o.view, o.options, now, randomUUID(), holder, shared) });
       });
       if (asked.length > 0) {
         let reply: unknown;

@@ -734,6 +734,18 @@ export function guardStoreContract(adapter: string, factory: GuardFactory): void
         for (const vs of [va, vb]) expect(vs.findIndex((v) => !v.allowed) === -1 || vs.slice(vs.findIndex((v) => !v.allowed)).every((v) => !v.allowed)).to.equal(true);
       });
 
+      it('lists the fleet once per batch, not once per decision (the scopes of one instant are shared)', async () => {
+        const view = FakeCluster.fleet(200, ['a', 'b']);
+        let listed = 0;
+        const listNodes = view.listNodes.bind(view);
+        view.listNodes = () => (listed++, listNodes());
+        const { guard } = await factory(view, opts({ maxUnavailable: '3', maxUnavailablePerGroup: '100%' }), clock);
+        const vs = await guard.authorizeBatch(Array.from({ length: 8 }, (_, i) => cordon(`gpu-${String(100 + i)}`)));
+        expect(vs.map((v) => v.allowed)).to.deep.equal([true, true, true, false, false, false, false, false]);
+        // without the shared scopes: 8, one full pass over the fleet per decision
+        expect(listed).to.equal(1);
+      });
+
       it('answers the same decision twice in one batch as in flight the second time, and a settled one as idempotency', async () => {
         const view = FakeCluster.fleet(100, ['a']);
         const { guard } = await factory(view, opts({ maxUnavailablePerGroup: '100%' }), clock);
