@@ -89,12 +89,17 @@ async function runStorm(redis: Redis, spec: StormSpec, decisions: readonly Decis
     clock: systemClock,
     logger: silentLogger,
     autoFlush: false,
+    // cordons of one submit admitted in runs, one guard script call per run (ADR 0044)
+    actionConcurrency: 8,
   });
   const k = stormKeys(spec.prefix);
-  for (const d of decisions) {
+  for (let i = 0; i < decisions.length; ) {
     // a fresh (but possibly already stale) view, as a live watch-fed view would be
     view.refresh(new Set(await redis.smembers(k.unavailable)));
-    await remediator.submit([d]);
+    // batches of 1..8 decisions, as the consumer hands them over
+    const n = 1 + Math.floor(Math.random() * 8);
+    await remediator.submit(decisions.slice(i, i + n));
+    i += n;
   }
   await remediator.flush(); // denial pages race on the page rate limit too
 }
