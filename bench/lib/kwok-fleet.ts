@@ -537,7 +537,9 @@ export async function runStorm(cluster: KwokCluster, fe: FleetEngine, kafka: Kaf
     engineRequestsPerDecision: sumWhere(eng, () => true) / cordons.length,
     engineListsDuringStorm: sumWhere(eng, (k) => k.startsWith('LIST ')),
     phases: stormPhases(fe.engine.log(), t0),
-    redisCallsPerDecision: Object.fromEntries([...redisAfter].map(([k, v]) => [k, Math.round((100 * (v - (redisBefore.get(k) ?? 0))) / cordons.length) / 100]).filter(([, v]) => Number(v) > 0)),
+    redisCallsPerDecision: Object.fromEntries(
+      [...redisAfter].map(([k, v]): [string, number] => [k, Math.round((100 * (v - (redisBefore.get(k) ?? 0))) / cordons.length) / 100]).filter(([, v]) => v > 0),
+    ),
     incidents,
   };
 }
