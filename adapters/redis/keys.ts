@@ -64,6 +64,17 @@ export class StoreKeys {
   workloadChange(ref: WorkloadRef): string {
     return `${this.prefix}rs:wl:${ref.kind}:${ref.namespace}:${ref.name}`;
   }
+  /**
+   * Partition-local state (ADR 0045): one hash per consumed partition (field =
+   * state key, value = the entry's JSON), written behind by its owner.
+   */
+  partitionState(group: string, topic: string, partition: number): string {
+    return `${this.prefix}rs:pl:${group}:${topic}:${partition}`;
+  }
+  /** The partition's owner epoch (a counter): a write-behind carrying an older one fails. */
+  partitionEpoch(group: string, topic: string, partition: number): string {
+    return `${this.prefix}rs:pe:${group}:${topic}:${partition}`;
+  }
   /** Distinct nodes seen per group: the group-size fallback when the cluster view has none. */
   groupSeen(label: string, value: string): string {
     return `${this.prefix}rs:gs:${label}:${value}`;

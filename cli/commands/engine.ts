@@ -25,10 +25,12 @@ import type { Logger } from '../../core/logger.js';
 import { createRegistry } from '../../adapters/metrics.js';
 import { kafkaTransport, redisTransport } from '../../adapters/transport-security.js';
 import { loadRules, defaultRulesPath } from '../../rules/language/load.js';
-import { createRuleEngine } from '../../rules/engine/engine.js';
+import { createRuleEngine, nodeScopedKeyTest } from '../../rules/engine/engine.js';
 import type { StateStore } from '../../rules/store/state-store.js';
 import { MemoryStateStore } from '../../rules/store/memory-store.js';
 import { NodeSustainedFilterStore } from '../../rules/store/node-sustained-filter.js';
+import { PartitionLocalStore } from '../../rules/store/partition-local-store.js';
+import { RedisPartitionState } from '../../rules/store/partition-state-redis.js';
 import { RedisStateStore } from '../../rules/store/redis-store.js';
 import { BatchProcessor } from '../../rules/service/batch-processor.js';
 import { KafkaDeadLetterSink } from '../../rules/service/dead-letter.js';
@@ -92,6 +94,10 @@ const USAGE = `usage: nodewarden engine [options]
   --cluster FILE         use a simulated cluster from a kubectl YAML dump instead of the live API
   --session-timeout D    consumer session timeout, how fast a dead replica's partitions move (default 10s)
   --tick D               tick period for time-driven rules (default 1s)
+  --state shared|partition-local
+                         where node-scoped rule state lives (default shared): partition-local keeps it
+                         in the memory of the replica owning the node's partition, written behind to
+                         Redis before offsets commit (ADR 0045; needs --store redis)
 
 Kubernetes credentials: in-cluster service account, else $KUBECONFIG or ~/.kube/config.
 `;
@@ -106,6 +112,7 @@ const OPTIONS = {
   cluster: { type: 'string' },
   'session-timeout': { type: 'string' },
   tick: { type: 'string' },
+  state: { type: 'string' },
   help: { type: 'boolean', short: 'h' },
 } as const;
 
@@ -154,6 +161,7 @@ export async function run(argv: string[]): Promise<number> {
     return 0;
   }
   if (values.store !== undefined && values.store !== 'memory' && values.store !== 'redis') throw bad(`--store must be memory or redis, got "${values.store}"`);
+  if (values.state !== undefined && values.state !== 'shared' && values.state !== 'partition-local') throw bad(`--state must be shared or partition-local, got "${values.state}"`);
   let port: number | undefined;
   if (values.port !== undefined) {
     port = Number(values.port);
@@ -344,10 +352,22 @@ export async function run(argv: string[]): Promise<number> {
   // --- state, toggles, dedupe, engine
   // A redelivered event re-derives the decisions of the episode it fired (episode.fire, state-store.ts).
   // Node-scoped sustained observations that change nothing are answered by this replica (ADR 0042).
-  const sustainedFilter = redis
-    ? new NodeSustainedFilterStore(new RedisStateStore({ client: redis }), { onForget: (reason, keys) => logger.debug({ reason, keys }, 'node-scoped state knowledge dropped') })
-    : undefined;
-  const store: StateStore = sustainedFilter ?? new MemoryStateStore();
+  // --state partition-local (ADR 0045): node-scoped rules' state in the memory of the partition's owner, written behind.
+  const partitionLocal =
+    redis && values.state === 'partition-local'
+      ? new PartitionLocalStore({
+          backend: new RedisPartitionState({ client: redis, shared: new RedisStateStore({ client: redis }), keyPrefix: prefix, groupId: config.engine.groupId, topic: config.kafka.topics.signals }),
+          isLocal: nodeScopedKeyTest(rules, prefix),
+          onRestore: (partition, keys, ms, skipped) => logger.info({ partition, keys, ms, skipped }, 'partition-local state restored'),
+          onDiscard: (partition, reason) => logger.info({ partition, reason }, 'partition-local state discarded (restored from Redis on next use)'),
+        })
+      : undefined;
+  if (values.state === 'partition-local' && !partitionLocal) throw bad('--state partition-local needs --store redis');
+  const sustainedFilter =
+    redis && !partitionLocal
+      ? new NodeSustainedFilterStore(new RedisStateStore({ client: redis }), { onForget: (reason, keys) => logger.debug({ reason, keys }, 'node-scoped state knowledge dropped') })
+      : undefined;
+  const store: StateStore = partitionLocal ?? sustainedFilter ?? new MemoryStateStore();
   // a reconnect may be to a promoted replica that missed the last writes: learn again from what it holds
   if (redis && sustainedFilter) redis.on('ready', () => sustainedFilter.forget('redis connection (re)established'));
   const toggles: ClosableRuleToggles = redis ? new RedisRuleToggles({ redis, keyPrefix: prefix, clock, logger }) : new MemoryRuleToggles(clock);
@@ -383,6 +403,7 @@ export async function run(argv: string[]): Promise<number> {
     eventTime: eventTimeBounds(config),
     logger,
     ...(sustainedFilter ? { localState: sustainedFilter } : {}),
+    ...(partitionLocal ? { partitions: partitionLocal } : {}),
     // Redis down: pages still go out from replica-local state (remediation fails closed)
     ...(redis ? { degraded: { engine: createRuleEngine({ rules, store: new MemoryStateStore(), cluster, toggles, clock, logger, config }), deduper: new MemoryDeduper(clock, dedupeTimes) } } : {}),
   });
@@ -397,6 +418,7 @@ export async function run(argv: string[]): Promise<number> {
     tickMs,
     sessionTimeoutMs,
     ...(sustainedFilter ? { localState: sustainedFilter } : {}),
+    ...(partitionLocal ? { partitions: partitionLocal } : {}),
     ...(redis ? { watermarks: new RedisWatermarkBoard(redis, prefix, config.engine.groupId, config.kafka.topics.signals, Math.max(30_000, 3 * sessionTimeoutMs)) } : {}),
   });
 

@@ -553,6 +553,11 @@ export function createRuleEngine(opts: RuleEngineOptions): Required<RuleEngine> 
     if (ops.length === 0) return [];
     return store.execSync ? store.execSync(ops) : store.exec(ops);
   }
+  /** The last store call of a batch, tick or release: a write-behind store makes its memory durable with it (ADR 0045). */
+  const execFinal = store.execFinal?.bind(store);
+  async function runFinal(ops: StoreOp[]): Promise<StoreResult[]> {
+    return execFinal ? execFinal(ops) : run(ops);
+  }
 
   /** `by`: the firing event's id, '' for a tick (a redelivery of it re-derives the episode's decisions). */
   function fireOp(p: RulePlan, scope: string, t: number, by: string, key = keys.episode(p.rule.id, scope)): StoreOp {
@@ -634,7 +639,7 @@ export function createRuleEngine(opts: RuleEngineOptions): Required<RuleEngine> 
    * only; the first of each rule and scope in the batch, the ladder needs no more).
    */
   async function settle(ops: StoreOp[], firings: Firing[], held: HeldFault[] | null = null): Promise<Decision[]> {
-    const results = await run(ops);
+    const results = await runFinal(ops);
     const out: Decision[] = [];
     let heldScopes: Array<Set<string> | undefined> | null = null;
     for (const f of firings) {
@@ -667,7 +672,7 @@ export function createRuleEngine(opts: RuleEngineOptions): Required<RuleEngine> 
         const p = planById.get(r.rule);
         if (p) ops.push({ op: 'episode.release', key: keys.episode(p.rule.id, r.scope), index: p.episodeIndex, member: r.scope });
       }
-      const results = await run(ops);
+      const results = await runFinal(ops);
       const n = results.filter((x) => typeof x === 'number').length;
       if (n > 0) log.info({ episodes: episodes.map((r) => `${r.rule} ${r.scope}`) }, 'rule episodes released: what they isolated is back in service');
       return n;
@@ -806,7 +811,10 @@ export function createRuleEngine(opts: RuleEngineOptions): Required<RuleEngine> 
           }
         }
       }
-      if (ops2.length === 0) return none;
+      if (ops2.length === 0) {
+        if (execFinal) await execFinal([]);
+        return none;
+      }
       const heldFaults: HeldFault[] = [];
       const decisions = await settle(ops2, firings, heldFaults);
       return { decisions, heldFaults };
@@ -860,11 +868,42 @@ export function createRuleEngine(opts: RuleEngineOptions): Required<RuleEngine> 
           firings.push(f);
         }
       }
-      if (ops2.length === 0) return recovered;
+      if (ops2.length === 0) {
+        if (execFinal) await execFinal([]);
+        return recovered;
+      }
       return [...recovered, ...(await settle(ops2, firings))];
     },
   };
   return engine;
+}
+
+/**
+ * Which state keys belong to NODE-scoped rules (by the rule's declared scope):
+ * their leaf and episode keys on a node scope (`n:…`) and their indexes. The
+ * partition-local store keeps those in the owning partition's memory and the
+ * rest shared (ADR 0045).
+ */
+export function nodeScopedKeyTest(rules: RuleSet, keyPrefix: string): (key: string) => boolean {
+  const keys = new StoreKeys(keyPrefix);
+  const exact = new Set<string>();
+  const prefixes: string[] = [];
+  for (const rule of rules.rules) {
+    if (rule.scope.kind !== 'node') continue;
+    exact.add(keys.episodeIndex(rule.id));
+    prefixes.push(keys.episode(rule.id, ''));
+    for (let i = 0; i < slotsOf(rule); i++) {
+      exact.add(keys.sustainedIndex(rule.id, i));
+      exact.add(keys.seenIndex(rule.id, i));
+      const leaf = rule.leaves[i];
+      prefixes.push(keys.leaf((leaf ? kindOf(leaf) : 's') ?? 's', rule.id, i, ''));
+    }
+  }
+  return (key) => {
+    if (exact.has(key)) return true;
+    for (const p of prefixes) if (key.startsWith(p) && key.startsWith('n:', p.length)) return true;
+    return false;
+  };
 }
 
 /** Slots of a rule: its leaves plus the clear condition's slot, if any. */

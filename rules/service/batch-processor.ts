@@ -38,6 +38,7 @@ import { SerialQueue } from './serial.js';
 import { DEFAULT_CONFIG } from '../../core/config.js';
 import type { EventTimeBounds } from '../../core/event-time.js';
 import type { LocalStateKnowledge } from '../store/node-sustained-filter.js';
+import type { PartitionOwnership } from '../store/partition-local-store.js';
 import { eventTimeBounds, eventTimeProblem } from '../../core/event-time.js';
 
 const DEFAULT_EVENT_TIME = eventTimeBounds(DEFAULT_CONFIG);
@@ -79,6 +80,11 @@ export interface BatchProcessorOptions {
    * evaluated (a replica still working on a partition it lost wrote after us).
    */
   localState?: LocalStateKnowledge;
+  /**
+   * Partition-local state (ADR 0045): entered before each batch (its
+   * partition, restored on first use) and each tick (every assigned partition).
+   */
+  partitions?: PartitionOwnership;
 }
 
 /** Decisions a degraded evaluation may submit: telling a human, never touching the cluster. */
@@ -180,7 +186,7 @@ export class BatchProcessor {
     let storeDown: unknown;
     try {
       if (fresh.length > 0) {
-        [decisions, records] = await this.queue.run(async () => {
+        [decisions, records] = await this.queue.run(() => this.withPartition(this.o.partitions ? partitionOf(messages) : null, async () => {
           const engine = this.o.engine;
           const { decisions: ds, heldFaults } = await (engine.evaluate ? engine.evaluate(fresh) : engine.process(fresh).then((d) => ({ decisions: d, heldFaults: [] }))).catch((err: unknown) => {
             storeDown = err;
@@ -200,7 +206,9 @@ export class BatchProcessor {
             throw new RetryLaterError(later.map((r) => r.decisionId));
           }
           return [ds, rs] as const;
-        });
+        }, (err) => {
+          storeDown = err;
+        }));
       }
       if (dead.length > 0) await this.o.deadLetters.send(dead);
       await this.o.deduper.confirm(claimedIds);
@@ -250,10 +258,34 @@ export class BatchProcessor {
     }
   }
 
+  /**
+   * Runs `fn` inside the partition-local store's context for `partition`
+   * (null: a tick); `onEnterFailed` hears a failed restore (the store is down).
+   */
+  private async withPartition<T>(partition: number | null, fn: () => Promise<T>, onEnterFailed?: (err: unknown) => void): Promise<T> {
+    const ps = this.o.partitions;
+    if (!ps) return fn();
+    try {
+      await ps.enter(partition);
+    } catch (err) {
+      ps.leave(false);
+      onEnterFailed?.(err);
+      throw err;
+    }
+    let ok = false;
+    try {
+      const r = await fn();
+      ok = true;
+      return r;
+    } finally {
+      ps.leave(ok);
+    }
+  }
+
   /** Time-driven rules (sustained, absent, window expiry). */
   async tick(now: number): Promise<LedgerRecord[]> {
     try {
-      return await this.queue.run(async () => {
+      return await this.queue.run(() => this.withPartition(null, async () => {
         const ds = await this.o.engine.tick(now);
         // Even with no decision the remediator is ticked (an empty submit): the repair
         // ladder behind it follows its Jobs, validations and quiet periods on this tick.
@@ -263,12 +295,20 @@ export class BatchProcessor {
         if (this.o.ledger && rs.length > 0) await this.o.ledger.append(rs);
         countRecords(this.o.metrics, rs);
         return rs;
-      });
+      }));
     } catch (err) {
       this.o.metrics.tickFailures.inc();
       throw err;
     }
   }
+}
+
+/** The one partition a batch's messages come from (the consumer hands over one partition's batch at a time). */
+function partitionOf(messages: readonly RawMessage[]): number | null {
+  const p = messages[0]?.partition;
+  if (p === undefined) return null;
+  for (const m of messages) if (m.partition !== p) throw new NodewardenError('INTERNAL', `one batch holds messages of partitions ${p} and ${m.partition}`);
+  return p;
 }
 
 /** What an empty submit does (a fresh object: callers may keep its arrays). */

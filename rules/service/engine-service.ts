@@ -20,6 +20,7 @@ import type { EngineServiceMetrics } from './metrics.js';
 import type { RawMessage } from './ports.js';
 import type { WatermarkBoard } from './watermark.js';
 import type { LocalStateKnowledge } from '../store/node-sustained-filter.js';
+import type { PartitionOwnership } from '../store/partition-local-store.js';
 import { LocalWatermarkBoard, PartitionWatermarks } from './watermark.js';
 
 export interface EngineServiceOptions {
@@ -44,6 +45,8 @@ export interface EngineServiceOptions {
   stallMs?: number;
   /** Told to forget on every partition assignment: partitions may have moved (ADR 0042). */
   localState?: LocalStateKnowledge;
+  /** Partition-local state (ADR 0045): told the assignment on every GROUP_JOIN (nothing is restored there). */
+  partitions?: Pick<PartitionOwnership, 'assign'>;
 }
 
 /** What readiness needs to know about the consumer. */
@@ -156,6 +159,7 @@ export class EngineService {
       this.crashed = null;
       this.marks.assign(e.payload.memberAssignment[this.o.topic] ?? []);
       this.o.localState?.forget('partition assignment');
+      this.o.partitions?.assign(e.payload.memberAssignment[this.o.topic] ?? []);
       this.o.logger.info({ memberId: e.payload.memberId, assignment: e.payload.memberAssignment }, 'joined consumer group');
     });
     consumer.on(REBALANCING, () => {

@@ -108,10 +108,17 @@ function counterIncrease(c: CounterSeries, from: number, to: number): number {
  * A member is always added with the same ts (it is an event id), so duplicate
  * detection only looks at entries with an equal ts.
  */
+export interface MemoryStateStoreOptions {
+  /** Told of every key the sweep drops (partition-local state writes its deletion behind, ADR 0045). */
+  onSweep?: (key: string) => void;
+}
+
 export class MemoryStateStore implements StateStore {
   private readonly entries = new Map<string, Entry>();
   private opsSinceSweep = 0;
   private horizon = 0;
+
+  constructor(private readonly opts: MemoryStateStoreOptions = {}) {}
 
   exec(ops: readonly StoreOp[]): Promise<StoreResult[]> {
     try {
@@ -143,10 +150,40 @@ export class MemoryStateStore implements StateStore {
     return this.entries.size;
   }
 
-  /** Drops every key whose TTL (in op time) has passed. */
-  sweep(): void {
+  /** Drops every key whose TTL (in op time, or by `at` when later) has passed. */
+  sweep(at = this.horizon): void {
     this.opsSinceSweep = 0;
-    for (const [k, e] of this.entries) if (e.exp <= this.horizon) this.entries.delete(k);
+    const told = this.opts.onSweep;
+    const until = Math.max(at, this.horizon);
+    for (const [k, e] of this.entries)
+      if (e.exp <= until) {
+        this.entries.delete(k);
+        told?.(k);
+      }
+  }
+
+  /** Whether the store holds `key` (partition-local routing, ADR 0045). */
+  has(key: string): boolean {
+    return this.entries.has(key);
+  }
+
+  /** One entry as text (its write-behind form), or null when the store does not hold it. */
+  exportEntry(key: string): string | null {
+    const e = this.entries.get(key);
+    return e === undefined ? null : JSON.stringify(e, entryReplacer);
+  }
+
+  /** Loads an entry written by `exportEntry`; false (nothing loaded) when the text is not one. */
+  importEntry(key: string, text: string): boolean {
+    let v: unknown;
+    try {
+      v = JSON.parse(text, entryReviver);
+    } catch {
+      return false;
+    }
+    if (!isEntry(v)) return false;
+    this.entries.set(key, v);
+    return true;
   }
 
   private touch(e: Entry, now: number, ttlMs: number): void {
@@ -459,4 +496,42 @@ function distinctCount(d: Map<string, number>, now: number, windowMs: number, tr
     } else if (t <= now) n++;
   }
   return n;
+}
+
+/** JSON form of an entry: Maps as `{"$m": [[k, v], ...]}`, -Infinity as `{"$ninf": 1}`. */
+function entryReplacer(this: unknown, _k: string, v: unknown): unknown {
+  if (v instanceof Map) return { $m: [...(v as Map<string, number>)] };
+  if (v === -Infinity) return { $ninf: 1 };
+  return v;
+}
+function entryReviver(this: unknown, _k: string, v: unknown): unknown {
+  if (v !== null && typeof v === 'object' && !Array.isArray(v)) {
+    const o = v as Record<string, unknown>;
+    if (Array.isArray(o.$m)) return new Map(o.$m as Array<[string, number]>);
+    if (o.$ninf === 1) return -Infinity;
+  }
+  return v;
+}
+const ENTRY_TYPES = new Set(['series', 'counter', 'distinct', 'zset', 'episode', 'sustained', 'sequence', 'max']);
+function isEntry(v: unknown): v is Entry {
+  if (v === null || typeof v !== 'object') return false;
+  const o = v as Record<string, unknown>;
+  if (typeof o.t !== 'string' || !ENTRY_TYPES.has(o.t) || typeof o.exp !== 'number') return false;
+  switch (o.t) {
+    case 'series':
+      return Array.isArray(o.ts) && Array.isArray(o.ids);
+    case 'counter':
+      return Array.isArray(o.ts) && Array.isArray(o.ids) && Array.isArray(o.vals) && Array.isArray(o.ps);
+    case 'distinct':
+    case 'zset':
+      return o.m instanceof Map;
+    case 'episode':
+      return typeof o.active === 'boolean' && typeof o.firedAt === 'number' && typeof o.firedBy === 'string' && typeof o.lastMatch === 'number' && typeof o.cooldownUntil === 'number';
+    case 'sustained':
+      return (o.since === null || typeof o.since === 'number') && typeof o.last === 'number';
+    case 'sequence':
+      return Array.isArray(o.chain);
+    default:
+      return typeof o.v === 'number';
+  }
 }

@@ -28,6 +28,7 @@ import type { LuaScript } from '../../adapters/redis/lua-script.js';
 import { redisScript } from '../../adapters/redis/scripts.js';
 import { NodewardenError } from '../../core/errors.js';
 import type { StateStore, StoreOp, StoreResult, StoreTrimScope } from './state-store.js';
+import { StaleEpochError } from './partition-local-store.js';
 
 /**
  * Ops per script call. A larger batch is split into several calls sent in one
@@ -203,18 +204,33 @@ export class RedisStateStore implements StateStore {
     return removed;
   }
 
-  async exec(ops: readonly StoreOp[]): Promise<StoreResult[]> {
-    if (ops.length === 0) return [];
+  exec(ops: readonly StoreOp[]): Promise<StoreResult[]> {
+    return this.execWith(ops, []);
+  }
+
+  /**
+   * `exec`, with partition-local write-behinds (ADR 0045) in the same atomic
+   * script call (the last one, when the batch is split): every flush's epoch
+   * is checked before any op runs; a stale one fails the call with
+   * {@link StaleEpochError}, writing nothing.
+   */
+  async execWith(ops: readonly StoreOp[], flushes: readonly RedisPartitionFlush[]): Promise<StoreResult[]> {
+    if (ops.length === 0 && flushes.length === 0) return [];
     const calls: Array<Promise<unknown>> = [];
     // Sent back to back on one connection: Redis runs them in this order.
-    for (let from = 0; from < ops.length; from += MAX_OPS_PER_SCRIPT) {
-      const { keys, args } = encodeBatch(ops, from, Math.min(ops.length, from + MAX_OPS_PER_SCRIPT));
-      calls.push(this.script.run(this.client, keys, [JSON.stringify(args)]));
+    for (let from = 0; from < ops.length || (from === 0 && flushes.length > 0); from += MAX_OPS_PER_SCRIPT) {
+      const to = Math.min(ops.length, from + MAX_OPS_PER_SCRIPT);
+      const { keys, args } = encodeBatch(ops, from, to);
+      const argv = [JSON.stringify(args)];
+      if (to === ops.length && flushes.length > 0) argv.push(JSON.stringify(encodeFlushes(flushes, keys)));
+      calls.push(this.script.run(this.client, keys, argv));
     }
     let replies: unknown[];
     try {
       replies = await Promise.all(calls);
     } catch (err) {
+      const stale = /NW_STALE_EPOCH (\d+)/.exec((err as Error).message);
+      if (stale) throw new StaleEpochError(Number(stale[1]));
       throw new NodewardenError('UNAVAILABLE', `redis state store: ${(err as Error).message}`, { retriable: true, cause: err });
     }
     const out: StoreResult[] = new Array<StoreResult>(ops.length);
@@ -232,6 +248,25 @@ export class RedisStateStore implements StateStore {
   async close(): Promise<void> {
     if (this.ownsClient) await this.client.quit().catch(() => this.client.disconnect());
   }
+}
+
+/** A partition's write-behind as batch.lua takes it (ADR 0045). */
+export interface RedisPartitionFlush {
+  partition: number;
+  epoch: number;
+  hashKey: string;
+  epochKey: string;
+  set: ReadonlyArray<readonly [string, string]>;
+  del: readonly string[];
+}
+
+function encodeFlushes(flushes: readonly RedisPartitionFlush[], keys: string[]): unknown[] {
+  return flushes.map((f) => {
+    keys.push(f.hashKey, f.epochKey);
+    const set: string[] = [];
+    for (const [k, v] of f.set) set.push(k, v);
+    return { h: keys.length - 1, e: keys.length, ep: String(f.epoch), p: f.partition, set, del: f.del };
+  });
 }
 
 function decode(op: StoreOp, v: unknown): StoreResult {

@@ -123,6 +123,15 @@ export interface StateStore {
   /** Present on in-process adapters: the same, without a promise (the engine's fast path). */
   execSync?(ops: readonly StoreOp[]): StoreResult[];
   /**
+   * Present on stores that hold state in memory behind a write-behind
+   * (partition-local state, ADR 0045): the same as `exec`, and in the same
+   * atomic call everything changed in memory since the last such call is made
+   * durable. The engine makes its LAST store call of a batch, a tick or a
+   * release with it (an empty one when there is nothing left to run), before
+   * any decision leaves the engine.
+   */
+  execFinal?(ops: readonly StoreOp[]): Promise<StoreResult[]>;
+  /**
    * Removes state that outlived its use (the trim-state job): keys past their
    * TTL, index members of episodes that ended. Safe while the engine runs.
    * Returns how many entries went.

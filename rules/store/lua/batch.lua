@@ -55,6 +55,19 @@ local floor = math.floor
 local tonumber = tonumber
 local KEYS = KEYS
 local a = cjson.decode(ARGV[1])
+-- ARGV[2] (optional): partition-local write-behind (ADR 0045), a JSON array of
+-- flushes {h, e, ep, p, set, del}: h/e = KEYS positions of the partition's hash
+-- and epoch key, ep its owner epoch (decimal string), p the partition, set a
+-- flat [field, value, ...] array, del fields. Every epoch is checked BEFORE
+-- any op runs: a stale one fails the whole call, writing nothing.
+local flushes = nil
+if ARGV[2] then
+  flushes = cjson.decode(ARGV[2])
+  for _, f in ipairs(flushes) do
+    local cur = redis.call('GET', KEYS[f.e])
+    if cur ~= f.ep then return redis.error_reply('NW_STALE_EPOCH ' .. tostring(f.p)) end
+  end
+end
 local null = cjson.null
 local out = {}
 local ttl = {}
@@ -391,4 +404,11 @@ while p <= len do
 end
 
 for k, ms in pairs(ttl) do call('PEXPIRE', KEYS[k], ms) end
+if flushes then
+  for _, f in ipairs(flushes) do
+    local set, del = f.set, f.del
+    for i = 1, #set, 400 do call('HSET', KEYS[f.h], unpack(set, i, math.min(i + 399, #set))) end
+    for i = 1, #del, 200 do call('HDEL', KEYS[f.h], unpack(del, i, math.min(i + 199, #del))) end
+  end
+end
 return out

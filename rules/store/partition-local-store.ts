@@ -1,0 +1,324 @@
+/**
+ * Partition-local state for node-scoped rules (ADR 0042 step 2, ADR 0045).
+ *
+ * One node's events live on one Kafka partition, consumed by one replica at a
+ * time. This store keeps the state of NODE-scoped rules (their leaf, episode
+ * and index keys) in memory, one MemoryStateStore per owned partition, and
+ * sends everything else — group- and fleet-scoped rules, workload changes, the
+ * tick outbox — to the shared store (Redis) exactly as before. Ops are routed
+ * by the rule's declared scope (`isLocal`, built by the engine from the rule
+ * set: `nodeScopedKeys` in rules/engine/scope.ts).
+ *
+ * Durability (write-behind): the keys a batch or tick touched are written to
+ * one Redis hash per partition (field = key, value = the entry's JSON, deleted
+ * field = the entry went) by `execFinal` — the engine's last store call of a
+ * batch or tick, before its decisions reach the remediator and before the
+ * offsets commit — in the SAME atomic script call as that call's shared ops,
+ * guarded by the partition's owner epoch. On first use of a partition after
+ * assignment (a batch of it, or a tick; never inside the rebalance callback)
+ * the store takes a new epoch and loads the hash in bounded chunks. A write
+ * with a stale epoch fails (a replica that lost the partition is fenced), and
+ * any failed call discards the memory of every partition it changed: memory is
+ * trusted only as far as its last successful write, the rest is re-derived
+ * from the redelivered events (all ops are idempotent per event id).
+ */
+import { NodewardenError } from '../../core/errors.js';
+import { MemoryStateStore } from './memory-store.js';
+import type { StateStore, StoreOp, StoreResult, StoreTrimScope } from './state-store.js';
+
+/** What one partition's write-behind carries. */
+export interface PartitionFlush {
+  partition: number;
+  epoch: number;
+  /** key → entry text. */
+  set: Array<[string, string]>;
+  del: string[];
+}
+
+/** The durable side: owner epochs, the per-partition hashes, and the shared store with which flushes are atomic. */
+export interface PartitionStateBackend {
+  /** Shared state (group- and fleet-scoped rules, the tick outbox). */
+  readonly shared: StateStore;
+  /** Becomes partition p's owner: a new epoch, after which earlier owners' writes fail. */
+  claim(partition: number): Promise<number>;
+  /** Reads partition p's entries in bounded chunks, calling `each` per chunk. */
+  load(partition: number, each: (entries: ReadonlyArray<readonly [string, string]>) => void): Promise<void>;
+  /**
+   * Runs shared ops and writes the flushes in one atomic call; rejects with
+   * {@link StaleEpochError} (writing nothing) when a flush's epoch is no longer current.
+   */
+  execFlush(ops: readonly StoreOp[], flushes: readonly PartitionFlush[]): Promise<StoreResult[]>;
+}
+
+/** A flush carried an epoch another replica has since replaced: this replica lost the partition. */
+export class StaleEpochError extends NodewardenError {
+  constructor(readonly partition: number) {
+    super('CONFLICT', `partition ${partition}: owner epoch is stale (another replica took the partition); the batch will be redelivered to its owner`, { retriable: true });
+    this.name = 'StaleEpochError';
+  }
+}
+
+/** What the engine service and the batch processor tell the partition-local store. */
+export interface PartitionOwnership {
+  /** The consumer's assignment (GROUP_JOIN). Cheap: nothing is read here. */
+  assign(partitions: readonly number[]): void;
+  /** Before a batch of `partition`, or a tick (null): restores what is not in memory yet. */
+  enter(partition: number | null): Promise<void>;
+  /** After it: on failure, memory it changed and did not write is discarded. */
+  leave(ok: boolean): void;
+}
+
+export interface PartitionLocalStoreOptions {
+  backend: PartitionStateBackend;
+  /** True for a key (or index) of a node-scoped rule. */
+  isLocal: (key: string) => boolean;
+  /** Entries held at most across owned partitions (default 2,000,000). At the cap batches fail (retriable) after a sweep. */
+  maxKeys?: number;
+  /** Time for the at-cap sweep (default the wall clock: live op times are event times close to it). */
+  now?: () => number;
+  /** For logs: a partition was restored / discarded. */
+  onRestore?: (partition: number, keys: number, ms: number, skipped: number) => void;
+  onDiscard?: (partition: number, reason: string) => void;
+}
+
+export interface PartitionLocalStats {
+  restores: number;
+  restoredKeys: number;
+  discards: number;
+  flushes: number;
+  flushedKeys: number;
+  localOps: number;
+  sharedOps: number;
+}
+
+interface Owned {
+  store: MemoryStateStore;
+  epoch: number;
+  /** Keys changed since the last successful write-behind. */
+  dirty: Set<string>;
+}
+
+/** Ops that read a rule's whole index: asked of every owned partition. */
+const isFanOut = (op: StoreOp): op is Extract<StoreOp, { op: 'due.pop' | 'episode.quiet' }> => op.op === 'due.pop' || op.op === 'episode.quiet';
+
+export class PartitionLocalStore implements StateStore, PartitionOwnership {
+  readonly stats: PartitionLocalStats = { restores: 0, restoredKeys: 0, discards: 0, flushes: 0, flushedKeys: 0, localOps: 0, sharedOps: 0 };
+  private readonly owned = new Map<number, Owned>();
+  /** Partitions assigned to this replica (restored on first use). */
+  private assigned = new Set<number>();
+  /** The partition whose batch is being evaluated, or null (tick, release). */
+  private context: number | null = null;
+  /** Scope → partition of the last fan-out that returned it (phase 2 of a tick). */
+  private popHome = new Map<string, number>();
+  private readonly maxKeys: number;
+  private readonly classified = new Map<string, boolean>();
+
+  constructor(private readonly o: PartitionLocalStoreOptions) {
+    this.maxKeys = Math.max(1, o.maxKeys ?? 2_000_000);
+  }
+
+  /** The consumer's assignment changed (GROUP_JOIN): partitions no longer assigned are dropped; new ones restore on first use. */
+  assign(partitions: readonly number[]): void {
+    this.assigned = new Set(partitions);
+    for (const p of [...this.owned.keys()]) if (!this.assigned.has(p)) this.discard(p, 'partition no longer assigned');
+  }
+
+  /**
+   * Before a batch of `partition` (or, with null, a tick: every assigned
+   * partition): restores what is not in memory yet and sets the routing context.
+   */
+  async enter(partition: number | null): Promise<void> {
+    this.context = null;
+    if (partition !== null) {
+      if (!this.assigned.has(partition)) this.assigned.add(partition);
+      await this.restore(partition);
+    } else for (const p of this.assigned) await this.restore(p);
+    this.checkCap();
+    this.context = partition;
+  }
+
+  /** After the batch or tick: on failure, what it changed in memory and did not write is discarded. */
+  leave(ok: boolean): void {
+    this.context = null;
+    if (!ok) this.discardDirty('batch or tick failed');
+  }
+
+  /** Keys held across owned partitions. */
+  get size(): number {
+    let n = 0;
+    for (const o of this.owned.values()) n += o.store.size();
+    return n;
+  }
+
+  /** Partitions held in memory. */
+  partitions(): number[] {
+    return [...this.owned.keys()].sort((a, b) => a - b);
+  }
+
+  exec(ops: readonly StoreOp[]): Promise<StoreResult[]> {
+    return this.run(ops, false);
+  }
+
+  execFinal(ops: readonly StoreOp[]): Promise<StoreResult[]> {
+    return this.run(ops, true);
+  }
+
+  async trim(scope: StoreTrimScope): Promise<number> {
+    let n = 0;
+    for (const o of this.owned.values()) n += await o.store.trim();
+    return n + (await this.o.backend.shared.trim(scope));
+  }
+
+  close(): Promise<void> {
+    return this.o.backend.shared.close();
+  }
+
+  private local(key: string): boolean {
+    let v = this.classified.get(key);
+    if (v === undefined) {
+      v = this.o.isLocal(key);
+      if (this.classified.size >= 200_000) this.classified.clear();
+      this.classified.set(key, v);
+    }
+    return v;
+  }
+
+  private isLocalOp(op: StoreOp): boolean {
+    return 'key' in op ? this.local(op.key) : this.local(op.index);
+  }
+
+  /** The partition an op of a node-scoped rule belongs to, or null (no owned partition holds it: answered from an empty store). */
+  private home(op: Exclude<StoreOp, { op: 'due.pop' | 'episode.quiet' }>): number | null {
+    if ('key' in op) {
+      const ctx = this.context === null ? undefined : this.owned.get(this.context);
+      if (ctx?.store.has(op.key)) return this.context;
+      for (const [p, o] of this.owned) if (o.store.has(op.key)) return p;
+    }
+    if (this.context !== null) return this.context;
+    if ('member' in op) return this.popHome.get(op.member) ?? null;
+    return null;
+  }
+
+  private async run(ops: readonly StoreOp[], final: boolean): Promise<StoreResult[]> {
+    const out: StoreResult[] = new Array<StoreResult>(ops.length);
+    const shared: StoreOp[] = [];
+    const sharedAt: number[] = [];
+    try {
+      let fanned = false;
+      for (let i = 0; i < ops.length; i++) {
+        const op = ops[i] as StoreOp;
+        if (!this.isLocalOp(op)) {
+          shared.push(op);
+          sharedAt.push(i);
+          continue;
+        }
+        this.stats.localOps++;
+        if (isFanOut(op)) {
+          if (!fanned) this.popHome = new Map();
+          fanned = true;
+          const all: string[] = [];
+          for (const [p, o] of this.owned) {
+            const r = o.store.execSync([op])[0] as string[];
+            if (r.length === 0) continue;
+            if (op.op === 'due.pop') o.dirty.add(op.index);
+            for (const m of r) {
+              all.push(m);
+              this.popHome.set(m, p);
+            }
+          }
+          out[i] = all.sort();
+          continue;
+        }
+        const p = this.home(op);
+        const o = p === null ? undefined : this.owned.get(p);
+        if (!o) {
+          // no owned partition holds it: the answer of an empty store, nothing kept
+          out[i] = new MemoryStateStore().execSync([op])[0] as StoreResult;
+          continue;
+        }
+        out[i] = o.store.execSync([op])[0] as StoreResult;
+        o.dirty.add('key' in op ? op.key : op.index);
+        if ('index' in op) o.dirty.add(op.index);
+      }
+      this.stats.sharedOps += shared.length;
+      let res: StoreResult[];
+      if (final) {
+        const flushes = this.flushes();
+        res = shared.length > 0 || flushes.length > 0 ? await this.o.backend.execFlush(shared, flushes) : [];
+        this.flushed(flushes);
+      } else res = shared.length > 0 ? await this.o.backend.shared.exec(shared) : [];
+      for (let j = 0; j < sharedAt.length; j++) out[sharedAt[j] as number] = res[j] as StoreResult;
+      return out;
+    } catch (err) {
+      if (err instanceof StaleEpochError) this.discard(err.partition, 'owner epoch stale: another replica took the partition');
+      this.discardDirty(`store call failed: ${err instanceof Error ? err.message : String(err)}`);
+      throw err;
+    }
+  }
+
+  private flushes(): PartitionFlush[] {
+    const out: PartitionFlush[] = [];
+    for (const [partition, o] of this.owned) {
+      if (o.dirty.size === 0) continue;
+      const set: Array<[string, string]> = [];
+      const del: string[] = [];
+      for (const k of o.dirty) {
+        const v = o.store.exportEntry(k);
+        if (v === null) del.push(k);
+        else set.push([k, v]);
+      }
+      out.push({ partition, epoch: o.epoch, set, del });
+    }
+    return out;
+  }
+
+  private flushed(flushes: readonly PartitionFlush[]): void {
+    for (const f of flushes) {
+      const o = this.owned.get(f.partition);
+      if (!o) continue;
+      this.stats.flushes++;
+      this.stats.flushedKeys += f.set.length + f.del.length;
+      o.dirty.clear();
+    }
+  }
+
+  private async restore(partition: number): Promise<void> {
+    if (this.owned.has(partition)) return;
+    const started = Date.now();
+    const o: Owned = { store: null as unknown as MemoryStateStore, epoch: 0, dirty: new Set() };
+    o.store = new MemoryStateStore({ onSweep: (k) => o.dirty.add(k) });
+    o.epoch = await this.o.backend.claim(partition);
+    let skipped = 0;
+    await this.o.backend.load(partition, (entries) => {
+      for (const [k, v] of entries)
+        if (!o.store.importEntry(k, v)) {
+          skipped++;
+          o.dirty.add(k); // unreadable: deleted by the next write
+        }
+    });
+    this.owned.set(partition, o);
+    this.stats.restores++;
+    this.stats.restoredKeys += o.store.size();
+    this.o.onRestore?.(partition, o.store.size(), Date.now() - started, skipped);
+  }
+
+  private discard(partition: number, reason: string): void {
+    if (!this.owned.delete(partition)) return;
+    this.stats.discards++;
+    this.o.onDiscard?.(partition, reason);
+  }
+
+  private discardDirty(reason: string): void {
+    for (const [p, o] of [...this.owned]) if (o.dirty.size > 0) this.discard(p, reason);
+  }
+
+  /** Bounded memory: over the cap after a sweep, the batch fails (retriable) instead of growing. */
+  private checkCap(): void {
+    if (this.size <= this.maxKeys) return;
+    const now = (this.o.now ?? Date.now)();
+    for (const o of this.owned.values()) o.store.sweep(now);
+    const n = this.size;
+    if (n > this.maxKeys)
+      throw new NodewardenError('UNAVAILABLE', `partition-local state holds ${n} keys, over its cap of ${this.maxKeys}: batches fail until state expires or partitions move (raise engine.partitionLocal.maxKeys or add replicas)`, { retriable: true });
+  }
+}

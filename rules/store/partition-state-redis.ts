@@ -1,0 +1,74 @@
+/**
+ * The Redis side of partition-local state (ADR 0045): per consumed partition,
+ * a hash of its node-scoped entries and an owner epoch (a counter). A replica
+ * that starts using a partition INCRs the epoch and reads the hash with HSCAN
+ * in bounded chunks; its write-behinds carry that epoch inside the state
+ * store's batch script (rules/store/lua/batch.lua, ARGV[2]), atomic with the
+ * call's shared ops, and fail when another replica has taken the partition since.
+ */
+import type { Redis } from 'ioredis';
+import { NodewardenError, errorMessage } from '../../core/errors.js';
+import { StoreKeys } from '../../adapters/redis/keys.js';
+import type { PartitionFlush, PartitionStateBackend } from './partition-local-store.js';
+import type { RedisStateStore } from './redis-store.js';
+import type { StoreOp, StoreResult } from './state-store.js';
+
+export interface RedisPartitionStateOptions {
+  client: Redis;
+  shared: RedisStateStore;
+  keyPrefix: string;
+  groupId: string;
+  topic: string;
+  /** Fields per HSCAN call (default 1000). */
+  chunk?: number;
+}
+
+export class RedisPartitionState implements PartitionStateBackend {
+  readonly shared: RedisStateStore;
+  private readonly keys: StoreKeys;
+  private readonly chunk: number;
+
+  constructor(private readonly o: RedisPartitionStateOptions) {
+    this.shared = o.shared;
+    this.keys = new StoreKeys(o.keyPrefix);
+    this.chunk = Math.max(1, o.chunk ?? 1000);
+  }
+
+  private hash(p: number): string {
+    return this.keys.partitionState(this.o.groupId, this.o.topic, p);
+  }
+  private epoch(p: number): string {
+    return this.keys.partitionEpoch(this.o.groupId, this.o.topic, p);
+  }
+
+  async claim(partition: number): Promise<number> {
+    try {
+      return await this.o.client.incr(this.epoch(partition));
+    } catch (err) {
+      throw new NodewardenError('UNAVAILABLE', `partition ${partition}: taking the owner epoch failed: ${errorMessage(err)}`, { retriable: true, cause: err });
+    }
+  }
+
+  async load(partition: number, each: (entries: ReadonlyArray<readonly [string, string]>) => void): Promise<void> {
+    const key = this.hash(partition);
+    let cursor = '0';
+    try {
+      do {
+        const [next, flat] = await this.o.client.hscan(key, cursor, 'COUNT', this.chunk);
+        const entries: Array<[string, string]> = [];
+        for (let i = 0; i + 1 < flat.length; i += 2) entries.push([flat[i] as string, flat[i + 1] as string]);
+        if (entries.length > 0) each(entries);
+        cursor = next;
+      } while (cursor !== '0');
+    } catch (err) {
+      throw new NodewardenError('UNAVAILABLE', `partition ${partition}: restoring its state failed: ${errorMessage(err)}`, { retriable: true, cause: err });
+    }
+  }
+
+  execFlush(ops: readonly StoreOp[], flushes: readonly PartitionFlush[]): Promise<StoreResult[]> {
+    return this.shared.execWith(
+      ops,
+      flushes.map((f) => ({ ...f, hashKey: this.hash(f.partition), epochKey: this.epoch(f.partition) })),
+    );
+  }
+}

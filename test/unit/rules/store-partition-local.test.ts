@@ -1,0 +1,337 @@
+import { expect } from 'chai';
+import fc from 'fast-check';
+import { StoreKeys } from '../../../adapters/redis/keys.js';
+import { NodewardenError } from '../../../core/errors.js';
+import { MemoryStateStore } from '../../../rules/store/memory-store.js';
+import { PartitionLocalStore, StaleEpochError } from '../../../rules/store/partition-local-store.js';
+import type { PartitionFlush, PartitionStateBackend } from '../../../rules/store/partition-local-store.js';
+import type { StateStore, StoreOp, StoreResult } from '../../../rules/store/state-store.js';
+import { stateStoreContract } from '../../contract/state-store.js';
+
+/**
+ * The durable side in memory, as RedisPartitionState + batch.lua behave: epochs
+ * are counters, a flush with a stale epoch writes nothing (shared ops neither),
+ * hashes are read in chunks of `chunk` fields.
+ */
+class MemoryBackend implements PartitionStateBackend {
+  readonly shared = new MemoryStateStore();
+  readonly hashes = new Map<number, Map<string, string>>();
+  readonly epochs = new Map<number, number>();
+  claims = 0;
+  loads = 0;
+  chunks = 0;
+  failNext = false;
+  constructor(readonly chunk = 1000) {}
+
+  claim(p: number): Promise<number> {
+    this.claims++;
+    const e = (this.epochs.get(p) ?? 0) + 1;
+    this.epochs.set(p, e);
+    return Promise.resolve(e);
+  }
+  load(p: number, each: (entries: ReadonlyArray<readonly [string, string]>) => void): Promise<void> {
+    this.loads++;
+    const all = [...(this.hashes.get(p) ?? new Map<string, string>())];
+    for (let i = 0; i < all.length; i += this.chunk) {
+      this.chunks++;
+      each(all.slice(i, i + this.chunk));
+    }
+    return Promise.resolve();
+  }
+  execFlush(ops: readonly StoreOp[], flushes: readonly PartitionFlush[]): Promise<StoreResult[]> {
+    if (this.failNext) {
+      this.failNext = false;
+      return Promise.reject(new NodewardenError('UNAVAILABLE', 'redis down', { retriable: true }));
+    }
+    for (const f of flushes) if (this.epochs.get(f.partition) !== f.epoch) return Promise.reject(new StaleEpochError(f.partition));
+    const res = this.shared.execSync(ops);
+    for (const f of flushes) {
+      let h = this.hashes.get(f.partition);
+      if (!h) this.hashes.set(f.partition, (h = new Map()));
+      for (const [k, v] of f.set) h.set(k, v);
+      for (const k of f.del) h.delete(k);
+    }
+    return Promise.resolve(res);
+  }
+}
+
+const k = new StoreKeys('t:');
+const NODE_RULE = 'nr';
+const isLocal = (key: string): boolean => key.includes(`:${NODE_RULE}:`) || key.endsWith(`:${NODE_RULE}`);
+
+/** Every call a whole batch of partition 0 (enter, execFinal, leave), optionally on a fresh replica each time (restore round trip). */
+class RoutedForContract implements StateStore {
+  private store: PartitionLocalStore;
+  constructor(
+    private readonly backend: MemoryBackend,
+    private readonly restoreEveryCall: boolean,
+  ) {
+    this.store = this.fresh();
+  }
+  private fresh(): PartitionLocalStore {
+    const s = new PartitionLocalStore({ backend: this.backend, isLocal: () => true });
+    s.assign([0]);
+    return s;
+  }
+  async exec(ops: readonly StoreOp[]): Promise<StoreResult[]> {
+    if (this.restoreEveryCall) this.store = this.fresh();
+    await this.store.enter(0);
+    try {
+      return await this.store.execFinal(ops);
+    } finally {
+      this.store.leave(true);
+    }
+  }
+  trim(): Promise<number> {
+    return Promise.resolve(0);
+  }
+  close(): Promise<void> {
+    return Promise.resolve();
+  }
+}
+
+stateStoreContract('partition-local (every key local to partition 0)', () => Promise.resolve({ store: new RoutedForContract(new MemoryBackend(), false) }));
+stateStoreContract('partition-local, restored from its write-behind before every call', () => Promise.resolve({ store: new RoutedForContract(new MemoryBackend(3), true) }));
+
+const nodes = ['n:a', 'n:b', 'n:c', 'n:d', 'n:e', 'n:f'];
+const partitionOfNode = (scope: string): number => nodes.indexOf(scope) % 3;
+
+describe('PartitionLocalStore (ADR 0045)', () => {
+  it('random batches, ticks, restarts and partition moves answer exactly what one plain store answers', async () => {
+    await fc.assert(
+      fc.asyncProperty(fc.array(fc.tuple(fc.nat(99), fc.nat(1_000_000)), { minLength: 5, maxLength: 120 }), async (script) => {
+        const plain = new MemoryStateStore();
+        const backend = new MemoryBackend(4);
+        const replica = (): PartitionLocalStore => new PartitionLocalStore({ backend, isLocal });
+        let r = replica();
+        r.assign([0, 1, 2]);
+        let t = 1_000_000;
+        let id = 0;
+        for (const [kind, seed] of script) {
+          t += 500 + (seed % 4000);
+          if (kind < 8) {
+            // a replica restart, or the partitions moving to another replica: state restored from the write-behind
+            r = replica();
+            r.assign(kind < 4 ? [0, 1, 2] : [2, 1, 0]);
+            continue;
+          }
+          if (kind < 25) {
+            // a tick: pop due scopes on every owned partition, then fire/clear them
+            const ops1: StoreOp[] = [
+              { op: 'due.pop', index: k.sustainedIndex(NODE_RULE, 2), before: t - 5_000 },
+              { op: 'due.pop', index: k.seenIndex(NODE_RULE, 4), before: t - 20_000 },
+              { op: 'episode.quiet', index: k.episodeIndex(NODE_RULE), before: t - 8_000 },
+              { op: 'due.pop', index: k.sustainedIndex('gr', 2), before: t - 5_000 },
+            ];
+            await r.enter(null);
+            const got1 = await r.exec(ops1);
+            expect(got1).to.deep.equal(plain.execSync(ops1));
+            const ops2: StoreOp[] = [];
+            for (const m of got1[0] as string[]) {
+              ops2.push({ op: 'episode.fire', key: k.episode(NODE_RULE, m), index: k.episodeIndex(NODE_RULE), member: m, now: t, by: '', cooldownMs: 3_000, autoExpireMs: -1, ttlMs: 600_000 });
+              ops2.push({ op: 'distinct.add', key: k.tickOutbox(), member: JSON.stringify([NODE_RULE, m, t]), ts: t, windowMs: 600_000, ttlMs: 600_000 });
+            }
+            for (const m of got1[2] as string[]) ops2.push({ op: 'episode.clear', key: k.episode(NODE_RULE, m), index: k.episodeIndex(NODE_RULE), member: m, now: t, quietBefore: t - 8_000 });
+            for (const m of got1[1] as string[]) ops2.push({ op: 'episode.get', key: k.episode(NODE_RULE, m) });
+            expect(await r.execFinal(ops2)).to.deep.equal(plain.execSync(ops2));
+            r.leave(true);
+            continue;
+          }
+          // a batch of one partition: its nodes' ops, plus group-scoped (shared) ones
+          const p = seed % 3;
+          const mine = nodes.filter((n) => partitionOfNode(n) === p);
+          const ops: StoreOp[] = [];
+          for (let i = 0; i < 1 + (seed % 7); i++) {
+            const scope = mine[(seed >> i) % mine.length] as string;
+            const ts = t - ((seed >> (i + 3)) % 3 === 0 ? 2_000 : 0) + i;
+            const ev = `e${id++}`;
+            switch ((seed >> (2 * i)) % 9) {
+              case 0:
+                ops.push({ op: 'window.add', key: k.leaf('w', NODE_RULE, 0, scope), member: ev, ts, windowMs: 20_000, ttlMs: 60_000 });
+                break;
+              case 1:
+                ops.push({ op: 'counter.add', key: k.leaf('cs', NODE_RULE, 1, scope), member: ev, ts, value: seed % 50, windowMs: 30_000, ttlMs: 90_000 });
+                break;
+              case 2:
+                ops.push({ op: 'sustained.observe', key: k.leaf('s', NODE_RULE, 2, scope), index: k.sustainedIndex(NODE_RULE, 2), member: scope, ts, holds: seed % 3 !== 0, ttlMs: 60_000 });
+                break;
+              case 3:
+                ops.push({ op: 'seen.touch', index: k.seenIndex(NODE_RULE, 4), member: scope, ts, ttlMs: 600_000 });
+                break;
+              case 4:
+                ops.push({ op: 'episode.fire', key: k.episode(NODE_RULE, scope), index: k.episodeIndex(NODE_RULE), member: scope, now: ts, by: ev, cooldownMs: 3_000, autoExpireMs: -1, ttlMs: 600_000 });
+                break;
+              case 5:
+                ops.push({ op: 'episode.touch', key: k.episode(NODE_RULE, scope), index: k.episodeIndex(NODE_RULE), member: scope, now: ts });
+                break;
+              case 6:
+                ops.push({ op: 'sequence.step', key: k.leaf('q', NODE_RULE, 3, scope), step: seed % 2, steps: 2, ts, windowMs: 10_000, ttlMs: 60_000 });
+                break;
+              case 7:
+                ops.push({ op: 'distinct.add', key: k.leaf('d', 'gr', 0, 'g:pool=a'), member: scope, ts, windowMs: 15_000, ttlMs: 60_000 });
+                break;
+              default:
+                ops.push({ op: 'episode.release', key: k.episode(NODE_RULE, scope), index: k.episodeIndex(NODE_RULE), member: scope });
+            }
+          }
+          await r.enter(p);
+          const half = Math.floor(ops.length / 2);
+          const got = [...(await r.exec(ops.slice(0, half))), ...(await r.execFinal(ops.slice(half)))];
+          r.leave(true);
+          expect(got).to.deep.equal(plain.execSync(ops));
+        }
+        // what is durable is what one store holds: entries exactly; a rule's index, split by partition, as the union of its members
+        const union = new Map<string, Map<string, number>>();
+        for (const [p, h] of backend.hashes)
+          for (const [key, v] of h) {
+            const entry = JSON.parse(v) as { t: string; m?: { $m: Array<[string, number]> } };
+            if (entry.t !== 'zset') expect(v, `partition ${p} ${key}`).to.equal(plain.exportEntry(key));
+            else for (const [m, score] of entry.m?.$m ?? []) union.set(key, (union.get(key) ?? new Map<string, number>()).set(m, score));
+          }
+        for (const [key, members] of union) {
+          const whole = JSON.parse(plain.exportEntry(key) ?? '{}') as { m?: { $m: Array<[string, number]> } };
+          expect(new Map(whole.m?.$m ?? []), key).to.deep.equal(members);
+        }
+      }),
+      { numRuns: 150 },
+    );
+  });
+
+  it('keeps group-scoped ops on the shared store and node-scoped ones in memory until the final call of a batch', async () => {
+    const backend = new MemoryBackend();
+    const s = new PartitionLocalStore({ backend, isLocal });
+    s.assign([0]);
+    await s.enter(0);
+    await s.exec([
+      { op: 'window.add', key: k.leaf('w', NODE_RULE, 0, 'n:a'), member: 'e1', ts: 1000, windowMs: 10_000, ttlMs: 60_000 },
+      { op: 'window.add', key: k.leaf('w', 'gr', 0, 'g:pool=a'), member: 'e1', ts: 1000, windowMs: 10_000, ttlMs: 60_000 },
+    ]);
+    expect(backend.shared.has(k.leaf('w', 'gr', 0, 'g:pool=a'))).to.equal(true);
+    expect(backend.shared.has(k.leaf('w', NODE_RULE, 0, 'n:a'))).to.equal(false);
+    expect(backend.hashes.get(0)?.size ?? 0).to.equal(0); // not yet written behind
+    await s.execFinal([]);
+    s.leave(true);
+    expect([...(backend.hashes.get(0)?.keys() ?? [])]).to.deep.equal([k.leaf('w', NODE_RULE, 0, 'n:a')]);
+    expect(s.stats).to.include({ localOps: 1, sharedOps: 1, flushes: 1, flushedKeys: 1 });
+  });
+
+  it('fences a replica that lost its partition: its write fails, writes nothing, and its memory of the partition is dropped', async () => {
+    const backend = new MemoryBackend();
+    const a = new PartitionLocalStore({ backend, isLocal });
+    const b = new PartitionLocalStore({ backend, isLocal });
+    const add = (member: string, ts: number): StoreOp => ({ op: 'window.add', key: k.leaf('w', NODE_RULE, 0, 'n:a'), member, ts, windowMs: 60_000, ttlMs: 600_000 });
+    const outbox: StoreOp = { op: 'distinct.add', key: k.tickOutbox(), member: 'x', ts: 1, windowMs: 600_000, ttlMs: 600_000 };
+    a.assign([0]);
+    await a.enter(0);
+    expect(await a.execFinal([add('e1', 1000)])).to.deep.equal([1]);
+    a.leave(true);
+    // b takes partition 0 (a rebalance a has not seen yet)
+    b.assign([0]);
+    await b.enter(0);
+    // a's zombie batch: evaluated on its memory, but the write is refused atomically, shared ops included
+    await a.enter(0);
+    const err = await a.execFinal([add('e2', 2000), outbox]).catch((e: unknown) => e);
+    a.leave(false);
+    expect(err).to.be.instanceOf(StaleEpochError);
+    expect((err as StaleEpochError).retriable).to.equal(true);
+    expect(a.partitions()).to.deep.equal([]);
+    expect(backend.shared.has(k.tickOutbox())).to.equal(false);
+    // b sees what a wrote before b took the partition, not after
+    expect(await b.execFinal([{ op: 'window.count', key: k.leaf('w', NODE_RULE, 0, 'n:a'), now: 2000, windowMs: 60_000 }])).to.deep.equal([1]);
+    b.leave(true);
+    // a, assigned the partition again, restores b's state with a newer epoch (and fences b)
+    await a.enter(0);
+    expect(await a.execFinal([add('e2', 2000)])).to.deep.equal([2]);
+    a.leave(true);
+    await b.enter(0);
+    expect(await b.execFinal([add('e3', 3000)]).catch((e: unknown) => e)).to.be.instanceOf(StaleEpochError);
+  });
+
+  it('restores in bounded chunks on first use, never on assignment', async () => {
+    const backend = new MemoryBackend(2);
+    const w = new PartitionLocalStore({ backend, isLocal });
+    w.assign([0]);
+    await w.enter(0);
+    const ops: StoreOp[] = ['a', 'b', 'c', 'd', 'e', 'f', 'g'].map((n, i) => ({ op: 'window.add', key: k.leaf('w', NODE_RULE, 0, `n:${n}`), member: `e${i}`, ts: 1000 + i, windowMs: 60_000, ttlMs: 600_000 }));
+    await w.execFinal(ops);
+    w.leave(true);
+    const restored: number[] = [];
+    const r = new PartitionLocalStore({ backend, isLocal, onRestore: (_p, keys) => restored.push(keys) });
+    const before = { claims: backend.claims, loads: backend.loads, chunks: backend.chunks };
+    r.assign([0, 1]);
+    expect({ claims: backend.claims, loads: backend.loads, chunks: backend.chunks }).to.deep.equal(before); // GROUP_JOIN does no I/O
+    await r.enter(0);
+    expect(backend.loads - before.loads).to.equal(1);
+    expect(backend.chunks - before.chunks).to.equal(4); // 7 entries, 2 per chunk
+    expect(restored).to.deep.equal([7]);
+    expect(r.size).to.equal(7);
+    r.leave(true);
+    // a tick restores every assigned partition it does not hold yet (an idle partition still ticks)
+    await r.enter(null);
+    expect(r.partitions()).to.deep.equal([0, 1]);
+    r.leave(true);
+    // an unreadable entry is skipped and deleted by the next write
+    backend.hashes.get(0)?.set('t:rs:w:nr:0:n:z', '{not json');
+    const q = new PartitionLocalStore({ backend, isLocal });
+    q.assign([0]);
+    await q.enter(0);
+    expect(q.size).to.equal(7);
+    await q.execFinal([]);
+    q.leave(true);
+    expect(backend.hashes.get(0)?.has('t:rs:w:nr:0:n:z')).to.equal(false);
+  });
+
+  it('discards what a failed call changed, so the redelivered batch runs on the last durable state', async () => {
+    const backend = new MemoryBackend();
+    const s = new PartitionLocalStore({ backend, isLocal });
+    s.assign([0]);
+    const add = (member: string): StoreOp => ({ op: 'counter.add', key: k.leaf('cs', NODE_RULE, 1, 'n:a'), member, ts: 1000 + Number(member.slice(1)), value: 10 * Number(member.slice(1)), windowMs: 60_000, ttlMs: 600_000 });
+    await s.enter(0);
+    expect(await s.execFinal([add('e1')])).to.deep.equal([0]);
+    s.leave(true);
+    await s.enter(0);
+    backend.failNext = true;
+    expect(await s.execFinal([add('e2')]).catch((e: unknown) => e)).to.be.instanceOf(NodewardenError);
+    s.leave(false);
+    expect(s.partitions()).to.deep.equal([]);
+    // redelivered: restored from the write-behind, e2 counted once
+    await s.enter(0);
+    expect(await s.execFinal([add('e2')])).to.deep.equal([10]);
+    s.leave(true);
+    // a batch that failed after its write (e.g. the remediator): replayed on a restarted replica, every op answers the same
+    const r = new PartitionLocalStore({ backend, isLocal });
+    r.assign([0]);
+    await r.enter(0);
+    const fire: StoreOp = { op: 'episode.fire', key: k.episode(NODE_RULE, 'n:a'), index: k.episodeIndex(NODE_RULE), member: 'n:a', now: 1002, by: 'e2', cooldownMs: 60_000, autoExpireMs: -1, ttlMs: 600_000 };
+    expect(await r.execFinal([add('e2'), fire])).to.deep.equal([10, 1002]);
+    r.leave(true);
+    const z = new PartitionLocalStore({ backend, isLocal });
+    z.assign([0]);
+    await z.enter(0);
+    expect(await z.execFinal([add('e2'), fire])).to.deep.equal([10, 1002]);
+    z.leave(true);
+  });
+
+  it('bounds memory: over the cap (after a sweep) batches fail retriably instead of growing; expired state frees it', async () => {
+    const backend = new MemoryBackend();
+    let now = 0;
+    const s = new PartitionLocalStore({ backend, isLocal, maxKeys: 3, now: () => now });
+    s.assign([0]);
+    await s.enter(0);
+    await s.execFinal(['a', 'b', 'c', 'd'].map((n, i) => ({ op: 'max.set', key: k.leaf('w', NODE_RULE, 0, `n:${n}`), value: 1000 + i, ttlMs: 1000 + 5000 * i }) as StoreOp));
+    s.leave(true);
+    expect(backend.hashes.get(0)?.size).to.equal(4);
+    const err = await s.enter(0).catch((e: unknown) => e);
+    expect(err).to.be.instanceOf(NodewardenError);
+    expect((err as NodewardenError).retriable).to.equal(true);
+    s.leave(false);
+    expect(s.size).to.equal(4); // nothing lost: the batch is redelivered
+    // time moves on: two keys expire, the sweep frees them, their deletions are written behind
+    now = 7500;
+    await s.enter(0);
+    expect(s.size).to.equal(2);
+    await s.execFinal([]);
+    s.leave(true);
+    expect([...(backend.hashes.get(0)?.keys() ?? [])].sort()).to.deep.equal([k.leaf('w', NODE_RULE, 0, 'n:c'), k.leaf('w', NODE_RULE, 0, 'n:d')]);
+  });
+});
