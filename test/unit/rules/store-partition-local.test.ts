@@ -1,7 +1,16 @@
 import { expect } from 'chai';
 import fc from 'fast-check';
 import { StoreKeys } from '../../../adapters/redis/keys.js';
+import { ManualClock } from '../../../core/clock.js';
+import { DEFAULT_CONFIG } from '../../../core/config.js';
+import type { Decision } from '../../../core/decision.js';
+import type { EventEnvelope } from '../../../core/envelope.js';
 import { NodewardenError } from '../../../core/errors.js';
+import { silentLogger } from '../../../core/logger.js';
+import { createRuleEngine, nodeScopedKeyTest } from '../../../rules/engine/engine.js';
+import { defaultRulesPath, loadRules } from '../../../rules/language/load.js';
+import { createStaticCluster } from '../../../rules/replay/standin.js';
+import { fileOnlyToggles } from '../../../rules/toggles/port.js';
 import { MemoryStateStore } from '../../../rules/store/memory-store.js';
 import { PartitionLocalStore, StaleEpochError } from '../../../rules/store/partition-local-store.js';
 import type { PartitionFlush, PartitionStateBackend } from '../../../rules/store/partition-local-store.js';
@@ -334,4 +343,88 @@ describe('PartitionLocalStore (ADR 0045)', () => {
     s.leave(true);
     expect([...(backend.hashes.get(0)?.keys() ?? [])].sort()).to.deep.equal([k.leaf('w', NODE_RULE, 0, 'n:c'), k.leaf('w', NODE_RULE, 0, 'n:d')]);
   });
+
+  it('the engine on the shipped rule pack decides exactly the same through partition-local state (batches per partition, ticks, replica restarts) as on one shared store', async () => {
+    const rules = loadRules(defaultRulesPath());
+    const T0 = Date.parse('2026-11-21T10:00:00.000Z');
+    const NODES = 12;
+    const decided = { batch: 0, tick: 0, local: 0 };
+    await fc.assert(
+      fc.asyncProperty(fc.array(fc.tuple(fc.nat(99), fc.nat(1_000_000)), { minLength: 10, maxLength: 80 }), async (script) => {
+        const clock = new ManualClock(T0);
+        const engine = (store: StateStore) => createRuleEngine({ rules, store, cluster: createStaticCluster([], []), toggles: fileOnlyToggles, clock, logger: silentLogger, config: DEFAULT_CONFIG, tickOutbox: true });
+        const plainStore = new MemoryStateStore();
+        let plain = engine(plainStore);
+        const backend = new MemoryBackend(50);
+        const isNodeKey = nodeScopedKeyTest(rules, DEFAULT_CONFIG.redis.keyPrefix);
+        const replica = () => {
+          const store = new PartitionLocalStore({ backend, isLocal: isNodeKey });
+          store.assign([0, 1, 2]);
+          return { store, engine: engine(store) };
+        };
+        let r = replica();
+        let t = T0;
+        let id = 0;
+        const drops = new Array<number>(NODES).fill(0);
+        for (const [kind, seed] of script) {
+          t += 200 + (seed % 20_000);
+          clock.set(t);
+          if (kind < 5) {
+            // a replica restart (the shared-store engine restarts too: its tick-outbox memory goes with it)
+            r = replica();
+            plain = engine(plainStore);
+            continue;
+          }
+          if (kind < 20) {
+            await r.store.enter(null);
+            const got = await r.engine.tick(t);
+            r.store.leave(true);
+            expect(ids(got), `tick at ${t - T0}`).to.deep.equal(ids(await plain.tick(t)));
+            decided.tick += got.length;
+            continue;
+          }
+          const p = seed % 3;
+          const batch: EventEnvelope[] = [];
+          for (let i = 0; i < 1 + (seed % 9); i++) {
+            const ni = 3 * ((seed >> i) % (NODES / 3)) + p;
+            const node = `gpu-worker-${ni}`;
+            const ts = new Date(t + i).toISOString();
+            const labels = { pool: `pool-${ni % 2}`, zone: 'z' };
+            const ev = `e${id++}`;
+            const pick = (seed >> (2 * i)) % 10;
+            if (pick < 3) batch.push({ v: 1, id: ev, ts, node, type: 'agent.heartbeat', source: 'agent', labels, data: {} });
+            else if (pick < 5) {
+              if (pick === 4) drops[ni] = (drops[ni] ?? 0) + 5;
+              batch.push({ v: 1, id: ev, ts, node, type: 'net.conntrack', source: 'procfs', labels, data: { count: (seed % 3) * 120_000, max: 262_144, counters: { drop: drops[ni], insert_failed: 0, found: i } } });
+            } else if (pick < 7) batch.push({ v: 1, id: ev, ts, node, type: 'runtime.containerd', source: 'grpc', labels, data: { state: seed % 4 === 0 ? 'timeout' : 'serving' } });
+            else if (pick < 9) batch.push({ v: 1, id: ev, ts, node, type: 'gpu.xid', source: 'kmsg', labels, data: { code: [13, 31, 43, 79, 48][seed % 5], pci: '0000:3b:00', message: 'x' } });
+            else batch.push({ v: 1, id: ev, ts, node, type: 'kubeproxy.restart', source: 'kube', labels, data: { pod: 'kp', restartCount: id } });
+          }
+          await r.store.enter(p);
+          const got = await r.engine.evaluate(batch);
+          r.store.leave(true);
+          expect(ids(got.decisions), `batch at ${t - T0}`).to.deep.equal(ids((await plain.evaluate(batch)).decisions));
+          decided.batch += got.decisions.length;
+          decided.local += r.store.stats.localOps;
+        }
+      }),
+      { numRuns: 60 },
+    );
+    // not vacuous: events and ticks decided, through local state
+    expect(decided.batch).to.be.greaterThan(20);
+    expect(decided.tick).to.be.greaterThan(5);
+    expect(decided.local).to.be.greaterThan(100);
+    // the routing is by the rules' declared scope: node-scoped rules' keys are local, group / fleet ones and the outbox shared
+    const ks = new StoreKeys(DEFAULT_CONFIG.redis.keyPrefix);
+    const nodeRule = rules.rules.find((x) => x.scope.kind === 'node');
+    const groupRule = rules.rules.find((x) => x.scope.kind === 'group');
+    expect(nodeRule && groupRule).to.not.equal(undefined);
+    const test = nodeScopedKeyTest(rules, DEFAULT_CONFIG.redis.keyPrefix);
+    expect(test(ks.episode(nodeRule?.id ?? '', 'n:a'))).to.equal(true);
+    expect(test(ks.episodeIndex(nodeRule?.id ?? ''))).to.equal(true);
+    expect(test(ks.episode(groupRule?.id ?? '', 'g:pool=a'))).to.equal(false);
+    expect(test(ks.tickOutbox())).to.equal(false);
+  });
 });
+
+const ids = (ds: readonly Decision[]): string[] => ds.map((d) => `${d.id} ${d.action}`);
