@@ -16,6 +16,9 @@ import { NodeSustainedFilterStore } from '../../rules/store/node-sustained-filte
 import type { StoreOp } from '../../rules/store/state-store.js';
 import { StoreKeys } from '../../adapters/redis/keys.js';
 import { stateStoreContract } from '../contract/state-store.js';
+import { RoutedForContract } from '../contract/partition-local.js';
+import { PartitionLocalStore, StaleEpochError } from '../../rules/store/partition-local-store.js';
+import { RedisPartitionState } from '../../rules/store/partition-state-redis.js';
 import { packageRoot } from '../../adapters/paths.js';
 import { loadRuleTestFile, runRuleTestCase } from '../../rules/testing/run-rule-tests.js';
 
@@ -66,6 +69,44 @@ describe('Redis state store (real redis-server)', function () {
         await c.flushdb();
       },
     });
+  });
+
+  // partition-local state (ADR 0045): every key in partition 0's memory, written behind by batch.lua, restored by HSCAN before every call
+  stateStoreContract('redis, partition-local, restored from its write-behind before every call', () => {
+    const c = client();
+    const backend = new RedisPartitionState({ client: c, shared: new RedisStateStore({ client: c }), keyPrefix: 'plc:', groupId: 'g', topic: 't', chunk: 3 });
+    return Promise.resolve({ store: new RoutedForContract(backend, true), cleanup: async () => void (await c.flushdb()) });
+  });
+
+  it('partition-local write-behind: atomic with the shared ops, fenced by the owner epoch, restored in HSCAN chunks (ADR 0045)', async function () {
+    const c = client();
+    const keys = new StoreKeys('pl:');
+    const backend = (): RedisPartitionState => new RedisPartitionState({ client: c, shared: new RedisStateStore({ client: c }), keyPrefix: 'pl:', groupId: 'g', topic: 't', chunk: 2 });
+    const isLocal = (k: string): boolean => k.includes(':n:');
+    const a = new PartitionLocalStore({ backend: backend(), isLocal });
+    const add = (node: string, member: string, ts: number): StoreOp => ({ op: 'window.add', key: keys.leaf('w', 'r', 0, `n:${node}`), member, ts, windowMs: 60_000, ttlMs: 600_000 });
+    const group: StoreOp = { op: 'window.add', key: keys.leaf('w', 'r', 0, 'g:pool=a'), member: 'e9', ts: 1000, windowMs: 60_000, ttlMs: 600_000 };
+    a.assign([4]);
+    await a.enter(4);
+    expect(await a.execFinal(['a', 'b', 'c', 'd', 'e'].map((n, i) => add(n, `e${i}`, 1000 + i)))).to.deep.equal([1, 1, 1, 1, 1]);
+    a.leave(true);
+    const hash = keys.partitionState('g', 't', 4);
+    expect(await c.hlen(hash)).to.equal(5);
+    expect(await c.exists(keys.leaf('w', 'r', 0, 'n:a'))).to.equal(0); // node state lives in the hash, not in keys of its own
+    // b takes partition 4 (restores in chunks of 2); a, not yet aware, is fenced: nothing of its batch is written, shared op included
+    const restored: number[] = [];
+    const b2 = new PartitionLocalStore({ backend: backend(), isLocal, onRestore: (_p, n) => restored.push(n) });
+    b2.assign([4]);
+    await b2.enter(4);
+    expect(restored).to.deep.equal([5]);
+    await a.enter(4);
+    const err = await a.execFinal([add('a', 'z1', 2000), group]).catch((e: unknown) => e);
+    a.leave(false);
+    expect(err).to.be.instanceOf(StaleEpochError);
+    expect(await c.exists(keys.leaf('w', 'r', 0, 'g:pool=a'))).to.equal(0);
+    expect(await b2.execFinal([{ op: 'window.count', key: keys.leaf('w', 'r', 0, 'n:a'), now: 2000, windowMs: 60_000 }, group])).to.deep.equal([1, 1]);
+    b2.leave(true);
+    expect(await c.exists(keys.leaf('w', 'r', 0, 'g:pool=a'))).to.equal(1);
   });
 
   it('only one of many concurrent replicas fires the same episode; the event that fired it gets its start back on every replica', async function () {

@@ -16,6 +16,7 @@ import { PartitionLocalStore, StaleEpochError } from '../../../rules/store/parti
 import type { PartitionFlush, PartitionStateBackend } from '../../../rules/store/partition-local-store.js';
 import type { StateStore, StoreOp, StoreResult } from '../../../rules/store/state-store.js';
 import { stateStoreContract } from '../../contract/state-store.js';
+import { RoutedForContract } from '../../contract/partition-local.js';
 
 /**
  * The durable side in memory, as RedisPartitionState + batch.lua behave: epochs
@@ -67,37 +68,6 @@ class MemoryBackend implements PartitionStateBackend {
 const k = new StoreKeys('t:');
 const NODE_RULE = 'nr';
 const isLocal = (key: string): boolean => key.includes(`:${NODE_RULE}:`) || key.endsWith(`:${NODE_RULE}`);
-
-/** Every call a whole batch of partition 0 (enter, execFinal, leave), optionally on a fresh replica each time (restore round trip). */
-class RoutedForContract implements StateStore {
-  private store: PartitionLocalStore;
-  constructor(
-    private readonly backend: MemoryBackend,
-    private readonly restoreEveryCall: boolean,
-  ) {
-    this.store = this.fresh();
-  }
-  private fresh(): PartitionLocalStore {
-    const s = new PartitionLocalStore({ backend: this.backend, isLocal: () => true });
-    s.assign([0]);
-    return s;
-  }
-  async exec(ops: readonly StoreOp[]): Promise<StoreResult[]> {
-    if (this.restoreEveryCall) this.store = this.fresh();
-    await this.store.enter(0);
-    try {
-      return await this.store.execFinal(ops);
-    } finally {
-      this.store.leave(true);
-    }
-  }
-  trim(): Promise<number> {
-    return Promise.resolve(0);
-  }
-  close(): Promise<void> {
-    return Promise.resolve();
-  }
-}
 
 stateStoreContract('partition-local (every key local to partition 0)', () => Promise.resolve({ store: new RoutedForContract(new MemoryBackend(), false) }));
 stateStoreContract('partition-local, restored from its write-behind before every call', () => Promise.resolve({ store: new RoutedForContract(new MemoryBackend(3), true) }));
