@@ -172,6 +172,15 @@ export interface EngineChild {
  * Starts `nodewarden engine --store redis [--cluster FILE] [--dry-run]` with a
  * generated config; resolves once /readyz says the consumer joined.
  */
+/**
+ * `--state partition-local` when $NW_ENGINE_STATE says so (ADR 0045): the
+ * tests and benches that spawn engines run in either state mode, unchanged.
+ */
+export function engineStateArgs(env: NodeJS.ProcessEnv = process.env): string[] {
+  const v = env.NW_ENGINE_STATE;
+  return v === undefined || v === '' ? [] : ['--state', v];
+}
+
 export async function spawnEngine(o: EngineChildOptions): Promise<EngineChild> {
   const dir = mkdtempSync(join(tmpdir(), 'nw-bench-engine-'));
   const configFile = join(dir, 'config.json');
@@ -201,6 +210,7 @@ export async function spawnEngine(o: EngineChildOptions): Promise<EngineChild> {
     '127.0.0.1',
     ...(o.dryRun ? ['--dry-run'] : []),
     ...(o.rulesPath ? ['--rules', o.rulesPath] : []),
+    ...engineStateArgs(),
     ...(o.args ?? []),
   ];
   // Logs straight into a file descriptor: the parent never copies them.

@@ -4,6 +4,7 @@
  * cluster file), produces events, and follows the ledger and dead-letter
  * topics.
  */
+import { engineStateArgs } from '../../bench/lib/kafka-bench.js';
 import { spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
 import { createWriteStream, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
@@ -93,7 +94,7 @@ export async function startEngine(cfg: EngineConfig, extraArgs: string[] = []): 
   const port = await freePort();
   const logFile = join(dir, 'engine.log');
   const log = createWriteStream(logFile);
-  const proc = spawn(process.execPath, [BIN, 'engine', '--config', configFile, '--rules', RULES_FILE, '--cluster', CLUSTER_FILE, '--port', String(port), '--host', '127.0.0.1', '--session-timeout', '6s', ...extraArgs], {
+  const proc = spawn(process.execPath, [BIN, 'engine', '--config', configFile, '--rules', RULES_FILE, '--cluster', CLUSTER_FILE, '--port', String(port), '--host', '127.0.0.1', '--session-timeout', '6s', ...engineStateArgs(), ...extraArgs], {
     cwd: ROOT,
     env: { ...process.env, NODEWARDEN_LOG_LEVEL: process.env.NODEWARDEN_LOG_LEVEL ?? 'info' },
     stdio: ['ignore', 'pipe', 'pipe'],

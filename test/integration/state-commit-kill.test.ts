@@ -157,3 +157,4 @@ function stateCommitKillSuite(label: string, engineArgs: readonly string[]): voi
 }
 
 stateCommitKillSuite('shared state', []);
+stateCommitKillSuite('partition-local state', ['--state', 'partition-local']);
