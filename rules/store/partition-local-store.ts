@@ -205,6 +205,17 @@ export class PartitionLocalStore implements StateStore, PartitionOwnership {
     const sharedAt: number[] = [];
     try {
       let fanned = false;
+      // ops of one store run together, in order (partitions hold disjoint keys); a fan-out runs after what precedes it
+      const runs = new Map<Owned, { ops: StoreOp[]; at: number[] }>();
+      const queued = new Map<string, number>();
+      const drain = (): void => {
+        for (const [o, run] of runs) {
+          const res = o.store.execSync(run.ops);
+          for (let j = 0; j < run.at.length; j++) out[run.at[j] as number] = res[j] as StoreResult;
+        }
+        runs.clear();
+        queued.clear();
+      };
       for (let i = 0; i < ops.length; i++) {
         const op = ops[i] as StoreOp;
         if (!this.isLocalOp(op)) {
@@ -214,6 +225,7 @@ export class PartitionLocalStore implements StateStore, PartitionOwnership {
         }
         this.stats.localOps++;
         if (isFanOut(op)) {
+          drain();
           if (!fanned) this.popHome = new Map();
           fanned = true;
           const all: string[] = [];
@@ -229,17 +241,22 @@ export class PartitionLocalStore implements StateStore, PartitionOwnership {
           out[i] = all.sort();
           continue;
         }
-        const p = this.home(op);
+        const p = ('key' in op ? queued.get(op.key) : undefined) ?? this.home(op);
         const o = p === null ? undefined : this.owned.get(p);
         if (!o) {
           // no owned partition holds it: the answer of an empty store, nothing kept
           out[i] = new MemoryStateStore().execSync([op])[0] as StoreResult;
           continue;
         }
-        out[i] = o.store.execSync([op])[0] as StoreResult;
+        let run = runs.get(o);
+        if (!run) runs.set(o, (run = { ops: [], at: [] }));
+        run.ops.push(op);
+        run.at.push(i);
+        if ('key' in op) queued.set(op.key, p as number);
         o.dirty.add('key' in op ? op.key : op.index);
         if ('index' in op) o.dirty.add(op.index);
       }
+      drain();
       this.stats.sharedOps += shared.length;
       let res: StoreResult[];
       if (final) {
