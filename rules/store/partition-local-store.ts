@@ -243,6 +243,8 @@ export class PartitionLocalStore implements StateStore, PartitionOwnership {
         }
         const p = ('key' in op ? queued.get(op.key) : undefined) ?? this.home(op);
         const o = p === null ? undefined : this.owned.get(p);
+        // the batch's (or the popped scope's) partition was dropped meanwhile (a rebalance): never answer from nothing
+        if (p !== null && !o) throw new NodewardenError('CONFLICT', `partition ${p} left this replica during the batch or tick; it will be redelivered to its owner`, { retriable: true });
         if (!o) {
           // no owned partition holds it: the answer of an empty store, nothing kept
           out[i] = new MemoryStateStore().execSync([op])[0] as StoreResult;
@@ -260,6 +262,7 @@ export class PartitionLocalStore implements StateStore, PartitionOwnership {
       this.stats.sharedOps += shared.length;
       let res: StoreResult[];
       if (final) {
+        if (this.context !== null && !this.owned.has(this.context)) throw new NodewardenError('CONFLICT', `partition ${this.context} left this replica during the batch; it will be redelivered to its owner`, { retriable: true });
         const flushes = this.flushes();
         res = shared.length > 0 || flushes.length > 0 ? await this.o.backend.execFlush(shared, flushes) : [];
         this.flushed(flushes);

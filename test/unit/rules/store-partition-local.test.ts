@@ -226,6 +226,25 @@ describe('PartitionLocalStore (ADR 0045)', () => {
     expect(await b.execFinal([add('e3', 3000)]).catch((e: unknown) => e)).to.be.instanceOf(StaleEpochError);
   });
 
+  it('a partition revoked while its batch runs fails the batch (retriably) instead of answering from nothing', async () => {
+    const backend = new MemoryBackend();
+    const s = new PartitionLocalStore({ backend, isLocal });
+    const add = (member: string): StoreOp => ({ op: 'window.add', key: k.leaf('w', NODE_RULE, 0, 'n:a'), member, ts: 1000, windowMs: 60_000, ttlMs: 600_000 });
+    s.assign([0]);
+    await s.enter(0);
+    await s.exec([add('e1')]);
+    s.assign([1]); // GROUP_JOIN mid-batch
+    const err = await s.exec([add('e2')]).catch((e: unknown) => e);
+    expect(err).to.be.instanceOf(NodewardenError);
+    expect((err as NodewardenError).code).to.equal('CONFLICT');
+    s.leave(false);
+    await s.enter(1);
+    const fin = await s.execFinal([]).then(() => 'ok');
+    s.leave(true);
+    expect(fin).to.equal('ok');
+    expect(backend.hashes.get(0)).to.equal(undefined); // nothing of partition 0's batch was written
+  });
+
   it('restores in bounded chunks on first use, never on assignment', async () => {
     const backend = new MemoryBackend(2);
     const w = new PartitionLocalStore({ backend, isLocal });
