@@ -167,19 +167,59 @@ export class MemoryStateStore implements StateStore {
     return this.entries.has(key);
   }
 
-  /** One entry as text (its write-behind form), or null when the store does not hold it. */
+  /**
+   * One entry as text (its write-behind form), or null when the store does not
+   * hold it. A sorted set (a rule's index: one member per scope) is only its
+   * header here; its members travel one by one (`exportMember`), so a batch
+   * writes the members it changed, not the whole index.
+   */
   exportEntry(key: string): string | null {
     const e = this.entries.get(key);
-    return e === undefined ? null : JSON.stringify(e, entryReplacer);
+    if (e === undefined) return null;
+    switch (e.t) {
+      case 'zset':
+        return `{"t":"zset","exp":${JSON.stringify(e.exp)}}`;
+      case 'distinct':
+        return JSON.stringify({ t: e.t, exp: e.exp, m: [...e.m] });
+      case 'sustained':
+        return JSON.stringify({ t: e.t, exp: e.exp, since: e.since, last: Number.isFinite(e.last) ? e.last : null });
+      default:
+        return JSON.stringify(e);
+    }
+  }
+
+  /** Removes a key (a restore dropping an index whose header is gone). */
+  drop(key: string): void {
+    this.entries.delete(key);
+  }
+
+  /** A sorted set member's score, or null (no such set or member). */
+  exportMember(key: string, member: string): number | null {
+    return this.get(key, 'zset')?.m.get(member) ?? null;
+  }
+
+  /** Loads one sorted set member (before or after its header). */
+  importMember(key: string, member: string, score: number): void {
+    if (Number.isFinite(score)) this.zset(key).m.set(member, score);
   }
 
   /** Loads an entry written by `exportEntry`; false (nothing loaded) when the text is not one. */
   importEntry(key: string, text: string): boolean {
     let v: unknown;
     try {
-      v = JSON.parse(text, entryReviver);
+      v = JSON.parse(text);
     } catch {
       return false;
+    }
+    if (v !== null && typeof v === 'object') {
+      const o = v as Record<string, unknown>;
+      if (o.t === 'zset' && typeof o.exp === 'number') {
+        // members may have been loaded first
+        this.zset(key).exp = o.exp;
+        return true;
+      }
+      if (o.t === 'distinct' && Array.isArray(o.m)) o.m = new Map(o.m as Array<[string, number]>);
+      if (o.t === 'sustained' && o.last === null) o.last = -Infinity;
     }
     if (!isEntry(v)) return false;
     this.entries.set(key, v);
@@ -498,21 +538,7 @@ function distinctCount(d: Map<string, number>, now: number, windowMs: number, tr
   return n;
 }
 
-/** JSON form of an entry: Maps as `{"$m": [[k, v], ...]}`, -Infinity as `{"$ninf": 1}`. */
-function entryReplacer(this: unknown, _k: string, v: unknown): unknown {
-  if (v instanceof Map) return { $m: [...(v as Map<string, number>)] };
-  if (v === -Infinity) return { $ninf: 1 };
-  return v;
-}
-function entryReviver(this: unknown, _k: string, v: unknown): unknown {
-  if (v !== null && typeof v === 'object' && !Array.isArray(v)) {
-    const o = v as Record<string, unknown>;
-    if (Array.isArray(o.$m)) return new Map(o.$m as Array<[string, number]>);
-    if (o.$ninf === 1) return -Infinity;
-  }
-  return v;
-}
-const ENTRY_TYPES = new Set(['series', 'counter', 'distinct', 'zset', 'episode', 'sustained', 'sequence', 'max']);
+const ENTRY_TYPES = new Set(['series', 'counter', 'distinct', 'episode', 'sustained', 'sequence', 'max']);
 function isEntry(v: unknown): v is Entry {
   if (v === null || typeof v !== 'object') return false;
   const o = v as Record<string, unknown>;
@@ -523,7 +549,6 @@ function isEntry(v: unknown): v is Entry {
     case 'counter':
       return Array.isArray(o.ts) && Array.isArray(o.ids) && Array.isArray(o.vals) && Array.isArray(o.ps);
     case 'distinct':
-    case 'zset':
       return o.m instanceof Map;
     case 'episode':
       return typeof o.active === 'boolean' && typeof o.firedAt === 'number' && typeof o.firedBy === 'string' && typeof o.lastMatch === 'number' && typeof o.cooldownUntil === 'number';

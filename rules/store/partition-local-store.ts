@@ -96,6 +96,17 @@ interface Owned {
   epoch: number;
   /** Keys changed since the last successful write-behind. */
   dirty: Set<string>;
+  /** Index (sorted set) members changed since then: index → members. */
+  members: Map<string, Set<string>>;
+}
+
+/** Hash field of one index member: `<index>\n<member>` (keys and scopes hold no newline). */
+const MEMBER_SEP = '\n';
+
+function touchMember(o: Owned, index: string, member: string): void {
+  let m = o.members.get(index);
+  if (!m) o.members.set(index, (m = new Set()));
+  m.add(member);
 }
 
 /** Ops that read a rule's whole index: asked of every owned partition. */
@@ -236,6 +247,7 @@ export class PartitionLocalStore implements StateStore, PartitionOwnership {
             for (const m of r) {
               all.push(m);
               this.popHome.set(m, p);
+              if (op.op === 'due.pop') touchMember(o, op.index, m);
             }
           }
           out[i] = all.sort();
@@ -255,8 +267,11 @@ export class PartitionLocalStore implements StateStore, PartitionOwnership {
         run.ops.push(op);
         run.at.push(i);
         if ('key' in op) queued.set(op.key, p as number);
-        o.dirty.add('key' in op ? op.key : op.index);
-        if ('index' in op) o.dirty.add(op.index);
+        if ('key' in op) o.dirty.add(op.key);
+        if ('index' in op) {
+          o.dirty.add(op.index);
+          touchMember(o, op.index, op.member);
+        }
       }
       drain();
       this.stats.sharedOps += shared.length;
@@ -279,7 +294,7 @@ export class PartitionLocalStore implements StateStore, PartitionOwnership {
   private flushes(): PartitionFlush[] {
     const out: PartitionFlush[] = [];
     for (const [partition, o] of this.owned) {
-      if (o.dirty.size === 0) continue;
+      if (o.dirty.size === 0 && o.members.size === 0) continue;
       const set: Array<[string, string]> = [];
       const del: string[] = [];
       for (const k of o.dirty) {
@@ -287,6 +302,13 @@ export class PartitionLocalStore implements StateStore, PartitionOwnership {
         if (v === null) del.push(k);
         else set.push([k, v]);
       }
+      for (const [index, ms] of o.members)
+        for (const m of ms) {
+          const score = o.store.exportMember(index, m);
+          const field = index + MEMBER_SEP + m;
+          if (score === null) del.push(field);
+          else set.push([field, String(score)]);
+        }
       out.push({ partition, epoch: o.epoch, set, del });
     }
     return out;
@@ -299,23 +321,41 @@ export class PartitionLocalStore implements StateStore, PartitionOwnership {
       this.stats.flushes++;
       this.stats.flushedKeys += f.set.length + f.del.length;
       o.dirty.clear();
+      o.members.clear();
     }
   }
 
   private async restore(partition: number): Promise<void> {
     if (this.owned.has(partition)) return;
     const started = Date.now();
-    const o: Owned = { store: null as unknown as MemoryStateStore, epoch: 0, dirty: new Set() };
+    const o: Owned = { store: null as unknown as MemoryStateStore, epoch: 0, dirty: new Set(), members: new Map() };
     o.store = new MemoryStateStore({ onSweep: (k) => o.dirty.add(k) });
     o.epoch = await this.o.backend.claim(partition);
     let skipped = 0;
+    const headers = new Set<string>();
+    const memberFields = new Map<string, string[]>();
     await this.o.backend.load(partition, (entries) => {
-      for (const [k, v] of entries)
-        if (!o.store.importEntry(k, v)) {
+      for (const [k, v] of entries) {
+        const sep = k.indexOf(MEMBER_SEP);
+        if (sep >= 0) {
+          const index = k.slice(0, sep);
+          o.store.importMember(index, k.slice(sep + 1), Number(v));
+          let l = memberFields.get(index);
+          if (!l) memberFields.set(index, (l = []));
+          l.push(k.slice(sep + 1));
+        } else if (o.store.importEntry(k, v)) headers.add(k);
+        else {
           skipped++;
           o.dirty.add(k); // unreadable: deleted by the next write
         }
+      }
     });
+    // members of an index whose header is gone (swept): dropped, and deleted by the next write
+    for (const [index, ms] of memberFields)
+      if (!headers.has(index)) {
+        o.store.drop(index);
+        for (const m of ms) touchMember(o, index, m);
+      }
     this.owned.set(partition, o);
     this.stats.restores++;
     this.stats.restoredKeys += o.store.size();
