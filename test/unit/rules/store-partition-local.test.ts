@@ -57,7 +57,7 @@ class MemoryBackend implements PartitionStateBackend {
     const res = this.shared.execSync(ops);
     for (const f of flushes) {
       let h = this.hashes.get(f.partition);
-      if (!h) this.hashes.set(f.partition, (h = new Map()));
+      if (!h) this.hashes.set(f.partition, (h = new Map<string, string>()));
       for (const [k, v] of f.set) h.set(k, v);
       for (const k of f.del) h.delete(k);
     }
@@ -315,7 +315,7 @@ describe('PartitionLocalStore (ADR 0045)', () => {
     const s = new PartitionLocalStore({ backend, isLocal, maxKeys: 3, now: () => now });
     s.assign([0]);
     await s.enter(0);
-    await s.execFinal(['a', 'b', 'c', 'd'].map((n, i) => ({ op: 'max.set', key: k.leaf('w', NODE_RULE, 0, `n:${n}`), value: 1000 + i, ttlMs: 1000 + 5000 * i }) as StoreOp));
+    await s.execFinal(['a', 'b', 'c', 'd'].map((n, i) => ({ op: 'max.set', key: k.leaf('w', NODE_RULE, 0, `n:${n}`), value: 1000 + i, ttlMs: 1000 + 5000 * i })));
     s.leave(true);
     expect(backend.hashes.get(0)?.size).to.equal(4);
     const err = await s.enter(0).catch((e: unknown) => e);
