@@ -141,7 +141,9 @@ export class PartitionLocalStore implements StateStore, PartitionOwnership {
   async enter(partition: number | null): Promise<void> {
     this.context = null;
     if (partition !== null) {
-      if (!this.assigned.has(partition)) this.assigned.add(partition);
+      // a batch of a partition this replica is not assigned (fetched before a rebalance): taking its epoch
+      // would fence the real owner, so the batch fails and is redelivered to that owner
+      if (!this.assigned.has(partition)) throw new NodewardenError('CONFLICT', `partition ${partition} is not assigned to this replica; its batch will be redelivered to its owner`, { retriable: true });
       await this.restore(partition);
     } else for (const p of this.assigned) await this.restore(p);
     this.checkCap();

@@ -242,6 +242,11 @@ describe('PartitionLocalStore (ADR 0045)', () => {
     s.leave(true);
     expect(fin).to.equal('ok');
     expect(backend.hashes.get(0)).to.equal(undefined); // nothing of partition 0's batch was written
+    // a late batch of the revoked partition does not take its epoch (that would fence its new owner)
+    const claims = backend.claims;
+    expect(await s.enter(0).catch((e: unknown) => (e as NodewardenError).code)).to.equal('CONFLICT');
+    s.leave(false);
+    expect(backend.claims).to.equal(claims);
   });
 
   it('restores in bounded chunks on first use, never on assignment', async () => {
