@@ -97,7 +97,8 @@ const USAGE = `usage: nodewarden engine [options]
   --state shared|partition-local
                          where node-scoped rule state lives (default shared): partition-local keeps it
                          in the memory of the replica owning the node's partition, written behind to
-                         Redis before offsets commit (ADR 0045; needs --store redis)
+                         Redis before offsets commit (EXPERIMENTAL: slower than shared, known gaps in
+                         ADR 0045; needs --store redis)
 
 Kubernetes credentials: in-cluster service account, else $KUBECONFIG or ~/.kube/config.
 `;
