@@ -13,7 +13,7 @@ import type { RedisServer } from '../harness/redis.js';
 import { RedisStateStore } from '../../rules/store/redis-store.js';
 import { MemoryStateStore } from '../../rules/store/memory-store.js';
 import { NodeSustainedFilterStore } from '../../rules/store/node-sustained-filter.js';
-import type { StoreOp } from '../../rules/store/state-store.js';
+import type { StateStore, StoreOp } from '../../rules/store/state-store.js';
 import { StoreKeys } from '../../adapters/redis/keys.js';
 import { stateStoreContract } from '../contract/state-store.js';
 import { RoutedForContract } from '../contract/partition-local.js';
@@ -42,34 +42,21 @@ describe('Redis state store (real redis-server)', function () {
     await server?.stop();
   });
 
-  stateStoreContract('redis', () => {
-    const c = client();
-    return Promise.resolve({
-      store: new RedisStateStore({ client: c }),
-      ttlOf: async (key: string) => {
-        const t = await c.pttl(key);
-        return t < 0 ? null : t;
-      },
-      cleanup: async () => {
-        await c.flushdb();
-      },
+  // the plain store, and the replica-local skip of node-scoped observations that change nothing over it (ADR 0042)
+  const overRedis = (name: string, wrap: (s: RedisStateStore) => StateStore): void =>
+    stateStoreContract(name, () => {
+      const c = client();
+      return Promise.resolve({
+        store: wrap(new RedisStateStore({ client: c })),
+        ttlOf: async (key: string) => {
+          const t = await c.pttl(key);
+          return t < 0 ? null : t;
+        },
+        cleanup: async () => void (await c.flushdb()),
+      });
     });
-  });
-
-  // the replica-local skip of node-scoped observations that change nothing, over the real store (ADR 0042)
-  stateStoreContract('redis behind the node sustained filter', () => {
-    const c = client();
-    return Promise.resolve({
-      store: new NodeSustainedFilterStore(new RedisStateStore({ client: c })),
-      ttlOf: async (key: string) => {
-        const t = await c.pttl(key);
-        return t < 0 ? null : t;
-      },
-      cleanup: async () => {
-        await c.flushdb();
-      },
-    });
-  });
+  overRedis('redis', (s) => s);
+  overRedis('redis behind the node sustained filter', (s) => new NodeSustainedFilterStore(s));
 
   // partition-local state (ADR 0045): every key in partition 0's memory, written behind by batch.lua, restored by HSCAN before every call
   stateStoreContract('redis, partition-local, restored from its write-behind before every call', () => {
