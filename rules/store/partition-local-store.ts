@@ -7,7 +7,7 @@
  * sends everything else — group- and fleet-scoped rules, workload changes, the
  * tick outbox — to the shared store (Redis) exactly as before. Ops are routed
  * by the rule's declared scope (`isLocal`, built by the engine from the rule
- * set: `nodeScopedKeys` in rules/engine/scope.ts).
+ * set: `nodeScopedKeyTest` in rules/engine/engine.ts).
  *
  * Durability (write-behind): the keys a batch or tick touched are written to
  * one Redis hash per partition (field = key, value = the entry's JSON, deleted
@@ -24,6 +24,7 @@
  */
 import { NodewardenError } from '../../core/errors.js';
 import { MemoryStateStore } from './memory-store.js';
+import { StaleEpochError } from './state-store.js';
 import type { StateStore, StoreOp, StoreResult, StoreTrimScope } from './state-store.js';
 
 /** What one partition's write-behind carries. */
@@ -48,14 +49,6 @@ export interface PartitionStateBackend {
    * {@link StaleEpochError} (writing nothing) when a flush's epoch is no longer current.
    */
   execFlush(ops: readonly StoreOp[], flushes: readonly PartitionFlush[]): Promise<StoreResult[]>;
-}
-
-/** A flush carried an epoch another replica has since replaced: this replica lost the partition. */
-export class StaleEpochError extends NodewardenError {
-  constructor(readonly partition: number) {
-    super('CONFLICT', `partition ${partition}: owner epoch is stale (another replica took the partition); the batch will be redelivered to its owner`, { retriable: true });
-    this.name = 'StaleEpochError';
-  }
 }
 
 /** What the engine service and the batch processor tell the partition-local store. */
@@ -381,6 +374,6 @@ export class PartitionLocalStore implements StateStore, PartitionOwnership {
     for (const o of this.owned.values()) o.store.sweep(now);
     const n = this.size;
     if (n > this.maxKeys)
-      throw new NodewardenError('UNAVAILABLE', `partition-local state holds ${n} keys, over its cap of ${this.maxKeys}: batches fail until state expires or partitions move (raise engine.partitionLocal.maxKeys or add replicas)`, { retriable: true });
+      throw new NodewardenError('UNAVAILABLE', `partition-local state holds ${n} keys, over its cap of ${this.maxKeys}: batches fail until state expires or partitions move (add replicas to spread the partitions, or run --state shared)`, { retriable: true });
   }
 }

@@ -27,8 +27,8 @@ import type { Redis } from 'ioredis';
 import type { LuaScript } from '../../adapters/redis/lua-script.js';
 import { redisScript } from '../../adapters/redis/scripts.js';
 import { NodewardenError } from '../../core/errors.js';
+import { StaleEpochError } from './state-store.js';
 import type { StateStore, StoreOp, StoreResult, StoreTrimScope } from './state-store.js';
-import { StaleEpochError } from './partition-local-store.js';
 
 /**
  * Ops per script call. A larger batch is split into several calls sent in one

@@ -14,6 +14,7 @@
 
 /** Count of members in the window `(ts - windowMs, ts]` after adding `member` at `ts`. */
 import type { StoreKeys } from '../../adapters/redis/keys.js';
+import { NodewardenError } from '../../core/errors.js';
 
 export interface WindowAddOp { op: 'window.add'; key: string; member: string; ts: number; windowMs: number; ttlMs: number }
 export interface WindowCountOp { op: 'window.count'; key: string; now: number; windowMs: number }
@@ -138,4 +139,12 @@ export interface StateStore {
    */
   trim(scope: StoreTrimScope): Promise<number>;
   close(): Promise<void>;
+}
+
+/** A flush carried an epoch another replica has since replaced: this replica lost the partition. */
+export class StaleEpochError extends NodewardenError {
+  constructor(readonly partition: number) {
+    super('CONFLICT', `partition ${partition}: owner epoch is stale (another replica took the partition); the batch will be redelivered to its owner`, { retriable: true });
+    this.name = 'StaleEpochError';
+  }
 }
