@@ -218,7 +218,11 @@ export class MemoryStateStore implements StateStore {
         this.zset(key).exp = o.exp;
         return true;
       }
-      if (o.t === 'distinct' && Array.isArray(o.m)) o.m = new Map(o.m as Array<[string, number]>);
+      if (o.t === 'distinct') {
+        // [member, time] pairs only: anything else is not an entry this store wrote
+        if (!Array.isArray(o.m) || !o.m.every((x) => Array.isArray(x) && x.length === 2 && typeof x[0] === 'string' && typeof x[1] === 'number')) return false;
+        o.m = new Map(o.m as Array<[string, number]>);
+      }
       if (o.t === 'sustained' && o.last === null) o.last = -Infinity;
     }
     if (!isEntry(v)) return false;

@@ -250,6 +250,15 @@ describe('PartitionLocalStore (ADR 0045)', () => {
     expect(backend.claims).to.equal(claims);
   });
 
+  it('a hash field that is not an entry this store wrote is refused on restore (false), never thrown', () => {
+    const m = new MemoryStateStore();
+    for (const text of ['not json', 'null', '{"t":"distinct","exp":1,"m":[1,2]}', '{"t":"distinct","exp":1,"m":[["n:a"]]}', '{"t":"sustained","exp":"x","since":null,"last":null}', '{"t":"nope","exp":1}'])
+      expect(m.importEntry('k', text), text).to.equal(false);
+    expect(m.size()).to.equal(0);
+    expect(m.importEntry('k', '{"t":"distinct","exp":5,"m":[["n:a",3]]}')).to.equal(true);
+    expect(m.exportEntry('k')).to.equal('{"t":"distinct","exp":5,"m":[["n:a",3]]}');
+  });
+
   it('restores in bounded chunks on first use, never on assignment', async () => {
     const backend = new MemoryBackend(2);
     const w = new PartitionLocalStore({ backend, isLocal });
