@@ -71,6 +71,10 @@ export class StoreKeys {
   partitionState(group: string, topic: string, partition: number): string {
     return `${this.prefix}rs:pl:${group}:${topic}:${partition}`;
   }
+  /** Partition-local state's op log since the hash's snapshot (ADR 0047): a list of encoded entries, one per write. */
+  partitionLog(group: string, topic: string, partition: number): string {
+    return `${this.prefix}rs:plog:${group}:${topic}:${partition}`;
+  }
   /** The partition's owner epoch (a counter): a write-behind carrying an older one fails. */
   partitionEpoch(group: string, topic: string, partition: number): string {
     return `${this.prefix}rs:pe:${group}:${topic}:${partition}`;

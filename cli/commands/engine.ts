@@ -359,7 +359,10 @@ export async function run(argv: string[]): Promise<number> {
       ? new PartitionLocalStore({
           backend: new RedisPartitionState({ client: redis, shared: new RedisStateStore({ client: redis }), keyPrefix: prefix, groupId: config.engine.groupId, topic: config.kafka.topics.signals }),
           isLocal: nodeScopedKeyTest(rules, prefix),
-          onRestore: (partition, keys, ms, skipped) => logger.info({ partition, keys, ms, skipped }, 'partition-local state restored'),
+          onRestore: (partition, keys, ms, skipped, refused) =>
+            refused > 0
+              ? logger.warn({ partition, keys, ms, skipped, refused }, 'partition-local state restored; malformed op-log entries refused (their ops are lost; the next write snapshots the partition)')
+              : logger.info({ partition, keys, ms, skipped }, 'partition-local state restored'),
           onDiscard: (partition, reason) => logger.info({ partition, reason }, 'partition-local state discarded (restored from Redis on next use)'),
         })
       : undefined;

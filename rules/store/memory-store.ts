@@ -188,7 +188,26 @@ export class MemoryStateStore implements StateStore {
     }
   }
 
-  /** Removes a key (a restore dropping an index whose header is gone). */
+  /**
+   * Runs one op as `execSync` does, but never sweeps: replaying a partition's
+   * op log (ADR 0047), where the writer's sweeps are logged ops of their own
+   * (`drop`), so the replay removes exactly what the writer's sweep removed.
+   */
+  replayOne(op: StoreOp): StoreResult {
+    return this.one(op);
+  }
+
+  /** Keys held (tests of what a restore rebuilt). */
+  keys(): string[] {
+    return [...this.entries.keys()];
+  }
+
+  /** A sorted set's members and scores, sorted by member (tests). */
+  members(key: string): Array<[string, number]> {
+    return [...(this.get(key, 'zset')?.m ?? [])].sort((x, y) => (x[0] < y[0] ? -1 : x[0] > y[0] ? 1 : 0));
+  }
+
+  /** Removes a key (a restore dropping an index whose header is gone; a replayed sweep). */
   drop(key: string): void {
     this.entries.delete(key);
   }

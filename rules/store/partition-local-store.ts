@@ -9,31 +9,50 @@
  * by the rule's declared scope (`isLocal`, built by the engine from the rule
  * set: `nodeScopedKeyTest` in rules/engine/engine.ts).
  *
- * Durability (write-behind): the keys a batch or tick touched are written to
- * one Redis hash per partition (field = key, value = the entry's JSON, deleted
- * field = the entry went) by `execFinal` — the engine's last store call of a
- * batch or tick, before its decisions reach the remediator and before the
- * offsets commit — in the SAME atomic script call as that call's shared ops,
- * guarded by the partition's owner epoch. On first use of a partition after
- * assignment (a batch of it, or a tick; never inside the rebalance callback)
- * the store takes a new epoch and loads the hash in bounded chunks. A write
- * with a stale epoch fails (a replica that lost the partition is fenced), and
- * any failed call discards the memory of every partition it changed: memory is
- * trusted only as far as its last successful write, the rest is re-derived
- * from the redelivered events (all ops are idempotent per event id).
+ * Durability (op log + snapshot, ADR 0047 amending ADR 0045): `execFinal` —
+ * the engine's last store call of a batch or tick, before its decisions reach
+ * the remediator and before the offsets commit — appends the ops that changed
+ * each partition's memory since its last write (sweeps included, as `drop`)
+ * as ONE encoded entry to the partition's op log (a Redis list), in the SAME
+ * atomic script call as that call's shared ops, guarded by the partition's
+ * owner epoch. When the log since the last snapshot grows past its bound (ops
+ * or characters), that flush writes a snapshot instead: every key changed
+ * since the last snapshot, whole, into the partition's hash (field = key,
+ * value = the entry's JSON, deleted field = the entry went), and empties the
+ * log in the same call. On first use of a partition after assignment (a batch
+ * of it, or a tick; never inside the rebalance callback) the store takes a
+ * new epoch, loads the hash and then replays the log, both in bounded chunks.
+ * A write with a stale epoch fails (a replica that lost the partition is
+ * fenced), and any failed call discards the memory of every partition it
+ * changed: memory is trusted only as far as its last successful write, the
+ * rest is re-derived from the redelivered events (all ops are idempotent per
+ * event id).
  */
 import { NodewardenError } from '../../core/errors.js';
 import { MemoryStateStore } from './memory-store.js';
+import { decodeOpLog, encodeOpLog, isMutating } from './partition-oplog.js';
+import type { LoggedOp } from './partition-oplog.js';
 import { StaleEpochError } from './state-store.js';
 import type { StateStore, StoreOp, StoreResult, StoreTrimScope } from './state-store.js';
 
-/** What one partition's write-behind carries. */
+/**
+ * What one partition's write carries: an append to its op log (`log`, set and
+ * del empty), or a snapshot (`resetLog`: set / del into its hash, and the log
+ * emptied in the same call).
+ */
 export interface PartitionFlush {
   partition: number;
   epoch: number;
-  /** key → entry text. */
+  /** Snapshot: key → entry text. */
   set: Array<[string, string]>;
+  /** Snapshot: fields deleted. */
   del: string[];
+  /** Append: one op-log entry (partition-oplog.ts), or null. */
+  log: string | null;
+  /** Snapshot: the op log is emptied (everything in it is in the hash now). */
+  resetLog: boolean;
+  /** Ops in `log` (0 for a snapshot). */
+  ops: number;
 }
 
 /** The durable side: owner epochs, the per-partition hashes, and the shared store with which flushes are atomic. */
@@ -44,6 +63,8 @@ export interface PartitionStateBackend {
   claim(partition: number): Promise<number>;
   /** Reads partition p's entries in bounded chunks, calling `each` per chunk. */
   load(partition: number, each: (entries: ReadonlyArray<readonly [string, string]>) => void): Promise<void>;
+  /** Reads partition p's op log, oldest first, in bounded chunks of entries. */
+  loadLog(partition: number, each: (entries: readonly string[]) => void): Promise<void>;
   /**
    * Runs shared ops and writes the flushes in one atomic call; rejects with
    * {@link StaleEpochError} (writing nothing) when a flush's epoch is no longer current.
@@ -69,8 +90,18 @@ export interface PartitionLocalStoreOptions {
   maxKeys?: number;
   /** Time for the at-cap sweep (default the wall clock: live op times are event times close to it). */
   now?: () => number;
-  /** For logs: a partition was restored / discarded. */
-  onRestore?: (partition: number, keys: number, ms: number, skipped: number) => void;
+  /**
+   * A snapshot is written when the log since the last one holds at least
+   * max(`snapshotOps`, `snapshotKeysFactor` × the partition's live keys) ops
+   * (defaults 20,000 and 2) ...
+   */
+  snapshotOps?: number;
+  snapshotKeysFactor?: number;
+  /** ... or `maxLogChars` characters (default 64 Mi), or when one append would exceed `maxAppendChars` (default 4 Mi). */
+  maxLogChars?: number;
+  maxAppendChars?: number;
+  /** For logs: a partition was restored (`skipped`: unreadable hash fields; `refused`: malformed op-log entries, not replayed) / discarded. */
+  onRestore?: (partition: number, keys: number, ms: number, skipped: number, refused: number) => void;
   onDiscard?: (partition: number, reason: string) => void;
 }
 
@@ -78,8 +109,15 @@ export interface PartitionLocalStats {
   restores: number;
   restoredKeys: number;
   discards: number;
+  /** Partition writes (appends + snapshots). */
   flushes: number;
+  snapshots: number;
+  /** Hash fields written or deleted by snapshots. */
   flushedKeys: number;
+  loggedOps: number;
+  replayedOps: number;
+  /** Malformed op-log entries a restore refused (not replayed). */
+  refusedLogEntries: number;
   localOps: number;
   sharedOps: number;
 }
@@ -87,10 +125,19 @@ export interface PartitionLocalStats {
 interface Owned {
   store: MemoryStateStore;
   epoch: number;
-  /** Keys changed since the last successful write-behind. */
+  /** Keys changed since the last successful snapshot. */
   dirty: Set<string>;
   /** Index (sorted set) members changed since then: index → members. */
   members: Map<string, Set<string>>;
+  /** Ops that changed memory since the last successful write, in order: the next log entry. */
+  pending: LoggedOp[];
+  /** Keys the store's sweep dropped, not yet in `pending`. */
+  swept: string[];
+  /** What the durable log holds since the last snapshot. */
+  logOps: number;
+  logChars: number;
+  /** The next write is a snapshot (a restore refused a log entry: the log is rewritten from memory). */
+  snapshotNext: boolean;
 }
 
 /** Hash field of one index member: `<index>\n<member>` (keys and scopes hold no newline). */
@@ -102,11 +149,78 @@ function touchMember(o: Owned, index: string, member: string): void {
   m.add(member);
 }
 
+/** Marks what an op that changed memory touched, for the next snapshot. */
+function markDirty(o: Owned, op: LoggedOp, result: StoreResult): void {
+  if (op.op === 'due.pop') {
+    o.dirty.add(op.index);
+    for (const m of result as string[]) touchMember(o, op.index, m);
+    return;
+  }
+  if ('key' in op) o.dirty.add(op.key);
+  if ('index' in op && 'member' in op) {
+    o.dirty.add(op.index);
+    touchMember(o, op.index, op.member);
+  }
+}
+
+/**
+ * Whether an op's result shows it changed nothing (not logged): a fire that
+ * was refused, a clear of nothing, a pop of nothing. Reads change nothing either.
+ */
+function changedNothing(op: StoreOp, result: StoreResult): boolean {
+  switch (op.op) {
+    case 'episode.fire':
+    case 'episode.clear':
+      return result === null;
+    case 'due.pop':
+      return (result as string[]).length === 0;
+    default:
+      return !isMutating(op);
+  }
+}
+
+/** A sweep's drops become logged ops at the point they happened. */
+function takeSwept(o: Owned): void {
+  if (o.swept.length === 0) return;
+  for (const key of o.swept) {
+    o.pending.push({ op: 'drop', key });
+    o.dirty.add(key);
+  }
+  o.swept = [];
+}
+
+/** Runs ops on a partition's memory and records what changed (the next log entry). */
+function apply(o: Owned, ops: readonly StoreOp[]): StoreResult[] {
+  takeSwept(o); // a sweep outside a call (the cap, the trim job) happened before these ops
+  const res = o.store.execSync(ops);
+  for (let j = 0; j < ops.length; j++) {
+    const op = ops[j] as StoreOp;
+    const r = res[j] as StoreResult;
+    if (changedNothing(op, r)) continue;
+    o.pending.push(op);
+    markDirty(o, op, r);
+  }
+  takeSwept(o); // execSync sweeps after its ops
+  return res;
+}
+
 /** Ops that read a rule's whole index: asked of every owned partition. */
 const isFanOut = (op: StoreOp): op is Extract<StoreOp, { op: 'due.pop' | 'episode.quiet' }> => op.op === 'due.pop' || op.op === 'episode.quiet';
 
 export class PartitionLocalStore implements StateStore, PartitionOwnership {
-  readonly stats: PartitionLocalStats = { restores: 0, restoredKeys: 0, discards: 0, flushes: 0, flushedKeys: 0, localOps: 0, sharedOps: 0 };
+  readonly stats: PartitionLocalStats = {
+    restores: 0,
+    restoredKeys: 0,
+    discards: 0,
+    flushes: 0,
+    snapshots: 0,
+    flushedKeys: 0,
+    loggedOps: 0,
+    replayedOps: 0,
+    refusedLogEntries: 0,
+    localOps: 0,
+    sharedOps: 0,
+  };
   private readonly owned = new Map<number, Owned>();
   /** Partitions assigned to this replica (restored on first use). */
   private assigned = new Set<number>();
@@ -115,10 +229,18 @@ export class PartitionLocalStore implements StateStore, PartitionOwnership {
   /** Scope → partition of the last fan-out that returned it (phase 2 of a tick). */
   private popHome = new Map<string, number>();
   private readonly maxKeys: number;
+  private readonly snapshotOps: number;
+  private readonly snapshotKeysFactor: number;
+  private readonly maxLogChars: number;
+  private readonly maxAppendChars: number;
   private readonly classified = new Map<string, boolean>();
 
   constructor(private readonly o: PartitionLocalStoreOptions) {
     this.maxKeys = Math.max(1, o.maxKeys ?? 2_000_000);
+    this.snapshotOps = Math.max(0, o.snapshotOps ?? 20_000);
+    this.snapshotKeysFactor = Math.max(0, o.snapshotKeysFactor ?? 2);
+    this.maxLogChars = Math.max(0, o.maxLogChars ?? 64 * 1024 * 1024);
+    this.maxAppendChars = Math.max(0, Math.min(this.maxLogChars, o.maxAppendChars ?? 4 * 1024 * 1024));
   }
 
   /** The consumer's assignment changed (GROUP_JOIN): partitions no longer assigned are dropped; new ones restore on first use. */
@@ -159,6 +281,11 @@ export class PartitionLocalStore implements StateStore, PartitionOwnership {
   /** Partitions held in memory. */
   partitions(): number[] {
     return [...this.owned.keys()].sort((a, b) => a - b);
+  }
+
+  /** A held partition's memory (tests compare what a restore rebuilt). */
+  memoryOf(partition: number): MemoryStateStore | undefined {
+    return this.owned.get(partition)?.store;
   }
 
   exec(ops: readonly StoreOp[]): Promise<StoreResult[]> {
@@ -216,7 +343,7 @@ export class PartitionLocalStore implements StateStore, PartitionOwnership {
       const queued = new Map<string, number>();
       const drain = (): void => {
         for (const [o, run] of runs) {
-          const res = o.store.execSync(run.ops);
+          const res = apply(o, run.ops);
           for (let j = 0; j < run.at.length; j++) out[run.at[j] as number] = res[j] as StoreResult;
         }
         runs.clear();
@@ -236,13 +363,10 @@ export class PartitionLocalStore implements StateStore, PartitionOwnership {
           fanned = true;
           const all: string[] = [];
           for (const [p, o] of this.owned) {
-            const r = o.store.execSync([op])[0] as string[];
-            if (r.length === 0) continue;
-            if (op.op === 'due.pop') o.dirty.add(op.index);
+            const r = apply(o, [op])[0] as string[];
             for (const m of r) {
               all.push(m);
               this.popHome.set(m, p);
-              if (op.op === 'due.pop') touchMember(o, op.index, m);
             }
           }
           out[i] = all.sort();
@@ -262,11 +386,6 @@ export class PartitionLocalStore implements StateStore, PartitionOwnership {
         run.ops.push(op);
         run.at.push(i);
         if ('key' in op) queued.set(op.key, p as number);
-        if ('key' in op) o.dirty.add(op.key);
-        if ('index' in op) {
-          o.dirty.add(op.index);
-          touchMember(o, op.index, op.member);
-        }
       }
       drain();
       this.stats.sharedOps += shared.length;
@@ -286,10 +405,23 @@ export class PartitionLocalStore implements StateStore, PartitionOwnership {
     }
   }
 
+  /**
+   * Per partition that changed since its last write: an append of what
+   * changed, or — the log past its bound, or an op that cannot be logged
+   * exactly — a snapshot of every key changed since the last snapshot.
+   */
   private flushes(): PartitionFlush[] {
     const out: PartitionFlush[] = [];
     for (const [partition, o] of this.owned) {
-      if (o.dirty.size === 0 && o.members.size === 0) continue;
+      takeSwept(o);
+      if (o.pending.length === 0 && !o.snapshotNext) continue;
+      if (!o.snapshotNext && o.logOps + o.pending.length < Math.max(this.snapshotOps, this.snapshotKeysFactor * o.store.size())) {
+        const log = encodeOpLog(o.pending);
+        if (log !== null && log.length <= this.maxAppendChars && o.logChars + log.length <= this.maxLogChars) {
+          out.push({ partition, epoch: o.epoch, set: [], del: [], log, resetLog: false, ops: o.pending.length });
+          continue;
+        }
+      }
       const set: Array<[string, string]> = [];
       const del: string[] = [];
       for (const k of o.dirty) {
@@ -304,7 +436,7 @@ export class PartitionLocalStore implements StateStore, PartitionOwnership {
           if (score === null) del.push(field);
           else set.push([field, String(score)]);
         }
-      out.push({ partition, epoch: o.epoch, set, del });
+      out.push({ partition, epoch: o.epoch, set, del, log: null, resetLog: true, ops: 0 });
     }
     return out;
   }
@@ -314,17 +446,28 @@ export class PartitionLocalStore implements StateStore, PartitionOwnership {
       const o = this.owned.get(f.partition);
       if (!o) continue;
       this.stats.flushes++;
-      this.stats.flushedKeys += f.set.length + f.del.length;
-      o.dirty.clear();
-      o.members.clear();
+      this.stats.loggedOps += f.ops;
+      o.pending = [];
+      if (f.resetLog) {
+        this.stats.snapshots++;
+        this.stats.flushedKeys += f.set.length + f.del.length;
+        o.dirty.clear();
+        o.members.clear();
+        o.logOps = 0;
+        o.logChars = 0;
+        o.snapshotNext = false;
+      } else {
+        o.logOps += f.ops;
+        o.logChars += f.log?.length ?? 0;
+      }
     }
   }
 
   private async restore(partition: number): Promise<void> {
     if (this.owned.has(partition)) return;
     const started = Date.now();
-    const o: Owned = { store: null as unknown as MemoryStateStore, epoch: 0, dirty: new Set(), members: new Map() };
-    o.store = new MemoryStateStore({ onSweep: (k) => o.dirty.add(k) });
+    const o: Owned = { store: null as unknown as MemoryStateStore, epoch: 0, dirty: new Set(), members: new Map(), pending: [], swept: [], logOps: 0, logChars: 0, snapshotNext: false };
+    o.store = new MemoryStateStore({ onSweep: (k) => o.swept.push(k) });
     o.epoch = await this.o.backend.claim(partition);
     let skipped = 0;
     const headers = new Set<string>();
@@ -341,20 +484,44 @@ export class PartitionLocalStore implements StateStore, PartitionOwnership {
         } else if (o.store.importEntry(k, v)) headers.add(k);
         else {
           skipped++;
-          o.dirty.add(k); // unreadable: deleted by the next write
+          o.dirty.add(k); // unreadable: deleted by the next snapshot
         }
       }
     });
-    // members of an index whose header is gone (swept): dropped, and deleted by the next write
+    // members of an index whose header is gone (swept): dropped, and deleted by the next snapshot
     for (const [index, ms] of memberFields)
       if (!headers.has(index)) {
         o.store.drop(index);
         for (const m of ms) touchMember(o, index, m);
       }
+    // then the ops logged since that snapshot, in order, exactly as the writer applied them (its sweeps are `drop` ops)
+    let refused = 0;
+    await this.o.backend.loadLog(partition, (entries) => {
+      for (const text of entries) {
+        o.logChars += text.length;
+        const ops = decodeOpLog(text);
+        if (ops === null) {
+          // not an entry this store wrote: refused, never thrown (that would fail the partition's batches for good);
+          // its ops are lost, as an unreadable hash field is, and the next write snapshots memory and empties the log
+          refused++;
+          o.snapshotNext = true;
+          continue;
+        }
+        o.logOps += ops.length;
+        this.stats.replayedOps += ops.length;
+        for (const op of ops) {
+          if (op.op === 'drop') {
+            o.store.drop(op.key);
+            o.dirty.add(op.key);
+          } else markDirty(o, op, o.store.replayOne(op));
+        }
+      }
+    });
+    this.stats.refusedLogEntries += refused;
     this.owned.set(partition, o);
     this.stats.restores++;
     this.stats.restoredKeys += o.store.size();
-    this.o.onRestore?.(partition, o.store.size(), Date.now() - started, skipped);
+    this.o.onRestore?.(partition, o.store.size(), Date.now() - started, skipped, refused);
   }
 
   private discard(partition: number, reason: string): void {
@@ -363,8 +530,9 @@ export class PartitionLocalStore implements StateStore, PartitionOwnership {
     this.o.onDiscard?.(partition, reason);
   }
 
+  /** Discards every partition whose memory changed since its last successful write. */
   private discardDirty(reason: string): void {
-    for (const [p, o] of [...this.owned]) if (o.dirty.size > 0) this.discard(p, reason);
+    for (const [p, o] of [...this.owned]) if (o.pending.length > 0 || o.swept.length > 0) this.discard(p, reason);
   }
 
   /** Bounded memory: over the cap after a sweep, the batch fails (retriable) instead of growing. */

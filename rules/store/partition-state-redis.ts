@@ -1,10 +1,12 @@
 /**
- * The Redis side of partition-local state (ADR 0045): per consumed partition,
- * a hash of its node-scoped entries and an owner epoch (a counter). A replica
- * that starts using a partition INCRs the epoch and reads the hash with HSCAN
- * in bounded chunks; its write-behinds carry that epoch inside the state
- * store's batch script (rules/store/lua/batch.lua, ARGV[2]), atomic with the
- * call's shared ops, and fail when another replica has taken the partition since.
+ * The Redis side of partition-local state (ADR 0045, ADR 0047): per consumed
+ * partition, a hash of its node-scoped entries (the last snapshot), a list of
+ * op-log entries since that snapshot, and an owner epoch (a counter). A
+ * replica that starts using a partition INCRs the epoch, reads the hash with
+ * HSCAN and then the log with LRANGE, both in bounded chunks; its writes carry
+ * that epoch inside the state store's batch script (rules/store/lua/batch.lua,
+ * ARGV[2]), atomic with the call's shared ops, and fail when another replica
+ * has taken the partition since.
  */
 import type { Redis } from 'ioredis';
 import { NodewardenError, errorMessage } from '../../core/errors.js';
@@ -21,21 +23,28 @@ export interface RedisPartitionStateOptions {
   topic: string;
   /** Fields per HSCAN call (default 1000). */
   chunk?: number;
+  /** Op-log entries per LRANGE call (default 16; an entry is at most maxAppendChars of the store). */
+  logChunk?: number;
 }
 
 export class RedisPartitionState implements PartitionStateBackend {
   readonly shared: RedisStateStore;
   private readonly keys: StoreKeys;
   private readonly chunk: number;
+  private readonly logChunk: number;
 
   constructor(private readonly o: RedisPartitionStateOptions) {
     this.shared = o.shared;
     this.keys = new StoreKeys(o.keyPrefix);
     this.chunk = Math.max(1, o.chunk ?? 1000);
+    this.logChunk = Math.max(1, o.logChunk ?? 16);
   }
 
   private hash(p: number): string {
     return this.keys.partitionState(this.o.groupId, this.o.topic, p);
+  }
+  private log(p: number): string {
+    return this.keys.partitionLog(this.o.groupId, this.o.topic, p);
   }
   private epoch(p: number): string {
     return this.keys.partitionEpoch(this.o.groupId, this.o.topic, p);
@@ -65,10 +74,24 @@ export class RedisPartitionState implements PartitionStateBackend {
     }
   }
 
+  async loadLog(partition: number, each: (entries: readonly string[]) => void): Promise<void> {
+    const key = this.log(partition);
+    try {
+      // the epoch was just taken: no earlier owner appends any more, so the list is read as it stands
+      for (let from = 0; ; from += this.logChunk) {
+        const entries = await this.o.client.lrange(key, from, from + this.logChunk - 1);
+        if (entries.length > 0) each(entries);
+        if (entries.length < this.logChunk) break;
+      }
+    } catch (err) {
+      throw new NodewardenError('UNAVAILABLE', `partition ${partition}: restoring its op log failed: ${errorMessage(err)}`, { retriable: true, cause: err });
+    }
+  }
+
   execFlush(ops: readonly StoreOp[], flushes: readonly PartitionFlush[]): Promise<StoreResult[]> {
     return this.shared.execWith(
       ops,
-      flushes.map((f) => ({ ...f, hashKey: this.hash(f.partition), epochKey: this.epoch(f.partition) })),
+      flushes.map((f) => ({ ...f, hashKey: this.hash(f.partition), epochKey: this.epoch(f.partition), logKey: this.log(f.partition) })),
     );
   }
 }

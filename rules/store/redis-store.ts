@@ -209,7 +209,7 @@ export class RedisStateStore implements StateStore {
   }
 
   /**
-   * `exec`, with partition-local write-behinds (ADR 0045) in the same atomic
+   * `exec`, with partition-local writes (ADR 0045, ADR 0047) in the same atomic
    * script call (the last one, when the batch is split): every flush's epoch
    * is checked before any op runs; a stale one fails the call with
    * {@link StaleEpochError}, writing nothing.
@@ -222,7 +222,11 @@ export class RedisStateStore implements StateStore {
       const to = Math.min(ops.length, from + MAX_OPS_PER_SCRIPT);
       const { keys, args } = encodeBatch(ops, from, to);
       const argv = [JSON.stringify(args)];
-      if (to === ops.length && flushes.length > 0) argv.push(JSON.stringify(encodeFlushes(flushes, keys)));
+      if (to === ops.length && flushes.length > 0) {
+        // op-log entries travel as ARGV entries of their own (ARGV[3]...), not escaped inside ARGV[2]'s JSON
+        const logs: string[] = [];
+        argv.push(JSON.stringify(encodeFlushes(flushes, keys, logs)), ...logs);
+      }
       calls.push(this.script.run(this.client, keys, argv));
     }
     let replies: unknown[];
@@ -250,22 +254,33 @@ export class RedisStateStore implements StateStore {
   }
 }
 
-/** A partition's write-behind as batch.lua takes it (ADR 0045). */
+/** A partition's write as batch.lua takes it (ADR 0045, ADR 0047): a snapshot into its hash, or an append to its op log. */
 export interface RedisPartitionFlush {
   partition: number;
   epoch: number;
   hashKey: string;
   epochKey: string;
+  logKey: string;
   set: ReadonlyArray<readonly [string, string]>;
   del: readonly string[];
+  /** One op-log entry to append, or null. */
+  log: string | null;
+  /** The op log is deleted (a snapshot). */
+  resetLog: boolean;
 }
 
-function encodeFlushes(flushes: readonly RedisPartitionFlush[], keys: string[]): unknown[] {
+function encodeFlushes(flushes: readonly RedisPartitionFlush[], keys: string[], logs: string[]): unknown[] {
   return flushes.map((f) => {
-    keys.push(f.hashKey, f.epochKey);
+    keys.push(f.hashKey, f.epochKey, f.logKey);
     const set: string[] = [];
     for (const [k, v] of f.set) set.push(k, v);
-    return { h: keys.length - 1, e: keys.length, ep: String(f.epoch), p: f.partition, set, del: f.del };
+    const out: Record<string, unknown> = { h: keys.length - 2, e: keys.length - 1, g: keys.length, ep: String(f.epoch), p: f.partition, set, del: f.del };
+    if (f.resetLog) out.r = 1;
+    if (f.log !== null) {
+      logs.push(f.log);
+      out.l = 2 + logs.length;
+    }
+    return out;
   });
 }
 

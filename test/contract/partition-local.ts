@@ -4,7 +4,7 @@
  * memory backend (unit) and over Redis (integration).
  */
 import { PartitionLocalStore } from '../../rules/store/partition-local-store.js';
-import type { PartitionStateBackend } from '../../rules/store/partition-local-store.js';
+import type { PartitionLocalStoreOptions, PartitionStateBackend } from '../../rules/store/partition-local-store.js';
 import type { StateStore, StoreOp, StoreResult } from '../../rules/store/state-store.js';
 
 /** Every call a whole batch of partition 0 (enter, execFinal, leave), optionally on a fresh replica each time (restore round trip). */
@@ -13,11 +13,13 @@ export class RoutedForContract implements StateStore {
   constructor(
     private readonly backend: PartitionStateBackend,
     private readonly restoreEveryCall: boolean,
+    /** e.g. snapshot bounds: a small `snapshotOps` restores from snapshot + log, 0 from snapshots alone. */
+    private readonly opts: Partial<PartitionLocalStoreOptions> = {},
   ) {
     this.store = this.fresh();
   }
   private fresh(): PartitionLocalStore {
-    const s = new PartitionLocalStore({ backend: this.backend, isLocal: () => true });
+    const s = new PartitionLocalStore({ ...this.opts, backend: this.backend, isLocal: () => true });
     s.assign([0]);
     return s;
   }

@@ -55,11 +55,13 @@ local floor = math.floor
 local tonumber = tonumber
 local KEYS = KEYS
 local a = cjson.decode(ARGV[1])
--- ARGV[2] (optional): partition-local write-behind (ADR 0045), a JSON array of
--- flushes {h, e, ep, p, set, del}: h/e = KEYS positions of the partition's hash
--- and epoch key, ep its owner epoch (decimal string), p the partition, set a
--- flat [field, value, ...] array, del fields. Every epoch is checked BEFORE
--- any op runs: a stale one fails the whole call, writing nothing.
+-- ARGV[2] (optional): partition-local writes (ADR 0045, ADR 0047), a JSON
+-- array of flushes {h, e, g, ep, p, set, del, r, l}: h/e/g = KEYS positions of
+-- the partition's hash, epoch key and op-log list, ep its owner epoch (decimal
+-- string), p the partition; a snapshot: set a flat [field, value, ...] array
+-- and del fields of the hash, r = 1 deletes the op log; an append: l = the
+-- ARGV position of one op-log entry, RPUSHed verbatim. Every epoch is checked
+-- BEFORE any op runs: a stale one fails the whole call, writing nothing.
 local flushes = nil
 if ARGV[2] then
   flushes = cjson.decode(ARGV[2])
@@ -409,6 +411,8 @@ if flushes then
     local set, del = f.set, f.del
     for i = 1, #set, 400 do call('HSET', KEYS[f.h], unpack(set, i, math.min(i + 399, #set))) end
     for i = 1, #del, 200 do call('HDEL', KEYS[f.h], unpack(del, i, math.min(i + 199, #del))) end
+    if f.r == 1 then call('DEL', KEYS[f.g]) end
+    if f.l then call('RPUSH', KEYS[f.g], ARGV[f.l]) end
   end
 end
 return out

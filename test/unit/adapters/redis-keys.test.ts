@@ -28,6 +28,7 @@ describe('adapters/redis/keys: the Redis key registry', () => {
     ['rules: workload change', s.workloadChange({ kind: 'DaemonSet', namespace: 'gpu-operator', name: 'driver' }), 'nw:rs:wl:DaemonSet:gpu-operator:driver'],
     ['rules: group seen', s.groupSeen('pool', 'a'), 'nw:rs:gs:pool:a'],
     ['rules: partition-local state', s.partitionState('g', 't', 3), 'nw:rs:pl:g:t:3'],
+    ['rules: partition-local op log', s.partitionLog('g', 't', 3), 'nw:rs:plog:g:t:3'],
     ['rules: partition owner epoch', s.partitionEpoch('g', 't', 3), 'nw:rs:pe:g:t:3'],
     // event dedupe, watermarks (rules/service)
     ['dedupe', dedupeKey(p, 'ev-1'), 'nw:dedupe:ev-1'],

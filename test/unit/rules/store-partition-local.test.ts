@@ -13,8 +13,10 @@ import { createStaticCluster } from '../../../rules/replay/standin.js';
 import { fileOnlyToggles } from '../../../rules/toggles/port.js';
 import { MemoryStateStore } from '../../../rules/store/memory-store.js';
 import { PartitionLocalStore } from '../../../rules/store/partition-local-store.js';
+import { decodeOpLog, encodeOpLog } from '../../../rules/store/partition-oplog.js';
+import type { LoggedOp } from '../../../rules/store/partition-oplog.js';
 import { StaleEpochError } from '../../../rules/store/state-store.js';
-import type { PartitionFlush, PartitionStateBackend } from '../../../rules/store/partition-local-store.js';
+import type { PartitionFlush, PartitionLocalStoreOptions, PartitionStateBackend } from '../../../rules/store/partition-local-store.js';
 import type { StateStore, StoreOp, StoreResult } from '../../../rules/store/state-store.js';
 import { stateStoreContract } from '../../contract/state-store.js';
 import { RoutedForContract } from '../../contract/partition-local.js';
@@ -22,17 +24,22 @@ import { RoutedForContract } from '../../contract/partition-local.js';
 /**
  * The durable side in memory, as RedisPartitionState + batch.lua behave: epochs
  * are counters, a flush with a stale epoch writes nothing (shared ops neither),
- * hashes are read in chunks of `chunk` fields.
+ * hashes are read in chunks of `chunk` fields, op logs in chunks of `logChunk` entries.
  */
 class MemoryBackend implements PartitionStateBackend {
   readonly shared = new MemoryStateStore();
   readonly hashes = new Map<number, Map<string, string>>();
+  readonly logs = new Map<number, string[]>();
   readonly epochs = new Map<number, number>();
   claims = 0;
   loads = 0;
   chunks = 0;
+  logChunks = 0;
   failNext = false;
-  constructor(readonly chunk = 1000) {}
+  constructor(
+    readonly chunk = 1000,
+    readonly logChunk = 16,
+  ) {}
 
   claim(p: number): Promise<number> {
     this.claims++;
@@ -49,6 +56,14 @@ class MemoryBackend implements PartitionStateBackend {
     }
     return Promise.resolve();
   }
+  loadLog(p: number, each: (entries: readonly string[]) => void): Promise<void> {
+    const all = this.logs.get(p) ?? [];
+    for (let i = 0; i < all.length; i += this.logChunk) {
+      this.logChunks++;
+      each(all.slice(i, i + this.logChunk));
+    }
+    return Promise.resolve();
+  }
   execFlush(ops: readonly StoreOp[], flushes: readonly PartitionFlush[]): Promise<StoreResult[]> {
     if (this.failNext) {
       this.failNext = false;
@@ -61,6 +76,8 @@ class MemoryBackend implements PartitionStateBackend {
       if (!h) this.hashes.set(f.partition, (h = new Map<string, string>()));
       for (const [k, v] of f.set) h.set(k, v);
       for (const k of f.del) h.delete(k);
+      if (f.resetLog) this.logs.delete(f.partition);
+      if (f.log !== null) this.logs.set(f.partition, [...(this.logs.get(f.partition) ?? []), f.log]);
     }
     return Promise.resolve(res);
   }
@@ -71,18 +88,38 @@ const NODE_RULE = 'nr';
 const isLocal = (key: string): boolean => key.includes(`:${NODE_RULE}:`) || key.endsWith(`:${NODE_RULE}`);
 
 stateStoreContract('partition-local (every key local to partition 0)', () => Promise.resolve({ store: new RoutedForContract(new MemoryBackend(), false) }));
-stateStoreContract('partition-local, restored from its write-behind before every call', () => Promise.resolve({ store: new RoutedForContract(new MemoryBackend(3), true) }));
+stateStoreContract('partition-local, restored from its op log before every call', () => Promise.resolve({ store: new RoutedForContract(new MemoryBackend(3, 2), true) }));
+stateStoreContract('partition-local, restored from snapshot + op log before every call (a snapshot every 3 ops)', () =>
+  Promise.resolve({ store: new RoutedForContract(new MemoryBackend(3, 2), true, { snapshotOps: 3, snapshotKeysFactor: 0 }) }),
+);
+stateStoreContract('partition-local, restored from snapshots alone before every call (every write a snapshot)', () =>
+  Promise.resolve({ store: new RoutedForContract(new MemoryBackend(3), true, { snapshotOps: 0, snapshotKeysFactor: 0 }) }),
+);
 
 const nodes = ['n:a', 'n:b', 'n:c', 'n:d', 'n:e', 'n:f'];
 const partitionOfNode = (scope: string): number => nodes.indexOf(scope) % 3;
 
-describe('PartitionLocalStore (ADR 0045)', () => {
-  it('random batches, ticks, restarts and partition moves answer exactly what one plain store answers', async () => {
+/** Durability settings the random test runs under: the op log alone, snapshots alone, and both mixed (every bound hit). */
+const DURABILITY: Array<[string, Partial<PartitionLocalStoreOptions>]> = [
+  ['op log (default bounds: no snapshot)', {}],
+  ['every write a snapshot', { snapshotOps: 0, snapshotKeysFactor: 0 }],
+  ['snapshot every 7 ops or 1.5 × live keys, log ≤ 3,000 chars, append ≤ 900', { snapshotOps: 7, snapshotKeysFactor: 1.5, maxLogChars: 3000, maxAppendChars: 900 }],
+];
+
+describe('PartitionLocalStore (ADR 0045, ADR 0047)', () => {
+  for (const [name, durability] of DURABILITY)
+  it(`random batches, ticks, restarts and partition moves answer exactly what one plain store answers; a fresh restore holds what it holds (${name})`, async () => {
+    const seen = { appends: 0, snapshots: 0, replayed: 0 };
     await fc.assert(
       fc.asyncProperty(fc.array(fc.tuple(fc.nat(99), fc.nat(1_000_000)), { minLength: 5, maxLength: 120 }), async (script) => {
         const plain = new MemoryStateStore();
-        const backend = new MemoryBackend(4);
-        const replica = (): PartitionLocalStore => new PartitionLocalStore({ backend, isLocal });
+        const backend = new MemoryBackend(4, 3);
+        const replicas: PartitionLocalStore[] = [];
+        const replica = (): PartitionLocalStore => {
+          const x = new PartitionLocalStore({ ...durability, backend, isLocal });
+          replicas.push(x);
+          return x;
+        };
         let r = replica();
         r.assign([0, 1, 2]);
         let t = 1_000_000;
@@ -160,20 +197,42 @@ describe('PartitionLocalStore (ADR 0045)', () => {
           r.leave(true);
           expect(got).to.deep.equal(plain.execSync(ops));
         }
-        // what is durable is what one store holds: entries exactly; a rule's index, split by partition, as the union of its members
-        const union = new Map<string, Map<string, number>>();
-        for (const [p, h] of backend.hashes)
-          for (const [field, v] of h) {
-            const sep = field.indexOf('\n');
-            if (sep >= 0) {
-              const index = field.slice(0, sep);
-              union.set(index, (union.get(index) ?? new Map<string, number>()).set(field.slice(sep + 1), Number(v)));
-            } else if (!v.startsWith('{"t":"zset"')) expect(v, `partition ${p} ${field}`).to.equal(plain.exportEntry(field));
-          }
-        for (const [index, members] of union) for (const [m, score] of members) expect(plain.exportMember(index, m), `${index} ${m}`).to.equal(score);
+        // what is durable is what one store holds: a fresh replica restores (snapshot, then log replay) entries exactly,
+        // and a rule's index, split by partition, as the union of its members
+        const fresh = replica();
+        fresh.assign([0, 1, 2]);
+        await fresh.enter(null);
+        fresh.leave(true);
+        const held = [0, 1, 2].map((p) => fresh.memoryOf(p) as MemoryStateStore);
+        for (const key of plain.keys()) {
+          if (!isLocal(key)) continue;
+          const text = plain.exportEntry(key) as string;
+          if (text.startsWith('{"t":"zset"')) {
+            const union = held.flatMap((m) => m.members(key)).sort((x, y) => (x[0] < y[0] ? -1 : 1));
+            expect(union, key).to.deep.equal(plain.members(key));
+          } else
+            expect(
+              held.map((m) => m.exportEntry(key)).filter((x) => x !== null),
+              key,
+            ).to.deep.equal([text]);
+        }
+        for (const m of held) for (const key of m.keys()) expect(plain.has(key), key).to.equal(true);
+        for (const x of replicas) {
+          seen.appends += x.stats.flushes - x.stats.snapshots;
+          seen.snapshots += x.stats.snapshots;
+          seen.replayed += x.stats.replayedOps;
+        }
       }),
       { numRuns: 150 },
     );
+    // not vacuous: each setting wrote (and restored) the way it says
+    if (durability.snapshotKeysFactor === undefined) expect(seen.snapshots).to.equal(0);
+    else expect(seen.snapshots).to.be.greaterThan(100);
+    if (durability.snapshotOps === 0) expect(seen.appends).to.equal(0);
+    else {
+      expect(seen.appends).to.be.greaterThan(100);
+      expect(seen.replayed).to.be.greaterThan(100);
+    }
   });
 
   it('keeps group-scoped ops on the shared store and node-scoped ones in memory until the final call of a batch', async () => {
@@ -187,11 +246,19 @@ describe('PartitionLocalStore (ADR 0045)', () => {
     ]);
     expect(backend.shared.has(k.leaf('w', 'gr', 0, 'g:pool=a'))).to.equal(true);
     expect(backend.shared.has(k.leaf('w', NODE_RULE, 0, 'n:a'))).to.equal(false);
-    expect(backend.hashes.get(0)?.size ?? 0).to.equal(0); // not yet written behind
-    await s.execFinal([]);
+    expect(backend.logs.get(0)?.length ?? 0).to.equal(0); // not yet written
+    await s.execFinal([{ op: 'window.count', key: k.leaf('w', NODE_RULE, 0, 'n:a'), now: 1000, windowMs: 10_000 }]);
     s.leave(true);
-    expect([...(backend.hashes.get(0)?.keys() ?? [])]).to.deep.equal([k.leaf('w', NODE_RULE, 0, 'n:a')]);
-    expect(s.stats).to.include({ localOps: 1, sharedOps: 1, flushes: 1, flushedKeys: 1 });
+    // one op-log entry with the one op that changed memory (the read is not logged); no snapshot yet
+    expect(backend.hashes.get(0)?.size ?? 0).to.equal(0);
+    expect(backend.logs.get(0)?.map((e) => decodeOpLog(e))).to.deep.equal([[{ op: 'window.add', key: k.leaf('w', NODE_RULE, 0, 'n:a'), member: 'e1', ts: 1000, windowMs: 10_000, ttlMs: 60_000 }]]);
+    expect(s.stats).to.include({ localOps: 2, sharedOps: 1, flushes: 1, snapshots: 0, loggedOps: 1 });
+    // a batch that changed nothing in memory writes nothing
+    await s.enter(0);
+    await s.execFinal([{ op: 'window.count', key: k.leaf('w', NODE_RULE, 0, 'n:a'), now: 1000, windowMs: 10_000 }]);
+    s.leave(true);
+    expect(backend.logs.get(0)).to.have.length(1);
+    expect(s.stats.flushes).to.equal(1);
   });
 
   it('fences a replica that lost its partition: its write fails, writes nothing, and its memory of the partition is dropped', async () => {
@@ -261,7 +328,7 @@ describe('PartitionLocalStore (ADR 0045)', () => {
 
   it('restores in bounded chunks on first use, never on assignment', async () => {
     const backend = new MemoryBackend(2);
-    const w = new PartitionLocalStore({ backend, isLocal });
+    const w = new PartitionLocalStore({ backend, isLocal, snapshotOps: 0, snapshotKeysFactor: 0 });
     w.assign([0]);
     await w.enter(0);
     const ops: StoreOp[] = ['a', 'b', 'c', 'd', 'e', 'f', 'g'].map((n, i) => ({ op: 'window.add', key: k.leaf('w', NODE_RULE, 0, `n:${n}`), member: `e${i}`, ts: 1000 + i, windowMs: 60_000, ttlMs: 600_000 }));
@@ -284,11 +351,11 @@ describe('PartitionLocalStore (ADR 0045)', () => {
     r.leave(true);
     // an unreadable entry is skipped and deleted by the next write
     backend.hashes.get(0)?.set('t:rs:w:nr:0:n:z', '{not json');
-    const q = new PartitionLocalStore({ backend, isLocal });
+    const q = new PartitionLocalStore({ backend, isLocal, snapshotOps: 0, snapshotKeysFactor: 0 });
     q.assign([0]);
     await q.enter(0);
     expect(q.size).to.equal(7);
-    await q.execFinal([]);
+    await q.execFinal([{ op: 'max.set', key: k.leaf('w', NODE_RULE, 1, 'n:a'), value: 5, ttlMs: 600_000 }]);
     q.leave(true);
     expect(backend.hashes.get(0)?.has('t:rs:w:nr:0:n:z')).to.equal(false);
   });
@@ -327,7 +394,7 @@ describe('PartitionLocalStore (ADR 0045)', () => {
   it('bounds memory: over the cap (after a sweep) batches fail retriably instead of growing; expired state frees it', async () => {
     const backend = new MemoryBackend();
     let now = 0;
-    const s = new PartitionLocalStore({ backend, isLocal, maxKeys: 3, now: () => now });
+    const s = new PartitionLocalStore({ backend, isLocal, maxKeys: 3, now: () => now, snapshotOps: 0, snapshotKeysFactor: 0 });
     s.assign([0]);
     await s.enter(0);
     await s.execFinal(['a', 'b', 'c', 'd'].map((n, i) => ({ op: 'max.set', key: k.leaf('w', NODE_RULE, 0, `n:${n}`), value: 1000 + i, ttlMs: 1000 + 5000 * i })));
@@ -427,6 +494,187 @@ describe('PartitionLocalStore (ADR 0045)', () => {
     expect(test(ks.episodeIndex(nodeRule?.id ?? ''))).to.equal(true);
     expect(test(ks.episode(groupRule?.id ?? '', 'g:pool=a'))).to.equal(false);
     expect(test(ks.tickOutbox())).to.equal(false);
+  });
+
+  it('restores from the last snapshot plus the op log since it, replayed in bounded chunks', async () => {
+    const backend = new MemoryBackend(2, 2);
+    const w = new PartitionLocalStore({ backend, isLocal, snapshotOps: 4, snapshotKeysFactor: 0 });
+    const add = (n: string, i: number): StoreOp => ({ op: 'window.add', key: k.leaf('w', NODE_RULE, 0, `n:${n}`), member: `e${i}`, ts: 1000 + i, windowMs: 60_000, ttlMs: 600_000 });
+    w.assign([0]);
+    let i = 0;
+    // batches of 1 op: appends until the log holds 4 ops, then a snapshot that empties it, then appends again
+    for (const n of ['a', 'b', 'c', 'd', 'e', 'f', 'a']) {
+      await w.enter(0);
+      await w.execFinal([add(n, i++)]);
+      w.leave(true);
+    }
+    expect(w.stats).to.include({ flushes: 7, snapshots: 1, loggedOps: 6 });
+    expect([...(backend.hashes.get(0)?.keys() ?? [])].sort()).to.deep.equal(['a', 'b', 'c', 'd'].map((n) => k.leaf('w', NODE_RULE, 0, `n:${n}`)));
+    expect(backend.logs.get(0)).to.have.length(3); // e, f, a again
+    const r = new PartitionLocalStore({ backend, isLocal, snapshotOps: 4, snapshotKeysFactor: 0 });
+    r.assign([0]);
+    const chunks = backend.logChunks;
+    await r.enter(0);
+    expect(backend.logChunks - chunks).to.equal(2); // 3 entries, 2 per LRANGE
+    expect(r.stats.replayedOps).to.equal(3);
+    expect(r.size).to.equal(6);
+    expect(await r.execFinal([{ op: 'window.count', key: k.leaf('w', NODE_RULE, 0, 'n:a'), now: 1010, windowMs: 60_000 }])).to.deep.equal([2]);
+    r.leave(true);
+    // the restored log counts toward the bound: the next change makes the log 4 ops, hence a snapshot holding the replayed keys too
+    await r.enter(0);
+    await r.execFinal([add('g', i++)]);
+    r.leave(true);
+    expect(r.stats.snapshots).to.equal(1);
+    expect(backend.logs.get(0)).to.equal(undefined);
+    expect(backend.hashes.get(0)?.size).to.equal(7);
+  });
+
+  it('snapshots when the log reaches max(snapshotOps, factor × live keys) ops', async () => {
+    const backend = new MemoryBackend();
+    const s = new PartitionLocalStore({ backend, isLocal, snapshotOps: 3, snapshotKeysFactor: 2 });
+    s.assign([0]);
+    const put = async (keys: number, from: number): Promise<void> => {
+      await s.enter(0);
+      await s.execFinal(Array.from({ length: keys }, (_, j) => ({ op: 'max.set', key: k.leaf('w', NODE_RULE, 0, `n:${j}`), value: from + j, ttlMs: 600_000 }) as StoreOp));
+      s.leave(true);
+    };
+    await put(2, 100); // 2 ops, 2 live keys: bound max(3, 4) = 4
+    expect(s.stats.snapshots).to.equal(0);
+    await put(1, 200); // 3 < 4
+    expect(s.stats.snapshots).to.equal(0);
+    await put(1, 300); // 4 ≥ 4: snapshot
+    expect(s.stats.snapshots).to.equal(1);
+    expect(backend.logs.get(0)).to.equal(undefined);
+    expect(s.stats.flushedKeys).to.equal(2);
+    await put(5, 400); // 5 live keys, 5 ops: bound max(3, 10) = 10, an append
+    expect(s.stats.snapshots).to.equal(1);
+    expect(backend.logs.get(0)).to.have.length(1);
+  });
+
+  it('bounds the log: an append over maxAppendChars, or one that would take the log over maxLogChars, is written as a snapshot instead', async () => {
+    const backend = new MemoryBackend();
+    const s = new PartitionLocalStore({ backend, isLocal, maxLogChars: 200, maxAppendChars: 150 });
+    s.assign([0]);
+    const batch = async (n: number, from: number): Promise<void> => {
+      await s.enter(0);
+      await s.execFinal(Array.from({ length: n }, (_, j) => ({ op: 'window.add', key: k.leaf('w', NODE_RULE, 0, 'n:a'), member: `event-${from + j}`, ts: 1000 + from + j, windowMs: 60_000, ttlMs: 600_000 }) as StoreOp));
+      s.leave(true);
+    };
+    await batch(2, 0);
+    const one = backend.logs.get(0)?.[0]?.length ?? 0;
+    expect(one).to.be.within(60, 100);
+    await batch(2, 10); // the log now holds 2 entries (≤ 200 chars)
+    expect(backend.logs.get(0)).to.have.length(2);
+    expect(s.stats.snapshots).to.equal(0);
+    await batch(2, 20); // a third would exceed 200: snapshot, log emptied
+    expect(s.stats.snapshots).to.equal(1);
+    expect(backend.logs.get(0)).to.equal(undefined);
+    await batch(40, 30); // one append alone over 150 chars: snapshot
+    expect(s.stats.snapshots).to.equal(2);
+    expect(backend.logs.get(0)).to.equal(undefined);
+    // and a restore holds every event
+    const r = new PartitionLocalStore({ backend, isLocal });
+    r.assign([0]);
+    await r.enter(0);
+    expect(await r.execFinal([{ op: 'window.count', key: k.leaf('w', NODE_RULE, 0, 'n:a'), now: 2000, windowMs: 60_000 }])).to.deep.equal([46]);
+    r.leave(true);
+  });
+
+  it('a malformed op-log entry is refused on restore (counted, reported once), never thrown; the others replay and the next write snapshots', async () => {
+    const backend = new MemoryBackend();
+    const w = new PartitionLocalStore({ backend, isLocal });
+    const add = (n: string, i: number): StoreOp => ({ op: 'window.add', key: k.leaf('w', NODE_RULE, 0, `n:${n}`), member: `e${i}`, ts: 1000 + i, windowMs: 60_000, ttlMs: 600_000 });
+    w.assign([0]);
+    for (const [i, n] of ['a', 'b'].entries()) {
+      await w.enter(0);
+      await w.execFinal([add(n, i)]);
+      w.leave(true);
+    }
+    const log = backend.logs.get(0) as string[];
+    log.splice(1, 0, 'not json', '[1,0,["k"],1,7]', '[2,0,[]]', '[1,0,["k"],99,0]', '[1,0,["k"],16,0,5,2,0,1,1]');
+    const reports: number[] = [];
+    const r = new PartitionLocalStore({ backend, isLocal, onRestore: (_p, _n, _ms, _skipped, refused) => reports.push(refused) });
+    r.assign([0]);
+    await r.enter(0);
+    expect(reports).to.deep.equal([5]);
+    expect(r.stats.refusedLogEntries).to.equal(5);
+    expect(r.size).to.equal(2); // a and b replayed
+    await r.execFinal([]);
+    r.leave(true);
+    // nothing changed, but the log is rewritten from memory: a snapshot, the bad entries gone
+    expect(r.stats.snapshots).to.equal(1);
+    expect(backend.logs.get(0)).to.equal(undefined);
+    expect(backend.hashes.get(0)?.size).to.equal(2);
+  });
+
+  it("a sweep's drops are logged where they happened: the replay removes exactly what the writer's sweep removed", async () => {
+    const backend = new MemoryBackend();
+    const s = new PartitionLocalStore({ backend, isLocal });
+    const fire = (now: number, by: string): StoreOp => ({ op: 'episode.fire', key: k.episode(NODE_RULE, 'n:a'), index: k.episodeIndex(NODE_RULE), member: 'n:a', now, by, cooldownMs: 1_000, autoExpireMs: 0, ttlMs: 5_000 });
+    s.assign([0]);
+    await s.enter(0);
+    expect(await s.execFinal([fire(1000, 'e1'), { op: 'max.set', key: k.leaf('w', NODE_RULE, 1, 'n:b'), value: 20_000, ttlMs: 600_000 }])).to.deep.equal([1000, 20_000]);
+    s.leave(true);
+    // the trim job sweeps by op time (the horizon is 20,000): the episode key (expiry 6,000) goes
+    await s.trim({ keys: k, rules: [], signal: new AbortController().signal });
+    await s.enter(0);
+    // an auto-expired episode with no key left: this fires anew (by e2) — and must on a restored replica too
+    expect(await s.execFinal([fire(1000, 'e2')])).to.deep.equal([1000]);
+    s.leave(true);
+    const decoded = (backend.logs.get(0) ?? []).map((e) => decodeOpLog(e));
+    expect(decoded[1]?.[0]).to.deep.equal({ op: 'drop', key: k.episode(NODE_RULE, 'n:a') });
+    const r = new PartitionLocalStore({ backend, isLocal });
+    r.assign([0]);
+    await r.enter(0);
+    // e2's episode, not e1's: re-fired by e2 at its start returns it; by e1 it is refused
+    expect(await r.execFinal([fire(1000, 'e2'), fire(1000, 'e1')])).to.deep.equal([1000, null]);
+    r.leave(true);
+  });
+});
+
+describe('partition op log encoding (ADR 0047)', () => {
+  const every: LoggedOp[] = [
+    { op: 'drop', key: 'k:0' },
+    { op: 'window.add', key: 'k:1', member: 'ev "quoted" \\ \u2028 ☃', ts: 1_764_771_234_567, windowMs: 60_000, ttlMs: 600_000 },
+    { op: 'distinct.add', key: 'k:2', member: 'n:a', ts: 1_764_771_234_000, windowMs: 1, ttlMs: 2 },
+    { op: 'counter.add', key: 'k:3', member: 'e2', ts: 1_764_771_234_568, value: 0.1 + 0.2, windowMs: 3, ttlMs: 4 },
+    { op: 'sustained.observe', key: 'k:4', index: 'i:4', member: 'n:a', ts: 1_764_771_234_569, holds: true, ttlMs: 5 },
+    { op: 'sustained.observe', key: 'k:4', index: 'i:4', member: 'n:a', ts: 1_764_771_234_570, holds: false, ttlMs: 5 },
+    { op: 'due.pop', index: 'i:4', before: 1_764_771_200_000 },
+    { op: 'seen.touch', index: 'i:5', member: 'n:b', ts: 1_764_771_234_571, ttlMs: 6 },
+    { op: 'episode.fire', key: 'k:6', index: 'i:6', member: 'n:a', now: 1_764_771_234_572, by: '', cooldownMs: 7, autoExpireMs: -1, ttlMs: 8 },
+    { op: 'episode.touch', key: 'k:6', index: 'i:6', member: 'n:a', now: 1_764_771_234_573 },
+    { op: 'episode.clear', key: 'k:6', index: 'i:6', member: 'n:a', now: 1_764_771_234_574, quietBefore: null },
+    { op: 'episode.clear', key: 'k:6', index: 'i:6', member: 'n:a', now: 1_764_771_234_575, quietBefore: 1_764_771_230_000 },
+    { op: 'episode.release', key: 'k:6', index: 'i:6', member: 'n:a' },
+    { op: 'sequence.step', key: 'k:7', step: 1, steps: 3, ts: 1_764_771_234_576, windowMs: 9, ttlMs: 10 },
+    { op: 'max.set', key: 'k:8', value: 1_764_771_234_577.5, ttlMs: 11 },
+  ];
+
+  it('round-trips every op that changes memory exactly (fractions, any string), and leaves reads out', () => {
+    const text = encodeOpLog([...every, { op: 'window.count', key: 'k:1', now: 5, windowMs: 1 }, { op: 'max.get', key: 'k:8' }]);
+    expect(text).to.be.a('string');
+    expect(decodeOpLog(text as string)).to.deep.equal(every);
+    expect(decodeOpLog(encodeOpLog([]) as string)).to.deep.equal([]);
+    // keys repeat: each once in the key table
+    expect((text as string).split('"k:6"')).to.have.length(2);
+  });
+
+  it('returns null (the flush becomes a snapshot) for an op it cannot write exactly', () => {
+    expect(encodeOpLog([{ op: 'max.set', key: 'k', value: Infinity, ttlMs: 1 }])).to.equal(null);
+    expect(encodeOpLog([{ op: 'window.add', key: 'k', member: 'm', ts: 1_764_771_234_567, windowMs: 1, ttlMs: Number.NaN }])).to.equal(null);
+    // a time whose delta from the entry's base does not round-trip
+    expect(encodeOpLog([{ op: 'seen.touch', index: 'i', member: 'm', ts: 1_764_771_234_567, ttlMs: 1 }, { op: 'seen.touch', index: 'i', member: 'm', ts: 0.1, ttlMs: 1 }])).to.equal(null);
+  });
+
+  it('never throws on input it did not write: null instead', () => {
+    fc.assert(
+      fc.property(fc.oneof(fc.string(), fc.json(), fc.array(fc.oneof(fc.integer({ min: -1, max: 20 }), fc.string(), fc.constant(null)), { maxLength: 30 }).map((a) => JSON.stringify([1, 0, ['k', 'i'], ...a]))), (text) => {
+        const r = decodeOpLog(text);
+        expect(r === null || Array.isArray(r)).to.equal(true);
+      }),
+      { numRuns: 2000 },
+    );
   });
 });
 

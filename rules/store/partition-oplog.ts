@@ -1,0 +1,249 @@
+/**
+ * The op log of partition-local state (ADR 0047, amending ADR 0045): what one
+ * flush of one partition appends to the partition's log in Redis, as ONE string.
+ *
+ * Only ops that change the partition's memory are logged (reads are not), plus
+ * `drop` — a key the memory store's sweep removed — so that replaying the log
+ * in order through a MemoryStateStore (with its own sweep off) rebuilds
+ * exactly the memory the writer had after the flush.
+ *
+ * Encoding (measured against JSON of the op objects: ~15 % cheaper to produce,
+ * 2.3× cheaper to parse, 2.7× smaller; docs/adr/0047-*.md):
+ *
+ *   [1, base, [key, ...], code, field, ..., code, field, ...]
+ *
+ * `1` the format version; `base` a time all times of the entry are relative
+ * to (times are milliseconds, so deltas are small integers); keys, indexes and
+ * scope members go once into the key table and are named by position; event
+ * ids (members of windows and counters, `by`) travel inline. JSON, so any
+ * string round-trips. An op that cannot be written exactly (a non-finite
+ * number, a time whose delta is not exact) makes `encodeOpLog` return null:
+ * the flush is then a snapshot instead (partition-local-store.ts).
+ */
+import type { StoreOp } from './state-store.js';
+
+/** A key the memory store's sweep removed (TTL by op time, or the cap's sweep by wall time). */
+export interface DropOp {
+  op: 'drop';
+  key: string;
+}
+export type LoggedOp = StoreOp | DropOp;
+
+const VERSION = 1;
+
+const enum C {
+  Drop = 0,
+  WindowAdd = 1,
+  DistinctAdd = 3,
+  CounterAdd = 5,
+  SustainedObserve = 7,
+  DuePop = 9,
+  SeenTouch = 10,
+  EpisodeFire = 11,
+  EpisodeTouch = 12,
+  EpisodeClear = 13,
+  SequenceStep = 16,
+  MaxSet = 17,
+  EpisodeRelease = 19,
+}
+
+/** Whether an op can change a memory store's state (only those are logged). */
+export function isMutating(op: StoreOp): boolean {
+  switch (op.op) {
+    case 'window.count':
+    case 'distinct.count':
+    case 'distinct.members':
+    case 'counter.increase':
+    case 'sustained.get':
+    case 'episode.quiet':
+    case 'episode.get':
+    case 'max.get':
+      return false;
+    default:
+      return true;
+  }
+}
+
+class Unloggable extends Error {}
+
+/** One flush's ops as one log entry, or null when one of them cannot be written exactly. */
+export function encodeOpLog(ops: readonly LoggedOp[]): string | null {
+  const keys: string[] = [];
+  const pos = new Map<string, number>();
+  const k = (s: string): number => {
+    let i = pos.get(s);
+    if (i === undefined) {
+      i = keys.length;
+      keys.push(s);
+      pos.set(s, i);
+    }
+    return i;
+  };
+  let base = 0;
+  for (const op of ops) {
+    const t = 'ts' in op ? op.ts : 'now' in op ? op.now : 'before' in op ? op.before : undefined;
+    if (t !== undefined && Number.isSafeInteger(t)) {
+      base = t;
+      break;
+    }
+  }
+  const tm = (x: number): number => {
+    const d = x - base;
+    if (!Number.isFinite(d) || d + base !== x) throw new Unloggable();
+    return d;
+  };
+  const n = (x: number): number => {
+    if (!Number.isFinite(x)) throw new Unloggable();
+    return x;
+  };
+  const a: Array<string | number | null> = [];
+  try {
+    for (const op of ops) {
+      switch (op.op) {
+        case 'drop':
+          a.push(C.Drop, k(op.key));
+          break;
+        case 'window.add':
+          a.push(C.WindowAdd, k(op.key), op.member, tm(op.ts), n(op.windowMs), n(op.ttlMs));
+          break;
+        case 'distinct.add':
+          a.push(C.DistinctAdd, k(op.key), k(op.member), tm(op.ts), n(op.windowMs), n(op.ttlMs));
+          break;
+        case 'counter.add':
+          a.push(C.CounterAdd, k(op.key), op.member, tm(op.ts), n(op.value), n(op.windowMs), n(op.ttlMs));
+          break;
+        case 'sustained.observe':
+          a.push(C.SustainedObserve, k(op.key), k(op.index), k(op.member), tm(op.ts), op.holds ? 1 : 0, n(op.ttlMs));
+          break;
+        case 'due.pop':
+          a.push(C.DuePop, k(op.index), tm(op.before));
+          break;
+        case 'seen.touch':
+          a.push(C.SeenTouch, k(op.index), k(op.member), tm(op.ts), n(op.ttlMs));
+          break;
+        case 'episode.fire':
+          a.push(C.EpisodeFire, k(op.key), k(op.index), k(op.member), tm(op.now), op.by, n(op.cooldownMs), n(op.autoExpireMs), n(op.ttlMs));
+          break;
+        case 'episode.touch':
+          a.push(C.EpisodeTouch, k(op.key), k(op.index), k(op.member), tm(op.now));
+          break;
+        case 'episode.clear':
+          a.push(C.EpisodeClear, k(op.key), k(op.index), k(op.member), tm(op.now), op.quietBefore === null ? null : tm(op.quietBefore));
+          break;
+        case 'episode.release':
+          a.push(C.EpisodeRelease, k(op.key), k(op.index), k(op.member));
+          break;
+        case 'sequence.step':
+          a.push(C.SequenceStep, k(op.key), n(op.step), n(op.steps), tm(op.ts), n(op.windowMs), n(op.ttlMs));
+          break;
+        case 'max.set':
+          a.push(C.MaxSet, k(op.key), n(op.value), n(op.ttlMs));
+          break;
+        default:
+          // a read: nothing to replay
+          break;
+      }
+    }
+  } catch (err) {
+    if (err instanceof Unloggable) return null;
+    throw err;
+  }
+  // the flat array follows the header in the same JSON array: one stringify, no nesting of the ops
+  const head = JSON.stringify([VERSION, base, keys]);
+  const body = JSON.stringify(a);
+  return a.length === 0 ? `${head.slice(0, -1)}]` : `${head.slice(0, -1)},${body.slice(1)}`;
+}
+
+/** Ops of one log entry, or null when the text is not an entry this module wrote (never throws). */
+export function decodeOpLog(text: string): LoggedOp[] | null {
+  let v: unknown;
+  try {
+    v = JSON.parse(text);
+  } catch {
+    return null;
+  }
+  if (!Array.isArray(v) || v[0] !== VERSION || typeof v[1] !== 'number' || !Array.isArray(v[2])) return null;
+  const base = v[1];
+  const keys = v[2] as unknown[];
+  if (!keys.every((x) => typeof x === 'string')) return null;
+  const a = v as unknown[];
+  let p = 3;
+  const bad = (): never => {
+    throw new Unloggable();
+  };
+  const num = (): number => {
+    const x = a[p++];
+    return typeof x === 'number' ? x : bad();
+  };
+  const time = (): number => num() + base;
+  const str = (): string => {
+    const x = a[p++];
+    return typeof x === 'string' ? x : bad();
+  };
+  const key = (): string => {
+    const x = a[p++];
+    return typeof x === 'number' && Number.isInteger(x) && x >= 0 && x < keys.length ? (keys[x] as string) : bad();
+  };
+  const out: LoggedOp[] = [];
+  try {
+    while (p < a.length) {
+      const code = num();
+      switch (code) {
+        case C.Drop:
+          out.push({ op: 'drop', key: key() });
+          break;
+        case C.WindowAdd:
+          out.push({ op: 'window.add', key: key(), member: str(), ts: time(), windowMs: num(), ttlMs: num() });
+          break;
+        case C.DistinctAdd:
+          out.push({ op: 'distinct.add', key: key(), member: key(), ts: time(), windowMs: num(), ttlMs: num() });
+          break;
+        case C.CounterAdd:
+          out.push({ op: 'counter.add', key: key(), member: str(), ts: time(), value: num(), windowMs: num(), ttlMs: num() });
+          break;
+        case C.SustainedObserve:
+          out.push({ op: 'sustained.observe', key: key(), index: key(), member: key(), ts: time(), holds: num() === 1, ttlMs: num() });
+          break;
+        case C.DuePop:
+          out.push({ op: 'due.pop', index: key(), before: time() });
+          break;
+        case C.SeenTouch:
+          out.push({ op: 'seen.touch', index: key(), member: key(), ts: time(), ttlMs: num() });
+          break;
+        case C.EpisodeFire:
+          out.push({ op: 'episode.fire', key: key(), index: key(), member: key(), now: time(), by: str(), cooldownMs: num(), autoExpireMs: num(), ttlMs: num() });
+          break;
+        case C.EpisodeTouch:
+          out.push({ op: 'episode.touch', key: key(), index: key(), member: key(), now: time() });
+          break;
+        case C.EpisodeClear: {
+          const op = { op: 'episode.clear' as const, key: key(), index: key(), member: key(), now: time() };
+          let quietBefore: number | null = null;
+          if (a[p] === null) p++;
+          else quietBefore = time();
+          out.push({ ...op, quietBefore });
+          break;
+        }
+        case C.EpisodeRelease:
+          out.push({ op: 'episode.release', key: key(), index: key(), member: key() });
+          break;
+        case C.SequenceStep: {
+          const op = { op: 'sequence.step' as const, key: key(), step: num(), steps: num(), ts: time(), windowMs: num(), ttlMs: num() };
+          // the memory store indexes a chain of `steps` by `step`: anything else is not an op the engine made
+          if (!Number.isInteger(op.step) || !Number.isInteger(op.steps) || op.step < 0 || op.steps < 1 || op.steps > 10_000 || op.step >= op.steps) return null;
+          out.push(op);
+          break;
+        }
+        case C.MaxSet:
+          out.push({ op: 'max.set', key: key(), value: num(), ttlMs: num() });
+          break;
+        default:
+          return null;
+      }
+    }
+  } catch (err) {
+    if (err instanceof Unloggable) return null;
+    throw err;
+  }
+  return out;
+}
