@@ -20,6 +20,7 @@ import { stateStoreContract } from '../contract/state-store.js';
 import { RoutedForContract } from '../contract/partition-local.js';
 import { PartitionLocalStore } from '../../rules/store/partition-local-store.js';
 import { RedisPartitionState } from '../../rules/store/partition-state-redis.js';
+import { decodeOpLog } from '../../rules/store/partition-oplog.js';
 import { packageRoot } from '../../adapters/paths.js';
 import { loadRuleTestFile, runRuleTestCase } from '../../rules/testing/run-rule-tests.js';
 
@@ -59,11 +60,17 @@ describe('Redis state store (real redis-server)', function () {
   overRedis('redis', (s) => s);
   overRedis('redis behind the node sustained filter', (s) => new NodeSustainedFilterStore(s));
 
-  // partition-local state (ADR 0045): every key in partition 0's memory, written behind by batch.lua, restored by HSCAN before every call
-  stateStoreContract('redis, partition-local, restored from its write-behind before every call', () => {
+  // partition-local state (ADR 0045, ADR 0047): every key in partition 0's memory, written by batch.lua (op log, snapshots),
+  // restored by HSCAN + LRANGE replay before every call
+  stateStoreContract('redis, partition-local, restored from its op log before every call', () => {
     const c = client();
-    const backend = new RedisPartitionState({ client: c, shared: new RedisStateStore({ client: c }), keyPrefix: 'plc:', groupId: 'g', topic: 't', chunk: 3 });
+    const backend = new RedisPartitionState({ client: c, shared: new RedisStateStore({ client: c }), keyPrefix: 'plc:', groupId: 'g', topic: 't', chunk: 3, logChunk: 2 });
     return Promise.resolve({ store: new RoutedForContract(backend, true), cleanup: async () => void (await c.flushdb()) });
+  });
+  stateStoreContract('redis, partition-local, restored from snapshot + op log before every call (a snapshot every 3 ops)', () => {
+    const c = client();
+    const backend = new RedisPartitionState({ client: c, shared: new RedisStateStore({ client: c }), keyPrefix: 'plc:', groupId: 'g', topic: 't', chunk: 3, logChunk: 2 });
+    return Promise.resolve({ store: new RoutedForContract(backend, true, { snapshotOps: 3, snapshotKeysFactor: 0 }), cleanup: async () => void (await c.flushdb()) });
   });
 
   it('partition-local write-behind: atomic with the shared ops, fenced by the owner epoch, restored in HSCAN chunks (ADR 0045)', async function () {
@@ -78,8 +85,11 @@ describe('Redis state store (real redis-server)', function () {
     await a.enter(4);
     expect(await a.execFinal(['a', 'b', 'c', 'd', 'e'].map((n, i) => add(n, `e${i}`, 1000 + i)))).to.deep.equal([1, 1, 1, 1, 1]);
     a.leave(true);
+    // ADR 0047: one op-log entry (the five ops), no snapshot yet
     const hash = keys.partitionState('g', 't', 4);
-    expect(await c.hlen(hash)).to.equal(5);
+    const log = keys.partitionLog('g', 't', 4);
+    expect(await c.hlen(hash)).to.equal(0);
+    expect((await c.lrange(log, 0, -1)).map((e) => decodeOpLog(e)?.length)).to.deep.equal([5]);
     expect(await c.exists(keys.leaf('w', 'r', 0, 'n:a'))).to.equal(0); // node state lives in the hash, not in keys of its own
     // b takes partition 4 (restores in chunks of 2); a, not yet aware, is fenced: nothing of its batch is written, shared op included
     const restored: number[] = [];
@@ -92,9 +102,47 @@ describe('Redis state store (real redis-server)', function () {
     a.leave(false);
     expect(err).to.be.instanceOf(StaleEpochError);
     expect(await c.exists(keys.leaf('w', 'r', 0, 'g:pool=a'))).to.equal(0);
+    expect(await c.llen(log)).to.equal(1); // nothing of a's batch appended
     expect(await b2.execFinal([{ op: 'window.count', key: keys.leaf('w', 'r', 0, 'n:a'), now: 2000, windowMs: 60_000 }, group])).to.deep.equal([1, 1]);
     b2.leave(true);
     expect(await c.exists(keys.leaf('w', 'r', 0, 'g:pool=a'))).to.equal(1);
+  });
+
+  it('partition-local snapshot: the dirty entries into the hash and the op log deleted in the same call; a restore replays only what follows it (ADR 0047)', async function () {
+    const c = client();
+    const keys = new StoreKeys('ps:');
+    const backend = (): RedisPartitionState => new RedisPartitionState({ client: c, shared: new RedisStateStore({ client: c }), keyPrefix: 'ps:', groupId: 'g', topic: 't', logChunk: 1 });
+    const isLocal = (k: string): boolean => k.includes(':n:');
+    const add = (node: string, member: string, ts: number): StoreOp => ({ op: 'window.add', key: keys.leaf('w', 'r', 0, `n:${node}`), member, ts, windowMs: 60_000, ttlMs: 600_000 });
+    const a = new PartitionLocalStore({ backend: backend(), isLocal, snapshotOps: 4, snapshotKeysFactor: 0 });
+    a.assign([1]);
+    const hash = keys.partitionState('g', 't', 1);
+    const log = keys.partitionLog('g', 't', 1);
+    let i = 0;
+    for (const n of ['a', 'b', 'c', 'a', 'd', 'e']) {
+      await a.enter(1);
+      await a.execFinal([add(n, `e${i}`, 1000 + i++)]);
+      a.leave(true);
+    }
+    // appends a, b, c; the 4th op made a snapshot (a, b, c whole, log deleted); then d, e appended
+    expect((await c.hkeys(hash)).sort()).to.deep.equal(['a', 'b', 'c'].map((n) => keys.leaf('w', 'r', 0, `n:${n}`)));
+    expect(await c.llen(log)).to.equal(2);
+    const r = new PartitionLocalStore({ backend: backend(), isLocal });
+    r.assign([1]);
+    await r.enter(1);
+    expect(r.stats.replayedOps).to.equal(2);
+    expect(await r.execFinal(['a', 'e'].map((n) => ({ op: 'window.count', key: keys.leaf('w', 'r', 0, `n:${n}`), now: 2000, windowMs: 60_000 }) as StoreOp))).to.deep.equal([2, 1]);
+    r.leave(true);
+    // a malformed entry on real Redis: refused, the rest replayed
+    await c.rpush(log, '{"not":"an entry"}');
+    const q = new PartitionLocalStore({ backend: backend(), isLocal });
+    q.assign([1]);
+    await q.enter(1);
+    expect(q.stats).to.include({ refusedLogEntries: 1, replayedOps: 2 });
+    await q.execFinal([]);
+    q.leave(true);
+    expect(await c.exists(log)).to.equal(0); // rewritten as a snapshot
+    expect(await c.hlen(hash)).to.equal(5);
   });
 
   it('only one of many concurrent replicas fires the same episode; the event that fired it gets its start back on every replica', async function () {
