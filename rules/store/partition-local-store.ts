@@ -16,10 +16,10 @@
  * as ONE encoded entry to the partition's op log (a Redis list), in the SAME
  * atomic script call as that call's shared ops, guarded by the partition's
  * owner epoch. When the log since the last snapshot grows past its bound (ops
- * or characters), that flush writes a snapshot instead: every key changed
- * since the last snapshot, whole, into the partition's hash (field = key,
- * value = the entry's JSON, deleted field = the entry went), and empties the
- * log in the same call. On first use of a partition after assignment (a batch
+ * or characters), that flush writes a snapshot instead: the partition's
+ * whole memory replaces its hash (field = key, value = the entry's JSON; a
+ * rule's index as a header plus one field per member), and the log is
+ * emptied in the same call. On first use of a partition after assignment (a batch
  * of it, or a tick; never inside the rebalance callback) the store takes a
  * new epoch, loads the hash and then replays the log, both in bounded chunks.
  * A write with a stale epoch fails (a replica that lost the partition is
@@ -36,21 +36,19 @@ import { StaleEpochError } from './state-store.js';
 import type { StateStore, StoreOp, StoreResult, StoreTrimScope } from './state-store.js';
 
 /**
- * What one partition's write carries: an append to its op log (`log`, set and
- * del empty), or a snapshot (`resetLog`: set / del into its hash, and the log
- * emptied in the same call).
+ * What one partition's write carries: an append to its op log (`log`), or a
+ * snapshot (`snapshot`: `set` replaces its hash, and the log is emptied, in
+ * the same call).
  */
 export interface PartitionFlush {
   partition: number;
   epoch: number;
-  /** Snapshot: key → entry text. */
+  /** Snapshot: the partition's whole memory, field → text. */
   set: Array<[string, string]>;
-  /** Snapshot: fields deleted. */
-  del: string[];
   /** Append: one op-log entry (partition-oplog.ts), or null. */
   log: string | null;
-  /** Snapshot: the op log is emptied (everything in it is in the hash now). */
-  resetLog: boolean;
+  /** A snapshot: the hash becomes `set` and the op log is deleted (everything in it is in the hash now). */
+  snapshot: boolean;
   /** Ops in `log` (0 for a snapshot). */
   ops: number;
 }
@@ -93,11 +91,11 @@ export interface PartitionLocalStoreOptions {
   /**
    * A snapshot is written when the log since the last one holds at least
    * max(`snapshotOps`, `snapshotKeysFactor` × the partition's live keys) ops
-   * (defaults 20,000 and 2) ...
+   * (defaults 50,000 and 4) ...
    */
   snapshotOps?: number;
   snapshotKeysFactor?: number;
-  /** ... or `maxLogChars` characters (default 64 Mi), or when one append would exceed `maxAppendChars` (default 4 Mi). */
+  /** ... or `maxLogChars` characters (default 16 Mi), or when one append would exceed `maxAppendChars` (default 4 Mi). */
   maxLogChars?: number;
   maxAppendChars?: number;
   /** For logs: a partition was restored (`skipped`: unreadable hash fields; `refused`: malformed op-log entries, not replayed) / discarded. */
@@ -112,7 +110,7 @@ export interface PartitionLocalStats {
   /** Partition writes (appends + snapshots). */
   flushes: number;
   snapshots: number;
-  /** Hash fields written or deleted by snapshots. */
+  /** Hash fields written by snapshots. */
   flushedKeys: number;
   loggedOps: number;
   replayedOps: number;
@@ -125,10 +123,6 @@ export interface PartitionLocalStats {
 interface Owned {
   store: MemoryStateStore;
   epoch: number;
-  /** Keys changed since the last successful snapshot. */
-  dirty: Set<string>;
-  /** Index (sorted set) members changed since then: index → members. */
-  members: Map<string, Set<string>>;
   /** Ops that changed memory since the last successful write, in order: the next log entry. */
   pending: LoggedOp[];
   /** Keys the store's sweep dropped, not yet in `pending`. */
@@ -142,26 +136,6 @@ interface Owned {
 
 /** Hash field of one index member: `<index>\n<member>` (keys and scopes hold no newline). */
 const MEMBER_SEP = '\n';
-
-function touchMember(o: Owned, index: string, member: string): void {
-  let m = o.members.get(index);
-  if (!m) o.members.set(index, (m = new Set()));
-  m.add(member);
-}
-
-/** Marks what an op that changed memory touched, for the next snapshot. */
-function markDirty(o: Owned, op: LoggedOp, result: StoreResult): void {
-  if (op.op === 'due.pop') {
-    o.dirty.add(op.index);
-    for (const m of result as string[]) touchMember(o, op.index, m);
-    return;
-  }
-  if ('key' in op) o.dirty.add(op.key);
-  if ('index' in op && 'member' in op) {
-    o.dirty.add(op.index);
-    touchMember(o, op.index, op.member);
-  }
-}
 
 /**
  * Whether an op's result shows it changed nothing (not logged): a fire that
@@ -182,10 +156,7 @@ function changedNothing(op: StoreOp, result: StoreResult): boolean {
 /** A sweep's drops become logged ops at the point they happened. */
 function takeSwept(o: Owned): void {
   if (o.swept.length === 0) return;
-  for (const key of o.swept) {
-    o.pending.push({ op: 'drop', key });
-    o.dirty.add(key);
-  }
+  for (const key of o.swept) o.pending.push({ op: 'drop', key });
   o.swept = [];
 }
 
@@ -196,9 +167,7 @@ function apply(o: Owned, ops: readonly StoreOp[]): StoreResult[] {
   for (let j = 0; j < ops.length; j++) {
     const op = ops[j] as StoreOp;
     const r = res[j] as StoreResult;
-    if (changedNothing(op, r)) continue;
-    o.pending.push(op);
-    markDirty(o, op, r);
+    if (!changedNothing(op, r)) o.pending.push(op);
   }
   takeSwept(o); // execSync sweeps after its ops
   return res;
@@ -237,9 +206,9 @@ export class PartitionLocalStore implements StateStore, PartitionOwnership {
 
   constructor(private readonly o: PartitionLocalStoreOptions) {
     this.maxKeys = Math.max(1, o.maxKeys ?? 2_000_000);
-    this.snapshotOps = Math.max(0, o.snapshotOps ?? 20_000);
-    this.snapshotKeysFactor = Math.max(0, o.snapshotKeysFactor ?? 2);
-    this.maxLogChars = Math.max(0, o.maxLogChars ?? 64 * 1024 * 1024);
+    this.snapshotOps = Math.max(0, o.snapshotOps ?? 50_000);
+    this.snapshotKeysFactor = Math.max(0, o.snapshotKeysFactor ?? 4);
+    this.maxLogChars = Math.max(0, o.maxLogChars ?? 16 * 1024 * 1024);
     this.maxAppendChars = Math.max(0, Math.min(this.maxLogChars, o.maxAppendChars ?? 4 * 1024 * 1024));
   }
 
@@ -372,7 +341,7 @@ export class PartitionLocalStore implements StateStore, PartitionOwnership {
           out[i] = all.sort();
           continue;
         }
-        const p = ('key' in op ? queued.get(op.key) : undefined) ?? this.home(op);
+        const p = ('key' in op && queued.size > 0 ? queued.get(op.key) : undefined) ?? this.home(op);
         const o = p === null ? undefined : this.owned.get(p);
         // the batch's (or the popped scope's) partition was dropped meanwhile (a rebalance): never answer from nothing
         if (p !== null && !o) throw new NodewardenError('CONFLICT', `partition ${p} left this replica during the batch or tick; it will be redelivered to its owner`, { retriable: true });
@@ -385,7 +354,9 @@ export class PartitionLocalStore implements StateStore, PartitionOwnership {
         if (!run) runs.set(o, (run = { ops: [], at: [] }));
         run.ops.push(op);
         run.at.push(i);
-        if ('key' in op) queued.set(op.key, p as number);
+        // a key queued for another partition than the context's: later ops on it in this call go there too
+        // (one queued for the context's partition goes there anyway: no other owned partition holds it)
+        if ('key' in op && p !== this.context) queued.set(op.key, p as number);
       }
       drain();
       this.stats.sharedOps += shared.length;
@@ -408,7 +379,7 @@ export class PartitionLocalStore implements StateStore, PartitionOwnership {
   /**
    * Per partition that changed since its last write: an append of what
    * changed, or — the log past its bound, or an op that cannot be logged
-   * exactly — a snapshot of every key changed since the last snapshot.
+   * exactly — a snapshot of the partition's whole memory.
    */
   private flushes(): PartitionFlush[] {
     const out: PartitionFlush[] = [];
@@ -418,25 +389,16 @@ export class PartitionLocalStore implements StateStore, PartitionOwnership {
       if (!o.snapshotNext && o.logOps + o.pending.length < Math.max(this.snapshotOps, this.snapshotKeysFactor * o.store.size())) {
         const log = encodeOpLog(o.pending);
         if (log !== null && log.length <= this.maxAppendChars && o.logChars + log.length <= this.maxLogChars) {
-          out.push({ partition, epoch: o.epoch, set: [], del: [], log, resetLog: false, ops: o.pending.length });
+          out.push({ partition, epoch: o.epoch, set: [], log, snapshot: false, ops: o.pending.length });
           continue;
         }
       }
       const set: Array<[string, string]> = [];
-      const del: string[] = [];
-      for (const k of o.dirty) {
-        const v = o.store.exportEntry(k);
-        if (v === null) del.push(k);
-        else set.push([k, v]);
+      for (const k of o.store.keys()) {
+        set.push([k, o.store.exportEntry(k) as string]);
+        for (const [m, score] of o.store.members(k)) set.push([k + MEMBER_SEP + m, String(score)]);
       }
-      for (const [index, ms] of o.members)
-        for (const m of ms) {
-          const score = o.store.exportMember(index, m);
-          const field = index + MEMBER_SEP + m;
-          if (score === null) del.push(field);
-          else set.push([field, String(score)]);
-        }
-      out.push({ partition, epoch: o.epoch, set, del, log: null, resetLog: true, ops: 0 });
+      out.push({ partition, epoch: o.epoch, set, log: null, snapshot: true, ops: 0 });
     }
     return out;
   }
@@ -448,11 +410,9 @@ export class PartitionLocalStore implements StateStore, PartitionOwnership {
       this.stats.flushes++;
       this.stats.loggedOps += f.ops;
       o.pending = [];
-      if (f.resetLog) {
+      if (f.snapshot) {
         this.stats.snapshots++;
-        this.stats.flushedKeys += f.set.length + f.del.length;
-        o.dirty.clear();
-        o.members.clear();
+        this.stats.flushedKeys += f.set.length;
         o.logOps = 0;
         o.logChars = 0;
         o.snapshotNext = false;
@@ -466,34 +426,25 @@ export class PartitionLocalStore implements StateStore, PartitionOwnership {
   private async restore(partition: number): Promise<void> {
     if (this.owned.has(partition)) return;
     const started = Date.now();
-    const o: Owned = { store: null as unknown as MemoryStateStore, epoch: 0, dirty: new Set(), members: new Map(), pending: [], swept: [], logOps: 0, logChars: 0, snapshotNext: false };
+    const o: Owned = { store: null as unknown as MemoryStateStore, epoch: 0, pending: [], swept: [], logOps: 0, logChars: 0, snapshotNext: false };
     o.store = new MemoryStateStore({ onSweep: (k) => o.swept.push(k) });
     o.epoch = await this.o.backend.claim(partition);
     let skipped = 0;
     const headers = new Set<string>();
-    const memberFields = new Map<string, string[]>();
+    const indexes = new Set<string>();
     await this.o.backend.load(partition, (entries) => {
       for (const [k, v] of entries) {
         const sep = k.indexOf(MEMBER_SEP);
         if (sep >= 0) {
           const index = k.slice(0, sep);
           o.store.importMember(index, k.slice(sep + 1), Number(v));
-          let l = memberFields.get(index);
-          if (!l) memberFields.set(index, (l = []));
-          l.push(k.slice(sep + 1));
+          indexes.add(index);
         } else if (o.store.importEntry(k, v)) headers.add(k);
-        else {
-          skipped++;
-          o.dirty.add(k); // unreadable: deleted by the next snapshot
-        }
+        else skipped++; // unreadable: gone with the next snapshot
       }
     });
-    // members of an index whose header is gone (swept): dropped, and deleted by the next snapshot
-    for (const [index, ms] of memberFields)
-      if (!headers.has(index)) {
-        o.store.drop(index);
-        for (const m of ms) touchMember(o, index, m);
-      }
+    // members of an index whose header is gone (an old write-behind's leftovers): dropped; the next snapshot replaces the hash
+    for (const index of indexes) if (!headers.has(index)) o.store.drop(index);
     // then the ops logged since that snapshot, in order, exactly as the writer applied them (its sweeps are `drop` ops)
     let refused = 0;
     await this.o.backend.loadLog(partition, (entries) => {
@@ -510,10 +461,8 @@ export class PartitionLocalStore implements StateStore, PartitionOwnership {
         o.logOps += ops.length;
         this.stats.replayedOps += ops.length;
         for (const op of ops) {
-          if (op.op === 'drop') {
-            o.store.drop(op.key);
-            o.dirty.add(op.key);
-          } else markDirty(o, op, o.store.replayOne(op));
+          if (op.op === 'drop') o.store.drop(op.key);
+          else o.store.replayOne(op);
         }
       }
     });

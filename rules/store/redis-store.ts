@@ -254,28 +254,31 @@ export class RedisStateStore implements StateStore {
   }
 }
 
-/** A partition's write as batch.lua takes it (ADR 0045, ADR 0047): a snapshot into its hash, or an append to its op log. */
+/** A partition's write as batch.lua takes it (ADR 0045, ADR 0047): a snapshot replacing its hash, or an append to its op log. */
 export interface RedisPartitionFlush {
   partition: number;
   epoch: number;
   hashKey: string;
   epochKey: string;
   logKey: string;
+  /** Snapshot: the hash's new fields. */
   set: ReadonlyArray<readonly [string, string]>;
-  del: readonly string[];
   /** One op-log entry to append, or null. */
   log: string | null;
-  /** The op log is deleted (a snapshot). */
-  resetLog: boolean;
+  /** A snapshot: the hash is replaced by `set` and the op log deleted. */
+  snapshot: boolean;
 }
 
 function encodeFlushes(flushes: readonly RedisPartitionFlush[], keys: string[], logs: string[]): unknown[] {
   return flushes.map((f) => {
     keys.push(f.hashKey, f.epochKey, f.logKey);
-    const set: string[] = [];
-    for (const [k, v] of f.set) set.push(k, v);
-    const out: Record<string, unknown> = { h: keys.length - 2, e: keys.length - 1, g: keys.length, ep: String(f.epoch), p: f.partition, set, del: f.del };
-    if (f.resetLog) out.r = 1;
+    const out: Record<string, unknown> = { h: keys.length - 2, e: keys.length - 1, g: keys.length, ep: String(f.epoch), p: f.partition };
+    if (f.snapshot) {
+      const set: string[] = [];
+      for (const [k, v] of f.set) set.push(k, v);
+      out.r = 1;
+      out.set = set;
+    }
     if (f.log !== null) {
       logs.push(f.log);
       out.l = 2 + logs.length;

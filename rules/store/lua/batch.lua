@@ -56,12 +56,12 @@ local tonumber = tonumber
 local KEYS = KEYS
 local a = cjson.decode(ARGV[1])
 -- ARGV[2] (optional): partition-local writes (ADR 0045, ADR 0047), a JSON
--- array of flushes {h, e, g, ep, p, set, del, r, l}: h/e/g = KEYS positions of
--- the partition's hash, epoch key and op-log list, ep its owner epoch (decimal
--- string), p the partition; a snapshot: set a flat [field, value, ...] array
--- and del fields of the hash, r = 1 deletes the op log; an append: l = the
--- ARGV position of one op-log entry, RPUSHed verbatim. Every epoch is checked
--- BEFORE any op runs: a stale one fails the whole call, writing nothing.
+-- array of flushes {h, e, g, ep, p, r, set, l}: h/e/g = KEYS positions of the
+-- partition's hash, epoch key and op-log list, ep its owner epoch (decimal
+-- string), p the partition; a snapshot (r = 1): the hash is replaced by set,
+-- a flat [field, value, ...] array, and the op log deleted; an append: l =
+-- the ARGV position of one op-log entry, RPUSHed verbatim. Every epoch is
+-- checked BEFORE any op runs: a stale one fails the whole call, writing nothing.
 local flushes = nil
 if ARGV[2] then
   flushes = cjson.decode(ARGV[2])
@@ -408,10 +408,11 @@ end
 for k, ms in pairs(ttl) do call('PEXPIRE', KEYS[k], ms) end
 if flushes then
   for _, f in ipairs(flushes) do
-    local set, del = f.set, f.del
-    for i = 1, #set, 400 do call('HSET', KEYS[f.h], unpack(set, i, math.min(i + 399, #set))) end
-    for i = 1, #del, 200 do call('HDEL', KEYS[f.h], unpack(del, i, math.min(i + 199, #del))) end
-    if f.r == 1 then call('DEL', KEYS[f.g]) end
+    if f.r == 1 then
+      local set = f.set
+      call('UNLINK', KEYS[f.h], KEYS[f.g])
+      for i = 1, #set, 400 do call('HSET', KEYS[f.h], unpack(set, i, math.min(i + 399, #set))) end
+    end
     if f.l then call('RPUSH', KEYS[f.g], ARGV[f.l]) end
   end
 end
