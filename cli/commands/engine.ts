@@ -96,9 +96,9 @@ const USAGE = `usage: nodewarden engine [options]
   --tick D               tick period for time-driven rules (default 1s)
   --state shared|partition-local
                          where node-scoped rule state lives (default shared): partition-local keeps it
-                         in the memory of the replica owning the node's partition, written behind to
-                         Redis before offsets commit (EXPERIMENTAL: slower than shared, known gaps in
-                         ADR 0045; needs --store redis)
+                         in the memory of the replica owning the node's partition, its changes logged
+                         to Redis before offsets commit, snapshotted from time to time (EXPERIMENTAL:
+                         known gaps in ADR 0045, ADR 0047; needs --store redis)
 
 Kubernetes credentials: in-cluster service account, else $KUBECONFIG or ~/.kube/config.
 `;
