@@ -460,9 +460,15 @@ export class PartitionLocalStore implements StateStore, PartitionOwnership {
         }
         o.logOps += ops.length;
         this.stats.replayedOps += ops.length;
-        for (const op of ops) {
-          if (op.op === 'drop') o.store.drop(op.key);
-          else o.store.replayOne(op);
+        try {
+          for (const op of ops) {
+            if (op.op === 'drop') o.store.drop(op.key);
+            else o.store.replayOne(op);
+          }
+        } catch {
+          // an op the memory store cannot apply (an entry that decodes but no writer of this store made): refused too
+          refused++;
+          o.snapshotNext = true;
         }
       }
     });
