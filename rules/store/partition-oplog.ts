@@ -218,7 +218,7 @@ export function decodeOpLog(text: string): LoggedOp[] | null {
   const out: LoggedOp[] = [];
   try {
     while (p < a.length) {
-      const code = num();
+      const code = num() as C;
       switch (code) {
         case C.Drop:
           out.push({ op: 'drop', key: key() });

@@ -131,7 +131,7 @@ describe('Redis state store (real redis-server)', function () {
     r.assign([1]);
     await r.enter(1);
     expect(r.stats.replayedOps).to.equal(2);
-    expect(await r.execFinal(['a', 'e'].map((n) => ({ op: 'window.count', key: keys.leaf('w', 'r', 0, `n:${n}`), now: 2000, windowMs: 60_000 }) as StoreOp))).to.deep.equal([2, 1]);
+    expect(await r.execFinal(['a', 'e'].map((n) => ({ op: 'window.count', key: keys.leaf('w', 'r', 0, `n:${n}`), now: 2000, windowMs: 60_000 })))).to.deep.equal([2, 1]);
     r.leave(true);
     // a malformed entry on real Redis: refused, the rest replayed
     await c.rpush(log, '{"not":"an entry"}');

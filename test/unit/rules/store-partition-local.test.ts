@@ -521,7 +521,7 @@ describe('PartitionLocalStore (ADR 0045, ADR 0047)', () => {
     r.leave(true);
     // the restored log counts toward the bound: the next change makes the log 4 ops, hence a snapshot holding the replayed keys too
     await r.enter(0);
-    await r.execFinal([add('g', i++)]);
+    await r.execFinal([add('g', i)]);
     r.leave(true);
     expect(r.stats.snapshots).to.equal(1);
     expect(backend.logs.get(0)).to.equal(undefined);
@@ -534,7 +534,7 @@ describe('PartitionLocalStore (ADR 0045, ADR 0047)', () => {
     s.assign([0]);
     const put = async (keys: number, from: number): Promise<void> => {
       await s.enter(0);
-      await s.execFinal(Array.from({ length: keys }, (_, j) => ({ op: 'max.set', key: k.leaf('w', NODE_RULE, 0, `n:${j}`), value: from + j, ttlMs: 600_000 }) as StoreOp));
+      await s.execFinal(Array.from({ length: keys }, (_, j) => ({ op: 'max.set', key: k.leaf('w', NODE_RULE, 0, `n:${j}`), value: from + j, ttlMs: 600_000 })));
       s.leave(true);
     };
     await put(2, 100); // 2 ops, 2 live keys: bound max(3, 4) = 4
@@ -556,7 +556,7 @@ describe('PartitionLocalStore (ADR 0045, ADR 0047)', () => {
     s.assign([0]);
     const batch = async (n: number, from: number): Promise<void> => {
       await s.enter(0);
-      await s.execFinal(Array.from({ length: n }, (_, j) => ({ op: 'window.add', key: k.leaf('w', NODE_RULE, 0, 'n:a'), member: `event-${from + j}`, ts: 1000 + from + j, windowMs: 60_000, ttlMs: 600_000 }) as StoreOp));
+      await s.execFinal(Array.from({ length: n }, (_, j) => ({ op: 'window.add', key: k.leaf('w', NODE_RULE, 0, 'n:a'), member: `event-${from + j}`, ts: 1000 + from + j, windowMs: 60_000, ttlMs: 600_000 })));
       s.leave(true);
     };
     await batch(2, 0);
