@@ -55,6 +55,7 @@ export const DEFAULT_CONFIG: NodewardenConfig = {
     store: 'memory',
     http: { host: '0.0.0.0', port: 9102 },
     dedupeWindow: '10m',
+    consumer: { chunkSize: 1000, partitionsConcurrently: 3 },
     eventTime: { maxFuture: '5m', maxPast: '7d' },
     watchedWorkloads: [{ kind: 'DaemonSet', namespace: 'gpu-operator', name: 'nvidia-driver-daemonset' }],
   },
@@ -185,6 +186,13 @@ export const CONFIG_SCHEMA = obj({
     store: { enum: ['memory', 'redis'] },
     http: obj({ host: str, port }),
     dedupeWindow: duration,
+    /**
+     * How the replica drains its partitions (ADR 0046): messages per committed
+     * chunk, and how many of its partitions are fetched and worked on at once
+     * (evaluation itself stays one chunk at a time; decoding, the dedupe
+     * claims and confirms, and offset commits of the others overlap it).
+     */
+    consumer: obj({ chunkSize: { type: 'integer', minimum: 1, maximum: 10_000 }, partitionsConcurrently: { type: 'integer', minimum: 1, maximum: 64 } }),
     /**
      * Event time is bounded against the time an event is read (design brief §8):
      * an event whose `ts` is more than `maxFuture` ahead, or more than `maxPast`

@@ -8,7 +8,7 @@
  * | family | owner | shape |
  * |---|---|---|
  * | rule state (leaves, indexes, episodes, tick outbox, workload changes, group sizes) | rules/store (state stores), rules/engine | `<p>rs:…` |
- * | event dedupe | rules/service/dedupe.ts | `<p>dedupe:<event id>` |
+ * | event dedupe | rules/service/dedupe.ts | `<p>dedupe2:id:<event id>`, `<p>dedupe2:claim:<token>` |
  * | consumer watermarks | rules/service/watermark.ts | `<p>engine:watermarks:<group>:<topic>` |
  * | rule toggles (hash, pub/sub channel) | rules/toggles | `<p>toggles`, `<p>toggles:changed` |
  * | blast-radius guard | remediations/guard | `<p>{guard}:…` |
@@ -87,9 +87,14 @@ export class StoreKeys {
 
 // ---- event dedupe (rules/service/dedupe.ts)
 
-/** String per event id: claimed/confirmed (dedupe-claim.lua, dedupe-confirm.lua). */
+/** String per event id: the token of the claim that holds it (dedupe-claim.lua; ADR 0048). */
 export function dedupeKey(prefix: string, eventId: string): string {
-  return `${prefix}dedupe:${eventId}`;
+  return `${prefix}dedupe2:id:${eventId}`;
+}
+
+/** Prefix of the claim keys: `<prefix>dedupe2:claim:<token>` is 'pending', then 'done' (dedupe-claim.lua, dedupe-confirm.lua). */
+export function dedupeClaimPrefix(prefix: string): string {
+  return `${prefix}dedupe2:claim:`;
 }
 
 // ---- consumer watermarks (rules/service/watermark.ts)

@@ -1,10 +1,11 @@
 /**
  * The transport ceiling for bench/engine-e2e.ts: a bare kafkajs consumer-group
  * member that only JSON-parses each message and commits offsets per batch the
- * way the engine does (manual commit, one partition at a time). Run as a child
- * process so it pays the same process and event-loop costs as the engine.
+ * way the engine does (manual commit; PARTITIONS_AT_ONCE partitions worked on
+ * at once, default 1 — the bench passes the engine's own setting too). Run as a
+ * child process so it pays the same process and event-loop costs as the engine.
  *
- *   node dist/bench/lib/bare-consumer.js BROKERS TOPIC GROUP
+ *   node dist/bench/lib/bare-consumer.js BROKERS TOPIC GROUP [PARTITIONS_AT_ONCE]
  *
  * Prints "joined" on stdout once it has joined the group; SIGTERM stops it.
  */
@@ -13,8 +14,9 @@ import kafkajs from 'kafkajs';
 const { Kafka, logLevel } = kafkajs;
 
 async function main(): Promise<void> {
-  const [brokers, topic, groupId] = process.argv.slice(2);
-  if (!brokers || !topic || !groupId) throw new Error('usage: bare-consumer BROKERS TOPIC GROUP');
+  const [brokers, topic, groupId, atOnce = '1'] = process.argv.slice(2);
+  const concurrently = Number(atOnce);
+  if (!brokers || !topic || !groupId || !Number.isInteger(concurrently) || concurrently < 1 || concurrently > 64) throw new Error('usage: bare-consumer BROKERS TOPIC GROUP [PARTITIONS_AT_ONCE 1-64]');
   const consumer = new Kafka({ clientId: 'nw-bench-bare', brokers: brokers.split(','), logLevel: logLevel.WARN }).consumer({ groupId, sessionTimeout: 10_000, heartbeatInterval: 1000 });
   consumer.on(consumer.events.GROUP_JOIN, () => process.stdout.write('joined\n'));
   await consumer.connect();
@@ -23,7 +25,7 @@ async function main(): Promise<void> {
   await consumer.run({
     autoCommit: false,
     eachBatchAutoResolve: false,
-    partitionsConsumedConcurrently: 1,
+    partitionsConsumedConcurrently: concurrently,
     eachBatch: async (p) => {
       const { batch } = p;
       for (const m of batch.messages) {

@@ -421,6 +421,8 @@ export async function run(argv: string[]): Promise<number> {
     logger,
     tickMs,
     sessionTimeoutMs,
+    chunkSize: config.engine.consumer.chunkSize,
+    partitionsConcurrently: config.engine.consumer.partitionsConcurrently,
     ...(sustainedFilter ? { localState: sustainedFilter } : {}),
     ...(partitionLocal ? { partitions: partitionLocal } : {}),
     ...(redis ? { watermarks: new RedisWatermarkBoard(redis, prefix, config.engine.groupId, config.kafka.topics.signals, Math.max(30_000, 3 * sessionTimeoutMs)) } : {}),

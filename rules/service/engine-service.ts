@@ -35,8 +35,14 @@ export interface EngineServiceOptions {
   tickMs?: number;
   /** Consumer session timeout: how fast a dead replica's partitions move (default 10 s). */
   sessionTimeoutMs?: number;
-  /** Messages per committed chunk (default 500). */
+  /** Messages per committed chunk (default 1000). */
   chunkSize?: number;
+  /**
+   * Partitions fetched and worked on at once (default 3; ADR 0046). The
+   * processor's queue still evaluates one chunk at a time; what overlaps is
+   * the rest of a chunk's round trips (dedupe claim and confirm, offset commit).
+   */
+  partitionsConcurrently?: number;
   /** Shares event-time watermarks between replicas (default: this replica's own only). */
   watermarks?: WatermarkBoard;
   /** A partition with no batch for this long is idle and follows wall time (default 10 s). */
@@ -68,15 +74,15 @@ export class EngineService {
   private readonly marks: PartitionWatermarks;
   private readonly board: WatermarkBoard;
   private readonly sessionTimeoutMs: number;
-  /** When the running batch started (ms), or null between batches. */
-  private batchStartedAt: number | null = null;
+  /** The chunks being worked on now (one per partition in flight), with when each started (ms). */
+  private readonly running = new Set<{ startedAt: number }>();
   /** Last successful heartbeat or batch (ms): a silent broker shows as its age. */
   private lastContact = 0;
   /** First failure of the current run of failed batches, and the last error. */
   private failing: { since: number; error: string; count: number } | null = null;
 
   constructor(private readonly o: EngineServiceOptions) {
-    this.chunkSize = o.chunkSize ?? 500;
+    this.chunkSize = Math.max(1, o.chunkSize ?? 1000);
     this.marks = new PartitionWatermarks(o.clock, o.idleMs ?? 10_000);
     this.board = o.watermarks ?? new LocalWatermarkBoard();
     this.sessionTimeoutMs = o.sessionTimeoutMs ?? 10_000;
@@ -91,12 +97,19 @@ export class EngineService {
     return { joined: this.joined, crashed: this.crashed, problem: this.problem() };
   }
 
+  private oldestRunning(): number | null {
+    let oldest: number | null = null;
+    for (const r of this.running) if (oldest === null || r.startedAt < oldest) oldest = r.startedAt;
+    return oldest;
+  }
+
   private problem(): string | null {
     const now = this.o.clock.now();
     if (this.crashed !== null) return `consumer crashed: ${this.crashed}`;
     if (!this.joined) return 'not a member of the consumer group (joining, rebalancing or broker unreachable)';
-    if (this.batchStartedAt !== null && now - this.batchStartedAt > (this.o.stallMs ?? 60_000)) {
-      return `consumer stalled: one batch has been running for ${Math.round((now - this.batchStartedAt) / 1000)} s`;
+    const oldest = this.oldestRunning();
+    if (oldest !== null && now - oldest > (this.o.stallMs ?? 60_000)) {
+      return `consumer stalled: one batch has been running for ${Math.round((now - oldest) / 1000)} s`;
     }
     // heartbeats run every session/10 while the group is healthy; none for a whole session means the coordinator is gone
     if (this.lastContact > 0 && now - this.lastContact > this.sessionTimeoutMs) {
@@ -180,7 +193,7 @@ export class EngineService {
     await consumer.run({
       autoCommit: false,
       eachBatchAutoResolve: false,
-      partitionsConsumedConcurrently: 1,
+      partitionsConsumedConcurrently: Math.max(1, this.o.partitionsConcurrently ?? 3),
       eachBatch: (payload) => this.eachBatch(payload),
     });
   }
@@ -195,7 +208,8 @@ export class EngineService {
     const hb = setInterval(() => {
       p.heartbeat().catch((err: unknown) => this.o.logger.warn({ err: errorMessage(err) }, 'heartbeat during a batch failed'));
     }, every);
-    this.batchStartedAt = this.o.clock.now();
+    const run = { startedAt: this.o.clock.now() };
+    this.running.add(run);
     try {
       const res = await this.o.processor.process(raw);
       this.failing = null;
@@ -217,7 +231,7 @@ export class EngineService {
       throw err;
     } finally {
       clearInterval(hb);
-      this.batchStartedAt = null;
+      this.running.delete(run);
     }
   }
 

@@ -14,6 +14,7 @@
  * that very ledger record (one decision acted, none lost); per node at most one
  * page record that is not `suppressed`, and no page decision recorded twice.
  */
+import { RedisDeduper } from '../../rules/service/dedupe.js';
 import { expect } from 'chai';
 import { Redis } from 'ioredis';
 import type { KubeCluster } from '../harness/kube.js';
@@ -132,7 +133,7 @@ describe('engine SIGKILL mid-batch, two replicas, real apiserver: actions counte
     await sleep(3000); // late duplicates, if any, would land now
 
     const ids = [...new Set(produced)];
-    const states = await redis.mget(...ids.map((id) => `${keyPrefix}dedupe:${id}`));
+    const states = await new RedisDeduper(redis, keyPrefix, { claimTtlMs: 1, windowMs: 1 }).states(ids);
     expect(ids.filter((_, i) => states[i] !== 'done'), 'events not confirmed as evaluated').to.deep.equal([]);
 
     // Ledger: one executed cordon per node, no decision executed twice.

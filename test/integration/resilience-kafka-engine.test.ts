@@ -28,6 +28,7 @@
  * docs/operations.md); their number is printed. Two keys for one node still
  * count as two decisions.
  */
+import { RedisDeduper } from '../../rules/service/dedupe.js';
 import { expect } from 'chai';
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
@@ -262,7 +263,7 @@ describe('resilience: broker restart + engine SIGKILL, two replicas, real Kafka 
 
     // Every event id evaluated and confirmed (done), none left pending.
     const ids = [...new Set(produced)];
-    const states = await redis.mget(...ids.map((id) => `${keyPrefix}dedupe:${id}`));
+    const states = await new RedisDeduper(redis, keyPrefix, { claimTtlMs: 1, windowMs: 1 }).states(ids);
     const notDone = ids.filter((_, i) => states[i] !== 'done');
     expect(notDone, `events not confirmed as evaluated (first: ${notDone.slice(0, 5).join(', ')})`).to.deep.equal([]);
     expect(dlq?.records ?? [], 'dead letters').to.deep.equal([]);

@@ -32,7 +32,8 @@ import { Kafka, logLevel } from 'kafkajs';
 import { Redis } from 'ioredis';
 import type { RedisCommand, RedisFaultProxy } from '../harness/redis-fault-proxy.js';
 import { redisScript } from '../../adapters/redis/scripts.js';
-import { dedupeKey } from '../../adapters/redis/keys.js';
+import { dedupeClaimPrefix, dedupeKey } from '../../adapters/redis/keys.js';
+import { RedisDeduper } from '../../rules/service/dedupe.js';
 import { produce, sleep, waitFor, xid } from './engine-support.js';
 import type { EngineChild } from '../../bench/lib/kafka-bench.js';
 import { caughtReplica, killVictim, nodeState, patchesForwarded, ruleLedger, tickKillNames, useKillPair } from './tick-kill-support.js';
@@ -75,8 +76,17 @@ function stateCommitKillSuite(label: string, engineArgs: readonly string[]): voi
   describe(`a replica SIGKILLed between its state write and its offset commit (${label}), real servers`, function () {
     this.timeout(240_000);
     const firstKey = dedupeKey(keyPrefix, idOf(0));
-    // the dedupe confirm of the batch with the first Xid: after the state write, before the offset commit
-    const isFirstConfirm = (cmd: RedisCommand): boolean => isScript(cmd, 'dedupe.confirm') && cmd.includes(firstKey);
+    // the dedupe confirm of the batch with the first Xid: after the state write, before the offset commit.
+    // A confirm names the claim (ADR 0048): remember the tokens of the claims that carried the first id.
+    const firstClaims = new Set<string>();
+    const isFirstConfirm = (cmd: RedisCommand): boolean => {
+      if (isScript(cmd, 'dedupe.claim') && cmd.includes(firstKey)) {
+        const token = cmd[cmd.length - 2]; // ARGV: claim TTL, window, token, claim-key prefix
+        if (token !== undefined) firstClaims.add(dedupeClaimPrefix(keyPrefix) + token);
+        return false;
+      }
+      return isScript(cmd, 'dedupe.confirm') && cmd.some((a) => a === firstKey || firstClaims.has(a));
+    };
     // a forwarded state write of the test rule for the test Node (whatever the store's command shape: its key names the rule and the node)
     const isStateWrite = (cmd: RedisCommand): boolean =>
       !isScript(cmd, 'dedupe.claim') && !isScript(cmd, 'dedupe.confirm') && cmd.some((a) => a.includes(RULE) && a.includes(NODE));
@@ -87,6 +97,11 @@ function stateCommitKillSuite(label: string, engineArgs: readonly string[]): voi
       await redis.connect();
     });
     after(() => redis?.disconnect());
+    // reads where the event ids stand (ADR 0048: an id names its claim, the claim says pending or done)
+    const deduper = (): RedisDeduper => {
+      if (!redis) throw new Error('no Redis client');
+      return new RedisDeduper(redis, keyPrefix, { claimTtlMs: 1, windowMs: 1 });
+    };
 
     it('the survivor replays the two Xids against the written state without counting them twice; the third cordons once, nothing lost', async () => {
       const t0 = Date.now();
@@ -98,7 +113,7 @@ function stateCommitKillSuite(label: string, engineArgs: readonly string[]): voi
       expect(victimProxy.watched.length, 'the victim wrote the rule state of the test Node before its confirm').to.be.greaterThan(0);
       const killedAt = await killVictim(pair.engines[victimIdx] as EngineChild);
       // claimed (or the claim already lapsed on a slow machine), never confirmed
-      expect(await redis?.get(firstKey), 'the victim never confirmed the first id').to.not.equal('done');
+      expect((await deduper().states([idOf(0)]))[0], 'the victim never confirmed the first id').to.not.equal('done');
 
       const survivorIdx = 1 - victimIdx;
       const survivor = pair.engines[survivorIdx] as EngineChild;
@@ -107,7 +122,7 @@ function stateCommitKillSuite(label: string, engineArgs: readonly string[]): voi
       survivorProxy.setHold(null);
 
       // the survivor takes the partition, waits out the victim's claims, evaluates both Xids again and confirms them
-      await waitFor('the survivor confirmed the replayed Xids', async () => ((await redis?.mget(firstKey, dedupeKey(keyPrefix, idOf(1)))) ?? []).every((v) => v === 'done') || undefined, 120_000, 100);
+      await waitFor('the survivor confirmed the replayed Xids', async () => (await deduper().states([idOf(0), idOf(1)])).every((v) => v === 'done') || undefined, 120_000, 100);
       const replayedAt = Date.now();
       expect(survivorProxy.watched.length, 'the survivor evaluated the replayed Xids against the store').to.be.greaterThan(0);
       await sleep(1500); // a cordon fired by a double count would be under way now

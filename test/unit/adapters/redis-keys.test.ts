@@ -1,5 +1,5 @@
 import { expect } from 'chai';
-import { dedupeKey, guardKeys, jobKeys, ledgerSeenKey, ledgerStreamKey, pagingKeys, StoreKeys, toggleKeys, watermarkKey } from '../../../adapters/redis/keys.js';
+import { dedupeClaimPrefix, dedupeKey, guardKeys, jobKeys, ledgerSeenKey, ledgerStreamKey, pagingKeys, StoreKeys, toggleKeys, watermarkKey } from '../../../adapters/redis/keys.js';
 
 /**
  * Every Redis key family with one example (prefix `nw:`, the default). Keys are
@@ -31,7 +31,8 @@ describe('adapters/redis/keys: the Redis key registry', () => {
     ['rules: partition-local op log', s.partitionLog('g', 't', 3), 'nw:rs:plog:g:t:3'],
     ['rules: partition owner epoch', s.partitionEpoch('g', 't', 3), 'nw:rs:pe:g:t:3'],
     // event dedupe, watermarks (rules/service)
-    ['dedupe', dedupeKey(p, 'ev-1'), 'nw:dedupe:ev-1'],
+    ['dedupe', dedupeKey(p, 'ev-1'), 'nw:dedupe2:id:ev-1'],
+    ['dedupe claim', `${dedupeClaimPrefix(p)}tok`, 'nw:dedupe2:claim:tok'],
     ['watermarks', watermarkKey(p, 'engine', 'nodewarden.events'), 'nw:engine:watermarks:engine:nodewarden.events'],
     // rule toggles (rules/toggles)
     ['toggles: hash', t.hash, 'nw:toggles'],
@@ -68,7 +69,7 @@ describe('adapters/redis/keys: the Redis key registry', () => {
 
   it('every key starts with the configured prefix', () => {
     const q = 'test-1:';
-    const all = [new StoreKeys(q).tickOutbox(), dedupeKey(q, 'e'), watermarkKey(q, 'g', 't'), toggleKeys(q).hash, guardKeys(q).paused, pagingKeys(q).index('n'), ledgerStreamKey(q), jobKeys(q).state('x')];
+    const all = [new StoreKeys(q).tickOutbox(), dedupeKey(q, 'e'), `${dedupeClaimPrefix(q)}t`, watermarkKey(q, 'g', 't'), toggleKeys(q).hash, guardKeys(q).paused, pagingKeys(q).index('n'), ledgerStreamKey(q), jobKeys(q).state('x')];
     expect(all.filter((k) => !k.startsWith(q))).to.deep.equal([]);
   });
 });

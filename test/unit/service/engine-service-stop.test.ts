@@ -7,54 +7,33 @@
  * (in the integration run: after the broker stopped, holding the process).
  * The fake consumer below records what the service gives kafkajs.
  */
-import { EventEmitter } from 'node:events';
 import { expect } from 'chai';
-import type { ConsumerConfig, Kafka } from 'kafkajs';
+import type { ConsumerConfig } from 'kafkajs';
 import { createRegistry } from '../../../adapters/metrics.js';
 import { ManualClock } from '../../../core/clock.js';
 import { silentLogger } from '../../../core/logger.js';
 import type { BatchProcessor } from '../../../rules/service/batch-processor.js';
 import { EngineService } from '../../../rules/service/engine-service.js';
 import { engineServiceMetrics } from '../../../rules/service/metrics.js';
+import { FakeConsumer, fakeKafka } from './fake-kafka-consumer.js';
 
-const EVENTS = { GROUP_JOIN: 'consumer.group_join', CRASH: 'consumer.crash', REBALANCING: 'consumer.rebalancing', STOP: 'consumer.stop', HEARTBEAT: 'consumer.heartbeat' };
-
-class FakeConsumer extends EventEmitter {
-  readonly events = EVENTS;
+class StoppableConsumer extends FakeConsumer {
   disconnects = 0;
   /** Resolves the disconnect in progress (kafkajs waits for the batch running and leaves the group). */
   finishDisconnect: () => void = () => undefined;
-  connect(): Promise<void> {
-    return Promise.resolve();
-  }
-  subscribe(): Promise<void> {
-    return Promise.resolve();
-  }
-  run(): Promise<void> {
-    return Promise.resolve();
-  }
-  disconnect(): Promise<void> {
+  override disconnect(): Promise<void> {
     this.disconnects++;
     return new Promise((resolve) => {
       this.finishDisconnect = resolve;
     });
   }
-  join(): void {
-    this.emit(EVENTS.GROUP_JOIN, { payload: { memberId: 'm1', memberAssignment: { signals: [0] } } });
-  }
 }
 
-function service(forgets: string[] = []): { svc: EngineService; consumer: FakeConsumer; config: () => ConsumerConfig } {
-  const consumer = new FakeConsumer();
-  let config: ConsumerConfig | undefined;
-  const kafka = {
-    consumer(c: ConsumerConfig): FakeConsumer {
-      config = c;
-      return consumer;
-    },
-  };
+function service(forgets: string[] = []): { svc: EngineService; consumer: StoppableConsumer; config: () => ConsumerConfig } {
+  const consumer = new StoppableConsumer();
+  const { kafka, config } = fakeKafka(consumer);
   const svc = new EngineService({
-    kafka: kafka as unknown as Kafka,
+    kafka,
     groupId: 'engine',
     topic: 'signals',
     processor: {} as BatchProcessor,
@@ -64,14 +43,7 @@ function service(forgets: string[] = []): { svc: EngineService; consumer: FakeCo
     tickMs: 0,
     localState: { forget: (reason) => forgets.push(reason) },
   });
-  return {
-    svc,
-    consumer,
-    config: () => {
-      if (!config) throw new Error('no consumer created');
-      return config;
-    },
-  };
+  return { svc, consumer, config };
 }
 
 const crash = Object.assign(new Error('Connection error: ECONNREFUSED'), { name: 'KafkaJSNumberOfRetriesExceeded' });
