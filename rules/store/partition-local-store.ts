@@ -132,6 +132,13 @@ interface Owned {
   logChars: number;
   /** The next write is a snapshot (a restore refused a log entry: the log is rewritten from memory). */
   snapshotNext: boolean;
+  /**
+   * Restored keys this store's `isLocal` calls shared (written under another
+   * rule set): ops on them still go to the shared store, as before. Every other
+   * key in memory is local (only local ops run on memory), which lets `run`
+   * route an op on a key the context's memory holds without classifying it.
+   */
+  foreign: Set<string>;
 }
 
 /** Hash field of one index member: `<index>\n<member>` (keys and scopes hold no newline). */
@@ -318,8 +325,20 @@ export class PartitionLocalStore implements StateStore, PartitionOwnership {
         runs.clear();
         queued.clear();
       };
+      const ctx = this.context === null ? undefined : this.owned.get(this.context);
       for (let i = 0; i < ops.length; i++) {
         const op = ops[i] as StoreOp;
+        // fast path: a key the batch's partition holds is local and lives there (partitions hold disjoint keys, and a
+        // key queued for another partition is one the context's memory did not hold): one lookup instead of
+        // classifying the key and then probing for its home
+        if (ctx !== undefined && 'key' in op && ctx.store.has(op.key) && (ctx.foreign.size === 0 || !ctx.foreign.has(op.key))) {
+          this.stats.localOps++;
+          let run = runs.get(ctx);
+          if (!run) runs.set(ctx, (run = { ops: [], at: [] }));
+          run.ops.push(op);
+          run.at.push(i);
+          continue;
+        }
         if (!this.isLocalOp(op)) {
           shared.push(op);
           sharedAt.push(i);
@@ -354,9 +373,9 @@ export class PartitionLocalStore implements StateStore, PartitionOwnership {
         if (!run) runs.set(o, (run = { ops: [], at: [] }));
         run.ops.push(op);
         run.at.push(i);
-        // a key queued for another partition than the context's: later ops on it in this call go there too
-        // (one queued for the context's partition goes there anyway: no other owned partition holds it)
-        if ('key' in op && p !== this.context) queued.set(op.key, p as number);
+        // a key queued for a partition: later ops on it in this call go there too, without probing every partition
+        // again (a new key's update and read come in the same call)
+        if ('key' in op) queued.set(op.key, p as number);
       }
       drain();
       this.stats.sharedOps += shared.length;
@@ -426,7 +445,7 @@ export class PartitionLocalStore implements StateStore, PartitionOwnership {
   private async restore(partition: number): Promise<void> {
     if (this.owned.has(partition)) return;
     const started = Date.now();
-    const o: Owned = { store: null as unknown as MemoryStateStore, epoch: 0, pending: [], swept: [], logOps: 0, logChars: 0, snapshotNext: false };
+    const o: Owned = { store: null as unknown as MemoryStateStore, epoch: 0, pending: [], swept: [], logOps: 0, logChars: 0, snapshotNext: false, foreign: new Set() };
     o.store = new MemoryStateStore({ onSweep: (k) => o.swept.push(k) });
     o.epoch = await this.o.backend.claim(partition);
     let skipped = 0;
@@ -473,6 +492,8 @@ export class PartitionLocalStore implements StateStore, PartitionOwnership {
       }
     });
     this.stats.refusedLogEntries += refused;
+    // keys a writer with another rule set kept here that this one routes to the shared store
+    for (const k of o.store.keys()) if (!this.o.isLocal(k)) o.foreign.add(k);
     this.owned.set(partition, o);
     this.stats.restores++;
     this.stats.restoredKeys += o.store.size();

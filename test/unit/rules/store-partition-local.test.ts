@@ -260,6 +260,30 @@ describe('PartitionLocalStore (ADR 0045, ADR 0047)', () => {
     expect(s.stats.flushes).to.equal(1);
   });
 
+  it('a restored key this rule set does not keep local (written under another rule set) is still routed to the shared store', async () => {
+    const backend = new MemoryBackend();
+    const key = k.leaf('w', NODE_RULE, 0, 'n:a');
+    // a writer under which the key is local
+    const w = new PartitionLocalStore({ backend, isLocal, snapshotOps: 0, snapshotKeysFactor: 0 });
+    w.assign([0]);
+    await w.enter(0);
+    await w.execFinal([{ op: 'window.add', key, member: 'e1', ts: 1000, windowMs: 10_000, ttlMs: 60_000 }]);
+    w.leave(true);
+    // a reader under which it is not: the restored key stays in memory, its ops go to the shared store
+    const r = new PartitionLocalStore({ backend, isLocal: () => false });
+    r.assign([0]);
+    await r.enter(0);
+    expect(r.memoryOf(0)?.has(key)).to.equal(true);
+    const res = await r.execFinal([
+      { op: 'window.add', key, member: 'e2', ts: 1000, windowMs: 10_000, ttlMs: 60_000 },
+      { op: 'window.count', key, now: 1000, windowMs: 10_000 },
+    ]);
+    r.leave(true);
+    expect(res[1]).to.equal(1);
+    expect(backend.shared.has(key)).to.equal(true);
+    expect(r.stats).to.include({ localOps: 0, sharedOps: 2 });
+  });
+
   it('fences a replica that lost its partition: its write fails, writes nothing, and its memory of the partition is dropped', async () => {
     const backend = new MemoryBackend();
     const a = new PartitionLocalStore({ backend, isLocal });
