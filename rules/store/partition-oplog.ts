@@ -22,6 +22,7 @@
  * number, a time whose delta is not exact) makes `encodeOpLog` return null:
  * the flush is then a snapshot instead (partition-local-store.ts).
  */
+import { OpCode } from './op-codes.js';
 import type { StoreOp } from './state-store.js';
 
 /** A key the memory store's sweep removed (TTL by op time, or the cap's sweep by wall time). */
@@ -33,21 +34,6 @@ export type LoggedOp = StoreOp | DropOp;
 
 const VERSION = 1;
 
-const enum C {
-  Drop = 0,
-  WindowAdd = 1,
-  DistinctAdd = 3,
-  CounterAdd = 5,
-  SustainedObserve = 7,
-  DuePop = 9,
-  SeenTouch = 10,
-  EpisodeFire = 11,
-  EpisodeTouch = 12,
-  EpisodeClear = 13,
-  SequenceStep = 16,
-  MaxSet = 17,
-  EpisodeRelease = 19,
-}
 
 /** Whether an op can change a memory store's state (only those are logged). */
 export function isMutating(op: StoreOp): boolean {
@@ -120,43 +106,43 @@ export function encodeOpLog(ops: readonly LoggedOp[]): string | null {
     for (const op of ops) {
       switch (op.op) {
         case 'drop':
-          a.push(C.Drop, k(op.key));
+          a.push(OpCode.Drop, k(op.key));
           break;
         case 'window.add':
-          a.push(C.WindowAdd, k(op.key), op.member, tm(op.ts), n(op.windowMs), n(op.ttlMs));
+          a.push(OpCode.WindowAdd, k(op.key), op.member, tm(op.ts), n(op.windowMs), n(op.ttlMs));
           break;
         case 'distinct.add':
-          a.push(C.DistinctAdd, k(op.key), k(op.member), tm(op.ts), n(op.windowMs), n(op.ttlMs));
+          a.push(OpCode.DistinctAdd, k(op.key), k(op.member), tm(op.ts), n(op.windowMs), n(op.ttlMs));
           break;
         case 'counter.add':
-          a.push(C.CounterAdd, k(op.key), op.member, tm(op.ts), n(op.value), n(op.windowMs), n(op.ttlMs));
+          a.push(OpCode.CounterAdd, k(op.key), op.member, tm(op.ts), n(op.value), n(op.windowMs), n(op.ttlMs));
           break;
         case 'sustained.observe':
-          a.push(C.SustainedObserve, k(op.key), k(op.index), k(op.member), tm(op.ts), op.holds ? 1 : 0, n(op.ttlMs));
+          a.push(OpCode.SustainedObserve, k(op.key), k(op.index), k(op.member), tm(op.ts), op.holds ? 1 : 0, n(op.ttlMs));
           break;
         case 'due.pop':
-          a.push(C.DuePop, k(op.index), tm(op.before));
+          a.push(OpCode.DuePop, k(op.index), tm(op.before));
           break;
         case 'seen.touch':
-          a.push(C.SeenTouch, k(op.index), k(op.member), tm(op.ts), n(op.ttlMs));
+          a.push(OpCode.SeenTouch, k(op.index), k(op.member), tm(op.ts), n(op.ttlMs));
           break;
         case 'episode.fire':
-          a.push(C.EpisodeFire, k(op.key), k(op.index), k(op.member), tm(op.now), op.by, n(op.cooldownMs), n(op.autoExpireMs), n(op.ttlMs));
+          a.push(OpCode.EpisodeFire, k(op.key), k(op.index), k(op.member), tm(op.now), op.by, n(op.cooldownMs), n(op.autoExpireMs), n(op.ttlMs));
           break;
         case 'episode.touch':
-          a.push(C.EpisodeTouch, k(op.key), k(op.index), k(op.member), tm(op.now));
+          a.push(OpCode.EpisodeTouch, k(op.key), k(op.index), k(op.member), tm(op.now));
           break;
         case 'episode.clear':
-          a.push(C.EpisodeClear, k(op.key), k(op.index), k(op.member), tm(op.now), op.quietBefore === null ? null : tm(op.quietBefore));
+          a.push(OpCode.EpisodeClear, k(op.key), k(op.index), k(op.member), tm(op.now), op.quietBefore === null ? null : tm(op.quietBefore));
           break;
         case 'episode.release':
-          a.push(C.EpisodeRelease, k(op.key), k(op.index), k(op.member));
+          a.push(OpCode.EpisodeRelease, k(op.key), k(op.index), k(op.member));
           break;
         case 'sequence.step':
-          a.push(C.SequenceStep, k(op.key), n(op.step), n(op.steps), tm(op.ts), n(op.windowMs), n(op.ttlMs));
+          a.push(OpCode.SequenceStep, k(op.key), n(op.step), n(op.steps), tm(op.ts), n(op.windowMs), n(op.ttlMs));
           break;
         case 'max.set':
-          a.push(C.MaxSet, k(op.key), n(op.value), n(op.ttlMs));
+          a.push(OpCode.MaxSet, k(op.key), n(op.value), n(op.ttlMs));
           break;
         default:
           // a read: nothing to replay
@@ -218,36 +204,36 @@ export function decodeOpLog(text: string): LoggedOp[] | null {
   const out: LoggedOp[] = [];
   try {
     while (p < a.length) {
-      const code = num() as C;
+      const code = num() as OpCode;
       switch (code) {
-        case C.Drop:
+        case OpCode.Drop:
           out.push({ op: 'drop', key: key() });
           break;
-        case C.WindowAdd:
+        case OpCode.WindowAdd:
           out.push({ op: 'window.add', key: key(), member: str(), ts: time(), windowMs: num(), ttlMs: num() });
           break;
-        case C.DistinctAdd:
+        case OpCode.DistinctAdd:
           out.push({ op: 'distinct.add', key: key(), member: key(), ts: time(), windowMs: num(), ttlMs: num() });
           break;
-        case C.CounterAdd:
+        case OpCode.CounterAdd:
           out.push({ op: 'counter.add', key: key(), member: str(), ts: time(), value: num(), windowMs: num(), ttlMs: num() });
           break;
-        case C.SustainedObserve:
+        case OpCode.SustainedObserve:
           out.push({ op: 'sustained.observe', key: key(), index: key(), member: key(), ts: time(), holds: num() === 1, ttlMs: num() });
           break;
-        case C.DuePop:
+        case OpCode.DuePop:
           out.push({ op: 'due.pop', index: key(), before: time() });
           break;
-        case C.SeenTouch:
+        case OpCode.SeenTouch:
           out.push({ op: 'seen.touch', index: key(), member: key(), ts: time(), ttlMs: num() });
           break;
-        case C.EpisodeFire:
+        case OpCode.EpisodeFire:
           out.push({ op: 'episode.fire', key: key(), index: key(), member: key(), now: time(), by: str(), cooldownMs: num(), autoExpireMs: num(), ttlMs: num() });
           break;
-        case C.EpisodeTouch:
+        case OpCode.EpisodeTouch:
           out.push({ op: 'episode.touch', key: key(), index: key(), member: key(), now: time() });
           break;
-        case C.EpisodeClear: {
+        case OpCode.EpisodeClear: {
           const op = { op: 'episode.clear' as const, key: key(), index: key(), member: key(), now: time() };
           let quietBefore: number | null = null;
           if (a[p] === null) p++;
@@ -255,17 +241,17 @@ export function decodeOpLog(text: string): LoggedOp[] | null {
           out.push({ ...op, quietBefore });
           break;
         }
-        case C.EpisodeRelease:
+        case OpCode.EpisodeRelease:
           out.push({ op: 'episode.release', key: key(), index: key(), member: key() });
           break;
-        case C.SequenceStep: {
+        case OpCode.SequenceStep: {
           const op = { op: 'sequence.step' as const, key: key(), step: num(), steps: num(), ts: time(), windowMs: num(), ttlMs: num() };
           // the memory store indexes a chain of `steps` by `step`: anything else is not an op the engine made
           if (!Number.isInteger(op.step) || !Number.isInteger(op.steps) || op.step < 0 || op.steps < 1 || op.steps > 10_000 || op.step >= op.steps) return null;
           out.push(op);
           break;
         }
-        case C.MaxSet:
+        case OpCode.MaxSet:
           out.push({ op: 'max.set', key: key(), value: num(), ttlMs: num() });
           break;
         default:

@@ -27,6 +27,7 @@ import type { Redis } from 'ioredis';
 import type { LuaScript } from '../../adapters/redis/lua-script.js';
 import { redisScript } from '../../adapters/redis/scripts.js';
 import { NodewardenError } from '../../core/errors.js';
+import { OpCode } from './op-codes.js';
 import { StaleEpochError } from './state-store.js';
 import type { StateStore, StoreOp, StoreResult, StoreTrimScope } from './state-store.js';
 
@@ -37,28 +38,6 @@ import type { StateStore, StoreOp, StoreResult, StoreTrimScope } from './state-s
  */
 export const MAX_OPS_PER_SCRIPT = 20_000;
 
-/** Opcodes of batch.lua (its header lists the fields of each). */
-const enum Code {
-  WindowAdd = 1,
-  ZCount = 2,
-  DistinctAdd = 3,
-  DistinctMembers = 4,
-  CounterAdd = 5,
-  CounterIncrease = 6,
-  SustainedObserve = 7,
-  SustainedGet = 8,
-  DuePop = 9,
-  SeenTouch = 10,
-  EpisodeFire = 11,
-  EpisodeTouch = 12,
-  EpisodeClear = 13,
-  EpisodeQuiet = 14,
-  EpisodeGet = 15,
-  SequenceStep = 16,
-  MaxSet = 17,
-  MaxGet = 18,
-  EpisodeRelease = 19,
-}
 
 export interface RedisStateStoreOptions {
   /** An ioredis client; the store does not own it unless `ownsClient`. */
@@ -112,61 +91,61 @@ export function encodeBatch(ops: readonly StoreOp[], from = 0, to = ops.length):
       case 'window.add':
       case 'distinct.add': {
         const lo = str(op.ts - op.windowMs);
-        a.push(op.op === 'window.add' ? Code.WindowAdd : Code.DistinctAdd, k(op.key), op.member, str(op.ts), lo, `(${lo}`, ms(op.ttlMs));
+        a.push(op.op === 'window.add' ? OpCode.WindowAdd : OpCode.DistinctAdd, k(op.key), op.member, str(op.ts), lo, `(${lo}`, ms(op.ttlMs));
         break;
       }
       case 'window.count':
       case 'distinct.count':
-        a.push(Code.ZCount, k(op.key), `(${str(op.now - op.windowMs)}`, str(op.now));
+        a.push(OpCode.ZCount, k(op.key), `(${str(op.now - op.windowMs)}`, str(op.now));
         break;
       case 'distinct.members':
-        a.push(Code.DistinctMembers, k(op.key), `(${str(op.now - op.windowMs)}`, str(op.now), op.windowMs);
+        a.push(OpCode.DistinctMembers, k(op.key), `(${str(op.now - op.windowMs)}`, str(op.now), op.windowMs);
         break;
       case 'counter.add':
         // refresh the TTL at least every (ttl - window) / 2 of sample time: the key outlives its window
-        a.push(Code.CounterAdd, k(op.key), op.value, idHash(op.member), op.ts, op.ts - op.windowMs, ms(op.ttlMs), Math.max(0, (op.ttlMs - op.windowMs) / 2));
+        a.push(OpCode.CounterAdd, k(op.key), op.value, idHash(op.member), op.ts, op.ts - op.windowMs, ms(op.ttlMs), Math.max(0, (op.ttlMs - op.windowMs) / 2));
         break;
       case 'counter.increase':
-        a.push(Code.CounterIncrease, k(op.key), op.now - op.windowMs, op.now);
+        a.push(OpCode.CounterIncrease, k(op.key), op.now - op.windowMs, op.now);
         break;
       case 'sustained.observe':
-        a.push(Code.SustainedObserve, k(op.key), k(op.index), op.member, str(op.ts), op.holds ? 1 : 0, ms(op.ttlMs), op.ttlMs / 4);
+        a.push(OpCode.SustainedObserve, k(op.key), k(op.index), op.member, str(op.ts), op.holds ? 1 : 0, ms(op.ttlMs), op.ttlMs / 4);
         break;
       case 'sustained.get':
-        a.push(Code.SustainedGet, k(op.key));
+        a.push(OpCode.SustainedGet, k(op.key));
         break;
       case 'due.pop':
-        a.push(Code.DuePop, k(op.index), str(op.before));
+        a.push(OpCode.DuePop, k(op.index), str(op.before));
         break;
       case 'seen.touch':
-        a.push(Code.SeenTouch, k(op.index), op.member, str(op.ts), ms(op.ttlMs));
+        a.push(OpCode.SeenTouch, k(op.index), op.member, str(op.ts), ms(op.ttlMs));
         break;
       case 'episode.fire':
-        a.push(Code.EpisodeFire, k(op.key), k(op.index), op.member, op.now, op.cooldownMs, op.autoExpireMs, op.ttlMs, op.by);
+        a.push(OpCode.EpisodeFire, k(op.key), k(op.index), op.member, op.now, op.cooldownMs, op.autoExpireMs, op.ttlMs, op.by);
         break;
       case 'episode.touch':
-        a.push(Code.EpisodeTouch, k(op.key), k(op.index), op.member, op.now);
+        a.push(OpCode.EpisodeTouch, k(op.key), k(op.index), op.member, op.now);
         break;
       case 'episode.clear':
-        a.push(Code.EpisodeClear, k(op.key), k(op.index), op.member, op.now, op.quietBefore);
+        a.push(OpCode.EpisodeClear, k(op.key), k(op.index), op.member, op.now, op.quietBefore);
         break;
       case 'episode.release':
-        a.push(Code.EpisodeRelease, k(op.key), k(op.index), op.member);
+        a.push(OpCode.EpisodeRelease, k(op.key), k(op.index), op.member);
         break;
       case 'episode.quiet':
-        a.push(Code.EpisodeQuiet, k(op.index), str(op.before));
+        a.push(OpCode.EpisodeQuiet, k(op.index), str(op.before));
         break;
       case 'episode.get':
-        a.push(Code.EpisodeGet, k(op.key));
+        a.push(OpCode.EpisodeGet, k(op.key));
         break;
       case 'sequence.step':
-        a.push(Code.SequenceStep, k(op.key), op.step, op.steps, op.ts, op.windowMs, op.ttlMs);
+        a.push(OpCode.SequenceStep, k(op.key), op.step, op.steps, op.ts, op.windowMs, op.ttlMs);
         break;
       case 'max.set':
-        a.push(Code.MaxSet, k(op.key), op.value, op.ttlMs);
+        a.push(OpCode.MaxSet, k(op.key), op.value, op.ttlMs);
         break;
       case 'max.get':
-        a.push(Code.MaxGet, k(op.key));
+        a.push(OpCode.MaxGet, k(op.key));
         break;
     }
   }
