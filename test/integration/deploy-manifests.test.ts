@@ -172,6 +172,18 @@ describe('deploy manifests (Kustomize, Helm, real apiserver, promtool)', functio
     expect(loadConfigFromText(plain.data['config.yaml'] ?? '').repair.enabled).to.equal(false);
   });
 
+  it('engine.consumer values reach the engine config (ADR 0046); left out, the config defaults apply', async function () {
+    const file = join(work, 'consumer-values.yaml');
+    writeFileSync(file, stringify({ engine: { consumer: { partitionsConcurrently: 6, chunkSize: 2000 } } }));
+    const objs = parseObjects(await run(helm, ['template', 'nodewarden', 'deploy/helm/nodewarden', '--namespace', 'nodewarden', '-f', file]));
+    const configOf = (os: typeof objs): ReturnType<typeof loadConfigFromText> => {
+      const cm = os.find((o) => o.kind === 'ConfigMap' && o.metadata.name === 'nodewarden-config') as unknown as { data: Record<string, string> };
+      return loadConfigFromText(cm.data['config.yaml'] ?? '');
+    };
+    expect(configOf(objs).engine.consumer).to.deep.equal({ partitionsConcurrently: 6, chunkSize: 2000 });
+    expect(configOf(helmed).engine.consumer).to.deep.equal({ partitionsConcurrently: 3, chunkSize: 1000 });
+  });
+
   it('the config in the ConfigMap is JSON, so the agent never loads its YAML parser (ADR 0043), and it loads', function () {
     for (const [name, objs] of [['kustomize', kustomized], ['helm', helmed], ['helm-tls-sasl', secured]] as const) {
       const cm = objs.find((o) => o.kind === 'ConfigMap' && o.metadata.name === 'nodewarden-config') as unknown as { data: Record<string, string> };

@@ -94,6 +94,11 @@ describe('config: values that would switch safety off are rejected, naming file 
     }
   });
 
+  it('engine.consumer: one key given, the other keeps its default (3 partitions at once, chunks of 1,000; ADR 0046)', function () {
+    expect(loadConfig({ file: file('engine:\n  consumer:\n    chunkSize: 2000\n') }).engine.consumer).to.deep.equal({ chunkSize: 2000, partitionsConcurrently: 3 });
+    expect(loadConfig({ file: file('{}') }).engine.consumer).to.deep.equal({ chunkSize: 1000, partitionsConcurrently: 3 });
+  });
+
   it('bounds numeric settings', function () {
     for (const [yaml, path] of [
       ['agent:\n  spool:\n    maxEvents: 100000000\n', '/agent/spool/maxEvents'],
@@ -103,6 +108,11 @@ describe('config: values that would switch safety off are rejected, naming file 
       ['guard:\n  circuitBreaker:\n    failures: 0\n', '/guard/circuitBreaker/failures'],
       ['guard:\n  rateLimits:\n    cordon: { count: -1, per: 1m }\n', '/guard/rateLimits/cordon/count'],
       ['jobs:\n  trimState:\n    ledgerMaxLen: 10\n', '/jobs/trimState/ledgerMaxLen'],
+      ['engine:\n  consumer:\n    chunkSize: 0\n', '/engine/consumer/chunkSize'],
+      ['engine:\n  consumer:\n    chunkSize: 10001\n', '/engine/consumer/chunkSize'],
+      ['engine:\n  consumer:\n    partitionsConcurrently: 0\n', '/engine/consumer/partitionsConcurrently'],
+      ['engine:\n  consumer:\n    partitionsConcurrently: 65\n', '/engine/consumer/partitionsConcurrently'],
+      ['engine:\n  consumer:\n    partitionsConcurrently: 2.5\n', '/engine/consumer/partitionsConcurrently'],
     ] as const)
       expect(failure(yaml).problems.map((p) => p.path), yaml).to.include(path);
   });
