@@ -83,6 +83,21 @@ const MAX_NODE = 253;
 const MAX_GPU_FIELD = 128;
 const GPU_FIELD_RE = /^[A-Za-z0-9][A-Za-z0-9:._-]{0,127}$/;
 
+/** The time `envelopeProblems` parsed last (valid only right after it found none). */
+let lastTime = Number.NaN;
+/** Event time (ms) of the envelopes `parseEnvelope` accepted: parsed once, read by the batch processor and the engine. */
+const times = new WeakMap<object, number>();
+
+/**
+ * An envelope's time in milliseconds (`Date.parse(e.ts)`), parsed once for
+ * the envelopes this module decoded (Date.parse costs ~0.4 µs, and the
+ * engine's path needs the time three times per event).
+ */
+export function eventTimeMs(e: EventEnvelope): number {
+  const t = times.get(e);
+  return t === undefined ? Date.parse(e.ts) : t;
+}
+
 /** Returns every problem found (empty = valid). Pure and allocation-light: it is on the engine's hot path. */
 export function envelopeProblems(v: unknown): InputProblem[] {
   const problems: InputProblem[] = [];
@@ -90,8 +105,9 @@ export function envelopeProblems(v: unknown): InputProblem[] {
   if (v.v !== 1) problems.push({ path: '/v', message: `unsupported envelope version ${JSON.stringify(v.v)} (expected 1)` });
   if (typeof v.id !== 'string' || v.id.length === 0 || v.id.length > MAX_ID)
     problems.push({ path: '/id', message: `must be a non-empty string of at most ${MAX_ID} characters` });
-  if (typeof v.ts !== 'string' || !RFC3339.test(v.ts) || Number.isNaN(Date.parse(v.ts)))
-    problems.push({ path: '/ts', message: 'must be an RFC 3339 timestamp' });
+  const t = typeof v.ts === 'string' && RFC3339.test(v.ts) ? Date.parse(v.ts) : Number.NaN;
+  if (Number.isNaN(t)) problems.push({ path: '/ts', message: 'must be an RFC 3339 timestamp' });
+  else lastTime = t;
   if (typeof v.node !== 'string' || v.node.length === 0 || v.node.length > MAX_NODE)
     problems.push({ path: '/node', message: 'must be a non-empty node name' });
   if (typeof v.type !== 'string' || !TYPE_SET.has(v.type))
@@ -168,6 +184,7 @@ function dataProblems(type: string, d: Record<string, unknown>, problems: InputP
 export function parseEnvelope(input: unknown, source?: string): EventEnvelope {
   const problems = envelopeProblems(input);
   if (problems.length > 0) throw new PoisonInputError('EVENT_INVALID', source, problems);
+  times.set(input as EventEnvelope, lastTime);
   return input as EventEnvelope;
 }
 

@@ -14,6 +14,7 @@ import { gpuOf } from '../../core/gpu.js';
 import type { Clock } from '../../core/clock.js';
 import type { ClusterView, WorkloadRef } from '../../core/cluster.js';
 import type { ActionKind, Decision, DecisionOf, Target } from '../../core/decision.js';
+import { eventTimeMs } from '../../core/envelope.js';
 import type { EventEnvelope, EventType } from '../../core/envelope.js';
 import type { HeldFault, RuleScope } from '../../core/held-fault.js';
 import { MAX_HELD_FAULTS_PER_BATCH } from '../../core/held-fault.js';
@@ -691,7 +692,7 @@ export function createRuleEngine(opts: RuleEngineOptions): Required<RuleEngine> 
         const list = byType.get(e.type);
         const wl = hasChangedWithin && e.type === 'workload.revision';
         if (!list && !wl) continue;
-        const t = Date.parse(e.ts);
+        const t = eventTimeMs(e);
         if (wl) {
           const d = e.data as { kind?: unknown; namespace?: unknown; name?: unknown };
           if (typeof d.name === 'string' && typeof d.namespace === 'string' && (d.kind === 'DaemonSet' || d.kind === 'Deployment'))

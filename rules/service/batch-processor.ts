@@ -26,7 +26,7 @@
 import type { Clock } from '../../core/clock.js';
 import type { LedgerWriter } from '../../remediations/ledger/store.js';
 import type { Decision, LedgerRecord } from '../../core/decision.js';
-import { decodeEnvelope } from '../../core/envelope.js';
+import { decodeEnvelope, eventTimeMs } from '../../core/envelope.js';
 import type { EventEnvelope } from '../../core/envelope.js';
 import { NodewardenError, PoisonInputError, errorMessage } from '../../core/errors.js';
 import type { Logger } from '../../core/logger.js';
@@ -125,7 +125,7 @@ export class BatchProcessor {
       try {
         if (m.value === null || m.value.length === 0) throw new PoisonInputError('EVENT_INVALID', source, [{ path: '', message: 'empty message' }]);
         const e = decodeEnvelope(m.value, source);
-        const late = eventTimeProblem(Date.parse(e.ts), bounds, { future: now, past: now });
+        const late = eventTimeProblem(eventTimeMs(e), bounds, { future: now, past: now });
         if (late) throw new PoisonInputError('EVENT_INVALID', source, [{ path: '/ts', message: late }]);
         valid.push(e);
       } catch (err) {
@@ -149,7 +149,7 @@ export class BatchProcessor {
     const unique = [...firstSeen.values()];
     let maxEventTs: number | null = null;
     for (const e of unique) {
-      const t = Date.parse(e.ts);
+      const t = eventTimeMs(e);
       if (Number.isFinite(t) && (maxEventTs === null || t > maxEventTs)) maxEventTs = t;
     }
     let duplicates = valid.length - unique.length;

@@ -136,6 +136,21 @@ export class MemoryStateStore implements StateStore {
     return out;
   }
 
+  /**
+   * One op, as `execSync` runs it, without the sweep: the caller runs
+   * {@link sweepIfDue} after its ops (partition-local state runs each op as it
+   * routes it, then sweeps once per call).
+   */
+  execOne(op: StoreOp): StoreResult {
+    this.opsSinceSweep++;
+    return this.one(op);
+  }
+
+  /** The sweep `execSync` runs after its ops, when enough ops ran since the last one. */
+  sweepIfDue(): void {
+    if (this.opsSinceSweep >= SWEEP_EVERY) this.sweep();
+  }
+
   async close(): Promise<void> {}
 
   /** Sweeps expired keys (the memory store has no separate indexes to trim). */

@@ -30,7 +30,7 @@
  */
 import { NodewardenError } from '../../core/errors.js';
 import { MemoryStateStore } from './memory-store.js';
-import { decodeOpLog, encodeOpLog, isMutating } from './partition-oplog.js';
+import { decodeOpLog, encodeOpLog, isMutating, OpLogKeys } from './partition-oplog.js';
 import type { LoggedOp } from './partition-oplog.js';
 import { StaleEpochError } from './state-store.js';
 import type { StateStore, StoreOp, StoreResult, StoreTrimScope } from './state-store.js';
@@ -132,6 +132,8 @@ interface Owned {
   logChars: number;
   /** The next write is a snapshot (a restore refused a log entry: the log is rewritten from memory). */
   snapshotNext: boolean;
+  /** The log's key table since the last snapshot (what its entries defined; partition-oplog.ts). */
+  table: OpLogKeys;
   /**
    * Restored keys this store's `isLocal` calls shared (written under another
    * rule set): ops on them still go to the shared store, as before. Every other
@@ -314,29 +316,40 @@ export class PartitionLocalStore implements StateStore, PartitionOwnership {
     const sharedAt: number[] = [];
     try {
       let fanned = false;
-      // ops of one store run together, in order (partitions hold disjoint keys); a fan-out runs after what precedes it
-      const runs = new Map<Owned, { ops: StoreOp[]; at: number[] }>();
-      const queued = new Map<string, number>();
-      const drain = (): void => {
-        for (const [o, run] of runs) {
-          const res = apply(o, run.ops);
-          for (let j = 0; j < run.at.length; j++) out[run.at[j] as number] = res[j] as StoreResult;
+      // Each local op runs on its partition's memory as it is routed, in call order (partitions hold disjoint keys, and
+      // shared ops never read local keys, so this equals running each store's ops together); each store that ran ops
+      // sweeps once at the end, as `execSync` does after its ops, and its sweeps are logged where they happen.
+      const ran: Owned[] = [];
+      let last: Owned | undefined;
+      const one = (o: Owned, op: StoreOp): StoreResult => {
+        if (o !== last) {
+          last = o;
+          if (!ran.includes(o)) {
+            ran.push(o);
+            takeSwept(o); // a sweep outside a call (the cap, the trim job) happened before these ops
+          }
         }
-        runs.clear();
-        queued.clear();
+        const r = o.store.execOne(op);
+        if (!changedNothing(op, r)) o.pending.push(op);
+        return r;
       };
+      const drain = (): void => {
+        for (const o of ran) {
+          o.store.sweepIfDue();
+          takeSwept(o);
+        }
+        ran.length = 0;
+        last = undefined;
+      };
+      const queued = new Map<string, number>();
       const ctx = this.context === null ? undefined : this.owned.get(this.context);
       for (let i = 0; i < ops.length; i++) {
         const op = ops[i] as StoreOp;
-        // fast path: a key the batch's partition holds is local and lives there (partitions hold disjoint keys, and a
-        // key queued for another partition is one the context's memory did not hold): one lookup instead of
-        // classifying the key and then probing for its home
+        // fast path: a key the batch's partition holds is local and lives there (partitions hold disjoint keys): one
+        // lookup instead of classifying the key and then probing for its home
         if (ctx !== undefined && 'key' in op && ctx.store.has(op.key) && (ctx.foreign.size === 0 || !ctx.foreign.has(op.key))) {
           this.stats.localOps++;
-          let run = runs.get(ctx);
-          if (!run) runs.set(ctx, (run = { ops: [], at: [] }));
-          run.ops.push(op);
-          run.at.push(i);
+          out[i] = one(ctx, op);
           continue;
         }
         if (!this.isLocalOp(op)) {
@@ -369,12 +382,9 @@ export class PartitionLocalStore implements StateStore, PartitionOwnership {
           out[i] = new MemoryStateStore().execSync([op])[0] as StoreResult;
           continue;
         }
-        let run = runs.get(o);
-        if (!run) runs.set(o, (run = { ops: [], at: [] }));
-        run.ops.push(op);
-        run.at.push(i);
-        // a key queued for a partition: later ops on it in this call go there too, without probing every partition
-        // again (a new key's update and read come in the same call)
+        out[i] = one(o, op);
+        // a key routed to a partition: later ops on it in this call go there too, without probing every partition
+        // again (a read of a new key creates nothing, and the update after it must land in the same partition)
         if ('key' in op) queued.set(op.key, p as number);
       }
       drain();
@@ -406,11 +416,15 @@ export class PartitionLocalStore implements StateStore, PartitionOwnership {
       takeSwept(o);
       if (o.pending.length === 0 && !o.snapshotNext) continue;
       if (!o.snapshotNext && o.logOps + o.pending.length < Math.max(this.snapshotOps, this.snapshotKeysFactor * o.store.size())) {
-        const log = encodeOpLog(o.pending);
+        const s0 = o.table.strs.length;
+        const k0 = o.table.keys.length;
+        const log = encodeOpLog(o.pending, o.table);
         if (log !== null && log.length <= this.maxAppendChars && o.logChars + log.length <= this.maxLogChars) {
           out.push({ partition, epoch: o.epoch, set: [], log, snapshot: false, ops: o.pending.length });
           continue;
         }
+        // not appended: what the entry defined is not in the log (the snapshot below starts a new table anyway)
+        o.table.truncate(s0, k0);
       }
       const set: Array<[string, string]> = [];
       for (const k of o.store.keys()) {
@@ -435,6 +449,7 @@ export class PartitionLocalStore implements StateStore, PartitionOwnership {
         o.logOps = 0;
         o.logChars = 0;
         o.snapshotNext = false;
+        o.table = new OpLogKeys(); // the log is emptied with the snapshot
       } else {
         o.logOps += f.ops;
         o.logChars += f.log?.length ?? 0;
@@ -445,7 +460,7 @@ export class PartitionLocalStore implements StateStore, PartitionOwnership {
   private async restore(partition: number): Promise<void> {
     if (this.owned.has(partition)) return;
     const started = Date.now();
-    const o: Owned = { store: null as unknown as MemoryStateStore, epoch: 0, pending: [], swept: [], logOps: 0, logChars: 0, snapshotNext: false, foreign: new Set() };
+    const o: Owned = { store: null as unknown as MemoryStateStore, epoch: 0, pending: [], swept: [], logOps: 0, logChars: 0, snapshotNext: false, table: new OpLogKeys(), foreign: new Set() };
     o.store = new MemoryStateStore({ onSweep: (k) => o.swept.push(k) });
     o.epoch = await this.o.backend.claim(partition);
     let skipped = 0;
@@ -469,7 +484,7 @@ export class PartitionLocalStore implements StateStore, PartitionOwnership {
     await this.o.backend.loadLog(partition, (entries) => {
       for (const text of entries) {
         o.logChars += text.length;
-        const ops = decodeOpLog(text);
+        const ops = decodeOpLog(text, o.table);
         if (ops === null) {
           // not an entry this store wrote: refused, never thrown (that would fail the partition's batches for good);
           // its ops are lost, as an unreadable hash field is, and the next write snapshots memory and empties the log
