@@ -13,7 +13,7 @@ import { createStaticCluster } from '../../../rules/replay/standin.js';
 import { fileOnlyToggles } from '../../../rules/toggles/port.js';
 import { MemoryStateStore } from '../../../rules/store/memory-store.js';
 import { PartitionLocalStore } from '../../../rules/store/partition-local-store.js';
-import { decodeOpLog, encodeOpLog } from '../../../rules/store/partition-oplog.js';
+import { decodeOpLog, encodeOpLog, OpLogKeys } from '../../../rules/store/partition-oplog.js';
 import type { LoggedOp } from '../../../rules/store/partition-oplog.js';
 import { StaleEpochError } from '../../../rules/store/state-store.js';
 import type { PartitionFlush, PartitionLocalStoreOptions, PartitionStateBackend } from '../../../rules/store/partition-local-store.js';
@@ -644,7 +644,9 @@ describe('PartitionLocalStore (ADR 0045, ADR 0047)', () => {
     // an auto-expired episode with no key left: this fires anew (by e2) — and must on a restored replica too
     expect(await s.execFinal([fire(1000, 'e2')])).to.deep.equal([1000]);
     s.leave(true);
-    const decoded = (backend.logs.get(0) ?? []).map((e) => decodeOpLog(e));
+    // entries are read in order through one key table, as a restore reads them
+    const table = new OpLogKeys();
+    const decoded = (backend.logs.get(0) ?? []).map((e) => decodeOpLog(e, table));
     expect(decoded[1]?.[0]).to.deep.equal({ op: 'drop', key: k.episode(NODE_RULE, 'n:a') });
     const r = new PartitionLocalStore({ backend, isLocal });
     r.assign([0]);
@@ -691,6 +693,41 @@ describe('partition op log encoding (ADR 0047)', () => {
     expect(decodeOpLog(scoped)?.map((o) => ('key' in o ? o.key : o.op))).to.deep.equal(['seen.touch', 'nw:rs:w:r:0:n:gpu-1', 'nw:rs:w:r:0:n:gpu-2']);
   });
 
+  it("entries of one partition share its key table: a key is written once per log, and an entry is read only after the ones it follows (ADR 0051)", () => {
+    const table = new OpLogKeys();
+    const add = (key: string, member: string, ts: number): LoggedOp => ({ op: 'window.add', key, member, ts, windowMs: 1_000, ttlMs: 2_000 });
+    const first = encodeOpLog([add('nw:rs:w:r:0:n:gpu-1', 'e1', 1_000), add('nw:rs:w:r:0:n:gpu-2', 'e2', 1_001)], table) as string;
+    const second = encodeOpLog([add('nw:rs:w:r:0:n:gpu-1', 'e3', 1_002), add('nw:rs:w:r:0:n:gpu-3', 'e4', 1_003)], table) as string;
+    // the second entry names gpu-1's key by position and defines only gpu-3
+    expect(second).not.to.include('gpu-1');
+    expect(second.split('nw:rs:w:r:0:')).to.have.length(1);
+    expect(second).to.include('n:gpu-3');
+    const replay = new OpLogKeys();
+    expect(decodeOpLog(first, replay)).to.deep.equal([add('nw:rs:w:r:0:n:gpu-1', 'e1', 1_000), add('nw:rs:w:r:0:n:gpu-2', 'e2', 1_001)]);
+    expect(decodeOpLog(second, replay)).to.deep.equal([add('nw:rs:w:r:0:n:gpu-1', 'e3', 1_002), add('nw:rs:w:r:0:n:gpu-3', 'e4', 1_003)]);
+    // out of order, twice, or without the entries before it: refused, never misread
+    expect(decodeOpLog(second)).to.equal(null);
+    expect(decodeOpLog(second, replay)).to.equal(null);
+    expect(decodeOpLog(first, replay)).to.equal(null);
+    // an op that cannot be written leaves the table as it was: the next entry still follows on from the log
+    expect(encodeOpLog([add('nw:rs:w:r:0:n:gpu-9', 'e5', 1_004), { op: 'max.set', key: 'k', value: Infinity, ttlMs: 1 }], table)).to.equal(null);
+    const third = encodeOpLog([add('nw:rs:w:r:0:n:gpu-9', 'e6', 1_005)], table) as string;
+    expect(decodeOpLog(third, replay)).to.deep.equal([add('nw:rs:w:r:0:n:gpu-9', 'e6', 1_005)]);
+  });
+
+  it('still reads a version 1 entry (its own key table), in a log that goes on in version 2', () => {
+    // written by ADR 0047's encoder (main e8f9790)
+    const v1 = '[1,1764771234567,["nw:rs:w:r:0:","n:gpu-1","nw:rs:a:r:0","n:gpu-2"],[0,1,2,-1,1,-1,0,3],1,0,"e1",0,60000,600000,10,1,2,1,5,0,3]';
+    const table = new OpLogKeys();
+    expect(decodeOpLog(v1, table)).to.deep.equal([
+      { op: 'window.add', key: 'nw:rs:w:r:0:n:gpu-1', member: 'e1', ts: 1_764_771_234_567, windowMs: 60_000, ttlMs: 600_000 },
+      { op: 'seen.touch', index: 'nw:rs:a:r:0', member: 'n:gpu-1', ts: 1_764_771_234_568, ttlMs: 5 },
+      { op: 'drop', key: 'nw:rs:w:r:0:n:gpu-2' },
+    ]);
+    // a version 1 entry defines nothing in the partition's table
+    expect(table.keys).to.deep.equal([]);
+  });
+
   it('returns null (the flush becomes a snapshot) for an op it cannot write exactly', () => {
     expect(encodeOpLog([{ op: 'max.set', key: 'k', value: Infinity, ttlMs: 1 }])).to.equal(null);
     expect(encodeOpLog([{ op: 'window.add', key: 'k', member: 'm', ts: 1_764_771_234_567, windowMs: 1, ttlMs: Number.NaN }])).to.equal(null);
@@ -700,7 +737,7 @@ describe('partition op log encoding (ADR 0047)', () => {
 
   it('never throws on input it did not write: null instead', () => {
     fc.assert(
-      fc.property(fc.oneof(fc.string(), fc.json(), fc.array(fc.oneof(fc.integer({ min: -1, max: 20 }), fc.string(), fc.constant(null)), { maxLength: 30 }).map((a) => JSON.stringify([1, 0, ['k', 'i'], [0, -1, 1, 0, 0, 1], ...a]))), (text) => {
+      fc.property(fc.oneof(fc.string(), fc.json(), fc.array(fc.oneof(fc.integer({ min: -1, max: 20 }), fc.string(), fc.constant(null)), { maxLength: 30 }).chain((a) => fc.constantFrom(JSON.stringify([1, 0, ['k', 'i'], [0, -1, 1, 0, 0, 1], ...a]), JSON.stringify([2, 0, 0, 0, ['k', 'i'], [0, -1, 1, 0, 0, 1], ...a]), JSON.stringify([2, 0, ...a])))), (text) => {
         const r = decodeOpLog(text);
         expect(r === null || Array.isArray(r)).to.equal(true);
       }),
