@@ -14,7 +14,6 @@ import { gpuOf } from '../../core/gpu.js';
 import type { Clock } from '../../core/clock.js';
 import type { ClusterView, WorkloadRef } from '../../core/cluster.js';
 import type { ActionKind, Decision, DecisionOf, Target } from '../../core/decision.js';
-import { eventTimeMs } from '../../core/envelope.js';
 import type { EventEnvelope, EventType } from '../../core/envelope.js';
 import type { HeldFault, RuleScope } from '../../core/held-fault.js';
 import { MAX_HELD_FAULTS_PER_BATCH } from '../../core/held-fault.js';
@@ -44,7 +43,8 @@ export interface RuleEngine {
   /** Evaluates already-validated events in order; returns the decisions they trigger. */
   process(events: readonly EventEnvelope[]): Promise<Decision[]>;
   /** `process`, with the held faults of the batch too (absent in engines that have none: stand-ins, fakes). */
-  evaluate?(events: readonly EventEnvelope[]): Promise<EngineOutput>;
+  /** `times`: each event's `Date.parse(ts)` when the caller has it (the batch processor's validation parsed it), else parsed here. */
+  evaluate?(events: readonly EventEnvelope[], times?: readonly number[]): Promise<EngineOutput>;
   /** Advances time-driven logic (absent, sustained, clear after / sustained) to `now`. */
   tick(now: number): Promise<Decision[]>;
   /** Ends rule episodes and their cooldowns (core/held-fault.ts `RuleEpisodes`; absent in stand-ins and fakes). */
@@ -679,7 +679,7 @@ export function createRuleEngine(opts: RuleEngineOptions): Required<RuleEngine> 
       return n;
     },
 
-    async evaluate(events: readonly EventEnvelope[]): Promise<EngineOutput> {
+    async evaluate(events: readonly EventEnvelope[], times?: readonly number[]): Promise<EngineOutput> {
       const none: EngineOutput = { decisions: [], heldFaults: [] };
       if (events.length === 0) return none;
       groupSizes = null;
@@ -688,11 +688,12 @@ export function createRuleEngine(opts: RuleEngineOptions): Required<RuleEngine> 
       const pend: Pending[] = [];
       // One array per batch (not shared): concurrent process() calls may interleave at the store await.
       const resIdx: number[] = [];
-      for (const e of events) {
+      for (let ei = 0; ei < events.length; ei++) {
+        const e = events[ei] as EventEnvelope;
         const list = byType.get(e.type);
         const wl = hasChangedWithin && e.type === 'workload.revision';
         if (!list && !wl) continue;
-        const t = eventTimeMs(e);
+        const t = times?.[ei] ?? Date.parse(e.ts);
         if (wl) {
           const d = e.data as { kind?: unknown; namespace?: unknown; name?: unknown };
           if (typeof d.name === 'string' && typeof d.namespace === 'string' && (d.kind === 'DaemonSet' || d.kind === 'Deployment'))

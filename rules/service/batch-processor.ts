@@ -26,8 +26,8 @@
 import type { Clock } from '../../core/clock.js';
 import type { LedgerWriter } from '../../remediations/ledger/store.js';
 import type { Decision, LedgerRecord } from '../../core/decision.js';
-import { decodeEnvelope, eventTimeMs } from '../../core/envelope.js';
-import type { EventEnvelope } from '../../core/envelope.js';
+import { decodeEnvelope } from '../../core/envelope.js';
+import type { EnvelopeTime, EventEnvelope } from '../../core/envelope.js';
 import { NodewardenError, PoisonInputError, errorMessage } from '../../core/errors.js';
 import type { Logger } from '../../core/logger.js';
 import type { Remediator, SubmitResult } from '../../remediations/ports.js';
@@ -116,6 +116,9 @@ export class BatchProcessor {
     metrics.consumed.inc(messages.length);
 
     const valid: EventEnvelope[] = [];
+    /** Each valid event's time (ms), parsed once by its validation. */
+    const validMs: number[] = [];
+    const time: EnvelopeTime = { ms: Number.NaN };
     const dead: DeadLetterRecord[] = [];
     const now = this.o.clock.now();
     const nowIso = new Date(now).toISOString();
@@ -124,10 +127,11 @@ export class BatchProcessor {
       const source = `${m.topic}/${m.partition}@${m.offset}`;
       try {
         if (m.value === null || m.value.length === 0) throw new PoisonInputError('EVENT_INVALID', source, [{ path: '', message: 'empty message' }]);
-        const e = decodeEnvelope(m.value, source);
-        const late = eventTimeProblem(eventTimeMs(e), bounds, { future: now, past: now });
+        const e = decodeEnvelope(m.value, source, time);
+        const late = eventTimeProblem(time.ms, bounds, { future: now, past: now });
         if (late) throw new PoisonInputError('EVENT_INVALID', source, [{ path: '/ts', message: late }]);
         valid.push(e);
+        validMs.push(time.ms);
       } catch (err) {
         const problems = err instanceof PoisonInputError ? err.problems : [{ path: '', message: errorMessage(err) }];
         dead.push({
@@ -144,12 +148,17 @@ export class BatchProcessor {
     }
 
     // Repeats inside one batch never reach the store.
-    const firstSeen = new Map<string, EventEnvelope>();
-    for (const e of valid) if (!firstSeen.has(e.id)) firstSeen.set(e.id, e);
-    const unique = [...firstSeen.values()];
+    const firstSeen = new Set<string>();
+    const unique: EventEnvelope[] = [];
+    const uniqueMs: number[] = [];
     let maxEventTs: number | null = null;
-    for (const e of unique) {
-      const t = eventTimeMs(e);
+    for (let i = 0; i < valid.length; i++) {
+      const e = valid[i] as EventEnvelope;
+      if (firstSeen.has(e.id)) continue;
+      firstSeen.add(e.id);
+      const t = validMs[i] as number;
+      unique.push(e);
+      uniqueMs.push(t);
       if (Number.isFinite(t) && (maxEventTs === null || t > maxEventTs)) maxEventTs = t;
     }
     let duplicates = valid.length - unique.length;
@@ -167,6 +176,7 @@ export class BatchProcessor {
       throw err;
     }
     const fresh = unique.filter((_, i) => claims[i] === 'claimed');
+    const freshMs = uniqueMs.filter((_, i) => claims[i] === 'claimed');
     const claimedIds = fresh.map((e) => e.id);
     const pending = unique.filter((_, i) => claims[i] === 'pending').map((e) => e.id);
     if (pending.length > 0) {
@@ -188,7 +198,7 @@ export class BatchProcessor {
       if (fresh.length > 0) {
         [decisions, records] = await this.queue.run(() => this.withPartition(this.o.partitions ? partitionOf(messages) : null, async () => {
           const engine = this.o.engine;
-          const { decisions: ds, heldFaults } = await (engine.evaluate ? engine.evaluate(fresh) : engine.process(fresh).then((d) => ({ decisions: d, heldFaults: [] }))).catch((err: unknown) => {
+          const { decisions: ds, heldFaults } = await (engine.evaluate ? engine.evaluate(fresh, freshMs) : engine.process(fresh).then((d) => ({ decisions: d, heldFaults: [] }))).catch((err: unknown) => {
             storeDown = err;
             throw err;
           });

@@ -111,6 +111,12 @@ function counterIncrease(c: CounterSeries, from: number, to: number): number {
 export interface MemoryStateStoreOptions {
   /** Told of every key the sweep drops (partition-local state writes its deletion behind, ADR 0045). */
   onSweep?: (key: string) => void;
+  /**
+   * Told of every key that comes to be held and every key that goes (by any
+   * op, sweep or drop): partition-local state keeps one map of which
+   * partition holds a key from them (ADR 0051).
+   */
+  onKeys?: { added(key: string): void; removed(key: string): void };
 }
 
 export class MemoryStateStore implements StateStore {
@@ -172,7 +178,7 @@ export class MemoryStateStore implements StateStore {
     const until = Math.max(at, this.horizon);
     for (const [k, e] of this.entries)
       if (e.exp <= until) {
-        this.entries.delete(k);
+        this.remove(k);
         told?.(k);
       }
   }
@@ -224,7 +230,7 @@ export class MemoryStateStore implements StateStore {
 
   /** Removes a key (a restore dropping an index whose header is gone; a replayed sweep). */
   drop(key: string): void {
-    this.entries.delete(key);
+    this.remove(key);
   }
 
   /** A sorted set member's score, or null (no such set or member). */
@@ -260,8 +266,18 @@ export class MemoryStateStore implements StateStore {
       if (o.t === 'sustained' && o.last === null) o.last = -Infinity;
     }
     if (!isEntry(v)) return false;
-    this.entries.set(key, v);
+    this.put(key, v);
     return true;
+  }
+
+  private put(key: string, e: Entry): void {
+    const had = this.opts.onKeys !== undefined && this.entries.has(key);
+    this.entries.set(key, e);
+    if (!had) this.opts.onKeys?.added(key);
+  }
+
+  private remove(key: string): void {
+    if (this.entries.delete(key)) this.opts.onKeys?.removed(key);
   }
 
   private touch(e: Entry, now: number, ttlMs: number): void {
@@ -279,7 +295,7 @@ export class MemoryStateStore implements StateStore {
     let s = this.get(key, 'series');
     if (!s) {
       s = { t: 'series', exp: 0, ts: [], ids: [] };
-      this.entries.set(key, s);
+      this.put(key, s);
     }
     return s;
   }
@@ -288,7 +304,7 @@ export class MemoryStateStore implements StateStore {
     let z = this.get(key, 'zset');
     if (!z) {
       z = { t: 'zset', exp: 0, m: new Map() };
-      this.entries.set(key, z);
+      this.put(key, z);
     }
     return z;
   }
@@ -378,7 +394,7 @@ export class MemoryStateStore implements StateStore {
         let d = this.get(op.key, 'distinct');
         if (!d) {
           d = { t: 'distinct', exp: 0, m: new Map() };
-          this.entries.set(op.key, d);
+          this.put(op.key, d);
         }
         const prev = d.m.get(op.member);
         if (prev === undefined || op.ts > prev) d.m.set(op.member, op.ts);
@@ -403,7 +419,7 @@ export class MemoryStateStore implements StateStore {
         let c = this.get(op.key, 'counter');
         if (!c) {
           c = { t: 'counter', exp: 0, ts: [], ids: [], vals: [], ps: [] };
-          this.entries.set(op.key, c);
+          this.put(op.key, c);
         }
         this.counterAdd(c, op.member, op.ts, op.value, op.ts - op.windowMs);
         this.touch(c, op.ts, op.ttlMs);
@@ -417,7 +433,7 @@ export class MemoryStateStore implements StateStore {
         let st = this.get(op.key, 'sustained');
         if (!st) {
           st = { t: 'sustained', exp: 0, since: null, last: -Infinity };
-          this.entries.set(op.key, st);
+          this.put(op.key, st);
         }
         this.touch(st, op.ts, op.ttlMs);
         if (op.ts < st.last) return st.since;
@@ -459,7 +475,7 @@ export class MemoryStateStore implements StateStore {
         if (e && op.now < e.cooldownUntil) return null;
         if (!e) {
           e = { t: 'episode', exp: 0, active: true, firedAt: op.now, firedBy: op.by, lastMatch: op.now, cooldownUntil: op.now + op.cooldownMs };
-          this.entries.set(op.key, e);
+          this.put(op.key, e);
         } else {
           e.active = true;
           e.firedAt = op.now;
@@ -496,7 +512,7 @@ export class MemoryStateStore implements StateStore {
         const e = this.get(op.key, 'episode');
         this.get(op.index, 'zset')?.m.delete(op.member);
         if (!e) return null;
-        this.entries.delete(op.key);
+        this.remove(op.key);
         return e.firedAt;
       }
       case 'episode.quiet': {
@@ -512,7 +528,7 @@ export class MemoryStateStore implements StateStore {
         let sq = this.get(op.key, 'sequence');
         if (!sq) {
           sq = { t: 'sequence', exp: 0, chain: new Array<number | null>(op.steps).fill(null) };
-          this.entries.set(op.key, sq);
+          this.put(op.key, sq);
         }
         const chain = sq.chain;
         this.touch(sq, op.ts, op.ttlMs);
@@ -535,7 +551,7 @@ export class MemoryStateStore implements StateStore {
         let m = this.get(op.key, 'max');
         if (!m) {
           m = { t: 'max', exp: 0, v: op.value };
-          this.entries.set(op.key, m);
+          this.put(op.key, m);
         } else if (op.value > m.v) m.v = op.value;
         this.touch(m, op.value, op.ttlMs);
         return m.v;

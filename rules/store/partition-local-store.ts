@@ -134,6 +134,8 @@ interface Owned {
   snapshotNext: boolean;
   /** The log's key table since the last snapshot (what its entries defined; partition-oplog.ts). */
   table: OpLogKeys;
+  /** Restored and owned: its keys are in the store's `where` map. */
+  live: boolean;
   /**
    * Restored keys this store's `isLocal` calls shared (written under another
    * rule set): ops on them still go to the shared store, as before. Every other
@@ -212,6 +214,14 @@ export class PartitionLocalStore implements StateStore, PartitionOwnership {
   private readonly maxLogChars: number;
   private readonly maxAppendChars: number;
   private readonly classified = new Map<string, boolean>();
+  /**
+   * Which owned partition holds a key (ADR 0051): every key any live
+   * partition's memory holds, kept by the memory stores' `onKeys` as keys come
+   * and go. Routing an op is one lookup here instead of probing every
+   * partition for keys nobody holds (reads of state never created, clears of
+   * no episode: most of the probes on the bench).
+   */
+  private readonly where = new Map<string, Owned>();
 
   constructor(private readonly o: PartitionLocalStoreOptions) {
     this.maxKeys = Math.max(1, o.maxKeys ?? 2_000_000);
@@ -298,13 +308,23 @@ export class PartitionLocalStore implements StateStore, PartitionOwnership {
     return 'key' in op ? this.local(op.key) : this.local(op.index);
   }
 
-  /** The partition an op of a node-scoped rule belongs to, or null (no owned partition holds it: answered from an empty store). */
+  /** `k` left `o`'s memory (or `o` left this replica): another partition that holds it, if any, becomes its home. */
+  private unlist(k: string, o: Owned): void {
+    if (this.where.get(k) !== o) return;
+    this.where.delete(k);
+    for (const x of this.owned.values())
+      if (x !== o && x.live && x.store.has(k)) {
+        this.where.set(k, x);
+        return;
+      }
+  }
+
+  /**
+   * The partition an op of a node-scoped rule that no owned partition holds
+   * belongs to: the batch's, or for a tick the partition whose fan-out
+   * returned its scope; null when there is none (answered from an empty store).
+   */
   private home(op: Exclude<StoreOp, { op: 'due.pop' | 'episode.quiet' }>): number | null {
-    if ('key' in op) {
-      const ctx = this.context === null ? undefined : this.owned.get(this.context);
-      if (ctx?.store.has(op.key)) return this.context;
-      for (const [p, o] of this.owned) if (o.store.has(op.key)) return p;
-    }
     if (this.context !== null) return this.context;
     if ('member' in op) return this.popHome.get(op.member) ?? null;
     return null;
@@ -341,16 +361,18 @@ export class PartitionLocalStore implements StateStore, PartitionOwnership {
         ran.length = 0;
         last = undefined;
       };
-      const queued = new Map<string, number>();
       const ctx = this.context === null ? undefined : this.owned.get(this.context);
       for (let i = 0; i < ops.length; i++) {
         const op = ops[i] as StoreOp;
-        // fast path: a key the batch's partition holds is local and lives there (partitions hold disjoint keys): one
-        // lookup instead of classifying the key and then probing for its home
-        if (ctx !== undefined && 'key' in op && ctx.store.has(op.key) && (ctx.foreign.size === 0 || !ctx.foreign.has(op.key))) {
-          this.stats.localOps++;
-          out[i] = one(ctx, op);
-          continue;
+        // a key some owned partition holds runs there (partitions hold disjoint keys; should two hold one, the batch's
+        // own wins), unless it is a restored key this rule set routes to the shared store
+        if ('key' in op) {
+          const held = this.where.get(op.key);
+          if (held !== undefined && (held.foreign.size === 0 || !held.foreign.has(op.key))) {
+            this.stats.localOps++;
+            out[i] = one(ctx !== undefined && held !== ctx && ctx.store.has(op.key) ? ctx : held, op);
+            continue;
+          }
         }
         if (!this.isLocalOp(op)) {
           shared.push(op);
@@ -373,7 +395,7 @@ export class PartitionLocalStore implements StateStore, PartitionOwnership {
           out[i] = all.sort();
           continue;
         }
-        const p = ('key' in op && queued.size > 0 ? queued.get(op.key) : undefined) ?? this.home(op);
+        const p = this.home(op);
         const o = p === null ? undefined : this.owned.get(p);
         // the batch's (or the popped scope's) partition was dropped meanwhile (a rebalance): never answer from nothing
         if (p !== null && !o) throw new NodewardenError('CONFLICT', `partition ${p} left this replica during the batch or tick; it will be redelivered to its owner`, { retriable: true });
@@ -382,10 +404,8 @@ export class PartitionLocalStore implements StateStore, PartitionOwnership {
           out[i] = new MemoryStateStore().execSync([op])[0] as StoreResult;
           continue;
         }
+        // a key this op creates is in `where` from now on: later ops on it in this call find it there
         out[i] = one(o, op);
-        // a key routed to a partition: later ops on it in this call go there too, without probing every partition
-        // again (a read of a new key creates nothing, and the update after it must land in the same partition)
-        if ('key' in op) queued.set(op.key, p as number);
       }
       drain();
       this.stats.sharedOps += shared.length;
@@ -460,8 +480,11 @@ export class PartitionLocalStore implements StateStore, PartitionOwnership {
   private async restore(partition: number): Promise<void> {
     if (this.owned.has(partition)) return;
     const started = Date.now();
-    const o: Owned = { store: null as unknown as MemoryStateStore, epoch: 0, pending: [], swept: [], logOps: 0, logChars: 0, snapshotNext: false, table: new OpLogKeys(), foreign: new Set() };
-    o.store = new MemoryStateStore({ onSweep: (k) => o.swept.push(k) });
+    const o: Owned = { store: null as unknown as MemoryStateStore, epoch: 0, pending: [], swept: [], logOps: 0, logChars: 0, snapshotNext: false, table: new OpLogKeys(), live: false, foreign: new Set() };
+    o.store = new MemoryStateStore({
+      onSweep: (k) => o.swept.push(k),
+      onKeys: { added: (k) => o.live && this.where.set(k, o), removed: (k) => o.live && this.unlist(k, o) },
+    });
     o.epoch = await this.o.backend.claim(partition);
     let skipped = 0;
     const headers = new Set<string>();
@@ -510,13 +533,18 @@ export class PartitionLocalStore implements StateStore, PartitionOwnership {
     // keys a writer with another rule set kept here that this one routes to the shared store
     for (const k of o.store.keys()) if (!this.o.isLocal(k)) o.foreign.add(k);
     this.owned.set(partition, o);
+    o.live = true;
+    for (const k of o.store.keys()) if (!this.where.has(k)) this.where.set(k, o);
     this.stats.restores++;
     this.stats.restoredKeys += o.store.size();
     this.o.onRestore?.(partition, o.store.size(), Date.now() - started, skipped, refused);
   }
 
   private discard(partition: number, reason: string): void {
-    if (!this.owned.delete(partition)) return;
+    const o = this.owned.get(partition);
+    if (!o || !this.owned.delete(partition)) return;
+    o.live = false;
+    for (const k of o.store.keys()) this.unlist(k, o);
     this.stats.discards++;
     this.o.onDiscard?.(partition, reason);
   }

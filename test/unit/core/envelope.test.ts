@@ -1,6 +1,6 @@
 import { expect } from 'chai';
-import { decodeEnvelope, envelopeProblems, eventTimeMs, parseEnvelope } from '../../../core/envelope.js';
-import type { EventEnvelope } from '../../../core/envelope.js';
+import { decodeEnvelope, envelopeProblems, parseEnvelope } from '../../../core/envelope.js';
+import type { EnvelopeTime } from '../../../core/envelope.js';
 import { PoisonInputError } from '../../../core/errors.js';
 
 const good = {
@@ -39,15 +39,16 @@ describe('event envelope v1', () => {
     expect(() => decodeEnvelope(JSON.stringify({ ...good, id: '' }))).to.throw(PoisonInputError, /\/id/);
   });
 
-  it('gives each envelope its own time, parsed once when decoded and parsed on demand otherwise', () => {
-    const a = decodeEnvelope(JSON.stringify(good));
-    const b = decodeEnvelope(JSON.stringify({ ...good, id: 'b', ts: '2026-11-21T10:15:24.001+01:00' }));
-    // a failed decode in between does not leak its time into the next accepted envelope
-    expect(() => decodeEnvelope(JSON.stringify({ ...good, ts: '2026-11-21T10:15:99.000Z' }))).to.throw(PoisonInputError, /\/ts/);
-    const c = parseEnvelope({ ...good, id: 'c', ts: '2026-11-21T10:15:25.5Z' });
-    expect([eventTimeMs(a), eventTimeMs(b), eventTimeMs(c)]).to.deep.equal([Date.parse(good.ts), Date.parse('2026-11-21T09:15:24.001Z'), Date.parse('2026-11-21T10:15:25.500Z')]);
-    // an envelope built in code (replay, tests) was never decoded here: parsed on demand
-    const built: EventEnvelope = { ...(good as EventEnvelope), ts: '2026-11-21T10:15:26.000Z' };
-    expect(eventTimeMs(built)).to.equal(Date.parse('2026-11-21T10:15:26.000Z'));
+  it("hands back each accepted envelope's time, parsed once by its validation", () => {
+    const time: EnvelopeTime = { ms: 0 };
+    decodeEnvelope(JSON.stringify(good), 'src', time);
+    expect(time.ms).to.equal(Date.parse(good.ts));
+    decodeEnvelope(JSON.stringify({ ...good, ts: '2026-11-21T10:15:24.001+01:00' }), 'src', time);
+    expect(time.ms).to.equal(Date.parse('2026-11-21T09:15:24.001Z'));
+    // a rejected envelope leaves it alone, and does not leak into the next accepted one
+    expect(() => decodeEnvelope(JSON.stringify({ ...good, ts: '2026-11-21T10:15:99.000Z' }), 'src', time)).to.throw(PoisonInputError, /\/ts/);
+    expect(time.ms).to.equal(Date.parse('2026-11-21T09:15:24.001Z'));
+    parseEnvelope({ ...good, id: 'c', ts: '2026-11-21T10:15:25.5Z' }, 'src', time);
+    expect(time.ms).to.equal(Date.parse('2026-11-21T10:15:25.500Z'));
   });
 });

@@ -231,4 +231,32 @@ describe('engine service: held faults (ADR 0034)', () => {
     const again = await processor.process([msg(JSON.stringify(xid95('x3', 11 * 60_000)))]);
     expect(again.decisions.map((d) => d.action)).to.deep.equal(['taint', 'page']);
   });
+
+  it("hands the engine each fresh event's time as its validation parsed it, aligned after repeats and already-seen events drop out", async () => {
+    const clock = new ManualClock(T0);
+    const got: Array<[string, number | undefined]> = [];
+    const engine: RuleEngine = {
+      process: () => Promise.resolve([]),
+      tick: () => Promise.resolve([]),
+      evaluate: (events, times) => {
+        events.forEach((e, i) => got.push([e.id, times?.[i]]));
+        return Promise.resolve({ decisions: [], heldFaults: [] });
+      },
+    };
+    const deduper = new MemoryDeduper(clock, { windowMs: 3_600_000, claimTtlMs: 5000 });
+    await deduper.confirm((await deduper.claim(['seen'])).map(() => 'seen'));
+    const processor = new BatchProcessor({ engine, remediator: new FakeRemediator(), deduper, deadLetters: new MemoryDeadLetterSink(), metrics: engineServiceMetrics(createRegistry('engine')), clock, logger: silentLogger });
+    const at = (id: string, ts: string): RawMessage => msg(JSON.stringify({ ...event(id), ts }));
+    await processor.process([
+      at('a', '2026-11-21T09:59:00.001Z'),
+      at('seen', '2026-11-21T09:59:01.000Z'),
+      at('a', '2026-11-21T09:59:02.000Z'),
+      msg('{"not": "an event"}'),
+      at('b', '2026-11-21T10:59:03.250+01:00'),
+    ]);
+    expect(got).to.deep.equal([
+      ['a', Date.parse('2026-11-21T09:59:00.001Z')],
+      ['b', Date.parse('2026-11-21T09:59:03.250Z')],
+    ]);
+  });
 });
