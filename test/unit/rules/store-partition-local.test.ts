@@ -260,6 +260,44 @@ describe('PartitionLocalStore (ADR 0045, ADR 0047)', () => {
     expect(s.stats.flushes).to.equal(1);
   });
 
+  it("a key another owned partition holds (its node moved partitions) is read and written there; once that partition leaves, the batch's own memory answers, and a swept key is routed anew (ADR 0051)", async () => {
+    const backend = new MemoryBackend();
+    const s = new PartitionLocalStore({ backend, isLocal });
+    const key = k.leaf('w', NODE_RULE, 0, 'n:a');
+    const add = (member: string, ts: number): StoreOp => ({ op: 'window.add', key, member, ts, windowMs: 10_000, ttlMs: 60_000 });
+    const count = (now: number): StoreOp => ({ op: 'window.count', key, now, windowMs: 10_000 });
+    s.assign([0, 1]);
+    await s.enter(1);
+    expect(await s.execFinal([add('e1', 1_000)])).to.deep.equal([1]);
+    s.leave(true);
+    // a batch of partition 0 with n:a's events: its state lives in partition 1, and stays there
+    await s.enter(0);
+    expect(await s.execFinal([count(1_500), add('e2', 2_000)])).to.deep.equal([1, 2]);
+    s.leave(true);
+    expect(s.memoryOf(0)?.has(key)).to.equal(false);
+    expect(s.memoryOf(1)?.has(key)).to.equal(true);
+    // partition 1 leaves this replica: the key is nobody's here, so partition 0's batch starts it in its own memory
+    s.assign([0]);
+    await s.enter(0);
+    expect(await s.execFinal([count(2_500), add('e3', 3_000)])).to.deep.equal([0, 1]);
+    s.leave(true);
+    expect(s.memoryOf(0)?.has(key)).to.equal(true);
+    // swept (expired by op time) and then written again: it lives where the writing batch is
+    s.assign([0, 1]);
+    await s.enter(0);
+    await s.execFinal([{ op: 'max.set', key: k.leaf('w', NODE_RULE, 1, 'n:z'), value: 1, ttlMs: 1 }, { op: 'max.set', key: k.leaf('w', NODE_RULE, 1, 'n:y'), value: 1, ttlMs: 1 }]);
+    s.leave(true);
+    await s.trim({ keys: k, rules: [], signal: new AbortController().signal });
+    expect(s.memoryOf(0)?.has(key)).to.equal(true);
+    (s.memoryOf(0) as MemoryStateStore).sweep(1_000_000);
+    expect(s.memoryOf(0)?.has(key)).to.equal(false);
+    await s.enter(1);
+    expect(await s.execFinal([add('e4', 1_000_001)])).to.deep.equal([1]);
+    s.leave(true);
+    expect(s.memoryOf(1)?.has(key)).to.equal(true);
+    expect(s.memoryOf(0)?.has(key)).to.equal(false);
+  });
+
   it('a restored key this rule set does not keep local (written under another rule set) is still routed to the shared store', async () => {
     const backend = new MemoryBackend();
     const key = k.leaf('w', NODE_RULE, 0, 'n:a');
