@@ -87,9 +87,11 @@ function stateCommitKillSuite(label: string, engineArgs: readonly string[]): voi
       }
       return isScript(cmd, 'dedupe.confirm') && cmd.some((a) => a === firstKey || firstClaims.has(a));
     };
-    // a forwarded state write of the test rule for the test Node (whatever the store's command shape: its key names the rule and the node)
+    // a forwarded state write for the test Node (whatever the store's command shape): a key that names the rule and
+    // the node, or a state-store script call that carries the node's events (a partition's op-log entry names keys
+    // its partition's log defined earlier by position, ADR 0051, but carries the event ids, which name the node)
     const isStateWrite = (cmd: RedisCommand): boolean =>
-      !isScript(cmd, 'dedupe.claim') && !isScript(cmd, 'dedupe.confirm') && cmd.some((a) => a.includes(RULE) && a.includes(NODE));
+      !isScript(cmd, 'dedupe.claim') && !isScript(cmd, 'dedupe.confirm') && cmd.some((a) => a.includes(NODE) && (a.includes(RULE) || isScript(cmd, 'rules.batch')));
     const pair = useKillPair({ names, dirPrefix: 'nw-state-commit-kill-', rulesYaml: RULES_YAML, redisHold: isFirstConfirm, redisWatch: isStateWrite, engineArgs });
     let redis: Redis | undefined;
     before(async () => {
