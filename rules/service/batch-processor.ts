@@ -269,12 +269,12 @@ export class BatchProcessor {
 
   /** A routed release (ADR 0049) reached the owner of the node's partition: its episodes end here, in order with the node's events. */
   private async applyRelease(r: ReleaseRecord): Promise<void> {
-    const apply = this.o.engine.applyRelease;
-    if (!apply) {
+    const engine = this.o.engine;
+    if (!engine.applyRelease) {
       this.o.logger.warn({ node: r.node, id: r.id }, 'episode release record: this engine keeps no rule episodes; ignored');
       return;
     }
-    const n = await apply.call(this.o.engine, r.node, r.episodes);
+    const n = await engine.applyRelease(r.node, r.episodes);
     this.o.logger.info({ node: r.node, id: r.id, released: n, episodes: r.episodes.map((e) => `${e.rule} ${e.scope}`) }, 'routed episode release applied by the owner of the node\'s partition');
   }
 

@@ -28,7 +28,7 @@ export const RELEASE_RECORD = 'episode-release/1';
 /** Longest header value read (a longer one is not a record this build knows: dead-lettered). */
 export const MAX_RECORD_HEADER = 64;
 /** Longest release record (8 episodes of the longest rule id and scope fit in well under this). */
-export const MAX_RELEASE_BYTES = 16 * 1024;
+const MAX_RELEASE_BYTES = 16 * 1024;
 const MAX_ID = 128;
 const MAX_NODE = 253;
 const MAX_RULE = 128;
@@ -49,7 +49,7 @@ export interface ReleaseRecord {
 }
 
 /** Whether `scope` is a node scope of `node` (`n:<node>` or `n:<node>|<by>…`). */
-export function scopeOfNode(scope: string, node: string): boolean {
+function scopeOfNode(scope: string, node: string): boolean {
   const head = `n:${node}`;
   return scope === head || (scope.startsWith(head) && scope.charCodeAt(head.length) === 0x7c /* | */);
 }
@@ -100,7 +100,7 @@ export function decodeReleaseRecord(text: string, key: string | null, source?: s
 }
 
 /** Where a routed release goes: the events topic, keyed by the node. */
-export type ReleasePublisher = (record: ReleaseRecord) => Promise<void>;
+type ReleasePublisher = (record: ReleaseRecord) => Promise<void>;
 
 /**
  * Publishes release records on the events topic, keyed by the node as the

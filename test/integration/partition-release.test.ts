@@ -110,7 +110,7 @@ describe('partition-local state: a ladder release on the replica that does not o
       const service = new EngineService({ kafka, groupId, topic: topics.signals, processor, metrics, clock, logger: silentLogger, tickMs: 1000, sessionTimeoutMs: 6000, partitions: ownership });
       await service.start();
       closers.push(() => service.stop());
-      const ladderRelease = (episodes: RuleScope[]): Promise<number> => (bound as RuleEpisodes | null)?.release(episodes) ?? Promise.reject(new Error('not bound'));
+      const ladderRelease = (episodes: RuleScope[]): Promise<number> => bound?.release(episodes) ?? Promise.reject(new Error('not bound'));
       return { name, store, service, assigned, submitted, held, deadLetters, ladderRelease };
     };
     const replicas = [await replica('a'), await replica('b')];

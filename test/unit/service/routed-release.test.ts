@@ -69,7 +69,7 @@ function fleet() {
     const deadLetters = new MemoryDeadLetterSink();
     const processor = new BatchProcessor({ engine, remediator, deduper, deadLetters, metrics: engineServiceMetrics(createRegistry('engine')), clock, logger: silentLogger, partitions: store });
     /** What the repair ladder calls on this replica when it returns the node (ADR 0034). */
-    const ladderRelease = (episodes: RuleScope[]): Promise<number> => (bound as RuleEpisodes | null)?.release(episodes) ?? Promise.reject(new Error('not bound'));
+    const ladderRelease = (episodes: RuleScope[]): Promise<number> => bound?.release(episodes) ?? Promise.reject(new Error('not bound'));
     return { store, engine, processor, submitted, deadLetters, ladderRelease };
   };
   return { clock, backend, published, replica };
