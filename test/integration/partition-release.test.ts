@@ -7,6 +7,14 @@
  * node's partition of the events topic, the owner applies it in order, and
  * the next Xid of that GPU fires a new decision on the owner (a new episode),
  * within the rule's 1 h cooldown. Before the release the same Xid is held.
+ *
+ * Then the same through the CLI wiring: two `nodewarden engine --state
+ * partition-local` processes on the real servers and the real apiserver; an
+ * Xid cordons the test Node (a repair-ladder episode is opened and observed),
+ * a person uncordons it, the ladder of whichever replica sees it first closes
+ * the episode "resolved by a person" and releases the isolating episode
+ * (routed by the engine's own producer), and the next Xid within the cooldown
+ * cordons the Node again.
  */
 import { expect } from 'chai';
 import { randomBytes } from 'node:crypto';
@@ -32,8 +40,9 @@ import { PartitionLocalStore } from '../../rules/store/partition-local-store.js'
 import { RedisPartitionState } from '../../rules/store/partition-state-redis.js';
 import { RedisStateStore } from '../../rules/store/redis-store.js';
 import { fileOnlyToggles } from '../../rules/toggles/port.js';
-import { produce, uniqueTopics, waitFor } from './engine-support.js';
+import { produce, uniqueTopics, waitFor, xid as appXid } from './engine-support.js';
 import { sharedKafka, sharedRedis } from './servers.js';
+import { nodeState, patchesForwarded, ruleLedger, tickKillNames, useKillPair } from './tick-kill-support.js';
 
 const RULE = 'gpu-xid-fatal';
 const GPU = 'GPU-5f1c0a2b-0000-1111-2222-333344445555';
@@ -152,5 +161,65 @@ describe('partition-local state: a ladder release on the replica that does not o
     expect(other.submitted, 'the non-owner decided nothing').to.deep.equal([]);
     expect([...owner.deadLetters.records, ...other.deadLetters.records], 'the release record is not dead-lettered').to.deep.equal([]);
     expect(owner.submitted.filter((d) => d.action === 'taint').map((d) => d.evidence?.eventId)).to.deep.equal([x1.id, x3.id]);
+  });
+});
+
+const CLI_RULE = 'app-xid-isolate';
+const CLI_RULES_YAML = `apiVersion: nodewarden.io/v1
+kind: RuleSet
+rules:
+  - id: ${CLI_RULE}
+    description: one application Xid cordons the node (partition-release test)
+    severity: critical
+    match:
+      type: gpu.xid
+      where:
+        data.code: { in: [13, 31, 43] }
+    scope: node
+    condition:
+      count: { gte: 1, within: 10m }
+    cooldown: 1h
+    summary: "Xid on {{node}}"
+    actions:
+      - type: cordon
+      - type: page
+        severity: critical
+        dedupKey: "nodewarden/${CLI_RULE}/{{node}}"
+`;
+
+describe('partition-local state through the engine CLI: a person\'s uncordon ends the isolating episode on the owner (ADR 0049)', function () {
+  this.timeout(240_000);
+  const names = tickKillNames('plr');
+  const { node: NODE, patchNode: PATCH_NODE, topics } = names;
+  // the guard's own cooldown of the same action on the same target (default 10m) is not what this tests
+  const pair = useKillPair({ names, dirPrefix: 'nw-partition-release-', rulesYaml: CLI_RULES_YAML, engineArgs: ['--state', 'partition-local'], guard: { targetCooldown: '0s' } });
+  const event = (n: number): { key: string; value: Record<string, unknown> } => ({ key: NODE, value: appXid(NODE, 13, `${NODE}-x${n}`) });
+
+  it('the next Xid within the cooldown cordons the Node again', async () => {
+    const { raw } = ruleLedger(pair.ledger, CLI_RULE);
+    await produce(pair.brokers, topics.signals, [event(0)]);
+    await waitFor('the Node cordoned by the first Xid', async () => (await nodeState(pair.kube, NODE)).unschedulable || undefined, 90_000, 100);
+    const ownerIdx = await waitFor('the owner of the Node\'s partition (its PATCH)', () => {
+      const [a, b] = patchesForwarded(pair, 0, PATCH_NODE);
+      return a > 0 ? 0 : b > 0 ? 1 : undefined;
+    }, 10_000, 50);
+    // a person returns the Node; a ladder tick closes the observed episode (resolved by a person) and releases the rule's episode
+    const un = await pair.kube.kubectl(['uncordon', NODE]);
+    expect(un.code, un.stderr).to.equal(0);
+    await waitFor('the repair episode closed as resolved by a person', () => raw().some((r) => r.guard === 'resolvedByPerson') || undefined, 60_000, 100);
+    const logs = pair.engines.map((e) => e.log());
+    const releasedBy = logs.findIndex((l) => l.includes('routed to the owner of their node'));
+    expect(releasedBy, 'a replica routed the release').to.be.greaterThanOrEqual(0);
+    const t0 = Date.now();
+    await produce(pair.brokers, topics.signals, [event(1)]);
+    await waitFor('the Node cordoned again by the next Xid (within the 1 h cooldown)', async () => (await nodeState(pair.kube, NODE)).unschedulable || undefined, 60_000, 100).catch((err: unknown) => {
+      const lines = pair.engines.map((e, i) => `--- replica ${i}${i === ownerIdx ? ' (owner)' : ''}\n${e.log().split('\n').filter((l) => /releas|episode|dead|held|partition-local|invalid/i.test(l)).slice(-30).join('\n')}`);
+      throw new Error(`${String(err)}\nledger: ${JSON.stringify(raw().map((r) => `${r.action}/${r.outcome}/${r.guard ?? '-'}`))}\n${lines.join('\n')}`);
+    });
+    const ms = Date.now() - t0;
+    await waitFor('the owner applied the routed release', () => pair.engines[ownerIdx]!.log().includes('routed episode release applied') || undefined, 10_000, 100);
+    const cordons = raw().filter((r) => r.action === 'cordon' && r.outcome === 'executed');
+    expect(cordons, JSON.stringify(raw().map((r) => `${r.action}/${r.outcome}/${r.guard ?? '-'}`))).to.have.length(2);
+    console.log(`      released by replica ${releasedBy === ownerIdx ? 'owning' : 'NOT owning'} the Node's partition; next Xid → cordon ${ms} ms`);
   });
 });
