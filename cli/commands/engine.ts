@@ -30,6 +30,8 @@ import type { StateStore } from '../../rules/store/state-store.js';
 import { MemoryStateStore } from '../../rules/store/memory-store.js';
 import { NodeSustainedFilterStore } from '../../rules/store/node-sustained-filter.js';
 import { PartitionLocalStore } from '../../rules/store/partition-local-store.js';
+import { kafkaReleasePublisher, newReleaseRecord } from '../../rules/service/episode-release.js';
+import type { RuleScope } from '../../core/held-fault.js';
 import { RedisPartitionState } from '../../rules/store/partition-state-redis.js';
 import { RedisStateStore } from '../../rules/store/redis-store.js';
 import { BatchProcessor } from '../../rules/service/batch-processor.js';
@@ -378,10 +380,24 @@ export async function run(argv: string[]): Promise<number> {
   steps.push({ name: 'rule toggles', run: () => toggles.start() });
   const dedupeTimes = { windowMs: parseDuration(config.engine.dedupeWindow), claimTtlMs: Math.floor(sessionTimeoutMs / 2) };
   const deduper: EventDeduper = redis ? new RedisDeduper(redis, prefix, dedupeTimes) : new MemoryDeduper(clock, dedupeTimes);
-  const engine = createRuleEngine({ rules, store, cluster, toggles, clock, logger, metrics: ruleEngineMetrics(registry), config, tickOutbox: true });
-
   // Idempotent: a send retried after NOT_LEADER (broker restart) is not written twice (dead letters, audit).
   const producer: Producer = kafka.producer({ allowAutoTopicCreation: false, idempotent: true, maxInFlightRequests: 1 });
+  // partition-local: a ladder release of a node-scoped episode goes to the owner of the node's partition, as a
+  // record on that partition of the events topic, applied in order with the node's events (ADR 0049)
+  const publishRelease = partitionLocal ? kafkaReleasePublisher(producer, config.kafka.topics.signals) : undefined;
+  const engine = createRuleEngine({
+    rules,
+    store,
+    cluster,
+    toggles,
+    clock,
+    logger,
+    metrics: ruleEngineMetrics(registry),
+    config,
+    tickOutbox: true,
+    ...(publishRelease ? { routeRelease: (node: string, episodes: RuleScope[]) => publishRelease(newReleaseRecord(node, episodes, clock.now())) } : {}),
+  });
+
   // One quick probe per start-up attempt (the client's own retries would hold one attempt for ~55 s);
   // the start-up runner owns the back-off, so /readyz and the log tell each attempt.
   steps.push({

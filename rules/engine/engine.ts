@@ -26,7 +26,7 @@ import type { TemplateContext } from '../language/template.js';
 import type { StateStore, StoreOp, StoreResult } from '../store/state-store.js';
 import { StoreKeys } from '../../adapters/redis/keys.js';
 import type { LeafKind } from '../../adapters/redis/keys.js';
-import { decodeScope, scopeKey, scopeLabel } from './scope.js';
+import { decodeScope, nodeOfScope, scopeKey, scopeLabel } from './scope.js';
 
 /** What one batch of events yields: decisions, and the held faults of isolating rules (ADR 0034). */
 export interface EngineOutput {
@@ -49,6 +49,12 @@ export interface RuleEngine {
   tick(now: number): Promise<Decision[]>;
   /** Ends rule episodes and their cooldowns (core/held-fault.ts `RuleEpisodes`; absent in stand-ins and fakes). */
   release?(episodes: readonly RuleScope[]): Promise<number>;
+  /**
+   * The owner's side of a routed release (ADR 0049): ends these episodes in
+   * this engine's store, never routing again — only node-scoped rules' episodes
+   * on `node` (a record names no more than a release of that node could).
+   */
+  applyRelease?(node: string, episodes: readonly RuleScope[]): Promise<number>;
 }
 
 /** The part of the configuration the engine reads (a NodewardenConfig is one). */
@@ -82,6 +88,14 @@ export interface RuleEngineOptions {
    * re-derived decision would count twice.
    */
   tickOutbox?: boolean;
+  /**
+   * Partition-local state (ADR 0045, ADR 0049): the state of a node-scoped rule
+   * lives with the owner of the node's partition, so `release` of such an
+   * episode is routed there (an internal record on the node's partition of the
+   * events topic) instead of run on this replica's store. Resolves once routed;
+   * the owner applies it with `applyRelease`. Unset: every release runs here.
+   */
+  routeRelease?: (node: string, episodes: RuleScope[]) => Promise<void>;
 }
 
 /** Extra lifetime of state beyond the longest window that reads it. */
@@ -662,21 +676,49 @@ export function createRuleEngine(opts: RuleEngineOptions): Required<RuleEngine> 
     return out;
   }
 
+  /** Ends episodes in this engine's store: one final call (a write-behind store makes it durable with it). */
+  async function releaseHere(episodes: readonly RuleScope[]): Promise<number> {
+    const ops: StoreOp[] = [];
+    for (const r of episodes) {
+      const p = planById.get(r.rule);
+      if (p) ops.push({ op: 'episode.release', key: keys.episode(p.rule.id, r.scope), index: p.episodeIndex, member: r.scope });
+    }
+    const results = await runFinal(ops);
+    const n = results.filter((x) => typeof x === 'number').length;
+    if (n > 0) log.info({ episodes: episodes.map((r) => `${r.rule} ${r.scope}`) }, 'rule episodes released: what they isolated is back in service');
+    return n;
+  }
+
   const engine: Required<RuleEngine> = {
     async process(events: readonly EventEnvelope[]): Promise<Decision[]> {
       return (await engine.evaluate(events)).decisions;
     },
 
     async release(episodes: readonly RuleScope[]): Promise<number> {
-      const ops: StoreOp[] = [];
+      const route = opts.routeRelease;
+      const here: RuleScope[] = [];
+      const routed = new Map<string, RuleScope[]>();
       for (const r of episodes) {
         const p = planById.get(r.rule);
-        if (p) ops.push({ op: 'episode.release', key: keys.episode(p.rule.id, r.scope), index: p.episodeIndex, member: r.scope });
+        if (!p) continue;
+        const node = route && p.rule.scope.kind === 'node' ? nodeOfScope(r.scope) : null;
+        if (node === null) here.push(r);
+        else {
+          const list = routed.get(node) ?? [];
+          if (list.length === 0) routed.set(node, list);
+          list.push({ rule: r.rule, scope: r.scope });
+        }
       }
-      const results = await runFinal(ops);
-      const n = results.filter((x) => typeof x === 'number').length;
-      if (n > 0) log.info({ episodes: episodes.map((r) => `${r.rule} ${r.scope}`) }, 'rule episodes released: what they isolated is back in service');
-      return n;
+      // routed first: a failure to route is the caller's error (logged by the ladder), as a failed store call is
+      for (const [node, list] of routed) await (route as NonNullable<typeof route>)(node, list);
+      if (routed.size > 0) log.info({ episodes: [...routed.values()].flat().map((r) => `${r.rule} ${r.scope}`) }, 'rule episodes to release routed to the owner of their node\'s partition');
+      let n = 0;
+      for (const list of routed.values()) n += list.length;
+      return n + (here.length > 0 ? await releaseHere(here) : 0);
+    },
+
+    async applyRelease(node: string, episodes: readonly RuleScope[]): Promise<number> {
+      return releaseHere(episodes.filter((r) => planById.get(r.rule)?.rule.scope.kind === 'node' && nodeOfScope(r.scope) === node));
     },
 
     async evaluate(events: readonly EventEnvelope[], times?: readonly number[]): Promise<EngineOutput> {

@@ -32,6 +32,14 @@ export function scopeKey(spec: ScopeSpec, e: EventEnvelope): string | null {
   }
 }
 
+/** The node of a node scope (`n:<node>[|…]`), or null (a group or fleet scope, or no node). */
+export function nodeOfScope(key: string): string | null {
+  if (!key.startsWith('n:')) return null;
+  const bar = key.indexOf('|', 2);
+  const node = bar < 0 ? key.slice(2) : key.slice(2, bar);
+  return node.length > 0 ? node : null;
+}
+
 export interface DecodedScope {
   node: string | null;
   /** Extra `by` values (node scope). */

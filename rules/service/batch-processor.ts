@@ -8,6 +8,8 @@
  *   evaluate the fresh events → decisions → remediator (guard, action, ledger);
  *   held faults (isolating rules matched again during their cooldown) → the
  *   remediator's repair ladder (ADR 0034)
+ *   routed episode releases (ADR 0049: internal records on the node's
+ *   partition) → the engine's store, in order with the events around them
  *   dead letters durable → confirm the claimed ids
  *
  * Only when `process` resolves may the caller commit the batch's offsets. If
@@ -40,6 +42,8 @@ import type { EventTimeBounds } from '../../core/event-time.js';
 import type { LocalStateKnowledge } from '../store/node-sustained-filter.js';
 import type { PartitionOwnership } from '../store/partition-local-store.js';
 import { eventTimeBounds, eventTimeProblem } from '../../core/event-time.js';
+import { decodeReleaseRecord, RELEASE_RECORD } from './episode-release.js';
+import type { ReleaseRecord } from './episode-release.js';
 
 const DEFAULT_EVENT_TIME = eventTimeBounds(DEFAULT_CONFIG);
 
@@ -119,6 +123,8 @@ export class BatchProcessor {
     /** Each valid event's time (ms), parsed once by its validation. */
     const validMs: number[] = [];
     const time: EnvelopeTime = { ms: Number.NaN };
+    // routed episode releases (ADR 0049), each after the valid events that precede it on the partition
+    const releases: Array<{ r: ReleaseRecord; after: number }> = [];
     const dead: DeadLetterRecord[] = [];
     const now = this.o.clock.now();
     const nowIso = new Date(now).toISOString();
@@ -127,6 +133,15 @@ export class BatchProcessor {
       const source = `${m.topic}/${m.partition}@${m.offset}`;
       try {
         if (m.value === null || m.value.length === 0) throw new PoisonInputError('EVENT_INVALID', source, [{ path: '', message: 'empty message' }]);
+        if (m.record !== undefined) {
+          // an internal record (header-marked): validated as strictly as an event, never evaluated as one
+          if (m.record !== RELEASE_RECORD) throw new PoisonInputError('EVENT_INVALID', source, [{ path: '', message: 'unknown internal record (header nodewarden-record)' }]);
+          const r = decodeReleaseRecord(m.value, m.key, source);
+          const late = eventTimeProblem(Date.parse(r.ts), bounds, { future: now, past: now });
+          if (late) throw new PoisonInputError('EVENT_INVALID', source, [{ path: '/ts', message: late }]);
+          releases.push({ r, after: valid.length });
+          continue;
+        }
         const e = decodeEnvelope(m.value, source, time);
         const late = eventTimeProblem(time.ms, bounds, { future: now, past: now });
         if (late) throw new PoisonInputError('EVENT_INVALID', source, [{ path: '/ts', message: late }]);
@@ -136,7 +151,7 @@ export class BatchProcessor {
         const problems = err instanceof PoisonInputError ? err.problems : [{ path: '', message: errorMessage(err) }];
         dead.push({
           ts: nowIso,
-          reason: `invalid event: ${problems.map((p) => `${p.path || '/'}: ${p.message}`).join('; ')}`,
+          reason: `invalid ${m.record !== undefined ? 'internal record' : 'event'}: ${problems.map((p) => `${p.path || '/'}: ${p.message}`).join('; ')}`,
           problems,
           original: m.value,
           topic: m.topic,
@@ -162,13 +177,17 @@ export class BatchProcessor {
       if (Number.isFinite(t) && (maxEventTs === null || t > maxEventTs)) maxEventTs = t;
     }
     let duplicates = valid.length - unique.length;
+    // a release record is deduplicated like an event (by its id): a redelivery never applies it twice
+    const ownIds = new Set(firstSeen.keys());
+    const uniqueReleases = releases.filter(({ r }) => !ownIds.has(r.id) && (ownIds.add(r.id), true));
+    duplicates += releases.length - uniqueReleases.length;
 
     // where a batch's time goes (debug log 'batch phases'), ms
     const at = { claimed: 0, evaluated: 0, submitted: 0, appended: 0 };
     const msSince = (): number => Number(process.hrtime.bigint() - started) / 1e6;
     let claims: Awaited<ReturnType<EventDeduper['claim']>>;
     try {
-      claims = await this.o.deduper.claim(unique.map((e) => e.id));
+      claims = await this.o.deduper.claim([...unique.map((e) => e.id), ...uniqueReleases.map(({ r }) => r.id)]);
       at.claimed = msSince();
     } catch (err) {
       metrics.batchFailures.inc();
@@ -177,8 +196,9 @@ export class BatchProcessor {
     }
     const fresh = unique.filter((_, i) => claims[i] === 'claimed');
     const freshMs = uniqueMs.filter((_, i) => claims[i] === 'claimed');
-    const claimedIds = fresh.map((e) => e.id);
-    const pending = unique.filter((_, i) => claims[i] === 'pending').map((e) => e.id);
+    const freshReleases = uniqueReleases.filter((_, i) => claims[unique.length + i] === 'claimed');
+    const claimedIds = [...fresh.map((e) => e.id), ...freshReleases.map(({ r }) => r.id)];
+    const pending = [...unique.map((e) => e.id), ...uniqueReleases.map(({ r }) => r.id)].filter((_, i) => claims[i] === 'pending');
     if (pending.length > 0) {
       // Another batch (a replica that lost this partition in a rebalance but is
       // still working on it) holds these ids: skipping them could lose them if it
@@ -188,32 +208,34 @@ export class BatchProcessor {
       this.o.logger.info({ events: pending.length, first: pending[0] }, 'events claimed by another batch in progress: the batch will be redelivered');
       throw new NodewardenError('CONFLICT', `${pending.length} event(s) claimed by another batch in progress (first: ${pending[0] ?? ''})`, { retriable: true });
     }
-    duplicates += unique.length - fresh.length;
+    duplicates += unique.length - fresh.length + uniqueReleases.length - freshReleases.length;
     if (this.o.localState && fresh.length < unique.length) this.o.localState.forget('events of this batch were already evaluated (another replica, or a redelivery)');
 
     let decisions: Decision[] = [];
     let records: LedgerRecord[] = [];
     let storeDown: unknown;
     try {
-      if (fresh.length > 0) {
+      if (fresh.length > 0 || freshReleases.length > 0) {
         [decisions, records] = await this.queue.run(() => this.withPartition(this.o.partitions ? partitionOf(messages) : null, async () => {
-          const engine = this.o.engine;
-          const { decisions: ds, heldFaults } = await (engine.evaluate ? engine.evaluate(fresh, freshMs) : engine.process(fresh).then((d) => ({ decisions: d, heldFaults: [] }))).catch((err: unknown) => {
-            storeDown = err;
-            throw err;
-          });
-          at.evaluated = msSince();
-          const submitted = ds.length > 0 ? await this.o.remediator.submit(ds, { redeliverable: true }) : nothing();
-          at.submitted = msSince();
-          // after the batch's own decisions: a fault held back by its rule's cooldown, for the repair ladder
-          const held = heldFaults.length > 0 && this.o.remediator.heldFaults ? await this.o.remediator.heldFaults(heldFaults) : nothing();
-          const rs = [...submitted.records, ...held.records];
-          const later = [...submitted.retryLater, ...held.retryLater];
+          const ds: Decision[] = [];
+          const rs: LedgerRecord[] = [];
+          const later: string[] = [];
+          for (const seg of segments(valid, fresh, freshMs, freshReleases)) {
+            if (seg.events.length > 0) {
+              const out = await this.evaluateSegment(seg.events, seg.times, at, msSince, (err) => {
+                storeDown = err;
+              });
+              ds.push(...out.decisions);
+              rs.push(...out.records);
+              later.push(...out.retryLater);
+            }
+            if (seg.release) await this.applyRelease(seg.release);
+          }
           if (this.o.ledger && rs.length > 0) await this.o.ledger.append(rs);
           at.appended = msSince();
           if (later.length > 0) {
             countRecords(metrics, rs);
-            throw new RetryLaterError(later.map((r) => r.decisionId));
+            throw new RetryLaterError(later);
           }
           return [ds, rs] as const;
         }, (err) => {
@@ -238,6 +260,32 @@ export class BatchProcessor {
     metrics.batchDuration.observe(Number(process.hrtime.bigint() - started) / 1e9);
     if (decisions.length > 0) this.o.logger.debug({ events: messages.length, decisions: decisions.length, records: records.length, ...Object.fromEntries(Object.entries(at).map(([k, v]) => [k, Math.round(v)])), done: Math.round(msSince()) }, 'batch phases');
     return { consumed: messages.length, invalid: dead.length, duplicates, processed: fresh.length, decisions, records, maxEventTs };
+  }
+
+  /** One run of consecutive events: evaluate, submit the decisions, hand held faults to the ladder. */
+  private async evaluateSegment(events: readonly EventEnvelope[], times: readonly number[], at: { evaluated: number; submitted: number }, msSince: () => number, onStoreError: (err: unknown) => void): Promise<{ decisions: Decision[]; records: LedgerRecord[]; retryLater: string[] }> {
+    const engine = this.o.engine;
+    const { decisions: ds, heldFaults } = await (engine.evaluate ? engine.evaluate(events, times) : engine.process(events).then((d) => ({ decisions: d, heldFaults: [] }))).catch((err: unknown) => {
+      onStoreError(err);
+      throw err;
+    });
+    at.evaluated = msSince();
+    const submitted = ds.length > 0 ? await this.o.remediator.submit(ds, { redeliverable: true }) : nothing();
+    at.submitted = msSince();
+    // after the batch's own decisions: a fault held back by its rule's cooldown, for the repair ladder
+    const held = heldFaults.length > 0 && this.o.remediator.heldFaults ? await this.o.remediator.heldFaults(heldFaults) : nothing();
+    return { decisions: ds, records: [...submitted.records, ...held.records], retryLater: [...submitted.retryLater, ...held.retryLater].map((r) => r.decisionId) };
+  }
+
+  /** A routed release (ADR 0049) reached the owner of the node's partition: its episodes end here, in order with the node's events. */
+  private async applyRelease(r: ReleaseRecord): Promise<void> {
+    const engine = this.o.engine;
+    if (!engine.applyRelease) {
+      this.o.logger.warn({ node: r.node, id: r.id }, 'episode release record: this engine keeps no rule episodes; ignored');
+      return;
+    }
+    const n = await engine.applyRelease(r.node, r.episodes);
+    this.o.logger.info({ node: r.node, id: r.id, released: n, episodes: r.episodes.map((e) => `${e.rule} ${e.scope}`) }, 'routed episode release applied by the owner of the node\'s partition');
   }
 
   /**
@@ -311,6 +359,36 @@ export class BatchProcessor {
       throw err;
     }
   }
+}
+
+/**
+ * The batch's fresh events cut at its fresh release records (ADR 0049), in
+ * partition order: events before a release are evaluated before it, events
+ * after it on its result. Without releases: one segment of every fresh event.
+ */
+function segments(valid: readonly EventEnvelope[], fresh: readonly EventEnvelope[], freshMs: readonly number[], releases: ReadonlyArray<{ r: ReleaseRecord; after: number }>): Array<{ events: EventEnvelope[]; times: number[]; release: ReleaseRecord | null }> {
+  if (releases.length === 0) return [{ events: [...fresh], times: [...freshMs], release: null }];
+  // fresh events are first occurrences (repeats were dropped before the claim), each its own object in `valid`
+  const keep = new Map<EventEnvelope, number>(fresh.map((e, j) => [e, freshMs[j] as number]));
+  const out: Array<{ events: EventEnvelope[]; times: number[]; release: ReleaseRecord | null }> = [];
+  let i = 0;
+  const upTo = (end: number): { events: EventEnvelope[]; times: number[] } => {
+    const events: EventEnvelope[] = [];
+    const times: number[] = [];
+    for (; i < end; i++) {
+      const e = valid[i] as EventEnvelope;
+      const t = keep.get(e);
+      if (t !== undefined) {
+        events.push(e);
+        times.push(t);
+      }
+    }
+    return { events, times };
+  };
+  for (const { r, after } of releases) out.push({ ...upTo(after), release: r });
+  const rest = upTo(valid.length);
+  if (rest.events.length > 0) out.push({ ...rest, release: null });
+  return out;
 }
 
 /** The one partition a batch's messages come from (the consumer hands over one partition's batch at a time). */

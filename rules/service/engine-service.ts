@@ -18,6 +18,7 @@ import type { Logger } from '../../core/logger.js';
 import type { BatchProcessor } from './batch-processor.js';
 import type { EngineServiceMetrics } from './metrics.js';
 import type { RawMessage } from './ports.js';
+import { MAX_RECORD_HEADER, RECORD_HEADER } from './episode-release.js';
 import type { WatermarkBoard } from './watermark.js';
 import type { LocalStateKnowledge } from '../store/node-sustained-filter.js';
 import type { PartitionOwnership } from '../store/partition-local-store.js';
@@ -241,13 +242,18 @@ export class EngineService {
     for (let i = 0; i < all.length; i += this.chunkSize) {
       if (!p.isRunning() || p.isStale()) return;
       const chunk = all.slice(i, i + this.chunkSize);
-      const raw: RawMessage[] = chunk.map((m) => ({
-        topic: batch.topic,
-        partition: batch.partition,
-        offset: m.offset,
-        key: m.key ? m.key.toString('utf8') : null,
-        value: m.value ? m.value.toString('utf8') : null,
-      }));
+      const raw: RawMessage[] = chunk.map((m) => {
+        const r: RawMessage = {
+          topic: batch.topic,
+          partition: batch.partition,
+          offset: m.offset,
+          key: m.key ? m.key.toString('utf8') : null,
+          value: m.value ? m.value.toString('utf8') : null,
+        };
+        const h = m.headers?.[RECORD_HEADER];
+        if (h !== undefined) r.record = recordHeader(h);
+        return r;
+      });
       const res = await this.processChunk(p, raw);
       const last = chunk[chunk.length - 1];
       if (!last) continue;
@@ -290,4 +296,11 @@ export class EngineService {
     })();
     return this.stopping;
   }
+}
+
+/** An internal record's header (ADR 0049), bounded: a longer or repeated one reads as unknown (the record is dead-lettered). */
+function recordHeader(h: Buffer | string | Array<Buffer | string>): string {
+  if (Array.isArray(h)) return h.length === 1 ? recordHeader(h[0] as Buffer | string) : '?';
+  const text = typeof h === 'string' ? h : h.subarray(0, MAX_RECORD_HEADER + 1).toString('utf8');
+  return text.length > MAX_RECORD_HEADER ? '?' : text;
 }

@@ -56,4 +56,9 @@ export interface RawMessage {
   offset: string;
   key: string | null;
   value: string | null;
+  /**
+   * The `nodewarden-record` header of an internal record on the events topic
+   * (ADR 0049: a routed episode release), at most 64 characters; absent on events.
+   */
+  record?: string;
 }

@@ -149,6 +149,8 @@ export interface KillPairOptions {
   /** ... and recording the forwarded commands this picks. */
   redisWatch?: (cmd: RedisCommand) => boolean;
   engineArgs?: readonly string[];
+  /** Merged over the open tick-kill guard (e.g. a shorter `targetCooldown`). */
+  guard?: Record<string, unknown>;
 }
 
 /**
@@ -184,7 +186,7 @@ export function useKillPair(o: KillPairOptions): KillPair {
           rulesPath: servers.rulesPath,
           kubeconfig: kubeconfigVia(servers.dir, name, kp, servers.kube.adminToken),
           args: ['--session-timeout', '6s', ...(o.engineArgs ?? [])],
-          extraConfig: { guard: TICK_KILL_GUARD },
+          extraConfig: { guard: { ...TICK_KILL_GUARD, ...o.guard } },
         }),
       );
     }

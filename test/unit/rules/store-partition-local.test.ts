@@ -16,71 +16,10 @@ import { PartitionLocalStore } from '../../../rules/store/partition-local-store.
 import { decodeOpLog, encodeOpLog, OpLogKeys } from '../../../rules/store/partition-oplog.js';
 import type { LoggedOp } from '../../../rules/store/partition-oplog.js';
 import { StaleEpochError } from '../../../rules/store/state-store.js';
-import type { PartitionFlush, PartitionLocalStoreOptions, PartitionStateBackend } from '../../../rules/store/partition-local-store.js';
-import type { StateStore, StoreOp, StoreResult } from '../../../rules/store/state-store.js';
+import type { PartitionLocalStoreOptions } from '../../../rules/store/partition-local-store.js';
+import type { StateStore, StoreOp } from '../../../rules/store/state-store.js';
 import { stateStoreContract } from '../../contract/state-store.js';
-import { RoutedForContract } from '../../contract/partition-local.js';
-
-/**
- * The durable side in memory, as RedisPartitionState + batch.lua behave: epochs
- * are counters, a flush with a stale epoch writes nothing (shared ops neither),
- * hashes are read in chunks of `chunk` fields, op logs in chunks of `logChunk` entries.
- */
-class MemoryBackend implements PartitionStateBackend {
-  readonly shared = new MemoryStateStore();
-  readonly hashes = new Map<number, Map<string, string>>();
-  readonly logs = new Map<number, string[]>();
-  readonly epochs = new Map<number, number>();
-  claims = 0;
-  loads = 0;
-  chunks = 0;
-  logChunks = 0;
-  failNext = false;
-  constructor(
-    readonly chunk = 1000,
-    readonly logChunk = 16,
-  ) {}
-
-  claim(p: number): Promise<number> {
-    this.claims++;
-    const e = (this.epochs.get(p) ?? 0) + 1;
-    this.epochs.set(p, e);
-    return Promise.resolve(e);
-  }
-  load(p: number, each: (entries: ReadonlyArray<readonly [string, string]>) => void): Promise<void> {
-    this.loads++;
-    const all = [...(this.hashes.get(p) ?? new Map<string, string>())];
-    for (let i = 0; i < all.length; i += this.chunk) {
-      this.chunks++;
-      each(all.slice(i, i + this.chunk));
-    }
-    return Promise.resolve();
-  }
-  loadLog(p: number, each: (entries: readonly string[]) => void): Promise<void> {
-    const all = this.logs.get(p) ?? [];
-    for (let i = 0; i < all.length; i += this.logChunk) {
-      this.logChunks++;
-      each(all.slice(i, i + this.logChunk));
-    }
-    return Promise.resolve();
-  }
-  execFlush(ops: readonly StoreOp[], flushes: readonly PartitionFlush[]): Promise<StoreResult[]> {
-    if (this.failNext) {
-      this.failNext = false;
-      return Promise.reject(new NodewardenError('UNAVAILABLE', 'redis down', { retriable: true }));
-    }
-    for (const f of flushes) if (this.epochs.get(f.partition) !== f.epoch) return Promise.reject(new StaleEpochError(f.partition));
-    const res = this.shared.execSync(ops);
-    for (const f of flushes) {
-      if (f.snapshot) {
-        this.hashes.set(f.partition, new Map(f.set));
-        this.logs.delete(f.partition);
-      }
-      if (f.log !== null) this.logs.set(f.partition, [...(this.logs.get(f.partition) ?? []), f.log]);
-    }
-    return Promise.resolve(res);
-  }
-}
+import { MemoryBackend, RoutedForContract } from '../../contract/partition-local.js';
 
 const k = new StoreKeys('t:');
 const NODE_RULE = 'nr';
