@@ -10,6 +10,31 @@ import { NodewardenError } from '../../core/errors.js';
 import { MemoryStateStore } from '../../rules/store/memory-store.js';
 import { StaleEpochError } from '../../rules/store/state-store.js';
 import type { PartitionFlush } from '../../rules/store/partition-local-store.js';
+import type { Decision, LedgerRecord } from '../../core/decision.js';
+import type { RuleEpisodes, RuleScope } from '../../core/held-fault.js';
+import type { Remediator } from '../../remediations/ports.js';
+
+/**
+ * A remediator that executes every decision on paper (records them in
+ * `submitted`) and keeps the rule episodes the batch processor binds, so a
+ * test can call what the repair ladder calls when it returns a node.
+ */
+export function recordingRemediator(): { remediator: Pick<Remediator, 'submit' | 'heldFaults' | 'bindRuleEpisodes'>; submitted: Decision[]; ladderRelease: (episodes: RuleScope[]) => Promise<number> } {
+  const submitted: Decision[] = [];
+  let bound: RuleEpisodes | null = null;
+  const remediator: Pick<Remediator, 'submit' | 'heldFaults' | 'bindRuleEpisodes'> = {
+    submit: (ds) => {
+      submitted.push(...ds);
+      return Promise.resolve({ records: ds.map((d): LedgerRecord => ({ ts: new Date(d.at).toISOString(), rule: d.rule, action: d.action, target: d.target, outcome: 'executed', reason: d.reason, guard: null, decisionId: d.id })), retryLater: [] });
+    },
+    heldFaults: () => Promise.resolve({ records: [], retryLater: [] }),
+    bindRuleEpisodes: (r) => {
+      bound = r;
+    },
+  };
+  const ladderRelease = (episodes: RuleScope[]): Promise<number> => bound?.release(episodes) ?? Promise.reject(new Error('not bound'));
+  return { remediator, submitted, ladderRelease };
+}
 
 /** Every call a whole batch of partition 0 (enter, execFinal, leave), optionally on a fresh replica each time (restore round trip). */
 export class RoutedForContract implements StateStore {

@@ -22,11 +22,9 @@ import { Redis } from 'ioredis';
 import * as kafkajs from 'kafkajs';
 import { systemClock } from '../../core/clock.js';
 import { DEFAULT_CONFIG } from '../../core/config.js';
-import type { Decision, LedgerRecord } from '../../core/decision.js';
-import type { RuleEpisodes, RuleScope } from '../../core/held-fault.js';
+import type { RuleScope } from '../../core/held-fault.js';
 import { silentLogger } from '../../core/logger.js';
 import { createRegistry } from '../../adapters/metrics.js';
-import type { Remediator } from '../../remediations/ports.js';
 import { createRuleEngine, nodeScopedKeyTest } from '../../rules/engine/engine.js';
 import { defaultRulesPath, loadRules } from '../../rules/language/load.js';
 import { createStaticCluster } from '../../rules/replay/standin.js';
@@ -42,7 +40,8 @@ import { RedisStateStore } from '../../rules/store/redis-store.js';
 import { fileOnlyToggles } from '../../rules/toggles/port.js';
 import { produce, uniqueTopics, waitFor, xid as appXid } from './engine-support.js';
 import { sharedKafka, sharedRedis } from './servers.js';
-import { nodeState, patchesForwarded, ruleLedger, tickKillNames, useKillPair } from './tick-kill-support.js';
+import { recordingRemediator } from '../contract/partition-local.js';
+import { appXidRuleYaml, nodeState, patchesForwarded, ruleLedger, tickKillNames, useKillPair } from './tick-kill-support.js';
 
 const RULE = 'gpu-xid-fatal';
 const GPU = 'GPU-5f1c0a2b-0000-1111-2222-333344445555';
@@ -88,18 +87,7 @@ describe('partition-local state: a ladder release on the replica that does not o
         tickOutbox: true,
         routeRelease: (node: string, episodes: RuleScope[]) => publish(newReleaseRecord(node, episodes, clock.now())),
       });
-      const submitted: Decision[] = [];
-      let bound: RuleEpisodes | null = null;
-      const remediator: Pick<Remediator, 'submit' | 'heldFaults' | 'bindRuleEpisodes'> = {
-        submit: (ds) => {
-          submitted.push(...ds);
-          return Promise.resolve({ records: ds.map((d): LedgerRecord => ({ ts: new Date(d.at).toISOString(), rule: d.rule, action: d.action, target: d.target, outcome: 'executed', reason: d.reason, guard: null, decisionId: d.id })), retryLater: [] });
-        },
-        heldFaults: () => Promise.resolve({ records: [], retryLater: [] }),
-        bindRuleEpisodes: (r) => {
-          bound = r;
-        },
-      };
+      const { remediator, submitted, ladderRelease } = recordingRemediator();
       const held: string[] = [];
       remediator.heldFaults = (fs) => {
         held.push(...fs.map((h) => h.eventId));
@@ -119,7 +107,6 @@ describe('partition-local state: a ladder release on the replica that does not o
       const service = new EngineService({ kafka, groupId, topic: topics.signals, processor, metrics, clock, logger: silentLogger, tickMs: 1000, sessionTimeoutMs: 6000, partitions: ownership });
       await service.start();
       closers.push(() => service.stop());
-      const ladderRelease = (episodes: RuleScope[]): Promise<number> => bound?.release(episodes) ?? Promise.reject(new Error('not bound'));
       return { name, store, service, assigned, submitted, held, deadLetters, ladderRelease };
     };
     const replicas = [await replica('a'), await replica('b')];
@@ -165,27 +152,7 @@ describe('partition-local state: a ladder release on the replica that does not o
 });
 
 const CLI_RULE = 'app-xid-isolate';
-const CLI_RULES_YAML = `apiVersion: nodewarden.io/v1
-kind: RuleSet
-rules:
-  - id: ${CLI_RULE}
-    description: one application Xid cordons the node (partition-release test)
-    severity: critical
-    match:
-      type: gpu.xid
-      where:
-        data.code: { in: [13, 31, 43] }
-    scope: node
-    condition:
-      count: { gte: 1, within: 10m }
-    cooldown: 1h
-    summary: "Xid on {{node}}"
-    actions:
-      - type: cordon
-      - type: page
-        severity: critical
-        dedupKey: "nodewarden/${CLI_RULE}/{{node}}"
-`;
+const CLI_RULES_YAML = appXidRuleYaml(CLI_RULE, 'one application Xid cordons the node (partition-release test)', 1, 'Xid on {{node}}');
 
 describe('partition-local state through the engine CLI: a person\'s uncordon ends the isolating episode on the owner (ADR 0049)', function () {
   this.timeout(240_000);

@@ -36,30 +36,10 @@ import { dedupeClaimPrefix, dedupeKey } from '../../adapters/redis/keys.js';
 import { RedisDeduper } from '../../rules/service/dedupe.js';
 import { produce, sleep, waitFor, xid } from './engine-support.js';
 import type { EngineChild } from '../../bench/lib/kafka-bench.js';
-import { caughtReplica, killVictim, nodeState, patchesForwarded, ruleLedger, tickKillNames, useKillPair } from './tick-kill-support.js';
+import { appXidRuleYaml, caughtReplica, killVictim, nodeState, patchesForwarded, ruleLedger, tickKillNames, useKillPair } from './tick-kill-support.js';
 
 const RULE = 'app-xid-count-3';
-const RULES_YAML = `apiVersion: nodewarden.io/v1
-kind: RuleSet
-rules:
-  - id: ${RULE}
-    description: 3 application Xids on one node within 10m (state-commit-kill test)
-    severity: critical
-    match:
-      type: gpu.xid
-      where:
-        data.code: { in: [13, 31, 43] }
-    scope: node
-    condition:
-      count: { gte: 3, within: 10m }
-    cooldown: 1h
-    summary: "{{count}} application Xids on {{node}} within {{window}}"
-    actions:
-      - type: cordon
-      - type: page
-        severity: critical
-        dedupKey: "nodewarden/${RULE}/{{node}}"
-`;
+const RULES_YAML = appXidRuleYaml(RULE, '3 application Xids on one node within 10m (state-commit-kill test)', 3, '{{count}} application Xids on {{node}} within {{window}}');
 
 /** Whether a command is one of the scripts (EVALSHA, or EVAL after NOSCRIPT). */
 const isScript = (cmd: RedisCommand, name: Parameters<typeof redisScript>[0]): boolean => {

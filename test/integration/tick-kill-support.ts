@@ -20,6 +20,34 @@ import { TopicFollower, uniqueTopics, waitFor } from './engine-support.js';
 import { sharedKafka, sharedKube, sharedRedis } from './servers.js';
 
 export const TICK_RULE = 'containerd-unhealthy-3s';
+/**
+ * A rule pack of one node-scoped rule on application Xids (13, 31, 43): `count` of them within
+ * 10m cordon the node and page, with a 1h cooldown (the kill and release tests).
+ */
+export function appXidRuleYaml(id: string, description: string, count: number, summary: string): string {
+  return `apiVersion: nodewarden.io/v1
+kind: RuleSet
+rules:
+  - id: ${id}
+    description: ${description}
+    severity: critical
+    match:
+      type: gpu.xid
+      where:
+        data.code: { in: [13, 31, 43] }
+    scope: node
+    condition:
+      count: { gte: ${count}, within: 10m }
+    cooldown: 1h
+    summary: "${summary}"
+    actions:
+      - type: cordon
+      - type: page
+        severity: critical
+        dedupKey: "nodewarden/${id}/{{node}}"
+`;
+}
+
 const TICK_RULES_YAML = `apiVersion: nodewarden.io/v1
 kind: RuleSet
 rules:

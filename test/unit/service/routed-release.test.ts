@@ -8,12 +8,11 @@
 import { expect } from 'chai';
 import { ManualClock } from '../../../core/clock.js';
 import { DEFAULT_CONFIG } from '../../../core/config.js';
-import type { Decision, LedgerRecord } from '../../../core/decision.js';
+import type { Decision } from '../../../core/decision.js';
 import type { EventEnvelope } from '../../../core/envelope.js';
-import type { RuleEpisodes, RuleScope } from '../../../core/held-fault.js';
+import type { RuleScope } from '../../../core/held-fault.js';
 import { silentLogger } from '../../../core/logger.js';
 import { createRegistry } from '../../../adapters/metrics.js';
-import type { Remediator } from '../../../remediations/ports.js';
 import { createRuleEngine, nodeScopedKeyTest } from '../../../rules/engine/engine.js';
 import { defaultRulesPath, loadRules } from '../../../rules/language/load.js';
 import { createStaticCluster } from '../../../rules/replay/standin.js';
@@ -27,7 +26,7 @@ import type { RawMessage } from '../../../rules/service/ports.js';
 import { MemoryStateStore } from '../../../rules/store/memory-store.js';
 import { PartitionLocalStore } from '../../../rules/store/partition-local-store.js';
 import { fileOnlyToggles } from '../../../rules/toggles/port.js';
-import { MemoryBackend } from '../../contract/partition-local.js';
+import { MemoryBackend, recordingRemediator } from '../../contract/partition-local.js';
 
 const T0 = Date.parse('2026-12-03T10:00:00.000Z');
 const M = 60_000;
@@ -54,22 +53,9 @@ function fleet() {
       return Promise.resolve();
     };
     const engine = createRuleEngine({ rules, store, cluster: createStaticCluster([], []), toggles: fileOnlyToggles, clock, logger: silentLogger, config: DEFAULT_CONFIG, tickOutbox: true, ...(routed ? { routeRelease } : {}) });
-    let bound: RuleEpisodes | null = null;
-    const submitted: Decision[] = [];
-    const remediator: Pick<Remediator, 'submit' | 'heldFaults' | 'bindRuleEpisodes'> = {
-      submit: (ds) => {
-        submitted.push(...ds);
-        return Promise.resolve({ records: ds.map((d): LedgerRecord => ({ ts: new Date(d.at).toISOString(), rule: d.rule, action: d.action, target: d.target, outcome: 'executed', reason: d.reason, guard: null, decisionId: d.id })), retryLater: [] });
-      },
-      heldFaults: () => Promise.resolve({ records: [], retryLater: [] }),
-      bindRuleEpisodes: (r) => {
-        bound = r;
-      },
-    };
+    const { remediator, submitted, ladderRelease } = recordingRemediator();
     const deadLetters = new MemoryDeadLetterSink();
     const processor = new BatchProcessor({ engine, remediator, deduper, deadLetters, metrics: engineServiceMetrics(createRegistry('engine')), clock, logger: silentLogger, partitions: store });
-    /** What the repair ladder calls on this replica when it returns the node (ADR 0034). */
-    const ladderRelease = (episodes: RuleScope[]): Promise<number> => bound?.release(episodes) ?? Promise.reject(new Error('not bound'));
     return { store, engine, processor, submitted, deadLetters, ladderRelease };
   };
   return { clock, backend, published, replica };
