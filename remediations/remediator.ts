@@ -549,6 +549,16 @@ export function createRemediator(o: RemediatorOptions): Remediator {
     return why;
   }
 
+  /**
+   * A page or resolve sent as it comes, without its incident: the incident store is the guard's (Redis), so while
+   * it is down the page goes out degraded when the guard is down too; a human must hear it. The incident resumes with the store.
+   */
+  async function ungrouped(d: Decision, why: string): Promise<Handled> {
+    const h = await handle(d, executorFor(d.action));
+    h.rec.details = { ...h.rec.details, incidentUnavailable: why };
+    return h;
+  }
+
   /** Facts for the incident: `cordon executed`, `cordon denied by maxUnavailable`. */
   const factOf = (rec: LedgerRecord): string => `${rec.action} ${rec.outcome}${rec.guard ? ` by ${rec.guard}` : ''}`;
 
@@ -779,23 +789,28 @@ export function createRemediator(o: RemediatorOptions): Remediator {
       finishing = done.catch((err: unknown) => void errors.push(err));
       byNode.set(nodeKey(d), finishing);
     };
-    const one = async (i: number, d: Decision, concurrent: boolean): Promise<void> => {
-      // one node, one decision at a time, in batch order: the earlier one is carried out and finished first
-      if (concurrent && queuedNodes.has(nodeKey(d))) await admitQueued();
-      await byNode.get(nodeKey(d));
+    /** The same decision earlier in the submit, or one the guard's peek found settled: its record, and true. */
+    const decidedBefore = (i: number, d: Decision): boolean => {
       const prev = seen.get(d.id);
       if (prev && !isRetryLater(prev)) {
         const reason = `decision ${d.id} already ${prev.outcome}; not acting twice`;
         results[i] = { rec: buildLedgerRecord({ decision: d, outcome: 'suppressed', now: o.clock.now(), verdict: { allowed: false, guard: 'idempotency', outcome: 'suppressed', reason } }), settle: null };
-        return;
+        return true;
       }
       const settled = standing[i];
       if (settled) {
         const h = refused(d, settled);
         seen.set(d.id, h.rec);
         results[i] = h;
-        return;
+        return true;
       }
+      return false;
+    };
+    const one = async (i: number, d: Decision, concurrent: boolean): Promise<void> => {
+      // one node, one decision at a time, in batch order: the earlier one is carried out and finished first
+      if (concurrent && queuedNodes.has(nodeKey(d))) await admitQueued();
+      await byNode.get(nodeKey(d));
+      if (decidedBefore(i, d)) return;
       if (concurrent) {
         // admitted with the decisions queued before it, in one guard call (ADR 0044)
         queue.push({ i, d });
@@ -804,14 +819,8 @@ export function createRemediator(o: RemediatorOptions): Remediator {
         return;
       }
       if (o.incidents && PAGE_ACTIONS.has(d.action)) {
-        // the incident store is the guard's (Redis): while it is down the page goes out as it comes
-        // (degraded when the guard is down too), a human must hear it; the incident resumes with the store
-        const routed = options.storeDown
-          ? 'incident store unavailable (degraded evaluation)'
-          : await timed('incidentRoute', () => (o.incidents as IncidentPaging).route(d, facts.get(factKey(d)) ?? [])).catch((err: unknown) => incidentStoreDown(d, err));
-        const h = typeof routed === 'string' ? await handle(d, executorFor(d.action)) : await sendRouted(routed, d);
-        if (typeof routed === 'string') h.rec.details = { ...h.rec.details, incidentUnavailable: routed };
-        await finish(i, d, h, true);
+        // only in a degraded evaluation (the store is down); else pages are routed in runs (routeRun)
+        await finish(i, d, await ungrouped(d, 'incident store unavailable (degraded evaluation)'), true);
         return;
       }
       const held = o.incidents ? await timed('incidentHeld', () => (o.incidents as IncidentPaging).heldBy(d)) : null;
@@ -894,8 +903,47 @@ export function createRemediator(o: RemediatorOptions): Remediator {
       }
     });
     if (errors.length > 0) throw errors[0];
+    /**
+     * A run of pages and resolves in a row (ADR 0050): routed to their incidents with one read and at most one
+     * write per incident per round; a send ends its incident's round, and is carried out and settled before
+     * that incident's next page is routed. Records keep batch order (their slots in `results`).
+     */
+    const routeRun = async (run: ReadonlyArray<{ i: number; d: Decision }>): Promise<void> => {
+      const inc = o.incidents as IncidentPaging;
+      let pending = run.filter(({ i, d }) => !decidedBefore(i, d));
+      while (pending.length > 0) {
+        const xs = pending;
+        const routed = await timed('incidentRoute', () => inc.routeAll(xs.map(({ d }) => ({ d, facts: facts.get(factKey(d)) ?? [] }))));
+        pending = [];
+        for (const [k, { i, d }] of xs.entries()) {
+          const r = routed[k];
+          if (r === null || r === undefined) {
+            pending.push({ i, d });
+            continue;
+          }
+          await finish(i, d, r.kind === 'failed' ? await ungrouped(d, incidentStoreDown(d, r.error)) : await sendRouted(r, d), true);
+        }
+      }
+    };
     await timed('inOrder', async () => {
-      for (const [i, d] of routedDecisions.entries()) if (hoisted[i] !== true) await one(i, d, false);
+      let run: Array<{ i: number; d: Decision }> = [];
+      const routePending = async (): Promise<void> => {
+        const r = run;
+        run = [];
+        if (r.length > 0) await routeRun(r);
+      };
+      for (const [i, d] of routedDecisions.entries()) {
+        if (hoisted[i] === true) continue;
+        if (o.incidents && !options.storeDown && PAGE_ACTIONS.has(d.action)) {
+          // the same decision twice: the first is finished before the second is looked at
+          if (run.some((x) => x.d.id === d.id)) await routePending();
+          run.push({ i, d });
+          continue;
+        }
+        await routePending();
+        await one(i, d, false);
+      }
+      await routePending();
     });
     for (const h of results) if (h) out.push(h);
     out.push(...(await timed('denialPages', async () => sendDenialPages(takeDue(o.clock.now(), false), o.clock.now()))));

@@ -431,11 +431,19 @@ export interface StormPhases {
   batch: Record<string, number>;
   /** Summed over the storm's submits: step → {calls, ms} (concurrent steps overlap). */
   submit: Record<string, { calls: number; ms: number }>;
+  /**
+   * Each batch with decisions, in the order they ended, ms after `fromMs` (the storm's publish): when it was
+   * handed over (start), its turn in the serial queue came (queued), evaluated, submitted and done; and its
+   * submit's steps (hoisted: the concurrent cordons; inOrder: pages; commit: ledger + settles).
+   */
+  timeline: Array<{ decisions: number; start: number; queued: number; evaluated: number; submitted: number; done: number; steps: Record<string, number> }>;
 }
 
 /** Sums the engine's debug 'batch phases' and 'submit phases' lines logged at or after `fromMs`. */
 export function stormPhases(log: string, fromMs: number): StormPhases {
-  const out: StormPhases = { batches: 0, spanMs: 0, batch: {}, submit: {} };
+  const out: StormPhases = { batches: 0, spanMs: 0, batch: {}, submit: {}, timeline: [] };
+  // a batch's submit logs its 'submit phases' line just before the batch's own line (batches are serial)
+  let lastSubmit: Record<string, number> = {};
   let first = Infinity;
   let last = 0;
   for (const line of log.split('\n')) {
@@ -457,13 +465,20 @@ export function stormPhases(log: string, fromMs: number): StormPhases {
       const evaluated = Number(r.evaluated);
       const submitted = Number(r.submitted);
       const appended = Number(r.appended);
+      // engines before the 'queued' mark count the wait for the queue as evaluation
+      const queued = Number.isFinite(Number(r.queued)) ? Number(r.queued) : claimed;
       const add = (k: string, v: number): void => void (out.batch[k] = (out.batch[k] ?? 0) + (Number.isFinite(v) ? v : 0));
       add('decode+claim', claimed);
-      add('evaluate', evaluated - claimed);
+      add('queueWait', queued - claimed);
+      add('evaluate', evaluated - queued);
       add('submit', submitted - evaluated);
       add('ledgerTopic', appended - submitted);
       add('confirm+rest', done - appended);
+      const start = t - done - fromMs;
+      out.timeline.push({ decisions: Number(r.decisions), start, queued: start + queued, evaluated: start + evaluated, submitted: start + submitted, done: t - fromMs, steps: lastSubmit });
+      lastSubmit = {};
     } else if (r.msg === 'submit phases' && r.phases) {
+      lastSubmit = Object.fromEntries(['hoisted', 'inOrder', 'commit'].map((k) => [k, r.phases?.[k]?.ms ?? 0]));
       for (const [k, v] of Object.entries(r.phases)) {
         const cur = out.submit[k] ?? { calls: 0, ms: 0 };
         cur.calls += v.calls;

@@ -20,6 +20,8 @@ import type { Decision, GuardName } from '../../core/decision.js';
 import { MAX_SUMMARY, truncate } from '../pager/pager.js';
 import { groupLabel } from '../pager/pager-executor.js';
 import type { Silence, Silences } from '../silences/silence.js';
+import { matches } from '../silences/silence.js';
+import { NodewardenError } from '../../core/errors.js';
 import type { DocStore } from './doc-store.js';
 import { updateDoc } from './doc-store.js';
 import type { GroupingOptions, Incident, SendKind } from './incident.js';
@@ -34,9 +36,19 @@ export type Routed =
   /** Record the page as suppressed (it joined an open incident, a member still fires, or a silence matched). */
   | { kind: 'suppressed'; dedupKey: string; guard: Extract<GuardName, 'incidentOpen' | 'incidentFiring' | 'silenced'>; reason: string; nodes?: string[] };
 
+/** A routed page or resolve, or the incident store's failure for it (the caller sends it as it comes). */
+export type RouteOutcome = Routed | { kind: 'failed'; error: unknown };
+
 export interface IncidentPaging {
   readonly options: GroupingOptions;
   route(d: Decision, facts?: readonly string[]): Promise<Routed>;
+  /**
+   * `route` of each item in turn, with one read and at most one write per incident (ADR 0050).
+   * Null: not routed yet, because an earlier item of its incident is a send; call again with
+   * those once the sends are carried out and settled. The first item of each incident is always
+   * routed. `failed`: its incident's store could not be read or written.
+   */
+  routeAll(items: ReadonlyArray<{ d: Decision; facts: readonly string[] }>): Promise<Array<RouteOutcome | null>>;
   /**
    * A guard denial page: joins the group's open incident as a note; `urgent`
    * (the first denial page of a storm) sends the update at once, otherwise it
@@ -157,47 +169,106 @@ export function createIncidentPaging(o: IncidentPagingOptions): IncidentPaging {
     return keys.map((key) => docs.get(key) ?? null);
   }
 
+  /**
+   * `route` of each page or resolve in turn (ADR 0050): the items of one incident are applied
+   * in order to its document with one read and at most one compare-and-set write, retried as
+   * a whole on a conflict. An item routed to a send ends its incident's round: the items after
+   * it come back null, to be routed by the next call once the send is carried out and settled
+   * (as `route` one by one would see it). Silences are listed once per call. A failure of one
+   * incident's document (the store is down) is that incident's items' `failed`.
+   */
+  async function routeAll(items: ReadonlyArray<{ d: Decision; facts: readonly string[] }>): Promise<Array<RouteOutcome | null>> {
+    const out = new Array<RouteOutcome | null>(items.length).fill(null);
+    let active: readonly Silence[] = [];
+    let silencesDown: { kind: 'failed'; error: unknown } | null = null;
+    if (o.silences && items.some((x) => x.d.action !== 'resolve')) {
+      try {
+        active = await o.silences.list();
+      } catch (error) {
+        silencesDown = { kind: 'failed', error };
+      }
+    }
+    const byIncident = new Map<string, number[]>();
+    for (const [k, { d }] of items.entries()) {
+      if (silencesDown && d.action !== 'resolve') {
+        out[k] = silencesDown;
+        continue;
+      }
+      const key = incidentGroupOf(d, opts.by).dedupKey;
+      byIncident.set(key, [...(byIncident.get(key) ?? []), k]);
+    }
+    // incidents are separate documents: their reads and writes overlap
+    await Promise.all([...byIncident].map(async ([key, ks]) => {
+      const t = now();
+      try {
+        const r = await updateDoc<Incident, Array<readonly [number, Routed]>>(store, INCIDENT_NS, key, (cur) => {
+          let doc = cur;
+          let changed = false;
+          const routed: Array<readonly [number, Routed]> = [];
+          for (const k of ks) {
+            const x = items[k];
+            if (!x) continue;
+            const step = routeOne(doc, x.d, x.facts, active, t);
+            if (step.doc) {
+              doc = step.doc;
+              changed = true;
+            }
+            routed.push([k, step.routed]);
+            // a send is carried out and settled before the incident's next item is routed
+            if (step.ends) break;
+          }
+          return { doc: changed ? doc : null, result: routed };
+        }, keep);
+        for (const [k, routed] of r.result) out[k] = routed;
+      } catch (error) {
+        for (const k of ks) out[k] = { kind: 'failed', error };
+      }
+    }));
+    return out;
+  }
+
+  /** One page or resolve against its incident's document as it stands: the new document (null: unchanged), what to do, and whether it ends the round (a send the incident waits for). */
+  function routeOne(cur: Incident | null, d: Decision, facts: readonly string[], active: readonly Silence[], t: number): { doc: Incident | null; routed: Routed; ends: boolean } {
+    const g = incidentGroupOf(d, opts.by);
+    const member = memberOf(d);
+    if (d.action === 'resolve') {
+      const c = clear(cur, member, t);
+      if (c.result.resolvedNow && c.doc) {
+        const decision: Decision = { ...d, dedupKey: g.dedupKey, reason: truncate(`resolved: every member of ${g.dedupKey} has cleared (${nodesOf(c.doc).length} node(s)); last: ${d.reason}`, MAX_SUMMARY) };
+        return { doc: c.doc, routed: { kind: 'send', decision, dedupKey: g.dedupKey, seq: c.doc.seq, event: 'resolve', nodes: nodesOf(c.doc) }, ends: true };
+      }
+      // a page from before incidents (or after the incident resolved): resolve its own key as before (no incident send to settle)
+      if (!c.result.known) return { doc: null, routed: { kind: 'send', decision: d, dedupKey: d.dedupKey ?? g.dedupKey, seq: 0, event: 'resolve', nodes: [member] }, ends: false };
+      return { doc: c.doc, routed: { kind: 'suppressed', dedupKey: g.dedupKey, guard: 'incidentFiring', reason: `${member} cleared; incident ${g.dedupKey} still has ${c.result.firing} firing member(s)` }, ends: false };
+    }
+    const labels = pageLabels(d);
+    const s = active.find((x) => matches(x.matchers, labels));
+    if (s) return { doc: null, routed: { kind: 'suppressed', dedupKey: g.dedupKey, guard: 'silenced', reason: `silenced by ${s.id} (${s.reason}, by ${s.createdBy}, until ${new Date(s.endsAt).toISOString()})` }, ends: false };
+    const j = join(cur, { group: g, member, severity: d.severity ?? 'warning', summary: d.reason, facts, rule: d.rule }, t);
+    const doc = j.doc;
+    // another rule's diagnosis of the same storm (the rollout rule: "roll back the driver, approval pending") is news
+    // humans act on: its FIRST page goes out now, not after group-interval; its later members wait for the next update
+    // like the owner's (else a storm of a joining rule's faults would send one update per node)
+    const force = j.result.opened ? false : j.result.newRule && d.incident !== undefined && d.incident !== d.rule ? true : null;
+    if (force !== null) {
+      const c = claimSend(doc, t, opts, force);
+      if (c.result) return { doc, routed: { kind: 'send', decision: incidentDecision(doc, c.result.kind, c.result.seq, t, d), dedupKey: g.dedupKey, seq: c.result.seq, event: c.result.kind, nodes: nodesOf(doc) }, ends: true };
+    }
+    if (j.result.opened) return { doc, routed: { kind: 'suppressed', dedupKey: g.dedupKey, guard: 'incidentOpen', reason: `opened incident ${g.dedupKey}; its trigger goes out after group-wait`, nodes: [member] }, ends: false };
+    const n = Object.keys(doc.members).length;
+    return { doc, routed: { kind: 'suppressed', dedupKey: g.dedupKey, guard: 'incidentOpen', reason: `joined open incident ${g.dedupKey} (${n} node(s)${j.result.newMember ? '' : `; ${member} already in it`}); humans hear it in the next update`, nodes: [member] }, ends: false };
+  }
+
   return {
     options: opts,
     async route(d: Decision, facts: readonly string[] = []): Promise<Routed> {
-      const g = incidentGroupOf(d, opts.by);
-      const member = memberOf(d);
-      if (d.action === 'resolve') {
-        const t = now();
-        const r = await updateDoc<Incident, ReturnType<typeof clear>['result']>(store, INCIDENT_NS, g.dedupKey, (cur) => {
-          const c = clear(cur, member, t);
-          return { doc: c.doc, result: c.result };
-        }, keep);
-        if (r.result.resolvedNow && r.doc) {
-          const decision: Decision = { ...d, dedupKey: g.dedupKey, reason: truncate(`resolved: every member of ${g.dedupKey} has cleared (${nodesOf(r.doc).length} node(s)); last: ${d.reason}`, MAX_SUMMARY) };
-          return { kind: 'send', decision, dedupKey: g.dedupKey, seq: r.doc.seq, event: 'resolve', nodes: nodesOf(r.doc) };
-        }
-        if (!r.result.known) {
-          // a page from before incidents (or after the incident resolved): resolve its own key as before
-          return { kind: 'send', decision: d, dedupKey: d.dedupKey ?? g.dedupKey, seq: 0, event: 'resolve', nodes: [member] };
-        }
-        return { kind: 'suppressed', dedupKey: g.dedupKey, guard: 'incidentFiring', reason: `${member} cleared; incident ${g.dedupKey} still has ${r.result.firing} firing member(s)` };
-      }
-      const s = await silenced(d);
-      if (s) return { kind: 'suppressed', dedupKey: g.dedupKey, guard: 'silenced', reason: `silenced by ${s.id} (${s.reason}, by ${s.createdBy}, until ${new Date(s.endsAt).toISOString()})` };
-      const t = now();
-      const j = await updateDoc(store, INCIDENT_NS, g.dedupKey, (cur: Incident | null) => join(cur, { group: g, member, severity: d.severity ?? 'warning', summary: d.reason, facts, rule: d.rule }, t), keep);
-      if (j.result.opened) {
-        const sent = await claim(g.dedupKey, false, d);
-        if (sent) return sent;
-        return { kind: 'suppressed', dedupKey: g.dedupKey, guard: 'incidentOpen', reason: `opened incident ${g.dedupKey}; its trigger goes out after group-wait`, nodes: [member] };
-      }
-      if (j.result.newRule && d.incident !== undefined && d.incident !== d.rule) {
-        // another rule's diagnosis of the same storm (the rollout rule: "roll back the driver,
-        // approval pending") is news humans act on: its FIRST page goes out now, not after
-        // group-interval; its later members wait for the next update like the owner's (else a
-        // storm of a joining rule's faults would send one update per node)
-        const sent = await claim(g.dedupKey, true, d);
-        if (sent) return sent;
-      }
-      const n = j.doc ? Object.keys(j.doc.members).length : 0;
-      return { kind: 'suppressed', dedupKey: g.dedupKey, guard: 'incidentOpen', reason: `joined open incident ${g.dedupKey} (${n} node(s)${j.result.newMember ? '' : `; ${member} already in it`}); humans hear it in the next update`, nodes: [member] };
+      const [r] = await routeAll([{ d, facts }]);
+      // the first page of an incident is always routed in its round
+      if (!r) throw new NodewardenError('INTERNAL', `page ${d.id} not routed`);
+      if (r.kind === 'failed') throw r.error;
+      return r;
     },
+    routeAll,
     async routeDenial(d: Decision, urgent: boolean): Promise<Routed | null> {
       const g = incidentGroupOf(d, opts.by);
       const cur = await store.read<Incident>(INCIDENT_NS, g.dedupKey);

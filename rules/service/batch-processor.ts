@@ -183,7 +183,8 @@ export class BatchProcessor {
     duplicates += releases.length - uniqueReleases.length;
 
     // where a batch's time goes (debug log 'batch phases'), ms
-    const at = { claimed: 0, evaluated: 0, submitted: 0, appended: 0 };
+    // (queued: when the batch's turn in the serial queue came, after the batches before it)
+    const at = { claimed: 0, queued: 0, evaluated: 0, submitted: 0, appended: 0 };
     const msSince = (): number => Number(process.hrtime.bigint() - started) / 1e6;
     let claims: Awaited<ReturnType<EventDeduper['claim']>>;
     try {
@@ -217,6 +218,7 @@ export class BatchProcessor {
     try {
       if (fresh.length > 0 || freshReleases.length > 0) {
         [decisions, records] = await this.queue.run(() => this.withPartition(this.o.partitions ? partitionOf(messages) : null, async () => {
+          at.queued = msSince();
           const ds: Decision[] = [];
           const rs: LedgerRecord[] = [];
           const later: string[] = [];
