@@ -83,7 +83,7 @@ async function main(): Promise<void> {
       console.log(`    submit steps (calls, ms; concurrent ones overlap): ${Object.entries(ph.submit).map(([k, v]) => `${k} ${v.calls}×/${int(v.ms)}`).join(', ')}`);
       console.log(`    redis calls per decision: ${JSON.stringify(storm.redisCallsPerDecision)}`);
       for (const [k, b] of ph.timeline.entries())
-        console.log(`    batch ${k + 1} (${b.decisions} decisions), ms after publish: handed over ${int(b.start)}, its turn ${int(b.queued)}, evaluated ${int(b.evaluated)}, submitted ${int(b.submitted)} (cordons ${int(b.steps.hoisted ?? 0)}, pages ${int(b.steps.inOrder ?? 0)}, commit ${int(b.steps.commit ?? 0)}), done ${int(b.done)}`);
+        console.log(`    batch ${k + 1} (${b.decisions} decisions), ms after publish: handed over ${int(b.start)}, its turn ${int(b.queued)}, evaluated ${int(b.evaluated)}, ${Number.isFinite(b.begun) ? `cordons over ${int(b.begun)}, ` : ''}submitted ${int(b.submitted)} (cordons ${int(b.steps.hoisted ?? 0)}, pages ${int(b.steps.inOrder ?? 0)}, commit ${int(b.steps.commit ?? 0)}), done ${int(b.done)}`);
       if (run < RUNS) {
         await fe.stop();
         // undo the cordons for the next run (as admin): schedulable, the fleet's own GPU taint only, no nodewarden annotations

@@ -138,6 +138,14 @@ export interface SubmitResult {
 export interface Remediator {
   submit(decisions: readonly Decision[], options?: SubmitOptions): Promise<SubmitResult>;
   /**
+   * `submit` in two parts (ADR 0050): resolves once the submit's concurrent cordons and GPU taints
+   * are carried out, with the rest of the submit (pages, resolves, the ledger write, the settles) to
+   * call; the caller calls it exactly once, and lets no other submit's rest run at the same time.
+   * Each part may throw as submit does. When the rest would act on the cluster it is carried out
+   * before `begin` resolves. Absent: the caller submits as one step.
+   */
+  begin?(decisions: readonly Decision[], options?: SubmitOptions): Promise<() => Promise<SubmitResult>>;
+  /**
    * Fault events an isolating rule matched while it was already firing or
    * cooling down (the engine's held faults, ADR 0034): the repair ladder reads
    * them as the fault coming back during validation or the quiet period.

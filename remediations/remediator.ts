@@ -41,6 +41,7 @@
  * page joins the open incident of its group as an immediate update, and an
  * acknowledged incident holds the actions of its group (`incidentAcknowledged`).
  */
+import { AsyncLocalStorage } from 'node:async_hooks';
 import type { Clock } from '../core/clock.js';
 import type { ActionKind, Decision, GuardName, LedgerRecord, Outcome, Severity } from '../core/decision.js';
 import { backoffDelay } from '../core/backoff.js';
@@ -268,16 +269,20 @@ export function createRemediator(o: RemediatorOptions): Remediator {
   if (!Number.isInteger(concurrency) || concurrency < 1 || concurrency > 64) throw new NodewardenError('CONFIG_INVALID', `remediator: action concurrency ${concurrency} is outside 1 .. 64`);
   const slots = semaphore(concurrency);
   // where a submit's time goes (debug log 'submit phases'): wall ms and calls per step
-  const phases = new Map<string, { calls: number; ms: number }>();
+  // (one map per submit: the completion of one submit may overlap the start of the next, ADR 0050)
+  const submitPhases = new AsyncLocalStorage<Map<string, { calls: number; ms: number }>>();
   const timed = async <T>(phase: string, f: () => Promise<T>): Promise<T> => {
     const t = performance.now();
     try {
       return await f();
     } finally {
-      const p = phases.get(phase) ?? { calls: 0, ms: 0 };
-      p.calls++;
-      p.ms += performance.now() - t;
-      phases.set(phase, p);
+      const phases = submitPhases.getStore();
+      if (phases) {
+        const p = phases.get(phase) ?? { calls: 0, ms: 0 };
+        p.calls++;
+        p.ms += performance.now() - t;
+        phases.set(phase, p);
+      }
     }
   };
   let retrying = false;
@@ -688,6 +693,10 @@ export function createRemediator(o: RemediatorOptions): Remediator {
       return retries.size;
     },
     submit: async (decisions, options) => splitRecords(await submitAll(decisions, options)),
+    async begin(decisions, options) {
+      const rest = await beginAll(decisions, options ?? {}, true);
+      return async () => splitRecords(await rest());
+    },
     async flush(): Promise<SubmitResult> {
       // approvals first: a denial they record is paged by this same flush
       const approved = await submitApprovalsDue();
@@ -747,7 +756,21 @@ export function createRemediator(o: RemediatorOptions): Remediator {
 
   /** One submit: every record, the ones in flight elsewhere included (`splitRecords` parts them). */
   async function submitAll(decisions: readonly Decision[], options: SubmitOptions = {}): Promise<LedgerRecord[]> {
-    phases.clear();
+    return (await beginAll(decisions, options, false))();
+  }
+
+  /**
+   * A submit up to the end of its concurrent cordons (ADR 0050), and the rest of it (incident facts, the
+   * pages and resolves in order, denial pages, due incident updates, the ledger write and the settles) as
+   * the function returned. With `split`, the rest is left to the caller only when it carries out no action
+   * on the cluster (every decision left in order is a page or a resolve); otherwise it is run here first.
+   */
+  async function beginAll(decisions: readonly Decision[], options: SubmitOptions, split: boolean): Promise<() => Promise<LedgerRecord[]>> {
+    const phases = new Map<string, { calls: number; ms: number }>();
+    return submitPhases.run(phases, () => beginIn(phases, decisions, options, split));
+  }
+
+  async function beginIn(phases: Map<string, { calls: number; ms: number }>, decisions: readonly Decision[], options: SubmitOptions, split: boolean): Promise<() => Promise<LedgerRecord[]>> {
     const submitStarted = performance.now();
     // an earlier write still owed goes first: while the ledger fails, nothing new is acted on
     await payOwed();
@@ -925,34 +948,41 @@ export function createRemediator(o: RemediatorOptions): Remediator {
         }
       }
     };
-    await timed('inOrder', async () => {
-      let run: Array<{ i: number; d: Decision }> = [];
-      const routePending = async (): Promise<void> => {
-        const r = run;
-        run = [];
-        if (r.length > 0) await routeRun(r);
-      };
-      for (const [i, d] of routedDecisions.entries()) {
-        if (hoisted[i] === true) continue;
-        if (o.incidents && !options.storeDown && PAGE_ACTIONS.has(d.action)) {
-          // the same decision twice: the first is finished before the second is looked at
-          if (run.some((x) => x.d.id === d.id)) await routePending();
-          run.push({ i, d });
-          continue;
+    const rest = (): Promise<LedgerRecord[]> => submitPhases.run(phases, () => complete());
+    if (split && routedDecisions.every((d, i) => hoisted[i] === true || PAGE_ACTIONS.has(d.action))) return rest;
+    const records = await rest();
+    return () => Promise.resolve(records);
+
+    async function complete(): Promise<LedgerRecord[]> {
+      await timed('inOrder', async () => {
+        let run: Array<{ i: number; d: Decision }> = [];
+        const routePending = async (): Promise<void> => {
+          const r = run;
+          run = [];
+          if (r.length > 0) await routeRun(r);
+        };
+        for (const [i, d] of routedDecisions.entries()) {
+          if (hoisted[i] === true) continue;
+          if (o.incidents && !options.storeDown && PAGE_ACTIONS.has(d.action)) {
+            // the same decision twice: the first is finished before the second is looked at
+            if (run.some((x) => x.d.id === d.id)) await routePending();
+            run.push({ i, d });
+            continue;
+          }
+          await routePending();
+          await one(i, d, false);
         }
         await routePending();
-        await one(i, d, false);
-      }
-      await routePending();
-    });
-    for (const h of results) if (h) out.push(h);
-    out.push(...(await timed('denialPages', async () => sendDenialPages(takeDue(o.clock.now(), false), o.clock.now()))));
-    if (!options.storeDown) out.push(...(await timed('incidentsDue', () => sendDueIncidents())));
-    await timed('commit', () => commit(out, options.redeliverable === true ? isDenialPage : () => true));
-    if (decisions.length > 0) logger.debug({ decisions: decisions.length, hoisted: hoisted.filter(Boolean).length, ms: Math.round(performance.now() - submitStarted), phases: Object.fromEntries([...phases].map(([k, v]) => [k, { calls: v.calls, ms: Math.round(v.ms) }])) }, 'submit phases');
-    // an empty submit is a tick (engine, replay, demo): approvals decided since run or are denied now
-    if (decisions.length === 0 && o.approvals) return [...out.map((h) => h.rec), ...(await submitApprovalsDue())];
-    return out.map((h) => h.rec);
+      });
+      for (const h of results) if (h) out.push(h);
+      out.push(...(await timed('denialPages', async () => sendDenialPages(takeDue(o.clock.now(), false), o.clock.now()))));
+      if (!options.storeDown) out.push(...(await timed('incidentsDue', () => sendDueIncidents())));
+      await timed('commit', () => commit(out, options.redeliverable === true ? isDenialPage : () => true));
+      if (decisions.length > 0) logger.debug({ decisions: decisions.length, hoisted: hoisted.filter(Boolean).length, ms: Math.round(performance.now() - submitStarted), phases: Object.fromEntries([...phases].map(([k, v]) => [k, { calls: v.calls, ms: Math.round(v.ms) }])) }, 'submit phases');
+      // an empty submit is a tick (engine, replay, demo): approvals decided since run or are denied now
+      if (decisions.length === 0 && o.approvals) return [...out.map((h) => h.rec), ...(await submitApprovalsDue())];
+      return out.map((h) => h.rec);
+    }
   }
 }
 

@@ -436,7 +436,7 @@ export interface StormPhases {
    * handed over (start), its turn in the serial queue came (queued), evaluated, submitted and done; and its
    * submit's steps (hoisted: the concurrent cordons; inOrder: pages; commit: ledger + settles).
    */
-  timeline: Array<{ decisions: number; start: number; queued: number; evaluated: number; submitted: number; done: number; steps: Record<string, number> }>;
+  timeline: Array<{ decisions: number; start: number; queued: number; evaluated: number; begun: number; submitted: number; done: number; steps: Record<string, number> }>;
 }
 
 /** Sums the engine's debug 'batch phases' and 'submit phases' lines logged at or after `fromMs`. */
@@ -475,7 +475,9 @@ export function stormPhases(log: string, fromMs: number): StormPhases {
       add('ledgerTopic', appended - submitted);
       add('confirm+rest', done - appended);
       const start = t - done - fromMs;
-      out.timeline.push({ decisions: Number(r.decisions), start, queued: start + queued, evaluated: start + evaluated, submitted: start + submitted, done: t - fromMs, steps: lastSubmit });
+      // begun (ADR 0050): the batch's cordons were over and the rest of its submit was left to the ordered completions
+      const begun = Number(r.begun) > 0 ? start + Number(r.begun) : NaN;
+      out.timeline.push({ decisions: Number(r.decisions), start, queued: start + queued, evaluated: start + evaluated, begun, submitted: start + submitted, done: t - fromMs, steps: lastSubmit });
       lastSubmit = {};
     } else if (r.msg === 'submit phases' && r.phases) {
       lastSubmit = Object.fromEntries(['hoisted', 'inOrder', 'commit'].map((k) => [k, r.phases?.[k]?.ms ?? 0]));

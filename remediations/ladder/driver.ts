@@ -156,6 +156,10 @@ function eventTs(d: Decision | undefined): number | null {
 }
 
 export class LadderDriver {
+  /** The ladder carries out steps (`policy.act`): what it observes of a submit may act on the cluster. */
+  get acts(): boolean {
+    return this.o.policy.act;
+  }
   private readonly log: Logger;
   private lastTick = Number.NEGATIVE_INFINITY;
   private readonly tickEveryMs: number;

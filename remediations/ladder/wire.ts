@@ -49,6 +49,7 @@ export function withRepairLadder(inner: Remediator, driver: LadderDriver, logger
       return r;
     }
   }
+  const begin = inner.begin?.bind(inner);
   return {
     get pendingRetries() {
       return inner.pendingRetries;
@@ -56,6 +57,15 @@ export function withRepairLadder(inner: Remediator, driver: LadderDriver, logger
     async submit(decisions: readonly Decision[], options?: SubmitOptions): Promise<SubmitResult> {
       return follow(decisions, await inner.submit(decisions, options));
     },
+    // in two parts only while the ladder does not act: its steps on the nodes of a submit come after the submit (ADR 0050)
+    ...(begin && !driver.acts
+      ? {
+          async begin(decisions: readonly Decision[], options?: SubmitOptions): Promise<() => Promise<SubmitResult>> {
+            const rest = await begin(decisions, options);
+            return async () => follow(decisions, await rest());
+          },
+        }
+      : {}),
     async flush(): Promise<SubmitResult> {
       return follow([], await inner.flush());
     },

@@ -58,7 +58,7 @@ export class RetryLaterError extends NodewardenError {
 export interface BatchProcessorOptions {
   engine: RuleEngine;
   /** The remediator port, of which the processor only submits (and hands on held faults, when it takes them). */
-  remediator: Pick<Remediator, 'submit' | 'heldFaults' | 'bindRuleEpisodes'>;
+  remediator: Pick<Remediator, 'submit' | 'begin' | 'heldFaults' | 'bindRuleEpisodes'>;
   /** Extra ledger writer for the records, when the remediator does not write them itself. */
   ledger?: LedgerWriter;
   deduper: EventDeduper;
@@ -107,6 +107,11 @@ export interface BatchResult {
 
 export class BatchProcessor {
   readonly queue: SerialQueue;
+  /**
+   * The completions of the batches whose cordons are carried out (ADR 0050): one after the other in batch
+   * order, while the next batch is evaluated and its cordons run. A tick waits for them all.
+   */
+  private completing: Promise<unknown> = Promise.resolve();
   constructor(private readonly o: BatchProcessorOptions) {
     this.queue = o.queue ?? new SerialQueue();
     // a node the repair ladder returns ends the engine's isolating episodes (ADR 0034); the primary engine's store is the shared one
@@ -184,7 +189,8 @@ export class BatchProcessor {
 
     // where a batch's time goes (debug log 'batch phases'), ms
     // (queued: when the batch's turn in the serial queue came, after the batches before it)
-    const at = { claimed: 0, queued: 0, evaluated: 0, submitted: 0, appended: 0 };
+    // (begun: its cordons carried out, the rest of its submit to come after the batches before it, ADR 0050)
+    const at = { claimed: 0, queued: 0, evaluated: 0, begun: 0, submitted: 0, appended: 0 };
     const msSince = (): number => Number(process.hrtime.bigint() - started) / 1e6;
     let claims: Awaited<ReturnType<EventDeduper['claim']>>;
     try {
@@ -217,16 +223,33 @@ export class BatchProcessor {
     let storeDown: unknown;
     try {
       if (fresh.length > 0 || freshReleases.length > 0) {
-        [decisions, records] = await this.queue.run(() => this.withPartition(this.o.partitions ? partitionOf(messages) : null, async () => {
+        const first = await this.queue.run(() => this.withPartition(this.o.partitions ? partitionOf(messages) : null, async () => {
           at.queued = msSince();
           const ds: Decision[] = [];
           const rs: LedgerRecord[] = [];
           const later: string[] = [];
-          for (const seg of segments(valid, fresh, freshMs, freshReleases)) {
+          const segs = segments(valid, fresh, freshMs, freshReleases);
+          // in two parts (ADR 0050) only a batch of events alone: partition-local state and routed releases keep it whole
+          const twoParts = !this.o.partitions && segs.length === 1 && segs[0]?.release === null;
+          for (const seg of segs) {
             if (seg.events.length > 0) {
               const out = await this.evaluateSegment(seg.events, seg.times, at, msSince, (err) => {
                 storeDown = err;
-              });
+              }, twoParts);
+              if (out.rest) {
+                // the cordons are over; the rest of the submit (pages, ledger, settles) and the ledger-topic append
+                // come after the batches before it, in batch order, while the next batch is evaluated
+                at.begun = msSince();
+                const rest = out.rest;
+                const done = this.completing.then(async () => {
+                  const submitted = await rest();
+                  at.submitted = msSince();
+                  if (this.o.ledger && submitted.records.length > 0) await this.o.ledger.append(submitted.records);
+                  return submitted;
+                });
+                this.completing = done.catch(() => undefined);
+                return { ds: out.decisions, done };
+              }
               ds.push(...out.decisions);
               rs.push(...out.records);
               later.push(...out.retryLater);
@@ -239,10 +262,17 @@ export class BatchProcessor {
             countRecords(metrics, rs);
             throw new RetryLaterError(later);
           }
-          return [ds, rs] as const;
+          return { ds, done: Promise.resolve({ records: rs, retryLater: [] }) };
         }, (err) => {
           storeDown = err;
         }));
+        const submitted = await first.done;
+        at.appended = msSince();
+        if (submitted.retryLater.length > 0) {
+          countRecords(metrics, submitted.records);
+          throw new RetryLaterError(submitted.retryLater.map((r) => r.decisionId));
+        }
+        [decisions, records] = [first.ds, submitted.records];
       }
       if (dead.length > 0) await this.o.deadLetters.send(dead);
       await this.o.deduper.confirm(claimedIds);
@@ -265,13 +295,16 @@ export class BatchProcessor {
   }
 
   /** One run of consecutive events: evaluate, submit the decisions, hand held faults to the ladder. */
-  private async evaluateSegment(events: readonly EventEnvelope[], times: readonly number[], at: { evaluated: number; submitted: number }, msSince: () => number, onStoreError: (err: unknown) => void): Promise<{ decisions: Decision[]; records: LedgerRecord[]; retryLater: string[] }> {
+  private async evaluateSegment(events: readonly EventEnvelope[], times: readonly number[], at: { evaluated: number; submitted: number }, msSince: () => number, onStoreError: (err: unknown) => void, twoParts = false): Promise<{ decisions: Decision[]; records: LedgerRecord[]; retryLater: string[]; rest?: () => Promise<SubmitResult> }> {
     const engine = this.o.engine;
     const { decisions: ds, heldFaults } = await (engine.evaluate ? engine.evaluate(events, times) : engine.process(events).then((d) => ({ decisions: d, heldFaults: [] }))).catch((err: unknown) => {
       onStoreError(err);
       throw err;
     });
     at.evaluated = msSince();
+    const begin = twoParts ? this.o.remediator.begin?.bind(this.o.remediator) : undefined;
+    // the cordons now, the rest to the caller (ADR 0050); held faults for the repair ladder keep the submit whole
+    if (begin && ds.length > 0 && heldFaults.length === 0) return { decisions: ds, records: [], retryLater: [], rest: await begin(ds, { redeliverable: true }) };
     const submitted = ds.length > 0 ? await this.o.remediator.submit(ds, { redeliverable: true }) : nothing();
     at.submitted = msSince();
     // after the batch's own decisions: a fault held back by its rule's cooldown, for the repair ladder
@@ -346,6 +379,8 @@ export class BatchProcessor {
   async tick(now: number): Promise<LedgerRecord[]> {
     try {
       return await this.queue.run(() => this.withPartition(null, async () => {
+        // the batches' completions first: a tick's submit is one step, after every batch before it (ADR 0050)
+        await this.completing;
         const ds = await this.o.engine.tick(now);
         // Even with no decision the remediator is ticked (an empty submit): the repair
         // ladder behind it follows its Jobs, validations and quiet periods on this tick.
