@@ -937,9 +937,11 @@ export function createRemediator(o: RemediatorOptions): Remediator {
       while (pending.length > 0) {
         const xs = pending;
         const routed = await timed('incidentRoute', () => inc.routeAll(xs.map(({ d }) => ({ d, facts: facts.get(factKey(d)) ?? [] }))));
+        // the first item of each incident is always routed; should none be, they go out as they come (never loop)
+        const stuck = routed.every((r) => r === null || r === undefined);
         pending = [];
         for (const [k, { i, d }] of xs.entries()) {
-          const r = routed[k];
+          const r = stuck ? { kind: 'failed' as const, error: new NodewardenError('INTERNAL', 'incident routing made no progress') } : routed[k];
           if (r === null || r === undefined) {
             pending.push({ i, d });
             continue;

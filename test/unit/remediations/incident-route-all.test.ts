@@ -169,6 +169,16 @@ describe('incident routing in runs (ADR 0050)', () => {
     );
   });
 
+  it('an incident layer that routes none of a run never makes the submit loop: the pages go out as they come', async () => {
+    const clock = new ManualClock(T0);
+    const real = createIncidentPaging({ store: new MemoryDocStore(clock), clock });
+    const stuck: IncidentPaging = { ...real, routeAll: (items) => Promise.resolve(items.map(() => null)) };
+    const pager = createRecordingPager();
+    const remediator = createRemediator({ guard: createMemoryGuard({ view: FakeCluster.fleet(4, ['p']), options: guardOptionsFromConfig(DEFAULT_CONFIG), clock }), executors: [createPagerExecutor({ pagers: [pager], logger: silentLogger })], ledger: [new MemoryLedger()], clock, logger: silentLogger, autoFlush: false, incidents: stuck });
+    const { records } = await remediator.submit([page('n1', 'p'), page('n2', 'p')]);
+    expect(records.map((r) => `${r.outcome} ${typeof r.details?.incidentUnavailable}`)).to.deep.equal(['executed string', 'executed string']);
+  });
+
   it('an incident whose store fails sends its pages as they come; the other incidents are routed', async () => {
     const clock = new ManualClock(T0);
     const inner = new MemoryDocStore(clock);
