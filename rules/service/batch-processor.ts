@@ -12,6 +12,11 @@
  *   partition) → the engine's store, in order with the events around them
  *   dead letters durable → confirm the claimed ids
  *
+ * With a remediator that submits in two parts (`begin`, ADR 0050), a batch's
+ * cordons are carried out in the serial queue, and the rest of its submit
+ * (pages, ledger write, settles, the ledger-topic append) completes after the
+ * batches before it, in batch order, while the next batch is evaluated.
+ *
  * Only when `process` resolves may the caller commit the batch's offsets. If
  * anything fails, the claims are released and the error propagates, so the
  * batch is redelivered and evaluated again (at-least-once; decisions carry a
