@@ -77,8 +77,23 @@ export interface EventEnvelope<D = Record<string, unknown>> {
 
 const TYPE_SET: ReadonlySet<string> = new Set(EVENT_TYPES);
 const RFC3339 = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,9})?(Z|[+-]\d{2}:\d{2})$/;
-const MAX_ID = 128;
-const MAX_NODE = 253;
+/** Longest event id and node name an envelope (or an internal record on the events topic) may carry. */
+export const MAX_ID = 128;
+export const MAX_NODE = 253;
+
+/** Milliseconds of an RFC 3339 time with an explicit offset (the envelope's `ts` grammar), NaN for anything else. */
+export function rfc3339Ms(ts: unknown): number {
+  return typeof ts === 'string' && RFC3339.test(ts) ? Date.parse(ts) : Number.NaN;
+}
+
+/** One JSON text from the events topic or a JSONL line, or a PoisonInputError naming `source` (never a stack trace). */
+export function parseJsonInput(text: string, source?: string): unknown {
+  try {
+    return JSON.parse(text) as unknown;
+  } catch (err) {
+    throw new PoisonInputError('EVENT_INVALID', source, [{ path: '', message: `not JSON: ${(err as Error).message}` }], err);
+  }
+}
 /** data.gpu: the agent truncates the UUID label to 128 (agent/parsers/xid.ts); a GPU's UUID is 40. */
 const MAX_GPU_FIELD = 128;
 const GPU_FIELD_RE = /^[A-Za-z0-9][A-Za-z0-9:._-]{0,127}$/;
@@ -99,7 +114,7 @@ export function envelopeProblems(v: unknown): InputProblem[] {
   if (v.v !== 1) problems.push({ path: '/v', message: `unsupported envelope version ${JSON.stringify(v.v)} (expected 1)` });
   if (typeof v.id !== 'string' || v.id.length === 0 || v.id.length > MAX_ID)
     problems.push({ path: '/id', message: `must be a non-empty string of at most ${MAX_ID} characters` });
-  const t = typeof v.ts === 'string' && RFC3339.test(v.ts) ? Date.parse(v.ts) : Number.NaN;
+  const t = rfc3339Ms(v.ts);
   if (Number.isNaN(t)) problems.push({ path: '/ts', message: 'must be an RFC 3339 timestamp' });
   else lastTime = t;
   if (typeof v.node !== 'string' || v.node.length === 0 || v.node.length > MAX_NODE)
@@ -184,11 +199,5 @@ export function parseEnvelope(input: unknown, source?: string, time?: EnvelopeTi
 
 /** Parses one JSON text (a Kafka message value or a JSONL line) into a valid envelope. */
 export function decodeEnvelope(text: string, source?: string, time?: EnvelopeTime): EventEnvelope {
-  let raw: unknown;
-  try {
-    raw = JSON.parse(text);
-  } catch (err) {
-    throw new PoisonInputError('EVENT_INVALID', source, [{ path: '', message: `not JSON: ${(err as Error).message}` }], err);
-  }
-  return parseEnvelope(raw, source, time);
+  return parseEnvelope(parseJsonInput(text, source), source, time);
 }

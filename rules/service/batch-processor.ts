@@ -187,9 +187,13 @@ export class BatchProcessor {
       if (Number.isFinite(t) && (maxEventTs === null || t > maxEventTs)) maxEventTs = t;
     }
     let duplicates = valid.length - unique.length;
-    // a release record is deduplicated like an event (by its id): a redelivery never applies it twice
-    const ownIds = new Set(firstSeen.keys());
-    const uniqueReleases = releases.filter(({ r }) => !ownIds.has(r.id) && (ownIds.add(r.id), true));
+    // a release record is deduplicated like an event (by its id, in the same set): a redelivery never applies it twice
+    const uniqueReleases: typeof releases = [];
+    for (const x of releases)
+      if (!firstSeen.has(x.r.id)) {
+        firstSeen.add(x.r.id);
+        uniqueReleases.push(x);
+      }
     duplicates += releases.length - uniqueReleases.length;
 
     // where a batch's time goes (debug log 'batch phases'), ms

@@ -21,6 +21,7 @@ import { PoisonInputError } from '../../core/errors.js';
 import { MAX_ISOLATING_EPISODES } from '../../core/held-fault.js';
 import type { RuleScope } from '../../core/held-fault.js';
 import { isRecord } from '../../core/records.js';
+import { MAX_ID, MAX_NODE, parseJsonInput, rfc3339Ms } from '../../core/envelope.js';
 
 /** The Kafka header that marks an internal record on the events topic, and its value for a release. */
 export const RECORD_HEADER = 'nodewarden-record';
@@ -29,11 +30,8 @@ export const RELEASE_RECORD = 'episode-release/1';
 export const MAX_RECORD_HEADER = 64;
 /** Longest release record (8 episodes of the longest rule id and scope fit in well under this). */
 const MAX_RELEASE_BYTES = 16 * 1024;
-const MAX_ID = 128;
-const MAX_NODE = 253;
 const MAX_RULE = 128;
 const MAX_SCOPE = 1024;
-const RFC3339 = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,9})?(Z|[+-]\d{2}:\d{2})$/;
 
 /** `{ v: 1, kind, id, ts, node, episodes }` — one JSON object per Kafka message, key = node. */
 export interface ReleaseRecord {
@@ -65,7 +63,7 @@ function releaseProblems(v: unknown, key: string | null): InputProblem[] {
   if (v.v !== 1) problems.push({ path: '/v', message: 'must be 1' });
   if (v.kind !== 'episode-release') problems.push({ path: '/kind', message: 'must be "episode-release"' });
   if (typeof v.id !== 'string' || v.id.length === 0 || v.id.length > MAX_ID) problems.push({ path: '/id', message: `must be a non-empty string of at most ${MAX_ID} characters` });
-  if (typeof v.ts !== 'string' || !RFC3339.test(v.ts) || !Number.isFinite(Date.parse(v.ts))) problems.push({ path: '/ts', message: 'must be an RFC 3339 time' });
+  if (!Number.isFinite(rfc3339Ms(v.ts))) problems.push({ path: '/ts', message: 'must be an RFC 3339 time' });
   const node = typeof v.node === 'string' && v.node.length > 0 && v.node.length <= MAX_NODE && !v.node.includes('|') ? v.node : null;
   if (node === null) problems.push({ path: '/node', message: `must be a node name (at most ${MAX_NODE} characters, no '|')` });
   // the key decides the partition: a record keyed by another node would be applied by the wrong owner, out of order
@@ -88,12 +86,7 @@ function releaseProblems(v: unknown, key: string | null): InputProblem[] {
 /** Parses and validates one release record (Kafka value and key), or throws a PoisonInputError listing every problem. */
 export function decodeReleaseRecord(text: string, key: string | null, source?: string): ReleaseRecord {
   if (text.length > MAX_RELEASE_BYTES) throw new PoisonInputError('EVENT_INVALID', source, [{ path: '', message: `release record longer than ${MAX_RELEASE_BYTES} characters` }]);
-  let raw: unknown;
-  try {
-    raw = JSON.parse(text);
-  } catch (err) {
-    throw new PoisonInputError('EVENT_INVALID', source, [{ path: '', message: `not JSON: ${(err as Error).message}` }], err);
-  }
+  const raw = parseJsonInput(text, source);
   const problems = releaseProblems(raw, key);
   if (problems.length > 0) throw new PoisonInputError('EVENT_INVALID', source, problems);
   return raw as ReleaseRecord;

@@ -157,6 +157,8 @@ describe('routed episode release in partition-local mode (ADR 0049)', () => {
       ['not JSON', recordMsg('{')],
       ['too long', recordMsg(JSON.stringify({ ...good, id: 'x'.repeat(20_000) }))],
       ['too far in the past', recordMsg({ ...good, ts: new Date(T0 - 30 * 24 * 60 * M).toISOString() })],
+      ['a time without its offset', recordMsg({ ...good, ts: '2026-11-21T10:00:00.000' })],
+      ['a time that is no date', recordMsg({ ...good, ts: '2026-11-21T10:00:99.000Z' })],
       ['an unknown internal record', recordMsg(good, NODE, 'episode-release/2')],
     ];
     for (const [what, m] of bad) {
